@@ -1,0 +1,210 @@
+//! The engine's parameters, read once from the environment by each function's `main` (the core
+//! only takes a lookup function, it never reads the environment itself).
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `TRAFFIC_WINDOWS` | `15m,1h,24h` | window lengths; each a multiple of the shortest |
+//! | `TRAFFIC_ALLOWED_LATENESS` | `2m` | watermark = greatest event time − this |
+//! | `TRAFFIC_STATE_BUCKETS` | `16` | state items per shard and pane (see `docs/state.md`) |
+//! | `TRAFFIC_DIGEST_SIZE` | `100` | t-digest compression |
+//! | `TRAFFIC_TOP_K` | `10` | length of the speed ranking |
+//! | `WEBSTER_LOST_TIME_S` | `4` | lost time per phase, s |
+//! | `WEBSTER_YELLOW_S` | `4` | yellow (amber) time per phase, s |
+//! | `WEBSTER_MIN_CYCLE_S` / `WEBSTER_MAX_CYCLE_S` | `30` / `120` | cycle clamp, s |
+//! | `WEBSTER_SATURATED_Y` | `0.9` | at or above this total ratio the cycle is the maximum |
+//! | `WEBSTER_MIN_GREEN_S` | `5` | shortest effective green, s |
+
+use crate::digest::DEFAULT_DIGEST_SIZE;
+use crate::ranking::TOP_K;
+use crate::webster::WebsterConfig;
+use crate::window::{WindowLength, parse_duration_ms};
+use std::str::FromStr;
+
+/// Everything the engine's computations depend on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    /// Window lengths, ascending; each a multiple of the first (the pane length).
+    windows: Vec<WindowLength>,
+    /// Allowed lateness, ms.
+    pub allowed_lateness_ms: i64,
+    /// State items per shard and pane.
+    pub state_buckets: u32,
+    /// t-digest compression.
+    pub digest_size: usize,
+    /// Length of the speed ranking.
+    pub top_k: usize,
+    /// Webster's parameters.
+    pub webster: WebsterConfig,
+}
+
+/// A configuration value that is not valid; the message names the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct ConfigError {
+    /// The variable.
+    pub name: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            windows: [900_000, 3_600_000, 86_400_000]
+                .into_iter()
+                .filter_map(WindowLength::from_ms)
+                .collect(),
+            allowed_lateness_ms: 120_000,
+            state_buckets: 16,
+            digest_size: DEFAULT_DIGEST_SIZE,
+            top_k: TOP_K,
+            webster: WebsterConfig::default(),
+        }
+    }
+}
+
+fn bad(name: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name: name.into(),
+        message: message.into(),
+    }
+}
+
+impl EngineConfig {
+    /// A configuration with other window lengths (validated as [`EngineConfig::set_windows`]).
+    pub fn with_windows(mut self, windows: &[WindowLength]) -> Result<Self, ConfigError> {
+        self.set_windows(windows)?;
+        Ok(self)
+    }
+
+    /// Sets the window lengths: at least one; each a multiple of the shortest, so every
+    /// window is a union of panes (windows of the shortest length).
+    pub fn set_windows(&mut self, windows: &[WindowLength]) -> Result<(), ConfigError> {
+        let mut w = windows.to_vec();
+        w.sort();
+        w.dedup();
+        let Some(first) = w.first().copied() else {
+            return Err(bad("TRAFFIC_WINDOWS", "needs at least one window length"));
+        };
+        if let Some(odd) = w.iter().find(|l| l.ms() % first.ms() != 0) {
+            return Err(bad(
+                "TRAFFIC_WINDOWS",
+                format!("{odd} is not a multiple of the shortest window {first}"),
+            ));
+        }
+        self.windows = w;
+        Ok(())
+    }
+
+    /// The window lengths, ascending.
+    pub fn windows(&self) -> &[WindowLength] {
+        &self.windows
+    }
+
+    /// The pane length: the shortest window. Ingest keeps state per pane; longer windows are
+    /// unions of panes. It is also the control window Webster's method reads flows from.
+    pub fn pane(&self) -> WindowLength {
+        self.windows[0]
+    }
+
+    /// The longest window.
+    pub fn longest(&self) -> WindowLength {
+        self.windows[self.windows.len() - 1]
+    }
+
+    /// Reads the configuration through `lookup` (such as `|k| std::env::var(k).ok()`);
+    /// unset variables keep their defaults.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut c = Self::default();
+        if let Some(v) = lookup("TRAFFIC_WINDOWS") {
+            let lengths = v
+                .split(',')
+                .map(|s| WindowLength::from_str(s.trim()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad("TRAFFIC_WINDOWS", e.to_string()))?;
+            c.set_windows(&lengths)?;
+        }
+        if let Some(v) = lookup("TRAFFIC_ALLOWED_LATENESS") {
+            c.allowed_lateness_ms =
+                parse_duration_ms(&v).map_err(|e| bad("TRAFFIC_ALLOWED_LATENESS", e.to_string()))?;
+        }
+        let int = |name: &str, min: u64, max: u64| -> Result<Option<u64>, ConfigError> {
+            lookup(name)
+                .map(|v| match v.trim().parse::<u64>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(n),
+                    _ => Err(bad(name, format!("must be an integer {min}..={max}, got {v:?}"))),
+                })
+                .transpose()
+        };
+        if let Some(n) = int("TRAFFIC_STATE_BUCKETS", 1, 1024)? {
+            c.state_buckets = n as u32;
+        }
+        if let Some(n) = int("TRAFFIC_DIGEST_SIZE", 10, 10_000)? {
+            c.digest_size = n as usize;
+        }
+        if let Some(n) = int("TRAFFIC_TOP_K", 1, 1000)? {
+            c.top_k = n as usize;
+        }
+        let num = |name: &str| -> Result<Option<f64>, ConfigError> {
+            lookup(name)
+                .map(|v| match v.trim().parse::<f64>() {
+                    Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+                    _ => Err(bad(name, format!("must be a non-negative number, got {v:?}"))),
+                })
+                .transpose()
+        };
+        let w = &mut c.webster;
+        for (name, slot) in [
+            ("WEBSTER_LOST_TIME_S", &mut w.lost_time_per_phase_s),
+            ("WEBSTER_YELLOW_S", &mut w.yellow_s),
+            ("WEBSTER_MIN_CYCLE_S", &mut w.min_cycle_s),
+            ("WEBSTER_MAX_CYCLE_S", &mut w.max_cycle_s),
+            ("WEBSTER_SATURATED_Y", &mut w.saturated_y),
+            ("WEBSTER_MIN_GREEN_S", &mut w.min_green_s),
+        ] {
+            if let Some(x) = num(name)? {
+                *slot = x;
+            }
+        }
+        c.webster
+            .validate()
+            .map_err(|m| bad("WEBSTER_*", m))?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<EngineConfig, ConfigError> {
+        let m: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        EngineConfig::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_assignments_windows() {
+        let c = from(&[]).unwrap_or_else(|e| panic!("{e}"));
+        let labels: Vec<String> = c.windows().iter().map(|w| w.to_string()).collect();
+        assert_eq!(labels, ["15m", "1h", "24h"]);
+        assert_eq!(c.allowed_lateness_ms, 120_000);
+    }
+
+    #[test]
+    fn windows_must_be_multiples_of_the_shortest() {
+        let e = from(&[("TRAFFIC_WINDOWS", "10m,15m")]).err();
+        assert!(e.is_some_and(|e| e.to_string().contains("not a multiple")));
+        let c = from(&[("TRAFFIC_WINDOWS", "4m, 1m ,16m")]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.pane().ms(), 60_000);
+    }
+
+    #[test]
+    fn a_bad_number_names_its_variable() {
+        let e = from(&[("WEBSTER_MAX_CYCLE_S", "lots")]).err();
+        assert!(e.is_some_and(|e| e.name == "WEBSTER_MAX_CYCLE_S"));
+        let e = from(&[("WEBSTER_MIN_CYCLE_S", "200")]).err();
+        assert!(e.is_some_and(|e| e.message.contains("cycle")));
+    }
+}

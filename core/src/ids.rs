@@ -1,0 +1,151 @@
+//! Identifier newtypes that validate on construction.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Longest accepted intersection id, in bytes.
+pub const MAX_ID_LEN: usize = 64;
+
+/// Number of lights at every intersection (the reading contract's `light` is 0..3).
+pub const LIGHTS_PER_INTERSECTION: usize = 4;
+
+/// The id of a signalised intersection, such as `I-0001`.
+///
+/// 1 to 64 characters from `A-Z a-z 0-9 - _ . :`; it is the Kinesis partition key and part of
+/// storage keys, so it never contains spaces, `#` or `/`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct IntersectionId(String);
+
+/// Why a string is not an [`IntersectionId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// The id is empty.
+    #[error("intersection id is empty")]
+    Empty,
+    /// The id is longer than [`MAX_ID_LEN`].
+    #[error("intersection id is longer than {MAX_ID_LEN} bytes")]
+    TooLong,
+    /// The id has a character outside the allowed set.
+    #[error("intersection id has the character {0:?}; allowed are letters, digits, '-', '_', '.', ':'")]
+    BadChar(char),
+}
+
+impl IntersectionId {
+    /// Validates `s` as an intersection id.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        Self::check(s)?;
+        Ok(Self(s.to_owned()))
+    }
+
+    /// Validates an owned string without copying it.
+    pub fn parse_owned(s: String) -> Result<Self, IdError> {
+        Self::check(&s)?;
+        Ok(Self(s))
+    }
+
+    fn check(s: &str) -> Result<(), IdError> {
+        if s.is_empty() {
+            return Err(IdError::Empty);
+        }
+        if s.len() > MAX_ID_LEN {
+            return Err(IdError::TooLong);
+        }
+        match s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+        {
+            Some(c) => Err(IdError::BadChar(c)),
+            None => Ok(()),
+        }
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IntersectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for IntersectionId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse_owned(s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<&str> for IntersectionId {
+    type Error = IdError;
+    fn try_from(s: &str) -> Result<Self, IdError> {
+        Self::parse(s)
+    }
+}
+
+/// The index of one of an intersection's four lights, 0..=3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct LightIndex(u8);
+
+/// A light index outside 0..=3.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("light must be 0..=3, got {0}")]
+pub struct LightError(pub i64);
+
+impl LightIndex {
+    /// Validates a light index.
+    pub fn new(i: i64) -> Result<Self, LightError> {
+        if (0..LIGHTS_PER_INTERSECTION as i64).contains(&i) {
+            Ok(Self(i as u8))
+        } else {
+            Err(LightError(i))
+        }
+    }
+
+    /// All four light indices in order.
+    pub fn all() -> impl Iterator<Item = LightIndex> {
+        (0..LIGHTS_PER_INTERSECTION as u8).map(LightIndex)
+    }
+
+    /// The index as a `usize`, for array access.
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for LightIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for LightIndex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let i = i64::deserialize(d)?;
+        Self::new(i).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_accept_the_contract_example_and_reject_separators() {
+        assert!(IntersectionId::parse("I-0001").is_ok());
+        assert_eq!(IntersectionId::parse(""), Err(IdError::Empty));
+        assert_eq!(IntersectionId::parse("a#b"), Err(IdError::BadChar('#')));
+        assert_eq!(IntersectionId::parse(&"x".repeat(65)), Err(IdError::TooLong));
+    }
+
+    #[test]
+    fn lights_are_zero_to_three() {
+        assert!(LightIndex::new(3).is_ok());
+        assert_eq!(LightIndex::new(4), Err(LightError(4)));
+        assert_eq!(LightIndex::new(-1), Err(LightError(-1)));
+    }
+}

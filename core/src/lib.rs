@@ -1,0 +1,37 @@
+//! Domain core of the traffic monitoring system.
+//!
+//! Everything here is pure: no I/O, no async runtime, no AWS types, and no clock (time always
+//! comes in as a parameter). The stream functions, the local runner and the tests all drive the
+//! same code:
+//!
+//! - [`reading`]: the sensor reading contract and its validation;
+//! - [`city`]: the city file contract (intersections, lights, phases, timings);
+//! - [`window`]: event-time tumbling windows and the watermark;
+//! - [`ranking`]: query 1, vehicle-weighted mean speed and the mergeable top-k;
+//! - [`digest`]: t-digest medians of vehicle counts (query 2);
+//! - [`pane`]: the per-shard partial state that `ingest` keeps, and the fold of a batch into it;
+//! - [`query`]: merging panes of all shards into the results of a window;
+//! - [`webster`]: Webster's (1958) signal timing;
+//! - [`lamps`]: lamp state transitions and alarms;
+//! - [`config`]: the engine's parameters and their parsing.
+
+pub mod city;
+pub mod config;
+pub mod digest;
+pub mod ids;
+pub mod lamps;
+pub mod pane;
+pub mod query;
+pub mod ranking;
+pub mod reading;
+pub mod sequence;
+pub mod time;
+pub mod webster;
+pub mod window;
+
+pub use city::{City, Intersection, Light, Phase};
+pub use config::EngineConfig;
+pub use ids::{IntersectionId, LightIndex};
+pub use reading::{LampColour, LampState, Lamps, Reading, ReadingError};
+pub use sequence::SequenceNumber;
+pub use window::{WindowKey, WindowLength};

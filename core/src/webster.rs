@@ -1,0 +1,276 @@
+//! Webster's method for fixed-time signal settings (F. V. Webster, "Traffic signal settings",
+//! Road Research Technical Paper No. 39, HMSO, London, 1958).
+//!
+//! From the vehicles each light counted over the control window:
+//!
+//! - flow of a light `q = vehicles · 3600 / window_s` (veh/h);
+//! - flow ratio of a phase `y_i = max over its lights of q / s` (`s`: saturation flow, veh/h);
+//! - `Y = Σ y_i`; lost time `L = lost_time_per_phase · phases`;
+//! - optimum cycle `C = (1.5 L + 5) / (1 − Y)`, clamped to `[min_cycle, max_cycle]`, and
+//!   `C = max_cycle` when `Y ≥ saturated_y`;
+//! - effective green `g_i = (C − L) · y_i / Y` (equal split when `Y = 0`), at least
+//!   `min_green`: phases below it are fixed at it and the rest shared again in proportion;
+//! - displayed green `G_i = g_i + lost_time_per_phase − yellow`, so that `Σ (G_i + yellow) = C`;
+//!   red `R_i = C − G_i − yellow`.
+//!
+//! When `C − L` cannot give every phase its minimum green, the cycle is lengthened to
+//! `L + phases · min_green` (possible only with many phases).
+
+use crate::city::{Intersection, Phase};
+use crate::ids::LightIndex;
+use serde::{Deserialize, Serialize};
+
+/// Parameters of Webster's method.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WebsterConfig {
+    /// Lost time per phase, s.
+    pub lost_time_per_phase_s: f64,
+    /// Yellow time per phase, s.
+    pub yellow_s: f64,
+    /// Shortest cycle, s.
+    pub min_cycle_s: f64,
+    /// Longest cycle, s (also the cycle of a saturated intersection).
+    pub max_cycle_s: f64,
+    /// Total flow ratio at or above which the intersection counts as saturated.
+    pub saturated_y: f64,
+    /// Shortest effective green, s.
+    pub min_green_s: f64,
+}
+
+impl Default for WebsterConfig {
+    fn default() -> Self {
+        Self {
+            lost_time_per_phase_s: 4.0,
+            yellow_s: 4.0,
+            min_cycle_s: 30.0,
+            max_cycle_s: 120.0,
+            saturated_y: 0.9,
+            min_green_s: 5.0,
+        }
+    }
+}
+
+impl WebsterConfig {
+    /// Checks that the parameters make sense together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min_cycle_s <= 0.0 || self.min_cycle_s > self.max_cycle_s {
+            return Err("cycle bounds need 0 < min_cycle <= max_cycle".into());
+        }
+        if !(self.saturated_y > 0.0 && self.saturated_y < 1.0) {
+            return Err("saturated_y must be between 0 and 1".into());
+        }
+        if self.yellow_s > self.lost_time_per_phase_s + self.min_green_s {
+            return Err("yellow must not exceed lost time plus minimum green".into());
+        }
+        Ok(())
+    }
+}
+
+/// The timing of one phase.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTiming {
+    /// The phase's lights.
+    pub lights: Vec<LightIndex>,
+    /// Displayed green, s.
+    pub green_s: f64,
+    /// Red, s.
+    pub red_s: f64,
+}
+
+/// New timings for one intersection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Cycle length, s.
+    pub cycle_s: f64,
+    /// Per phase, in the intersection's phase order.
+    pub phases: Vec<PhaseTiming>,
+    /// Total flow ratio Y.
+    pub flow_ratio: f64,
+}
+
+/// Computes Webster timings for `x` from the vehicles each light counted over `window_s`
+/// seconds (`vehicles[l]` for light `l`).
+pub fn retime(x: &Intersection, vehicles: &[u64; 4], window_s: f64, cfg: &WebsterConfig) -> Timing {
+    let n = x.phases.len().max(1);
+    let ys: Vec<f64> = x
+        .phases
+        .iter()
+        .map(|p| {
+            p.lights
+                .iter()
+                .filter_map(|l| {
+                    let s = x.saturation(*l)?;
+                    let q = vehicles[l.get()] as f64 * 3600.0 / window_s;
+                    Some(q / s)
+                })
+                .fold(0.0, f64::max)
+        })
+        .collect();
+    let y_total: f64 = ys.iter().sum();
+    let lost = cfg.lost_time_per_phase_s * n as f64;
+    let mut cycle = if y_total >= cfg.saturated_y {
+        cfg.max_cycle_s
+    } else {
+        ((1.5 * lost + 5.0) / (1.0 - y_total)).clamp(cfg.min_cycle_s, cfg.max_cycle_s)
+    };
+    cycle = cycle.max(lost + n as f64 * cfg.min_green_s);
+    let greens = split_green(cycle - lost, &ys, cfg.min_green_s);
+    let phases = x
+        .phases
+        .iter()
+        .zip(greens)
+        .map(|(p, g)| {
+            let green = g + cfg.lost_time_per_phase_s - cfg.yellow_s;
+            PhaseTiming {
+                lights: p.lights.clone(),
+                green_s: green,
+                red_s: cycle - green - cfg.yellow_s,
+            }
+        })
+        .collect();
+    Timing {
+        cycle_s: cycle,
+        phases,
+        flow_ratio: y_total,
+    }
+}
+
+/// Shares `total` effective green in proportion to `ys` (equally when all are zero), giving
+/// each share at least `min`.
+fn split_green(total: f64, ys: &[f64], min: f64) -> Vec<f64> {
+    let n = ys.len();
+    let y_sum: f64 = ys.iter().sum();
+    let weights: Vec<f64> = if y_sum > 0.0 {
+        ys.to_vec()
+    } else {
+        vec![1.0; n]
+    };
+    let mut fixed = vec![false; n];
+    loop {
+        let free_weight: f64 = (0..n).filter(|&i| !fixed[i]).map(|i| weights[i]).sum();
+        let left = total - min * fixed.iter().filter(|f| **f).count() as f64;
+        let shares: Vec<f64> = (0..n)
+            .map(|i| {
+                if fixed[i] {
+                    min
+                } else if free_weight > 0.0 {
+                    left * weights[i] / free_weight
+                } else {
+                    left / (n - fixed.iter().filter(|f| **f).count()) as f64
+                }
+            })
+            .collect();
+        let newly: Vec<usize> = (0..n).filter(|&i| !fixed[i] && shares[i] < min).collect();
+        if newly.is_empty() {
+            return shares;
+        }
+        for i in newly {
+            fixed[i] = true;
+        }
+    }
+}
+
+/// Applies `t` to a copy of the intersection's phases.
+pub fn apply(phases: &[Phase], t: &Timing) -> Vec<Phase> {
+    phases
+        .iter()
+        .zip(&t.phases)
+        .map(|(p, pt)| Phase {
+            green_s: pt.green_s,
+            red_s: pt.red_s,
+            ..p.clone()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::city::City;
+    use proptest::prelude::*;
+
+    fn crossing(sat: [f64; 4], phases: &[&[u8]]) -> Intersection {
+        let lights: Vec<String> = sat
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!(r#"{{"light":{i},"saturation_veh_h":{s}}}"#))
+            .collect();
+        let phases: Vec<String> = phases
+            .iter()
+            .map(|ls| {
+                let l: Vec<String> = ls.iter().map(|x| x.to_string()).collect();
+                format!(r#"{{"lights":[{}],"green_s":30,"red_s":34}}"#, l.join(","))
+            })
+            .collect();
+        let json = format!(
+            r#"{{"intersections":[{{"id":"X","lat":0,"lon":0,"lights":[{}],"phases":[{}]}}]}}"#,
+            lights.join(","),
+            phases.join(",")
+        );
+        City::parse(&json)
+            .map(|c| c.intersections[0].clone())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_hand_worked_two_phase_crossing() {
+        // Over 900 s: lights 0,2 count 90 and 45 vehicles, lights 1,3 count 45 and 30.
+        // q = 360, 180, 180, 120 veh/h; s = 1800: y1 = 0.2, y2 = 0.1, Y = 0.3, L = 8 s.
+        // C = (1.5·8 + 5) / 0.7 = 24.29 → 30 s (clamped). g = 22 · 2/3, 22 · 1/3.
+        let x = crossing([1800.0; 4], &[&[0, 2], &[1, 3]]);
+        let t = retime(&x, &[90, 45, 45, 30], 900.0, &WebsterConfig::default());
+        assert!((t.flow_ratio - 0.3).abs() < 1e-12);
+        assert_eq!(t.cycle_s, 30.0);
+        assert!((t.phases[0].green_s - 22.0 * 2.0 / 3.0).abs() < 1e-9);
+        assert!((t.phases[1].green_s - 22.0 / 3.0).abs() < 1e-9);
+        assert!((t.phases[0].red_s - (30.0 - 22.0 * 2.0 / 3.0 - 4.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_unclamped_cycle_follows_the_formula() {
+        // y = 0.4 and 0.3: Y = 0.7, C = 17 / 0.3 = 56.67 s.
+        let x = crossing([1800.0; 4], &[&[0, 2], &[1, 3]]);
+        let t = retime(&x, &[180, 135, 0, 0], 900.0, &WebsterConfig::default());
+        assert!((t.cycle_s - 17.0 / 0.3).abs() < 1e-9);
+        assert!((t.phases[0].green_s - (17.0 / 0.3 - 8.0) * 4.0 / 7.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_saturated_intersection_gets_the_longest_cycle_and_no_flow_an_equal_split() {
+        let x = crossing([1800.0; 4], &[&[0, 2], &[1, 3]]);
+        let t = retime(&x, &[400, 0, 0, 100], 900.0, &WebsterConfig::default());
+        assert_eq!(t.cycle_s, 120.0);
+        let t = retime(&x, &[0, 0, 0, 0], 900.0, &WebsterConfig::default());
+        assert_eq!(t.cycle_s, 30.0);
+        assert_eq!(t.phases[0].green_s, t.phases[1].green_s);
+    }
+
+    #[test]
+    fn a_light_phase_still_gets_the_minimum_green() {
+        let x = crossing([1800.0; 4], &[&[0, 2], &[1, 3]]);
+        let t = retime(&x, &[300, 1, 0, 0], 900.0, &WebsterConfig::default());
+        assert!((t.phases[1].green_s - 5.0).abs() < 1e-9, "{t:?}");
+    }
+
+    proptest! {
+        #[test]
+        fn splits_plus_yellows_sum_to_the_cycle(
+            v in prop::array::uniform4(0u64..2000),
+            sat in prop::array::uniform4(600.0f64..2400.0),
+            three in any::<bool>(),
+            window in 60.0f64..3600.0,
+        ) {
+            let phases: &[&[u8]] = if three { &[&[0], &[1, 3], &[2]] } else { &[&[0, 2], &[1, 3]] };
+            let x = crossing(sat, phases);
+            let cfg = WebsterConfig::default();
+            let t = retime(&x, &v, window, &cfg);
+            let sum: f64 = t.phases.iter().map(|p| p.green_s + cfg.yellow_s).sum();
+            prop_assert!((sum - t.cycle_s).abs() < 1e-9, "{} vs {}", sum, t.cycle_s);
+            prop_assert!(t.cycle_s >= cfg.min_cycle_s && t.cycle_s <= cfg.max_cycle_s);
+            for p in &t.phases {
+                prop_assert!(p.green_s >= cfg.min_green_s - 1e-9);
+                prop_assert!((p.green_s + cfg.yellow_s + p.red_s - t.cycle_s).abs() < 1e-9);
+            }
+        }
+    }
+}
