@@ -13,6 +13,9 @@ use crate::window::WindowKey;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// How many digests an intersection collects before they are merged into one.
+const COMPACT_AT: usize = 32;
+
 /// One intersection's median, for the above-median list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MedianEntry {
@@ -96,6 +99,12 @@ impl WindowAccumulator {
             t.readings += x.readings();
             if !x.digest.is_empty() {
                 t.digests.push(x.digest.clone());
+                // Bound memory over long windows (96 panes × shards): fold the collected
+                // digests into one now and then.
+                if t.digests.len() >= COMPACT_AT {
+                    let one = VehicleDigest::merge_all(&t.digests);
+                    t.digests = vec![one];
+                }
             }
         }
     }

@@ -1,1 +1,186 @@
-//! stub
+//! Ports: the narrow async traits the traffic functions need from the outside world.
+//!
+//! Each has an embedded adapter (`traffic-embedded`, on redb) and an AWS adapter (DynamoDB,
+//! SNS). Handlers take ports as `&dyn Trait`, so the same handler code runs in Lambda, in the
+//! local runner, in `traffic replay` and in tests. No storage or cloud type appears here.
+
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use traffic_core::city::{Intersection, Phase};
+use traffic_core::lamps::{Alarm, LightLamps};
+use traffic_core::pane::{Commit, PaneItem, PaneKey, ShardMeta};
+use traffic_core::query::WindowResult;
+use traffic_core::window::WindowKey;
+use traffic_core::{IntersectionId, LightIndex};
+
+/// An error from a port, classified by what the caller should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// A conditional write found the stored state changed by someone else: reload and retry.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The thing asked for does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The thing to create exists already.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// The backend is unavailable or throttling: the same call may succeed later.
+    #[error("temporarily unavailable: {context}")]
+    Unavailable {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Stored data that cannot be decoded.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// Any other backend failure.
+    #[error("{context}")]
+    Backend {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl PortError {
+    /// Whether retrying the same work later may succeed (so a record should be retried, not
+    /// skipped).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            PortError::Conflict(_) | PortError::Unavailable { .. } | PortError::Backend { .. }
+        )
+    }
+
+    /// A backend error with context.
+    pub fn backend(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        PortError::Backend {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// Result of a port call.
+pub type PortResult<T> = Result<T, PortError>;
+
+/// The partial state of `ingest` (per-shard metas and pane items), read by `merge`.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// Most pane items one [`Commit`] may carry (a DynamoDB transaction is bounded).
+    fn max_items_per_commit(&self) -> usize;
+
+    /// Loads a shard's meta and those of `keys` that exist.
+    async fn load_shard(
+        &self,
+        shard_id: &str,
+        keys: &[PaneKey],
+    ) -> PortResult<(Option<ShardMeta>, Vec<PaneItem>)>;
+
+    /// Writes a commit atomically, if the stored meta's `applied_through` still equals
+    /// `commit.expected`; otherwise fails with [`PortError::Conflict`] and writes nothing.
+    async fn commit(&self, commit: &Commit) -> PortResult<()>;
+
+    /// The metas of all shards.
+    async fn shard_metas(&self) -> PortResult<Vec<ShardMeta>>;
+
+    /// Starts of the panes that have items, ascending.
+    async fn pane_starts(&self) -> PortResult<Vec<i64>>;
+
+    /// All items of one pane, of every shard and bucket.
+    async fn pane_items(&self, start_ms: i64) -> PortResult<Vec<PaneItem>>;
+
+    /// Deletes all items of the panes that start before `before_ms`.
+    async fn delete_panes_before(&self, before_ms: i64) -> PortResult<()>;
+}
+
+/// The intersection registry: intersections, their lights, phases and timings.
+#[async_trait]
+pub trait Registry: Send + Sync {
+    /// All intersections, by id.
+    async fn intersections(&self) -> PortResult<Vec<Intersection>>;
+
+    /// One intersection.
+    async fn intersection(&self, id: &IntersectionId) -> PortResult<Option<Intersection>>;
+
+    /// Creates an intersection; [`PortError::AlreadyExists`] if the id is taken.
+    async fn create_intersection(&self, x: &Intersection) -> PortResult<()>;
+
+    /// Creates or replaces an intersection.
+    async fn put_intersection(&self, x: &Intersection) -> PortResult<()>;
+
+    /// Deletes an intersection; `false` if there was none.
+    async fn delete_intersection(&self, id: &IntersectionId) -> PortResult<bool>;
+
+    /// Sets new timings (the phases' green and red) of intersections, noting the window they
+    /// were computed from. Intersections deleted meanwhile are skipped.
+    async fn set_timings(&self, timings: &[(IntersectionId, Vec<Phase>)], from: &str)
+    -> PortResult<()>;
+}
+
+/// A stored alarm and what became of it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AlarmRecord {
+    /// The alarm.
+    pub alarm: Alarm,
+    /// Whether it has been handed to the publisher.
+    pub published: bool,
+    /// When an operator marked the lamp repaired (RFC 3339), if they did.
+    #[serde(default)]
+    pub repaired_at: Option<String>,
+}
+
+/// Lamp states per light, and the log of alarms.
+#[async_trait]
+pub trait LampStore: Send + Sync {
+    /// The states of the given lights (default, all ok, for lights never seen).
+    async fn lamp_states(
+        &self,
+        lights: &[(IntersectionId, LightIndex)],
+    ) -> PortResult<BTreeMap<(IntersectionId, LightIndex), LightLamps>>;
+
+    /// Stores new lamp states.
+    async fn put_lamp_states(
+        &self,
+        states: &[((IntersectionId, LightIndex), LightLamps)],
+    ) -> PortResult<()>;
+
+    /// Records an alarm unless one with its id exists; returns the stored record, so a retry
+    /// can tell whether it was already published.
+    async fn record_alarm(&self, alarm: &Alarm) -> PortResult<AlarmRecord>;
+
+    /// Marks a recorded alarm as published.
+    async fn mark_published(&self, alarm_id: &str) -> PortResult<()>;
+
+    /// All recorded alarms, oldest first.
+    async fn alarms(&self) -> PortResult<Vec<AlarmRecord>>;
+}
+
+/// Sends alarms to the people who repair lamps (SNS in AWS).
+#[async_trait]
+pub trait AlarmPublisher: Send + Sync {
+    /// Publishes one alarm.
+    async fn publish(&self, alarm: &Alarm) -> PortResult<()>;
+}
+
+/// The merge's results per window.
+#[async_trait]
+pub trait ResultStore: Send + Sync {
+    /// Stores (or replaces) results.
+    async fn put_results(&self, results: &[(WindowKey, WindowResult)]) -> PortResult<()>;
+
+    /// Windows whose stored result is final (closed).
+    async fn closed_windows(&self) -> PortResult<Vec<WindowKey>>;
+
+    /// All stored results, ordered by window length then start.
+    async fn results(&self) -> PortResult<Vec<WindowResult>>;
+}

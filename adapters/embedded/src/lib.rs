@@ -1,1 +1,505 @@
-//! stub
+//! The embedded adapter: every port on one redb database file, durable across restarts.
+//!
+//! Tables mirror the DynamoDB layout: shard metas, pane items keyed by (pane start, shard,
+//! bucket), results keyed by window, intersections, lamp states and alarms. A [`Commit`] is one
+//! redb write transaction, checked against the stored `applied_through` first, so the
+//! all-or-nothing, conditional semantics are the same as with DynamoDB's transactions.
+//!
+//! redb calls are synchronous and short (one transaction each); they run on the caller's
+//! thread.
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Serialize, de::DeserializeOwned};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use traffic_core::city::{Intersection, Phase};
+use traffic_core::lamps::{Alarm, LightLamps};
+use traffic_core::pane::{Commit, PaneItem, PaneKey, ShardMeta};
+use traffic_core::query::WindowResult;
+use traffic_core::window::{WindowKey, WindowLength};
+use traffic_core::{IntersectionId, LightIndex};
+use traffic_ports::{
+    AlarmPublisher, AlarmRecord, LampStore, PortError, PortResult, Registry, ResultStore,
+    StateStore,
+};
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("shard_meta");
+const PANES: TableDefinition<(i64, &str, u32), &[u8]> = TableDefinition::new("panes");
+const RESULTS: TableDefinition<(i64, i64), &[u8]> = TableDefinition::new("results");
+const INTERSECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("intersections");
+const LAMPS: TableDefinition<(&str, u8), &[u8]> = TableDefinition::new("lamps");
+const ALARMS: TableDefinition<&str, &[u8]> = TableDefinition::new("alarms");
+const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("published_alarms");
+
+/// Every port on one redb file. Cheap to clone (the database is shared).
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+/// Maps a redb error to a backend [`PortError`] with context.
+macro_rules! r {
+    ($e:expr, $ctx:expr) => {
+        $e.map_err(|e| PortError::backend($ctx, redb::Error::from(e)))
+    };
+}
+
+fn encode<T: Serialize>(v: &T) -> PortResult<Vec<u8>> {
+    postcard::to_allocvec(v).map_err(|e| PortError::backend("encoding state", e))
+}
+
+fn decode<T: DeserializeOwned>(b: &[u8], what: &str) -> PortResult<T> {
+    postcard::from_bytes(b).map_err(|e| PortError::Corrupt(format!("{what}: {e}")))
+}
+
+fn to_json<T: Serialize>(v: &T) -> PortResult<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| PortError::backend("encoding JSON", e))
+}
+
+fn from_json<T: DeserializeOwned>(b: &[u8], what: &str) -> PortResult<T> {
+    serde_json::from_slice(b).map_err(|e| PortError::Corrupt(format!("{what}: {e}")))
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct StoredResult {
+    key: WindowKey,
+    result: WindowResult,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the database at `path`, creating its tables.
+    pub fn open(path: impl AsRef<Path>) -> PortResult<Self> {
+        let db = Database::create(path.as_ref())
+            .map_err(|e| PortError::backend(format!("opening {}", path.as_ref().display()), e))?;
+        let txn = r!(db.begin_write(), "creating tables")?;
+        {
+            r!(txn.open_table(META), "creating tables")?;
+            r!(txn.open_table(PANES), "creating tables")?;
+            r!(txn.open_table(RESULTS), "creating tables")?;
+            r!(txn.open_table(INTERSECTIONS), "creating tables")?;
+            r!(txn.open_table(LAMPS), "creating tables")?;
+            r!(txn.open_table(ALARMS), "creating tables")?;
+            r!(txn.open_table(OUTBOX), "creating tables")?;
+        }
+        r!(txn.commit(), "creating tables")?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Alarms handed to the embedded publisher, in id order (what SNS would have sent).
+    pub fn published_alarms(&self) -> PortResult<Vec<Alarm>> {
+        let txn = r!(self.db.begin_read(), "reading published alarms")?;
+        let t = r!(txn.open_table(OUTBOX), "reading published alarms")?;
+        let mut out = Vec::new();
+        for e in r!(t.iter(), "reading published alarms")? {
+            let (_, v) = r!(e, "reading published alarms")?;
+            out.push(from_json(v.value(), "published alarm")?);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl StateStore for EmbeddedStore {
+    fn max_items_per_commit(&self) -> usize {
+        usize::MAX
+    }
+
+    async fn load_shard(
+        &self,
+        shard_id: &str,
+        keys: &[PaneKey],
+    ) -> PortResult<(Option<ShardMeta>, Vec<PaneItem>)> {
+        let ctx = "loading shard state";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let metas = r!(txn.open_table(META), ctx)?;
+        let meta = match r!(metas.get(shard_id), ctx)? {
+            Some(v) => Some(decode(v.value(), "shard meta")?),
+            None => None,
+        };
+        let panes = r!(txn.open_table(PANES), ctx)?;
+        let mut items = Vec::new();
+        for k in keys {
+            if let Some(v) = r!(panes.get((k.start_ms, k.shard_id.as_str(), k.bucket)), ctx)? {
+                items.push(decode(v.value(), "pane item")?);
+            }
+        }
+        Ok((meta, items))
+    }
+
+    async fn commit(&self, c: &Commit) -> PortResult<()> {
+        let ctx = "committing shard state";
+        let txn = r!(self.db.begin_write(), ctx)?;
+        {
+            let mut metas = r!(txn.open_table(META), ctx)?;
+            let stored: Option<ShardMeta> = match r!(metas.get(c.meta.shard_id.as_str()), ctx)? {
+                Some(v) => Some(decode(v.value(), "shard meta")?),
+                None => None,
+            };
+            let stored_seq = stored.and_then(|m| m.applied_through);
+            if stored_seq != c.expected {
+                return Err(PortError::Conflict(format!(
+                    "shard {} is at {:?}, the batch expected {:?}",
+                    c.meta.shard_id, stored_seq, c.expected
+                )));
+            }
+            r!(metas.insert(c.meta.shard_id.as_str(), encode(&c.meta)?.as_slice()), ctx)?;
+            let mut panes = r!(txn.open_table(PANES), ctx)?;
+            for item in &c.items {
+                let k = &item.key;
+                r!(
+                    panes.insert(
+                        (k.start_ms, k.shard_id.as_str(), k.bucket),
+                        encode(item)?.as_slice()
+                    ),
+                    ctx
+                )?;
+            }
+        }
+        r!(txn.commit(), ctx)
+    }
+
+    async fn shard_metas(&self) -> PortResult<Vec<ShardMeta>> {
+        let ctx = "reading shard metas";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(META), ctx)?;
+        let mut out = Vec::new();
+        for e in r!(t.iter(), ctx)? {
+            let (_, v) = r!(e, ctx)?;
+            out.push(decode(v.value(), "shard meta")?);
+        }
+        Ok(out)
+    }
+
+    async fn pane_starts(&self) -> PortResult<Vec<i64>> {
+        let ctx = "listing panes";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(PANES), ctx)?;
+        let mut out: Vec<i64> = Vec::new();
+        for e in r!(t.iter(), ctx)? {
+            let (k, _) = r!(e, ctx)?;
+            let start = k.value().0;
+            if out.last() != Some(&start) {
+                out.push(start);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn pane_items(&self, start_ms: i64) -> PortResult<Vec<PaneItem>> {
+        let ctx = "reading a pane";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(PANES), ctx)?;
+        let mut out = Vec::new();
+        for e in r!(t.range((start_ms, "", 0)..(start_ms + 1, "", 0)), ctx)? {
+            let (_, v) = r!(e, ctx)?;
+            out.push(decode(v.value(), "pane item")?);
+        }
+        Ok(out)
+    }
+
+    async fn delete_panes_before(&self, before_ms: i64) -> PortResult<()> {
+        let ctx = "deleting old panes";
+        let txn = r!(self.db.begin_write(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(PANES), ctx)?;
+            r!(t.retain_in((i64::MIN, "", 0)..(before_ms, "", 0), |_, _| false), ctx)?;
+        }
+        r!(txn.commit(), ctx)
+    }
+}
+
+#[async_trait]
+impl Registry for EmbeddedStore {
+    async fn intersections(&self) -> PortResult<Vec<Intersection>> {
+        let ctx = "listing intersections";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        let mut out = Vec::new();
+        for e in r!(t.iter(), ctx)? {
+            let (_, v) = r!(e, ctx)?;
+            out.push(from_json(v.value(), "intersection")?);
+        }
+        Ok(out)
+    }
+
+    async fn intersection(&self, id: &IntersectionId) -> PortResult<Option<Intersection>> {
+        let ctx = "reading an intersection";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        match r!(t.get(id.as_str()), ctx)? {
+            Some(v) => Ok(Some(from_json(v.value(), "intersection")?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn create_intersection(&self, x: &Intersection) -> PortResult<()> {
+        let ctx = "creating an intersection";
+        let txn = r!(self.db.begin_write(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+            if r!(t.get(x.id.as_str()), ctx)?.is_some() {
+                return Err(PortError::AlreadyExists(format!("intersection {}", x.id)));
+            }
+            r!(t.insert(x.id.as_str(), to_json(x)?.as_slice()), ctx)?;
+        }
+        r!(txn.commit(), ctx)
+    }
+
+    async fn put_intersection(&self, x: &Intersection) -> PortResult<()> {
+        let ctx = "storing an intersection";
+        let txn = r!(self.db.begin_write(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+            r!(t.insert(x.id.as_str(), to_json(x)?.as_slice()), ctx)?;
+        }
+        r!(txn.commit(), ctx)
+    }
+
+    async fn delete_intersection(&self, id: &IntersectionId) -> PortResult<bool> {
+        let ctx = "deleting an intersection";
+        let txn = r!(self.db.begin_write(), ctx)?;
+        let existed = {
+            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+            r!(t.remove(id.as_str()), ctx)?.is_some()
+        };
+        r!(txn.commit(), ctx)?;
+        Ok(existed)
+    }
+
+    async fn set_timings(
+        &self,
+        timings: &[(IntersectionId, Vec<Phase>)],
+        from: &str,
+    ) -> PortResult<()> {
+        let ctx = "storing timings";
+        let txn = r!(self.db.begin_write(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+            for (id, phases) in timings {
+                let current: Option<Intersection> = match r!(t.get(id.as_str()), ctx)? {
+                    Some(v) => Some(from_json(v.value(), "intersection")?),
+                    None => None,
+                };
+                if let Some(mut x) = current {
+                    x.phases = phases.clone();
+                    x.retimed_from = Some(from.to_owned());
+                    r!(t.insert(id.as_str(), to_json(&x)?.as_slice()), ctx)?;
+                }
+            }
+        }
+        r!(txn.commit(), ctx)
+    }
+}
+
+#[async_trait]
+impl LampStore for EmbeddedStore {
+    async fn lamp_states(
+        &self,
+        lights: &[(IntersectionId, LightIndex)],
+    ) -> PortResult<BTreeMap<(IntersectionId, LightIndex), LightLamps>> {
+        let ctx = "reading lamp states";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(LAMPS), ctx)?;
+        let mut out = BTreeMap::new();
+        for (id, l) in lights {
+            let s = match r!(t.get((id.as_str(), l.get() as u8)), ctx)? {
+                Some(v) => decode(v.value(), "lamp state")?,
+                None => LightLamps::default(),
+            };
+            out.insert((id.clone(), *l), s);
+        }
+        Ok(out)
+    }
+
+    async fn put_lamp_states(
+        &self,
+        states: &[((IntersectionId, LightIndex), LightLamps)],
+    ) -> PortResult<()> {
+        let ctx = "storing lamp states";
+        let txn = r!(self.db.begin_write(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(LAMPS), ctx)?;
+            for ((id, l), s) in states {
+                r!(t.insert((id.as_str(), l.get() as u8), encode(s)?.as_slice()), ctx)?;
+            }
+        }
+        r!(txn.commit(), ctx)
+    }
+
+    async fn record_alarm(&self, alarm: &Alarm) -> PortResult<AlarmRecord> {
+        let ctx = "recording an alarm";
+        let id = alarm.id();
+        let txn = r!(self.db.begin_write(), ctx)?;
+        let record = {
+            let mut t = r!(txn.open_table(ALARMS), ctx)?;
+            let existing: Option<AlarmRecord> = match r!(t.get(id.as_str()), ctx)? {
+                Some(v) => Some(from_json(v.value(), "alarm")?),
+                None => None,
+            };
+            match existing {
+                Some(r) => r,
+                None => {
+                    let r = AlarmRecord {
+                        alarm: alarm.clone(),
+                        published: false,
+                        repaired_at: None,
+                    };
+                    r!(t.insert(id.as_str(), to_json(&r)?.as_slice()), ctx)?;
+                    r
+                }
+            }
+        };
+        r!(txn.commit(), ctx)?;
+        Ok(record)
+    }
+
+    async fn mark_published(&self, alarm_id: &str) -> PortResult<()> {
+        let ctx = "marking an alarm published";
+        let txn = r!(self.db.begin_write(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(ALARMS), ctx)?;
+            let existing: Option<AlarmRecord> = match r!(t.get(alarm_id), ctx)? {
+                Some(v) => Some(from_json(v.value(), "alarm")?),
+                None => None,
+            };
+            let Some(mut rec) = existing else {
+                return Err(PortError::NotFound(format!("alarm {alarm_id}")));
+            };
+            rec.published = true;
+            r!(t.insert(alarm_id, to_json(&rec)?.as_slice()), ctx)?;
+        }
+        r!(txn.commit(), ctx)
+    }
+
+    async fn alarms(&self) -> PortResult<Vec<AlarmRecord>> {
+        let ctx = "listing alarms";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(ALARMS), ctx)?;
+        let mut out: Vec<AlarmRecord> = Vec::new();
+        for e in r!(t.iter(), ctx)? {
+            let (_, v) = r!(e, ctx)?;
+            out.push(from_json(v.value(), "alarm")?);
+        }
+        out.sort_by(|a, b| {
+            (a.alarm.ts_ms, a.alarm.id()).cmp(&(b.alarm.ts_ms, b.alarm.id()))
+        });
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl AlarmPublisher for EmbeddedStore {
+    /// Stores the alarm in the `published_alarms` table (the local stand-in for SNS) and logs
+    /// it; publishing the same alarm twice keeps one copy.
+    async fn publish(&self, alarm: &Alarm) -> PortResult<()> {
+        let ctx = "publishing an alarm";
+        let txn = r!(self.db.begin_write(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(OUTBOX), ctx)?;
+            r!(t.insert(alarm.id().as_str(), to_json(alarm)?.as_slice()), ctx)?;
+        }
+        r!(txn.commit(), ctx)?;
+        tracing::warn!(
+            intersection = %alarm.intersection_id,
+            light = %alarm.light,
+            lamp = alarm.lamp.as_str(),
+            "{}",
+            alarm.short_text()
+        );
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ResultStore for EmbeddedStore {
+    async fn put_results(&self, results: &[(WindowKey, WindowResult)]) -> PortResult<()> {
+        let ctx = "storing results";
+        let txn = r!(self.db.begin_write(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(RESULTS), ctx)?;
+            for (key, result) in results {
+                let stored = StoredResult {
+                    key: *key,
+                    result: result.clone(),
+                };
+                r!(
+                    t.insert((key.length.ms(), key.start_ms), to_json(&stored)?.as_slice()),
+                    ctx
+                )?;
+            }
+        }
+        r!(txn.commit(), ctx)
+    }
+
+    async fn closed_windows(&self) -> PortResult<Vec<WindowKey>> {
+        Ok(self
+            .stored_results()?
+            .into_iter()
+            .filter(|s| s.result.closed)
+            .map(|s| s.key)
+            .collect())
+    }
+
+    async fn results(&self) -> PortResult<Vec<WindowResult>> {
+        Ok(self
+            .stored_results()?
+            .into_iter()
+            .map(|s| WindowResult {
+                key: Some(s.key),
+                ..s.result
+            })
+            .collect())
+    }
+}
+
+impl EmbeddedStore {
+    fn stored_results(&self) -> PortResult<Vec<StoredResult>> {
+        let ctx = "reading results";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(RESULTS), ctx)?;
+        let mut out = Vec::new();
+        for e in r!(t.iter(), ctx)? {
+            let (k, v) = r!(e, ctx)?;
+            let (len, _) = k.value();
+            let s: StoredResult = from_json(v.value(), "result")?;
+            debug_assert_eq!(WindowLength::from_ms(len), Some(s.key.length));
+            out.push(s);
+        }
+        Ok(out)
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use traffic_core::SequenceNumber;
+
+    fn meta(shard: &str, seq: u128) -> ShardMeta {
+        ShardMeta {
+            shard_id: shard.into(),
+            applied_through: Some(SequenceNumber::from_u128(seq)),
+            ..ShardMeta::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_commit_survives_reopening_and_a_stale_commit_is_refused() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("t.redb");
+        {
+            let s = EmbeddedStore::open(&path)?;
+            s.commit(&Commit { expected: None, meta: meta("s0", 5), items: vec![] }).await?;
+        }
+        let s = EmbeddedStore::open(&path)?;
+        let (m, _) = s.load_shard("s0", &[]).await?;
+        assert_eq!(m, Some(meta("s0", 5)));
+        let stale = Commit { expected: None, meta: meta("s0", 9), items: vec![] };
+        assert!(matches!(s.commit(&stale).await, Err(PortError::Conflict(_))));
+        let (m, _) = s.load_shard("s0", &[]).await?;
+        assert_eq!(m, Some(meta("s0", 5)));
+        Ok(())
+    }
+}

@@ -1,1 +1,137 @@
-//! stub
+//! The `fault` function: lamp state transitions → alarms.
+//!
+//! A second consumer of the same stream. For each valid reading of a known intersection, in
+//! order, it applies the lamp transition to the light's stored state; every lamp that went from
+//! ok to broken raises one alarm. Alarms are recorded under a stable id before they are
+//! published and marked published after, and lamp states are stored last, so a retried batch
+//! recomputes the same transitions and publishes nothing twice (short of a crash between a
+//! publish and its mark, the at-least-once edge that SNS consumers must tolerate anyway).
+//! Invalid records are skipped here without a count (`ingest` counts them).
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use std::collections::{BTreeMap, BTreeSet};
+use traffic_core::lamps::{Alarm, LightLamps, transition};
+use traffic_core::{IntersectionId, LightIndex};
+use traffic_functions::directory::Directory;
+use traffic_functions::kinesis::{Decoded, decode_by_shard, failures};
+use traffic_ports::{AlarmPublisher, LampStore, PortError, Registry};
+
+/// What `fault` needs; built once per process.
+pub struct Fault<'a> {
+    /// Lamp states and the alarm log.
+    pub lamps: &'a dyn LampStore,
+    /// Where alarms go.
+    pub publisher: &'a dyn AlarmPublisher,
+    /// Intersections, for validation and positions.
+    pub registry: &'a dyn Registry,
+    /// Cache of the registry.
+    pub directory: &'a Directory,
+}
+
+/// What one invocation did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FaultReport {
+    /// Alarms raised (published now).
+    pub raised: Vec<Alarm>,
+    /// Lamps seen repaired.
+    pub repaired: u64,
+    /// Lights whose state changed.
+    pub lights_updated: u64,
+    /// Shards that failed (their first record is reported for retry).
+    pub failed: Vec<String>,
+}
+
+impl Fault<'_> {
+    /// Handles one Kinesis event.
+    pub async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
+        let (report, failed) = self.process(event).await;
+        tracing::info!(
+            alarms = report.raised.len(),
+            repaired = report.repaired,
+            lights_updated = report.lights_updated,
+            failed = report.failed.len(),
+            "fault batch"
+        );
+        failures(failed)
+    }
+
+    /// Processes one event; returns the report and the sequence numbers to retry from.
+    pub async fn process(
+        &self,
+        event: &KinesisEvent,
+    ) -> (FaultReport, Vec<traffic_core::SequenceNumber>) {
+        let (shards, _) = decode_by_shard(event);
+        let mut report = FaultReport::default();
+        let mut failed = Vec::new();
+        for (shard, records) in &shards {
+            if let Err(e) = self.process_shard(records, &mut report).await {
+                tracing::error!(shard = %shard, error = %e, "lamp states not updated; the batch will be retried");
+                report.failed.push(shard.clone());
+                if let Some(first) = records.first() {
+                    failed.push(first.seq.clone());
+                }
+            }
+        }
+        (report, failed)
+    }
+
+    async fn process_shard(
+        &self,
+        records: &[Decoded<'_>],
+        report: &mut FaultReport,
+    ) -> Result<(), PortError> {
+        let readings: Vec<_> = records.iter().filter_map(|d| d.reading.as_ref().ok()).collect();
+        let known = self
+            .directory
+            .lookup(self.registry, readings.iter().map(|r| &r.intersection_id))
+            .await?;
+        let readings: Vec<_> = readings
+            .into_iter()
+            .filter(|r| known.get(&r.intersection_id).is_some_and(|k| k.has(r.light)))
+            .collect();
+        let lights: BTreeSet<(IntersectionId, LightIndex)> = readings
+            .iter()
+            .map(|r| (r.intersection_id.clone(), r.light))
+            .collect();
+        let lights: Vec<_> = lights.into_iter().collect();
+        let before = self.lamps.lamp_states(&lights).await?;
+        let mut states: BTreeMap<(IntersectionId, LightIndex), LightLamps> = before.clone();
+        let mut alarms = Vec::new();
+        for r in readings {
+            let key = (r.intersection_id.clone(), r.light);
+            let prev = states.get(&key).copied().unwrap_or_default();
+            let t = transition(&prev, r);
+            report.repaired += t.repaired.len() as u64;
+            for lamp in t.failed {
+                alarms.push(Alarm {
+                    intersection_id: r.intersection_id.clone(),
+                    light: r.light,
+                    lamp,
+                    ts_ms: r.ts_ms,
+                    position: r
+                        .position
+                        .or_else(|| known.get(&r.intersection_id).map(|k| k.position)),
+                });
+            }
+            states.insert(key, t.state);
+        }
+        for alarm in &alarms {
+            let record = self.lamps.record_alarm(alarm).await?;
+            if !record.published {
+                self.publisher.publish(alarm).await?;
+                self.lamps.mark_published(&alarm.id()).await?;
+                report.raised.push(alarm.clone());
+            }
+        }
+        let changed: Vec<_> = states
+            .into_iter()
+            .filter(|(k, s)| before.get(k) != Some(s))
+            .collect();
+        report.lights_updated += changed.len() as u64;
+        if !changed.is_empty() {
+            self.lamps.put_lamp_states(&changed).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,66 @@
+//! Kinesis records as the functions see them.
+
+use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
+use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
+use std::collections::BTreeMap;
+use traffic_core::reading::{Reading, ReadingError};
+use traffic_core::sequence::SequenceNumber;
+
+/// The shard a record came from: the part of its `eventID` before the colon
+/// (`shardId-000000000006:4959...`).
+pub fn shard_of(record: &KinesisEventRecord) -> &str {
+    record
+        .event_id
+        .as_deref()
+        .and_then(|id| id.split(':').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("shardId-unknown")
+}
+
+/// One decoded record.
+#[derive(Debug)]
+pub struct Decoded<'a> {
+    /// The record as received.
+    pub record: &'a KinesisEventRecord,
+    /// Its sequence number.
+    pub seq: SequenceNumber,
+    /// The reading, or why there is none.
+    pub reading: Result<Reading, ReadingError>,
+}
+
+/// Records of a batch grouped by shard, each shard's records in sequence order. Records whose
+/// sequence number is not a number are returned apart (they cannot be checkpointed).
+pub fn decode_by_shard(
+    event: &KinesisEvent,
+) -> (BTreeMap<String, Vec<Decoded<'_>>>, Vec<&KinesisEventRecord>) {
+    let mut shards: BTreeMap<String, Vec<Decoded<'_>>> = BTreeMap::new();
+    let mut bad = Vec::new();
+    for record in &event.records {
+        match SequenceNumber::parse(&record.kinesis.sequence_number) {
+            Ok(seq) => shards
+                .entry(shard_of(record).to_owned())
+                .or_default()
+                .push(Decoded {
+                    record,
+                    seq,
+                    reading: Reading::parse(&record.kinesis.data),
+                }),
+            Err(_) => bad.push(record),
+        }
+    }
+    for records in shards.values_mut() {
+        records.sort_by(|a, b| a.seq.cmp(&b.seq));
+    }
+    (shards, bad)
+}
+
+/// A partial batch response naming `failed` (sequence numbers) as failed records.
+pub fn failures(failed: impl IntoIterator<Item = SequenceNumber>) -> KinesisEventResponse {
+    let mut response = KinesisEventResponse::default();
+    for seq in failed {
+        let mut f = KinesisBatchItemFailure::default();
+        f.item_identifier = Some(seq.as_str().to_owned());
+        response.batch_item_failures.push(f);
+    }
+    response
+}

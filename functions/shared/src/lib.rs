@@ -1,0 +1,34 @@
+//! What the traffic Lambda functions share.
+//!
+//! - [`kinesis`]: decoding a `KinesisEvent`'s records into readings, and batch item failures;
+//! - [`directory`]: a cached view of the registry that tells which intersections and lights
+//!   exist (readings for others are rejected);
+//! - [`wiring`]: configuration and ports built once per process from the environment;
+//! - [`init_tracing`]: structured logs.
+
+pub mod directory;
+pub mod kinesis;
+pub mod wiring;
+
+/// Starts structured logging: JSON lines (as CloudWatch wants) when `TRAFFIC_LOG_FORMAT=json`
+/// or inside Lambda, plain text otherwise; the level from `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    init_tracing_at("info");
+}
+
+/// As [`init_tracing`], with `default_level` when `RUST_LOG` is unset.
+pub fn init_tracing_at(default_level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let json = std::env::var("TRAFFIC_LOG_FORMAT").is_ok_and(|v| v == "json")
+        || std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().without_time().try_init()
+    } else {
+        builder.try_init()
+    };
+}

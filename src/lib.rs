@@ -1,0 +1,9 @@
+//! The `traffic` tool as a library, so that its pieces are tested and benchmarked directly:
+//!
+//! - [`stream`]: the in-process sharded stream (Kinesis' partitioning and event shape);
+//! - [`engine`]: the functions driven as an event source mapping drives them;
+//! - [`replay`]: `traffic replay`.
+
+pub mod engine;
+pub mod replay;
+pub mod stream;
