@@ -1,0 +1,1 @@
+//! Simulated city (being written).
