@@ -61,7 +61,10 @@ impl Engine {
             match retry_from(pending, &response.batch_item_failures) {
                 None => break,
                 Some(rest) if attempt == MAX_ATTEMPTS => {
-                    bail!("ingest failed {MAX_ATTEMPTS} times on shard {shard} ({} records left)", rest.len())
+                    bail!(
+                        "ingest failed {MAX_ATTEMPTS} times on shard {shard} ({} records left)",
+                        rest.len()
+                    )
                 }
                 Some(rest) => {
                     pending = rest;
@@ -75,7 +78,10 @@ impl Engine {
             match retry_from(pending, &response.batch_item_failures) {
                 None => break,
                 Some(rest) if attempt == MAX_ATTEMPTS => {
-                    bail!("fault failed {MAX_ATTEMPTS} times on shard {shard} ({} records left)", rest.len())
+                    bail!(
+                        "fault failed {MAX_ATTEMPTS} times on shard {shard} ({} records left)",
+                        rest.len()
+                    )
                 }
                 Some(rest) => {
                     pending = rest;

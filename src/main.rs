@@ -10,7 +10,11 @@ use traffic_core::EngineConfig;
 use traffic_core::window::WindowLength;
 
 #[derive(Parser)]
-#[command(name = "traffic", version, about = "Monitor a city's signalised intersections and retime them")]
+#[command(
+    name = "traffic",
+    version,
+    about = "Monitor a city's signalised intersections and retime them"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,7 +24,12 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct EngineArgs {
     /// Window lengths, each a multiple of the shortest.
-    #[arg(long, value_delimiter = ',', default_value = "15m,1h,24h", env = "TRAFFIC_WINDOWS")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "15m,1h,24h",
+        env = "TRAFFIC_WINDOWS"
+    )]
     windows: Vec<WindowLength>,
     /// Allowed lateness of readings behind the greatest event time seen.
     #[arg(long, default_value = "2m", env = "TRAFFIC_ALLOWED_LATENESS")]

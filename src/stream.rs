@@ -17,9 +17,11 @@ pub fn shard_id(i: usize) -> String {
 pub fn shard_for(partition_key: &str, shards: usize) -> usize {
     let digest = Md5::digest(partition_key.as_bytes());
     let hash = u128::from_be_bytes(digest.into());
-    let n = shards.max(1) as u128;
-    let width = u128::MAX / n + 1;
-    ((hash / width) as usize).min(shards.max(1) - 1)
+    if shards <= 1 {
+        return 0;
+    }
+    let width = u128::MAX / shards as u128 + 1;
+    ((hash / width) as usize).min(shards - 1)
 }
 
 /// One record in a shard.

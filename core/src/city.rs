@@ -119,7 +119,10 @@ impl Intersection {
         let mut in_phase = BTreeSet::new();
         for (p, phase) in self.phases.iter().enumerate() {
             if phase.lights.is_empty() {
-                return Err(err(format!("{at}phases[{p}].lights"), "needs at least one light"));
+                return Err(err(
+                    format!("{at}phases[{p}].lights"),
+                    "needs at least one light",
+                ));
             }
             for l in &phase.lights {
                 if !seen.contains(l) {
@@ -139,7 +142,10 @@ impl Intersection {
                 return Err(err(format!("{at}phases[{p}].green_s"), "must be positive"));
             }
             if !(phase.red_s.is_finite() && phase.red_s >= 0.0) {
-                return Err(err(format!("{at}phases[{p}].red_s"), "must be zero or more"));
+                return Err(err(
+                    format!("{at}phases[{p}].red_s"),
+                    "must be zero or more",
+                ));
             }
         }
         Ok(())
@@ -212,11 +218,16 @@ mod tests {
 
     #[test]
     fn a_phase_naming_a_missing_light_is_rejected_with_its_path() {
-        let bad = EXAMPLE.replace(r#"{"light":3,"saturation_veh_h":1800}"#, "").replace(
-            r#"{"light":2,"saturation_veh_h":1800},"#,
-            r#"{"light":2,"saturation_veh_h":1800}"#,
-        );
-        let e = City::parse(&bad).err().map(|e| e.to_string()).unwrap_or_default();
+        let bad = EXAMPLE
+            .replace(r#"{"light":3,"saturation_veh_h":1800}"#, "")
+            .replace(
+                r#"{"light":2,"saturation_veh_h":1800},"#,
+                r#"{"light":2,"saturation_veh_h":1800}"#,
+            );
+        let e = City::parse(&bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("intersections[0].phases[1].lights"), "{e}");
     }
 
@@ -224,7 +235,10 @@ mod tests {
     fn duplicate_ids_are_rejected() {
         let one = &EXAMPLE[EXAMPLE.find('[').unwrap_or(0) + 1..EXAMPLE.rfind(']').unwrap_or(0)];
         let two = format!(r#"{{"intersections":[{one},{one}]}}"#);
-        let e = City::parse(&two).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = City::parse(&two)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("appears twice"), "{e}");
     }
 }

@@ -125,14 +125,17 @@ impl EngineConfig {
             c.set_windows(&lengths)?;
         }
         if let Some(v) = lookup("TRAFFIC_ALLOWED_LATENESS") {
-            c.allowed_lateness_ms =
-                parse_duration_ms(&v).map_err(|e| bad("TRAFFIC_ALLOWED_LATENESS", e.to_string()))?;
+            c.allowed_lateness_ms = parse_duration_ms(&v)
+                .map_err(|e| bad("TRAFFIC_ALLOWED_LATENESS", e.to_string()))?;
         }
         let int = |name: &str, min: u64, max: u64| -> Result<Option<u64>, ConfigError> {
             lookup(name)
                 .map(|v| match v.trim().parse::<u64>() {
                     Ok(n) if (min..=max).contains(&n) => Ok(n),
-                    _ => Err(bad(name, format!("must be an integer {min}..={max}, got {v:?}"))),
+                    _ => Err(bad(
+                        name,
+                        format!("must be an integer {min}..={max}, got {v:?}"),
+                    )),
                 })
                 .transpose()
         };
@@ -149,7 +152,10 @@ impl EngineConfig {
             lookup(name)
                 .map(|v| match v.trim().parse::<f64>() {
                     Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
-                    _ => Err(bad(name, format!("must be a non-negative number, got {v:?}"))),
+                    _ => Err(bad(
+                        name,
+                        format!("must be a non-negative number, got {v:?}"),
+                    )),
                 })
                 .transpose()
         };
@@ -166,9 +172,7 @@ impl EngineConfig {
                 *slot = x;
             }
         }
-        c.webster
-            .validate()
-            .map_err(|m| bad("WEBSTER_*", m))?;
+        c.webster.validate().map_err(|m| bad("WEBSTER_*", m))?;
         Ok(c)
     }
 }
@@ -179,8 +183,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn from(pairs: &[(&str, &str)]) -> Result<EngineConfig, ConfigError> {
-        let m: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         EngineConfig::from_lookup(|k| m.get(k).cloned())
     }
 

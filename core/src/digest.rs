@@ -167,8 +167,7 @@ impl VehicleDigest {
             && s.min.is_finite()
             && s.max.is_finite()
             && s.min <= s.max
-            && s
-                .centroids
+            && s.centroids
                 .iter()
                 .all(|(m, w)| m.is_finite() && *w > 0 && *m >= s.min && *m <= s.max);
         if !sane {
@@ -254,8 +253,14 @@ mod tests {
         let mut sorted = values.to_vec();
         sorted.sort_by(f64::total_cmp);
         let e = rank_error(&sorted, estimate);
-        prop_assert!(e <= MEDIAN_RANK_BOUND, "rank error {} (estimate {}, exact {:?}, n {})",
-            e, estimate, exact_median(values), values.len());
+        prop_assert!(
+            e <= MEDIAN_RANK_BOUND,
+            "rank error {} (estimate {}, exact {:?}, n {})",
+            e,
+            estimate,
+            exact_median(values),
+            values.len()
+        );
         Ok(())
     }
 

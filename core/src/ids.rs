@@ -27,7 +27,9 @@ pub enum IdError {
     #[error("intersection id is longer than {MAX_ID_LEN} bytes")]
     TooLong,
     /// The id has a character outside the allowed set.
-    #[error("intersection id has the character {0:?}; allowed are letters, digits, '-', '_', '.', ':'")]
+    #[error(
+        "intersection id has the character {0:?}; allowed are letters, digits, '-', '_', '.', ':'"
+    )]
     BadChar(char),
 }
 
@@ -139,7 +141,10 @@ mod tests {
         assert!(IntersectionId::parse("I-0001").is_ok());
         assert_eq!(IntersectionId::parse(""), Err(IdError::Empty));
         assert_eq!(IntersectionId::parse("a#b"), Err(IdError::BadChar('#')));
-        assert_eq!(IntersectionId::parse(&"x".repeat(65)), Err(IdError::TooLong));
+        assert_eq!(
+            IntersectionId::parse(&"x".repeat(65)),
+            Err(IdError::TooLong)
+        );
     }
 
     #[test]

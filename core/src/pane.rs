@@ -314,3 +314,136 @@ impl<'c> BatchFold<'c> {
         self.expected != self.meta.applied_through
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reading::Lamps;
+    use crate::{IntersectionId, LightIndex};
+    use proptest::prelude::*;
+
+    fn reading(i: u8, light: u8, ts_s: i64, vehicles: u32) -> Reading {
+        Reading {
+            intersection_id: IntersectionId::parse(&format!("I-{i}"))
+                .unwrap_or_else(|e| panic!("{e}")),
+            light: LightIndex::new(i64::from(light)).unwrap_or_else(|e| panic!("{e}")),
+            ts_ms: 1_767_600_000_000 + ts_s * 1000,
+            vehicles,
+            mean_speed_kmh: 20.0 + f64::from(vehicles),
+            lamps: Lamps::default(),
+            position: None,
+        }
+    }
+
+    /// A tiny store: one shard's meta and items, committed like the real adapters do.
+    #[derive(Default, Clone, PartialEq, Debug)]
+    struct Store {
+        meta: Option<ShardMeta>,
+        items: BTreeMap<PaneKey, PaneItem>,
+    }
+
+    impl Store {
+        fn commit(&mut self, c: Commit) -> bool {
+            if self.meta.as_ref().and_then(|m| m.applied_through.clone()) != c.expected {
+                return false;
+            }
+            self.meta = Some(c.meta);
+            for i in c.items {
+                self.items.insert(i.key.clone(), i);
+            }
+            true
+        }
+
+        /// Folds a batch; `crash_before_commit` drops the result as a failed invocation would.
+        fn run(
+            &mut self,
+            cfg: &EngineConfig,
+            batch: &[(u128, Reading)],
+            crash_before_commit: bool,
+        ) {
+            let loaded: Vec<PaneItem> = self.items.values().cloned().collect();
+            let mut fold = BatchFold::new(cfg, "s", self.meta.clone(), loaded);
+            for (seq, r) in batch {
+                fold.apply(&SequenceNumber::from_u128(*seq), r);
+            }
+            let c = fold.commit();
+            if !crash_before_commit {
+                assert!(self.commit(c));
+            }
+        }
+    }
+
+    fn readings() -> impl Strategy<Value = Vec<Reading>> {
+        prop::collection::vec((0u8..5, 0u8..4, 0i64..3600, 0u32..40), 1..120).prop_map(|v| {
+            v.into_iter()
+                .map(|(i, l, t, n)| reading(i, l, t, n))
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn duplicates_and_retried_batches_change_nothing(
+            rs in readings(),
+            dup_every in 2usize..7,
+            batch in 1usize..20,
+            crash_every in 2usize..5,
+        ) {
+            let cfg = EngineConfig::default();
+            let clean: Vec<(u128, Reading)> =
+                rs.iter().cloned().enumerate().map(|(i, r)| (i as u128 + 1, r)).collect();
+            let mut once = Store::default();
+            for b in clean.chunks(batch) {
+                once.run(&cfg, b, false);
+            }
+            // The same readings with every `dup_every`-th one put twice by the producer (later
+            // in the stream), and every batch delivered twice, some first attempts crashing.
+            let mut noisy = Vec::new();
+            for (i, r) in rs.iter().enumerate() {
+                noisy.push(r.clone());
+                if i % dup_every == 0 {
+                    noisy.push(r.clone());
+                }
+            }
+            let noisy: Vec<(u128, Reading)> =
+                noisy.into_iter().enumerate().map(|(i, r)| (i as u128 + 1, r)).collect();
+            let mut twice = Store::default();
+            for (n, b) in noisy.chunks(batch).enumerate() {
+                twice.run(&cfg, b, n % crash_every == 0);
+                twice.run(&cfg, b, false);
+                twice.run(&cfg, b, false);
+            }
+            let strip = |s: &Store| s.items.clone();
+            prop_assert_eq!(strip(&once), strip(&twice));
+            let (a, b) = (once.meta.map(|m| m.counters), twice.meta.map(|m| m.counters));
+            prop_assert_eq!(a.map(|c| c.accepted), b.map(|c| c.accepted));
+            // A duplicate of a late reading cannot be recognised (its pane is closed), so it
+            // counts as late again; it changes no result either way.
+            prop_assert!(a.map(|c| c.late) <= b.map(|c| c.late));
+        }
+    }
+
+    #[test]
+    fn a_reading_in_a_closed_pane_is_late() {
+        let cfg = EngineConfig::default();
+        let mut fold = BatchFold::new(&cfg, "s", None, vec![]);
+        assert_eq!(
+            fold.apply(&SequenceNumber::from_u128(1), &reading(1, 0, 1100, 3)),
+            Outcome::Accepted
+        );
+        // Watermark 1100 s − 120 s = 980 s ≥ 900 s, the end of the first pane.
+        assert_eq!(
+            fold.apply(&SequenceNumber::from_u128(2), &reading(1, 1, 899, 3)),
+            Outcome::Late
+        );
+        assert_eq!(
+            fold.apply(&SequenceNumber::from_u128(3), &reading(1, 1, 901, 3)),
+            Outcome::Accepted
+        );
+        assert_eq!(
+            fold.apply(&SequenceNumber::from_u128(3), &reading(1, 1, 950, 3)),
+            Outcome::AlreadyApplied
+        );
+        assert_eq!(fold.meta().counters.late, 1);
+    }
+}

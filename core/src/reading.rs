@@ -277,7 +277,9 @@ mod tests {
             ("I-0001", "I 1", "field intersection_id"),
         ];
         for (from, to, expect) in cases {
-            let err = parse(&EXAMPLE.replace(from, to)).err().map(|e| e.to_string());
+            let err = parse(&EXAMPLE.replace(from, to))
+                .err()
+                .map(|e| e.to_string());
             assert!(
                 err.as_deref().is_some_and(|e| e.contains(expect)),
                 "{from} -> {to}: {err:?}"

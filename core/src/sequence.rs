@@ -21,7 +21,11 @@ impl SequenceNumber {
     /// Validates a sequence number.
     pub fn parse(s: &str) -> Result<Self, SequenceError> {
         let digits = s.trim_start_matches('0');
-        let digits = if digits.is_empty() && !s.is_empty() { "0" } else { digits };
+        let digits = if digits.is_empty() && !s.is_empty() {
+            "0"
+        } else {
+            digits
+        };
         if s.is_empty() || s.len() > 128 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(SequenceError(s.to_owned()));
         }
@@ -70,7 +74,10 @@ mod tests {
         let b = SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898")
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(a < b);
-        assert_eq!(SequenceNumber::parse("007").ok(), SequenceNumber::parse("7").ok());
+        assert_eq!(
+            SequenceNumber::parse("007").ok(),
+            SequenceNumber::parse("7").ok()
+        );
         assert!(SequenceNumber::parse("12a").is_err());
         assert!(SequenceNumber::parse("").is_err());
     }

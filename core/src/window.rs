@@ -31,7 +31,8 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, DurationError> {
         "d" => 86_400_000,
         _ => return Err(DurationError(s.to_owned())),
     };
-    n.checked_mul(scale).ok_or_else(|| DurationError(s.to_owned()))
+    n.checked_mul(scale)
+        .ok_or_else(|| DurationError(s.to_owned()))
 }
 
 /// Formats milliseconds in the largest unit that divides them exactly (`15m`, `1h`, `24h`).

@@ -123,8 +123,11 @@ pub trait Registry: Send + Sync {
 
     /// Sets new timings (the phases' green and red) of intersections, noting the window they
     /// were computed from. Intersections deleted meanwhile are skipped.
-    async fn set_timings(&self, timings: &[(IntersectionId, Vec<Phase>)], from: &str)
-    -> PortResult<()>;
+    async fn set_timings(
+        &self,
+        timings: &[(IntersectionId, Vec<Phase>)],
+        from: &str,
+    ) -> PortResult<()>;
 }
 
 /// A stored alarm and what became of it.

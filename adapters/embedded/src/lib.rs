@@ -144,7 +144,10 @@ impl StateStore for EmbeddedStore {
                     c.meta.shard_id, stored_seq, c.expected
                 )));
             }
-            r!(metas.insert(c.meta.shard_id.as_str(), encode(&c.meta)?.as_slice()), ctx)?;
+            r!(
+                metas.insert(c.meta.shard_id.as_str(), encode(&c.meta)?.as_slice()),
+                ctx
+            )?;
             let mut panes = r!(txn.open_table(PANES), ctx)?;
             for item in &c.items {
                 let k = &item.key;
@@ -204,7 +207,10 @@ impl StateStore for EmbeddedStore {
         let txn = r!(self.db.begin_write(), ctx)?;
         {
             let mut t = r!(txn.open_table(PANES), ctx)?;
-            r!(t.retain_in((i64::MIN, "", 0)..(before_ms, "", 0), |_, _| false), ctx)?;
+            r!(
+                t.retain_in((i64::MIN, "", 0)..(before_ms, "", 0), |_, _| false),
+                ctx
+            )?;
         }
         r!(txn.commit(), ctx)
     }
@@ -322,7 +328,10 @@ impl LampStore for EmbeddedStore {
         {
             let mut t = r!(txn.open_table(LAMPS), ctx)?;
             for ((id, l), s) in states {
-                r!(t.insert((id.as_str(), l.get() as u8), encode(s)?.as_slice()), ctx)?;
+                r!(
+                    t.insert((id.as_str(), l.get() as u8), encode(s)?.as_slice()),
+                    ctx
+                )?;
             }
         }
         r!(txn.commit(), ctx)
@@ -382,9 +391,7 @@ impl LampStore for EmbeddedStore {
             let (_, v) = r!(e, ctx)?;
             out.push(from_json(v.value(), "alarm")?);
         }
-        out.sort_by(|a, b| {
-            (a.alarm.ts_ms, a.alarm.id()).cmp(&(b.alarm.ts_ms, b.alarm.id()))
-        });
+        out.sort_by_key(|a| (a.alarm.ts_ms, a.alarm.id()));
         Ok(out)
     }
 }
@@ -398,7 +405,10 @@ impl AlarmPublisher for EmbeddedStore {
         let txn = r!(self.db.begin_write(), ctx)?;
         {
             let mut t = r!(txn.open_table(OUTBOX), ctx)?;
-            r!(t.insert(alarm.id().as_str(), to_json(alarm)?.as_slice()), ctx)?;
+            r!(
+                t.insert(alarm.id().as_str(), to_json(alarm)?.as_slice()),
+                ctx
+            )?;
         }
         r!(txn.commit(), ctx)?;
         tracing::warn!(
@@ -425,7 +435,10 @@ impl ResultStore for EmbeddedStore {
                     result: result.clone(),
                 };
                 r!(
-                    t.insert((key.length.ms(), key.start_ms), to_json(&stored)?.as_slice()),
+                    t.insert(
+                        (key.length.ms(), key.start_ms),
+                        to_json(&stored)?.as_slice()
+                    ),
                     ctx
                 )?;
             }
@@ -471,7 +484,6 @@ impl EmbeddedStore {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,13 +503,25 @@ mod tests {
         let path = dir.path().join("t.redb");
         {
             let s = EmbeddedStore::open(&path)?;
-            s.commit(&Commit { expected: None, meta: meta("s0", 5), items: vec![] }).await?;
+            s.commit(&Commit {
+                expected: None,
+                meta: meta("s0", 5),
+                items: vec![],
+            })
+            .await?;
         }
         let s = EmbeddedStore::open(&path)?;
         let (m, _) = s.load_shard("s0", &[]).await?;
         assert_eq!(m, Some(meta("s0", 5)));
-        let stale = Commit { expected: None, meta: meta("s0", 9), items: vec![] };
-        assert!(matches!(s.commit(&stale).await, Err(PortError::Conflict(_))));
+        let stale = Commit {
+            expected: None,
+            meta: meta("s0", 9),
+            items: vec![],
+        };
+        assert!(matches!(
+            s.commit(&stale).await,
+            Err(PortError::Conflict(_))
+        ));
         let (m, _) = s.load_shard("s0", &[]).await?;
         assert_eq!(m, Some(meta("s0", 5)));
         Ok(())

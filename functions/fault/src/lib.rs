@@ -81,14 +81,21 @@ impl Fault<'_> {
         records: &[Decoded<'_>],
         report: &mut FaultReport,
     ) -> Result<(), PortError> {
-        let readings: Vec<_> = records.iter().filter_map(|d| d.reading.as_ref().ok()).collect();
+        let readings: Vec<_> = records
+            .iter()
+            .filter_map(|d| d.reading.as_ref().ok())
+            .collect();
         let known = self
             .directory
             .lookup(self.registry, readings.iter().map(|r| &r.intersection_id))
             .await?;
         let readings: Vec<_> = readings
             .into_iter()
-            .filter(|r| known.get(&r.intersection_id).is_some_and(|k| k.has(r.light)))
+            .filter(|r| {
+                known
+                    .get(&r.intersection_id)
+                    .is_some_and(|k| k.has(r.light))
+            })
             .collect();
         let lights: BTreeSet<(IntersectionId, LightIndex)> = readings
             .iter()

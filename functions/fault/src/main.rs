@@ -19,8 +19,10 @@ async fn main() -> Result<(), Error> {
         directory: &directory,
     };
     let fault = &fault;
-    run(service_fn(move |event: LambdaEvent<KinesisEvent>| async move {
-        Ok::<_, Error>(fault.handle(&event.payload).await)
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<KinesisEvent>| async move {
+            Ok::<_, Error>(fault.handle(&event.payload).await)
+        },
+    ))
     .await
 }

@@ -11,10 +11,10 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use std::collections::{BTreeSet, HashMap};
 use traffic_core::EngineConfig;
+use traffic_core::IntersectionId;
 use traffic_core::pane::{BatchFold, Counters, Outcome};
 use traffic_core::reading::Reading;
 use traffic_core::sequence::SequenceNumber;
-use traffic_core::IntersectionId;
 use traffic_functions::directory::{Directory, Known};
 use traffic_functions::kinesis::{Decoded, decode_by_shard, failures};
 use traffic_ports::{PortError, Registry, StateStore};
@@ -114,7 +114,10 @@ impl Ingest<'_> {
             .directory
             .lookup(
                 self.registry,
-                records.iter().filter_map(|d| d.reading.as_ref().ok()).map(|r| &r.intersection_id),
+                records
+                    .iter()
+                    .filter_map(|d| d.reading.as_ref().ok())
+                    .map(|r| &r.intersection_id),
             )
             .await
             .map_err(|e| (first_seq.clone(), e))?;
@@ -169,7 +172,11 @@ impl Ingest<'_> {
         Ok(())
     }
 
-    async fn commit(&self, fold: &mut BatchFold<'_>, report: &mut IngestReport) -> Result<(), PortError> {
+    async fn commit(
+        &self,
+        fold: &mut BatchFold<'_>,
+        report: &mut IngestReport,
+    ) -> Result<(), PortError> {
         let c = fold.commit();
         self.state.commit(&c).await?;
         report.commits += 1;
@@ -177,7 +184,6 @@ impl Ingest<'_> {
         Ok(())
     }
 }
-
 
 /// A reading, if the record holds a valid one for a known intersection and light.
 fn check<'d>(

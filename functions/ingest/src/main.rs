@@ -4,8 +4,8 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use ingest::Ingest;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use traffic_functions::directory::Directory;
-use traffic_functions::wiring::{Ports, engine_config_from_env};
 use traffic_functions::init_tracing;
+use traffic_functions::wiring::{Ports, engine_config_from_env};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -20,8 +20,10 @@ async fn main() -> Result<(), Error> {
         directory: &directory,
     };
     let ingest = &ingest;
-    run(service_fn(move |event: LambdaEvent<KinesisEvent>| async move {
-        Ok::<_, Error>(ingest.handle(&event.payload).await)
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<KinesisEvent>| async move {
+            Ok::<_, Error>(ingest.handle(&event.payload).await)
+        },
+    ))
     .await
 }

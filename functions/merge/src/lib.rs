@@ -39,7 +39,9 @@ impl std::str::FromStr for Provisional {
             "all" => Ok(Self::All),
             "shortest" => Ok(Self::Shortest),
             "none" => Ok(Self::None),
-            _ => Err(format!("TRAFFIC_PROVISIONAL must be all, shortest or none, got {s:?}")),
+            _ => Err(format!(
+                "TRAFFIC_PROVISIONAL must be all, shortest or none, got {s:?}"
+            )),
         }
     }
 }

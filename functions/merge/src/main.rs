@@ -22,13 +22,15 @@ async fn main() -> Result<(), Error> {
         results: ports.results.as_ref(),
     };
     let merge = &merge;
-    run(service_fn(move |event: LambdaEvent<EventBridgeEvent>| async move {
-        let report: MergeReport = merge.handle(&event.payload).await?;
-        Ok::<_, Error>(serde_json::json!({
-            "closed": report.closed.len(),
-            "provisional": report.provisional,
-            "retimed": report.retimed,
-        }))
-    }))
+    run(service_fn(
+        move |event: LambdaEvent<EventBridgeEvent>| async move {
+            let report: MergeReport = merge.handle(&event.payload).await?;
+            Ok::<_, Error>(serde_json::json!({
+                "closed": report.closed.len(),
+                "provisional": report.provisional,
+                "retimed": report.retimed,
+            }))
+        },
+    ))
     .await
 }

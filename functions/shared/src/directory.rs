@@ -77,7 +77,10 @@ impl Directory {
                         x.id,
                         Known {
                             lights,
-                            position: Position { lat: x.lat, lon: x.lon },
+                            position: Position {
+                                lat: x.lat,
+                                lon: x.lon,
+                            },
                         },
                     )
                 })
@@ -90,7 +93,10 @@ impl Directory {
         let snap = guard.as_ref().map(|s| &s.known);
         Ok(ids
             .into_iter()
-            .filter_map(|id| snap.and_then(|k| k.get(id)).map(|k| (id.clone(), k.clone())))
+            .filter_map(|id| {
+                snap.and_then(|k| k.get(id))
+                    .map(|k| (id.clone(), k.clone()))
+            })
             .collect())
     }
 }

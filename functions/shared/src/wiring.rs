@@ -39,7 +39,8 @@ impl Ports {
 
     /// Builds the ports `TRAFFIC_STORE` names.
     pub async fn from_env() -> anyhow::Result<Self> {
-        let spec = std::env::var("TRAFFIC_STORE").unwrap_or_else(|_| "embedded:/tmp/traffic.redb".into());
+        let spec =
+            std::env::var("TRAFFIC_STORE").unwrap_or_else(|_| "embedded:/tmp/traffic.redb".into());
         match spec.split_once(':') {
             Some(("embedded", path)) => Ok(Self::embedded(
                 EmbeddedStore::open(path).with_context(|| format!("opening {path}"))?,
