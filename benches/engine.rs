@@ -21,7 +21,11 @@ fn line(i: usize, light: usize, minute: i64, salt: u64) -> String {
     let v = (salt % 37) as u32;
     let speed = 20.0 + (salt % 400) as f64 / 10.0;
     let ts = traffic_core::time::format_rfc3339_ms(START_MS + minute * 60_000 + 5_000);
-    let green = if salt.is_multiple_of(997) { "broken" } else { "ok" };
+    let green = if salt.is_multiple_of(997) {
+        "broken"
+    } else {
+        "ok"
+    };
     format!(
         r#"{{"intersection_id":"I-{i:05}","light":{light},"ts":"{ts}","vehicles":{v},"mean_speed_kmh":{speed:.1},"lamps":{{"red":"ok","yellow":"ok","green":"{green}"}},"lat":41.8531,"lon":12.6042}}"#
     )
@@ -58,7 +62,7 @@ fn full_pane(cfg: &EngineConfig, shard: usize) -> Vec<PaneItem> {
             fold.apply(&SequenceNumber::from_u128(n as u128 + 1), &r);
         }
     }
-    fold.commit().items
+    fold.commit().items.into_iter().cloned().collect()
 }
 
 #[derive(serde::Deserialize)]
@@ -87,7 +91,10 @@ fn ingest(c: &mut Criterion) {
     // A Kinesis batch at its largest: 10,000 records of one shard (2,500 intersections).
     let lines: Vec<String> = shard_lines(0, 1).into_iter().cycle().take(10_000).collect();
     let bytes: usize = lines.iter().map(String::len).sum();
-    eprintln!("record size: {:.0} bytes on average", bytes as f64 / lines.len() as f64);
+    eprintln!(
+        "record size: {:.0} bytes on average",
+        bytes as f64 / lines.len() as f64
+    );
     let mut g = c.benchmark_group("ingest");
     g.throughput(Throughput::Elements(lines.len() as u64));
     g.bench_function("baseline: serde_json into an owned struct", |b| {
@@ -105,17 +112,26 @@ fn ingest(c: &mut Criterion) {
             }
         })
     });
-    g.bench_function("decode, validate, fold and commit a batch", |b| {
-        b.iter(|| {
-            let mut fold = BatchFold::new(&cfg, "shardId-000000000000", None, vec![]);
-            for (n, l) in lines.iter().enumerate() {
-                if let Ok(r) = Reading::parse(l.as_bytes()) {
-                    fold.apply(&SequenceNumber::from_u128(n as u128 + 1), &r);
+    g.bench_function(
+        "decode, validate, fold and commit a batch, encode the items",
+        |b| {
+            b.iter(|| {
+                let mut fold = BatchFold::new(&cfg, "shardId-000000000000", None, vec![]);
+                for (n, l) in lines.iter().enumerate() {
+                    if let Ok(r) = Reading::parse(l.as_bytes()) {
+                        fold.apply(&SequenceNumber::from_u128(n as u128 + 1), &r);
+                    }
                 }
-            }
-            black_box(fold.commit())
-        })
-    });
+                let c = fold.commit();
+                let encoded: usize = c
+                    .items
+                    .iter()
+                    .map(|i| postcard::to_allocvec(i).map(|v| v.len()).unwrap_or(0))
+                    .sum();
+                black_box(encoded)
+            })
+        },
+    );
     // The same, folding into the state of a pane that already holds 14 minutes.
     let loaded = {
         let mut fold = BatchFold::new(&cfg, "shardId-000000000000", None, vec![]);
@@ -124,33 +140,39 @@ fn ingest(c: &mut Criterion) {
                 fold.apply(&SequenceNumber::from_u128(n as u128 + 1), &r);
             }
         }
-        (fold.meta().clone(), fold.commit().items)
+        (
+            fold.meta().clone(),
+            fold.commit().items.into_iter().cloned().collect::<Vec<_>>(),
+        )
     };
     let minute15: Vec<String> = shard_lines(0, 15).split_off(14 * 2_500 * 4);
     g.throughput(Throughput::Elements(minute15.len() as u64));
-    g.bench_function("fold a minute into a 14-minute pane, then encode the items", |b| {
-        b.iter(|| {
-            let mut fold = BatchFold::new(
-                &cfg,
-                "shardId-000000000000",
-                Some(loaded.0.clone()),
-                loaded.1.clone(),
-            );
-            let base = 1_000_000u128;
-            for (n, l) in minute15.iter().enumerate() {
-                if let Ok(r) = Reading::parse(l.as_bytes()) {
-                    fold.apply(&SequenceNumber::from_u128(base + n as u128), &r);
+    g.bench_function(
+        "fold a minute into a 14-minute pane, then encode the items",
+        |b| {
+            b.iter(|| {
+                let mut fold = BatchFold::new(
+                    &cfg,
+                    "shardId-000000000000",
+                    Some(loaded.0.clone()),
+                    loaded.1.clone(),
+                );
+                let base = 1_000_000u128;
+                for (n, l) in minute15.iter().enumerate() {
+                    if let Ok(r) = Reading::parse(l.as_bytes()) {
+                        fold.apply(&SequenceNumber::from_u128(base + n as u128), &r);
+                    }
                 }
-            }
-            let c = fold.commit();
-            let encoded: usize = c
-                .items
-                .iter()
-                .map(|i| postcard::to_allocvec(i).map(|v| v.len()).unwrap_or(0))
-                .sum();
-            black_box(encoded)
-        })
-    });
+                let c = fold.commit();
+                let encoded: usize = c
+                    .items
+                    .iter()
+                    .map(|i| postcard::to_allocvec(i).map(|v| v.len()).unwrap_or(0))
+                    .sum();
+                black_box(encoded)
+            })
+        },
+    );
     g.finish();
 }
 

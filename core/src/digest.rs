@@ -16,6 +16,9 @@ use tdigest::{Centroid, TDigest};
 /// Default compression (the crate's `max_size`): at most this many centroids per digest.
 pub const DEFAULT_DIGEST_SIZE: usize = 200;
 
+/// Values a digest buffers before it compresses them into centroids.
+const PENDING_LIMIT: usize = 256;
+
 /// The rank error ([`rank_error`]) the median stays within (checked by tests).
 pub const MEDIAN_RANK_BOUND: f64 = 0.01;
 
@@ -48,6 +51,9 @@ pub fn rank_error(sorted: &[f64], estimate: f64) -> f64 {
 #[derive(Clone, Debug, PartialEq)]
 pub struct VehicleDigest {
     inner: TDigest,
+    /// Values pushed since the last flush (kept here rather than in the crate's buffer, which
+    /// reserves five times the compression per digest: too much for thousands of small ones).
+    pending: Vec<f64>,
 }
 
 /// The stored form of a [`VehicleDigest`]: flushed centroids and summary statistics.
@@ -65,6 +71,9 @@ pub struct DigestState {
     pub max: f64,
     /// Centroids as (mean, weight), ascending by mean.
     pub centroids: Vec<(f64, u64)>,
+    /// Values added since the last compression (not in `count` or the centroids).
+    #[serde(default)]
+    pub pending: Vec<f64>,
 }
 
 impl Default for VehicleDigest {
@@ -78,29 +87,50 @@ impl VehicleDigest {
     pub fn new(size: usize) -> Self {
         Self {
             inner: TDigest::new_with_size(size.max(1)),
+            pending: Vec::new(),
         }
     }
 
-    /// Adds one value (buffered until the next [`VehicleDigest::flush`]).
+    /// Adds one value. Values are buffered (and stored as they are) until
+    /// [`VehicleDigest::flush`] or until the buffer holds `PENDING_LIMIT` of them, so the
+    /// small digests of a pane are never compressed on the ingest path.
     pub fn push(&mut self, v: f64) {
         if v.is_finite() {
-            self.inner.push(v);
+            self.pending.push(v);
+            if self.pending.len() >= PENDING_LIMIT {
+                self.flush();
+            }
         }
     }
 
     /// Compresses buffered values into centroids.
     pub fn flush(&mut self) {
-        self.inner.flush();
+        if !self.pending.is_empty() {
+            let mut values = std::mem::take(&mut self.pending);
+            values.sort_unstable_by(f64::total_cmp);
+            self.inner = self.inner.merge_sorted(values);
+        }
+    }
+
+    /// A flushed copy of the inner digest.
+    fn flushed(&self) -> TDigest {
+        if self.pending.is_empty() {
+            self.inner.clone()
+        } else {
+            let mut values = self.pending.clone();
+            values.sort_unstable_by(f64::total_cmp);
+            self.inner.merge_sorted(values)
+        }
     }
 
     /// Number of values.
     pub fn count(&self) -> u64 {
-        self.inner.count() as u64
+        self.inner.count() as u64 + self.pending.len() as u64
     }
 
     /// Whether no value was added.
     pub fn is_empty(&self) -> bool {
-        self.inner.count() == 0.0
+        self.inner.count() == 0.0 && self.pending.is_empty()
     }
 
     /// Number of centroids once flushed.
@@ -110,33 +140,24 @@ impl VehicleDigest {
 
     /// The estimated median; `None` when empty. Flush first if values were pushed.
     pub fn median(&self) -> Option<f64> {
-        let mut d = self.inner.clone();
-        d.flush();
-        d.estimate_quantile(0.5)
+        self.flushed().estimate_quantile(0.5)
     }
 
     /// A new digest that merges all of `digests`; the inputs do not change.
     pub fn merge_all<'a>(digests: impl IntoIterator<Item = &'a VehicleDigest>) -> VehicleDigest {
-        let parts: Vec<TDigest> = digests
-            .into_iter()
-            .map(|d| {
-                let mut t = d.inner.clone();
-                t.flush();
-                t
-            })
-            .collect();
+        let parts: Vec<TDigest> = digests.into_iter().map(VehicleDigest::flushed).collect();
         if parts.is_empty() {
             return Self::default();
         }
         Self {
             inner: TDigest::merge_digests(parts),
+            pending: Vec::new(),
         }
     }
 
-    /// The stored form (flushes a copy; `self` is unchanged).
+    /// The stored form: centroids and the values still pending, as they are.
     pub fn to_state(&self) -> DigestState {
-        let mut d = self.inner.clone();
-        d.flush();
+        let d = &self.inner;
         DigestState {
             size: d.max_size() as u32,
             count: d.count() as u64,
@@ -148,6 +169,7 @@ impl VehicleDigest {
                 .iter()
                 .map(|c| (c.mean(), c.weight().round() as u64))
                 .collect(),
+            pending: self.pending.clone(),
         }
     }
 
@@ -155,9 +177,15 @@ impl VehicleDigest {
     /// give an error rather than a digest that would answer wrongly.
     pub fn from_state(s: &DigestState) -> Result<Self, DigestError> {
         let size = (s.size as usize).max(1);
+        if !s.pending.iter().all(|v| v.is_finite()) {
+            return Err(DigestError("a pending value is not finite"));
+        }
         if s.centroids.is_empty() {
             return if s.count == 0 {
-                Ok(Self::new(size))
+                Ok(Self {
+                    pending: s.pending.clone(),
+                    ..Self::new(size)
+                })
             } else {
                 Err(DigestError("count without centroids"))
             };
@@ -187,6 +215,7 @@ impl VehicleDigest {
                 Some(s.min),
                 size,
             ),
+            pending: s.pending.clone(),
         })
     }
 }
@@ -277,6 +306,11 @@ mod tests {
     fn the_stored_form_round_trips() {
         let d = digest_of(&(0..5000).map(|i| f64::from(i % 37)).collect::<Vec<_>>());
         let back = VehicleDigest::from_state(&d.to_state()).unwrap_or_else(|e| panic!("{e}"));
+        let mut half = d.clone();
+        half.push(4.0);
+        let back_half =
+            VehicleDigest::from_state(&half.to_state()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back_half, half, "pending values are stored as they are");
         assert_eq!(back.to_state(), d.to_state());
         assert_eq!(back.median(), d.median());
         let json = serde_json::to_string(&d).unwrap_or_default();

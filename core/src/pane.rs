@@ -157,13 +157,14 @@ pub enum Outcome {
 
 /// The writes that make a batch (or part of it) durable.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Commit {
+pub struct Commit<'f> {
     /// The `applied_through` the stored meta must still have.
     pub expected: Option<SequenceNumber>,
     /// The new meta.
     pub meta: ShardMeta,
-    /// The pane items that changed.
-    pub items: Vec<PaneItem>,
+    /// The pane items that changed (borrowed from the fold: a commit is written, then
+    /// dropped, before the fold goes on).
+    pub items: Vec<&'f PaneItem>,
 }
 
 /// Folds a shard's records, in order, into its state.
@@ -172,8 +173,9 @@ pub struct BatchFold<'c> {
     cfg: &'c EngineConfig,
     meta: ShardMeta,
     expected: Option<SequenceNumber>,
-    items: BTreeMap<PaneKey, PaneItem>,
-    touched: BTreeSet<PaneKey>,
+    /// Items by (pane start, bucket): the shard is the fold's own.
+    items: BTreeMap<(i64, u32), PaneItem>,
+    touched: BTreeSet<(i64, u32)>,
 }
 
 impl<'c> BatchFold<'c> {
@@ -202,7 +204,10 @@ impl<'c> BatchFold<'c> {
             cfg,
             expected: meta.applied_through.clone(),
             meta,
-            items: loaded.into_iter().map(|i| (i.key.clone(), i)).collect(),
+            items: loaded
+                .into_iter()
+                .map(|i| ((i.key.start_ms, i.key.bucket), i))
+                .collect(),
             touched: BTreeSet::new(),
         }
     }
@@ -220,9 +225,14 @@ impl<'c> BatchFold<'c> {
     /// Whether folding `r` would change an item not yet changed since the last commit
     /// (so the caller can commit first when it must bound a commit's size).
     pub fn needs_new_item(&self, r: &Reading) -> bool {
-        !self
-            .touched
-            .contains(&Self::key_of(self.cfg, &self.meta.shard_id, r))
+        !self.touched.contains(&self.slot_of(r))
+    }
+
+    fn slot_of(&self, r: &Reading) -> (i64, u32) {
+        (
+            self.cfg.pane().window_of(r.ts_ms).start_ms,
+            bucket_of(&r.intersection_id, self.cfg.state_buckets),
+        )
     }
 
     fn applied(&self, seq: &SequenceNumber) -> bool {
@@ -254,20 +264,30 @@ impl<'c> BatchFold<'c> {
             self.meta.counters.late += 1;
             return Outcome::Late;
         }
-        let key = Self::key_of(self.cfg, &self.meta.shard_id, r);
+        let slot = self.slot_of(r);
         let digest_size = self.cfg.digest_size;
-        let item = self.items.entry(key.clone()).or_insert_with(|| PaneItem {
-            key: key.clone(),
+        let shard_id = &self.meta.shard_id;
+        let item = self.items.entry(slot).or_insert_with(|| PaneItem {
+            key: PaneKey {
+                start_ms: slot.0,
+                shard_id: shard_id.clone(),
+                bucket: slot.1,
+            },
             length_ms: pane.length.ms(),
             intersections: BTreeMap::new(),
         });
-        let x = item
-            .intersections
-            .entry(r.intersection_id.clone())
-            .or_insert_with(|| IntersectionPane {
-                digest: VehicleDigest::new(digest_size),
-                ..IntersectionPane::default()
-            });
+        if !item.intersections.contains_key(&r.intersection_id) {
+            item.intersections.insert(
+                r.intersection_id.clone(),
+                IntersectionPane {
+                    digest: VehicleDigest::new(digest_size),
+                    ..IntersectionPane::default()
+                },
+            );
+        }
+        let Some(x) = item.intersections.get_mut(&r.intersection_id) else {
+            return Outcome::Rejected;
+        };
         let light = &mut x.lights[r.light.get()];
         let offset = (r.ts_ms - pane.start_ms) as u32;
         let Err(at) = light.seen.binary_search(&offset) else {
@@ -282,28 +302,18 @@ impl<'c> BatchFold<'c> {
         x.digest.push(f64::from(r.vehicles));
         self.meta.counters.accepted += 1;
         self.meta.max_event_ms = Some(self.meta.max_event_ms.map_or(r.ts_ms, |m| m.max(r.ts_ms)));
-        self.touched.insert(key);
+        self.touched.insert(slot);
         Outcome::Accepted
     }
 
     /// The writes for everything folded since the last commit. The fold goes on from there:
     /// the next commit expects the meta this one writes.
-    pub fn commit(&mut self) -> Commit {
-        let items = std::mem::take(&mut self.touched)
-            .into_iter()
-            .filter_map(|k| {
-                self.items.get_mut(&k).map(|i| {
-                    for x in i.intersections.values_mut() {
-                        x.digest.flush();
-                    }
-                    i.clone()
-                })
-            })
-            .collect();
+    pub fn commit(&mut self) -> Commit<'_> {
+        let touched = std::mem::take(&mut self.touched);
         let c = Commit {
             expected: self.expected.clone(),
             meta: self.meta.clone(),
-            items,
+            items: touched.iter().filter_map(|k| self.items.get(k)).collect(),
         };
         self.expected = self.meta.applied_through.clone();
         c
@@ -343,13 +353,13 @@ mod tests {
     }
 
     impl Store {
-        fn commit(&mut self, c: Commit) -> bool {
+        fn commit(&mut self, c: Commit<'_>) -> bool {
             if self.meta.as_ref().and_then(|m| m.applied_through.clone()) != c.expected {
                 return false;
             }
             self.meta = Some(c.meta);
             for i in c.items {
-                self.items.insert(i.key.clone(), i);
+                self.items.insert(i.key.clone(), i.clone());
             }
             true
         }

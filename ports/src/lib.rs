@@ -88,7 +88,7 @@ pub trait StateStore: Send + Sync {
 
     /// Writes a commit atomically, if the stored meta's `applied_through` still equals
     /// `commit.expected`; otherwise fails with [`PortError::Conflict`] and writes nothing.
-    async fn commit(&self, commit: &Commit) -> PortResult<()>;
+    async fn commit(&self, commit: &Commit<'_>) -> PortResult<()>;
 
     /// The metas of all shards.
     async fn shard_metas(&self) -> PortResult<Vec<ShardMeta>>;

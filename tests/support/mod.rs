@@ -68,7 +68,7 @@ impl StateStore for FlakyState {
     ) -> PortResult<(Option<ShardMeta>, Vec<PaneItem>)> {
         self.inner.load_shard(shard_id, keys).await
     }
-    async fn commit(&self, commit: &Commit) -> PortResult<()> {
+    async fn commit(&self, commit: &Commit<'_>) -> PortResult<()> {
         let left = self.fail_commits.load(Ordering::SeqCst);
         if left > 0 {
             self.fail_commits.store(left - 1, Ordering::SeqCst);

@@ -128,7 +128,7 @@ impl StateStore for EmbeddedStore {
         Ok((meta, items))
     }
 
-    async fn commit(&self, c: &Commit) -> PortResult<()> {
+    async fn commit(&self, c: &Commit<'_>) -> PortResult<()> {
         let ctx = "committing shard state";
         let txn = r!(self.db.begin_write(), ctx)?;
         {
