@@ -48,12 +48,14 @@ impl Engine {
             state: self.ports.state.as_ref(),
             registry: self.ports.registry.as_ref(),
             directory: &self.ingest_directory,
+            stats: self.ports.stats.as_ref(),
         };
         let fault = Fault {
             lamps: self.ports.lamps.as_ref(),
             publisher: self.ports.publisher.as_ref(),
             registry: self.ports.registry.as_ref(),
             directory: &self.fault_directory,
+            stats: self.ports.stats.as_ref(),
         };
         let mut pending = batch;
         for attempt in 1..=MAX_ATTEMPTS {

@@ -34,6 +34,7 @@ async fn a_poison_record_in_the_middle_is_skipped_and_the_rest_of_the_batch_land
         state: &store,
         registry: &store,
         directory: &directory,
+        stats: &store,
     };
     let event = kinesis_event();
 
@@ -70,6 +71,7 @@ async fn a_redelivered_batch_changes_nothing() {
         state: &store,
         registry: &store,
         directory: &directory,
+        stats: &store,
     };
     let event = kinesis_event();
     ingest.process(&event).await;
@@ -104,6 +106,7 @@ async fn a_store_outage_reports_the_first_uncommitted_record_and_a_retry_recover
         state: flaky.as_ref(),
         registry: &store,
         directory: &directory,
+        stats: &store,
     };
     let event = kinesis_event();
     flaky.fail_commits.store(1, Ordering::SeqCst);
@@ -142,6 +145,7 @@ async fn a_broken_green_lamp_raises_one_alarm_even_when_publishing_fails_once() 
         publisher: &publisher,
         registry: &store,
         directory: &directory,
+        stats: &store,
     };
     let event = kinesis_event();
 
@@ -175,6 +179,7 @@ async fn a_scheduled_merge_publishes_provisional_results_of_the_open_windows() {
         state: &store,
         registry: &store,
         directory: &directory,
+        stats: &store,
     };
     ingest.process(&kinesis_event()).await;
     let merge = Merge {

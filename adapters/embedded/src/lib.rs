@@ -22,7 +22,7 @@ use traffic_core::window::{WindowKey, WindowLength};
 use traffic_core::{IntersectionId, LightIndex};
 use traffic_ports::{
     AlarmPublisher, AlarmRecord, LampStore, PortError, PortResult, Registry, ResultStore,
-    StateStore,
+    StateStore, StatsSample, StatsStore,
 };
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("shard_meta");
@@ -32,6 +32,8 @@ const INTERSECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("inters
 const LAMPS: TableDefinition<(&str, u8), &[u8]> = TableDefinition::new("lamps");
 const ALARMS: TableDefinition<&str, &[u8]> = TableDefinition::new("alarms");
 const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("published_alarms");
+const REPAIRS: TableDefinition<(&str, u8), u64> = TableDefinition::new("repair_orders");
+const STATS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("stats");
 
 /// Every port on one redb file. Cheap to clone (the database is shared).
 #[derive(Clone)]
@@ -82,6 +84,8 @@ impl EmbeddedStore {
             r!(txn.open_table(LAMPS), "creating tables")?;
             r!(txn.open_table(ALARMS), "creating tables")?;
             r!(txn.open_table(OUTBOX), "creating tables")?;
+            r!(txn.open_table(REPAIRS), "creating tables")?;
+            r!(txn.open_table(STATS), "creating tables")?;
         }
         r!(txn.commit(), "creating tables")?;
         Ok(Self { db: Arc::new(db) })
@@ -382,6 +386,60 @@ impl LampStore for EmbeddedStore {
         r!(txn.commit(), ctx)
     }
 
+    async fn repair(
+        &self,
+        id: &IntersectionId,
+        light: LightIndex,
+        at: &str,
+    ) -> PortResult<Vec<AlarmRecord>> {
+        let ctx = "recording a repair";
+        let txn = r!(self.db.begin_write(), ctx)?;
+        let mut closed = Vec::new();
+        {
+            let mut t = r!(txn.open_table(ALARMS), ctx)?;
+            let mut open = Vec::new();
+            for e in r!(t.iter(), ctx)? {
+                let (k, v) = r!(e, ctx)?;
+                let rec: AlarmRecord = from_json(v.value(), "alarm")?;
+                if rec.repaired_at.is_none()
+                    && rec.alarm.intersection_id == *id
+                    && rec.alarm.light == light
+                {
+                    open.push((k.value().to_owned(), rec));
+                }
+            }
+            for (k, mut rec) in open {
+                rec.repaired_at = Some(at.to_owned());
+                r!(t.insert(k.as_str(), to_json(&rec)?.as_slice()), ctx)?;
+                closed.push(rec);
+            }
+            let mut orders = r!(txn.open_table(REPAIRS), ctx)?;
+            r!(orders.insert((id.as_str(), light.get() as u8), 1), ctx)?;
+        }
+        r!(txn.commit(), ctx)?;
+        Ok(closed)
+    }
+
+    async fn take_repairs(&self) -> PortResult<Vec<(IntersectionId, LightIndex)>> {
+        let ctx = "taking repair orders";
+        let txn = r!(self.db.begin_write(), ctx)?;
+        let mut out = Vec::new();
+        {
+            let mut t = r!(txn.open_table(REPAIRS), ctx)?;
+            for e in r!(t.iter(), ctx)? {
+                let (k, _) = r!(e, ctx)?;
+                let (id, l) = k.value();
+                if let (Ok(id), Ok(l)) = (IntersectionId::parse(id), LightIndex::new(i64::from(l)))
+                {
+                    out.push((id, l));
+                }
+            }
+            r!(t.retain(|_, _| false), ctx)?;
+        }
+        r!(txn.commit(), ctx)?;
+        Ok(out)
+    }
+
     async fn alarms(&self) -> PortResult<Vec<AlarmRecord>> {
         let ctx = "listing alarms";
         let txn = r!(self.db.begin_read(), ctx)?;
@@ -392,6 +450,41 @@ impl LampStore for EmbeddedStore {
             out.push(from_json(v.value(), "alarm")?);
         }
         out.sort_by_key(|a| (a.alarm.ts_ms, a.alarm.id()));
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl StatsStore for EmbeddedStore {
+    async fn add_stats(&self, sample: &StatsSample) -> PortResult<()> {
+        let ctx = "recording statistics";
+        let txn = r!(self.db.begin_write(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(STATS), ctx)?;
+            let key = (sample.minute_ms, sample.function.as_str());
+            let mut total: StatsSample = match r!(t.get(key), ctx)? {
+                Some(v) => decode(v.value(), "statistics")?,
+                None => StatsSample {
+                    function: sample.function.clone(),
+                    minute_ms: sample.minute_ms,
+                    ..StatsSample::default()
+                },
+            };
+            total.add(sample);
+            r!(t.insert(key, encode(&total)?.as_slice()), ctx)?;
+        }
+        r!(txn.commit(), ctx)
+    }
+
+    async fn stats(&self, since_ms: i64) -> PortResult<Vec<StatsSample>> {
+        let ctx = "reading statistics";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(STATS), ctx)?;
+        let mut out = Vec::new();
+        for e in r!(t.range((since_ms, "")..), ctx)? {
+            let (_, v) = r!(e, ctx)?;
+            out.push(decode(v.value(), "statistics")?);
+        }
         Ok(out)
     }
 }

@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use traffic_core::lamps::{Alarm, LightLamps, transition};
 use traffic_core::{IntersectionId, LightIndex};
 use traffic_functions::directory::Directory;
-use traffic_functions::kinesis::{Decoded, decode_by_shard, failures};
-use traffic_ports::{AlarmPublisher, LampStore, PortError, Registry};
+use traffic_functions::kinesis::{Decoded, decode_by_shard, failures, record_stats, stats_sample};
+use traffic_ports::{AlarmPublisher, LampStore, PortError, Registry, StatsStore};
 
 /// What `fault` needs; built once per process.
 pub struct Fault<'a> {
@@ -27,6 +27,8 @@ pub struct Fault<'a> {
     pub registry: &'a dyn Registry,
     /// Cache of the registry.
     pub directory: &'a Directory,
+    /// Where throughput and latency figures go.
+    pub stats: &'a dyn StatsStore,
 }
 
 /// What one invocation did.
@@ -46,6 +48,12 @@ impl Fault<'_> {
     /// Handles one Kinesis event.
     pub async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
         let (report, failed) = self.process(event).await;
+        let now = chrono::Utc::now().timestamp_millis();
+        record_stats(
+            self.stats,
+            &stats_sample("fault", event, report.raised.len() as u64, now),
+        )
+        .await;
         tracing::info!(
             alarms = report.raised.len(),
             repaired = report.repaired,

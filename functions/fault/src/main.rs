@@ -17,6 +17,7 @@ async fn main() -> Result<(), Error> {
         publisher: ports.publisher.as_ref(),
         registry: ports.registry.as_ref(),
         directory: &directory,
+        stats: ports.stats.as_ref(),
     };
     let fault = &fault;
     run(service_fn(

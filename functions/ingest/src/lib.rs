@@ -16,8 +16,8 @@ use traffic_core::pane::{BatchFold, Counters, Outcome};
 use traffic_core::reading::Reading;
 use traffic_core::sequence::SequenceNumber;
 use traffic_functions::directory::{Directory, Known};
-use traffic_functions::kinesis::{Decoded, decode_by_shard, failures};
-use traffic_ports::{PortError, Registry, StateStore};
+use traffic_functions::kinesis::{Decoded, decode_by_shard, failures, record_stats, stats_sample};
+use traffic_ports::{PortError, Registry, StateStore, StatsStore};
 
 /// What `ingest` needs; built once per process.
 pub struct Ingest<'a> {
@@ -29,6 +29,8 @@ pub struct Ingest<'a> {
     pub registry: &'a dyn Registry,
     /// Cache of the registry.
     pub directory: &'a Directory,
+    /// Where throughput and latency figures go.
+    pub stats: &'a dyn StatsStore,
 }
 
 /// What one invocation did, for logs and tests.
@@ -69,6 +71,12 @@ impl Ingest<'_> {
     /// shard whose state could not be loaded or committed.
     pub async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
         let report = self.process(event).await;
+        let now = chrono::Utc::now().timestamp_millis();
+        record_stats(
+            self.stats,
+            &stats_sample("ingest", event, report.counters.accepted, now),
+        )
+        .await;
         tracing::info!(
             accepted = report.counters.accepted,
             rejected = report.counters.rejected,

@@ -18,6 +18,7 @@ async fn main() -> Result<(), Error> {
         state: ports.state.as_ref(),
         registry: ports.registry.as_ref(),
         directory: &directory,
+        stats: ports.stats.as_ref(),
     };
     let ingest = &ingest;
     run(service_fn(

@@ -64,3 +64,38 @@ pub fn failures(failed: impl IntoIterator<Item = SequenceNumber>) -> KinesisEven
     }
     response
 }
+
+/// Throughput and latency of one invocation, as a [`traffic_ports::StatsSample`] for the
+/// minute of `now_ms`: latency is `now − approximate arrival` of each record.
+pub fn stats_sample(
+    function: &str,
+    event: &KinesisEvent,
+    accepted: u64,
+    now_ms: i64,
+) -> traffic_ports::StatsSample {
+    let mut s = traffic_ports::StatsSample {
+        function: function.to_owned(),
+        minute_ms: now_ms - now_ms.rem_euclid(60_000),
+        invocations: 1,
+        records: event.records.len() as u64,
+        accepted,
+        ..traffic_ports::StatsSample::default()
+    };
+    for r in &event.records {
+        let arrived = r.kinesis.approximate_arrival_timestamp.0.timestamp_millis();
+        let latency = (now_ms - arrived).max(0) as u64;
+        s.latency_ms_sum += latency;
+        s.latency_ms_max = s.latency_ms_max.max(latency);
+    }
+    s
+}
+
+/// Records `sample`; statistics are best effort, so a failure is logged, not raised.
+pub async fn record_stats(
+    stats: &dyn traffic_ports::StatsStore,
+    sample: &traffic_ports::StatsSample,
+) {
+    if let Err(e) = stats.add_stats(sample).await {
+        tracing::warn!(error = %e, function = %sample.function, "statistics not recorded");
+    }
+}

@@ -7,7 +7,7 @@ use anyhow::Context;
 use std::sync::Arc;
 use traffic_core::EngineConfig;
 use traffic_embedded::EmbeddedStore;
-use traffic_ports::{AlarmPublisher, LampStore, Registry, ResultStore, StateStore};
+use traffic_ports::{AlarmPublisher, LampStore, Registry, ResultStore, StateStore, StatsStore};
 
 /// Every port a function may need.
 #[derive(Clone)]
@@ -22,6 +22,8 @@ pub struct Ports {
     pub publisher: Arc<dyn AlarmPublisher>,
     /// Merge results.
     pub results: Arc<dyn ResultStore>,
+    /// Throughput and latency figures.
+    pub stats: Arc<dyn StatsStore>,
 }
 
 impl Ports {
@@ -33,7 +35,8 @@ impl Ports {
             registry: s.clone(),
             lamps: s.clone(),
             publisher: s.clone(),
-            results: s,
+            results: s.clone(),
+            stats: s,
         }
     }
 
