@@ -128,6 +128,19 @@ pub trait Registry: Send + Sync {
         timings: &[(IntersectionId, Vec<Phase>)],
         from: &str,
     ) -> PortResult<()>;
+
+    /// The timings an intersection has had, oldest first (each retiming appends one; the
+    /// adapters keep at least the last 96).
+    async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>>;
+}
+
+/// One retiming of an intersection.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TimingChange {
+    /// The window the timings were computed from (`15m@2026-01-05T08:15:00Z`).
+    pub from: String,
+    /// The phases with their new green and red times.
+    pub phases: Vec<Phase>,
 }
 
 /// A stored alarm and what became of it.

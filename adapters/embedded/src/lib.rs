@@ -22,7 +22,7 @@ use traffic_core::window::{WindowKey, WindowLength};
 use traffic_core::{IntersectionId, LightIndex};
 use traffic_ports::{
     AlarmPublisher, AlarmRecord, LampStore, PortError, PortResult, Registry, ResultStore,
-    StateStore, StatsSample, StatsStore,
+    StateStore, StatsSample, StatsStore, TimingChange,
 };
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("shard_meta");
@@ -34,6 +34,10 @@ const ALARMS: TableDefinition<&str, &[u8]> = TableDefinition::new("alarms");
 const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("published_alarms");
 const REPAIRS: TableDefinition<(&str, u8), u64> = TableDefinition::new("repair_orders");
 const STATS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("stats");
+const TIMINGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("timing_history");
+
+/// Retimings kept per intersection.
+const HISTORY: usize = 96;
 
 /// Every port on one redb file. Cheap to clone (the database is shared).
 #[derive(Clone)]
@@ -86,6 +90,7 @@ impl EmbeddedStore {
             r!(txn.open_table(OUTBOX), "creating tables")?;
             r!(txn.open_table(REPAIRS), "creating tables")?;
             r!(txn.open_table(STATS), "creating tables")?;
+            r!(txn.open_table(TIMINGS), "creating tables")?;
         }
         r!(txn.commit(), "creating tables")?;
         Ok(Self { db: Arc::new(db) })
@@ -298,8 +303,45 @@ impl Registry for EmbeddedStore {
                     r!(t.insert(id.as_str(), to_json(&x)?.as_slice()), ctx)?;
                 }
             }
+            let mut h = r!(txn.open_table(TIMINGS), ctx)?;
+            for (id, phases) in timings {
+                let change = TimingChange {
+                    from: from.to_owned(),
+                    phases: phases.clone(),
+                };
+                r!(
+                    h.insert((id.as_str(), from), to_json(&change)?.as_slice()),
+                    ctx
+                )?;
+                let keys: Vec<String> = r!(
+                    h.range((id.as_str(), "")..=(id.as_str(), "\u{10ffff}")),
+                    ctx
+                )?
+                .filter_map(Result::ok)
+                .map(|(k, _)| k.value().1.to_owned())
+                .collect();
+                // `from` sorts by time within a window length; keep the newest.
+                for old in keys.iter().take(keys.len().saturating_sub(HISTORY)) {
+                    r!(h.remove((id.as_str(), old.as_str())), ctx)?;
+                }
+            }
         }
         r!(txn.commit(), ctx)
+    }
+
+    async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {
+        let ctx = "reading timing history";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(TIMINGS), ctx)?;
+        let mut out = Vec::new();
+        for e in r!(
+            t.range((id.as_str(), "")..=(id.as_str(), "\u{10ffff}")),
+            ctx
+        )? {
+            let (_, v) = r!(e, ctx)?;
+            out.push(from_json(v.value(), "timing change")?);
+        }
+        Ok(out)
     }
 }
 

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what the tests need (a Python virtual
+# environment with the AWS emulator and the template linter, Chromium and the browser driver),
+# starts the emulator on 127.0.0.1, runs every test, and stops the emulator whatever happens.
+#
+#   ./scripts/test.sh            everything
+#   AWS_ENDPOINT_URL=http://localhost:4566 ./scripts/test.sh
+#                                against an emulator you started (LocalStack): nothing started
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+log() { printf '\n== %s\n' "$*"; }
+
+# --- Python tools --------------------------------------------------------------------------
+venv="$root/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  log "creating $venv"
+  python3 -m venv "$venv"
+fi
+if ! cmp -s scripts/requirements-test.txt "$venv/.requirements"; then
+  log "installing Python test tools (scripts/requirements-test.txt)"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+  cp scripts/requirements-test.txt "$venv/.requirements"
+fi
+export PATH="$venv/bin:$PATH"
+
+# --- Browser (for the dashboard test) -------------------------------------------------------
+if [ -d tests/browser ]; then
+  if ! command -v chromium >/dev/null 2>&1; then
+    log "installing Chromium (Debian package)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+  fi
+  if [ ! -d tests/browser/node_modules ]; then
+    log "installing the browser driver (tests/browser/package-lock.json)"
+    (cd tests/browser && npm ci --silent --no-audit --no-fund)
+  fi
+fi
+
+# --- The AWS emulator ----------------------------------------------------------------------
+moto_pid=""
+cleanup() {
+  if [ -n "$moto_pid" ]; then
+    kill "$moto_pid" 2>/dev/null || true
+    wait "$moto_pid" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT INT TERM
+
+if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+  log "starting moto_server on 127.0.0.1:$port"
+  mkdir -p "$root/target"
+  moto_server -H 127.0.0.1 -p "$port" >"$root/target/moto.log" 2>&1 &
+  moto_pid=$!
+  for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then break; fi
+    if ! kill -0 "$moto_pid" 2>/dev/null; then cat "$root/target/moto.log"; exit 1; fi
+    sleep 0.2
+  done
+  curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+  export TRAFFIC_EMULATOR=moto
+else
+  log "using the emulator at $AWS_ENDPOINT_URL"
+fi
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+export AWS_REGION="${AWS_REGION:-eu-south-1}"
+export AWS_DEFAULT_REGION="$AWS_REGION"
+# Tests that need AWS fail, rather than skip, when they cannot reach it.
+export TRAFFIC_REQUIRE_AWS=1
+
+# --- The tests -----------------------------------------------------------------------------
+log "cargo fmt --check and clippy"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+log "cargo nextest (unit, property, handler, replay and integration tests)"
+cargo nextest run --workspace --no-fail-fast
+
+for extra in scripts/test.d/*.sh; do
+  [ -e "$extra" ] || continue
+  log "$extra"
+  bash "$extra"
+done
