@@ -2,8 +2,10 @@
 //!
 //! - [`stream`]: the in-process sharded stream (Kinesis' partitioning and event shape);
 //! - [`engine`]: the functions driven as an event source mapping drives them;
-//! - [`replay`]: `traffic replay`.
+//! - [`replay`]: `traffic replay`;
+//! - [`local`]: `traffic local`, the whole system in one process.
 
 pub mod engine;
+pub mod local;
 pub mod replay;
 pub mod stream;

@@ -2,6 +2,8 @@
 //!
 //! - `traffic replay --city CITY.json READINGS.jsonl`: run a file of readings through the
 //!   stream functions and print every result as one JSON document.
+//! - `traffic local`: the whole system in one process (simulated city, stream, functions,
+//!   merge) on an embedded store, with a live status.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -47,6 +49,9 @@ impl EngineArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole system in one process: a simulated city, an in-process stream, the
+    /// functions and the merge, on a durable store in the data directory (resumed if it exists).
+    Local(LocalArgs),
     /// Run a file of readings (one JSON reading per line) through the stream functions on a
     /// temporary store, close every window and print the results as JSON.
     Replay {
@@ -66,10 +71,145 @@ enum Command {
     },
 }
 
+/// Options of `traffic local`.
+#[derive(clap::Args, Clone)]
+struct LocalArgs {
+    /// Where the store, the log file and the run's settings live.
+    #[arg(long, default_value = ".data", env = "TRAFFIC_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Intersections in the generated city (the original assignment's minimum is 50).
+    #[arg(long, default_value_t = 50)]
+    intersections: usize,
+    /// Shards of the in-process stream.
+    #[arg(long, default_value_t = 4)]
+    shards: usize,
+    /// Simulated seconds per wall second, or `max`. At 60, a 15-minute window closes within
+    /// about 17 s.
+    #[arg(long, default_value = "60")]
+    speedup: traffic::local::Speedup,
+    /// Probability that a reading breaks one of its light's lamps.
+    #[arg(long, default_value_t = 0.0002)]
+    failure_probability: f64,
+    /// Webster retiming, or the fixed initial timings (for comparison).
+    #[arg(long, value_enum, default_value = "webster")]
+    control: traffic::local::Control,
+    /// Seed of the city and its traffic.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// First simulated instant (RFC 3339).
+    #[arg(long, default_value = "2026-01-05T06:00:00Z")]
+    start: String,
+    /// Stop after this much simulated time (e.g. 24h) and close every window; without it the
+    /// run goes on until Ctrl-C.
+    #[arg(long)]
+    duration: Option<String>,
+    /// Records per batch handed to the functions.
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+    /// Run the merge every this many simulated periods (a period is 60 s).
+    #[arg(long, default_value_t = 1)]
+    merge_every: u64,
+    /// Which open windows get provisional results: all, shortest or none.
+    #[arg(long, default_value = "all")]
+    provisional: String,
+    /// Also append every reading produced to this file (JSON lines, replayable).
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// The live status display.
+    #[arg(long, value_enum, default_value = "auto")]
+    status: traffic::local::StatusMode,
+    /// Write logs here instead of `<data-dir>/traffic.log` (`-` for stderr).
+    #[arg(long)]
+    log: Option<String>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+impl LocalArgs {
+    fn options(&self) -> anyhow::Result<traffic::local::LocalOptions> {
+        let start_ms = traffic_core::time::parse_rfc3339_ms(&self.start)
+            .ok_or_else(|| anyhow::anyhow!("--start: not an RFC 3339 time: {}", self.start))?;
+        let duration_ms = self
+            .duration
+            .as_deref()
+            .map(traffic_core::window::parse_duration_ms)
+            .transpose()?;
+        let opts = traffic::local::LocalOptions {
+            data_dir: self.data_dir.clone(),
+            settings: traffic::local::RunSettings {
+                intersections: self.intersections,
+                shards: self.shards,
+                seed: self.seed,
+                start_ms,
+                failure_probability: self.failure_probability,
+                control: self.control,
+            },
+            speedup: self.speedup,
+            duration_ms,
+            batch_size: self.batch_size,
+            merge_every: self.merge_every,
+            provisional: self.provisional.parse().map_err(anyhow::Error::msg)?,
+            record: self.record.clone(),
+            status: self.status,
+        };
+        traffic::local::check(&opts)?;
+        Ok(opts)
+    }
+}
+
+/// Logs to a file (so the status display is not torn) or to stderr.
+fn init_file_tracing(target: &str) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    if target == "-" {
+        traffic_functions::init_tracing();
+        return Ok(());
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(target)
+        .map_err(|e| anyhow::anyhow!("opening the log file {target}: {e}"))?;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Local(args) => {
+            let opts = args.options()?;
+            std::fs::create_dir_all(&opts.data_dir)?;
+            let log = args
+                .log
+                .clone()
+                .unwrap_or_else(|| opts.data_dir.join("traffic.log").display().to_string());
+            init_file_tracing(&log)?;
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let on_signal = stop.clone();
+            tokio::spawn(async move {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+                }
+                on_signal.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            eprintln!(
+                "traffic local: {} intersections, {} shards, data in {} (logs: {log}); Ctrl-C stops",
+                opts.settings.intersections,
+                opts.settings.shards,
+                opts.data_dir.display()
+            );
+            let summary = traffic::local::run(args.engine.config()?, opts, stop).await?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
         Command::Replay {
             city,
             readings,

@@ -8,6 +8,10 @@
 //! redb calls are synchronous and short (one transaction each); they run on the caller's
 //! thread.
 
+mod log;
+
+pub use log::LogRecord;
+
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
@@ -43,6 +47,7 @@ const HISTORY: usize = 96;
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    relaxed: bool,
 }
 
 /// Maps a redb error to a backend [`PortError`] with context.
@@ -52,11 +57,11 @@ macro_rules! r {
     };
 }
 
-fn encode<T: Serialize>(v: &T) -> PortResult<Vec<u8>> {
+pub(crate) fn encode<T: Serialize>(v: &T) -> PortResult<Vec<u8>> {
     postcard::to_allocvec(v).map_err(|e| PortError::backend("encoding state", e))
 }
 
-fn decode<T: DeserializeOwned>(b: &[u8], what: &str) -> PortResult<T> {
+pub(crate) fn decode<T: DeserializeOwned>(b: &[u8], what: &str) -> PortResult<T> {
     postcard::from_bytes(b).map_err(|e| PortError::Corrupt(format!("{what}: {e}")))
 }
 
@@ -91,9 +96,42 @@ impl EmbeddedStore {
             r!(txn.open_table(REPAIRS), "creating tables")?;
             r!(txn.open_table(STATS), "creating tables")?;
             r!(txn.open_table(TIMINGS), "creating tables")?;
+            r!(txn.open_table(log::LOG), "creating tables")?;
+            r!(txn.open_table(log::CHECKPOINTS), "creating tables")?;
+            r!(txn.open_table(log::BLOBS), "creating tables")?;
         }
         r!(txn.commit(), "creating tables")?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(Self {
+            db: Arc::new(db),
+            relaxed: false,
+        })
+    }
+
+    /// Opens the database with relaxed durability: commits are not flushed to disk one by
+    /// one, only with the next durable commit ([`EmbeddedStore::append_step`] is always
+    /// durable). A crash rolls the whole store back to its last durable commit, a consistent
+    /// state; the local runner then redoes the work since, deterministically.
+    pub fn open_relaxed(path: impl AsRef<Path>) -> PortResult<Self> {
+        Ok(Self {
+            relaxed: true,
+            ..Self::open(path)?
+        })
+    }
+
+    /// Makes every commit so far durable (with relaxed durability: call before exiting).
+    pub fn sync(&self) -> PortResult<()> {
+        let txn = r!(self.db.begin_write(), "syncing the store")?;
+        r!(txn.commit(), "syncing the store")
+    }
+
+    /// A write transaction with the store's durability.
+    pub(crate) fn write_txn(&self) -> Result<redb::WriteTransaction, redb::Error> {
+        let mut txn = self.db.begin_write()?;
+        if self.relaxed {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| redb::Error::Corrupted(e.to_string()))?;
+        }
+        Ok(txn)
     }
 
     /// Alarms handed to the embedded publisher, in id order (what SNS would have sent).
@@ -139,7 +177,7 @@ impl StateStore for EmbeddedStore {
 
     async fn commit(&self, c: &Commit<'_>) -> PortResult<()> {
         let ctx = "committing shard state";
-        let txn = r!(self.db.begin_write(), ctx)?;
+        let txn = r!(self.write_txn(), ctx)?;
         {
             let mut metas = r!(txn.open_table(META), ctx)?;
             let stored: Option<ShardMeta> = match r!(metas.get(c.meta.shard_id.as_str()), ctx)? {
@@ -213,7 +251,7 @@ impl StateStore for EmbeddedStore {
 
     async fn delete_panes_before(&self, before_ms: i64) -> PortResult<()> {
         let ctx = "deleting old panes";
-        let txn = r!(self.db.begin_write(), ctx)?;
+        let txn = r!(self.write_txn(), ctx)?;
         {
             let mut t = r!(txn.open_table(PANES), ctx)?;
             r!(
@@ -251,7 +289,7 @@ impl Registry for EmbeddedStore {
 
     async fn create_intersection(&self, x: &Intersection) -> PortResult<()> {
         let ctx = "creating an intersection";
-        let txn = r!(self.db.begin_write(), ctx)?;
+        let txn = r!(self.write_txn(), ctx)?;
         {
             let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
             if r!(t.get(x.id.as_str()), ctx)?.is_some() {
@@ -264,7 +302,7 @@ impl Registry for EmbeddedStore {
 
     async fn put_intersection(&self, x: &Intersection) -> PortResult<()> {
         let ctx = "storing an intersection";
-        let txn = r!(self.db.begin_write(), ctx)?;
+        let txn = r!(self.write_txn(), ctx)?;
         {
             let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
             r!(t.insert(x.id.as_str(), to_json(x)?.as_slice()), ctx)?;
@@ -274,7 +312,7 @@ impl Registry for EmbeddedStore {
 
     async fn delete_intersection(&self, id: &IntersectionId) -> PortResult<bool> {
         let ctx = "deleting an intersection";
-        let txn = r!(self.db.begin_write(), ctx)?;
+        let txn = r!(self.write_txn(), ctx)?;
         let existed = {
             let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
             r!(t.remove(id.as_str()), ctx)?.is_some()
@@ -289,7 +327,7 @@ impl Registry for EmbeddedStore {
         from: &str,
     ) -> PortResult<()> {
         let ctx = "storing timings";
-        let txn = r!(self.db.begin_write(), ctx)?;
+        let txn = r!(self.write_txn(), ctx)?;
         {
             let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
             for (id, phases) in timings {
@@ -370,7 +408,7 @@ impl LampStore for EmbeddedStore {
         states: &[((IntersectionId, LightIndex), LightLamps)],
     ) -> PortResult<()> {
         let ctx = "storing lamp states";
-        let txn = r!(self.db.begin_write(), ctx)?;
+        let txn = r!(self.write_txn(), ctx)?;
         {
             let mut t = r!(txn.open_table(LAMPS), ctx)?;
             for ((id, l), s) in states {
@@ -386,7 +424,7 @@ impl LampStore for EmbeddedStore {
     async fn record_alarm(&self, alarm: &Alarm) -> PortResult<AlarmRecord> {
         let ctx = "recording an alarm";
         let id = alarm.id();
-        let txn = r!(self.db.begin_write(), ctx)?;
+        let txn = r!(self.write_txn(), ctx)?;
         let record = {
             let mut t = r!(txn.open_table(ALARMS), ctx)?;
             let existing: Option<AlarmRecord> = match r!(t.get(id.as_str()), ctx)? {
@@ -412,7 +450,7 @@ impl LampStore for EmbeddedStore {
 
     async fn mark_published(&self, alarm_id: &str) -> PortResult<()> {
         let ctx = "marking an alarm published";
-        let txn = r!(self.db.begin_write(), ctx)?;
+        let txn = r!(self.write_txn(), ctx)?;
         {
             let mut t = r!(txn.open_table(ALARMS), ctx)?;
             let existing: Option<AlarmRecord> = match r!(t.get(alarm_id), ctx)? {
@@ -435,7 +473,7 @@ impl LampStore for EmbeddedStore {
         at: &str,
     ) -> PortResult<Vec<AlarmRecord>> {
         let ctx = "recording a repair";
-        let txn = r!(self.db.begin_write(), ctx)?;
+        let txn = r!(self.write_txn(), ctx)?;
         let mut closed = Vec::new();
         {
             let mut t = r!(txn.open_table(ALARMS), ctx)?;
@@ -464,7 +502,7 @@ impl LampStore for EmbeddedStore {
 
     async fn take_repairs(&self) -> PortResult<Vec<(IntersectionId, LightIndex)>> {
         let ctx = "taking repair orders";
-        let txn = r!(self.db.begin_write(), ctx)?;
+        let txn = r!(self.write_txn(), ctx)?;
         let mut out = Vec::new();
         {
             let mut t = r!(txn.open_table(REPAIRS), ctx)?;
@@ -500,7 +538,7 @@ impl LampStore for EmbeddedStore {
 impl StatsStore for EmbeddedStore {
     async fn add_stats(&self, sample: &StatsSample) -> PortResult<()> {
         let ctx = "recording statistics";
-        let txn = r!(self.db.begin_write(), ctx)?;
+        let txn = r!(self.write_txn(), ctx)?;
         {
             let mut t = r!(txn.open_table(STATS), ctx)?;
             let key = (sample.minute_ms, sample.function.as_str());
@@ -537,7 +575,7 @@ impl AlarmPublisher for EmbeddedStore {
     /// it; publishing the same alarm twice keeps one copy.
     async fn publish(&self, alarm: &Alarm) -> PortResult<()> {
         let ctx = "publishing an alarm";
-        let txn = r!(self.db.begin_write(), ctx)?;
+        let txn = r!(self.write_txn(), ctx)?;
         {
             let mut t = r!(txn.open_table(OUTBOX), ctx)?;
             r!(
@@ -561,7 +599,7 @@ impl AlarmPublisher for EmbeddedStore {
 impl ResultStore for EmbeddedStore {
     async fn put_results(&self, results: &[(WindowKey, WindowResult)]) -> PortResult<()> {
         let ctx = "storing results";
-        let txn = r!(self.db.begin_write(), ctx)?;
+        let txn = r!(self.write_txn(), ctx)?;
         {
             let mut t = r!(txn.open_table(RESULTS), ctx)?;
             for (key, result) in results {
@@ -603,6 +641,19 @@ impl ResultStore for EmbeddedStore {
 }
 
 impl EmbeddedStore {
+    /// Creates or replaces many intersections in one transaction (loading a city).
+    pub fn put_intersections(&self, xs: &[Intersection]) -> PortResult<()> {
+        let ctx = "storing intersections";
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+            for x in xs {
+                r!(t.insert(x.id.as_str(), to_json(x)?.as_slice()), ctx)?;
+            }
+        }
+        r!(txn.commit(), ctx)
+    }
+
     fn stored_results(&self) -> PortResult<Vec<StoredResult>> {
         let ctx = "reading results";
         let txn = r!(self.db.begin_read(), ctx)?;

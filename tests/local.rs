@@ -1,0 +1,261 @@
+//! `traffic local`: its results equal a replay of the readings it produced, a run killed at a
+//! random point and resumed equals an uninterrupted one, and retiming reaches the simulator.
+
+use merge::Provisional;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+use traffic::engine::Engine;
+use traffic::local::{Control, LocalOptions, RunSettings, Speedup, StatusMode, Summary, run};
+use traffic::replay::{ReplayOptions, ReplayOutput, collect, replay};
+use traffic_core::EngineConfig;
+use traffic_embedded::EmbeddedStore;
+use traffic_functions::wiring::Ports;
+use traffic_sim::{CityConfig, generate_city};
+
+const START: &str = "2026-01-05T07:00:00Z";
+
+fn settings(control: Control) -> RunSettings {
+    RunSettings {
+        intersections: 12,
+        shards: 3,
+        seed: 7,
+        start_ms: traffic_core::time::parse_rfc3339_ms(START).unwrap_or_default(),
+        failure_probability: 0.002,
+        control,
+    }
+}
+
+fn options(dir: &Path, control: Control, hours: i64, record: bool) -> LocalOptions {
+    LocalOptions {
+        data_dir: dir.to_path_buf(),
+        settings: settings(control),
+        speedup: Speedup::Max,
+        duration_ms: Some(hours * 3_600_000),
+        batch_size: 100,
+        merge_every: 1,
+        provisional: Provisional::All,
+        record: record.then(|| dir.join("readings.jsonl")),
+        status: StatusMode::Off,
+    }
+}
+
+async fn local(dir: &Path, control: Control, hours: i64, record: bool) -> Summary {
+    run(
+        EngineConfig::default(),
+        options(dir, control, hours, record),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("traffic local: {e:#}"))
+}
+
+/// Everything the run computed, read back from its data directory.
+async fn outcome(dir: &Path) -> ReplayOutput {
+    let store = EmbeddedStore::open(dir.join("traffic.redb")).unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::new(
+        EngineConfig::default(),
+        Provisional::None,
+        Ports::embedded(store),
+    );
+    collect(&engine).await.unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+#[tokio::test]
+async fn a_local_run_gives_the_results_of_a_replay_of_its_readings() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let summary = local(dir.path(), Control::Webster, 2, true).await;
+    assert!(summary.completed);
+    assert_eq!(summary.readings, 12 * 4 * 120);
+    let ran = outcome(dir.path()).await;
+
+    let city = generate_city(&CityConfig {
+        intersections: 12,
+        seed: 7,
+        ..CityConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let city_file = dir.path().join("city.json");
+    std::fs::write(&city_file, serde_json::to_vec(&city).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let replayed = replay(
+        EngineConfig::default(),
+        &city_file,
+        &dir.path().join("readings.jsonl"),
+        &ReplayOptions {
+            shards: 3,
+            batch_size: 100,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+
+    // Readings are stamped at the end of their period: 07:01 … 09:00, so nine quarters
+    // (the last holds the 09:00 readings), three hours and one day.
+    assert_eq!(ran.windows.len(), 9 + 3 + 1);
+    assert_eq!(ran.windows, replayed.windows);
+    assert_eq!(ran.alarms, replayed.alarms);
+    assert!(!ran.alarms.is_empty(), "lamps failed during the run");
+    assert_eq!((ran.rejected, ran.late, ran.duplicates), (0, 0, 0));
+    assert_eq!(
+        (replayed.rejected, replayed.late, replayed.duplicates),
+        (0, 0, 0)
+    );
+    // The replay retimes once, from the last quarter; the run did so every quarter, so its
+    // latest timings come from that same window.
+    let last: Vec<_> = ran
+        .timings
+        .iter()
+        .filter(|t| {
+            replayed
+                .timings
+                .iter()
+                .any(|r| r.retimed_from == t.retimed_from)
+        })
+        .collect();
+    assert_eq!(last.len(), replayed.timings.len());
+    for (a, b) in last.iter().zip(&replayed.timings) {
+        assert_eq!(*a, b);
+    }
+}
+
+#[tokio::test]
+async fn retiming_reaches_the_simulator_and_changes_the_traffic() {
+    let fixed_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let webster_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fixed = local(fixed_dir.path(), Control::Fixed, 3, false).await;
+    let webster = local(webster_dir.path(), Control::Webster, 3, false).await;
+    let retimed = outcome(webster_dir.path()).await.timings;
+    assert!(!retimed.is_empty());
+    // The simulator's own state holds the timings it ran with in its last period.
+    let store = EmbeddedStore::open(webster_dir.path().join("traffic.redb"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sim: traffic_sim::Simulator =
+        serde_json::from_slice(&store.blob("simulator").ok().flatten().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    // It ran its last period with timings the merge had written to the registry.
+    use traffic_ports::Registry;
+    let t = &retimed[0];
+    let id =
+        traffic_core::IntersectionId::parse(&t.intersection_id).unwrap_or_else(|e| panic!("{e}"));
+    let history = store.timing_history(&id).await.unwrap_or_default();
+    assert!(
+        history.len() >= 8,
+        "retimed every quarter: {}",
+        history.len()
+    );
+    let first_light = t.phases[0].lights[0];
+    let in_field = sim
+        .light(&id, first_light)
+        .unwrap_or_else(|| panic!("no light"))
+        .green_s;
+    assert!((in_field - 30.0).abs() > 1e-6, "still the initial timings");
+    assert!(
+        history
+            .iter()
+            .any(|h| (h.phases[0].green_s - in_field).abs() < 1e-9),
+        "the simulator's green {in_field} is none of the merge's timings"
+    );
+    // Same arrivals, different timings: the traffic (and so its delay) differs.
+    assert!(
+        (fixed.mean_delay_s_per_vehicle - webster.mean_delay_s_per_vehicle).abs() > 1e-6,
+        "fixed {} webster {}",
+        fixed.mean_delay_s_per_vehicle,
+        webster.mean_delay_s_per_vehicle
+    );
+}
+
+fn local_command(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_traffic"));
+    c.args([
+        "local",
+        "--intersections",
+        "12",
+        "--shards",
+        "3",
+        "--seed",
+        "7",
+        "--start",
+        START,
+        "--failure-probability",
+        "0.002",
+        "--speedup",
+        "max",
+        "--duration",
+        "3h",
+        "--batch-size",
+        "100",
+        "--status",
+        "off",
+        "--data-dir",
+    ])
+    .arg(dir)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    c
+}
+
+#[tokio::test]
+async fn a_run_killed_at_random_points_and_resumed_equals_an_uninterrupted_one() {
+    let whole = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let status = local_command(whole.path())
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success());
+    let expected = outcome(whole.path()).await;
+
+    let broken = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // Kill it with SIGKILL after a pseudo-random delay, several times, then let it finish.
+    let mut x: u64 = std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the resumed runs did not finish in time"
+        );
+        let mut child = local_command(broken.path())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let wait = Duration::from_millis(150 + x % 900);
+        let started = Instant::now();
+        let mut finished = None;
+        while started.elapsed() < wait {
+            if let Some(s) = child.try_wait().unwrap_or_else(|e| panic!("{e}")) {
+                finished = Some(s);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        match finished {
+            Some(s) => {
+                assert!(s.success());
+                break;
+            }
+            None if kills < 4 => {
+                child.kill().unwrap_or_else(|e| panic!("{e}"));
+                let _ = child.wait();
+                kills += 1;
+            }
+            None => {
+                let s = child.wait().unwrap_or_else(|e| panic!("{e}"));
+                assert!(s.success());
+                break;
+            }
+        }
+    }
+    assert!(kills > 0, "the run finished before it could be killed");
+    let resumed = outcome(broken.path()).await;
+    assert_eq!(resumed.windows, expected.windows);
+    assert_eq!(resumed.alarms, expected.alarms);
+    assert_eq!(resumed.timings, expected.timings);
+    assert_eq!(
+        (resumed.rejected, resumed.late, resumed.duplicates),
+        (expected.rejected, expected.late, expected.duplicates)
+    );
+}
