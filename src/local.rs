@@ -123,6 +123,10 @@ pub struct LocalOptions {
     pub record: Option<PathBuf>,
     /// Live status.
     pub status: StatusMode,
+    /// Serve the HTTP API and the dashboard here.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Bearer token required by the API's mutating requests.
+    pub api_token: Option<String>,
 }
 
 /// What a run did, printed at the end.
@@ -261,6 +265,22 @@ pub async fn run(
             },
         )?,
     };
+    if let Some(addr) = opts.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        let state = api::ApiState {
+            ports: ports.clone(),
+            cfg: cfg.clone(),
+            token: opts.api_token.clone(),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, api::router(state)).await {
+                tracing::error!(error = %e, "the HTTP API stopped");
+            }
+        });
+        tracing::info!(%addr, "serving the API and the dashboard");
+    }
     let engine = Arc::new(Engine::new(cfg, opts.provisional, ports));
     let mut local = Local {
         store,

@@ -51,7 +51,7 @@ impl EngineArgs {
 enum Command {
     /// Run the whole system in one process: a simulated city, an in-process stream, the
     /// functions and the merge, on a durable store in the data directory (resumed if it exists).
-    Local(LocalArgs),
+    Local(Box<LocalArgs>),
     /// Run a file of readings (one JSON reading per line) through the stream functions on a
     /// temporary store, close every window and print the results as JSON.
     Replay {
@@ -121,6 +121,16 @@ struct LocalArgs {
     /// Write logs here instead of `<data-dir>/traffic.log` (`-` for stderr).
     #[arg(long)]
     log: Option<String>,
+    /// Serve the HTTP API and the dashboard on this address (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "TRAFFIC_LISTEN")]
+    listen: std::net::SocketAddr,
+    /// Do not serve the API and the dashboard.
+    #[arg(long)]
+    no_api: bool,
+    /// Bearer token that the API's mutating requests must carry (repairs, edits). Without
+    /// one, the API is read-only.
+    #[arg(long, env = "TRAFFIC_API_TOKEN")]
+    api_token: Option<String>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -151,6 +161,8 @@ impl LocalArgs {
             provisional: self.provisional.parse().map_err(anyhow::Error::msg)?,
             record: self.record.clone(),
             status: self.status,
+            listen: (!self.no_api).then_some(self.listen),
+            api_token: self.api_token.clone().filter(|t| !t.is_empty()),
         };
         traffic::local::check(&opts)?;
         Ok(opts)
@@ -207,6 +219,16 @@ async fn main() -> anyhow::Result<()> {
                 opts.settings.shards,
                 opts.data_dir.display()
             );
+            if let Some(addr) = opts.listen {
+                eprintln!(
+                    "dashboard: http://{addr}/  ({})",
+                    if opts.api_token.is_some() {
+                        "edits and repairs need the API token"
+                    } else {
+                        "read-only: pass --api-token to allow edits and repairs"
+                    }
+                );
+            }
             let summary = traffic::local::run(args.engine.config()?, opts, stop).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
         }

@@ -39,6 +39,8 @@ fn options(dir: &Path, control: Control, hours: i64, record: bool) -> LocalOptio
         provisional: Provisional::All,
         record: record.then(|| dir.join("readings.jsonl")),
         status: StatusMode::Off,
+        listen: None,
+        api_token: None,
     }
 }
 
@@ -189,6 +191,7 @@ fn local_command(dir: &Path) -> Command {
         "100",
         "--status",
         "off",
+        "--no-api",
         "--data-dir",
     ])
     .arg(dir)

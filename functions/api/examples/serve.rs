@@ -1,0 +1,269 @@
+//! A development server for the dashboard: the real router on an embedded store, fed with
+//! made-up but live-looking figures (results, retimings, alarms, statistics) every two seconds.
+//! `traffic local` runs the real engine instead; this only lets the page be worked on alone.
+//!
+//! ```sh
+//! cargo run -p api --example serve -- --listen 127.0.0.1:8080 --api-token dev --intersections 20
+//! ```
+
+use anyhow::Context;
+use api::{ApiState, router};
+use std::path::PathBuf;
+use std::time::Duration;
+use traffic_core::lamps::{Alarm, LightLamps};
+use traffic_core::pane::{Commit, ShardMeta};
+use traffic_core::query::{MedianEntry, WindowResult};
+use traffic_core::ranking::RankEntry;
+use traffic_core::reading::{LampColour, LampState};
+use traffic_core::time::format_rfc3339_ms;
+use traffic_core::window::WindowKey;
+use traffic_core::{EngineConfig, Intersection, SequenceNumber};
+use traffic_embedded::EmbeddedStore;
+use traffic_functions::wiring::Ports;
+use traffic_ports::{LampStore, Registry, ResultStore, StateStore, StatsSample, StatsStore};
+
+struct Args {
+    listen: String,
+    token: Option<String>,
+    data_dir: Option<PathBuf>,
+    intersections: usize,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        listen: "127.0.0.1:8080".into(),
+        token: std::env::var("TRAFFIC_API_TOKEN").ok(),
+        data_dir: None,
+        intersections: 20,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--listen" => a.listen = value()?,
+            "--api-token" => a.token = Some(value()?),
+            "--data-dir" => a.data_dir = Some(value()?.into()),
+            "--intersections" => a.intersections = value()?.parse()?,
+            // Accepted for the same command line as `traffic local`; the figures here are
+            // made up at a fixed pace.
+            "--speedup" => {
+                value()?;
+            }
+            other => anyhow::bail!("unknown flag {other}"),
+        }
+    }
+    Ok(a)
+}
+
+/// A small deterministic generator (xorshift), enough for made-up figures.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let a = args()?;
+    let tmp = tempfile::tempdir()?;
+    let dir = a.data_dir.clone().unwrap_or_else(|| tmp.path().to_owned());
+    std::fs::create_dir_all(&dir)?;
+    let store = EmbeddedStore::open(dir.join("traffic.redb"))?;
+    let city = traffic_sim::generate_city(&traffic_sim::CityConfig {
+        intersections: a.intersections,
+        ..traffic_sim::CityConfig::default()
+    })?;
+    if store.intersections().await?.is_empty() {
+        for x in &city.intersections {
+            store.create_intersection(x).await?;
+        }
+    }
+    let cfg = EngineConfig::default();
+    let app = router(ApiState {
+        ports: Ports::embedded(store.clone()),
+        cfg: cfg.clone(),
+        token: a.token.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(&a.listen).await?;
+    eprintln!("dashboard on http://{}/", listener.local_addr()?);
+    tokio::spawn(feed(store, cfg));
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// Every 2 s: ten minutes of made-up event time.
+async fn feed(store: EmbeddedStore, cfg: EngineConfig) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut event_ms = now - now.rem_euclid(900_000);
+    let mut seq = 0u128;
+    let mut accepted = 0u64;
+    loop {
+        if let Err(e) = tick(&store, &cfg, &mut rng, event_ms, &mut seq, &mut accepted).await {
+            eprintln!("feed: {e}");
+        }
+        event_ms += 600_000;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+async fn tick(
+    store: &EmbeddedStore,
+    cfg: &EngineConfig,
+    rng: &mut Rng,
+    event_ms: i64,
+    seq: &mut u128,
+    accepted: &mut u64,
+) -> anyhow::Result<()> {
+    let xs: Vec<Intersection> = store.intersections().await?;
+    if xs.is_empty() {
+        return Ok(());
+    }
+    let mut results = Vec::new();
+    for len in cfg.windows() {
+        let key: WindowKey = len.window_of(event_ms);
+        let mut speeds: Vec<RankEntry> = xs
+            .iter()
+            .map(|x| RankEntry {
+                intersection_id: x.id.clone(),
+                mean_speed_kmh: 15.0 + 40.0 * rng.next(),
+            })
+            .collect();
+        speeds.sort_by(|a, b| b.mean_speed_kmh.total_cmp(&a.mean_speed_kmh));
+        speeds.truncate(cfg.top_k);
+        let global = 6.0 + 4.0 * rng.next();
+        let mut above: Vec<MedianEntry> = xs
+            .iter()
+            .map(|x| MedianEntry {
+                intersection_id: x.id.clone(),
+                median_vehicles: global * (0.6 + 0.8 * rng.next()),
+            })
+            .filter(|m| m.median_vehicles > global)
+            .collect();
+        above.sort_by(|a, b| b.median_vehicles.total_cmp(&a.median_vehicles));
+        results.push((
+            key,
+            WindowResult {
+                length: len.to_string(),
+                start: format_rfc3339_ms(key.start_ms),
+                end: format_rfc3339_ms(key.end_ms()),
+                closed: false,
+                readings: (xs.len() * 4) as u64 * ((event_ms - key.start_ms) / 60_000 + 1) as u64,
+                top10: speeds,
+                global_median_vehicles: global,
+                above_median: above,
+                key: Some(key),
+            },
+        ));
+        // The window before is closed now.
+        let prev = WindowKey {
+            length: *len,
+            start_ms: key.start_ms - len.ms(),
+        };
+        if let Some(mut r) = store
+            .results()
+            .await?
+            .into_iter()
+            .find(|r| r.key == Some(prev) && !r.closed)
+        {
+            r.closed = true;
+            results.push((prev, r));
+        }
+    }
+    store.put_results(&results).await?;
+
+    // Retime a few intersections, as the merge does at the end of a pane.
+    let pane = cfg.pane().window_of(event_ms);
+    let from = format!("{}@{}", cfg.pane(), format_rfc3339_ms(pane.start_ms));
+    let mut timings = Vec::new();
+    for x in &xs {
+        if rng.next() >= 0.3 {
+            continue;
+        }
+        let cycle = 50.0 + 50.0 * rng.next();
+        let share = 0.3 + 0.4 * rng.next();
+        let mut phases = x.phases.clone();
+        let n = phases.len().max(1) as f64;
+        for (i, p) in phases.iter_mut().enumerate() {
+            let s = if i == 0 {
+                share
+            } else {
+                (1.0 - share) / (n - 1.0).max(1.0)
+            };
+            p.green_s = ((cycle - 4.0 * n) * s).max(5.0).round();
+            p.red_s = (cycle - p.green_s - 4.0).max(0.0).round();
+        }
+        timings.push((x.id.clone(), phases));
+    }
+    store.set_timings(&timings, &from).await?;
+
+    // Now and then a lamp breaks; repair orders fix lamps.
+    for (id, l) in store.take_repairs().await? {
+        store
+            .put_lamp_states(&[((id, l), LightLamps::default())])
+            .await?;
+    }
+    if rng.next() < 0.5 {
+        let x = &xs[(rng.next() * xs.len() as f64) as usize % xs.len()];
+        let l = x.lights[(rng.next() * x.lights.len() as f64) as usize % x.lights.len()].light;
+        let lamp = LampColour::ALL[(rng.next() * 3.0) as usize % 3];
+        let mut state = LightLamps {
+            as_of_ms: Some(event_ms),
+            ..LightLamps::default()
+        };
+        state.lamps.set(lamp, LampState::Broken);
+        store.put_lamp_states(&[((x.id.clone(), l), state)]).await?;
+        store
+            .record_alarm(&Alarm {
+                intersection_id: x.id.clone(),
+                light: l,
+                lamp,
+                ts_ms: event_ms,
+                position: None,
+            })
+            .await?;
+    }
+
+    // Throughput and latency figures, and the shard counters.
+    let wall = chrono::Utc::now().timestamp_millis();
+    let records = (xs.len() * 4 * 10) as u64;
+    for (function, lat) in [("ingest", 400.0), ("fault", 600.0)] {
+        store
+            .add_stats(&StatsSample {
+                function: function.into(),
+                minute_ms: wall - wall.rem_euclid(60_000),
+                invocations: 4,
+                records,
+                accepted: records,
+                latency_ms_sum: (records as f64 * lat * (0.5 + rng.next())) as u64,
+                latency_ms_max: (lat * 3.0) as u64,
+            })
+            .await?;
+    }
+    let expected = (*seq > 0).then(|| SequenceNumber::from_u128(*seq));
+    *seq += records as u128;
+    *accepted += records;
+    store
+        .commit(&Commit {
+            expected,
+            meta: ShardMeta {
+                shard_id: "shardId-000000000000".into(),
+                applied_through: Some(SequenceNumber::from_u128(*seq)),
+                max_event_ms: Some(event_ms),
+                counters: traffic_core::pane::Counters {
+                    accepted: *accepted,
+                    rejected: *accepted / 500,
+                    late: *accepted / 2000,
+                    duplicates: *accepted / 1000,
+                },
+            },
+            items: vec![],
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,403 @@
+//! Intersections and their lights, phases and lamps: the registry's CRUD, and lamp repair.
+//!
+//! Every change is validated whole ([`Intersection::validate`], whose errors name the field)
+//! before anything is written, so an invalid request changes nothing.
+
+use crate::body::{decode, json_value, merge_patch};
+use crate::error::{ApiError, ApiResult};
+use crate::queries::{AlarmView, alarm_view};
+use crate::{Shared, now_ms};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use traffic_core::city::{Intersection, Light, Phase};
+use traffic_core::lamps::LightLamps;
+use traffic_core::reading::Lamps;
+use traffic_core::time::format_rfc3339_ms;
+use traffic_core::{IntersectionId, LightIndex};
+
+/// Parses the `{id}` path parameter; an id that cannot exist is a 404.
+pub fn parse_id(s: &str) -> ApiResult<IntersectionId> {
+    IntersectionId::parse(s)
+        .map_err(|e| ApiError::not_found("id", format!("no intersection {s:?} ({e})")))
+}
+
+/// Parses the `{light}` path parameter; a light outside 0..=3 is a 404.
+pub fn parse_light(s: &str) -> ApiResult<LightIndex> {
+    s.parse::<i64>()
+        .ok()
+        .and_then(|i| LightIndex::new(i).ok())
+        .ok_or_else(|| ApiError::not_found("light", format!("no light {s:?}: lights are 0..=3")))
+}
+
+/// The body's bytes, or a 400/413 in the API's error form.
+fn bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::bad("body", e.body_text())
+        }
+    })
+}
+
+/// Loads an intersection or answers 404.
+async fn load(state: &Shared, id: &IntersectionId) -> ApiResult<Intersection> {
+    state
+        .ports
+        .registry
+        .intersection(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("id", format!("no intersection {id}")))
+}
+
+/// Validates the whole intersection; the error names the field.
+fn validate(x: &Intersection) -> ApiResult<()> {
+    x.validate("")
+        .map_err(|e| ApiError::bad(e.field, e.message))
+}
+
+/// Sets the path's key member (`id`, `light`) in a body that left it out, and refuses a body
+/// whose key differs from the path's: a replace never renames.
+fn key_from_path(v: &mut Value, key: &str, path_value: Value) -> ApiResult<()> {
+    let Value::Object(m) = v else {
+        return Err(ApiError::bad("body", "must be a JSON object"));
+    };
+    match m.get(key) {
+        None => {
+            m.insert(key.to_owned(), path_value);
+            Ok(())
+        }
+        Some(given) if *given == path_value => Ok(()),
+        Some(given) => Err(ApiError::bad(
+            key,
+            format!("is {given} but the path names {path_value}; it cannot be changed"),
+        )),
+    }
+}
+
+fn created(location: String, body: impl Serialize) -> Response {
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response()
+}
+
+/// `GET /api/intersections`: every intersection, by id.
+pub async fn list(State(state): State<Shared>) -> ApiResult<Json<Vec<Intersection>>> {
+    Ok(Json(state.ports.registry.intersections().await?))
+}
+
+/// `POST /api/intersections`: creates an intersection (201); 409 if the id is taken.
+pub async fn create(
+    State(state): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let x: Intersection = decode(json_value(&bytes(body)?)?, "")?;
+    validate(&x)?;
+    match state.ports.registry.create_intersection(&x).await {
+        Ok(()) => {}
+        Err(traffic_ports::PortError::AlreadyExists(_)) => {
+            return Err(ApiError::conflict(
+                "id",
+                format!("intersection {} exists already", x.id),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(intersection = %x.id, "intersection created");
+    Ok(created(format!("/api/intersections/{}", x.id), &x))
+}
+
+/// `GET /api/intersections/{id}`.
+pub async fn get(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Intersection>> {
+    let id = parse_id(&id)?;
+    Ok(Json(load(&state, &id).await?))
+}
+
+/// `PUT /api/intersections/{id}`: replaces an existing intersection whole.
+pub async fn replace(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Intersection>> {
+    let id = parse_id(&id)?;
+    load(&state, &id).await?;
+    let mut v = json_value(&bytes(body)?)?;
+    key_from_path(&mut v, "id", Value::String(id.to_string()))?;
+    let x: Intersection = decode(v, "")?;
+    validate(&x)?;
+    state.ports.registry.put_intersection(&x).await?;
+    tracing::info!(intersection = %id, "intersection replaced");
+    Ok(Json(x))
+}
+
+/// `PATCH /api/intersections/{id}`: applies a JSON Merge Patch (RFC 7396) to the intersection.
+pub async fn patch(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Intersection>> {
+    let id = parse_id(&id)?;
+    let current = load(&state, &id).await?;
+    let patch = json_value(&bytes(body)?)?;
+    if !patch.is_object() {
+        return Err(ApiError::bad("body", "a merge patch must be a JSON object"));
+    }
+    let mut v = serde_json::to_value(&current)
+        .map_err(|e| ApiError::bad("body", format!("cannot patch: {e}")))?;
+    merge_patch(&mut v, &patch);
+    key_from_path(&mut v, "id", Value::String(id.to_string()))?;
+    let x: Intersection = decode(v, "")?;
+    validate(&x)?;
+    state.ports.registry.put_intersection(&x).await?;
+    tracing::info!(intersection = %id, "intersection patched");
+    Ok(Json(x))
+}
+
+/// `DELETE /api/intersections/{id}` (204).
+pub async fn delete(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let id = parse_id(&id)?;
+    if state.ports.registry.delete_intersection(&id).await? {
+        tracing::info!(intersection = %id, "intersection deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("id", format!("no intersection {id}")))
+    }
+}
+
+/// `GET /api/intersections/{id}/lights`.
+pub async fn lights(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Light>>> {
+    let id = parse_id(&id)?;
+    Ok(Json(load(&state, &id).await?.lights))
+}
+
+fn position_of(x: &Intersection, light: LightIndex) -> ApiResult<usize> {
+    x.lights
+        .iter()
+        .position(|l| l.light == light)
+        .ok_or_else(|| ApiError::not_found("light", format!("{} has no light {light}", x.id)))
+}
+
+/// Validates `x` after a change to the light at `pos`, naming fields of that light relative to
+/// the request body (`saturation_veh_h` rather than `lights[2].saturation_veh_h`).
+fn validate_light(x: &Intersection, pos: usize) -> ApiResult<()> {
+    x.validate("").map_err(|e| {
+        let prefix = format!("lights[{pos}].");
+        let field = match e.field.strip_prefix(&prefix) {
+            Some(rest) => rest.to_owned(),
+            None => e.field,
+        };
+        ApiError::bad(field, e.message)
+    })
+}
+
+/// `POST /api/intersections/{id}/lights`: adds a light (201); 409 if it exists.
+pub async fn add_light(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let mut x = load(&state, &id).await?;
+    let light: Light = decode(json_value(&bytes(body)?)?, "")?;
+    if x.has_light(light.light) {
+        return Err(ApiError::conflict(
+            "light",
+            format!("{id} has a light {} already", light.light),
+        ));
+    }
+    x.lights.push(light.clone());
+    x.lights.sort_by_key(|l| l.light);
+    let pos = position_of(&x, light.light)?;
+    validate_light(&x, pos)?;
+    state.ports.registry.put_intersection(&x).await?;
+    tracing::info!(intersection = %id, light = %light.light, "light added");
+    Ok(created(
+        format!("/api/intersections/{id}/lights/{}", light.light),
+        &light,
+    ))
+}
+
+/// `GET /api/intersections/{id}/lights/{light}`.
+pub async fn light(
+    State(state): State<Shared>,
+    Path((id, light)): Path<(String, String)>,
+) -> ApiResult<Json<Light>> {
+    let id = parse_id(&id)?;
+    let light = parse_light(&light)?;
+    let x = load(&state, &id).await?;
+    let pos = position_of(&x, light)?;
+    Ok(Json(x.lights[pos].clone()))
+}
+
+/// `PUT /api/intersections/{id}/lights/{light}`: replaces a light (saturation, extra fields).
+pub async fn replace_light(
+    State(state): State<Shared>,
+    Path((id, light)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Light>> {
+    let id = parse_id(&id)?;
+    let index = parse_light(&light)?;
+    let mut x = load(&state, &id).await?;
+    let pos = position_of(&x, index)?;
+    let mut v = json_value(&bytes(body)?)?;
+    key_from_path(&mut v, "light", Value::from(index.get() as u64))?;
+    let new: Light = decode(v, "")?;
+    x.lights[pos] = new.clone();
+    validate_light(&x, pos)?;
+    state.ports.registry.put_intersection(&x).await?;
+    tracing::info!(intersection = %id, light = %index, "light replaced");
+    Ok(Json(new))
+}
+
+/// `DELETE /api/intersections/{id}/lights/{light}` (204): removes the light and its place in
+/// the phases (a phase left without lights goes too); 409 if that leaves the intersection
+/// invalid (no light or no phase left).
+pub async fn delete_light(
+    State(state): State<Shared>,
+    Path((id, light)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let id = parse_id(&id)?;
+    let index = parse_light(&light)?;
+    let mut x = load(&state, &id).await?;
+    let pos = position_of(&x, index)?;
+    x.lights.remove(pos);
+    for p in &mut x.phases {
+        p.lights.retain(|l| *l != index);
+    }
+    x.phases.retain(|p| !p.lights.is_empty());
+    x.validate("").map_err(|e| {
+        ApiError::conflict(
+            e.field,
+            format!(
+                "removing light {index} would leave {id} invalid: {}",
+                e.message
+            ),
+        )
+    })?;
+    state.ports.registry.put_intersection(&x).await?;
+    tracing::info!(intersection = %id, light = %index, "light deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An intersection's phases, as read and written by `/phases`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PhasesBody {
+    /// The phases, in signal order.
+    pub phases: Vec<Phase>,
+}
+
+/// `GET /api/intersections/{id}/phases`.
+pub async fn phases(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PhasesBody>> {
+    let id = parse_id(&id)?;
+    Ok(Json(PhasesBody {
+        phases: load(&state, &id).await?.phases,
+    }))
+}
+
+/// `PUT /api/intersections/{id}/phases`: replaces the phases and their timings.
+pub async fn replace_phases(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<PhasesBody>> {
+    let id = parse_id(&id)?;
+    let mut x = load(&state, &id).await?;
+    let b: PhasesBody = decode(json_value(&bytes(body)?)?, "")?;
+    x.phases = b.phases;
+    validate(&x)?;
+    state.ports.registry.put_intersection(&x).await?;
+    tracing::info!(intersection = %id, "phases replaced");
+    Ok(Json(PhasesBody { phases: x.phases }))
+}
+
+/// The lamps of one light as the fault function last saw them.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LampView {
+    /// The light.
+    pub light: LightIndex,
+    /// Its three lamps.
+    pub lamps: Lamps,
+    /// Whether any of them is broken.
+    pub broken: bool,
+    /// Event time of the reading that set them (RFC 3339), if any was seen.
+    pub as_of: Option<String>,
+}
+
+fn lamp_view(light: LightIndex, s: &LightLamps) -> LampView {
+    use traffic_core::LampState::Broken;
+    LampView {
+        light,
+        lamps: s.lamps,
+        broken: [s.lamps.red, s.lamps.yellow, s.lamps.green].contains(&Broken),
+        as_of: s.as_of_ms.map(format_rfc3339_ms),
+    }
+}
+
+/// `GET /api/intersections/{id}/lamps`: lamp states of each of its lights.
+pub async fn lamps(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<LampView>>> {
+    let id = parse_id(&id)?;
+    let x = load(&state, &id).await?;
+    let keys: Vec<(IntersectionId, LightIndex)> =
+        x.lights.iter().map(|l| (id.clone(), l.light)).collect();
+    let states = state.ports.lamps.lamp_states(&keys).await?;
+    Ok(Json(
+        keys.iter()
+            .map(|k| lamp_view(k.1, &states.get(k).copied().unwrap_or_default()))
+            .collect(),
+    ))
+}
+
+/// What a repair did.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RepairView {
+    /// The intersection.
+    pub intersection_id: IntersectionId,
+    /// The light whose lamps were repaired.
+    pub light: LightIndex,
+    /// When (RFC 3339).
+    pub at: String,
+    /// The open alarms it closed.
+    pub closed: Vec<AlarmView>,
+}
+
+/// `POST /api/intersections/{id}/lights/{light}/repair`: an operator repaired the light's lamps;
+/// its open alarms are closed and a repair order goes to the field.
+pub async fn repair(
+    State(state): State<Shared>,
+    Path((id, light)): Path<(String, String)>,
+) -> ApiResult<Json<RepairView>> {
+    let id = parse_id(&id)?;
+    let light = parse_light(&light)?;
+    let x = load(&state, &id).await?;
+    position_of(&x, light)?;
+    let at = format_rfc3339_ms(now_ms());
+    let closed = state.ports.lamps.repair(&id, light, &at).await?;
+    tracing::info!(intersection = %id, light = %light, closed = closed.len(), "lamps repaired");
+    Ok(Json(RepairView {
+        intersection_id: id,
+        light,
+        at,
+        closed: closed.iter().map(alarm_view).collect(),
+    }))
+}

@@ -1,0 +1,183 @@
+//! What the API tests share: a router on an embedded store in a temporary directory, a way to
+//! call it, and sample data.
+#![allow(dead_code)]
+
+use anyhow::Context;
+use api::{ApiState, router};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::Value;
+use std::time::Duration;
+use tower::ServiceExt;
+use traffic_core::EngineConfig;
+use traffic_core::query::{MedianEntry, WindowResult};
+use traffic_core::ranking::RankEntry;
+use traffic_core::time::format_rfc3339_ms;
+use traffic_core::window::{WindowKey, WindowLength};
+use traffic_core::{IntersectionId, LightIndex};
+use traffic_embedded::EmbeddedStore;
+use traffic_functions::wiring::Ports;
+
+/// The write token the tests configure.
+pub const TOKEN: &str = "test-token-7f3a";
+
+/// A router and the store under it (kept alive with its directory).
+pub struct Api {
+    pub router: Router,
+    pub store: EmbeddedStore,
+    pub _dir: tempfile::TempDir,
+}
+
+/// A router over a fresh embedded store, with write token `token`.
+pub fn api_with_token(token: Option<&str>) -> anyhow::Result<Api> {
+    let dir = tempfile::tempdir()?;
+    let store = EmbeddedStore::open(dir.path().join("api.redb"))?;
+    let state = ApiState {
+        ports: Ports::embedded(store.clone()),
+        cfg: EngineConfig::default(),
+        token: token.map(str::to_owned),
+    };
+    Ok(Api {
+        router: router(state),
+        store,
+        _dir: dir,
+    })
+}
+
+/// A router over a fresh embedded store, with the write token [`TOKEN`].
+pub fn api() -> anyhow::Result<Api> {
+    api_with_token(Some(TOKEN))
+}
+
+/// An answer: status and JSON body (`Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub text: String,
+    pub content_type: String,
+}
+
+impl Api {
+    /// Sends a request (with the token when `auth`) and reads the answer, within 10 s.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        auth: bool,
+    ) -> anyhow::Result<Answer> {
+        let mut req = Request::builder().method(method).uri(path);
+        if auth {
+            req = req.header("authorization", format!("Bearer {TOKEN}"));
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req.body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))?;
+        send(&self.router, req).await
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Answer> {
+        self.call("GET", path, None, false).await
+    }
+
+    /// Creates the sample intersection `id` through the API.
+    pub async fn create(&self, id: &str, lat: f64, lon: f64) -> anyhow::Result<()> {
+        let a = self
+            .call(
+                "POST",
+                "/api/intersections",
+                Some(&crossing(id, lat, lon)),
+                true,
+            )
+            .await?;
+        anyhow::ensure!(a.status == StatusCode::CREATED, "{a:?}");
+        Ok(())
+    }
+}
+
+/// Sends a request to a router and reads the answer, within 10 s.
+pub async fn send(router: &Router, req: Request<Body>) -> anyhow::Result<Answer> {
+    let resp = tokio::time::timeout(Duration::from_secs(10), router.clone().oneshot(req))
+        .await
+        .context("the router did not answer within 10 s")??;
+    let status = resp.status();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20).await?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Ok(Answer {
+        status,
+        body,
+        text,
+        content_type,
+    })
+}
+
+/// A four-light crossing with two phases, as the city file writes it, plus extra fields.
+pub fn crossing(id: &str, lat: f64, lon: f64) -> String {
+    format!(
+        r#"{{"id":"{id}","name":"Via Tuscolana","lat":{lat},"lon":{lon},
+        "lights":[{{"light":0,"saturation_veh_h":1800,"position":"N"}},
+                  {{"light":1,"saturation_veh_h":1700,"position":"E"}},
+                  {{"light":2,"saturation_veh_h":1800,"position":"S"}},
+                  {{"light":3,"saturation_veh_h":1700,"position":"W"}}],
+        "phases":[{{"lights":[0,2],"green_s":30,"red_s":34}},{{"lights":[1,3],"green_s":30,"red_s":34}}]}}"#
+    )
+}
+
+pub fn id(s: &str) -> IntersectionId {
+    IntersectionId::parse(s).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn light(i: i64) -> LightIndex {
+    LightIndex::new(i).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A window result of `length` starting at `start_ms`, with `fastest` first in the ranking.
+pub fn window_result(
+    length: &str,
+    start_ms: i64,
+    fastest: &str,
+    closed: bool,
+) -> (WindowKey, WindowResult) {
+    let len: WindowLength = length.parse().unwrap_or_else(|e| panic!("{e}"));
+    let key = WindowKey {
+        length: len,
+        start_ms,
+    };
+    let result = WindowResult {
+        length: len.to_string(),
+        start: format_rfc3339_ms(start_ms),
+        end: format_rfc3339_ms(start_ms + len.ms()),
+        closed,
+        readings: 400,
+        top10: vec![
+            RankEntry {
+                intersection_id: id(fastest),
+                mean_speed_kmh: 52.5,
+            },
+            RankEntry {
+                intersection_id: id("I-0002"),
+                mean_speed_kmh: 31.0,
+            },
+        ],
+        global_median_vehicles: 7.0,
+        above_median: vec![MedianEntry {
+            intersection_id: id("I-0002"),
+            median_vehicles: 11.0,
+        }],
+        key: Some(key),
+    };
+    (key, result)
+}
+
+/// 2026-01-05T08:00:00Z, epoch ms.
+pub const T0: i64 = 1_767_600_000_000;

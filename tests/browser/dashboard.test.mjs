@@ -1,0 +1,167 @@
+// The dashboard in a real browser: Debian's headless Chromium driven by playwright-core (which
+// downloads no browser), against a running `traffic local` given by BASE_URL and API_TOKEN.
+// Run by scripts/test.d/browser.sh, which starts the server. Every wait is bounded.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.BASE_URL;
+const TOKEN = process.env.API_TOKEN;
+const SCREENSHOT = process.env.SCREENSHOT;
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const NEW_ID = "I-BROWSER-1";
+
+assert.ok(BASE && TOKEN, "BASE_URL and API_TOKEN must be set (scripts/test.d/browser.sh sets them)");
+
+let context;
+let page;
+let userDataDir;
+const pageErrors = [];
+const foreignRequests = [];
+
+/** GET a JSON document of the API (not through the page), within 10 s. */
+async function getJson(path) {
+  const r = await fetch(BASE + path, { signal: AbortSignal.timeout(10_000) });
+  return { status: r.status, body: r.status === 204 ? null : await r.json() };
+}
+
+/** Polls `check` every 500 ms until it returns a truthy value or `ms` pass. */
+async function eventually(what, ms, check) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    try {
+      last = await check();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.fail(`${what}: not within ${ms / 1000} s (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+}
+
+before(async () => {
+  userDataDir = mkdtempSync(join(tmpdir(), "traffic-chromium-"));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+    viewport: { width: 1400, height: 1000 },
+    timeout: 60_000,
+  });
+  page = context.pages()[0] || (await context.newPage());
+  page.setDefaultTimeout(30_000);
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  page.on("request", (r) => {
+    const u = r.url();
+    if (!u.startsWith(BASE) && !u.startsWith("data:")) foreignRequests.push(u);
+  });
+  page.on("dialog", (d) => d.accept());
+});
+
+after(async () => {
+  if (context) await context.close();
+  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+});
+
+test("the dashboard loads and shows every intersection on the map", async () => {
+  await page.goto(BASE + "/", { waitUntil: "load", timeout: 30_000 });
+  assert.equal(await page.title(), "Traffic monitor");
+  const { body: xs } = await getJson("/api/intersections");
+  assert.ok(xs.length >= 1, "the city has intersections");
+  await page.waitForFunction(
+    (n) => document.querySelectorAll("#map g.node").length === n, xs.length, { timeout: 30_000 });
+});
+
+test("live results appear in the top-10 and median panels", async () => {
+  await page.waitForFunction(
+    () => document.querySelectorAll("#top10 tbody tr").length > 0, null, { timeout: 120_000 });
+  const first = await page.locator("#top10 .top10").first().locator("tbody tr").first().innerText();
+  assert.match(first, /^1\s+\S+\s+\d+\.\d/);
+  await page.waitForFunction(
+    () => [...document.querySelectorAll("#medians .big")].some((e) => e.textContent !== "–"),
+    null, { timeout: 60_000 });
+  await page.waitForFunction(
+    () => Number((document.querySelector("[data-counter=accepted] span:last-child") || {}).textContent?.replace(/\D/g, "") || 0) > 0,
+    null, { timeout: 60_000 });
+});
+
+test("without the token a create through the page is refused and changes nothing", async () => {
+  await page.click("#f-new");
+  await page.fill("#f-id", NEW_ID);
+  await page.click("#f-save");
+  await page.waitForFunction(
+    () => /Not authorised/.test(document.getElementById("f-error").textContent), null, { timeout: 15_000 });
+  assert.equal((await getJson("/api/intersections/" + NEW_ID)).status, 404);
+});
+
+test("a repair done through the page reaches the store", async () => {
+  await page.fill("#token", TOKEN);
+  await page.click("#token-save");
+  await page.waitForFunction(
+    () => document.getElementById("token-state").textContent.includes("token set"), null, { timeout: 5_000 });
+  // Lamps fail now and then in the simulated city; wait for an open alarm to show.
+  const button = page.locator("#alarms-open button.repair").first();
+  await button.waitFor({ state: "visible", timeout: 240_000 });
+  const id = await button.getAttribute("data-id");
+  const light = Number(await button.getAttribute("data-light"));
+  const { body: before } = await getJson("/api/alarms?state=open&limit=10000");
+  const open = before.alarms.filter((a) => a.intersection_id === id && a.light === light);
+  assert.ok(open.length > 0, `the API shows the alarm of ${id} light ${light} as open`);
+  await button.click();
+  const repaired = await eventually(`the repair of ${id} light ${light} in the store`, 20_000, async () => {
+    const { body } = await getJson("/api/alarms?state=repaired&limit=10000");
+    return body.alarms.filter((a) => open.some((o) => o.id === a.id && a.repaired_at));
+  });
+  assert.equal(repaired.length, open.length);
+  await page.waitForFunction(
+    ([i, l]) => ![...document.querySelectorAll("#alarms-open button.repair")]
+      .some((b) => b.dataset.id === i && Number(b.dataset.light) === l),
+    [id, light], { timeout: 15_000 });
+});
+
+test("a create done through the page reaches the store and the map", async () => {
+  await page.click("#f-new");
+  await page.fill("#f-id", NEW_ID);
+  await page.fill("#f-name", "Created by the browser test");
+  await page.click("#f-save");
+  const { body } = await eventually(`${NEW_ID} in the store`, 20_000, async () => {
+    const r = await getJson("/api/intersections/" + NEW_ID);
+    return r.status === 200 && r;
+  });
+  assert.equal(body.name, "Created by the browser test");
+  assert.equal(body.lights.length, 4);
+  assert.deepEqual(body.phases.map((p) => p.lights), [[0, 2], [1, 3]]);
+  await page.locator(`#map g.node[data-id="${NEW_ID}"]`).waitFor({ timeout: 15_000 });
+});
+
+test("a screenshot of the dashboard with data is saved", async () => {
+  // Charts read better with a few minutes of figures; take the picture regardless after 90 s.
+  await page.waitForFunction(
+    () => document.querySelectorAll("#chart-throughput polyline").length > 0, null, { timeout: 90_000 })
+    .catch(() => {});
+  // Show an intersection whose timings the merge has changed, if any has been retimed.
+  const { body: timings } = await getJson("/api/timings");
+  const retimed = timings.find((t) => t.retimed_from) || timings[0];
+  await page.locator(`#map g.node[data-id="${retimed.intersection_id}"] circle`).first().click();
+  await page.waitForFunction(
+    (id) => document.getElementById("detail-id").textContent === id, retimed.intersection_id, { timeout: 10_000 });
+  await page.locator(`#detail-body[data-loaded="${retimed.intersection_id}"]`).waitFor({ timeout: 15_000 });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  if (SCREENSHOT) {
+    mkdirSync(dirname(SCREENSHOT), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true, timeout: 30_000 });
+  }
+});
+
+test("the page raised no script error and loaded nothing from another origin", () => {
+  assert.deepEqual(pageErrors, []);
+  assert.deepEqual(foreignRequests, []);
+});
