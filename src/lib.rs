@@ -3,8 +3,10 @@
 //! - [`stream`]: the in-process sharded stream (Kinesis' partitioning and event shape);
 //! - [`engine`]: the functions driven as an event source mapping drives them;
 //! - [`replay`]: `traffic replay`;
-//! - [`local`]: `traffic local`, the whole system in one process.
+//! - [`local`]: `traffic local`, the whole system in one process;
+//! - [`aws_run`]: the system on AWS's APIs (`traffic aws-setup`, `simulate`, `aws-local`).
 
+pub mod aws_run;
 pub mod engine;
 pub mod local;
 pub mod replay;

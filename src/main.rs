@@ -4,6 +4,8 @@
 //!   stream functions and print every result as one JSON document.
 //! - `traffic local`: the whole system in one process (simulated city, stream, functions,
 //!   merge) on an embedded store, with a live status.
+//! - `traffic aws-setup`, `traffic simulate --stream NAME`, `traffic aws-local`: the same on
+//!   AWS's own APIs (docs/aws.md).
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -49,6 +51,15 @@ impl EngineArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create the AWS resources (tables, stream, topic) unless they exist, load the city into
+    /// the registry, and print the environment the functions need (docs/aws.md).
+    AwsSetup(traffic::aws_run::SetupArgs),
+    /// Run the simulated city against a real Kinesis stream, taking timings and repairs from
+    /// the registry in DynamoDB every period.
+    Simulate(traffic::aws_run::SimulateArgs),
+    /// Run the whole system on AWS's APIs (AWS_ENDPOINT_URL: moto, LocalStack; or AWS):
+    /// simulator, an event source mapping driving ingest and fault, the merge on a timer.
+    AwsLocal(traffic::aws_run::AwsLocalArgs),
     /// Run the whole system in one process: a simulated city, an in-process stream, the
     /// functions and the merge, on a durable store in the data directory (resumed if it exists).
     Local(Box<LocalArgs>),
@@ -194,6 +205,18 @@ fn init_file_tracing(target: &str) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::AwsSetup(args) => {
+            traffic_functions::init_tracing_at("warn");
+            traffic::aws_run::cmd_setup(args).await?;
+        }
+        Command::Simulate(args) => {
+            traffic_functions::init_tracing();
+            traffic::aws_run::cmd_simulate(args).await?;
+        }
+        Command::AwsLocal(args) => {
+            traffic_functions::init_tracing();
+            traffic::aws_run::cmd_aws_local(args).await?;
+        }
         Command::Local(args) => {
             let opts = args.options()?;
             std::fs::create_dir_all(&opts.data_dir)?;

@@ -73,6 +73,7 @@ fn from_json<T: DeserializeOwned>(b: &[u8], what: &str) -> PortResult<T> {
     serde_json::from_slice(b).map_err(|e| PortError::Corrupt(format!("{what}: {e}")))
 }
 
+/// A result as stored: postcard, so that floats come back bit for bit.
 #[derive(Serialize, serde::Deserialize)]
 struct StoredResult {
     key: WindowKey,
@@ -608,10 +609,7 @@ impl ResultStore for EmbeddedStore {
                     result: result.clone(),
                 };
                 r!(
-                    t.insert(
-                        (key.length.ms(), key.start_ms),
-                        to_json(&stored)?.as_slice()
-                    ),
+                    t.insert((key.length.ms(), key.start_ms), encode(&stored)?.as_slice()),
                     ctx
                 )?;
             }
@@ -662,7 +660,7 @@ impl EmbeddedStore {
         for e in r!(t.iter(), ctx)? {
             let (k, v) = r!(e, ctx)?;
             let (len, _) = k.value();
-            let s: StoredResult = from_json(v.value(), "result")?;
+            let s: StoredResult = decode(v.value(), "result")?;
             debug_assert_eq!(WindowLength::from_ms(len), Some(s.key.length));
             out.push(s);
         }

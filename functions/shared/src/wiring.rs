@@ -1,10 +1,15 @@
 //! Configuration and ports, built once per process from the environment.
 //!
 //! `TRAFFIC_STORE` chooses the adapters: `embedded:<path>` opens the redb store at `<path>`
-//! (the local mode, and a Lambda that only needs to start); other backends are added beside it.
+//! (the local mode, and a Lambda that only needs to start); `dynamodb` the AWS adapters, on the
+//! tables and topic that `STATE_TABLE`, `REGISTRY_TABLE`, `RESULTS_TABLE` and `ALARM_TOPIC_ARN`
+//! name (region, credentials and endpoint the SDK's standard way: `AWS_REGION`,
+//! `AWS_ENDPOINT_URL`, ...). See `docs/aws.md` for what each function reads.
 
 use anyhow::Context;
 use std::sync::Arc;
+use traffic_aws::sns::SnsPublisher;
+use traffic_aws::{AwsClients, AwsNames, DynamoStore, StoreOptions};
 use traffic_core::EngineConfig;
 use traffic_embedded::EmbeddedStore;
 use traffic_ports::{AlarmPublisher, LampStore, Registry, ResultStore, StateStore, StatsStore};
@@ -40,15 +45,46 @@ impl Ports {
         }
     }
 
-    /// Builds the ports `TRAFFIC_STORE` names.
+    /// The DynamoDB ports on `store`, alarms through `publisher`.
+    pub fn aws(store: DynamoStore, publisher: SnsPublisher) -> Self {
+        let s = Arc::new(store);
+        Self {
+            state: s.clone(),
+            registry: s.clone(),
+            lamps: s.clone(),
+            publisher: Arc::new(publisher),
+            results: s.clone(),
+            stats: s,
+        }
+    }
+
+    /// The DynamoDB and SNS ports named by the environment, on clients built now (once per
+    /// process), with the engine configuration's longest window for the state's TTL.
+    pub async fn aws_from_env() -> anyhow::Result<Self> {
+        let cfg = engine_config_from_env()?;
+        let opts = StoreOptions::for_longest_window(cfg.longest().ms(), |k| std::env::var(k).ok())
+            .map_err(anyhow::Error::msg)?;
+        let clients = AwsClients::from_env().await;
+        let names = AwsNames::from_env();
+        let publisher = SnsPublisher::new(clients.sns.clone(), names.alarm_topic_arn.clone());
+        Ok(Self::aws(
+            DynamoStore::new(clients.dynamodb, names, opts),
+            publisher,
+        ))
+    }
+
+    /// Builds the ports `TRAFFIC_STORE` names: `embedded:<path>` or `dynamodb`.
     pub async fn from_env() -> anyhow::Result<Self> {
         let spec =
             std::env::var("TRAFFIC_STORE").unwrap_or_else(|_| "embedded:/tmp/traffic.redb".into());
+        if spec == "dynamodb" {
+            return Self::aws_from_env().await;
+        }
         match spec.split_once(':') {
             Some(("embedded", path)) => Ok(Self::embedded(
                 EmbeddedStore::open(path).with_context(|| format!("opening {path}"))?,
             )),
-            _ => anyhow::bail!("TRAFFIC_STORE must be embedded:<path>, got {spec:?}"),
+            _ => anyhow::bail!("TRAFFIC_STORE must be embedded:<path> or dynamodb, got {spec:?}"),
         }
     }
 }

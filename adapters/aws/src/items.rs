@@ -1,0 +1,349 @@
+//! What every table shares: keys, sort-key encodings, binary attributes, and the paging and
+//! batching calls (queries through every page; batch reads and writes whose unprocessed
+//! entries are retried with backoff until done, never dropped).
+
+use crate::error::{build, port_error};
+use crate::metrics::{unit, units};
+use crate::retry::{MAX_TRIES, pause};
+use crate::{DynamoStore, Table};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnConsumedCapacity,
+    WriteRequest,
+};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::HashMap;
+use traffic_ports::{PortError, PortResult};
+
+/// A DynamoDB item.
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// Most keys in one `BatchGetItem`.
+const BATCH_GET: usize = 100;
+/// Most requests in one `BatchWriteItem`.
+const BATCH_WRITE: usize = 25;
+
+/// An `i64` as a sort key that sorts as the number does: `v + 2⁶³`, 20 digits, zero-padded.
+pub(crate) fn ord_i64(v: i64) -> String {
+    format!("{:020}", (i128::from(v) - i128::from(i64::MIN)) as u128)
+}
+
+/// The key of an item.
+pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk.into())),
+        ("sk".to_owned(), AttributeValue::S(sk.into())),
+    ])
+}
+
+/// A string attribute of an item.
+pub(crate) fn s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+/// A number attribute as `i64`.
+pub(crate) fn n_i64(item: &Item, name: &str) -> Option<i64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+}
+
+/// A number attribute value.
+pub(crate) fn num(v: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// Bytes stored as a DynamoDB binary (`B`) attribute (plain `Vec<u8>` would map to a list of
+/// numbers).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Bytes(pub Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("binary data")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Bytes, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = a.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(Bytes(out))
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
+/// Maps a value to an item.
+pub(crate) fn to_item<T: Serialize>(what: &str, v: &T) -> PortResult<Item> {
+    serde_dynamo::to_item(v).map_err(|e| crate::error::mapping(what, e))
+}
+
+/// Maps an item to a value.
+pub(crate) fn from_item<T: serde::de::DeserializeOwned>(what: &str, item: Item) -> PortResult<T> {
+    serde_dynamo::from_item(item).map_err(|e| crate::error::mapping(what, e))
+}
+
+/// Maps a value to an attribute value.
+pub(crate) fn to_av<T: Serialize>(what: &str, v: &T) -> PortResult<AttributeValue> {
+    serde_dynamo::to_attribute_value(v).map_err(|e| crate::error::mapping(what, e))
+}
+
+/// Which items of a partition a query wants.
+#[derive(Clone, Debug)]
+pub(crate) enum SortKey {
+    /// All of them.
+    All,
+    /// Sort keys starting with this.
+    BeginsWith(String),
+    /// Sort keys below this.
+    Below(String),
+    /// Sort keys at or above this.
+    From(String),
+}
+
+/// A query of one partition.
+#[derive(Clone, Debug)]
+pub(crate) struct Query {
+    pub table: Table,
+    pub pk: String,
+    pub sk: SortKey,
+    pub consistent: bool,
+    /// Only the keys (`pk`, `sk`) and these attributes.
+    pub projection: Option<&'static str>,
+    /// Newest (highest sort key) first, and at most this many.
+    pub newest_first: Option<i32>,
+}
+
+impl Query {
+    /// All items of partition `pk`, strongly consistent.
+    pub(crate) fn partition(table: Table, pk: impl Into<String>) -> Self {
+        Self {
+            table,
+            pk: pk.into(),
+            sk: SortKey::All,
+            consistent: true,
+            projection: None,
+            newest_first: None,
+        }
+    }
+
+    pub(crate) fn sk(mut self, sk: SortKey) -> Self {
+        self.sk = sk;
+        self
+    }
+}
+
+impl DynamoStore {
+    /// Runs a query through all its pages.
+    pub(crate) async fn query(&self, q: Query) -> PortResult<Vec<Item>> {
+        let table = self.table(q.table)?;
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut values = HashMap::from([(":pk".to_owned(), AttributeValue::S(q.pk.clone()))]);
+            let cond = match &q.sk {
+                SortKey::All => "pk = :pk".to_owned(),
+                SortKey::BeginsWith(p) => {
+                    values.insert(":sk".into(), AttributeValue::S(p.clone()));
+                    "pk = :pk AND begins_with(sk, :sk)".to_owned()
+                }
+                SortKey::Below(p) => {
+                    values.insert(":sk".into(), AttributeValue::S(p.clone()));
+                    "pk = :pk AND sk < :sk".to_owned()
+                }
+                SortKey::From(p) => {
+                    values.insert(":sk".into(), AttributeValue::S(p.clone()));
+                    "pk = :pk AND sk >= :sk".to_owned()
+                }
+            };
+            let mut req = self
+                .ddb
+                .query()
+                .table_name(table)
+                .key_condition_expression(cond)
+                .set_expression_attribute_values(Some(values))
+                .consistent_read(q.consistent)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_exclusive_start_key(start.take());
+            if let Some(p) = q.projection {
+                req = req.projection_expression(p);
+            }
+            if let Some(limit) = q.newest_first {
+                req = req.scan_index_forward(false).limit(limit);
+            }
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| port_error(format!("querying {table} for {}", q.pk), e))?;
+            self.metrics.read("Query", unit(resp.consumed_capacity()));
+            out.extend(resp.items.unwrap_or_default());
+            if q.newest_first.is_some() {
+                break;
+            }
+            match resp.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads items by key (any number), retrying unprocessed keys with backoff.
+    pub(crate) async fn batch_get(
+        &self,
+        t: Table,
+        keys: Vec<Item>,
+        consistent: bool,
+    ) -> PortResult<Vec<Item>> {
+        let table = self.table(t)?.to_owned();
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH_GET) {
+            let mut pending = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.to_vec()))
+                .consistent_read(consistent)
+                .build()
+                .map_err(|e| build("a batch read", e))?;
+            let mut attempt = 0;
+            loop {
+                let resp = self
+                    .ddb
+                    .batch_get_item()
+                    .request_items(&table, pending)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(|e| port_error(format!("reading items of {table}"), e))?;
+                self.metrics
+                    .read("BatchGetItem", units(resp.consumed_capacity()));
+                if let Some(mut r) = resp.responses {
+                    out.extend(r.remove(&table).unwrap_or_default());
+                }
+                match resp
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&table))
+                    .filter(|k| !k.keys().is_empty())
+                {
+                    None => break,
+                    Some(rest) => {
+                        attempt += 1;
+                        if attempt >= MAX_TRIES {
+                            return Err(unprocessed(&table, rest.keys().len()));
+                        }
+                        pause(attempt).await;
+                        pending = rest;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes puts and deletes (any number), 25 per request, retrying unprocessed ones with
+    /// backoff.
+    pub(crate) async fn batch_write(
+        &self,
+        t: Table,
+        requests: Vec<WriteRequest>,
+    ) -> PortResult<()> {
+        let table = self.table(t)?.to_owned();
+        for chunk in requests.chunks(BATCH_WRITE) {
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0;
+            loop {
+                let resp = self
+                    .ddb
+                    .batch_write_item()
+                    .request_items(&table, pending)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(|e| port_error(format!("writing items of {table}"), e))?;
+                self.metrics
+                    .write("BatchWriteItem", units(resp.consumed_capacity()));
+                match resp
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&table))
+                    .filter(|r| !r.is_empty())
+                {
+                    None => break,
+                    Some(rest) => {
+                        attempt += 1;
+                        if attempt >= MAX_TRIES {
+                            return Err(unprocessed(&table, rest.len()));
+                        }
+                        pause(attempt).await;
+                        pending = rest;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A put request of an item.
+pub(crate) fn put_request(item: Item) -> PortResult<WriteRequest> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(|e| build("a put request", e))?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+
+/// A delete request of a key.
+pub(crate) fn delete_request(key: Item) -> PortResult<WriteRequest> {
+    let del = DeleteRequest::builder()
+        .set_key(Some(key))
+        .build()
+        .map_err(|e| build("a delete request", e))?;
+    Ok(WriteRequest::builder().delete_request(del).build())
+}
+
+fn unprocessed(table: &str, n: usize) -> PortError {
+    PortError::Unavailable {
+        context: format!("{n} requests on {table} still unprocessed after {MAX_TRIES} tries"),
+        source: "DynamoDB kept returning unprocessed items (throttling)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordered_numbers_sort_as_numbers() {
+        let v = [i64::MIN, -5, -1, 0, 1, 9, 10, 1_767_600_000_000, i64::MAX];
+        let keys: Vec<String> = v.iter().map(|&x| ord_i64(x)).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert!(keys.iter().all(|k| k.len() == 20));
+    }
+
+    #[test]
+    fn bytes_are_a_binary_attribute_and_round_trip() -> anyhow::Result<()> {
+        let v = to_av("b", &Bytes(vec![0, 1, 255]))?;
+        assert!(matches!(v, AttributeValue::B(_)));
+        let back: Bytes = serde_dynamo::from_attribute_value(v)?;
+        assert_eq!(back, Bytes(vec![0, 1, 255]));
+        Ok(())
+    }
+}

@@ -1,0 +1,292 @@
+//! The AWS side of the traffic system: every port of `traffic-ports` on DynamoDB and SNS, the
+//! simulator's Kinesis sink, and an event source mapping over the Kinesis API for places where
+//! no Lambda service runs the functions (an emulator, a laptop).
+//!
+//! - [`DynamoStore`] implements [`StateStore`](traffic_ports::StateStore),
+//!   [`Registry`](traffic_ports::Registry), [`LampStore`](traffic_ports::LampStore),
+//!   [`ResultStore`](traffic_ports::ResultStore) and [`StatsStore`](traffic_ports::StatsStore)
+//!   on three tables (`STATE_TABLE`, `REGISTRY_TABLE`, `RESULTS_TABLE`); the layout is in
+//!   `docs/aws.md`;
+//! - [`sns::SnsPublisher`]: [`AlarmPublisher`](traffic_ports::AlarmPublisher) on an SNS topic;
+//! - [`kinesis::KinesisSink`]: `PutRecords` within the service's limits, failed entries retried;
+//! - [`esm`]: what Lambda's Kinesis event source mapping does, over `ListShards`,
+//!   `GetShardIterator` and `GetRecords`;
+//! - [`setup`]: creating the tables, stream, topic and queues, idempotently;
+//! - [`metrics::Metrics`]: DynamoDB requests and capacity, counted as they happen.
+//!
+//! Configuration comes from the environment only ([`AwsNames::from_env`], and the SDK's own
+//! `AWS_REGION`, `AWS_ENDPOINT_URL`, credentials); clients are built once per process
+//! ([`AwsClients::from_env`]) and cloned (cheaply) wherever needed. No AWS type appears in a
+//! port: items are mapped with `serde_dynamo`, errors become [`traffic_ports::PortError`].
+
+mod error;
+mod items;
+mod lamps;
+mod registry;
+mod results;
+mod retry;
+mod state;
+mod stats;
+
+pub mod esm;
+pub mod kinesis;
+pub mod metrics;
+pub mod setup;
+pub mod sns;
+
+use aws_config::BehaviorVersion;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use traffic_core::IntersectionId;
+use traffic_ports::{PortError, PortResult};
+
+pub use metrics::{Metrics, MetricsSnapshot};
+
+/// The names of the resources, as the environment gives them. A name that is not set makes
+/// the calls that need it fail with a clear error, so each function sets only what it uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AwsNames {
+    /// `STATE_TABLE`: shard metas and pane items.
+    pub state_table: Option<String>,
+    /// `REGISTRY_TABLE`: intersections, timing history, lamp states, alarms, repair orders.
+    pub registry_table: Option<String>,
+    /// `RESULTS_TABLE`: window results and statistics.
+    pub results_table: Option<String>,
+    /// `ALARM_TOPIC_ARN`: where alarms are published.
+    pub alarm_topic_arn: Option<String>,
+    /// `READINGS_STREAM`: the Kinesis stream of readings.
+    pub readings_stream: Option<String>,
+}
+
+impl AwsNames {
+    /// Reads the names from the process environment.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the names through `lookup` (empty values count as unset).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        Self {
+            state_table: get("STATE_TABLE"),
+            registry_table: get("REGISTRY_TABLE"),
+            results_table: get("RESULTS_TABLE"),
+            alarm_topic_arn: get("ALARM_TOPIC_ARN"),
+            readings_stream: get("READINGS_STREAM"),
+        }
+    }
+}
+
+/// The SDK clients, built once per process from one shared configuration.
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    /// DynamoDB.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Kinesis.
+    pub kinesis: aws_sdk_kinesis::Client,
+    /// SNS.
+    pub sns: aws_sdk_sns::Client,
+    /// SQS (on-failure destinations, and reading alarms back in tests).
+    pub sqs: aws_sdk_sqs::Client,
+    /// The region the clients use.
+    pub region: String,
+}
+
+impl AwsClients {
+    /// Clients configured the SDK's standard way: region from `AWS_REGION` (or the profile),
+    /// credentials from the default chain, and the endpoint from `AWS_ENDPOINT_URL` (or
+    /// `AWS_ENDPOINT_URL_<SERVICE>`) when one is set, as for an emulator.
+    /// With no region configured at all, `us-east-1` (as emulators expect).
+    pub async fn from_env() -> Self {
+        let region = aws_config::meta::region::RegionProviderChain::default_provider()
+            .or_else(aws_config::Region::new("us-east-1"));
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
+            .load()
+            .await;
+        Self::from_sdk_config(&config)
+    }
+
+    /// Clients as [`AwsClients::from_env`] builds them, but on `endpoint` (a proxy, an
+    /// emulator).
+    pub async fn with_endpoint(endpoint: &str) -> Self {
+        let region = aws_config::meta::region::RegionProviderChain::default_provider()
+            .or_else(aws_config::Region::new("us-east-1"));
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .region(region)
+            .endpoint_url(endpoint)
+            .load()
+            .await;
+        Self::from_sdk_config(&config)
+    }
+
+    /// Clients from an SDK configuration.
+    pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            kinesis: aws_sdk_kinesis::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            region: config
+                .region()
+                .map(|r| r.as_ref().to_owned())
+                .unwrap_or_else(|| "us-east-1".to_owned()),
+        }
+    }
+}
+
+/// Largest DynamoDB item, bytes.
+pub const DYNAMODB_MAX_ITEM_BYTES: usize = 400 * 1024;
+/// Largest total size of one `TransactWriteItems`, bytes.
+pub const DYNAMODB_MAX_TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
+/// Most actions in one `TransactWriteItems`.
+pub const DYNAMODB_MAX_TRANSACTION_ACTIONS: usize = 100;
+
+/// Options of the DynamoDB store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// How long after its start a pane item expires (DynamoDB's TTL deletes it): the longest
+    /// window plus two days, so the merge has long finished with it.
+    pub pane_ttl_ms: i64,
+    /// The largest pane item the store will write, bytes (DynamoDB's limit is 400 KB). With
+    /// the sizes seen, it bounds the pane items per transaction (see
+    /// [`StateStore::max_items_per_commit`](traffic_ports::StateStore::max_items_per_commit)).
+    pub max_item_bytes: usize,
+    /// How long statistics are kept, ms.
+    pub stats_ttl_ms: i64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            pane_ttl_ms: 86_400_000 + 2 * 86_400_000,
+            max_item_bytes: DYNAMODB_MAX_ITEM_BYTES,
+            stats_ttl_ms: 30 * 86_400_000,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Options for an engine whose longest window is `longest_window_ms`; the item size
+    /// bound from `TRAFFIC_DYNAMODB_MAX_ITEM_KB` when `lookup` has it.
+    pub fn for_longest_window(
+        longest_window_ms: i64,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        let mut o = Self {
+            pane_ttl_ms: longest_window_ms + 2 * 86_400_000,
+            ..Self::default()
+        };
+        if let Some(v) = lookup("TRAFFIC_DYNAMODB_MAX_ITEM_KB") {
+            let kb: usize = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("TRAFFIC_DYNAMODB_MAX_ITEM_KB: not a number: {v:?}"))?;
+            if kb == 0 || kb * 1024 > DYNAMODB_MAX_ITEM_BYTES {
+                return Err(format!(
+                    "TRAFFIC_DYNAMODB_MAX_ITEM_KB must be 1 to 400, got {kb}"
+                ));
+            }
+            o.max_item_bytes = kb * 1024;
+        }
+        Ok(o)
+    }
+}
+
+/// Every DynamoDB-backed port on three tables. Cheap to clone: clones share the client, the
+/// request counters and the caches.
+#[derive(Clone)]
+pub struct DynamoStore {
+    ddb: aws_sdk_dynamodb::Client,
+    names: AwsNames,
+    opts: StoreOptions,
+    metrics: Arc<Metrics>,
+    /// The largest pane item this process has loaded or written, bytes.
+    largest_item: Arc<std::sync::atomic::AtomicUsize>,
+    /// Pane starts whose index entry this process knows to exist.
+    known_panes: Arc<Mutex<BTreeSet<i64>>>,
+    /// Lamp items as last read or written by this process (see `lamps.rs`).
+    lamp_cache: Arc<Mutex<HashMap<IntersectionId, lamps::LampLights>>>,
+}
+
+impl std::fmt::Debug for DynamoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoStore")
+            .field("names", &self.names)
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which table a call needs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Table {
+    State,
+    Registry,
+    Results,
+}
+
+impl DynamoStore {
+    /// A store on the tables `names` gives.
+    pub fn new(ddb: aws_sdk_dynamodb::Client, names: AwsNames, opts: StoreOptions) -> Self {
+        Self {
+            ddb,
+            names,
+            opts,
+            metrics: Arc::new(Metrics::default()),
+            largest_item: Arc::default(),
+            known_panes: Arc::new(Mutex::new(BTreeSet::new())),
+            lamp_cache: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The request counters of this store (and its clones).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &StoreOptions {
+        &self.opts
+    }
+
+    pub(crate) fn table(&self, t: Table) -> PortResult<&str> {
+        let (name, var) = match t {
+            Table::State => (&self.names.state_table, "STATE_TABLE"),
+            Table::Registry => (&self.names.registry_table, "REGISTRY_TABLE"),
+            Table::Results => (&self.names.results_table, "RESULTS_TABLE"),
+        };
+        name.as_deref().ok_or_else(|| {
+            PortError::backend(
+                format!("{var} is not set"),
+                format!("this function needs the {var} environment variable"),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_from_the_environment_and_blank_ones_are_unset() {
+        let env = |k: &str| match k {
+            "STATE_TABLE" => Some("s".to_owned()),
+            "RESULTS_TABLE" => Some(" ".to_owned()),
+            _ => None,
+        };
+        let n = AwsNames::from_lookup(env);
+        assert_eq!(n.state_table.as_deref(), Some("s"));
+        assert_eq!(n.results_table, None);
+        assert_eq!(n.registry_table, None);
+    }
+
+    #[test]
+    fn the_item_size_bound_is_validated() {
+        let o = StoreOptions::for_longest_window(3_600_000, |_| Some("64".into()));
+        assert_eq!(o.map(|o| o.max_item_bytes), Ok(64 * 1024));
+        assert!(StoreOptions::for_longest_window(1, |_| Some("401".into())).is_err());
+        assert!(StoreOptions::for_longest_window(1, |_| Some("x".into())).is_err());
+    }
+}

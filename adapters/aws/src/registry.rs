@@ -1,0 +1,235 @@
+//! [`Registry`] on `REGISTRY_TABLE`.
+//!
+//! | item | pk | sk | attributes |
+//! |---|---|---|---|
+//! | intersection | `intersections` | `<id>` | `intersection` (M: the city file's object) |
+//! | retiming | `timings#<id>` | `<from>` (`15m@2026-01-05T08:15:00Z`) | `from`, `phases` (L), `expires_at` |
+//!
+//! All intersections are one partition, so listing them is one query (a page per MB). New
+//! timings are one conditional `UpdateItem` per intersection (`attribute_exists(pk)`: an
+//! intersection deleted meanwhile is skipped, as the port requires), sixteen at a time, and
+//! the history entries one `BatchWriteItem` per 25.
+
+use crate::error::{code_of, port_error};
+use crate::items::{Item, Query, from_item, key, put_request, to_av, to_item};
+use crate::{DynamoStore, Table};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
+use serde::{Deserialize, Serialize};
+use traffic_core::IntersectionId;
+use traffic_core::city::{Intersection, Phase};
+use traffic_ports::{PortError, PortResult, Registry, TimingChange};
+
+/// Retimings returned by [`Registry::timing_history`].
+const HISTORY: i32 = 96;
+/// Retimings kept at least this long after their window, ms (then DynamoDB's TTL may delete
+/// them; the newest 96 of an intersection retimed at least monthly are always there).
+const HISTORY_TTL_MS: i64 = 30 * 86_400_000;
+/// Timing updates in flight at once.
+const PARALLEL_UPDATES: usize = 16;
+
+#[derive(Serialize, Deserialize)]
+struct IntersectionItem {
+    pk: String,
+    sk: String,
+    intersection: Intersection,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TimingItem {
+    pk: String,
+    sk: String,
+    from: String,
+    phases: Vec<Phase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
+}
+
+fn intersection_item(x: &Intersection) -> PortResult<Item> {
+    to_item(
+        "intersection",
+        &IntersectionItem {
+            pk: "intersections".into(),
+            sk: x.id.as_str().to_owned(),
+            intersection: x.clone(),
+        },
+    )
+}
+
+fn decode(item: Item) -> PortResult<Intersection> {
+    let i: IntersectionItem = from_item("intersection", item)?;
+    Ok(i.intersection)
+}
+
+/// When a retiming computed from window `from` (`<length>@<start>`) may expire, epoch s.
+fn history_expiry(from: &str) -> Option<i64> {
+    let (len, start) = from.split_once('@')?;
+    let len = traffic_core::window::parse_duration_ms(len).ok()?;
+    let start = traffic_core::time::parse_rfc3339_ms(start)?;
+    Some((start + HISTORY_TTL_MS + i64::from(HISTORY) * len) / 1000)
+}
+
+#[async_trait]
+impl Registry for DynamoStore {
+    async fn intersections(&self) -> PortResult<Vec<Intersection>> {
+        self.query(Query::partition(Table::Registry, "intersections"))
+            .await?
+            .into_iter()
+            .map(decode)
+            .collect()
+    }
+
+    async fn intersection(&self, id: &IntersectionId) -> PortResult<Option<Intersection>> {
+        let table = self.table(Table::Registry)?;
+        let resp = self
+            .ddb
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key("intersections", id.as_str())))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| port_error(format!("reading intersection {id}"), e))?;
+        self.metrics
+            .read("GetItem", crate::metrics::unit(resp.consumed_capacity()));
+        resp.item.map(decode).transpose()
+    }
+
+    async fn create_intersection(&self, x: &Intersection) -> PortResult<()> {
+        let table = self.table(Table::Registry)?;
+        match self
+            .ddb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(intersection_item(x)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+        {
+            Ok(_) => {
+                self.metrics.write("PutItem", None);
+                Ok(())
+            }
+            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
+                Err(PortError::AlreadyExists(format!("intersection {}", x.id)))
+            }
+            Err(e) => Err(port_error(format!("creating intersection {}", x.id), e)),
+        }
+    }
+
+    async fn put_intersection(&self, x: &Intersection) -> PortResult<()> {
+        let table = self.table(Table::Registry)?;
+        self.ddb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(intersection_item(x)?))
+            .send()
+            .await
+            .map_err(|e| port_error(format!("storing intersection {}", x.id), e))?;
+        self.metrics.write("PutItem", None);
+        Ok(())
+    }
+
+    async fn delete_intersection(&self, id: &IntersectionId) -> PortResult<bool> {
+        let table = self.table(Table::Registry)?;
+        let resp = self
+            .ddb
+            .delete_item()
+            .table_name(table)
+            .set_key(Some(key("intersections", id.as_str())))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| port_error(format!("deleting intersection {id}"), e))?;
+        self.metrics.write("DeleteItem", None);
+        Ok(resp.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn set_timings(
+        &self,
+        timings: &[(IntersectionId, Vec<Phase>)],
+        from: &str,
+    ) -> PortResult<()> {
+        let table = self.table(Table::Registry)?.to_owned();
+        for chunk in timings.chunks(PARALLEL_UPDATES) {
+            let mut set = tokio::task::JoinSet::new();
+            for (id, phases) in chunk {
+                let req = self
+                    .ddb
+                    .update_item()
+                    .table_name(&table)
+                    .set_key(Some(key("intersections", id.as_str())))
+                    .update_expression("SET #x.#p = :p, #x.#f = :f")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_names("#x", "intersection")
+                    .expression_attribute_names("#p", "phases")
+                    .expression_attribute_names("#f", "retimed_from")
+                    .expression_attribute_values(":p", to_av("phases", phases)?)
+                    .expression_attribute_values(":f", AttributeValue::S(from.to_owned()));
+                let id = id.clone();
+                set.spawn(async move { (id, req.send().await) });
+            }
+            while let Some(joined) = set.join_next().await {
+                let (id, result) = joined.map_err(|e| PortError::backend("storing timings", e))?;
+                match result {
+                    Ok(_) => self.metrics.write("UpdateItem", None),
+                    // Deleted meanwhile: skipped.
+                    Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
+                        self.metrics.write("UpdateItem", None);
+                    }
+                    Err(e) => return Err(port_error(format!("retiming {id}"), e)),
+                }
+            }
+        }
+        let expires_at = history_expiry(from);
+        let history = timings
+            .iter()
+            .map(|(id, phases)| {
+                to_item(
+                    "timing change",
+                    &TimingItem {
+                        pk: format!("timings#{id}"),
+                        sk: from.to_owned(),
+                        from: from.to_owned(),
+                        phases: phases.clone(),
+                        expires_at,
+                    },
+                )
+                .and_then(put_request)
+            })
+            .collect::<PortResult<Vec<_>>>()?;
+        self.batch_write(Table::Registry, history).await
+    }
+
+    async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {
+        let mut q = Query::partition(Table::Registry, format!("timings#{id}"));
+        q.newest_first = Some(HISTORY);
+        let mut out = self
+            .query(q)
+            .await?
+            .into_iter()
+            .map(|i| {
+                from_item::<TimingItem>("timing change", i).map(|t| TimingChange {
+                    from: t.from,
+                    phases: t.phases,
+                })
+            })
+            .collect::<PortResult<Vec<_>>>()?;
+        out.reverse();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retiming_expires_a_month_and_96_windows_after_its_window() {
+        let e = history_expiry("15m@2026-01-05T08:15:00Z");
+        let start = traffic_core::time::parse_rfc3339_ms("2026-01-05T08:15:00Z").unwrap_or(0);
+        assert_eq!(e, Some((start + HISTORY_TTL_MS + 96 * 900_000) / 1000));
+        assert_eq!(history_expiry("nonsense"), None);
+    }
+}

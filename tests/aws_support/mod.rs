@@ -1,0 +1,368 @@
+//! What the AWS integration tests (`tests/aws_*.rs`) share: the emulator (or AWS) from the
+//! environment, uniquely named resources per test, reading alarms back through SQS, and a
+//! store wrapper that fails on purpose.
+//!
+//! The tests run when `AWS_ENDPOINT_URL` is set (scripts/test.sh starts moto and sets it) or
+//! `TRAFFIC_REQUIRE_AWS=1`; otherwise each prints that it was skipped and passes. With an
+//! endpoint that does not answer they fail.
+#![allow(dead_code)]
+
+use anyhow::Context;
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use traffic_aws::AwsClients;
+use traffic_aws::setup::{Queue, Resources};
+use traffic_core::pane::{Commit, PaneItem, PaneKey, ShardMeta};
+use traffic_ports::{PortError, PortResult, StateStore};
+
+/// The AWS endpoint of a test, and a prefix for its resources' names.
+pub struct AwsEnv {
+    /// Clients on the endpoint.
+    pub clients: AwsClients,
+    /// Unique per test run: `t<name>-<pid>-<nanos>`.
+    pub prefix: String,
+}
+
+/// The endpoint from the environment, or `None` (after printing why) when the AWS tests are
+/// not to run here. Panics when an endpoint is configured but does not answer.
+pub async fn aws_env(test: &str) -> Option<AwsEnv> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|e| !e.is_empty());
+    let required = std::env::var("TRAFFIC_REQUIRE_AWS").is_ok_and(|v| v == "1");
+    if endpoint.is_none() && !required {
+        println!(
+            "{test}: skipped (no AWS_ENDPOINT_URL and TRAFFIC_REQUIRE_AWS unset; ./scripts/test.sh starts an emulator)"
+        );
+        return None;
+    }
+    if let Some(e) = &endpoint {
+        let addr = e
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let reachable = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect(addr.clone()),
+        )
+        .await;
+        assert!(
+            matches!(reachable, Ok(Ok(_))),
+            "{test}: the AWS endpoint {e} does not answer ({reachable:?})"
+        );
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let short: String = test
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect();
+    Some(AwsEnv {
+        clients: AwsClients::from_env().await,
+        prefix: format!("t{short}-{}-{nanos}", std::process::id()),
+    })
+}
+
+impl AwsEnv {
+    /// The names of this test's resources.
+    pub fn resources(&self, shards: i32) -> Resources {
+        Resources::with_prefix(&self.prefix, shards)
+    }
+
+    /// Deletes the resources (best effort: an emulator is thrown away anyway).
+    pub async fn cleanup(&self, r: &Resources, topic_arn: Option<&str>, queues: &[&Queue]) {
+        use traffic_aws::setup::{delete_queue, delete_stream, delete_table, delete_topic};
+        let c = &self.clients;
+        let _ = delete_stream(c, &r.stream).await;
+        for t in [&r.state_table, &r.registry_table, &r.results_table] {
+            let _ = delete_table(c, t).await;
+        }
+        if let Some(arn) = topic_arn {
+            let _ = delete_topic(c, arn).await;
+        }
+        for q in queues {
+            let _ = delete_queue(c, &q.url).await;
+        }
+    }
+}
+
+/// A message that SNS delivered to an SQS queue.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// The subject.
+    pub subject: Option<String>,
+    /// The message.
+    pub message: String,
+    /// The message attributes: name → value.
+    pub attributes: std::collections::BTreeMap<String, String>,
+    /// When it was received.
+    pub received_at: Instant,
+}
+
+/// Receives what SNS delivered to `queue` until `stop` says enough or `timeout` passes.
+pub async fn receive_alarms(
+    c: &AwsClients,
+    queue: &Queue,
+    timeout: Duration,
+    stop: impl Fn(&[Delivered]) -> bool,
+) -> anyhow::Result<Vec<Delivered>> {
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while Instant::now() < deadline && !stop(&out) {
+        let r = c
+            .sqs
+            .receive_message()
+            .queue_url(&queue.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .context("receiving from SQS")?;
+        for m in r.messages() {
+            let body: serde_json::Value =
+                serde_json::from_str(m.body().unwrap_or("{}")).context("SNS envelope")?;
+            let attributes = body["MessageAttributes"]
+                .as_object()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| (k.clone(), v["Value"].as_str().unwrap_or("").to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Delivered {
+                subject: body["Subject"].as_str().map(str::to_owned),
+                message: body["Message"].as_str().unwrap_or("").to_owned(),
+                attributes,
+                received_at: Instant::now(),
+            });
+            if let Some(h) = m.receipt_handle() {
+                c.sqs
+                    .delete_message()
+                    .queue_url(&queue.url)
+                    .receipt_handle(h)
+                    .send()
+                    .await
+                    .context("deleting from SQS")?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A state store whose commits fail (as a throttled or unreachable DynamoDB makes them) while
+/// `fail_commits` is above zero, or, with `fail_after_write`, succeed and then report a
+/// failure (a response lost on the way back).
+pub struct Faulty<S> {
+    pub inner: S,
+    pub fail_commits: AtomicUsize,
+    pub fail_after_write: AtomicUsize,
+    pub commits: AtomicUsize,
+}
+
+impl<S> Faulty<S> {
+    pub fn new(inner: S) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            fail_commits: AtomicUsize::new(0),
+            fail_after_write: AtomicUsize::new(0),
+            commits: AtomicUsize::new(0),
+        })
+    }
+}
+
+fn take(n: &AtomicUsize) -> bool {
+    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+        .is_ok()
+}
+
+#[async_trait]
+impl<S: StateStore> StateStore for Faulty<S> {
+    fn max_items_per_commit(&self) -> usize {
+        self.inner.max_items_per_commit()
+    }
+    async fn load_shard(
+        &self,
+        shard_id: &str,
+        keys: &[PaneKey],
+    ) -> PortResult<(Option<ShardMeta>, Vec<PaneItem>)> {
+        self.inner.load_shard(shard_id, keys).await
+    }
+    async fn commit(&self, commit: &Commit<'_>) -> PortResult<()> {
+        if take(&self.fail_commits) {
+            return Err(PortError::Unavailable {
+                context: "committing shard state".into(),
+                source: "injected: ProvisionedThroughputExceededException".into(),
+            });
+        }
+        self.inner.commit(commit).await?;
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        if take(&self.fail_after_write) {
+            return Err(PortError::Unavailable {
+                context: "committing shard state".into(),
+                source: "injected: connection reset after the write".into(),
+            });
+        }
+        Ok(())
+    }
+    async fn shard_metas(&self) -> PortResult<Vec<ShardMeta>> {
+        self.inner.shard_metas().await
+    }
+    async fn pane_starts(&self) -> PortResult<Vec<i64>> {
+        self.inner.pane_starts().await
+    }
+    async fn pane_items(&self, start_ms: i64) -> PortResult<Vec<PaneItem>> {
+        self.inner.pane_items(start_ms).await
+    }
+    async fn delete_panes_before(&self, before_ms: i64) -> PortResult<()> {
+        self.inner.delete_panes_before(before_ms).await
+    }
+}
+
+/// Per 1,000 readings.
+pub fn per_thousand(n: u64, readings: u64) -> f64 {
+    if readings == 0 {
+        0.0
+    } else {
+        n as f64 * 1000.0 / readings as f64
+    }
+}
+
+/// Asserts two JSON documents are equal, numbers to 1e-12 relative.
+pub fn assert_same(a: &serde_json::Value, b: &serde_json::Value, at: &str) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
+            assert!(
+                x == y || (x - y).abs() <= 1e-12 * x.abs().max(y.abs()),
+                "{at}: {x} != {y}"
+            );
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{at}: lengths");
+            for (i, (x, y)) in x.iter().zip(y).enumerate() {
+                assert_same(x, y, &format!("{at}[{i}]"));
+            }
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            assert_eq!(
+                x.keys().collect::<Vec<_>>(),
+                y.keys().collect::<Vec<_>>(),
+                "{at}: fields"
+            );
+            for (k, v) in x {
+                assert_same(v, &y[k], &format!("{at}.{k}"));
+            }
+        }
+        _ => assert_eq!(a, b, "{at}"),
+    }
+}
+
+/// A TCP proxy in front of the AWS endpoint that can drop connections (as a network fault
+/// does) or answer them with DynamoDB's throttling error, before forwarding the rest.
+pub struct Proxy {
+    /// Where it listens (127.0.0.1).
+    pub addr: std::net::SocketAddr,
+    /// Connections still to be closed at once.
+    pub drop_next: Arc<AtomicUsize>,
+    /// Connections still to be answered with `ThrottlingException`.
+    pub throttle_next: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Proxy {
+    /// A proxy to `upstream` (`http://host:port`).
+    pub async fn start(upstream: &str) -> anyhow::Result<Self> {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let drop_next = Arc::new(AtomicUsize::new(0));
+        let throttle_next = Arc::new(AtomicUsize::new(0));
+        let (d, t) = (drop_next.clone(), throttle_next.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if take(&d) {
+                    drop(client);
+                    continue;
+                }
+                let throttle = take(&t);
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    if throttle {
+                        let _ = throttle_one(&mut client).await;
+                    } else if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            drop_next,
+            throttle_next,
+            task,
+        })
+    }
+
+    /// Clients whose endpoint is this proxy.
+    pub async fn clients(&self) -> AwsClients {
+        AwsClients::with_endpoint(&format!("http://{}", self.addr)).await
+    }
+}
+
+/// Reads one HTTP request and answers it with DynamoDB's throttling error.
+async fn throttle_one(s: &mut tokio::net::TcpStream) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#;
+    let resp = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-RequestId: proxy\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(resp.as_bytes()).await?;
+    s.shutdown().await
+}
