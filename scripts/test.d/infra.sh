@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The infrastructure template (infra/template.yaml), checked three ways:
+#
+#  1. cfn-lint on the SAM template and on its transform (plain CloudFormation): no error and no
+#     warning (cfn-lint exits 2 for errors, 4 for warnings, 8 for informational notes, or'ed);
+#  2. tests/infra/test_template.py: the template's functions, environments, roles, event
+#     sources, routes and tables against the Rust code (and docs/aws.md), then a smoke
+#     deployment of the transformed template to the emulator's CloudFormation;
+#  3. that deployment needs AWS_ENDPOINT_URL (scripts/test.sh starts moto_server and sets it);
+#     run alone, this script starts its own moto_server when it can, and stops it at the end.
+#
+#   bash scripts/test.d/infra.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+
+# The project's virtual environment (scripts/test.sh puts it first on PATH).
+py=python
+if ! "$py" -c 'import cfnlint, samtranslator, boto3' 2>/dev/null; then
+  py="$root/.venv/bin/python"
+  if ! "$py" -c 'import cfnlint, samtranslator, boto3' 2>/dev/null; then
+    echo "infra: needs cfn-lint, aws-sam-translator and boto3: run ./scripts/test.sh, or" >&2
+    echo "       pip install -r scripts/requirements-test.txt into the Python you run this with" >&2
+    exit 1
+  fi
+fi
+bin=$(dirname "$("$py" -c 'import sys; print(sys.executable)')")
+
+lint() {
+  local rc=0
+  "$bin/cfn-lint" "$@" || rc=$?
+  if [ $((rc & 6)) -ne 0 ]; then
+    echo "infra: cfn-lint found errors or warnings in $* (exit $rc)" >&2
+    exit 1
+  fi
+}
+
+tmp=$(mktemp -d)
+moto_pid=""
+cleanup() {
+  if [ -n "$moto_pid" ]; then
+    kill "$moto_pid" 2>/dev/null || true
+    wait "$moto_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+echo "infra: cfn-lint infra/template.yaml"
+lint infra/template.yaml
+
+echo "infra: cfn-lint of the SAM transform"
+"$py" infra/transform.py --bucket traffic-code-bucket --region "${AWS_REGION:-eu-south-1}" >"$tmp/transformed.json"
+lint "$tmp/transformed.json"
+
+if [ -z "${AWS_ENDPOINT_URL:-}" ] && [ -x "$bin/moto_server" ]; then
+  port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+  "$bin/moto_server" -H 127.0.0.1 -p "$port" >"$tmp/moto.log" 2>&1 &
+  moto_pid=$!
+  for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then break; fi
+    if ! kill -0 "$moto_pid" 2>/dev/null; then cat "$tmp/moto.log" >&2; exit 1; fi
+    sleep 0.2
+  done
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$port" TRAFFIC_EMULATOR=moto
+  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+  echo "infra: started moto_server on 127.0.0.1:$port for the smoke deployment"
+fi
+
+echo "infra: tests/infra/test_template.py"
+"$py" tests/infra/test_template.py -v

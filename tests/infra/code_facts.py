@@ -1,0 +1,431 @@
+"""What the Rust code says each Lambda function needs, read from the source (no build).
+
+The template test (`test_template.py`) compares `infra/template.yaml` with these facts, so that
+a change in the code that the template does not follow (a new table access, a new environment
+variable, a new function crate) fails the test suite.
+
+The reading is deliberately simple: regular expressions and brace matching over the source
+text, no Rust parser. It relies on the project's conventions, which it checks as it goes (it
+raises `CodeShapeError` when something it expects is not found, rather than guessing):
+
+- a function is a crate `functions/<name>/` with `src/main.rs` (`functions/shared` is not one);
+- handlers reach the ports through fields named `state`, `registry`, `lamps`, `publisher`,
+  `results`, `stats` (the fields of `traffic_functions::wiring::Ports`), and only the methods
+  of the matching trait in `ports/src/lib.rs` count;
+- the AWS adapters implement the traits in `adapters/aws/src/*.rs` as `impl <Trait> for
+  DynamoStore` / `impl AlarmPublisher for SnsPublisher`, name their table as `Table::State`,
+  `Table::Registry` or `Table::Results`, and call the SDK as `.<operation>()` builders.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class CodeShapeError(AssertionError):
+    """The code is not shaped as this reader expects; fix the reader or the code."""
+
+
+# --- Rust source scanning ---------------------------------------------------------------------
+
+
+def strip_comments_and_strings(text: str) -> str:
+    """The text with comments removed and string literals replaced by `""` (same line count),
+    so that braces and calls inside them do not count."""
+    out = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        if text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            out.append("\n" * text.count("\n", i, j))
+            i = j
+            continue
+        m = re.match(r'r(#*)"', text[i:]) if c == "r" and (i == 0 or not text[i - 1].isalnum() and text[i - 1] != "_") else None
+        if m:
+            end = '"' + m.group(1)
+            j = text.find(end, i + len(m.group(0)))
+            j = n if j < 0 else j + len(end)
+            out.append('""' + "\n" * text.count("\n", i, j))
+            i = j
+            continue
+        if c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append('""' + "\n" * text.count("\n", i, j))
+            i = j + 1
+            continue
+        if c == "'" and i + 2 < n and text[i + 2] == "'" and text[i + 1] in "{}\"":
+            out.append("' '")
+            i += 3
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def block_end(text: str, open_brace: int) -> int:
+    """Index just past the brace that closes the one at `open_brace`."""
+    depth = 0
+    for i in range(open_brace, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    raise CodeShapeError("unbalanced braces")
+
+
+FN_RE = re.compile(r"\bfn\s+([a-z_][a-z0-9_]*)\b")
+
+
+def functions_in(text: str) -> dict[str, str]:
+    """Every `fn name(...) ... { body }` in `text` (already stripped): name -> body. A name
+    defined twice keeps both bodies, concatenated."""
+    found: dict[str, str] = {}
+    for m in FN_RE.finditer(text):
+        brace = text.find("{", m.end())
+        semi = text.find(";", m.end())
+        if brace < 0 or (0 <= semi < brace):
+            continue  # a declaration without a body (trait item)
+        body = text[brace : block_end(text, brace)]
+        found[m.group(1)] = found.get(m.group(1), "") + body
+    return found
+
+
+IMPL_RE = re.compile(r"\bimpl(?:<[^>]*>)?\s+(?:([A-Za-z_][A-Za-z0-9_:]*)\s+for\s+)?([A-Za-z_][A-Za-z0-9_]*)\b[^{;]*\{")
+
+
+def impl_blocks(text: str):
+    """(trait or None, type, block text) for every `impl` block in `text` (stripped)."""
+    for m in IMPL_RE.finditer(text):
+        start = m.end() - 1
+        trait = m.group(1).split("::")[-1] if m.group(1) else None
+        yield trait, m.group(2), text[start : block_end(text, start)]
+
+
+def read(path: Path) -> str:
+    return strip_comments_and_strings(path.read_text())
+
+
+# --- Ports ------------------------------------------------------------------------------------
+
+#: The fields of `Ports` and the trait each one holds.
+PORT_FIELDS = {
+    "state": "StateStore",
+    "registry": "Registry",
+    "lamps": "LampStore",
+    "publisher": "AlarmPublisher",
+    "results": "ResultStore",
+    "stats": "StatsStore",
+}
+
+
+def port_traits() -> dict[str, set[str]]:
+    """trait -> its method names, from `ports/src/lib.rs`."""
+    text = read(ROOT / "ports/src/lib.rs")
+    traits: dict[str, set[str]] = {}
+    for m in re.finditer(r"\bpub\s+trait\s+([A-Za-z_]+)[^{]*\{", text):
+        body = text[m.end() - 1 : block_end(text, m.end() - 1)]
+        traits[m.group(1)] = set(FN_RE.findall(body))
+    missing = set(PORT_FIELDS.values()) - set(traits)
+    if missing:
+        raise CodeShapeError(f"ports/src/lib.rs has no trait {sorted(missing)}")
+    return traits
+
+
+# --- The AWS adapters: port method -> (resource, IAM action) ----------------------------------
+
+#: SDK operation (the builder's snake-case name) -> IAM action. `TransactWriteItems` has no IAM
+#: action of its own: IAM checks each item of the transaction as the single-item action
+#: (PutItem, UpdateItem, DeleteItem, ConditionCheckItem), handled in `sdk_actions`.
+SDK_TO_IAM = {
+    "get_item": "dynamodb:GetItem",
+    "put_item": "dynamodb:PutItem",
+    "update_item": "dynamodb:UpdateItem",
+    "delete_item": "dynamodb:DeleteItem",
+    "query": "dynamodb:Query",
+    "scan": "dynamodb:Scan",
+    "batch_get_item": "dynamodb:BatchGetItem",
+    "batch_write_item": "dynamodb:BatchWriteItem",
+    "transact_get_items": "dynamodb:GetItem",
+    "describe_table": "dynamodb:DescribeTable",
+    "publish": "sns:Publish",
+    "publish_batch": "sns:Publish",
+    "put_record": "kinesis:PutRecord",
+    "put_records": "kinesis:PutRecords",
+}
+TRANSACT_ITEM_TO_IAM = {
+    "put": "dynamodb:PutItem",
+    "update": "dynamodb:UpdateItem",
+    "delete": "dynamodb:DeleteItem",
+    "condition_check": "dynamodb:ConditionCheckItem",
+}
+#: SDK API operation names (as docs/aws.md writes them) -> IAM actions.
+API_TO_IAM = {
+    "GetItem": {"dynamodb:GetItem"},
+    "PutItem": {"dynamodb:PutItem"},
+    "UpdateItem": {"dynamodb:UpdateItem"},
+    "DeleteItem": {"dynamodb:DeleteItem"},
+    "Query": {"dynamodb:Query"},
+    "Scan": {"dynamodb:Scan"},
+    "BatchGetItem": {"dynamodb:BatchGetItem"},
+    "BatchWriteItem": {"dynamodb:BatchWriteItem"},
+    "ConditionCheckItem": {"dynamodb:ConditionCheckItem"},
+    "DescribeTable": {"dynamodb:DescribeTable"},
+    "Publish": {"sns:Publish"},
+}
+
+TABLE_VARIANTS = {"State": "STATE_TABLE", "Registry": "REGISTRY_TABLE", "Results": "RESULTS_TABLE"}
+
+
+@dataclass
+class Needs:
+    """What some code needs: (resource env var, IAM action) pairs."""
+
+    grants: set[tuple[str, str]] = field(default_factory=set)
+
+    def resources(self) -> set[str]:
+        return {r for r, _ in self.grants}
+
+    def __or__(self, other: "Needs") -> "Needs":
+        return Needs(self.grants | other.grants)
+
+
+def sdk_actions(body: str) -> set[str]:
+    """IAM actions of the SDK calls written directly in `body`."""
+    acts = set()
+    for op in re.findall(r"\.\s*([a-z_]+)\(\)", body):
+        if op in SDK_TO_IAM:
+            acts.add(SDK_TO_IAM[op])
+    if re.search(r"\.\s*transact_write_items\(\)", body) or "TransactWriteItem::builder" in body:
+        for kind in re.findall(r"TransactWriteItem::builder\(\)\s*\.\s*([a-z_]+)\(", body):
+            if kind in TRANSACT_ITEM_TO_IAM:
+                acts.add(TRANSACT_ITEM_TO_IAM[kind])
+    return acts
+
+
+class Adapter:
+    """The AWS adapter crate, read once."""
+
+    def __init__(self, root: Path = ROOT / "adapters/aws/src"):
+        self.inherent: dict[str, str] = {}  # DynamoStore's own methods (helpers)
+        self.impls: dict[tuple[str, str], str] = {}  # (trait, method) -> body
+        self.impl_types: dict[str, str] = {}  # trait -> implementing type
+        self.env_vars: set[str] = set()
+        if not root.is_dir():
+            raise CodeShapeError(f"{root} is missing")
+        for path in sorted(root.glob("*.rs")):
+            text = read(path)
+            raw = path.read_text()
+            self.env_vars |= set(re.findall(r'(?:lookup|get|env::var)\(\s*"([A-Z][A-Z0-9_]+)"\s*\)', raw))
+            for trait, ty, block in impl_blocks(text):
+                if ty not in ("DynamoStore", "SnsPublisher"):
+                    continue
+                for name, body in functions_in(block[1:]).items():
+                    if trait is None and ty == "DynamoStore":
+                        self.inherent[name] = self.inherent.get(name, "") + body
+                    elif trait in PORT_FIELDS.values():
+                        self.impls[(trait, name)] = body
+                        self.impl_types[trait] = ty
+
+    def _closure(self, body: str, seen: set[str]) -> tuple[set[str], set[str]]:
+        """(IAM actions, tables) of `body` and of the DynamoStore helpers it calls."""
+        acts = sdk_actions(body)
+        # A helper that maps every variant to its name (`fn table`) names no table itself.
+        is_mapping = re.search(r"Table::[A-Za-z]+\s*=>", body) is not None
+        tables = set() if is_mapping else set(re.findall(r"Table::(State|Registry|Results)\b", body))
+        for helper in re.findall(r"\bself\s*\.\s*([a-z_]+)\s*\(", body):
+            if helper in self.inherent and helper not in seen:
+                seen.add(helper)
+                a, t = self._closure(self.inherent[helper], seen)
+                acts |= a
+                tables |= t
+        return acts, tables
+
+    def needs(self, trait: str, method: str) -> Needs:
+        """What one port method needs. A method touching several tables is taken to use each of
+        its actions on each of them (an over-approximation that the adapter's layout, one table
+        per port method, keeps exact)."""
+        body = self.impls.get((trait, method))
+        if body is None:
+            raise CodeShapeError(f"adapters/aws/src implements no {trait}::{method}")
+        acts, tables = self._closure(body, set())
+        if self.impl_types.get(trait) == "SnsPublisher":
+            return Needs({("ALARM_TOPIC_ARN", a) for a in acts if a.startswith("sns:")})
+        acts = {a for a in acts if a.startswith("dynamodb:")}
+        if acts and not tables:
+            raise CodeShapeError(f"{trait}::{method} calls DynamoDB but names no Table::")
+        return Needs({(TABLE_VARIANTS[t], a) for t in tables for a in acts})
+
+
+# --- The functions -----------------------------------------------------------------------------
+
+
+@dataclass
+class Function:
+    """One Lambda function crate."""
+
+    name: str  # crate directory name, also the binary name
+    binary: str
+    main: str  # main.rs, stripped
+    code: str  # every .rs file of the crate's src/, stripped
+    event: str  # "kinesis", "eventbridge" or "http"
+    port_calls: set[tuple[str, str]]  # (trait, method)
+    reads_engine_config: bool
+    env_vars: set[str]  # read directly by main.rs
+
+
+def function_crates() -> list[str]:
+    """Every crate under functions/ that has a src/main.rs, except `shared`."""
+    return sorted(
+        p.parent.parent.name
+        for p in (ROOT / "functions").glob("*/src/main.rs")
+        if p.parent.parent.name != "shared"
+    )
+
+
+def binary_name(crate: str) -> str:
+    cargo = (ROOT / "functions" / crate / "Cargo.toml").read_text()
+    bins = re.findall(r'\[\[bin\]\]\s*name\s*=\s*"([^"]+)"\s*path\s*=\s*"src/main.rs"', cargo)
+    if len(bins) != 1:
+        raise CodeShapeError(f"functions/{crate}/Cargo.toml: expected one [[bin]] at src/main.rs, found {bins}")
+    return bins[0]
+
+
+def shared_helpers(traits: dict[str, set[str]]) -> dict[str, set[tuple[str, str]]]:
+    """Port methods called by the public helpers of functions/shared (such as `record_stats`,
+    `Directory::lookup`): helper name -> (trait, method)."""
+    helpers: dict[str, set[tuple[str, str]]] = {}
+    for path in (ROOT / "functions/shared/src").glob("*.rs"):
+        for name, body in functions_in(read(path)).items():
+            calls = port_calls_in(body, traits)
+            if calls:
+                helpers[name] = helpers.get(name, set()) | calls
+    return helpers
+
+
+def port_calls_in(text: str, traits: dict[str, set[str]]) -> set[tuple[str, str]]:
+    calls = set()
+    for fld, method in re.findall(r"\b(state|registry|lamps|publisher|results|stats)\s*\.\s*([a-z_]+)\s*\(", text):
+        trait = PORT_FIELDS[fld]
+        if method in traits[trait]:
+            calls.add((trait, method))
+    return calls
+
+
+def wiring() -> str:
+    return read(ROOT / "functions/shared/src/wiring.rs")
+
+
+def store_backends() -> set[str]:
+    """The `TRAFFIC_STORE` values wiring.rs accepts (`dynamodb`, `embedded:<path>`)."""
+    raw = (ROOT / "functions/shared/src/wiring.rs").read_text()
+    found = set(re.findall(r'spec\s*==\s*"([a-z]+)"', raw))
+    found |= {f"{k}:" for k in re.findall(r'Some\(\("([a-z]+)",', raw)}
+    return found
+
+
+def aws_wiring_reads_engine_config() -> bool:
+    """Whether the DynamoDB wiring reads the engine configuration (for the state's TTL)."""
+    bodies = functions_in(wiring())
+    return "engine_config_from_env" in bodies.get("aws_from_env", "")
+
+
+def load_function(crate: str, traits, helpers) -> Function:
+    src = ROOT / "functions" / crate / "src"
+    main = read(src / "main.rs")
+    code = "\n".join(read(p) for p in sorted(src.glob("*.rs")))
+    if "KinesisEvent" in main:
+        event = "kinesis"
+    elif "EventBridgeEvent" in main:
+        event = "eventbridge"
+    elif "lambda_http" in main:
+        event = "http"
+    else:
+        raise CodeShapeError(f"functions/{crate}/src/main.rs: cannot tell which event it handles")
+    calls = port_calls_in(code, traits)
+    for helper, hcalls in helpers.items():
+        if re.search(rf"\b{helper}\s*\(", code):
+            calls |= hcalls
+    uses_ports = "Ports::from_env" in main
+    reads_cfg = "engine_config_from_env" in main or (uses_ports and aws_wiring_reads_engine_config())
+    raw_main = (src / "main.rs").read_text()
+    env_vars = set(re.findall(r'env::var\(\s*"([A-Z][A-Z0-9_]+)"\s*\)', raw_main))
+    return Function(crate, binary_name(crate), main, code, event, calls, reads_cfg, env_vars)
+
+
+def functions() -> dict[str, Function]:
+    traits = port_traits()
+    helpers = shared_helpers(traits)
+    return {c: load_function(c, traits, helpers) for c in function_crates()}
+
+
+def code_needs(fn: Function, adapter: Adapter) -> Needs:
+    """What a function's calls need from AWS, per the adapter's code."""
+    needs = Needs()
+    for trait, method in sorted(fn.port_calls):
+        needs = needs | adapter.needs(trait, method)
+    return needs
+
+
+# --- Environment variables ------------------------------------------------------------------
+
+
+def engine_variables() -> set[str]:
+    """Every variable core/src/config.rs reads."""
+    raw = (ROOT / "core/src/config.rs").read_text()
+    found = set(re.findall(r'lookup\("([A-Z][A-Z0-9_]+)"\)', raw))
+    found |= set(re.findall(r'\(\s*"([A-Z][A-Z0-9_]+)"\s*,\s*&mut', raw))
+    found |= set(re.findall(r'int\("([A-Z][A-Z0-9_]+)"', raw))
+    return found
+
+
+def shared_env_vars() -> set[str]:
+    """Variables functions/shared reads for every function (log format, store choice)."""
+    found = set()
+    for path in (ROOT / "functions/shared/src").glob("*.rs"):
+        found |= set(re.findall(r'env::var\(\s*"([A-Z][A-Z0-9_]+)"', path.read_text()))
+    if "EnvFilter::try_from_default_env" in (ROOT / "functions/shared/src/lib.rs").read_text():
+        found.add("RUST_LOG")
+    return found - {"AWS_LAMBDA_FUNCTION_NAME"}
+
+
+def cargo_default_member_binaries() -> set[str] | None:
+    """Binaries that `cargo build --bin <name>` at the workspace root finds: those of the
+    workspace's default members (the root package, unless `default-members` says more).
+    None when cargo is not available."""
+    import json
+    import shutil
+    import subprocess
+
+    cargo = shutil.which("cargo")
+    if not cargo:
+        return None
+    out = subprocess.run(
+        [cargo, "metadata", "--no-deps", "--format-version", "1", "--offline"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    meta = json.loads(out.stdout)
+    default = set(meta.get("workspace_default_members") or [])
+    return {
+        t["name"]
+        for p in meta["packages"]
+        if p["id"] in default
+        for t in p["targets"]
+        if "bin" in t["kind"]
+    }

@@ -1,0 +1,984 @@
+"""infra/template.yaml against the code, and deployed to the emulator's CloudFormation.
+
+Run by scripts/test.d/infra.sh with the project's virtual environment:
+
+    python tests/infra/test_template.py            (plain unittest; -v for every test's name)
+
+`TemplateWiring` reads the template (cfn-lint's decoder, for the short-form tags) and the Rust
+source (`code_facts.py`) and needs nothing else. `EmulatorDeployment` runs the SAM transform
+locally (aws-sam-translator), creates the stack in the CloudFormation at `AWS_ENDPOINT_URL`
+(moto_server in the test command) and checks every resource the emulator really created; it is
+skipped when no endpoint is set, unless `TRAFFIC_REQUIRE_AWS=1` (the test command sets it),
+in which case it fails.
+
+What is compared with what, and which environment variables count, is written at each test.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import sys
+import time
+import unittest
+import urllib.request
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "infra"))
+
+import code_facts as cf  # noqa: E402
+import transform as tr  # noqa: E402
+
+TEMPLATE = tr.load()
+RESOURCES = TEMPLATE["Resources"]
+GLOBAL_FUNCTION = TEMPLATE.get("Globals", {}).get("Function", {})
+PARAMETERS = TEMPLATE["Parameters"]
+
+#: Engine variables (core/src/config.rs) the template sets, from parameters, on every function
+#: that reads the engine configuration: they must agree between ingest (which writes the state),
+#: merge (which reads it), fault (whose store expires it) and api (which reads it live). The
+#: others (digest size, top-k, Webster's constants) keep the code's defaults and are not set.
+ENGINE_SET = {
+    "TRAFFIC_WINDOWS": "Windows",
+    "TRAFFIC_ALLOWED_LATENESS": "AllowedLateness",
+    "TRAFFIC_STATE_BUCKETS": "StateBuckets",
+}
+#: Variables that choose the resources (the AWS adapter's `AwsNames`): each function sets
+#: exactly those its code uses, compared resource by resource.
+RESOURCE_VARS = {"STATE_TABLE", "REGISTRY_TABLE", "RESULTS_TABLE", "ALARM_TOPIC_ARN", "READINGS_STREAM"}
+#: Read by main.rs but deliberately not set in AWS: a write token would be a plain-text secret
+#: in the function's configuration; the HTTP API's JWT authorizer guards writes instead.
+NEVER_SET = {"TRAFFIC_API_TOKEN"}
+
+#: What Lambda's Kinesis event source mapping calls with the function's role (Lambda developer
+#: guide, "Process Amazon Kinesis Data Streams records with Lambda"; SubscribeToShard only for
+#: enhanced fan-out consumers, not used here). No KMS permission: the stream is encrypted with
+#: the AWS managed key alias/aws/kinesis, whose key policy lets the account use it via Kinesis.
+KINESIS_MAPPING_ACTIONS = {
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:ListShards",
+}
+LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+FUNCTIONS = cf.functions()
+ADAPTER = cf.Adapter()
+#: Notes printed after the tests (what the emulator skipped, documented actions not granted).
+REPORT: dict[str, object] = {}
+
+
+# --- Template helpers ---------------------------------------------------------------------------
+
+
+def target(value) -> str | None:
+    """The logical id a {"Ref": X} or {"Fn::GetAtt": [X, attr]} points at."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return value["Ref"]
+        if "Fn::GetAtt" in value:
+            ga = value["Fn::GetAtt"]
+            return ga[0] if isinstance(ga, list) else ga.split(".")[0]
+    return None
+
+
+def function_props(lid: str) -> dict:
+    """A function's properties with the Globals merged in (as SAM merges them)."""
+    props = dict(GLOBAL_FUNCTION)
+    props.update(RESOURCES[lid]["Properties"])
+    return props
+
+
+def template_functions() -> dict[str, str]:
+    """binary name -> logical id of its AWS::Serverless::Function."""
+    out = {}
+    for lid, binary in tr.binaries(TEMPLATE).items():
+        if binary in out:
+            raise AssertionError(f"binary {binary} is built by both {out[binary]} and {lid}")
+        out[binary] = lid
+    return out
+
+
+def as_list(x) -> list:
+    return x if isinstance(x, list) else [x]
+
+
+def resource_env_targets() -> dict[str, str]:
+    """Resource variable -> the logical id it names, the same in every function."""
+    seen: dict[str, str] = {}
+    for lid in template_functions().values():
+        for var, value in function_props(lid).get("Environment", {}).get("Variables", {}).items():
+            if var in RESOURCE_VARS:
+                t = target(value)
+                if t is None:
+                    raise AssertionError(f"{lid}: {var} must be a Ref to a resource, not {value!r}")
+                if seen.setdefault(var, t) != t:
+                    raise AssertionError(f"{var} names {seen[var]} in one function and {t} in {lid}")
+    return seen
+
+
+def kinesis_events(lid: str) -> list[dict]:
+    return [e["Properties"] for e in function_props(lid).get("Events", {}).values() if e["Type"] == "Kinesis"]
+
+
+def role_grants(lid: str) -> set[tuple[str, str]]:
+    """(resource key, action) pairs the function's role allows. Resource keys: the resource
+    variable naming the resource (STATE_TABLE, ...), or "log-group", "stream", "failure-queue"
+    for the function's own log group, the stream it is mapped to and its on-failure queue."""
+    props = function_props(lid)
+    role_lid = target(props["Role"])
+    role = RESOURCES[role_lid]
+    own = {}
+    log_group = target(props.get("LoggingConfig", {}).get("LogGroup"))
+    if log_group:
+        own[log_group] = "log-group"
+    for ev in kinesis_events(lid):
+        own[target(ev["Stream"])] = "stream"
+        own[target(ev["DestinationConfig"]["OnFailure"]["Destination"])] = "failure-queue"
+    env_targets = {v: k for k, v in resource_env_targets().items()}
+    grants = set()
+    for policy in role["Properties"].get("Policies", []):
+        for st in policy["PolicyDocument"]["Statement"]:
+            if st.get("Effect") != "Allow" or "NotAction" in st or "NotResource" in st or "Condition" in st:
+                raise AssertionError(f"{role_lid}: only plain Allow statements, got {st}")
+            for res in as_list(st["Resource"]):
+                t = target(res)
+                if t is None:
+                    raise AssertionError(f"{role_lid}: resource {res!r} is not one of the stack's resources")
+                key = own.get(t) or env_targets.get(t)
+                if key is None:
+                    raise AssertionError(f"{role_lid} grants on {t}, which {lid} neither names nor owns")
+                for action in as_list(st["Action"]):
+                    if "*" in action:
+                        raise AssertionError(f"{role_lid}: wildcard action {action}")
+                    grants.add((key, action))
+    return grants
+
+
+# --- docs/aws.md --------------------------------------------------------------------------------
+
+
+def documented_needs() -> dict[str, dict[str, set[str]]] | None:
+    """Per function, resource key -> IAM actions, as docs/aws.md's "API actions per function"
+    table lists them; None when the file or the table is not there."""
+    path = ROOT / "docs/aws.md"
+    if not path.exists():
+        return None
+    return parse_aws_md(path.read_text())
+
+
+def parse_aws_md(text: str) -> dict[str, dict[str, set[str]]] | None:
+    """Reads the Markdown table whose header has an "IAM actions" column. A row whose first
+    cell names a function (`**ingest**`) starts that function; rows with an empty first cell
+    continue it; other first cells (`traffic simulate`) are not functions. The resource cell
+    gives the key: a resource variable (`STATE_TABLE`, ...) or "stream" for the readings stream
+    (whose row also names the on-failure queue's `sqs:SendMessage`, key "failure-queue"). "as
+    ingest" copies ingest's row; a parenthesised "(+ ... if ...)" is conditional and left out."""
+    names = set(FUNCTIONS)
+    out: dict[str, dict[str, set[str]]] = {}
+    iam_col = None
+    current = None
+    for line in text.splitlines():
+        if not line.lstrip().startswith("|"):
+            iam_col = None if not line.strip() else iam_col
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if iam_col is None:
+            lowered = [c.lower() for c in cells]
+            if "iam actions" in lowered:
+                iam_col = lowered.index("iam actions")
+            continue
+        if set("".join(cells)) <= set("-: "):
+            continue
+        first = cells[0].strip("`* ")
+        if first:
+            current = first if first in names else None
+        if current is None or len(cells) <= iam_col:
+            continue
+        resource, actions_cell = cells[1], cells[iam_col]
+        var = re.search(r"\b(STATE_TABLE|REGISTRY_TABLE|RESULTS_TABLE|ALARM_TOPIC_ARN|READINGS_STREAM)\b", resource)
+        key = var.group(1) if var else ("stream" if "stream" in resource.lower() else resource)
+        grants = out.setdefault(current, {})
+        if actions_cell.strip().lower().startswith("as "):
+            other = actions_cell.strip()[3:].strip("` *")
+            for k, v in out.get(other, {}).items():
+                if k in ("stream", "failure-queue"):
+                    grants.setdefault(k, set()).update(v)
+            continue
+        actions_cell = re.sub(r"\(\+[^)]*\)", "", actions_cell)
+        for action in re.findall(r"\b((?:dynamodb|sns|kinesis|sqs|logs):[A-Za-z]+)", actions_cell):
+            k = "failure-queue" if action.startswith("sqs:") and key == "stream" else key
+            grants.setdefault(k, set()).add(action)
+    return out or None
+
+
+def documented_readers() -> dict[str, set[str]] | None:
+    """docs/aws.md's configuration table: resource variable -> the functions that read it
+    (the names in its "read by" cell, outside parentheses)."""
+    path = ROOT / "docs/aws.md"
+    if not path.exists():
+        return None
+    out: dict[str, set[str]] = {}
+    col = None
+    for line in path.read_text().splitlines():
+        if not line.lstrip().startswith("|"):
+            col = None
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if col is None:
+            lowered = [c.lower() for c in cells]
+            col = lowered.index("read by") if "read by" in lowered else None
+            continue
+        var = cells[0].strip("` ")
+        if var in RESOURCE_VARS and len(cells) > col:
+            cell = re.sub(r"\([^)]*\)", "", cells[col])
+            out[var] = set(re.findall(r"\b[a-z]+\b", cell)) & set(FUNCTIONS)
+    return out or None
+
+
+def documented_code_needs(doc: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """The documented (resource variable, action) pairs of the stack's tables and topic."""
+    return {(k, a) for k, acts in doc.items() if k in RESOURCE_VARS for a in acts}
+
+
+# --- The HTTP API's routes ------------------------------------------------------------------------
+
+
+def code_routes() -> list[tuple[str, str]]:
+    """(method, path) of every route of the api crate's router (the `api_routes!` table)."""
+    text = (ROOT / "functions/api/src/lib.rs").read_text()
+    block = text[text.index("api_routes! {") :]
+    routes = re.findall(r'^\s*(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\s+"([^"]+)"\s*=>', block, re.M)
+    if not routes:
+        raise cf.CodeShapeError("functions/api/src/lib.rs: no api_routes! table")
+    return routes
+
+
+def documented_protected_routes() -> set[tuple[str, str]]:
+    """Routes that functions/api/openapi.json marks as needing authorization."""
+    doc = json.loads((ROOT / "functions/api/openapi.json").read_text())
+    return {
+        (m.upper(), p)
+        for p, ops in doc["paths"].items()
+        for m, op in ops.items()
+        if isinstance(op, dict) and op.get("security")
+    }
+
+
+def http_routes(lid: str) -> list[dict]:
+    return [e["Properties"] for e in function_props(lid).get("Events", {}).values() if e["Type"] == "HttpApi"]
+
+
+def route_regex(path: str) -> re.Pattern:
+    """API Gateway's matching of a route path: {x} is one segment, {x+} the rest (at least one)."""
+    out = ""
+    for seg in path.strip("/").split("/"):
+        if not seg:
+            continue
+        if re.fullmatch(r"\{[^}]+\+\}", seg):
+            out += "/.+"
+        elif re.fullmatch(r"\{[^}]+\}", seg):
+            out += "/[^/]+"
+        else:
+            out += "/" + re.escape(seg)
+    return re.compile("^" + (out or "/") + "$")
+
+
+def select_route(routes: list[dict], method: str, path: str) -> dict | None:
+    """The route an HTTP API picks: the most specific path (fewest variables, greedy last),
+    then an explicit method over ANY (API Gateway developer guide, "Routing API requests")."""
+    candidates = []
+    for r in routes:
+        if not route_regex(r["Path"]).match(path):
+            continue
+        if r["Method"].upper() not in (method, "ANY"):
+            continue
+        greedy = "+}" in r["Path"]
+        variables = r["Path"].count("{")
+        candidates.append(((greedy, variables, r["Method"].upper() == "ANY"), r))
+    return min(candidates, key=lambda c: c[0])[1] if candidates else None
+
+
+def concrete(path: str) -> str:
+    """A request path for a route path: every {variable} replaced by a sample value."""
+    return re.sub(r"\{[^}]+\}", "x1", path)
+
+
+def route_authorizer(route: dict) -> str | None:
+    api = RESOURCES[target(route["ApiId"])]["Properties"]
+    name = route.get("Auth", {}).get("Authorizer", api.get("Auth", {}).get("DefaultAuthorizer"))
+    return None if name in (None, "NONE") else name
+
+
+# --- Static checks ------------------------------------------------------------------------------
+
+
+class TemplateWiring(unittest.TestCase):
+    """The template wires exactly what the code uses."""
+
+    maxDiff = None
+
+    def test_every_function_crate_has_its_resource_built_by_cargo_lambda(self):
+        crates = {f.binary for f in FUNCTIONS.values()}
+        self.assertEqual(set(template_functions()), crates, "function binaries vs template resources")
+        for binary, lid in template_functions().items():
+            props = function_props(lid)
+            meta = RESOURCES[lid]["Metadata"]
+            with self.subTest(function=binary):
+                self.assertEqual(meta["BuildMethod"], "rust-cargolambda")
+                self.assertEqual(props["Runtime"], "provided.al2023")
+                self.assertEqual(props["Handler"], "bootstrap")
+                self.assertEqual(props["Architectures"], ["arm64"])
+                code = (ROOT / "infra" / props["CodeUri"]).resolve()
+                self.assertEqual(code, ROOT, "CodeUri must be the workspace root")
+                self.assertIn("[workspace]", (code / "Cargo.toml").read_text())
+
+    def test_sam_build_finds_every_binary_at_the_workspace_root(self):
+        """`sam build` runs `cargo lambda build --release --arm64 --bin <Binary>` in CodeUri. At
+        a workspace root that is itself a package, cargo looks for `--bin` only in the default
+        members, so each function's package must be one (`default-members` in Cargo.toml)."""
+        found = cf.cargo_default_member_binaries()
+        if found is None:
+            self.skipTest("cargo is not on PATH")
+        missing = sorted(set(template_functions()) - found)
+        self.assertEqual(
+            missing,
+            [],
+            "`cargo build --bin NAME` at the workspace root does not find these binaries, so "
+            "`sam build` fails for them: add their crates to [workspace] default-members in the "
+            'root Cargo.toml, e.g. default-members = [".", "functions/ingest", "functions/fault", '
+            '"functions/merge", "functions/api"]',
+        )
+
+    def test_each_function_sets_exactly_the_resources_its_code_uses(self):
+        documented = documented_needs()
+        for binary, lid in template_functions().items():
+            fn = FUNCTIONS[binary]
+            env = function_props(lid).get("Environment", {}).get("Variables", {})
+            code = cf.code_needs(fn, ADAPTER).resources()
+            with self.subTest(function=binary):
+                self.assertEqual(set(env) & RESOURCE_VARS, code, f"{binary}: resource variables vs code")
+                if documented and binary in documented:
+                    self.assertEqual({k for k in documented[binary] if k in RESOURCE_VARS}, code, f"{binary}: docs/aws.md vs code")
+                self.assertTrue(code <= ADAPTER.env_vars, "the adapter reads these variables")
+                readers = documented_readers()
+                if readers is not None:
+                    doc = {var for var, fns in readers.items() if binary in fns}
+                    self.assertEqual(doc, code, f"{binary}: docs/aws.md's configuration table vs code")
+
+    def test_each_function_sets_no_variable_its_code_does_not_read(self):
+        """Every variable set is read: the store choice and log filter (functions/shared), the
+        adapter's names, the engine variables in ENGINE_SET (when the function reads the engine
+        configuration, directly or through the DynamoDB wiring), or main.rs's own."""
+        shared = cf.shared_env_vars()
+        engine = cf.engine_variables()
+        self.assertTrue(set(ENGINE_SET) <= engine, "ENGINE_SET names variables core/src/config.rs reads")
+        for binary, lid in template_functions().items():
+            fn = FUNCTIONS[binary]
+            env = function_props(lid).get("Environment", {}).get("Variables", {})
+            readable = shared | ADAPTER.env_vars | fn.env_vars | (engine if fn.reads_engine_config else set())
+            with self.subTest(function=binary):
+                self.assertEqual(set(env) - readable, set(), f"{binary} sets variables nothing reads")
+                self.assertEqual(set(env) & NEVER_SET, set())
+                self.assertEqual(env.get("TRAFFIC_STORE"), "dynamodb")
+                self.assertIn("dynamodb", cf.store_backends(), "wiring.rs accepts TRAFFIC_STORE=dynamodb")
+                if fn.reads_engine_config:
+                    set_engine = {k: v for k, v in env.items() if k in engine}
+                    self.assertEqual(set_engine, {k: {"Ref": p} for k, p in ENGINE_SET.items()})
+                    for p in ENGINE_SET.values():
+                        self.assertIn(p, PARAMETERS)
+                else:
+                    self.assertEqual(set(env) & engine, set())
+
+    def test_each_role_allows_only_what_its_function_calls(self):
+        """The role's (resource, action) pairs are exactly: the code's DynamoDB and SNS calls
+        (per docs/aws.md when it lists them, which must then agree with the code), writing to
+        its own log group, and for a stream consumer reading the stream and sending to its
+        on-failure queue."""
+        documented = documented_needs()
+        roles = {}
+        for binary, lid in template_functions().items():
+            fn = FUNCTIONS[binary]
+            code = cf.code_needs(fn, ADAPTER)
+            expected = set(code.grants) | {("log-group", a) for a in LOG_ACTIONS}
+            if fn.event == "kinesis":
+                expected |= {("stream", a) for a in KINESIS_MAPPING_ACTIONS}
+                expected |= {("failure-queue", "sqs:SendMessage")}
+            with self.subTest(function=binary):
+                if documented is not None:
+                    self.assertIn(binary, documented, "docs/aws.md lists every function")
+                    doc = documented[binary]
+                    self.assertEqual(documented_code_needs(doc), code.grants, f"{binary}: docs/aws.md vs code")
+                    # The stream's and the queue's actions: the template grants no more than the
+                    # documentation lists (it may grant less: see KINESIS_MAPPING_ACTIONS).
+                    for key in ("stream", "failure-queue"):
+                        granted = {a for k, a in expected if k == key}
+                        self.assertLessEqual(granted, doc.get(key, set()), f"{binary}: {key} vs docs/aws.md")
+                        extra = doc.get(key, set()) - granted
+                        if extra:
+                            REPORT.setdefault("docs/aws.md lists, the template does not grant", set()).update(extra)
+                    if "logs:CreateLogGroup" in (ROOT / "docs/aws.md").read_text():
+                        # The template creates every log group, so no function creates one.
+                        REPORT.setdefault("docs/aws.md lists, the template does not grant", set()).add("logs:CreateLogGroup")
+                else:
+                    REPORT["docs/aws.md"] = "missing: roles compared with the code only"
+                self.assertEqual(role_grants(lid), expected, f"{binary}: role vs code")
+                role = RESOURCES[target(function_props(lid)["Role"])]
+                self.assertEqual(role["Type"], "AWS::IAM::Role")
+                self.assertNotIn("ManagedPolicyArns", role["Properties"])
+                trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+                self.assertEqual(
+                    [(s["Effect"], s["Principal"], s["Action"]) for s in trust],
+                    [("Allow", {"Service": "lambda.amazonaws.com"}, "sts:AssumeRole")],
+                )
+                self.assertNotIn("Policies", function_props(lid), "one explicit role, no SAM policies")
+                roles.setdefault(target(function_props(lid)["Role"]), []).append(binary)
+        self.assertTrue(all(len(v) == 1 for v in roles.values()), f"one role per function: {roles}")
+
+    def test_stream_consumers_have_the_mapping_settings(self):
+        for binary, lid in template_functions().items():
+            fn = FUNCTIONS[binary]
+            events = kinesis_events(lid)
+            with self.subTest(function=binary):
+                if fn.event != "kinesis":
+                    self.assertEqual(events, [])
+                    continue
+                self.assertEqual(len(events), 1)
+                ev = events[0]
+                self.assertEqual(RESOURCES[target(ev["Stream"])]["Type"], "AWS::Kinesis::Stream")
+                for key in ("BatchSize", "MaximumBatchingWindowInSeconds", "MaximumRecordAgeInSeconds", "MaximumRetryAttempts"):
+                    self.assertIn(target(ev[key]), PARAMETERS, f"{key} is a parameter")
+                self.assertEqual(ev["FunctionResponseTypes"], ["ReportBatchItemFailures"])
+                self.assertIs(ev["BisectBatchOnFunctionError"], True)
+                self.assertEqual(ev["ParallelizationFactor"], 1, "one batch per shard at a time")
+                self.assertIn(ev["StartingPosition"], ("TRIM_HORIZON", "LATEST"))
+                dest = ev["DestinationConfig"]["OnFailure"]
+                self.assertEqual(dest["Type"], "SQS")
+                queue = target(dest["Destination"])
+                self.assertEqual(RESOURCES[queue]["Type"], "AWS::SQS::Queue")
+                alarms = [
+                    r["Properties"]
+                    for r in RESOURCES.values()
+                    if r["Type"] == "AWS::CloudWatch::Alarm"
+                    and r["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+                    and any(target(d["Value"]) == queue for d in r["Properties"].get("Dimensions", []))
+                ]
+                self.assertEqual(len(alarms), 1, f"one alarm on {queue}")
+                self.assertEqual([target(a) for a in alarms[0]["AlarmActions"]], ["AlarmTopic"])
+                self.assertEqual(alarms[0]["ComparisonOperator"], "GreaterThanThreshold")
+                self.assertEqual(alarms[0]["Threshold"], 0)
+                defaults = {k: PARAMETERS[target(ev[k])]["Default"] for k in ("BatchSize", "MaximumBatchingWindowInSeconds")}
+                self.assertLessEqual(defaults["BatchSize"], 10000)
+                self.assertLessEqual(defaults["MaximumBatchingWindowInSeconds"], 300)
+
+    def test_merge_runs_alone_on_a_schedule(self):
+        for binary, lid in template_functions().items():
+            if FUNCTIONS[binary].event != "eventbridge":
+                continue
+            props = function_props(lid)
+            events = list(props["Events"].values())
+            with self.subTest(function=binary):
+                self.assertEqual([e["Type"] for e in events], ["Schedule"])
+                self.assertEqual(target(events[0]["Properties"]["Schedule"]), "MergeSchedule")
+                rc = props["ReservedConcurrentExecutions"]
+                self.assertEqual(rc, {"Fn::If": ["ReserveMerge", {"Ref": "MergeReservedConcurrency"}, {"Ref": "AWS::NoValue"}]})
+                self.assertEqual(PARAMETERS["MergeReservedConcurrency"]["Default"], 1)
+                # TRAFFIC_PROVISIONAL's parameter offers exactly the values merge parses.
+                parsed = re.findall(r'"([a-z]+)"\s*=>\s*Ok\(Self::', (ROOT / "functions/merge/src/lib.rs").read_text())
+                env = props["Environment"]["Variables"]
+                if "TRAFFIC_PROVISIONAL" in env:
+                    param = PARAMETERS[target(env["TRAFFIC_PROVISIONAL"])]
+                    self.assertEqual(set(param["AllowedValues"]), set(parsed))
+                    self.assertIn(param["Default"], parsed)
+                rate = re.fullmatch(r"rate\((\d+) minutes?\)", PARAMETERS["MergeSchedule"]["Default"])
+                self.assertIsNotNone(rate)
+                self.assertLess(props["Timeout"], int(rate.group(1)) * 60, "a run ends before the next starts")
+
+    def test_mutating_routes_need_the_authorizer_and_reads_do_not(self):
+        """Every route of the api crate's router, as a request: the HTTP API route that would
+        take it sends it to the api function, with an authorizer (and a write scope) exactly
+        when the method changes something; openapi.json agrees on which those are."""
+        protected_doc = documented_protected_routes()
+        for binary, lid in template_functions().items():
+            if FUNCTIONS[binary].event != "http":
+                continue
+            routes = http_routes(lid)
+            for r in routes:
+                self.assertEqual(r.get("PayloadFormatVersion"), "2.0", "lambda_http's apigw_http event")
+                # docs/api.md: no ANY or $default route, so that no read can meet the authorizer.
+                self.assertNotEqual(r["Method"].upper(), "ANY")
+                self.assertNotEqual(r["Path"], "$default")
+            for method, path in code_routes():
+                mutating = method not in ("GET", "HEAD", "OPTIONS")
+                with self.subTest(route=f"{method} {path}"):
+                    self.assertEqual((method, path) in protected_doc, mutating, "openapi.json security")
+                    chosen = select_route(routes, method, concrete(path))
+                    self.assertIsNotNone(chosen, "no HTTP API route takes this request")
+                    auth = route_authorizer(chosen)
+                    if mutating:
+                        self.assertIsNotNone(auth, "a write reaches the function without an authorizer")
+                        self.assertTrue(chosen["Auth"].get("AuthorizationScopes"), "a write needs a scope")
+                    else:
+                        self.assertIsNone(auth, "a read should be public")
+            api = RESOURCES[target(routes[0]["ApiId"])]
+            self.assertEqual(api["Type"], "AWS::Serverless::HttpApi")
+            # The $default stage: a named stage would prefix rawPath, which the router does not expect.
+            self.assertIn(api["Properties"].get("StageName", "$default"), ("$default",))
+            authorizers = api["Properties"]["Auth"]["Authorizers"]
+            for name, a in authorizers.items():
+                jwt = a["JwtConfiguration"]
+                self.assertTrue(jwt["issuer"] and jwt["audience"], name)
+                self.assertEqual(a["IdentitySource"], "$request.header.Authorization")
+
+    def test_tables_match_the_adapter(self):
+        setup = (ROOT / "adapters/aws/src/setup.rs").read_text()
+        ttl_attr = re.search(r'attribute_name\("([a-z_]+)"\)', setup)
+        self.assertIsNotNone(ttl_attr, "setup.rs enables TTL on an attribute")
+        keys = re.findall(r'attr\("([a-z]+)"\)', setup)
+        for var, lid in resource_env_targets().items():
+            res = RESOURCES[lid]
+            if res["Type"] != "AWS::DynamoDB::Table":
+                continue
+            p = res["Properties"]
+            with self.subTest(table=lid):
+                self.assertEqual(p["BillingMode"], "PAY_PER_REQUEST")
+                self.assertEqual(
+                    [(k["AttributeName"], k["KeyType"]) for k in p["KeySchema"]],
+                    [(keys[0], "HASH"), (keys[1], "RANGE")],
+                )
+                self.assertEqual({(a["AttributeName"], a["AttributeType"]) for a in p["AttributeDefinitions"]}, {(k, "S") for k in keys})
+                self.assertIs(p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], True)
+                self.assertEqual(p["TimeToLiveSpecification"], {"AttributeName": ttl_attr.group(1), "Enabled": True})
+                self.assertEqual(res.get("DeletionPolicy"), "Retain")
+                self.assertEqual(res.get("UpdateReplacePolicy"), "Retain")
+        self.assertEqual(
+            {v for v in resource_env_targets() if v.endswith("_TABLE")},
+            {"STATE_TABLE", "REGISTRY_TABLE", "RESULTS_TABLE"},
+        )
+
+    def test_stream_is_encrypted_and_sized_by_a_parameter(self):
+        p = RESOURCES["ReadingsStream"]["Properties"]
+        self.assertEqual(p["StreamEncryption"], {"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"})
+        self.assertEqual(p["StreamModeDetails"], {"StreamMode": {"Ref": "StreamMode"}})
+        self.assertEqual(p["ShardCount"], {"Fn::If": ["IsOnDemand", {"Ref": "AWS::NoValue"}, {"Ref": "StreamShardCount"}]})
+        self.assertEqual(TEMPLATE["Conditions"]["IsOnDemand"], {"Fn::Equals": [{"Ref": "StreamMode"}, "ON_DEMAND"]})
+
+    def test_alarm_topic_has_optional_email_and_sms_subscriptions(self):
+        subs = {r["Properties"]["Protocol"]: r for r in RESOURCES.values() if r["Type"] == "AWS::SNS::Subscription"}
+        self.assertEqual(set(subs), {"email", "sms"})
+        for proto, param in (("email", "AlarmEmail"), ("sms", "AlarmPhoneNumber")):
+            r = subs[proto]
+            self.assertEqual(target(r["Properties"]["TopicArn"]), "AlarmTopic")
+            self.assertEqual(target(r["Properties"]["Endpoint"]), param)
+            self.assertEqual(PARAMETERS[param]["Default"], "")
+            cond = TEMPLATE["Conditions"][r["Condition"]]
+            self.assertEqual(cond, {"Fn::Not": [{"Fn::Equals": [{"Ref": param}, ""]}]})
+        self.assertEqual(resource_env_targets()["ALARM_TOPIC_ARN"], "AlarmTopic")
+
+    def test_every_function_logs_to_its_own_group_with_retention(self):
+        groups = []
+        for binary, lid in template_functions().items():
+            props = function_props(lid)
+            group = target(props["LoggingConfig"]["LogGroup"])
+            groups.append(group)
+            with self.subTest(function=binary):
+                self.assertEqual(RESOURCES[group]["Type"], "AWS::Logs::LogGroup")
+                self.assertEqual(target(RESOURCES[group]["Properties"]["RetentionInDays"]), "LogRetentionDays")
+        self.assertEqual(len(set(groups)), len(groups))
+        for lid, r in RESOURCES.items():
+            if r["Type"] == "AWS::Logs::LogGroup":
+                self.assertIn("RetentionInDays", r["Properties"], lid)
+
+    def test_sizes_and_timeouts(self):
+        """Memory and timeouts from the benchmarks (see the template's comment and the README):
+        merge gets a full vCPU (1,769 MB or more), the api stays under the HTTP API's 30 s."""
+        sizes = {b: function_props(l) for b, l in template_functions().items()}
+        self.assertGreaterEqual(sizes["merge"]["MemorySize"], 1769)
+        self.assertLessEqual(sizes["api"]["Timeout"], 29)
+        for b, p in sizes.items():
+            with self.subTest(function=b):
+                self.assertTrue(128 <= p["MemorySize"] <= 10240)
+                self.assertTrue(1 <= p["Timeout"] <= 900)
+
+    def test_outputs_name_what_the_tools_need(self):
+        out = TEMPLATE["Outputs"]
+        want = {
+            "ApiUrl": "HttpApi",
+            "ReadingsStreamName": "ReadingsStream",
+            "StateTableName": "StateTable",
+            "RegistryTableName": "RegistryTable",
+            "ResultsTableName": "ResultsTable",
+            "AlarmTopicArn": "AlarmTopic",
+        }
+        for key, lid in want.items():
+            with self.subTest(output=key):
+                value = out[key]["Value"]
+                if key == "ApiUrl":
+                    self.assertIn("${HttpApi}", value["Fn::Sub"])
+                else:
+                    self.assertEqual(target(value), lid)
+
+
+# --- Deployed to the emulator ---------------------------------------------------------------------
+
+#: Resource types moto 5.2.5's CloudFormation skips (it logs "No Moto CloudFormation support"
+#: and still reports CREATE_COMPLETE). Their presence is not evidence of anything; the static
+#: tests above are all the checking they get.
+MOTO_SKIPS = {
+    "AWS::ApiGatewayV2::Api",
+    "AWS::ApiGatewayV2::Stage",
+    "AWS::CloudWatch::Alarm",
+    "AWS::Cognito::UserPool",
+    "AWS::Cognito::UserPoolClient",
+    "AWS::Cognito::UserPoolDomain",
+    "AWS::Cognito::UserPoolResourceServer",
+    "AWS::Lambda::EventInvokeConfig",
+    "AWS::SNS::Subscription",
+}
+#: Properties moto accepts and drops (the resource exists, the setting reads back as moto's
+#: default). Checked when the emulator reports them; otherwise noted, not failed.
+MOTO_DROPS = {
+    "TimeToLiveSpecification": "TimeToLiveStatus DISABLED",
+    "PointInTimeRecoverySpecification": "PointInTimeRecoveryStatus DISABLED",
+    "StreamEncryption": "EncryptionType NONE",
+    "StreamModeDetails": "PROVISIONED, one shard",
+    "Architectures": "x86_64",
+    "LoggingConfig": "none",
+}
+
+REGION = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "eu-south-1"
+ENDPOINT = os.environ.get("AWS_ENDPOINT_URL")
+
+
+def is_moto() -> bool:
+    if os.environ.get("TRAFFIC_EMULATOR") == "moto":
+        return True
+    try:
+        with urllib.request.urlopen(f"{ENDPOINT}/moto-api/", timeout=2) as r:
+            return r.status == 200
+    except Exception:
+        return False
+
+
+def policy_document(doc) -> dict:
+    """A role policy as returned by GetRolePolicy: a dict (boto3 decodes it), or a string of
+    JSON, or (moto, for documents CloudFormation created) the repr of a Python dict."""
+    if isinstance(doc, dict):
+        return doc
+    try:
+        return json.loads(doc)
+    except json.JSONDecodeError:
+        import ast
+
+        return ast.literal_eval(doc)
+
+
+def evaluate_conditions(template: dict, params: dict) -> dict[str, bool]:
+    """The template's conditions for these parameter values (Equals, Not, And, Or, Condition)."""
+
+    def value(v):
+        if isinstance(v, dict) and "Ref" in v:
+            p = template["Parameters"][v["Ref"]]
+            return str(params.get(v["Ref"], p.get("Default", "")))
+        return str(v)
+
+    def ev(c):
+        (op, args), = c.items()
+        if op == "Fn::Equals":
+            return value(args[0]) == value(args[1])
+        if op == "Fn::Not":
+            return not ev(args[0])
+        if op == "Fn::And":
+            return all(ev(a) for a in args)
+        if op == "Fn::Or":
+            return any(ev(a) for a in args)
+        if op == "Condition":
+            return ev(template["Conditions"][args])
+        raise ValueError(op)
+
+    return {k: ev(v) for k, v in template.get("Conditions", {}).items()}
+
+
+@unittest.skipUnless(
+    ENDPOINT or os.environ.get("TRAFFIC_REQUIRE_AWS") == "1",
+    "AWS_ENDPOINT_URL is not set (the test command starts moto_server and sets it)",
+)
+class EmulatorDeployment(unittest.TestCase):
+    """The transformed template, created in the emulator's CloudFormation: every resource the
+    emulator really creates exists with the template's settings, and the functions'
+    environments and roles point at the resources that were created."""
+
+    maxDiff = None
+    STACK = "traffic-infra-test"
+    PARAMS = {
+        "AlarmEmail": "operator@example.com",
+        "AlarmPhoneNumber": "+393331234567",
+        "LogRetentionDays": "14",
+    }
+
+    @classmethod
+    def setUpClass(cls):
+        if not ENDPOINT:
+            raise AssertionError("TRAFFIC_REQUIRE_AWS=1 but AWS_ENDPOINT_URL is not set")
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+        s3 = cls.client("s3")
+        bucket = "traffic-infra-test-code"
+        try:
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("bootstrap", "#!/bin/sh\nexit 1\n")  # never run: the emulator runs no code
+        for binary in template_functions():
+            s3.put_object(Bucket=bucket, Key=f"infra-test/{binary}.zip", Body=buf.getvalue())
+        cls.transformed = tr.transform(tr.packaged(TEMPLATE, bucket, "infra-test/"), region=REGION)
+        cls.conditions = evaluate_conditions(cls.transformed, cls.PARAMS)
+        cls.stack = cls.create_stack(cls.STACK, cls.PARAMS)
+        cls.moto = is_moto()
+
+    @classmethod
+    def client(cls, svc):
+        import boto3
+
+        return boto3.client(svc, region_name=REGION, endpoint_url=ENDPOINT)
+
+    @classmethod
+    def create_stack(cls, name: str, params: dict) -> dict:
+        cfn = cls.client("cloudformation")
+        try:
+            cfn.delete_stack(StackName=name)
+        except Exception:
+            pass
+        cfn.create_stack(
+            StackName=name,
+            TemplateBody=json.dumps(cls.transformed),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+        deadline = time.time() + 300
+        while True:
+            st = cfn.describe_stacks(StackName=name)["Stacks"][0]
+            if not st["StackStatus"].endswith("_IN_PROGRESS"):
+                break
+            if time.time() > deadline:
+                raise AssertionError(f"{name}: still {st['StackStatus']}")
+            time.sleep(1)
+        if st["StackStatus"] != "CREATE_COMPLETE":
+            events = cfn.describe_stack_events(StackName=name)["StackEvents"]
+            raise AssertionError(f"{name}: {st['StackStatus']}: {[e.get('ResourceStatusReason') for e in events][:5]}")
+        resources = {
+            r["LogicalResourceId"]: r
+            for r in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]
+            if r.get("LogicalResourceId")
+        }
+        return {"stack": st, "resources": resources, "outputs": {o["OutputKey"]: o["OutputValue"] for o in st.get("Outputs", [])}}
+
+    # -- helpers
+
+    def physical(self, lid: str) -> str:
+        return self.stack["resources"][lid]["PhysicalResourceId"]
+
+    def expected_resources(self) -> dict[str, str]:
+        """Logical id -> type, for the transformed template's resources whose condition holds."""
+        return {
+            lid: r["Type"]
+            for lid, r in self.transformed["Resources"].items()
+            if "Condition" not in r or self.conditions[r["Condition"]]
+        }
+
+    def dropped(self, prop: str, got, want) -> None:
+        """A setting the emulator may drop: equal to `want`, or (moto) noted as dropped."""
+        if got == want:
+            return
+        if self.moto and prop in MOTO_DROPS:
+            REPORT.setdefault("moto dropped (checked statically only)", set()).add(prop)
+            return
+        self.assertEqual(got, want, prop)
+
+    # -- the tests
+
+    def test_the_emulator_skipped_only_the_known_types(self):
+        created = set(self.stack["resources"])
+        skipped = {lid: t for lid, t in self.expected_resources().items() if lid not in created}
+        types = set(skipped.values())
+        REPORT["skipped resource types"] = sorted(types)
+        REPORT["skipped resources"] = sorted(skipped)
+        if self.moto:
+            self.assertEqual(types, MOTO_SKIPS & set(self.expected_resources().values()))
+        else:
+            self.assertLessEqual(types, MOTO_SKIPS)
+
+    def test_tables_exist_as_the_adapter_expects(self):
+        ddb = self.client("dynamodb")
+        for var, lid in resource_env_targets().items():
+            if not var.endswith("_TABLE"):
+                continue
+            name = self.physical(lid)
+            with self.subTest(table=lid):
+                t = ddb.describe_table(TableName=name)["Table"]
+                self.assertEqual([(k["AttributeName"], k["KeyType"]) for k in t["KeySchema"]], [("pk", "HASH"), ("sk", "RANGE")])
+                self.assertEqual(t["BillingModeSummary"]["BillingMode"], "PAY_PER_REQUEST")
+                ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+                self.dropped("TimeToLiveSpecification", (ttl.get("TimeToLiveStatus"), ttl.get("AttributeName")), ("ENABLED", "expires_at"))
+                pitr = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+                self.dropped("PointInTimeRecoverySpecification", pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"], "ENABLED")
+                self.assertEqual(self.stack["outputs"][f"{lid}Name"], name)
+
+    def test_the_stream_exists_with_its_shards(self):
+        k = self.client("kinesis")
+        name = self.physical("ReadingsStream")
+        s = k.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        self.assertEqual(s["StreamStatus"], "ACTIVE")
+        self.assertEqual(s["StreamModeDetails"]["StreamMode"], "PROVISIONED")
+        self.assertEqual(s["OpenShardCount"], PARAMETERS["StreamShardCount"]["Default"])
+        self.assertEqual(s["RetentionPeriodHours"], 24)
+        self.dropped("StreamEncryption", (s.get("EncryptionType"), s.get("KeyId")), ("KMS", "alias/aws/kinesis"))
+        self.assertEqual(self.stack["outputs"]["ReadingsStreamName"], name)
+
+    def test_the_topic_and_the_failure_queues_exist(self):
+        sns = self.client("sns")
+        arn = self.physical("AlarmTopic")
+        self.assertEqual(sns.get_topic_attributes(TopicArn=arn)["Attributes"]["TopicArn"], arn)
+        self.assertEqual(self.stack["outputs"]["AlarmTopicArn"], arn)
+        sqs = self.client("sqs")
+        for lid in ("IngestFailureQueue", "FaultFailureQueue"):
+            with self.subTest(queue=lid):
+                a = sqs.get_queue_attributes(QueueUrl=self.physical(lid), AttributeNames=["All"])["Attributes"]
+                self.assertEqual(a["MessageRetentionPeriod"], "1209600")
+
+    def test_functions_point_at_the_created_resources(self):
+        lam = self.client("lambda")
+        iam = self.client("iam")
+        for binary, lid in template_functions().items():
+            props = function_props(lid)
+            with self.subTest(function=binary):
+                c = lam.get_function(FunctionName=self.physical(lid))["Configuration"]
+                self.assertEqual((c["Runtime"], c["Handler"]), ("provided.al2023", "bootstrap"))
+                self.assertEqual((c["MemorySize"], c["Timeout"]), (props["MemorySize"], props["Timeout"]))
+                self.dropped("Architectures", c.get("Architectures"), ["arm64"])
+                self.dropped("LoggingConfig", (c.get("LoggingConfig") or {}).get("LogGroup"), self.physical(target(props["LoggingConfig"]["LogGroup"])))
+                role_name = self.physical(target(props["Role"]))
+                self.assertTrue(c["Role"].endswith(f"role/{role_name}"), c["Role"])
+                env = c["Environment"]["Variables"]
+                for var, res_lid in resource_env_targets().items():
+                    if var in env:
+                        self.assertEqual(env[var], self.physical(res_lid), var)
+                self.assertEqual(set(env), set(props["Environment"]["Variables"]))
+                # The role's statements resolve to the ARNs of the resources created for it.
+                arns = set()
+                for pol in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+                    doc = policy_document(iam.get_role_policy(RoleName=role_name, PolicyName=pol)["PolicyDocument"])
+                    for st in doc["Statement"]:
+                        arns |= set(as_list(st["Resource"]))
+                for var in set(env) & RESOURCE_VARS:
+                    name = self.physical(resource_env_targets()[var])
+                    self.assertTrue(any(a == name or a.endswith(f"/{name}") or a.endswith(f":{name}") for a in arns), f"{var} {name} not in the role's resources {sorted(arns)}")
+
+    def test_event_source_mappings_read_the_stream(self):
+        lam = self.client("lambda")
+        stream_arn = self.stack["outputs"]["ReadingsStreamArn"]
+        for binary, lid in template_functions().items():
+            events = kinesis_events(lid)
+            maps = lam.list_event_source_mappings(FunctionName=self.physical(lid))["EventSourceMappings"]
+            with self.subTest(function=binary):
+                self.assertEqual(len(maps), len(events))
+                if not events:
+                    continue
+                m, ev = maps[0], events[0]
+                self.assertEqual(m["EventSourceArn"], stream_arn)
+                self.assertEqual(m["BatchSize"], PARAMETERS[target(ev["BatchSize"])]["Default"])
+                self.assertEqual(m["MaximumBatchingWindowInSeconds"], PARAMETERS[target(ev["MaximumBatchingWindowInSeconds"])]["Default"])
+                self.assertEqual(m["MaximumRecordAgeInSeconds"], PARAMETERS["MaximumRecordAgeSeconds"]["Default"])
+                self.assertEqual(m["MaximumRetryAttempts"], PARAMETERS["MaximumRetryAttempts"]["Default"])
+                self.assertEqual(m["FunctionResponseTypes"], ["ReportBatchItemFailures"])
+                self.assertIs(m["BisectBatchOnFunctionError"], True)
+                self.assertEqual(m["ParallelizationFactor"], 1)
+                queue = target(ev["DestinationConfig"]["OnFailure"]["Destination"])
+                queue_arn = self.client("sqs").get_queue_attributes(QueueUrl=self.physical(queue), AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+                self.assertEqual(m["DestinationConfig"]["OnFailure"]["Destination"], queue_arn)
+
+    def test_merge_is_scheduled_and_reserved(self):
+        lam = self.client("lambda")
+        events = self.client("events")
+        merge = self.physical(template_functions()["merge"])
+        rule = self.physical("MergeFunctionSchedule")
+        self.assertEqual(events.describe_rule(Name=rule)["ScheduleExpression"], PARAMETERS["MergeSchedule"]["Default"])
+        targets = events.list_targets_by_rule(Rule=rule)["Targets"]
+        self.assertEqual([t["Arn"].split(":")[-1] for t in targets], [merge])
+        self.assertEqual(lam.get_function(FunctionName=merge).get("Concurrency", {}).get("ReservedConcurrentExecutions"), 1)
+        policy = json.loads(lam.get_policy(FunctionName=merge)["Policy"])
+        self.assertEqual({s["Principal"]["Service"] for s in policy["Statement"]}, {"events.amazonaws.com"})
+
+    def test_log_groups_keep_logs_as_long_as_asked(self):
+        logs = self.client("logs")
+        for lid, r in self.transformed["Resources"].items():
+            if r["Type"] != "AWS::Logs::LogGroup":
+                continue
+            with self.subTest(group=lid):
+                name = self.physical(lid)
+                g = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+                self.assertEqual([(x["logGroupName"], x.get("retentionInDays")) for x in g], [(name, int(self.PARAMS["LogRetentionDays"]))])
+
+    def test_an_on_demand_stack_without_reserved_merge(self):
+        """The other branch of the conditions: an on-demand stream, no reservation, an external
+        JWT issuer (no Cognito pool), no subscriptions."""
+        params = {
+            "StreamMode": "ON_DEMAND",
+            "MergeReservedConcurrency": "0",
+            "AuthIssuer": "https://issuer.example.com/",
+            "AuthAudience": "traffic-api",
+        }
+        other = self.create_stack(self.STACK + "-on-demand", params)
+        k = self.client("kinesis")
+        s = k.describe_stream_summary(StreamName=other["resources"]["ReadingsStream"]["PhysicalResourceId"])["StreamDescriptionSummary"]
+        self.dropped("StreamModeDetails", s["StreamModeDetails"]["StreamMode"], "ON_DEMAND")
+        lam = self.client("lambda")
+        merge = other["resources"][template_functions()["merge"]]["PhysicalResourceId"]
+        self.assertNotIn("Concurrency", lam.get_function(FunctionName=merge))
+        self.assertFalse({"UserPool", "OperatorClient"} & set(other["resources"]))
+        self.assertNotIn("TokenUrl", other["outputs"])
+        self.delete(self.STACK + "-on-demand", other)
+
+    def delete(self, name: str, created: dict) -> None:
+        """Deletes a stack; the tables stay (DeletionPolicy Retain) and are then deleted here."""
+        cfn = self.client("cloudformation")
+        cfn.delete_stack(StackName=name)
+        ddb = self.client("dynamodb")
+        tables = [created["resources"][lid]["PhysicalResourceId"] for lid in ("StateTable", "RegistryTable", "ResultsTable")]
+        for t in tables:
+            ddb.describe_table(TableName=t)  # retained
+            ddb.delete_table(TableName=t)
+
+    @classmethod
+    def tearDownClass(cls):
+        if getattr(cls, "stack", None):
+            cls.client("cloudformation").delete_stack(StackName=cls.STACK)
+            ddb = cls.client("dynamodb")
+            for lid in ("StateTable", "RegistryTable", "ResultsTable"):
+                try:
+                    ddb.delete_table(TableName=cls.stack["resources"][lid]["PhysicalResourceId"])
+                except Exception:
+                    pass
+
+
+def report() -> None:
+    if not REPORT:
+        return
+    print("\n-- emulator deployment")
+    for k, v in REPORT.items():
+        print(f"   {k}: {', '.join(sorted(v)) if isinstance(v, (set, list)) else v}")
+
+
+if __name__ == "__main__":
+    prog = unittest.main(exit=False, verbosity=2 if "-v" in sys.argv else 1)
+    report()
+    sys.exit(0 if prog.result.wasSuccessful() else 1)
