@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use traffic_core::time::format_rfc3339_ms;
-use traffic_core::{City, EngineConfig};
+use traffic_core::{City, EngineConfig, IntersectionId, LightIndex};
 use traffic_embedded::EmbeddedStore;
 use traffic_functions::wiring::Ports;
 use traffic_sim::{CityConfig, Controls, SimConfig, Simulator, generate_city};
@@ -330,7 +330,7 @@ impl Local {
                 completed = true;
                 break;
             }
-            let controls = self.controls().await?;
+            let (controls, repairs) = self.controls().await?;
             let readings = self.sim.step(&controls);
             let shards = self.settings.shards;
             let records: Vec<(u32, String, Vec<u8>)> = readings
@@ -342,8 +342,13 @@ impl Local {
                 })
                 .collect();
             let state = serde_json::to_vec(&self.sim)?;
-            self.store
-                .append_step(&records, Utc::now().timestamp_millis(), SIM_BLOB, &state)?;
+            self.store.append_step(
+                &records,
+                Utc::now().timestamp_millis(),
+                SIM_BLOB,
+                &state,
+                &repairs,
+            )?;
             if let Some(w) = record.as_mut() {
                 for (_, _, data) in &records {
                     w.write_all(data)?;
@@ -401,18 +406,20 @@ impl Local {
         })
     }
 
-    /// The timings in force and the repairs ordered since the last period.
-    async fn controls(&self) -> anyhow::Result<Controls> {
+    /// The timings in force and the repairs ordered since the last period (the orders stay
+    /// queued until the period that carries them out is appended).
+    async fn controls(&self) -> anyhow::Result<(Controls, Vec<(IntersectionId, LightIndex)>)> {
         let mut controls = Controls::fixed(&self.initial);
         if self.settings.control == Control::Webster {
             for x in self.engine.ports.registry.intersections().await? {
                 controls.set_phases(x.id.clone(), x.phases);
             }
         }
-        for (id, light) in self.engine.ports.lamps.take_repairs().await? {
-            controls.repair(id, light);
+        let repairs = self.store.repair_orders()?;
+        for (id, light) in &repairs {
+            controls.repair(id.clone(), *light);
         }
-        Ok(controls)
+        Ok((controls, repairs))
     }
 
     /// Delivers every shard's records after its checkpoint, batch by batch, shards in

@@ -36,7 +36,7 @@ const INTERSECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("inters
 const LAMPS: TableDefinition<(&str, u8), &[u8]> = TableDefinition::new("lamps");
 const ALARMS: TableDefinition<&str, &[u8]> = TableDefinition::new("alarms");
 const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("published_alarms");
-const REPAIRS: TableDefinition<(&str, u8), u64> = TableDefinition::new("repair_orders");
+pub(crate) const REPAIRS: TableDefinition<(&str, u8), u64> = TableDefinition::new("repair_orders");
 const STATS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("stats");
 const TIMINGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("timing_history");
 

@@ -9,6 +9,7 @@
 use crate::{EmbeddedStore, decode, encode};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
+use traffic_core::{IntersectionId, LightIndex};
 use traffic_ports::{PortError, PortResult};
 
 pub(crate) const LOG: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("stream_log");
@@ -42,14 +43,16 @@ struct Stored {
 }
 
 impl EmbeddedStore {
-    /// Appends `records` (shard, partition key, payload) and stores `blob` under `blob_key`,
-    /// atomically. Returns the last sequence number given in each shard touched.
+    /// Appends `records` (shard, partition key, payload), stores `blob` under `blob_key` and
+    /// removes the repair orders `carried_out`, atomically. Returns the last sequence number
+    /// given in each shard touched.
     pub fn append_step(
         &self,
         records: &[(u32, String, Vec<u8>)],
         arrival_ms: i64,
         blob_key: &str,
         blob: &[u8],
+        carried_out: &[(IntersectionId, LightIndex)],
     ) -> PortResult<Vec<(u32, u64)>> {
         let ctx = "appending to the stream";
         let txn = r!(self.db.begin_write(), ctx)?;
@@ -86,9 +89,30 @@ impl EmbeddedStore {
             }
             let mut blobs = r!(txn.open_table(BLOBS), ctx)?;
             r!(blobs.insert(blob_key, blob), ctx)?;
+            let mut orders = r!(txn.open_table(crate::REPAIRS), ctx)?;
+            for (id, light) in carried_out {
+                r!(orders.remove((id.as_str(), light.get() as u8)), ctx)?;
+            }
         }
         r!(txn.commit(), ctx)?;
         Ok(last)
+    }
+
+    /// The repair orders not yet carried out, without taking them (the local runner removes
+    /// them with the period that carries them out, in [`EmbeddedStore::append_step`]).
+    pub fn repair_orders(&self) -> PortResult<Vec<(IntersectionId, LightIndex)>> {
+        let ctx = "reading repair orders";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(crate::REPAIRS), ctx)?;
+        let mut out = Vec::new();
+        for e in r!(t.iter(), ctx)? {
+            let (k, _) = r!(e, ctx)?;
+            let (id, l) = k.value();
+            if let (Ok(id), Ok(l)) = (IntersectionId::parse(id), LightIndex::new(i64::from(l))) {
+                out.push((id, l));
+            }
+        }
+        Ok(out)
     }
 
     /// Up to `limit` records of `shard` after sequence number `after`, in order.
@@ -196,18 +220,40 @@ mod tests {
                 (0, "a".into(), b"3".to_vec()),
             ];
             assert_eq!(
-                s.append_step(&recs, 5, "sim", b"state1")?,
+                s.append_step(&recs, 5, "sim", b"state1", &[])?,
                 vec![(0, 2), (1, 1)]
             );
             s.trim_log(0, 2)?;
         }
         let s = EmbeddedStore::open(&path)?;
         assert!(s.read_log(0, 0, 10)?.is_empty());
-        s.append_step(&[(0, "a".into(), b"4".to_vec())], 6, "sim", b"state2")?;
+        s.append_step(&[(0, "a".into(), b"4".to_vec())], 6, "sim", b"state2", &[])?;
         let r = s.read_log(0, 0, 10)?;
         assert_eq!(r.iter().map(|x| x.seq).collect::<Vec<_>>(), vec![3]);
         assert_eq!(s.blob("sim")?, Some(b"state2".to_vec()));
         assert_eq!(s.log_tail(1)?, 1);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod repair_tests {
+    use super::*;
+    use traffic_ports::LampStore;
+
+    #[tokio::test]
+    async fn a_repair_order_stays_queued_until_the_period_that_carries_it_out_is_appended()
+    -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let s = EmbeddedStore::open(dir.path().join("t.redb"))?;
+        let id = IntersectionId::parse("I-1")?;
+        let light = LightIndex::new(2)?;
+        s.repair(&id, light, "2026-01-05T08:00:00Z").await?;
+        assert_eq!(s.repair_orders()?, vec![(id.clone(), light)]);
+        // Read again after a crash before the append: still there.
+        assert_eq!(s.repair_orders()?, vec![(id.clone(), light)]);
+        s.append_step(&[], 1, "sim", b"x", &[(id, light)])?;
+        assert!(s.repair_orders()?.is_empty());
         Ok(())
     }
 }
