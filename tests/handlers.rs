@@ -19,6 +19,21 @@ fn kinesis_event() -> KinesisEvent {
         .unwrap_or_else(|e| panic!("fixture: {e}"))
 }
 
+/// `ingest` with every port on one embedded store.
+fn ingest_on<'a>(
+    cfg: &'a EngineConfig,
+    store: &'a traffic_embedded::EmbeddedStore,
+    directory: &'a Directory,
+) -> Ingest<'a> {
+    Ingest {
+        cfg,
+        state: store,
+        registry: store,
+        directory,
+        stats: store,
+    }
+}
+
 fn scheduled_event() -> EventBridgeEvent {
     serde_json::from_str(include_str!("fixtures/scheduled-event.json"))
         .unwrap_or_else(|e| panic!("fixture: {e}"))
@@ -29,13 +44,7 @@ async fn a_poison_record_in_the_middle_is_skipped_and_the_rest_of_the_batch_land
     let (_dir, store) = store_with_city().await;
     let cfg = EngineConfig::default();
     let directory = Directory::default();
-    let ingest = Ingest {
-        cfg: &cfg,
-        state: &store,
-        registry: &store,
-        directory: &directory,
-        stats: &store,
-    };
+    let ingest = ingest_on(&cfg, &store, &directory);
     let event = kinesis_event();
 
     let report = ingest.process(&event).await;
@@ -66,13 +75,7 @@ async fn a_redelivered_batch_changes_nothing() {
     let (_dir, store) = store_with_city().await;
     let cfg = EngineConfig::default();
     let directory = Directory::default();
-    let ingest = Ingest {
-        cfg: &cfg,
-        state: &store,
-        registry: &store,
-        directory: &directory,
-        stats: &store,
-    };
+    let ingest = ingest_on(&cfg, &store, &directory);
     let event = kinesis_event();
     ingest.process(&event).await;
     let before = store.shard_metas().await.unwrap_or_default();
@@ -174,13 +177,7 @@ async fn a_scheduled_merge_publishes_provisional_results_of_the_open_windows() {
     let (_dir, store) = store_with_city().await;
     let cfg = EngineConfig::default();
     let directory = Directory::default();
-    let ingest = Ingest {
-        cfg: &cfg,
-        state: &store,
-        registry: &store,
-        directory: &directory,
-        stats: &store,
-    };
+    let ingest = ingest_on(&cfg, &store, &directory);
     ingest.process(&kinesis_event()).await;
     let merge = Merge {
         cfg: &cfg,

@@ -746,30 +746,26 @@ async fn to_destination(
         s.records_to_destination += records.len() as u64;
         s.batches_to_destination += 1;
     });
+    // The file keeps the records themselves; SQS gets Lambda's description only.
+    let record = |with_records: bool| {
+        destination_record(
+            &cfg.name,
+            shard,
+            &ctx.stream_arn,
+            records,
+            attempts,
+            condition,
+            with_records,
+        )
+    };
     let result = match &cfg.on_failure {
         OnFailure::Log => Ok(()),
         OnFailure::File(path) => {
-            let rec = destination_record(
-                &cfg.name,
-                shard,
-                &ctx.stream_arn,
-                records,
-                attempts,
-                condition,
-                true,
-            );
+            let rec = record(true);
             append_line(path, &rec.to_string()).await
         }
         OnFailure::Sqs(url) => {
-            let rec = destination_record(
-                &cfg.name,
-                shard,
-                &ctx.stream_arn,
-                records,
-                attempts,
-                condition,
-                false,
-            );
+            let rec = record(false);
             ctx.clients
                 .sqs
                 .send_message()
