@@ -12,6 +12,10 @@ root=$(pwd)
 
 log() { printf '\n== %s\n' "$*"; }
 
+# A one-off build of the whole suite gains nothing from incremental caches, which would add
+# gigabytes to the target directory (set CARGO_INCREMENTAL=1 to keep them).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 # --- Python tools --------------------------------------------------------------------------
 venv="$root/.venv"
 if [ ! -x "$venv/bin/python" ]; then
