@@ -168,12 +168,42 @@ pub async fn patch(
 /// `DELETE /api/intersections/{id}` (204).
 pub async fn delete(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let id = parse_id(&id)?;
+    load(&state, &id).await?;
+    // Alarms first: if the delete then fails, the lamps are merely repaired and the request
+    // can be retried; the other order could leave alarms no one can close.
+    let closed = close_open_alarms(&state, &id, None).await?;
     if state.ports.registry.delete_intersection(&id).await? {
-        tracing::info!(intersection = %id, "intersection deleted");
+        tracing::info!(intersection = %id, closed_alarms = closed, "intersection deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("id", format!("no intersection {id}")))
     }
+}
+
+/// Closes the open alarms of an intersection (or of one of its lights) that is being deleted:
+/// nothing is left to repair, and a repair of a light that no longer exists would be refused.
+/// The alarms stay in the log, marked repaired at the time of deletion. Returns how many.
+async fn close_open_alarms(
+    state: &Shared,
+    id: &IntersectionId,
+    light: Option<LightIndex>,
+) -> ApiResult<usize> {
+    let lights: std::collections::BTreeSet<LightIndex> = state
+        .ports
+        .lamps
+        .alarms()
+        .await?
+        .into_iter()
+        .filter(|a| a.repaired_at.is_none() && a.alarm.intersection_id == *id)
+        .map(|a| a.alarm.light)
+        .filter(|l| light.is_none_or(|only| only == *l))
+        .collect();
+    let at = format_rfc3339_ms(now_ms());
+    let mut closed = 0;
+    for l in lights {
+        closed += state.ports.lamps.repair(id, l, &at).await?.len();
+    }
+    Ok(closed)
 }
 
 /// `GET /api/intersections/{id}/lights`.
@@ -289,8 +319,9 @@ pub async fn delete_light(
             ),
         )
     })?;
+    let closed = close_open_alarms(&state, &id, Some(index)).await?;
     state.ports.registry.put_intersection(&x).await?;
-    tracing::info!(intersection = %id, light = %index, "light deleted");
+    tracing::info!(intersection = %id, light = %index, closed_alarms = closed, "light deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -478,6 +478,62 @@ async fn a_repair_closes_the_lights_open_alarms_and_queues_an_order() -> anyhow:
 }
 
 #[tokio::test]
+async fn deleting_an_intersection_or_a_light_closes_its_open_alarms() -> anyhow::Result<()> {
+    // Nothing is left to repair once the hardware is gone, and the page's repair button would
+    // answer 404: the open alarms are closed at deletion, and kept in the alarm log.
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    api.create("I-0002", 41.86, 12.61).await?;
+    for (x, l, lamp, t) in [
+        ("I-0001", 1, LampColour::Red, T0),
+        ("I-0001", 2, LampColour::Green, T0 + 1000),
+        ("I-0002", 3, LampColour::Yellow, T0 + 2000),
+    ] {
+        api.store.record_alarm(&alarm(x, l, lamp, t)).await?;
+    }
+
+    let a = api
+        .call("DELETE", "/api/intersections/I-0002/lights/3", None, true)
+        .await?;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{a:?}");
+    let a = api
+        .call("DELETE", "/api/intersections/I-0001", None, true)
+        .await?;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{a:?}");
+
+    let a = api.get("/api/alarms").await?;
+    assert_eq!(a.body["open"], 0, "{a:?}");
+    assert_eq!(a.body["repaired"], 3, "{a:?}");
+    // The field gets orders for the lights that are gone: harmless, and the simulator's lamps
+    // of a light that comes back start repaired.
+    let mut orders = api.store.take_repairs().await?;
+    orders.sort();
+    assert_eq!(
+        orders,
+        vec![
+            (id("I-0001"), light(1)),
+            (id("I-0001"), light(2)),
+            (id("I-0002"), light(3)),
+        ]
+    );
+
+    // A delete that fails closes nothing.
+    api.store
+        .record_alarm(&alarm("I-0002", 0, LampColour::Red, T0 + 3000))
+        .await?;
+    let a = api
+        .call("DELETE", "/api/intersections/I-0009", None, true)
+        .await?;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let a = api
+        .call("DELETE", "/api/intersections/I-0002/lights/9", None, true)
+        .await?;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(api.get("/api/alarms").await?.body["open"], 1);
+    Ok(())
+}
+
+#[tokio::test]
 async fn lamp_states_are_shown_per_light() -> anyhow::Result<()> {
     let api = api()?;
     api.create("I-0001", 41.85, 12.6).await?;
