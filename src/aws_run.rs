@@ -292,6 +292,7 @@ async fn merge_timer(
             state: ports.state.as_ref(),
             registry: ports.registry.as_ref(),
             results: ports.results.as_ref(),
+            stream: ports.stream.as_deref(),
         };
         match merge.run(Closing::Watermark).await {
             Ok(report) => {
@@ -772,7 +773,11 @@ pub async fn cmd_aws_local(args: AwsLocalArgs) -> anyhow::Result<()> {
     let ports = Ports::aws(
         store.clone(),
         traffic_aws::sns::SnsPublisher::new(clients.sns.clone(), Some(created.topic_arn.clone())),
-    );
+    )
+    .with_stream(traffic_aws::KinesisShards::new(
+        clients.kinesis.clone(),
+        Some(resources.stream.clone()),
+    ));
     let on_failure = match args.on_failure.as_deref() {
         None => OnFailure::Log,
         Some(u) if u.starts_with("http://") || u.starts_with("https://") => {

@@ -77,6 +77,7 @@ impl Engine {
             state: self.ports.state.as_ref(),
             registry: self.ports.registry.as_ref(),
             results: self.ports.results.as_ref(),
+            stream: self.ports.stream.as_deref(),
         };
         Ok(m.run(closing).await?)
     }

@@ -22,7 +22,7 @@ use traffic_aws::sns::SnsPublisher;
 use traffic_aws::{DynamoStore, StoreOptions};
 use traffic_core::{City, EngineConfig};
 use traffic_functions::wiring::Ports;
-use traffic_ports::{PortError, StateStore};
+use traffic_ports::{PortError, StateStore, StreamShards};
 use traffic_sim::{CityConfig, SimConfig, generate_city};
 
 /// 2026-01-05T07:00:00Z.
@@ -111,6 +111,7 @@ impl Fixture {
             state: ports.state.as_ref(),
             registry: ports.registry.as_ref(),
             results: ports.results.as_ref(),
+            stream: ports.stream.as_deref(),
         }
         .run(Closing::All)
         .await?;
@@ -481,6 +482,25 @@ async fn a_resharded_stream_is_read_parent_first_and_nothing_is_lost() -> anyhow
         .filter(|s| s.parent_shard_id() == Some("shardId-000000000000"))
         .count();
     assert_eq!(children, 2);
+    // The merge's view of the same split (`StreamShards` on ListShards): the parent closed,
+    // two open children naming it.
+    let lineage =
+        traffic_aws::KinesisShards::new(c.kinesis.clone(), Some(f.resources.stream.clone()))
+            .shards()
+            .await?;
+    let parent = lineage
+        .iter()
+        .find(|s| s.id == "shardId-000000000000")
+        .context("the parent is still listed")?;
+    assert!(parent.closed, "{lineage:?}");
+    assert_eq!(
+        lineage
+            .iter()
+            .filter(|s| s.is_child_of(&parent.id) && !s.closed)
+            .count(),
+        2,
+        "{lineage:?}"
+    );
     let runner = Runner::start(
         f.cfg.clone(),
         f.ports(Arc::new(f.store.clone())),
@@ -508,6 +528,14 @@ async fn a_resharded_stream_is_read_parent_first_and_nothing_is_lost() -> anyhow
     let metas = f.store.shard_metas().await?;
     let accepted: u64 = metas.iter().map(|m| m.counters.accepted).sum();
     assert_eq!(accepted, sent + more);
+    // A closed shard stops counting for the watermark only once a child of its has state.
+    let finished = traffic_core::lineage::finished_shards(&metas, &lineage);
+    let child_has_state = metas.iter().any(|m| {
+        lineage
+            .iter()
+            .any(|s| s.id == m.shard_id && s.is_child_of(&parent.id))
+    });
+    assert_eq!(finished.contains(&parent.id), child_has_state, "{metas:?}");
     println!(
         "reshard: {} readings over a split (parent then two children), each counted once",
         sent + more

@@ -10,9 +10,11 @@ use ingest::Ingest;
 use merge::{Merge, Provisional};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use support::{FlakyPublisher, FlakyState, store_with_city};
+use traffic::stream::{StreamRecord, kinesis_event as event_of};
 use traffic_core::EngineConfig;
+use traffic_core::lineage::ShardInfo;
 use traffic_functions::directory::Directory;
-use traffic_ports::{LampStore, ResultStore, StateStore};
+use traffic_ports::{LampStore, PortError, PortResult, ResultStore, StateStore, StreamShards};
 
 fn kinesis_event() -> KinesisEvent {
     serde_json::from_str(include_str!("fixtures/kinesis-event.json"))
@@ -185,6 +187,7 @@ async fn a_scheduled_merge_publishes_provisional_results_of_the_open_windows() {
         state: &store,
         registry: &store,
         results: &store,
+        stream: None,
     };
 
     let report = merge
@@ -209,4 +212,106 @@ async fn a_scheduled_merge_publishes_provisional_results_of_the_open_windows() {
         .collect();
     // I-0001: (12·43.5 + 8·50) / 20 = 46.1; I-0002: 30.
     assert_eq!(top, vec![("I-0001", 46.1), ("I-0002", 30.0)]);
+}
+
+/// A stream whose only shard was split in two; or, with `fail`, one whose shard list cannot be
+/// read.
+struct SplitStream {
+    fail: bool,
+}
+
+#[async_trait::async_trait]
+impl StreamShards for SplitStream {
+    async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
+        if self.fail {
+            return Err(PortError::backend("ListShards", "throttled"));
+        }
+        let shard = |id: &str, parent: Option<&str>, closed| ShardInfo {
+            id: id.to_owned(),
+            parent: parent.map(str::to_owned),
+            adjacent_parent: None,
+            closed,
+        };
+        Ok(vec![
+            shard("shardId-000000000000", None, true),
+            shard("shardId-000000000001", Some("shardId-000000000000"), false),
+            shard("shardId-000000000002", Some("shardId-000000000000"), false),
+        ])
+    }
+}
+
+/// One reading a minute of I-0001's light 0, for minutes `from..to` after 08:00, as records
+/// of one shard.
+fn minutes(from: i64, to: i64) -> Vec<StreamRecord> {
+    (from..to)
+        .map(|m| StreamRecord {
+            seq: m as u128 + 1,
+            partition_key: "I-0001".into(),
+            data: format!(
+                r#"{{"intersection_id":"I-0001","light":0,"ts":"2026-01-05T{:02}:{:02}:00Z","vehicles":10,"mean_speed_kmh":40,"lamps":{{"red":"ok","yellow":"ok","green":"ok"}}}}"#,
+                8 + m / 60,
+                m % 60
+            )
+            .into_bytes(),
+            arrival: chrono::Utc::now(),
+        })
+        .collect()
+}
+
+/// The 15-minute windows a scheduled merge closes after a split at 08:20: the parent shard
+/// read to its end (08:00–08:19), then one child (08:20–08:59).
+async fn closed_after_a_split(stream: Option<&dyn StreamShards>) -> Vec<String> {
+    let (_dir, store) = store_with_city().await;
+    let cfg = EngineConfig::default();
+    let directory = Directory::default();
+    let ingest = ingest_on(&cfg, &store, &directory);
+    for (shard, records) in [
+        ("shardId-000000000000", minutes(0, 20)),
+        ("shardId-000000000002", minutes(20, 60)),
+    ] {
+        let report = ingest.process(&event_of(shard, &records)).await;
+        assert!(report.failed.is_empty(), "{report:?}");
+        assert_eq!(report.counters.accepted, records.len() as u64);
+    }
+    let merge = Merge {
+        cfg: &cfg,
+        provisional: Provisional::None,
+        state: &store,
+        registry: &store,
+        results: &store,
+        stream,
+    };
+    let report = merge
+        .handle(&scheduled_event())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    report
+        .closed
+        .iter()
+        .filter(|w| w.length.to_string() == "15m")
+        .map(|w| traffic_core::time::format_rfc3339_ms(w.start_ms))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_split_shard_read_to_its_end_stops_holding_the_windows_open() {
+    // The parent's watermark stopped at 08:19 − 2 min: on its own it would hold every window
+    // from 08:15 on open for ever. Its child has read on to 08:59 (watermark 08:57).
+    let split = SplitStream { fail: false };
+    assert_eq!(
+        closed_after_a_split(Some(&split)).await,
+        [
+            "2026-01-05T08:00:00Z",
+            "2026-01-05T08:15:00Z",
+            "2026-01-05T08:30:00Z"
+        ]
+    );
+    // Without the shard list, or when it cannot be read, the parent still counts: windows
+    // close late, never early.
+    assert_eq!(closed_after_a_split(None).await, ["2026-01-05T08:00:00Z"]);
+    let failing = SplitStream { fail: true };
+    assert_eq!(
+        closed_after_a_split(Some(&failing)).await,
+        ["2026-01-05T08:00:00Z"]
+    );
 }

@@ -9,6 +9,7 @@
 //! - [`window`]: event-time tumbling windows and the watermark;
 //! - [`ranking`]: query 1, vehicle-weighted mean speed and the mergeable top-k;
 //! - [`digest`]: t-digest medians of vehicle counts (query 2);
+//! - [`lineage`]: shard lineage after a reshard, and the global watermark;
 //! - [`pane`]: the per-shard partial state that `ingest` keeps, and the fold of a batch into it;
 //! - [`query`]: merging panes of all shards into the results of a window;
 //! - [`webster`]: Webster's (1958) signal timing;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod digest;
 pub mod ids;
 pub mod lamps;
+pub mod lineage;
 pub mod pane;
 pub mod query;
 pub mod ranking;

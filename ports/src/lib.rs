@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use std::collections::BTreeMap;
 use traffic_core::city::{Intersection, Phase};
 use traffic_core::lamps::{Alarm, LightLamps};
+use traffic_core::lineage::ShardInfo;
 use traffic_core::pane::{Commit, PaneItem, PaneKey, ShardMeta};
 use traffic_core::query::WindowResult;
 use traffic_core::window::WindowKey;
@@ -261,4 +262,12 @@ pub trait ResultStore: Send + Sync {
 
     /// All stored results, ordered by window length then start.
     async fn results(&self) -> PortResult<Vec<WindowResult>>;
+}
+
+/// The stream's shards, so that the merge can tell which closed shards were read to their end
+/// (see `traffic_core::lineage`). Only a stream that can reshard (Kinesis) has one.
+#[async_trait]
+pub trait StreamShards: Send + Sync {
+    /// Every shard the stream lists: open ones, and closed ones within its retention.
+    async fn shards(&self) -> PortResult<Vec<ShardInfo>>;
 }

@@ -10,10 +10,11 @@ raises `CodeShapeError` when something it expects is not found, rather than gues
 
 - a function is a crate `functions/<name>/` with `src/main.rs` (`functions/shared` is not one);
 - handlers reach the ports through fields named `state`, `registry`, `lamps`, `publisher`,
-  `results`, `stats` (the fields of `traffic_functions::wiring::Ports`), and only the methods
-  of the matching trait in `ports/src/lib.rs` count;
+  `results`, `stats`, `stream` (the fields of `traffic_functions::wiring::Ports`), and only the
+  methods of the matching trait in `ports/src/lib.rs` count;
 - the AWS adapters implement the traits in `adapters/aws/src/*.rs` as `impl <Trait> for
-  DynamoStore` / `impl AlarmPublisher for SnsPublisher`, name their table as `Table::State`,
+  DynamoStore` / `impl AlarmPublisher for SnsPublisher` / `impl StreamShards for
+  KinesisShards`, name their table as `Table::State`,
   `Table::Registry` or `Table::Results`, and call the SDK as `.<operation>()` builders.
 """
 
@@ -129,6 +130,7 @@ PORT_FIELDS = {
     "publisher": "AlarmPublisher",
     "results": "ResultStore",
     "stats": "StatsStore",
+    "stream": "StreamShards",
 }
 
 
@@ -165,6 +167,7 @@ SDK_TO_IAM = {
     "publish_batch": "sns:Publish",
     "put_record": "kinesis:PutRecord",
     "put_records": "kinesis:PutRecords",
+    "list_shards": "kinesis:ListShards",
 }
 TRANSACT_ITEM_TO_IAM = {
     "put": "dynamodb:PutItem",
@@ -185,6 +188,7 @@ API_TO_IAM = {
     "ConditionCheckItem": {"dynamodb:ConditionCheckItem"},
     "DescribeTable": {"dynamodb:DescribeTable"},
     "Publish": {"sns:Publish"},
+    "ListShards": {"kinesis:ListShards"},
 }
 
 TABLE_VARIANTS = {"State": "STATE_TABLE", "Registry": "REGISTRY_TABLE", "Results": "RESULTS_TABLE"}
@@ -231,7 +235,7 @@ class Adapter:
             raw = path.read_text()
             self.env_vars |= set(re.findall(r'(?:lookup|get|env::var)\(\s*"([A-Z][A-Z0-9_]+)"\s*\)', raw))
             for trait, ty, block in impl_blocks(text):
-                if ty not in ("DynamoStore", "SnsPublisher"):
+                if ty not in ("DynamoStore", "SnsPublisher", "KinesisShards"):
                     continue
                 for name, body in functions_in(block[1:]).items():
                     if trait is None and ty == "DynamoStore":
@@ -264,6 +268,8 @@ class Adapter:
         acts, tables = self._closure(body, set())
         if self.impl_types.get(trait) == "SnsPublisher":
             return Needs({("ALARM_TOPIC_ARN", a) for a in acts if a.startswith("sns:")})
+        if self.impl_types.get(trait) == "KinesisShards":
+            return Needs({("READINGS_STREAM", a) for a in acts if a.startswith("kinesis:")})
         acts = {a for a in acts if a.startswith("dynamodb:")}
         if acts and not tables:
             raise CodeShapeError(f"{trait}::{method} calls DynamoDB but names no Table::")
@@ -318,7 +324,7 @@ def shared_helpers(traits: dict[str, set[str]]) -> dict[str, set[tuple[str, str]
 
 def port_calls_in(text: str, traits: dict[str, set[str]]) -> set[tuple[str, str]]:
     calls = set()
-    for fld, method in re.findall(r"\b(state|registry|lamps|publisher|results|stats)\s*\.\s*([a-z_]+)\s*\(", text):
+    for fld, method in re.findall(r"\b(state|registry|lamps|publisher|results|stats|stream)\s*\.\s*([a-z_]+)\s*\(", text):
         trait = PORT_FIELDS[fld]
         if method in traits[trait]:
             calls.add((trait, method))

@@ -25,9 +25,9 @@
 //! Positions are kept in memory: a restarted mapping starts again from `starting_position`
 //! (the handlers are idempotent, so reading again from the trim horizon is safe).
 
-use crate::AwsClients;
 use crate::error::code_of;
 use crate::retry::backoff;
+use crate::{AwsClients, KinesisShards};
 use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::event::streams::KinesisEventResponse;
@@ -39,6 +39,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, watch};
+use traffic_ports::StreamShards;
 
 /// A function that takes Kinesis batches, as a Lambda function with
 /// `ReportBatchItemFailures` does.
@@ -212,18 +213,7 @@ pub struct EsmError {
     pub message: String,
 }
 
-/// One shard as `ListShards` describes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ShardInfo {
-    /// Its id.
-    pub id: String,
-    /// The shard it was split from or merged from.
-    pub parent: Option<String>,
-    /// The other shard it was merged from.
-    pub adjacent_parent: Option<String>,
-    /// Whether it is closed (has an ending sequence number).
-    pub closed: bool,
-}
+pub use traffic_core::lineage::ShardInfo;
 
 /// The shards that may start now: not started yet, and every parent of theirs either read to
 /// its end or no longer listed (past the stream's retention).
@@ -346,35 +336,10 @@ fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
 }
 
 async fn list_shards(ctx: &Ctx) -> Result<Vec<ShardInfo>, String> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let req = ctx.clients.kinesis.list_shards();
-        let req = match token.take() {
-            Some(t) => req.next_token(t),
-            None => req.stream_name(&ctx.stream),
-        };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string())?;
-        for s in resp.shards() {
-            out.push(ShardInfo {
-                id: s.shard_id().to_owned(),
-                parent: s.parent_shard_id().map(str::to_owned),
-                adjacent_parent: s.adjacent_parent_shard_id().map(str::to_owned),
-                closed: s
-                    .sequence_number_range()
-                    .and_then(|r| r.ending_sequence_number())
-                    .is_some(),
-            });
-        }
-        match resp.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-            _ => break,
-        }
-    }
-    Ok(out)
+    KinesisShards::new(ctx.clients.kinesis.clone(), Some(ctx.stream.clone()))
+        .shards()
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn coordinate(ctx: Arc<Ctx>, mapping: Arc<Mapping>, mut shutdown: watch::Receiver<bool>) {

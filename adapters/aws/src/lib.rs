@@ -8,6 +8,8 @@
 //!   on three tables (`STATE_TABLE`, `REGISTRY_TABLE`, `RESULTS_TABLE`); the layout is in
 //!   `docs/aws.md`;
 //! - [`sns::SnsPublisher`]: [`AlarmPublisher`](traffic_ports::AlarmPublisher) on an SNS topic;
+//! - [`KinesisShards`]: [`StreamShards`](traffic_ports::StreamShards) on a Kinesis stream's
+//!   `ListShards` (the lineage the merge needs after a reshard);
 //! - [`kinesis::KinesisSink`]: `PutRecords` within the service's limits, failed entries retried;
 //! - [`esm`]: what Lambda's Kinesis event source mapping does, over `ListShards`,
 //!   `GetShardIterator` and `GetRecords`;
@@ -32,6 +34,7 @@ pub mod esm;
 pub mod kinesis;
 pub mod metrics;
 pub mod setup;
+pub mod shards;
 pub mod sns;
 
 use aws_config::BehaviorVersion;
@@ -41,6 +44,7 @@ use traffic_core::IntersectionId;
 use traffic_ports::{PortError, PortResult};
 
 pub use metrics::{Metrics, MetricsSnapshot};
+pub use shards::KinesisShards;
 
 /// The names of the resources, as the environment gives them. A name that is not set makes
 /// the calls that need it fail with a clear error, so each function sets only what it uses.

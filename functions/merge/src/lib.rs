@@ -2,7 +2,9 @@
 //!
 //! Each run (on an EventBridge schedule in AWS, on a timer locally):
 //!
-//! 1. the global watermark is the smallest shard watermark (or +∞ when closing everything);
+//! 1. the global watermark is the smallest watermark of the shards still being read (or +∞
+//!    when closing everything): with the stream's shard list, a shard closed by a reshard
+//!    and read to its end no longer counts (`traffic_core::lineage`);
 //! 2. every window (of every configured length) that has panes is built from them, reading
 //!    each pane once: windows the watermark has closed get their final result once, open
 //!    windows a provisional one (as `TRAFFIC_PROVISIONAL` says);
@@ -14,11 +16,12 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use traffic_core::EngineConfig;
+use traffic_core::lineage::{finished_shards, global_watermark};
 use traffic_core::query::{WindowAccumulator, WindowResult};
 use traffic_core::time::format_rfc3339_ms;
 use traffic_core::webster::{apply, retime};
 use traffic_core::window::WindowKey;
-use traffic_ports::{PortResult, Registry, ResultStore, StateStore};
+use traffic_ports::{PortResult, Registry, ResultStore, StateStore, StreamShards};
 
 /// Which open windows get provisional results.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -67,6 +70,9 @@ pub struct Merge<'a> {
     pub registry: &'a dyn Registry,
     /// Results.
     pub results: &'a dyn ResultStore,
+    /// The stream's shards, where the stream can reshard (Kinesis); `None` where it cannot
+    /// (the local in-process stream).
+    pub stream: Option<&'a dyn StreamShards>,
 }
 
 /// What one run did.
@@ -74,6 +80,8 @@ pub struct Merge<'a> {
 pub struct MergeReport {
     /// The global watermark used, epoch ms.
     pub watermark_ms: Option<i64>,
+    /// Shards left out of the watermark: closed by a reshard and read to their end.
+    pub shards_finished: usize,
     /// Windows given their final result in this run.
     pub closed: Vec<WindowKey>,
     /// Windows given a provisional result.
@@ -92,6 +100,7 @@ impl Merge<'_> {
         let report = self.run(Closing::Watermark).await?;
         tracing::info!(
             watermark = ?report.watermark_ms.map(format_rfc3339_ms),
+            shards_finished = report.shards_finished,
             closed = report.closed.len(),
             provisional = report.provisional,
             panes_read = report.panes_read,
@@ -102,6 +111,19 @@ impl Merge<'_> {
         Ok(report)
     }
 
+    /// The stream's shard list. When it cannot be read, every shard counts (as without a
+    /// lineage): windows may close later than they could, never too early.
+    async fn lineage(&self) -> Option<Vec<traffic_core::lineage::ShardInfo>> {
+        let stream = self.stream?;
+        match stream.shards().await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "listing the stream's shards failed; every shard holds the watermark");
+                None
+            }
+        }
+    }
+
     /// One merge run.
     pub async fn run(&self, closing: Closing) -> PortResult<MergeReport> {
         let mut report = MergeReport::default();
@@ -109,10 +131,13 @@ impl Merge<'_> {
         let watermark = match closing {
             Closing::All => Some(i64::MAX),
             // Shards that have accepted nothing yet have no watermark and hold nothing back.
-            Closing::Watermark => metas
-                .iter()
-                .filter_map(|m| m.watermark(self.cfg.allowed_lateness_ms))
-                .min(),
+            Closing::Watermark => {
+                let lineage = self.lineage().await;
+                if let Some(l) = &lineage {
+                    report.shards_finished = finished_shards(&metas, l).len();
+                }
+                global_watermark(&metas, lineage.as_deref(), self.cfg.allowed_lateness_ms)
+            }
         };
         report.watermark_ms = watermark.filter(|w| *w != i64::MAX);
         let panes = self.state.pane_starts().await?;

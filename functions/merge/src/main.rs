@@ -20,6 +20,7 @@ async fn main() -> Result<(), Error> {
         state: ports.state.as_ref(),
         registry: ports.registry.as_ref(),
         results: ports.results.as_ref(),
+        stream: ports.stream.as_deref(),
     };
     let merge = &merge;
     run(service_fn(

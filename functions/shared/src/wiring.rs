@@ -2,17 +2,19 @@
 //!
 //! `TRAFFIC_STORE` chooses the adapters: `embedded:<path>` opens the redb store at `<path>`
 //! (the local mode, and a Lambda that only needs to start); `dynamodb` the AWS adapters, on the
-//! tables and topic that `STATE_TABLE`, `REGISTRY_TABLE`, `RESULTS_TABLE` and `ALARM_TOPIC_ARN`
-//! name (region, credentials and endpoint the SDK's standard way: `AWS_REGION`,
-//! `AWS_ENDPOINT_URL`, ...). See `docs/aws.md` for what each function reads.
+//! tables, topic and stream that `STATE_TABLE`, `REGISTRY_TABLE`, `RESULTS_TABLE`,
+//! `ALARM_TOPIC_ARN` and `READINGS_STREAM` name (region, credentials and endpoint the SDK's
+//! standard way: `AWS_REGION`, `AWS_ENDPOINT_URL`, ...). See `docs/aws.md` for what each function reads.
 
 use anyhow::Context;
 use std::sync::Arc;
 use traffic_aws::sns::SnsPublisher;
-use traffic_aws::{AwsClients, AwsNames, DynamoStore, StoreOptions};
+use traffic_aws::{AwsClients, AwsNames, DynamoStore, KinesisShards, StoreOptions};
 use traffic_core::EngineConfig;
 use traffic_embedded::EmbeddedStore;
-use traffic_ports::{AlarmPublisher, LampStore, Registry, ResultStore, StateStore, StatsStore};
+use traffic_ports::{
+    AlarmPublisher, LampStore, Registry, ResultStore, StateStore, StatsStore, StreamShards,
+};
 
 /// Every port a function may need.
 #[derive(Clone)]
@@ -29,6 +31,9 @@ pub struct Ports {
     pub results: Arc<dyn ResultStore>,
     /// Throughput and latency figures.
     pub stats: Arc<dyn StatsStore>,
+    /// The readings stream's shards (the merge's lineage after a reshard): set on AWS when
+    /// `READINGS_STREAM` is, `None` for the in-process stream, which never reshards.
+    pub stream: Option<Arc<dyn StreamShards>>,
 }
 
 impl Ports {
@@ -42,6 +47,7 @@ impl Ports {
             publisher: s.clone(),
             results: s.clone(),
             stats: s,
+            stream: None,
         }
     }
 
@@ -55,7 +61,14 @@ impl Ports {
             publisher: Arc::new(publisher),
             results: s.clone(),
             stats: s,
+            stream: None,
         }
+    }
+
+    /// The same ports, with the shards of the Kinesis stream `shards` lists.
+    pub fn with_stream(mut self, shards: KinesisShards) -> Self {
+        self.stream = Some(Arc::new(shards));
+        self
     }
 
     /// The DynamoDB and SNS ports named by the environment, on clients built now (once per
@@ -67,10 +80,15 @@ impl Ports {
         let clients = AwsClients::from_env().await;
         let names = AwsNames::from_env();
         let publisher = SnsPublisher::new(clients.sns.clone(), names.alarm_topic_arn.clone());
-        Ok(Self::aws(
-            DynamoStore::new(clients.dynamodb, names, opts),
+        let stream = names.readings_stream.clone();
+        let ports = Self::aws(
+            DynamoStore::new(clients.dynamodb.clone(), names, opts),
             publisher,
-        ))
+        );
+        Ok(match stream {
+            Some(s) => ports.with_stream(KinesisShards::new(clients.kinesis, Some(s))),
+            None => ports,
+        })
     }
 
     /// Builds the ports `TRAFFIC_STORE` names: `embedded:<path>` or `dynamodb`.

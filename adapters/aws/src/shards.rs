@@ -1,0 +1,67 @@
+//! [`StreamShards`] on a Kinesis stream (`READINGS_STREAM`): `ListShards`, every page.
+//!
+//! The merge reads it to leave shards closed by a reshard out of the global watermark once they
+//! were read to their end (`traffic_core::lineage`); the event source mapping ([`crate::esm`])
+//! reads it to start children only after their parents.
+
+use crate::error::port_error;
+use async_trait::async_trait;
+use traffic_core::lineage::ShardInfo;
+use traffic_ports::{PortError, PortResult, StreamShards};
+
+/// The shards of one Kinesis stream.
+#[derive(Clone, Debug)]
+pub struct KinesisShards {
+    client: aws_sdk_kinesis::Client,
+    stream: Option<String>,
+}
+
+impl KinesisShards {
+    /// The shards of `stream` (`None`: the variable naming it was not set, and every call
+    /// fails saying so).
+    pub fn new(client: aws_sdk_kinesis::Client, stream: Option<String>) -> Self {
+        Self { client, stream }
+    }
+}
+
+#[async_trait]
+impl StreamShards for KinesisShards {
+    async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
+        let Some(stream) = self.stream.as_deref() else {
+            return Err(PortError::backend(
+                "READINGS_STREAM is not set",
+                "listing the stream's shards needs the READINGS_STREAM environment variable",
+            ));
+        };
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            // A call with a NextToken must not name the stream.
+            let req = self.client.list_shards();
+            let req = match token.take() {
+                Some(t) => req.next_token(t),
+                None => req.stream_name(stream),
+            };
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| port_error(format!("ListShards {stream}"), e))?;
+            out.extend(resp.shards().iter().map(|s| {
+                ShardInfo {
+                    id: s.shard_id().to_owned(),
+                    parent: s.parent_shard_id().map(str::to_owned),
+                    adjacent_parent: s.adjacent_parent_shard_id().map(str::to_owned),
+                    closed: s
+                        .sequence_number_range()
+                        .and_then(|r| r.ending_sequence_number())
+                        .is_some(),
+                }
+            }));
+            match resp.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+}
