@@ -16,7 +16,6 @@ use aws_lambda_events::event::streams::KinesisEventResponse;
 use fault::Fault;
 use ingest::Ingest;
 use merge::{Closing, Merge, MergeReport, Provisional};
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -320,7 +319,7 @@ async fn merge_timer(
 /// What changed in the controls before a step.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ControlsUpdate {
-    /// Intersections whose new timings were taken up.
+    /// Intersections whose new timings (retimed or edited) were taken up.
     pub retimed: Vec<IntersectionId>,
     /// Lights repaired.
     pub repaired: usize,
@@ -347,7 +346,6 @@ pub struct SimDriver {
     sink: KinesisSink,
     registry: Arc<dyn Registry>,
     lamps: Arc<dyn LampStore>,
-    applied: HashMap<IntersectionId, String>,
     record: Option<std::io::BufWriter<std::fs::File>>,
 }
 
@@ -366,7 +364,6 @@ impl SimDriver {
             sink,
             registry,
             lamps,
-            applied: HashMap::new(),
             record: None,
         })
     }
@@ -392,17 +389,13 @@ impl SimDriver {
         &self.controls
     }
 
-    /// Takes new timings (those retimed from a window not yet applied) and repair orders
-    /// from the registry into the controls.
+    /// Takes the registry's timings where they differ from those in force (a retiming by the
+    /// merge, or an operator's edit through the API) and the repair orders into the controls.
     pub async fn refresh_controls(&mut self) -> Result<ControlsUpdate, PortError> {
         let mut update = ControlsUpdate::default();
         for x in self.registry.intersections().await? {
-            let Some(from) = x.retimed_from.clone() else {
-                continue;
-            };
-            if self.applied.get(&x.id) != Some(&from) {
-                self.controls.set_phases(x.id.clone(), x.phases.clone());
-                self.applied.insert(x.id.clone(), from);
+            if self.controls.timings.get(&x.id) != Some(&x.phases) {
+                self.controls.set_phases(x.id.clone(), x.phases);
                 update.retimed.push(x.id);
             }
         }

@@ -235,6 +235,21 @@ async fn the_city_runs_end_to_end_on_the_aws_apis() -> anyhow::Result<()> {
         changed_by_retiming > 0,
         "retiming changed none of the readings"
     );
+    // An operator's edit of the timings (through the API) reaches the field as a retiming
+    // does; with nothing changed, nothing is taken up. (The first refresh takes up what the
+    // closing merge above retimed.)
+    driver.refresh_controls().await?;
+    assert!(driver.refresh_controls().await?.retimed.is_empty());
+    let mut edited = x.clone();
+    edited.phases[0].green_s += 6.0;
+    edited.phases[1].red_s += 6.0;
+    ports.registry.put_intersection(&edited).await?;
+    let update = driver.refresh_controls().await?;
+    assert_eq!(update.retimed, [edited.id.clone()]);
+    assert_eq!(
+        driver.controls().timings.get(&edited.id),
+        Some(&edited.phases)
+    );
 
     let readings = sent - s.readings.len() as u64;
     println!(
