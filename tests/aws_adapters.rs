@@ -340,3 +340,50 @@ async fn statistics_add_up_and_results_come_back_in_window_order() -> anyhow::Re
     env.cleanup(&r, None, &[]).await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_state_is_one_item_replaced_on_every_run() -> anyhow::Result<()> {
+    let Some((env, r, s)) = store("network").await? else {
+        return Ok(());
+    };
+    assert_eq!(s.network().await?, None);
+    let state = |start: &str, n: usize| traffic_core::query::NetworkState {
+        length: "15m".into(),
+        start: start.into(),
+        end: "2026-01-05T08:15:00Z".into(),
+        closed: false,
+        intersections: (0..n)
+            .map(|i| traffic_core::query::IntersectionState {
+                intersection_id: id(&format!("I-{i:05}")),
+                mean_speed_kmh: (i % 7 != 0).then_some(20.0 + i as f64 / 100.0),
+                vehicles: i as u64,
+                readings: 4,
+            })
+            .collect(),
+    };
+    // 10,000 intersections fit one item.
+    let big = state("2026-01-05T08:00:00Z", 10_000);
+    s.put_network(&big).await?;
+    assert_eq!(s.network().await?.as_ref(), Some(&big));
+    let newer = state("2026-01-05T08:15:00Z", 3);
+    s.put_network(&newer).await?;
+    assert_eq!(s.network().await?, Some(newer));
+
+    // One that does not fit is stored without its intersections, not refused: the merge run
+    // that writes it goes on.
+    let names = AwsNames {
+        results_table: Some(r.results_table.clone()),
+        ..AwsNames::default()
+    };
+    let opts = StoreOptions {
+        max_item_bytes: 4 * 1024,
+        ..StoreOptions::default()
+    };
+    let small = DynamoStore::new(env.clients.dynamodb.clone(), names, opts);
+    small.put_network(&big).await?;
+    let back = small.network().await?.unwrap_or_else(|| panic!("stored"));
+    assert!(back.intersections.is_empty());
+    assert_eq!(back.start, big.start);
+    env.cleanup(&r, None, &[]).await;
+    Ok(())
+}

@@ -212,6 +212,21 @@ async fn a_scheduled_merge_publishes_provisional_results_of_the_open_windows() {
         .collect();
     // I-0001: (12·43.5 + 8·50) / 20 = 46.1; I-0002: 30.
     assert_eq!(top, vec![("I-0001", 46.1), ("I-0002", 30.0)]);
+
+    // The map's network state: every intersection of the open 15-minute window.
+    let net = store
+        .network()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no network state"));
+    assert_eq!((net.length.as_str(), net.closed), ("15m", false));
+    assert_eq!(net.start, fifteen.start);
+    let speeds: Vec<_> = net
+        .intersections
+        .iter()
+        .map(|x| (x.intersection_id.as_str(), x.mean_speed_kmh))
+        .collect();
+    assert_eq!(speeds, vec![("I-0001", Some(46.1)), ("I-0002", Some(30.0))]);
 }
 
 /// A stream whose only shard was split in two; or, with `fail`, one whose shard list cannot be

@@ -50,6 +50,35 @@ pub struct WindowResult {
     pub key: Option<WindowKey>,
 }
 
+/// Every intersection's state over one window, for the operator's map (the results keep
+/// only the top-k by speed).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetworkState {
+    /// Window length (`15m`).
+    pub length: String,
+    /// Start, RFC 3339 UTC.
+    pub start: String,
+    /// End (exclusive), RFC 3339 UTC.
+    pub end: String,
+    /// Whether the watermark has closed it.
+    pub closed: bool,
+    /// Every intersection with readings in the window, by id.
+    pub intersections: Vec<IntersectionState>,
+}
+
+/// One intersection in a [`NetworkState`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IntersectionState {
+    /// The intersection.
+    pub intersection_id: IntersectionId,
+    /// Vehicle-weighted mean speed (query 1's measure); `None` when no vehicle crossed.
+    pub mean_speed_kmh: Option<f64>,
+    /// Vehicles that crossed, all lights.
+    pub vehicles: u64,
+    /// Readings.
+    pub readings: u64,
+}
+
 /// One intersection's totals over a window.
 #[derive(Clone, Debug, Default)]
 pub struct IntersectionTotals {
@@ -114,6 +143,26 @@ impl WindowAccumulator {
         self.totals.iter()
     }
 
+    /// Every intersection's mean speed and traffic over the window, by id.
+    pub fn network(&self, closed: bool) -> NetworkState {
+        NetworkState {
+            length: self.key.length.to_string(),
+            start: format_rfc3339_ms(self.key.start_ms),
+            end: format_rfc3339_ms(self.key.end_ms()),
+            closed,
+            intersections: self
+                .totals
+                .iter()
+                .map(|(id, t)| IntersectionState {
+                    intersection_id: id.clone(),
+                    mean_speed_kmh: t.speed.mean_kmh(),
+                    vehicles: t.vehicles.iter().sum(),
+                    readings: t.readings,
+                })
+                .collect(),
+        }
+    }
+
     /// Computes the window's results; `top_k` entries in the ranking.
     pub fn finish(&self, closed: bool, top_k: usize) -> WindowResult {
         let mut ranking = PartialRanking::new();
@@ -154,5 +203,90 @@ impl WindowAccumulator {
             above_median: above,
             key: Some(self.key),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EngineConfig;
+    use crate::pane::BatchFold;
+    use crate::reading::{Lamps, Reading};
+    use crate::sequence::SequenceNumber;
+    use crate::{LightIndex, WindowLength};
+
+    const T0: i64 = 1_767_600_000_000; // 2026-01-05T08:00:00Z
+
+    fn reading(x: &str, light: i64, minute: i64, vehicles: u32, speed: f64) -> Reading {
+        Reading {
+            intersection_id: IntersectionId::parse(x).unwrap_or_else(|e| panic!("{e}")),
+            light: LightIndex::new(light).unwrap_or_else(|e| panic!("{e}")),
+            ts_ms: T0 + minute * 60_000,
+            vehicles,
+            mean_speed_kmh: speed,
+            lamps: Lamps::default(),
+            position: None,
+        }
+    }
+
+    /// The 15-minute window from 08:00 over `readings`, folded as one shard's batch.
+    fn window(readings: &[Reading]) -> WindowAccumulator {
+        let cfg = EngineConfig::default();
+        let mut fold = BatchFold::new(&cfg, "s", None, Vec::new());
+        for (i, r) in readings.iter().enumerate() {
+            fold.apply(&SequenceNumber::from_u128(i as u128 + 1), r);
+        }
+        let key = WindowLength::from_ms(15 * 60_000)
+            .unwrap_or_else(|| panic!("15 minutes"))
+            .window_of(T0);
+        let mut acc = WindowAccumulator::new(key);
+        for item in fold.commit().items {
+            acc.add(item);
+        }
+        acc
+    }
+
+    #[test]
+    fn the_network_state_has_every_intersection_not_only_the_top_k() {
+        let acc = window(&[
+            reading("I-0001", 0, 1, 10, 40.0),
+            reading("I-0001", 1, 1, 30, 60.0),
+            reading("I-0002", 0, 2, 5, 20.0),
+            reading("I-0003", 2, 3, 0, 0.0),
+            reading("I-0004", 3, 20, 7, 50.0), // next window
+        ]);
+        let net = acc.network(false);
+        assert_eq!(
+            (net.length.as_str(), net.start.as_str(), net.end.as_str()),
+            ("15m", "2026-01-05T08:00:00Z", "2026-01-05T08:15:00Z")
+        );
+        let got: Vec<(&str, Option<f64>, u64, u64)> = net
+            .intersections
+            .iter()
+            .map(|x| {
+                (
+                    x.intersection_id.as_str(),
+                    x.mean_speed_kmh,
+                    x.vehicles,
+                    x.readings,
+                )
+            })
+            .collect();
+        // I-0001: (10 × 40 + 30 × 60) / 40 = 55; I-0003 had no vehicles: no speed.
+        assert_eq!(
+            got,
+            [
+                ("I-0001", Some(55.0), 40, 2),
+                ("I-0002", Some(20.0), 5, 1),
+                ("I-0003", None, 0, 1),
+            ]
+        );
+        // The same speeds as query 1 where both have the intersection.
+        let result = acc.finish(false, 1);
+        assert_eq!(result.top10.len(), 1);
+        assert_eq!(
+            Some(result.top10[0].mean_speed_kmh),
+            net.intersections[0].mean_speed_kmh
+        );
     }
 }

@@ -10,7 +10,7 @@ use traffic_core::city::{Intersection, Phase};
 use traffic_core::lamps::{Alarm, LightLamps};
 use traffic_core::lineage::ShardInfo;
 use traffic_core::pane::{Commit, PaneItem, PaneKey, ShardMeta};
-use traffic_core::query::WindowResult;
+use traffic_core::query::{NetworkState, WindowResult};
 use traffic_core::window::WindowKey;
 use traffic_core::{IntersectionId, LightIndex};
 
@@ -262,6 +262,13 @@ pub trait ResultStore: Send + Sync {
 
     /// All stored results, ordered by window length then start.
     async fn results(&self) -> PortResult<Vec<WindowResult>>;
+
+    /// Replaces the network state (every intersection over the newest window of the shortest
+    /// length), for the operator's map.
+    async fn put_network(&self, state: &NetworkState) -> PortResult<()>;
+
+    /// The network state last stored, if any.
+    async fn network(&self) -> PortResult<Option<NetworkState>>;
 }
 
 /// The stream's shards, so that the merge can tell which closed shards were read to their end

@@ -93,6 +93,17 @@ test("live results appear in the top-10 and median panels", async () => {
     null, { timeout: 60_000 });
 });
 
+test("the map colours every intersection with traffic by its speed, not only the top-10", async () => {
+  // 20 intersections, all with traffic: once the network state of the shown window is in,
+  // more than the top-10 have a speed colour (grey is "no speed").
+  const coloured = () => [...document.querySelectorAll("#map g.node > circle:first-of-type")]
+    .filter((c) => c.getAttribute("fill") !== "#b0bec5").length;
+  await page.waitForFunction(`(${coloured})() > 10`, null, { timeout: 60_000 });
+  const { body: net } = await getJson("/api/network");
+  assert.ok(net && net.length && net.start, "the merge stored a network state");
+  assert.ok(net.intersections.filter((x) => x.mean_speed_kmh !== null).length > 10);
+});
+
 test("without the token a create through the page is refused and changes nothing", async () => {
   await page.click("#f-new");
   await page.fill("#f-id", NEW_ID);

@@ -101,6 +101,16 @@ pub(crate) fn from_item<T: serde::de::DeserializeOwned>(what: &str, item: Item) 
     serde_dynamo::from_item(item).map_err(|e| crate::error::mapping(what, e))
 }
 
+/// The postcard encoding of a value, for a binary attribute.
+pub(crate) fn encode<T: Serialize>(v: &T) -> PortResult<Vec<u8>> {
+    postcard::to_allocvec(v).map_err(|e| PortError::backend("encoding state", e))
+}
+
+/// A value from its postcard encoding.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(b: &[u8], what: &str) -> PortResult<T> {
+    postcard::from_bytes(b).map_err(|e| PortError::Corrupt(format!("{what}: {e}")))
+}
+
 /// Maps a value to an attribute value.
 pub(crate) fn to_av<T: Serialize>(what: &str, v: &T) -> PortResult<AttributeValue> {
     serde_dynamo::to_attribute_value(v).map_err(|e| crate::error::mapping(what, e))

@@ -4,16 +4,22 @@
 //! |---|---|---|---|
 //! | window result | `results` | `ord(length_ms)#ord(start_ms)` | `length_ms`, `start_ms`, `closed`, `result` (M) |
 //! | closed marker | `closed` | the same | `length_ms`, `start_ms` |
+//! | network state | `network` | `latest` | `length`, `start`, `closed`, `state` (B: postcard of the core's `NetworkState`) |
 //!
 //! One partition, so [`ResultStore::results`] is one query in window order (length, then
 //! start). The merge asks for the closed windows on every run: the small markers answer that
-//! without reading the results themselves.
+//! without reading the results themselves. The network state (every intersection's speed over
+//! the newest shortest window) is one binary item: about 20 bytes per intersection, so it fits
+//! DynamoDB's 400 KB up to about 20,000 intersections; beyond that it is stored without its
+//! intersections (the map then colours only the top-10) and a warning is logged.
 
-use crate::items::{Item, Query, from_item, n_i64, ord_i64, put_request, to_item};
+use crate::items::{
+    Bytes, Item, Query, decode, encode, from_item, n_i64, ord_i64, put_request, to_item,
+};
 use crate::{DynamoStore, Table};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use traffic_core::query::WindowResult;
+use traffic_core::query::{NetworkState, WindowResult};
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_ports::{PortResult, ResultStore};
 
@@ -26,6 +32,19 @@ struct ResultItem {
     closed: bool,
     result: WindowResult,
 }
+
+#[derive(Serialize, Deserialize)]
+struct NetworkItem {
+    pk: String,
+    sk: String,
+    length: String,
+    start: String,
+    closed: bool,
+    state: Bytes,
+}
+
+/// Room left in an item for its key and other attributes.
+const NETWORK_ITEM_OVERHEAD: usize = 1024;
 
 #[derive(Serialize, Deserialize)]
 struct ClosedItem {
@@ -96,5 +115,50 @@ impl ResultStore for DynamoStore {
                 Ok(WindowResult { key, ..r.result })
             })
             .collect()
+    }
+
+    async fn put_network(&self, state: &NetworkState) -> PortResult<()> {
+        let mut bytes = encode(state)?;
+        let room = self
+            .options()
+            .max_item_bytes
+            .saturating_sub(NETWORK_ITEM_OVERHEAD);
+        if bytes.len() > room {
+            tracing::warn!(
+                intersections = state.intersections.len(),
+                bytes = bytes.len(),
+                room,
+                "the network state does not fit one item: stored without its intersections"
+            );
+            bytes = encode(&NetworkState {
+                intersections: Vec::new(),
+                ..state.clone()
+            })?;
+        }
+        let item = to_item(
+            "network state",
+            &NetworkItem {
+                pk: "network".into(),
+                sk: "latest".into(),
+                length: state.length.clone(),
+                start: state.start.clone(),
+                closed: state.closed,
+                state: Bytes(bytes),
+            },
+        )?;
+        self.batch_write(Table::Results, vec![put_request(item)?])
+            .await
+    }
+
+    async fn network(&self) -> PortResult<Option<NetworkState>> {
+        self.query(Query::partition(Table::Results, "network"))
+            .await?
+            .into_iter()
+            .next()
+            .map(|item| {
+                let n: NetworkItem = from_item("network state", item)?;
+                decode(&n.state.0, "network state")
+            })
+            .transpose()
     }
 }

@@ -14,7 +14,9 @@
 //! and panes with one query each instead of scanning a table of large items.
 
 use crate::error::{build, port_error};
-use crate::items::{Bytes, Item, Query, SortKey, from_item, key, n_i64, ord_i64, s, to_item};
+use crate::items::{
+    Bytes, Item, Query, SortKey, decode, encode, from_item, key, n_i64, ord_i64, s, to_item,
+};
 use crate::metrics::units;
 use crate::{DYNAMODB_MAX_TRANSACTION_ACTIONS, DYNAMODB_MAX_TRANSACTION_BYTES, DynamoStore, Table};
 use async_trait::async_trait;
@@ -76,14 +78,6 @@ fn pane_pk(start_ms: i64) -> String {
 
 fn pane_sk(k: &PaneKey) -> String {
     format!("{}#{}", k.shard_id, k.bucket)
-}
-
-fn decode<T: serde::de::DeserializeOwned>(b: &[u8], what: &str) -> PortResult<T> {
-    postcard::from_bytes(b).map_err(|e| PortError::Corrupt(format!("{what}: {e}")))
-}
-
-fn encode<T: Serialize>(v: &T) -> PortResult<Vec<u8>> {
-    postcard::to_allocvec(v).map_err(|e| PortError::backend("encoding state", e))
 }
 
 fn decode_meta(item: Item) -> PortResult<ShardMeta> {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use traffic_core::city::{Intersection, Phase};
 use traffic_core::lamps::{Alarm, LightLamps};
 use traffic_core::pane::{Commit, PaneItem, PaneKey, ShardMeta};
-use traffic_core::query::WindowResult;
+use traffic_core::query::{NetworkState, WindowResult};
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_core::{IntersectionId, LightIndex};
 use traffic_ports::{
@@ -39,6 +39,9 @@ const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("published_ala
 pub(crate) const REPAIRS: TableDefinition<(&str, u8), u64> = TableDefinition::new("repair_orders");
 const STATS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("stats");
 const TIMINGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("timing_history");
+/// One entry, [`NETWORK_KEY`]: the latest network state.
+const NETWORK: TableDefinition<&str, &[u8]> = TableDefinition::new("network");
+const NETWORK_KEY: &str = "latest";
 
 /// Retimings kept per intersection.
 const HISTORY: usize = 96;
@@ -97,6 +100,7 @@ impl EmbeddedStore {
             r!(txn.open_table(REPAIRS), "creating tables")?;
             r!(txn.open_table(STATS), "creating tables")?;
             r!(txn.open_table(TIMINGS), "creating tables")?;
+            r!(txn.open_table(NETWORK), "creating tables")?;
             r!(txn.open_table(log::LOG), "creating tables")?;
             r!(txn.open_table(log::CHECKPOINTS), "creating tables")?;
             r!(txn.open_table(log::BLOBS), "creating tables")?;
@@ -635,6 +639,26 @@ impl ResultStore for EmbeddedStore {
                 ..s.result
             })
             .collect())
+    }
+
+    async fn put_network(&self, state: &NetworkState) -> PortResult<()> {
+        let ctx = "storing the network state";
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(NETWORK), ctx)?;
+            r!(t.insert(NETWORK_KEY, encode(state)?.as_slice()), ctx)?;
+        }
+        r!(txn.commit(), ctx)
+    }
+
+    async fn network(&self) -> PortResult<Option<NetworkState>> {
+        let ctx = "reading the network state";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(NETWORK), ctx)?;
+        match r!(t.get(NETWORK_KEY), ctx)? {
+            Some(v) => Ok(Some(decode(v.value(), "network state")?)),
+            None => Ok(None),
+        }
     }
 }
 

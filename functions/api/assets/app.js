@@ -12,6 +12,7 @@ const state = {
   config: null,
   intersections: [],
   results: null,
+  network: null,     // every intersection over the newest shortest window (/api/network)
   recent: {},        // length -> windows, newest first
   chosen: {},        // length -> chosen window start ("" = newest)
   alarms: null,
@@ -152,14 +153,16 @@ async function refresh() {
   state.again = false;
   try {
     if (!state.config) state.config = await api("GET", "/api/config");
-    const [xs, results, alarms, stats] = await Promise.all([
+    const [xs, results, network, alarms, stats] = await Promise.all([
       api("GET", "/api/intersections"),
       api("GET", "/api/results"),
+      api("GET", "/api/network"),
       api("GET", "/api/alarms?limit=300"),
       api("GET", "/api/stats?minutes=60"),
     ]);
     state.intersections = xs;
     state.results = results;
+    state.network = network;
     state.alarms = alarms;
     state.stats = stats;
     const recent = await Promise.all(
@@ -219,10 +222,19 @@ function shownWindow(length) {
   return (state.results && state.results.current[length]) || recent[0] || null;
 }
 
+// Mean speed per intersection over the shown window of the shortest length: every
+// intersection when it is the window of the network state (the newest), else its top-10.
 function speeds() {
   const m = new Map();
   const w = shortest() && shownWindow(shortest());
-  if (w) for (const e of w.top10) m.set(e.intersection_id, e.mean_speed_kmh);
+  if (!w) return m;
+  const net = state.network;
+  if (net && net.length === w.length && net.start === w.start) {
+    for (const x of net.intersections) {
+      if (x.mean_speed_kmh !== null) m.set(x.intersection_id, x.mean_speed_kmh);
+    }
+  }
+  for (const e of w.top10) m.set(e.intersection_id, e.mean_speed_kmh);
   return m;
 }
 

@@ -91,6 +91,7 @@ api_routes! {
     GET "/api/timings" => queries::timings,
     GET "/api/results" => queries::current_results,
     GET "/api/results/{length}" => queries::results,
+    GET "/api/network" => queries::network,
     GET "/api/alarms" => queries::alarms,
     GET "/api/stats" => queries::stats,
 }

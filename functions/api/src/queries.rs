@@ -13,7 +13,7 @@ use std::str::FromStr;
 use traffic_core::city::{Intersection, Phase};
 use traffic_core::lamps::Alarm;
 use traffic_core::pane::Counters;
-use traffic_core::query::WindowResult;
+use traffic_core::query::{NetworkState, WindowResult};
 use traffic_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use traffic_core::webster::WebsterConfig;
 use traffic_core::window::WindowLength;
@@ -194,6 +194,12 @@ pub async fn current_results(State(state): State<Shared>) -> ApiResult<Json<Curr
         current.insert(w.clone(), by.remove(w).and_then(|v| v.into_iter().next()));
     }
     Ok(Json(CurrentResults { windows, current }))
+}
+
+/// `GET /api/network`: every intersection's mean speed, vehicles and readings over the newest
+/// window of the shortest length (the map's colours); `null` until the merge has built one.
+pub async fn network(State(state): State<Shared>) -> ApiResult<Json<Option<NetworkState>>> {
+    Ok(Json(state.ports.results.network().await?))
 }
 
 /// Recent windows of one length.

@@ -8,6 +8,7 @@ use support::*;
 use traffic_core::SequenceNumber;
 use traffic_core::lamps::{Alarm, LightLamps};
 use traffic_core::pane::{Commit, Counters, ShardMeta};
+use traffic_core::query::{IntersectionState, NetworkState};
 use traffic_core::reading::{LampColour, LampState, Lamps};
 use traffic_ports::{LampStore, Registry, ResultStore, StateStore, StatsSample, StatsStore};
 
@@ -556,6 +557,42 @@ async fn lamp_states_are_shown_per_light() -> anyhow::Result<()> {
     assert_eq!(lamps[1]["as_of"], "2026-01-05T08:00:00Z");
     assert_eq!(lamps[0]["broken"], false);
     assert_eq!(lamps[0]["as_of"], Value::Null);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_network_state_is_null_until_the_merge_stores_one() -> anyhow::Result<()> {
+    let api = api()?;
+    let a = api.get("/api/network").await?;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert!(a.body.is_null(), "{a:?}");
+
+    let state = NetworkState {
+        length: "15m".into(),
+        start: "2026-01-05T08:00:00Z".into(),
+        end: "2026-01-05T08:15:00Z".into(),
+        closed: false,
+        intersections: vec![
+            IntersectionState {
+                intersection_id: id("I-0001"),
+                mean_speed_kmh: Some(46.1),
+                vehicles: 20,
+                readings: 2,
+            },
+            IntersectionState {
+                intersection_id: id("I-0002"),
+                mean_speed_kmh: None,
+                vehicles: 0,
+                readings: 1,
+            },
+        ],
+    };
+    api.store.put_network(&state).await?;
+    let a = api.get("/api/network").await?;
+    assert_eq!(a.body["start"], "2026-01-05T08:00:00Z");
+    assert_eq!(a.body["intersections"][0]["mean_speed_kmh"], 46.1);
+    assert!(a.body["intersections"][1]["mean_speed_kmh"].is_null());
+    assert_eq!(serde_json::from_value::<NetworkState>(a.body)?, state);
     Ok(())
 }
 

@@ -11,7 +11,9 @@
 //! 3. if a control window (the shortest length) was closed in this run, the latest one gives
 //!    every intersection that had readings in it new Webster timings, written to the registry
 //!    before the results, so a crash in between recomputes them rather than losing them;
-//! 4. results are written; panes whose longest window is final are deleted.
+//! 4. results are written, and the network state (every intersection's speed over the newest
+//!    window of the shortest length, for the operator's map); panes whose longest window is
+//!    final are deleted.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -211,6 +213,15 @@ impl Merge<'_> {
             results.push((*w, acc.finish(closed, self.cfg.top_k)));
         }
         self.results.put_results(&results).await?;
+
+        // The operator's map: every intersection over the newest window of the shortest
+        // length built in this run (windows are built in order, so it is never older than
+        // the one stored before).
+        if let Some((w, acc)) = accs.iter().rev().find(|(w, _)| w.length == pane_len) {
+            self.results
+                .put_network(&acc.network(w.closed_by(gw)))
+                .await?;
+        }
 
         // Panes are no longer needed once the longest window holding them is final.
         let longest = self.cfg.longest();
