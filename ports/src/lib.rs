@@ -110,6 +110,14 @@ pub trait Registry: Send + Sync {
     /// All intersections, by id.
     async fn intersections(&self) -> PortResult<Vec<Intersection>>;
 
+    /// Up to `limit` intersections in id order, after `after` (from the first when `None`),
+    /// and the id to continue after when more follow.
+    async fn intersections_page(
+        &self,
+        after: Option<&IntersectionId>,
+        limit: usize,
+    ) -> PortResult<(Vec<Intersection>, Option<IntersectionId>)>;
+
     /// One intersection.
     async fn intersection(&self, id: &IntersectionId) -> PortResult<Option<Intersection>>;
 
@@ -242,6 +250,21 @@ pub trait StatsStore: Send + Sync {
 
     /// Samples of minutes starting at or after `since_ms`, by minute then function.
     async fn stats(&self, since_ms: i64) -> PortResult<Vec<StatsSample>>;
+}
+
+/// A page of [`Registry::intersections_page`] from up to `limit + 1` intersections read in id
+/// order: the first `limit`, and the id to continue after when there were more.
+pub fn intersections_page_of(
+    mut read: Vec<Intersection>,
+    limit: usize,
+) -> (Vec<Intersection>, Option<IntersectionId>) {
+    if read.len() > limit {
+        read.truncate(limit);
+        let next = read.last().map(|x| x.id.clone());
+        (read, next)
+    } else {
+        (read, None)
+    }
 }
 
 /// Sends alarms to the people who repair lamps (SNS in AWS).

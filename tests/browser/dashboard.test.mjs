@@ -104,6 +104,13 @@ test("the map colours every intersection with traffic by its speed, not only the
   assert.ok(net.intersections.filter((x) => x.mean_speed_kmh !== null).length > 10);
 });
 
+test("the page reads the city page by page, following the Link headers", async () => {
+  const { body: xs } = await getJson("/api/intersections");
+  assert.ok(xs.length > 7, "more than one page of 7");
+  const ids = await page.evaluate(async () => (await loadCity(7)).map((x) => x.id));
+  assert.deepEqual(ids, xs.map((x) => x.id));
+});
+
 test("without the token a create through the page is refused and changes nothing", async () => {
   await page.click("#f-new");
   await page.fill("#f-id", NEW_ID);

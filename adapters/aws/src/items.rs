@@ -127,6 +127,8 @@ pub(crate) enum SortKey {
     Below(String),
     /// Sort keys at or above this.
     From(String),
+    /// Sort keys above this.
+    After(String),
 }
 
 /// A query of one partition.
@@ -140,6 +142,8 @@ pub(crate) struct Query {
     pub projection: Option<&'static str>,
     /// Newest (highest sort key) first, and at most this many.
     pub newest_first: Option<i32>,
+    /// Oldest (lowest sort key) first, and at most this many (over as many pages as it takes).
+    pub first: Option<usize>,
 }
 
 impl Query {
@@ -152,6 +156,7 @@ impl Query {
             consistent: true,
             projection: None,
             newest_first: None,
+            first: None,
         }
     }
 
@@ -183,6 +188,10 @@ impl DynamoStore {
                     values.insert(":sk".into(), AttributeValue::S(p.clone()));
                     "pk = :pk AND sk >= :sk".to_owned()
                 }
+                SortKey::After(p) => {
+                    values.insert(":sk".into(), AttributeValue::S(p.clone()));
+                    "pk = :pk AND sk > :sk".to_owned()
+                }
             };
             let mut req = self
                 .ddb
@@ -199,13 +208,17 @@ impl DynamoStore {
             if let Some(limit) = q.newest_first {
                 req = req.scan_index_forward(false).limit(limit);
             }
+            if let Some(first) = q.first {
+                let left = first.saturating_sub(out.len()).max(1);
+                req = req.limit(i32::try_from(left).unwrap_or(i32::MAX));
+            }
             let resp = req
                 .send()
                 .await
                 .map_err(|e| port_error(format!("querying {table} for {}", q.pk), e))?;
             self.metrics.read("Query", unit(resp.consumed_capacity()));
             out.extend(resp.items.unwrap_or_default());
-            if q.newest_first.is_some() {
+            if q.newest_first.is_some() || q.first.is_some_and(|f| out.len() >= f) {
                 break;
             }
             match resp.last_evaluated_key {

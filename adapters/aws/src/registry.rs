@@ -11,7 +11,7 @@
 //! the history entries one `BatchWriteItem` per 25.
 
 use crate::error::{code_of, port_error};
-use crate::items::{Item, Query, from_item, key, put_request, to_av, to_item};
+use crate::items::{Item, Query, SortKey, from_item, key, put_request, to_av, to_item};
 use crate::{DynamoStore, Table};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
@@ -77,6 +77,25 @@ impl Registry for DynamoStore {
             .into_iter()
             .map(decode)
             .collect()
+    }
+
+    async fn intersections_page(
+        &self,
+        after: Option<&IntersectionId>,
+        limit: usize,
+    ) -> PortResult<(Vec<Intersection>, Option<IntersectionId>)> {
+        let mut q = Query::partition(Table::Registry, "intersections");
+        if let Some(a) = after {
+            q = q.sk(SortKey::After(a.as_str().to_owned()));
+        }
+        q.first = Some(limit.saturating_add(1));
+        let read = self
+            .query(q)
+            .await?
+            .into_iter()
+            .map(decode)
+            .collect::<PortResult<Vec<_>>>()?;
+        Ok(traffic_ports::intersections_page_of(read, limit))
     }
 
     async fn intersection(&self, id: &IntersectionId) -> PortResult<Option<Intersection>> {

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 use traffic_core::city::{Intersection, Phase};
@@ -280,6 +281,27 @@ impl Registry for EmbeddedStore {
             out.push(from_json(v.value(), "intersection")?);
         }
         Ok(out)
+    }
+
+    async fn intersections_page(
+        &self,
+        after: Option<&IntersectionId>,
+        limit: usize,
+    ) -> PortResult<(Vec<Intersection>, Option<IntersectionId>)> {
+        let ctx = "listing intersections";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        let from = after.map(|a| a.as_str());
+        let range = match from {
+            Some(a) => r!(t.range::<&str>((Bound::Excluded(a), Bound::Unbounded)), ctx)?,
+            None => r!(t.range::<&str>(..), ctx)?,
+        };
+        let mut out: Vec<Intersection> = Vec::new();
+        for e in range.take(limit.saturating_add(1)) {
+            let (_, v) = r!(e, ctx)?;
+            out.push(from_json(v.value(), "intersection")?);
+        }
+        Ok(traffic_ports::intersections_page_of(out, limit))
     }
 
     async fn intersection(&self, id: &IntersectionId) -> PortResult<Option<Intersection>> {

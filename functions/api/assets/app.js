@@ -13,6 +13,7 @@ const state = {
   intersections: [],
   results: null,
   network: null,     // every intersection over the newest shortest window (/api/network)
+  cityAt: 0,         // when the intersections were last loaded (ms; 0 = reload now)
   recent: {},        // length -> windows, newest first
   chosen: {},        // length -> chosen window start ("" = newest)
   alarms: null,
@@ -109,7 +110,17 @@ class ApiError extends Error {
   }
 }
 
+// The city list is reloaded on every refresh while it is small; a larger one every
+// CITY_EVERY_MS (and after an edit), a page at a time.
+const CITY_EVERY_MS = 30000;
+const SMALL_CITY = 1000;
+
 async function api(method, path, body) {
+  return (await apiWithLink(method, path, body)).json;
+}
+
+// The answer and the `rel="next"` target of its Link header (paged lists), if any.
+async function apiWithLink(method, path, body) {
   const headers = { "Accept": "application/json" };
   if (method !== "GET") {
     const token = sessionStorage.getItem(TOKEN_KEY);
@@ -127,15 +138,29 @@ async function api(method, path, body) {
     let json = null;
     try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
     if (!r.ok) throw new ApiError(r.status, json);
-    return json;
+    const m = /<([^>]+)>;\s*rel="next"/.exec(r.headers.get("Link") || "");
+    return { json, next: m ? m[1] : null };
   } finally {
     clearTimeout(timer);
   }
 }
 
+// Every intersection, following the list's pages.
+async function loadCity(pageSize = SMALL_CITY) {
+  const all = [];
+  let path = "/api/intersections?limit=" + pageSize;
+  for (let pages = 0; path && pages < 1000; pages++) {
+    const { json, next } = await apiWithLink("GET", path);
+    all.push(...json);
+    path = next;
+  }
+  return all;
+}
+
 async function write(method, path, body, done) {
   try {
     const r = await api(method, path, body);
+    state.cityAt = 0;
     if (done) toast(done);
     await refresh();
     return r;
@@ -153,13 +178,17 @@ async function refresh() {
   state.again = false;
   try {
     if (!state.config) state.config = await api("GET", "/api/config");
+    const cityStamp = state.cityAt;
+    const cityDue = state.intersections.length <= SMALL_CITY || Date.now() - cityStamp > CITY_EVERY_MS;
     const [xs, results, network, alarms, stats] = await Promise.all([
-      api("GET", "/api/intersections"),
+      cityDue ? loadCity() : state.intersections,
       api("GET", "/api/results"),
       api("GET", "/api/network"),
       api("GET", "/api/alarms?limit=300"),
       api("GET", "/api/stats?minutes=60"),
     ]);
+    // An edit made meanwhile reset the stamp: keep it reset so the next refresh reloads.
+    if (cityDue && state.cityAt === cityStamp) state.cityAt = Date.now();
     state.intersections = xs;
     state.results = results;
     state.network = network;

@@ -5,7 +5,7 @@
 
 use crate::body::{decode, json_value, merge_patch};
 use crate::error::{ApiError, ApiResult};
-use crate::queries::{AlarmView, alarm_view};
+use crate::queries::{AlarmView, Params, alarm_view, city_page};
 use crate::{Shared, now_ms};
 use axum::Json;
 use axum::body::Bytes;
@@ -90,9 +90,10 @@ fn created(location: String, body: impl Serialize) -> Response {
         .into_response()
 }
 
-/// `GET /api/intersections`: every intersection, by id.
-pub async fn list(State(state): State<Shared>) -> ApiResult<Json<Vec<Intersection>>> {
-    Ok(Json(state.ports.registry.intersections().await?))
+/// `GET /api/intersections?limit=N&after=ID`: intersections by id, a page at a time (default
+/// 1,000, at most 5,000); a `Link: <…>; rel="next"` header names the next page.
+pub async fn list(State(state): State<Shared>, q: Params) -> ApiResult<Response> {
+    city_page(&state, q, "/api/intersections", |x| x).await
 }
 
 /// `POST /api/intersections`: creates an intersection (201); 409 if the id is taken.

@@ -7,6 +7,8 @@ use crate::{Shared, now_ms};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -23,13 +25,13 @@ use traffic_ports::AlarmRecord;
 /// The query string as a map, or a 400 in the API's error form.
 pub type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 
-fn params(q: Params) -> ApiResult<HashMap<String, String>> {
+pub(crate) fn params(q: Params) -> ApiResult<HashMap<String, String>> {
     q.map(|Query(m)| m)
         .map_err(|e| ApiError::bad("query", e.body_text()))
 }
 
 /// An integer query parameter within `min..=max`, `default` when absent.
-fn int_param(
+pub(crate) fn int_param(
     q: &HashMap<String, String>,
     name: &str,
     default: u64,
@@ -106,18 +108,51 @@ pub struct CurrentTiming {
     pub timing: TimingView,
 }
 
-/// `GET /api/timings`: every intersection's current timings.
-pub async fn timings(State(state): State<Shared>) -> ApiResult<Json<Vec<CurrentTiming>>> {
+/// Default and largest page of the city-wide lists (about 0.5 KB per intersection: well
+/// inside Lambda's 6 MB response).
+const PAGE_DEFAULT: u64 = 1000;
+const PAGE_MAX: u64 = 5000;
+
+/// One page of intersections for a city-wide list at `path`, from the `limit` and `after`
+/// query parameters, and the response with a `Link: <…>; rel="next"` header when more follow.
+pub(crate) async fn city_page<T: Serialize>(
+    state: &Shared,
+    q: Params,
+    path: &str,
+    view: impl Fn(Intersection) -> T,
+) -> ApiResult<Response> {
+    let q = params(q)?;
+    let limit = int_param(&q, "limit", PAGE_DEFAULT, 1, PAGE_MAX)? as usize;
+    let after = q
+        .get("after")
+        .map(|a| IntersectionId::parse(a).map_err(|e| ApiError::bad("after", e.to_string())))
+        .transpose()?;
+    let (xs, next) = state
+        .ports
+        .registry
+        .intersections_page(after.as_ref(), limit)
+        .await?;
+    let items: Vec<T> = xs.into_iter().map(view).collect();
+    let mut resp = Json(items).into_response();
+    if let Some(next) = next {
+        // Ids are letters, digits and `-_.:`, all safe in a query string.
+        let link = format!("<{path}?limit={limit}&after={next}>; rel=\"next\"");
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// `GET /api/timings?limit=N&after=ID`: intersections' current timings, a page at a time
+/// (see [`city_page`]).
+pub async fn timings(State(state): State<Shared>, q: Params) -> ApiResult<Response> {
     let yellow = state.cfg.webster.yellow_s;
-    let xs = state.ports.registry.intersections().await?;
-    Ok(Json(
-        xs.into_iter()
-            .map(|x| CurrentTiming {
-                timing: timing_view(&x.phases, x.retimed_from.clone(), yellow),
-                intersection_id: x.id,
-            })
-            .collect(),
-    ))
+    city_page(&state, q, "/api/timings", |x| CurrentTiming {
+        timing: timing_view(&x.phases, x.retimed_from.clone(), yellow),
+        intersection_id: x.id,
+    })
+    .await
 }
 
 /// An intersection's timings now and how they changed.

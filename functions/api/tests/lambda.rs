@@ -26,20 +26,7 @@ async fn handle(api: &Api, event: &str) -> anyhow::Result<Answer> {
     let resp = tokio::time::timeout(Duration::from_secs(10), api.router.clone().oneshot(req))
         .await
         .context("no answer within 10 s")??;
-    let status = resp.status();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20).await?;
-    Ok(Answer {
-        status,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        text: String::from_utf8_lossy(&bytes).into_owned(),
-        content_type,
-    })
+    answer(resp).await
 }
 
 fn open_alarm() -> Alarm {

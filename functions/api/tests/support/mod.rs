@@ -57,6 +57,8 @@ pub struct Answer {
     pub body: Value,
     pub text: String,
     pub content_type: String,
+    /// The `Link` header, if any.
+    pub link: Option<String>,
 }
 
 impl Api {
@@ -103,13 +105,20 @@ pub async fn send(router: &Router, req: Request<Body>) -> anyhow::Result<Answer>
     let resp = tokio::time::timeout(Duration::from_secs(10), router.clone().oneshot(req))
         .await
         .context("the router did not answer within 10 s")??;
+    answer(resp).await
+}
+
+/// Reads a response: status, content type, `Link` header and JSON body.
+pub async fn answer(resp: axum::response::Response) -> anyhow::Result<Answer> {
     let status = resp.status();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let content_type = header("content-type").unwrap_or_default();
+    let link = header("link");
     let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20).await?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -118,6 +127,7 @@ pub async fn send(router: &Router, req: Request<Body>) -> anyhow::Result<Answer>
         body,
         text,
         content_type,
+        link,
     })
 }
 
