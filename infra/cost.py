@@ -19,6 +19,9 @@ Inputs, each from a measurement or the code (change them here, not in the README
   average), with `shortest` about six times in its life; strongly consistent queries, 1 read
   unit per 4 KB; a closed 15-minute window retimes every intersection (an UpdateItem and a
   history item, about 1 write unit each);
+- the network state (adapters/aws/src/results.rs): one item of about 20 bytes per intersection
+  (postcard: id, optional speed, vehicles, readings), put once per merge run that builds a
+  window of the shortest length (every run unless TRAFFIC_PROVISIONAL=none), 1 write unit per KB;
 - Lambda durations: estimates from the benchmarks (docs/state.md: ingest folds 1.0 to 1.6 M
   readings/s on one core, merge takes 0.22 s per hour of a 10,000-intersection window) plus
   DynamoDB round trips.
@@ -52,6 +55,7 @@ READINGS_PER_LIGHT_PER_MIN = 1
 PANE_S = 900
 PANE_BYTES_PER_INTERSECTION = 711
 BUCKETS = 16
+NETWORK_BYTES_PER_INTERSECTION = 20
 # A lamp fails with probability 2e-4 per reading (`traffic local`'s default) and is repaired
 # once: two lamp-state changes per failure.
 LAMP_CHANGES_PER_READING = 2 * 0.0002
@@ -109,6 +113,9 @@ def costs(c: City) -> dict[str, float]:
     merge_rru_pane = runs_per_pane * c.shards * BUCKETS * math.ceil(item_full_kb / 4)
     merge_wru_pane = 2 * c.intersections
     merge_runs = c.seconds_per_million / c.merge_every_s
+    network_wru = (merge_runs if c.provisional != "none" else per_million) * math.ceil(
+        NETWORK_BYTES_PER_INTERSECTION * c.intersections / 1024
+    )
     panes_per_run = runs_per_pane * c.merge_every_s / PANE_S  # 48 with `all` at 5 min
     merge_cpu_s = panes_per_run * 0.224 / 4 * c.intersections / 10_000 / min(1.0, c.merge_mb * LOAD_VCPU_PER_MB)
     merge_io_s = panes_per_run * c.pane_bytes / 50e6  # ~50 MB/s of strongly consistent queries
@@ -135,6 +142,7 @@ def costs(c: City) -> dict[str, float]:
         "DynamoDB ingest reads": per_million * rru_pane * PRICES["ddb_rru"],
         "DynamoDB merge reads": per_million * merge_rru_pane * PRICES["ddb_rru"],
         "DynamoDB merge writes (retiming)": per_million * merge_wru_pane * PRICES["ddb_wru"],
+        "DynamoDB merge writes (network state)": network_wru * PRICES["ddb_wru"],
         "DynamoDB fault lamp states": fault_wru * PRICES["ddb_wru"],
         "DynamoDB stats": stats_wru * PRICES["ddb_wru"],
         "Lambda ingest": ingest_invocations * (PRICES["lambda_request"] + ingest_s * c.ingest_mb / 1024 * PRICES["lambda_gb_s_arm"]),
@@ -143,10 +151,10 @@ def costs(c: City) -> dict[str, float]:
     }
     out["_commits_per_pane"] = commits
     out["_write_requests_per_1000"] = (
-        ingest_invocations + fault_write_requests + stats_wru + per_million * merge_wru_pane / 25
+        ingest_invocations + fault_write_requests + stats_wru + per_million * merge_wru_pane / 25 + merge_runs
     ) / 1000
     out["_fault_interval"] = fault_interval
-    out["_wru_per_1000"] = 1000 * (wru_pane + merge_wru_pane) / c.readings_per_pane + (fault_wru + stats_wru) / 1000
+    out["_wru_per_1000"] = 1000 * (wru_pane + merge_wru_pane) / c.readings_per_pane + (fault_wru + stats_wru + network_wru) / 1000
     out["_rru_per_1000"] = 1000 * (rru_pane + merge_rru_pane) / c.readings_per_pane
     out["_hours_per_million"] = c.seconds_per_million / 3600
     return out

@@ -358,6 +358,31 @@ async fn statistics_add_up_and_results_come_back_in_window_order() -> anyhow::Re
     );
     assert_eq!(back[0], result(keys[2], true));
     assert_eq!(s.closed_windows().await?, vec![keys[2]]);
+    // Bounded reads: the closed windows of one length from a start on, and the newest
+    // results of one length.
+    let fifteen = keys[2].length;
+    assert_eq!(
+        s.closed_windows_from(fifteen, keys[2].start_ms).await?,
+        vec![keys[2]]
+    );
+    assert!(
+        s.closed_windows_from(fifteen, keys[1].start_ms)
+            .await?
+            .is_empty()
+    );
+    assert!(s.closed_windows_from(keys[0].length, 0).await?.is_empty());
+    let recent = s.recent_results(fifteen, 1).await?;
+    assert_eq!(
+        recent.iter().map(|r| r.key).collect::<Vec<_>>(),
+        vec![Some(keys[1])]
+    );
+    let recent = s.recent_results(fifteen, 5).await?;
+    assert_eq!(
+        recent.iter().map(|r| r.key).collect::<Vec<_>>(),
+        vec![Some(keys[1]), Some(keys[2])]
+    );
+    assert_eq!(s.recent_results(keys[0].length, 5).await?.len(), 1);
+    assert!(s.recent_results(fifteen, 0).await?.is_empty());
     env.cleanup(&r, None, &[]).await;
     Ok(())
 }

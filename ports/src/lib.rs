@@ -11,7 +11,7 @@ use traffic_core::lamps::{Alarm, LightLamps};
 use traffic_core::lineage::ShardInfo;
 use traffic_core::pane::{Commit, PaneItem, PaneKey, ShardMeta};
 use traffic_core::query::{NetworkState, WindowResult};
-use traffic_core::window::WindowKey;
+use traffic_core::window::{WindowKey, WindowLength};
 use traffic_core::{IntersectionId, LightIndex};
 
 /// An error from a port, classified by what the caller should do about it.
@@ -283,8 +283,24 @@ pub trait ResultStore: Send + Sync {
     /// Windows whose stored result is final (closed).
     async fn closed_windows(&self) -> PortResult<Vec<WindowKey>>;
 
+    /// Windows of `length` starting at or after `from_ms` whose stored result is final (what
+    /// a merge run needs: it reads no further back than its oldest pane).
+    async fn closed_windows_from(
+        &self,
+        length: WindowLength,
+        from_ms: i64,
+    ) -> PortResult<Vec<WindowKey>>;
+
     /// All stored results, ordered by window length then start.
     async fn results(&self) -> PortResult<Vec<WindowResult>>;
+
+    /// The newest `limit` results of windows of `length`, newest first (what the API serves:
+    /// reading every result ever stored would grow without bound).
+    async fn recent_results(
+        &self,
+        length: WindowLength,
+        limit: usize,
+    ) -> PortResult<Vec<WindowResult>>;
 
     /// Replaces the network state (every intersection over the newest window of the shortest
     /// length), for the operator's map.

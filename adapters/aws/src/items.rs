@@ -129,6 +129,8 @@ pub(crate) enum SortKey {
     From(String),
     /// Sort keys above this.
     After(String),
+    /// Sort keys from the first to the second, both included.
+    Between(String, String),
 }
 
 /// A query of one partition.
@@ -191,6 +193,11 @@ impl DynamoStore {
                 SortKey::After(p) => {
                     values.insert(":sk".into(), AttributeValue::S(p.clone()));
                     "pk = :pk AND sk > :sk".to_owned()
+                }
+                SortKey::Between(a, b) => {
+                    values.insert(":sk".into(), AttributeValue::S(a.clone()));
+                    values.insert(":sk2".into(), AttributeValue::S(b.clone()));
+                    "pk = :pk AND sk BETWEEN :sk AND :sk2".to_owned()
                 }
             };
             let mut req = self

@@ -7,14 +7,15 @@
 //! | network state | `network` | `latest` | `length`, `start`, `closed`, `state` (B: postcard of the core's `NetworkState`) |
 //!
 //! One partition, so [`ResultStore::results`] is one query in window order (length, then
-//! start). The merge asks for the closed windows on every run: the small markers answer that
-//! without reading the results themselves. The network state (every intersection's speed over
+//! start), and [`ResultStore::recent_results`] a newest-first query of one length's prefix. The
+//! merge asks for the closed windows on every run, per length from its oldest pane's window on:
+//! the small markers answer that without reading the results themselves. The network state (every intersection's speed over
 //! the newest shortest window) is one binary item: about 20 bytes per intersection, so it fits
 //! DynamoDB's 400 KB up to about 20,000 intersections; beyond that it is stored without its
 //! intersections (the map then colours only the top-10) and a warning is logged.
 
 use crate::items::{
-    Bytes, Item, Query, decode, encode, from_item, n_i64, ord_i64, put_request, to_item,
+    Bytes, Item, Query, SortKey, decode, encode, from_item, n_i64, ord_i64, put_request, to_item,
 };
 use crate::{DynamoStore, Table};
 use async_trait::async_trait;
@@ -65,6 +66,12 @@ fn window_of(item: &Item) -> Option<WindowKey> {
     })
 }
 
+fn decode_result(item: Item) -> PortResult<WindowResult> {
+    let key = window_of(&item);
+    let r: ResultItem = from_item("window result", item)?;
+    Ok(WindowResult { key, ..r.result })
+}
+
 #[async_trait]
 impl ResultStore for DynamoStore {
     async fn put_results(&self, results: &[(WindowKey, WindowResult)]) -> PortResult<()> {
@@ -105,15 +112,52 @@ impl ResultStore for DynamoStore {
             .collect())
     }
 
+    async fn closed_windows_from(
+        &self,
+        length: WindowLength,
+        from_ms: i64,
+    ) -> PortResult<Vec<WindowKey>> {
+        let from = WindowKey {
+            length,
+            start_ms: from_ms,
+        };
+        let to = WindowKey {
+            length,
+            start_ms: i64::MAX,
+        };
+        Ok(self
+            .query(
+                Query::partition(Table::Results, "closed").sk(SortKey::Between(sk(&from), sk(&to))),
+            )
+            .await?
+            .iter()
+            .filter_map(window_of)
+            .collect())
+    }
+
+    async fn recent_results(
+        &self,
+        length: WindowLength,
+        limit: usize,
+    ) -> PortResult<Vec<WindowResult>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut q = Query::partition(Table::Results, "results")
+            .sk(SortKey::BeginsWith(format!("{}#", ord_i64(length.ms()))));
+        q.newest_first = Some(i32::try_from(limit).unwrap_or(i32::MAX));
+        self.query(q)
+            .await?
+            .into_iter()
+            .map(decode_result)
+            .collect()
+    }
+
     async fn results(&self) -> PortResult<Vec<WindowResult>> {
         self.query(Query::partition(Table::Results, "results"))
             .await?
             .into_iter()
-            .map(|item| {
-                let key = window_of(&item);
-                let r: ResultItem = from_item("window result", item)?;
-                Ok(WindowResult { key, ..r.result })
-            })
+            .map(decode_result)
             .collect()
     }
 

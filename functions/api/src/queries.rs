@@ -16,7 +16,7 @@ use traffic_core::city::{Intersection, Phase};
 use traffic_core::lamps::Alarm;
 use traffic_core::pane::Counters;
 use traffic_core::query::{NetworkState, WindowResult};
-use traffic_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
+use traffic_core::time::format_rfc3339_ms;
 use traffic_core::webster::WebsterConfig;
 use traffic_core::window::WindowLength;
 use traffic_core::{IntersectionId, LightIndex};
@@ -190,26 +190,6 @@ pub async fn intersection_timings(
     }))
 }
 
-/// Start of a result's window, epoch ms, for ordering.
-fn start_ms(r: &WindowResult) -> i64 {
-    r.key
-        .map(|k| k.start_ms)
-        .or_else(|| parse_rfc3339_ms(&r.start))
-        .unwrap_or(i64::MIN)
-}
-
-/// Stored results grouped by length, each newest first.
-async fn results_by_length(state: &Shared) -> ApiResult<BTreeMap<String, Vec<WindowResult>>> {
-    let mut by: BTreeMap<String, Vec<WindowResult>> = BTreeMap::new();
-    for r in state.ports.results.results().await? {
-        by.entry(r.length.clone()).or_default().push(r);
-    }
-    for v in by.values_mut() {
-        v.sort_by_key(|r| std::cmp::Reverse(start_ms(r)));
-    }
-    Ok(by)
-}
-
 /// The newest window of each length.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CurrentResults {
@@ -222,11 +202,12 @@ pub struct CurrentResults {
 /// `GET /api/results`: the newest window of every length (top-10, global median and the
 /// intersections above it).
 pub async fn current_results(State(state): State<Shared>) -> ApiResult<Json<CurrentResults>> {
-    let mut by = results_by_length(&state).await?;
-    let windows: Vec<String> = state.cfg.windows().iter().map(|w| w.to_string()).collect();
+    let mut windows = Vec::new();
     let mut current = BTreeMap::new();
-    for w in &windows {
-        current.insert(w.clone(), by.remove(w).and_then(|v| v.into_iter().next()));
+    for &len in state.cfg.windows() {
+        let newest = state.ports.results.recent_results(len, 1).await?;
+        windows.push(len.to_string());
+        current.insert(len.to_string(), newest.into_iter().next());
     }
     Ok(Json(CurrentResults { windows, current }))
 }
@@ -257,9 +238,8 @@ pub async fn results(
     let parsed =
         WindowLength::from_str(&length).map_err(|e| ApiError::bad("length", e.to_string()))?;
     let label = parsed.to_string();
-    let mut by = results_by_length(&state).await?;
-    let stored = by.remove(&label);
-    if stored.is_none() && !state.cfg.windows().contains(&parsed) {
+    let recent = state.ports.results.recent_results(parsed, limit).await?;
+    if recent.is_empty() && !state.cfg.windows().contains(&parsed) {
         return Err(ApiError::not_found(
             "length",
             format!(
@@ -268,11 +248,9 @@ pub async fn results(
             ),
         ));
     }
-    let mut windows = stored.unwrap_or_default();
-    windows.truncate(limit);
     Ok(Json(RecentResults {
         length: label,
-        windows,
+        windows: recent,
     }))
 }
 

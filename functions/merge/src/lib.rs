@@ -147,7 +147,13 @@ impl Merge<'_> {
             return Ok(report);
         }
         let gw = watermark.unwrap_or(i64::MIN);
-        let done: BTreeSet<WindowKey> = self.results.closed_windows().await?.into_iter().collect();
+        // The windows already final, as far back as the oldest pane reaches.
+        let oldest = panes.iter().copied().min().unwrap_or(i64::MAX);
+        let mut done: BTreeSet<WindowKey> = BTreeSet::new();
+        for &len in self.cfg.windows() {
+            let from = len.window_of(oldest).start_ms;
+            done.extend(self.results.closed_windows_from(len, from).await?);
+        }
         let pane_len = self.cfg.pane();
 
         // The windows to build, and which of them close now.
