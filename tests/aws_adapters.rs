@@ -433,3 +433,50 @@ async fn the_network_state_is_one_item_replaced_on_every_run() -> anyhow::Result
     env.cleanup(&r, None, &[]).await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_conditional_on_a_version_applies_only_if_nothing_changed() -> anyhow::Result<()> {
+    let Some((env, r, s)) = store("versions").await? else {
+        return Ok(());
+    };
+    let city = generate_city(&CityConfig {
+        intersections: 2,
+        ..CityConfig::default()
+    })?;
+    let x = city.intersections[0].clone();
+    s.create_intersection(&x).await?;
+    let (read, v1) = s
+        .intersection_versioned(&x.id)
+        .await?
+        .unwrap_or_else(|| panic!("stored"));
+    assert_eq!(read.id, x.id);
+    let mut renamed = read.clone();
+    renamed.lat += 0.001;
+    let v2 = s.replace_intersection_if(&renamed, &v1).await?;
+    assert_ne!(v2, v1);
+    // A second writer still holding v1 is refused; the store keeps the first write.
+    let late = s.replace_intersection_if(&read, &v1).await;
+    assert!(matches!(late, Err(PortError::Conflict(_))), "{late:?}");
+    assert_eq!(s.intersection(&x.id).await?, Some(renamed.clone()));
+    // A retiming is a change too.
+    s.set_timings(
+        &[(x.id.clone(), x.phases.clone())],
+        "15m@2026-01-05T08:00:00Z",
+    )
+    .await?;
+    let (_, v3) = s
+        .intersection_versioned(&x.id)
+        .await?
+        .unwrap_or_else(|| panic!("stored"));
+    assert_ne!(v3, v2);
+    let stale = s.delete_intersection_if(&x.id, &v2).await;
+    assert!(matches!(stale, Err(PortError::Conflict(_))), "{stale:?}");
+    s.delete_intersection_if(&x.id, &v3).await?;
+    assert_eq!(s.intersection(&x.id).await?, None);
+    let gone = s.replace_intersection_if(&renamed, &v3).await;
+    assert!(matches!(gone, Err(PortError::NotFound(_))), "{gone:?}");
+    let gone = s.delete_intersection_if(&x.id, &v3).await;
+    assert!(matches!(gone, Err(PortError::NotFound(_))), "{gone:?}");
+    env.cleanup(&r, None, &[]).await;
+    Ok(())
+}

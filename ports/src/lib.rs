@@ -130,6 +130,23 @@ pub trait Registry: Send + Sync {
     /// Deletes an intersection; `false` if there was none.
     async fn delete_intersection(&self, id: &IntersectionId) -> PortResult<bool>;
 
+    /// One intersection and its version: an opaque string that changes whenever the stored
+    /// intersection does (an operator's edit, a retiming). The API's `ETag`.
+    async fn intersection_versioned(
+        &self,
+        id: &IntersectionId,
+    ) -> PortResult<Option<(Intersection, String)>>;
+
+    /// Replaces an intersection if its stored version is still `expected`, atomically; returns
+    /// the new version. [`PortError::Conflict`] if it changed, [`PortError::NotFound`] if it
+    /// is gone.
+    async fn replace_intersection_if(&self, x: &Intersection, expected: &str)
+    -> PortResult<String>;
+
+    /// Deletes an intersection if its stored version is still `expected`, atomically;
+    /// [`PortError::Conflict`] if it changed, [`PortError::NotFound`] if it is gone.
+    async fn delete_intersection_if(&self, id: &IntersectionId, expected: &str) -> PortResult<()>;
+
     /// Sets new timings (the phases' green and red) of intersections, noting the window they
     /// were computed from. Intersections deleted meanwhile are skipped.
     async fn set_timings(

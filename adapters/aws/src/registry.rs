@@ -2,7 +2,7 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | intersection | `intersections` | `<id>` | `intersection` (M: the city file's object) |
+//! | intersection | `intersections` | `<id>` | `intersection` (M: the city file's object), `version` (S: a fresh token at every write) |
 //! | retiming | `timings#<id>` | `<from>` (`15m@2026-01-05T08:15:00Z`) | `from`, `phases` (L), `expires_at` |
 //!
 //! All intersections are one partition, so listing them is one query (a page per MB). New
@@ -33,6 +33,20 @@ struct IntersectionItem {
     pk: String,
     sk: String,
     intersection: Intersection,
+    /// Changes at every write (see [`Registry::intersection_versioned`]); items written before
+    /// versions existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+}
+
+/// A version token no other write has: the clock in nanoseconds and a per-process counter.
+fn new_version() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos:x}-{n:x}-{:x}", std::process::id())
 }
 
 #[derive(Serialize, Deserialize)]
@@ -45,20 +59,41 @@ struct TimingItem {
     expires_at: Option<i64>,
 }
 
-fn intersection_item(x: &Intersection) -> PortResult<Item> {
+fn intersection_item(x: &Intersection, version: &str) -> PortResult<Item> {
     to_item(
         "intersection",
         &IntersectionItem {
             pk: "intersections".into(),
             sk: x.id.as_str().to_owned(),
             intersection: x.clone(),
+            version: Some(version.to_owned()),
         },
     )
 }
 
 fn decode(item: Item) -> PortResult<Intersection> {
+    Ok(decode_versioned(item)?.0)
+}
+
+fn decode_versioned(item: Item) -> PortResult<(Intersection, String)> {
     let i: IntersectionItem = from_item("intersection", item)?;
-    Ok(i.intersection)
+    Ok((i.intersection, i.version.unwrap_or_default()))
+}
+
+/// The condition that the stored intersection is at version `expected` (`""`: an item from
+/// before versions).
+fn version_condition(expected: &str) -> (&'static str, Option<AttributeValue>) {
+    if expected.is_empty() {
+        (
+            "attribute_exists(pk) AND attribute_not_exists(version)",
+            None,
+        )
+    } else {
+        (
+            "version = :expected",
+            Some(AttributeValue::S(expected.to_owned())),
+        )
+    }
 }
 
 /// When a retiming computed from window `from` (`<length>@<start>`) may expire, epoch s.
@@ -121,7 +156,7 @@ impl Registry for DynamoStore {
             .ddb
             .put_item()
             .table_name(table)
-            .set_item(Some(intersection_item(x)?))
+            .set_item(Some(intersection_item(x, &new_version())?))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
@@ -142,7 +177,7 @@ impl Registry for DynamoStore {
         self.ddb
             .put_item()
             .table_name(table)
-            .set_item(Some(intersection_item(x)?))
+            .set_item(Some(intersection_item(x, &new_version())?))
             .send()
             .await
             .map_err(|e| port_error(format!("storing intersection {}", x.id), e))?;
@@ -165,6 +200,79 @@ impl Registry for DynamoStore {
         Ok(resp.attributes.is_some_and(|a| !a.is_empty()))
     }
 
+    async fn intersection_versioned(
+        &self,
+        id: &IntersectionId,
+    ) -> PortResult<Option<(Intersection, String)>> {
+        let table = self.table(Table::Registry)?;
+        let resp = self
+            .ddb
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key("intersections", id.as_str())))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| port_error(format!("reading intersection {id}"), e))?;
+        self.metrics
+            .read("GetItem", crate::metrics::unit(resp.consumed_capacity()));
+        resp.item.map(decode_versioned).transpose()
+    }
+
+    async fn replace_intersection_if(
+        &self,
+        x: &Intersection,
+        expected: &str,
+    ) -> PortResult<String> {
+        let table = self.table(Table::Registry)?;
+        let version = new_version();
+        let (condition, value) = version_condition(expected);
+        let mut req = self
+            .ddb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(intersection_item(x, &version)?))
+            .condition_expression(condition);
+        if let Some(v) = value {
+            req = req.expression_attribute_values(":expected", v);
+        }
+        match req.send().await {
+            Ok(_) => {
+                self.metrics.write("PutItem", None);
+                Ok(version)
+            }
+            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
+                Err(self.version_failure(&x.id, expected).await)
+            }
+            Err(e) => Err(port_error(format!("replacing intersection {}", x.id), e)),
+        }
+    }
+
+    async fn delete_intersection_if(&self, id: &IntersectionId, expected: &str) -> PortResult<()> {
+        let table = self.table(Table::Registry)?;
+        let (condition, value) = version_condition(expected);
+        let mut req = self
+            .ddb
+            .delete_item()
+            .table_name(table)
+            .set_key(Some(key("intersections", id.as_str())))
+            .condition_expression(condition);
+        if let Some(v) = value {
+            req = req.expression_attribute_values(":expected", v);
+        }
+        match req.send().await {
+            Ok(_) => {
+                self.metrics.write("DeleteItem", None);
+                Ok(())
+            }
+            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
+                Err(self.version_failure(id, expected).await)
+            }
+            Err(e) => Err(port_error(format!("deleting intersection {id}"), e)),
+        }
+    }
+
     async fn set_timings(
         &self,
         timings: &[(IntersectionId, Vec<Phase>)],
@@ -179,13 +287,14 @@ impl Registry for DynamoStore {
                     .update_item()
                     .table_name(&table)
                     .set_key(Some(key("intersections", id.as_str())))
-                    .update_expression("SET #x.#p = :p, #x.#f = :f")
+                    .update_expression("SET #x.#p = :p, #x.#f = :f, version = :v")
                     .condition_expression("attribute_exists(pk)")
                     .expression_attribute_names("#x", "intersection")
                     .expression_attribute_names("#p", "phases")
                     .expression_attribute_names("#f", "retimed_from")
                     .expression_attribute_values(":p", to_av("phases", phases)?)
-                    .expression_attribute_values(":f", AttributeValue::S(from.to_owned()));
+                    .expression_attribute_values(":f", AttributeValue::S(from.to_owned()))
+                    .expression_attribute_values(":v", AttributeValue::S(new_version()));
                 let id = id.clone();
                 set.spawn(async move { (id, req.send().await) });
             }
@@ -237,6 +346,19 @@ impl Registry for DynamoStore {
             .collect::<PortResult<Vec<_>>>()?;
         out.reverse();
         Ok(out)
+    }
+}
+
+impl DynamoStore {
+    /// Why a write conditional on version `expected` of `id` failed: gone, or changed.
+    async fn version_failure(&self, id: &IntersectionId, expected: &str) -> PortError {
+        match self.intersection_versioned(id).await {
+            Ok(None) => PortError::NotFound(format!("intersection {id}")),
+            Ok(Some((_, now))) => PortError::Conflict(format!(
+                "intersection {id} changed (version {now} now, {expected} expected)"
+            )),
+            Err(e) => e,
+        }
     }
 }
 

@@ -69,6 +69,34 @@ pub(crate) fn decode<T: DeserializeOwned>(b: &[u8], what: &str) -> PortResult<T>
     postcard::from_bytes(b).map_err(|e| PortError::Corrupt(format!("{what}: {e}")))
 }
 
+/// An intersection's version: the FNV-1a hash of its stored JSON, so any change to it (an
+/// edit, a retiming) changes the version.
+fn version_of(stored: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in stored {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Within a write transaction: the stored intersection `id` exists at version `expected`.
+fn check_version(
+    t: &redb::Table<'_, &str, &[u8]>,
+    id: &IntersectionId,
+    expected: &str,
+    ctx: &str,
+) -> PortResult<()> {
+    match r!(t.get(id.as_str()), ctx)? {
+        None => Err(PortError::NotFound(format!("intersection {id}"))),
+        Some(v) if version_of(v.value()) != expected => Err(PortError::Conflict(format!(
+            "intersection {id} changed (version {} now, {expected} expected)",
+            version_of(v.value())
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
 fn to_json<T: Serialize>(v: &T) -> PortResult<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| PortError::backend("encoding JSON", e))
 }
@@ -346,6 +374,50 @@ impl Registry for EmbeddedStore {
         };
         r!(txn.commit(), ctx)?;
         Ok(existed)
+    }
+
+    async fn intersection_versioned(
+        &self,
+        id: &IntersectionId,
+    ) -> PortResult<Option<(Intersection, String)>> {
+        let ctx = "reading an intersection";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        match r!(t.get(id.as_str()), ctx)? {
+            Some(v) => Ok(Some((
+                from_json(v.value(), "intersection")?,
+                version_of(v.value()),
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    async fn replace_intersection_if(
+        &self,
+        x: &Intersection,
+        expected: &str,
+    ) -> PortResult<String> {
+        let ctx = "replacing an intersection";
+        let json = to_json(x)?;
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+            check_version(&t, &x.id, expected, ctx)?;
+            r!(t.insert(x.id.as_str(), json.as_slice()), ctx)?;
+        }
+        r!(txn.commit(), ctx)?;
+        Ok(version_of(&json))
+    }
+
+    async fn delete_intersection_if(&self, id: &IntersectionId, expected: &str) -> PortResult<()> {
+        let ctx = "deleting an intersection";
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+            check_version(&t, id, expected, ctx)?;
+            r!(t.remove(id.as_str()), ctx)?;
+        }
+        r!(txn.commit(), ctx)
     }
 
     async fn set_timings(

@@ -747,13 +747,30 @@ function readEditor() {
   return x;
 }
 
+// A JSON Merge Patch (RFC 7396) that turns `a` into `b`: the fields that differ (objects
+// recursively, arrays whole), `null` for the ones `b` dropped.
+function mergePatchDiff(a, b) {
+  const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+  const out = {};
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (!(k in b)) { out[k] = null; continue; }
+    if (JSON.stringify(a[k]) === JSON.stringify(b[k])) continue;
+    out[k] = isObj(a[k]) && isObj(b[k]) ? mergePatchDiff(a[k], b[k]) : b[k];
+  }
+  return out;
+}
+
 async function saveEditor(e) {
   e.preventDefault();
   const x = readEditor();
   $("f-error").textContent = "";
   try {
     if (state.editing) {
-      await write("PUT", "/api/intersections/" + encodeURIComponent(state.editing.id), x, x.id + " saved");
+      // Only what the operator changed: a retiming (or another operator's edit of other
+      // fields) since the form was opened is kept, not overwritten with what the form showed.
+      const patch = mergePatchDiff(state.editing, x);
+      if (!Object.keys(patch).length) { toast("Nothing changed"); return; }
+      await write("PATCH", "/api/intersections/" + encodeURIComponent(state.editing.id), patch, x.id + " saved");
     } else {
       await write("POST", "/api/intersections", x, x.id + " created");
     }

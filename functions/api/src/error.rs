@@ -40,6 +40,10 @@ pub enum ApiError {
         /// What conflicts.
         message: String,
     },
+    /// The `If-Match` header names a version the intersection no longer has (412): someone
+    /// (an operator, a retiming) changed it since the client read it.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// A request body over the limit (413).
     #[error("request body too large")]
     TooLarge,
@@ -80,6 +84,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Port(PortError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Port(PortError::AlreadyExists(_) | PortError::Conflict(_)) => {
@@ -96,6 +101,7 @@ impl ApiError {
             | ApiError::NotFound { field, .. }
             | ApiError::Conflict { field, .. } => field.as_deref(),
             ApiError::Unauthorized(_) => Some("Authorization"),
+            ApiError::PreconditionFailed(_) => Some("If-Match"),
             _ => None,
         }
     }

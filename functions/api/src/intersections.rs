@@ -11,7 +11,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,6 +20,7 @@ use traffic_core::lamps::LightLamps;
 use traffic_core::reading::Lamps;
 use traffic_core::time::format_rfc3339_ms;
 use traffic_core::{IntersectionId, LightIndex};
+use traffic_ports::PortError;
 
 /// Parses the `{id}` path parameter; an id that cannot exist is a 404.
 pub fn parse_id(s: &str) -> ApiResult<IntersectionId> {
@@ -54,6 +55,92 @@ async fn load(state: &Shared, id: &IntersectionId) -> ApiResult<Intersection> {
         .intersection(id)
         .await?
         .ok_or_else(|| ApiError::not_found("id", format!("no intersection {id}")))
+}
+
+/// The version a request's `If-Match` header names (`"v"` or `W/"v"`); `None` without the
+/// header or for `*` (any version).
+fn if_match(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::IF_MATCH)?.to_str().ok()?.trim();
+    if v == "*" {
+        return None;
+    }
+    let v = v.strip_prefix("W/").unwrap_or(v);
+    Some(v.trim_matches('"').to_owned())
+}
+
+/// An intersection to change, and the version the change must apply to: 404 if it does not
+/// exist, 412 if `If-Match` names another version.
+async fn load_for_write(
+    state: &Shared,
+    id: &IntersectionId,
+    headers: &HeaderMap,
+) -> ApiResult<(Intersection, Version)> {
+    let (x, version) = state
+        .ports
+        .registry
+        .intersection_versioned(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("id", format!("no intersection {id}")))?;
+    let precondition = if_match(headers);
+    if let Some(expected) = &precondition
+        && *expected != version
+    {
+        return Err(stale(id));
+    }
+    Ok((
+        x,
+        Version {
+            current: version,
+            precondition: precondition.is_some(),
+        },
+    ))
+}
+
+/// The version a read-modify-write starts from, and whether the client named it.
+struct Version {
+    current: String,
+    precondition: bool,
+}
+
+fn stale(id: &IntersectionId) -> ApiError {
+    ApiError::PreconditionFailed(format!(
+        "intersection {id} changed since you read it (an edit or a retiming): read it again"
+    ))
+}
+
+/// Stores `x` over the version it was read at, atomically: a change in between is a 412 when
+/// the client named the version, else a 409 (the request can simply be sent again).
+async fn store(state: &Shared, x: &Intersection, from: &Version) -> ApiResult<String> {
+    match state
+        .ports
+        .registry
+        .replace_intersection_if(x, &from.current)
+        .await
+    {
+        Ok(v) => Ok(v),
+        Err(PortError::Conflict(_)) if from.precondition => Err(stale(&x.id)),
+        Err(PortError::Conflict(_)) => Err(ApiError::conflict(
+            "id",
+            format!(
+                "intersection {} changed while this request was applied; send it again",
+                x.id
+            ),
+        )),
+        Err(PortError::NotFound(_)) => Err(ApiError::not_found(
+            "id",
+            format!("no intersection {}", x.id),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A JSON answer with the intersection's version as its `ETag`.
+fn with_etag<T: Serialize>(body: T, version: &str) -> Response {
+    let mut resp = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
 }
 
 /// Validates the whole intersection; the error names the field.
@@ -117,40 +204,46 @@ pub async fn create(
     Ok(created(format!("/api/intersections/{}", x.id), &x))
 }
 
-/// `GET /api/intersections/{id}`.
-pub async fn get(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Intersection>> {
+/// `GET /api/intersections/{id}`, with its version as the `ETag`: a write that sends it back
+/// in `If-Match` applies only if nobody (an operator, a retiming) changed it meanwhile.
+pub async fn get(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_id(&id)?;
-    Ok(Json(load(&state, &id).await?))
+    let (x, version) = state
+        .ports
+        .registry
+        .intersection_versioned(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("id", format!("no intersection {id}")))?;
+    Ok(with_etag(x, &version))
 }
 
 /// `PUT /api/intersections/{id}`: replaces an existing intersection whole.
 pub async fn replace(
     State(state): State<Shared>,
+    headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Intersection>> {
+) -> ApiResult<Response> {
     let id = parse_id(&id)?;
-    load(&state, &id).await?;
+    let (_, from) = load_for_write(&state, &id, &headers).await?;
     let mut v = json_value(&bytes(body)?)?;
     key_from_path(&mut v, "id", Value::String(id.to_string()))?;
     let x: Intersection = decode(v, "")?;
     validate(&x)?;
-    state.ports.registry.put_intersection(&x).await?;
+    let version = store(&state, &x, &from).await?;
     tracing::info!(intersection = %id, "intersection replaced");
-    Ok(Json(x))
+    Ok(with_etag(x, &version))
 }
 
 /// `PATCH /api/intersections/{id}`: applies a JSON Merge Patch (RFC 7396) to the intersection.
 pub async fn patch(
     State(state): State<Shared>,
+    headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Intersection>> {
+) -> ApiResult<Response> {
     let id = parse_id(&id)?;
-    let current = load(&state, &id).await?;
+    let (current, from) = load_for_write(&state, &id, &headers).await?;
     let patch = json_value(&bytes(body)?)?;
     if !patch.is_object() {
         return Err(ApiError::bad("body", "a merge patch must be a JSON object"));
@@ -161,19 +254,38 @@ pub async fn patch(
     key_from_path(&mut v, "id", Value::String(id.to_string()))?;
     let x: Intersection = decode(v, "")?;
     validate(&x)?;
-    state.ports.registry.put_intersection(&x).await?;
+    let version = store(&state, &x, &from).await?;
     tracing::info!(intersection = %id, "intersection patched");
-    Ok(Json(x))
+    Ok(with_etag(x, &version))
 }
 
 /// `DELETE /api/intersections/{id}` (204).
-pub async fn delete(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let id = parse_id(&id)?;
-    load(&state, &id).await?;
+    let (_, from) = load_for_write(&state, &id, &headers).await?;
     // Alarms first: if the delete then fails, the lamps are merely repaired and the request
     // can be retried; the other order could leave alarms no one can close.
     let closed = close_open_alarms(&state, &id, None).await?;
-    if state.ports.registry.delete_intersection(&id).await? {
+    let deleted = if from.precondition {
+        match state
+            .ports
+            .registry
+            .delete_intersection_if(&id, &from.current)
+            .await
+        {
+            Ok(()) => true,
+            Err(PortError::Conflict(_)) => return Err(stale(&id)),
+            Err(PortError::NotFound(_)) => false,
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        state.ports.registry.delete_intersection(&id).await?
+    };
+    if deleted {
         tracing::info!(intersection = %id, closed_alarms = closed, "intersection deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -239,11 +351,12 @@ fn validate_light(x: &Intersection, pos: usize) -> ApiResult<()> {
 /// `POST /api/intersections/{id}/lights`: adds a light (201); 409 if it exists.
 pub async fn add_light(
     State(state): State<Shared>,
+    headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
-    let mut x = load(&state, &id).await?;
+    let (mut x, from) = load_for_write(&state, &id, &headers).await?;
     let light: Light = decode(json_value(&bytes(body)?)?, "")?;
     if x.has_light(light.light) {
         return Err(ApiError::conflict(
@@ -255,7 +368,7 @@ pub async fn add_light(
     x.lights.sort_by_key(|l| l.light);
     let pos = position_of(&x, light.light)?;
     validate_light(&x, pos)?;
-    state.ports.registry.put_intersection(&x).await?;
+    store(&state, &x, &from).await?;
     tracing::info!(intersection = %id, light = %light.light, "light added");
     Ok(created(
         format!("/api/intersections/{id}/lights/{}", light.light),
@@ -278,19 +391,20 @@ pub async fn light(
 /// `PUT /api/intersections/{id}/lights/{light}`: replaces a light (saturation, extra fields).
 pub async fn replace_light(
     State(state): State<Shared>,
+    headers: HeaderMap,
     Path((id, light)): Path<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Light>> {
     let id = parse_id(&id)?;
     let index = parse_light(&light)?;
-    let mut x = load(&state, &id).await?;
+    let (mut x, from) = load_for_write(&state, &id, &headers).await?;
     let pos = position_of(&x, index)?;
     let mut v = json_value(&bytes(body)?)?;
     key_from_path(&mut v, "light", Value::from(index.get() as u64))?;
     let new: Light = decode(v, "")?;
     x.lights[pos] = new.clone();
     validate_light(&x, pos)?;
-    state.ports.registry.put_intersection(&x).await?;
+    store(&state, &x, &from).await?;
     tracing::info!(intersection = %id, light = %index, "light replaced");
     Ok(Json(new))
 }
@@ -300,11 +414,12 @@ pub async fn replace_light(
 /// invalid (no light or no phase left).
 pub async fn delete_light(
     State(state): State<Shared>,
+    headers: HeaderMap,
     Path((id, light)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id)?;
     let index = parse_light(&light)?;
-    let mut x = load(&state, &id).await?;
+    let (mut x, from) = load_for_write(&state, &id, &headers).await?;
     let pos = position_of(&x, index)?;
     x.lights.remove(pos);
     for p in &mut x.phases {
@@ -321,7 +436,7 @@ pub async fn delete_light(
         )
     })?;
     let closed = close_open_alarms(&state, &id, Some(index)).await?;
-    state.ports.registry.put_intersection(&x).await?;
+    store(&state, &x, &from).await?;
     tracing::info!(intersection = %id, light = %index, closed_alarms = closed, "light deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -347,15 +462,16 @@ pub async fn phases(
 /// `PUT /api/intersections/{id}/phases`: replaces the phases and their timings.
 pub async fn replace_phases(
     State(state): State<Shared>,
+    headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<PhasesBody>> {
     let id = parse_id(&id)?;
-    let mut x = load(&state, &id).await?;
+    let (mut x, from) = load_for_write(&state, &id, &headers).await?;
     let b: PhasesBody = decode(json_value(&bytes(body)?)?, "")?;
     x.phases = b.phases;
     validate(&x)?;
-    state.ports.registry.put_intersection(&x).await?;
+    store(&state, &x, &from).await?;
     tracing::info!(intersection = %id, "phases replaced");
     Ok(Json(PhasesBody { phases: x.phases }))
 }

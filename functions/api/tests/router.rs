@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use support::*;
 use traffic_core::SequenceNumber;
+use traffic_core::city::Phase;
 use traffic_core::lamps::{Alarm, LightLamps};
 use traffic_core::pane::{Commit, Counters, ShardMeta};
 use traffic_core::query::{IntersectionState, NetworkState};
@@ -139,6 +140,107 @@ async fn the_city_lists_come_a_page_at_a_time_with_a_link_to_the_next() -> anyho
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{query}: {a:?}");
         assert_eq!(a.body["field"], field, "{query}");
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_write_naming_a_version_that_changed_is_refused_and_changes_nothing() -> anyhow::Result<()>
+{
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    let path = "/api/intersections/I-0001";
+    let read = api.get(path).await?;
+    let old = read
+        .etag
+        .clone()
+        .unwrap_or_else(|| panic!("no ETag: {read:?}"));
+    assert!(old.starts_with('"') && old.ends_with('"'), "{old}");
+
+    // A retiming lands after the operator read the intersection.
+    let retimed = vec![
+        Phase {
+            lights: vec![light(0), light(2)],
+            green_s: 20.0,
+            red_s: 24.0,
+            extra: Default::default(),
+        },
+        Phase {
+            lights: vec![light(1), light(3)],
+            green_s: 20.0,
+            red_s: 24.0,
+            extra: Default::default(),
+        },
+    ];
+    api.store
+        .set_timings(
+            &[(id("I-0001"), retimed.clone())],
+            "15m@2026-01-05T08:00:00Z",
+        )
+        .await?;
+    let now = api.get(path).await?.etag.unwrap_or_default();
+    assert_ne!(now, old, "a retiming changes the version");
+    let stored = api.store.intersection(&id("I-0001")).await?;
+
+    // Every write naming the old version: 412, and nothing changes.
+    let edited = crossing("I-0001", 41.9, 12.7);
+    let writes = [
+        ("PUT", path.to_owned(), Some(edited.as_str())),
+        ("PATCH", path.to_owned(), Some(r#"{"name":"x"}"#)),
+        (
+            "PUT",
+            format!("{path}/phases"),
+            Some(r#"{"phases":[{"lights":[0,1,2,3],"green_s":30,"red_s":4}]}"#),
+        ),
+        ("DELETE", format!("{path}/lights/3"), None),
+        ("DELETE", path.to_owned(), None),
+    ];
+    for (method, p, body) in &writes {
+        for stale in [old.as_str(), &format!("W/{old}")] {
+            let a = api
+                .call_with(method, p, *body, true, &[("if-match", stale)])
+                .await?;
+            assert_eq!(
+                a.status,
+                StatusCode::PRECONDITION_FAILED,
+                "{method} {p}: {a:?}"
+            );
+            assert_eq!(a.body["field"], "If-Match");
+        }
+    }
+    assert_eq!(api.store.intersection(&id("I-0001")).await?, stored);
+
+    // The current version (or `*`, or none) goes through, and the answer has the new one.
+    let a = api
+        .call_with(
+            "PATCH",
+            path,
+            Some(r#"{"name":"renamed"}"#),
+            true,
+            &[("if-match", &now)],
+        )
+        .await?;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(a.body["name"], "renamed");
+    assert_eq!(a.body["phases"][0]["green_s"], 20.0, "the retiming is kept");
+    let newer = a.etag.clone().unwrap_or_default();
+    assert_ne!(newer, now);
+    assert_eq!(api.get(path).await?.etag.as_deref(), Some(newer.as_str()));
+    let a = api
+        .call_with(
+            "PATCH",
+            path,
+            Some(r#"{"name":"again"}"#),
+            true,
+            &[("if-match", "*")],
+        )
+        .await?;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    let current = a.etag.unwrap_or_default();
+    let a = api
+        .call_with("DELETE", path, None, true, &[("if-match", &current)])
+        .await?;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{a:?}");
+    assert_eq!(api.get(path).await?.status, StatusCode::NOT_FOUND);
     Ok(())
 }
 

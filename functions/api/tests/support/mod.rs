@@ -59,6 +59,8 @@ pub struct Answer {
     pub content_type: String,
     /// The `Link` header, if any.
     pub link: Option<String>,
+    /// The `ETag` header, if any.
+    pub etag: Option<String>,
 }
 
 impl Api {
@@ -70,7 +72,22 @@ impl Api {
         body: Option<&str>,
         auth: bool,
     ) -> anyhow::Result<Answer> {
+        self.call_with(method, path, body, auth, &[]).await
+    }
+
+    /// As [`Api::call`], with extra request headers.
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        auth: bool,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Answer> {
         let mut req = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         if auth {
             req = req.header("authorization", format!("Bearer {TOKEN}"));
         }
@@ -119,6 +136,7 @@ pub async fn answer(resp: axum::response::Response) -> anyhow::Result<Answer> {
     };
     let content_type = header("content-type").unwrap_or_default();
     let link = header("link");
+    let etag = header("etag");
     let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20).await?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -128,6 +146,7 @@ pub async fn answer(resp: axum::response::Response) -> anyhow::Result<Answer> {
         text,
         content_type,
         link,
+        etag,
     })
 }
 
