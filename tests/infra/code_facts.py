@@ -251,11 +251,18 @@ class Adapter:
         is_mapping = re.search(r"Table::[A-Za-z]+\s*=>", body) is not None
         tables = set() if is_mapping else set(re.findall(r"Table::(State|Registry|Results)\b", body))
         for helper in re.findall(r"\bself\s*\.\s*([a-z_]+)\s*\(", body):
-            if helper in self.inherent and helper not in seen:
+            if helper in seen:
+                continue
+            # A DynamoStore helper, or another port method of the store (`intersection`
+            # reads through `intersection_versioned`).
+            bodies = [self.inherent[helper]] if helper in self.inherent else []
+            bodies += [b for (_, m), b in self.impls.items() if m == helper]
+            if bodies:
                 seen.add(helper)
-                a, t = self._closure(self.inherent[helper], seen)
-                acts |= a
-                tables |= t
+                for b in bodies:
+                    a, t = self._closure(b, seen)
+                    acts |= a
+                    tables |= t
         return acts, tables
 
     def needs(self, trait: str, method: str) -> Needs:

@@ -134,20 +134,7 @@ impl Registry for DynamoStore {
     }
 
     async fn intersection(&self, id: &IntersectionId) -> PortResult<Option<Intersection>> {
-        let table = self.table(Table::Registry)?;
-        let resp = self
-            .ddb
-            .get_item()
-            .table_name(table)
-            .set_key(Some(key("intersections", id.as_str())))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| port_error(format!("reading intersection {id}"), e))?;
-        self.metrics
-            .read("GetItem", crate::metrics::unit(resp.consumed_capacity()));
-        resp.item.map(decode).transpose()
+        Ok(self.intersection_versioned(id).await?.map(|(x, _)| x))
     }
 
     async fn create_intersection(&self, x: &Intersection) -> PortResult<()> {
