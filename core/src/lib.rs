@@ -10,6 +10,7 @@
 //! - [`ranking`]: query 1, vehicle-weighted mean speed and the mergeable top-k;
 //! - [`digest`]: t-digest medians of vehicle counts (query 2);
 //! - [`lineage`]: shard lineage after a reshard, and the global watermark;
+//! - [`hash`]: a stable hash (FNV-1a) for buckets and versions;
 //! - [`pane`]: the per-shard partial state that `ingest` keeps, and the fold of a batch into it;
 //! - [`query`]: merging panes of all shards into the results of a window;
 //! - [`webster`]: Webster's (1958) signal timing;
@@ -19,6 +20,7 @@
 pub mod city;
 pub mod config;
 pub mod digest;
+pub mod hash;
 pub mod ids;
 pub mod lamps;
 pub mod lineage;

@@ -53,15 +53,12 @@ pub fn finished_shards(metas: &[ShardMeta], shards: &[ShardInfo]) -> BTreeSet<St
 }
 
 /// The global watermark: the smallest watermark of the shards that have accepted readings and
-/// are not finished (`lineage` is the stream's shard list, when the stream can reshard).
+/// are not `finished` ([`finished_shards`], or none when the stream cannot reshard).
 pub fn global_watermark(
     metas: &[ShardMeta],
-    lineage: Option<&[ShardInfo]>,
+    finished: &BTreeSet<String>,
     allowed_lateness_ms: i64,
 ) -> Option<i64> {
-    let finished = lineage
-        .map(|l| finished_shards(metas, l))
-        .unwrap_or_default();
     metas
         .iter()
         .filter(|m| !finished.contains(&m.shard_id))
@@ -99,8 +96,11 @@ mod tests {
             meta("b", Some(40 * MIN)),
             meta("c", None),
         ];
-        assert_eq!(global_watermark(&metas, None, 2 * MIN), Some(38 * MIN));
-        assert_eq!(global_watermark(&[], None, 2 * MIN), None);
+        assert_eq!(
+            global_watermark(&metas, &BTreeSet::new(), 2 * MIN),
+            Some(38 * MIN)
+        );
+        assert_eq!(global_watermark(&[], &BTreeSet::new(), 2 * MIN), None);
     }
 
     #[test]
@@ -115,7 +115,7 @@ mod tests {
         let metas = vec![meta("p", Some(40 * MIN))];
         assert!(finished_shards(&metas, &lineage).is_empty());
         assert_eq!(
-            global_watermark(&metas, Some(&lineage), 2 * MIN),
+            global_watermark(&metas, &finished_shards(&metas, &lineage), 2 * MIN),
             Some(38 * MIN)
         );
         // One child has state: the parent was read to its end.
@@ -125,11 +125,14 @@ mod tests {
             BTreeSet::from(["p".to_owned()])
         );
         assert_eq!(
-            global_watermark(&metas, Some(&lineage), 2 * MIN),
+            global_watermark(&metas, &finished_shards(&metas, &lineage), 2 * MIN),
             Some(88 * MIN)
         );
         // Without the lineage, the frozen parent holds everything back.
-        assert_eq!(global_watermark(&metas, None, 2 * MIN), Some(38 * MIN));
+        assert_eq!(
+            global_watermark(&metas, &BTreeSet::new(), 2 * MIN),
+            Some(38 * MIN)
+        );
     }
 
     #[test]
@@ -148,7 +151,10 @@ mod tests {
             finished_shards(&metas, &lineage),
             BTreeSet::from(["a".to_owned(), "b".to_owned()])
         );
-        assert_eq!(global_watermark(&metas, Some(&lineage), 0), Some(60 * MIN));
+        assert_eq!(
+            global_watermark(&metas, &finished_shards(&metas, &lineage), 0),
+            Some(60 * MIN)
+        );
     }
 
     #[test]
@@ -165,12 +171,18 @@ mod tests {
         assert!(!finished.contains("p"));
         // "x" is not listed: past the stream's retention.
         assert!(finished.contains("x"));
-        assert_eq!(global_watermark(&metas, Some(&lineage), 0), Some(5 * MIN));
+        assert_eq!(
+            global_watermark(&metas, &finished_shards(&metas, &lineage), 0),
+            Some(5 * MIN)
+        );
     }
 
     #[test]
     fn when_every_shard_is_finished_nothing_closes() {
         let metas = vec![meta("gone", Some(50 * MIN))];
-        assert_eq!(global_watermark(&metas, Some(&[]), 0), None);
+        assert_eq!(
+            global_watermark(&metas, &finished_shards(&metas, &[]), 0),
+            None
+        );
     }
 }

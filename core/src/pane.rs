@@ -132,12 +132,7 @@ impl PaneItem {
 /// The bucket of an intersection among `buckets`: FNV-1a of its id, so that it is the same
 /// on every machine and in every release.
 pub fn bucket_of(id: &IntersectionId, buckets: u32) -> u32 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.as_str().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (h % u64::from(buckets.max(1))) as u32
+    (crate::hash::fnv1a64(id.as_str().as_bytes()) % u64::from(buckets.max(1))) as u32
 }
 
 /// What the fold did with one record.

@@ -297,9 +297,6 @@ pub trait ResultStore: Send + Sync {
     /// Stores (or replaces) results.
     async fn put_results(&self, results: &[(WindowKey, WindowResult)]) -> PortResult<()>;
 
-    /// Windows whose stored result is final (closed).
-    async fn closed_windows(&self) -> PortResult<Vec<WindowKey>>;
-
     /// Windows of `length` starting at or after `from_ms` whose stored result is final (what
     /// a merge run needs: it reads no further back than its oldest pane).
     async fn closed_windows_from(

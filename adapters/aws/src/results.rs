@@ -4,15 +4,17 @@
 //! |---|---|---|---|
 //! | window result | `results` | `ord(length_ms)#ord(start_ms)` | `length_ms`, `start_ms`, `closed`, `result` (M) |
 //! | closed marker | `closed` | the same | `length_ms`, `start_ms` |
-//! | network state | `network` | `latest` | `length`, `start`, `closed`, `state` (B: postcard of the core's `NetworkState`) |
+//! | network state | `network` | `latest` | `state` (B: postcard of the core's `NetworkState`) |
 //!
 //! One partition, so [`ResultStore::results`] is one query in window order (length, then
 //! start), and [`ResultStore::recent_results`] a newest-first query of one length's prefix. The
 //! merge asks for the closed windows on every run, per length from its oldest pane's window on:
-//! the small markers answer that without reading the results themselves. The network state (every intersection's speed over
-//! the newest shortest window) is one binary item: about 20 bytes per intersection, so it fits
-//! DynamoDB's 400 KB up to about 20,000 intersections; beyond that it is stored without its
-//! intersections (the map then colours only the top-10) and a warning is logged.
+//! the small markers answer that without reading the results themselves.
+//!
+//! The network state (every intersection's speed over the newest shortest window) is one
+//! binary item: about 20 bytes per intersection, so it fits DynamoDB's 400 KB up to about
+//! 20,000 intersections; beyond that it is stored without its intersections (the map then
+//! colours only the top-10) and a warning is logged.
 
 use crate::items::{
     Bytes, Item, Query, SortKey, decode, encode, from_item, n_i64, ord_i64, put_request, to_item,
@@ -38,9 +40,6 @@ struct ResultItem {
 struct NetworkItem {
     pk: String,
     sk: String,
-    length: String,
-    start: String,
-    closed: bool,
     state: Bytes,
 }
 
@@ -101,15 +100,6 @@ impl ResultStore for DynamoStore {
             }
         }
         self.batch_write(Table::Results, writes).await
-    }
-
-    async fn closed_windows(&self) -> PortResult<Vec<WindowKey>> {
-        Ok(self
-            .query(Query::partition(Table::Results, "closed"))
-            .await?
-            .iter()
-            .filter_map(window_of)
-            .collect())
     }
 
     async fn closed_windows_from(
@@ -184,9 +174,6 @@ impl ResultStore for DynamoStore {
             &NetworkItem {
                 pk: "network".into(),
                 sk: "latest".into(),
-                length: state.length.clone(),
-                start: state.start.clone(),
-                closed: state.closed,
                 state: Bytes(bytes),
             },
         )?;

@@ -72,12 +72,7 @@ pub(crate) fn decode<T: DeserializeOwned>(b: &[u8], what: &str) -> PortResult<T>
 /// An intersection's version: the FNV-1a hash of its stored JSON, so any change to it (an
 /// edit, a retiming) changes the version.
 fn version_of(stored: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in stored {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    format!("{:016x}", traffic_core::hash::fnv1a64(stored))
 }
 
 /// Within a write transaction: the stored intersection `id` exists at version `expected`.
@@ -333,13 +328,7 @@ impl Registry for EmbeddedStore {
     }
 
     async fn intersection(&self, id: &IntersectionId) -> PortResult<Option<Intersection>> {
-        let ctx = "reading an intersection";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
-        match r!(t.get(id.as_str()), ctx)? {
-            Some(v) => Ok(Some(from_json(v.value(), "intersection")?)),
-            None => Ok(None),
-        }
+        Ok(self.intersection_versioned(id).await?.map(|(x, _)| x))
     }
 
     async fn create_intersection(&self, x: &Intersection) -> PortResult<()> {
@@ -713,15 +702,6 @@ impl ResultStore for EmbeddedStore {
             }
         }
         r!(txn.commit(), ctx)
-    }
-
-    async fn closed_windows(&self) -> PortResult<Vec<WindowKey>> {
-        Ok(self
-            .stored_results()?
-            .into_iter()
-            .filter(|s| s.result.closed)
-            .map(|s| s.key)
-            .collect())
     }
 
     async fn results(&self) -> PortResult<Vec<WindowResult>> {

@@ -57,6 +57,16 @@ async fn load(state: &Shared, id: &IntersectionId) -> ApiResult<Intersection> {
         .ok_or_else(|| ApiError::not_found("id", format!("no intersection {id}")))
 }
 
+/// An intersection and its version; 404 if there is none.
+async fn load_versioned(state: &Shared, id: &IntersectionId) -> ApiResult<(Intersection, String)> {
+    state
+        .ports
+        .registry
+        .intersection_versioned(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("id", format!("no intersection {id}")))
+}
+
 /// The version a request's `If-Match` header names (`"v"` or `W/"v"`); `None` without the
 /// header or for `*` (any version).
 fn if_match(headers: &HeaderMap) -> Option<String> {
@@ -75,12 +85,7 @@ async fn load_for_write(
     id: &IntersectionId,
     headers: &HeaderMap,
 ) -> ApiResult<(Intersection, Version)> {
-    let (x, version) = state
-        .ports
-        .registry
-        .intersection_versioned(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("id", format!("no intersection {id}")))?;
+    let (x, version) = load_versioned(state, id).await?;
     let precondition = if_match(headers);
     if let Some(expected) = &precondition
         && *expected != version
@@ -208,12 +213,7 @@ pub async fn create(
 /// in `If-Match` applies only if nobody (an operator, a retiming) changed it meanwhile.
 pub async fn get(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_id(&id)?;
-    let (x, version) = state
-        .ports
-        .registry
-        .intersection_versioned(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("id", format!("no intersection {id}")))?;
+    let (x, version) = load_versioned(&state, &id).await?;
     Ok(with_etag(x, &version))
 }
 
@@ -226,12 +226,24 @@ pub async fn replace(
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     let (_, from) = load_for_write(&state, &id, &headers).await?;
-    let mut v = json_value(&bytes(body)?)?;
+    let v = json_value(&bytes(body)?)?;
+    store_whole(&state, &id, v, &from, "replaced").await
+}
+
+/// Stores the JSON `v` as intersection `id` (its `id` taken from the path), validated whole,
+/// over version `from`; answers with it and its new `ETag`.
+async fn store_whole(
+    state: &Shared,
+    id: &IntersectionId,
+    mut v: Value,
+    from: &Version,
+    done: &str,
+) -> ApiResult<Response> {
     key_from_path(&mut v, "id", Value::String(id.to_string()))?;
     let x: Intersection = decode(v, "")?;
     validate(&x)?;
-    let version = store(&state, &x, &from).await?;
-    tracing::info!(intersection = %id, "intersection replaced");
+    let version = store(state, &x, from).await?;
+    tracing::info!(intersection = %id, "intersection {done}");
     Ok(with_etag(x, &version))
 }
 
@@ -251,12 +263,7 @@ pub async fn patch(
     let mut v = serde_json::to_value(&current)
         .map_err(|e| ApiError::bad("body", format!("cannot patch: {e}")))?;
     merge_patch(&mut v, &patch);
-    key_from_path(&mut v, "id", Value::String(id.to_string()))?;
-    let x: Intersection = decode(v, "")?;
-    validate(&x)?;
-    let version = store(&state, &x, &from).await?;
-    tracing::info!(intersection = %id, "intersection patched");
-    Ok(with_etag(x, &version))
+    store_whole(&state, &id, v, &from, "patched").await
 }
 
 /// `DELETE /api/intersections/{id}` (204).

@@ -120,7 +120,7 @@ impl Merge<'_> {
         match stream.shards().await {
             Ok(l) => Some(l),
             Err(e) => {
-                tracing::warn!(error = %e, "listing the stream's shards failed; every shard holds the watermark");
+                tracing::warn!(error = %e, "shard list unreadable: every shard counts");
                 None
             }
         }
@@ -134,11 +134,13 @@ impl Merge<'_> {
             Closing::All => Some(i64::MAX),
             // Shards that have accepted nothing yet have no watermark and hold nothing back.
             Closing::Watermark => {
-                let lineage = self.lineage().await;
-                if let Some(l) = &lineage {
-                    report.shards_finished = finished_shards(&metas, l).len();
-                }
-                global_watermark(&metas, lineage.as_deref(), self.cfg.allowed_lateness_ms)
+                let finished = self
+                    .lineage()
+                    .await
+                    .map(|l| finished_shards(&metas, &l))
+                    .unwrap_or_default();
+                report.shards_finished = finished.len();
+                global_watermark(&metas, &finished, self.cfg.allowed_lateness_ms)
             }
         };
         report.watermark_ms = watermark.filter(|w| *w != i64::MAX);

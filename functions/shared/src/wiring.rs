@@ -4,7 +4,8 @@
 //! (the local mode, and a Lambda that only needs to start); `dynamodb` the AWS adapters, on the
 //! tables, topic and stream that `STATE_TABLE`, `REGISTRY_TABLE`, `RESULTS_TABLE`,
 //! `ALARM_TOPIC_ARN` and `READINGS_STREAM` name (region, credentials and endpoint the SDK's
-//! standard way: `AWS_REGION`, `AWS_ENDPOINT_URL`, ...). See `docs/aws.md` for what each function reads.
+//! standard way: `AWS_REGION`, `AWS_ENDPOINT_URL`, ...). See `docs/aws.md` for what each
+//! function reads.
 
 use anyhow::Context;
 use std::sync::Arc;
