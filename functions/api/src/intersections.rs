@@ -49,12 +49,7 @@ fn bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
 
 /// Loads an intersection or answers 404.
 async fn load(state: &Shared, id: &IntersectionId) -> ApiResult<Intersection> {
-    state
-        .ports
-        .registry
-        .intersection(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("id", format!("no intersection {id}")))
+    Ok(load_versioned(state, id).await?.0)
 }
 
 /// An intersection and its version; 404 if there is none.
