@@ -1,0 +1,348 @@
+//! `traffic sumo`: the system driven by an outside traffic simulator (the SUMO bridge in
+//! `simulator/sumo/`), one simulated minute at a time, over stdin and stdout JSON lines.
+//!
+//! Each input line is one tick: the simulated instant and the readings that the detectors
+//! produced up to it, each one a reading of the contract (`docs/contracts.md`), unchanged:
+//!
+//! ```json
+//! {"now":"2026-01-05T06:01:00Z","readings":[{"intersection_id":"A0","light":0,...}]}
+//! ```
+//!
+//! The readings go, in order, through an in-process stream split over shards by intersection
+//! id (as Kinesis would: arrival time is the tick's `now`) to the same `ingest` and `fault`
+//! handlers as every other mode, on an embedded store in a temporary directory. Whenever `now`
+//! reaches a multiple of the merge period (simulated time, as an EventBridge schedule would
+//! fire), the merge runs. The answer is one line per tick:
+//!
+//! ```json
+//! {"now":"2026-01-05T06:20:00Z","merged":true,
+//!  "timings":[{"intersection_id":"A0","retimed_from":"15m@2026-01-05T06:00:00Z","cycle_s":36.0,
+//!              "phases":[{"lights":[0,2],"green_s":13.5,"red_s":22.5}, ...]}],
+//!  "alarms":[{"intersection_id":"A0","light":1,"lamp":"green","ts":"2026-01-05T06:07:00Z"}],
+//!  "readings":960,"rejected":0,"late":0,"duplicates":0}
+//! ```
+//!
+//! `timings` holds the intersections whose timings the merge changed since the previous answer
+//! (as the registry has them), `alarms` the alarms raised since then; the counters are totals.
+//! A line that is not a tick gets `{"error": ...}` and changes nothing. Time never comes from a
+//! clock: the same ticks give the same answers.
+
+use crate::engine::Engine;
+use crate::stream::{StreamRecord, partition_key_of, shard_for, shard_id};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use merge::{Closing, Provisional};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::path::Path;
+use std::io::Write;
+use tokio::sync::mpsc;
+use traffic_core::pane::Counters;
+use traffic_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
+use traffic_core::webster::PhaseTiming;
+use traffic_core::{City, EngineConfig};
+use traffic_embedded::EmbeddedStore;
+use traffic_functions::wiring::Ports;
+
+/// Options of `traffic sumo`.
+#[derive(Clone, Debug)]
+pub struct SumoOptions {
+    /// Shards of the in-process stream.
+    pub shards: usize,
+    /// Records per batch handed to the functions.
+    pub batch_size: usize,
+    /// Simulated time between merge runs, ms.
+    pub merge_every_ms: i64,
+}
+
+/// One input line.
+#[derive(Deserialize)]
+struct Tick<'a> {
+    now: String,
+    #[serde(borrow, default)]
+    readings: Vec<&'a RawValue>,
+}
+
+/// One intersection's new timings in an answer.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct TimingAnswer {
+    /// The intersection.
+    pub intersection_id: String,
+    /// The window the timings came from.
+    pub retimed_from: String,
+    /// Cycle, s (green + yellow + red of the first phase).
+    pub cycle_s: f64,
+    /// Per phase, in the intersection's phase order.
+    pub phases: Vec<PhaseTiming>,
+}
+
+/// One new alarm in an answer.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct AlarmAnswer {
+    /// The intersection.
+    pub intersection_id: String,
+    /// The light.
+    pub light: usize,
+    /// The broken lamp's colour.
+    pub lamp: String,
+    /// Event time of its first broken reading.
+    pub ts: String,
+}
+
+/// The answer to one tick.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Answer {
+    /// The tick's simulated instant.
+    pub now: String,
+    /// Whether the merge ran at this tick.
+    pub merged: bool,
+    /// Timings changed since the previous answer.
+    pub timings: Vec<TimingAnswer>,
+    /// Alarms raised since the previous answer.
+    pub alarms: Vec<AlarmAnswer>,
+    /// Readings received so far.
+    pub readings: u64,
+    /// Readings rejected so far.
+    pub rejected: u64,
+    /// Readings dropped as late so far.
+    pub late: u64,
+    /// Duplicates so far.
+    pub duplicates: u64,
+}
+
+/// What a whole run did.
+#[derive(Debug, Default, Serialize)]
+pub struct SumoSummary {
+    /// Ticks answered.
+    pub ticks: u64,
+    /// Readings received.
+    pub readings: u64,
+    /// Merge runs.
+    pub merges: u64,
+    /// Timing changes handed back.
+    pub retimings: u64,
+    /// Alarms handed back.
+    pub alarms: u64,
+    /// Lines that were not ticks.
+    pub bad_lines: u64,
+}
+
+/// The system between ticks: the engine, the stream's positions, what was already answered.
+pub struct SumoLoop {
+    engine: Engine,
+    opts: SumoOptions,
+    next_seq: Vec<u128>,
+    next_merge_ms: Option<i64>,
+    answered_from: HashMap<String, String>,
+    alarms_seen: usize,
+    readings: u64,
+    _dir: tempfile::TempDir,
+}
+
+impl SumoLoop {
+    /// A loop over `city` on a new embedded store in a temporary directory.
+    pub fn new(cfg: EngineConfig, city: &City, opts: SumoOptions) -> anyhow::Result<Self> {
+        if opts.merge_every_ms <= 0 {
+            anyhow::bail!("the merge period must be positive");
+        }
+        let dir = tempfile::tempdir().context("creating a temporary store")?;
+        let store = EmbeddedStore::open_relaxed(dir.path().join("sumo.redb"))?;
+        store.put_intersections(&city.intersections)?;
+        let shards = opts.shards.max(1);
+        Ok(Self {
+            engine: Engine::new(cfg, Provisional::None, Ports::embedded(store)),
+            next_seq: vec![1; shards],
+            opts: SumoOptions { shards, ..opts },
+            next_merge_ms: None,
+            answered_from: HashMap::new(),
+            alarms_seen: 0,
+            readings: 0,
+            _dir: dir,
+        })
+    }
+
+    /// Handles one input line; `Err` only when the system itself fails (a port), never for
+    /// bad input, which gets an answer with an error instead.
+    pub async fn line(&mut self, line: &str) -> anyhow::Result<serde_json::Value> {
+        let tick: Tick = match serde_json::from_str(line) {
+            Ok(t) => t,
+            Err(e) => return Ok(error_answer(format!("not a tick: {e}"))),
+        };
+        let Some(now_ms) = parse_rfc3339_ms(&tick.now) else {
+            return Ok(error_answer(format!(
+                "now: not an RFC 3339 time: {:?}",
+                tick.now
+            )));
+        };
+        let answer = self
+            .tick(now_ms, tick.readings.iter().map(|r| r.get().as_bytes()))
+            .await?;
+        Ok(serde_json::to_value(answer)?)
+    }
+
+    /// Delivers `readings` (raw records) at simulated instant `now_ms`, runs the merge when
+    /// its period has come, and answers.
+    pub async fn tick<'r>(
+        &mut self,
+        now_ms: i64,
+        readings: impl Iterator<Item = &'r [u8]>,
+    ) -> anyhow::Result<Answer> {
+        let arrival = DateTime::<Utc>::from_timestamp_millis(now_ms).unwrap_or_default();
+        let shards = self.opts.shards;
+        let mut streams: Vec<Vec<StreamRecord>> = vec![Vec::new(); shards];
+        for data in readings {
+            let key = partition_key_of(data);
+            let s = shard_for(&key, shards);
+            streams[s].push(StreamRecord {
+                seq: self.next_seq[s],
+                partition_key: key,
+                data: data.to_vec(),
+                arrival,
+            });
+            self.next_seq[s] += 1;
+            self.readings += 1;
+        }
+        let batch = self.opts.batch_size.max(1);
+        for (i, records) in streams.iter().enumerate() {
+            for chunk in records.chunks(batch) {
+                self.engine.deliver(&shard_id(i), chunk).await?;
+            }
+        }
+        let period = self.opts.merge_every_ms;
+        let due = *self
+            .next_merge_ms
+            .get_or_insert_with(|| (now_ms.div_euclid(period) + 1) * period);
+        let mut answer = Answer {
+            now: format_rfc3339_ms(now_ms),
+            readings: self.readings,
+            ..Answer::default()
+        };
+        if now_ms >= due {
+            self.engine.merge(Closing::Watermark).await?;
+            self.next_merge_ms = Some((now_ms.div_euclid(period) + 1) * period);
+            answer.merged = true;
+            answer.timings = self.changed_timings().await?;
+        }
+        answer.alarms = self.new_alarms().await?;
+        let mut counters = Counters::default();
+        for m in self.engine.ports.state.shard_metas().await? {
+            counters.add(&m.counters);
+        }
+        answer.rejected = counters.rejected;
+        answer.late = counters.late;
+        answer.duplicates = counters.duplicates;
+        Ok(answer)
+    }
+
+    async fn changed_timings(&mut self) -> anyhow::Result<Vec<TimingAnswer>> {
+        let yellow = self.engine.cfg.webster.yellow_s;
+        let mut out = Vec::new();
+        for x in self.engine.ports.registry.intersections().await? {
+            let Some(from) = x.retimed_from.clone() else {
+                continue;
+            };
+            let id = x.id.to_string();
+            if self.answered_from.get(&id) == Some(&from) {
+                continue;
+            }
+            let cycle_s = x
+                .phases
+                .first()
+                .map(|p| p.green_s + yellow + p.red_s)
+                .unwrap_or_default();
+            out.push(TimingAnswer {
+                intersection_id: id.clone(),
+                retimed_from: from.clone(),
+                cycle_s,
+                phases: x
+                    .phases
+                    .iter()
+                    .map(|p| PhaseTiming {
+                        lights: p.lights.clone(),
+                        green_s: p.green_s,
+                        red_s: p.red_s,
+                    })
+                    .collect(),
+            });
+            self.answered_from.insert(id, from);
+        }
+        out.sort_by(|a, b| a.intersection_id.cmp(&b.intersection_id));
+        Ok(out)
+    }
+
+    async fn new_alarms(&mut self) -> anyhow::Result<Vec<AlarmAnswer>> {
+        let all = self.engine.ports.lamps.alarms().await?;
+        let fresh: Vec<AlarmAnswer> = all
+            .iter()
+            .skip(self.alarms_seen)
+            .map(|r| AlarmAnswer {
+                intersection_id: r.alarm.intersection_id.to_string(),
+                light: r.alarm.light.get(),
+                lamp: r.alarm.lamp.as_str().to_owned(),
+                ts: format_rfc3339_ms(r.alarm.ts_ms),
+            })
+            .collect();
+        self.alarms_seen = all.len();
+        Ok(fresh)
+    }
+}
+
+fn error_answer(message: String) -> serde_json::Value {
+    serde_json::json!({ "error": message })
+}
+
+/// Reads the city file.
+pub fn read_city(path: &Path) -> anyhow::Result<City> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    City::parse(&text).with_context(|| format!("in {}", path.display()))
+}
+
+/// Answers every line received on `input` with one line on `output`, until `input` closes.
+pub async fn serve<W: Write>(
+    cfg: EngineConfig,
+    city: &City,
+    opts: SumoOptions,
+    mut input: mpsc::Receiver<String>,
+    mut output: W,
+) -> anyhow::Result<SumoSummary> {
+    let mut sys = SumoLoop::new(cfg, city, opts)?;
+    let mut summary = SumoSummary::default();
+    while let Some(line) = input.recv().await {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = sys.line(&line).await?;
+        if answer.get("error").is_some() {
+            summary.bad_lines += 1;
+        } else {
+            summary.ticks += 1;
+            summary.merges += u64::from(answer["merged"].as_bool().unwrap_or(false));
+            let count = |k: &str| answer[k].as_array().map_or(0, Vec::len) as u64;
+            summary.retimings += count("timings");
+            summary.alarms += count("alarms");
+        }
+        serde_json::to_writer(&mut output, &answer)?;
+        output.write_all(b"\n")?;
+        output.flush()?;
+    }
+    summary.readings = sys.readings;
+    Ok(summary)
+}
+
+/// The lines of standard input on a channel, read by a thread of their own (reading a pipe
+/// blocks), ending when standard input does.
+pub fn stdin_lines() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(16);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
