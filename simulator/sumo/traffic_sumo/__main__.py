@@ -4,7 +4,8 @@ calls), map a network to a city file, or make the shipped scenario.
     python -m traffic_sumo run --net N.net.xml --routes R.rou.xml --control webster \\
         [--duration 2h] [--seed S] [--lamp-failures P] [--traffic BIN] [-- ARGS OF traffic sumo]
     python -m traffic_sumo city N.net.xml
-    python -m traffic_sumo scenario --out DIR [--name shipped|grid-2770|grid-4800]
+    python -m traffic_sumo scenario [--out DIR] [--name shipped|grid-2770|grid-4800]
+    python -m traffic_sumo compare [--out DIR] [--name shipped|grid-2770|grid-4800]
 
 ``run`` prints progress on stderr and, as its last line on stdout, one JSON object.
 """
@@ -13,10 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 
-from . import bridge, network, scenario
+from . import bridge, compare, network, scenario
+
+#: Where scenarios are written by default (ignored by git).
+SCENARIO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "scenarios")
 
 
 def duration_s(text: str) -> int:
@@ -45,9 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("traffic_args", nargs="*", help="extra arguments of `traffic sumo`")
     c = sub.add_parser("city", help="print the city file of a network")
     c.add_argument("net")
-    s = sub.add_parser("scenario", help="generate a scenario (network and routes)")
-    s.add_argument("--out", required=True)
-    s.add_argument("--name", default="shipped", choices=sorted(scenario.SCENARIOS))
+    for name, what in [("scenario", "generate a scenario (network and routes)"),
+                       ("compare", "generate a scenario and run every control on it")]:
+        s = sub.add_parser(name, help=what)
+        s.add_argument("--out", default=SCENARIO_DIR)
+        s.add_argument("--name", default="shipped", choices=sorted(scenario.SCENARIOS))
+        s.add_argument("--seed", type=int, default=1)
     a = p.parse_args(argv)
     if a.cmd == "run":
         if not 0.0 <= a.lamp_failures <= 1.0:
@@ -60,9 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result), flush=True)
     elif a.cmd == "city":
         print(json.dumps(network.city(network.read_network(a.net)), indent=1))
-    else:
+    elif a.cmd == "scenario":
         for path in scenario.generate(a.name, a.out):
             print(path)
+    else:
+        net, routes = scenario.generate(a.name, a.out)
+        rows = compare.run_all(net, routes, a.seed, os.environ.get("TRAFFIC_BIN", "traffic"))
+        print(compare.table(a.name, rows))
     return 0
 
 

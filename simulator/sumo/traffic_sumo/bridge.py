@@ -31,6 +31,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 from datetime import datetime, timedelta, timezone
 
 from . import network
@@ -84,6 +85,10 @@ class Options:
     progress_every_s: int = 300
     #: Where the run's files go (a temporary directory when empty).
     workdir: str | None = None
+    #: Called with ``("answer", answer)`` for every answer of the system and with
+    #: ``("applied", {"tls", "time", "phases": [(duration, state), ...]})`` with the program
+    #: read back from SUMO after every retiming (tests watch the loop through it).
+    observer: Callable[[str, dict], None] | None = None
 
 
 @dataclass
@@ -224,13 +229,13 @@ def _retiming_of(j: network.Junction, answer: dict) -> Retiming:
     return Retiming(j.program_id, durations)
 
 
-def _apply(traci, tls: str, r: Retiming) -> None:
+def _apply(traci, tls: str, r: Retiming) -> list[tuple[float, str]]:
     """Replaces `tls`'s current program with the retimed one, entering its first phase now
     (called when the program has just entered it, so the cycle runs whole)."""
     logics = [lg for lg in traci.trafficlight.getAllProgramLogics(tls)
               if lg.programID == traci.trafficlight.getProgram(tls)]
     if not logics:
-        return
+        return []
     lg = logics[0]
     phases = []
     for i, p in enumerate(lg.phases):
@@ -242,6 +247,9 @@ def _apply(traci, tls: str, r: Retiming) -> None:
     )
     traci.trafficlight.setPhase(tls, 0)
     traci.trafficlight.setPhaseDuration(tls, max(1.0, phases[0].duration - spent))
+    now = [lg for lg in traci.trafficlight.getAllProgramLogics(tls)
+           if lg.programID == traci.trafficlight.getProgram(tls)]
+    return [(p.duration, p.state) for p in now[0].phases] if now else []
 
 
 def run(opts: Options) -> dict:
@@ -297,6 +305,11 @@ def run(opts: Options) -> dict:
     alarms = 0
     windows = set()
     wall = time.monotonic()
+    # SUMO writes its messages to the process's stdout: send them to stderr with the progress,
+    # so that stdout carries only the result.
+    sys.stdout.flush()
+    saved_stdout = os.dup(1)
+    os.dup2(2, 1)
     traci.start(argv)
     try:
         while True:
@@ -310,11 +323,17 @@ def run(opts: Options) -> dict:
             for tls in list(pending):
                 phase = traci.trafficlight.getPhase(tls)
                 if phase == 0 and last_phase.get(tls, 0) != 0:
-                    _apply(traci, tls, pending.pop(tls))
+                    program = _apply(traci, tls, pending.pop(tls))
                     retimings += 1
+                    if opts.observer:
+                        opts.observer("applied", {"tls": tls, "time": now, "phases": program})
                 last_phase[tls] = phase
             if system is not None and int(now) % READING_PERIOD_S == 0:
                 answer = system.exchange(iso(now), readings.read(traci, now))
+                if "error" in answer:
+                    raise RuntimeError(f"traffic sumo: {answer['error']}")
+                if opts.observer:
+                    opts.observer("answer", answer)
                 for t in answer.get("timings", []):
                     j = by_id.get(t["intersection_id"])
                     if j is not None:
@@ -331,6 +350,9 @@ def run(opts: Options) -> dict:
                      f"retimings {retimings}  ({time.monotonic() - wall:.1f} s)")
     finally:
         traci.close()
+        sys.stdout.flush()
+        os.dup2(saved_stdout, 1)
+        os.close(saved_stdout)
         if system is not None:
             code = system.close()
             if code != 0:

@@ -1,0 +1,67 @@
+"""The comparison of every control on one scenario, as a Markdown table.
+
+Each control runs in a process of its own (``python -m traffic_sumo run``). The closed loop
+runs twice: with the system's Webster defaults (``core/src/config.rs``: minimum cycle 30 s,
+lost time 4 s per phase, ...) and with the minimum cycle of SUMO's offline Webster
+(``tlsCycleAdaptation.py``'s default, 20 s), so that the two Webster implementations are also
+compared like for like.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+#: (label, control, extra environment) of every row, in order.
+ROWS = [
+    ("fixed (the network's programs)", "fixed", {}),
+    ("closed loop, system defaults", "webster", {}),
+    ("closed loop, WEBSTER_MIN_CYCLE_S=20", "webster", {"WEBSTER_MIN_CYCLE_S": "20"}),
+    ("SUMO's offline Webster (tlsCycleAdaptation.py)", "sumo-webster", {}),
+    ("SUMO's actuated control", "actuated", {}),
+]
+
+
+def run_one(net: str, routes: str, control: str, seed: int, traffic: str,
+            env: dict[str, str]) -> dict:
+    """One control in a child process; its last stdout line."""
+    argv = [sys.executable, "-m", "traffic_sumo", "run", "--net", net, "--routes", routes,
+            "--control", control, "--seed", str(seed), "--traffic", traffic]
+    out = subprocess.run(argv, env={**os.environ, **env}, check=True, text=True,
+                         stdout=subprocess.PIPE)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_all(net: str, routes: str, seed: int, traffic: str) -> list[tuple[str, dict]]:
+    """Every row of :data:`ROWS`."""
+    rows = []
+    for label, control, env in ROWS:
+        print(f"compare: {label}", file=sys.stderr, flush=True)
+        rows.append((label, run_one(net, routes, control, seed, traffic, env)))
+    return rows
+
+
+def table(name: str, rows: list[tuple[str, dict]]) -> str:
+    """The Markdown table: time loss and its change against fixed plans and SUMO's Webster."""
+    by = {r["control"]: r for _, r in rows}
+    fixed = by.get("fixed", {}).get("mean_time_loss_s")
+    ref = by.get("sumo-webster", {}).get("mean_time_loss_s")
+
+    def pct(x: float, base: float | None) -> str:
+        return f"{(x - base) / base * 100:+.0f} %" if base else "–"
+
+    lines = [
+        f"| {name} | mean time loss | vs fixed | vs SUMO's Webster | travel time | waiting "
+        "| arrived / inserted | retimings |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, r in rows:
+        t = r["mean_time_loss_s"]
+        lines.append(
+            f"| {label} | {t:.1f} s | {pct(t, fixed)} | {pct(t, ref)} "
+            f"| {r['mean_travel_time_s']:.1f} s | {r['mean_waiting_s']:.1f} s "
+            f"| {r['vehicles_arrived']} / {r['vehicles_inserted']} | {r['retimings']} |"
+        )
+    return "\n".join(lines)
