@@ -346,3 +346,168 @@ pub fn stdin_lines() -> mpsc::Receiver<String> {
     });
     rx
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use traffic_core::window::WindowLength;
+
+    const CITY: &str = r#"{"intersections":[
+      {"id":"A0","lat":41.85,"lon":12.60,
+       "lights":[{"light":0,"saturation_veh_h":3600},{"light":1,"saturation_veh_h":1800}],
+       "phases":[{"lights":[0],"green_s":42,"red_s":45},{"lights":[1],"green_s":42,"red_s":45}]},
+      {"id":"B0","lat":41.86,"lon":12.61,
+       "lights":[{"light":0,"saturation_veh_h":1800},{"light":1,"saturation_veh_h":1800}],
+       "phases":[{"lights":[0],"green_s":42,"red_s":45},{"lights":[1],"green_s":42,"red_s":45}]}]}"#;
+
+    /// One-minute control windows, no lateness, a merge every simulated minute.
+    fn system() -> SumoLoop {
+        let city = City::parse(CITY).unwrap_or_else(|e| panic!("{e}"));
+        let lengths: Vec<WindowLength> = ["1m", "5m"]
+            .iter()
+            .map(|s| s.parse().unwrap_or_else(|e| panic!("{e:?}")))
+            .collect();
+        let mut cfg = EngineConfig::default()
+            .with_windows(&lengths)
+            .unwrap_or_else(|e| panic!("{e}"));
+        cfg.allowed_lateness_ms = 0;
+        let opts = SumoOptions {
+            shards: 2,
+            batch_size: 3,
+            merge_every_ms: 60_000,
+        };
+        SumoLoop::new(cfg, &city, opts).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The tick at 06:MM with one reading per light, `vehicles[i][l]` for intersection i.
+    fn tick(minute: u32, vehicles: [[u32; 2]; 2], broken: Option<(&str, u8)>) -> String {
+        let ts = format!("2026-01-05T06:{minute:02}:00Z");
+        let mut readings = Vec::new();
+        for (i, id) in ["A0", "B0"].iter().enumerate() {
+            for l in 0..2u8 {
+                let green = if broken == Some((id, l)) { "broken" } else { "ok" };
+                readings.push(format!(
+                    r#"{{"intersection_id":"{id}","light":{l},"ts":"{ts}","vehicles":{},"mean_speed_kmh":30.5,"lamps":{{"red":"ok","yellow":"ok","green":"{green}"}}}}"#,
+                    vehicles[i][l as usize]
+                ));
+            }
+        }
+        format!(r#"{{"now":"{ts}","readings":[{}]}}"#, readings.join(","))
+    }
+
+    async fn answer(sys: &mut SumoLoop, line: &str) -> Answer {
+        let v = sys.line(line).await.unwrap_or_else(|e| panic!("{e}"));
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"))
+    }
+
+    #[tokio::test]
+    async fn a_closed_window_comes_back_as_new_timings_at_the_next_merge() {
+        let mut sys = system();
+        let first = answer(&mut sys, &tick(1, [[30, 10], [5, 5]], None)).await;
+        assert!(!first.merged && first.timings.is_empty());
+        assert_eq!(first.readings, 4);
+        // 06:02: the watermark passes the end of the 06:01 pane and the merge is due.
+        let second = answer(&mut sys, &tick(2, [[30, 10], [5, 5]], None)).await;
+        assert!(second.merged);
+        let ids: Vec<&str> = second
+            .timings
+            .iter()
+            .map(|t| t.intersection_id.as_str())
+            .collect();
+        assert_eq!(ids, ["A0", "B0"]);
+        let a0 = &second.timings[0];
+        assert_eq!(a0.retimed_from, "1m@2026-01-05T06:01:00Z");
+        // 30 veh/min on 3600 veh/h against 10 on 1800: light 0's phase gets the longer green.
+        assert!(a0.phases[0].green_s > a0.phases[1].green_s, "{a0:?}");
+        let yellow = EngineConfig::default().webster.yellow_s;
+        for p in &a0.phases {
+            assert!((p.green_s + yellow + p.red_s - a0.cycle_s).abs() < 1e-9);
+        }
+        assert_eq!(second.rejected, 0);
+    }
+
+    #[tokio::test]
+    async fn timings_already_answered_are_not_answered_again() {
+        let mut sys = system();
+        answer(&mut sys, &tick(1, [[30, 10], [5, 5]], None)).await;
+        let second = answer(&mut sys, &tick(2, [[30, 10], [5, 5]], None)).await;
+        assert_eq!(second.timings.len(), 2);
+        // The merge at 06:03 retimes from the 06:02 window: new timings again.
+        let third = answer(&mut sys, &tick(3, [[30, 10], [5, 5]], None)).await;
+        assert!(
+            third
+                .timings
+                .iter()
+                .all(|t| t.retimed_from == "1m@2026-01-05T06:02:00Z")
+        );
+        // A tick without readings closes nothing new for the merge to retime from.
+        let again = sys
+            .line(r#"{"now":"2026-01-05T06:03:30Z","readings":[]}"#)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again["timings"], serde_json::json!([]));
+    }
+
+    #[tokio::test]
+    async fn a_broken_lamp_raises_one_alarm_in_the_answer_of_its_tick() {
+        let mut sys = system();
+        let a = answer(&mut sys, &tick(1, [[1, 1], [1, 1]], Some(("B0", 1)))).await;
+        assert_eq!(
+            a.alarms,
+            [AlarmAnswer {
+                intersection_id: "B0".into(),
+                light: 1,
+                lamp: "green".into(),
+                ts: "2026-01-05T06:01:00Z".into(),
+            }]
+        );
+        let b = answer(&mut sys, &tick(2, [[1, 1], [1, 1]], Some(("B0", 1)))).await;
+        assert!(b.alarms.is_empty(), "still broken: no second alarm");
+    }
+
+    #[tokio::test]
+    async fn a_line_that_is_not_a_tick_gets_an_error_and_changes_nothing() {
+        let mut sys = system();
+        for bad in [
+            "not json",
+            r#"{"readings":[]}"#,
+            r#"{"now":"yesterday","readings":[]}"#,
+        ] {
+            let v = sys.line(bad).await.unwrap_or_else(|e| panic!("{e}"));
+            assert!(v["error"].is_string(), "{bad}: {v}");
+        }
+        let a = answer(&mut sys, &tick(1, [[1, 1], [1, 1]], None)).await;
+        assert_eq!(a.readings, 4);
+        // A reading that breaks the contract is rejected by ingest, and counted.
+        let v = sys
+            .line(r#"{"now":"2026-01-05T06:02:00Z","readings":[{"intersection_id":"nowhere","light":0}]}"#)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v["rejected"], 1);
+    }
+
+    #[tokio::test]
+    async fn the_same_ticks_give_the_same_answers() {
+        let lines: Vec<String> = (1..=4)
+            .map(|m| tick(m, [[m * 7, 3], [2, m]], (m == 2).then_some(("A0", 0))))
+            .collect();
+        let mut outs = Vec::new();
+        for _ in 0..2 {
+            let (tx, rx) = mpsc::channel(8);
+            for l in &lines {
+                tx.send(l.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+            }
+            drop(tx);
+            let city = City::parse(CITY).unwrap_or_else(|e| panic!("{e}"));
+            let sys = system();
+            let mut out = Vec::new();
+            let summary = serve(sys.engine.cfg.clone(), &city, sys.opts.clone(), rx, &mut out)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(summary.ticks, 4);
+            outs.push(String::from_utf8(out).unwrap_or_default());
+        }
+        assert_eq!(outs[0], outs[1]);
+        assert_eq!(outs[0].lines().count(), 4);
+    }
+}
