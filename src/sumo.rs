@@ -35,8 +35,8 @@ use merge::{Closing, Provisional};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
-use std::path::Path;
 use std::io::Write;
+use std::path::Path;
 use tokio::sync::mpsc;
 use traffic_core::pane::Counters;
 use traffic_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
@@ -385,7 +385,11 @@ mod tests {
         let mut readings = Vec::new();
         for (i, id) in ["A0", "B0"].iter().enumerate() {
             for l in 0..2u8 {
-                let green = if broken == Some((id, l)) { "broken" } else { "ok" };
+                let green = if broken == Some((id, l)) {
+                    "broken"
+                } else {
+                    "ok"
+                };
                 readings.push(format!(
                     r#"{{"intersection_id":"{id}","light":{l},"ts":"{ts}","vehicles":{},"mean_speed_kmh":30.5,"lamps":{{"red":"ok","yellow":"ok","green":"{green}"}}}}"#,
                     vehicles[i][l as usize]
@@ -501,9 +505,15 @@ mod tests {
             let city = City::parse(CITY).unwrap_or_else(|e| panic!("{e}"));
             let sys = system();
             let mut out = Vec::new();
-            let summary = serve(sys.engine.cfg.clone(), &city, sys.opts.clone(), rx, &mut out)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+            let summary = serve(
+                sys.engine.cfg.clone(),
+                &city,
+                sys.opts.clone(),
+                rx,
+                &mut out,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(summary.ticks, 4);
             outs.push(String::from_utf8(out).unwrap_or_default());
         }

@@ -1,10 +1,14 @@
 """The comparison of every control on one scenario, as a Markdown table.
 
 Each control runs in a process of its own (``python -m traffic_sumo run``). The closed loop
-runs twice: with the system's Webster defaults (``core/src/config.rs``: minimum cycle 30 s,
-lost time 4 s per phase, ...) and with the minimum cycle of SUMO's offline Webster
-(``tlsCycleAdaptation.py``'s default, 20 s), so that the two Webster implementations are also
-compared like for like.
+runs three times, one setting changed at a time and the same on every scenario:
+
+1. the system's defaults (``core/src/config.rs``: minimum cycle 30 s, lost time 4 s per phase;
+   windows 15m, 1h, 24h, so a 15-minute control window; lateness 2 min; a merge every 5 min);
+2. the minimum cycle of SUMO's offline Webster (``tlsCycleAdaptation.py``'s default, 20 s), so
+   that the two Webster implementations are compared like for like;
+3. that, and a 5-minute control window (``TRAFFIC_WINDOWS=5m,15m,1h,24h``: the assignment's
+   windows are all still there; the shortest window is the control window).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ ROWS = [
     ("fixed (the network's programs)", "fixed", {}),
     ("closed loop, system defaults", "webster", {}),
     ("closed loop, WEBSTER_MIN_CYCLE_S=20", "webster", {"WEBSTER_MIN_CYCLE_S": "20"}),
+    ("closed loop, WEBSTER_MIN_CYCLE_S=20, TRAFFIC_WINDOWS=5m,15m,1h,24h", "webster",
+     {"WEBSTER_MIN_CYCLE_S": "20", "TRAFFIC_WINDOWS": "5m,15m,1h,24h"}),
     ("SUMO's offline Webster (tlsCycleAdaptation.py)", "sumo-webster", {}),
     ("SUMO's actuated control", "actuated", {}),
 ]
@@ -29,7 +35,11 @@ def run_one(net: str, routes: str, control: str, seed: int, traffic: str,
     """One control in a child process; its last stdout line."""
     argv = [sys.executable, "-m", "traffic_sumo", "run", "--net", net, "--routes", routes,
             "--control", control, "--seed", str(seed), "--traffic", traffic]
-    out = subprocess.run(argv, env={**os.environ, **env}, check=True, text=True,
+    # The rows' settings only: the caller's own engine variables are left out.
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("WEBSTER_", "TRAFFIC_WINDOWS", "TRAFFIC_ALLOWED_LATENESS",
+                                 "TRAFFIC_MERGE_EVERY"))}
+    out = subprocess.run(argv, env={**base, **env}, check=True, text=True,
                          stdout=subprocess.PIPE)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
