@@ -28,6 +28,7 @@
 //! clock: the same ticks give the same answers.
 
 use crate::engine::Engine;
+use crate::replay::TimingOut;
 use crate::stream::{StreamRecord, partition_key_of, shard_for, shard_id};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -40,7 +41,6 @@ use std::path::Path;
 use tokio::sync::mpsc;
 use traffic_core::pane::Counters;
 use traffic_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
-use traffic_core::webster::PhaseTiming;
 use traffic_core::{City, EngineConfig};
 use traffic_embedded::EmbeddedStore;
 use traffic_functions::wiring::Ports;
@@ -64,19 +64,6 @@ struct Tick<'a> {
     readings: Vec<&'a RawValue>,
 }
 
-/// One intersection's new timings in an answer.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-pub struct TimingAnswer {
-    /// The intersection.
-    pub intersection_id: String,
-    /// The window the timings came from.
-    pub retimed_from: String,
-    /// Cycle, s (green + yellow + red of the first phase).
-    pub cycle_s: f64,
-    /// Per phase, in the intersection's phase order.
-    pub phases: Vec<PhaseTiming>,
-}
-
 /// One new alarm in an answer.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct AlarmAnswer {
@@ -98,7 +85,7 @@ pub struct Answer {
     /// Whether the merge ran at this tick.
     pub merged: bool,
     /// Timings changed since the previous answer.
-    pub timings: Vec<TimingAnswer>,
+    pub timings: Vec<TimingOut>,
     /// Alarms raised since the previous answer.
     pub alarms: Vec<AlarmAnswer>,
     /// Readings received so far.
@@ -235,37 +222,19 @@ impl SumoLoop {
         Ok(answer)
     }
 
-    async fn changed_timings(&mut self) -> anyhow::Result<Vec<TimingAnswer>> {
+    async fn changed_timings(&mut self) -> anyhow::Result<Vec<TimingOut>> {
         let yellow = self.engine.cfg.webster.yellow_s;
         let mut out = Vec::new();
         for x in self.engine.ports.registry.intersections().await? {
-            let Some(from) = x.retimed_from.clone() else {
+            let Some(t) = TimingOut::of(&x, yellow) else {
                 continue;
             };
-            let id = x.id.to_string();
-            if self.answered_from.get(&id) == Some(&from) {
+            if self.answered_from.get(&t.intersection_id) == Some(&t.retimed_from) {
                 continue;
             }
-            let cycle_s = x
-                .phases
-                .first()
-                .map(|p| p.green_s + yellow + p.red_s)
-                .unwrap_or_default();
-            out.push(TimingAnswer {
-                intersection_id: id.clone(),
-                retimed_from: from.clone(),
-                cycle_s,
-                phases: x
-                    .phases
-                    .iter()
-                    .map(|p| PhaseTiming {
-                        lights: p.lights.clone(),
-                        green_s: p.green_s,
-                        red_s: p.red_s,
-                    })
-                    .collect(),
-            });
-            self.answered_from.insert(id, from);
+            self.answered_from
+                .insert(t.intersection_id.clone(), t.retimed_from.clone());
+            out.push(t);
         }
         out.sort_by(|a, b| a.intersection_id.cmp(&b.intersection_id));
         Ok(out)
