@@ -60,7 +60,10 @@ def table(name: str, rows: list[tuple[str, dict]]) -> str:
     ref = by.get("sumo-webster", {}).get("mean_time_loss_s")
 
     def pct(x: float, base: float | None) -> str:
-        return f"{(x - base) / base * 100:+.0f} %" if base else "–"
+        if not base:
+            return "–"
+        v = round((x - base) / base * 100)
+        return f"{v:+d} %" if v else "0 %"
 
     lines = [
         f"| {name} | mean time loss | vs fixed | vs SUMO's Webster | travel time | waiting "
