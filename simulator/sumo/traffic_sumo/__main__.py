@@ -61,11 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "run":
         if not 0.0 <= a.lamp_failures <= 1.0:
             p.error("--lamp-failures must be 0..1")
-        result = bridge.run(bridge.Options(
-            net=a.net, routes=a.routes, control=a.control, duration_s=a.duration, seed=a.seed,
-            lamp_failure_probability=a.lamp_failures, traffic=a.traffic,
-            traffic_args=a.traffic_args, progress_every_s=a.progress_every, workdir=a.workdir,
-        ))
+        for flag, path in (("--net", a.net), ("--routes", a.routes)):
+            if not os.path.isfile(path):
+                p.error(f"{flag}: no such file: {path}")
+        try:
+            result = bridge.run(bridge.Options(
+                net=a.net, routes=a.routes, control=a.control, duration_s=a.duration,
+                seed=a.seed, lamp_failure_probability=a.lamp_failures, traffic=a.traffic,
+                traffic_args=a.traffic_args, progress_every_s=a.progress_every,
+                workdir=a.workdir,
+            ))
+        except Exception as e:  # SUMO's, the system's or the network's: said, not traced
+            print(f"traffic_sumo run: error: {e}", file=sys.stderr)
+            return 1
         print(json.dumps(result), flush=True)
     elif a.cmd == "city":
         print(json.dumps(network.city(network.read_network(a.net)), indent=1))
