@@ -129,7 +129,7 @@ def clearance_s(junctions: list[network.Junction]) -> float:
     """The most common clearance (yellow and all-red after a green phase) of the network's
     mapped phases: the controller's yellow as the system's Webster sees it."""
     c = Counter(
-        network._clearance_after(j.program, ph.program_index)
+        network.clearance_after(j.program, ph.program_index)
         for j in junctions
         for ph in j.phases
     )

@@ -194,7 +194,7 @@ def _group_lights(connections) -> list[Light]:
     ]
 
 
-def _clearance_after(program: list[tuple[float, str]], i: int) -> float:
+def clearance_after(program: list[tuple[float, str]], i: int) -> float:
     """Duration of the non-green phases (yellow, all-red) right after phase `i`."""
     total, n = 0.0, len(program)
     j = (i + 1) % n
@@ -235,7 +235,7 @@ def map_tls(net, tls, taken: set[str], program_id: str | None = None) -> Junctio
             program_index=i,
             lights=sorted(owner[i]),
             green_s=program[i][0],
-            red_s=max(0.0, cycle - program[i][0] - _clearance_after(program, i)),
+            red_s=max(0.0, cycle - program[i][0] - clearance_after(program, i)),
         )
         for i in greens
         if i in owner
