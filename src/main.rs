@@ -6,6 +6,8 @@
 //!   merge) on an embedded store, with a live status.
 //! - `traffic aws-setup`, `traffic simulate --stream NAME`, `traffic aws-local`: the same on
 //!   AWS's own APIs (docs/aws.md).
+//! - `traffic sumo --city CITY.json`: the stream functions and the merge driven tick by tick
+//!   by the SUMO bridge over stdin/stdout JSON lines (`simulator/sumo/README.md`).
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -76,6 +78,26 @@ enum Command {
         shards: usize,
         /// Records per batch handed to the functions.
         #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Take ticks of readings from an outside simulator (the SUMO bridge) on stdin, one JSON
+    /// line per simulated minute, run them through the stream functions and the merge (every
+    /// merge period of simulated time) on a temporary store, and answer each tick on stdout
+    /// with the timings the merge changed and the alarms raised.
+    Sumo {
+        /// The city file (the bridge writes it from the SUMO network).
+        #[arg(long)]
+        city: PathBuf,
+        /// Simulated time between merge runs (the AWS schedule's default is 5 minutes).
+        #[arg(long, default_value = "5m", env = "TRAFFIC_MERGE_EVERY")]
+        merge_every: String,
+        /// Shards of the in-process stream.
+        #[arg(long, default_value_t = 4)]
+        shards: usize,
+        /// Records per batch handed to the functions.
+        #[arg(long, default_value_t = 1000)]
         batch_size: usize,
         #[command(flatten)]
         engine: EngineArgs,
@@ -272,6 +294,28 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
             println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Command::Sumo {
+            city,
+            merge_every,
+            shards,
+            batch_size,
+            engine,
+        } => {
+            // stdout is the answers; logs (warnings only by default) go to stderr.
+            traffic_functions::init_tracing_at("warn");
+            let opts = traffic::sumo::SumoOptions {
+                shards,
+                batch_size,
+                merge_every_ms: traffic_core::window::parse_duration_ms(&merge_every)
+                    .map_err(|e| anyhow::anyhow!("--merge-every: {e}"))?,
+            };
+            let city = traffic::sumo::read_city(&city)?;
+            let input = traffic::sumo::stdin_lines();
+            let summary =
+                traffic::sumo::serve(engine.config()?, &city, opts, input, std::io::stdout())
+                    .await?;
+            eprintln!("traffic sumo: {}", serde_json::to_string(&summary)?);
         }
     }
     Ok(())

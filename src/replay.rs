@@ -9,13 +9,13 @@ use crate::stream::{StreamRecord, partition_key_of, shard_for, shard_id};
 use anyhow::Context;
 use chrono::Utc;
 use merge::{Closing, Provisional};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use traffic_core::pane::Counters;
 use traffic_core::query::WindowResult;
 use traffic_core::time::format_rfc3339_ms;
 use traffic_core::webster::PhaseTiming;
-use traffic_core::{City, EngineConfig};
+use traffic_core::{City, EngineConfig, Intersection};
 use traffic_embedded::EmbeddedStore;
 use traffic_functions::wiring::Ports;
 
@@ -29,7 +29,7 @@ pub struct ReplayOptions {
 }
 
 /// One intersection's timings in the output.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct TimingOut {
     /// The intersection.
     pub intersection_id: String,
@@ -39,6 +39,29 @@ pub struct TimingOut {
     pub phases: Vec<PhaseTiming>,
     /// The window the timings were computed from.
     pub retimed_from: String,
+}
+
+impl TimingOut {
+    /// The timings the merge wrote for `x` (the cycle with a yellow of `yellow_s`), if it
+    /// retimed it.
+    pub fn of(x: &Intersection, yellow_s: f64) -> Option<Self> {
+        let from = x.retimed_from.clone()?;
+        let first = x.phases.first()?;
+        Some(Self {
+            intersection_id: x.id.to_string(),
+            cycle_s: first.green_s + yellow_s + first.red_s,
+            phases: x
+                .phases
+                .iter()
+                .map(|p| PhaseTiming {
+                    lights: p.lights.clone(),
+                    green_s: p.green_s,
+                    red_s: p.red_s,
+                })
+                .collect(),
+            retimed_from: from,
+        })
+    }
 }
 
 /// One alarm in the output.
@@ -137,24 +160,7 @@ pub async fn collect(engine: &Engine) -> anyhow::Result<ReplayOutput> {
         .intersections()
         .await?
         .into_iter()
-        .filter_map(|x| {
-            let from = x.retimed_from.clone()?;
-            let first = x.phases.first()?;
-            Some(TimingOut {
-                intersection_id: x.id.to_string(),
-                cycle_s: first.green_s + yellow + first.red_s,
-                phases: x
-                    .phases
-                    .iter()
-                    .map(|p| PhaseTiming {
-                        lights: p.lights.clone(),
-                        green_s: p.green_s,
-                        red_s: p.red_s,
-                    })
-                    .collect(),
-                retimed_from: from,
-            })
-        })
+        .filter_map(|x| TimingOut::of(&x, yellow))
         .collect();
     timings.sort_by(|a, b| a.intersection_id.cmp(&b.intersection_id));
     let alarms = ports

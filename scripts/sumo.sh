@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The control loop in Eclipse SUMO (simulator/sumo/README.md). Sets up the project's virtual
+# environment (.venv) with the SUMO packages pinned in simulator/sumo/requirements.txt, builds
+# the `traffic` command when the closed loop needs it, and runs:
+#
+#   ./scripts/sumo.sh --net N.net.xml --routes R.rou.xml --control fixed|webster|actuated|sumo-webster \
+#                     [--duration 2h] [--seed S] [--lamp-failures P]
+#       one run; progress on stderr, and as the last line on stdout one JSON object:
+#       {"control","vehicles_inserted","vehicles_arrived","mean_time_loss_s",
+#        "mean_travel_time_s","mean_waiting_s","retimings"} from SUMO's trip statistics
+#   ./scripts/sumo.sh scenario [--name shipped|grid-2770|grid-4800] [--out DIR]
+#       generates a scenario's network and routes (fixed seeds) into DIR
+#       (default simulator/sumo/scenarios/)
+#   ./scripts/sumo.sh compare [--name shipped|grid-2770|grid-4800] [--out DIR]
+#       generates the scenario and runs every control on it: a Markdown table on stdout
+#
+# The closed loop (`webster`) runs `traffic sumo`: TRAFFIC_BIN names the binary to use instead
+# of building one (`cargo build --bin traffic`, the dev profile); the engine's variables
+# (TRAFFIC_WINDOWS, TRAFFIC_ALLOWED_LATENESS, TRAFFIC_MERGE_EVERY, WEBSTER_*) are passed on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+venv="$root/.venv"
+reqs=simulator/sumo/requirements.txt
+if [ ! -x "$venv/bin/python" ]; then
+  echo "sumo: creating $venv" >&2
+  python3 -m venv "$venv"
+fi
+if ! cmp -s "$reqs" "$venv/.requirements-sumo"; then
+  echo "sumo: installing the SUMO packages ($reqs)" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$reqs" >&2
+  cp "$reqs" "$venv/.requirements-sumo"
+fi
+
+needs_traffic=no
+case " $* " in
+  *" webster "*|*" --control=webster "*|" compare "*) needs_traffic=yes ;;
+esac
+[ "${1:-}" = compare ] && needs_traffic=yes
+if [ -z "${TRAFFIC_BIN:-}" ] && [ "$needs_traffic" = yes ]; then
+  echo "sumo: building the traffic command" >&2
+  CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}" cargo build --quiet --bin traffic >&2
+  TRAFFIC_BIN="$root/target/debug/traffic"
+fi
+export TRAFFIC_BIN="${TRAFFIC_BIN:-traffic}"
+
+export PYTHONPATH="$root/simulator/sumo${PYTHONPATH:+:$PYTHONPATH}"
+case "${1:-}" in
+  scenario|compare)
+    cmd=$1
+    shift
+    exec "$venv/bin/python" -m traffic_sumo "$cmd" "$@"
+    ;;
+  *)
+    exec "$venv/bin/python" -m traffic_sumo run --traffic "$TRAFFIC_BIN" "$@"
+    ;;
+esac

@@ -1,0 +1,91 @@
+"""``python -m traffic_sumo``: run a SUMO scenario under one control (what ``scripts/sumo.sh``
+calls), map a network to a city file, or make the shipped scenario.
+
+    python -m traffic_sumo run --net N.net.xml --routes R.rou.xml --control webster \\
+        [--duration 2h] [--seed S] [--lamp-failures P] [--traffic BIN] [-- ARGS OF traffic sumo]
+    python -m traffic_sumo city N.net.xml
+    python -m traffic_sumo scenario [--out DIR] [--name shipped|grid-2770|grid-4800]
+    python -m traffic_sumo compare [--out DIR] [--name shipped|grid-2770|grid-4800]
+
+``run`` prints progress on stderr and, as its last line on stdout, one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+
+from . import bridge, compare, network, scenario
+
+#: Where scenarios are written by default (ignored by git).
+SCENARIO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "scenarios")
+
+
+def duration_s(text: str) -> int:
+    """``90``, ``90s``, ``15m``, ``2h`` → seconds."""
+    m = re.fullmatch(r"\s*(\d+)\s*([smh]?)\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a duration (like 90s, 15m, 2h): {text!r}")
+    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="traffic_sumo", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run a scenario under one control")
+    r.add_argument("--net", required=True)
+    r.add_argument("--routes", required=True)
+    r.add_argument("--control", required=True, choices=bridge.CONTROLS)
+    r.add_argument("--duration", type=duration_s, default=None,
+                   help="stop after this much simulated time (default: when every vehicle arrived)")
+    r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--lamp-failures", type=float, default=0.0,
+                   help="probability that a reading breaks one of its light's lamps")
+    r.add_argument("--traffic", default="traffic", help="the traffic command (webster)")
+    r.add_argument("--workdir", default=None)
+    r.add_argument("--progress-every", type=duration_s, default=300)
+    r.add_argument("traffic_args", nargs="*", help="extra arguments of `traffic sumo`")
+    c = sub.add_parser("city", help="print the city file of a network")
+    c.add_argument("net")
+    for name, what in [("scenario", "generate a scenario (network and routes)"),
+                       ("compare", "generate a scenario and run every control on it")]:
+        s = sub.add_parser(name, help=what)
+        s.add_argument("--out", default=SCENARIO_DIR)
+        s.add_argument("--name", default="shipped", choices=sorted(scenario.SCENARIOS))
+        s.add_argument("--seed", type=int, default=1)
+    a = p.parse_args(argv)
+    if a.cmd == "run":
+        if not 0.0 <= a.lamp_failures <= 1.0:
+            p.error("--lamp-failures must be 0..1")
+        for flag, path in (("--net", a.net), ("--routes", a.routes)):
+            if not os.path.isfile(path):
+                p.error(f"{flag}: no such file: {path}")
+        try:
+            result = bridge.run(bridge.Options(
+                net=a.net, routes=a.routes, control=a.control, duration_s=a.duration,
+                seed=a.seed, lamp_failure_probability=a.lamp_failures, traffic=a.traffic,
+                traffic_args=a.traffic_args, progress_every_s=a.progress_every,
+                workdir=a.workdir,
+            ))
+        except Exception as e:  # SUMO's, the system's or the network's: said, not traced
+            print(f"traffic_sumo run: error: {e}", file=sys.stderr)
+            return 1
+        print(json.dumps(result), flush=True)
+    elif a.cmd == "city":
+        print(json.dumps(network.city(network.read_network(a.net)), indent=1))
+    elif a.cmd == "scenario":
+        for path in scenario.generate(a.name, a.out):
+            print(path)
+    else:
+        net, routes = scenario.generate(a.name, a.out)
+        rows = compare.run_all(net, routes, a.seed, os.environ.get("TRAFFIC_BIN", "traffic"))
+        print(compare.table(a.name, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

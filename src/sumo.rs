@@ -1,0 +1,492 @@
+//! `traffic sumo`: the system driven by an outside traffic simulator (the SUMO bridge in
+//! `simulator/sumo/`), one simulated minute at a time, over stdin and stdout JSON lines.
+//!
+//! Each input line is one tick: the simulated instant and the readings that the detectors
+//! produced up to it, each one a reading of the contract (`docs/contracts.md`), unchanged:
+//!
+//! ```json
+//! {"now":"2026-01-05T06:01:00Z","readings":[{"intersection_id":"A0","light":0,...}]}
+//! ```
+//!
+//! The readings go, in order, through an in-process stream split over shards by intersection
+//! id (as Kinesis would: arrival time is the tick's `now`) to the same `ingest` and `fault`
+//! handlers as every other mode, on an embedded store in a temporary directory. Whenever `now`
+//! reaches a multiple of the merge period (simulated time, as an EventBridge schedule would
+//! fire), the merge runs. The answer is one line per tick:
+//!
+//! ```json
+//! {"now":"2026-01-05T06:20:00Z","merged":true,
+//!  "timings":[{"intersection_id":"A0","retimed_from":"15m@2026-01-05T06:00:00Z","cycle_s":36.0,
+//!              "phases":[{"lights":[0,2],"green_s":13.5,"red_s":22.5}, ...]}],
+//!  "alarms":[{"intersection_id":"A0","light":1,"lamp":"green","ts":"2026-01-05T06:07:00Z"}],
+//!  "readings":960,"rejected":0,"late":0,"duplicates":0}
+//! ```
+//!
+//! `timings` holds the intersections whose timings the merge changed since the previous answer
+//! (as the registry has them), `alarms` the alarms raised since then; the counters are totals.
+//! A line that is not a tick gets `{"error": ...}` and changes nothing. Time never comes from a
+//! clock: the same ticks give the same answers.
+
+use crate::engine::Engine;
+use crate::replay::TimingOut;
+use crate::stream::{StreamRecord, partition_key_of, shard_for, shard_id};
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use merge::{Closing, Provisional};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use tokio::sync::mpsc;
+use traffic_core::pane::Counters;
+use traffic_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
+use traffic_core::{City, EngineConfig};
+use traffic_embedded::EmbeddedStore;
+use traffic_functions::wiring::Ports;
+
+/// Options of `traffic sumo`.
+#[derive(Clone, Debug)]
+pub struct SumoOptions {
+    /// Shards of the in-process stream.
+    pub shards: usize,
+    /// Records per batch handed to the functions.
+    pub batch_size: usize,
+    /// Simulated time between merge runs, ms.
+    pub merge_every_ms: i64,
+}
+
+/// One input line.
+#[derive(Deserialize)]
+struct Tick<'a> {
+    now: String,
+    #[serde(borrow, default)]
+    readings: Vec<&'a RawValue>,
+}
+
+/// One new alarm in an answer.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct AlarmAnswer {
+    /// The intersection.
+    pub intersection_id: String,
+    /// The light.
+    pub light: usize,
+    /// The broken lamp's colour.
+    pub lamp: String,
+    /// Event time of its first broken reading.
+    pub ts: String,
+}
+
+/// The answer to one tick.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Answer {
+    /// The tick's simulated instant.
+    pub now: String,
+    /// Whether the merge ran at this tick.
+    pub merged: bool,
+    /// Timings changed since the previous answer.
+    pub timings: Vec<TimingOut>,
+    /// Alarms raised since the previous answer.
+    pub alarms: Vec<AlarmAnswer>,
+    /// Readings received so far.
+    pub readings: u64,
+    /// Readings rejected so far.
+    pub rejected: u64,
+    /// Readings dropped as late so far.
+    pub late: u64,
+    /// Duplicates so far.
+    pub duplicates: u64,
+}
+
+/// What a whole run did.
+#[derive(Debug, Default, Serialize)]
+pub struct SumoSummary {
+    /// Ticks answered.
+    pub ticks: u64,
+    /// Readings received.
+    pub readings: u64,
+    /// Merge runs.
+    pub merges: u64,
+    /// Timing changes handed back.
+    pub retimings: u64,
+    /// Alarms handed back.
+    pub alarms: u64,
+    /// Lines that were not ticks.
+    pub bad_lines: u64,
+}
+
+/// The system between ticks: the engine, the stream's positions, what was already answered.
+pub struct SumoLoop {
+    engine: Engine,
+    opts: SumoOptions,
+    next_seq: Vec<u128>,
+    next_merge_ms: Option<i64>,
+    answered_from: HashMap<String, String>,
+    alarms_seen: usize,
+    readings: u64,
+    _dir: tempfile::TempDir,
+}
+
+impl SumoLoop {
+    /// A loop over `city` on a new embedded store in a temporary directory.
+    pub fn new(cfg: EngineConfig, city: &City, opts: SumoOptions) -> anyhow::Result<Self> {
+        if opts.merge_every_ms <= 0 {
+            anyhow::bail!("the merge period must be positive");
+        }
+        let dir = tempfile::tempdir().context("creating a temporary store")?;
+        let store = EmbeddedStore::open_relaxed(dir.path().join("sumo.redb"))?;
+        store.put_intersections(&city.intersections)?;
+        let shards = opts.shards.max(1);
+        Ok(Self {
+            engine: Engine::new(cfg, Provisional::None, Ports::embedded(store)),
+            next_seq: vec![1; shards],
+            opts: SumoOptions { shards, ..opts },
+            next_merge_ms: None,
+            answered_from: HashMap::new(),
+            alarms_seen: 0,
+            readings: 0,
+            _dir: dir,
+        })
+    }
+
+    /// Handles one input line; `Err` only when the system itself fails (a port), never for
+    /// bad input, which gets an answer with an error instead.
+    pub async fn line(&mut self, line: &str) -> anyhow::Result<serde_json::Value> {
+        let tick: Tick = match serde_json::from_str(line) {
+            Ok(t) => t,
+            Err(e) => return Ok(error_answer(format!("not a tick: {e}"))),
+        };
+        let Some(now_ms) = parse_rfc3339_ms(&tick.now) else {
+            return Ok(error_answer(format!(
+                "now: not an RFC 3339 time: {:?}",
+                tick.now
+            )));
+        };
+        let answer = self
+            .tick(now_ms, tick.readings.iter().map(|r| r.get().as_bytes()))
+            .await?;
+        Ok(serde_json::to_value(answer)?)
+    }
+
+    /// Delivers `readings` (raw records) at simulated instant `now_ms`, runs the merge when
+    /// its period has come, and answers.
+    pub async fn tick<'r>(
+        &mut self,
+        now_ms: i64,
+        readings: impl Iterator<Item = &'r [u8]>,
+    ) -> anyhow::Result<Answer> {
+        let arrival = DateTime::<Utc>::from_timestamp_millis(now_ms).unwrap_or_default();
+        let shards = self.opts.shards;
+        let mut streams: Vec<Vec<StreamRecord>> = vec![Vec::new(); shards];
+        for data in readings {
+            let key = partition_key_of(data);
+            let s = shard_for(&key, shards);
+            streams[s].push(StreamRecord {
+                seq: self.next_seq[s],
+                partition_key: key,
+                data: data.to_vec(),
+                arrival,
+            });
+            self.next_seq[s] += 1;
+            self.readings += 1;
+        }
+        let batch = self.opts.batch_size.max(1);
+        for (i, records) in streams.iter().enumerate() {
+            for chunk in records.chunks(batch) {
+                self.engine.deliver(&shard_id(i), chunk).await?;
+            }
+        }
+        let period = self.opts.merge_every_ms;
+        let due = *self
+            .next_merge_ms
+            .get_or_insert_with(|| (now_ms.div_euclid(period) + 1) * period);
+        let mut answer = Answer {
+            now: format_rfc3339_ms(now_ms),
+            readings: self.readings,
+            ..Answer::default()
+        };
+        if now_ms >= due {
+            self.engine.merge(Closing::Watermark).await?;
+            self.next_merge_ms = Some((now_ms.div_euclid(period) + 1) * period);
+            answer.merged = true;
+            answer.timings = self.changed_timings().await?;
+        }
+        answer.alarms = self.new_alarms().await?;
+        let mut counters = Counters::default();
+        for m in self.engine.ports.state.shard_metas().await? {
+            counters.add(&m.counters);
+        }
+        answer.rejected = counters.rejected;
+        answer.late = counters.late;
+        answer.duplicates = counters.duplicates;
+        Ok(answer)
+    }
+
+    async fn changed_timings(&mut self) -> anyhow::Result<Vec<TimingOut>> {
+        let yellow = self.engine.cfg.webster.yellow_s;
+        let mut out = Vec::new();
+        for x in self.engine.ports.registry.intersections().await? {
+            let Some(t) = TimingOut::of(&x, yellow) else {
+                continue;
+            };
+            if self.answered_from.get(&t.intersection_id) == Some(&t.retimed_from) {
+                continue;
+            }
+            self.answered_from
+                .insert(t.intersection_id.clone(), t.retimed_from.clone());
+            out.push(t);
+        }
+        out.sort_by(|a, b| a.intersection_id.cmp(&b.intersection_id));
+        Ok(out)
+    }
+
+    async fn new_alarms(&mut self) -> anyhow::Result<Vec<AlarmAnswer>> {
+        let all = self.engine.ports.lamps.alarms().await?;
+        let fresh: Vec<AlarmAnswer> = all
+            .iter()
+            .skip(self.alarms_seen)
+            .map(|r| AlarmAnswer {
+                intersection_id: r.alarm.intersection_id.to_string(),
+                light: r.alarm.light.get(),
+                lamp: r.alarm.lamp.as_str().to_owned(),
+                ts: format_rfc3339_ms(r.alarm.ts_ms),
+            })
+            .collect();
+        self.alarms_seen = all.len();
+        Ok(fresh)
+    }
+}
+
+fn error_answer(message: String) -> serde_json::Value {
+    serde_json::json!({ "error": message })
+}
+
+/// Reads the city file.
+pub fn read_city(path: &Path) -> anyhow::Result<City> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    City::parse(&text).with_context(|| format!("in {}", path.display()))
+}
+
+/// Answers every line received on `input` with one line on `output`, until `input` closes.
+pub async fn serve<W: Write>(
+    cfg: EngineConfig,
+    city: &City,
+    opts: SumoOptions,
+    mut input: mpsc::Receiver<String>,
+    mut output: W,
+) -> anyhow::Result<SumoSummary> {
+    let mut sys = SumoLoop::new(cfg, city, opts)?;
+    let mut summary = SumoSummary::default();
+    while let Some(line) = input.recv().await {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = sys.line(&line).await?;
+        if answer.get("error").is_some() {
+            summary.bad_lines += 1;
+        } else {
+            summary.ticks += 1;
+            summary.merges += u64::from(answer["merged"].as_bool().unwrap_or(false));
+            let count = |k: &str| answer[k].as_array().map_or(0, Vec::len) as u64;
+            summary.retimings += count("timings");
+            summary.alarms += count("alarms");
+        }
+        serde_json::to_writer(&mut output, &answer)?;
+        output.write_all(b"\n")?;
+        output.flush()?;
+    }
+    summary.readings = sys.readings;
+    Ok(summary)
+}
+
+/// The lines of standard input on a channel, read by a thread of their own (reading a pipe
+/// blocks), ending when standard input does.
+pub fn stdin_lines() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(16);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use traffic_core::window::WindowLength;
+
+    const CITY: &str = r#"{"intersections":[
+      {"id":"A0","lat":41.85,"lon":12.60,
+       "lights":[{"light":0,"saturation_veh_h":3600},{"light":1,"saturation_veh_h":1800}],
+       "phases":[{"lights":[0],"green_s":42,"red_s":45},{"lights":[1],"green_s":42,"red_s":45}]},
+      {"id":"B0","lat":41.86,"lon":12.61,
+       "lights":[{"light":0,"saturation_veh_h":1800},{"light":1,"saturation_veh_h":1800}],
+       "phases":[{"lights":[0],"green_s":42,"red_s":45},{"lights":[1],"green_s":42,"red_s":45}]}]}"#;
+
+    /// One-minute control windows, no lateness, a merge every simulated minute.
+    fn system() -> SumoLoop {
+        let city = City::parse(CITY).unwrap_or_else(|e| panic!("{e}"));
+        let lengths: Vec<WindowLength> = ["1m", "5m"]
+            .iter()
+            .map(|s| s.parse().unwrap_or_else(|e| panic!("{e:?}")))
+            .collect();
+        let mut cfg = EngineConfig::default()
+            .with_windows(&lengths)
+            .unwrap_or_else(|e| panic!("{e}"));
+        cfg.allowed_lateness_ms = 0;
+        let opts = SumoOptions {
+            shards: 2,
+            batch_size: 3,
+            merge_every_ms: 60_000,
+        };
+        SumoLoop::new(cfg, &city, opts).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The tick at 06:MM with one reading per light, `vehicles[i][l]` for intersection i.
+    fn tick(minute: u32, vehicles: [[u32; 2]; 2], broken: Option<(&str, u8)>) -> String {
+        let ts = format!("2026-01-05T06:{minute:02}:00Z");
+        let mut readings = Vec::new();
+        for (i, id) in ["A0", "B0"].iter().enumerate() {
+            for l in 0..2u8 {
+                let green = if broken == Some((id, l)) {
+                    "broken"
+                } else {
+                    "ok"
+                };
+                readings.push(format!(
+                    r#"{{"intersection_id":"{id}","light":{l},"ts":"{ts}","vehicles":{},"mean_speed_kmh":30.5,"lamps":{{"red":"ok","yellow":"ok","green":"{green}"}}}}"#,
+                    vehicles[i][l as usize]
+                ));
+            }
+        }
+        format!(r#"{{"now":"{ts}","readings":[{}]}}"#, readings.join(","))
+    }
+
+    async fn answer(sys: &mut SumoLoop, line: &str) -> Answer {
+        let v = sys.line(line).await.unwrap_or_else(|e| panic!("{e}"));
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"))
+    }
+
+    #[tokio::test]
+    async fn a_closed_window_comes_back_as_new_timings_at_the_next_merge() {
+        let mut sys = system();
+        let first = answer(&mut sys, &tick(1, [[30, 10], [5, 5]], None)).await;
+        assert!(!first.merged && first.timings.is_empty());
+        assert_eq!(first.readings, 4);
+        // 06:02: the watermark passes the end of the 06:01 pane and the merge is due.
+        let second = answer(&mut sys, &tick(2, [[30, 10], [5, 5]], None)).await;
+        assert!(second.merged);
+        let ids: Vec<&str> = second
+            .timings
+            .iter()
+            .map(|t| t.intersection_id.as_str())
+            .collect();
+        assert_eq!(ids, ["A0", "B0"]);
+        let a0 = &second.timings[0];
+        assert_eq!(a0.retimed_from, "1m@2026-01-05T06:01:00Z");
+        // 30 veh/min on 3600 veh/h against 10 on 1800: light 0's phase gets the longer green.
+        assert!(a0.phases[0].green_s > a0.phases[1].green_s, "{a0:?}");
+        let yellow = EngineConfig::default().webster.yellow_s;
+        for p in &a0.phases {
+            assert!((p.green_s + yellow + p.red_s - a0.cycle_s).abs() < 1e-9);
+        }
+        assert_eq!(second.rejected, 0);
+    }
+
+    #[tokio::test]
+    async fn timings_already_answered_are_not_answered_again() {
+        let mut sys = system();
+        answer(&mut sys, &tick(1, [[30, 10], [5, 5]], None)).await;
+        let second = answer(&mut sys, &tick(2, [[30, 10], [5, 5]], None)).await;
+        assert_eq!(second.timings.len(), 2);
+        // The merge at 06:03 retimes from the 06:02 window: new timings again.
+        let third = answer(&mut sys, &tick(3, [[30, 10], [5, 5]], None)).await;
+        assert!(
+            third
+                .timings
+                .iter()
+                .all(|t| t.retimed_from == "1m@2026-01-05T06:02:00Z")
+        );
+        // A tick without readings closes nothing new for the merge to retime from.
+        let again = sys
+            .line(r#"{"now":"2026-01-05T06:03:30Z","readings":[]}"#)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again["timings"], serde_json::json!([]));
+    }
+
+    #[tokio::test]
+    async fn a_broken_lamp_raises_one_alarm_in_the_answer_of_its_tick() {
+        let mut sys = system();
+        let a = answer(&mut sys, &tick(1, [[1, 1], [1, 1]], Some(("B0", 1)))).await;
+        assert_eq!(
+            a.alarms,
+            [AlarmAnswer {
+                intersection_id: "B0".into(),
+                light: 1,
+                lamp: "green".into(),
+                ts: "2026-01-05T06:01:00Z".into(),
+            }]
+        );
+        let b = answer(&mut sys, &tick(2, [[1, 1], [1, 1]], Some(("B0", 1)))).await;
+        assert!(b.alarms.is_empty(), "still broken: no second alarm");
+    }
+
+    #[tokio::test]
+    async fn a_line_that_is_not_a_tick_gets_an_error_and_changes_nothing() {
+        let mut sys = system();
+        for bad in [
+            "not json",
+            r#"{"readings":[]}"#,
+            r#"{"now":"yesterday","readings":[]}"#,
+        ] {
+            let v = sys.line(bad).await.unwrap_or_else(|e| panic!("{e}"));
+            assert!(v["error"].is_string(), "{bad}: {v}");
+        }
+        let a = answer(&mut sys, &tick(1, [[1, 1], [1, 1]], None)).await;
+        assert_eq!(a.readings, 4);
+        // A reading that breaks the contract is rejected by ingest, and counted.
+        let v = sys
+            .line(r#"{"now":"2026-01-05T06:02:00Z","readings":[{"intersection_id":"nowhere","light":0}]}"#)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v["rejected"], 1);
+    }
+
+    #[tokio::test]
+    async fn the_same_ticks_give_the_same_answers() {
+        let lines: Vec<String> = (1..=4)
+            .map(|m| tick(m, [[m * 7, 3], [2, m]], (m == 2).then_some(("A0", 0))))
+            .collect();
+        let mut outs = Vec::new();
+        for _ in 0..2 {
+            let (tx, rx) = mpsc::channel(8);
+            for l in &lines {
+                tx.send(l.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+            }
+            drop(tx);
+            let city = City::parse(CITY).unwrap_or_else(|e| panic!("{e}"));
+            let sys = system();
+            let mut out = Vec::new();
+            let summary = serve(
+                sys.engine.cfg.clone(),
+                &city,
+                sys.opts.clone(),
+                rx,
+                &mut out,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(summary.ticks, 4);
+            outs.push(String::from_utf8(out).unwrap_or_default());
+        }
+        assert_eq!(outs[0], outs[1]);
+        assert_eq!(outs[0].lines().count(), 4);
+    }
+}
