@@ -75,7 +75,8 @@ if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
     sleep 0.2
   done
   curl -fsS "$endpoint/_ministack/health" >/dev/null
-  extra+=(--emulator "ministack $version")
+  # MiniStack does every part (the API, its JWT authorizer, Cognito): nothing may go unchecked.
+  extra+=(--emulator "ministack $version" --strict)
 else
   endpoint=$AWS_ENDPOINT_URL
   echo "deployed-e2e: using the emulator at $endpoint" >&2
