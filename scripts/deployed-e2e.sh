@@ -14,8 +14,8 @@
 #
 # Environment: TRAFFIC_E2E_ARGS adds options to tests/deployed/e2e.py (--periods, --speedup,
 # --merge-schedule, --wait, ...: `python tests/deployed/e2e.py --help`); CARGO_TARGET_DIR as
-# for cargo. The functions are the dev-profile binaries of the test build (a release build of
-# the AWS SDK costs about ten minutes on two cores), zipped as `bootstrap`.
+# for cargo. The functions are dev-profile binaries sharing the test build's dependencies (a
+# release build of the AWS SDK costs about ten minutes on two cores), zipped as `bootstrap`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -26,10 +26,14 @@ bash scripts/prereqs.sh rust python
 bash scripts/venv.sh
 py="$root/.venv/bin/python"
 
-# The functions and the CLI, for this host, in the workspace's target directory.
+# The functions and the CLI, for this host, in the workspace's target directory. Built with the
+# test build's selection (every member, its tests too), so that cargo resolves the same features
+# and reuses every dependency the tests compiled: after the test command's nextest run only the
+# ingest, fault and merge executables are left to link (11 s here). `cargo build -p ingest ...`
+# alone resolves fewer features and compiles the AWS SDK a second time.
 target_dir=${CARGO_TARGET_DIR:-$root/target}
-echo "deployed-e2e: cargo build -p ingest -p fault -p merge -p api -p traffic" >&2
-cargo build --quiet -p ingest -p fault -p merge -p api -p traffic
+echo "deployed-e2e: cargo build --workspace --bins --tests" >&2
+cargo build --quiet --workspace --bins --tests
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/deployed-e2e.XXXXXX")
 emulator_pid=""
@@ -55,12 +59,14 @@ if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   log="$root/target/ministack.log"
   mkdir -p "$root/target"
   echo "deployed-e2e: starting MiniStack $version on $endpoint (log: $log)" >&2
-  # AWS_ENDPOINT_URL pointing at itself: MiniStack hands it to the functions it runs. Its
-  # state, code caches and temporary files stay in this run's directory, and the listeners it
-  # would open on fixed ports (IoT's MQTT on 8883, SFTP) stay closed.
+  # AWS_ENDPOINT_URL pointing at itself: MiniStack hands it to the functions it runs. AUTH=true:
+  # each function runs under a session of its own execution role and every call it makes is
+  # checked against the role's policies (a permission missing from the template fails the
+  # run). Its state, code caches and temporary files stay in this run's directory, and the
+  # listeners it would open on fixed ports (IoT's MQTT on 8883, SFTP) stay closed.
   (
     cd "$work"
-    exec env GATEWAY_PORT="$port" BIND_HOST=127.0.0.1 AWS_ENDPOINT_URL="$endpoint" \
+    exec env GATEWAY_PORT="$port" BIND_HOST=127.0.0.1 AWS_ENDPOINT_URL="$endpoint" AUTH=true \
       MINISTACK_REGION="$AWS_REGION" TMPDIR="$work" STATE_DIR="$work/state" S3_DATA_DIR="$work/s3" \
       IOT_MTLS_ENABLED=0 SFTP_ENABLED=0 "$root/.venv/bin/ministack"
   ) >"$log" 2>&1 &
@@ -76,7 +82,7 @@ if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   done
   curl -fsS "$endpoint/_ministack/health" >/dev/null
   # MiniStack does every part (the API, its JWT authorizer, Cognito): nothing may go unchecked.
-  extra+=(--emulator "ministack $version" --strict)
+  extra+=(--emulator "ministack $version, AUTH=true (IAM policies enforced)" --strict)
 else
   endpoint=$AWS_ENDPOINT_URL
   echo "deployed-e2e: using the emulator at $endpoint" >&2
