@@ -95,8 +95,11 @@ toolbox
 rm "$tmp/box/bin/cargo"
 run "without cargo it names rustup" 1 "cargo and rustc" "rustup"
 toolbox
-run "an older Rust than rust-version names rustup update" 1 "Rust 1.90 or newer" "rustc 1.80.0" "rustup update" \
-  -- FAKE_RUSTC_VERSION=1.80.0
+want=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' Cargo.toml | head -n 1)
+run "an older Rust than rust-version names rustup update" 1 "Rust $want or newer" "rustc 1.0.0" "rustup update" \
+  -- FAKE_RUSTC_VERSION=1.0.0
+toolbox
+run "versions compare number by number (1.100 is newer than 1.90)" 0 -- FAKE_RUSTC_VERSION=1.100.0
 toolbox
 rm "$tmp/box/bin/python3"
 run "without python3 it names the packages" 1 "python3 (3.11 or newer)" "apt-get install -y python3 python3-venv"
