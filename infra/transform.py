@@ -5,7 +5,8 @@ AWS::Serverless-2016-10-31 transform is run locally by `aws-sam-translator` (the
 SAM transform itself is built on). For emulators that do not run the transform (moto), and for
 LocalStack without the SAM CLI (localstack/deploy-template.sh).
 
-    python infra/transform.py --bucket B [--prefix P] [--region R] [--template T] > out.json
+    python infra/transform.py --bucket B [--prefix P] [--region R] [--template T]
+                              [--architecture x86_64|arm64] > out.json
 
 Needs `cfn-lint` (to read the template's short-form tags such as !Ref) and `aws-sam-translator`,
 both pinned in scripts/requirements-test.txt.
@@ -22,6 +23,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE = HERE / "template.yaml"
+#: Lambda's two architectures.
+ARCHITECTURES = ("x86_64", "arm64")
 
 
 def load(path: Path = TEMPLATE) -> dict[str, Any]:
@@ -46,10 +49,22 @@ def binaries(template: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def packaged(template: dict[str, Any], bucket: str, prefix: str = "") -> dict[str, Any]:
-    """A copy with each function's CodeUri pointing at `s3://bucket/<prefix><binary>.zip`."""
+def packaged(
+    template: dict[str, Any], bucket: str, prefix: str = "", architecture: str | None = None
+) -> dict[str, Any]:
+    """A copy with each function's CodeUri pointing at `s3://bucket/<prefix><binary>.zip`.
+
+    `architecture` (`x86_64` or `arm64`) replaces the functions' `Architectures`: an emulator
+    that runs `provided.al2023` binaries on its own host (MiniStack, LocalStack with
+    LAMBDA_IGNORE_ARCHITECTURE) needs the host's. AWS gets the template's (arm64)."""
     t = copy.deepcopy(template)
     t.get("Globals", {}).get("Function", {}).pop("CodeUri", None)
+    if architecture is not None:
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, not {architecture!r}")
+        t.setdefault("Globals", {}).setdefault("Function", {})["Architectures"] = [architecture]
+        for lid in binaries(t):
+            t["Resources"][lid]["Properties"].pop("Architectures", None)
     for lid, binary in binaries(t).items():
         t["Resources"][lid]["Properties"]["CodeUri"] = f"s3://{bucket}/{prefix}{binary}.zip"
     return t
@@ -84,8 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefix", default="", help="key prefix of the zips")
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--account", default="123456789012")
+    p.add_argument(
+        "--architecture",
+        choices=ARCHITECTURES,
+        help="replace the functions' architecture (an emulator that runs them on its host)",
+    )
     a = p.parse_args(argv)
-    out = transform(packaged(load(a.template), a.bucket, a.prefix), a.region, a.account)
+    t = packaged(load(a.template), a.bucket, a.prefix, a.architecture)
+    out = transform(t, a.region, a.account)
     json.dump(out, sys.stdout, indent=1, sort_keys=True)
     print()
     return 0

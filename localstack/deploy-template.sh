@@ -16,7 +16,9 @@
 #
 # Needs: cargo-lambda (pip install cargo-lambda), the AWS CLI, and Python with
 # scripts/requirements-test.txt installed (./scripts/test.sh makes .venv). Not exercised by the
-# test command (there is no Docker engine on CI machines); the same transform is, against moto.
+# test command (there is no Docker engine on CI machines). The checked path is
+# scripts/deployed-e2e.sh: the same transform and deployment, then the stack driven and checked,
+# on MiniStack in the test command or on LocalStack with AWS_ENDPOINT_URL (localstack/README.md).
 #
 # LocalStack notes (localstack/docker-compose.yml sets the two variables named here):
 #  - it must run S3 (the function zips are uploaded there) besides the services the stack uses;

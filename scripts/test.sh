@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: installs what the tests need (a Python virtual
-# environment with the AWS emulator and the template linter, Chromium and the browser driver),
-# starts the emulator on 127.0.0.1, runs every test, and stops the emulator whatever happens.
+# The whole test suite, from a fresh clone: checks the machine's prerequisites and installs
+# what the tests need (scripts/prereqs.sh: cargo-nextest, Chromium; scripts/venv.sh: a Python
+# virtual environment with the AWS emulators and the template linter; the browser driver),
+# starts moto on 127.0.0.1, runs every test, and stops the emulator whatever happens. The
+# scripts in scripts/test.d run last: the browser test, the deployed stack on MiniStack
+# (scripts/deployed-e2e.sh), the template checks, the prerequisite checks' own test.
 #
 #   ./scripts/test.sh            everything
 #   AWS_ENDPOINT_URL=http://localhost:4566 ./scripts/test.sh
@@ -16,29 +19,22 @@ log() { printf '\n== %s\n' "$*"; }
 # gigabytes to the target directory (set CARGO_INCREMENTAL=1 to keep them).
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
-# --- Python tools --------------------------------------------------------------------------
+# --- What the machine needs ------------------------------------------------------------------
+# Installs cargo-nextest (and Chromium, as root with apt) when missing; stops with one line
+# naming anything else that is missing and the command that installs it.
+groups=(rust python)
+if [ -d tests/browser ]; then groups+=(browser); fi
+bash scripts/prereqs.sh "${groups[@]}"
+
+# --- Python tools ---------------------------------------------------------------------------
+bash scripts/venv.sh
 venv="$root/.venv"
-if [ ! -x "$venv/bin/python" ]; then
-  log "creating $venv"
-  python3 -m venv "$venv"
-fi
-if ! cmp -s scripts/requirements-test.txt "$venv/.requirements"; then
-  log "installing Python test tools (scripts/requirements-test.txt)"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
-  cp scripts/requirements-test.txt "$venv/.requirements"
-fi
 export PATH="$venv/bin:$PATH"
 
-# --- Browser (for the dashboard test) -------------------------------------------------------
-if [ -d tests/browser ]; then
-  if ! command -v chromium >/dev/null 2>&1; then
-    log "installing Chromium (Debian package)"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
-  fi
-  if [ ! -d tests/browser/node_modules ]; then
-    log "installing the browser driver (tests/browser/package-lock.json)"
-    (cd tests/browser && npm ci --silent --no-audit --no-fund)
-  fi
+# --- The browser driver (for the dashboard test) -----------------------------------------------
+if [ -d tests/browser ] && [ ! -d tests/browser/node_modules ]; then
+  log "installing the browser driver (tests/browser/package-lock.json)"
+  (cd tests/browser && npm ci --silent --no-audit --no-fund)
 fi
 
 # --- The AWS emulator ----------------------------------------------------------------------

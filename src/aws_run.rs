@@ -28,7 +28,8 @@ use traffic_aws::esm::{
 use traffic_aws::kinesis::{KinesisSink, PutReport};
 use traffic_aws::setup::{Created, Resources, ensure_all};
 use traffic_aws::{AwsClients, DynamoStore, StoreOptions};
-use traffic_core::{City, EngineConfig, IntersectionId, Reading};
+use traffic_core::reading::LampColour;
+use traffic_core::{City, EngineConfig, IntersectionId, LightIndex, Reading};
 use traffic_functions::directory::Directory;
 use traffic_functions::wiring::Ports;
 use traffic_ports::{LampStore, PortError, Registry};
@@ -556,6 +557,56 @@ pub struct SimulateArgs {
     /// Also append the readings to this file (JSON lines, for `traffic replay`).
     #[arg(long)]
     record: Option<std::path::PathBuf>,
+    /// Break one lamp before a chosen period (fault injection, repeatable):
+    /// `INTERSECTION:LIGHT:COLOUR@PERIOD`, e.g. `I-0002:1:green@5` breaks the green lamp of
+    /// light 1 of I-0002 before the sixth period (periods count from 0).
+    #[arg(long = "break-lamp", value_name = "ID:LIGHT:COLOUR@PERIOD")]
+    break_lamp: Vec<LampBreak>,
+}
+
+/// A lamp to break before a given period of the simulation (`traffic simulate --break-lamp`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LampBreak {
+    /// The intersection.
+    pub intersection: IntersectionId,
+    /// Its light.
+    pub light: LightIndex,
+    /// The lamp.
+    pub colour: LampColour,
+    /// The period (from 0) before which it breaks.
+    pub period: u64,
+}
+
+impl std::str::FromStr for LampBreak {
+    type Err = String;
+
+    /// Parses `INTERSECTION:LIGHT:COLOUR@PERIOD`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let shape =
+            || format!("{s:?}: expected INTERSECTION:LIGHT:COLOUR@PERIOD, e.g. I-0002:1:green@5");
+        let (lamp, period) = s.rsplit_once('@').ok_or_else(shape)?;
+        let mut parts = lamp.rsplitn(3, ':');
+        let (Some(colour), Some(light), Some(id)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(shape());
+        };
+        let colour = LampColour::ALL
+            .into_iter()
+            .find(|c| c.as_str() == colour)
+            .ok_or_else(|| format!("{s:?}: the colour must be red, yellow or green"))?;
+        Ok(Self {
+            intersection: IntersectionId::parse(id).map_err(|e| format!("{s:?}: {e}"))?,
+            light: light
+                .parse::<i64>()
+                .map_err(|e| e.to_string())
+                .and_then(|l| LightIndex::new(l).map_err(|e| e.to_string()))
+                .map_err(|e| format!("{s:?}: {e}"))?,
+            colour,
+            period: period
+                .parse()
+                .map_err(|e| format!("{s:?}: the period is not a count: {e}"))?,
+        })
+    }
 }
 
 /// `traffic aws-local`.
@@ -675,12 +726,23 @@ async fn run_simulator(
     mut driver: SimDriver,
     period: Duration,
     steps: Option<u64>,
+    breaks: &[LampBreak],
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<u64> {
     let mut sent = 0;
     let mut n = 0;
     let mut next = tokio::time::Instant::now();
     while steps.is_none_or(|s| n < s) && !*stop.borrow() {
+        for b in breaks.iter().filter(|b| b.period == n) {
+            let sim = driver.simulator();
+            anyhow::ensure!(
+                sim.break_lamp(&b.intersection, b.light, b.colour),
+                "--break-lamp: the city has no light {} at {}",
+                b.light.get(),
+                b.intersection
+            );
+            tracing::info!(intersection = %b.intersection, light = b.light.get(), lamp = b.colour.as_str(), period = n, "lamp broken");
+        }
         let s = driver.step().await?;
         sent += s.readings.len() as u64;
         n += 1;
@@ -749,7 +811,7 @@ pub async fn cmd_simulate(args: SimulateArgs) -> anyhow::Result<()> {
         args.stream,
         period
     );
-    let sent = run_simulator(driver, period, args.steps, ctrl_c()).await?;
+    let sent = run_simulator(driver, period, args.steps, &args.break_lamp, ctrl_c()).await?;
     eprintln!("{sent} readings put");
     Ok(())
 }
@@ -802,7 +864,7 @@ pub async fn cmd_aws_local(args: AwsLocalArgs) -> anyhow::Result<()> {
             ports.registry.clone(),
             ports.lamps.clone(),
         )?;
-        let sent = run_simulator(driver, period, args.steps, stop.clone()).await?;
+        let sent = run_simulator(driver, period, args.steps, &[], stop.clone()).await?;
         runner.wait_for_records(sent, Duration::from_secs(60)).await;
     }
     let progress = runner.progress().snapshot();
@@ -817,4 +879,47 @@ pub async fn cmd_aws_local(args: AwsLocalArgs) -> anyhow::Result<()> {
         }))?
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LampBreak;
+
+    #[test]
+    fn a_lamp_break_names_the_intersection_light_colour_and_period() {
+        let b: LampBreak = "I-0002:1:green@5".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(b.intersection.as_str(), "I-0002");
+        assert_eq!(b.light.get(), 1);
+        assert_eq!(b.colour.as_str(), "green");
+        assert_eq!(b.period, 5);
+    }
+
+    #[test]
+    fn an_intersection_id_may_itself_contain_colons() {
+        let b: LampBreak = "north:I-7:3:red@0"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(b.intersection.as_str(), "north:I-7");
+        assert_eq!((b.light.get(), b.period), (3, 0));
+    }
+
+    #[test]
+    fn a_malformed_lamp_break_is_refused_with_the_expected_shape() {
+        for bad in [
+            "I-0002:1:green",
+            "I-0002:green@5",
+            "I-0002:4:green@5",
+            "I-0002:1:blue@5",
+            "I-0002:1:green@-1",
+            ":1:green@5",
+        ] {
+            let err = bad.parse::<LampBreak>().err();
+            assert!(err.is_some(), "{bad} was accepted");
+        }
+        let err = "I-0002:1:green"
+            .parse::<LampBreak>()
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("INTERSECTION:LIGHT:COLOUR@PERIOD"), "{err}");
+    }
 }

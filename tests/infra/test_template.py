@@ -272,8 +272,43 @@ def documented_protected_routes() -> set[tuple[str, str]]:
     }
 
 
+def sub_target(value) -> str | None:
+    """The logical id in a `!Sub integrations/${X}` route target."""
+    if isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        m = re.fullmatch(r"integrations/\$\{([A-Za-z0-9]+)\}", value["Fn::Sub"])
+        return m.group(1) if m else None
+    return None
+
+
 def http_routes(lid: str) -> list[dict]:
-    return [e["Properties"] for e in function_props(lid).get("Events", {}).values() if e["Type"] == "HttpApi"]
+    """The HTTP API routes that reach function `lid`: every AWS::ApiGatewayV2::Route whose
+    target is a Lambda proxy integration of it, as {"Method", "Path", "Api", "Integration",
+    "AuthorizationType", "AuthorizerId", "AuthorizationScopes"} (ids are logical ids)."""
+    out = []
+    for rid, r in RESOURCES.items():
+        if r["Type"] != "AWS::ApiGatewayV2::Route":
+            continue
+        p = r["Properties"]
+        integration = sub_target(p.get("Target"))
+        if integration is None:
+            raise AssertionError(f"{rid}: Target must be !Sub integrations/${{Integration}}, not {p.get('Target')!r}")
+        ip = RESOURCES[integration]["Properties"]
+        if target(ip["IntegrationUri"]) != lid:
+            continue
+        method, path = p["RouteKey"].split(" ", 1)
+        out.append(
+            {
+                "Id": rid,
+                "Method": method,
+                "Path": path,
+                "Api": target(p["ApiId"]),
+                "Integration": integration,
+                "AuthorizationType": p.get("AuthorizationType", "NONE"),
+                "AuthorizerId": target(p.get("AuthorizerId")),
+                "AuthorizationScopes": p.get("AuthorizationScopes", []),
+            }
+        )
+    return out
 
 
 def route_regex(path: str) -> re.Pattern:
@@ -312,9 +347,10 @@ def concrete(path: str) -> str:
 
 
 def route_authorizer(route: dict) -> str | None:
-    api = RESOURCES[target(route["ApiId"])]["Properties"]
-    name = route.get("Auth", {}).get("Authorizer", api.get("Auth", {}).get("DefaultAuthorizer"))
-    return None if name in (None, "NONE") else name
+    """The logical id of the route's authorizer, None for a public route."""
+    if route["AuthorizationType"] == "NONE":
+        return None
+    return route["AuthorizerId"]
 
 
 # --- Static checks ------------------------------------------------------------------------------
@@ -511,10 +547,10 @@ class TemplateWiring(unittest.TestCase):
                 continue
             routes = http_routes(lid)
             for r in routes:
-                self.assertEqual(r.get("PayloadFormatVersion"), "2.0", "lambda_http's apigw_http event")
                 # docs/api.md: no ANY or $default route, so that no read can meet the authorizer.
                 self.assertNotEqual(r["Method"].upper(), "ANY")
                 self.assertNotEqual(r["Path"], "$default")
+                self.assertIn(r["AuthorizationType"], ("NONE", "JWT"), r["Id"])
             for method, path in code_routes():
                 mutating = method not in ("GET", "HEAD", "OPTIONS")
                 with self.subTest(route=f"{method} {path}"):
@@ -524,18 +560,70 @@ class TemplateWiring(unittest.TestCase):
                     auth = route_authorizer(chosen)
                     if mutating:
                         self.assertIsNotNone(auth, "a write reaches the function without an authorizer")
-                        self.assertTrue(chosen["Auth"].get("AuthorizationScopes"), "a write needs a scope")
+                        self.assertEqual(RESOURCES[auth]["Type"], "AWS::ApiGatewayV2::Authorizer")
+                        self.assertTrue(chosen["AuthorizationScopes"], "a write needs a scope")
+                        self.assertEqual(chosen["AuthorizationScopes"], [{"Ref": "AuthWriteScope"}])
                     else:
                         self.assertIsNone(auth, "a read should be public")
-            api = RESOURCES[target(routes[0]["ApiId"])]
-            self.assertEqual(api["Type"], "AWS::Serverless::HttpApi")
+            apis = {r["Api"] for r in routes}
+            self.assertEqual(len(apis), 1, "one HTTP API")
+            api = apis.pop()
+            self.assertEqual(RESOURCES[api]["Type"], "AWS::ApiGatewayV2::Api")
+            self.assertEqual(RESOURCES[api]["Properties"]["ProtocolType"], "HTTP")
+            # Routes as resources, not an imported OpenAPI body (which some emulators ignore).
+            self.assertNotIn("Body", RESOURCES[api]["Properties"])
+            self.assertNotIn("BodyS3Location", RESOURCES[api]["Properties"])
+            for integration in {r["Integration"] for r in routes}:
+                ip = RESOURCES[integration]["Properties"]
+                self.assertEqual(target(ip["ApiId"]), api)
+                self.assertEqual(ip["IntegrationType"], "AWS_PROXY")
+                self.assertEqual(ip["PayloadFormatVersion"], "2.0", "lambda_http's apigw_http event")
             # The $default stage: a named stage would prefix rawPath, which the router does not expect.
-            self.assertIn(api["Properties"].get("StageName", "$default"), ("$default",))
-            authorizers = api["Properties"]["Auth"]["Authorizers"]
-            for name, a in authorizers.items():
+            stages = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::ApiGatewayV2::Stage" and target(r["Properties"]["ApiId"]) == api]
+            self.assertEqual([(s["StageName"], s.get("AutoDeploy")) for s in stages], [("$default", True)])
+            authorizers = {r["AuthorizerId"] for r in routes if r["AuthorizerId"]}
+            for name in authorizers:
+                a = RESOURCES[name]["Properties"]
+                self.assertEqual(target(a["ApiId"]), api)
+                self.assertEqual(a["AuthorizerType"], "JWT")
                 jwt = a["JwtConfiguration"]
-                self.assertTrue(jwt["issuer"] and jwt["audience"], name)
-                self.assertEqual(a["IdentitySource"], "$request.header.Authorization")
+                self.assertTrue(jwt["Issuer"] and jwt["Audience"], name)
+                self.assertEqual(a["IdentitySource"], ["$request.header.Authorization"])
+
+    def test_the_api_function_is_invoked_only_by_its_http_api(self):
+        """API Gateway may invoke the api function (from its own API only), and the function
+        has no SAM HttpApi events left (those would put the routes in an OpenAPI body)."""
+        for binary, lid in template_functions().items():
+            if FUNCTIONS[binary].event != "http":
+                continue
+            with self.subTest(function=binary):
+                self.assertEqual(function_props(lid).get("Events", {}), {})
+                api = {r["Api"] for r in http_routes(lid)}.pop()
+                perms = [
+                    r["Properties"]
+                    for r in RESOURCES.values()
+                    if r["Type"] == "AWS::Lambda::Permission" and target(r["Properties"]["FunctionName"]) == lid
+                ]
+                self.assertEqual(len(perms), 1)
+                self.assertEqual(perms[0]["Principal"], "apigateway.amazonaws.com")
+                self.assertEqual(perms[0]["Action"], "lambda:InvokeFunction")
+                self.assertIn("${" + api + "}/*", perms[0]["SourceArn"]["Fn::Sub"])
+        self.assertFalse([lid for lid, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::HttpApi"])
+
+    def test_an_emulator_gets_the_hosts_architecture_and_aws_gets_arm64(self):
+        """infra/transform.py's --architecture (scripts/deployed-e2e.sh: an emulator runs the
+        functions on its own host) changes only the functions' architecture."""
+        aws = tr.packaged(TEMPLATE, "code-bucket")
+        host = tr.packaged(TEMPLATE, "code-bucket", architecture="x86_64")
+        self.assertEqual(aws["Globals"]["Function"]["Architectures"], ["arm64"])
+        self.assertEqual(host["Globals"]["Function"]["Architectures"], ["x86_64"])
+        for lid in tr.binaries(TEMPLATE):
+            self.assertNotIn("Architectures", host["Resources"][lid]["Properties"])
+        aws["Globals"]["Function"].pop("Architectures")
+        host["Globals"]["Function"].pop("Architectures")
+        self.assertEqual(aws, host)
+        with self.assertRaises(ValueError):
+            tr.packaged(TEMPLATE, "code-bucket", architecture="sparc")
 
     def test_tables_match_the_adapter(self):
         setup = (ROOT / "adapters/aws/src/setup.rs").read_text()
@@ -633,6 +721,9 @@ class TemplateWiring(unittest.TestCase):
 #: tests above are all the checking they get.
 MOTO_SKIPS = {
     "AWS::ApiGatewayV2::Api",
+    "AWS::ApiGatewayV2::Authorizer",
+    "AWS::ApiGatewayV2::Integration",
+    "AWS::ApiGatewayV2::Route",
     "AWS::ApiGatewayV2::Stage",
     "AWS::CloudWatch::Alarm",
     "AWS::Cognito::UserPool",

@@ -1,0 +1,682 @@
+#!/usr/bin/env python3
+"""The deployed stack, end to end, on an emulator: run by scripts/deployed-e2e.sh.
+
+Deploys infra/template.yaml (transformed locally, as infra/transform.py does for every
+emulator) with the four function binaries built for this host, drives it with `traffic
+simulate` and checks what the deployed system did:
+
+- the closed windows in the stack's results table equal `traffic replay` of the recorded
+  readings (every field; floats to 1e-12 relative);
+- the one lamp broken on purpose gives exactly one SNS message, read through an SQS queue
+  subscribed to the stack's alarm topic;
+- through the HTTP API's endpoint: reads answer 200, a write without a token and one with a
+  forged token are refused, a write with a token from the stack's Cognito client-credentials
+  flow is accepted (and deleted again).
+
+Its last line of output is one JSON object with what it saw; it exits 1 when a check failed.
+
+    python tests/deployed/e2e.py --endpoint URL --bin-dir target/debug --traffic target/debug/traffic
+
+Needs boto3, cfn-lint and aws-sam-translator (scripts/requirements-test.txt). The pure parts
+(the city, the expected windows, the comparison) are tested by tests/deployed/test_e2e.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "infra"))
+
+#: 2026-01-05T07:00:00Z, the morning rise (as tests/aws_pipeline.rs).
+START = "2026-01-05T07:00:00Z"
+START_MS = 1_767_596_400_000
+#: The simulator's period (one reading per light per simulated minute).
+PERIOD_MS = 60_000
+MINUTE_MS = 60_000
+UNITS_MS = {"s": 1000, "m": MINUTE_MS, "h": 60 * MINUTE_MS, "d": 24 * 60 * MINUTE_MS}
+
+
+def log(msg: str) -> None:
+    print(f"deployed-e2e: {msg}", file=sys.stderr, flush=True)
+
+
+# --- Pure helpers (tested by test_e2e.py) ------------------------------------------------------
+
+
+def city(n: int) -> dict[str, Any]:
+    """A city of `n` four-light intersections on a grid in Rome, in the contract's city format
+    (docs/contracts.md), with the simulator's initial fixed timings."""
+    out = []
+    for i in range(n):
+        out.append(
+            {
+                "id": f"I-{i + 1:04}",
+                "lat": round(41.85 + 0.01 * (i // 4), 5),
+                "lon": round(12.45 + 0.01 * (i % 4), 5),
+                "lights": [{"light": k, "saturation_veh_h": 1800} for k in range(4)],
+                "phases": [
+                    {"lights": [0, 2], "green_s": 30, "red_s": 34},
+                    {"lights": [1, 3], "green_s": 30, "red_s": 34},
+                ],
+            }
+        )
+    return {"intersections": out}
+
+
+def duration_ms(text: str) -> int:
+    """`15m`, `1h`, `24h`, `90s`, `2d` in milliseconds (the engine's window syntax)."""
+    text = text.strip()
+    if text.endswith("ms"):
+        return int(text[:-2])
+    return int(text[:-1]) * UNITS_MS[text[-1]]
+
+
+def rfc3339(ms: int) -> str:
+    """Epoch milliseconds as the contract's UTC time (whole seconds, as windows start)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms // 1000))
+
+
+def event_ms(ts: str) -> int:
+    """A reading's `ts` (RFC 3339) in epoch milliseconds."""
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def surely_closed(readings: list[dict], windows: str, lateness: str) -> set[tuple[str, str]]:
+    """The windows (length, start) that every merge run after all `readings` were ingested
+    must report closed: those ending at or before the smallest of the intersections' last
+    event times minus the allowed lateness. (The merge's watermark is the smallest over the
+    shards, and each shard's newest reading is at least its intersections' newest, so this is
+    a lower bound: the stack may close a few more, which are compared all the same.)"""
+    times = [(r["intersection_id"], event_ms(r["ts"])) for r in readings]
+    newest: dict[str, int] = {}
+    for x, t in times:
+        newest[x] = max(newest.get(x, t), t)
+    if not newest:
+        return set()
+    watermark = min(newest.values()) - duration_ms(lateness)
+    out = set()
+    for name in windows.split(","):
+        length = duration_ms(name)
+        for _, t in times:
+            start = t - t % length
+            if start + length <= watermark:
+                out.add((name, rfc3339(start)))
+    return out
+
+
+def plain(value: Any) -> Any:
+    """DynamoDB's decoded values as JSON's: Decimal to int or float, sets to sorted lists."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(plain(v) for v in value)
+    return value
+
+
+def differences(a: Any, b: Any, at: str = "") -> list[str]:
+    """Where `a` and `b` differ: numbers to 1e-12 relative (the embedded store keeps results
+    as JSON, whose floats may come back one ulp off), objects by their keys in any order."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return [] if a is b else [f"{at}: {a!r} != {b!r}"]
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if a == b or (math.isfinite(a) and math.isfinite(b) and abs(a - b) <= 1e-12 * max(abs(a), abs(b))):
+            return []
+        return [f"{at}: {a!r} != {b!r}"]
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return [f"{at}: fields {sorted(set(a) ^ set(b))} in only one"]
+        return [d for k in sorted(a) for d in differences(a[k], b[k], f"{at}.{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{at}: {len(a)} items != {len(b)}"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{at}[{i}]")]
+    return [] if a == b else [f"{at}: {a!r} != {b!r}"]
+
+
+def compare_windows(stack: list[dict], replayed: list[dict]) -> list[str]:
+    """Every window the stack closed against the replay's window of the same length and start
+    (the replay closes every window at the end of its file)."""
+    by_key = {(w["length"], w["start"]): w for w in replayed}
+    out = []
+    for w in stack:
+        key = (w["length"], w["start"])
+        if key not in by_key:
+            out.append(f"{key}: closed in the stack, absent from the replay")
+            continue
+        out.extend(differences(w, by_key[key], f"{key[0]}@{key[1]}"))
+    return out
+
+
+#: The keys the report starts with, in this order (issue 10).
+REPORT_KEYS = (
+    "stack",
+    "readings",
+    "windows_closed",
+    "results_equal_replay",
+    "sns_messages",
+    "api_read_status",
+    "api_unauthenticated_write_status",
+    "api_authenticated_write_status",
+)
+
+
+def report(seen: dict[str, Any]) -> dict[str, Any]:
+    """The output line's object: the issue's keys first (None for a step that did not run),
+    then the rest of what was seen."""
+    out = {k: seen.get(k) for k in REPORT_KEYS}
+    out.update({k: v for k, v in seen.items() if k not in out})
+    return out
+
+
+def host_architecture() -> str:
+    """Lambda's name for this machine's architecture."""
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64"):
+        return "x86_64"
+    if machine in ("aarch64", "arm64"):
+        return "arm64"
+    raise SystemExit(f"deployed-e2e: Lambda has no architecture for this {machine} host")
+
+
+# --- The run -----------------------------------------------------------------------------------
+
+
+class Run:
+    """One deployment and its checks."""
+
+    def __init__(self, a: argparse.Namespace):
+        import boto3
+
+        self.a = a
+        self.endpoint = a.endpoint.rstrip("/")
+        self.region = a.region
+        self.session = boto3.session.Session(region_name=a.region)
+        self.stack = a.stack
+        self.own_work = a.work_dir is None
+        self.work = Path(a.work_dir or tempfile.mkdtemp(prefix="deployed-e2e-"))
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.out: dict[str, Any] = {"stack": a.stack}
+        self.failures: list[str] = []
+        self.not_checked: list[str] = []
+        self.timings: dict[str, float] = {}
+
+    def client(self, service: str):
+        return self.session.client(service, endpoint_url=self.endpoint)
+
+    def check(self, ok: bool, what: str) -> None:
+        if not ok:
+            self.failures.append(what)
+            log(f"FAILED: {what}")
+
+    def timed(self, name: str, t0: float) -> None:
+        self.timings[name] = round(time.time() - t0, 1)
+
+    # -- deploy
+
+    def deploy(self) -> None:
+        import transform as tr
+
+        t0 = time.time()
+        bucket = f"{self.stack}-code"
+        s3 = self.client("s3")
+        try:
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": self.region})
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        template = tr.load()
+        for binary in sorted(tr.binaries(template).values()):
+            # cargo build's target/debug/<binary>, or cargo lambda build's target/lambda/<binary>/bootstrap.
+            path = Path(self.a.bin_dir) / binary
+            if path.is_dir():
+                path = path / "bootstrap"
+            if not path.is_file():
+                raise SystemExit(f"deployed-e2e: {path} is missing (cargo build -p {binary})")
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w") as z:
+                info = zipfile.ZipInfo("bootstrap")
+                info.external_attr = 0o755 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                z.writestr(info, path.read_bytes(), compresslevel=1)
+            s3.put_object(Bucket=bucket, Key=f"{self.stack}/{binary}.zip", Body=buf.getvalue())
+        account = self.client("sts").get_caller_identity()["Account"]
+        arch = host_architecture()
+        transformed = tr.transform(
+            tr.packaged(template, bucket, f"{self.stack}/", architecture=arch),
+            region=self.region,
+            account=account,
+        )
+        params = {
+            "StreamShardCount": str(self.a.shards),
+            "IngestBatchingWindowSeconds": "1",
+            "FaultBatchingWindowSeconds": "1",
+            "MergeSchedule": self.a.merge_schedule,
+            "Windows": self.a.windows,
+            "AllowedLateness": self.a.lateness,
+            # Cognito token domains are unique per region: one per stack.
+            "AuthDomainPrefix": self.stack.lower(),
+            "LogRetentionDays": "1",
+        }
+        self.out["architecture"] = arch
+        self.out["parameters"] = params
+        cfn = self.client("cloudformation")
+        cfn.create_stack(
+            StackName=self.stack,
+            TemplateBody=json.dumps(transformed),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+        deadline = time.time() + 600
+        while True:
+            st = cfn.describe_stacks(StackName=self.stack)["Stacks"][0]
+            if not st["StackStatus"].endswith("_IN_PROGRESS"):
+                break
+            if time.time() > deadline:
+                raise SystemExit(f"deployed-e2e: the stack is still {st['StackStatus']} after 600 s")
+            time.sleep(1)
+        if st["StackStatus"] != "CREATE_COMPLETE":
+            reasons = [
+                f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}"
+                for e in cfn.describe_stack_events(StackName=self.stack)["StackEvents"]
+                if "FAILED" in e["ResourceStatus"]
+            ]
+            raise SystemExit(f"deployed-e2e: {st['StackStatus']}: {reasons}")
+        self.outputs = {o["OutputKey"]: o["OutputValue"] for o in st.get("Outputs", [])}
+        self.resources = {
+            r["LogicalResourceId"]: r["PhysicalResourceId"]
+            for r in cfn.list_stack_resources(StackName=self.stack)["StackResourceSummaries"]
+        }
+        self.out["resources"] = len(self.resources)
+        self.timed("deploy", t0)
+        log(f"stack {self.stack}: {st['StackStatus']}, {len(self.resources)} resources, {arch} functions")
+
+    def subscribe_queue(self) -> None:
+        sqs = self.client("sqs")
+        self.queue = sqs.create_queue(QueueName=f"{self.stack}-alarm-reader")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        topic = self.outputs["AlarmTopicArn"]
+        sqs.set_queue_attributes(
+            QueueUrl=self.queue,
+            Attributes={
+                "Policy": json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "sns.amazonaws.com"},
+                                "Action": "sqs:SendMessage",
+                                "Resource": arn,
+                                "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
+                            }
+                        ],
+                    }
+                )
+            },
+        )
+        self.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+
+    # -- drive
+
+    def simulate(self) -> None:
+        t0 = time.time()
+        self.city_file = self.work / "city.json"
+        self.city_file.write_text(json.dumps(city(self.a.intersections)))
+        self.recorded = self.work / "readings.jsonl"
+        self.broken = ("I-0002", 1, "green", 5)
+        env = dict(os.environ)
+        env.update(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_REGION": self.region,
+                "TRAFFIC_STORE": "dynamodb",
+                "REGISTRY_TABLE": self.outputs["RegistryTableName"],
+                "STATE_TABLE": self.outputs["StateTableName"],
+                "RESULTS_TABLE": self.outputs["ResultsTableName"],
+                "TRAFFIC_WINDOWS": self.a.windows,
+                "TRAFFIC_ALLOWED_LATENESS": self.a.lateness,
+                "RUST_LOG": "warn",
+            }
+        )
+        # A period every half second: both shards' mappings take their first batches long
+        # before a window could close (a shard that has accepted nothing does not hold the
+        # watermark back, so a merge between the first shard's start and the second's would
+        # close windows without the second's readings).
+        subprocess.run(
+            [
+                self.a.traffic,
+                "simulate",
+                "--stream",
+                self.outputs["ReadingsStreamName"],
+                "--city",
+                str(self.city_file),
+                "--start",
+                START,
+                "--steps",
+                str(self.a.periods),
+                "--speedup",
+                str(self.a.speedup),
+                "--failure-probability",
+                "0",
+                "--break-lamp",
+                "{}:{}:{}@{}".format(*self.broken),
+                "--record",
+                str(self.recorded),
+            ],
+            env=env,
+            check=True,
+            timeout=600,
+        )
+        self.readings = [json.loads(line) for line in self.recorded.read_text().splitlines() if line.strip()]
+        self.out["readings"] = len(self.readings)
+        self.check(
+            len(self.readings) == self.a.intersections * 4 * self.a.periods,
+            f"{len(self.readings)} readings recorded, expected {self.a.intersections * 4 * self.a.periods}",
+        )
+        self.timed("simulate", t0)
+        log(f"{len(self.readings)} readings put into {self.outputs['ReadingsStreamName']} and recorded")
+
+    def closed_windows(self) -> list[dict]:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        ddb = self.client("dynamodb")
+        de = TypeDeserializer()
+        items, start = [], None
+        while True:
+            kw = {
+                "TableName": self.outputs["ResultsTableName"],
+                "KeyConditionExpression": "pk = :p",
+                "ExpressionAttributeValues": {":p": {"S": "results"}},
+                "ConsistentRead": True,
+            }
+            if start:
+                kw["ExclusiveStartKey"] = start
+            page = ddb.query(**kw)
+            items += page["Items"]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        out = []
+        for item in items:
+            r = plain(de.deserialize(item["result"]))
+            if r.get("closed") is True:
+                out.append(r)
+        return out
+
+    def wait_for_windows(self) -> list[dict]:
+        """Waits for the scheduled merge to close every window that must be closed."""
+        t0 = time.time()
+        want = surely_closed(self.readings, self.a.windows, self.a.lateness)
+        self.check(len(want) >= 2, f"the run closes only {len(want)} windows: more periods needed")
+        deadline = time.time() + self.a.wait
+        while True:
+            got = self.closed_windows()
+            have = {(w["length"], w["start"]) for w in got}
+            if want <= have:
+                break
+            if time.time() > deadline:
+                self.check(False, f"after {self.a.wait} s the stack has closed {sorted(have)}, expected at least {sorted(want)}")
+                break
+            time.sleep(2)
+        self.out["windows_closed"] = len(got)
+        self.timed("windows_closed", t0)
+        log(f"{len(got)} windows closed by the scheduled merge ({sorted(have)})")
+        return got
+
+    def compare_with_replay(self, stack_windows: list[dict]) -> None:
+        t0 = time.time()
+        env = dict(os.environ, TRAFFIC_WINDOWS=self.a.windows, TRAFFIC_ALLOWED_LATENESS=self.a.lateness)
+        for k in ("TRAFFIC_STORE", "AWS_ENDPOINT_URL"):
+            env.pop(k, None)
+        done = subprocess.run(
+            [self.a.traffic, "replay", "--city", str(self.city_file), "--shards", str(self.a.shards), str(self.recorded)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        replayed = json.loads(done.stdout)
+        diffs = compare_windows(stack_windows, replayed["windows"])
+        for d in diffs[:20]:
+            log(f"differs from replay: {d}")
+        equal = bool(stack_windows) and not diffs
+        self.out["results_equal_replay"] = equal
+        self.check(equal, f"the stack's closed windows differ from the replay in {len(diffs)} places")
+        self.check(len(replayed["alarms"]) == 1, f"the replay raised {len(replayed['alarms'])} alarms, expected 1")
+        self.timed("replay", t0)
+
+    def read_alarms(self) -> None:
+        """Every message on the subscribed queue: exactly one, for the broken lamp."""
+        t0 = time.time()
+        sqs = self.client("sqs")
+        messages = []
+        first_deadline = time.time() + 60
+        quiet_until = None
+        while True:
+            got = sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+            for m in got:
+                messages.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=m["ReceiptHandle"])
+            now = time.time()
+            if messages and quiet_until is None:
+                quiet_until = now + 5  # a second message would come with the same batch
+            if quiet_until is not None and now > quiet_until:
+                break
+            if not messages and now > first_deadline:
+                break
+        self.out["sns_messages"] = len(messages)
+        self.check(len(messages) == 1, f"{len(messages)} SNS messages, expected exactly 1: {messages}")
+        if messages:
+            attrs = {k: v.get("Value") for k, v in messages[0].get("MessageAttributes", {}).items()}
+            want = {"intersection_id": self.broken[0], "light": str(self.broken[1]), "lamp": self.broken[2]}
+            self.check(
+                all(attrs.get(k) == v for k, v in want.items()),
+                f"the alarm names {attrs}, expected {want}",
+            )
+        self.timed("alarms", t0)
+
+    # -- the API
+
+    def http(self, method: str, url: str, body: Any = None, headers: dict | None = None) -> tuple[int, bytes]:
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        h = {"content-type": "application/json"} if body is not None and not isinstance(body, bytes) else {}
+        h.update(headers or {})
+        req = urllib.request.Request(url, data=data, method=method, headers=h)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def api_base(self) -> str:
+        """The HTTP API on the emulator: path-based `/_aws/execute-api/{api}` (MiniStack, and
+        LocalStack), with or without the `$default` stage's name."""
+        api = self.resources["HttpApi"]
+        for base in (f"{self.endpoint}/_aws/execute-api/{api}", f"{self.endpoint}/_aws/execute-api/{api}/$default"):
+            status, _ = self.http("GET", f"{base}/api/config")
+            if status == 200:
+                return base
+        return f"{self.endpoint}/_aws/execute-api/{api}"
+
+    def token(self) -> str | None:
+        """An access token from the stack's user pool by the client-credentials grant. The
+        stack's TokenUrl is the Cognito domain on AWS; an emulator serves the same endpoint
+        on its own address."""
+        cognito = self.client("cognito-idp")
+        client_id = self.outputs["OperatorClientId"]
+        secret = cognito.describe_user_pool_client(UserPoolId=self.outputs["UserPoolId"], ClientId=client_id)[
+            "UserPoolClient"
+        ]["ClientSecret"]
+        basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+        form = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": self.a.write_scope}).encode()
+        for url in (f"{self.endpoint}/oauth2/token", f"{self.endpoint}/_aws/cognito-idp/oauth2/token"):
+            status, body = self.http(
+                "POST", url, form, {"authorization": f"Basic {basic}", "content-type": "application/x-www-form-urlencoded"}
+            )
+            if status == 200:
+                try:
+                    return json.loads(body)["access_token"]
+                except (ValueError, KeyError):
+                    continue
+        return None
+
+    def gap(self, what: str) -> None:
+        """A part the emulator cannot do: reported, and a failure under --strict."""
+        self.not_checked.append(what)
+        log(f"not checked: {what}")
+        if self.a.strict:
+            self.failures.append(f"not checked under --strict: {what}")
+
+    def api(self) -> None:
+        t0 = time.time()
+        if "HttpApi" not in self.resources:
+            self.gap("the HTTP API: the emulator created no AWS::ApiGatewayV2 resources")
+            return
+        base = self.api_base()
+        status, body = self.http("GET", f"{base}/api/intersections")
+        self.out["api_read_status"] = status
+        self.check(status == 200, f"GET /api/intersections answered {status}: {body[:200]!r}")
+        if status == 200:
+            ids = sorted(x["id"] for x in json.loads(body))
+            self.check(ids == [x["id"] for x in city(self.a.intersections)["intersections"]], f"the API lists {ids}")
+        status, _ = self.http("GET", f"{base}/")
+        self.check(status == 200, f"GET / (the dashboard) answered {status}")
+        status, body = self.http("GET", f"{base}/api/results")
+        self.check(status == 200, f"GET /api/results answered {status}: {body[:200]!r}")
+
+        new = city(self.a.intersections + 1)["intersections"][-1]
+        url = f"{base}/api/intersections"
+        status, body = self.http("POST", url, new)
+        self.out["api_unauthenticated_write_status"] = status
+        self.check(status in (401, 403), f"a write without a token answered {status}: {body[:200]!r}")
+
+        if "UserPool" not in self.resources:
+            self.gap("authenticated writes: the emulator created no Cognito user pool to issue tokens")
+            return
+        token = self.token()
+        if token is None:
+            self.check(False, "no token from the stack's Cognito client-credentials flow")
+            return
+        # The same token with its signature's bytes changed: an authorizer that only decodes
+        # the token would let it through.
+        head, claims, sig = token.split(".")
+        forged = ".".join([head, claims, ("A" if sig[0] != "A" else "B") + sig[1:]])
+        status, _ = self.http("POST", url, new, {"authorization": f"Bearer {forged}"})
+        self.out["api_forged_token_write_status"] = status
+        if 200 <= status < 300:
+            # Not the system's fault: the emulator's authorizer does not verify signatures.
+            self.gap("JWT signatures: the emulator's authorizer accepted a forged token")
+            self.http("DELETE", f"{url}/{new['id']}", headers={"authorization": f"Bearer {forged}"})
+        else:
+            self.check(status in (401, 403), f"a write with a forged token answered {status}")
+        status, _ = self.http("GET", f"{url}/{new['id']}")
+        self.check(status == 404, f"refused writes changed nothing, yet GET {new['id']} answered {status}")
+
+        status, body = self.http("POST", url, new, {"authorization": f"Bearer {token}"})
+        self.out["api_authenticated_write_status"] = status
+        self.check(200 <= status < 300, f"a write with the stack's token answered {status}: {body[:200]!r}")
+        status, _ = self.http("GET", f"{url}/{new['id']}")
+        self.check(status == 200, f"the accepted write is not readable: GET {new['id']} answered {status}")
+        status, _ = self.http("DELETE", f"{url}/{new['id']}", headers={"authorization": f"Bearer {token}"})
+        self.check(200 <= status < 300, f"deleting it again with the token answered {status}")
+        self.timed("api", t0)
+
+    # -- teardown (only for an emulator this script did not start: MiniStack goes as a whole)
+
+    def teardown(self) -> None:
+        cfn = self.client("cloudformation")
+        try:
+            cfn.delete_stack(StackName=self.stack)
+            ddb = self.client("dynamodb")
+            for lid in ("StateTable", "RegistryTable", "ResultsTable"):  # DeletionPolicy: Retain
+                if lid in self.resources:
+                    ddb.delete_table(TableName=self.resources[lid])
+            self.client("sqs").delete_queue(QueueUrl=self.queue)
+        except Exception as e:  # best effort: the checks' outcome stands
+            log(f"teardown: {e}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--endpoint", default=os.environ.get("AWS_ENDPOINT_URL"), required=not os.environ.get("AWS_ENDPOINT_URL"))
+    p.add_argument("--region", default=os.environ.get("AWS_REGION", "eu-south-1"))
+    p.add_argument("--stack", default=f"traffic-e2e-{os.getpid()}")
+    p.add_argument("--emulator", default="", help="what runs at the endpoint (for the report)")
+    p.add_argument(
+        "--bin-dir",
+        default=str(ROOT / "target/debug"),
+        help="where ingest, fault, merge and api are (as files, or as <name>/bootstrap)",
+    )
+    p.add_argument("--traffic", default=str(ROOT / "target/debug/traffic"))
+    p.add_argument("--intersections", type=int, default=12)
+    p.add_argument("--shards", type=int, default=2)
+    p.add_argument("--periods", type=int, default=40, help="simulated minutes")
+    p.add_argument("--speedup", type=float, default=120.0, help="simulated seconds per wall second")
+    p.add_argument("--windows", default="15m,1h,24h")
+    p.add_argument("--lateness", default="2m")
+    p.add_argument("--merge-schedule", default="rate(1 minute)")
+    p.add_argument("--write-scope", default="traffic/write")
+    p.add_argument("--wait", type=int, default=300, help="seconds to wait for the windows to close")
+    p.add_argument("--teardown", action="store_true", help="delete the stack and its tables at the end")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="a part the emulator cannot do fails the run (MiniStack does every part)",
+    )
+    p.add_argument("--work-dir", help="for the city and the recorded readings (default: a temporary one, removed)")
+    a = p.parse_args(argv)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+
+    t0 = time.time()
+    run = Run(a)
+    if a.emulator:
+        run.out["emulator"] = a.emulator
+    try:
+        run.deploy()
+        run.subscribe_queue()
+        run.simulate()
+        stack_windows = run.wait_for_windows()
+        run.compare_with_replay(stack_windows)
+        run.read_alarms()
+        run.api()
+    finally:
+        if a.teardown and hasattr(run, "resources"):
+            run.teardown()
+        if run.own_work:
+            shutil.rmtree(run.work, ignore_errors=True)
+    run.out["not_checked"] = run.not_checked
+    run.out["failed"] = run.failures
+    run.out["seconds"] = dict(run.timings, total=round(time.time() - t0, 1))
+    print(json.dumps(report(run.out)))
+    return 0 if not run.failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
