@@ -2,6 +2,7 @@
 //!
 //! - `traffic replay --city CITY.json READINGS.jsonl`: run a file of readings through the
 //!   stream functions and print every result as one JSON document.
+//! - `traffic city --intersections N --seed S`: print the generated city as a city file.
 //! - `traffic local`: the whole system in one process (simulated city, stream, functions,
 //!   merge) on an embedded store, with a live status.
 //! - `traffic aws-setup`, `traffic simulate --stream NAME`, `traffic aws-local`: the same on
@@ -63,6 +64,16 @@ enum Command {
     /// Run the whole system in one process: a simulated city, an in-process stream, the
     /// functions and the merge, on a durable store in the data directory (resumed if it exists).
     Local(Box<LocalArgs>),
+    /// Print the simulated city that `traffic local` generates (the same seed and size give
+    /// the same city) as a city file, for `traffic replay --city` or `traffic simulate --city`.
+    City {
+        /// Intersections in the generated city.
+        #[arg(long, default_value_t = 50)]
+        intersections: usize,
+        /// Seed of the city.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Run a file of readings (one JSON reading per line) through the stream functions on a
     /// temporary store, close every window and print the results as JSON.
     Replay {
@@ -254,6 +265,17 @@ async fn main() -> anyhow::Result<()> {
             }
             let summary = traffic::local::run(args.engine.config()?, opts, stop).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+        Command::City {
+            intersections,
+            seed,
+        } => {
+            let city = traffic_sim::generate_city(&traffic_sim::CityConfig {
+                intersections,
+                seed,
+                ..traffic_sim::CityConfig::default()
+            })?;
+            println!("{}", serde_json::to_string_pretty(&city)?);
         }
         Command::Replay {
             city,
