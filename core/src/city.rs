@@ -72,6 +72,16 @@ pub struct Phase {
     pub extra: Map<String, Value>,
 }
 
+/// The cycle of a signal plan, s: each phase's green + yellow + red, the longest of them.
+/// Webster's timings give every phase the same cycle, so for a retimed intersection this is
+/// its cycle; for a hand-edited plan whose phases disagree it is the longest one.
+pub fn cycle_s(phases: &[Phase], yellow_s: f64) -> f64 {
+    phases
+        .iter()
+        .map(|p| p.green_s + yellow_s + p.red_s)
+        .fold(0.0, f64::max)
+}
+
 /// Why an intersection (or a city) is invalid; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
