@@ -33,7 +33,7 @@ use axum::routing::{MethodFilter, on};
 use error::ApiError;
 use std::sync::Arc;
 use traffic_core::EngineConfig;
-use traffic_functions::wiring::Ports;
+use traffic_ports::Ports;
 
 /// What the handlers share: the ports, the engine configuration and the write token.
 #[derive(Clone)]

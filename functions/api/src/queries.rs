@@ -89,10 +89,7 @@ pub struct TimingView {
 
 fn timing_view(phases: &[Phase], retimed_from: Option<String>, yellow_s: f64) -> TimingView {
     TimingView {
-        cycle_s: phases
-            .iter()
-            .map(|p| p.green_s + yellow_s + p.red_s)
-            .fold(0.0, f64::max),
+        cycle_s: traffic_core::city::cycle_s(phases, yellow_s),
         retimed_from,
         phases: phases.to_vec(),
     }
@@ -185,7 +182,7 @@ pub async fn intersection_timings(
         current: timing_view(&x.phases, x.retimed_from.clone(), yellow),
         history: history
             .into_iter()
-            .map(|c| timing_view(&c.phases, Some(c.from), yellow))
+            .map(|c| timing_view(&c.phases, Some(c.from.to_string()), yellow))
             .collect(),
     }))
 }

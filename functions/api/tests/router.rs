@@ -174,7 +174,7 @@ async fn a_write_naming_a_version_that_changed_is_refused_and_changes_nothing() 
     api.store
         .set_timings(
             &[(id("I-0001"), retimed.clone())],
-            "15m@2026-01-05T08:00:00Z",
+            &"15m@2026-01-05T08:00:00Z".parse()?,
         )
         .await?;
     let now = api.get(path).await?.etag.unwrap_or_default();
@@ -867,13 +867,16 @@ async fn timings_and_how_they_changed_are_shown() -> anyhow::Result<()> {
     api.store
         .set_timings(
             &[(id("I-0001"), retimed.clone())],
-            "15m@2026-01-05T08:00:00Z",
+            &"15m@2026-01-05T08:00:00Z".parse()?,
         )
         .await?;
     retimed[0].green_s = 45.0;
     retimed[0].red_s = 19.0;
     api.store
-        .set_timings(&[(id("I-0001"), retimed)], "15m@2026-01-05T08:15:00Z")
+        .set_timings(
+            &[(id("I-0001"), retimed)],
+            &"15m@2026-01-05T08:15:00Z".parse()?,
+        )
         .await?;
 
     let a = api.get("/api/intersections/I-0001/timings").await?;
