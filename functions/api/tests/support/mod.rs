@@ -11,8 +11,10 @@ use serde_json::Value;
 use std::time::Duration;
 use tower::ServiceExt;
 use traffic_core::EngineConfig;
+use traffic_core::lamps::Alarm;
 use traffic_core::query::{MedianEntry, WindowResult};
 use traffic_core::ranking::RankEntry;
+use traffic_core::reading::LampColour;
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_core::{IntersectionId, LightIndex};
 use traffic_embedded::EmbeddedStore;
@@ -199,3 +201,14 @@ pub fn window_result(length: &str, start_ms: i64, fastest: &str, closed: bool) -
 
 /// 2026-01-05T08:00:00Z, epoch ms.
 pub const T0: i64 = 1_767_600_000_000;
+
+/// An alarm of `x`'s light `l`, lamp `lamp`, at `ts_ms`.
+pub fn alarm(x: &str, l: i64, lamp: LampColour, ts_ms: i64) -> Alarm {
+    Alarm {
+        intersection_id: id(x),
+        light: light(l),
+        lamp,
+        ts_ms,
+        position: None,
+    }
+}
