@@ -60,7 +60,12 @@ pub async fn aws_local(
     if opts.no_simulator {
         stop.wait().await;
     } else {
-        let sim = sim_config(opts.seed, None, opts.failure_probability);
+        let sim = sim_config(
+            opts.seed,
+            None,
+            opts.failure_probability,
+            &config.engine.webster,
+        );
         let period = Duration::from_secs_f64(f64::from(sim.period_s) / opts.speedup.max(1e-3));
         let driver = SimDriver::new(
             &opts.city,

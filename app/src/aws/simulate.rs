@@ -12,8 +12,14 @@ use traffic_functions::Config;
 use traffic_sim::SimConfig;
 
 /// The simulator's settings: `seed`, first instant `start_ms` (default now, rounded down to
-/// the minute), lamp failure probability `failure`.
-pub fn sim_config(seed: u64, start_ms: Option<i64>, failure: f64) -> SimConfig {
+/// the minute), lamp failure probability `failure`, and the yellow and lost time Webster's
+/// method assumes (`webster`), so the field runs the cycle the merge computed.
+pub fn sim_config(
+    seed: u64,
+    start_ms: Option<i64>,
+    failure: f64,
+    webster: &traffic_core::webster::WebsterConfig,
+) -> SimConfig {
     let start_ms = start_ms.unwrap_or_else(|| {
         let now = chrono::Utc::now().timestamp_millis();
         now - now.rem_euclid(60_000)
@@ -22,6 +28,8 @@ pub fn sim_config(seed: u64, start_ms: Option<i64>, failure: f64) -> SimConfig {
         seed,
         start_ms,
         lamp_failure_probability: failure,
+        yellow_s: webster.yellow_s,
+        lost_time_per_phase_s: webster.lost_time_per_phase_s,
         ..SimConfig::default()
     }
 }
@@ -94,7 +102,12 @@ pub async fn simulate(config: &Config, opts: &SimulateOptions, stop: Stop) -> an
             city.intersections.len()
         );
     }
-    let cfg = sim_config(opts.seed, opts.start_ms, opts.failure_probability);
+    let cfg = sim_config(
+        opts.seed,
+        opts.start_ms,
+        opts.failure_probability,
+        &config.engine.webster,
+    );
     let period = Duration::from_secs_f64(f64::from(cfg.period_s) / opts.speedup.max(1e-3));
     let mut driver = SimDriver::new(
         city,

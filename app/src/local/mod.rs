@@ -185,6 +185,9 @@ pub async fn run(cfg: EngineConfig, opts: LocalOptions, stop: Stop) -> anyhow::R
                 seed: settings.seed,
                 start_ms: settings.start_ms,
                 lamp_failure_probability: settings.failure_probability,
+                // The field's yellow and lost time are those Webster's method assumes.
+                yellow_s: cfg.webster.yellow_s,
+                lost_time_per_phase_s: cfg.webster.lost_time_per_phase_s,
                 ..SimConfig::default()
             },
         )?,
