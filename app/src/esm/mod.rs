@@ -173,3 +173,78 @@ impl EventSourceMapping {
         while set.join_next().await.is_some() {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::MemorySource;
+    use async_trait::async_trait;
+    use aws_lambda_events::event::kinesis::KinesisEvent;
+    use aws_lambda_events::event::streams::KinesisEventResponse;
+    use std::sync::Mutex;
+    use traffic_functions::BatchHandler;
+    use traffic_ports::MemoryCheckpoints;
+
+    /// Remembers every record it was handed: (shard, sequence number, payload).
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(String, String, u8)>>);
+
+    #[async_trait]
+    impl BatchHandler for Recorder {
+        async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
+            if let Ok(mut seen) = self.0.lock() {
+                for r in &event.records {
+                    let shard = r.event_id.as_deref().unwrap_or("").split(':').next();
+                    seen.push((
+                        shard.unwrap_or("").to_owned(),
+                        r.kinesis.sequence_number.clone(),
+                        r.kinesis.data.first().copied().unwrap_or(0),
+                    ));
+                }
+            }
+            KinesisEventResponse::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn draining_hands_every_record_once_to_every_mapping_in_order_per_shard() {
+        let source = Arc::new(MemorySource::new(3));
+        for i in 0..40u8 {
+            source.put(format!("I-{:04}", i % 7), vec![i], 0);
+        }
+        let (a, b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+        let mapping = |name: &str, handler: Arc<Recorder>| Mapping {
+            config: MappingConfig::in_process(name, 4),
+            handler,
+        };
+        let esm = EventSourceMapping::new(
+            source.clone(),
+            Arc::new(MemoryCheckpoints::default()),
+            vec![mapping("a", a.clone()), mapping("b", b.clone())],
+        );
+        esm.drain().await.unwrap_or_else(|e| panic!("{e}"));
+        // Drained again with nothing new: nothing is handed over twice.
+        esm.drain().await.unwrap_or_else(|e| panic!("{e}"));
+        for r in [&a, &b] {
+            let seen = r.0.lock().map(|s| s.clone()).unwrap_or_default();
+            assert_eq!(seen.len(), 40);
+            let mut payloads: Vec<u8> = seen.iter().map(|s| s.2).collect();
+            payloads.sort_unstable();
+            assert_eq!(payloads, (0..40).collect::<Vec<_>>());
+            for shard in [
+                "shardId-000000000000",
+                "shardId-000000000001",
+                "shardId-000000000002",
+            ] {
+                let in_shard: Vec<u8> = seen.iter().filter(|s| s.0 == shard).map(|s| s.2).collect();
+                assert!(
+                    in_shard.windows(2).all(|w| w[0] < w[1]),
+                    "{shard}: {in_shard:?}"
+                );
+            }
+        }
+        let stats = esm.progress().of("a");
+        assert_eq!(stats.records, 40);
+        assert_eq!(stats.checkpoints.len(), 3, "{stats:?}");
+    }
+}
