@@ -388,7 +388,7 @@ class TemplateWiring(unittest.TestCase):
                 self.assertEqual(set(env) - readable, set(), f"{binary} sets variables nothing reads")
                 self.assertEqual(set(env) & NEVER_SET, set())
                 self.assertEqual(env.get("TRAFFIC_STORE"), "dynamodb")
-                self.assertIn("dynamodb", cf.store_backends(), "wiring.rs accepts TRAFFIC_STORE=dynamodb")
+                self.assertIn("dynamodb", cf.store_backends(), "the configuration accepts TRAFFIC_STORE=dynamodb")
                 if fn.reads_engine_config:
                     set_engine = {k: v for k, v in env.items() if k in engine}
                     self.assertEqual(set_engine, {k: {"Ref": p} for k, p in ENGINE_SET.items()})
