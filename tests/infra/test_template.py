@@ -490,8 +490,8 @@ class TemplateWiring(unittest.TestCase):
                 rc = props["ReservedConcurrentExecutions"]
                 self.assertEqual(rc, {"Fn::If": ["ReserveMerge", {"Ref": "MergeReservedConcurrency"}, {"Ref": "AWS::NoValue"}]})
                 self.assertEqual(PARAMETERS["MergeReservedConcurrency"]["Default"], 1)
-                # TRAFFIC_PROVISIONAL's parameter offers exactly the values merge parses.
-                parsed = re.findall(r'"([a-z]+)"\s*=>\s*Ok\(Self::', (ROOT / "functions/merge/src/lib.rs").read_text())
+                # TRAFFIC_PROVISIONAL's parameter offers exactly the values the configuration parses.
+                parsed = re.findall(r'"([a-z]+)"\s*=>\s*Ok\(Self::', (ROOT / "functions/shared/src/config.rs").read_text())
                 env = props["Environment"]["Variables"]
                 if "TRAFFIC_PROVISIONAL" in env:
                     param = PARAMETERS[target(env["TRAFFIC_PROVISIONAL"])]
