@@ -11,7 +11,7 @@ use traffic_ports::{
     PortError, PortResult, ReadBatch, RecordSource, SourceRecord, StartingPosition,
 };
 
-pub use traffic_embedded::log::{shard_id, shard_index};
+pub use traffic_embedded::log::{numbered_shards, shard_id, shard_index};
 
 /// The shard (of `shards`, evenly splitting the 128-bit hash key space) that a partition key
 /// maps to.
@@ -85,14 +85,7 @@ impl RecordSource for MemorySource {
 
     async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
         let n = self.shards.lock().map(|s| s.len()).unwrap_or(0);
-        Ok((0..n)
-            .map(|i| ShardInfo {
-                id: shard_id(i),
-                parent: None,
-                adjacent_parent: None,
-                closed: false,
-            })
-            .collect())
+        Ok(numbered_shards(n))
     }
 
     async fn read(

@@ -31,6 +31,19 @@ pub fn shard_id(i: usize) -> String {
     format!("shardId-{i:012}")
 }
 
+/// `n` open shards named by [`shard_id`], none a parent of another: a stream that never
+/// reshards (the embedded log, a stream in memory).
+pub fn numbered_shards(n: usize) -> Vec<ShardInfo> {
+    (0..n)
+        .map(|i| ShardInfo {
+            id: shard_id(i),
+            parent: None,
+            adjacent_parent: None,
+            closed: false,
+        })
+        .collect()
+}
+
 /// The index of a shard named by [`shard_id`].
 pub fn shard_index(id: &str) -> Option<u32> {
     id.strip_prefix("shardId-")?.parse().ok()
@@ -88,14 +101,7 @@ impl RecordSource for EmbeddedLog {
     }
 
     async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
-        Ok((0..self.shards)
-            .map(|i| ShardInfo {
-                id: shard_id(i),
-                parent: None,
-                adjacent_parent: None,
-                closed: false,
-            })
-            .collect())
+        Ok(numbered_shards(self.shards))
     }
 
     /// Reads from the oldest record kept whatever `_start` says: the log holds only what
