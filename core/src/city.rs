@@ -72,14 +72,15 @@ pub struct Phase {
     pub extra: Map<String, Value>,
 }
 
-/// The cycle of a signal plan, s: each phase's green + yellow + red, the longest of them.
-/// Webster's timings give every phase the same cycle, so for a retimed intersection this is
-/// its cycle; for a hand-edited plan whose phases disagree it is the longest one.
+/// The cycle of a signal plan, s: its first phase's green + yellow + red (0 without phases).
+/// Webster's timings give every phase the same cycle, so any phase would do; the first is the
+/// one formula `traffic replay` has always written (its output is a contract), and summing
+/// another phase can differ from it in the last bit of the float. A hand-edited plan whose
+/// phases disagree is shown by its first phase's cycle.
 pub fn cycle_s(phases: &[Phase], yellow_s: f64) -> f64 {
     phases
-        .iter()
-        .map(|p| p.green_s + yellow_s + p.red_s)
-        .fold(0.0, f64::max)
+        .first()
+        .map_or(0.0, |p| p.green_s + yellow_s + p.red_s)
 }
 
 /// Why an intersection (or a city) is invalid; the message names the field.

@@ -20,7 +20,7 @@ use traffic_core::city::Phase;
 /// An intersection's timings.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TimingView {
-    /// Cycle length, s: the longest phase's green + yellow + red.
+    /// Cycle length, s: the first phase's green + yellow + red (`traffic_core::city::cycle_s`).
     pub cycle_s: f64,
     /// The window the timings were computed from, when the merge retimed them.
     pub retimed_from: Option<String>,
