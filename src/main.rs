@@ -2,6 +2,7 @@
 //!
 //! - `traffic replay --city CITY.json READINGS.jsonl`: run a file of readings through the
 //!   stream functions and print every result as one JSON document.
+//! - `traffic city --intersections N --seed S`: print the generated city as a city file.
 //! - `traffic local`: the whole system in one process (simulated city, stream, functions,
 //!   merge) on an embedded store, with a live status.
 //! - `traffic aws-setup`, `traffic simulate --stream NAME`, `traffic aws-local`: the same on
@@ -9,11 +10,15 @@
 //! - `traffic sumo --city CITY.json`: the stream functions and the merge driven tick by tick
 //!   by the SUMO bridge over stdin/stdout JSON lines (`simulator/sumo/README.md`).
 
+mod args;
+mod aws_args;
+
+use args::{EngineArgs, LocalArgs};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use traffic::replay::{ReplayOptions, replay};
-use traffic_core::EngineConfig;
-use traffic_core::window::WindowLength;
+use traffic_app::Stopper;
+use traffic_app::replay::{ReplayOptions, replay};
+use traffic_functions::Config;
 
 #[derive(Parser)]
 #[command(
@@ -26,45 +31,30 @@ struct Cli {
     command: Command,
 }
 
-/// Engine parameters shared by the subcommands.
-#[derive(clap::Args, Clone)]
-struct EngineArgs {
-    /// Window lengths, each a multiple of the shortest.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "15m,1h,24h",
-        env = "TRAFFIC_WINDOWS"
-    )]
-    windows: Vec<WindowLength>,
-    /// Allowed lateness of readings behind the greatest event time seen.
-    #[arg(long, default_value = "2m", env = "TRAFFIC_ALLOWED_LATENESS")]
-    allowed_lateness: String,
-}
-
-impl EngineArgs {
-    fn config(&self) -> anyhow::Result<EngineConfig> {
-        let mut cfg = EngineConfig::from_lookup(|k| std::env::var(k).ok())?;
-        cfg.set_windows(&self.windows)?;
-        cfg.allowed_lateness_ms = traffic_core::window::parse_duration_ms(&self.allowed_lateness)?;
-        Ok(cfg)
-    }
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Create the AWS resources (tables, stream, topic) unless they exist, load the city into
     /// the registry, and print the environment the functions need (docs/aws.md).
-    AwsSetup(traffic::aws_run::SetupArgs),
+    AwsSetup(aws_args::SetupArgs),
     /// Run the simulated city against a real Kinesis stream, taking timings and repairs from
     /// the registry in DynamoDB every period.
-    Simulate(traffic::aws_run::SimulateArgs),
+    Simulate(aws_args::SimulateArgs),
     /// Run the whole system on AWS's APIs (AWS_ENDPOINT_URL: moto, LocalStack; or AWS):
     /// simulator, an event source mapping driving ingest and fault, the merge on a timer.
-    AwsLocal(traffic::aws_run::AwsLocalArgs),
+    AwsLocal(aws_args::AwsLocalArgs),
     /// Run the whole system in one process: a simulated city, an in-process stream, the
     /// functions and the merge, on a durable store in the data directory (resumed if it exists).
     Local(Box<LocalArgs>),
+    /// Print the simulated city that `traffic local` generates (the same seed and size give
+    /// the same city) as a city file, for `traffic replay --city` or `traffic simulate --city`.
+    City {
+        /// Intersections in the generated city.
+        #[arg(long, default_value_t = 50)]
+        intersections: usize,
+        /// Seed of the city.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Run a file of readings (one JSON reading per line) through the stream functions on a
     /// temporary store, close every window and print the results as JSON.
     Replay {
@@ -104,104 +94,6 @@ enum Command {
     },
 }
 
-/// Options of `traffic local`.
-#[derive(clap::Args, Clone)]
-struct LocalArgs {
-    /// Where the store, the log file and the run's settings live.
-    #[arg(long, default_value = ".data", env = "TRAFFIC_DATA_DIR")]
-    data_dir: PathBuf,
-    /// Intersections in the generated city (the original assignment's minimum is 50).
-    #[arg(long, default_value_t = 50)]
-    intersections: usize,
-    /// Shards of the in-process stream.
-    #[arg(long, default_value_t = 4)]
-    shards: usize,
-    /// Simulated seconds per wall second, or `max`. At 60, a 15-minute window closes within
-    /// about 17 s.
-    #[arg(long, default_value = "60")]
-    speedup: traffic::local::Speedup,
-    /// Probability that a reading breaks one of its light's lamps.
-    #[arg(long, default_value_t = 0.0002)]
-    failure_probability: f64,
-    /// Webster retiming, or the fixed initial timings (for comparison).
-    #[arg(long, value_enum, default_value = "webster")]
-    control: traffic::local::Control,
-    /// Seed of the city and its traffic.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// First simulated instant (RFC 3339).
-    #[arg(long, default_value = "2026-01-05T06:00:00Z")]
-    start: String,
-    /// Stop after this much simulated time (e.g. 24h) and close every window; without it the
-    /// run goes on until Ctrl-C.
-    #[arg(long)]
-    duration: Option<String>,
-    /// Records per batch handed to the functions.
-    #[arg(long, default_value_t = 1000)]
-    batch_size: usize,
-    /// Run the merge every this many simulated periods (a period is 60 s).
-    #[arg(long, default_value_t = 1)]
-    merge_every: u64,
-    /// Which open windows get provisional results: all, shortest or none.
-    #[arg(long, default_value = "all")]
-    provisional: String,
-    /// Also append every reading produced to this file (JSON lines, replayable).
-    #[arg(long)]
-    record: Option<PathBuf>,
-    /// The live status display.
-    #[arg(long, value_enum, default_value = "auto")]
-    status: traffic::local::StatusMode,
-    /// Write logs here instead of `<data-dir>/traffic.log` (`-` for stderr).
-    #[arg(long)]
-    log: Option<String>,
-    /// Serve the HTTP API and the dashboard on this address (loopback by default).
-    #[arg(long, default_value = "127.0.0.1:8080", env = "TRAFFIC_LISTEN")]
-    listen: std::net::SocketAddr,
-    /// Do not serve the API and the dashboard.
-    #[arg(long)]
-    no_api: bool,
-    /// Bearer token that the API's mutating requests must carry (repairs, edits). Without
-    /// one, the API is read-only.
-    #[arg(long, env = "TRAFFIC_API_TOKEN")]
-    api_token: Option<String>,
-    #[command(flatten)]
-    engine: EngineArgs,
-}
-
-impl LocalArgs {
-    fn options(&self) -> anyhow::Result<traffic::local::LocalOptions> {
-        let start_ms = traffic_core::time::parse_rfc3339_ms(&self.start)
-            .ok_or_else(|| anyhow::anyhow!("--start: not an RFC 3339 time: {}", self.start))?;
-        let duration_ms = self
-            .duration
-            .as_deref()
-            .map(traffic_core::window::parse_duration_ms)
-            .transpose()?;
-        let opts = traffic::local::LocalOptions {
-            data_dir: self.data_dir.clone(),
-            settings: traffic::local::RunSettings {
-                intersections: self.intersections,
-                shards: self.shards,
-                seed: self.seed,
-                start_ms,
-                failure_probability: self.failure_probability,
-                control: self.control,
-            },
-            speedup: self.speedup,
-            duration_ms,
-            batch_size: self.batch_size,
-            merge_every: self.merge_every,
-            provisional: self.provisional.parse().map_err(anyhow::Error::msg)?,
-            record: self.record.clone(),
-            status: self.status,
-            listen: (!self.no_api).then_some(self.listen),
-            api_token: self.api_token.clone().filter(|t| !t.is_empty()),
-        };
-        traffic::local::check(&opts)?;
-        Ok(opts)
-    }
-}
-
 /// Logs to a file (so the status display is not torn) or to stderr.
 fn init_file_tracing(target: &str) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;
@@ -228,16 +120,24 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::AwsSetup(args) => {
-            traffic_functions::init_tracing_at("warn");
-            traffic::aws_run::cmd_setup(args).await?;
+            let config = Config::from_env()?;
+            traffic_functions::init_tracing_with("warn", config.log_json);
+            traffic_app::aws::aws_setup(&config, &args.options(&config)?).await?;
         }
         Command::Simulate(args) => {
-            traffic_functions::init_tracing();
-            traffic::aws_run::cmd_simulate(args).await?;
+            let config = Config::from_env()?;
+            traffic_functions::init_tracing_with("info", config.log_json);
+            let sent = traffic_app::aws::simulate(&config, &args.options()?, Stopper::on_signals())
+                .await?;
+            eprintln!("{sent} readings put");
         }
         Command::AwsLocal(args) => {
-            traffic_functions::init_tracing();
-            traffic::aws_run::cmd_aws_local(args).await?;
+            let config = Config::from_env()?;
+            traffic_functions::init_tracing_with("info", config.log_json);
+            let report =
+                traffic_app::aws::aws_local(&config, args.options(&config)?, Stopper::on_signals())
+                    .await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Local(args) => {
             let opts = args.options()?;
@@ -247,17 +147,7 @@ async fn main() -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(|| opts.data_dir.join("traffic.log").display().to_string());
             init_file_tracing(&log)?;
-            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let on_signal = stop.clone();
-            tokio::spawn(async move {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-                }
-                on_signal.store(true, std::sync::atomic::Ordering::SeqCst);
-            });
+            let stop = Stopper::on_signals();
             eprintln!(
                 "traffic local: {} intersections, {} shards, data in {} (logs: {log}); Ctrl-C stops",
                 opts.settings.intersections,
@@ -274,8 +164,19 @@ async fn main() -> anyhow::Result<()> {
                     }
                 );
             }
-            let summary = traffic::local::run(args.engine.config()?, opts, stop).await?;
+            let summary = traffic_app::local::run(args.engine.config()?, opts, stop).await?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+        Command::City {
+            intersections,
+            seed,
+        } => {
+            let city = traffic_sim::generate_city(&traffic_sim::CityConfig {
+                intersections,
+                seed,
+                ..traffic_sim::CityConfig::default()
+            })?;
+            println!("{}", serde_json::to_string_pretty(&city)?);
         }
         Command::Replay {
             city,
@@ -304,16 +205,16 @@ async fn main() -> anyhow::Result<()> {
         } => {
             // stdout is the answers; logs (warnings only by default) go to stderr.
             traffic_functions::init_tracing_at("warn");
-            let opts = traffic::sumo::SumoOptions {
+            let opts = traffic_app::sumo::SumoOptions {
                 shards,
                 batch_size,
                 merge_every_ms: traffic_core::window::parse_duration_ms(&merge_every)
                     .map_err(|e| anyhow::anyhow!("--merge-every: {e}"))?,
             };
-            let city = traffic::sumo::read_city(&city)?;
-            let input = traffic::sumo::stdin_lines();
+            let city = traffic_app::sumo::read_city(&city)?;
+            let input = traffic_app::sumo::stdin_lines();
             let summary =
-                traffic::sumo::serve(engine.config()?, &city, opts, input, std::io::stdout())
+                traffic_app::sumo::serve(engine.config()?, &city, opts, input, std::io::stdout())
                     .await?;
             eprintln!("traffic sumo: {}", serde_json::to_string(&summary)?);
         }

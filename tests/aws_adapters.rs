@@ -196,7 +196,7 @@ async fn the_registry_keeps_intersections_and_their_timing_history() -> anyhow::
                 (city.intersections[0].id.clone(), phases.clone()),
                 (city.intersections[29].id.clone(), phases.clone()),
             ],
-            from,
+            &from.parse()?,
         )
         .await?;
     }
@@ -209,7 +209,7 @@ async fn the_registry_keeps_intersections_and_their_timing_history() -> anyhow::
     assert!(s.intersection(&city.intersections[29].id).await?.is_none());
     let h = s.timing_history(&city.intersections[0].id).await?;
     assert_eq!(
-        h.iter().map(|t| t.from.as_str()).collect::<Vec<_>>(),
+        h.iter().map(|t| t.from.to_string()).collect::<Vec<_>>(),
         vec!["15m@2026-01-05T08:00:00Z", "15m@2026-01-05T08:15:00Z"]
     );
     assert_eq!(h[1].phases, phases);
@@ -346,15 +346,15 @@ async fn statistics_add_up_and_results_come_back_in_window_order() -> anyhow::Re
         key(900_000, 1_767_600_000_000),
     ];
     s.put_results(&[
-        (keys[0], result(keys[0], false)),
-        (keys[1], result(keys[1], false)),
-        (keys[2], result(keys[2], true)),
+        result(keys[0], false),
+        result(keys[1], false),
+        result(keys[2], true),
     ])
     .await?;
     let back = s.results().await?;
     assert_eq!(
-        back.iter().map(|r| r.key).collect::<Vec<_>>(),
-        vec![Some(keys[2]), Some(keys[1]), Some(keys[0])]
+        back.iter().map(|r| r.window).collect::<Vec<_>>(),
+        vec![keys[2], keys[1], keys[0]]
     );
     assert_eq!(back[0], result(keys[2], true));
     // The only closed window, whichever length is asked from the start of time.
@@ -377,13 +377,13 @@ async fn statistics_add_up_and_results_come_back_in_window_order() -> anyhow::Re
     assert!(s.closed_windows_from(keys[0].length, 0).await?.is_empty());
     let recent = s.recent_results(fifteen, 1).await?;
     assert_eq!(
-        recent.iter().map(|r| r.key).collect::<Vec<_>>(),
-        vec![Some(keys[1])]
+        recent.iter().map(|r| r.window).collect::<Vec<_>>(),
+        vec![keys[1]]
     );
     let recent = s.recent_results(fifteen, 5).await?;
     assert_eq!(
-        recent.iter().map(|r| r.key).collect::<Vec<_>>(),
-        vec![Some(keys[1]), Some(keys[2])]
+        recent.iter().map(|r| r.window).collect::<Vec<_>>(),
+        vec![keys[1], keys[2]]
     );
     assert_eq!(s.recent_results(keys[0].length, 5).await?.len(), 1);
     assert!(s.recent_results(fifteen, 0).await?.is_empty());
@@ -465,7 +465,7 @@ async fn a_write_conditional_on_a_version_applies_only_if_nothing_changed() -> a
     // A retiming is a change too.
     s.set_timings(
         &[(x.id.clone(), x.phases.clone())],
-        "15m@2026-01-05T08:00:00Z",
+        &"15m@2026-01-05T08:00:00Z".parse()?,
     )
     .await?;
     let (_, v3) = s

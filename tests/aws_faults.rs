@@ -9,19 +9,24 @@ use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use aws_support::{AwsEnv, Faulty, Proxy, assert_same, aws_env};
+use ingest::IngestHandler;
 use merge::{Closing, Merge, Provisional};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use traffic::aws_run::{IngestHandler, Runner, RunnerOptions, SimDriver, setup};
-use traffic::replay::{ReplayOptions, replay};
-use traffic_aws::esm::{BatchHandler, EventSourceMapping, Mapping, MappingConfig, OnFailure};
+use traffic_app::aws::setup;
+use traffic_app::driver::SimDriver;
+use traffic_app::esm::{EventSourceMapping, Mapping, MappingConfig, OnFailure};
+use traffic_app::replay::{ReplayOptions, replay};
+use traffic_app::runner::{Runner, RunnerOptions};
 use traffic_aws::kinesis::{Entry, KinesisSink};
 use traffic_aws::setup::{Created, Resources};
 use traffic_aws::sns::SnsPublisher;
-use traffic_aws::{DynamoStore, StoreOptions};
+use traffic_aws::{DynamoStore, KinesisSource, StoreOptions};
 use traffic_core::{City, EngineConfig};
-use traffic_functions::wiring::Ports;
+use traffic_functions::BatchHandler;
+use traffic_ports::MemoryCheckpoints;
+use traffic_ports::Ports;
 use traffic_ports::{PortError, StateStore, StreamShards};
 use traffic_sim::{CityConfig, SimConfig, generate_city};
 
@@ -63,12 +68,12 @@ async fn fixture(test: &str, shards: i32, intersections: usize) -> anyhow::Resul
 
 impl Fixture {
     fn ports(&self, state: Arc<dyn StateStore>) -> Ports {
-        let mut p = Ports::aws(
-            self.store.clone(),
-            SnsPublisher::new(
+        let mut p = Ports::from_store(
+            Arc::new(self.store.clone()),
+            Arc::new(SnsPublisher::new(
                 self.env.clients.sns.clone(),
                 Some(self.created.topic_arn.clone()),
-            ),
+            )),
         );
         p.state = state;
         p
@@ -128,7 +133,7 @@ impl Fixture {
         )
         .await?;
         let mut ours = ports.results.results().await?;
-        ours.sort_by_key(|w| w.key.map(|k| (k.length, k.start_ms)));
+        ours.sort_by_key(|w| w.window);
         ensure!(!ours.is_empty(), "no results");
         assert_same(
             &serde_json::to_value(&ours)?,
@@ -264,8 +269,8 @@ async fn a_poison_record_in_the_middle_of_a_batch_is_skipped_and_reported_while_
     let failed_file = f.dir.path().join("failed-batches.jsonl");
     let ports = f.ports(Arc::new(f.store.clone()));
     let esm = EventSourceMapping::new(
-        &f.env.clients,
-        &f.resources.stream,
+        Arc::new(KinesisSource::new(&f.env.clients, &f.resources.stream).await?),
+        Arc::new(MemoryCheckpoints::default()),
         vec![Mapping {
             config: MappingConfig {
                 batch_size: 1000,
@@ -275,13 +280,13 @@ async fn a_poison_record_in_the_middle_of_a_batch_is_skipped_and_reported_while_
                 on_failure: OnFailure::File(failed_file.clone()),
                 ..MappingConfig::new("ingest")
             },
-            handler: Arc::new(Choking(IngestHandler::new(f.cfg.clone(), ports))),
+            handler: Arc::new(Choking(IngestHandler::from_ports(f.cfg.clone(), &ports))),
         }],
     )
-    .await?;
+    .with_sqs(f.env.clients.sqs.clone());
     let progress = esm.progress();
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(esm.run(rx));
+    let task = tokio::spawn(esm.follow(rx.into()));
     let done = progress
         .wait_until(Duration::from_secs(60), |s| {
             s.get("ingest")
@@ -576,8 +581,8 @@ async fn a_batch_given_up_on_is_described_in_the_sqs_destination() -> anyhow::Re
         .collect();
     sink.put(&entries).await?;
     let esm = EventSourceMapping::new(
-        c,
-        &f.resources.stream,
+        Arc::new(KinesisSource::new(c, &f.resources.stream).await?),
+        Arc::new(MemoryCheckpoints::default()),
         vec![Mapping {
             config: MappingConfig {
                 batch_size: 10,
@@ -591,10 +596,10 @@ async fn a_batch_given_up_on_is_described_in_the_sqs_destination() -> anyhow::Re
             handler: Arc::new(AlwaysFails),
         }],
     )
-    .await?;
+    .with_sqs(f.env.clients.sqs.clone());
     let progress = esm.progress();
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(esm.run(rx));
+    let task = tokio::spawn(esm.follow(rx.into()));
     let done = progress
         .wait_until(Duration::from_secs(30), |s| {
             s.get("ingest")

@@ -11,7 +11,7 @@ use aws_support::aws_env;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use traffic::aws_run::setup;
+use traffic_app::aws::setup;
 use traffic_core::{City, EngineConfig};
 use traffic_ports::{ResultStore, StateStore};
 
@@ -226,10 +226,10 @@ async fn the_lambda_binaries_answer_real_events_through_the_runtime_api() -> any
     assert!(results.iter().all(|r| !r.closed));
     let fifteen = results
         .iter()
-        .find(|r| r.length == "15m")
+        .find(|r| r.length() == "15m")
         .context("no 15m result")?;
     let top: Vec<_> = fifteen
-        .top10
+        .top
         .iter()
         .map(|e| (e.intersection_id.as_str(), e.mean_speed_kmh))
         .collect();

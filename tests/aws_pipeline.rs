@@ -9,15 +9,18 @@ mod aws_support;
 use anyhow::{Context, ensure};
 use aws_support::{assert_same, aws_env, per_thousand, receive_alarms};
 use merge::{Closing, Merge, Provisional};
+use std::sync::Arc;
 use std::time::Duration;
-use traffic::aws_run::{Runner, RunnerOptions, SimDriver, setup};
-use traffic::replay::{ReplayOptions, replay};
+use traffic_app::aws::setup;
+use traffic_app::driver::SimDriver;
+use traffic_app::replay::{ReplayOptions, replay};
+use traffic_app::runner::{Runner, RunnerOptions};
 use traffic_aws::kinesis::KinesisSink;
 use traffic_aws::setup::{ensure_queue, subscribe_queue};
 use traffic_aws::sns::SnsPublisher;
 use traffic_core::reading::LampColour;
 use traffic_core::{EngineConfig, LightIndex};
-use traffic_functions::wiring::Ports;
+use traffic_ports::Ports;
 use traffic_sim::{CityConfig, Controls, SimConfig, Simulator, generate_city};
 
 /// 2026-01-05T07:00:00Z: the morning rise, so that retiming matters.
@@ -49,9 +52,12 @@ async fn the_city_runs_end_to_end_on_the_aws_apis() -> anyhow::Result<()> {
     let (created, store) = setup(c, &resources, &city, &cfg).await?;
     let queue = ensure_queue(c, &format!("{}-alarm-reader", env.prefix)).await?;
     subscribe_queue(c, &created.topic_arn, &queue).await?;
-    let ports = Ports::aws(
-        store.clone(),
-        SnsPublisher::new(c.sns.clone(), Some(created.topic_arn.clone())),
+    let ports = Ports::from_store(
+        Arc::new(store.clone()),
+        Arc::new(SnsPublisher::new(
+            c.sns.clone(),
+            Some(created.topic_arn.clone()),
+        )),
     );
     let runner = Runner::start(cfg.clone(), ports.clone(), c, &resources.stream, options()).await?;
 
@@ -152,7 +158,7 @@ async fn the_city_runs_end_to_end_on_the_aws_apis() -> anyhow::Result<()> {
         let results = ports.results.results().await?;
         if results
             .iter()
-            .any(|r| r.key == Some(window) && r.readings == in_window)
+            .any(|r| r.window == window && r.readings == in_window)
         {
             break s.put_at.elapsed();
         }
@@ -192,10 +198,10 @@ async fn the_city_runs_end_to_end_on_the_aws_apis() -> anyhow::Result<()> {
     .await
     .context("replaying the recorded readings")?;
     let mut ours = ports.results.results().await?;
-    ours.sort_by_key(|w| w.key.map(|k| (k.length, k.start_ms)));
+    ours.sort_by_key(|w| w.window);
     assert_eq!(ours.len(), replayed.windows.len());
     let keys =
-        |w: &[traffic_core::query::WindowResult]| w.iter().map(|r| r.key).collect::<Vec<_>>();
+        |w: &[traffic_core::query::WindowResult]| w.iter().map(|r| r.window).collect::<Vec<_>>();
     assert_eq!(keys(&ours), keys(&replayed.windows));
     // Equal, floats to 1e-12 relative: the embedded store (inside `traffic replay`) keeps
     // results as JSON, and serde_json without `float_roundtrip` may parse a float back one
@@ -304,9 +310,12 @@ async fn a_busy_stream_costs_few_dynamodb_requests_per_thousand_readings() -> an
     })?;
     let resources = env.resources(2);
     let (created, store) = setup(c, &resources, &city, &cfg).await?;
-    let ports = Ports::aws(
-        store.clone(),
-        SnsPublisher::new(c.sns.clone(), Some(created.topic_arn.clone())),
+    let ports = Ports::from_store(
+        Arc::new(store.clone()),
+        Arc::new(SnsPublisher::new(
+            c.sns.clone(),
+            Some(created.topic_arn.clone()),
+        )),
     );
     let mut driver = SimDriver::new(
         &city,

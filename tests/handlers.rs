@@ -10,10 +10,12 @@ use ingest::Ingest;
 use merge::{Merge, Provisional};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use support::{FlakyPublisher, FlakyState, store_with_city};
-use traffic::stream::{StreamRecord, kinesis_event as event_of};
+use traffic_app::esm;
 use traffic_core::EngineConfig;
 use traffic_core::lineage::ShardInfo;
+use traffic_core::sequence::SequenceNumber;
 use traffic_functions::directory::Directory;
+use traffic_ports::SourceRecord;
 use traffic_ports::{LampStore, PortError, PortResult, ResultStore, StateStore, StreamShards};
 
 fn kinesis_event() -> KinesisEvent {
@@ -202,11 +204,11 @@ async fn a_scheduled_merge_publishes_provisional_results_of_the_open_windows() {
     let results = store.results().await.unwrap_or_default();
     let fifteen = results
         .iter()
-        .find(|r| r.length == "15m")
+        .find(|r| r.length() == "15m")
         .unwrap_or_else(|| panic!("no 15m"));
     assert!(!fifteen.closed);
     let top: Vec<_> = fifteen
-        .top10
+        .top
         .iter()
         .map(|e| (e.intersection_id.as_str(), e.mean_speed_kmh))
         .collect();
@@ -220,7 +222,7 @@ async fn a_scheduled_merge_publishes_provisional_results_of_the_open_windows() {
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|| panic!("no network state"));
     assert_eq!((net.length.as_str(), net.closed), ("15m", false));
-    assert_eq!(net.start, fifteen.start);
+    assert_eq!(net.start, fifteen.start());
     let speeds: Vec<_> = net
         .intersections
         .iter()
@@ -257,10 +259,10 @@ impl StreamShards for SplitStream {
 
 /// One reading a minute of I-0001's light 0, for minutes `from..to` after 08:00, as records
 /// of one shard.
-fn minutes(from: i64, to: i64) -> Vec<StreamRecord> {
+fn minutes(from: i64, to: i64) -> Vec<SourceRecord> {
     (from..to)
-        .map(|m| StreamRecord {
-            seq: m as u128 + 1,
+        .map(|m| SourceRecord {
+            seq: SequenceNumber::from_u64(m as u64 + 1),
             partition_key: "I-0001".into(),
             data: format!(
                 r#"{{"intersection_id":"I-0001","light":0,"ts":"2026-01-05T{:02}:{:02}:00Z","vehicles":10,"mean_speed_kmh":40,"lamps":{{"red":"ok","yellow":"ok","green":"ok"}}}}"#,
@@ -268,9 +270,14 @@ fn minutes(from: i64, to: i64) -> Vec<StreamRecord> {
                 m % 60
             )
             .into_bytes(),
-            arrival: chrono::Utc::now(),
+            arrival_ms: chrono::Utc::now().timestamp_millis(),
         })
         .collect()
+}
+
+/// The event Lambda builds for `records` of `shard` (the one builder, as the mapping uses).
+fn event_of(shard: &str, records: &[SourceRecord]) -> KinesisEvent {
+    esm::kinesis_event(shard, "", "local", records)
 }
 
 /// The 15-minute windows a scheduled merge closes after a split at 08:20: the parent shard

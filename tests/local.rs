@@ -4,15 +4,13 @@
 use merge::Provisional;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
-use traffic::engine::Engine;
-use traffic::local::{Control, LocalOptions, RunSettings, Speedup, StatusMode, Summary, run};
-use traffic::replay::{ReplayOptions, ReplayOutput, collect, replay};
+use traffic_app::Functions;
+use traffic_app::local::{Control, LocalOptions, RunSettings, Speedup, StatusMode, Summary, run};
+use traffic_app::replay::{ReplayOptions, ReplayOutput, collect, replay};
+use traffic_app::stop::Stop;
 use traffic_core::EngineConfig;
 use traffic_embedded::EmbeddedStore;
-use traffic_functions::wiring::Ports;
 use traffic_sim::{CityConfig, generate_city};
 
 const START: &str = "2026-01-05T07:00:00Z";
@@ -48,7 +46,7 @@ async fn local(dir: &Path, control: Control, hours: i64, record: bool) -> Summar
     run(
         EngineConfig::default(),
         options(dir, control, hours, record),
-        Arc::new(AtomicBool::new(false)),
+        Stop::never(),
     )
     .await
     .unwrap_or_else(|e| panic!("traffic local: {e:#}"))
@@ -57,12 +55,11 @@ async fn local(dir: &Path, control: Control, hours: i64, record: bool) -> Summar
 /// Everything the run computed, read back from its data directory.
 async fn outcome(dir: &Path) -> ReplayOutput {
     let store = EmbeddedStore::open(dir.join("traffic.redb")).unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::new(
-        EngineConfig::default(),
-        Provisional::None,
-        Ports::embedded(store),
-    );
-    collect(&engine).await.unwrap_or_else(|e| panic!("{e:#}"))
+    let functions =
+        Functions::from_ports(EngineConfig::default(), Provisional::None, store.ports());
+    collect(&functions)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 #[tokio::test]

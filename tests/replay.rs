@@ -2,7 +2,7 @@
 //! (`samples/README.md` shows the arithmetic).
 
 use std::path::{Path, PathBuf};
-use traffic::replay::{ReplayOptions, ReplayOutput, replay};
+use traffic_app::replay::{ReplayOptions, ReplayOutput, replay};
 use traffic_core::EngineConfig;
 
 fn samples() -> PathBuf {
@@ -22,7 +22,7 @@ async fn run(readings: &Path, shards: usize, batch_size: usize) -> ReplayOutput 
 
 fn top(out: &ReplayOutput, i: usize) -> Vec<(String, f64)> {
     out.windows[i]
-        .top10
+        .top
         .iter()
         .map(|e| {
             (
@@ -48,17 +48,14 @@ fn s(v: &[(&str, f64)]) -> Vec<(String, f64)> {
 #[tokio::test]
 async fn the_sample_replay_gives_the_results_worked_out_by_hand() {
     let out = run(&samples().join("readings.jsonl"), 4, 100).await;
-    let windows: Vec<(&str, &str, &str, u64)> = out
+    let windows: Vec<(String, String, String, u64)> = out
         .windows
         .iter()
-        .map(|w| {
-            (
-                w.length.as_str(),
-                w.start.as_str(),
-                w.end.as_str(),
-                w.readings,
-            )
-        })
+        .map(|w| (w.length(), w.start(), w.end(), w.readings))
+        .collect();
+    let windows: Vec<(&str, &str, &str, u64)> = windows
+        .iter()
+        .map(|(l, s, e, n)| (l.as_str(), s.as_str(), e.as_str(), *n))
         .collect();
     assert_eq!(
         windows,

@@ -72,6 +72,17 @@ pub struct Phase {
     pub extra: Map<String, Value>,
 }
 
+/// The cycle of a signal plan, s: its first phase's green + yellow + red (0 without phases).
+/// Webster's timings give every phase the same cycle, so any phase would do; the first is the
+/// one formula `traffic replay` has always written (its output is a contract), and summing
+/// another phase can differ from it in the last bit of the float. A hand-edited plan whose
+/// phases disagree is shown by its first phase's cycle.
+pub fn cycle_s(phases: &[Phase], yellow_s: f64) -> f64 {
+    phases
+        .first()
+        .map_or(0.0, |p| p.green_s + yellow_s + p.red_s)
+}
+
 /// Why an intersection (or a city) is invalid; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]

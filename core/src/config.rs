@@ -6,7 +6,7 @@
 //! | `TRAFFIC_WINDOWS` | `15m,1h,24h` | window lengths; each a multiple of the shortest |
 //! | `TRAFFIC_ALLOWED_LATENESS` | `2m` | watermark = greatest event time − this |
 //! | `TRAFFIC_STATE_BUCKETS` | `16` | state items per shard and pane (see `docs/state.md`) |
-//! | `TRAFFIC_DIGEST_SIZE` | `100` | t-digest compression |
+//! | `TRAFFIC_DIGEST_SIZE` | `200` ([`DEFAULT_DIGEST_SIZE`](crate::digest::DEFAULT_DIGEST_SIZE)) | t-digest compression |
 //! | `TRAFFIC_TOP_K` | `10` | length of the speed ranking |
 //! | `WEBSTER_LOST_TIME_S` | `4` | lost time per phase, s |
 //! | `WEBSTER_YELLOW_S` | `4` | yellow (amber) time per phase, s |

@@ -8,8 +8,8 @@ use crate::digest::VehicleDigest;
 use crate::ids::{IntersectionId, LIGHTS_PER_INTERSECTION};
 use crate::pane::PaneItem;
 use crate::ranking::{PartialRanking, RankEntry, SpeedSum};
-use crate::time::format_rfc3339_ms;
-use crate::window::WindowKey;
+use crate::time::{format_rfc3339_ms, parse_rfc3339_ms};
+use crate::window::{WindowKey, WindowLength};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -26,28 +26,90 @@ pub struct MedianEntry {
 }
 
 /// The results of one window.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Its JSON (the replay output, the API, the stored item) names the window by `length`,
+/// `start` and `end` strings and the ranking `top10`, whatever the configured K: the contract
+/// of `docs/contracts.md`. In Rust it carries the [`WindowKey`] itself.
+#[derive(Clone, Debug, PartialEq)]
 pub struct WindowResult {
-    /// Window length (`15m`, `1h`, `24h`).
-    pub length: String,
-    /// Start, RFC 3339 UTC.
-    pub start: String,
-    /// End (exclusive), RFC 3339 UTC.
-    pub end: String,
+    /// The window.
+    pub window: WindowKey,
     /// Whether the watermark has closed it (otherwise the results are provisional).
     pub closed: bool,
     /// Readings in it.
     pub readings: u64,
-    /// Query 1: the fastest intersections, fastest first, ties by id.
-    pub top10: Vec<RankEntry>,
+    /// Query 1: the `top_k` fastest intersections, fastest first, ties by id (JSON `top10`).
+    pub top: Vec<RankEntry>,
     /// Query 2: median of all readings' vehicle counts.
     pub global_median_vehicles: f64,
     /// Query 2: intersections whose median is strictly above the global one, highest first,
     /// ties by id.
     pub above_median: Vec<MedianEntry>,
-    /// The window, for ordering and storage keys.
-    #[serde(skip)]
-    pub key: Option<WindowKey>,
+}
+
+impl WindowResult {
+    /// The window's length as written in JSON (`15m`).
+    pub fn length(&self) -> String {
+        self.window.length.to_string()
+    }
+
+    /// The window's start, RFC 3339 UTC.
+    pub fn start(&self) -> String {
+        format_rfc3339_ms(self.window.start_ms)
+    }
+
+    /// The window's end (exclusive), RFC 3339 UTC.
+    pub fn end(&self) -> String {
+        format_rfc3339_ms(self.window.end_ms())
+    }
+}
+
+impl Serialize for WindowResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("WindowResult", 8)?;
+        st.serialize_field("length", &self.length())?;
+        st.serialize_field("start", &self.start())?;
+        st.serialize_field("end", &self.end())?;
+        st.serialize_field("closed", &self.closed)?;
+        st.serialize_field("readings", &self.readings)?;
+        st.serialize_field("top10", &self.top)?;
+        st.serialize_field("global_median_vehicles", &self.global_median_vehicles)?;
+        st.serialize_field("above_median", &self.above_median)?;
+        st.end()
+    }
+}
+
+/// [`WindowResult`] as written: the window as strings.
+#[derive(Deserialize)]
+struct WindowResultText {
+    length: String,
+    start: String,
+    #[allow(dead_code)]
+    end: String,
+    closed: bool,
+    readings: u64,
+    top10: Vec<RankEntry>,
+    global_median_vehicles: f64,
+    above_median: Vec<MedianEntry>,
+}
+
+impl<'de> Deserialize<'de> for WindowResult {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let t = WindowResultText::deserialize(d)?;
+        let length: WindowLength = t.length.parse().map_err(D::Error::custom)?;
+        let start_ms = parse_rfc3339_ms(&t.start)
+            .ok_or_else(|| D::Error::custom(format!("window start {:?}", t.start)))?;
+        Ok(WindowResult {
+            window: WindowKey { length, start_ms },
+            closed: t.closed,
+            readings: t.readings,
+            top: t.top10,
+            global_median_vehicles: t.global_median_vehicles,
+            above_median: t.above_median,
+        })
+    }
 }
 
 /// Every intersection's state over one window, for the operator's map (the results keep
@@ -193,15 +255,12 @@ impl WindowAccumulator {
                 .then_with(|| a.intersection_id.cmp(&b.intersection_id))
         });
         WindowResult {
-            length: self.key.length.to_string(),
-            start: format_rfc3339_ms(self.key.start_ms),
-            end: format_rfc3339_ms(self.key.end_ms()),
+            window: self.key,
             closed,
             readings,
-            top10: ranking.top_k(top_k),
+            top: ranking.top_k(top_k),
             global_median_vehicles: global,
             above_median: above,
-            key: Some(self.key),
         }
     }
 }
@@ -209,11 +268,11 @@ impl WindowAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::LightIndex;
     use crate::config::EngineConfig;
     use crate::pane::BatchFold;
     use crate::reading::{Lamps, Reading};
     use crate::sequence::SequenceNumber;
-    use crate::{LightIndex, WindowLength};
 
     const T0: i64 = 1_767_600_000_000; // 2026-01-05T08:00:00Z
 
@@ -283,10 +342,31 @@ mod tests {
         );
         // The same speeds as query 1 where both have the intersection.
         let result = acc.finish(false, 1);
-        assert_eq!(result.top10.len(), 1);
+        assert_eq!(result.top.len(), 1);
         assert_eq!(
-            Some(result.top10[0].mean_speed_kmh),
+            Some(result.top[0].mean_speed_kmh),
             net.intersections[0].mean_speed_kmh
         );
+    }
+
+    #[test]
+    fn a_result_is_written_with_its_window_as_strings_and_read_back_whole() {
+        let acc = window(&[
+            reading("I-0001", 0, 1, 10, 40.0),
+            reading("I-0002", 0, 2, 5, 20.0),
+        ]);
+        let result = acc.finish(true, 10);
+        let json = serde_json::to_string(&result).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            json.starts_with(
+                r#"{"length":"15m","start":"2026-01-05T08:00:00Z","end":"2026-01-05T08:15:00Z","closed":true,"readings":2,"top10":[{"#
+            ),
+            "{json}"
+        );
+        let back: WindowResult = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, result);
+        let bytes = postcard::to_allocvec(&result).unwrap_or_else(|e| panic!("{e}"));
+        let back: WindowResult = postcard::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, result);
     }
 }

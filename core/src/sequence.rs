@@ -37,6 +37,16 @@ impl SequenceNumber {
         Self(n.to_string())
     }
 
+    /// A sequence number from a 64-bit counter (the embedded log's).
+    pub fn from_u64(n: u64) -> Self {
+        Self(n.to_string())
+    }
+
+    /// The number as a 64-bit counter, when it fits (the embedded log's are such).
+    pub fn to_u64(&self) -> Option<u64> {
+        self.0.parse().ok()
+    }
+
     /// The digits.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -80,5 +90,7 @@ mod tests {
         );
         assert!(SequenceNumber::parse("12a").is_err());
         assert!(SequenceNumber::parse("").is_err());
+        assert_eq!(SequenceNumber::from_u64(42).to_u64(), Some(42));
+        assert_eq!(b.to_u64(), None);
     }
 }

@@ -113,6 +113,52 @@ impl WindowKey {
     }
 }
 
+impl fmt::Display for WindowKey {
+    /// `15m@2026-01-05T08:15:00Z`: how a retiming names the window it came from.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}@{}",
+            self.length,
+            crate::time::format_rfc3339_ms(self.start_ms)
+        )
+    }
+}
+
+/// A window key that could not be parsed from `<length>@<start>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a window such as 15m@2026-01-05T08:15:00Z: {0:?}")]
+pub struct WindowKeyError(pub String);
+
+impl FromStr for WindowKey {
+    type Err = WindowKeyError;
+    fn from_str(s: &str) -> Result<Self, WindowKeyError> {
+        let bad = || WindowKeyError(s.to_owned());
+        let (len, start) = s.split_once('@').ok_or_else(bad)?;
+        let length: WindowLength = len.parse().map_err(|_| bad())?;
+        let start_ms = crate::time::parse_rfc3339_ms(start).ok_or_else(bad)?;
+        Ok(WindowKey { length, start_ms })
+    }
+}
+
+/// Serde of a [`WindowKey`] as its text (`15m@2026-01-05T08:15:00Z`), for
+/// `#[serde(with = "traffic_core::window::key_as_text")]`.
+pub mod key_as_text {
+    use super::WindowKey;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the key as text.
+    pub fn serialize<S: Serializer>(k: &WindowKey, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(k)
+    }
+
+    /// Reads the key from text.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<WindowKey, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The watermark of a stream: the greatest event time seen, minus the allowed lateness.
 pub fn watermark(max_event_ms: Option<i64>, allowed_lateness_ms: i64) -> Option<i64> {
     max_event_ms.map(|m| m.saturating_sub(allowed_lateness_ms))
@@ -150,5 +196,16 @@ mod tests {
             prop_assert!(w.contains(ts));
             prop_assert_eq!(w.start_ms.rem_euclid(len), 0);
         }
+    }
+
+    #[test]
+    fn a_window_key_reads_back_from_its_text() {
+        let k = WindowLength::from_ms(900_000)
+            .unwrap_or_else(|| panic!("15m"))
+            .window_of(1_767_600_900_000);
+        assert_eq!(k.to_string(), "15m@2026-01-05T08:15:00Z");
+        assert_eq!("15m@2026-01-05T08:15:00Z".parse::<WindowKey>(), Ok(k));
+        assert!("15m".parse::<WindowKey>().is_err());
+        assert!("15x@2026-01-05T08:15:00Z".parse::<WindowKey>().is_err());
     }
 }

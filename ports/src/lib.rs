@@ -3,6 +3,19 @@
 //! Each has an embedded adapter (`traffic-embedded`, on redb) and an AWS adapter (DynamoDB,
 //! SNS). Handlers take ports as `&dyn Trait`, so the same handler code runs in Lambda, in the
 //! local runner, in `traffic replay` and in tests. No storage or cloud type appears here.
+//!
+//! - the traits below: state, registry, lamps and alarms, results, statistics, publisher;
+//! - [`Ports`] ([`bundle`]): every port a function may need, as shared trait objects;
+//! - [`source`]: the stream as the one event source mapping reads it ([`RecordSource`]) and
+//!   where it keeps its positions ([`CheckpointStore`]).
+
+pub mod bundle;
+pub mod source;
+
+pub use bundle::Ports;
+pub use source::{
+    CheckpointStore, MemoryCheckpoints, ReadBatch, RecordSource, SourceRecord, StartingPosition,
+};
 
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -152,19 +165,23 @@ pub trait Registry: Send + Sync {
     async fn set_timings(
         &self,
         timings: &[(IntersectionId, Vec<Phase>)],
-        from: &str,
+        from: &WindowKey,
     ) -> PortResult<()>;
 
     /// The timings an intersection has had, oldest first (each retiming appends one; the
-    /// adapters keep at least the last 96).
+    /// adapters keep at least the last [`TIMING_HISTORY`]).
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>>;
 }
+
+/// Retimings kept per intersection: a day of 15-minute windows.
+pub const TIMING_HISTORY: usize = 96;
 
 /// One retiming of an intersection.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TimingChange {
-    /// The window the timings were computed from (`15m@2026-01-05T08:15:00Z`).
-    pub from: String,
+    /// The window the timings were computed from (JSON: `15m@2026-01-05T08:15:00Z`).
+    #[serde(with = "traffic_core::window::key_as_text")]
+    pub from: WindowKey,
     /// The phases with their new green and red times.
     pub phases: Vec<Phase>,
 }
@@ -294,8 +311,8 @@ pub trait AlarmPublisher: Send + Sync {
 /// The merge's results per window.
 #[async_trait]
 pub trait ResultStore: Send + Sync {
-    /// Stores (or replaces) results.
-    async fn put_results(&self, results: &[(WindowKey, WindowResult)]) -> PortResult<()>;
+    /// Stores (or replaces) results, each under its window.
+    async fn put_results(&self, results: &[WindowResult]) -> PortResult<()>;
 
     /// Windows of `length` starting at or after `from_ms` whose stored result is final (what
     /// a merge run needs: it reads no further back than its oldest pane).

@@ -87,6 +87,7 @@ pub mod exact;
 pub mod generate;
 pub mod model;
 pub mod rng;
+pub mod settings;
 pub mod sim;
 
 pub use demand::{Axis, Demand};

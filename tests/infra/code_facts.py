@@ -10,7 +10,7 @@ raises `CodeShapeError` when something it expects is not found, rather than gues
 
 - a function is a crate `functions/<name>/` with `src/main.rs` (`functions/shared` is not one);
 - handlers reach the ports through fields named `state`, `registry`, `lamps`, `publisher`,
-  `results`, `stats`, `stream` (the fields of `traffic_functions::wiring::Ports`), and only the
+  `results`, `stats`, `stream` (the fields of `traffic_ports::Ports`), and only the
   methods of the matching trait in `ports/src/lib.rs` count;
 - the AWS adapters implement the traits in `adapters/aws/src/*.rs` as `impl <Trait> for
   DynamoStore` / `impl AlarmPublisher for SnsPublisher` / `impl StreamShards for
@@ -297,7 +297,7 @@ class Function:
     event: str  # "kinesis", "eventbridge" or "http"
     port_calls: set[tuple[str, str]]  # (trait, method)
     reads_engine_config: bool
-    env_vars: set[str]  # read directly by main.rs
+    env_vars: set[str]  # read by main.rs, directly or as a field of the configuration
 
 
 def function_crates() -> list[str]:
@@ -338,22 +338,25 @@ def port_calls_in(text: str, traits: dict[str, set[str]]) -> set[tuple[str, str]
     return calls
 
 
-def wiring() -> str:
-    return read(ROOT / "functions/shared/src/wiring.rs")
+CONFIG_RS = ROOT / "functions/shared/src/config.rs"
 
 
 def store_backends() -> set[str]:
-    """The `TRAFFIC_STORE` values wiring.rs accepts (`dynamodb`, `embedded:<path>`)."""
-    raw = (ROOT / "functions/shared/src/wiring.rs").read_text()
-    found = set(re.findall(r'spec\s*==\s*"([a-z]+)"', raw))
-    found |= {f"{k}:" for k in re.findall(r'Some\(\("([a-z]+)",', raw)}
-    return found
+    """The `TRAFFIC_STORE` values the configuration accepts (`dynamodb`)."""
+    raw = CONFIG_RS.read_text()
+    return set(re.findall(r'store\s*!=\s*"([a-z]+)"', raw))
 
 
-def aws_wiring_reads_engine_config() -> bool:
-    """Whether the DynamoDB wiring reads the engine configuration (for the state's TTL)."""
-    bodies = functions_in(wiring())
-    return "engine_config_from_env" in bodies.get("aws_from_env", "")
+def config_reads_engine_config() -> bool:
+    """Whether the one configuration (`Config::from_lookup`) reads the engine's variables."""
+    bodies = functions_in(read(CONFIG_RS))
+    return "EngineConfig::from_lookup" in bodies.get("from_lookup", "")
+
+
+def config_fields() -> dict[str, str]:
+    """Field of `Config` -> the variable it is read from (`provisional` -> `TRAFFIC_PROVISIONAL`)."""
+    raw = CONFIG_RS.read_text()
+    return dict(re.findall(r'\b([a-z_]+)\s*(?::|=)\s*(?:match\s+)?lookup\("([A-Z][A-Z0-9_]+)"\)', raw))
 
 
 def load_function(crate: str, traits, helpers) -> Function:
@@ -372,10 +375,11 @@ def load_function(crate: str, traits, helpers) -> Function:
     for helper, hcalls in helpers.items():
         if re.search(rf"\b{helper}\s*\(", code):
             calls |= hcalls
-    uses_ports = "Ports::from_env" in main
-    reads_cfg = "engine_config_from_env" in main or (uses_ports and aws_wiring_reads_engine_config())
+    reads_cfg = "Config::from_env" in main and config_reads_engine_config()
     raw_main = (src / "main.rs").read_text()
     env_vars = set(re.findall(r'env::var\(\s*"([A-Z][A-Z0-9_]+)"\s*\)', raw_main))
+    # What main takes from the configuration: `config.provisional` reads TRAFFIC_PROVISIONAL.
+    env_vars |= {var for field, var in config_fields().items() if re.search(rf"\bconfig\.{field}\b", raw_main)}
     return Function(crate, binary_name(crate), main, code, event, calls, reads_cfg, env_vars)
 
 
@@ -412,6 +416,8 @@ def shared_env_vars() -> set[str]:
         found |= set(re.findall(r'env::var\(\s*"([A-Z][A-Z0-9_]+)"', path.read_text()))
     if "EnvFilter::try_from_default_env" in (ROOT / "functions/shared/src/lib.rs").read_text():
         found.add("RUST_LOG")
+    if 'lookup("TRAFFIC_STORE")' in CONFIG_RS.read_text():
+        found.add("TRAFFIC_STORE")
     return found - {"AWS_LAMBDA_FUNCTION_NAME"}
 
 

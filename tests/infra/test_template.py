@@ -424,7 +424,7 @@ class TemplateWiring(unittest.TestCase):
                 self.assertEqual(set(env) - readable, set(), f"{binary} sets variables nothing reads")
                 self.assertEqual(set(env) & NEVER_SET, set())
                 self.assertEqual(env.get("TRAFFIC_STORE"), "dynamodb")
-                self.assertIn("dynamodb", cf.store_backends(), "wiring.rs accepts TRAFFIC_STORE=dynamodb")
+                self.assertIn("dynamodb", cf.store_backends(), "the configuration accepts TRAFFIC_STORE=dynamodb")
                 if fn.reads_engine_config:
                     set_engine = {k: v for k, v in env.items() if k in engine}
                     self.assertEqual(set_engine, {k: {"Ref": p} for k, p in ENGINE_SET.items()})
@@ -526,8 +526,8 @@ class TemplateWiring(unittest.TestCase):
                 rc = props["ReservedConcurrentExecutions"]
                 self.assertEqual(rc, {"Fn::If": ["ReserveMerge", {"Ref": "MergeReservedConcurrency"}, {"Ref": "AWS::NoValue"}]})
                 self.assertEqual(PARAMETERS["MergeReservedConcurrency"]["Default"], 1)
-                # TRAFFIC_PROVISIONAL's parameter offers exactly the values merge parses.
-                parsed = re.findall(r'"([a-z]+)"\s*=>\s*Ok\(Self::', (ROOT / "functions/merge/src/lib.rs").read_text())
+                # TRAFFIC_PROVISIONAL's parameter offers exactly the values the configuration parses.
+                parsed = re.findall(r'"([a-z]+)"\s*=>\s*Ok\(Self::', (ROOT / "functions/shared/src/config.rs").read_text())
                 env = props["Environment"]["Variables"]
                 if "TRAFFIC_PROVISIONAL" in env:
                     param = PARAMETERS[target(env["TRAFFIC_PROVISIONAL"])]

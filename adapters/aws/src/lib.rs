@@ -1,6 +1,7 @@
 //! The AWS side of the traffic system: every port of `traffic-ports` on DynamoDB and SNS, the
-//! simulator's Kinesis sink, and an event source mapping over the Kinesis API for places where
-//! no Lambda service runs the functions (an emulator, a laptop).
+//! simulator's Kinesis sink, and the Kinesis stream as a record source for the event source
+//! mapping of `traffic-app` (for places where no Lambda service runs the functions: an
+//! emulator, a laptop).
 //!
 //! - [`DynamoStore`] implements [`StateStore`](traffic_ports::StateStore),
 //!   [`Registry`](traffic_ports::Registry), [`LampStore`](traffic_ports::LampStore),
@@ -11,8 +12,9 @@
 //! - [`KinesisShards`]: [`StreamShards`](traffic_ports::StreamShards) on a Kinesis stream's
 //!   `ListShards` (the lineage the merge needs after a reshard);
 //! - [`kinesis::KinesisSink`]: `PutRecords` within the service's limits, failed entries retried;
-//! - [`esm`]: what Lambda's Kinesis event source mapping does, over `ListShards`,
-//!   `GetShardIterator` and `GetRecords`;
+//! - [`source::KinesisSource`]: [`RecordSource`](traffic_ports::RecordSource) over
+//!   `ListShards`, `GetShardIterator` and `GetRecords`;
+//! - [`wiring::AwsPorts`]: every port, built once from the names and options;
 //! - [`setup`]: creating the tables, stream, topic and queues, idempotently;
 //! - [`metrics::Metrics`]: DynamoDB requests and capacity, counted as they happen.
 //!
@@ -26,16 +28,17 @@ mod items;
 mod lamps;
 mod registry;
 mod results;
-mod retry;
 mod state;
 mod stats;
 
-pub mod esm;
 pub mod kinesis;
 pub mod metrics;
+pub mod retry;
 pub mod setup;
 pub mod shards;
 pub mod sns;
+pub mod source;
+pub mod wiring;
 
 use aws_config::BehaviorVersion;
 use std::collections::{BTreeSet, HashMap};
@@ -45,6 +48,8 @@ use traffic_ports::{PortError, PortResult};
 
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use shards::KinesisShards;
+pub use source::KinesisSource;
+pub use wiring::AwsPorts;
 
 /// The names of the resources, as the environment gives them. A name that is not set makes
 /// the calls that need it fail with a clear error, so each function sets only what it uses.

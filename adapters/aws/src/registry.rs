@@ -18,10 +18,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValu
 use serde::{Deserialize, Serialize};
 use traffic_core::IntersectionId;
 use traffic_core::city::{Intersection, Phase};
-use traffic_ports::{PortError, PortResult, Registry, TimingChange};
+use traffic_core::window::WindowKey;
+use traffic_ports::{PortError, PortResult, Registry, TIMING_HISTORY as HISTORY, TimingChange};
 
-/// Retimings returned by [`Registry::timing_history`].
-const HISTORY: i32 = 96;
 /// Retimings kept at least this long after their window, ms (then DynamoDB's TTL may delete
 /// them; the newest 96 of an intersection retimed at least monthly are always there).
 const HISTORY_TTL_MS: i64 = 30 * 86_400_000;
@@ -96,12 +95,9 @@ fn version_condition(expected: &str) -> (&'static str, Option<AttributeValue>) {
     }
 }
 
-/// When a retiming computed from window `from` (`<length>@<start>`) may expire, epoch s.
-fn history_expiry(from: &str) -> Option<i64> {
-    let (len, start) = from.split_once('@')?;
-    let len = traffic_core::window::parse_duration_ms(len).ok()?;
-    let start = traffic_core::time::parse_rfc3339_ms(start)?;
-    Some((start + HISTORY_TTL_MS + i64::from(HISTORY) * len) / 1000)
+/// When a retiming computed from window `from` may expire, epoch s.
+fn history_expiry(from: &WindowKey) -> i64 {
+    (from.start_ms + HISTORY_TTL_MS + HISTORY as i64 * from.length.ms()) / 1000
 }
 
 #[async_trait]
@@ -263,9 +259,10 @@ impl Registry for DynamoStore {
     async fn set_timings(
         &self,
         timings: &[(IntersectionId, Vec<Phase>)],
-        from: &str,
+        from: &WindowKey,
     ) -> PortResult<()> {
         let table = self.table(Table::Registry)?.to_owned();
+        let from_text = from.to_string();
         for chunk in timings.chunks(PARALLEL_UPDATES) {
             let mut set = tokio::task::JoinSet::new();
             for (id, phases) in chunk {
@@ -280,7 +277,7 @@ impl Registry for DynamoStore {
                     .expression_attribute_names("#p", "phases")
                     .expression_attribute_names("#f", "retimed_from")
                     .expression_attribute_values(":p", to_av("phases", phases)?)
-                    .expression_attribute_values(":f", AttributeValue::S(from.to_owned()))
+                    .expression_attribute_values(":f", AttributeValue::S(from_text.clone()))
                     .expression_attribute_values(":v", AttributeValue::S(new_version()));
                 let id = id.clone();
                 set.spawn(async move { (id, req.send().await) });
@@ -297,7 +294,7 @@ impl Registry for DynamoStore {
                 }
             }
         }
-        let expires_at = history_expiry(from);
+        let expires_at = Some(history_expiry(from));
         let history = timings
             .iter()
             .map(|(id, phases)| {
@@ -305,8 +302,8 @@ impl Registry for DynamoStore {
                     "timing change",
                     &TimingItem {
                         pk: format!("timings#{id}"),
-                        sk: from.to_owned(),
-                        from: from.to_owned(),
+                        sk: from_text.clone(),
+                        from: from_text.clone(),
                         phases: phases.clone(),
                         expires_at,
                     },
@@ -319,14 +316,21 @@ impl Registry for DynamoStore {
 
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {
         let mut q = Query::partition(Table::Registry, format!("timings#{id}"));
-        q.newest_first = Some(HISTORY);
+        q.newest_first = Some(HISTORY as i32);
         let mut out = self
             .query(q)
             .await?
             .into_iter()
             .map(|i| {
-                from_item::<TimingItem>("timing change", i).map(|t| TimingChange {
-                    from: t.from,
+                let t = from_item::<TimingItem>("timing change", i)?;
+                let from = t
+                    .from
+                    .parse()
+                    .map_err(|e: traffic_core::window::WindowKeyError| {
+                        PortError::Corrupt(format!("timing change: {e}"))
+                    })?;
+                Ok(TimingChange {
+                    from,
                     phases: t.phases,
                 })
             })
@@ -355,9 +359,13 @@ mod tests {
 
     #[test]
     fn a_retiming_expires_a_month_and_96_windows_after_its_window() {
-        let e = history_expiry("15m@2026-01-05T08:15:00Z");
+        let from: WindowKey = "15m@2026-01-05T08:15:00Z"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let e = history_expiry(&from);
         let start = traffic_core::time::parse_rfc3339_ms("2026-01-05T08:15:00Z").unwrap_or(0);
-        assert_eq!(e, Some((start + HISTORY_TTL_MS + 96 * 900_000) / 1000));
-        assert_eq!(history_expiry("nonsense"), None);
+        assert_eq!(e, (start + HISTORY_TTL_MS + 96 * 900_000) / 1000);
+        // A window that is not one cannot reach the registry: it does not parse.
+        assert!("nonsense".parse::<WindowKey>().is_err());
     }
 }

@@ -66,16 +66,16 @@ fn window_of(item: &Item) -> Option<WindowKey> {
 }
 
 fn decode_result(item: Item) -> PortResult<WindowResult> {
-    let key = window_of(&item);
     let r: ResultItem = from_item("window result", item)?;
-    Ok(WindowResult { key, ..r.result })
+    Ok(r.result)
 }
 
 #[async_trait]
 impl ResultStore for DynamoStore {
-    async fn put_results(&self, results: &[(WindowKey, WindowResult)]) -> PortResult<()> {
+    async fn put_results(&self, results: &[WindowResult]) -> PortResult<()> {
         let mut writes = Vec::with_capacity(results.len() * 2);
-        for (k, r) in results {
+        for r in results {
+            let k = &r.window;
             writes.push(put_request(to_item(
                 "window result",
                 &ResultItem {

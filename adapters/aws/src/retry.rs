@@ -7,7 +7,7 @@ pub(crate) const MAX_TRIES: u32 = 10;
 
 /// The wait before try `attempt + 1` (attempt counts from 0): 25 ms doubling to at most
 /// `cap`, with "full jitter" (a uniform draw below the exponential value).
-pub(crate) fn backoff(attempt: u32, cap: Duration) -> Duration {
+pub fn backoff(attempt: u32, cap: Duration) -> Duration {
     let exp = Duration::from_millis(25u64.saturating_mul(1u64 << attempt.min(16)));
     let ceiling = exp.min(cap).as_millis() as u64;
     Duration::from_millis(ceiling / 2 + jitter(ceiling / 2 + 1))

@@ -5,21 +5,184 @@
 //! one simulation step's records *and* the simulator state that produced them in one
 //! transaction, so after any crash the log and the simulator agree: no reading is produced
 //! twice or lost.
+//!
+//! [`EmbeddedLog`] is that log as the event source mapping reads it: a [`RecordSource`] of
+//! `n` shards named as Kinesis names them, and a durable [`CheckpointStore`] that trims a
+//! shard's records once every consumer has taken them.
 
-use crate::{EmbeddedStore, decode, encode};
+use crate::EmbeddedStore;
+use crate::codec::{decode, encode};
+use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
+use traffic_core::lineage::ShardInfo;
+use traffic_core::sequence::SequenceNumber;
 use traffic_core::{IntersectionId, LightIndex};
-use traffic_ports::{PortError, PortResult};
+use traffic_ports::{
+    CheckpointStore, PortError, PortResult, ReadBatch, RecordSource, SourceRecord, StartingPosition,
+};
 
 pub(crate) const LOG: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("stream_log");
 pub(crate) const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new("checkpoints");
 pub(crate) const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
 
-macro_rules! r {
-    ($e:expr, $ctx:expr) => {
-        $e.map_err(|e| PortError::backend($ctx, redb::Error::from(e)))
-    };
+/// The shard id Kinesis gives shard `i` (`shardId-000000000003`).
+pub fn shard_id(i: usize) -> String {
+    format!("shardId-{i:012}")
+}
+
+/// `n` open shards named by [`shard_id`], none a parent of another: a stream that never
+/// reshards (the embedded log, a stream in memory).
+pub fn numbered_shards(n: usize) -> Vec<ShardInfo> {
+    (0..n)
+        .map(|i| ShardInfo {
+            id: shard_id(i),
+            parent: None,
+            adjacent_parent: None,
+            closed: false,
+        })
+        .collect()
+}
+
+/// The index of a shard named by [`shard_id`].
+pub fn shard_index(id: &str) -> Option<u32> {
+    id.strip_prefix("shardId-")?.parse().ok()
+}
+
+/// The embedded log of `shards` shards as a stream source, with durable checkpoints.
+#[derive(Clone)]
+pub struct EmbeddedLog {
+    store: EmbeddedStore,
+    shards: usize,
+    consumers: Vec<String>,
+}
+
+impl EmbeddedLog {
+    /// The log of `store` with `shards` shards, read by the mappings named `consumers`: a
+    /// shard's records are trimmed once all of them have checkpointed past them.
+    pub fn new(store: EmbeddedStore, shards: usize, consumers: &[&str]) -> Self {
+        Self {
+            store,
+            shards,
+            consumers: consumers.iter().map(|c| (*c).to_owned()).collect(),
+        }
+    }
+
+    fn index(&self, shard: &str) -> PortResult<u32> {
+        shard_index(shard)
+            .filter(|i| (*i as usize) < self.shards)
+            .ok_or_else(|| PortError::NotFound(format!("shard {shard}")))
+    }
+}
+
+/// The checkpoint key of a mapping on a shard.
+fn checkpoint_key(mapping: &str, shard: u32) -> String {
+    format!("{mapping}/{shard}")
+}
+
+/// The checkpoint of the one consumer that earlier versions kept per shard (both functions
+/// had taken a batch when it moved): a mapping with no checkpoint of its own starts there.
+fn legacy_key(shard: u32) -> String {
+    format!("consumer-{shard}")
+}
+
+#[async_trait]
+impl RecordSource for EmbeddedLog {
+    fn name(&self) -> &str {
+        "embedded"
+    }
+
+    fn arn(&self) -> &str {
+        ""
+    }
+
+    fn region(&self) -> &str {
+        "local"
+    }
+
+    async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
+        Ok(numbered_shards(self.shards))
+    }
+
+    /// Reads from the oldest record kept whatever `_start` says: the log holds only what
+    /// some consumer has not taken yet.
+    async fn read(
+        &self,
+        shard: &str,
+        after: Option<&SequenceNumber>,
+        _start: StartingPosition,
+        limit: usize,
+    ) -> PortResult<ReadBatch> {
+        let i = self.index(shard)?;
+        let after = match after {
+            None => 0,
+            Some(s) => s
+                .to_u64()
+                .ok_or_else(|| PortError::Corrupt(format!("sequence number {s} on {shard}")))?,
+        };
+        let records = self.store.read_log(i, after, limit)?;
+        let last = records.last().map_or(after, |r| r.seq);
+        let caught_up = last >= self.store.log_tail(i)?;
+        Ok(ReadBatch {
+            records: records
+                .into_iter()
+                .map(|r| SourceRecord {
+                    seq: SequenceNumber::from_u64(r.seq),
+                    partition_key: r.partition_key,
+                    data: r.data,
+                    arrival_ms: r.arrival_ms,
+                })
+                .collect(),
+            caught_up,
+            ended: false,
+        })
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for EmbeddedLog {
+    async fn checkpoint(&self, mapping: &str, shard: &str) -> PortResult<Option<SequenceNumber>> {
+        let i = self.index(shard)?;
+        let own = self.store.checkpoint(&checkpoint_key(mapping, i))?;
+        let at = match own {
+            Some(n) => Some(n),
+            None => self.store.checkpoint(&legacy_key(i))?,
+        };
+        Ok(at.map(SequenceNumber::from_u64))
+    }
+
+    /// Stores the checkpoint and, in the same transaction, trims the shard's records that
+    /// every consumer has taken.
+    async fn set_checkpoint(
+        &self,
+        mapping: &str,
+        shard: &str,
+        seq: &SequenceNumber,
+    ) -> PortResult<()> {
+        let i = self.index(shard)?;
+        let n = seq
+            .to_u64()
+            .ok_or_else(|| PortError::Corrupt(format!("sequence number {seq} on {shard}")))?;
+        let ctx = "storing a checkpoint";
+        let txn = r!(self.store.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(CHECKPOINTS), ctx)?;
+            r!(t.insert(checkpoint_key(mapping, i).as_str(), n), ctx)?;
+            let legacy = r!(t.get(legacy_key(i).as_str()), ctx)?.map(|v| v.value());
+            let mut taken_by_all = Some(u64::MAX);
+            for c in &self.consumers {
+                let at = r!(t.get(checkpoint_key(c, i).as_str()), ctx)?
+                    .map(|v| v.value())
+                    .or(legacy);
+                taken_by_all = taken_by_all.zip(at).map(|(a, b)| a.min(b));
+            }
+            if let Some(through) = taken_by_all.filter(|t| *t != u64::MAX) {
+                let mut log = r!(txn.open_table(LOG), ctx)?;
+                r!(log.retain_in((i, 0)..=(i, through), |_, _| false), ctx)?;
+            }
+        }
+        r!(txn.commit(), ctx)
+    }
 }
 
 /// One record of the log.
@@ -232,6 +395,47 @@ mod tests {
         assert_eq!(r.iter().map(|x| x.seq).collect::<Vec<_>>(), vec![3]);
         assert_eq!(s.blob("sim")?, Some(b"state2".to_vec()));
         assert_eq!(s.log_tail(1)?, 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_log_is_trimmed_once_every_consumer_has_checkpointed_past_a_record()
+    -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let s = EmbeddedStore::open(dir.path().join("t.redb"))?;
+        let recs: Vec<(u32, String, Vec<u8>)> =
+            (0..4).map(|i| (0, "a".to_string(), vec![i])).collect();
+        s.append_step(&recs, 5, "sim", b"x", &[])?;
+        let log = EmbeddedLog::new(s.clone(), 2, &["ingest", "fault"]);
+        let shard = shard_id(0);
+        let all = log
+            .read(&shard, None, StartingPosition::TrimHorizon, 10)
+            .await?;
+        assert_eq!(all.records.len(), 4);
+        assert!(all.caught_up && !all.ended);
+        let two = SequenceNumber::from_u64(2);
+        let part = log
+            .read(&shard, Some(&two), StartingPosition::TrimHorizon, 1)
+            .await?;
+        assert_eq!(part.records[0].seq, SequenceNumber::from_u64(3));
+        assert!(!part.caught_up);
+        log.set_checkpoint("ingest", &shard, &SequenceNumber::from_u64(3))
+            .await?;
+        assert_eq!(s.read_log(0, 0, 10)?.len(), 4, "fault has not taken them");
+        log.set_checkpoint("fault", &shard, &two).await?;
+        assert_eq!(s.read_log(0, 0, 10)?.len(), 2);
+        assert_eq!(log.checkpoint("fault", &shard).await?, Some(two));
+        assert_eq!(log.checkpoint("ingest", &shard_id(1)).await?, None);
+        assert!(
+            log.read(
+                "shardId-000000000002",
+                None,
+                StartingPosition::TrimHorizon,
+                1
+            )
+            .await
+            .is_err()
+        );
         Ok(())
     }
 }

@@ -15,11 +15,9 @@ use traffic_core::pane::{Commit, ShardMeta};
 use traffic_core::query::{MedianEntry, WindowResult};
 use traffic_core::ranking::RankEntry;
 use traffic_core::reading::{LampColour, LampState};
-use traffic_core::time::format_rfc3339_ms;
 use traffic_core::window::WindowKey;
 use traffic_core::{EngineConfig, Intersection, SequenceNumber};
 use traffic_embedded::EmbeddedStore;
-use traffic_functions::wiring::Ports;
 use traffic_ports::{LampStore, Registry, ResultStore, StateStore, StatsSample, StatsStore};
 
 struct Args {
@@ -85,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let cfg = EngineConfig::default();
     let app = router(ApiState {
-        ports: Ports::embedded(store.clone()),
+        ports: store.ports(),
         cfg: cfg.clone(),
         token: a.token.clone(),
     });
@@ -146,20 +144,14 @@ async fn tick(
             .filter(|m| m.median_vehicles > global)
             .collect();
         above.sort_by(|a, b| b.median_vehicles.total_cmp(&a.median_vehicles));
-        results.push((
-            key,
-            WindowResult {
-                length: len.to_string(),
-                start: format_rfc3339_ms(key.start_ms),
-                end: format_rfc3339_ms(key.end_ms()),
-                closed: false,
-                readings: (xs.len() * 4) as u64 * ((event_ms - key.start_ms) / 60_000 + 1) as u64,
-                top10: speeds,
-                global_median_vehicles: global,
-                above_median: above,
-                key: Some(key),
-            },
-        ));
+        results.push(WindowResult {
+            window: key,
+            closed: false,
+            readings: (xs.len() * 4) as u64 * ((event_ms - key.start_ms) / 60_000 + 1) as u64,
+            top: speeds,
+            global_median_vehicles: global,
+            above_median: above,
+        });
         // The window before is closed now.
         let prev = WindowKey {
             length: *len,
@@ -169,17 +161,17 @@ async fn tick(
             .results()
             .await?
             .into_iter()
-            .find(|r| r.key == Some(prev) && !r.closed)
+            .find(|r| r.window == prev && !r.closed)
         {
             r.closed = true;
-            results.push((prev, r));
+            results.push(r);
         }
     }
     store.put_results(&results).await?;
 
     // Retime a few intersections, as the merge does at the end of a pane.
     let pane = cfg.pane().window_of(event_ms);
-    let from = format!("{}@{}", cfg.pane(), format_rfc3339_ms(pane.start_ms));
+    let from = pane;
     let mut timings = Vec::new();
     for x in &xs {
         if rng.next() >= 0.3 {

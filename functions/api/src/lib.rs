@@ -15,14 +15,24 @@
 //! whose authorizer approved the request (see `docs/api.md`); otherwise they get 401 and change
 //! nothing.
 //!
-//! Modules: [`error`] (the JSON error form), [`body`] (decoding that names fields),
-//! [`intersections`], [`queries`] (results, timings, alarms, statistics), [`dashboard`].
+//! Modules: the request helpers [`request`] (parameters, paths, `ETag`s, paging), [`body`]
+//! (decoding that names fields), [`error`] (the JSON error form) and [`stored`] (the versioned
+//! load and store of an intersection); one module per resource: [`intersections`], [`lights`]
+//! (and phases), [`alarms`] (and lamps, repairs), [`timings`], [`results`] (and the network),
+//! [`stats`], [`config`]; [`dashboard`] (and the OpenAPI document).
 
+pub mod alarms;
 pub mod body;
+pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod intersections;
-pub mod queries;
+pub mod lights;
+pub mod request;
+pub mod results;
+pub mod stats;
+pub mod stored;
+pub mod timings;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -33,7 +43,7 @@ use axum::routing::{MethodFilter, on};
 use error::ApiError;
 use std::sync::Arc;
 use traffic_core::EngineConfig;
-use traffic_functions::wiring::Ports;
+use traffic_ports::Ports;
 
 /// What the handlers share: the ports, the engine configuration and the write token.
 #[derive(Clone)]
@@ -71,29 +81,29 @@ api_routes! {
     GET "/" => dashboard::index,
     GET "/assets/{file}" => dashboard::asset_file,
     GET "/api/openapi.json" => dashboard::openapi,
-    GET "/api/config" => queries::config,
+    GET "/api/config" => config::config,
     GET "/api/intersections" => intersections::list,
     POST "/api/intersections" => intersections::create,
     GET "/api/intersections/{id}" => intersections::get,
     PUT "/api/intersections/{id}" => intersections::replace,
     PATCH "/api/intersections/{id}" => intersections::patch,
     DELETE "/api/intersections/{id}" => intersections::delete,
-    GET "/api/intersections/{id}/lights" => intersections::lights,
-    POST "/api/intersections/{id}/lights" => intersections::add_light,
-    GET "/api/intersections/{id}/lights/{light}" => intersections::light,
-    PUT "/api/intersections/{id}/lights/{light}" => intersections::replace_light,
-    DELETE "/api/intersections/{id}/lights/{light}" => intersections::delete_light,
-    POST "/api/intersections/{id}/lights/{light}/repair" => intersections::repair,
-    GET "/api/intersections/{id}/phases" => intersections::phases,
-    PUT "/api/intersections/{id}/phases" => intersections::replace_phases,
-    GET "/api/intersections/{id}/lamps" => intersections::lamps,
-    GET "/api/intersections/{id}/timings" => queries::intersection_timings,
-    GET "/api/timings" => queries::timings,
-    GET "/api/results" => queries::current_results,
-    GET "/api/results/{length}" => queries::results,
-    GET "/api/network" => queries::network,
-    GET "/api/alarms" => queries::alarms,
-    GET "/api/stats" => queries::stats,
+    GET "/api/intersections/{id}/lights" => lights::lights,
+    POST "/api/intersections/{id}/lights" => lights::add_light,
+    GET "/api/intersections/{id}/lights/{light}" => lights::light,
+    PUT "/api/intersections/{id}/lights/{light}" => lights::replace_light,
+    DELETE "/api/intersections/{id}/lights/{light}" => lights::delete_light,
+    POST "/api/intersections/{id}/lights/{light}/repair" => alarms::repair,
+    GET "/api/intersections/{id}/phases" => lights::phases,
+    PUT "/api/intersections/{id}/phases" => lights::replace_phases,
+    GET "/api/intersections/{id}/lamps" => alarms::lamps,
+    GET "/api/intersections/{id}/timings" => timings::intersection_timings,
+    GET "/api/timings" => timings::timings,
+    GET "/api/results" => results::current_results,
+    GET "/api/results/{length}" => results::results,
+    GET "/api/network" => results::network,
+    GET "/api/alarms" => alarms::alarms,
+    GET "/api/stats" => stats::stats,
 }
 
 /// The router: every route, the write check, and JSON 404/405 answers for unknown routes.

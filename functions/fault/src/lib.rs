@@ -11,11 +11,53 @@
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use traffic_core::lamps::{Alarm, LightLamps, transition};
 use traffic_core::{IntersectionId, LightIndex};
+use traffic_functions::BatchHandler;
 use traffic_functions::directory::Directory;
 use traffic_functions::kinesis::{Decoded, decode_by_shard, failures, record_stats, stats_sample};
-use traffic_ports::{AlarmPublisher, LampStore, PortError, Registry, StatsStore};
+use traffic_ports::{AlarmPublisher, LampStore, PortError, Ports, Registry, StatsStore};
+
+/// `fault` built from the ports it needs, owning them and its directory.
+pub struct FaultHandler {
+    lamps: Arc<dyn LampStore>,
+    publisher: Arc<dyn AlarmPublisher>,
+    registry: Arc<dyn Registry>,
+    stats: Arc<dyn StatsStore>,
+    directory: Directory,
+}
+
+impl FaultHandler {
+    /// `fault` over `ports` (lamps, publisher, registry, statistics).
+    pub fn from_ports(ports: &Ports) -> Self {
+        Self {
+            lamps: ports.lamps.clone(),
+            publisher: ports.publisher.clone(),
+            registry: ports.registry.clone(),
+            stats: ports.stats.clone(),
+            directory: Directory::default(),
+        }
+    }
+
+    /// The handler borrowing what this one owns.
+    pub fn fault(&self) -> Fault<'_> {
+        Fault {
+            lamps: self.lamps.as_ref(),
+            publisher: self.publisher.as_ref(),
+            registry: self.registry.as_ref(),
+            directory: &self.directory,
+            stats: self.stats.as_ref(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl BatchHandler for FaultHandler {
+    async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
+        self.fault().handle(event).await
+    }
+}
 
 /// What `fault` needs; built once per process.
 pub struct Fault<'a> {

@@ -10,14 +10,57 @@
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use traffic_core::EngineConfig;
 use traffic_core::IntersectionId;
 use traffic_core::pane::{BatchFold, Counters, Outcome};
 use traffic_core::reading::Reading;
 use traffic_core::sequence::SequenceNumber;
+use traffic_functions::BatchHandler;
 use traffic_functions::directory::{Directory, Known};
 use traffic_functions::kinesis::{Decoded, decode_by_shard, failures, record_stats, stats_sample};
-use traffic_ports::{PortError, Registry, StateStore, StatsStore};
+use traffic_ports::{PortError, Ports, Registry, StateStore, StatsStore};
+
+/// `ingest` built from the ports it needs, owning them and its directory: what a Lambda
+/// `main` and the event source mapping hold for the life of the process.
+pub struct IngestHandler {
+    cfg: EngineConfig,
+    state: Arc<dyn StateStore>,
+    registry: Arc<dyn Registry>,
+    stats: Arc<dyn StatsStore>,
+    directory: Directory,
+}
+
+impl IngestHandler {
+    /// `ingest` over `ports` (state, registry, statistics).
+    pub fn from_ports(cfg: EngineConfig, ports: &Ports) -> Self {
+        Self {
+            cfg,
+            state: ports.state.clone(),
+            registry: ports.registry.clone(),
+            stats: ports.stats.clone(),
+            directory: Directory::default(),
+        }
+    }
+
+    /// The handler borrowing what this one owns.
+    pub fn ingest(&self) -> Ingest<'_> {
+        Ingest {
+            cfg: &self.cfg,
+            state: self.state.as_ref(),
+            registry: self.registry.as_ref(),
+            directory: &self.directory,
+            stats: self.stats.as_ref(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl BatchHandler for IngestHandler {
+    async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
+        self.ingest().handle(event).await
+    }
+}
 
 /// What `ingest` needs; built once per process.
 pub struct Ingest<'a> {

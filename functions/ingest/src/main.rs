@@ -1,25 +1,16 @@
-//! The `ingest` Lambda: wiring only (tracing, configuration, ports, the runtime).
+//! The `ingest` Lambda: wiring only (configuration once, clients once, the runtime).
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
-use ingest::Ingest;
+use ingest::IngestHandler;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use traffic_functions::directory::Directory;
-use traffic_functions::init_tracing;
-use traffic_functions::wiring::{Ports, engine_config_from_env};
+use traffic_functions::{BatchHandler, Config, init_tracing_with};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_tracing();
-    let cfg = engine_config_from_env()?;
-    let ports = Ports::from_env().await?;
-    let directory = Directory::default();
-    let ingest = Ingest {
-        cfg: &cfg,
-        state: ports.state.as_ref(),
-        registry: ports.registry.as_ref(),
-        directory: &directory,
-        stats: ports.stats.as_ref(),
-    };
+    let config = Config::from_env()?;
+    init_tracing_with("info", config.log_json);
+    let ports = config.aws_ports().await.ports;
+    let ingest = IngestHandler::from_ports(config.engine, &ports);
     let ingest = &ingest;
     run(service_fn(
         move |event: LambdaEvent<KinesisEvent>| async move {

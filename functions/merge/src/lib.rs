@@ -17,39 +17,57 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use traffic_core::EngineConfig;
 use traffic_core::lineage::{finished_shards, global_watermark};
 use traffic_core::query::{WindowAccumulator, WindowResult};
 use traffic_core::time::format_rfc3339_ms;
 use traffic_core::webster::{apply, retime};
 use traffic_core::window::WindowKey;
-use traffic_ports::{PortResult, Registry, ResultStore, StateStore, StreamShards};
+use traffic_ports::{PortResult, Ports, Registry, ResultStore, StateStore, StreamShards};
 
-/// Which open windows get provisional results.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Provisional {
-    /// Every open window (reads every pane of the open windows each run).
-    #[default]
-    All,
-    /// Only open windows of the shortest length (cheapest: one or two panes per run).
-    Shortest,
-    /// None: results appear when windows close.
-    None,
+/// `merge` built from the ports it needs, owning them.
+pub struct MergeHandler {
+    cfg: EngineConfig,
+    provisional: Provisional,
+    state: Arc<dyn StateStore>,
+    registry: Arc<dyn Registry>,
+    results: Arc<dyn ResultStore>,
+    stream: Option<Arc<dyn StreamShards>>,
 }
 
-impl std::str::FromStr for Provisional {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "all" => Ok(Self::All),
-            "shortest" => Ok(Self::Shortest),
-            "none" => Ok(Self::None),
-            _ => Err(format!(
-                "TRAFFIC_PROVISIONAL must be all, shortest or none, got {s:?}"
-            )),
+impl MergeHandler {
+    /// `merge` over `ports` (state, registry, results, the stream's shards if any).
+    pub fn from_ports(cfg: EngineConfig, provisional: Provisional, ports: &Ports) -> Self {
+        Self {
+            cfg,
+            provisional,
+            state: ports.state.clone(),
+            registry: ports.registry.clone(),
+            results: ports.results.clone(),
+            stream: ports.stream.clone(),
         }
     }
+
+    /// The handler borrowing what this one owns.
+    pub fn merge(&self) -> Merge<'_> {
+        Merge {
+            cfg: &self.cfg,
+            provisional: self.provisional,
+            state: self.state.as_ref(),
+            registry: self.registry.as_ref(),
+            results: self.results.as_ref(),
+            stream: self.stream.as_deref(),
+        }
+    }
+
+    /// Runs the merge once.
+    pub async fn run(&self, closing: Closing) -> PortResult<MergeReport> {
+        self.merge().run(closing).await
+    }
 }
+
+pub use traffic_functions::Provisional;
 
 /// How far windows close.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,7 +228,7 @@ impl Merge<'_> {
             report.retimed = self.retime(w).await?;
         }
 
-        let mut results: Vec<(WindowKey, WindowResult)> = Vec::with_capacity(accs.len());
+        let mut results: Vec<WindowResult> = Vec::with_capacity(accs.len());
         for (w, acc) in &accs {
             let closed = w.closed_by(gw);
             if closed {
@@ -218,7 +236,7 @@ impl Merge<'_> {
             } else {
                 report.provisional += 1;
             }
-            results.push((*w, acc.finish(closed, self.cfg.top_k)));
+            results.push(acc.finish(closed, self.cfg.top_k));
         }
         self.results.put_results(&results).await?;
 
@@ -256,12 +274,7 @@ impl Merge<'_> {
             let timing = retime(&x, &t.vehicles, seconds, &self.cfg.webster);
             updates.push((x.id.clone(), apply(&x.phases, &timing)));
         }
-        let from = format!(
-            "{}@{}",
-            window.key().length,
-            format_rfc3339_ms(window.key().start_ms)
-        );
-        self.registry.set_timings(&updates, &from).await?;
+        self.registry.set_timings(&updates, &window.key()).await?;
         Ok(updates.len())
     }
 }

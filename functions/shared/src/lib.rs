@@ -1,14 +1,20 @@
 //! What the traffic Lambda functions share.
 //!
+//! - [`config`]: the one configuration, read once per process ([`Config::from_env`]), every
+//!   variable documented there; and the ports it names ([`Config::aws_ports`]);
+//! - [`handler`]: [`BatchHandler`], a function of Kinesis batches;
 //! - [`kinesis`]: decoding a `KinesisEvent`'s records into readings, and batch item failures;
 //! - [`directory`]: a cached view of the registry that tells which intersections and lights
 //!   exist (readings for others are rejected);
-//! - [`wiring`]: configuration and ports built once per process from the environment;
 //! - [`init_tracing`]: structured logs.
 
+pub mod config;
 pub mod directory;
+pub mod handler;
 pub mod kinesis;
-pub mod wiring;
+
+pub use config::{Config, ConfigError, Provisional};
+pub use handler::BatchHandler;
 
 /// Starts structured logging: JSON lines (as CloudWatch wants) when `TRAFFIC_LOG_FORMAT=json`
 /// or inside Lambda, plain text otherwise; the level from `RUST_LOG` (default `info`).
@@ -18,11 +24,16 @@ pub fn init_tracing() {
 
 /// As [`init_tracing`], with `default_level` when `RUST_LOG` is unset.
 pub fn init_tracing_at(default_level: &str) {
+    let json = std::env::var("TRAFFIC_LOG_FORMAT").is_ok_and(|v| v == "json")
+        || std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok();
+    init_tracing_with(default_level, json);
+}
+
+/// As [`init_tracing`], JSON lines or not as `json` says (a [`Config`]'s `log_json`).
+pub fn init_tracing_with(default_level: &str, json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let json = std::env::var("TRAFFIC_LOG_FORMAT").is_ok_and(|v| v == "json")
-        || std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -11,13 +11,13 @@ use serde_json::Value;
 use std::time::Duration;
 use tower::ServiceExt;
 use traffic_core::EngineConfig;
+use traffic_core::lamps::Alarm;
 use traffic_core::query::{MedianEntry, WindowResult};
 use traffic_core::ranking::RankEntry;
-use traffic_core::time::format_rfc3339_ms;
+use traffic_core::reading::LampColour;
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_core::{IntersectionId, LightIndex};
 use traffic_embedded::EmbeddedStore;
-use traffic_functions::wiring::Ports;
 
 /// The write token the tests configure.
 pub const TOKEN: &str = "test-token-7f3a";
@@ -34,7 +34,7 @@ pub fn api_with_token(token: Option<&str>) -> anyhow::Result<Api> {
     let dir = tempfile::tempdir()?;
     let store = EmbeddedStore::open(dir.path().join("api.redb"))?;
     let state = ApiState {
-        ports: Ports::embedded(store.clone()),
+        ports: store.ports(),
         cfg: EngineConfig::default(),
         token: token.map(str::to_owned),
     };
@@ -171,24 +171,17 @@ pub fn light(i: i64) -> LightIndex {
 }
 
 /// A window result of `length` starting at `start_ms`, with `fastest` first in the ranking.
-pub fn window_result(
-    length: &str,
-    start_ms: i64,
-    fastest: &str,
-    closed: bool,
-) -> (WindowKey, WindowResult) {
+pub fn window_result(length: &str, start_ms: i64, fastest: &str, closed: bool) -> WindowResult {
     let len: WindowLength = length.parse().unwrap_or_else(|e| panic!("{e}"));
     let key = WindowKey {
         length: len,
         start_ms,
     };
-    let result = WindowResult {
-        length: len.to_string(),
-        start: format_rfc3339_ms(start_ms),
-        end: format_rfc3339_ms(start_ms + len.ms()),
+    WindowResult {
+        window: key,
         closed,
         readings: 400,
-        top10: vec![
+        top: vec![
             RankEntry {
                 intersection_id: id(fastest),
                 mean_speed_kmh: 52.5,
@@ -203,10 +196,19 @@ pub fn window_result(
             intersection_id: id("I-0002"),
             median_vehicles: 11.0,
         }],
-        key: Some(key),
-    };
-    (key, result)
+    }
 }
 
 /// 2026-01-05T08:00:00Z, epoch ms.
 pub const T0: i64 = 1_767_600_000_000;
+
+/// An alarm of `x`'s light `l`, lamp `lamp`, at `ts_ms`.
+pub fn alarm(x: &str, l: i64, lamp: LampColour, ts_ms: i64) -> Alarm {
+    Alarm {
+        intersection_id: id(x),
+        light: light(l),
+        lamp,
+        ts_ms,
+        position: None,
+    }
+}

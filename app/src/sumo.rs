@@ -27,23 +27,24 @@
 //! A line that is not a tick gets `{"error": ...}` and changes nothing. Time never comes from a
 //! clock: the same ticks give the same answers.
 
-use crate::engine::Engine;
+use crate::esm::{EventSourceMapping, MappingConfig};
+use crate::functions::Functions;
 use crate::replay::TimingOut;
-use crate::stream::{StreamRecord, partition_key_of, shard_for, shard_id};
+use crate::stream::{MemorySource, partition_key_of};
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use merge::{Closing, Provisional};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use traffic_core::pane::Counters;
 use traffic_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use traffic_core::{City, EngineConfig};
 use traffic_embedded::EmbeddedStore;
-use traffic_functions::wiring::Ports;
+use traffic_ports::MemoryCheckpoints;
 
 /// Options of `traffic sumo`.
 #[derive(Clone, Debug)]
@@ -115,11 +116,13 @@ pub struct SumoSummary {
     pub bad_lines: u64,
 }
 
-/// The system between ticks: the engine, the stream's positions, what was already answered.
+/// The system between ticks: the functions, the stream and its mapping (with their
+/// positions), what was already answered.
 pub struct SumoLoop {
-    engine: Engine,
+    functions: Functions,
+    source: Arc<MemorySource>,
+    mapping: EventSourceMapping,
     opts: SumoOptions,
-    next_seq: Vec<u128>,
     next_merge_ms: Option<i64>,
     answered_from: HashMap<String, String>,
     alarms_seen: usize,
@@ -137,9 +140,18 @@ impl SumoLoop {
         let store = EmbeddedStore::open_relaxed(dir.path().join("sumo.redb"))?;
         store.put_intersections(&city.intersections)?;
         let shards = opts.shards.max(1);
+        let functions = Functions::from_ports(cfg, Provisional::None, store.ports());
+        let source = Arc::new(MemorySource::new(shards));
+        let batch = opts.batch_size.max(1);
+        let mapping = EventSourceMapping::new(
+            source.clone(),
+            Arc::new(MemoryCheckpoints::default()),
+            functions.mappings(|name| MappingConfig::in_process(name, batch)),
+        );
         Ok(Self {
-            engine: Engine::new(cfg, Provisional::None, Ports::embedded(store)),
-            next_seq: vec![1; shards],
+            functions,
+            source,
+            mapping,
             opts: SumoOptions { shards, ..opts },
             next_merge_ms: None,
             answered_from: HashMap::new(),
@@ -175,27 +187,12 @@ impl SumoLoop {
         now_ms: i64,
         readings: impl Iterator<Item = &'r [u8]>,
     ) -> anyhow::Result<Answer> {
-        let arrival = DateTime::<Utc>::from_timestamp_millis(now_ms).unwrap_or_default();
-        let shards = self.opts.shards;
-        let mut streams: Vec<Vec<StreamRecord>> = vec![Vec::new(); shards];
         for data in readings {
-            let key = partition_key_of(data);
-            let s = shard_for(&key, shards);
-            streams[s].push(StreamRecord {
-                seq: self.next_seq[s],
-                partition_key: key,
-                data: data.to_vec(),
-                arrival,
-            });
-            self.next_seq[s] += 1;
+            self.source
+                .put(partition_key_of(data), data.to_vec(), now_ms);
             self.readings += 1;
         }
-        let batch = self.opts.batch_size.max(1);
-        for (i, records) in streams.iter().enumerate() {
-            for chunk in records.chunks(batch) {
-                self.engine.deliver(&shard_id(i), chunk).await?;
-            }
-        }
+        self.mapping.drain().await?;
         let period = self.opts.merge_every_ms;
         let due = *self
             .next_merge_ms
@@ -206,14 +203,14 @@ impl SumoLoop {
             ..Answer::default()
         };
         if now_ms >= due {
-            self.engine.merge(Closing::Watermark).await?;
+            self.functions.merge(Closing::Watermark).await?;
             self.next_merge_ms = Some((now_ms.div_euclid(period) + 1) * period);
             answer.merged = true;
             answer.timings = self.changed_timings().await?;
         }
         answer.alarms = self.new_alarms().await?;
         let mut counters = Counters::default();
-        for m in self.engine.ports.state.shard_metas().await? {
+        for m in self.functions.ports.state.shard_metas().await? {
             counters.add(&m.counters);
         }
         answer.rejected = counters.rejected;
@@ -223,9 +220,9 @@ impl SumoLoop {
     }
 
     async fn changed_timings(&mut self) -> anyhow::Result<Vec<TimingOut>> {
-        let yellow = self.engine.cfg.webster.yellow_s;
+        let yellow = self.functions.cfg.webster.yellow_s;
         let mut out = Vec::new();
-        for x in self.engine.ports.registry.intersections().await? {
+        for x in self.functions.ports.registry.intersections().await? {
             let Some(t) = TimingOut::of(&x, yellow) else {
                 continue;
             };
@@ -241,7 +238,7 @@ impl SumoLoop {
     }
 
     async fn new_alarms(&mut self) -> anyhow::Result<Vec<AlarmAnswer>> {
-        let all = self.engine.ports.lamps.alarms().await?;
+        let all = self.functions.ports.lamps.alarms().await?;
         let fresh: Vec<AlarmAnswer> = all
             .iter()
             .skip(self.alarms_seen)
@@ -475,7 +472,7 @@ mod tests {
             let sys = system();
             let mut out = Vec::new();
             let summary = serve(
-                sys.engine.cfg.clone(),
+                sys.functions.cfg.clone(),
                 &city,
                 sys.opts.clone(),
                 rx,

@@ -1,23 +1,27 @@
 //! `traffic replay`: a file of readings through the same handlers, then every result.
 //!
-//! The readings go, in file order, to an in-process stream split over shards by intersection
-//! id; each shard's records are delivered to `ingest` and `fault` in batches; at the end the
-//! merge closes every window. The output is one JSON document (see `docs/contracts.md`).
+//! The readings go, in file order, to a stream in memory split over shards by intersection id
+//! ([`MemorySource`]); the event source mapping drains every shard to `ingest` and `fault` in
+//! batches; at the end the merge closes every window. The output is one JSON document (see
+//! `docs/contracts.md`).
 
-use crate::engine::Engine;
-use crate::stream::{StreamRecord, partition_key_of, shard_for, shard_id};
+use crate::esm::{EventSourceMapping, MappingConfig};
+use crate::functions::Functions;
+use crate::stream::{MemorySource, partition_key_of};
 use anyhow::Context;
 use chrono::Utc;
 use merge::{Closing, Provisional};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::Arc;
+use traffic_core::city::cycle_s;
 use traffic_core::pane::Counters;
 use traffic_core::query::WindowResult;
 use traffic_core::time::format_rfc3339_ms;
 use traffic_core::webster::PhaseTiming;
 use traffic_core::{City, EngineConfig, Intersection};
 use traffic_embedded::EmbeddedStore;
-use traffic_functions::wiring::Ports;
+use traffic_ports::MemoryCheckpoints;
 
 /// Options of a replay.
 #[derive(Clone, Debug)]
@@ -46,10 +50,10 @@ impl TimingOut {
     /// retimed it.
     pub fn of(x: &Intersection, yellow_s: f64) -> Option<Self> {
         let from = x.retimed_from.clone()?;
-        let first = x.phases.first()?;
+        x.phases.first()?;
         Some(Self {
             intersection_id: x.id.to_string(),
-            cycle_s: first.green_s + yellow_s + first.red_s,
+            cycle_s: cycle_s(&x.phases, yellow_s),
             phases: x
                 .phases
                 .iter()
@@ -112,49 +116,36 @@ pub async fn replay(
         .with_context(|| format!("reading {}", readings_path.display()))?;
     let dir = tempfile::tempdir().context("creating a temporary store")?;
     let store = EmbeddedStore::open_relaxed(dir.path().join("replay.redb"))?;
-    let ports = Ports::embedded(store.clone());
     store.put_intersections(&city.intersections)?;
-    let engine = Engine::new(cfg, Provisional::None, ports);
+    let functions = Functions::from_ports(cfg, Provisional::None, store.ports());
 
-    let shards = opts.shards.max(1);
-    let mut streams: Vec<Vec<StreamRecord>> = vec![Vec::new(); shards];
-    let now = Utc::now();
+    let source = Arc::new(MemorySource::new(opts.shards.max(1)));
+    let now = Utc::now().timestamp_millis();
     for line in data.split(|b| *b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let key = partition_key_of(line);
-        let s = shard_for(&key, shards);
-        let seq = streams[s].len() as u128 + 1;
-        streams[s].push(StreamRecord {
-            seq,
-            partition_key: key,
-            data: line.to_vec(),
-            arrival: now,
-        });
+        source.put(partition_key_of(line), line.to_vec(), now);
     }
-    // Shards are independent consumers: deliver them batch by batch, round robin.
     let batch = opts.batch_size.max(1);
-    let longest = streams.iter().map(Vec::len).max().unwrap_or(0);
-    for start in (0..longest).step_by(batch) {
-        for (i, records) in streams.iter().enumerate() {
-            if start < records.len() {
-                let end = (start + batch).min(records.len());
-                engine.deliver(&shard_id(i), &records[start..end]).await?;
-            }
-        }
-    }
-    engine.merge(Closing::All).await?;
-    collect(&engine).await
+    EventSourceMapping::new(
+        source,
+        Arc::new(MemoryCheckpoints::default()),
+        functions.mappings(|name| MappingConfig::in_process(name, batch)),
+    )
+    .drain()
+    .await?;
+    functions.merge(Closing::All).await?;
+    collect(&functions).await
 }
 
-/// Reads the results, timings, alarms and counters out of the engine's store.
-pub async fn collect(engine: &Engine) -> anyhow::Result<ReplayOutput> {
-    let ports = &engine.ports;
+/// Reads the results, timings, alarms and counters out of the functions' ports.
+pub async fn collect(functions: &Functions) -> anyhow::Result<ReplayOutput> {
+    let ports = &functions.ports;
     let mut windows = ports.results.results().await?;
-    windows.sort_by_key(|w| w.key.map(|k| (k.length, k.start_ms)));
-    let yellow = engine.cfg.webster.yellow_s;
+    windows.sort_by_key(|w| w.window);
+    let yellow = functions.cfg.webster.yellow_s;
     let mut timings: Vec<TimingOut> = ports
         .registry
         .intersections()

@@ -1,0 +1,34 @@
+//! [`AwsPorts`]: every port on AWS, built once per process from the names and options a
+//! configuration gives (`traffic_functions::Config`, or `traffic aws-setup`'s resources).
+
+use crate::sns::SnsPublisher;
+use crate::{AwsClients, AwsNames, DynamoStore, KinesisShards, StoreOptions};
+use std::sync::Arc;
+use traffic_ports::Ports;
+
+/// The AWS ports, and the DynamoDB store behind them (for its metrics).
+#[derive(Clone)]
+pub struct AwsPorts {
+    /// Every port: DynamoDB, the SNS topic, the stream's shards when the stream is named.
+    pub ports: Ports,
+    /// The DynamoDB store.
+    pub store: DynamoStore,
+}
+
+impl AwsPorts {
+    /// The ports on `names`' tables, topic and stream, through `clients`.
+    pub fn new(clients: &AwsClients, names: AwsNames, opts: StoreOptions) -> Self {
+        let publisher = SnsPublisher::new(clients.sns.clone(), names.alarm_topic_arn.clone());
+        let stream = names.readings_stream.clone();
+        let store = DynamoStore::new(clients.dynamodb.clone(), names, opts);
+        let ports = Ports::from_store(Arc::new(store.clone()), Arc::new(publisher));
+        let ports = match stream {
+            Some(s) => ports.with_stream(Arc::new(KinesisShards::new(
+                clients.kinesis.clone(),
+                Some(s),
+            ))),
+            None => ports,
+        };
+        Self { ports, store }
+    }
+}

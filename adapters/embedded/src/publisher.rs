@@ -1,0 +1,48 @@
+//! [`AlarmPublisher`] into the `published_alarms` table: the local stand-in for SNS.
+
+use crate::codec::{from_json, to_json};
+use crate::{EmbeddedStore, OUTBOX};
+use async_trait::async_trait;
+use redb::{ReadableDatabase, ReadableTable};
+use traffic_core::lamps::Alarm;
+use traffic_ports::{AlarmPublisher, PortResult};
+
+impl EmbeddedStore {
+    /// Alarms handed to the embedded publisher, in id order (what SNS would have sent).
+    pub fn published_alarms(&self) -> PortResult<Vec<Alarm>> {
+        let txn = r!(self.db.begin_read(), "reading published alarms")?;
+        let t = r!(txn.open_table(OUTBOX), "reading published alarms")?;
+        let mut out = Vec::new();
+        for e in r!(t.iter(), "reading published alarms")? {
+            let (_, v) = r!(e, "reading published alarms")?;
+            out.push(from_json(v.value(), "published alarm")?);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl AlarmPublisher for EmbeddedStore {
+    /// Stores the alarm in the `published_alarms` table (the local stand-in for SNS) and logs
+    /// it; publishing the same alarm twice keeps one copy.
+    async fn publish(&self, alarm: &Alarm) -> PortResult<()> {
+        let ctx = "publishing an alarm";
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(OUTBOX), ctx)?;
+            r!(
+                t.insert(alarm.id().as_str(), to_json(alarm)?.as_slice()),
+                ctx
+            )?;
+        }
+        r!(txn.commit(), ctx)?;
+        tracing::warn!(
+            intersection = %alarm.intersection_id,
+            light = %alarm.light,
+            lamp = alarm.lamp.as_str(),
+            "{}",
+            alarm.short_text()
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,232 @@
+//! [`Registry`] on the `intersections` (JSON) and `timing_history` tables.
+
+use crate::codec::{from_json, to_json};
+use crate::{EmbeddedStore, INTERSECTIONS, TIMINGS};
+use async_trait::async_trait;
+use redb::{ReadableDatabase, ReadableTable};
+use std::ops::Bound;
+use traffic_core::IntersectionId;
+use traffic_core::city::{Intersection, Phase};
+use traffic_core::window::WindowKey;
+use traffic_ports::{PortError, PortResult, Registry, TIMING_HISTORY, TimingChange};
+
+/// An intersection's version: the FNV-1a hash of its stored JSON, so any change to it (an
+/// edit, a retiming) changes the version.
+fn version_of(stored: &[u8]) -> String {
+    format!("{:016x}", traffic_core::hash::fnv1a64(stored))
+}
+
+/// Within a write transaction: the stored intersection `id` exists at version `expected`.
+fn check_version(
+    t: &redb::Table<'_, &str, &[u8]>,
+    id: &IntersectionId,
+    expected: &str,
+    ctx: &str,
+) -> PortResult<()> {
+    match r!(t.get(id.as_str()), ctx)? {
+        None => Err(PortError::NotFound(format!("intersection {id}"))),
+        Some(v) if version_of(v.value()) != expected => Err(PortError::Conflict(format!(
+            "intersection {id} changed (version {} now, {expected} expected)",
+            version_of(v.value())
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+#[async_trait]
+impl Registry for EmbeddedStore {
+    async fn intersections(&self) -> PortResult<Vec<Intersection>> {
+        let ctx = "listing intersections";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        let mut out = Vec::new();
+        for e in r!(t.iter(), ctx)? {
+            let (_, v) = r!(e, ctx)?;
+            out.push(from_json(v.value(), "intersection")?);
+        }
+        Ok(out)
+    }
+
+    async fn intersections_page(
+        &self,
+        after: Option<&IntersectionId>,
+        limit: usize,
+    ) -> PortResult<(Vec<Intersection>, Option<IntersectionId>)> {
+        let ctx = "listing intersections";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        let from = after.map(|a| a.as_str());
+        let range = match from {
+            Some(a) => r!(t.range::<&str>((Bound::Excluded(a), Bound::Unbounded)), ctx)?,
+            None => r!(t.range::<&str>(..), ctx)?,
+        };
+        let mut out: Vec<Intersection> = Vec::new();
+        for e in range.take(limit.saturating_add(1)) {
+            let (_, v) = r!(e, ctx)?;
+            out.push(from_json(v.value(), "intersection")?);
+        }
+        Ok(traffic_ports::intersections_page_of(out, limit))
+    }
+
+    async fn intersection(&self, id: &IntersectionId) -> PortResult<Option<Intersection>> {
+        Ok(self.intersection_versioned(id).await?.map(|(x, _)| x))
+    }
+
+    async fn create_intersection(&self, x: &Intersection) -> PortResult<()> {
+        let ctx = "creating an intersection";
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+            if r!(t.get(x.id.as_str()), ctx)?.is_some() {
+                return Err(PortError::AlreadyExists(format!("intersection {}", x.id)));
+            }
+            r!(t.insert(x.id.as_str(), to_json(x)?.as_slice()), ctx)?;
+        }
+        r!(txn.commit(), ctx)
+    }
+
+    async fn put_intersection(&self, x: &Intersection) -> PortResult<()> {
+        let ctx = "storing an intersection";
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+            r!(t.insert(x.id.as_str(), to_json(x)?.as_slice()), ctx)?;
+        }
+        r!(txn.commit(), ctx)
+    }
+
+    async fn delete_intersection(&self, id: &IntersectionId) -> PortResult<bool> {
+        let ctx = "deleting an intersection";
+        let txn = r!(self.write_txn(), ctx)?;
+        let existed = {
+            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+            r!(t.remove(id.as_str()), ctx)?.is_some()
+        };
+        r!(txn.commit(), ctx)?;
+        Ok(existed)
+    }
+
+    async fn intersection_versioned(
+        &self,
+        id: &IntersectionId,
+    ) -> PortResult<Option<(Intersection, String)>> {
+        let ctx = "reading an intersection";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        match r!(t.get(id.as_str()), ctx)? {
+            Some(v) => Ok(Some((
+                from_json(v.value(), "intersection")?,
+                version_of(v.value()),
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    async fn replace_intersection_if(
+        &self,
+        x: &Intersection,
+        expected: &str,
+    ) -> PortResult<String> {
+        let ctx = "replacing an intersection";
+        let json = to_json(x)?;
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+            check_version(&t, &x.id, expected, ctx)?;
+            r!(t.insert(x.id.as_str(), json.as_slice()), ctx)?;
+        }
+        r!(txn.commit(), ctx)?;
+        Ok(version_of(&json))
+    }
+
+    async fn delete_intersection_if(&self, id: &IntersectionId, expected: &str) -> PortResult<()> {
+        let ctx = "deleting an intersection";
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+            check_version(&t, id, expected, ctx)?;
+            r!(t.remove(id.as_str()), ctx)?;
+        }
+        r!(txn.commit(), ctx)
+    }
+
+    async fn set_timings(
+        &self,
+        timings: &[(IntersectionId, Vec<Phase>)],
+        from: &WindowKey,
+    ) -> PortResult<()> {
+        let ctx = "storing timings";
+        let from_text = from.to_string();
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+            for (id, phases) in timings {
+                let current: Option<Intersection> = match r!(t.get(id.as_str()), ctx)? {
+                    Some(v) => Some(from_json(v.value(), "intersection")?),
+                    None => None,
+                };
+                if let Some(mut x) = current {
+                    x.phases = phases.clone();
+                    x.retimed_from = Some(from_text.clone());
+                    r!(t.insert(id.as_str(), to_json(&x)?.as_slice()), ctx)?;
+                }
+            }
+            let mut h = r!(txn.open_table(TIMINGS), ctx)?;
+            for (id, phases) in timings {
+                let change = TimingChange {
+                    from: *from,
+                    phases: phases.clone(),
+                };
+                r!(
+                    h.insert(
+                        (id.as_str(), from_text.as_str()),
+                        to_json(&change)?.as_slice()
+                    ),
+                    ctx
+                )?;
+                let keys: Vec<String> = r!(
+                    h.range((id.as_str(), "")..=(id.as_str(), "\u{10ffff}")),
+                    ctx
+                )?
+                .filter_map(Result::ok)
+                .map(|(k, _)| k.value().1.to_owned())
+                .collect();
+                // `from` sorts by time within a window length; keep the newest.
+                for old in keys.iter().take(keys.len().saturating_sub(TIMING_HISTORY)) {
+                    r!(h.remove((id.as_str(), old.as_str())), ctx)?;
+                }
+            }
+        }
+        r!(txn.commit(), ctx)
+    }
+
+    async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {
+        let ctx = "reading timing history";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(TIMINGS), ctx)?;
+        let mut out = Vec::new();
+        for e in r!(
+            t.range((id.as_str(), "")..=(id.as_str(), "\u{10ffff}")),
+            ctx
+        )? {
+            let (_, v) = r!(e, ctx)?;
+            out.push(from_json(v.value(), "timing change")?);
+        }
+        Ok(out)
+    }
+}
+
+impl EmbeddedStore {
+    /// Creates or replaces many intersections in one transaction (loading a city).
+    pub fn put_intersections(&self, xs: &[Intersection]) -> PortResult<()> {
+        let ctx = "storing intersections";
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+            for x in xs {
+                r!(t.insert(x.id.as_str(), to_json(x)?.as_slice()), ctx)?;
+            }
+        }
+        r!(txn.commit(), ctx)
+    }
+}

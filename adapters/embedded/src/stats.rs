@@ -1,0 +1,42 @@
+//! [`StatsStore`] on the `stats` table.
+
+use crate::codec::{decode, encode};
+use crate::{EmbeddedStore, STATS};
+use async_trait::async_trait;
+use redb::{ReadableDatabase, ReadableTable};
+use traffic_ports::{PortResult, StatsSample, StatsStore};
+
+#[async_trait]
+impl StatsStore for EmbeddedStore {
+    async fn add_stats(&self, sample: &StatsSample) -> PortResult<()> {
+        let ctx = "recording statistics";
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(STATS), ctx)?;
+            let key = (sample.minute_ms, sample.function.as_str());
+            let mut total: StatsSample = match r!(t.get(key), ctx)? {
+                Some(v) => decode(v.value(), "statistics")?,
+                None => StatsSample {
+                    function: sample.function.clone(),
+                    minute_ms: sample.minute_ms,
+                    ..StatsSample::default()
+                },
+            };
+            total.add(sample);
+            r!(t.insert(key, encode(&total)?.as_slice()), ctx)?;
+        }
+        r!(txn.commit(), ctx)
+    }
+
+    async fn stats(&self, since_ms: i64) -> PortResult<Vec<StatsSample>> {
+        let ctx = "reading statistics";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(STATS), ctx)?;
+        let mut out = Vec::new();
+        for e in r!(t.range((since_ms, "")..), ctx)? {
+            let (_, v) = r!(e, ctx)?;
+            out.push(decode(v.value(), "statistics")?);
+        }
+        Ok(out)
+    }
+}

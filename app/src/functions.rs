@@ -1,0 +1,60 @@
+//! The functions over one set of ports, built in one place: `ingest` and `fault` as batch
+//! handlers for the event source mapping, `merge` to run on a timer or at the end.
+
+use crate::esm::{Mapping, MappingConfig};
+use fault::FaultHandler;
+use ingest::IngestHandler;
+use merge::{Closing, MergeHandler, MergeReport, Provisional};
+use std::sync::Arc;
+use traffic_core::EngineConfig;
+use traffic_ports::Ports;
+
+/// The names of the two stream consumers (mappings, checkpoints, statistics).
+pub const CONSUMERS: [&str; 2] = ["ingest", "fault"];
+
+/// `ingest`, `fault` and `merge` over one set of ports.
+pub struct Functions {
+    /// Engine parameters.
+    pub cfg: EngineConfig,
+    /// The ports.
+    pub ports: Ports,
+    /// `ingest`.
+    pub ingest: Arc<IngestHandler>,
+    /// `fault`.
+    pub fault: Arc<FaultHandler>,
+    /// `merge`.
+    pub merge: MergeHandler,
+}
+
+impl Functions {
+    /// The functions over `ports`; the merge reports the open windows `provisional` says.
+    pub fn from_ports(cfg: EngineConfig, provisional: Provisional, ports: Ports) -> Self {
+        Self {
+            ingest: Arc::new(IngestHandler::from_ports(cfg.clone(), &ports)),
+            fault: Arc::new(FaultHandler::from_ports(&ports)),
+            merge: MergeHandler::from_ports(cfg.clone(), provisional, &ports),
+            cfg,
+            ports,
+        }
+    }
+
+    /// The two mappings, `ingest` and `fault`, each with the settings `config` gives for its
+    /// name.
+    pub fn mappings(&self, config: impl Fn(&str) -> MappingConfig) -> Vec<Mapping> {
+        vec![
+            Mapping {
+                config: config(CONSUMERS[0]),
+                handler: self.ingest.clone(),
+            },
+            Mapping {
+                config: config(CONSUMERS[1]),
+                handler: self.fault.clone(),
+            },
+        ]
+    }
+
+    /// Runs the merge once.
+    pub async fn merge(&self, closing: Closing) -> anyhow::Result<MergeReport> {
+        Ok(self.merge.run(closing).await?)
+    }
+}

@@ -1,0 +1,161 @@
+//! Request helpers every resource uses: query parameters, ids from the path, bodies,
+//! `If-Match` and `ETag`, `201 Created`, and the paging of city-wide lists.
+
+use crate::Shared;
+use crate::error::ApiError;
+use crate::error::ApiResult;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::Query;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::QueryRejection;
+use axum::http::HeaderMap;
+use axum::http::HeaderValue;
+use axum::http::StatusCode;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use traffic_core::IntersectionId;
+use traffic_core::LightIndex;
+use traffic_core::city::Intersection;
+
+/// The query string as a map, or a 400 in the API's error form.
+pub type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+pub(crate) fn params(q: Params) -> ApiResult<HashMap<String, String>> {
+    q.map(|Query(m)| m)
+        .map_err(|e| ApiError::bad("query", e.body_text()))
+}
+
+/// An integer query parameter within `min..=max`, `default` when absent.
+pub(crate) fn int_param(
+    q: &HashMap<String, String>,
+    name: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> ApiResult<u64> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad(
+                name,
+                format!("must be an integer {min}..={max}, got {v:?}"),
+            )),
+        },
+    }
+}
+
+/// Default and largest page of the city-wide lists (about 0.5 KB per intersection: well
+/// inside Lambda's 6 MB response).
+pub(crate) const PAGE_DEFAULT: u64 = 1000;
+
+pub(crate) const PAGE_MAX: u64 = 5000;
+
+/// One page of intersections for a city-wide list at `path`, from the `limit` and `after`
+/// query parameters, and the response with a `Link: <…>; rel="next"` header when more follow.
+pub(crate) async fn city_page<T: Serialize>(
+    state: &Shared,
+    q: Params,
+    path: &str,
+    view: impl Fn(Intersection) -> T,
+) -> ApiResult<Response> {
+    let q = params(q)?;
+    let limit = int_param(&q, "limit", PAGE_DEFAULT, 1, PAGE_MAX)? as usize;
+    let after = q
+        .get("after")
+        .map(|a| IntersectionId::parse(a).map_err(|e| ApiError::bad("after", e.to_string())))
+        .transpose()?;
+    let (xs, next) = state
+        .ports
+        .registry
+        .intersections_page(after.as_ref(), limit)
+        .await?;
+    let items: Vec<T> = xs.into_iter().map(view).collect();
+    let mut resp = Json(items).into_response();
+    if let Some(next) = next {
+        // Ids are letters, digits and `-_.:`, all safe in a query string.
+        let link = format!("<{path}?limit={limit}&after={next}>; rel=\"next\"");
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// Parses the `{id}` path parameter; an id that cannot exist is a 404.
+pub fn parse_id(s: &str) -> ApiResult<IntersectionId> {
+    IntersectionId::parse(s)
+        .map_err(|e| ApiError::not_found("id", format!("no intersection {s:?} ({e})")))
+}
+
+/// Parses the `{light}` path parameter; a light outside 0..=3 is a 404.
+pub fn parse_light(s: &str) -> ApiResult<LightIndex> {
+    s.parse::<i64>()
+        .ok()
+        .and_then(|i| LightIndex::new(i).ok())
+        .ok_or_else(|| ApiError::not_found("light", format!("no light {s:?}: lights are 0..=3")))
+}
+
+/// The body's bytes, or a 400/413 in the API's error form.
+pub(crate) fn bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::bad("body", e.body_text())
+        }
+    })
+}
+
+/// The version a request's `If-Match` header names (`"v"` or `W/"v"`); `None` without the
+/// header or for `*` (any version).
+pub(crate) fn if_match(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::IF_MATCH)?.to_str().ok()?.trim();
+    if v == "*" {
+        return None;
+    }
+    let v = v.strip_prefix("W/").unwrap_or(v);
+    Some(v.trim_matches('"').to_owned())
+}
+
+/// A JSON answer with the intersection's version as its `ETag`.
+pub(crate) fn with_etag<T: Serialize>(body: T, version: &str) -> Response {
+    let mut resp = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
+}
+
+pub(crate) fn created(location: String, body: impl Serialize) -> Response {
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response()
+}
+
+/// Sets the path's key member (`id`, `light`) in a body that left it out, and refuses a body
+/// whose key differs from the path's: a replace never renames.
+pub(crate) fn key_from_path(v: &mut Value, key: &str, path_value: Value) -> ApiResult<()> {
+    let Value::Object(m) = v else {
+        return Err(ApiError::bad("body", "must be a JSON object"));
+    };
+    match m.get(key) {
+        None => {
+            m.insert(key.to_owned(), path_value);
+            Ok(())
+        }
+        Some(given) if *given == path_value => Ok(()),
+        Some(given) => Err(ApiError::bad(
+            key,
+            format!("is {given} but the path names {path_value}; it cannot be changed"),
+        )),
+    }
+}

@@ -1,0 +1,86 @@
+//! `/api/results`, `/api/results/{length}` and `/api/network`: the merge's results.
+
+use crate::Shared;
+use crate::error::ApiError;
+use crate::error::ApiResult;
+use crate::request::Params;
+use crate::request::int_param;
+use crate::request::params;
+use axum::Json;
+use axum::extract::Path;
+use axum::extract::State;
+use serde::Deserialize;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use traffic_core::query::NetworkState;
+use traffic_core::query::WindowResult;
+use traffic_core::window::WindowLength;
+
+/// The newest window of each length.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CurrentResults {
+    /// The configured window lengths, ascending.
+    pub windows: Vec<String>,
+    /// Per length, its newest window (open or closed), or `null` before any result.
+    pub current: BTreeMap<String, Option<WindowResult>>,
+}
+
+/// `GET /api/results`: the newest window of every length (top-10, global median and the
+/// intersections above it).
+pub async fn current_results(State(state): State<Shared>) -> ApiResult<Json<CurrentResults>> {
+    let mut windows = Vec::new();
+    let mut current = BTreeMap::new();
+    for &len in state.cfg.windows() {
+        let newest = state.ports.results.recent_results(len, 1).await?;
+        windows.push(len.to_string());
+        current.insert(len.to_string(), newest.into_iter().next());
+    }
+    Ok(Json(CurrentResults { windows, current }))
+}
+
+/// `GET /api/network`: every intersection's mean speed, vehicles and readings over the newest
+/// window of the shortest length (the map's colours); `null` until the merge has built one.
+pub async fn network(State(state): State<Shared>) -> ApiResult<Json<Option<NetworkState>>> {
+    Ok(Json(state.ports.results.network().await?))
+}
+
+/// Recent windows of one length.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RecentResults {
+    /// The window length.
+    pub length: String,
+    /// Its windows, newest first (the first may still be open).
+    pub windows: Vec<WindowResult>,
+}
+
+/// `GET /api/results/{length}?limit=N`: the newest `limit` windows of a length (default 12).
+pub async fn results(
+    State(state): State<Shared>,
+    Path(length): Path<String>,
+    q: Params,
+) -> ApiResult<Json<RecentResults>> {
+    let q = params(q)?;
+    let limit = int_param(&q, "limit", 12, 1, 1000)? as usize;
+    let parsed =
+        WindowLength::from_str(&length).map_err(|e| ApiError::bad("length", e.to_string()))?;
+    let label = parsed.to_string();
+    let recent = state.ports.results.recent_results(parsed, limit).await?;
+    if recent.is_empty() && !state.cfg.windows().contains(&parsed) {
+        return Err(ApiError::not_found(
+            "length",
+            format!(
+                "no window length {label}; the lengths are {:?}",
+                windows(&state)
+            ),
+        ));
+    }
+    Ok(Json(RecentResults {
+        length: label,
+        windows: recent,
+    }))
+}
+
+pub(crate) fn windows(state: &Shared) -> Vec<String> {
+    state.cfg.windows().iter().map(|w| w.to_string()).collect()
+}

@@ -1,0 +1,125 @@
+//! `/api/stats`: throughput and latency per minute, and the ingest counters per shard.
+
+use crate::Shared;
+use crate::error::ApiResult;
+use crate::now_ms;
+use crate::request::Params;
+use crate::request::int_param;
+use crate::request::params;
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use serde::Serialize;
+use traffic_core::pane::Counters;
+use traffic_core::time::format_rfc3339_ms;
+
+/// One function's figures over one minute.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StatsPoint {
+    /// Start of the minute (RFC 3339).
+    pub minute: String,
+    /// The same, epoch ms.
+    pub minute_ms: i64,
+    /// `ingest`, `fault` or `merge`.
+    pub function: String,
+    /// Invocations.
+    pub invocations: u64,
+    /// Records handled (readings processed, for ingest).
+    pub records: u64,
+    /// Readings accepted (ingest) or alarms raised (fault).
+    pub accepted: u64,
+    /// Mean time from arrival in the stream to processing, ms.
+    pub mean_latency_ms: f64,
+    /// Longest such time, ms.
+    pub max_latency_ms: u64,
+}
+
+/// One shard's progress.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ShardView {
+    /// The shard.
+    pub shard_id: String,
+    /// Greatest event time it accepted (RFC 3339).
+    pub max_event: Option<String>,
+    /// What happened to its records.
+    pub counters: CountersView,
+}
+
+/// Record counters (the same fields as the engine's).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct CountersView {
+    /// Readings folded into the state.
+    pub accepted: u64,
+    /// Malformed, invalid or unknown readings.
+    pub rejected: u64,
+    /// Readings whose window had closed.
+    pub late: u64,
+    /// Readings seen before.
+    pub duplicates: u64,
+}
+
+impl From<&Counters> for CountersView {
+    fn from(c: &Counters) -> Self {
+        CountersView {
+            accepted: c.accepted,
+            rejected: c.rejected,
+            late: c.late,
+            duplicates: c.duplicates,
+        }
+    }
+}
+
+/// Throughput and latency over time, and the ingest counters.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StatsView {
+    /// When this was read (RFC 3339).
+    pub now: String,
+    /// Start of the first minute covered (RFC 3339).
+    pub since: String,
+    /// Per minute and function, oldest first.
+    pub series: Vec<StatsPoint>,
+    /// Counters summed over every shard.
+    pub counters: CountersView,
+    /// Each shard's progress.
+    pub shards: Vec<ShardView>,
+}
+
+/// `GET /api/stats?minutes=N`: the last `N` minutes of figures (default 60, at most 1440).
+pub async fn stats(State(state): State<Shared>, q: Params) -> ApiResult<Json<StatsView>> {
+    let q = params(q)?;
+    let minutes = int_param(&q, "minutes", 60, 1, 1440)? as i64;
+    let now = now_ms();
+    let since = now - now.rem_euclid(60_000) - (minutes - 1) * 60_000;
+    let samples = state.ports.stats.stats(since).await?;
+    let metas = state.ports.state.shard_metas().await?;
+    let mut total = Counters::default();
+    for m in &metas {
+        total.add(&m.counters);
+    }
+    Ok(Json(StatsView {
+        now: format_rfc3339_ms(now),
+        since: format_rfc3339_ms(since),
+        series: samples
+            .iter()
+            .map(|s| StatsPoint {
+                minute: format_rfc3339_ms(s.minute_ms),
+                minute_ms: s.minute_ms,
+                function: s.function.clone(),
+                invocations: s.invocations,
+                records: s.records,
+                accepted: s.accepted,
+                mean_latency_ms: s.mean_latency_ms(),
+                max_latency_ms: s.latency_ms_max,
+            })
+            .collect(),
+        counters: CountersView::from(&total),
+        shards: metas
+            .iter()
+            .map(|m| ShardView {
+                shard_id: m.shard_id.clone(),
+                max_event: m.max_event_ms.map(format_rfc3339_ms),
+                counters: CountersView::from(&m.counters),
+            })
+            .collect(),
+    }))
+}

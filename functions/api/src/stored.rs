@@ -1,0 +1,104 @@
+//! Reading and writing one intersection for the resources that change it: the versioned
+//! load (`If-Match`, 412 on a stale version) and the store every write goes through.
+
+use crate::Shared;
+use crate::error::ApiError;
+use crate::error::ApiResult;
+use crate::request::if_match;
+use axum::http::HeaderMap;
+use traffic_core::IntersectionId;
+use traffic_core::LightIndex;
+use traffic_core::city::Intersection;
+use traffic_ports::PortError;
+
+/// Loads an intersection or answers 404.
+pub(crate) async fn load(state: &Shared, id: &IntersectionId) -> ApiResult<Intersection> {
+    Ok(load_versioned(state, id).await?.0)
+}
+
+/// An intersection and its version; 404 if there is none.
+pub(crate) async fn load_versioned(
+    state: &Shared,
+    id: &IntersectionId,
+) -> ApiResult<(Intersection, String)> {
+    state
+        .ports
+        .registry
+        .intersection_versioned(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("id", format!("no intersection {id}")))
+}
+
+/// An intersection to change, and the version the change must apply to: 404 if it does not
+/// exist, 412 if `If-Match` names another version.
+pub(crate) async fn load_for_write(
+    state: &Shared,
+    id: &IntersectionId,
+    headers: &HeaderMap,
+) -> ApiResult<(Intersection, Version)> {
+    let (x, version) = load_versioned(state, id).await?;
+    let precondition = if_match(headers);
+    if let Some(expected) = &precondition
+        && *expected != version
+    {
+        return Err(stale(id));
+    }
+    Ok((
+        x,
+        Version {
+            current: version,
+            precondition: precondition.is_some(),
+        },
+    ))
+}
+
+/// The version a read-modify-write starts from, and whether the client named it.
+pub(crate) struct Version {
+    pub(crate) current: String,
+    pub(crate) precondition: bool,
+}
+
+pub(crate) fn stale(id: &IntersectionId) -> ApiError {
+    ApiError::PreconditionFailed(format!(
+        "intersection {id} changed since you read it (an edit or a retiming): read it again"
+    ))
+}
+
+/// Stores `x` over the version it was read at, atomically: a change in between is a 412 when
+/// the client named the version, else a 409 (the request can simply be sent again).
+pub(crate) async fn store(state: &Shared, x: &Intersection, from: &Version) -> ApiResult<String> {
+    match state
+        .ports
+        .registry
+        .replace_intersection_if(x, &from.current)
+        .await
+    {
+        Ok(v) => Ok(v),
+        Err(PortError::Conflict(_)) if from.precondition => Err(stale(&x.id)),
+        Err(PortError::Conflict(_)) => Err(ApiError::conflict(
+            "id",
+            format!(
+                "intersection {} changed while this request was applied; send it again",
+                x.id
+            ),
+        )),
+        Err(PortError::NotFound(_)) => Err(ApiError::not_found(
+            "id",
+            format!("no intersection {}", x.id),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Validates the whole intersection; the error names the field.
+pub(crate) fn validate(x: &Intersection) -> ApiResult<()> {
+    x.validate("")
+        .map_err(|e| ApiError::bad(e.field, e.message))
+}
+
+pub(crate) fn position_of(x: &Intersection, light: LightIndex) -> ApiResult<usize> {
+    x.lights
+        .iter()
+        .position(|l| l.light == light)
+        .ok_or_else(|| ApiError::not_found("light", format!("{} has no light {light}", x.id)))
+}

@@ -1,0 +1,97 @@
+//! `/api/timings` and `/api/intersections/{id}/timings`: the timings in force and their
+//! history; a cycle is `traffic_core::city::cycle_s`.
+
+use crate::Shared;
+use crate::error::ApiError;
+use crate::error::ApiResult;
+use crate::request::Params;
+use crate::request::city_page;
+use crate::request::parse_id;
+use axum::Json;
+use axum::extract::Path;
+use axum::extract::State;
+use axum::response::Response;
+use serde::Deserialize;
+use serde::Serialize;
+use traffic_core::IntersectionId;
+use traffic_core::city::Intersection;
+use traffic_core::city::Phase;
+
+/// An intersection's timings.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TimingView {
+    /// Cycle length, s: the first phase's green + yellow + red (`traffic_core::city::cycle_s`).
+    pub cycle_s: f64,
+    /// The window the timings were computed from, when the merge retimed them.
+    pub retimed_from: Option<String>,
+    /// The phases with their green and red.
+    pub phases: Vec<Phase>,
+}
+
+pub(crate) fn timing_view(
+    phases: &[Phase],
+    retimed_from: Option<String>,
+    yellow_s: f64,
+) -> TimingView {
+    TimingView {
+        cycle_s: traffic_core::city::cycle_s(phases, yellow_s),
+        retimed_from,
+        phases: phases.to_vec(),
+    }
+}
+
+/// One intersection's current timings.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CurrentTiming {
+    /// The intersection.
+    pub intersection_id: IntersectionId,
+    /// Its timings.
+    #[serde(flatten)]
+    pub timing: TimingView,
+}
+
+/// `GET /api/timings?limit=N&after=ID`: intersections' current timings, a page at a time
+/// (see [`city_page`]).
+pub async fn timings(State(state): State<Shared>, q: Params) -> ApiResult<Response> {
+    let yellow = state.cfg.webster.yellow_s;
+    city_page(&state, q, "/api/timings", |x| CurrentTiming {
+        timing: timing_view(&x.phases, x.retimed_from.clone(), yellow),
+        intersection_id: x.id,
+    })
+    .await
+}
+
+/// An intersection's timings now and how they changed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TimingHistoryView {
+    /// The intersection.
+    pub intersection_id: IntersectionId,
+    /// The timings in force.
+    pub current: TimingView,
+    /// Each retiming, oldest first.
+    pub history: Vec<TimingView>,
+}
+
+/// `GET /api/intersections/{id}/timings`: current timings and their history.
+pub async fn intersection_timings(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TimingHistoryView>> {
+    let id = parse_id(&id)?;
+    let x: Intersection = state
+        .ports
+        .registry
+        .intersection(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("id", format!("no intersection {id}")))?;
+    let yellow = state.cfg.webster.yellow_s;
+    let history = state.ports.registry.timing_history(&id).await?;
+    Ok(Json(TimingHistoryView {
+        intersection_id: id,
+        current: timing_view(&x.phases, x.retimed_from.clone(), yellow),
+        history: history
+            .into_iter()
+            .map(|c| timing_view(&c.phases, Some(c.from.to_string()), yellow))
+            .collect(),
+    }))
+}

@@ -1,0 +1,169 @@
+//! The router, request by request, on an embedded store in a temporary directory: lamps, repairs and alarms.
+
+mod support;
+
+use axum::http::StatusCode;
+use serde_json::Value;
+use support::*;
+use traffic_core::lamps::LightLamps;
+use traffic_core::reading::{LampColour, LampState, Lamps};
+use traffic_ports::LampStore;
+
+#[tokio::test]
+async fn a_repair_closes_the_lights_open_alarms_and_queues_an_order() -> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    api.store
+        .record_alarm(&alarm("I-0001", 2, LampColour::Green, T0))
+        .await?;
+    api.store
+        .record_alarm(&alarm("I-0001", 1, LampColour::Red, T0 + 1000))
+        .await?;
+    let a = api.get("/api/alarms?state=open").await?;
+    assert_eq!(a.body["open"], 2);
+
+    let a = api
+        .call(
+            "POST",
+            "/api/intersections/I-0001/lights/2/repair",
+            None,
+            true,
+        )
+        .await?;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(a.body["closed"].as_array().map(Vec::len), Some(1));
+    assert_eq!(a.body["closed"][0]["lamp"], "green");
+    let at = a.body["at"].as_str().unwrap_or_default().to_owned();
+    assert!(traffic_core::time::parse_rfc3339_ms(&at).is_some(), "{at}");
+
+    let a = api.get("/api/alarms?state=repaired").await?;
+    assert_eq!(a.body["alarms"][0]["repaired_at"], at.as_str());
+    assert_eq!(a.body["alarms"][0]["open"], false);
+    assert_eq!(a.body["open"], 1);
+    assert_eq!(a.body["repaired"], 1);
+    assert_eq!(
+        api.store.take_repairs().await?,
+        vec![(id("I-0001"), light(2))]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn deleting_an_intersection_or_a_light_closes_its_open_alarms() -> anyhow::Result<()> {
+    // Nothing is left to repair once the hardware is gone, and the page's repair button would
+    // answer 404: the open alarms are closed at deletion, and kept in the alarm log.
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    api.create("I-0002", 41.86, 12.61).await?;
+    for (x, l, lamp, t) in [
+        ("I-0001", 1, LampColour::Red, T0),
+        ("I-0001", 2, LampColour::Green, T0 + 1000),
+        ("I-0002", 3, LampColour::Yellow, T0 + 2000),
+    ] {
+        api.store.record_alarm(&alarm(x, l, lamp, t)).await?;
+    }
+
+    let a = api
+        .call("DELETE", "/api/intersections/I-0002/lights/3", None, true)
+        .await?;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{a:?}");
+    let a = api
+        .call("DELETE", "/api/intersections/I-0001", None, true)
+        .await?;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{a:?}");
+
+    let a = api.get("/api/alarms").await?;
+    assert_eq!(a.body["open"], 0, "{a:?}");
+    assert_eq!(a.body["repaired"], 3, "{a:?}");
+    // The field gets orders for the lights that are gone: harmless, and the simulator's lamps
+    // of a light that comes back start repaired.
+    let mut orders = api.store.take_repairs().await?;
+    orders.sort();
+    assert_eq!(
+        orders,
+        vec![
+            (id("I-0001"), light(1)),
+            (id("I-0001"), light(2)),
+            (id("I-0002"), light(3)),
+        ]
+    );
+
+    // A delete that fails closes nothing.
+    api.store
+        .record_alarm(&alarm("I-0002", 0, LampColour::Red, T0 + 3000))
+        .await?;
+    let a = api
+        .call("DELETE", "/api/intersections/I-0009", None, true)
+        .await?;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let a = api
+        .call("DELETE", "/api/intersections/I-0002/lights/9", None, true)
+        .await?;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(api.get("/api/alarms").await?.body["open"], 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn lamp_states_are_shown_per_light() -> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    let broken = LightLamps {
+        lamps: Lamps {
+            yellow: LampState::Broken,
+            ..Lamps::default()
+        },
+        as_of_ms: Some(T0),
+    };
+    api.store
+        .put_lamp_states(&[((id("I-0001"), light(1)), broken)])
+        .await?;
+    let a = api.get("/api/intersections/I-0001/lamps").await?;
+    assert_eq!(a.status, StatusCode::OK);
+    let lamps = a.body.as_array().cloned().unwrap_or_default();
+    assert_eq!(lamps.len(), 4);
+    assert_eq!(lamps[1]["lamps"]["yellow"], "broken");
+    assert_eq!(lamps[1]["broken"], true);
+    assert_eq!(lamps[1]["as_of"], "2026-01-05T08:00:00Z");
+    assert_eq!(lamps[0]["broken"], false);
+    assert_eq!(lamps[0]["as_of"], Value::Null);
+    Ok(())
+}
+
+#[tokio::test]
+async fn alarms_are_listed_newest_first_and_filtered_by_state() -> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    for (i, l) in [0, 1, 2].into_iter().enumerate() {
+        api.store
+            .record_alarm(&alarm("I-0001", l, LampColour::Red, T0 + i as i64 * 1000))
+            .await?;
+    }
+    api.call(
+        "POST",
+        "/api/intersections/I-0001/lights/0/repair",
+        None,
+        true,
+    )
+    .await?;
+    let a = api.get("/api/alarms").await?;
+    let lights: Vec<i64> = a.body["alarms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x["light"].as_i64())
+        .collect();
+    assert_eq!(lights, vec![2, 1, 0]);
+    assert_eq!(a.body["alarms"][0]["id"], "I-0001#2#red#1767600002000");
+    assert!(
+        a.body["alarms"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Lamp failure"))
+    );
+    let a = api.get("/api/alarms?state=open&limit=1").await?;
+    assert_eq!(a.body["alarms"].as_array().map(Vec::len), Some(1));
+    assert_eq!(a.body["alarms"][0]["light"], 2);
+    let a = api.get("/api/alarms?state=repaired").await?;
+    assert_eq!(a.body["alarms"][0]["light"], 0);
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! The router, request by request, on an embedded store in a temporary directory: unknown routes, wrong methods, and the dashboard's files.
+
+mod support;
+
+use axum::http::StatusCode;
+use support::*;
+
+#[tokio::test]
+async fn an_unknown_route_is_a_json_404_and_a_wrong_method_a_405() -> anyhow::Result<()> {
+    let api = api()?;
+    let a = api.get("/api/nothing-here").await?;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.body["error"], api::NO_ROUTE);
+    let a = api.call("PATCH", "/api/alarms", None, true).await?;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{a:?}");
+    assert!(a.body["error"].is_string());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_dashboard_and_its_assets_are_served_from_the_binary() -> anyhow::Result<()> {
+    let api = api()?;
+    let a = api.get("/").await?;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.content_type.starts_with("text/html"), "{a:?}");
+    assert!(a.text.contains("/assets/app.js"));
+    assert!(
+        !a.text.contains("http://") && !a.text.contains("https://"),
+        "the page loads nothing from elsewhere"
+    );
+    for (file, ty) in [
+        ("app.js", "text/javascript"),
+        ("app.css", "text/css"),
+        ("favicon.svg", "image/svg+xml"),
+    ] {
+        let a = api.get(&format!("/assets/{file}")).await?;
+        assert_eq!(a.status, StatusCode::OK, "{file}");
+        assert!(a.content_type.starts_with(ty), "{file}: {}", a.content_type);
+        assert!(
+            !a.text.contains("https://"),
+            "{file} fetches nothing from elsewhere"
+        );
+    }
+    let a = api.get("/assets/other.js").await?;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! The one configuration of a traffic process, read once from the environment.
+//!
+//! Every Lambda `main` (and the `traffic` command's AWS subcommands) calls
+//! [`Config::from_env`] once; nothing else reads the environment. Every variable:
+//!
+//! | variable | read by | default | meaning |
+//! |---|---|---|---|
+//! | `TRAFFIC_WINDOWS`, `TRAFFIC_ALLOWED_LATENESS`, `TRAFFIC_STATE_BUCKETS`, `TRAFFIC_DIGEST_SIZE`, `TRAFFIC_TOP_K`, `WEBSTER_*` | every function | see `core/src/config.rs` | the engine ([`EngineConfig`]), identical on every function |
+//! | `TRAFFIC_STORE` | every function | `dynamodb` | the adapters; `dynamodb` is the only value (the embedded store is the `traffic` command's, in one process) |
+//! | `STATE_TABLE`, `REGISTRY_TABLE`, `RESULTS_TABLE` | the functions that use them (`docs/aws.md`) | none | the DynamoDB tables |
+//! | `ALARM_TOPIC_ARN` | `fault` | none | the SNS topic of lamp alarms |
+//! | `READINGS_STREAM` | `merge` (and `traffic simulate`) | none | the Kinesis stream, for its shard lineage after a reshard |
+//! | `TRAFFIC_DYNAMODB_MAX_ITEM_KB` | `ingest`, `merge` | `400` | largest item the adapter writes (tests lower it) |
+//! | `TRAFFIC_PROVISIONAL` | `merge` | `all` | which open windows get provisional results: `all`, `shortest`, `none` |
+//! | `TRAFFIC_API_TOKEN` | `api` | none | a bearer token the writes need besides the authorizer's check |
+//! | `TRAFFIC_LOG_FORMAT` | every function | text; JSON inside Lambda | `json` for JSON log lines |
+//! | `RUST_LOG` | every function | `info` | log levels ([`crate::init_tracing`]) |
+//!
+//! Region, credentials and endpoint come the AWS SDK's standard way (`AWS_REGION`,
+//! `AWS_ENDPOINT_URL`, ...).
+
+use traffic_aws::{AwsNames, StoreOptions};
+use traffic_core::EngineConfig;
+
+/// Which open windows get provisional results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Provisional {
+    /// Every open window (reads every pane of the open windows each run).
+    #[default]
+    All,
+    /// Only open windows of the shortest length (cheapest: one or two panes per run).
+    Shortest,
+    /// None: results appear when windows close.
+    None,
+}
+
+impl std::str::FromStr for Provisional {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(Self::All),
+            "shortest" => Ok(Self::Shortest),
+            "none" => Ok(Self::None),
+            _ => Err(format!(
+                "TRAFFIC_PROVISIONAL must be all, shortest or none, got {s:?}"
+            )),
+        }
+    }
+}
+
+/// A variable with a value it cannot take.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// An engine parameter.
+    #[error("reading the configuration: {0}")]
+    Engine(#[from] traffic_core::config::ConfigError),
+    /// Anything else, with the variable's name in the message.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Everything a traffic process reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The engine's parameters.
+    pub engine: EngineConfig,
+    /// The tables, topic and stream.
+    pub names: AwsNames,
+    /// The DynamoDB adapter's options (state TTL from the longest window, item size).
+    pub store: StoreOptions,
+    /// Which open windows the merge reports.
+    pub provisional: Provisional,
+    /// The API's bearer token, if one is set (and not empty).
+    pub api_token: Option<String>,
+    /// JSON log lines.
+    pub log_json: bool,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the configuration through `lookup` (a variable's value, if set).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let store = lookup("TRAFFIC_STORE").unwrap_or_else(|| "dynamodb".into());
+        if store != "dynamodb" {
+            return Err(ConfigError::Invalid(format!(
+                "TRAFFIC_STORE must be dynamodb (the embedded store runs only inside `traffic local`), got {store:?}"
+            )));
+        }
+        let engine = EngineConfig::from_lookup(&lookup)?;
+        let store = StoreOptions::for_longest_window(engine.longest().ms(), &lookup)
+            .map_err(ConfigError::Invalid)?;
+        let provisional = match lookup("TRAFFIC_PROVISIONAL") {
+            Some(p) => p.parse().map_err(ConfigError::Invalid)?,
+            None => Provisional::All,
+        };
+        Ok(Self {
+            engine,
+            names: AwsNames::from_lookup(&lookup),
+            store,
+            provisional,
+            api_token: lookup("TRAFFIC_API_TOKEN").filter(|t| !t.is_empty()),
+            log_json: lookup("TRAFFIC_LOG_FORMAT").is_some_and(|v| v == "json")
+                || lookup("AWS_LAMBDA_FUNCTION_NAME").is_some(),
+        })
+    }
+}
+
+impl Config {
+    /// The AWS ports the configuration names, on clients built now (once per process):
+    /// DynamoDB, the SNS topic, and the stream's shards when the stream is named.
+    pub async fn aws_ports(&self) -> traffic_aws::AwsPorts {
+        let clients = traffic_aws::AwsClients::from_env().await;
+        traffic_aws::AwsPorts::new(&clients, self.names.clone(), self.store.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn an_empty_environment_gives_the_defaults() {
+        let c = config(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.provisional, Provisional::All);
+        assert_eq!(c.api_token, None);
+        assert_eq!(c.engine.top_k, EngineConfig::default().top_k);
+        assert!(!c.log_json);
+    }
+
+    #[test]
+    fn every_variable_is_read_and_a_bad_one_is_named() {
+        let c = config(&[
+            ("TRAFFIC_PROVISIONAL", "shortest"),
+            ("TRAFFIC_API_TOKEN", "s3cret"),
+            ("STATE_TABLE", "t-state"),
+            ("TRAFFIC_LOG_FORMAT", "json"),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.provisional, Provisional::Shortest);
+        assert_eq!(c.api_token.as_deref(), Some("s3cret"));
+        assert_eq!(c.names.state_table.as_deref(), Some("t-state"));
+        assert!(c.log_json);
+        for (var, value) in [
+            ("TRAFFIC_PROVISIONAL", "some"),
+            ("TRAFFIC_STORE", "embedded:/tmp/x.redb"),
+            ("TRAFFIC_DYNAMODB_MAX_ITEM_KB", "0"),
+            ("TRAFFIC_WINDOWS", "7m,1h"),
+        ] {
+            let e = config(&[(var, value)]).err();
+            assert!(
+                e.as_ref().is_some_and(|e| e.to_string().contains(var)),
+                "{var}={value}: {e:?}"
+            );
+        }
+    }
+}

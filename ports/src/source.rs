@@ -1,0 +1,114 @@
+//! The readings stream as the one event source mapping reads it: [`RecordSource`] (a Kinesis
+//! stream, the embedded log, a file in memory) and [`CheckpointStore`] (where a mapping keeps
+//! how far it got on each shard).
+
+use crate::PortResult;
+use async_trait::async_trait;
+use traffic_core::lineage::ShardInfo;
+use traffic_core::sequence::SequenceNumber;
+
+/// One record of a shard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceRecord {
+    /// Its sequence number, increasing within the shard.
+    pub seq: SequenceNumber,
+    /// Its partition key (the intersection id).
+    pub partition_key: String,
+    /// Its payload (a reading's JSON).
+    pub data: Vec<u8>,
+    /// When it arrived in the stream, epoch ms.
+    pub arrival_ms: i64,
+}
+
+/// What one read of a shard returned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadBatch {
+    /// The records, in order.
+    pub records: Vec<SourceRecord>,
+    /// Nothing more is in the shard for now (Kinesis: `MillisBehindLatest` is 0; the embedded
+    /// log: its tail was reached).
+    pub caught_up: bool,
+    /// The shard is closed and has been read to its end: nothing will ever follow.
+    pub ended: bool,
+}
+
+/// Where reading starts on a shard with no checkpoint yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StartingPosition {
+    /// The oldest record kept.
+    #[default]
+    TrimHorizon,
+    /// Only records put from now on.
+    Latest,
+}
+
+/// A sharded stream of records, read in order per shard.
+#[async_trait]
+pub trait RecordSource: Send + Sync {
+    /// The stream's name, for logs and on-failure records.
+    fn name(&self) -> &str;
+
+    /// The stream's ARN (empty when it has none), as Lambda puts it in an event.
+    fn arn(&self) -> &str;
+
+    /// The region Lambda's events name (`local` off AWS).
+    fn region(&self) -> &str;
+
+    /// Every shard: open ones, and closed ones still kept, with their parents.
+    async fn shards(&self) -> PortResult<Vec<ShardInfo>>;
+
+    /// Up to `limit` records of `shard` after `after` (from `start` when `None`).
+    async fn read(
+        &self,
+        shard: &str,
+        after: Option<&SequenceNumber>,
+        start: StartingPosition,
+        limit: usize,
+    ) -> PortResult<ReadBatch>;
+}
+
+/// How far each mapping got on each shard: the last sequence number its handler took.
+#[async_trait]
+pub trait CheckpointStore: Send + Sync {
+    /// The checkpoint of `mapping` on `shard`, if any.
+    async fn checkpoint(&self, mapping: &str, shard: &str) -> PortResult<Option<SequenceNumber>>;
+
+    /// Moves the checkpoint of `mapping` on `shard` to `seq`.
+    async fn set_checkpoint(
+        &self,
+        mapping: &str,
+        shard: &str,
+        seq: &SequenceNumber,
+    ) -> PortResult<()>;
+}
+
+/// Checkpoints in memory: a restarted mapping starts again from its starting position (as the
+/// Kinesis mappings of `traffic aws-local` and `traffic replay` do; the handlers are
+/// idempotent, so reading again is safe).
+#[derive(Debug, Default)]
+pub struct MemoryCheckpoints {
+    positions: std::sync::Mutex<std::collections::BTreeMap<(String, String), SequenceNumber>>,
+}
+
+#[async_trait]
+impl CheckpointStore for MemoryCheckpoints {
+    async fn checkpoint(&self, mapping: &str, shard: &str) -> PortResult<Option<SequenceNumber>> {
+        Ok(self
+            .positions
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&(mapping.to_owned(), shard.to_owned())).cloned()))
+    }
+
+    async fn set_checkpoint(
+        &self,
+        mapping: &str,
+        shard: &str,
+        seq: &SequenceNumber,
+    ) -> PortResult<()> {
+        if let Ok(mut p) = self.positions.lock() {
+            p.insert((mapping.to_owned(), shard.to_owned()), seq.clone());
+        }
+        Ok(())
+    }
+}
