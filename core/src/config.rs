@@ -5,6 +5,9 @@
 //! |---|---|---|
 //! | `TRAFFIC_WINDOWS` | `15m,1h,24h` | window lengths; each a multiple of the shortest |
 //! | `TRAFFIC_ALLOWED_LATENESS` | `2m` | watermark = greatest event time − this |
+//! | `TRAFFIC_MAX_CLOCK_SKEW` | `5m` | a reading stamped more than this after its arrival in the stream is rejected as `future` |
+//! | `TRAFFIC_MIN_READING_INTERVAL` | `5s` | a light's readings closer together than this are rejected as too frequent |
+//! | `TRAFFIC_IDLE_TIMEOUT` | `5m` | a shard caught up with its stream and silent this long stops holding the watermark |
 //! | `TRAFFIC_STATE_BUCKETS` | `16` | state items per shard and pane (see `docs/state.md`) |
 //! | `TRAFFIC_DIGEST_SIZE` | `200` ([`DEFAULT_DIGEST_SIZE`](crate::digest::DEFAULT_DIGEST_SIZE)) | t-digest compression |
 //! | `TRAFFIC_TOP_K` | `10` | length of the speed ranking |
@@ -27,6 +30,13 @@ pub struct EngineConfig {
     windows: Vec<WindowLength>,
     /// Allowed lateness, ms.
     pub allowed_lateness_ms: i64,
+    /// Largest accepted distance of a reading's event time after its arrival, ms.
+    pub max_clock_skew_ms: i64,
+    /// Shortest accepted distance between two readings of one light, ms.
+    pub min_reading_interval_ms: i64,
+    /// How long a shard that has caught up with its stream may stay silent before it stops
+    /// holding the watermark, ms (processing time).
+    pub idle_timeout_ms: i64,
     /// State items per shard and pane.
     pub state_buckets: u32,
     /// t-digest compression.
@@ -55,6 +65,9 @@ impl Default for EngineConfig {
                 .filter_map(WindowLength::from_ms)
                 .collect(),
             allowed_lateness_ms: 120_000,
+            max_clock_skew_ms: 300_000,
+            min_reading_interval_ms: 5_000,
+            idle_timeout_ms: 300_000,
             state_buckets: 16,
             digest_size: DEFAULT_DIGEST_SIZE,
             top_k: TOP_K,
@@ -107,6 +120,12 @@ impl EngineConfig {
         self.windows[0]
     }
 
+    /// Whether a reading stamped `ts_ms` that arrived in the stream at `arrival_ms` (when
+    /// known) is *future*: stamped more than the allowed clock skew after its arrival.
+    pub fn is_future(&self, ts_ms: i64, arrival_ms: Option<i64>) -> bool {
+        arrival_ms.is_some_and(|a| ts_ms > a.saturating_add(self.max_clock_skew_ms))
+    }
+
     /// The longest window.
     pub fn longest(&self) -> WindowLength {
         self.windows[self.windows.len() - 1]
@@ -127,6 +146,18 @@ impl EngineConfig {
         if let Some(v) = lookup("TRAFFIC_ALLOWED_LATENESS") {
             c.allowed_lateness_ms = parse_duration_ms(&v)
                 .map_err(|e| bad("TRAFFIC_ALLOWED_LATENESS", e.to_string()))?;
+        }
+        for (name, slot) in [
+            ("TRAFFIC_MAX_CLOCK_SKEW", &mut c.max_clock_skew_ms),
+            (
+                "TRAFFIC_MIN_READING_INTERVAL",
+                &mut c.min_reading_interval_ms,
+            ),
+            ("TRAFFIC_IDLE_TIMEOUT", &mut c.idle_timeout_ms),
+        ] {
+            if let Some(v) = lookup(name) {
+                *slot = parse_duration_ms(&v).map_err(|e| bad(name, e.to_string()))?;
+            }
         }
         let int = |name: &str, min: u64, max: u64| -> Result<Option<u64>, ConfigError> {
             lookup(name)

@@ -9,9 +9,12 @@
 //! - [`window`]: event-time tumbling windows and the watermark;
 //! - [`ranking`]: query 1, vehicle-weighted mean speed and the mergeable top-k;
 //! - [`digest`]: t-digest medians of vehicle counts (query 2);
-//! - [`lineage`]: shard lineage after a reshard, and the global watermark;
+//! - [`lineage`]: which shards hold the global watermark (lineage, shards without state, idle ones);
+//! - [`frontier`]: estimated arrival times for readings that carry none (replay);
 //! - [`hash`]: a stable hash (FNV-1a) for buckets and versions;
-//! - [`pane`]: the per-shard partial state that `ingest` keeps, and the fold of a batch into it;
+//! - [`pane`]: the per-shard state that `ingest` keeps, and the fold of a batch into deltas;
+//! - [`delta`]: the readings one commit adds to one pane, compactly encoded;
+//! - [`rollup`]: every intersection's totals over a window, and the compaction of a pane;
 //! - [`query`]: merging panes of all shards into the results of a window;
 //! - [`webster`]: Webster's (1958) signal timing;
 //! - [`lamps`]: lamp state transitions and alarms;
@@ -19,7 +22,9 @@
 
 pub mod city;
 pub mod config;
+pub mod delta;
 pub mod digest;
+pub mod frontier;
 pub mod hash;
 pub mod ids;
 pub mod lamps;
@@ -28,6 +33,7 @@ pub mod pane;
 pub mod query;
 pub mod ranking;
 pub mod reading;
+pub mod rollup;
 pub mod sequence;
 pub mod time;
 pub mod webster;

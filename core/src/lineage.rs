@@ -1,16 +1,26 @@
-//! Shard lineage, and which shards hold the global watermark back.
+//! Which shards hold the global watermark back: shard lineage after a reshard, shards without
+//! state, and idle shards.
 //!
-//! The global watermark is the smallest watermark of the shards that have accepted readings.
-//! A reshard (a split or a merge of shards, by an operator or by an on-demand stream scaling
-//! itself) closes the parent shards: their watermarks stop where their last reading left them,
-//! and would hold every window open for ever. Lambda's event source mapping (and
-//! `traffic_aws::esm`) reads a parent to its end before it starts any of its children, so once
-//! a child of a closed shard has state of its own, the parent can send nothing more: it is
-//! *finished* and left out of the minimum. A shard the stream no longer lists at all was closed
-//! and has passed the stream's retention: finished too.
+//! The global watermark is the smallest watermark of the shards that may still deliver
+//! readings. Three things decide which those are:
+//!
+//! - **Finished shards.** A reshard (a split or a merge of shards, by an operator or by an
+//!   on-demand stream scaling itself) closes the parent shards. Lambda's event source mapping
+//!   (and ours) reads a parent to its end before it starts any of its children, so once a child
+//!   of a closed shard has state of its own, the parent can send nothing more: it is *finished*
+//!   and left out. A shard the stream no longer lists at all was closed and has passed the
+//!   stream's retention: finished too.
+//! - **Shards without state.** A listed shard that has not accepted a reading yet may still
+//!   deliver anything the stream holds: it holds the watermark at its parent's watermark (all
+//!   its parent's readings come before its own), or, without a parent with state, at the
+//!   stream's start (nothing closes).
+//! - **Idle shards** ([`idle_shards`]). A shard whose consumer has caught up with the stream and
+//!   that has received nothing for `idle_timeout` (processing time) stops holding the watermark
+//!   (as Flink's `withIdleness`); when it receives again, its readings obey the lateness rule
+//!   like any other.
 
 use crate::pane::ShardMeta;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One shard as the stream describes it (Kinesis `ListShards`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,18 +62,88 @@ pub fn finished_shards(metas: &[ShardMeta], shards: &[ShardInfo]) -> BTreeSet<St
         .collect()
 }
 
-/// The global watermark: the smallest watermark of the shards that have accepted readings and
-/// are not `finished` ([`finished_shards`], or none when the stream cannot reshard).
+/// The global watermark: the smallest watermark of the shards that may still deliver readings
+/// (see the module documentation). `shards` is the stream's shard list, when it has one;
+/// without it only the shards with state count. `idle` are the shards found idle. `None` when
+/// nothing may close.
 pub fn global_watermark(
     metas: &[ShardMeta],
-    finished: &BTreeSet<String>,
+    shards: Option<&[ShardInfo]>,
+    idle: &BTreeSet<String>,
     allowed_lateness_ms: i64,
 ) -> Option<i64> {
-    metas
-        .iter()
-        .filter(|m| !finished.contains(&m.shard_id))
-        .filter_map(|m| m.watermark(allowed_lateness_ms))
-        .min()
+    let by_id: BTreeMap<&str, &ShardMeta> =
+        metas.iter().map(|m| (m.shard_id.as_str(), m)).collect();
+    let finished = shards
+        .map(|s| finished_shards(metas, s))
+        .unwrap_or_default();
+    let mut counted: BTreeSet<&str> = by_id.keys().copied().collect();
+    if let Some(list) = shards {
+        counted.extend(list.iter().map(|s| s.id.as_str()));
+    }
+    let own = |id: &str| by_id.get(id).and_then(|m| m.watermark(allowed_lateness_ms));
+    let mut global: Option<i64> = None;
+    let mut any = false;
+    for id in counted {
+        if finished.contains(id) || idle.contains(id) {
+            continue;
+        }
+        let w = own(id).or_else(|| {
+            // No reading yet: held at its parents' watermarks, or at the stream's start.
+            let info = shards?.iter().find(|s| s.id == id)?;
+            let parents: Vec<Option<i64>> = [&info.parent, &info.adjacent_parent]
+                .into_iter()
+                .flatten()
+                .map(|p| own(p))
+                .collect();
+            if parents.is_empty() || parents.iter().any(Option::is_none) {
+                None
+            } else {
+                parents.into_iter().flatten().min()
+            }
+        });
+        let w = w?;
+        any = true;
+        global = Some(global.map_or(w, |g| g.min(w)));
+    }
+    if any { global } else { None }
+}
+
+/// What the merge knows of one shard's consumer in one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardActivity {
+    /// The shard.
+    pub shard_id: String,
+    /// Whether reading on from its checkpoint finds nothing (Kinesis: no records and
+    /// `MillisBehindLatest` 0; locally: the log's tail reached).
+    pub caught_up: bool,
+    /// When the last record it applied arrived in the stream (processing time), if any.
+    pub last_arrival_ms: Option<i64>,
+}
+
+/// The shards that are idle at `now_ms`: caught up and silent for `idle_timeout_ms` (since the
+/// last record's arrival, or, for a shard that never received one, since the merge first saw
+/// it caught up), and the updated record of when each caught-up shard was first seen so.
+pub fn idle_shards(
+    activity: &[ShardActivity],
+    caught_up_since: &BTreeMap<String, i64>,
+    now_ms: i64,
+    idle_timeout_ms: i64,
+) -> (BTreeSet<String>, BTreeMap<String, i64>) {
+    let mut idle = BTreeSet::new();
+    let mut since = BTreeMap::new();
+    for a in activity {
+        if !a.caught_up {
+            continue;
+        }
+        let first = caught_up_since.get(&a.shard_id).copied().unwrap_or(now_ms);
+        since.insert(a.shard_id.clone(), first);
+        let quiet_since = a.last_arrival_ms.unwrap_or(first);
+        if now_ms.saturating_sub(quiet_since) >= idle_timeout_ms {
+            idle.insert(a.shard_id.clone());
+        }
+    }
+    (idle, since)
 }
 
 #[cfg(test)]
@@ -89,49 +169,81 @@ mod tests {
 
     const MIN: i64 = 60_000;
 
+    fn none() -> BTreeSet<String> {
+        BTreeSet::new()
+    }
+
     #[test]
-    fn without_lineage_the_slowest_shard_with_readings_sets_the_watermark() {
+    fn without_a_shard_list_the_slowest_shard_with_readings_sets_the_watermark() {
+        let metas = [meta("a", Some(100 * MIN)), meta("b", Some(40 * MIN))];
+        assert_eq!(
+            global_watermark(&metas, None, &none(), 2 * MIN),
+            Some(38 * MIN)
+        );
+        assert_eq!(global_watermark(&[], None, &none(), 2 * MIN), None);
+    }
+
+    #[test]
+    fn a_shard_that_has_accepted_nothing_holds_the_watermark_at_the_streams_start() {
         let metas = [
             meta("a", Some(100 * MIN)),
             meta("b", Some(40 * MIN)),
             meta("c", None),
         ];
+        assert_eq!(global_watermark(&metas, None, &none(), 2 * MIN), None);
+        // Listed, no state at all: the same.
+        let list = [
+            shard("a", &[], false),
+            shard("b", &[], false),
+            shard("d", &[], false),
+        ];
         assert_eq!(
-            global_watermark(&metas, &BTreeSet::new(), 2 * MIN),
+            global_watermark(&metas[..2], Some(&list), &none(), 2 * MIN),
+            None
+        );
+        // Unless it is idle.
+        let idle = BTreeSet::from(["d".to_owned()]);
+        assert_eq!(
+            global_watermark(&metas[..2], Some(&list), &idle, 2 * MIN),
             Some(38 * MIN)
         );
-        assert_eq!(global_watermark(&[], &BTreeSet::new(), 2 * MIN), None);
     }
 
     #[test]
-    fn a_split_parent_stops_holding_the_watermark_once_a_child_has_state() {
+    fn after_a_split_no_window_closes_until_every_child_has_delivered_past_it() {
         let lineage = [
             shard("p", &[], true),
             shard("c1", &["p"], false),
             shard("c2", &["p"], false),
         ];
-        // The parent closed at minute 40; no child has read anything yet: it may still have
-        // records to deliver, so it holds the watermark.
+        // The parent closed at minute 40; no child has read anything yet: the parent may
+        // still have records to deliver, so it holds the watermark, and so do the children.
         let metas = vec![meta("p", Some(40 * MIN))];
         assert!(finished_shards(&metas, &lineage).is_empty());
         assert_eq!(
-            global_watermark(&metas, &finished_shards(&metas, &lineage), 2 * MIN),
+            global_watermark(&metas, Some(&lineage), &none(), 2 * MIN),
             Some(38 * MIN)
         );
-        // One child has state: the parent was read to its end.
+        // c2 has state: the parent was read to its end and is finished; c1, without state, is
+        // held at its parent's end (all of c1's readings come after the parent's).
         let metas = vec![meta("p", Some(40 * MIN)), meta("c2", Some(90 * MIN))];
         assert_eq!(
             finished_shards(&metas, &lineage),
             BTreeSet::from(["p".to_owned()])
         );
         assert_eq!(
-            global_watermark(&metas, &finished_shards(&metas, &lineage), 2 * MIN),
-            Some(88 * MIN)
-        );
-        // Without the lineage, the frozen parent holds everything back.
-        assert_eq!(
-            global_watermark(&metas, &BTreeSet::new(), 2 * MIN),
+            global_watermark(&metas, Some(&lineage), &none(), 2 * MIN),
             Some(38 * MIN)
+        );
+        // Once c1 delivers, it counts with its own.
+        let metas = vec![
+            meta("p", Some(40 * MIN)),
+            meta("c1", Some(70 * MIN)),
+            meta("c2", Some(90 * MIN)),
+        ];
+        assert_eq!(
+            global_watermark(&metas, Some(&lineage), &none(), 2 * MIN),
+            Some(68 * MIN)
         );
     }
 
@@ -152,19 +264,21 @@ mod tests {
             BTreeSet::from(["a".to_owned(), "b".to_owned()])
         );
         assert_eq!(
-            global_watermark(&metas, &finished_shards(&metas, &lineage), 0),
+            global_watermark(&metas, Some(&lineage), &none(), 0),
             Some(60 * MIN)
+        );
+        // Before the child has state, it is held at the earlier of its parents.
+        assert_eq!(
+            global_watermark(&metas[..2], Some(&lineage), &none(), 0),
+            Some(10 * MIN)
         );
     }
 
     #[test]
     fn an_open_shard_or_a_closed_one_whose_children_have_no_state_still_counts() {
-        // An open shard is never finished, even if a shard names it as parent (not possible on
-        // Kinesis, but the rule does not depend on it).
         let lineage = [shard("p", &[], false), shard("c", &["p"], false)];
         let metas = vec![meta("p", Some(5 * MIN)), meta("c", Some(50 * MIN))];
         assert!(finished_shards(&metas, &lineage).is_empty());
-        // A closed shard whose children are listed but idle.
         let lineage = [shard("p", &[], true), shard("c", &["p"], false)];
         let metas = vec![meta("p", Some(5 * MIN)), meta("x", Some(50 * MIN))];
         let finished = finished_shards(&metas, &lineage);
@@ -172,17 +286,42 @@ mod tests {
         // "x" is not listed: past the stream's retention.
         assert!(finished.contains("x"));
         assert_eq!(
-            global_watermark(&metas, &finished_shards(&metas, &lineage), 0),
+            global_watermark(&metas, Some(&lineage), &none(), 0),
             Some(5 * MIN)
         );
     }
 
     #[test]
-    fn when_every_shard_is_finished_nothing_closes() {
+    fn when_every_shard_is_finished_or_idle_nothing_closes() {
         let metas = vec![meta("gone", Some(50 * MIN))];
+        assert_eq!(global_watermark(&metas, Some(&[]), &none(), 0), None);
+        let idle = BTreeSet::from(["a".to_owned()]);
         assert_eq!(
-            global_watermark(&metas, &finished_shards(&metas, &[]), 0),
+            global_watermark(&[meta("a", Some(MIN))], None, &idle, 0),
             None
         );
+    }
+
+    #[test]
+    fn a_shard_is_idle_once_caught_up_and_silent_for_the_timeout() {
+        let a = |id: &str, caught_up, last| ShardActivity {
+            shard_id: id.into(),
+            caught_up,
+            last_arrival_ms: last,
+        };
+        let now = 100 * MIN;
+        let activity = [
+            a("busy", false, Some(now - MIN)),
+            a("quiet", true, Some(now - 10 * MIN)),
+            a("recent", true, Some(now - MIN)),
+            a("never", true, None),
+        ];
+        let (idle, since) = idle_shards(&activity, &BTreeMap::new(), now, 5 * MIN);
+        assert_eq!(idle, BTreeSet::from(["quiet".to_owned()]));
+        assert_eq!(since.get("never"), Some(&now));
+        assert!(!since.contains_key("busy"));
+        // Five minutes later the shard that never received anything is idle too.
+        let (idle, _) = idle_shards(&activity, &since, now + 5 * MIN, 5 * MIN);
+        assert!(idle.contains("never") && idle.contains("recent"));
     }
 }

@@ -1,51 +1,100 @@
-//! The per-shard partial state that `ingest` keeps, and the fold of a batch of readings into it.
+//! The per-shard state that `ingest` keeps, and the fold of a batch of records into it.
 //!
 //! State is kept per *pane*: a window of the shortest configured length. Longer windows are
-//! unions of panes, so one reading updates one pane, whatever the number of window lengths,
-//! and the merge builds every window from its panes. A shard's state is:
+//! unions of panes. A shard's state is one small [`ShardMeta`] (the last sequence number
+//! applied, the greatest event time accepted — the source of its watermark —, the counters,
+//! and which deltas it has written to panes not yet compacted) and, per commit and pane
+//! touched, one append-only [`Delta`] with the readings the commit accepted. Nothing is
+//! rewritten: a commit writes what its batch adds.
 //!
-//! - one [`ShardMeta`]: the last sequence number applied, the greatest event time seen (the
-//!   watermark's source) and the counters;
-//! - [`PaneItem`]s keyed by (pane start, shard, bucket): the intersections of one bucket with
-//!   their per-light vehicle counts and seen timestamps, speed sums and vehicle digests.
+//! A batch is applied all or nothing. Its deltas carry the shard's next commit number (the
+//! same on a retry, so a retried commit rewrites the same keys) and the meta that lists them is
+//! written last, on the condition that the stored meta still has the sequence number the batch
+//! was folded against and that the merge's closed mark ([`MergeMarks`]) has not moved: a delta
+//! is part of the state only once a meta lists it. A retried batch finds its records at or
+//! below `applied_through` and skips them, so redelivery changes nothing.
 //!
-//! A batch is applied all or nothing: the meta and the items it touched are committed together,
-//! on the condition that the stored meta still has the sequence number the batch was folded
-//! against. A retried batch finds its records at or below `applied_through` and skips them, so
-//! redelivery changes nothing. A reading already seen (same intersection, light and ts) is
-//! counted as a duplicate and not folded again.
+//! Each record is, in order: skipped if already applied; *future* if its event time is more
+//! than `max_clock_skew` after its arrival in the stream; *late* if its pane is closed (by the
+//! shard's own watermark, or finalised by the merge); otherwise accepted into a delta.
+//! Duplicates (same intersection, light and instant) are resolved when the merge compacts a
+//! pane (`crate::rollup`).
 
 use crate::config::EngineConfig;
-use crate::digest::VehicleDigest;
-use crate::ids::{IntersectionId, LIGHTS_PER_INTERSECTION};
-use crate::ranking::SpeedSum;
+use crate::delta::{Delta, DeltaKey, DeltaReading};
 use crate::reading::Reading;
+use crate::rollup::CompactionCounts;
 use crate::sequence::SequenceNumber;
-use crate::window::{WindowKey, WindowLength, watermark};
+use crate::window::watermark;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-/// Counters a shard keeps of what it did with its records.
+/// Counters of what happened to records.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
-    /// Readings folded into the state.
+    /// Readings folded into the state (by `ingest`; compaction later takes duplicates and
+    /// too-frequent readings out of this count, see [`Counters::settle`]).
     pub accepted: u64,
-    /// Records that were malformed, invalid, or for an unknown intersection or light.
+    /// Records that were malformed, invalid, for an unknown intersection or light, under a
+    /// partition key that is not their intersection, or too frequent.
     pub rejected: u64,
-    /// Readings whose pane the watermark had already closed.
+    /// Readings whose pane was already closed.
     pub late: u64,
-    /// Readings seen before (same intersection, light and ts).
+    /// Readings seen before (same intersection, light and instant).
     pub duplicates: u64,
+    /// Readings stamped more than the allowed clock skew after their arrival.
+    #[serde(default)]
+    pub future: u64,
 }
 
 impl Counters {
-    /// Adds another shard's counters.
+    /// Adds other counters.
     pub fn add(&mut self, o: &Counters) {
         self.accepted += o.accepted;
         self.rejected += o.rejected;
         self.late += o.late;
         self.duplicates += o.duplicates;
+        self.future += o.future;
     }
+
+    /// Every record counted once: `accepted + rejected + late + duplicates + future`.
+    pub fn records(&self) -> u64 {
+        self.accepted + self.rejected + self.late + self.duplicates + self.future
+    }
+
+    /// The counters once compaction has resolved duplicates and too-frequent readings among
+    /// the accepted ones.
+    pub fn settle(&self, compaction: &CompactionCounts) -> Counters {
+        let dropped = compaction.duplicates + compaction.too_frequent;
+        Counters {
+            accepted: self.accepted.saturating_sub(dropped),
+            rejected: self.rejected + compaction.too_frequent,
+            duplicates: self.duplicates + compaction.duplicates,
+            ..*self
+        }
+    }
+}
+
+/// The merge's progress, which `ingest` reads with its meta.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeMarks {
+    /// Windows ending at or before this instant are final: their readings are late. The merge
+    /// moves it forward before it reads the panes it finalises, and every commit is
+    /// conditional on it, so no reading is accepted into a pane after the merge read it.
+    pub closed_ms: Option<i64>,
+    /// Panes ending at or before this instant are compacted.
+    pub compacted_ms: Option<i64>,
+}
+
+/// A delta a shard wrote to a pane not yet compacted.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DeltaRef {
+    /// The pane.
+    pub pane_start_ms: i64,
+    /// The commit that wrote it.
+    pub commit: u64,
+    /// Its parts.
+    pub parts: u32,
 }
 
 /// The per-shard metadata item.
@@ -57,8 +106,17 @@ pub struct ShardMeta {
     pub applied_through: Option<SequenceNumber>,
     /// Greatest event time accepted, epoch ms.
     pub max_event_ms: Option<i64>,
+    /// Latest arrival in the stream of a record applied, epoch ms (processing time).
+    #[serde(default)]
+    pub last_arrival_ms: Option<i64>,
     /// What happened to the records.
     pub counters: Counters,
+    /// Commits that wrote deltas.
+    #[serde(default)]
+    pub commits: u64,
+    /// The deltas of panes not yet compacted (those of compacted panes are dropped).
+    #[serde(default)]
+    pub deltas: Vec<DeltaRef>,
 }
 
 impl ShardMeta {
@@ -66,73 +124,21 @@ impl ShardMeta {
     pub fn watermark(&self, allowed_lateness_ms: i64) -> Option<i64> {
         watermark(self.max_event_ms, allowed_lateness_ms)
     }
-}
 
-/// Where a pane item lives.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct PaneKey {
-    /// Pane start, epoch ms.
-    pub start_ms: i64,
-    /// The shard.
-    pub shard_id: String,
-    /// Bucket of the intersections in it.
-    pub bucket: u32,
-}
-
-/// One light's part of a pane.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct LightPane {
-    /// Vehicles counted.
-    pub vehicles: u64,
-    /// Timestamps seen, as ms after the pane start, ascending (for duplicate detection).
-    pub seen: Vec<u32>,
-}
-
-/// One intersection's part of a pane.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct IntersectionPane {
-    /// Per light, indexed by light.
-    pub lights: [LightPane; LIGHTS_PER_INTERSECTION],
-    /// Speed sums (query 1).
-    pub speed: SpeedSum,
-    /// Digest of the readings' vehicle counts (query 2).
-    pub digest: VehicleDigest,
-}
-
-impl IntersectionPane {
-    /// Readings folded in.
-    pub fn readings(&self) -> u64 {
-        self.lights.iter().map(|l| l.seen.len() as u64).sum()
+    /// The keys of the deltas it lists for the pane starting at `pane_start_ms`.
+    pub fn delta_keys(&self, pane_start_ms: i64) -> impl Iterator<Item = DeltaKey> + '_ {
+        self.deltas
+            .iter()
+            .filter(move |d| d.pane_start_ms == pane_start_ms)
+            .flat_map(move |d| {
+                (0..d.parts).map(move |part| DeltaKey {
+                    pane_start_ms,
+                    shard_id: self.shard_id.clone(),
+                    commit: d.commit,
+                    part,
+                })
+            })
     }
-
-    /// Vehicles per light.
-    pub fn vehicles(&self) -> [u64; LIGHTS_PER_INTERSECTION] {
-        std::array::from_fn(|i| self.lights[i].vehicles)
-    }
-}
-
-/// One stored item of partial state: a bucket of one shard's intersections in one pane.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PaneItem {
-    /// Where it lives.
-    pub key: PaneKey,
-    /// Pane length, ms.
-    pub length_ms: i64,
-    /// The intersections, by id.
-    pub intersections: BTreeMap<IntersectionId, IntersectionPane>,
-}
-
-impl PaneItem {
-    /// The pane as a window.
-    pub fn window(&self) -> Option<WindowKey> {
-        WindowLength::from_ms(self.length_ms).map(|l| l.window_of(self.key.start_ms))
-    }
-}
-
-/// The bucket of an intersection among `buckets`: FNV-1a of its id, so that it is the same
-/// on every machine and in every release.
-pub fn bucket_of(id: &IntersectionId, buckets: u32) -> u32 {
-    (crate::hash::fnv1a64(id.as_str().as_bytes()) % u64::from(buckets.max(1))) as u32
 }
 
 /// What the fold did with one record.
@@ -142,54 +148,48 @@ pub enum Outcome {
     Accepted,
     /// Its pane was closed: counted and dropped.
     Late,
-    /// Seen before: counted and dropped.
-    Duplicate,
+    /// Stamped too far after its arrival: counted and dropped.
+    Future,
     /// Invalid: counted and dropped.
     Rejected,
     /// At or below the shard's `applied_through`: a redelivery, skipped without a count.
     AlreadyApplied,
 }
 
-/// The writes that make a batch (or part of it) durable.
+/// The writes that make a batch durable.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Commit<'f> {
+pub struct Commit {
     /// The `applied_through` the stored meta must still have.
     pub expected: Option<SequenceNumber>,
-    /// The new meta.
+    /// The merge's closed mark the batch was folded against (it must not have moved).
+    pub closed_ms: Option<i64>,
+    /// The new meta (listing the deltas).
     pub meta: ShardMeta,
-    /// The pane items that changed (borrowed from the fold: a commit is written, then
-    /// dropped, before the fold goes on).
-    pub items: Vec<&'f PaneItem>,
+    /// The deltas, each within the part size: written first, unconditionally (a retry writes
+    /// the same keys), and part of the state once the meta is.
+    pub deltas: Vec<Delta>,
 }
 
-/// Folds a shard's records, in order, into its state.
+/// Largest encoded delta part, bytes (a quarter of DynamoDB's 400 KB item).
+pub const MAX_DELTA_PART_BYTES: usize = 100 * 1024;
+
+/// Folds a shard's records, in order, into deltas.
 #[derive(Debug)]
 pub struct BatchFold<'c> {
     cfg: &'c EngineConfig,
     meta: ShardMeta,
     expected: Option<SequenceNumber>,
-    /// Items by (pane start, bucket): the shard is the fold's own.
-    items: BTreeMap<(i64, u32), PaneItem>,
-    touched: BTreeSet<(i64, u32)>,
+    marks: MergeMarks,
+    deltas: BTreeMap<i64, Delta>,
 }
 
 impl<'c> BatchFold<'c> {
-    /// The pane key `r` belongs to in `shard_id`.
-    pub fn key_of(cfg: &EngineConfig, shard_id: &str, r: &Reading) -> PaneKey {
-        PaneKey {
-            start_ms: cfg.pane().window_of(r.ts_ms).start_ms,
-            shard_id: shard_id.to_owned(),
-            bucket: bucket_of(&r.intersection_id, cfg.state_buckets),
-        }
-    }
-
-    /// Starts a fold from the stored meta (or none, for a new shard) and the stored items the
-    /// batch's readings belong to (missing items start empty).
+    /// Starts a fold from the stored meta (or none, for a new shard) and the merge's marks.
     pub fn new(
         cfg: &'c EngineConfig,
         shard_id: &str,
         meta: Option<ShardMeta>,
-        loaded: Vec<PaneItem>,
+        marks: MergeMarks,
     ) -> Self {
         let meta = meta.unwrap_or_else(|| ShardMeta {
             shard_id: shard_id.to_owned(),
@@ -199,11 +199,8 @@ impl<'c> BatchFold<'c> {
             cfg,
             expected: meta.applied_through.clone(),
             meta,
-            items: loaded
-                .into_iter()
-                .map(|i| ((i.key.start_ms, i.key.bucket), i))
-                .collect(),
-            touched: BTreeSet::new(),
+            marks,
+            deltas: BTreeMap::new(),
         }
     }
 
@@ -212,111 +209,111 @@ impl<'c> BatchFold<'c> {
         &self.meta
     }
 
-    /// Items changed since the last commit.
-    pub fn touched(&self) -> usize {
-        self.touched.len()
-    }
-
-    /// Whether folding `r` would change an item not yet changed since the last commit
-    /// (so the caller can commit first when it must bound a commit's size).
-    pub fn needs_new_item(&self, r: &Reading) -> bool {
-        !self.touched.contains(&self.slot_of(r))
-    }
-
-    fn slot_of(&self, r: &Reading) -> (i64, u32) {
-        (
-            self.cfg.pane().window_of(r.ts_ms).start_ms,
-            bucket_of(&r.intersection_id, self.cfg.state_buckets),
-        )
+    /// Readings accepted since the fold started.
+    pub fn pending(&self) -> usize {
+        self.deltas.values().map(Delta::len).sum()
     }
 
     fn applied(&self, seq: &SequenceNumber) -> bool {
         self.meta.applied_through.as_ref().is_some_and(|a| seq <= a)
     }
 
+    fn arrived(&mut self, seq: &SequenceNumber, arrival_ms: Option<i64>) {
+        self.meta.applied_through = Some(seq.clone());
+        if let Some(a) = arrival_ms {
+            self.meta.last_arrival_ms = Some(self.meta.last_arrival_ms.map_or(a, |m| m.max(a)));
+        }
+    }
+
     /// Counts a record that could not be used.
-    pub fn reject(&mut self, seq: &SequenceNumber) -> Outcome {
+    pub fn reject(&mut self, seq: &SequenceNumber, arrival_ms: Option<i64>) -> Outcome {
         if self.applied(seq) {
             return Outcome::AlreadyApplied;
         }
+        self.arrived(seq, arrival_ms);
         self.meta.counters.rejected += 1;
-        self.meta.applied_through = Some(seq.clone());
         Outcome::Rejected
     }
 
-    /// Folds one valid reading.
-    pub fn apply(&mut self, seq: &SequenceNumber, r: &Reading) -> Outcome {
+    /// Folds one valid reading that arrived in the stream at `arrival_ms` (when known).
+    pub fn apply(&mut self, seq: &SequenceNumber, r: &Reading, arrival_ms: Option<i64>) -> Outcome {
         if self.applied(seq) {
             return Outcome::AlreadyApplied;
         }
-        self.meta.applied_through = Some(seq.clone());
+        self.arrived(seq, arrival_ms);
+        if self.cfg.is_future(r.ts_ms, arrival_ms) {
+            self.meta.counters.future += 1;
+            return Outcome::Future;
+        }
         let pane = self.cfg.pane().window_of(r.ts_ms);
-        if self
+        let closed_by_shard = self
             .meta
             .watermark(self.cfg.allowed_lateness_ms)
-            .is_some_and(|w| pane.closed_by(w))
-        {
+            .is_some_and(|w| pane.closed_by(w));
+        let finalised = self.marks.closed_ms.is_some_and(|c| pane.closed_by(c));
+        if closed_by_shard || finalised {
             self.meta.counters.late += 1;
             return Outcome::Late;
         }
-        let slot = self.slot_of(r);
-        let digest_size = self.cfg.digest_size;
+        let commit = self.meta.commits + 1;
         let shard_id = &self.meta.shard_id;
-        let item = self.items.entry(slot).or_insert_with(|| PaneItem {
-            key: PaneKey {
-                start_ms: slot.0,
-                shard_id: shard_id.clone(),
-                bucket: slot.1,
-            },
-            length_ms: pane.length.ms(),
-            intersections: BTreeMap::new(),
-        });
-        if !item.intersections.contains_key(&r.intersection_id) {
-            item.intersections.insert(
-                r.intersection_id.clone(),
-                IntersectionPane {
-                    digest: VehicleDigest::new(digest_size),
-                    ..IntersectionPane::default()
+        let delta = self.deltas.entry(pane.start_ms).or_insert_with(|| {
+            Delta::new(
+                DeltaKey {
+                    pane_start_ms: pane.start_ms,
+                    shard_id: shard_id.clone(),
+                    commit,
+                    part: 0,
                 },
-            );
-        }
-        let Some(x) = item.intersections.get_mut(&r.intersection_id) else {
-            return Outcome::Rejected;
-        };
-        let light = &mut x.lights[r.light.get()];
-        let offset = (r.ts_ms - pane.start_ms) as u32;
-        let Err(at) = light.seen.binary_search(&offset) else {
-            self.meta.counters.duplicates += 1;
-            return Outcome::Duplicate;
-        };
-        light.seen.insert(at, offset);
-        light.vehicles += u64::from(r.vehicles);
-        if r.vehicles > 0 {
-            x.speed.add(r.vehicles, r.speed_milli());
-        }
-        x.digest.push(f64::from(r.vehicles));
+                pane,
+            )
+        });
+        delta.push(
+            &r.intersection_id,
+            DeltaReading {
+                light: r.light,
+                ts_ms: r.ts_ms,
+                vehicles: r.vehicles,
+                speed_milli: r.speed_milli(),
+            },
+        );
         self.meta.counters.accepted += 1;
         self.meta.max_event_ms = Some(self.meta.max_event_ms.map_or(r.ts_ms, |m| m.max(r.ts_ms)));
-        self.touched.insert(slot);
         Outcome::Accepted
     }
 
-    /// The writes for everything folded since the last commit. The fold goes on from there:
-    /// the next commit expects the meta this one writes.
-    pub fn commit(&mut self) -> Commit<'_> {
-        let touched = std::mem::take(&mut self.touched);
-        let c = Commit {
-            expected: self.expected.clone(),
-            meta: self.meta.clone(),
-            items: touched.iter().filter_map(|k| self.items.get(k)).collect(),
-        };
-        self.expected = self.meta.applied_through.clone();
-        c
-    }
-
-    /// Whether anything changed since the last commit (the meta included).
+    /// Whether anything changed since the fold started.
     pub fn dirty(&self) -> bool {
         self.expected != self.meta.applied_through
+    }
+
+    /// The writes for everything folded: the deltas (split into parts) and the meta listing
+    /// them, without the deltas of panes the merge has compacted.
+    pub fn commit(self) -> Commit {
+        let mut meta = self.meta;
+        let compacted = self.marks.compacted_ms;
+        let pane_len = self.cfg.pane().ms();
+        meta.deltas
+            .retain(|d| compacted.is_none_or(|c| d.pane_start_ms + pane_len > c));
+        let mut deltas = Vec::new();
+        if !self.deltas.is_empty() {
+            meta.commits += 1;
+        }
+        for (start, d) in self.deltas {
+            let parts = d.split(MAX_DELTA_PART_BYTES);
+            meta.deltas.push(DeltaRef {
+                pane_start_ms: start,
+                commit: meta.commits,
+                parts: parts.len() as u32,
+            });
+            deltas.extend(parts);
+        }
+        Commit {
+            expected: self.expected,
+            closed_ms: self.marks.closed_ms,
+            meta,
+            deltas,
+        }
     }
 }
 
@@ -324,15 +321,18 @@ impl<'c> BatchFold<'c> {
 mod tests {
     use super::*;
     use crate::reading::Lamps;
-    use crate::{IntersectionId, LightIndex};
+    use crate::rollup::Rollup;
+    use crate::{IntersectionId, LightIndex, WindowKey};
     use proptest::prelude::*;
+
+    const T0: i64 = 1_767_600_000_000;
 
     fn reading(i: u8, light: u8, ts_s: i64, vehicles: u32) -> Reading {
         Reading {
             intersection_id: IntersectionId::parse(&format!("I-{i}"))
                 .unwrap_or_else(|e| panic!("{e}")),
             light: LightIndex::new(i64::from(light)).unwrap_or_else(|e| panic!("{e}")),
-            ts_ms: 1_767_600_000_000 + ts_s * 1000,
+            ts_ms: T0 + ts_s * 1000,
             vehicles,
             mean_speed_kmh: 20.0 + f64::from(vehicles),
             lamps: Lamps::default(),
@@ -340,41 +340,65 @@ mod tests {
         }
     }
 
-    /// A tiny store: one shard's meta and items, committed like the real adapters do.
+    fn seq(n: u128) -> SequenceNumber {
+        SequenceNumber::from_u128(n)
+    }
+
+    /// A tiny store: one shard's meta and deltas, committed like the real adapters do.
     #[derive(Default, Clone, PartialEq, Debug)]
     struct Store {
         meta: Option<ShardMeta>,
-        items: BTreeMap<PaneKey, PaneItem>,
+        deltas: BTreeMap<DeltaKey, Delta>,
     }
 
     impl Store {
-        fn commit(&mut self, c: Commit<'_>) -> bool {
+        fn commit(&mut self, c: Commit) -> bool {
+            // Deltas first, unconditionally; then the meta, conditionally.
+            for d in c.deltas {
+                self.deltas.insert(d.key.clone(), d);
+            }
             if self.meta.as_ref().and_then(|m| m.applied_through.clone()) != c.expected {
                 return false;
             }
             self.meta = Some(c.meta);
-            for i in c.items {
-                self.items.insert(i.key.clone(), i.clone());
-            }
             true
         }
 
-        /// Folds a batch; `crash_before_commit` drops the result as a failed invocation would.
-        fn run(
-            &mut self,
-            cfg: &EngineConfig,
-            batch: &[(u128, Reading)],
-            crash_before_commit: bool,
-        ) {
-            let loaded: Vec<PaneItem> = self.items.values().cloned().collect();
-            let mut fold = BatchFold::new(cfg, "s", self.meta.clone(), loaded);
-            for (seq, r) in batch {
-                fold.apply(&SequenceNumber::from_u128(*seq), r);
+        /// Folds a batch; `crash_before_meta` writes the deltas and then dies, as an
+        /// invocation that fails between its two writes.
+        fn run(&mut self, cfg: &EngineConfig, batch: &[(u128, Reading)], crash_before_meta: bool) {
+            let mut fold = BatchFold::new(cfg, "s", self.meta.clone(), MergeMarks::default());
+            for (n, r) in batch {
+                fold.apply(&seq(*n), r, None);
             }
             let c = fold.commit();
-            if !crash_before_commit {
+            if crash_before_meta {
+                for d in c.deltas {
+                    self.deltas.insert(d.key.clone(), d);
+                }
+            } else {
                 assert!(self.commit(c));
             }
+        }
+
+        /// The pane rollups, from the deltas the meta lists.
+        fn rollups(&self, cfg: &EngineConfig) -> Vec<Rollup> {
+            let Some(meta) = &self.meta else {
+                return vec![];
+            };
+            let panes: std::collections::BTreeSet<i64> =
+                meta.deltas.iter().map(|d| d.pane_start_ms).collect();
+            panes
+                .into_iter()
+                .map(|p| {
+                    let pane: WindowKey = cfg.pane().window_of(p);
+                    let listed: Vec<&Delta> = meta
+                        .delta_keys(p)
+                        .filter_map(|k| self.deltas.get(&k))
+                        .collect();
+                    Rollup::compact(pane, listed, cfg.min_reading_interval_ms, cfg.digest_size)
+                })
+                .collect()
         }
     }
 
@@ -402,7 +426,8 @@ mod tests {
                 once.run(&cfg, b, false);
             }
             // The same readings with every `dup_every`-th one put twice by the producer (later
-            // in the stream), and every batch delivered twice, some first attempts crashing.
+            // in the stream), and every batch delivered three times, some first attempts
+            // dying between their deltas and their meta.
             let mut noisy = Vec::new();
             for (i, r) in rs.iter().enumerate() {
                 noisy.push(r.clone());
@@ -418,37 +443,130 @@ mod tests {
                 twice.run(&cfg, b, false);
                 twice.run(&cfg, b, false);
             }
-            let strip = |s: &Store| s.items.clone();
-            prop_assert_eq!(strip(&once), strip(&twice));
-            let (a, b) = (once.meta.map(|m| m.counters), twice.meta.map(|m| m.counters));
-            prop_assert_eq!(a.map(|c| c.accepted), b.map(|c| c.accepted));
+            let (a, b) = (once.rollups(&cfg), twice.rollups(&cfg));
+            let totals = |rs: &[Rollup]| rs.iter().map(|r| (r.window, r.intersections.clone())).collect::<Vec<_>>();
+            prop_assert_eq!(totals(&a), totals(&b));
+            let settle = |s: &Store, rs: &[Rollup]| {
+                let mut c = CompactionCounts::default();
+                for r in rs {
+                    c.add(&r.counts);
+                }
+                s.meta.as_ref().map(|m| m.counters.settle(&c))
+            };
+            let (ca, cb) = (settle(&once, &a), settle(&twice, &b));
+            prop_assert_eq!(ca.map(|c| c.accepted), cb.map(|c| c.accepted));
+            // Every record is counted once.
+            prop_assert_eq!(cb.map(|c| c.records()), Some(noisy.len() as u64));
             // A duplicate of a late reading cannot be recognised (its pane is closed), so it
             // counts as late again; it changes no result either way.
-            prop_assert!(a.map(|c| c.late) <= b.map(|c| c.late));
+            prop_assert!(ca.map(|c| c.late) <= cb.map(|c| c.late));
         }
     }
 
     #[test]
     fn a_reading_in_a_closed_pane_is_late() {
         let cfg = EngineConfig::default();
-        let mut fold = BatchFold::new(&cfg, "s", None, vec![]);
+        let mut fold = BatchFold::new(&cfg, "s", None, MergeMarks::default());
         assert_eq!(
-            fold.apply(&SequenceNumber::from_u128(1), &reading(1, 0, 1100, 3)),
+            fold.apply(&seq(1), &reading(1, 0, 1100, 3), None),
             Outcome::Accepted
         );
         // Watermark 1100 s − 120 s = 980 s ≥ 900 s, the end of the first pane.
         assert_eq!(
-            fold.apply(&SequenceNumber::from_u128(2), &reading(1, 1, 899, 3)),
+            fold.apply(&seq(2), &reading(1, 1, 899, 3), None),
             Outcome::Late
         );
         assert_eq!(
-            fold.apply(&SequenceNumber::from_u128(3), &reading(1, 1, 901, 3)),
+            fold.apply(&seq(3), &reading(1, 1, 901, 3), None),
             Outcome::Accepted
         );
         assert_eq!(
-            fold.apply(&SequenceNumber::from_u128(3), &reading(1, 1, 950, 3)),
+            fold.apply(&seq(3), &reading(1, 1, 950, 3), None),
             Outcome::AlreadyApplied
         );
         assert_eq!(fold.meta().counters.late, 1);
+    }
+
+    #[test]
+    fn a_reading_in_a_pane_the_merge_finalised_is_late_even_if_its_shard_lags() {
+        let cfg = EngineConfig::default();
+        let marks = MergeMarks {
+            closed_ms: Some(T0 + 900_000),
+            compacted_ms: None,
+        };
+        let mut fold = BatchFold::new(&cfg, "s", None, marks);
+        assert_eq!(
+            fold.apply(&seq(1), &reading(1, 0, 100, 3), None),
+            Outcome::Late
+        );
+        assert_eq!(
+            fold.apply(&seq(2), &reading(1, 0, 900, 3), None),
+            Outcome::Accepted
+        );
+        assert_eq!(fold.commit().closed_ms, Some(T0 + 900_000));
+    }
+
+    #[test]
+    fn a_reading_stamped_after_its_arrival_plus_the_skew_is_future_and_moves_nothing() {
+        let cfg = EngineConfig::default();
+        let mut fold = BatchFold::new(&cfg, "s", None, MergeMarks::default());
+        let arrival = Some(T0 + 60_000);
+        assert_eq!(
+            fold.apply(&seq(1), &reading(1, 0, 60, 3), arrival),
+            Outcome::Accepted
+        );
+        // Five minutes of skew are allowed; a day is not.
+        assert_eq!(
+            fold.apply(&seq(2), &reading(1, 1, 60 + 300, 3), arrival),
+            Outcome::Accepted
+        );
+        assert_eq!(
+            fold.apply(&seq(3), &reading(2, 1, 86_400, 3), arrival),
+            Outcome::Future
+        );
+        assert_eq!(fold.meta().max_event_ms, Some(T0 + 360_000));
+        assert_eq!(fold.meta().counters.future, 1);
+        // The pane of the future reading got nothing.
+        let c = fold.commit();
+        assert_eq!(c.deltas.len(), 1);
+        assert_eq!(c.meta.last_arrival_ms, arrival);
+    }
+
+    #[test]
+    fn a_retried_commit_writes_the_same_keys_and_the_meta_drops_compacted_panes() {
+        let cfg = EngineConfig::default();
+        let batch = [reading(1, 0, 10, 1), reading(1, 0, 910, 2)];
+        let fold_once = |meta: Option<ShardMeta>, marks| {
+            let mut f = BatchFold::new(&cfg, "s", meta, marks);
+            for (i, r) in batch.iter().enumerate() {
+                f.apply(&seq(i as u128 + 1), r, None);
+            }
+            f.commit()
+        };
+        let a = fold_once(None, MergeMarks::default());
+        let b = fold_once(None, MergeMarks::default());
+        let keys = |c: &Commit| c.deltas.iter().map(|d| d.key.clone()).collect::<Vec<_>>();
+        assert_eq!(keys(&a), keys(&b));
+        assert_eq!(a.meta.deltas.len(), 2);
+        // The next commit, once the merge compacted the first pane, lists only the second.
+        let mut f = BatchFold::new(
+            &cfg,
+            "s",
+            Some(a.meta),
+            MergeMarks {
+                closed_ms: Some(T0 + 900_000),
+                compacted_ms: Some(T0 + 900_000),
+            },
+        );
+        f.apply(&seq(3), &reading(1, 1, 920, 1), None);
+        let c = f.commit();
+        assert_eq!(
+            c.meta
+                .deltas
+                .iter()
+                .map(|d| (d.pane_start_ms, d.commit))
+                .collect::<Vec<_>>(),
+            [(T0 + 900_000, 1), (T0 + 900_000, 2)]
+        );
     }
 }

@@ -1,20 +1,12 @@
-//! Merging the panes of all shards into the results of a window (queries 1 and 2).
-//!
-//! A [`WindowAccumulator`] takes pane items in any order (several shards, several buckets,
-//! several panes of a longer window) and sums per intersection: speed sums and per-light
-//! vehicles exactly, vehicle digests by collecting them and merging once at the end.
+//! The results of a window (queries 1 and 2) and the operator's network state, as the merge
+//! stores them and the API serves them. They are computed from a window's rollup
+//! ([`crate::rollup::Rollup::finish`] and [`crate::rollup::Rollup::network`]).
 
-use crate::digest::VehicleDigest;
-use crate::ids::{IntersectionId, LIGHTS_PER_INTERSECTION};
-use crate::pane::PaneItem;
-use crate::ranking::{PartialRanking, RankEntry, SpeedSum};
+use crate::ids::IntersectionId;
+use crate::ranking::RankEntry;
 use crate::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use crate::window::{WindowKey, WindowLength};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-
-/// How many digests an intersection collects before they are merged into one.
-const COMPACT_AT: usize = 32;
 
 /// One intersection's median, for the above-median list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -141,138 +133,15 @@ pub struct IntersectionState {
     pub readings: u64,
 }
 
-/// One intersection's totals over a window.
-#[derive(Clone, Debug, Default)]
-pub struct IntersectionTotals {
-    /// Speed sums.
-    pub speed: SpeedSum,
-    /// Vehicles per light.
-    pub vehicles: [u64; LIGHTS_PER_INTERSECTION],
-    /// Readings.
-    pub readings: u64,
-    digests: Vec<VehicleDigest>,
-}
-
-/// Builds one window from pane items.
-#[derive(Clone, Debug)]
-pub struct WindowAccumulator {
-    key: WindowKey,
-    totals: BTreeMap<IntersectionId, IntersectionTotals>,
-}
-
-impl WindowAccumulator {
-    /// An empty accumulator for `key`.
-    pub fn new(key: WindowKey) -> Self {
-        Self {
-            key,
-            totals: BTreeMap::new(),
-        }
-    }
-
-    /// The window.
-    pub fn key(&self) -> WindowKey {
-        self.key
-    }
-
-    /// Adds a pane item (ignored unless the pane lies inside the window).
-    pub fn add(&mut self, item: &PaneItem) {
-        let inside = self.key.contains(item.key.start_ms)
-            && item.key.start_ms + item.length_ms <= self.key.end_ms();
-        if !inside {
-            return;
-        }
-        for (id, x) in &item.intersections {
-            let t = self.totals.entry(id.clone()).or_default();
-            t.speed.merge(&x.speed);
-            for (v, l) in t.vehicles.iter_mut().zip(&x.lights) {
-                *v += l.vehicles;
-            }
-            t.readings += x.readings();
-            if !x.digest.is_empty() {
-                t.digests.push(x.digest.clone());
-                // Bound memory over long windows (96 panes × shards): fold the collected
-                // digests into one now and then.
-                if t.digests.len() >= COMPACT_AT {
-                    let one = VehicleDigest::merge_all(&t.digests);
-                    t.digests = vec![one];
-                }
-            }
-        }
-    }
-
-    /// Per-intersection totals (for Webster's flows).
-    pub fn totals(&self) -> impl Iterator<Item = (&IntersectionId, &IntersectionTotals)> {
-        self.totals.iter()
-    }
-
-    /// Every intersection's mean speed and traffic over the window, by id.
-    pub fn network(&self, closed: bool) -> NetworkState {
-        NetworkState {
-            length: self.key.length.to_string(),
-            start: format_rfc3339_ms(self.key.start_ms),
-            end: format_rfc3339_ms(self.key.end_ms()),
-            closed,
-            intersections: self
-                .totals
-                .iter()
-                .map(|(id, t)| IntersectionState {
-                    intersection_id: id.clone(),
-                    mean_speed_kmh: t.speed.mean_kmh(),
-                    vehicles: t.vehicles.iter().sum(),
-                    readings: t.readings,
-                })
-                .collect(),
-        }
-    }
-
-    /// Computes the window's results; `top_k` entries in the ranking.
-    pub fn finish(&self, closed: bool, top_k: usize) -> WindowResult {
-        let mut ranking = PartialRanking::new();
-        let mut medians = Vec::with_capacity(self.totals.len());
-        let mut merged = Vec::with_capacity(self.totals.len());
-        let mut readings = 0;
-        for (id, t) in &self.totals {
-            ranking.add(id, &t.speed);
-            readings += t.readings;
-            let d = VehicleDigest::merge_all(&t.digests);
-            if let Some(m) = d.median() {
-                medians.push((id, m));
-            }
-            merged.push(d);
-        }
-        let global = VehicleDigest::merge_all(&merged).median().unwrap_or(0.0);
-        let mut above: Vec<MedianEntry> = medians
-            .into_iter()
-            .filter(|(_, m)| *m > global)
-            .map(|(id, m)| MedianEntry {
-                intersection_id: id.clone(),
-                median_vehicles: m,
-            })
-            .collect();
-        above.sort_by(|a, b| {
-            b.median_vehicles
-                .total_cmp(&a.median_vehicles)
-                .then_with(|| a.intersection_id.cmp(&b.intersection_id))
-        });
-        WindowResult {
-            window: self.key,
-            closed,
-            readings,
-            top: ranking.top_k(top_k),
-            global_median_vehicles: global,
-            above_median: above,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::LightIndex;
     use crate::config::EngineConfig;
-    use crate::pane::BatchFold;
+    use crate::pane::{BatchFold, MergeMarks};
     use crate::reading::{Lamps, Reading};
+    use crate::rollup::Rollup;
     use crate::sequence::SequenceNumber;
+    use crate::{LightIndex, WindowLength};
 
     const T0: i64 = 1_767_600_000_000; // 2026-01-05T08:00:00Z
 
@@ -289,20 +158,17 @@ mod tests {
     }
 
     /// The 15-minute window from 08:00 over `readings`, folded as one shard's batch.
-    fn window(readings: &[Reading]) -> WindowAccumulator {
+    fn window(readings: &[Reading]) -> Rollup {
         let cfg = EngineConfig::default();
-        let mut fold = BatchFold::new(&cfg, "s", None, Vec::new());
+        let mut fold = BatchFold::new(&cfg, "s", None, MergeMarks::default());
         for (i, r) in readings.iter().enumerate() {
-            fold.apply(&SequenceNumber::from_u128(i as u128 + 1), r);
+            fold.apply(&SequenceNumber::from_u128(i as u128 + 1), r, None);
         }
         let key = WindowLength::from_ms(15 * 60_000)
             .unwrap_or_else(|| panic!("15 minutes"))
             .window_of(T0);
-        let mut acc = WindowAccumulator::new(key);
-        for item in fold.commit().items {
-            acc.add(item);
-        }
-        acc
+        let c = fold.commit();
+        Rollup::compact(key, &c.deltas, cfg.min_reading_interval_ms, cfg.digest_size)
     }
 
     #[test]
@@ -347,26 +213,5 @@ mod tests {
             Some(result.top[0].mean_speed_kmh),
             net.intersections[0].mean_speed_kmh
         );
-    }
-
-    #[test]
-    fn a_result_is_written_with_its_window_as_strings_and_read_back_whole() {
-        let acc = window(&[
-            reading("I-0001", 0, 1, 10, 40.0),
-            reading("I-0002", 0, 2, 5, 20.0),
-        ]);
-        let result = acc.finish(true, 10);
-        let json = serde_json::to_string(&result).unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            json.starts_with(
-                r#"{"length":"15m","start":"2026-01-05T08:00:00Z","end":"2026-01-05T08:15:00Z","closed":true,"readings":2,"top10":[{"#
-            ),
-            "{json}"
-        );
-        let back: WindowResult = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(back, result);
-        let bytes = postcard::to_allocvec(&result).unwrap_or_else(|e| panic!("{e}"));
-        let back: WindowResult = postcard::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(back, result);
     }
 }
