@@ -15,7 +15,8 @@
 //! - [`pane`]: the per-shard state that `ingest` keeps, and the fold of a batch into deltas;
 //! - [`delta`]: the readings one commit adds to one pane, compactly encoded;
 //! - [`rollup`]: every intersection's totals over a window, and the compaction of a pane;
-//! - [`query`]: merging panes of all shards into the results of a window;
+//! - [`merge_run`]: the merge's computation for one run (compaction, rollups up the lengths);
+//! - [`query`]: the results of a window and the network state;
 //! - [`webster`]: Webster's (1958) signal timing;
 //! - [`lamps`]: lamp state transitions and alarms;
 //! - [`config`]: the engine's parameters and their parsing.
@@ -29,6 +30,7 @@ pub mod hash;
 pub mod ids;
 pub mod lamps;
 pub mod lineage;
+pub mod merge_run;
 pub mod pane;
 pub mod query;
 pub mod ranking;
