@@ -86,6 +86,16 @@ pub struct MergeMarks {
     pub compacted_ms: Option<i64>,
 }
 
+/// What the merge keeps between runs: its marks, and since when each shard found caught up
+/// with its stream has been so (`crate::lineage::idle_shards`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeState {
+    /// The marks `ingest` reads.
+    pub marks: MergeMarks,
+    /// Shard → when the merge first found it caught up (processing time, epoch ms).
+    pub caught_up_since: BTreeMap<String, i64>,
+}
+
 /// A delta a shard wrote to a pane not yet compacted.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DeltaRef {

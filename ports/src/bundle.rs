@@ -2,7 +2,8 @@
 //! `traffic_embedded::EmbeddedStore::ports` and `traffic_aws::ports_from_config` build it.
 
 use crate::{
-    AlarmPublisher, LampStore, Registry, ResultStore, StateStore, StatsStore, StreamShards,
+    AlarmPublisher, Clock, LampStore, NoUsage, Registry, ResultStore, StateStore, StatsStore,
+    StreamShards, SystemClock, UsageMeter,
 };
 use std::sync::Arc;
 
@@ -21,9 +22,14 @@ pub struct Ports {
     pub results: Arc<dyn ResultStore>,
     /// Throughput and latency figures.
     pub stats: Arc<dyn StatsStore>,
-    /// The readings stream's shards (the merge's lineage after a reshard): set on AWS when
-    /// the stream is named, `None` for the embedded log, which never reshards.
+    /// The readings stream's shards, as the merge sees them (lineage after a reshard, and
+    /// which shards have caught up): Kinesis on AWS when the stream is named, the embedded
+    /// log locally; `None` where there is no stream to ask (then no shard is taken as idle).
     pub stream: Option<Arc<dyn StreamShards>>,
+    /// What the backend has billed (DynamoDB's capacity units; nothing for redb).
+    pub usage: Arc<dyn UsageMeter>,
+    /// The time: the wall clock, or a run's simulated clock.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Ports {
@@ -41,7 +47,21 @@ impl Ports {
             results: store.clone(),
             stats: store,
             stream: None,
+            usage: Arc::new(NoUsage),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same ports, with a meter of what the backend bills.
+    pub fn with_usage(mut self, usage: Arc<dyn UsageMeter>) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// The same ports, on another clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The same ports, with the stream's shards.

@@ -20,10 +20,13 @@ pub use source::{
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use traffic_core::city::{Intersection, Phase};
+use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::lamps::{Alarm, LightLamps};
 use traffic_core::lineage::ShardInfo;
-use traffic_core::pane::{Commit, PaneItem, PaneKey, ShardMeta};
+use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
 use traffic_core::query::{NetworkState, WindowResult};
+use traffic_core::rollup::Rollup;
+use traffic_core::sequence::SequenceNumber;
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_core::{IntersectionId, LightIndex};
 
@@ -87,34 +90,67 @@ impl PortError {
 /// Result of a port call.
 pub type PortResult<T> = Result<T, PortError>;
 
-/// The partial state of `ingest` (per-shard metas and pane items), read by `merge`.
+/// The state `ingest` and `merge` keep (`docs/state.md`): per-shard metas, the deltas they
+/// list, the merge's marks and progress, rollups of windows, and the merge's lease.
 #[async_trait]
 pub trait StateStore: Send + Sync {
-    /// Most pane items one [`Commit`] may carry (a DynamoDB transaction is bounded).
-    fn max_items_per_commit(&self) -> usize;
+    /// A shard's meta and the merge's marks, read consistently.
+    async fn load_shard(&self, shard_id: &str) -> PortResult<(Option<ShardMeta>, MergeMarks)>;
 
-    /// Loads a shard's meta and those of `keys` that exist.
-    async fn load_shard(
-        &self,
-        shard_id: &str,
-        keys: &[PaneKey],
-    ) -> PortResult<(Option<ShardMeta>, Vec<PaneItem>)>;
-
-    /// Writes a commit atomically, if the stored meta's `applied_through` still equals
-    /// `commit.expected`; otherwise fails with [`PortError::Conflict`] and writes nothing.
-    async fn commit(&self, commit: &Commit<'_>) -> PortResult<()>;
+    /// Writes a commit: its deltas first, then its meta, the meta only if the stored meta's
+    /// `applied_through` is still `commit.expected` and the merge's closed mark is still
+    /// `commit.closed_ms`; otherwise [`PortError::Conflict`] (the deltas already written stay,
+    /// unlisted, until they expire). Items expire a retention after `now_ms`.
+    async fn commit(&self, commit: &Commit, now_ms: i64) -> PortResult<()>;
 
     /// The metas of all shards.
     async fn shard_metas(&self) -> PortResult<Vec<ShardMeta>>;
 
-    /// Starts of the panes that have items, ascending.
-    async fn pane_starts(&self) -> PortResult<Vec<i64>>;
+    /// Starts of the panes with deltas that end after `after_ms`, ascending.
+    async fn delta_panes(&self, after_ms: i64) -> PortResult<Vec<i64>>;
 
-    /// All items of one pane, of every shard and bucket.
-    async fn pane_items(&self, start_ms: i64) -> PortResult<Vec<PaneItem>>;
+    /// Those of `keys` (all of one pane) that exist, in the order of `keys`; `consistent`
+    /// asks for a strongly consistent read (what a compaction needs).
+    async fn deltas(&self, keys: &[DeltaKey], consistent: bool) -> PortResult<Vec<Delta>>;
 
-    /// Deletes all items of the panes that start before `before_ms`.
-    async fn delete_panes_before(&self, before_ms: i64) -> PortResult<()>;
+    /// The stored rollups of windows of `length` starting in `from_ms..=to_ms`.
+    async fn rollups(
+        &self,
+        length: WindowLength,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> PortResult<Vec<Rollup>>;
+
+    /// Stores rollups, each replacing the one of its window. Items expire a retention after
+    /// `now_ms`.
+    async fn put_rollups(&self, rollups: &[Rollup], now_ms: i64) -> PortResult<()>;
+
+    /// The merge's state (marks and idle bookkeeping), read consistently.
+    async fn merge_state(&self) -> PortResult<MergeState>;
+
+    /// Moves the closed mark forward to `closed_ms` (never back). The merge does it before it
+    /// reads the panes it finalises: every commit is conditional on the mark.
+    async fn advance_closed_mark(&self, closed_ms: i64) -> PortResult<()>;
+
+    /// Records the merge's progress: the panes ending at or before `compacted_ms` are
+    /// compacted, and when each caught-up shard was first seen so.
+    async fn put_merge_progress(
+        &self,
+        compacted_ms: i64,
+        caught_up_since: &BTreeMap<String, i64>,
+    ) -> PortResult<()>;
+
+    /// Takes the merge's lease for `holder` until `until_ms`, if nobody else holds an
+    /// unexpired one at `now_ms`; `false` when someone does.
+    async fn take_lease(&self, holder: &str, now_ms: i64, until_ms: i64) -> PortResult<bool>;
+
+    /// Releases the lease if `holder` still holds it.
+    async fn release_lease(&self, holder: &str) -> PortResult<()>;
+
+    /// Drops what the merge no longer needs: the deltas of panes ending at or before
+    /// `compacted_ms` and the rollups of windows ending at or before `rollups_before_ms`. A
+    /// store whose items expire by themselves (DynamoDB's TTL) may leave them to that.
+    async fn forget(&self, compacted_ms: i64, rollups_before_ms: i64) -> PortResult<()>;
 }
 
 /// The intersection registry: intersections, their lights, phases and timings.
@@ -254,6 +290,12 @@ pub struct StatsSample {
     pub latency_ms_sum: u64,
     /// Largest such latency, ms.
     pub latency_ms_max: u64,
+    /// DynamoDB read capacity units consumed (0 on the embedded store).
+    #[serde(default)]
+    pub read_units: f64,
+    /// DynamoDB write capacity units consumed (0 on the embedded store).
+    #[serde(default)]
+    pub write_units: f64,
 }
 
 impl StatsSample {
@@ -264,6 +306,8 @@ impl StatsSample {
         self.accepted += o.accepted;
         self.latency_ms_sum += o.latency_ms_sum;
         self.latency_ms_max = self.latency_ms_max.max(o.latency_ms_max);
+        self.read_units += o.read_units;
+        self.write_units += o.write_units;
     }
 
     /// Mean latency, ms.
@@ -341,10 +385,95 @@ pub trait ResultStore: Send + Sync {
     async fn network(&self) -> PortResult<Option<NetworkState>>;
 }
 
-/// The stream's shards, so that the merge can tell which closed shards were read to their end
-/// (see `traffic_core::lineage`). Only a stream that can reshard (Kinesis) has one.
+/// The stream's shards, as the merge sees them (see `traffic_core::lineage`): which closed
+/// shards were read to their end, and which shards have nothing more to deliver for now.
 #[async_trait]
 pub trait StreamShards: Send + Sync {
     /// Every shard the stream lists: open ones, and closed ones within its retention.
     async fn shards(&self) -> PortResult<Vec<ShardInfo>>;
+
+    /// Whether a consumer at `after` (its last record, or none) on `shard` has caught up:
+    /// reading on finds nothing (Kinesis: no records and `MillisBehindLatest` 0).
+    async fn caught_up(&self, shard: &str, after: Option<&SequenceNumber>) -> PortResult<bool>;
+}
+
+/// The time, as a port: the wall clock in Lambda and against AWS, the simulated clock where
+/// the whole system runs on simulated time (`traffic local`, `traffic sumo`).
+pub trait Clock: Send + Sync {
+    /// Now, epoch ms.
+    fn now_ms(&self) -> i64;
+}
+
+/// The wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+}
+
+/// A clock set by hand (the simulated clock of a run, or a test's).
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    /// A clock at `now_ms`.
+    pub fn at(now_ms: i64) -> Self {
+        Self(std::sync::atomic::AtomicI64::new(now_ms))
+    }
+
+    /// Sets it to `now_ms`.
+    pub fn set(&self, now_ms: i64) {
+        self.0.store(now_ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// What a backend has billed so far, in its own units (DynamoDB's capacity units and
+/// requests), so that a function can record what each invocation cost.
+pub trait UsageMeter: Send + Sync {
+    /// The totals so far.
+    fn usage(&self) -> Usage;
+}
+
+/// Capacity units and requests consumed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Usage {
+    /// Read capacity units.
+    pub read_units: f64,
+    /// Write capacity units.
+    pub write_units: f64,
+    /// Read requests.
+    pub read_requests: u64,
+    /// Write requests.
+    pub write_requests: u64,
+}
+
+impl Usage {
+    /// What was consumed between `before` and `self`.
+    pub fn since(&self, before: &Usage) -> Usage {
+        Usage {
+            read_units: self.read_units - before.read_units,
+            write_units: self.write_units - before.write_units,
+            read_requests: self.read_requests.saturating_sub(before.read_requests),
+            write_requests: self.write_requests.saturating_sub(before.write_requests),
+        }
+    }
+}
+
+/// A meter for backends that bill nothing (the embedded store).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoUsage;
+
+impl UsageMeter for NoUsage {
+    fn usage(&self) -> Usage {
+        Usage::default()
+    }
 }
