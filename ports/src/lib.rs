@@ -106,8 +106,8 @@ pub trait StateStore: Send + Sync {
     /// The metas of all shards.
     async fn shard_metas(&self) -> PortResult<Vec<ShardMeta>>;
 
-    /// Starts of the panes with deltas that end after `after_ms`, ascending.
-    async fn delta_panes(&self, after_ms: i64) -> PortResult<Vec<i64>>;
+    /// Starts of the panes with deltas, from `from_ms` on (inclusive), ascending.
+    async fn delta_panes(&self, from_ms: i64) -> PortResult<Vec<i64>>;
 
     /// Those of `keys` (all of one pane) that exist, in the order of `keys`; `consistent`
     /// asks for a strongly consistent read (what a compaction needs).
@@ -147,10 +147,10 @@ pub trait StateStore: Send + Sync {
     /// Releases the lease if `holder` still holds it.
     async fn release_lease(&self, holder: &str) -> PortResult<()>;
 
-    /// Drops what the merge no longer needs: the deltas of panes ending at or before
-    /// `compacted_ms` and the rollups of windows ending at or before `rollups_before_ms`. A
-    /// store whose items expire by themselves (DynamoDB's TTL) may leave them to that.
-    async fn forget(&self, compacted_ms: i64, rollups_before_ms: i64) -> PortResult<()>;
+    /// Drops what the merge no longer needs: the deltas of panes starting before
+    /// `panes_before_ms` and the rollups of windows ending at or before `rollups_through_ms`.
+    /// A store whose items expire by themselves (DynamoDB's TTL) may leave them to that.
+    async fn forget(&self, panes_before_ms: i64, rollups_through_ms: i64) -> PortResult<()>;
 }
 
 /// The intersection registry: intersections, their lights, phases and timings.
