@@ -6,7 +6,9 @@
 
 use crate::error::port_error;
 use async_trait::async_trait;
+use aws_sdk_kinesis::types::ShardIteratorType;
 use traffic_core::lineage::ShardInfo;
+use traffic_core::sequence::SequenceNumber;
 use traffic_ports::{PortError, PortResult, StreamShards};
 
 /// The shards of one Kinesis stream.
@@ -63,5 +65,44 @@ impl StreamShards for KinesisShards {
             }
         }
         Ok(out)
+    }
+
+    /// GetShardIterator after `after` (or at the trim horizon) and one GetRecords of at most
+    /// one record: caught up when it returns none and `MillisBehindLatest` is 0.
+    async fn caught_up(&self, shard: &str, after: Option<&SequenceNumber>) -> PortResult<bool> {
+        let Some(stream) = self.stream.as_deref() else {
+            return Err(PortError::backend(
+                "READINGS_STREAM is not set",
+                "reading the stream's shards needs the READINGS_STREAM environment variable",
+            ));
+        };
+        let req = self
+            .client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard);
+        let req = match after {
+            Some(seq) => req
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq.as_str()),
+            None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        };
+        let it = req
+            .send()
+            .await
+            .map_err(|e| port_error(format!("GetShardIterator {stream}/{shard}"), e))?;
+        let Some(it) = it.shard_iterator() else {
+            // A closed shard read to its end has no iterator: nothing more will come.
+            return Ok(true);
+        };
+        let resp = self
+            .client
+            .get_records()
+            .shard_iterator(it)
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| port_error(format!("GetRecords {stream}/{shard}"), e))?;
+        Ok(resp.records().is_empty() && resp.millis_behind_latest().is_none_or(|m| m == 0))
     }
 }

@@ -105,6 +105,7 @@ impl StatsStore for DynamoStore {
                     accepted: s.accepted,
                     latency_ms_sum: s.latency_ms_sum,
                     latency_ms_max: s.latency_ms_max,
+                    ..StatsSample::default()
                 })
             })
             .collect()
