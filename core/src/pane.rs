@@ -94,6 +94,9 @@ pub struct MergeState {
     pub marks: MergeMarks,
     /// Shard → when the merge first found it caught up (processing time, epoch ms).
     pub caught_up_since: BTreeMap<String, i64>,
+    /// What compaction has dropped so far (duplicates, too frequent readings).
+    #[serde(default)]
+    pub compaction: CompactionCounts,
 }
 
 /// A delta a shard wrote to a pane not yet compacted.

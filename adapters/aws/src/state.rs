@@ -3,7 +3,6 @@
 
 use crate::DynamoStore;
 use async_trait::async_trait;
-use std::collections::BTreeMap;
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
 use traffic_core::rollup::Rollup;
@@ -43,7 +42,7 @@ impl StateStore for DynamoStore {
     async fn advance_closed_mark(&self, _: i64) -> PortResult<()> {
         Err(todo())
     }
-    async fn put_merge_progress(&self, _: i64, _: &BTreeMap<String, i64>) -> PortResult<()> {
+    async fn put_merge_progress(&self, _: &MergeState) -> PortResult<()> {
         Err(todo())
     }
     async fn take_lease(&self, _: &str, _: i64, _: i64) -> PortResult<bool> {

@@ -401,12 +401,17 @@ impl Merge<'_> {
         if !out.prefixes.is_empty() {
             self.state.put_rollups(&out.prefixes, now).await?;
         }
+        let mut progress = state.clone();
+        progress.marks.closed_ms = closed;
+        progress.marks.compacted_ms = closed.or(state.marks.compacted_ms);
+        progress.caught_up_since = caught_up_since;
+        progress.compaction.add(&out.counts);
+        if progress != state {
+            self.state.put_merge_progress(&progress).await?;
+        }
         if let Some(c) = closed {
-            self.state.put_merge_progress(c, &caught_up_since).await?;
-            self.state.forget(pane_len.window_of(c).start_ms, c).await?;
-        } else if caught_up_since != state.caught_up_since {
             self.state
-                .put_merge_progress(i64::MIN, &caught_up_since)
+                .forget(pane_len.window_of(c).start_ms, c)
                 .await?;
         }
         Ok(report)
