@@ -196,6 +196,7 @@ impl SumoLoop {
         now_ms: i64,
         readings: impl Iterator<Item = &'r [u8]>,
     ) -> anyhow::Result<Answer> {
+        self.clock.set(now_ms);
         for data in readings {
             self.source
                 .put(partition_key_of(data), data.to_vec(), now_ms);

@@ -156,10 +156,11 @@ async fn a_write_naming_a_version_that_changed_is_refused_and_changes_nothing() 
             extra: Default::default(),
         },
     ];
-    let (_, version) = api
+    let version = api
         .store
         .intersection_versioned(&id("I-0001"))
         .await?
+        .map(|(_, v)| v)
         .unwrap_or_default();
     let skipped = api
         .store
