@@ -1,12 +1,16 @@
-//! [`StreamShards`] on a Kinesis stream (`READINGS_STREAM`): `ListShards`, every page.
+//! [`StreamShards`] on a Kinesis stream (`READINGS_STREAM`): `ListShards`, every page, and
+//! whether a consumer has caught up (`GetShardIterator` and one `GetRecords` of one record).
 //!
 //! The merge reads it to leave shards closed by a reshard out of the global watermark once they
-//! were read to their end (`traffic_core::lineage`); the event source mapping ([`crate::esm`])
-//! reads it to start children only after their parents.
+//! were read to their end, and idle shards out while they stay idle (`traffic_core::lineage`);
+//! the event source mapping (`traffic_app::esm`) reads it to start children only after their
+//! parents.
 
 use crate::error::port_error;
 use async_trait::async_trait;
+use aws_sdk_kinesis::types::ShardIteratorType;
 use traffic_core::lineage::ShardInfo;
+use traffic_core::sequence::SequenceNumber;
 use traffic_ports::{PortError, PortResult, StreamShards};
 
 /// The shards of one Kinesis stream.
@@ -22,17 +26,21 @@ impl KinesisShards {
     pub fn new(client: aws_sdk_kinesis::Client, stream: Option<String>) -> Self {
         Self { client, stream }
     }
+
+    fn stream(&self) -> PortResult<&str> {
+        self.stream.as_deref().ok_or_else(|| {
+            PortError::backend(
+                "READINGS_STREAM is not set",
+                "reading the stream's shards needs the READINGS_STREAM environment variable",
+            )
+        })
+    }
 }
 
 #[async_trait]
 impl StreamShards for KinesisShards {
     async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
-        let Some(stream) = self.stream.as_deref() else {
-            return Err(PortError::backend(
-                "READINGS_STREAM is not set",
-                "listing the stream's shards needs the READINGS_STREAM environment variable",
-            ));
-        };
+        let stream = self.stream()?;
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -63,5 +71,44 @@ impl StreamShards for KinesisShards {
             }
         }
         Ok(out)
+    }
+
+    /// Reads on from `after` (or from the oldest record without it): caught up when one
+    /// `GetRecords` of at most one record finds none and Kinesis says the iterator is 0 ms
+    /// behind the shard's tip. A shard closed and read to its end is caught up too.
+    async fn caught_up(&self, shard: &str, after: Option<&SequenceNumber>) -> PortResult<bool> {
+        let stream = self.stream()?;
+        let req = self
+            .client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard);
+        let req = match after {
+            Some(seq) => req
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq.as_str()),
+            None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        };
+        let iterator = req
+            .send()
+            .await
+            .map_err(|e| port_error(format!("GetShardIterator {stream} {shard}"), e))?
+            .shard_iterator
+            .ok_or_else(|| {
+                PortError::backend(
+                    format!("GetShardIterator {stream} {shard}"),
+                    "no iterator in the answer",
+                )
+            })?;
+        let resp = self
+            .client
+            .get_records()
+            .shard_iterator(iterator)
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| port_error(format!("GetRecords {stream} {shard}"), e))?;
+        let ended = resp.next_shard_iterator().is_none();
+        Ok(resp.records().is_empty() && (ended || resp.millis_behind_latest() == Some(0)))
     }
 }
