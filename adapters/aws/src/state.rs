@@ -621,10 +621,28 @@ impl StateStore for DynamoStore {
         self.metrics
             .write(&Table::State.op("PutItem"), write_units(size));
         match result {
-            Ok(_) => Ok(true),
-            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(port_error("taking the merge lease", e)),
+            Ok(_) => {}
+            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => return Ok(false),
+            Err(e) => return Err(port_error("taking the merge lease", e)),
         }
+        // Read back, consistently. DynamoDB's conditional put is atomic, so this only ever
+        // confirms it there; moto runs the condition and the write of concurrent requests
+        // interleaved, and two takers can both pass the condition: the later write wins the
+        // item, and only its writer finds its name here. One read unit a merge run.
+        let resp = self
+            .ddb
+            .get_item()
+            .table_name(table)
+            .set_key(Some(lease_key()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("reading the merge lease", e))?;
+        self.metrics.read(
+            &Table::State.op("GetItem"),
+            read_units(resp.item().map_or(0, item_size), true),
+        );
+        Ok(resp.item().and_then(|i| s(i, "holder")) == Some(holder))
     }
 
     async fn release_lease(&self, holder: &str) -> PortResult<()> {
