@@ -31,7 +31,7 @@ impl Functions {
     pub fn from_ports(cfg: EngineConfig, provisional: Provisional, ports: Ports) -> Self {
         Self {
             ingest: Arc::new(IngestHandler::from_ports(cfg.clone(), &ports)),
-            fault: Arc::new(FaultHandler::from_ports(&ports)),
+            fault: Arc::new(FaultHandler::from_ports(cfg.clone(), &ports)),
             merge: MergeHandler::from_ports(cfg.clone(), provisional, &ports),
             cfg,
             ports,

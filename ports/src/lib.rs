@@ -14,7 +14,8 @@ pub mod source;
 
 pub use bundle::Ports;
 pub use source::{
-    CheckpointStore, MemoryCheckpoints, ReadBatch, RecordSource, SourceRecord, StartingPosition,
+    CheckpointStore, MemoryCheckpoints, ReadBatch, RecordSource, SourceRecord, SourceShards,
+    StartingPosition,
 };
 
 use async_trait::async_trait;
@@ -196,17 +197,34 @@ pub trait Registry: Send + Sync {
     /// [`PortError::Conflict`] if it changed, [`PortError::NotFound`] if it is gone.
     async fn delete_intersection_if(&self, id: &IntersectionId, expected: &str) -> PortResult<()>;
 
+    /// Every intersection with its version (see [`Registry::intersection_versioned`]), by id:
+    /// what the merge retimes from.
+    async fn intersections_versioned(&self) -> PortResult<Vec<(Intersection, String)>>;
+
     /// Sets new timings (the phases' green and red) of intersections, noting the window they
-    /// were computed from. Intersections deleted meanwhile are skipped.
+    /// were computed from, each only if the intersection is still at the version the timings
+    /// were computed from: an operator's edit (or a deletion) in between wins, and the
+    /// intersection is returned among the skipped ones, to be retimed by a later run.
     async fn set_timings(
         &self,
-        timings: &[(IntersectionId, Vec<Phase>)],
+        timings: &[TimingUpdate],
         from: &WindowKey,
-    ) -> PortResult<()>;
+    ) -> PortResult<Vec<IntersectionId>>;
 
     /// The timings an intersection has had, oldest first (each retiming appends one; the
     /// adapters keep at least the last [`TIMING_HISTORY`]).
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>>;
+}
+
+/// New timings for one intersection, computed from it at `expected_version`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimingUpdate {
+    /// The intersection.
+    pub id: IntersectionId,
+    /// Its phases with their new green and red times.
+    pub phases: Vec<Phase>,
+    /// The version the timings were computed from.
+    pub expected_version: String,
 }
 
 /// Retimings kept per intersection: a day of 15-minute windows.

@@ -112,3 +112,23 @@ impl CheckpointStore for MemoryCheckpoints {
         Ok(())
     }
 }
+
+/// Any [`RecordSource`] as the merge sees a stream ([`StreamShards`](crate::StreamShards)):
+/// its shard list, and a shard has caught up when reading on from a consumer's position finds
+/// nothing more.
+pub struct SourceShards(pub std::sync::Arc<dyn RecordSource>);
+
+#[async_trait]
+impl crate::StreamShards for SourceShards {
+    async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
+        self.0.shards().await
+    }
+
+    async fn caught_up(&self, shard: &str, after: Option<&SequenceNumber>) -> PortResult<bool> {
+        let read = self
+            .0
+            .read(shard, after, StartingPosition::TrimHorizon, 1)
+            .await?;
+        Ok(read.records.is_empty() && read.caught_up)
+    }
+}

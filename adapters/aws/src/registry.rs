@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use traffic_core::IntersectionId;
 use traffic_core::city::{Intersection, Phase};
 use traffic_core::window::WindowKey;
-use traffic_ports::{PortError, PortResult, Registry, TIMING_HISTORY as HISTORY, TimingChange};
+use traffic_ports::{
+    PortError, PortResult, Registry, TIMING_HISTORY as HISTORY, TimingChange, TimingUpdate,
+};
 
 /// Retimings kept at least this long after their window, ms (then DynamoDB's TTL may delete
 /// them; the newest 96 of an intersection retimed at least monthly are always there).
@@ -272,32 +274,45 @@ impl Registry for DynamoStore {
         }
     }
 
+    async fn intersections_versioned(&self) -> PortResult<Vec<(Intersection, String)>> {
+        self.query(Query::partition(Table::Registry, "intersections"))
+            .await?
+            .into_iter()
+            .map(decode_versioned)
+            .collect()
+    }
+
     async fn set_timings(
         &self,
-        timings: &[(IntersectionId, Vec<Phase>)],
+        timings: &[TimingUpdate],
         from: &WindowKey,
-    ) -> PortResult<()> {
+    ) -> PortResult<Vec<IntersectionId>> {
         let table = self.table(Table::Registry)?.to_owned();
         let from_text = from.to_string();
+        let mut skipped = Vec::new();
         for chunk in timings.chunks(PARALLEL_UPDATES) {
             let mut set = tokio::task::JoinSet::new();
-            for (id, phases) in chunk {
-                let req = self
+            for u in chunk {
+                let (condition, expected) = version_condition(&u.expected_version);
+                let mut req = self
                     .ddb
                     .update_item()
                     .table_name(&table)
-                    .set_key(Some(key("intersections", id.as_str())))
+                    .set_key(Some(key("intersections", u.id.as_str())))
                     .update_expression("SET #x.#p = :p, #x.#f = :f, version = :v")
-                    .condition_expression("attribute_exists(pk)")
+                    .condition_expression(condition)
                     .expression_attribute_names("#x", "intersection")
                     .expression_attribute_names("#p", "phases")
                     .expression_attribute_names("#f", "retimed_from")
-                    .expression_attribute_values(":p", to_av("phases", phases)?)
+                    .expression_attribute_values(":p", to_av("phases", &u.phases)?)
                     .expression_attribute_values(":f", AttributeValue::S(from_text.clone()))
                     .expression_attribute_values(":v", AttributeValue::S(new_version()))
                     // Only to size what the update billed.
                     .return_values(ReturnValue::AllNew);
-                let id = id.clone();
+                if let Some(e) = expected {
+                    req = req.expression_attribute_values(":expected", e);
+                }
+                let id = u.id.clone();
                 set.spawn(async move { (id, req.send().await) });
             }
             while let Some(joined) = set.join_next().await {
@@ -307,10 +322,11 @@ impl Registry for DynamoStore {
                         &Table::Registry.op("UpdateItem"),
                         write_units(resp.attributes().map_or(0, item_size)),
                     ),
-                    // Deleted meanwhile: skipped.
+                    // Edited by an operator, or deleted, since the merge read it: skipped.
                     Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
                         self.metrics
                             .write(&Table::Registry.op("UpdateItem"), write_units(0));
+                        skipped.push(id);
                     }
                     Err(e) => return Err(port_error(format!("retiming {id}"), e)),
                 }
@@ -319,21 +335,23 @@ impl Registry for DynamoStore {
         let expires_at = Some(history_expiry(from));
         let history = timings
             .iter()
-            .map(|(id, phases)| {
+            .filter(|u| !skipped.contains(&u.id))
+            .map(|u| {
                 to_item(
                     "timing change",
                     &TimingItem {
-                        pk: format!("timings#{id}"),
+                        pk: format!("timings#{}", u.id),
                         sk: from_text.clone(),
                         from: from_text.clone(),
-                        phases: phases.clone(),
+                        phases: u.phases.clone(),
                         expires_at,
                     },
                 )
                 .and_then(put_request)
             })
             .collect::<PortResult<Vec<_>>>()?;
-        self.batch_write(Table::Registry, history).await
+        self.batch_write(Table::Registry, history).await?;
+        Ok(skipped)
     }
 
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {

@@ -1,10 +1,10 @@
 //! The embedded adapter: every port on one redb database file, durable across restarts.
 //!
-//! Tables mirror the DynamoDB layout: shard metas, pane items keyed by (pane start, shard,
-//! bucket), results keyed by window, intersections, lamp states and alarms. A
-//! [`Commit`](traffic_core::pane::Commit) is one redb write transaction, checked against the
-//! stored `applied_through` first, so the all-or-nothing, conditional semantics are the same as
-//! with DynamoDB's transactions.
+//! Tables mirror the DynamoDB layout (`docs/state.md`): shard metas, deltas keyed by (pane
+//! start, shard, commit, part), rollups and results keyed by window, the merge's state,
+//! intersections, lamp states and alarms. A [`Commit`](traffic_core::pane::Commit) is one
+//! redb write transaction, checked against the stored `applied_through` and the merge's
+//! closed mark first, so the conditional semantics are those of the DynamoDB store.
 //!
 //! One file per port: [`state`], [`registry`], [`lamps`], [`results`], [`stats`],
 //! [`publisher`]; [`log`] is the local runner's stream (a [`RecordSource`] and a
@@ -37,8 +37,16 @@ use std::path::Path;
 use std::sync::Arc;
 use traffic_ports::{PortError, PortResult, Ports};
 
-pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("shard_meta");
-pub(crate) const PANES: TableDefinition<(i64, &str, u32), &[u8]> = TableDefinition::new("panes");
+/// Shard metas (postcard). The name differs from the first design's `shard_meta` table, whose
+/// items this version cannot read: a data directory of that version starts its state afresh.
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("shards");
+/// Deltas by (pane start, shard, commit, part): [`traffic_core::delta::Delta::encode`].
+pub(crate) const DELTAS: TableDefinition<(i64, &str, u64, u32), &[u8]> =
+    TableDefinition::new("deltas");
+/// Rollups by (window length, start), postcard.
+pub(crate) const ROLLUPS: TableDefinition<(i64, i64), &[u8]> = TableDefinition::new("rollups");
+/// The merge's state and lease, postcard.
+pub(crate) const MERGE: TableDefinition<&str, &[u8]> = TableDefinition::new("merge");
 pub(crate) const RESULTS: TableDefinition<(i64, i64), &[u8]> = TableDefinition::new("results");
 pub(crate) const INTERSECTIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("intersections");
@@ -68,7 +76,9 @@ impl EmbeddedStore {
         let txn = r!(db.begin_write(), "creating tables")?;
         {
             r!(txn.open_table(META), "creating tables")?;
-            r!(txn.open_table(PANES), "creating tables")?;
+            r!(txn.open_table(DELTAS), "creating tables")?;
+            r!(txn.open_table(ROLLUPS), "creating tables")?;
+            r!(txn.open_table(MERGE), "creating tables")?;
             r!(txn.open_table(RESULTS), "creating tables")?;
             r!(txn.open_table(INTERSECTIONS), "creating tables")?;
             r!(txn.open_table(LAMPS), "creating tables")?;

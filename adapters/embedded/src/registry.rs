@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable};
 use std::ops::Bound;
 use traffic_core::IntersectionId;
-use traffic_core::city::{Intersection, Phase};
+use traffic_core::city::Intersection;
 use traffic_core::window::WindowKey;
-use traffic_ports::{PortError, PortResult, Registry, TIMING_HISTORY, TimingChange};
+use traffic_ports::{PortError, PortResult, Registry, TIMING_HISTORY, TimingChange, TimingUpdate};
 
 /// An intersection's version: the FNV-1a hash of its stored JSON, so any change to it (an
 /// edit, a retiming) changes the version.
@@ -150,32 +150,48 @@ impl Registry for EmbeddedStore {
         r!(txn.commit(), ctx)
     }
 
+    async fn intersections_versioned(&self) -> PortResult<Vec<(Intersection, String)>> {
+        let ctx = "listing intersections";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        let mut out = Vec::new();
+        for e in r!(t.iter(), ctx)? {
+            let (_, v) = r!(e, ctx)?;
+            out.push((from_json(v.value(), "intersection")?, version_of(v.value())));
+        }
+        Ok(out)
+    }
+
     async fn set_timings(
         &self,
-        timings: &[(IntersectionId, Vec<Phase>)],
+        timings: &[TimingUpdate],
         from: &WindowKey,
-    ) -> PortResult<()> {
+    ) -> PortResult<Vec<IntersectionId>> {
         let ctx = "storing timings";
         let from_text = from.to_string();
+        let mut skipped = Vec::new();
         let txn = r!(self.write_txn(), ctx)?;
         {
             let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
-            for (id, phases) in timings {
-                let current: Option<Intersection> = match r!(t.get(id.as_str()), ctx)? {
-                    Some(v) => Some(from_json(v.value(), "intersection")?),
+            let mut h = r!(txn.open_table(TIMINGS), ctx)?;
+            for u in timings {
+                let id = &u.id;
+                let current: Option<(Intersection, String)> = match r!(t.get(id.as_str()), ctx)? {
+                    Some(v) => Some((from_json(v.value(), "intersection")?, version_of(v.value()))),
                     None => None,
                 };
-                if let Some(mut x) = current {
-                    x.phases = phases.clone();
-                    x.retimed_from = Some(from_text.clone());
-                    r!(t.insert(id.as_str(), to_json(&x)?.as_slice()), ctx)?;
-                }
-            }
-            let mut h = r!(txn.open_table(TIMINGS), ctx)?;
-            for (id, phases) in timings {
+                let Some((mut x, version)) = current.filter(|(_, v)| *v == u.expected_version)
+                else {
+                    skipped.push(id.clone());
+                    continue;
+                };
+                debug_assert_eq!(version, u.expected_version);
+                x.phases = u.phases.clone();
+                x.retimed_from = Some(from_text.clone());
+                r!(t.insert(id.as_str(), to_json(&x)?.as_slice()), ctx)?;
                 let change = TimingChange {
                     from: *from,
-                    phases: phases.clone(),
+                    phases: u.phases.clone(),
                 };
                 r!(
                     h.insert(
@@ -197,7 +213,8 @@ impl Registry for EmbeddedStore {
                 }
             }
         }
-        r!(txn.commit(), ctx)
+        r!(txn.commit(), ctx)?;
+        Ok(skipped)
     }
 
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {

@@ -1,23 +1,62 @@
-//! [`StateStore`] on the `shard_meta` and `panes` tables.
+//! [`StateStore`] on the `shards`, `deltas`, `rollups` and `merge` tables (`docs/state.md`).
+//!
+//! A commit is one write transaction: the stored meta's `applied_through` and the merge's
+//! closed mark are checked first, then the deltas and the meta are written, so the
+//! conditional, all-or-nothing semantics are those of the DynamoDB store (stronger: a
+//! refused commit leaves no delta behind). Items do not expire here; the merge's
+//! [`StateStore::forget`] deletes what it no longer needs.
 
 use crate::codec::{decode, encode};
-use crate::{EmbeddedStore, META, PANES};
+use crate::{DELTAS, EmbeddedStore, MERGE, META, ROLLUPS};
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable};
-use traffic_core::pane::{Commit, PaneItem, PaneKey, ShardMeta};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use traffic_core::delta::{Delta, DeltaKey};
+use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
+use traffic_core::rollup::Rollup;
+use traffic_core::window::WindowLength;
 use traffic_ports::{PortError, PortResult, StateStore};
+
+/// Key of the merge's state in the `merge` table.
+const STATE_KEY: &str = "state";
+/// Key of the merge's lease in the `merge` table.
+const LEASE_KEY: &str = "lease";
+
+/// Who holds the merge's lease, until when.
+#[derive(Serialize, Deserialize)]
+struct Lease {
+    holder: String,
+    until_ms: i64,
+}
+
+fn read_state<T: ReadableTable<&'static str, &'static [u8]>>(
+    t: &T,
+    ctx: &str,
+) -> PortResult<MergeState> {
+    match r!(t.get(STATE_KEY), ctx)? {
+        Some(v) => decode(v.value(), "merge state"),
+        None => Ok(MergeState::default()),
+    }
+}
+
+impl EmbeddedStore {
+    /// Changes the merge's state within one write transaction.
+    fn update_merge_state(&self, ctx: &str, f: impl FnOnce(&mut MergeState)) -> PortResult<()> {
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(MERGE), ctx)?;
+            let mut state = read_state(&t, ctx)?;
+            f(&mut state);
+            r!(t.insert(STATE_KEY, encode(&state)?.as_slice()), ctx)?;
+        }
+        r!(txn.commit(), ctx)
+    }
+}
 
 #[async_trait]
 impl StateStore for EmbeddedStore {
-    fn max_items_per_commit(&self) -> usize {
-        usize::MAX
-    }
-
-    async fn load_shard(
-        &self,
-        shard_id: &str,
-        keys: &[PaneKey],
-    ) -> PortResult<(Option<ShardMeta>, Vec<PaneItem>)> {
+    async fn load_shard(&self, shard_id: &str) -> PortResult<(Option<ShardMeta>, MergeMarks)> {
         let ctx = "loading shard state";
         let txn = r!(self.db.begin_read(), ctx)?;
         let metas = r!(txn.open_table(META), ctx)?;
@@ -25,47 +64,48 @@ impl StateStore for EmbeddedStore {
             Some(v) => Some(decode(v.value(), "shard meta")?),
             None => None,
         };
-        let panes = r!(txn.open_table(PANES), ctx)?;
-        let mut items = Vec::new();
-        for k in keys {
-            if let Some(v) = r!(panes.get((k.start_ms, k.shard_id.as_str(), k.bucket)), ctx)? {
-                items.push(decode(v.value(), "pane item")?);
-            }
-        }
-        Ok((meta, items))
+        let merge = r!(txn.open_table(MERGE), ctx)?;
+        Ok((meta, read_state(&merge, ctx)?.marks))
     }
 
-    async fn commit(&self, c: &Commit<'_>) -> PortResult<()> {
+    async fn commit(&self, c: &Commit, _now_ms: i64) -> PortResult<()> {
         let ctx = "committing shard state";
+        let shard = c.meta.shard_id.as_str();
         let txn = r!(self.write_txn(), ctx)?;
         {
             let mut metas = r!(txn.open_table(META), ctx)?;
-            let stored: Option<ShardMeta> = match r!(metas.get(c.meta.shard_id.as_str()), ctx)? {
+            let stored: Option<ShardMeta> = match r!(metas.get(shard), ctx)? {
                 Some(v) => Some(decode(v.value(), "shard meta")?),
                 None => None,
             };
             let stored_seq = stored.and_then(|m| m.applied_through);
             if stored_seq != c.expected {
                 return Err(PortError::Conflict(format!(
-                    "shard {} is at {:?}, the batch expected {:?}",
-                    c.meta.shard_id, stored_seq, c.expected
+                    "shard {shard} is at {stored_seq:?}, the batch expected {:?}",
+                    c.expected
                 )));
             }
-            r!(
-                metas.insert(c.meta.shard_id.as_str(), encode(&c.meta)?.as_slice()),
-                ctx
-            )?;
-            let mut panes = r!(txn.open_table(PANES), ctx)?;
-            for item in &c.items {
-                let k = &item.key;
+            let merge = r!(txn.open_table(MERGE), ctx)?;
+            let closed = read_state(&merge, ctx)?.marks.closed_ms;
+            if closed != c.closed_ms {
+                return Err(PortError::Conflict(format!(
+                    "the merge's closed mark moved to {closed:?} since the batch was folded \
+                     against {:?}",
+                    c.closed_ms
+                )));
+            }
+            let mut deltas = r!(txn.open_table(DELTAS), ctx)?;
+            for d in &c.deltas {
+                let k = &d.key;
                 r!(
-                    panes.insert(
-                        (k.start_ms, k.shard_id.as_str(), k.bucket),
-                        encode(item)?.as_slice()
+                    deltas.insert(
+                        (k.pane_start_ms, k.shard_id.as_str(), k.commit, k.part),
+                        d.encode().as_slice()
                     ),
                     ctx
                 )?;
             }
+            r!(metas.insert(shard, encode(&c.meta)?.as_slice()), ctx)?;
         }
         r!(txn.commit(), ctx)
     }
@@ -82,12 +122,12 @@ impl StateStore for EmbeddedStore {
         Ok(out)
     }
 
-    async fn pane_starts(&self) -> PortResult<Vec<i64>> {
+    async fn delta_panes(&self, from_ms: i64) -> PortResult<Vec<i64>> {
         let ctx = "listing panes";
         let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(PANES), ctx)?;
+        let t = r!(txn.open_table(DELTAS), ctx)?;
         let mut out: Vec<i64> = Vec::new();
-        for e in r!(t.iter(), ctx)? {
+        for e in r!(t.range((from_ms, "", 0, 0)..), ctx)? {
             let (k, _) = r!(e, ctx)?;
             let start = k.value().0;
             if out.last() != Some(&start) {
@@ -97,25 +137,137 @@ impl StateStore for EmbeddedStore {
         Ok(out)
     }
 
-    async fn pane_items(&self, start_ms: i64) -> PortResult<Vec<PaneItem>> {
-        let ctx = "reading a pane";
+    async fn deltas(&self, keys: &[DeltaKey], _consistent: bool) -> PortResult<Vec<Delta>> {
+        let ctx = "reading deltas";
         let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(PANES), ctx)?;
-        let mut out = Vec::new();
-        for e in r!(t.range((start_ms, "", 0)..(start_ms + 1, "", 0)), ctx)? {
-            let (_, v) = r!(e, ctx)?;
-            out.push(decode(v.value(), "pane item")?);
+        let t = r!(txn.open_table(DELTAS), ctx)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let key = (k.pane_start_ms, k.shard_id.as_str(), k.commit, k.part);
+            if let Some(v) = r!(t.get(key), ctx)? {
+                out.push(
+                    Delta::decode(k.clone(), v.value())
+                        .map_err(|e| PortError::Corrupt(format!("{k:?}: {e}")))?,
+                );
+            }
         }
         Ok(out)
     }
 
-    async fn delete_panes_before(&self, before_ms: i64) -> PortResult<()> {
-        let ctx = "deleting old panes";
+    async fn rollups(
+        &self,
+        length: WindowLength,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> PortResult<Vec<Rollup>> {
+        let ctx = "reading rollups";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(ROLLUPS), ctx)?;
+        let mut out = Vec::new();
+        let len = length.ms();
+        for e in r!(t.range((len, from_ms)..=(len, to_ms)), ctx)? {
+            let (_, v) = r!(e, ctx)?;
+            out.push(decode(v.value(), "rollup")?);
+        }
+        Ok(out)
+    }
+
+    async fn put_rollups(&self, rollups: &[Rollup], _now_ms: i64) -> PortResult<()> {
+        let ctx = "storing rollups";
         let txn = r!(self.write_txn(), ctx)?;
         {
-            let mut t = r!(txn.open_table(PANES), ctx)?;
+            let mut t = r!(txn.open_table(ROLLUPS), ctx)?;
+            for r in rollups {
+                let w = r.window;
+                r!(
+                    t.insert((w.length.ms(), w.start_ms), encode(r)?.as_slice()),
+                    ctx
+                )?;
+            }
+        }
+        r!(txn.commit(), ctx)
+    }
+
+    async fn merge_state(&self) -> PortResult<MergeState> {
+        let ctx = "reading the merge's state";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(MERGE), ctx)?;
+        read_state(&t, ctx)
+    }
+
+    async fn advance_closed_mark(&self, closed_ms: i64) -> PortResult<()> {
+        self.update_merge_state("moving the closed mark", |s| {
+            s.marks.closed_ms = Some(s.marks.closed_ms.map_or(closed_ms, |c| c.max(closed_ms)));
+        })
+    }
+
+    async fn put_merge_progress(
+        &self,
+        compacted_ms: i64,
+        caught_up_since: &BTreeMap<String, i64>,
+    ) -> PortResult<()> {
+        self.update_merge_state("recording the merge's progress", |s| {
+            s.marks.compacted_ms = Some(
+                s.marks
+                    .compacted_ms
+                    .map_or(compacted_ms, |c| c.max(compacted_ms)),
+            );
+            s.caught_up_since = caught_up_since.clone();
+        })
+    }
+
+    async fn take_lease(&self, holder: &str, now_ms: i64, until_ms: i64) -> PortResult<bool> {
+        let ctx = "taking the merge's lease";
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(MERGE), ctx)?;
+            let current: Option<Lease> = match r!(t.get(LEASE_KEY), ctx)? {
+                Some(v) => Some(decode(v.value(), "merge lease")?),
+                None => None,
+            };
+            if current.is_some_and(|l| l.holder != holder && l.until_ms > now_ms) {
+                return Ok(false);
+            }
+            let lease = Lease {
+                holder: holder.to_owned(),
+                until_ms,
+            };
+            r!(t.insert(LEASE_KEY, encode(&lease)?.as_slice()), ctx)?;
+        }
+        r!(txn.commit(), ctx)?;
+        Ok(true)
+    }
+
+    async fn release_lease(&self, holder: &str) -> PortResult<()> {
+        let ctx = "releasing the merge's lease";
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(MERGE), ctx)?;
+            let ours = match r!(t.get(LEASE_KEY), ctx)? {
+                Some(v) => decode::<Lease>(v.value(), "merge lease")?.holder == holder,
+                None => false,
+            };
+            if ours {
+                r!(t.remove(LEASE_KEY), ctx)?;
+            }
+        }
+        r!(txn.commit(), ctx)
+    }
+
+    async fn forget(&self, panes_before_ms: i64, rollups_through_ms: i64) -> PortResult<()> {
+        let ctx = "deleting what the merge no longer needs";
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(DELTAS), ctx)?;
             r!(
-                t.retain_in((i64::MIN, "", 0)..(before_ms, "", 0), |_, _| false),
+                t.retain_in((i64::MIN, "", 0, 0)..(panes_before_ms, "", 0, 0), |_, _| {
+                    false
+                }),
+                ctx
+            )?;
+            let mut r = r!(txn.open_table(ROLLUPS), ctx)?;
+            r!(
+                r.retain(|(len, start), _| start.saturating_add(len) > rollups_through_ms),
                 ctx
             )?;
         }
@@ -136,33 +288,68 @@ mod tests {
         }
     }
 
+    fn commit(meta: ShardMeta, expected: Option<u128>, closed_ms: Option<i64>) -> Commit {
+        Commit {
+            expected: expected.map(SequenceNumber::from_u128),
+            closed_ms,
+            meta,
+            deltas: vec![],
+        }
+    }
+
     #[tokio::test]
     async fn a_commit_survives_reopening_and_a_stale_commit_is_refused() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("t.redb");
         {
             let s = EmbeddedStore::open(&path)?;
-            s.commit(&Commit {
-                expected: None,
-                meta: meta("s0", 5),
-                items: vec![],
-            })
-            .await?;
+            s.commit(&commit(meta("s0", 5), None, None), 0).await?;
         }
         let s = EmbeddedStore::open(&path)?;
-        let (m, _) = s.load_shard("s0", &[]).await?;
+        let (m, _) = s.load_shard("s0").await?;
         assert_eq!(m, Some(meta("s0", 5)));
-        let stale = Commit {
-            expected: None,
-            meta: meta("s0", 9),
-            items: vec![],
-        };
+        let stale = commit(meta("s0", 9), None, None);
         assert!(matches!(
-            s.commit(&stale).await,
+            s.commit(&stale, 0).await,
             Err(PortError::Conflict(_))
         ));
-        let (m, _) = s.load_shard("s0", &[]).await?;
-        assert_eq!(m, Some(meta("s0", 5)));
+        assert_eq!(s.load_shard("s0").await?.0, Some(meta("s0", 5)));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_commit_folded_before_the_closed_mark_moved_is_refused() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let s = EmbeddedStore::open(dir.path().join("t.redb"))?;
+        s.commit(&commit(meta("s0", 1), None, None), 0).await?;
+        s.advance_closed_mark(900_000).await?;
+        let late = commit(meta("s0", 2), Some(1), None);
+        assert!(matches!(
+            s.commit(&late, 0).await,
+            Err(PortError::Conflict(_))
+        ));
+        let now = commit(meta("s0", 2), Some(1), Some(900_000));
+        s.commit(&now, 0).await?;
+        // The mark never moves back.
+        s.advance_closed_mark(60_000).await?;
+        assert_eq!(s.merge_state().await?.marks.closed_ms, Some(900_000));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn one_merge_holds_the_lease_until_it_releases_it_or_it_expires() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let s = EmbeddedStore::open(dir.path().join("t.redb"))?;
+        assert!(s.take_lease("a", 0, 100).await?);
+        assert!(!s.take_lease("b", 50, 150).await?);
+        assert!(s.take_lease("b", 100, 200).await?, "expired");
+        s.release_lease("a").await?;
+        assert!(
+            !s.take_lease("c", 150, 250).await?,
+            "a cannot release b's lease"
+        );
+        s.release_lease("b").await?;
+        assert!(s.take_lease("c", 150, 250).await?);
         Ok(())
     }
 }

@@ -6,21 +6,29 @@
 //! published and marked published after, and lamp states are stored last, so a retried batch
 //! recomputes the same transitions and publishes nothing twice (short of a crash between a
 //! publish and its mark, the at-least-once edge that SNS consumers must tolerate anyway).
-//! Invalid records are skipped here without a count (`ingest` counts them).
+//! Invalid records, records under another partition key than their intersection, and
+//! readings stamped more than the allowed clock skew after their arrival (*future*: they would
+//! make every later reading of the light look stale) are skipped here without a count
+//! (`ingest` counts them).
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use traffic_core::lamps::{Alarm, LightLamps, transition};
-use traffic_core::{IntersectionId, LightIndex};
+use traffic_core::{EngineConfig, IntersectionId, LightIndex};
 use traffic_functions::BatchHandler;
 use traffic_functions::directory::Directory;
 use traffic_functions::kinesis::{Decoded, decode_by_shard, failures, record_stats, stats_sample};
-use traffic_ports::{AlarmPublisher, LampStore, PortError, Ports, Registry, StatsStore};
+use traffic_ports::{
+    AlarmPublisher, Clock, LampStore, PortError, Ports, Registry, StatsStore, UsageMeter,
+};
 
 /// `fault` built from the ports it needs, owning them and its directory.
 pub struct FaultHandler {
+    cfg: EngineConfig,
+    usage: Arc<dyn UsageMeter>,
+    clock: Arc<dyn Clock>,
     lamps: Arc<dyn LampStore>,
     publisher: Arc<dyn AlarmPublisher>,
     registry: Arc<dyn Registry>,
@@ -30,8 +38,11 @@ pub struct FaultHandler {
 
 impl FaultHandler {
     /// `fault` over `ports` (lamps, publisher, registry, statistics).
-    pub fn from_ports(ports: &Ports) -> Self {
+    pub fn from_ports(cfg: EngineConfig, ports: &Ports) -> Self {
         Self {
+            cfg,
+            usage: ports.usage.clone(),
+            clock: ports.clock.clone(),
             lamps: ports.lamps.clone(),
             publisher: ports.publisher.clone(),
             registry: ports.registry.clone(),
@@ -43,6 +54,9 @@ impl FaultHandler {
     /// The handler borrowing what this one owns.
     pub fn fault(&self) -> Fault<'_> {
         Fault {
+            cfg: &self.cfg,
+            usage: self.usage.as_ref(),
+            clock: self.clock.as_ref(),
             lamps: self.lamps.as_ref(),
             publisher: self.publisher.as_ref(),
             registry: self.registry.as_ref(),
@@ -61,6 +75,12 @@ impl BatchHandler for FaultHandler {
 
 /// What `fault` needs; built once per process.
 pub struct Fault<'a> {
+    /// Engine parameters (the allowed clock skew).
+    pub cfg: &'a EngineConfig,
+    /// What the backend billed.
+    pub usage: &'a dyn UsageMeter,
+    /// The time (for statistics).
+    pub clock: &'a dyn Clock,
     /// Lamp states and the alarm log.
     pub lamps: &'a dyn LampStore,
     /// Where alarms go.
@@ -82,6 +102,8 @@ pub struct FaultReport {
     pub repaired: u64,
     /// Lights whose state changed.
     pub lights_updated: u64,
+    /// Readings skipped: under another partition key, or stamped in the future.
+    pub skipped: u64,
     /// Shards that failed (their first record is reported for retry).
     pub failed: Vec<String>,
 }
@@ -89,18 +111,23 @@ pub struct FaultReport {
 impl Fault<'_> {
     /// Handles one Kinesis event.
     pub async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
+        let before = self.usage.usage();
         let (report, failed) = self.process(event).await;
-        let now = chrono::Utc::now().timestamp_millis();
+        let used = self.usage.usage().since(&before);
+        let now = self.clock.now_ms();
         record_stats(
             self.stats,
-            &stats_sample("fault", event, report.raised.len() as u64, now),
+            &stats_sample("fault", event, report.raised.len() as u64, now, &used),
         )
         .await;
         tracing::info!(
             alarms = report.raised.len(),
             repaired = report.repaired,
             lights_updated = report.lights_updated,
+            skipped = report.skipped,
             failed = report.failed.len(),
+            write_units = used.write_units,
+            read_units = used.read_units,
             "fault batch"
         );
         failures(failed)
@@ -131,10 +158,18 @@ impl Fault<'_> {
         records: &[Decoded<'_>],
         report: &mut FaultReport,
     ) -> Result<(), PortError> {
-        let readings: Vec<_> = records
-            .iter()
-            .filter_map(|d| d.reading.as_ref().ok())
-            .collect();
+        let mut readings = Vec::with_capacity(records.len());
+        for d in records {
+            let Ok(r) = d.usable() else {
+                report.skipped += u64::from(d.reading.is_ok());
+                continue;
+            };
+            if self.cfg.is_future(r.ts_ms, d.arrival_ms) {
+                report.skipped += 1;
+                continue;
+            }
+            readings.push(r);
+        }
         let known = self
             .directory
             .lookup(self.registry, readings.iter().map(|r| &r.intersection_id))

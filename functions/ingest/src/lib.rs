@@ -1,25 +1,36 @@
-//! The `ingest` function: Kinesis records → per-shard windowed partial state.
+//! The `ingest` function: Kinesis records → per-shard deltas (`docs/state.md`).
 //!
-//! For each shard in the batch (Lambda sends one; the local runner may too), in sequence order:
-//! decode and validate each record, check its intersection and light exist, fold it into the
-//! shard's panes, and commit the shard's state atomically (conditional on the sequence number
-//! it was folded against). Invalid records are counted, logged with their sequence number and
-//! skipped; they never fail the batch. Only a failure to load or commit state (retryable) is
-//! reported, as the first record not committed, so the event source mapping retries from there.
+//! For each shard in the batch (Lambda sends one; the event source mapping may send more), in
+//! sequence order: decode and validate each record, check that it came under its own
+//! intersection's partition key and that the intersection and light exist, and fold it into
+//! the shard's state: *future* when stamped more than the allowed clock skew after its arrival
+//! in the stream, *late* when its pane is closed, otherwise accepted into a delta. The batch is
+//! committed in one conditional write (its deltas, then the meta listing them); a conflict (a
+//! concurrent writer, or the merge finalising a window meanwhile) folds the batch again from
+//! the stored state. Invalid records are counted, logged with their sequence number and
+//! skipped; they never fail the batch. Only a failure to load or commit state is reported, as
+//! the shard's first record, so the event source mapping retries the batch.
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use traffic_core::EngineConfig;
 use traffic_core::IntersectionId;
 use traffic_core::pane::{BatchFold, Counters, Outcome};
 use traffic_core::reading::Reading;
 use traffic_core::sequence::SequenceNumber;
+use traffic_core::time::format_rfc3339_ms;
 use traffic_functions::BatchHandler;
 use traffic_functions::directory::{Directory, Known};
-use traffic_functions::kinesis::{Decoded, decode_by_shard, failures, record_stats, stats_sample};
-use traffic_ports::{PortError, Ports, Registry, StateStore, StatsStore};
+use traffic_functions::kinesis::{
+    Decoded, Unusable, decode_by_shard, failures, record_stats, stats_sample,
+};
+use traffic_ports::{Clock, PortError, Ports, Registry, StateStore, StatsStore, UsageMeter};
+
+/// How many times a batch is folded again after a conflicting commit before the invocation
+/// reports it failed (the event source mapping then retries it).
+const CONFLICT_RETRIES: usize = 3;
 
 /// `ingest` built from the ports it needs, owning them and its directory: what a Lambda
 /// `main` and the event source mapping hold for the life of the process.
@@ -28,6 +39,8 @@ pub struct IngestHandler {
     state: Arc<dyn StateStore>,
     registry: Arc<dyn Registry>,
     stats: Arc<dyn StatsStore>,
+    usage: Arc<dyn UsageMeter>,
+    clock: Arc<dyn Clock>,
     directory: Directory,
 }
 
@@ -39,6 +52,8 @@ impl IngestHandler {
             state: ports.state.clone(),
             registry: ports.registry.clone(),
             stats: ports.stats.clone(),
+            usage: ports.usage.clone(),
+            clock: ports.clock.clone(),
             directory: Directory::default(),
         }
     }
@@ -51,6 +66,8 @@ impl IngestHandler {
             registry: self.registry.as_ref(),
             directory: &self.directory,
             stats: self.stats.as_ref(),
+            usage: self.usage.as_ref(),
+            clock: self.clock.as_ref(),
         }
     }
 }
@@ -74,6 +91,10 @@ pub struct Ingest<'a> {
     pub directory: &'a Directory,
     /// Where throughput and latency figures go.
     pub stats: &'a dyn StatsStore,
+    /// What the backend billed.
+    pub usage: &'a dyn UsageMeter,
+    /// The time (for statistics and the state's expiry).
+    pub clock: &'a dyn Clock,
 }
 
 /// What one invocation did, for logs and tests.
@@ -85,8 +106,10 @@ pub struct IngestReport {
     pub redelivered: u64,
     /// Commits written.
     pub commits: u64,
-    /// Pane items written.
-    pub items_written: u64,
+    /// Delta parts written.
+    pub deltas_written: u64,
+    /// Commits refused because the stored state had moved (the batch was folded again).
+    pub conflicts: u64,
     /// Sequence numbers reported as failed.
     pub failed: Vec<SequenceNumber>,
 }
@@ -94,7 +117,7 @@ pub struct IngestReport {
 /// Why a record was rejected.
 #[derive(Debug)]
 enum Rejection {
-    Invalid(String),
+    Unusable(Unusable),
     UnknownIntersection,
     UnknownLight,
 }
@@ -102,7 +125,7 @@ enum Rejection {
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Rejection::Invalid(e) => f.write_str(e),
+            Rejection::Unusable(e) => write!(f, "{e}"),
             Rejection::UnknownIntersection => f.write_str("unknown intersection"),
             Rejection::UnknownLight => f.write_str("the intersection has no such light"),
         }
@@ -113,22 +136,27 @@ impl Ingest<'_> {
     /// Handles one Kinesis event; the response names the first uncommitted record of each
     /// shard whose state could not be loaded or committed.
     pub async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
+        let before = self.usage.usage();
         let report = self.process(event).await;
-        let now = chrono::Utc::now().timestamp_millis();
+        let used = self.usage.usage().since(&before);
+        let now = self.clock.now_ms();
         record_stats(
             self.stats,
-            &stats_sample("ingest", event, report.counters.accepted, now),
+            &stats_sample("ingest", event, report.counters.accepted, now, &used),
         )
         .await;
         tracing::info!(
             accepted = report.counters.accepted,
             rejected = report.counters.rejected,
             late = report.counters.late,
-            duplicates = report.counters.duplicates,
+            future = report.counters.future,
             redelivered = report.redelivered,
             commits = report.commits,
-            items = report.items_written,
+            deltas = report.deltas_written,
+            conflicts = report.conflicts,
             failed = report.failed.len(),
+            write_units = used.write_units,
+            read_units = used.read_units,
             "ingest batch"
         );
         failures(report.failed)
@@ -172,67 +200,61 @@ impl Ingest<'_> {
             )
             .await
             .map_err(|e| (first_seq.clone(), e))?;
-        let check = |d| check(&known, d);
-        let keys: BTreeSet<_> = records
-            .iter()
-            .filter_map(|d| check(d).ok())
-            .map(|r| BatchFold::key_of(self.cfg, shard, r))
-            .collect();
-        let keys: Vec<_> = keys.into_iter().collect();
-        let (meta, items) = self
-            .state
-            .load_shard(shard, &keys)
-            .await
-            .map_err(|e| (first_seq.clone(), e))?;
-        let mut fold = BatchFold::new(self.cfg, shard, meta, items);
-        let limit = self.state.max_items_per_commit().max(1);
-        // The first record not yet committed: where a retry must start.
-        let mut uncommitted_from = first_seq;
-        for d in records {
-            let outcome = match check(d) {
-                Ok(r) => {
-                    if fold.touched() >= limit && fold.needs_new_item(r) {
-                        self.commit(&mut fold, report)
-                            .await
-                            .map_err(|e| (uncommitted_from.clone(), e))?;
-                        uncommitted_from = d.seq.clone();
+        let mut attempt = 0;
+        loop {
+            let (meta, marks) = self
+                .state
+                .load_shard(shard)
+                .await
+                .map_err(|e| (first_seq.clone(), e))?;
+            let mut fold = BatchFold::new(self.cfg, shard, meta, marks);
+            let mut tally = IngestReport::default();
+            for d in records {
+                let outcome = match check(&known, d) {
+                    Ok(r) => {
+                        let o = fold.apply(&d.seq, r, d.arrival_ms);
+                        if o == Outcome::Future {
+                            tracing::warn!(shard = %shard, sequence_number = %d.seq, intersection = %r.intersection_id, light = r.light.get(), ts = %format_rfc3339_ms(r.ts_ms), arrival = ?d.arrival_ms.map(format_rfc3339_ms), "reading stamped after its arrival plus the allowed clock skew: rejected as future");
+                        }
+                        o
                     }
-                    fold.apply(&d.seq, r)
-                }
-                Err(why) => {
-                    let outcome = fold.reject(&d.seq);
-                    if outcome == Outcome::Rejected {
-                        tracing::warn!(shard = %shard, sequence_number = %d.seq, partition_key = %d.record.kinesis.partition_key, reason = %why, "record rejected");
+                    Err(why) => {
+                        let o = fold.reject(&d.seq, d.arrival_ms);
+                        if o == Outcome::Rejected {
+                            tracing::warn!(shard = %shard, sequence_number = %d.seq, partition_key = %d.record.kinesis.partition_key, reason = %why, "record rejected");
+                        }
+                        o
                     }
-                    outcome
+                };
+                match outcome {
+                    Outcome::Accepted => tally.counters.accepted += 1,
+                    Outcome::Late => tally.counters.late += 1,
+                    Outcome::Future => tally.counters.future += 1,
+                    Outcome::Rejected => tally.counters.rejected += 1,
+                    Outcome::AlreadyApplied => tally.redelivered += 1,
                 }
-            };
-            match outcome {
-                Outcome::Accepted => report.counters.accepted += 1,
-                Outcome::Late => report.counters.late += 1,
-                Outcome::Duplicate => report.counters.duplicates += 1,
-                Outcome::Rejected => report.counters.rejected += 1,
-                Outcome::AlreadyApplied => report.redelivered += 1,
+            }
+            if !fold.dirty() {
+                report.redelivered += tally.redelivered;
+                return Ok(());
+            }
+            let commit = fold.commit();
+            match self.state.commit(&commit, self.clock.now_ms()).await {
+                Ok(()) => {
+                    report.counters.add(&tally.counters);
+                    report.redelivered += tally.redelivered;
+                    report.commits += 1;
+                    report.deltas_written += commit.deltas.len() as u64;
+                    return Ok(());
+                }
+                Err(PortError::Conflict(why)) if attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    report.conflicts += 1;
+                    tracing::info!(shard = %shard, reason = %why, attempt, "commit refused: the stored state moved; folding the batch again");
+                }
+                Err(e) => return Err((first_seq, e)),
             }
         }
-        if fold.dirty() {
-            self.commit(&mut fold, report)
-                .await
-                .map_err(|e| (uncommitted_from, e))?;
-        }
-        Ok(())
-    }
-
-    async fn commit(
-        &self,
-        fold: &mut BatchFold<'_>,
-        report: &mut IngestReport,
-    ) -> Result<(), PortError> {
-        let c = fold.commit();
-        self.state.commit(&c).await?;
-        report.commits += 1;
-        report.items_written += c.items.len() as u64;
-        Ok(())
     }
 }
 
@@ -241,10 +263,7 @@ fn check<'d>(
     known: &HashMap<IntersectionId, Known>,
     d: &'d Decoded<'_>,
 ) -> Result<&'d Reading, Rejection> {
-    let r = d
-        .reading
-        .as_ref()
-        .map_err(|e| Rejection::Invalid(e.to_string()))?;
+    let r = d.usable().map_err(Rejection::Unusable)?;
     match known.get(&r.intersection_id) {
         None => Err(Rejection::UnknownIntersection),
         Some(k) if !k.has(r.light) => Err(Rejection::UnknownLight),

@@ -1,52 +1,92 @@
-//! The `merge` function: partial state of all shards → results per window → Webster timings.
+//! The `merge` function: the shards' deltas → rollups → results per window → Webster timings.
 //!
-//! Each run (on an EventBridge schedule in AWS, on a timer locally):
+//! Each run (on an EventBridge schedule in AWS, on a timer locally), under a lease so that two
+//! runs never interleave (EventBridge may invoke twice; a user may set reserved concurrency 0):
 //!
-//! 1. the global watermark is the smallest watermark of the shards still being read (or +∞
-//!    when closing everything): with the stream's shard list, a shard closed by a reshard
-//!    and read to its end no longer counts (`traffic_core::lineage`);
-//! 2. every window (of every configured length) that has panes is built from them, reading
-//!    each pane once: windows the watermark has closed get their final result once, open
-//!    windows a provisional one (as `TRAFFIC_PROVISIONAL` says);
-//! 3. if a control window (the shortest length) was closed in this run, the latest one gives
-//!    every intersection that had readings in it new Webster timings, written to the registry
-//!    before the results, so a crash in between recomputes them rather than losing them;
-//! 4. results are written, and the network state (every intersection's speed over the newest
-//!    window of the shortest length, for the operator's map); panes whose longest window is
-//!    final are deleted.
+//! 1. the closed mark: the global watermark (`traffic_core::lineage`: the smallest watermark of
+//!    the shards that may still deliver; a closed parent read to its end no longer counts, a
+//!    shard without state holds it at its parent's watermark or at the stream's start, a shard
+//!    caught up and silent for the idle timeout does not count), or, at the end of a replay,
+//!    the end of every window that holds data. It only moves forward, and it is written
+//!    *before* any pane is read: every `ingest` commit is conditional on it, so a reading can
+//!    no longer be accepted into a window this run finalises (it is counted late);
+//! 2. the listed deltas of the panes not yet compacted are read, and
+//!    `traffic_core::merge_run` compacts the closed ones, builds longer windows from the
+//!    rollups of shorter ones as they close, and gives open windows provisional results (as
+//!    `TRAFFIC_PROVISIONAL` says);
+//! 3. if a control window (the shortest length) closed in this run, the latest one gives every
+//!    intersection that had readings in it new Webster timings, each written only if the
+//!    intersection has not changed since it was read (an operator's edit wins; the retiming
+//!    waits for the next window), before the results, so a crash in between recomputes them;
+//! 4. results, the network state (every intersection over the newest window of the shortest
+//!    length), the rollups and the progress are written; what is no longer needed is dropped.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use traffic_core::EngineConfig;
-use traffic_core::lineage::{finished_shards, global_watermark};
-use traffic_core::query::{WindowAccumulator, WindowResult};
+use traffic_core::delta::{Delta, DeltaKey};
+use traffic_core::lineage::{ShardActivity, ShardInfo, global_watermark, idle_shards};
+use traffic_core::merge_run::{Levels, RunInput, run};
+use traffic_core::pane::ShardMeta;
+use traffic_core::rollup::{CompactionCounts, Rollup};
 use traffic_core::time::format_rfc3339_ms;
 use traffic_core::webster::{apply, retime};
-use traffic_core::window::WindowKey;
-use traffic_ports::{PortResult, Ports, Registry, ResultStore, StateStore, StreamShards};
+use traffic_core::window::{WindowKey, WindowLength};
+use traffic_ports::{
+    Clock, PortResult, Ports, Registry, ResultStore, StateStore, StreamShards, TimingUpdate,
+};
+
+pub use traffic_functions::Provisional;
+
+/// How long a merge run may hold the lease before another may take it over, ms (longer than
+/// the function's timeout, so a run that died lets the next scheduled one in).
+pub const LEASE_MS: i64 = 5 * 60_000;
 
 /// `merge` built from the ports it needs, owning them.
 pub struct MergeHandler {
     cfg: EngineConfig,
     provisional: Provisional,
+    holder: String,
     state: Arc<dyn StateStore>,
     registry: Arc<dyn Registry>,
     results: Arc<dyn ResultStore>,
     stream: Option<Arc<dyn StreamShards>>,
+    clock: Arc<dyn Clock>,
+}
+
+/// A name for this process's merge runs, unique enough to tell two concurrent runs apart.
+fn process_holder() -> String {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "merge-{}-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 impl MergeHandler {
-    /// `merge` over `ports` (state, registry, results, the stream's shards if any).
+    /// `merge` over `ports` (state, registry, results, the stream's shards if any, the clock).
     pub fn from_ports(cfg: EngineConfig, provisional: Provisional, ports: &Ports) -> Self {
         Self {
             cfg,
             provisional,
+            holder: process_holder(),
             state: ports.state.clone(),
             registry: ports.registry.clone(),
             results: ports.results.clone(),
             stream: ports.stream.clone(),
+            clock: ports.clock.clone(),
         }
+    }
+
+    /// The same handler holding the lease under a fixed name: a process that runs the merge
+    /// alone on its own store (`traffic local`) takes back its own lease after a restart.
+    pub fn with_holder(mut self, holder: impl Into<String>) -> Self {
+        self.holder = holder.into();
+        self
     }
 
     /// The handler borrowing what this one owns.
@@ -54,10 +94,12 @@ impl MergeHandler {
         Merge {
             cfg: &self.cfg,
             provisional: self.provisional,
+            holder: &self.holder,
             state: self.state.as_ref(),
             registry: self.registry.as_ref(),
             results: self.results.as_ref(),
             stream: self.stream.as_deref(),
+            clock: self.clock.as_ref(),
         }
     }
 
@@ -67,214 +109,332 @@ impl MergeHandler {
     }
 }
 
-pub use traffic_functions::Provisional;
-
 /// How far windows close.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Closing {
     /// Up to the global watermark (the scheduled runs).
     Watermark,
-    /// Everything (end of a replay: no more data will come).
+    /// Every window that holds data (end of a replay or of a timed run: no more will come).
     All,
 }
 
-/// What `merge` needs; built once per process.
+/// What `merge` needs.
 pub struct Merge<'a> {
     /// Engine parameters.
     pub cfg: &'a EngineConfig,
     /// Which open windows get provisional results.
     pub provisional: Provisional,
+    /// Who holds the lease during a run.
+    pub holder: &'a str,
     /// Partial state.
     pub state: &'a dyn StateStore,
     /// Intersections and timings.
     pub registry: &'a dyn Registry,
     /// Results.
     pub results: &'a dyn ResultStore,
-    /// The stream's shards, where the stream can reshard (Kinesis); `None` where it cannot
-    /// (the local in-process stream).
+    /// The stream's shards (lineage, caught-up shards), where there is a stream to ask.
     pub stream: Option<&'a dyn StreamShards>,
+    /// The time.
+    pub clock: &'a dyn Clock,
 }
 
 /// What one run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MergeReport {
-    /// The global watermark used, epoch ms.
+    /// `Some(why)` when another run held the lease and this one did nothing.
+    pub skipped: Option<String>,
+    /// The global watermark computed, epoch ms.
     pub watermark_ms: Option<i64>,
-    /// Shards left out of the watermark: closed by a reshard and read to their end.
-    pub shards_finished: usize,
+    /// The closed mark after the run.
+    pub closed_ms: Option<i64>,
+    /// Shards left out of the watermark as idle.
+    pub shards_idle: usize,
     /// Windows given their final result in this run.
     pub closed: Vec<WindowKey>,
     /// Windows given a provisional result.
     pub provisional: usize,
-    /// Panes read.
-    pub panes_read: usize,
+    /// Panes compacted.
+    pub panes_compacted: usize,
+    /// Delta parts read.
+    pub deltas_read: usize,
+    /// What compaction dropped.
+    pub compaction: CompactionCounts,
     /// Intersections retimed.
     pub retimed: usize,
-    /// Panes deleted (all their windows final).
-    pub panes_deleted: usize,
+    /// Intersections whose retiming was skipped: changed by an operator since they were read.
+    pub retiming_conflicts: usize,
 }
 
 impl Merge<'_> {
     /// Handles a scheduled event (its content is not used: the state says what to do).
     pub async fn handle(&self, _event: &EventBridgeEvent) -> PortResult<MergeReport> {
         let report = self.run(Closing::Watermark).await?;
-        tracing::info!(
-            watermark = ?report.watermark_ms.map(format_rfc3339_ms),
-            shards_finished = report.shards_finished,
-            closed = report.closed.len(),
-            provisional = report.provisional,
-            panes_read = report.panes_read,
-            retimed = report.retimed,
-            panes_deleted = report.panes_deleted,
-            "merge run"
-        );
+        match &report.skipped {
+            Some(why) => tracing::info!(reason = %why, "merge run skipped"),
+            None => tracing::info!(
+                watermark = ?report.watermark_ms.map(format_rfc3339_ms),
+                closed_mark = ?report.closed_ms.map(format_rfc3339_ms),
+                shards_idle = report.shards_idle,
+                closed = report.closed.len(),
+                provisional = report.provisional,
+                panes_compacted = report.panes_compacted,
+                deltas_read = report.deltas_read,
+                duplicates = report.compaction.duplicates,
+                too_frequent = report.compaction.too_frequent,
+                retimed = report.retimed,
+                retiming_conflicts = report.retiming_conflicts,
+                "merge run"
+            ),
+        }
         Ok(report)
     }
 
-    /// The stream's shard list. When it cannot be read, every shard counts (as without a
-    /// lineage): windows may close later than they could, never too early.
-    async fn lineage(&self) -> Option<Vec<traffic_core::lineage::ShardInfo>> {
+    /// One merge run, under the lease.
+    pub async fn run(&self, closing: Closing) -> PortResult<MergeReport> {
+        let now = self.clock.now_ms();
+        if !self
+            .state
+            .take_lease(self.holder, now, now.saturating_add(LEASE_MS))
+            .await?
+        {
+            return Ok(MergeReport {
+                skipped: Some("another merge run holds the lease".into()),
+                ..MergeReport::default()
+            });
+        }
+        let result = self.run_leased(closing, now).await;
+        if let Err(e) = self.state.release_lease(self.holder).await {
+            tracing::warn!(error = %e, "merge lease not released; it expires by itself");
+        }
+        result
+    }
+
+    /// The stream's shard list; when it cannot be read, only the shards with state count
+    /// (windows may close later than they could, never too early... unless a shard without
+    /// state still has readings: logged).
+    async fn lineage(&self) -> Option<Vec<ShardInfo>> {
         let stream = self.stream?;
         match stream.shards().await {
             Ok(l) => Some(l),
             Err(e) => {
-                tracing::warn!(error = %e, "shard list unreadable: every shard counts");
+                tracing::warn!(error = %e, "shard list unreadable: only shards with state count");
                 None
             }
         }
     }
 
-    /// One merge run.
-    pub async fn run(&self, closing: Closing) -> PortResult<MergeReport> {
+    /// Which shards are caught up now (none when there is no stream to ask, or it fails).
+    async fn activity(
+        &self,
+        metas: &[ShardMeta],
+        lineage: Option<&[ShardInfo]>,
+    ) -> Vec<ShardActivity> {
+        let Some(stream) = self.stream else {
+            return Vec::new();
+        };
+        let mut ids: BTreeSet<&str> = metas.iter().map(|m| m.shard_id.as_str()).collect();
+        if let Some(l) = lineage {
+            ids.extend(l.iter().filter(|s| !s.closed).map(|s| s.id.as_str()));
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let meta = metas.iter().find(|m| m.shard_id == id);
+            let caught_up = match stream
+                .caught_up(id, meta.and_then(|m| m.applied_through.as_ref()))
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(shard = %id, error = %e, "cannot tell whether the shard is caught up: it counts");
+                    false
+                }
+            };
+            out.push(ShardActivity {
+                shard_id: id.to_owned(),
+                caught_up,
+                last_arrival_ms: meta.and_then(|m| m.last_arrival_ms),
+            });
+        }
+        out
+    }
+
+    fn provisional_lengths(&self) -> BTreeSet<WindowLength> {
+        match self.provisional {
+            Provisional::All => self.cfg.windows().iter().copied().collect(),
+            Provisional::Shortest => BTreeSet::from([self.cfg.pane()]),
+            Provisional::None => BTreeSet::new(),
+        }
+    }
+
+    async fn run_leased(&self, closing: Closing, now: i64) -> PortResult<MergeReport> {
         let mut report = MergeReport::default();
-        let metas = self.state.shard_metas().await?;
-        let watermark = match closing {
-            Closing::All => Some(i64::MAX),
-            // Shards that have accepted nothing yet have no watermark and hold nothing back.
+        let pane_len = self.cfg.pane();
+        let state = self.state.merge_state().await?;
+        let mut metas = self.state.shard_metas().await?;
+        let mut caught_up_since = state.caught_up_since.clone();
+        let target = match closing {
+            Closing::All => metas
+                .iter()
+                .filter_map(|m| m.max_event_ms)
+                .max()
+                .map(|t| self.cfg.longest().window_of(t).end_ms()),
             Closing::Watermark => {
-                let finished = self
-                    .lineage()
-                    .await
-                    .map(|l| finished_shards(&metas, &l))
-                    .unwrap_or_default();
-                report.shards_finished = finished.len();
-                global_watermark(&metas, &finished, self.cfg.allowed_lateness_ms)
+                let lineage = self.lineage().await;
+                let activity = self.activity(&metas, lineage.as_deref()).await;
+                let (idle, since) = idle_shards(
+                    &activity,
+                    &state.caught_up_since,
+                    now,
+                    self.cfg.idle_timeout_ms,
+                );
+                caught_up_since = since;
+                report.shards_idle = idle.len();
+                let w = global_watermark(
+                    &metas,
+                    lineage.as_deref(),
+                    &idle,
+                    self.cfg.allowed_lateness_ms,
+                );
+                report.watermark_ms = w;
+                w
             }
         };
-        report.watermark_ms = watermark.filter(|w| *w != i64::MAX);
-        let panes = self.state.pane_starts().await?;
-        if panes.is_empty() {
-            return Ok(report);
+        let before = state.marks.closed_ms;
+        let closed = match (before, target) {
+            (Some(b), Some(t)) => Some(b.max(t)),
+            (b, t) => b.or(t),
+        };
+        report.closed_ms = closed;
+        if closed > before
+            && let Some(c) = closed
+        {
+            // Before any pane is read: from now on no commit lands in what closes.
+            self.state.advance_closed_mark(c).await?;
+            metas = self.state.shard_metas().await?;
         }
-        let gw = watermark.unwrap_or(i64::MIN);
-        // The windows already final, as far back as the oldest pane reaches.
-        let oldest = panes.iter().copied().min().unwrap_or(i64::MAX);
-        let mut done: BTreeSet<WindowKey> = BTreeSet::new();
-        for &len in self.cfg.windows() {
-            let from = len.window_of(oldest).start_ms;
-            done.extend(self.results.closed_windows_from(len, from).await?);
-        }
-        let pane_len = self.cfg.pane();
+        let closed_ms = closed.unwrap_or(i64::MIN);
+        let compacted = state.marks.compacted_ms;
+        let from = compacted.map_or(i64::MIN, |c| pane_len.window_of(c).start_ms);
+        let panes = self.state.delta_panes(from).await?;
 
-        // The windows to build, and which of them close now.
-        let mut accs: BTreeMap<WindowKey, WindowAccumulator> = BTreeMap::new();
+        // Every listed delta of every pane not yet compacted, in delivery order.
+        let mut by_pane: BTreeMap<i64, Vec<Delta>> = BTreeMap::new();
         for &p in &panes {
-            for &len in self.cfg.windows() {
-                let w = len.window_of(p);
-                let closed = w.closed_by(gw);
-                let wanted = if closed {
-                    !done.contains(&w)
-                } else {
-                    match self.provisional {
-                        Provisional::All => true,
-                        Provisional::Shortest => len == pane_len,
-                        Provisional::None => false,
-                    }
-                };
-                if wanted {
-                    accs.entry(w).or_insert_with(|| WindowAccumulator::new(w));
-                }
-            }
-        }
-        // Read each needed pane once and add it to every window that wants it.
-        for &p in &panes {
-            let pane = pane_len.window_of(p);
-            let targets: Vec<WindowKey> = accs
-                .keys()
-                .filter(|w| w.contains(pane.start_ms))
-                .copied()
-                .collect();
-            if targets.is_empty() {
+            let mut keys: Vec<DeltaKey> = metas.iter().flat_map(|m| m.delta_keys(p)).collect();
+            keys.sort();
+            if keys.is_empty() {
                 continue;
             }
-            let items = self.state.pane_items(p).await?;
-            report.panes_read += 1;
-            for w in targets {
-                if let Some(acc) = accs.get_mut(&w) {
-                    for item in &items {
-                        acc.add(item);
-                    }
+            let consistent = pane_len.window_of(p).end_ms() <= closed_ms;
+            let deltas = self.state.deltas(&keys, consistent).await?;
+            if deltas.len() != keys.len() {
+                tracing::warn!(pane = %format_rfc3339_ms(p), listed = keys.len(), read = deltas.len(), "listed deltas missing (expired?)");
+            }
+            report.deltas_read += deltas.len();
+            if consistent {
+                report.panes_compacted += 1;
+            }
+            by_pane.insert(p, deltas);
+        }
+
+        // The prefixes of the longer windows these panes touch, and of those that close now.
+        let lo = by_pane
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(i64::MAX)
+            .min(compacted.unwrap_or(i64::MAX));
+        let hi = by_pane
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(i64::MIN)
+            .max(closed_ms.saturating_sub(1));
+        let mut prefixes = BTreeMap::new();
+        if lo <= hi {
+            for &len in &self.cfg.windows()[1..] {
+                let (from, to) = (len.window_of(lo).start_ms, len.window_of(hi).start_ms);
+                for r in self.state.rollups(len, from, to).await? {
+                    prefixes.insert(r.window, r);
                 }
             }
         }
 
+        let out = run(
+            &Levels::new(self.cfg.windows()),
+            RunInput {
+                compacted_ms: compacted,
+                closed_ms,
+                panes: by_pane,
+                prefixes,
+                provisional: self.provisional_lengths(),
+                min_interval_ms: self.cfg.min_reading_interval_ms,
+                digest_size: self.cfg.digest_size,
+            },
+        );
+        report.compaction = out.counts;
+
         // Webster on the latest control window closed in this run.
-        let latest_control = accs
-            .keys()
-            .filter(|w| w.length == pane_len && w.closed_by(gw))
-            .max()
-            .copied();
-        if let Some(w) = latest_control.and_then(|w| accs.get(&w)) {
-            report.retimed = self.retime(w).await?;
+        if let Some((_, r)) = out.finals.iter().rev().find(|(w, _)| w.length == pane_len) {
+            let (retimed, conflicts) = self.retime(r).await?;
+            report.retimed = retimed;
+            report.retiming_conflicts = conflicts;
         }
 
-        let mut results: Vec<WindowResult> = Vec::with_capacity(accs.len());
-        for (w, acc) in &accs {
-            let closed = w.closed_by(gw);
-            if closed {
-                report.closed.push(*w);
-            } else {
-                report.provisional += 1;
-            }
-            results.push(acc.finish(closed, self.cfg.top_k));
+        let mut results = Vec::with_capacity(out.finals.len() + out.provisional.len());
+        for (w, r) in &out.finals {
+            report.closed.push(*w);
+            results.push(r.finish(true, self.cfg.top_k));
         }
-        self.results.put_results(&results).await?;
-
+        for r in out.provisional.values() {
+            report.provisional += 1;
+            results.push(r.finish(false, self.cfg.top_k));
+        }
+        if !results.is_empty() {
+            self.results.put_results(&results).await?;
+        }
         // The operator's map: every intersection over the newest window of the shortest
-        // length built in this run (windows are built in order, so it is never older than
-        // the one stored before).
-        if let Some((w, acc)) = accs.iter().rev().find(|(w, _)| w.length == pane_len) {
-            self.results
-                .put_network(&acc.network(w.closed_by(gw)))
-                .await?;
+        // length built in this run.
+        if let Some((_, r, final_)) = out.newest(pane_len) {
+            self.results.put_network(&r.network(final_)).await?;
         }
-
-        // Panes are no longer needed once the longest window holding them is final.
-        let longest = self.cfg.longest();
-        let keep_from = panes
-            .iter()
-            .copied()
-            .find(|&p| !longest.window_of(p).closed_by(gw));
-        let cutoff = keep_from.unwrap_or(i64::MAX);
-        let deletable = panes.iter().filter(|&&p| p < cutoff).count();
-        if deletable > 0 {
-            self.state.delete_panes_before(cutoff).await?;
-            report.panes_deleted = deletable;
+        if !out.prefixes.is_empty() {
+            self.state.put_rollups(&out.prefixes, now).await?;
+        }
+        if let Some(c) = closed {
+            self.state.put_merge_progress(c, &caught_up_since).await?;
+            self.state.forget(pane_len.window_of(c).start_ms, c).await?;
+        } else if caught_up_since != state.caught_up_since {
+            self.state
+                .put_merge_progress(i64::MIN, &caught_up_since)
+                .await?;
         }
         Ok(report)
     }
 
-    /// Retimes every intersection with readings in `window` by Webster's method.
-    async fn retime(&self, window: &WindowAccumulator) -> PortResult<usize> {
-        let totals: HashMap<_, _> = window.totals().collect();
-        let seconds = window.key().length.seconds();
+    /// Retimes every intersection with readings in `window` by Webster's method; returns how
+    /// many were retimed and how many skipped because an operator changed them meanwhile.
+    async fn retime(&self, window: &Rollup) -> PortResult<(usize, usize)> {
+        let seconds = window.window.length.seconds();
         let mut updates = Vec::new();
-        for x in self.registry.intersections().await? {
-            let Some(t) = totals.get(&x.id) else { continue };
+        for (x, version) in self.registry.intersections_versioned().await? {
+            let Some(t) = window.intersections.get(&x.id) else {
+                continue;
+            };
             let timing = retime(&x, &t.vehicles, seconds, &self.cfg.webster);
-            updates.push((x.id.clone(), apply(&x.phases, &timing)));
+            updates.push(TimingUpdate {
+                id: x.id.clone(),
+                phases: apply(&x.phases, &timing),
+                expected_version: version,
+            });
         }
-        self.registry.set_timings(&updates, &window.key()).await?;
-        Ok(updates.len())
+        let skipped = self.registry.set_timings(&updates, &window.window).await?;
+        if !skipped.is_empty() {
+            tracing::info!(
+                skipped = skipped.len(),
+                "retiming skipped for intersections an operator changed since they were read"
+            );
+        }
+        Ok((updates.len() - skipped.len(), skipped.len()))
     }
 }

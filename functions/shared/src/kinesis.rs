@@ -26,6 +26,55 @@ pub struct Decoded<'a> {
     pub seq: SequenceNumber,
     /// The reading, or why there is none.
     pub reading: Result<Reading, ReadingError>,
+    /// When it arrived in the stream (`approximateArrivalTimestamp`), epoch ms; `None` when
+    /// the event does not say (a timestamp at or before 1970 counts as not said).
+    pub arrival_ms: Option<i64>,
+}
+
+/// Why a record is not a reading the functions can use.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unusable {
+    /// Not a valid reading (the contract's rules).
+    Invalid(ReadingError),
+    /// Put under another partition key than its intersection: per-intersection state assumes
+    /// that all of an intersection's readings go to one shard.
+    WrongPartition {
+        /// The record's partition key.
+        key: String,
+        /// The reading's intersection.
+        intersection: String,
+    },
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unusable::Invalid(e) => write!(f, "{e}"),
+            Unusable::WrongPartition { key, intersection } => write!(
+                f,
+                "partition key {key:?} is not the reading's intersection_id {intersection:?}"
+            ),
+        }
+    }
+}
+
+impl Decoded<'_> {
+    /// The reading, if the record holds a valid one under its own intersection's partition
+    /// key.
+    pub fn usable(&self) -> Result<&Reading, Unusable> {
+        let r = self
+            .reading
+            .as_ref()
+            .map_err(|e| Unusable::Invalid(e.clone()))?;
+        let key = &self.record.kinesis.partition_key;
+        if key != r.intersection_id.as_str() {
+            return Err(Unusable::WrongPartition {
+                key: key.clone(),
+                intersection: r.intersection_id.to_string(),
+            });
+        }
+        Ok(r)
+    }
 }
 
 /// Records of a batch grouped by shard, each shard's records in sequence order. Records whose
@@ -44,6 +93,14 @@ pub fn decode_by_shard(
                     record,
                     seq,
                     reading: Reading::parse(&record.kinesis.data),
+                    arrival_ms: Some(
+                        record
+                            .kinesis
+                            .approximate_arrival_timestamp
+                            .0
+                            .timestamp_millis(),
+                    )
+                    .filter(|ms| *ms > 0),
                 }),
             Err(_) => bad.push(record),
         }
@@ -65,13 +122,15 @@ pub fn failures(failed: impl IntoIterator<Item = SequenceNumber>) -> KinesisEven
     response
 }
 
-/// Throughput and latency of one invocation, as a [`traffic_ports::StatsSample`] for the
-/// minute of `now_ms`: latency is `now − approximate arrival` of each record.
+/// Throughput, latency and cost of one invocation, as a [`traffic_ports::StatsSample`] for
+/// the minute of `now_ms`: latency is `now − approximate arrival` of each record; `usage` the
+/// capacity units the invocation consumed.
 pub fn stats_sample(
     function: &str,
     event: &KinesisEvent,
     accepted: u64,
     now_ms: i64,
+    usage: &traffic_ports::Usage,
 ) -> traffic_ports::StatsSample {
     let mut s = traffic_ports::StatsSample {
         function: function.to_owned(),
@@ -79,6 +138,8 @@ pub fn stats_sample(
         invocations: 1,
         records: event.records.len() as u64,
         accepted,
+        read_units: usage.read_units,
+        write_units: usage.write_units,
         ..traffic_ports::StatsSample::default()
     };
     for r in &event.records {
