@@ -238,18 +238,20 @@ pub struct MeasureArgs {
     /// reading is stamped after its arrival.
     #[arg(long)]
     start: Option<String>,
+    /// Where the readings go: the emulator's Kinesis stream (`kinesis`), or a stream in
+    /// memory with Kinesis' partitioning (`memory`: deterministic and faster on moto; the
+    /// DynamoDB calls, which are what is measured, are the same).
+    #[arg(long, default_value = "kinesis")]
+    stream: traffic_app::aws::measure::StreamKind,
 }
 
 impl MeasureArgs {
     /// What to measure.
     pub fn options(&self) -> anyhow::Result<MeasureOptions> {
-        let prefix = self.prefix.clone().unwrap_or_else(|| {
-            format!(
-                "measure-{}-{}",
-                std::process::id(),
-                chrono_free_seconds()
-            )
-        });
+        let prefix = self
+            .prefix
+            .clone()
+            .unwrap_or_else(|| format!("measure-{}-{}", std::process::id(), chrono_free_seconds()));
         let start_ms = self
             .start
             .as_deref()
@@ -261,6 +263,7 @@ impl MeasureArgs {
         anyhow::ensure!(self.minutes > 0, "--minutes must be at least 1");
         anyhow::ensure!(self.shards > 0, "--shards must be at least 1");
         Ok(MeasureOptions {
+            stream: self.stream,
             resources: Resources::with_prefix(&prefix, self.shards),
             city: self.city.city()?,
             seed: self.city.seed,

@@ -19,7 +19,7 @@ use traffic_core::window::{WindowKey, WindowLength};
 use traffic_core::{IntersectionId, LightIndex};
 use traffic_ports::{
     LampStore, PortError, RecordSource, Registry, ResultStore, StateStore, StatsSample, StatsStore,
-    StreamShards,
+    StreamShards, TimingUpdate,
 };
 use traffic_sim::{CityConfig, generate_city};
 
@@ -429,14 +429,28 @@ async fn the_registry_keeps_intersections_and_their_timing_history() -> anyhow::
         .enumerate()
     {
         phases[0].green_s = 20.0 + i as f64;
-        s.set_timings(
-            &[
-                (city.intersections[0].id.clone(), phases.clone()),
-                (city.intersections[29].id.clone(), phases.clone()),
-            ],
-            &from.parse()?,
-        )
-        .await?;
+        let (_, version) = s
+            .intersection_versioned(&city.intersections[0].id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("gone"))?;
+        let skipped = s
+            .set_timings(
+                &[
+                    TimingUpdate {
+                        id: city.intersections[0].id.clone(),
+                        phases: phases.clone(),
+                        expected_version: version,
+                    },
+                    TimingUpdate {
+                        id: city.intersections[29].id.clone(),
+                        phases: phases.clone(),
+                        expected_version: "deleted meanwhile".into(),
+                    },
+                ],
+                &from.parse()?,
+            )
+            .await?;
+        assert_eq!(skipped, vec![city.intersections[29].id.clone()]);
     }
     let x = s
         .intersection(&city.intersections[0].id)
@@ -722,12 +736,23 @@ async fn a_write_conditional_on_a_version_applies_only_if_nothing_changed() -> a
     let late = s.replace_intersection_if(&read, &v1).await;
     assert!(matches!(late, Err(PortError::Conflict(_))), "{late:?}");
     assert_eq!(s.intersection(&x.id).await?, Some(renamed.clone()));
-    // A retiming is a change too.
-    s.set_timings(
-        &[(x.id.clone(), x.phases.clone())],
-        &"15m@2026-01-05T08:00:00Z".parse()?,
-    )
-    .await?;
+    // A retiming computed from the version before the edit is skipped: the edit stays.
+    let retiming = |expected_version: &str| TimingUpdate {
+        id: x.id.clone(),
+        phases: x.phases.clone(),
+        expected_version: expected_version.to_owned(),
+    };
+    let skipped = s
+        .set_timings(&[retiming(&v1)], &"15m@2026-01-05T08:00:00Z".parse()?)
+        .await?;
+    assert_eq!(skipped, vec![x.id.clone()]);
+    assert_eq!(s.intersection(&x.id).await?, Some(renamed.clone()));
+    assert!(s.timing_history(&x.id).await?.is_empty());
+    // One computed from the current version applies, and is a change too.
+    let skipped = s
+        .set_timings(&[retiming(&v2)], &"15m@2026-01-05T08:00:00Z".parse()?)
+        .await?;
+    assert!(skipped.is_empty());
     let (_, v3) = s
         .intersection_versioned(&x.id)
         .await?

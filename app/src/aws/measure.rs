@@ -11,6 +11,13 @@
 //! `ProvisionalResults` `all`. The run is deterministic: the same city, seed and minutes put
 //! the same readings and make the same calls.
 //!
+//! The stream is the emulator's Kinesis stream (the default), or, with
+//! [`StreamKind::Memory`], a stream held in memory with Kinesis' partitioning and each
+//! record's arrival set to the end of its simulated minute (deterministic, and fast: moto's
+//! `PutRecords` costs time in proportion to the shard's length, so a 30-minute run of 1,000
+//! intersections spends most of its time there). Kinesis bills shard-hours and PUT units,
+//! not calls, so the measured bill is the same either way; DynamoDB is always the emulator's.
+//!
 //! Each function has its own DynamoDB store, so each one's capacity units are counted apart
 //! (computed from the items by DynamoDB's sizing rules: `traffic_aws::capacity`); the
 //! simulator's own reads of the registry (what `traffic simulate` costs, not the system) and
@@ -19,9 +26,10 @@
 
 use super::setup::setup;
 use super::simulate::sim_config;
-use crate::driver::SimDriver;
+use crate::driver::{Control, ReadingSink, SimDriver};
 use crate::esm::{EventSourceMapping, Mapping, MappingConfig};
 use crate::functions::Functions;
+use crate::stream::MemorySource;
 use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
@@ -31,12 +39,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
-use traffic_aws::kinesis::KinesisSink;
+use traffic_aws::kinesis::{KinesisSink, PutReport};
 use traffic_aws::setup::Resources;
 use traffic_aws::{AwsClients, AwsPorts, KinesisSource, MetricsSnapshot};
 use traffic_core::City;
+use traffic_core::city::Intersection;
+use traffic_core::window::WindowKey;
+use traffic_core::{IntersectionId, LightIndex, Reading};
 use traffic_functions::{BatchHandler, Config};
-use traffic_ports::MemoryCheckpoints;
+use traffic_ports::{
+    LampStore, ManualClock, MemoryCheckpoints, PortResult, Ports, RecordSource, Registry,
+    SourceShards, TimingChange, TimingUpdate,
+};
+use traffic_sim::Simulator;
 
 /// The template's defaults that shape the bill (`infra/template.yaml`'s parameters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -97,9 +112,67 @@ impl Prices {
     }
 }
 
+/// Where the readings go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamKind {
+    /// A Kinesis stream at `AWS_ENDPOINT_URL`.
+    #[default]
+    Kinesis,
+    /// A stream in memory, partitioned as Kinesis does.
+    Memory,
+}
+
+impl std::str::FromStr for StreamKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "kinesis" => Ok(Self::Kinesis),
+            "memory" => Ok(Self::Memory),
+            _ => Err(format!("{s:?}: the stream is `kinesis` or `memory`")),
+        }
+    }
+}
+
+/// Readings into a stream in memory, arriving at the end of their simulated minute; repair
+/// orders from the lamp store.
+struct MemoryReadings {
+    source: Arc<MemorySource>,
+    lamps: Arc<dyn LampStore>,
+}
+
+#[async_trait]
+impl ReadingSink for MemoryReadings {
+    async fn repair_orders(&mut self) -> anyhow::Result<Vec<(IntersectionId, LightIndex)>> {
+        Ok(self.lamps.take_repairs().await?)
+    }
+
+    async fn put(
+        &mut self,
+        readings: &[Reading],
+        _sim: &Simulator,
+        _repairs: &[(IntersectionId, LightIndex)],
+    ) -> anyhow::Result<PutReport> {
+        for r in readings {
+            let arrival = r.ts_ms - r.ts_ms.rem_euclid(60_000) + 60_000;
+            self.source.put(
+                r.intersection_id.as_str().to_owned(),
+                r.to_json().into_bytes(),
+                arrival,
+            );
+        }
+        Ok(PutReport {
+            records: readings.len(),
+            ..PutReport::default()
+        })
+    }
+}
+
 /// What `traffic aws-measure` runs.
 #[derive(Clone, Debug)]
 pub struct MeasureOptions {
+    /// Where the readings go.
+    pub stream: StreamKind,
     /// The resources (created if missing; use fresh names: the run expects empty tables).
     pub resources: Resources,
     /// The city.
@@ -139,6 +212,82 @@ impl BatchHandler for Timed {
         self.nanos
             .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
         r
+    }
+}
+
+/// The simulator's view of the registry: the intersections (their timings) read again only
+/// after a merge run, which is when retimings land. The simulator is not the system (its
+/// reads are not counted), and re-reading a thousand intersections every simulated minute is
+/// what made the emulator slowest.
+struct TimingsAfterMerges {
+    inner: Arc<dyn Registry>,
+    cached: tokio::sync::Mutex<Option<Vec<Intersection>>>,
+}
+
+impl TimingsAfterMerges {
+    async fn forget(&self) {
+        *self.cached.lock().await = None;
+    }
+}
+
+#[async_trait]
+impl Registry for TimingsAfterMerges {
+    async fn intersections(&self) -> PortResult<Vec<Intersection>> {
+        let mut c = self.cached.lock().await;
+        if let Some(xs) = c.as_ref() {
+            return Ok(xs.clone());
+        }
+        let xs = self.inner.intersections().await?;
+        *c = Some(xs.clone());
+        Ok(xs)
+    }
+    async fn intersections_page(
+        &self,
+        after: Option<&IntersectionId>,
+        limit: usize,
+    ) -> PortResult<(Vec<Intersection>, Option<IntersectionId>)> {
+        self.inner.intersections_page(after, limit).await
+    }
+    async fn intersection(&self, id: &IntersectionId) -> PortResult<Option<Intersection>> {
+        self.inner.intersection(id).await
+    }
+    async fn create_intersection(&self, x: &Intersection) -> PortResult<()> {
+        self.inner.create_intersection(x).await
+    }
+    async fn put_intersection(&self, x: &Intersection) -> PortResult<()> {
+        self.inner.put_intersection(x).await
+    }
+    async fn delete_intersection(&self, id: &IntersectionId) -> PortResult<bool> {
+        self.inner.delete_intersection(id).await
+    }
+    async fn intersection_versioned(
+        &self,
+        id: &IntersectionId,
+    ) -> PortResult<Option<(Intersection, String)>> {
+        self.inner.intersection_versioned(id).await
+    }
+    async fn replace_intersection_if(
+        &self,
+        x: &Intersection,
+        expected: &str,
+    ) -> PortResult<String> {
+        self.inner.replace_intersection_if(x, expected).await
+    }
+    async fn delete_intersection_if(&self, id: &IntersectionId, expected: &str) -> PortResult<()> {
+        self.inner.delete_intersection_if(id, expected).await
+    }
+    async fn intersections_versioned(&self) -> PortResult<Vec<(Intersection, String)>> {
+        self.inner.intersections_versioned().await
+    }
+    async fn set_timings(
+        &self,
+        timings: &[TimingUpdate],
+        from: &WindowKey,
+    ) -> PortResult<Vec<IntersectionId>> {
+        self.inner.set_timings(timings, from).await
+    }
+    async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {
+        self.inner.timing_history(id).await
     }
 }
 
@@ -204,6 +353,8 @@ pub struct Measurement {
     pub minutes: u64,
     /// Shards of the stream.
     pub shards: i32,
+    /// Where the readings went.
+    pub stream: StreamKind,
     /// The settings used.
     pub settings: TemplateDefaults,
     /// Windows the merge closed.
@@ -249,23 +400,54 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
         ports("merge"),
         ports("simulator"),
     );
+    let now = chrono::Utc::now().timestamp_millis();
+    let start_ms = opts.start_ms.unwrap_or_else(|| {
+        // Whole hours before now, so that every reading is stamped before it arrives and the
+        // windows close at the same points of every run.
+        let back = now - (opts.minutes as i64 + 90) * 60_000;
+        back - back.rem_euclid(3_600_000)
+    });
+    // Processing time: Kinesis' arrival times are the wall clock's; the stream in memory's
+    // are simulated, and so is the functions' clock then (idleness, expiry, the lease).
+    let clock = Arc::new(ManualClock::at(start_ms));
+    let with_clock = |p: Ports| match opts.stream {
+        StreamKind::Kinesis => p,
+        StreamKind::Memory => p.with_clock(clock.clone()),
+    };
     let engine = config.engine.clone();
-    let ingest = Functions::from_ports(engine.clone(), Provisional::All, pi.ports.clone());
-    let fault = Functions::from_ports(engine.clone(), Provisional::All, pf.ports.clone());
-    let merge = Functions::from_ports(engine.clone(), Provisional::All, pm.ports.clone());
+    let ingest = Functions::from_ports(
+        engine.clone(),
+        Provisional::All,
+        with_clock(pi.ports.clone()),
+    );
+    let fault = Functions::from_ports(
+        engine.clone(),
+        Provisional::All,
+        with_clock(pf.ports.clone()),
+    );
+    let memory = Arc::new(MemorySource::new(opts.resources.shards.max(1) as usize));
+    let merge_ports = match opts.stream {
+        StreamKind::Kinesis => pm.ports.clone(),
+        StreamKind::Memory => with_clock(
+            pm.ports
+                .clone()
+                .with_stream(Arc::new(SourceShards(memory.clone()))),
+        ),
+    };
+    let merge = Functions::from_ports(engine.clone(), Provisional::All, merge_ports);
 
     let shards = opts.resources.shards.max(1) as usize;
-    let readings_per_minute: usize = opts
-        .city
-        .intersections
-        .iter()
-        .map(|x| x.lights.len())
-        .sum();
+    let readings_per_minute: usize = opts.city.intersections.iter().map(|x| x.lights.len()).sum();
     let ingest_h = Timed::new(ingest.ingest.clone());
     let fault_h = Timed::new(fault.fault.clone());
-    let source = Arc::new(KinesisSource::new(&clients, &opts.resources.stream).await?);
+    let source: Arc<dyn RecordSource> = match opts.stream {
+        StreamKind::Kinesis => {
+            Arc::new(KinesisSource::new(&clients, &opts.resources.stream).await?)
+        }
+        StreamKind::Memory => memory.clone(),
+    };
     let esm = EventSourceMapping::new(
-        source,
+        source.clone(),
         Arc::new(MemoryCheckpoints::default()),
         vec![
             Mapping {
@@ -282,26 +464,38 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
         ],
     );
 
-    let now = chrono::Utc::now().timestamp_millis();
-    let start_ms = opts.start_ms.unwrap_or_else(|| {
-        // Whole panes before now, so every reading is stamped before it arrives.
-        let back = now - (opts.minutes as i64 + 30) * 60_000;
-        back - back.rem_euclid(900_000)
-    });
     let sim = sim_config(opts.seed, Some(start_ms), 0.0002, &config.engine.webster);
-    let mut driver = SimDriver::new(
-        &opts.city,
-        sim,
-        KinesisSink::new(clients.kinesis.clone(), &opts.resources.stream),
-        ps.ports.registry.clone(),
-        ps.ports.lamps.clone(),
-    )?;
+    let timings = Arc::new(TimingsAfterMerges {
+        inner: ps.ports.registry.clone(),
+        cached: tokio::sync::Mutex::new(None),
+    });
+    let mut driver = match opts.stream {
+        StreamKind::Kinesis => SimDriver::new(
+            &opts.city,
+            sim,
+            KinesisSink::new(clients.kinesis.clone(), &opts.resources.stream),
+            timings.clone(),
+            ps.ports.lamps.clone(),
+        )?,
+        StreamKind::Memory => SimDriver::with_sink(
+            opts.city.clone(),
+            Simulator::new(&opts.city, sim)?,
+            Control::Webster,
+            timings.clone(),
+            Box::new(MemoryReadings {
+                source: memory.clone(),
+                lamps: ps.ports.lamps.clone(),
+            }),
+        ),
+    };
 
     let mut readings = 0u64;
     let mut merge_runs = 0u64;
     let mut merge_nanos = 0u128;
     let mut windows_closed = 0usize;
     for minute in 1..=opts.minutes {
+        // The minute's readings arrive at its end.
+        clock.set(start_ms + minute as i64 * 60_000);
         let step = driver.step().await?;
         readings += step.readings.len() as u64;
         esm.drain().await?;
@@ -311,6 +505,7 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
             merge_nanos += t.elapsed().as_nanos();
             merge_runs += 1;
             windows_closed += report.closed.len();
+            timings.forget().await;
         }
         eprintln!(
             "aws-measure: minute {minute}/{}: {readings} readings, {:.0} s",
@@ -383,7 +578,9 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
             let gb_s = u.seconds * mb as f64 / 1024.0;
             usd.insert(
                 format!("lambda {name}"),
-                per_million(u.invocations as f64 * prices.lambda_request + gb_s * prices.lambda_gb_s_arm),
+                per_million(
+                    u.invocations as f64 * prices.lambda_request + gb_s * prices.lambda_gb_s_arm,
+                ),
             );
         }
     }
@@ -401,6 +598,7 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
         usd_by_item: usd,
         minutes: opts.minutes,
         shards: opts.resources.shards,
+        stream: opts.stream,
         settings: TEMPLATE,
         windows_closed,
         by_function,
