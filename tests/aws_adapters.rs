@@ -14,7 +14,7 @@ use traffic_core::lamps::{Alarm, LightLamps};
 use traffic_core::pane::{Commit, DeltaRef, MergeMarks, MergeState, ShardMeta};
 use traffic_core::query::{MedianEntry, WindowResult};
 use traffic_core::reading::{LampColour, LampState, Lamps, Position};
-use traffic_core::rollup::Rollup;
+use traffic_core::rollup::{CompactionCounts, Rollup};
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_core::{IntersectionId, LightIndex};
 use traffic_ports::{
@@ -317,17 +317,27 @@ async fn the_merge_state_moves_forward_only() -> anyhow::Result<()> {
     s.advance_closed_mark(P0 + 1_800_000).await?;
     // Never back.
     s.advance_closed_mark(P0 + 900_000).await?;
-    let caught_up = BTreeMap::from([("shardId-000000000001".to_owned(), P0 + 5)]);
-    s.put_merge_progress(P0 + 900_000, &caught_up).await?;
-    let state = s.merge_state().await?;
+    let progress = MergeState {
+        // A progress with an older closed mark leaves the stored mark alone.
+        marks: MergeMarks {
+            closed_ms: Some(P0 + 900_000),
+            compacted_ms: Some(P0 + 900_000),
+        },
+        caught_up_since: BTreeMap::from([("shardId-000000000001".to_owned(), P0 + 5)]),
+        compaction: CompactionCounts {
+            duplicates: 3,
+            too_frequent: 2,
+        },
+    };
+    s.put_merge_progress(&progress).await?;
     assert_eq!(
-        state,
+        s.merge_state().await?,
         MergeState {
             marks: MergeMarks {
                 closed_ms: Some(P0 + 1_800_000),
-                compacted_ms: Some(P0 + 900_000),
+                ..progress.marks
             },
-            caught_up_since: caught_up,
+            ..progress.clone()
         }
     );
     s.advance_closed_mark(P0 + 2_700_000).await?;

@@ -16,7 +16,10 @@ use traffic_core::lineage::ShardInfo;
 use traffic_core::sequence::SequenceNumber;
 use traffic_functions::directory::Directory;
 use traffic_ports::SourceRecord;
-use traffic_ports::{LampStore, PortError, PortResult, ResultStore, StateStore, StreamShards};
+use traffic_ports::{
+    LampStore, ManualClock, NoUsage, PortError, PortResult, ResultStore, StateStore, StreamShards,
+    SystemClock,
+};
 
 fn kinesis_event() -> KinesisEvent {
     serde_json::from_str(include_str!("fixtures/kinesis-event.json"))
@@ -35,6 +38,8 @@ fn ingest_on<'a>(
         registry: store,
         directory,
         stats: store,
+        usage: &NoUsage,
+        clock: &SystemClock,
     }
 }
 
@@ -83,21 +88,15 @@ async fn a_redelivered_batch_changes_nothing() {
     let event = kinesis_event();
     ingest.process(&event).await;
     let before = store.shard_metas().await.unwrap_or_default();
-    let items_before = store
-        .pane_items(1_767_600_000_000)
-        .await
-        .unwrap_or_default();
+    let deltas_before = store.delta_panes(i64::MIN).await.unwrap_or_default();
 
     let again = ingest.process(&event).await;
     assert_eq!(again.redelivered, 5);
     assert_eq!(again.commits, 0);
     assert_eq!(store.shard_metas().await.unwrap_or_default(), before);
     assert_eq!(
-        store
-            .pane_items(1_767_600_000_000)
-            .await
-            .unwrap_or_default(),
-        items_before
+        store.delta_panes(i64::MIN).await.unwrap_or_default(),
+        deltas_before
     );
 }
 
@@ -106,14 +105,16 @@ async fn a_store_outage_reports_the_first_uncommitted_record_and_a_retry_recover
     let (_dir, store) = store_with_city().await;
     let cfg = EngineConfig::default();
     let directory = Directory::default();
-    // One item per commit, and the second commit fails once.
-    let flaky = FlakyState::new(store.clone(), 0, 1);
+    // The commit fails once.
+    let flaky = FlakyState::new(store.clone(), 0);
     let ingest = Ingest {
         cfg: &cfg,
         state: flaky.as_ref(),
         registry: &store,
         directory: &directory,
         stats: &store,
+        usage: &NoUsage,
+        clock: &SystemClock,
     };
     let event = kinesis_event();
     flaky.fail_commits.store(1, Ordering::SeqCst);
@@ -147,7 +148,11 @@ async fn a_broken_green_lamp_raises_one_alarm_even_when_publishing_fails_once() 
         fail: AtomicUsize::new(1),
         published: AtomicUsize::new(0),
     };
+    let cfg = EngineConfig::default();
     let fault = Fault {
+        cfg: &cfg,
+        usage: &NoUsage,
+        clock: &SystemClock,
         lamps: &store,
         publisher: &publisher,
         registry: &store,
@@ -190,6 +195,8 @@ async fn a_scheduled_merge_publishes_provisional_results_of_the_open_windows() {
         registry: &store,
         results: &store,
         stream: None,
+        holder: "test",
+        clock: &SystemClock,
     };
 
     let report = merge
@@ -232,7 +239,7 @@ async fn a_scheduled_merge_publishes_provisional_results_of_the_open_windows() {
 }
 
 /// A stream whose only shard was split in two; or, with `fail`, one whose shard list cannot be
-/// read.
+/// read. Every shard has caught up (nothing more to read).
 struct SplitStream {
     fail: bool,
 }
@@ -254,6 +261,10 @@ impl StreamShards for SplitStream {
             shard("shardId-000000000001", Some("shardId-000000000000"), false),
             shard("shardId-000000000002", Some("shardId-000000000000"), false),
         ])
+    }
+
+    async fn caught_up(&self, _: &str, _: Option<&SequenceNumber>) -> PortResult<bool> {
+        Ok(true)
     }
 }
 
@@ -280,9 +291,13 @@ fn event_of(shard: &str, records: &[SourceRecord]) -> KinesisEvent {
     esm::kinesis_event(shard, "", "local", records)
 }
 
-/// The 15-minute windows a scheduled merge closes after a split at 08:20: the parent shard
-/// read to its end (08:00–08:19), then one child (08:20–08:59).
-async fn closed_after_a_split(stream: Option<&dyn StreamShards>) -> Vec<String> {
+/// The 15-minute windows scheduled merges close after a split at 08:20: the parent shard read
+/// to its end (08:00–08:19), then one child (08:20–08:59); the other child got nothing. One
+/// merge runs now; a second `later_ms` later (processing time), when given.
+async fn closed_after_a_split(
+    stream: Option<&dyn StreamShards>,
+    later_ms: Option<i64>,
+) -> Vec<String> {
     let (_dir, store) = store_with_city().await;
     let cfg = EngineConfig::default();
     let directory = Directory::default();
@@ -295,6 +310,8 @@ async fn closed_after_a_split(stream: Option<&dyn StreamShards>) -> Vec<String> 
         assert!(report.failed.is_empty(), "{report:?}");
         assert_eq!(report.counters.accepted, records.len() as u64);
     }
+    let now = chrono::Utc::now().timestamp_millis();
+    let clock = ManualClock::at(now);
     let merge = Merge {
         cfg: &cfg,
         provisional: Provisional::None,
@@ -302,13 +319,23 @@ async fn closed_after_a_split(stream: Option<&dyn StreamShards>) -> Vec<String> 
         registry: &store,
         results: &store,
         stream,
+        holder: "test",
+        clock: &clock,
     };
-    let report = merge
+    let first = merge
         .handle(&scheduled_event())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    report
-        .closed
+    let mut closed = first.closed;
+    if let Some(later) = later_ms {
+        clock.set(now + later);
+        let second = merge
+            .handle(&scheduled_event())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        closed.extend(second.closed);
+    }
+    closed
         .iter()
         .filter(|w| w.length.to_string() == "15m")
         .map(|w| traffic_core::time::format_rfc3339_ms(w.start_ms))
@@ -316,12 +343,19 @@ async fn closed_after_a_split(stream: Option<&dyn StreamShards>) -> Vec<String> 
 }
 
 #[tokio::test]
-async fn a_split_shard_read_to_its_end_stops_holding_the_windows_open() {
-    // The parent's watermark stopped at 08:19 − 2 min: on its own it would hold every window
-    // from 08:15 on open for ever. Its child has read on to 08:59 (watermark 08:57).
+async fn after_a_split_no_window_closes_until_every_child_has_delivered_past_it_or_is_idle() {
+    // The parent's watermark stopped at 08:19 − 2 min; one child has read on to 08:59. The
+    // other child has no state: it may still deliver readings from 08:20 on, so it holds the
+    // watermark at its parent's end, and only the 08:00 window closes.
     let split = SplitStream { fail: false };
     assert_eq!(
-        closed_after_a_split(Some(&split)).await,
+        closed_after_a_split(Some(&split), None).await,
+        ["2026-01-05T08:00:00Z"]
+    );
+    // Caught up and silent for the idle timeout (5 minutes of processing time), it stops
+    // holding it: the child with state decides (watermark 08:57).
+    assert_eq!(
+        closed_after_a_split(Some(&split), Some(5 * 60_000)).await,
         [
             "2026-01-05T08:00:00Z",
             "2026-01-05T08:15:00Z",
@@ -330,10 +364,13 @@ async fn a_split_shard_read_to_its_end_stops_holding_the_windows_open() {
     );
     // Without the shard list, or when it cannot be read, the parent still counts: windows
     // close late, never early.
-    assert_eq!(closed_after_a_split(None).await, ["2026-01-05T08:00:00Z"]);
+    assert_eq!(
+        closed_after_a_split(None, None).await,
+        ["2026-01-05T08:00:00Z"]
+    );
     let failing = SplitStream { fail: true };
     assert_eq!(
-        closed_after_a_split(Some(&failing)).await,
+        closed_after_a_split(Some(&failing), Some(5 * 60_000)).await,
         ["2026-01-05T08:00:00Z"]
     );
 }

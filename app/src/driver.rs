@@ -82,13 +82,10 @@ impl ReadingSink for EmbeddedSink {
             })
             .collect();
         let state = serde_json::to_vec(sim)?;
-        self.store.append_step(
-            &records,
-            chrono::Utc::now().timestamp_millis(),
-            SIM_BLOB,
-            &state,
-            repairs,
-        )?;
+        // The stream's clock is the simulated one: the records arrive when the period that
+        // produced them ends (its readings are stamped then too).
+        self.store
+            .append_step(&records, sim.now_ms(), SIM_BLOB, &state, repairs)?;
         Ok(PutReport {
             records: records.len(),
             calls: 1,

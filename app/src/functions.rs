@@ -38,6 +38,13 @@ impl Functions {
         }
     }
 
+    /// The same functions with the merge holding its lease under a fixed name (a process that
+    /// alone runs the merge on its own store, and takes its lease back after a restart).
+    pub fn with_merge_holder(mut self, holder: &str) -> Self {
+        self.merge = self.merge.with_holder(holder);
+        self
+    }
+
     /// The two mappings, `ingest` and `fault`, each with the settings `config` gives for its
     /// name.
     pub fn mappings(&self, config: impl Fn(&str) -> MappingConfig) -> Vec<Mapping> {

@@ -7,17 +7,17 @@
 
 use crate::esm::{EventSourceMapping, MappingConfig};
 use crate::functions::Functions;
-use crate::stream::{MemorySource, partition_key_of};
+use crate::stream::{MemorySource, partition_key_of, shard_for};
 use anyhow::Context;
-use chrono::Utc;
 use merge::{Closing, Provisional};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 use traffic_core::city::cycle_s;
+use traffic_core::frontier::estimate_arrivals;
 use traffic_core::pane::Counters;
 use traffic_core::query::WindowResult;
-use traffic_core::time::format_rfc3339_ms;
+use traffic_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use traffic_core::webster::PhaseTiming;
 use traffic_core::{City, EngineConfig, Intersection};
 use traffic_embedded::EmbeddedStore;
@@ -100,6 +100,12 @@ pub struct ReplayOutput {
     pub late: u64,
     /// Readings counted once more than once.
     pub duplicates: u64,
+    /// Readings stamped more than the allowed clock skew after their arrival.
+    pub future: u64,
+    /// Readings in the results.
+    pub accepted: u64,
+    /// Records delivered: `accepted + rejected + late + duplicates + future`.
+    pub records: u64,
 }
 
 /// Replays `readings` (one record per line) against `city`.
@@ -119,14 +125,17 @@ pub async fn replay(
     store.put_intersections(&city.intersections)?;
     let functions = Functions::from_ports(cfg, Provisional::None, store.ports());
 
-    let source = Arc::new(MemorySource::new(opts.shards.max(1)));
-    let now = Utc::now().timestamp_millis();
-    for line in data.split(|b| *b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        source.put(partition_key_of(line), line.to_vec(), now);
+    let shards = opts.shards.max(1);
+    let source = Arc::new(MemorySource::new(shards));
+    let lines: Vec<&[u8]> = data
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    let ids: std::collections::HashSet<&str> =
+        city.intersections.iter().map(|x| x.id.as_str()).collect();
+    for (line, (key, arrival_ms)) in lines.iter().zip(arrivals(&lines, shards, &ids)) {
+        source.put(key, line.to_vec(), arrival_ms.unwrap_or(0));
     }
     let batch = opts.batch_size.max(1);
     EventSourceMapping::new(
@@ -138,6 +147,65 @@ pub async fn replay(
     .await?;
     functions.merge(Closing::All).await?;
     collect(&functions).await
+}
+
+/// The partition key of each line and when it arrived in the stream: the line's own `arrival`
+/// field (RFC 3339) when it has one, else its shard's event-time frontier around it
+/// (`traffic_core::frontier`: the records from half as many before it as the shard has
+/// intersections to as many after it; only the readings of intersections in `city` vote);
+/// `None` when nothing tells.
+pub fn arrivals(
+    lines: &[&[u8]],
+    shards: usize,
+    city: &std::collections::HashSet<&str>,
+) -> Vec<(String, Option<i64>)> {
+    #[derive(serde::Deserialize)]
+    struct Times<'a> {
+        #[serde(borrow, default)]
+        ts: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow, default)]
+        arrival: Option<std::borrow::Cow<'a, str>>,
+    }
+    let parsed: Vec<(String, Option<i64>, Option<i64>)> = lines
+        .iter()
+        .map(|l| {
+            let t: Option<Times<'_>> = serde_json::from_slice(l).ok();
+            let ts = t
+                .as_ref()
+                .and_then(|t| t.ts.as_deref())
+                .and_then(parse_rfc3339_ms);
+            let arrival = t
+                .as_ref()
+                .and_then(|t| t.arrival.as_deref())
+                .and_then(parse_rfc3339_ms);
+            (partition_key_of(l), ts, arrival)
+        })
+        .collect();
+    let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); shards.max(1)];
+    for (i, (key, _, _)) in parsed.iter().enumerate() {
+        by_shard[shard_for(key, shards)].push(i);
+    }
+    let mut estimate: Vec<Option<i64>> = vec![None; parsed.len()];
+    for records in by_shard {
+        let claims: Vec<(Option<&str>, Option<i64>)> = records
+            .iter()
+            .map(|&i| {
+                let key = parsed[i].0.as_str();
+                (city.contains(key).then_some(key), parsed[i].1)
+            })
+            .collect();
+        let distinct: std::collections::HashSet<&str> = claims.iter().filter_map(|c| c.0).collect();
+        let k = distinct.len();
+        let est = estimate_arrivals(&claims, k.div_ceil(2), k);
+        for (&i, e) in records.iter().zip(est) {
+            estimate[i] = e;
+        }
+    }
+    parsed
+        .into_iter()
+        .zip(estimate)
+        .map(|((key, _, arrival), e)| (key, arrival.or(e)))
+        .collect()
 }
 
 /// Reads the results, timings, alarms and counters out of the functions' ports.
@@ -172,6 +240,7 @@ pub async fn collect(functions: &Functions) -> anyhow::Result<ReplayOutput> {
     for m in ports.state.shard_metas().await? {
         counters.add(&m.counters);
     }
+    let counters = counters.settle(&ports.state.merge_state().await?.compaction);
     Ok(ReplayOutput {
         windows,
         timings,
@@ -179,5 +248,8 @@ pub async fn collect(functions: &Functions) -> anyhow::Result<ReplayOutput> {
         rejected: counters.rejected,
         late: counters.late,
         duplicates: counters.duplicates,
+        future: counters.future,
+        accepted: counters.accepted,
+        records: counters.records(),
     })
 }

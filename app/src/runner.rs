@@ -202,7 +202,8 @@ async fn merge_timer(
                     closed = report.closed.len(),
                     provisional = report.provisional,
                     retimed = report.retimed,
-                    panes_deleted = report.panes_deleted,
+                    panes_compacted = report.panes_compacted,
+                    skipped = ?report.skipped,
                     "merge run"
                 );
                 if let Ok(mut l) = runs.last.lock() {

@@ -44,7 +44,7 @@ use traffic_core::pane::Counters;
 use traffic_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use traffic_core::{City, EngineConfig};
 use traffic_embedded::EmbeddedStore;
-use traffic_ports::MemoryCheckpoints;
+use traffic_ports::{ManualClock, MemoryCheckpoints, SourceShards};
 
 /// Options of `traffic sumo`.
 #[derive(Clone, Debug)]
@@ -120,6 +120,7 @@ pub struct SumoSummary {
 /// positions), what was already answered.
 pub struct SumoLoop {
     functions: Functions,
+    clock: Arc<ManualClock>,
     source: Arc<MemorySource>,
     mapping: EventSourceMapping,
     opts: SumoOptions,
@@ -140,8 +141,15 @@ impl SumoLoop {
         let store = EmbeddedStore::open_relaxed(dir.path().join("sumo.redb"))?;
         store.put_intersections(&city.intersections)?;
         let shards = opts.shards.max(1);
-        let functions = Functions::from_ports(cfg, Provisional::None, store.ports());
         let source = Arc::new(MemorySource::new(shards));
+        // SUMO's time is the system's: arrivals, statistics, idle shards, the merge's lease.
+        let clock = Arc::new(ManualClock::default());
+        let ports = store
+            .ports()
+            .with_clock(clock.clone())
+            .with_stream(Arc::new(SourceShards(source.clone())));
+        let functions =
+            Functions::from_ports(cfg, Provisional::None, ports).with_merge_holder("traffic-sumo");
         let batch = opts.batch_size.max(1);
         let mapping = EventSourceMapping::new(
             source.clone(),
@@ -150,6 +158,7 @@ impl SumoLoop {
         );
         Ok(Self {
             functions,
+            clock,
             source,
             mapping,
             opts: SumoOptions { shards, ..opts },
@@ -187,6 +196,7 @@ impl SumoLoop {
         now_ms: i64,
         readings: impl Iterator<Item = &'r [u8]>,
     ) -> anyhow::Result<Answer> {
+        self.clock.set(now_ms);
         for data in readings {
             self.source
                 .put(partition_key_of(data), data.to_vec(), now_ms);

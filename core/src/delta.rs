@@ -188,6 +188,13 @@ impl Delta {
         self.readings.is_empty()
     }
 
+    /// Whether it holds a reading of `id`'s light `light` at `ts_ms`.
+    pub fn has(&self, id: &IntersectionId, light: LightIndex, ts_ms: i64) -> bool {
+        self.readings
+            .get(id)
+            .is_some_and(|rs| rs.iter().any(|r| r.light == light && r.ts_ms == ts_ms))
+    }
+
     /// Adds a reading of `id`.
     pub fn push(&mut self, id: &IntersectionId, r: DeltaReading) {
         match self.readings.get_mut(id) {

@@ -17,7 +17,8 @@
 //! - **Idle shards** ([`idle_shards`]). A shard whose consumer has caught up with the stream and
 //!   that has received nothing for `idle_timeout` (processing time) stops holding the watermark
 //!   (as Flink's `withIdleness`); when it receives again, its readings obey the lateness rule
-//!   like any other.
+//!   like any other. When every shard is idle, what they delivered closes, up to the furthest
+//!   idle shard's watermark.
 
 use crate::pane::ShardMeta;
 use std::collections::{BTreeMap, BTreeSet};
@@ -106,7 +107,16 @@ pub fn global_watermark(
         any = true;
         global = Some(global.map_or(w, |g| g.min(w)));
     }
-    if any { global } else { None }
+    if any {
+        global
+    } else {
+        // Every shard is finished or idle (a city-wide outage, the end of a run): nothing
+        // more is coming, so what was delivered closes, up to the furthest idle shard.
+        idle.iter()
+            .filter(|id| !finished.contains(id.as_str()))
+            .filter_map(|id| own(id))
+            .max()
+    }
 }
 
 /// What the merge knows of one shard's consumer in one run.
@@ -292,14 +302,12 @@ mod tests {
     }
 
     #[test]
-    fn when_every_shard_is_finished_or_idle_nothing_closes() {
+    fn when_every_shard_is_finished_nothing_closes_and_when_all_are_idle_what_they_sent_does() {
         let metas = vec![meta("gone", Some(50 * MIN))];
         assert_eq!(global_watermark(&metas, Some(&[]), &none(), 0), None);
-        let idle = BTreeSet::from(["a".to_owned()]);
-        assert_eq!(
-            global_watermark(&[meta("a", Some(MIN))], None, &idle, 0),
-            None
-        );
+        let idle = BTreeSet::from(["a".to_owned(), "b".to_owned()]);
+        let metas = [meta("a", Some(MIN)), meta("b", Some(9 * MIN))];
+        assert_eq!(global_watermark(&metas, None, &idle, 0), Some(9 * MIN));
     }
 
     #[test]

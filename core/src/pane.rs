@@ -17,8 +17,9 @@
 //! Each record is, in order: skipped if already applied; *future* if its event time is more
 //! than `max_clock_skew` after its arrival in the stream; *late* if its pane is closed (by the
 //! shard's own watermark, or finalised by the merge); otherwise accepted into a delta.
-//! Duplicates (same intersection, light and instant) are resolved when the merge compacts a
-//! pane (`crate::rollup`).
+//! A duplicate (same intersection, light and instant) within the batch is counted here; one
+//! whose twin came in an earlier batch is resolved when the merge compacts the pane
+//! (`crate::rollup`).
 
 use crate::config::EngineConfig;
 use crate::delta::{Delta, DeltaKey, DeltaReading};
@@ -94,6 +95,9 @@ pub struct MergeState {
     pub marks: MergeMarks,
     /// Shard → when the merge first found it caught up (processing time, epoch ms).
     pub caught_up_since: BTreeMap<String, i64>,
+    /// What compaction has dropped so far (duplicates, too frequent readings).
+    #[serde(default)]
+    pub compaction: CompactionCounts,
 }
 
 /// A delta a shard wrote to a pane not yet compacted.
@@ -158,6 +162,9 @@ pub enum Outcome {
     Accepted,
     /// Its pane was closed: counted and dropped.
     Late,
+    /// The same intersection, light and instant as a reading accepted earlier in the batch:
+    /// counted and dropped (a twin in an earlier batch is found when the pane is compacted).
+    Duplicate,
     /// Stamped too far after its arrival: counted and dropped.
     Future,
     /// Invalid: counted and dropped.
@@ -264,6 +271,14 @@ impl<'c> BatchFold<'c> {
         if closed_by_shard || finalised {
             self.meta.counters.late += 1;
             return Outcome::Late;
+        }
+        if self
+            .deltas
+            .get(&pane.start_ms)
+            .is_some_and(|d| d.has(&r.intersection_id, r.light, r.ts_ms))
+        {
+            self.meta.counters.duplicates += 1;
+            return Outcome::Duplicate;
         }
         let commit = self.meta.commits + 1;
         let shard_id = &self.meta.shard_id;

@@ -133,13 +133,10 @@ pub trait StateStore: Send + Sync {
     /// reads the panes it finalises: every commit is conditional on the mark.
     async fn advance_closed_mark(&self, closed_ms: i64) -> PortResult<()>;
 
-    /// Records the merge's progress: the panes ending at or before `compacted_ms` are
-    /// compacted, and when each caught-up shard was first seen so.
-    async fn put_merge_progress(
-        &self,
-        compacted_ms: i64,
-        caught_up_since: &BTreeMap<String, i64>,
-    ) -> PortResult<()>;
+    /// Records the merge's progress: its whole state (the compacted mark, when each caught-up
+    /// shard was first seen so, what compaction has dropped so far). Only the merge writes it,
+    /// under its lease; its closed mark is the one [`StateStore::advance_closed_mark`] set.
+    async fn put_merge_progress(&self, state: &MergeState) -> PortResult<()>;
 
     /// Takes the merge's lease for `holder` until `until_ms`, if nobody else holds an
     /// unexpired one at `now_ms`; `false` when someone does.

@@ -9,7 +9,6 @@
 
 use anyhow::Context;
 use async_trait::async_trait;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -235,14 +234,8 @@ impl<S: StateStore> StateStore for Faulty<S> {
     async fn advance_closed_mark(&self, closed_ms: i64) -> PortResult<()> {
         self.inner.advance_closed_mark(closed_ms).await
     }
-    async fn put_merge_progress(
-        &self,
-        compacted_ms: i64,
-        caught_up_since: &BTreeMap<String, i64>,
-    ) -> PortResult<()> {
-        self.inner
-            .put_merge_progress(compacted_ms, caught_up_since)
-            .await
+    async fn put_merge_progress(&self, state: &MergeState) -> PortResult<()> {
+        self.inner.put_merge_progress(state).await
     }
     async fn take_lease(&self, holder: &str, now_ms: i64, until_ms: i64) -> PortResult<bool> {
         self.inner.take_lease(holder, now_ms, until_ms).await

@@ -6,7 +6,7 @@
 //! | shard index | `shards` | `<shard_id>` | `shard_id` |
 //! | delta | `delta#<pane start>` | `<shard_id>#<commit, 20 digits>#<part, 5 digits>` | `d` (B: [`Delta::encode`]), `expires_at` |
 //! | pane index | `panes` | `ord(pane start)` | `start_ms`, `expires_at` |
-//! | merge state | `merge` | `state` | `closed_ms`, `compacted_ms` (N), `caught_up` (B: postcard of shard → ms) |
+//! | merge state | `merge` | `state` | `closed_ms`, `compacted_ms`, `duplicates`, `too_frequent` (N), `caught_up` (B: postcard of shard → ms) |
 //! | merge lease | `merge` | `lease` | `holder` (S), `until_ms` (N) |
 //! | rollup header | `rollups#<length ms>` | `ord(window start)` | `start_ms`, `through_ms`, `parts`, `bytes`, `expires_at` |
 //! | rollup part | `rollup#<length ms>#<window start>` | `ord(through_ms)#<part>` | `b` (B), `expires_at` |
@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
-use traffic_core::rollup::Rollup;
+use traffic_core::rollup::{CompactionCounts, Rollup};
 use traffic_core::window::WindowLength;
 use traffic_ports::{PortError, PortResult, StateStore};
 
@@ -135,7 +135,15 @@ fn decode_merge_state(item: &Item) -> PortResult<MergeState> {
             compacted_ms: n_i64(item, "compacted_ms"),
         },
         caught_up_since,
+        compaction: CompactionCounts {
+            duplicates: n_u64(item, "duplicates"),
+            too_frequent: n_u64(item, "too_frequent"),
+        },
     })
+}
+
+fn n_u64(item: &Item, name: &str) -> u64 {
+    n_i64(item, name).and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
 }
 
 fn put(table: &str, item: Item) -> PortResult<Put> {
@@ -579,24 +587,27 @@ impl StateStore for DynamoStore {
         .map(|_| ())
     }
 
-    async fn put_merge_progress(
-        &self,
-        compacted_ms: i64,
-        caught_up_since: &BTreeMap<String, i64>,
-    ) -> PortResult<()> {
-        self.update_merge_state(
-            "SET compacted_ms = :c, caught_up = :u",
-            None,
-            HashMap::from([
-                (":c".to_owned(), num(compacted_ms)),
-                (
-                    ":u".to_owned(),
-                    AttributeValue::B(encode(caught_up_since)?.into()),
-                ),
-            ]),
-        )
-        .await
-        .map(|_| ())
+    async fn put_merge_progress(&self, state: &MergeState) -> PortResult<()> {
+        // The closed mark is left alone: only `advance_closed_mark` moves it, conditionally.
+        let mut values = HashMap::from([
+            (
+                ":u".to_owned(),
+                AttributeValue::B(encode(&state.caught_up_since)?.into()),
+            ),
+            (":d".to_owned(), num(state.compaction.duplicates)),
+            (":f".to_owned(), num(state.compaction.too_frequent)),
+        ]);
+        let set = "SET caught_up = :u, duplicates = :d, too_frequent = :f";
+        let update = match state.marks.compacted_ms {
+            Some(c) => {
+                values.insert(":c".to_owned(), num(c));
+                format!("{set}, compacted_ms = :c")
+            }
+            None => format!("{set} REMOVE compacted_ms"),
+        };
+        self.update_merge_state(&update, None, values)
+            .await
+            .map(|_| ())
     }
 
     async fn take_lease(&self, holder: &str, now_ms: i64, until_ms: i64) -> PortResult<bool> {

@@ -166,9 +166,7 @@ mod tests {
             fifteen.window_of(t0 + 1_800_000),
             hour.window_of(t0),
         ];
-        let result = |k: WindowKey, closed| {
-            traffic_core::query::WindowAccumulator::new(k).finish(closed, 10)
-        };
+        let result = |k: WindowKey, closed| traffic_core::rollup::Rollup::new(k).finish(closed, 10);
         s.put_results(&[
             result(keys[0], true),
             result(keys[1], true),

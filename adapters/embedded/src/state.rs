@@ -11,7 +11,6 @@ use crate::{DELTAS, EmbeddedStore, MERGE, META, ROLLUPS};
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
 use traffic_core::rollup::Rollup;
@@ -201,18 +200,11 @@ impl StateStore for EmbeddedStore {
         })
     }
 
-    async fn put_merge_progress(
-        &self,
-        compacted_ms: i64,
-        caught_up_since: &BTreeMap<String, i64>,
-    ) -> PortResult<()> {
+    async fn put_merge_progress(&self, progress: &MergeState) -> PortResult<()> {
         self.update_merge_state("recording the merge's progress", |s| {
-            s.marks.compacted_ms = Some(
-                s.marks
-                    .compacted_ms
-                    .map_or(compacted_ms, |c| c.max(compacted_ms)),
-            );
-            s.caught_up_since = caught_up_since.clone();
+            let closed = s.marks.closed_ms.max(progress.marks.closed_ms);
+            *s = progress.clone();
+            s.marks.closed_ms = closed;
         })
     }
 

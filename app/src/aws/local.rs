@@ -65,6 +65,8 @@ pub async fn aws_local(
             None,
             opts.failure_probability,
             &config.engine.webster,
+            opts.steps,
+            opts.speedup,
         );
         let period = Duration::from_secs_f64(f64::from(sim.period_s) / opts.speedup.max(1e-3));
         let driver = SimDriver::new(

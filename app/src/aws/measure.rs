@@ -464,7 +464,14 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
         ],
     );
 
-    let sim = sim_config(opts.seed, Some(start_ms), 0.0002, &config.engine.webster);
+    let sim = sim_config(
+        opts.seed,
+        Some(start_ms),
+        0.0002,
+        &config.engine.webster,
+        None,
+        1.0,
+    );
     let timings = Arc::new(TimingsAfterMerges {
         inner: ps.ports.registry.clone(),
         cached: tokio::sync::Mutex::new(None),

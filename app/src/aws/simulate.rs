@@ -12,18 +12,40 @@ use traffic_core::{City, IntersectionId, LightIndex};
 use traffic_functions::Config;
 use traffic_sim::SimConfig;
 
-/// The simulator's settings: `seed`, first instant `start_ms` (default now, rounded down to
-/// the minute), lamp failure probability `failure`, and the yellow and lost time Webster's
-/// method assumes (`webster`), so the field runs the cycle the merge computed.
+/// The simulator's settings: `seed`, first instant `start_ms`, lamp failure probability
+/// `failure`, and the yellow and lost time Webster's method assumes (`webster`), so the field
+/// runs the cycle the merge computed.
+///
+/// Without a start, the simulation must not run ahead of the stream's clock (a reading stamped
+/// more than `TRAFFIC_MAX_CLOCK_SKEW` after it arrives is rejected as future): at real speed it
+/// starts now (rounded down to the minute); faster, it starts in the past, so that `steps`
+/// periods end now, or, unbounded, a day ago (it then runs ahead of the clock only after a
+/// day's worth of simulated time, which is logged).
 pub fn sim_config(
     seed: u64,
     start_ms: Option<i64>,
     failure: f64,
     webster: &traffic_core::webster::WebsterConfig,
+    steps: Option<u64>,
+    speedup: f64,
 ) -> SimConfig {
+    let period_ms = i64::from(SimConfig::default().period_s) * 1000;
     let start_ms = start_ms.unwrap_or_else(|| {
         let now = chrono::Utc::now().timestamp_millis();
-        now - now.rem_euclid(60_000)
+        let now = now - now.rem_euclid(60_000);
+        if speedup <= 1.0 {
+            now
+        } else if let Some(n) = steps {
+            now - i64::try_from(n).unwrap_or(i64::MAX / period_ms) * period_ms
+        } else {
+            tracing::warn!(
+                speedup,
+                "an unbounded simulation faster than real time starts a day in the past; past a \
+                 day of simulated time its readings run ahead of the stream's clock and are \
+                 rejected as future beyond TRAFFIC_MAX_CLOCK_SKEW"
+            );
+            now - 86_400_000
+        }
     });
     SimConfig {
         seed,
@@ -166,6 +188,8 @@ pub async fn simulate(config: &Config, opts: &SimulateOptions, stop: Stop) -> an
         opts.start_ms,
         opts.failure_probability,
         &config.engine.webster,
+        opts.steps,
+        opts.speedup,
     );
     let period = Duration::from_secs_f64(f64::from(cfg.period_s) / opts.speedup.max(1e-3));
     let mut driver = SimDriver::new(

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use traffic_core::EngineConfig;
 use traffic_core::time::format_rfc3339_ms;
 use traffic_embedded::{EmbeddedLog, EmbeddedStore};
+use traffic_ports::{ManualClock, SourceShards};
 use traffic_sim::{CityConfig, SimConfig, Simulator, generate_city};
 
 mod status;
@@ -137,6 +138,7 @@ pub struct Summary {
 /// A running local system.
 struct Local {
     store: EmbeddedStore,
+    clock: Arc<ManualClock>,
     functions: Arc<Functions>,
     esm: EventSourceMapping,
     driver: SimDriver,
@@ -149,7 +151,14 @@ pub async fn run(cfg: EngineConfig, opts: LocalOptions, stop: Stop) -> anyhow::R
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("creating {}", opts.data_dir.display()))?;
     let store = EmbeddedStore::open_relaxed(opts.data_dir.join("traffic.redb"))?;
-    let ports = store.ports();
+    // Everything runs on the simulated clock: the stream's arrival times, the functions'
+    // statistics, the merge's idle shards and lease (set after every period).
+    let clock = Arc::new(ManualClock::at(opts.settings.start_ms));
+    let log = Arc::new(EmbeddedLog::new(
+        store.clone(),
+        opts.settings.shards,
+        &CONSUMERS,
+    ));
     let settings = match store.blob(RUN_BLOB)? {
         Some(b) => {
             let stored: RunSettings = serde_json::from_slice(&b).context("stored run settings")?;
@@ -192,6 +201,16 @@ pub async fn run(cfg: EngineConfig, opts: LocalOptions, stop: Stop) -> anyhow::R
             },
         )?,
     };
+    clock.set(sim.now_ms());
+    let log = if settings.shards == opts.settings.shards {
+        log
+    } else {
+        Arc::new(EmbeddedLog::new(store.clone(), settings.shards, &CONSUMERS))
+    };
+    let ports = store
+        .ports()
+        .with_clock(clock.clone())
+        .with_stream(Arc::new(SourceShards(log.clone())));
     if let Some(addr) = opts.listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -208,8 +227,10 @@ pub async fn run(cfg: EngineConfig, opts: LocalOptions, stop: Stop) -> anyhow::R
         });
         tracing::info!(%addr, "serving the API and the dashboard");
     }
-    let functions = Arc::new(Functions::from_ports(cfg, opts.provisional, ports.clone()));
-    let log = Arc::new(EmbeddedLog::new(store.clone(), settings.shards, &CONSUMERS));
+    let functions = Arc::new(
+        Functions::from_ports(cfg, opts.provisional, ports.clone())
+            .with_merge_holder("traffic-local"),
+    );
     let batch = opts.batch_size.max(1);
     let esm = EventSourceMapping::new(
         log.clone(),
@@ -228,6 +249,7 @@ pub async fn run(cfg: EngineConfig, opts: LocalOptions, stop: Stop) -> anyhow::R
     }
     let mut local = Local {
         store,
+        clock,
         functions,
         esm,
         driver,
@@ -265,6 +287,7 @@ impl Local {
                 break;
             }
             let step = self.driver.step().await?;
+            self.clock.set(self.driver.now_ms());
             produced += step.readings.len() as u64;
             steps += 1;
             self.esm.drain().await?;

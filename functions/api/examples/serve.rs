@@ -173,7 +173,7 @@ async fn tick(
     let pane = cfg.pane().window_of(event_ms);
     let from = pane;
     let mut timings = Vec::new();
-    for x in &xs {
+    for (x, version) in store.intersections_versioned().await? {
         if rng.next() >= 0.3 {
             continue;
         }
@@ -190,7 +190,11 @@ async fn tick(
             p.green_s = ((cycle - 4.0 * n) * s).max(5.0).round();
             p.red_s = (cycle - p.green_s - 4.0).max(0.0).round();
         }
-        timings.push((x.id.clone(), phases));
+        timings.push(traffic_ports::TimingUpdate {
+            id: x.id.clone(),
+            phases,
+            expected_version: version.clone(),
+        });
     }
     store.set_timings(&timings, &from).await?;
 
@@ -234,6 +238,7 @@ async fn tick(
                 accepted: records,
                 latency_ms_sum: (records as f64 * lat * (0.5 + rng.next())) as u64,
                 latency_ms_max: (lat * 3.0) as u64,
+                ..StatsSample::default()
             })
             .await?;
     }
@@ -241,21 +246,27 @@ async fn tick(
     *seq += records as u128;
     *accepted += records;
     store
-        .commit(&Commit {
-            expected,
-            meta: ShardMeta {
-                shard_id: "shardId-000000000000".into(),
-                applied_through: Some(SequenceNumber::from_u128(*seq)),
-                max_event_ms: Some(event_ms),
-                counters: traffic_core::pane::Counters {
-                    accepted: *accepted,
-                    rejected: *accepted / 500,
-                    late: *accepted / 2000,
-                    duplicates: *accepted / 1000,
+        .commit(
+            &Commit {
+                expected,
+                closed_ms: None,
+                meta: ShardMeta {
+                    shard_id: "shardId-000000000000".into(),
+                    applied_through: Some(SequenceNumber::from_u128(*seq)),
+                    max_event_ms: Some(event_ms),
+                    counters: traffic_core::pane::Counters {
+                        accepted: *accepted,
+                        rejected: *accepted / 500,
+                        late: *accepted / 2000,
+                        duplicates: *accepted / 1000,
+                        future: 0,
+                    },
+                    ..ShardMeta::default()
                 },
+                deltas: vec![],
             },
-            items: vec![],
-        })
+            wall,
+        )
         .await?;
     Ok(())
 }

@@ -4,7 +4,6 @@
 use crate::Shared;
 use crate::error::ApiError;
 use crate::error::ApiResult;
-use crate::now_ms;
 use crate::request::Params;
 use crate::request::int_param;
 use crate::request::params;
@@ -43,7 +42,7 @@ pub(crate) async fn close_open_alarms(
         .map(|a| a.alarm.light)
         .filter(|l| light.is_none_or(|only| only == *l))
         .collect();
-    let at = format_rfc3339_ms(now_ms());
+    let at = format_rfc3339_ms(state.ports.clock.now_ms());
     let mut closed = 0;
     for l in lights {
         closed += state.ports.lamps.repair(id, l, &at).await?.len();
@@ -114,7 +113,7 @@ pub async fn repair(
     let light = parse_light(&light)?;
     let x = load(&state, &id).await?;
     position_of(&x, light)?;
-    let at = format_rfc3339_ms(now_ms());
+    let at = format_rfc3339_ms(state.ports.clock.now_ms());
     let closed = state.ports.lamps.repair(&id, light, &at).await?;
     tracing::info!(intersection = %id, light = %light, closed = closed.len(), "lamps repaired");
     Ok(Json(RepairView {

@@ -2,7 +2,6 @@
 
 use crate::Shared;
 use crate::error::ApiResult;
-use crate::now_ms;
 use crate::request::Params;
 use crate::request::int_param;
 use crate::request::params;
@@ -56,6 +55,10 @@ pub struct CountersView {
     pub late: u64,
     /// Readings seen before.
     pub duplicates: u64,
+    /// Readings stamped more than the allowed clock skew after their arrival.
+    pub future: u64,
+    /// Records delivered: the sum of the above.
+    pub records: u64,
 }
 
 impl From<&Counters> for CountersView {
@@ -65,6 +68,8 @@ impl From<&Counters> for CountersView {
             rejected: c.rejected,
             late: c.late,
             duplicates: c.duplicates,
+            future: c.future,
+            records: c.records(),
         }
     }
 }
@@ -78,7 +83,9 @@ pub struct StatsView {
     pub since: String,
     /// Per minute and function, oldest first.
     pub series: Vec<StatsPoint>,
-    /// Counters summed over every shard.
+    /// Counters summed over every shard, with what compaction found (duplicates, too frequent
+    /// readings) taken out of `accepted`: `records` = accepted + rejected + late + duplicates +
+    /// future.
     pub counters: CountersView,
     /// Each shard's progress.
     pub shards: Vec<ShardView>,
@@ -88,7 +95,7 @@ pub struct StatsView {
 pub async fn stats(State(state): State<Shared>, q: Params) -> ApiResult<Json<StatsView>> {
     let q = params(q)?;
     let minutes = int_param(&q, "minutes", 60, 1, 1440)? as i64;
-    let now = now_ms();
+    let now = state.ports.clock.now_ms();
     let since = now - now.rem_euclid(60_000) - (minutes - 1) * 60_000;
     let samples = state.ports.stats.stats(since).await?;
     let metas = state.ports.state.shard_metas().await?;
@@ -96,6 +103,8 @@ pub async fn stats(State(state): State<Shared>, q: Params) -> ApiResult<Json<Sta
     for m in &metas {
         total.add(&m.counters);
     }
+    // Duplicates and too frequent readings found when the merge compacted panes.
+    let total = total.settle(&state.ports.state.merge_state().await?.compaction);
     Ok(Json(StatsView {
         now: format_rfc3339_ms(now),
         since: format_rfc3339_ms(since),

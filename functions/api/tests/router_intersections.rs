@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 use support::*;
 use traffic_core::city::Phase;
-use traffic_ports::Registry;
+use traffic_ports::{Registry, TimingUpdate};
 
 #[tokio::test]
 async fn an_intersection_can_be_created_read_replaced_patched_and_deleted() -> anyhow::Result<()> {
@@ -156,12 +156,24 @@ async fn a_write_naming_a_version_that_changed_is_refused_and_changes_nothing() 
             extra: Default::default(),
         },
     ];
-    api.store
+    let version = api
+        .store
+        .intersection_versioned(&id("I-0001"))
+        .await?
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    let skipped = api
+        .store
         .set_timings(
-            &[(id("I-0001"), retimed.clone())],
+            &[TimingUpdate {
+                id: id("I-0001"),
+                phases: retimed.clone(),
+                expected_version: version,
+            }],
             &"15m@2026-01-05T08:00:00Z".parse()?,
         )
         .await?;
+    assert!(skipped.is_empty());
     let now = api.get(path).await?.etag.unwrap_or_default();
     assert_ne!(now, old, "a retiming changes the version");
     let stored = api.store.intersection(&id("I-0001")).await?;

@@ -29,26 +29,33 @@ async fn statistics_show_throughput_latency_and_summed_counters() -> anyhow::Res
                 accepted: records,
                 latency_ms_sum: lat,
                 latency_ms_max: 900,
+                ..StatsSample::default()
             })
             .await?;
     }
     for (shard, accepted, rejected) in [("shard-0", 700, 3), ("shard-1", 200, 1)] {
         api.store
-            .commit(&Commit {
-                expected: None,
-                meta: ShardMeta {
-                    shard_id: shard.into(),
-                    applied_through: Some(SequenceNumber::from_u128(1)),
-                    max_event_ms: Some(T0),
-                    counters: Counters {
-                        accepted,
-                        rejected,
-                        late: 2,
-                        duplicates: 5,
+            .commit(
+                &Commit {
+                    expected: None,
+                    closed_ms: None,
+                    meta: ShardMeta {
+                        shard_id: shard.into(),
+                        applied_through: Some(SequenceNumber::from_u128(1)),
+                        max_event_ms: Some(T0),
+                        counters: Counters {
+                            accepted,
+                            rejected,
+                            late: 2,
+                            duplicates: 5,
+                            future: 1,
+                        },
+                        ..ShardMeta::default()
                     },
+                    deltas: vec![],
                 },
-                items: vec![],
-            })
+                T0,
+            )
             .await?;
     }
     let a = api.get("/api/stats?minutes=10").await?;
@@ -63,7 +70,7 @@ async fn statistics_show_throughput_latency_and_summed_counters() -> anyhow::Res
     assert_eq!(ingest, vec![(400, 200.0), (500, 100.0)]);
     assert_eq!(
         a.body["counters"],
-        json!({"accepted": 900, "rejected": 4, "late": 4, "duplicates": 10})
+        json!({"accepted": 900, "rejected": 4, "late": 4, "duplicates": 10, "future": 2, "records": 920})
     );
     assert_eq!(a.body["shards"].as_array().map(Vec::len), Some(2));
     assert_eq!(a.body["shards"][0]["max_event"], "2026-01-05T08:00:00Z");

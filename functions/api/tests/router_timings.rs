@@ -22,19 +22,11 @@ async fn timings_and_how_they_changed_are_shown() -> anyhow::Result<()> {
     retimed[0].red_s = 24.0;
     retimed[1].green_s = 20.0;
     retimed[1].red_s = 44.0;
-    api.store
-        .set_timings(
-            &[(id("I-0001"), retimed.clone())],
-            &"15m@2026-01-05T08:00:00Z".parse()?,
-        )
+    api.retime("I-0001", retimed.clone(), "15m@2026-01-05T08:00:00Z")
         .await?;
     retimed[0].green_s = 45.0;
     retimed[0].red_s = 19.0;
-    api.store
-        .set_timings(
-            &[(id("I-0001"), retimed)],
-            &"15m@2026-01-05T08:15:00Z".parse()?,
-        )
+    api.retime("I-0001", retimed, "15m@2026-01-05T08:15:00Z")
         .await?;
 
     let a = api.get("/api/intersections/I-0001/timings").await?;

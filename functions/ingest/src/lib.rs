@@ -150,6 +150,7 @@ impl Ingest<'_> {
             rejected = report.counters.rejected,
             late = report.counters.late,
             future = report.counters.future,
+            duplicates = report.counters.duplicates,
             redelivered = report.redelivered,
             commits = report.commits,
             deltas = report.deltas_written,
@@ -229,6 +230,7 @@ impl Ingest<'_> {
                 match outcome {
                     Outcome::Accepted => tally.counters.accepted += 1,
                     Outcome::Late => tally.counters.late += 1,
+                    Outcome::Duplicate => tally.counters.duplicates += 1,
                     Outcome::Future => tally.counters.future += 1,
                     Outcome::Rejected => tally.counters.rejected += 1,
                     Outcome::AlreadyApplied => tally.redelivered += 1,

@@ -223,19 +223,19 @@ impl Merge<'_> {
         }
     }
 
-    /// Which shards are caught up now (none when there is no stream to ask, or it fails).
+    /// Which shards are caught up now: none when there is no stream to ask, or when its shard
+    /// list could not be read (a shard nobody knows of could still deliver: no shard is taken
+    /// as idle then).
     async fn activity(
         &self,
         metas: &[ShardMeta],
         lineage: Option<&[ShardInfo]>,
     ) -> Vec<ShardActivity> {
-        let Some(stream) = self.stream else {
+        let (Some(stream), Some(lineage)) = (self.stream, lineage) else {
             return Vec::new();
         };
         let mut ids: BTreeSet<&str> = metas.iter().map(|m| m.shard_id.as_str()).collect();
-        if let Some(l) = lineage {
-            ids.extend(l.iter().filter(|s| !s.closed).map(|s| s.id.as_str()));
-        }
+        ids.extend(lineage.iter().filter(|s| !s.closed).map(|s| s.id.as_str()));
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let meta = metas.iter().find(|m| m.shard_id == id);
@@ -401,13 +401,16 @@ impl Merge<'_> {
         if !out.prefixes.is_empty() {
             self.state.put_rollups(&out.prefixes, now).await?;
         }
+        let mut progress = state.clone();
+        progress.marks.closed_ms = closed;
+        progress.marks.compacted_ms = closed.or(state.marks.compacted_ms);
+        progress.caught_up_since = caught_up_since;
+        progress.compaction.add(&out.counts);
+        if progress != state {
+            self.state.put_merge_progress(&progress).await?;
+        }
         if let Some(c) = closed {
-            self.state.put_merge_progress(c, &caught_up_since).await?;
             self.state.forget(pane_len.window_of(c).start_ms, c).await?;
-        } else if caught_up_since != state.caught_up_since {
-            self.state
-                .put_merge_progress(i64::MIN, &caught_up_since)
-                .await?;
         }
         Ok(report)
     }

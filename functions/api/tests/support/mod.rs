@@ -103,6 +103,35 @@ impl Api {
     }
 
     /// Creates the sample intersection `id` through the API.
+    /// Retimes `x` as the merge does: from its current version, noting window `from`.
+    pub async fn retime(
+        &self,
+        x: &str,
+        phases: Vec<traffic_core::city::Phase>,
+        from: &str,
+    ) -> anyhow::Result<()> {
+        use traffic_ports::Registry;
+        let expected_version = self
+            .store
+            .intersection_versioned(&id(x))
+            .await?
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        let skipped = self
+            .store
+            .set_timings(
+                &[traffic_ports::TimingUpdate {
+                    id: id(x),
+                    phases,
+                    expected_version,
+                }],
+                &from.parse()?,
+            )
+            .await?;
+        anyhow::ensure!(skipped.is_empty(), "retiming of {x} skipped");
+        Ok(())
+    }
+
     pub async fn create(&self, id: &str, lat: f64, lon: f64) -> anyhow::Result<()> {
         let a = self
             .call(
