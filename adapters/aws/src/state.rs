@@ -143,7 +143,9 @@ fn decode_merge_state(item: &Item) -> PortResult<MergeState> {
 }
 
 fn n_u64(item: &Item, name: &str) -> u64 {
-    n_i64(item, name).and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
+    n_i64(item, name)
+        .and_then(|v| u64::try_from(v).ok())
+        .unwrap_or(0)
 }
 
 fn put(table: &str, item: Item) -> PortResult<Put> {

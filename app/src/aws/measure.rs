@@ -361,10 +361,63 @@ pub struct Measurement {
     pub windows_closed: usize,
     /// Per function.
     pub by_function: BTreeMap<String, FunctionUsage>,
+    /// Per `<function>:<table>`, per 1,000 readings: what each part of the system costs
+    /// (`ingest:state` and `merge:state` are the delta state and its merge).
+    pub per_1000_readings_by_table: BTreeMap<String, TableUsage>,
     /// Wall time of the run, s.
     pub wall_seconds: f64,
     /// What the prices are.
     pub prices: String,
+}
+
+/// Capacity units per 1,000 readings of one function on one table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct TableUsage {
+    /// Write capacity units.
+    pub write_units: f64,
+    /// Read capacity units.
+    pub read_units: f64,
+}
+
+/// Whether a DynamoDB operation reads (its units are read units).
+pub fn is_read_operation(operation: &str) -> bool {
+    matches!(
+        operation,
+        "GetItem" | "BatchGetItem" | "Query" | "Scan" | "TransactGetItems"
+    )
+}
+
+impl Measurement {
+    /// Write and read units per 1,000 readings of the given `<function>:<table>` parts.
+    pub fn units_per_1000_readings_of(&self, parts: &[&str]) -> TableUsage {
+        let mut sum = TableUsage::default();
+        for p in parts {
+            if let Some(u) = self.per_1000_readings_by_table.get(*p) {
+                sum.write_units += u.write_units;
+                sum.read_units += u.read_units;
+            }
+        }
+        sum
+    }
+}
+
+fn by_table(
+    by_function: &BTreeMap<String, FunctionUsage>,
+    readings: u64,
+) -> BTreeMap<String, TableUsage> {
+    let mut out: BTreeMap<String, TableUsage> = BTreeMap::new();
+    for (function, usage) in by_function {
+        for (op, u) in &usage.by_operation {
+            let (table, operation) = op.split_once(':').unwrap_or(("?", op.as_str()));
+            let e = out.entry(format!("{function}:{table}")).or_default();
+            if is_read_operation(operation) {
+                e.read_units += per_thousand(u.units, readings);
+            } else {
+                e.write_units += per_thousand(u.units, readings);
+            }
+        }
+    }
+    out
 }
 
 fn per_thousand(n: f64, readings: u64) -> f64 {
@@ -608,6 +661,7 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
         stream: opts.stream,
         settings: TEMPLATE,
         windows_closed,
+        per_1000_readings_by_table: by_table(&by_function, readings),
         by_function,
         wall_seconds: wall.elapsed().as_secs_f64(),
         prices: prices.date,
@@ -623,6 +677,37 @@ mod tests {
         let p = Prices::shared().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.ddb_wru, 0.625e-6);
         assert_eq!(p.ddb_rru, 0.125e-6);
+    }
+
+    #[test]
+    fn units_are_summed_per_function_and_table_and_told_read_from_write() {
+        let mut ingest = FunctionUsage::default();
+        for (op, units) in [
+            ("state:BatchWriteItem", 8.0),
+            ("state:TransactWriteItems", 4.0),
+            ("state:BatchGetItem", 2.0),
+            ("results:UpdateItem", 1.0),
+        ] {
+            ingest.by_operation.insert(
+                op.to_owned(),
+                traffic_aws::metrics::OperationUsage { requests: 1, units },
+            );
+        }
+        let t = by_table(&BTreeMap::from([("ingest".to_owned(), ingest)]), 2_000);
+        assert_eq!(
+            t["ingest:state"],
+            TableUsage {
+                write_units: 6.0,
+                read_units: 1.0
+            }
+        );
+        assert_eq!(
+            t["ingest:results"],
+            TableUsage {
+                write_units: 0.5,
+                read_units: 0.0
+            }
+        );
     }
 
     #[test]
