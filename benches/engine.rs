@@ -3,12 +3,13 @@
 //! `cargo bench --bench engine` prints, per benchmark, the time and the throughput; the
 //! `baseline` group is plain serde_json decoding of the same records into an owned struct,
 //! measured in the same run so that ratios compare like with like. Before the benchmarks it
-//! prints the size of the largest state item of a full pane.
+//! prints the size of the largest delta part of a full pane and of its rollup.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use traffic_core::pane::{BatchFold, PaneItem};
-use traffic_core::query::WindowAccumulator;
+use traffic_core::delta::Delta;
+use traffic_core::pane::{BatchFold, MergeMarks};
+use traffic_core::rollup::Rollup;
 use traffic_core::sequence::SequenceNumber;
 use traffic_core::{EngineConfig, Reading};
 
@@ -53,16 +54,30 @@ fn shard_lines(shard: usize, minutes: i64) -> Vec<String> {
     out
 }
 
-/// The pane items of one full 15-minute pane of one shard.
-fn full_pane(cfg: &EngineConfig, shard: usize) -> Vec<PaneItem> {
+/// The deltas of one full 15-minute pane of one shard, committed a minute at a time.
+fn full_pane(cfg: &EngineConfig, shard: usize) -> Vec<Delta> {
     let shard_id = format!("shardId-{shard:012}");
-    let mut fold = BatchFold::new(cfg, &shard_id, None, vec![]);
-    for (n, l) in shard_lines(shard, 15).iter().enumerate() {
-        if let Ok(r) = Reading::parse(l.as_bytes()) {
-            fold.apply(&SequenceNumber::from_u128(n as u128 + 1), &r);
+    let mut meta = None;
+    let mut out = Vec::new();
+    let lines = shard_lines(shard, 15);
+    for (m, minute) in lines.chunks(lines.len() / 15).enumerate() {
+        let mut fold = BatchFold::new(cfg, &shard_id, meta.take(), MergeMarks::default());
+        for (n, l) in minute.iter().enumerate() {
+            if let Ok(r) = Reading::parse(l.as_bytes()) {
+                let seq = SequenceNumber::from_u128((m * minute.len() + n) as u128 + 1);
+                fold.apply(&seq, &r, None);
+            }
         }
+        let c = fold.commit();
+        meta = Some(c.meta);
+        out.extend(c.deltas);
     }
-    fold.commit().items.into_iter().cloned().collect()
+    out
+}
+
+/// Encoded bytes of a commit's deltas.
+fn encoded(deltas: &[Delta]) -> usize {
+    deltas.iter().map(|d| d.encode().len()).sum()
 }
 
 #[derive(serde::Deserialize)]
@@ -113,63 +128,49 @@ fn ingest(c: &mut Criterion) {
         })
     });
     g.bench_function(
-        "decode, validate, fold and commit a batch, encode the items",
+        "decode, validate, fold and commit a batch, encode the deltas",
         |b| {
             b.iter(|| {
-                let mut fold = BatchFold::new(&cfg, "shardId-000000000000", None, vec![]);
+                let mut fold =
+                    BatchFold::new(&cfg, "shardId-000000000000", None, MergeMarks::default());
                 for (n, l) in lines.iter().enumerate() {
                     if let Ok(r) = Reading::parse(l.as_bytes()) {
-                        fold.apply(&SequenceNumber::from_u128(n as u128 + 1), &r);
+                        fold.apply(&SequenceNumber::from_u128(n as u128 + 1), &r, None);
                     }
                 }
-                let c = fold.commit();
-                let encoded: usize = c
-                    .items
-                    .iter()
-                    .map(|i| postcard::to_allocvec(i).map(|v| v.len()).unwrap_or(0))
-                    .sum();
-                black_box(encoded)
+                black_box(encoded(&fold.commit().deltas))
             })
         },
     );
-    // The same, folding into the state of a pane that already holds 14 minutes.
+    // The same, on a shard whose pane already holds 14 minutes (its meta lists their deltas).
     let loaded = {
-        let mut fold = BatchFold::new(&cfg, "shardId-000000000000", None, vec![]);
+        let mut fold = BatchFold::new(&cfg, "shardId-000000000000", None, MergeMarks::default());
         for (n, l) in shard_lines(0, 14).iter().enumerate() {
             if let Ok(r) = Reading::parse(l.as_bytes()) {
-                fold.apply(&SequenceNumber::from_u128(n as u128 + 1), &r);
+                fold.apply(&SequenceNumber::from_u128(n as u128 + 1), &r, None);
             }
         }
-        (
-            fold.meta().clone(),
-            fold.commit().items.into_iter().cloned().collect::<Vec<_>>(),
-        )
+        fold.commit().meta
     };
     let minute15: Vec<String> = shard_lines(0, 15).split_off(14 * 2_500 * 4);
     g.throughput(Throughput::Elements(minute15.len() as u64));
     g.bench_function(
-        "fold a minute into a 14-minute pane, then encode the items",
+        "fold a minute into a 14-minute pane, then encode the deltas",
         |b| {
             b.iter(|| {
                 let mut fold = BatchFold::new(
                     &cfg,
                     "shardId-000000000000",
-                    Some(loaded.0.clone()),
-                    loaded.1.clone(),
+                    Some(loaded.clone()),
+                    MergeMarks::default(),
                 );
                 let base = 1_000_000u128;
                 for (n, l) in minute15.iter().enumerate() {
                     if let Ok(r) = Reading::parse(l.as_bytes()) {
-                        fold.apply(&SequenceNumber::from_u128(base + n as u128), &r);
+                        fold.apply(&SequenceNumber::from_u128(base + n as u128), &r, None);
                     }
                 }
-                let c = fold.commit();
-                let encoded: usize = c
-                    .items
-                    .iter()
-                    .map(|i| postcard::to_allocvec(i).map(|v| v.len()).unwrap_or(0))
-                    .sum();
-                black_box(encoded)
+                black_box(encoded(&fold.commit().deltas))
             })
         },
     );
@@ -178,52 +179,48 @@ fn ingest(c: &mut Criterion) {
 
 fn merge(c: &mut Criterion) {
     let cfg = EngineConfig::default();
-    let pane: Vec<PaneItem> = (0..SHARDS).flat_map(|s| full_pane(&cfg, s)).collect();
-    let sizes: Vec<usize> = pane
-        .iter()
-        .map(|i| postcard::to_allocvec(i).map(|v| v.len()).unwrap_or(0))
-        .collect();
+    let pane: Vec<Delta> = (0..SHARDS).flat_map(|s| full_pane(&cfg, s)).collect();
+    let sizes: Vec<usize> = pane.iter().map(|d| d.encode().len()).collect();
     let largest = sizes.iter().max().copied().unwrap_or(0);
+    let window15 = cfg.pane().window_of(START_MS);
+    let compact = || {
+        Rollup::compact(
+            window15,
+            &pane,
+            cfg.min_reading_interval_ms,
+            cfg.digest_size,
+        )
+    };
+    let rollup = compact();
     eprintln!(
-        "state: a full 15-minute pane of {INTERSECTIONS} intersections on {SHARDS} shards is {} items, {} bytes in all; largest item {} bytes ({:.1} % of DynamoDB's 400 KB)",
+        "state: a full 15-minute pane of {INTERSECTIONS} intersections on {SHARDS} shards is {} deltas, {} bytes in all; largest delta part {} bytes ({:.1} % of DynamoDB's 400 KB); its rollup {} bytes (postcard)",
         pane.len(),
         sizes.iter().sum::<usize>(),
         largest,
-        largest as f64 / 4096.0
+        largest as f64 / 4096.0,
+        postcard::to_allocvec(&rollup).map(|v| v.len()).unwrap_or(0)
     );
     let mut g = c.benchmark_group("merge");
     g.sample_size(10);
-    let window15 = cfg.pane().window_of(START_MS);
     g.throughput(Throughput::Elements(INTERSECTIONS as u64));
-    g.bench_function(BenchmarkId::new("15m window", INTERSECTIONS), |b| {
-        b.iter(|| {
-            let mut acc = WindowAccumulator::new(window15);
-            for item in &pane {
-                acc.add(item);
-            }
-            black_box(acc.finish(true, cfg.top_k))
-        })
-    });
-    // An hour: the same pane shifted to the four quarters.
+    g.bench_function(
+        BenchmarkId::new("15m window: compact the deltas", INTERSECTIONS),
+        |b| b.iter(|| black_box(compact().finish(true, cfg.top_k))),
+    );
+    // An hour from its four quarters' rollups.
     let hour = cfg.windows()[1].window_of(START_MS);
-    let quarters: Vec<PaneItem> = (0..4)
-        .flat_map(|q| {
-            pane.iter().map(move |i| {
-                let mut i = i.clone();
-                i.key.start_ms += q * 900_000;
-                i
+    g.bench_function(
+        BenchmarkId::new("1h window from four rollups", INTERSECTIONS),
+        |b| {
+            b.iter(|| {
+                let mut acc = Rollup::new(hour);
+                for _ in 0..4 {
+                    acc.add(&rollup);
+                }
+                black_box(acc.finish(true, cfg.top_k))
             })
-        })
-        .collect();
-    g.bench_function(BenchmarkId::new("1h window", INTERSECTIONS), |b| {
-        b.iter(|| {
-            let mut acc = WindowAccumulator::new(hour);
-            for item in &quarters {
-                acc.add(item);
-            }
-            black_box(acc.finish(true, cfg.top_k))
-        })
-    });
+        },
+    );
     g.finish();
 }
 
