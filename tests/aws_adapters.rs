@@ -285,7 +285,8 @@ async fn rollups_come_back_by_window_and_a_newer_version_replaces_the_old() -> a
     );
     // The window's prefix grows: the new version replaces the old in one header write.
     let a2 = rollup(P0, P0 + 1_800_000, 400);
-    s.put_rollups(&[a2.clone()], P0 + 1_800_000).await?;
+    s.put_rollups(std::slice::from_ref(&a2), P0 + 1_800_000)
+        .await?;
     assert_eq!(s.rollups(hour, P0, P0).await?, vec![a2]);
 
     // A rollup larger than an item is cut into parts within the item size.
@@ -299,7 +300,7 @@ async fn rollups_come_back_by_window_and_a_newer_version_replaces_the_old() -> a
     };
     let small = DynamoStore::new(env.clients.dynamodb.clone(), names, opts);
     let big = rollup(P0 + 7_200_000, P0 + 7_200_000 + 900_000, 4_000);
-    small.put_rollups(&[big.clone()], P0).await?;
+    small.put_rollups(std::slice::from_ref(&big), P0).await?;
     assert_eq!(
         small.rollups(hour, P0 + 7_200_000, P0 + 7_200_000).await?,
         vec![big]
