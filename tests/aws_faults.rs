@@ -113,6 +113,8 @@ impl Fixture {
         Merge {
             cfg: &self.cfg,
             provisional: Provisional::None,
+            holder: "check_against_replay",
+            clock: ports.clock.as_ref(),
             state: ports.state.as_ref(),
             registry: ports.registry.as_ref(),
             results: ports.results.as_ref(),
@@ -427,7 +429,7 @@ async fn throttling_and_lost_connections_become_retryable_errors_and_pass() -> a
     // Connections dropped: the same.
     proxy.drop_next.store(10, Ordering::SeqCst);
     let e = store
-        .pane_starts()
+        .delta_panes(0)
         .await
         .err()
         .context("expected an error")?;

@@ -18,6 +18,7 @@
 //! batch finds the record it made and its `published` flag. Repair orders are taken with a
 //! conditional delete each, so an order is handed out once even to concurrent takers.
 
+use crate::capacity::{item_size, read_units, write_units};
 use crate::error::{build, code_of, port_error};
 use crate::items::{Item, Query, SortKey, from_item, key, put_request, to_item};
 use crate::{DynamoStore, Table};
@@ -119,7 +120,10 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| port_error(format!("reading alarm {alarm_id}"), e))?;
-        self.metrics.read("GetItem", None);
+        self.metrics.read(
+            &Table::Registry.op("GetItem"),
+            read_units(resp.item().map_or(0, item_size), true),
+        );
         resp.item.map(|i| from_item("alarm", i)).transpose()
     }
 }
@@ -209,22 +213,24 @@ impl LampStore for DynamoStore {
             repaired_at: None,
             ts_ms: alarm.ts_ms,
         };
+        let stored = to_item("alarm", &item)?;
+        let units = write_units(item_size(&stored));
         match self
             .ddb
             .put_item()
             .table_name(table)
-            .set_item(Some(to_item("alarm", &item)?))
+            .set_item(Some(stored))
             .condition_expression("attribute_not_exists(pk)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await
         {
             Ok(_) => {
-                self.metrics.write("PutItem", None);
+                self.metrics.write(&Table::Registry.op("PutItem"), units);
                 Ok(item.record())
             }
             Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
-                self.metrics.write("PutItem", None);
+                self.metrics.write(&Table::Registry.op("PutItem"), units);
                 let old = match e.into_service_error() {
                     PutItemError::ConditionalCheckFailedException(c) => c.item,
                     _ => None,
@@ -255,7 +261,8 @@ impl LampStore for DynamoStore {
             .await
         {
             Ok(_) => {
-                self.metrics.write("UpdateItem", None);
+                self.metrics
+                    .write(&Table::Registry.op("UpdateItem"), write_units(0));
                 Ok(())
             }
             Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
@@ -312,6 +319,8 @@ impl LampStore for DynamoStore {
         let last = chunks.len() - 1;
         for (i, chunk) in chunks.into_iter().enumerate() {
             let mut actions = Vec::with_capacity(chunk.len() + 1);
+            // Alarm items and the order are under a kilobyte: two units each in a transaction.
+            let units = 2.0 * (chunk.len() + usize::from(i == last)) as f64;
             for a in chunk {
                 let update = Update::builder()
                     .table_name(table)
@@ -340,7 +349,9 @@ impl LampStore for DynamoStore {
                 .send()
                 .await
             {
-                Ok(_) => self.metrics.write("TransactWriteItems", None),
+                Ok(_) => self
+                    .metrics
+                    .write(&Table::Registry.op("TransactWriteItems"), units),
                 Err(e) if code_of(&e) == Some("TransactionCanceledException") => {
                     return Err(PortError::Conflict(format!(
                         "the alarms of {id} light {light} changed while they were being repaired"
@@ -376,8 +387,11 @@ impl LampStore for DynamoStore {
                 .send()
                 .await
             {
-                Ok(_) => {
-                    self.metrics.write("DeleteItem", None);
+                Ok(resp) => {
+                    self.metrics.write(
+                        &Table::Registry.op("DeleteItem"),
+                        write_units(resp.attributes().map_or(0, item_size)),
+                    );
                     if let Ok(l) = LightIndex::new(i64::from(r.light)) {
                         out.push((r.intersection_id, l));
                     }
