@@ -106,5 +106,22 @@ class TheReport(unittest.TestCase):
         self.assertEqual((out["stack"], out["sns_messages"], out["readings"], out["extra"]), ("s", 1, None, "x"))
 
 
+class TheResultsTablesInlineList(unittest.TestCase):
+    def test_a_postcard_list_of_median_entries_decodes(self):
+        import struct
+
+        data = bytes([2, 6]) + b"I-0001" + struct.pack("<d", 7.5) + bytes([6]) + b"I-0002" + struct.pack("<d", 3.0)
+        self.assertEqual(
+            e2e.median_entries(data),
+            [
+                {"intersection_id": "I-0001", "median_vehicles": 7.5},
+                {"intersection_id": "I-0002", "median_vehicles": 3.0},
+            ],
+        )
+
+    def test_a_varint_past_127_takes_two_bytes(self):
+        self.assertEqual(e2e.varint(bytes([0xAC, 0x02, 9]), 0), (300, 2))
+
+
 if __name__ == "__main__":
     unittest.main()
