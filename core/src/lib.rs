@@ -19,8 +19,10 @@
 //! - [`query`]: the results of a window and the network state;
 //! - [`webster`]: Webster's (1958) signal timing;
 //! - [`lamps`]: lamp state transitions and alarms;
+//! - [`alarm`]: how raised alarms are handled (their retention once closed);
 //! - [`config`]: the engine's parameters and their parsing.
 
+pub mod alarm;
 pub mod city;
 pub mod config;
 pub mod delta;

@@ -130,12 +130,12 @@ test("a repair done through the page reaches the store", async () => {
   await button.waitFor({ state: "visible", timeout: 240_000 });
   const id = await button.getAttribute("data-id");
   const light = Number(await button.getAttribute("data-light"));
-  const { body: before } = await getJson("/api/alarms?state=open&limit=10000");
+  const { body: before } = await getJson("/api/alarms?open=true&limit=1000");
   const open = before.alarms.filter((a) => a.intersection_id === id && a.light === light);
   assert.ok(open.length > 0, `the API shows the alarm of ${id} light ${light} as open`);
   await button.click();
   const repaired = await eventually(`the repair of ${id} light ${light} in the store`, 20_000, async () => {
-    const { body } = await getJson("/api/alarms?state=repaired&limit=10000");
+    const { body } = await getJson("/api/alarms?limit=1000");
     return body.alarms.filter((a) => open.some((o) => o.id === a.id && a.repaired_at));
   });
   assert.equal(repaired.length, open.length);

@@ -5,6 +5,10 @@
 
 const REFRESH_MS = 3000;
 const TOKEN_KEY = "traffic.token";
+// Open alarms the page shows (the map and the open table), and alarms of the log it reads
+// for the closed table: one page each, every 3 s.
+const OPEN_ALARMS_SHOWN = 1000;
+const CLOSED_ALARMS_SHOWN = 50;
 const SVG_NS = "http://www.w3.org/2000/svg";
 const COLOURS = ["#1f6feb", "#d84315", "#2e7d32", "#6a1b9a", "#00838f", "#f9a825"];
 
@@ -180,13 +184,21 @@ async function refresh() {
     if (!state.config) state.config = await api("GET", "/api/config");
     const cityStamp = state.cityAt;
     const cityDue = state.intersections.length <= SMALL_CITY || Date.now() - cityStamp > CITY_EVERY_MS;
-    const [xs, results, network, alarms, stats] = await Promise.all([
+    // Alarms: the open ones (the map and the open table) from the open view, and the newest
+    // of the log for the closed table; each page reads only what it returns.
+    const [xs, results, network, openAlarms, recentAlarms, stats] = await Promise.all([
       cityDue ? loadCity() : state.intersections,
       api("GET", "/api/results"),
       api("GET", "/api/network"),
-      api("GET", "/api/alarms?limit=300"),
+      api("GET", "/api/alarms?open=true&limit=" + OPEN_ALARMS_SHOWN),
+      api("GET", "/api/alarms?limit=" + CLOSED_ALARMS_SHOWN),
       api("GET", "/api/stats?minutes=60"),
     ]);
+    const alarms = {
+      open: openAlarms.open,
+      alarms: openAlarms.alarms,
+      closed: recentAlarms.alarms.filter((x) => !x.open),
+    };
     // An edit made meanwhile reset the stamp: keep it reset so the next refresh reloads.
     if (cityDue && state.cityAt === cityStamp) state.cityAt = Date.now();
     state.intersections = xs;
@@ -437,9 +449,9 @@ function renderAlarms() {
   const a = state.alarms;
   if (!a) return;
   $("alarm-count").textContent = "(" + a.open + " open)";
-  $("repaired-count").textContent = "(" + a.repaired + ")";
+  $("repaired-count").textContent = "(" + a.closed.length + " among the newest " + CLOSED_ALARMS_SHOWN + ")";
   const open = a.alarms.filter((x) => x.open);
-  const done = a.alarms.filter((x) => !x.open).slice(0, 50);
+  const done = a.closed;
   fill($("alarms-open"), open.length ? open.map((x) =>
     h("tr", { class: "alarm", "data-alarm": x.id },
       h("td", { text: time(x.ts) }),

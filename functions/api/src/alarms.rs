@@ -14,6 +14,8 @@ use crate::stored::position_of;
 use axum::Json;
 use axum::extract::Path;
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::Serialize;
 use traffic_core::IntersectionId;
@@ -22,32 +24,31 @@ use traffic_core::lamps::Alarm;
 use traffic_core::lamps::LightLamps;
 use traffic_core::reading::Lamps;
 use traffic_core::time::format_rfc3339_ms;
-use traffic_ports::AlarmRecord;
+use traffic_ports::{AlarmQuery, AlarmRecord, Closing, alarm_ts_of_id};
+
+/// How an alarm closed now is recorded: at the ports' clock, kept the policy's retention.
+fn closing_now(state: &Shared) -> Closing {
+    Closing::at(state.ports.clock.now_ms(), state.alarms.retention_ms)
+}
 
 /// Closes the open alarms of an intersection (or of one of its lights) that is being deleted:
 /// nothing is left to repair, and a repair of a light that no longer exists would be refused.
-/// The alarms stay in the log, marked repaired at the time of deletion. Returns how many.
+/// The alarms stay in the log, marked repaired at the time of deletion (until the retention
+/// ends), and the field gets a repair order for each light whose alarms closed (so a light
+/// that comes back starts with working lamps). Only the open alarms by light are read, never
+/// the log. Returns how many closed.
 pub(crate) async fn close_open_alarms(
     state: &Shared,
     id: &IntersectionId,
     light: Option<LightIndex>,
 ) -> ApiResult<usize> {
-    let lights: std::collections::BTreeSet<LightIndex> = state
+    let closing = closing_now(state);
+    let closed = state
         .ports
         .lamps
-        .alarms()
-        .await?
-        .into_iter()
-        .filter(|a| a.repaired_at.is_none() && a.alarm.intersection_id == *id)
-        .map(|a| a.alarm.light)
-        .filter(|l| light.is_none_or(|only| only == *l))
-        .collect();
-    let at = format_rfc3339_ms(state.ports.clock.now_ms());
-    let mut closed = 0;
-    for l in lights {
-        closed += state.ports.lamps.repair(id, l, &at).await?.len();
-    }
-    Ok(closed)
+        .close_alarms(id, light, &closing, true)
+        .await?;
+    Ok(closed.len())
 }
 
 /// The lamps of one light as the fault function last saw them.
@@ -113,13 +114,17 @@ pub async fn repair(
     let light = parse_light(&light)?;
     let x = load(&state, &id).await?;
     position_of(&x, light)?;
-    let at = format_rfc3339_ms(state.ports.clock.now_ms());
-    let closed = state.ports.lamps.repair(&id, light, &at).await?;
+    let closing = closing_now(&state);
+    let closed = state
+        .ports
+        .lamps
+        .close_alarms(&id, Some(light), &closing, true)
+        .await?;
     tracing::info!(intersection = %id, light = %light, closed = closed.len(), "lamps repaired");
     Ok(Json(RepairView {
         intersection_id: id,
         light,
-        at,
+        at: closing.at,
         closed: closed.iter().map(alarm_view).collect(),
     }))
 }
@@ -169,45 +174,73 @@ pub fn alarm_view(r: &AlarmRecord) -> AlarmView {
     }
 }
 
-/// Alarms and how many are open.
+/// A page of alarms and how many are open.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AlarmsView {
-    /// Open alarms in the log.
-    pub open: usize,
-    /// Repaired alarms in the log.
-    pub repaired: usize,
-    /// The alarms asked for, newest first.
+    /// Open alarms now.
+    pub open: u64,
+    /// The alarms of this page, newest first.
     pub alarms: Vec<AlarmView>,
+    /// The `cursor` of the next page (the id of this page's last alarm), when the page is
+    /// full; the next page may be empty. Also given as a `Link: <…>; rel="next"` header.
+    pub next: Option<String>,
 }
 
-/// `GET /api/alarms?state=open|repaired|all&limit=N`: alarms, newest first (default all, 100).
-pub async fn alarms(State(state): State<Shared>, q: Params) -> ApiResult<Json<AlarmsView>> {
+/// Default and largest page of alarms.
+const ALARM_PAGE_DEFAULT: u64 = 100;
+const ALARM_PAGE_MAX: u64 = 1000;
+
+/// `GET /api/alarms?open=true&limit=N&cursor=ID`: alarms newest first, a page at a time
+/// (default 100, at most 1,000): all of them, or with `open=true` only the open ones (from
+/// the open view). `cursor` is the previous page's `next`. Reads only the alarms it returns
+/// and the open count, however long the log.
+pub async fn alarms(State(state): State<Shared>, q: Params) -> ApiResult<Response> {
     let q = params(q)?;
-    let limit = int_param(&q, "limit", 100, 1, 10_000)? as usize;
-    let which = q.get("state").map(String::as_str).unwrap_or("all");
-    let keep: fn(&AlarmRecord) -> bool = match which {
-        "all" => |_| true,
-        "open" => |r| r.repaired_at.is_none(),
-        "repaired" => |r| r.repaired_at.is_some(),
-        other => {
+    let limit = int_param(&q, "limit", ALARM_PAGE_DEFAULT, 1, ALARM_PAGE_MAX)?;
+    let open_only = match q.get("open").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
             return Err(ApiError::bad(
-                "state",
-                format!("must be open, repaired or all, got {other:?}"),
+                "open",
+                format!("must be true or false, got {other:?}"),
             ));
         }
     };
-    let all = state.ports.lamps.alarms().await?;
-    let open = all.iter().filter(|r| r.repaired_at.is_none()).count();
-    let alarms = all
-        .iter()
-        .rev()
-        .filter(|r| keep(r))
-        .take(limit)
-        .map(alarm_view)
-        .collect();
-    Ok(Json(AlarmsView {
-        open,
-        repaired: all.len() - open,
-        alarms,
-    }))
+    let after = match q.get("cursor") {
+        None => None,
+        Some(c) if alarm_ts_of_id(c).is_some() => Some(c.clone()),
+        Some(c) => {
+            return Err(ApiError::bad(
+                "cursor",
+                format!("must be an alarm id (a page's `next`), got {c:?}"),
+            ));
+        }
+    };
+    let page = state
+        .ports
+        .lamps
+        .alarm_page(&AlarmQuery {
+            open_only,
+            limit: limit as usize,
+            after,
+        })
+        .await?;
+    let link = page.next.as_ref().map(|next| {
+        format!(
+            "</api/alarms?{}limit={limit}&cursor={}>; rel=\"next\"",
+            if open_only { "open=true&" } else { "" },
+            next.replace('%', "%25").replace('#', "%23")
+        )
+    });
+    let mut resp = Json(AlarmsView {
+        open: page.open,
+        alarms: page.alarms.iter().map(alarm_view).collect(),
+        next: page.next,
+    })
+    .into_response();
+    if let Some(v) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(header::LINK, v);
+    }
+    Ok(resp)
 }

@@ -19,7 +19,7 @@ async fn a_repair_closes_the_lights_open_alarms_and_queues_an_order() -> anyhow:
     api.store
         .record_alarm(&alarm("I-0001", 1, LampColour::Red, T0 + 1000))
         .await?;
-    let a = api.get("/api/alarms?state=open").await?;
+    let a = api.get("/api/alarms?open=true").await?;
     assert_eq!(a.body["open"], 2);
 
     let a = api
@@ -36,11 +36,13 @@ async fn a_repair_closes_the_lights_open_alarms_and_queues_an_order() -> anyhow:
     let at = a.body["at"].as_str().unwrap_or_default().to_owned();
     assert!(traffic_core::time::parse_rfc3339_ms(&at).is_some(), "{at}");
 
-    let a = api.get("/api/alarms?state=repaired").await?;
-    assert_eq!(a.body["alarms"][0]["repaired_at"], at.as_str());
-    assert_eq!(a.body["alarms"][0]["open"], false);
+    let a = api.get("/api/alarms").await?;
+    assert_eq!(a.body["alarms"][1]["repaired_at"], at.as_str());
+    assert_eq!(a.body["alarms"][1]["open"], false);
     assert_eq!(a.body["open"], 1);
-    assert_eq!(a.body["repaired"], 1);
+    let a = api.get("/api/alarms?open=true").await?;
+    assert_eq!(a.body["alarms"].as_array().map(Vec::len), Some(1));
+    assert_eq!(a.body["alarms"][0]["lamp"], "red");
     assert_eq!(
         api.store.take_repairs().await?,
         vec![(id("I-0001"), light(2))]
@@ -74,7 +76,9 @@ async fn deleting_an_intersection_or_a_light_closes_its_open_alarms() -> anyhow:
 
     let a = api.get("/api/alarms").await?;
     assert_eq!(a.body["open"], 0, "{a:?}");
-    assert_eq!(a.body["repaired"], 3, "{a:?}");
+    let closed = a.body["alarms"].as_array().cloned().unwrap_or_default();
+    assert_eq!(closed.len(), 3, "{a:?}");
+    assert!(closed.iter().all(|x| x["open"] == false), "{a:?}");
     // The field gets orders for the lights that are gone: harmless, and the simulator's lamps
     // of a light that comes back start repaired.
     let mut orders = api.store.take_repairs().await?;
@@ -131,7 +135,7 @@ async fn lamp_states_are_shown_per_light() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn alarms_are_listed_newest_first_and_filtered_by_state() -> anyhow::Result<()> {
+async fn alarms_are_listed_newest_first_and_the_open_ones_alone_on_request() -> anyhow::Result<()> {
     let api = api()?;
     api.create("I-0001", 41.85, 12.6).await?;
     for (i, l) in [0, 1, 2].into_iter().enumerate() {
@@ -160,10 +164,73 @@ async fn alarms_are_listed_newest_first_and_filtered_by_state() -> anyhow::Resul
             .as_str()
             .is_some_and(|t| t.contains("Lamp failure"))
     );
-    let a = api.get("/api/alarms?state=open&limit=1").await?;
+    let a = api.get("/api/alarms?open=true&limit=1").await?;
     assert_eq!(a.body["alarms"].as_array().map(Vec::len), Some(1));
     assert_eq!(a.body["alarms"][0]["light"], 2);
-    let a = api.get("/api/alarms?state=repaired").await?;
-    assert_eq!(a.body["alarms"][0]["light"], 0);
+    let a = api.get("/api/alarms?open=true").await?;
+    assert_eq!(a.body["alarms"].as_array().map(Vec::len), Some(2));
+    assert_eq!(a.body["next"], Value::Null);
+    Ok(())
+}
+
+#[tokio::test]
+async fn alarms_come_a_page_at_a_time_with_a_cursor_to_the_next() -> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    for i in 0..5_i64 {
+        api.store
+            .record_alarm(&alarm("I-0001", i % 4, LampColour::Red, T0 + i * 1000))
+            .await?;
+    }
+    let mut seen = Vec::new();
+    let mut path = "/api/alarms?limit=2".to_owned();
+    let mut pages = 0;
+    while pages < 10 {
+        let before = api.store.alarm_entries_read();
+        let a = api.get(&path).await?;
+        pages += 1;
+        assert_eq!(a.status, StatusCode::OK, "{a:?}");
+        let alarms = a.body["alarms"].as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            api.store.alarm_entries_read() - before,
+            alarms.len() as u64,
+            "a page reads the alarms it returns"
+        );
+        seen.extend(alarms.iter().filter_map(|x| x["ts_ms"].as_i64()));
+        let Some(next) = a.body["next"].as_str() else {
+            assert_eq!(a.link, None);
+            break;
+        };
+        let link = a.link.clone().unwrap_or_default();
+        assert!(link.ends_with("; rel=\"next\""), "{link}");
+        path = link
+            .trim_start_matches('<')
+            .split('>')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(path.contains("cursor=I-0001%23"), "{path} for {next}");
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        seen,
+        (0..5).rev().map(|i| T0 + i * 1000).collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_alarm_query_is_a_400_naming_the_parameter() -> anyhow::Result<()> {
+    let api = api()?;
+    for (q, field) in [
+        ("open=maybe", "open"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("cursor=yesterday", "cursor"),
+    ] {
+        let a = api.get(&format!("/api/alarms?{q}")).await?;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{q}: {a:?}");
+        assert_eq!(a.body["field"], field, "{q}: {a:?}");
+    }
     Ok(())
 }

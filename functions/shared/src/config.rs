@@ -12,6 +12,7 @@
 //! | `READINGS_STREAM` | `merge` (and `traffic simulate`) | none | the Kinesis stream, for its shard lineage after a reshard |
 //! | `TRAFFIC_DYNAMODB_MAX_ITEM_KB` | `ingest`, `merge` | `400` | largest item the adapter writes (tests lower it) |
 //! | `TRAFFIC_PROVISIONAL` | `merge` | `all` | which open windows get provisional results: `all`, `shortest`, `none` |
+//! | `ALARM_RETENTION_DAYS` | `api` | `90` | how long a closed alarm stays in the alarm log (DynamoDB's TTL deletes it then) |
 //! | `TRAFFIC_API_TOKEN` | `api` | none | a bearer token the writes need besides the authorizer's check |
 //! | `TRAFFIC_LOG_FORMAT` | every function | text; JSON inside Lambda | `json` for JSON log lines |
 //! | `RUST_LOG` | every function | `info` | log levels ([`crate::init_tracing`]) |
@@ -21,6 +22,7 @@
 
 use traffic_aws::{AwsNames, StoreOptions};
 use traffic_core::EngineConfig;
+use traffic_core::alarm::AlarmPolicy;
 
 /// Which open windows get provisional results.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -72,6 +74,8 @@ pub struct Config {
     pub provisional: Provisional,
     /// The API's bearer token, if one is set (and not empty).
     pub api_token: Option<String>,
+    /// How alarms are handled (the retention of closed ones).
+    pub alarms: AlarmPolicy,
     /// JSON log lines.
     pub log_json: bool,
 }
@@ -97,8 +101,15 @@ impl Config {
             Some(p) => p.parse().map_err(ConfigError::Invalid)?,
             None => Provisional::All,
         };
+        let alarms = match lookup("ALARM_RETENTION_DAYS") {
+            Some(d) => AlarmPolicy::default()
+                .with_retention_days(&d)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+            None => AlarmPolicy::default(),
+        };
         Ok(Self {
             engine,
+            alarms,
             names: AwsNames::from_lookup(&lookup),
             store,
             provisional,
@@ -146,13 +157,16 @@ mod tests {
             ("TRAFFIC_API_TOKEN", "s3cret"),
             ("STATE_TABLE", "t-state"),
             ("TRAFFIC_LOG_FORMAT", "json"),
+            ("ALARM_RETENTION_DAYS", "30"),
         ])
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.provisional, Provisional::Shortest);
         assert_eq!(c.api_token.as_deref(), Some("s3cret"));
         assert_eq!(c.names.state_table.as_deref(), Some("t-state"));
         assert!(c.log_json);
+        assert_eq!(c.alarms.retention_ms, 30 * 86_400_000);
         for (var, value) in [
+            ("ALARM_RETENTION_DAYS", "0"),
             ("TRAFFIC_PROVISIONAL", "some"),
             ("TRAFFIC_STORE", "embedded:/tmp/x.redb"),
             ("TRAFFIC_DYNAMODB_MAX_ITEM_KB", "0"),
