@@ -149,8 +149,10 @@ async fn a_broken_green_lamp_raises_one_alarm_even_when_publishing_fails_once() 
         published: AtomicUsize::new(0),
     };
     let cfg = EngineConfig::default();
+    let alarms = traffic_core::alarm::AlarmPolicy::default();
     let fault = Fault {
         cfg: &cfg,
+        alarms: &alarms,
         usage: &NoUsage,
         clock: &SystemClock,
         lamps: &store,

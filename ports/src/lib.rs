@@ -29,7 +29,7 @@ use traffic_core::query::{NetworkState, WindowResult};
 use traffic_core::rollup::Rollup;
 use traffic_core::sequence::SequenceNumber;
 use traffic_core::window::{WindowKey, WindowLength};
-use traffic_core::{IntersectionId, LightIndex};
+use traffic_core::{IntersectionId, LampColour, LightIndex};
 
 /// An error from a port, classified by what the caller should do about it.
 #[derive(Debug, thiserror::Error)]
@@ -248,6 +248,41 @@ pub struct AlarmRecord {
     /// light was deleted. `None` while it is open.
     #[serde(default)]
     pub repaired_at: Option<String>,
+    /// Who acknowledged it, when, and why, if anyone did.
+    #[serde(default)]
+    pub ack: Option<Ack>,
+    /// Recorded but not published: the same lamp's previous alarm was published less than
+    /// the hold-down before (a lamp that flaps).
+    #[serde(default)]
+    pub held_down: bool,
+}
+
+/// An operator's acknowledgement of an alarm: they have seen it and someone is on it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Ack {
+    /// Who (the operator's name, or the token's subject).
+    pub by: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// What they noted, if anything.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The parts of an alarm id (`<intersection>#<light>#<lamp>#<ts_ms>`), if it is one.
+pub fn parse_alarm_id(alarm_id: &str) -> Option<(IntersectionId, LightIndex, LampColour, i64)> {
+    let mut parts = alarm_id.rsplitn(4, '#');
+    let ts = alarm_ts_of_id(alarm_id)?;
+    parts.next()?;
+    let lamp = match parts.next()? {
+        "red" => LampColour::Red,
+        "yellow" => LampColour::Yellow,
+        "green" => LampColour::Green,
+        _ => return None,
+    };
+    let light = LightIndex::new(parts.next()?.parse().ok()?).ok()?;
+    let id = IntersectionId::parse(parts.next()?).ok()?;
+    Some((id, light, lamp, ts))
 }
 
 /// The event time of an alarm from its id (`<intersection>#<light>#<lamp>#<ts_ms>`: the time
@@ -326,8 +361,25 @@ pub trait LampStore: Send + Sync {
     /// view); returns the stored record, so a retry can tell whether it was already published.
     async fn record_alarm(&self, alarm: &Alarm) -> PortResult<AlarmRecord>;
 
-    /// Marks a recorded alarm as published.
+    /// Marks a recorded alarm as published, and remembers its time as its lamp's last
+    /// published alarm ([`LampStore::last_published`]).
     async fn mark_published(&self, alarm_id: &str) -> PortResult<()>;
+
+    /// Marks a recorded alarm as held down (recorded, not to be published): a retry then
+    /// neither publishes it nor asks again.
+    async fn mark_held_down(&self, alarm_id: &str) -> PortResult<()>;
+
+    /// The event time of the last published alarm of a lamp, if any was.
+    async fn last_published(
+        &self,
+        id: &IntersectionId,
+        light: LightIndex,
+        lamp: LampColour,
+    ) -> PortResult<Option<i64>>;
+
+    /// Records an operator's acknowledgement of an alarm (open or closed; a second one
+    /// replaces the first) and returns the record; [`PortError::NotFound`] for no such alarm.
+    async fn ack_alarm(&self, alarm_id: &str, ack: &Ack) -> PortResult<AlarmRecord>;
 
     /// Every alarm in the log, oldest first (replays and tests: bounded inputs; the API pages
     /// with [`LampStore::alarm_page`]).

@@ -7,6 +7,7 @@
 //! | open alarm (the view) | `alarm#open` | `<ts>#<alarm id>` | a copy of the log item while it is open |
 //! | open alarm by light | `alarm#open#<id>` | `<light>#<ts>#<alarm id>` | `sk_log` |
 //! | open count | `alarm#count` | `open` | `n` |
+//! | a lamp's last published alarm | `alarm#last#<id>` | `<light>#<lamp>` | `ts_ms` (for the hold-down) |
 //! | repair order | `repairs` | `<id>#<light>` | `intersection_id`, `light` |
 //!
 //! `<ts>` is the alarm's event time as a sort key that orders as the number does
@@ -42,9 +43,10 @@ use aws_sdk_dynamodb::types::{
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use traffic_core::lamps::{Alarm, LightLamps};
-use traffic_core::{IntersectionId, LightIndex};
+use traffic_core::{IntersectionId, LampColour, LightIndex};
 use traffic_ports::{
-    AlarmPage, AlarmQuery, AlarmRecord, Closing, LampStore, PortError, PortResult, alarm_ts_of_id,
+    Ack, AlarmPage, AlarmQuery, AlarmRecord, Closing, LampStore, PortError, PortResult,
+    alarm_ts_of_id,
 };
 
 /// The lights of one intersection's lamp item, by light index ("0".."3").
@@ -77,6 +79,10 @@ struct AlarmItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     repaired_at: Option<String>,
     ts_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ack: Option<Ack>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    held_down: bool,
 }
 
 /// An open alarm under its intersection: `<light>#<ts>#<alarm id>` → the log's sort key.
@@ -107,6 +113,8 @@ impl AlarmItem {
             alarm: self.alarm,
             published: self.published,
             repaired_at: self.repaired_at,
+            ack: self.ack,
+            held_down: self.held_down,
         }
     }
 }
@@ -186,6 +194,52 @@ impl DynamoStore {
             .as_ref()
             .and_then(|i| n_i64(i, "n"))
             .map_or(0, |n| n.max(0) as u64))
+    }
+
+    /// Applies `expression` (`SET <attribute> = :v`) to the alarm's view item, if it is open,
+    /// then to its log item, and returns the log item as it is now. The view first: a crash
+    /// between the two leaves the log behind, and a retry does the change again.
+    async fn update_alarm(
+        &self,
+        alarm_id: &str,
+        expression: &str,
+        value: AttributeValue,
+    ) -> PortResult<AlarmItem> {
+        let table = self.table(Table::Registry)?;
+        let Some(sk) = sk_of_id(alarm_id) else {
+            return Err(PortError::NotFound(format!("alarm {alarm_id}")));
+        };
+        for pk in [OPEN_PK, LOG_PK] {
+            match self
+                .ddb
+                .update_item()
+                .table_name(table)
+                .set_key(Some(key(pk, sk.clone())))
+                .update_expression(expression)
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":v", value.clone())
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await
+            {
+                Ok(resp) => {
+                    self.count_alarm_write("UpdateItem", None);
+                    if pk == LOG_PK {
+                        let item = resp.attributes.unwrap_or_default();
+                        return from_item("alarm", item);
+                    }
+                }
+                // Not open (only the log changes), or no such alarm at all.
+                Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
+                    self.count_alarm_write("UpdateItem", None);
+                    if pk == LOG_PK {
+                        return Err(PortError::NotFound(format!("alarm {alarm_id}")));
+                    }
+                }
+                Err(e) => return Err(port_error(format!("updating alarm {alarm_id}"), e)),
+            }
+        }
+        Err(PortError::NotFound(format!("alarm {alarm_id}")))
     }
 
     /// Counts a read of alarm items. (The one place that knows how the metrics take units.)
@@ -284,6 +338,8 @@ impl LampStore for DynamoStore {
             published: false,
             repaired_at: None,
             ts_ms: alarm.ts_ms,
+            ack: None,
+            held_down: false,
         };
         let log = to_item("alarm", &item)?;
         let mut view = log.clone();
@@ -344,38 +400,70 @@ impl LampStore for DynamoStore {
     }
 
     async fn mark_published(&self, alarm_id: &str) -> PortResult<()> {
+        let t = AttributeValue::Bool(true);
+        let item = self.update_alarm(alarm_id, "SET published = :v", t).await?;
+        // The lamp's last published alarm, for the hold-down; never moved back by a replay.
+        let a = &item.alarm;
         let table = self.table(Table::Registry)?;
-        let Some(sk) = sk_of_id(alarm_id) else {
-            return Err(PortError::NotFound(format!("alarm {alarm_id}")));
-        };
-        // The view first: a crash between the two leaves the log unpublished, and a retry
-        // publishes again (at least once) rather than never.
-        for pk in [OPEN_PK, LOG_PK] {
-            match self
-                .ddb
-                .update_item()
-                .table_name(table)
-                .set_key(Some(key(pk, sk.clone())))
-                .update_expression("SET published = :t")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_values(":t", AttributeValue::Bool(true))
-                .send()
-                .await
-            {
-                Ok(_) => self.count_alarm_write("UpdateItem", None),
-                // No longer open: only the log is marked.
-                Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
-                    self.count_alarm_write("UpdateItem", None);
-                    if pk == LOG_PK {
-                        return Err(PortError::NotFound(format!("alarm {alarm_id}")));
-                    }
-                }
-                Err(e) => {
-                    return Err(port_error(format!("marking alarm {alarm_id} published"), e));
-                }
+        match self
+            .ddb
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key(
+                format!("alarm#last#{}", a.intersection_id),
+                format!("{}#{}", a.light.get(), a.lamp.as_str()),
+            )))
+            .update_expression("SET ts_ms = :ts")
+            .condition_expression("attribute_not_exists(ts_ms) OR ts_ms < :ts")
+            .expression_attribute_values(":ts", AttributeValue::N(a.ts_ms.to_string()))
+            .send()
+            .await
+        {
+            Ok(_) => self.count_alarm_write("UpdateItem", None),
+            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
+                self.count_alarm_write("UpdateItem", None);
             }
+            Err(e) => return Err(port_error(format!("noting alarm {alarm_id} published"), e)),
         }
         Ok(())
+    }
+
+    async fn mark_held_down(&self, alarm_id: &str) -> PortResult<()> {
+        self.update_alarm(alarm_id, "SET held_down = :v", AttributeValue::Bool(true))
+            .await
+            .map(|_| ())
+    }
+
+    async fn last_published(
+        &self,
+        id: &IntersectionId,
+        light: LightIndex,
+        lamp: LampColour,
+    ) -> PortResult<Option<i64>> {
+        let table = self.table(Table::Registry)?;
+        let resp = self
+            .ddb
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key(
+                format!("alarm#last#{id}"),
+                format!("{}#{}", light.get(), lamp.as_str()),
+            )))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| port_error("reading a lamp's last published alarm", e))?;
+        self.count_alarm_read("GetItem", unit(resp.consumed_capacity()));
+        Ok(resp.item.as_ref().and_then(|i| n_i64(i, "ts_ms")))
+    }
+
+    async fn ack_alarm(&self, alarm_id: &str, ack: &Ack) -> PortResult<AlarmRecord> {
+        let value = crate::items::to_av("acknowledgement", ack)?;
+        Ok(self
+            .update_alarm(alarm_id, "SET ack = :v", value)
+            .await?
+            .record())
     }
 
     async fn alarms(&self) -> PortResult<Vec<AlarmRecord>> {

@@ -10,7 +10,8 @@
 
 use crate::codec::{decode, encode, from_json, to_json};
 use crate::{
-    ALARM_EXPIRY, ALARM_LOG, ALARM_OPEN, ALARM_OPEN_BY_LIGHT, EmbeddedStore, LAMPS, REPAIRS,
+    ALARM_EXPIRY, ALARM_LAST, ALARM_LOG, ALARM_OPEN, ALARM_OPEN_BY_LIGHT, EmbeddedStore, LAMPS,
+    REPAIRS,
 };
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -18,9 +19,10 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use traffic_core::lamps::{Alarm, LightLamps};
-use traffic_core::{IntersectionId, LightIndex};
+use traffic_core::{IntersectionId, LampColour, LightIndex};
 use traffic_ports::{
-    AlarmPage, AlarmQuery, AlarmRecord, Closing, LampStore, PortError, PortResult, alarm_ts_of_id,
+    Ack, AlarmPage, AlarmQuery, AlarmRecord, Closing, LampStore, PortError, PortResult,
+    alarm_ts_of_id,
 };
 
 #[async_trait]
@@ -79,6 +81,8 @@ impl LampStore for EmbeddedStore {
                         alarm: alarm.clone(),
                         published: false,
                         repaired_at: None,
+                        ack: None,
+                        held_down: false,
                     };
                     let json = to_json(&r)?;
                     r!(log.insert(key, json.as_slice()), ctx)?;
@@ -107,31 +111,37 @@ impl LampStore for EmbeddedStore {
     }
 
     async fn mark_published(&self, alarm_id: &str) -> PortResult<()> {
-        let ctx = "marking an alarm published";
-        let Some(ts) = alarm_ts_of_id(alarm_id) else {
-            return Err(PortError::NotFound(format!("alarm {alarm_id}")));
-        };
-        let key = (ts, alarm_id);
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut log = r!(txn.open_table(ALARM_LOG), ctx)?;
-            let existing: Option<AlarmRecord> = match r!(log.get(key), ctx)? {
-                Some(v) => Some(from_json(v.value(), "alarm")?),
-                None => None,
-            };
-            let Some(mut rec) = existing else {
-                return Err(PortError::NotFound(format!("alarm {alarm_id}")));
-            };
-            rec.published = true;
-            let json = to_json(&rec)?;
-            r!(log.insert(key, json.as_slice()), ctx)?;
-            let mut open = r!(txn.open_table(ALARM_OPEN), ctx)?;
-            let is_open = r!(open.get(key), ctx)?.is_some();
-            if is_open {
-                r!(open.insert(key, json.as_slice()), ctx)?;
-            }
-        }
-        r!(txn.commit(), ctx)
+        self.update_alarm(alarm_id, "marking an alarm published", |r| {
+            r.published = true;
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn mark_held_down(&self, alarm_id: &str) -> PortResult<()> {
+        self.update_alarm(alarm_id, "holding an alarm down", |r| r.held_down = true)
+            .await
+            .map(|_| ())
+    }
+
+    async fn last_published(
+        &self,
+        id: &IntersectionId,
+        light: LightIndex,
+        lamp: LampColour,
+    ) -> PortResult<Option<i64>> {
+        let ctx = "reading a lamp's last published alarm";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(ALARM_LAST), ctx)?;
+        let v = r!(t.get((id.as_str(), light.get() as u8, lamp.as_str())), ctx)?;
+        Ok(v.map(|v| v.value()))
+    }
+
+    async fn ack_alarm(&self, alarm_id: &str, ack: &Ack) -> PortResult<AlarmRecord> {
+        self.update_alarm(alarm_id, "acknowledging an alarm", |r| {
+            r.ack = Some(ack.clone());
+        })
+        .await
     }
 
     async fn close_alarms(
@@ -273,6 +283,57 @@ impl LampStore for EmbeddedStore {
             out.push(from_json(v.value(), "alarm")?);
         }
         Ok(out)
+    }
+}
+
+impl EmbeddedStore {
+    /// Changes a recorded alarm in the log and, while it is open, in the open view; a
+    /// published one becomes its lamp's last published alarm.
+    async fn update_alarm(
+        &self,
+        alarm_id: &str,
+        ctx: &'static str,
+        change: impl FnOnce(&mut AlarmRecord),
+    ) -> PortResult<AlarmRecord> {
+        let Some(ts) = alarm_ts_of_id(alarm_id) else {
+            return Err(PortError::NotFound(format!("alarm {alarm_id}")));
+        };
+        let key = (ts, alarm_id);
+        let txn = r!(self.write_txn(), ctx)?;
+        let rec = {
+            let mut log = r!(txn.open_table(ALARM_LOG), ctx)?;
+            let existing: Option<AlarmRecord> = match r!(log.get(key), ctx)? {
+                Some(v) => Some(from_json(v.value(), "alarm")?),
+                None => None,
+            };
+            let Some(mut rec) = existing else {
+                return Err(PortError::NotFound(format!("alarm {alarm_id}")));
+            };
+            change(&mut rec);
+            let json = to_json(&rec)?;
+            r!(log.insert(key, json.as_slice()), ctx)?;
+            let mut open = r!(txn.open_table(ALARM_OPEN), ctx)?;
+            let is_open = r!(open.get(key), ctx)?.is_some();
+            if is_open {
+                r!(open.insert(key, json.as_slice()), ctx)?;
+            }
+            if rec.published {
+                let a = &rec.alarm;
+                let mut last = r!(txn.open_table(ALARM_LAST), ctx)?;
+                let k = (
+                    a.intersection_id.as_str(),
+                    a.light.get() as u8,
+                    a.lamp.as_str(),
+                );
+                let newer = r!(last.get(k), ctx)?.is_none_or(|v| v.value() < a.ts_ms);
+                if newer {
+                    r!(last.insert(k, a.ts_ms), ctx)?;
+                }
+            }
+            rec
+        };
+        r!(txn.commit(), ctx)?;
+        Ok(rec)
     }
 }
 

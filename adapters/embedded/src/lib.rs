@@ -61,6 +61,10 @@ pub(crate) const ALARM_OPEN: TableDefinition<(i64, &str), &[u8]> =
 /// The open alarms by (intersection, light, event time, alarm id): what closing them reads.
 pub(crate) const ALARM_OPEN_BY_LIGHT: TableDefinition<(&str, u8, i64, &str), ()> =
     TableDefinition::new("alarm_open_by_light");
+/// The event time of each lamp's last published alarm, by (intersection, light, lamp): what
+/// the hold-down of a flapping lamp is judged against.
+pub(crate) const ALARM_LAST: TableDefinition<(&str, u8, &str), i64> =
+    TableDefinition::new("alarm_last_published");
 /// Closed alarms by (expiry, event time, alarm id), epoch ms: what the retention deletes.
 pub(crate) const ALARM_EXPIRY: TableDefinition<(i64, i64, &str), ()> =
     TableDefinition::new("alarm_expiry");
@@ -101,6 +105,7 @@ impl EmbeddedStore {
             r!(txn.open_table(ALARM_OPEN), "creating tables")?;
             r!(txn.open_table(ALARM_OPEN_BY_LIGHT), "creating tables")?;
             r!(txn.open_table(ALARM_EXPIRY), "creating tables")?;
+            r!(txn.open_table(ALARM_LAST), "creating tables")?;
             r!(txn.open_table(OUTBOX), "creating tables")?;
             r!(txn.open_table(REPAIRS), "creating tables")?;
             r!(txn.open_table(STATS), "creating tables")?;

@@ -1,30 +1,37 @@
-//! Lamps and alarms: `/api/intersections/{id}/lamps`, the repair of a light's lamps, and
-//! `/api/alarms`.
+//! Lamps and alarms: `/api/intersections/{id}/lamps`, the repair of a light's lamps,
+//! `/api/alarms` (pages of the log or of the open alarms) and their acknowledgement.
 
 use crate::Shared;
+use crate::body::{decode, json_value};
 use crate::error::ApiError;
 use crate::error::ApiResult;
 use crate::request::Params;
+use crate::request::bytes;
 use crate::request::int_param;
 use crate::request::params;
 use crate::request::parse_id;
 use crate::request::parse_light;
 use crate::stored::load;
 use crate::stored::position_of;
+use axum::Extension;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::Path;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use lambda_http::request::RequestContext;
 use serde::Deserialize;
 use serde::Serialize;
 use traffic_core::IntersectionId;
 use traffic_core::LightIndex;
+use traffic_core::alarm::AlarmPolicy;
 use traffic_core::lamps::Alarm;
 use traffic_core::lamps::LightLamps;
 use traffic_core::reading::Lamps;
 use traffic_core::time::format_rfc3339_ms;
-use traffic_ports::{AlarmQuery, AlarmRecord, Closing, alarm_ts_of_id};
+use traffic_ports::{Ack, AlarmQuery, AlarmRecord, Closing, alarm_ts_of_id};
 
 /// How an alarm closed now is recorded: at the ports' clock, kept the policy's retention.
 fn closing_now(state: &Shared) -> Closing {
@@ -125,8 +132,22 @@ pub async fn repair(
         intersection_id: id,
         light,
         at: closing.at,
-        closed: closed.iter().map(alarm_view).collect(),
+        closed: closed
+            .iter()
+            .map(|r| alarm_view(&state.alarms, r))
+            .collect(),
     }))
+}
+
+/// An operator's acknowledgement, as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AckView {
+    /// Who (the name sent, else the token's subject, else `operator`).
+    pub by: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Their note, if any.
+    pub note: Option<String>,
 }
 
 /// A recorded alarm, as the API shows it.
@@ -134,6 +155,10 @@ pub async fn repair(
 pub struct AlarmView {
     /// Its stable id (`I-0001#2#green#1767600005000`).
     pub id: String,
+    /// What it is about: `lamp` (or `sensor_silent`).
+    pub kind: String,
+    /// How urgent: `critical`, `major` or `minor` (`ALARM_SEVERITIES`).
+    pub severity: String,
     /// The intersection.
     pub intersection_id: IntersectionId,
     /// The light.
@@ -148,7 +173,11 @@ pub struct AlarmView {
     pub position: Option<traffic_core::reading::Position>,
     /// Whether it was handed to the publisher (SNS).
     pub published: bool,
-    /// When an operator marked it repaired (RFC 3339).
+    /// Recorded without an SNS message: its lamp paged less than the hold-down before.
+    pub held_down: bool,
+    /// Who acknowledged it and when, if anyone did.
+    pub ack: Option<AckView>,
+    /// When it was closed (repaired, or its light deleted), RFC 3339.
     pub repaired_at: Option<String>,
     /// Whether it is still open (not repaired).
     pub open: bool,
@@ -156,11 +185,13 @@ pub struct AlarmView {
     pub text: String,
 }
 
-/// The API's view of a stored alarm.
-pub fn alarm_view(r: &AlarmRecord) -> AlarmView {
+/// The API's view of a stored alarm, its kind and severity by `policy`.
+pub fn alarm_view(policy: &AlarmPolicy, r: &AlarmRecord) -> AlarmView {
     let a: &Alarm = &r.alarm;
     AlarmView {
         id: a.id(),
+        kind: policy.kind(a).as_str().to_owned(),
+        severity: policy.severity(a).as_str().to_owned(),
         intersection_id: a.intersection_id.clone(),
         light: a.light,
         lamp: a.lamp.as_str().to_owned(),
@@ -168,10 +199,100 @@ pub fn alarm_view(r: &AlarmRecord) -> AlarmView {
         ts_ms: a.ts_ms,
         position: a.position,
         published: r.published,
+        held_down: r.held_down,
+        ack: r.ack.as_ref().map(|k| AckView {
+            by: k.by.clone(),
+            at: k.at.clone(),
+            note: k.note.clone(),
+        }),
         repaired_at: r.repaired_at.clone(),
         open: r.repaired_at.is_none(),
         text: a.short_text(),
     }
+}
+
+/// The body of an acknowledgement (all optional; an empty body is none of them).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    by: Option<String>,
+}
+
+/// Longest note and name kept.
+const NOTE_MAX: usize = 500;
+const BY_MAX: usize = 100;
+
+/// `POST /api/alarms/{id}/ack`, body `{"note"?, "by"?}`: an operator has seen the alarm (the
+/// id percent-encoded: `I-0001%232%23red%231767600005000`). Keeps who (the `by` sent, else the
+/// JWT's subject, else `operator`), when (now) and the note; a second acknowledgement replaces
+/// the first. 404 for no such alarm, 400 naming the field for a bad body.
+pub async fn ack(
+    State(state): State<Shared>,
+    Path(alarm_id): Path<String>,
+    context: Option<Extension<RequestContext>>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<AlarmView>> {
+    if alarm_ts_of_id(&alarm_id).is_none() {
+        return Err(ApiError::not_found(
+            "id",
+            format!("no alarm {alarm_id:?} (an id is <intersection>#<light>#<lamp>#<ts_ms>)"),
+        ));
+    }
+    let raw = bytes(body)?;
+    let body: AckBody = if raw.iter().all(u8::is_ascii_whitespace) {
+        AckBody::default()
+    } else {
+        let value = json_value(&raw)?;
+        if !value.is_object() {
+            return Err(ApiError::bad("body", "must be a JSON object"));
+        }
+        decode(value, "")?
+    };
+    let note = body
+        .note
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    if note.as_ref().is_some_and(|n| n.chars().count() > NOTE_MAX) {
+        return Err(ApiError::bad(
+            "note",
+            format!("at most {NOTE_MAX} characters"),
+        ));
+    }
+    let by = match body.by.map(|b| b.trim().to_owned()) {
+        Some(b) if b.is_empty() || b.chars().count() > BY_MAX => {
+            return Err(ApiError::bad(
+                "by",
+                format!("a name of 1 to {BY_MAX} characters"),
+            ));
+        }
+        Some(b) => b,
+        None => context
+            .and_then(|Extension(c)| jwt_subject(&c))
+            .unwrap_or_else(|| "operator".to_owned()),
+    };
+    let ack = Ack {
+        by,
+        at: format_rfc3339_ms(state.ports.clock.now_ms()),
+        note,
+    };
+    let rec = state.ports.lamps.ack_alarm(&alarm_id, &ack).await?;
+    tracing::info!(alarm = %alarm_id, by = %ack.by, "alarm acknowledged");
+    Ok(Json(alarm_view(&state.alarms, &rec)))
+}
+
+/// The subject (or client id) of the JWT an API Gateway authorizer approved, if any.
+fn jwt_subject(c: &RequestContext) -> Option<String> {
+    let RequestContext::ApiGatewayV2(ctx) = c else {
+        return None;
+    };
+    let claims = &ctx.authorizer.as_ref()?.jwt.as_ref()?.claims;
+    claims
+        .get("sub")
+        .or_else(|| claims.get("client_id"))
+        .cloned()
 }
 
 /// A page of alarms and how many are open.
@@ -235,7 +356,11 @@ pub async fn alarms(State(state): State<Shared>, q: Params) -> ApiResult<Respons
     });
     let mut resp = Json(AlarmsView {
         open: page.open,
-        alarms: page.alarms.iter().map(alarm_view).collect(),
+        alarms: page
+            .alarms
+            .iter()
+            .map(|r| alarm_view(&state.alarms, r))
+            .collect(),
         next: page.next,
     })
     .into_response();

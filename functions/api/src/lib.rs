@@ -106,6 +106,7 @@ api_routes! {
     GET "/api/results/{length}" => results::results,
     GET "/api/network" => results::network,
     GET "/api/alarms" => alarms::alarms,
+    POST "/api/alarms/{id}/ack" => alarms::ack,
     GET "/api/stats" => stats::stats,
 }
 

@@ -234,3 +234,98 @@ async fn a_bad_alarm_query_is_a_400_naming_the_parameter() -> anyhow::Result<()>
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn an_operator_acknowledges_an_alarm_with_a_note_and_who_and_when_are_kept()
+-> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    let red = alarm("I-0001", 1, LampColour::Red, T0);
+    api.store.record_alarm(&red).await?;
+    api.store
+        .record_alarm(&alarm("I-0001", 2, LampColour::Green, T0 + 1000))
+        .await?;
+    let path = format!("/api/alarms/{}/ack", red.id().replace('#', "%23"));
+
+    let a = api
+        .call(
+            "POST",
+            &path,
+            Some(r#"{"note":"crew sent","by":"Ada"}"#),
+            true,
+        )
+        .await?;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(a.body["ack"]["by"], "Ada");
+    assert_eq!(a.body["ack"]["note"], "crew sent");
+    let at = a.body["ack"]["at"].as_str().unwrap_or_default().to_owned();
+    assert!(traffic_core::time::parse_rfc3339_ms(&at).is_some(), "{at}");
+
+    let listed = api.get("/api/alarms?open=true").await?;
+    let alarms = listed.body["alarms"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let shown: Vec<(String, String, Value)> = alarms
+        .iter()
+        .map(|x| {
+            (
+                x["lamp"].as_str().unwrap_or_default().to_owned(),
+                x["severity"].as_str().unwrap_or_default().to_owned(),
+                x["ack"]["by"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            ("green".into(), "major".into(), Value::Null),
+            ("red".into(), "critical".into(), Value::from("Ada")),
+        ]
+    );
+    assert!(alarms.iter().all(|x| x["kind"] == "lamp"));
+
+    // No body at all is an acknowledgement without a note, by "operator".
+    let a = api.call("POST", &path, None, true).await?;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(a.body["ack"]["by"], "operator");
+    assert_eq!(a.body["ack"]["note"], Value::Null);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_acknowledgement_without_the_token_or_with_a_bad_body_changes_nothing()
+-> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    let red = alarm("I-0001", 1, LampColour::Red, T0);
+    api.store.record_alarm(&red).await?;
+    let path = format!("/api/alarms/{}/ack", red.id().replace('#', "%23"));
+
+    let a = api
+        .call("POST", &path, Some(r#"{"note":"x"}"#), false)
+        .await?;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{a:?}");
+    let long = format!(r#"{{"note":"{}"}}"#, "n".repeat(501));
+    for (body, field) in [
+        (r#"{"note":3}"#, "note"),
+        (r#"{"by":""}"#, "by"),
+        (r#"{"colour":"red"}"#, "colour"),
+        ("[1]", "body"),
+        ("{", "body"),
+        (long.as_str(), "note"),
+    ] {
+        let a = api.call("POST", &path, Some(body), true).await?;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}: {a:?}");
+        assert_eq!(a.body["field"], field, "{body}: {a:?}");
+    }
+    assert!(api.store.alarms().await?.iter().all(|r| r.ack.is_none()));
+
+    for missing in ["I-0001%231%23red%231", "no-such-alarm"] {
+        let a = api
+            .call("POST", &format!("/api/alarms/{missing}/ack"), None, true)
+            .await?;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{missing}: {a:?}");
+    }
+    Ok(())
+}

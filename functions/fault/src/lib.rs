@@ -6,6 +6,9 @@
 //! published and marked published after, and lamp states are stored last, so a retried batch
 //! recomputes the same transitions and publishes nothing twice (short of a crash between a
 //! publish and its mark, the at-least-once edge that SNS consumers must tolerate anyway).
+//! A lamp that flaps (broken, then ok, then broken again less than the policy's hold-down,
+//! default 10 minutes, after its last published alarm) has its new alarm recorded and held
+//! down: shown by the API, not published again.
 //! Invalid records, records under another partition key than their intersection, and
 //! readings stamped more than the allowed clock skew after their arrival (*future*: they would
 //! make every later reading of the light look stale) are skipped here without a count
@@ -15,6 +18,7 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use traffic_core::alarm::AlarmPolicy;
 use traffic_core::lamps::{Alarm, LightLamps, transition};
 use traffic_core::{EngineConfig, IntersectionId, LightIndex};
 use traffic_functions::BatchHandler;
@@ -27,6 +31,7 @@ use traffic_ports::{
 /// `fault` built from the ports it needs, owning them and its directory.
 pub struct FaultHandler {
     cfg: EngineConfig,
+    alarms: AlarmPolicy,
     usage: Arc<dyn UsageMeter>,
     clock: Arc<dyn Clock>,
     lamps: Arc<dyn LampStore>,
@@ -41,6 +46,7 @@ impl FaultHandler {
     pub fn from_ports(cfg: EngineConfig, ports: &Ports) -> Self {
         Self {
             cfg,
+            alarms: AlarmPolicy::default(),
             usage: ports.usage.clone(),
             clock: ports.clock.clone(),
             lamps: ports.lamps.clone(),
@@ -51,10 +57,17 @@ impl FaultHandler {
         }
     }
 
+    /// The same handler with the alarm policy `alarms` (its hold-down), instead of the default.
+    pub fn with_alarm_policy(mut self, alarms: AlarmPolicy) -> Self {
+        self.alarms = alarms;
+        self
+    }
+
     /// The handler borrowing what this one owns.
     pub fn fault(&self) -> Fault<'_> {
         Fault {
             cfg: &self.cfg,
+            alarms: &self.alarms,
             usage: self.usage.as_ref(),
             clock: self.clock.as_ref(),
             lamps: self.lamps.as_ref(),
@@ -77,6 +90,8 @@ impl BatchHandler for FaultHandler {
 pub struct Fault<'a> {
     /// Engine parameters (the allowed clock skew).
     pub cfg: &'a EngineConfig,
+    /// How alarms are handled (the hold-down of a flapping lamp).
+    pub alarms: &'a AlarmPolicy,
     /// What the backend billed.
     pub usage: &'a dyn UsageMeter,
     /// The time (for statistics).
@@ -98,6 +113,9 @@ pub struct Fault<'a> {
 pub struct FaultReport {
     /// Alarms raised (published now).
     pub raised: Vec<Alarm>,
+    /// Alarms recorded but held down (their lamp's last alarm was published less than the
+    /// hold-down before).
+    pub held_down: Vec<Alarm>,
     /// Lamps seen repaired.
     pub repaired: u64,
     /// Lights whose state changed.
@@ -210,11 +228,23 @@ impl Fault<'_> {
         }
         for alarm in &alarms {
             let record = self.lamps.record_alarm(alarm).await?;
-            if !record.published {
-                self.publisher.publish(alarm).await?;
-                self.lamps.mark_published(&alarm.id()).await?;
-                report.raised.push(alarm.clone());
+            if record.published || record.held_down {
+                continue;
             }
+            let last = self
+                .lamps
+                .last_published(&alarm.intersection_id, alarm.light, alarm.lamp)
+                .await?;
+            if self.alarms.held_down(last, alarm.ts_ms) {
+                // A flapping lamp: recorded (the API and the dashboard show it), not paged.
+                self.lamps.mark_held_down(&alarm.id()).await?;
+                tracing::info!(alarm = %alarm.id(), "alarm held down: its lamp paged less than the hold-down ago");
+                report.held_down.push(alarm.clone());
+                continue;
+            }
+            self.publisher.publish(alarm).await?;
+            self.lamps.mark_published(&alarm.id()).await?;
+            report.raised.push(alarm.clone());
         }
         // Only lamps that changed are written: rewriting every light's state on every batch
         // (its `as_of_ms` moves with each reading) would cost a write per light per batch.
