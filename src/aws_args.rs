@@ -1,9 +1,10 @@
-//! The options of `traffic aws-setup`, `traffic simulate` and `traffic aws-local`.
+//! The options of `traffic aws-setup`, `traffic simulate`, `traffic aws-local` and
+//! `traffic aws-measure`.
 
 use anyhow::Context;
 use std::path::PathBuf;
 use std::time::Duration;
-use traffic_app::aws::{AwsLocalOptions, SetupOptions, SimulateOptions};
+use traffic_app::aws::{AwsLocalOptions, MeasureOptions, SetupOptions, SimulateOptions};
 use traffic_app::esm::OnFailure;
 use traffic_app::runner::RunnerOptions;
 use traffic_aws::setup::Resources;
@@ -216,4 +217,65 @@ impl AwsLocalArgs {
             steps: self.steps,
         })
     }
+}
+
+/// `traffic aws-measure`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct MeasureArgs {
+    /// Prefix of the resources' names; fresh by default (`measure-<pid>-<time>`), since the
+    /// run expects empty tables and a new stream. Names from the environment are not used.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Shards of the stream (the template's `StreamShardCount` default).
+    #[arg(long, default_value_t = traffic_app::aws::measure::TEMPLATE.shards)]
+    shards: i32,
+    #[command(flatten)]
+    city: CityArgs,
+    /// Simulated minutes (a reading per light each).
+    #[arg(long, default_value_t = 30)]
+    minutes: u64,
+    /// First simulated instant (RFC 3339); default: whole panes before now, so that no
+    /// reading is stamped after its arrival.
+    #[arg(long)]
+    start: Option<String>,
+    /// Where the readings go: the emulator's Kinesis stream (`kinesis`), or a stream in
+    /// memory with Kinesis' partitioning (`memory`: deterministic and faster on moto; the
+    /// DynamoDB calls, which are what is measured, are the same).
+    #[arg(long, default_value = "kinesis")]
+    stream: traffic_app::aws::measure::StreamKind,
+}
+
+impl MeasureArgs {
+    /// What to measure.
+    pub fn options(&self) -> anyhow::Result<MeasureOptions> {
+        let prefix = self
+            .prefix
+            .clone()
+            .unwrap_or_else(|| format!("measure-{}-{}", std::process::id(), chrono_free_seconds()));
+        let start_ms = self
+            .start
+            .as_deref()
+            .map(|s| {
+                traffic_core::time::parse_rfc3339_ms(s)
+                    .ok_or_else(|| anyhow::anyhow!("--start: not an RFC 3339 time: {s}"))
+            })
+            .transpose()?;
+        anyhow::ensure!(self.minutes > 0, "--minutes must be at least 1");
+        anyhow::ensure!(self.shards > 0, "--shards must be at least 1");
+        Ok(MeasureOptions {
+            stream: self.stream,
+            resources: Resources::with_prefix(&prefix, self.shards),
+            city: self.city.city()?,
+            seed: self.city.seed,
+            minutes: self.minutes,
+            start_ms,
+        })
+    }
+}
+
+/// Seconds since the epoch (for a fresh name).
+fn chrono_free_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

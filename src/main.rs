@@ -6,7 +6,7 @@
 //! - `traffic local`: the whole system in one process (simulated city, stream, functions,
 //!   merge) on an embedded store, with a live status.
 //! - `traffic aws-setup`, `traffic simulate --stream NAME`, `traffic aws-local`: the same on
-//!   AWS's own APIs (docs/aws.md).
+//!   AWS's own APIs (docs/aws.md); `traffic aws-measure`: what a simulated city costs there.
 //! - `traffic sumo --city CITY.json`: the stream functions and the merge driven tick by tick
 //!   by the SUMO bridge over stdin/stdout JSON lines (`simulator/sumo/README.md`).
 
@@ -42,6 +42,11 @@ enum Command {
     /// Run the whole system on AWS's APIs (AWS_ENDPOINT_URL: moto, LocalStack; or AWS):
     /// simulator, an event source mapping driving ingest and fault, the merge on a timer.
     AwsLocal(aws_args::AwsLocalArgs),
+    /// Measure what a simulated city costs: the real adapters and the event source mapping
+    /// against AWS_ENDPOINT_URL with the template's default settings, in simulated time; the
+    /// last line printed is one JSON object (units and requests per 1,000 readings, $ per
+    /// million readings).
+    AwsMeasure(aws_args::MeasureArgs),
     /// Run the whole system in one process: a simulated city, an in-process stream, the
     /// functions and the merge, on a durable store in the data directory (resumed if it exists).
     Local(Box<LocalArgs>),
@@ -138,6 +143,12 @@ async fn main() -> anyhow::Result<()> {
                 traffic_app::aws::aws_local(&config, args.options(&config)?, Stopper::on_signals())
                     .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::AwsMeasure(args) => {
+            let config = Config::from_env()?;
+            traffic_functions::init_tracing_with("warn", config.log_json);
+            let m = traffic_app::aws::aws_measure(&config, args.options()?).await?;
+            println!("{}", serde_json::to_string(&m)?);
         }
         Command::Local(args) => {
             let opts = args.options()?;

@@ -7,15 +7,19 @@ mod aws_support;
 use aws_support::{AwsEnv, assert_same, aws_env};
 use std::collections::BTreeMap;
 use traffic_aws::setup::{Resources, ensure_table};
-use traffic_aws::{AwsNames, DynamoStore, StoreOptions};
+use traffic_aws::{AwsNames, DynamoStore, KinesisShards, StoreOptions};
 use traffic_core::SequenceNumber;
+use traffic_core::delta::{Delta, DeltaKey, DeltaReading};
 use traffic_core::lamps::{Alarm, LightLamps};
-use traffic_core::pane::{Commit, PaneItem, PaneKey, ShardMeta};
+use traffic_core::pane::{Commit, DeltaRef, MergeMarks, MergeState, ShardMeta};
+use traffic_core::query::{MedianEntry, WindowResult};
 use traffic_core::reading::{LampColour, LampState, Lamps, Position};
+use traffic_core::rollup::{CompactionCounts, Rollup};
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_core::{IntersectionId, LightIndex};
 use traffic_ports::{
-    LampStore, PortError, Registry, ResultStore, StateStore, StatsSample, StatsStore,
+    LampStore, PortError, RecordSource, Registry, ResultStore, StateStore, StatsSample, StatsStore,
+    StreamShards, TimingUpdate,
 };
 use traffic_sim::{CityConfig, generate_city};
 
@@ -41,20 +45,68 @@ fn meta(shard: &str, seq: u128) -> ShardMeta {
     ShardMeta {
         shard_id: shard.into(),
         applied_through: Some(SequenceNumber::from_u128(seq)),
-        max_event_ms: Some(1_767_600_000_000 + seq as i64),
+        max_event_ms: Some(P0 + seq as i64),
         ..ShardMeta::default()
     }
 }
 
-fn item(start_ms: i64, shard: &str, bucket: u32) -> PaneItem {
-    PaneItem {
-        key: PaneKey {
-            start_ms,
+/// 2026-01-05T08:00:00Z, a pane start.
+const P0: i64 = 1_767_600_000_000;
+
+fn pane(start_ms: i64) -> WindowKey {
+    WindowLength::from_ms(900_000)
+        .unwrap_or_else(|| panic!("15m"))
+        .window_of(start_ms)
+}
+
+/// The delta of commit `commit` of `shard` to the pane at `start_ms`: `n` readings of
+/// intersections `I-0000`.. at the pane's first minute.
+fn delta(start_ms: i64, shard: &str, commit: u64, n: usize) -> Delta {
+    let mut d = Delta::new(
+        DeltaKey {
+            pane_start_ms: start_ms,
             shard_id: shard.into(),
-            bucket,
+            commit,
+            part: 0,
         },
-        length_ms: 900_000,
-        intersections: BTreeMap::new(),
+        pane(start_ms),
+    );
+    for i in 0..n {
+        d.push(
+            &id(&format!("I-{:04}", i / 4)),
+            DeltaReading {
+                light: light((i % 4) as i64),
+                ts_ms: start_ms + 60_000,
+                vehicles: (i % 23) as u32,
+                speed_milli: 30_000 + (i % 300) as u64 * 100,
+            },
+        );
+    }
+    d
+}
+
+/// A commit of `deltas` moving `shard` from `expected` to `seq`, folded against `closed_ms`.
+fn commit(
+    shard: &str,
+    expected: Option<u128>,
+    seq: u128,
+    closed_ms: Option<i64>,
+    deltas: Vec<Delta>,
+) -> Commit {
+    let mut m = meta(shard, seq);
+    m.deltas = deltas
+        .iter()
+        .map(|d| DeltaRef {
+            pane_start_ms: d.key.pane_start_ms,
+            commit: d.key.commit,
+            parts: 1,
+        })
+        .collect();
+    Commit {
+        expected: expected.map(SequenceNumber::from_u128),
+        closed_ms,
+        meta: m,
+        deltas,
     }
 }
 
@@ -67,73 +119,270 @@ fn light(l: i64) -> LightIndex {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_commit_is_conditional_on_the_stored_sequence_number_and_all_or_nothing()
+async fn a_commit_writes_its_deltas_then_a_meta_conditional_on_the_checkpoint_and_the_closed_mark()
 -> anyhow::Result<()> {
     let Some((env, r, s)) = store("commit").await? else {
         return Ok(());
     };
-    let p0 = 1_767_600_000_000;
-    let items = [
-        item(p0, "s0", 0),
-        item(p0, "s0", 1),
-        item(p0 + 900_000, "s0", 0),
-    ];
-    s.commit(&Commit {
-        expected: None,
-        meta: meta("s0", 5),
-        items: items.iter().collect(),
-    })
-    .await?;
-    // A second "first" commit and a stale one are refused and write nothing.
-    for expected in [None, Some(SequenceNumber::from_u128(4))] {
-        let stray = item(p0 + 1_800_000, "s0", 0);
-        let e = s
-            .commit(&Commit {
-                expected,
-                meta: meta("s0", 9),
-                items: vec![&stray],
-            })
-            .await;
+    let now = P0 + 3_600_000;
+    let first = commit(
+        "s0",
+        None,
+        5,
+        None,
+        vec![delta(P0, "s0", 1, 40), delta(P0 + 900_000, "s0", 1, 8)],
+    );
+    s.commit(&first, now).await?;
+    // A second "first" commit and a stale one are refused: their deltas are written (they
+    // expire unlisted), the meta is not.
+    for expected in [None, Some(4)] {
+        let stray = commit(
+            "s0",
+            expected,
+            9,
+            None,
+            vec![delta(P0 + 1_800_000, "s0", 2, 4)],
+        );
+        let e = s.commit(&stray, now).await;
         assert!(matches!(e, Err(PortError::Conflict(_))), "{e:?}");
     }
-    let keys: Vec<PaneKey> = items.iter().map(|i| i.key.clone()).collect();
-    let (m, loaded) = s.load_shard("s0", &keys).await?;
-    assert_eq!(m, Some(meta("s0", 5)));
-    assert_eq!(loaded.len(), 3);
-    assert_eq!(s.pane_starts().await?, vec![p0, p0 + 900_000]);
-    s.commit(&Commit {
-        expected: Some(SequenceNumber::from_u128(5)),
-        meta: meta("s0", 7),
-        items: vec![],
-    })
-    .await?;
-    s.commit(&Commit {
-        expected: None,
-        meta: meta("s1", 3),
-        items: vec![&items[0]],
-    })
+    let (m, marks) = s.load_shard("s0").await?;
+    assert_eq!(m.as_ref(), Some(&first.meta));
+    assert_eq!(marks, MergeMarks::default());
+    assert_eq!(
+        s.delta_panes(P0).await?,
+        vec![P0, P0 + 900_000, P0 + 1_800_000]
+    );
+    assert_eq!(
+        s.delta_panes(P0 + 900_000).await?,
+        vec![P0 + 900_000, P0 + 1_800_000]
+    );
+    // The deltas come back in the order asked, a missing one left out.
+    let keys: Vec<DeltaKey> = [(1, 0), (7, 0)]
+        .iter()
+        .map(|(commit, part)| DeltaKey {
+            pane_start_ms: P0,
+            shard_id: "s0".into(),
+            commit: *commit,
+            part: *part,
+        })
+        .collect();
+    assert_eq!(s.deltas(&keys, true).await?, vec![delta(P0, "s0", 1, 40)]);
+    assert_eq!(
+        s.deltas(&keys[..1], false).await?,
+        vec![delta(P0, "s0", 1, 40)]
+    );
+
+    // The merge moves its closed mark: a batch folded against the old mark is refused, one
+    // folded against the new mark goes through.
+    s.advance_closed_mark(P0 + 900_000).await?;
+    let stale = commit("s0", Some(5), 7, None, vec![]);
+    assert!(matches!(
+        s.commit(&stale, now).await,
+        Err(PortError::Conflict(_))
+    ));
+    s.commit(&commit("s0", Some(5), 7, Some(P0 + 900_000), vec![]), now)
+        .await?;
+    s.commit(
+        &commit(
+            "s1",
+            None,
+            3,
+            Some(P0 + 900_000),
+            vec![delta(P0 + 900_000, "s1", 1, 4)],
+        ),
+        now,
+    )
     .await?;
     let metas = s.shard_metas().await?;
-    assert_eq!(metas, vec![meta("s0", 7), meta("s1", 3)]);
-    let mut pane = s.pane_items(p0).await?;
-    pane.sort_by(|a, b| a.key.cmp(&b.key));
     assert_eq!(
-        pane.len(),
-        2,
-        "the same item key written by two shards is one item each? {pane:?}"
+        metas
+            .iter()
+            .map(|m| (m.shard_id.as_str(), m.applied_through.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("s0", Some(SequenceNumber::from_u128(7))),
+            ("s1", Some(SequenceNumber::from_u128(3)))
+        ]
     );
-    s.delete_panes_before(p0 + 900_000).await?;
-    assert_eq!(s.pane_starts().await?, vec![p0 + 900_000]);
-    assert!(s.pane_items(p0).await?.is_empty());
-    // Transactions stay within 100 actions; small items allow more per commit than 400 KB
-    // ones would.
-    let n = s.max_items_per_commit();
-    assert!((9..=49).contains(&n), "{n}");
-    let writes = s.metrics().snapshot();
+    let (_, marks) = s.load_shard("s1").await?;
+    assert_eq!(marks.closed_ms, Some(P0 + 900_000));
+    // Units are computed from the items: every call billed at least one unit.
+    let used = s.metrics().snapshot();
     assert!(
-        writes.write_requests >= 4 && writes.read_requests >= 4,
-        "{writes:?}"
+        used.write_capacity_units >= used.write_requests as f64,
+        "{used:?}"
     );
+    assert!(
+        used.read_capacity_units >= 0.5 * used.read_requests as f64,
+        "{used:?}"
+    );
+    env.cleanup(&r, None, &[]).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_bills_write_units_in_proportion_to_its_readings_not_to_the_pane_so_far()
+-> anyhow::Result<()> {
+    let Some((env, r, s)) = store("units").await? else {
+        return Ok(());
+    };
+    // Fifteen commits of 2,000 readings each to one pane: every commit bills the same.
+    let mut billed = Vec::new();
+    let mut expected = None;
+    for c in 1..=15u64 {
+        let before = s.metrics().snapshot();
+        let seq = u128::from(c) * 10;
+        s.commit(
+            &commit("s0", expected, seq, None, vec![delta(P0, "s0", c, 2_000)]),
+            P0,
+        )
+        .await?;
+        expected = Some(seq);
+        billed.push(s.metrics().snapshot().since(&before).write_capacity_units);
+    }
+    let bytes = delta(P0, "s0", 1, 2_000).encode().len();
+    println!("a commit of 2,000 readings: delta {bytes} bytes, write units {billed:?}");
+    // The delta's KBs plus the transaction (condition check and meta, twice each), plus the
+    // pane index entry and the shard index entry on the first commit only.
+    let delta_units = bytes.div_ceil(1024) as f64;
+    assert!(billed[1..].iter().all(|b| *b == billed[1]), "{billed:?}");
+    assert!(
+        billed[1] <= delta_units + 2.0 * 2.0 + 2.0 * 2.0,
+        "{billed:?} vs {delta_units}"
+    );
+    env.cleanup(&r, None, &[]).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_come_back_by_window_and_a_newer_version_replaces_the_old() -> anyhow::Result<()> {
+    let Some((env, r, s)) = store("rollups").await? else {
+        return Ok(());
+    };
+    let hour = WindowLength::from_ms(3_600_000).unwrap_or_else(|| panic!("1h"));
+    let rollup = |start: i64, through: i64, n: usize| {
+        let mut r = Rollup::compact(pane(P0), [&delta(P0, "s0", 1, n)], 5_000, 200);
+        r.window = hour.window_of(start);
+        r.through_ms = through;
+        r
+    };
+    let a = rollup(P0, P0 + 900_000, 40);
+    let b = rollup(P0 + 3_600_000, P0 + 3_600_000 + 1_800_000, 8);
+    s.put_rollups(&[a.clone(), b.clone()], P0).await?;
+    assert_eq!(
+        s.rollups(hour, P0, P0 + 3_600_000).await?,
+        vec![a.clone(), b.clone()]
+    );
+    assert_eq!(
+        s.rollups(hour, P0 + 1, P0 + 3_600_000).await?,
+        vec![b.clone()]
+    );
+    assert!(
+        s.rollups(pane(P0).length, P0, P0 + 3_600_000)
+            .await?
+            .is_empty()
+    );
+    // The window's prefix grows: the new version replaces the old in one header write.
+    let a2 = rollup(P0, P0 + 1_800_000, 400);
+    s.put_rollups(std::slice::from_ref(&a2), P0 + 1_800_000)
+        .await?;
+    assert_eq!(s.rollups(hour, P0, P0).await?, vec![a2]);
+
+    // A rollup larger than an item is cut into parts within the item size.
+    let names = AwsNames {
+        state_table: Some(r.state_table.clone()),
+        ..AwsNames::default()
+    };
+    let opts = StoreOptions {
+        max_item_bytes: 4 * 1024,
+        ..StoreOptions::default()
+    };
+    let small = DynamoStore::new(env.clients.dynamodb.clone(), names, opts);
+    let big = rollup(P0 + 7_200_000, P0 + 7_200_000 + 900_000, 4_000);
+    small.put_rollups(std::slice::from_ref(&big), P0).await?;
+    assert_eq!(
+        small.rollups(hour, P0 + 7_200_000, P0 + 7_200_000).await?,
+        vec![big]
+    );
+    env.cleanup(&r, None, &[]).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_merge_state_moves_forward_only() -> anyhow::Result<()> {
+    let Some((env, r, s)) = store("mergestate").await? else {
+        return Ok(());
+    };
+    assert_eq!(s.merge_state().await?, MergeState::default());
+    s.advance_closed_mark(P0 + 1_800_000).await?;
+    // Never back.
+    s.advance_closed_mark(P0 + 900_000).await?;
+    let progress = MergeState {
+        // A progress with an older closed mark leaves the stored mark alone.
+        marks: MergeMarks {
+            closed_ms: Some(P0 + 900_000),
+            compacted_ms: Some(P0 + 900_000),
+        },
+        caught_up_since: BTreeMap::from([("shardId-000000000001".to_owned(), P0 + 5)]),
+        compaction: CompactionCounts {
+            duplicates: 3,
+            too_frequent: 2,
+        },
+    };
+    s.put_merge_progress(&progress).await?;
+    assert_eq!(
+        s.merge_state().await?,
+        MergeState {
+            marks: MergeMarks {
+                closed_ms: Some(P0 + 1_800_000),
+                ..progress.marks
+            },
+            ..progress.clone()
+        }
+    );
+    s.advance_closed_mark(P0 + 2_700_000).await?;
+    assert_eq!(s.merge_state().await?.marks.closed_ms, Some(P0 + 2_700_000));
+    assert_eq!(
+        s.load_shard("none").await?.1.compacted_ms,
+        Some(P0 + 900_000)
+    );
+    env.cleanup(&r, None, &[]).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_merges_taking_the_lease_together_get_exactly_one() -> anyhow::Result<()> {
+    let Some((env, r, s)) = store("lease").await? else {
+        return Ok(());
+    };
+    let now = P0;
+    for round in 0..20 {
+        // Two merges on their own tasks (and store clones), started together.
+        let take = |who: String| {
+            let s = s.clone();
+            tokio::spawn(async move { s.take_lease(&who, now, now + 60_000).await })
+        };
+        let (a, b) = (take(format!("a{round}")), take(format!("b{round}")));
+        let (a, b) = (a.await??, b.await??);
+        assert!(a ^ b, "round {round}: {a} {b}");
+        let winner = if a {
+            format!("a{round}")
+        } else {
+            format!("b{round}")
+        };
+        // The holder may take it again (a retried invocation); nobody else may.
+        assert!(s.take_lease(&winner, now + 1, now + 60_000).await?);
+        assert!(!s.take_lease("c", now + 59_999, now + 120_000).await?);
+        // A release by someone else changes nothing; the holder's frees it.
+        s.release_lease("c").await?;
+        assert!(!s.take_lease("c", now + 1, now + 60_000).await?);
+        s.release_lease(&winner).await?;
+    }
+    // An expired lease is taken over.
+    assert!(s.take_lease("old", now, now + 1_000).await?);
+    assert!(s.take_lease("new", now + 1_000, now + 61_000).await?);
+    assert!(!s.take_lease("old", now + 1_001, now + 2_000).await?);
     env.cleanup(&r, None, &[]).await;
     Ok(())
 }
@@ -191,14 +440,28 @@ async fn the_registry_keeps_intersections_and_their_timing_history() -> anyhow::
         .enumerate()
     {
         phases[0].green_s = 20.0 + i as f64;
-        s.set_timings(
-            &[
-                (city.intersections[0].id.clone(), phases.clone()),
-                (city.intersections[29].id.clone(), phases.clone()),
-            ],
-            &from.parse()?,
-        )
-        .await?;
+        let (_, version) = s
+            .intersection_versioned(&city.intersections[0].id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("gone"))?;
+        let skipped = s
+            .set_timings(
+                &[
+                    TimingUpdate {
+                        id: city.intersections[0].id.clone(),
+                        phases: phases.clone(),
+                        expected_version: version,
+                    },
+                    TimingUpdate {
+                        id: city.intersections[29].id.clone(),
+                        phases: phases.clone(),
+                        expected_version: "deleted meanwhile".into(),
+                    },
+                ],
+                &from.parse()?,
+            )
+            .await?;
+        assert_eq!(skipped, vec![city.intersections[29].id.clone()]);
     }
     let x = s
         .intersection(&city.intersections[0].id)
@@ -306,6 +569,8 @@ async fn statistics_add_up_and_results_come_back_in_window_order() -> anyhow::Re
         accepted: 9,
         latency_ms_sum: 100,
         latency_ms_max: max,
+        read_units: 0.5,
+        write_units: 3.0,
     };
     s.add_stats(&sample("ingest", 60_000, 30)).await?;
     s.add_stats(&sample("ingest", 60_000, 50)).await?;
@@ -330,15 +595,22 @@ async fn statistics_add_up_and_results_come_back_in_window_order() -> anyhow::Re
         ]
     );
     assert_eq!(s.stats(120_000).await?.len(), 1);
+    // The capacity units a function recorded add up too.
+    assert_eq!((got[1].read_units, got[1].write_units), (1.5, 9.0));
 
     let key = |len: i64, start: i64| WindowKey {
         length: WindowLength::from_ms(len).unwrap_or_else(|| panic!("length")),
         start_ms: start,
     };
     let result = |k: WindowKey, closed: bool| {
-        let mut acc = traffic_core::query::WindowAccumulator::new(k);
-        acc.add(&item(k.start_ms, "s", 0));
-        acc.finish(closed, 10)
+        let mut r = Rollup::compact(
+            pane(k.start_ms),
+            [&delta(k.start_ms, "s", 1, 40)],
+            5_000,
+            200,
+        );
+        r.window = k;
+        r.finish(closed, 10)
     };
     let keys = [
         key(3_600_000, 1_767_600_000_000),
@@ -392,7 +664,8 @@ async fn statistics_add_up_and_results_come_back_in_window_order() -> anyhow::Re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_network_state_is_one_item_replaced_on_every_run() -> anyhow::Result<()> {
+async fn a_city_of_100000_intersections_stores_its_results_and_network_state_whole()
+-> anyhow::Result<()> {
     let Some((env, r, s)) = store("network").await? else {
         return Ok(());
     };
@@ -404,36 +677,48 @@ async fn the_network_state_is_one_item_replaced_on_every_run() -> anyhow::Result
         closed: false,
         intersections: (0..n)
             .map(|i| traffic_core::query::IntersectionState {
-                intersection_id: id(&format!("I-{i:05}")),
+                intersection_id: id(&format!("I-{i:06}")),
                 mean_speed_kmh: (i % 7 != 0).then_some(20.0 + i as f64 / 100.0),
                 vehicles: i as u64,
                 readings: 4,
             })
             .collect(),
     };
-    // 10,000 intersections fit one item.
-    let big = state("2026-01-05T08:00:00Z", 10_000);
+    // 100,000 intersections: in parts, every one listed.
+    let big = state("2026-01-05T08:00:00Z", 100_000);
     s.put_network(&big).await?;
     assert_eq!(s.network().await?.as_ref(), Some(&big));
+    // A small one replaces it in one item.
     let newer = state("2026-01-05T08:15:00Z", 3);
     s.put_network(&newer).await?;
     assert_eq!(s.network().await?, Some(newer));
 
-    // One that does not fit is stored without its intersections, not refused: the merge run
-    // that writes it goes on.
-    let names = AwsNames {
-        results_table: Some(r.results_table.clone()),
-        ..AwsNames::default()
+    // A window whose 100,000 intersections are all above the median (issue 9, item 5): the
+    // result commits, closed and provisional, and comes back whole.
+    let k = pane(P0);
+    let above: Vec<MedianEntry> = (0..100_000)
+        .map(|i| MedianEntry {
+            intersection_id: id(&format!("I-{i:06}")),
+            median_vehicles: 10.0 + (i % 50) as f64 / 2.0,
+        })
+        .collect();
+    let result = |closed: bool| WindowResult {
+        window: k,
+        closed,
+        readings: 400_000,
+        top: Vec::new(),
+        global_median_vehicles: 9.5,
+        above_median: above.clone(),
     };
-    let opts = StoreOptions {
-        max_item_bytes: 4 * 1024,
-        ..StoreOptions::default()
-    };
-    let small = DynamoStore::new(env.clients.dynamodb.clone(), names, opts);
-    small.put_network(&big).await?;
-    let back = small.network().await?.unwrap_or_else(|| panic!("stored"));
-    assert!(back.intersections.is_empty());
-    assert_eq!(back.start, big.start);
+    let before = s.metrics().snapshot();
+    s.put_results(&[result(false)]).await?;
+    assert_eq!(s.results().await?, vec![result(false)]);
+    s.put_results(&[result(true)]).await?;
+    assert_eq!(s.recent_results(k.length, 1).await?, vec![result(true)]);
+    let used = s.metrics().snapshot().since(&before);
+    println!(
+        "a result with 100,000 intersections above the median, written twice and read twice: {used:?}"
+    );
     env.cleanup(&r, None, &[]).await;
     Ok(())
 }
@@ -462,12 +747,23 @@ async fn a_write_conditional_on_a_version_applies_only_if_nothing_changed() -> a
     let late = s.replace_intersection_if(&read, &v1).await;
     assert!(matches!(late, Err(PortError::Conflict(_))), "{late:?}");
     assert_eq!(s.intersection(&x.id).await?, Some(renamed.clone()));
-    // A retiming is a change too.
-    s.set_timings(
-        &[(x.id.clone(), x.phases.clone())],
-        &"15m@2026-01-05T08:00:00Z".parse()?,
-    )
-    .await?;
+    // A retiming computed from the version before the edit is skipped: the edit stays.
+    let retiming = |expected_version: &str| TimingUpdate {
+        id: x.id.clone(),
+        phases: x.phases.clone(),
+        expected_version: expected_version.to_owned(),
+    };
+    let skipped = s
+        .set_timings(&[retiming(&v1)], &"15m@2026-01-05T08:00:00Z".parse()?)
+        .await?;
+    assert_eq!(skipped, vec![x.id.clone()]);
+    assert_eq!(s.intersection(&x.id).await?, Some(renamed.clone()));
+    assert!(s.timing_history(&x.id).await?.is_empty());
+    // One computed from the current version applies, and is a change too.
+    let skipped = s
+        .set_timings(&[retiming(&v2)], &"15m@2026-01-05T08:00:00Z".parse()?)
+        .await?;
+    assert!(skipped.is_empty());
     let (_, v3) = s
         .intersection_versioned(&x.id)
         .await?
@@ -481,6 +777,89 @@ async fn a_write_conditional_on_a_version_applies_only_if_nothing_changed() -> a
     assert!(matches!(gone, Err(PortError::NotFound(_))), "{gone:?}");
     let gone = s.delete_intersection_if(&x.id, &v3).await;
     assert!(matches!(gone, Err(PortError::NotFound(_))), "{gone:?}");
+    env.cleanup(&r, None, &[]).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_at_the_last_record_of_a_shard_has_caught_up() -> anyhow::Result<()> {
+    let Some(env) = aws_env("caughtup").await else {
+        return Ok(());
+    };
+    let r = env.resources(1);
+    traffic_aws::setup::ensure_stream(&env.clients, &r.stream, 1).await?;
+    let shards = KinesisShards::new(env.clients.kinesis.clone(), Some(r.stream.clone()));
+    let shard = shards
+        .shards()
+        .await?
+        .first()
+        .map(|s| s.id.clone())
+        .unwrap_or_else(|| panic!("a shard"));
+    // An empty shard: nothing to read from its start.
+    assert!(shards.caught_up(&shard, None).await?);
+    let sink = traffic_aws::kinesis::KinesisSink::new(env.clients.kinesis.clone(), &r.stream);
+    let entries: Vec<traffic_aws::kinesis::Entry> = (0..3u8)
+        .map(|i| traffic_aws::kinesis::Entry {
+            partition_key: "I-0001".into(),
+            data: vec![i],
+        })
+        .collect();
+    sink.put(&entries).await?;
+    let source = traffic_aws::KinesisSource::new(&env.clients, &r.stream).await?;
+    let read = source
+        .read(
+            &shard,
+            None,
+            traffic_ports::StartingPosition::TrimHorizon,
+            10,
+        )
+        .await?;
+    assert_eq!(read.records.len(), 3);
+    let last = read.records.last().map(|r| r.seq.clone());
+    assert!(!shards.caught_up(&shard, None).await?);
+    let last = last.unwrap_or_else(|| panic!("put"));
+    assert!(shards.caught_up(&shard, Some(&last)).await?);
+    assert!(!shards.caught_up(&shard, Some(&read.records[1].seq)).await?);
+    env.cleanup(&r, None, &[]).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_of_year_old_readings_expires_a_retention_after_it_was_written()
+-> anyhow::Result<()> {
+    let Some((env, r, s)) = store("expiry").await? else {
+        return Ok(());
+    };
+    // Readings of a year ago, written now: counted from their event time they would already
+    // be past the retention, and gone before the merge compacts them.
+    let year_ago = P0 - 365 * 86_400_000;
+    let now = P0 + 3_600_000;
+    s.commit(
+        &commit("s0", None, 3, None, vec![delta(year_ago, "s0", 1, 12)]),
+        now,
+    )
+    .await?;
+    let scan = env
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(&r.state_table)
+        .send()
+        .await?;
+    let expiries: Vec<i64> = scan
+        .items()
+        .iter()
+        .filter_map(|i| i.get("expires_at"))
+        .filter_map(|v| v.as_n().ok())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(!expiries.is_empty(), "the delta and its index expire");
+    let expected = StoreOptions::default().expires_at(now);
+    assert!(expected > now / 1000, "a retention from now");
+    assert!(
+        expiries.iter().all(|e| *e == expected),
+        "{expiries:?} vs {expected}"
+    );
     env.cleanup(&r, None, &[]).await;
     Ok(())
 }

@@ -176,6 +176,8 @@ async fn the_city_runs_end_to_end_on_the_aws_apis() -> anyhow::Result<()> {
     Merge {
         cfg: &cfg,
         provisional: Provisional::None,
+        holder: "aws_pipeline",
+        clock: ports.clock.as_ref(),
         state: ports.state.as_ref(),
         registry: ports.registry.as_ref(),
         results: ports.results.as_ref(),
@@ -359,6 +361,8 @@ async fn a_busy_stream_costs_few_dynamodb_requests_per_thousand_readings() -> an
     Merge {
         cfg: &cfg,
         provisional: Provisional::All,
+        holder: "aws_pipeline",
+        clock: ports.clock.as_ref(),
         state: ports.state.as_ref(),
         registry: ports.registry.as_ref(),
         results: ports.results.as_ref(),

@@ -149,10 +149,8 @@ async fn a_broken_green_lamp_raises_one_alarm_even_when_publishing_fails_once() 
         published: AtomicUsize::new(0),
     };
     let cfg = EngineConfig::default();
-    let alarms = traffic_core::alarm::AlarmPolicy::default();
     let fault = Fault {
         cfg: &cfg,
-        alarms: &alarms,
         usage: &NoUsage,
         clock: &SystemClock,
         lamps: &store,
@@ -707,4 +705,50 @@ async fn an_operator_edit_landing_between_the_merges_read_and_its_write_survives
         .unwrap_or_else(|| panic!("no I-0001"));
     assert_eq!(x.phases[0].green_s, 33.0, "the operator's edit stands");
     assert_eq!(x.retimed_from, None);
+}
+
+#[tokio::test]
+async fn a_lamp_reading_from_a_clock_ahead_is_future_and_does_not_hide_a_later_failure() {
+    let (_dir, store) = store_with_city().await;
+    let directory = Directory::default();
+    let cfg = EngineConfig::default();
+    let fault = Fault {
+        cfg: &cfg,
+        usage: &NoUsage,
+        clock: &SystemClock,
+        lamps: &store,
+        publisher: &store,
+        registry: &store,
+        directory: &directory,
+        stats: &store,
+    };
+    let arrival = traffic_core::time::parse_rfc3339_ms("2026-01-05T08:01:05Z").unwrap_or(0);
+    let record = |seq: u64, ts: &str, green: &str| {
+        SourceRecord {
+        seq: SequenceNumber::from_u64(seq),
+        partition_key: "I-0001".into(),
+        data: format!(
+            r#"{{"intersection_id":"I-0001","light":0,"ts":"{ts}","vehicles":10,"mean_speed_kmh":40,"lamps":{{"red":"ok","yellow":"ok","green":"{green}"}}}}"#
+        )
+        .into_bytes(),
+        arrival_ms: arrival,
+    }
+    };
+    // A sensor whose clock runs a day ahead says the lamps are fine; then the real state: the
+    // green lamp is broken. Had the first counted, the second would look stale and be ignored.
+    let records = [
+        record(1, "2026-01-06T08:00:00Z", "ok"),
+        record(2, "2026-01-05T08:01:00Z", "broken"),
+    ];
+    let response = fault
+        .handle(&event_of("shardId-000000000000", &records))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let alarms = store.alarms().await.unwrap_or_default();
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(alarms[0].alarm.lamp.as_str(), "green");
+    assert_eq!(
+        traffic_core::time::format_rfc3339_ms(alarms[0].alarm.ts_ms),
+        "2026-01-05T08:01:00Z"
+    );
 }

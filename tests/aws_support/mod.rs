@@ -14,7 +14,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use traffic_aws::AwsClients;
 use traffic_aws::setup::{Queue, Resources};
-use traffic_core::pane::{Commit, PaneItem, PaneKey, ShardMeta};
+use traffic_core::delta::{Delta, DeltaKey};
+use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
+use traffic_core::rollup::Rollup;
+use traffic_core::window::WindowLength;
 use traffic_ports::{PortError, PortResult, StateStore};
 
 /// The AWS endpoint of a test, and a prefix for its resources' names.
@@ -185,24 +188,17 @@ fn take(n: &AtomicUsize) -> bool {
 
 #[async_trait]
 impl<S: StateStore> StateStore for Faulty<S> {
-    fn max_items_per_commit(&self) -> usize {
-        self.inner.max_items_per_commit()
+    async fn load_shard(&self, shard_id: &str) -> PortResult<(Option<ShardMeta>, MergeMarks)> {
+        self.inner.load_shard(shard_id).await
     }
-    async fn load_shard(
-        &self,
-        shard_id: &str,
-        keys: &[PaneKey],
-    ) -> PortResult<(Option<ShardMeta>, Vec<PaneItem>)> {
-        self.inner.load_shard(shard_id, keys).await
-    }
-    async fn commit(&self, commit: &Commit<'_>) -> PortResult<()> {
+    async fn commit(&self, commit: &Commit, now_ms: i64) -> PortResult<()> {
         if take(&self.fail_commits) {
             return Err(PortError::Unavailable {
                 context: "committing shard state".into(),
                 source: "injected: ProvisionedThroughputExceededException".into(),
             });
         }
-        self.inner.commit(commit).await?;
+        self.inner.commit(commit, now_ms).await?;
         self.commits.fetch_add(1, Ordering::SeqCst);
         if take(&self.fail_after_write) {
             return Err(PortError::Unavailable {
@@ -215,14 +211,40 @@ impl<S: StateStore> StateStore for Faulty<S> {
     async fn shard_metas(&self) -> PortResult<Vec<ShardMeta>> {
         self.inner.shard_metas().await
     }
-    async fn pane_starts(&self) -> PortResult<Vec<i64>> {
-        self.inner.pane_starts().await
+    async fn delta_panes(&self, from_ms: i64) -> PortResult<Vec<i64>> {
+        self.inner.delta_panes(from_ms).await
     }
-    async fn pane_items(&self, start_ms: i64) -> PortResult<Vec<PaneItem>> {
-        self.inner.pane_items(start_ms).await
+    async fn deltas(&self, keys: &[DeltaKey], consistent: bool) -> PortResult<Vec<Delta>> {
+        self.inner.deltas(keys, consistent).await
     }
-    async fn delete_panes_before(&self, before_ms: i64) -> PortResult<()> {
-        self.inner.delete_panes_before(before_ms).await
+    async fn rollups(
+        &self,
+        length: WindowLength,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> PortResult<Vec<Rollup>> {
+        self.inner.rollups(length, from_ms, to_ms).await
+    }
+    async fn put_rollups(&self, rollups: &[Rollup], now_ms: i64) -> PortResult<()> {
+        self.inner.put_rollups(rollups, now_ms).await
+    }
+    async fn merge_state(&self) -> PortResult<MergeState> {
+        self.inner.merge_state().await
+    }
+    async fn advance_closed_mark(&self, closed_ms: i64) -> PortResult<()> {
+        self.inner.advance_closed_mark(closed_ms).await
+    }
+    async fn put_merge_progress(&self, state: &MergeState) -> PortResult<()> {
+        self.inner.put_merge_progress(state).await
+    }
+    async fn take_lease(&self, holder: &str, now_ms: i64, until_ms: i64) -> PortResult<bool> {
+        self.inner.take_lease(holder, now_ms, until_ms).await
+    }
+    async fn release_lease(&self, holder: &str) -> PortResult<()> {
+        self.inner.release_lease(holder).await
+    }
+    async fn forget(&self, panes_before_ms: i64, rollups_through_ms: i64) -> PortResult<()> {
+        self.inner.forget(panes_before_ms, rollups_through_ms).await
     }
 }
 

@@ -168,6 +168,8 @@ SDK_TO_IAM = {
     "put_record": "kinesis:PutRecord",
     "put_records": "kinesis:PutRecords",
     "list_shards": "kinesis:ListShards",
+    "get_shard_iterator": "kinesis:GetShardIterator",
+    "get_records": "kinesis:GetRecords",
 }
 TRANSACT_ITEM_TO_IAM = {
     "put": "dynamodb:PutItem",
@@ -189,6 +191,8 @@ API_TO_IAM = {
     "DescribeTable": {"dynamodb:DescribeTable"},
     "Publish": {"sns:Publish"},
     "ListShards": {"kinesis:ListShards"},
+    "GetShardIterator": {"kinesis:GetShardIterator"},
+    "GetRecords": {"kinesis:GetRecords"},
 }
 
 TABLE_VARIANTS = {"State": "STATE_TABLE", "Registry": "REGISTRY_TABLE", "Results": "RESULTS_TABLE"}

@@ -2,14 +2,11 @@
 //! batching calls (queries through every page; batch reads and writes whose unprocessed
 //! entries are retried with backoff until done, never dropped).
 
+use crate::capacity::{item_size, read_units, write_units};
 use crate::error::{build, port_error};
-use crate::metrics::{unit, units};
 use crate::retry::{MAX_TRIES, pause};
 use crate::{DynamoStore, Table};
-use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnConsumedCapacity,
-    WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::HashMap;
 use traffic_ports::{PortError, PortResult};
@@ -123,8 +120,6 @@ pub(crate) enum SortKey {
     All,
     /// Sort keys starting with this.
     BeginsWith(String),
-    /// Sort keys below this.
-    Below(String),
     /// Sort keys at or above this.
     From(String),
     /// Sort keys above this.
@@ -182,10 +177,6 @@ impl DynamoStore {
                     values.insert(":sk".into(), AttributeValue::S(p.clone()));
                     "pk = :pk AND begins_with(sk, :sk)".to_owned()
                 }
-                SortKey::Below(p) => {
-                    values.insert(":sk".into(), AttributeValue::S(p.clone()));
-                    "pk = :pk AND sk < :sk".to_owned()
-                }
                 SortKey::From(p) => {
                     values.insert(":sk".into(), AttributeValue::S(p.clone()));
                     "pk = :pk AND sk >= :sk".to_owned()
@@ -207,7 +198,6 @@ impl DynamoStore {
                 .key_condition_expression(cond)
                 .set_expression_attribute_values(Some(values))
                 .consistent_read(q.consistent)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .set_exclusive_start_key(start.take());
             if let Some(p) = q.projection {
                 req = req.projection_expression(p);
@@ -223,8 +213,13 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(|e| port_error(format!("querying {table} for {}", q.pk), e))?;
-            self.metrics.read("Query", unit(resp.consumed_capacity()));
-            out.extend(resp.items.unwrap_or_default());
+            let items = resp.items.unwrap_or_default();
+            // A page bills the total size of the items it returns (projected or not: DynamoDB
+            // sizes whole items, so a projection would make this an underestimate).
+            let bytes: usize = items.iter().map(item_size).sum();
+            self.metrics
+                .read(&q.table.op("Query"), read_units(bytes, q.consistent));
+            out.extend(items);
             if q.newest_first.is_some() || q.first.is_some_and(|f| out.len() >= f) {
                 break;
             }
@@ -253,24 +248,35 @@ impl DynamoStore {
                 .map_err(|e| build("a batch read", e))?;
             let mut attempt = 0;
             loop {
+                let asked = pending.keys().len();
                 let resp = self
                     .ddb
                     .batch_get_item()
                     .request_items(&table, pending)
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(|e| port_error(format!("reading items of {table}"), e))?;
-                self.metrics
-                    .read("BatchGetItem", units(resp.consumed_capacity()));
-                if let Some(mut r) = resp.responses {
-                    out.extend(r.remove(&table).unwrap_or_default());
-                }
-                match resp
+                let found = resp
+                    .responses
+                    .and_then(|mut r| r.remove(&table))
+                    .unwrap_or_default();
+                let left_over = resp
                     .unprocessed_keys
                     .and_then(|mut u| u.remove(&table))
-                    .filter(|k| !k.keys().is_empty())
-                {
+                    .filter(|k| !k.keys().is_empty());
+                // Each item read bills its own size rounded up to 4 KB; a key that finds no
+                // item still bills one unit (half when eventually consistent).
+                let missing = asked
+                    .saturating_sub(left_over.as_ref().map_or(0, |u| u.keys().len()))
+                    .saturating_sub(found.len());
+                let billed: f64 = found
+                    .iter()
+                    .map(|i| read_units(item_size(i), consistent))
+                    .sum::<f64>()
+                    + missing as f64 * read_units(0, consistent);
+                self.metrics.read(&t.op("BatchGetItem"), billed);
+                out.extend(found);
+                match left_over {
                     None => break,
                     Some(rest) => {
                         attempt += 1;
@@ -298,21 +304,21 @@ impl DynamoStore {
             let mut pending = chunk.to_vec();
             let mut attempt = 0;
             loop {
+                let sent = request_units(&pending);
                 let resp = self
                     .ddb
                     .batch_write_item()
                     .request_items(&table, pending)
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(|e| port_error(format!("writing items of {table}"), e))?;
-                self.metrics
-                    .write("BatchWriteItem", units(resp.consumed_capacity()));
-                match resp
+                let left_over = resp
                     .unprocessed_items
                     .and_then(|mut u| u.remove(&table))
-                    .filter(|r| !r.is_empty())
-                {
+                    .filter(|r| !r.is_empty());
+                let left = left_over.as_deref().map_or(0.0, request_units);
+                self.metrics.write(&t.op("BatchWriteItem"), sent - left);
+                match left_over {
                     None => break,
                     Some(rest) => {
                         attempt += 1;
@@ -329,6 +335,18 @@ impl DynamoStore {
     }
 }
 
+/// Write units of batch write requests: a put bills its item's size (a replaced item's old
+/// size is unknown here), a delete at least one unit.
+fn request_units(requests: &[WriteRequest]) -> f64 {
+    requests
+        .iter()
+        .map(|r| match r.put_request() {
+            Some(p) => write_units(item_size(p.item())),
+            None => write_units(0),
+        })
+        .sum()
+}
+
 /// A put request of an item.
 pub(crate) fn put_request(item: Item) -> PortResult<WriteRequest> {
     let put = PutRequest::builder()
@@ -336,15 +354,6 @@ pub(crate) fn put_request(item: Item) -> PortResult<WriteRequest> {
         .build()
         .map_err(|e| build("a put request", e))?;
     Ok(WriteRequest::builder().put_request(put).build())
-}
-
-/// A delete request of a key.
-pub(crate) fn delete_request(key: Item) -> PortResult<WriteRequest> {
-    let del = DeleteRequest::builder()
-        .set_key(Some(key))
-        .build()
-        .map_err(|e| build("a delete request", e))?;
-    Ok(WriteRequest::builder().delete_request(del).build())
 }
 
 fn unprocessed(table: &str, n: usize) -> PortError {

@@ -31,14 +31,14 @@
 //! before it writes them. Repair orders are taken with a conditional delete each, so an order
 //! is handed out once even to concurrent takers.
 
+use crate::capacity::{item_size, read_units, write_units};
 use crate::error::{build, code_of, port_error};
 use crate::items::n_i64;
 use crate::items::{Item, Query, SortKey, from_item, key, ord_i64, put_request, to_item};
-use crate::metrics::unit;
 use crate::{DynamoStore, Table};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update,
+    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -168,11 +168,13 @@ impl DynamoStore {
             .table_name(table)
             .set_key(Some(key(LOG_PK, sk)))
             .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|e| port_error(format!("reading alarm {sk}"), e))?;
-        self.count_alarm_read("GetItem", unit(resp.consumed_capacity()));
+        self.count_alarm_read(
+            "GetItem",
+            read_units(resp.item().map_or(0, item_size), true),
+        );
         resp.item.map(|i| from_item("alarm", i)).transpose()
     }
 
@@ -184,11 +186,13 @@ impl DynamoStore {
             .get_item()
             .table_name(table)
             .set_key(Some(key(COUNT_PK, "open")))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|e| port_error("reading the open alarm count", e))?;
-        self.count_alarm_read("GetItem", unit(resp.consumed_capacity()));
+        self.count_alarm_read(
+            "GetItem",
+            read_units(resp.item().map_or(0, item_size), false),
+        );
         Ok(resp
             .item
             .as_ref()
@@ -223,15 +227,15 @@ impl DynamoStore {
                 .await
             {
                 Ok(resp) => {
-                    self.count_alarm_write("UpdateItem", None);
+                    let item = resp.attributes.unwrap_or_default();
+                    self.count_alarm_write("UpdateItem", write_units(item_size(&item)));
                     if pk == LOG_PK {
-                        let item = resp.attributes.unwrap_or_default();
                         return from_item("alarm", item);
                     }
                 }
                 // Not open (only the log changes), or no such alarm at all.
                 Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
-                    self.count_alarm_write("UpdateItem", None);
+                    self.count_alarm_write("UpdateItem", write_units(0));
                     if pk == LOG_PK {
                         return Err(PortError::NotFound(format!("alarm {alarm_id}")));
                     }
@@ -243,13 +247,13 @@ impl DynamoStore {
     }
 
     /// Counts a read of alarm items. (The one place that knows how the metrics take units.)
-    fn count_alarm_read(&self, op: &'static str, units: Option<f64>) {
-        self.metrics.read(op, units);
+    fn count_alarm_read(&self, op: &'static str, units: f64) {
+        self.metrics.read(&Table::Registry.op(op), units);
     }
 
     /// Counts a write of alarm items.
-    fn count_alarm_write(&self, op: &'static str, units: Option<f64>) {
-        self.metrics.write(op, units);
+    fn count_alarm_write(&self, op: &'static str, units: f64) {
+        self.metrics.write(&Table::Registry.op(op), units);
     }
 }
 
@@ -370,6 +374,11 @@ impl LampStore for DynamoStore {
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .build()
             .map_err(|e| build("the open alarm count", e))?;
+        // Four items written in a transaction: twice their units (the count item is tiny).
+        let units = 2.0
+            * (2.0 * write_units(item_size(&log))
+                + write_units(item_size(&by_light))
+                + write_units(0));
         let actions = vec![
             put(log, true)?,
             put(view, false)?,
@@ -384,12 +393,12 @@ impl LampStore for DynamoStore {
             .await
         {
             Ok(_) => {
-                self.count_alarm_write("TransactWriteItems", None);
+                self.count_alarm_write("TransactWriteItems", units);
                 Ok(item.record())
             }
             // The log item exists (a retried batch): return it, with its `published` flag.
             Err(e) if code_of(&e) == Some("TransactionCanceledException") => {
-                self.count_alarm_write("TransactWriteItems", None);
+                self.count_alarm_write("TransactWriteItems", units);
                 self.alarm_item(&sk)
                     .await?
                     .map(AlarmItem::record)
@@ -419,9 +428,9 @@ impl LampStore for DynamoStore {
             .send()
             .await
         {
-            Ok(_) => self.count_alarm_write("UpdateItem", None),
+            Ok(_) => self.count_alarm_write("UpdateItem", write_units(0)),
             Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
-                self.count_alarm_write("UpdateItem", None);
+                self.count_alarm_write("UpdateItem", write_units(0));
             }
             Err(e) => return Err(port_error(format!("noting alarm {alarm_id} published"), e)),
         }
@@ -450,11 +459,13 @@ impl LampStore for DynamoStore {
                 format!("{}#{}", light.get(), lamp.as_str()),
             )))
             .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|e| port_error("reading a lamp's last published alarm", e))?;
-        self.count_alarm_read("GetItem", unit(resp.consumed_capacity()));
+        self.count_alarm_read(
+            "GetItem",
+            read_units(resp.item().map_or(0, item_size), true),
+        );
         Ok(resp.item.as_ref().and_then(|i| n_i64(i, "ts_ms")))
     }
 
@@ -496,13 +507,14 @@ impl LampStore for DynamoStore {
                 .scan_index_forward(false)
                 .limit(i32::try_from(q.limit).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
                 .map_err(|e| port_error("reading a page of alarms", e))?;
-            self.count_alarm_read("Query", unit(resp.consumed_capacity()));
+            let items = resp.items.unwrap_or_default();
+            let bytes: usize = items.iter().map(item_size).sum();
+            self.count_alarm_read("Query", read_units(bytes, false));
             let more = resp.last_evaluated_key.is_some_and(|k| !k.is_empty());
-            for i in resp.items.unwrap_or_default() {
+            for i in items {
                 alarms.push(from_item::<AlarmItem>("alarm", i)?.record());
             }
             if more {
@@ -584,7 +596,12 @@ impl LampStore for DynamoStore {
         let last = chunks.len() - 1;
         for (i, chunk) in chunks.into_iter().enumerate() {
             let mut actions = Vec::with_capacity(3 * chunk.len() + 2);
+            // Per alarm: its log item updated and its view item deleted (both about its size),
+            // its by-light item deleted; the count and the orders; twice, in a transaction.
+            let mut units = 0.0;
             for (k, a) in chunk {
+                let size = to_item("alarm", a).map_or(0, |i| item_size(&i));
+                units += 2.0 * write_units(size) + write_units(0);
                 let mut update = Update::builder()
                     .table_name(table)
                     .set_key(Some(key(LOG_PK, a.sk.clone())))
@@ -613,6 +630,7 @@ impl LampStore for DynamoStore {
                 }
             }
             if !chunk.is_empty() {
+                units += write_units(0);
                 let count = Update::builder()
                     .table_name(table)
                     .set_key(Some(key(COUNT_PK, "open")))
@@ -627,6 +645,7 @@ impl LampStore for DynamoStore {
             }
             if i == last {
                 for order in &orders {
+                    units += write_units(item_size(order));
                     let put = Put::builder()
                         .table_name(table)
                         .set_item(Some(order.clone()))
@@ -645,7 +664,7 @@ impl LampStore for DynamoStore {
                 .send()
                 .await
             {
-                Ok(_) => self.count_alarm_write("TransactWriteItems", None),
+                Ok(_) => self.count_alarm_write("TransactWriteItems", 2.0 * units),
                 Err(e) if code_of(&e) == Some("TransactionCanceledException") => {
                     return Err(PortError::Conflict(format!(
                         "the open alarms of {id} changed while they were being closed"
@@ -681,8 +700,11 @@ impl LampStore for DynamoStore {
                 .send()
                 .await
             {
-                Ok(_) => {
-                    self.count_alarm_write("DeleteItem", None);
+                Ok(resp) => {
+                    self.count_alarm_write(
+                        "DeleteItem",
+                        write_units(resp.attributes().map_or(0, item_size)),
+                    );
                     if let Ok(l) = LightIndex::new(i64::from(r.light)) {
                         out.push((r.intersection_id, l));
                     }

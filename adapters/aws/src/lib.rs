@@ -16,13 +16,16 @@
 //!   `ListShards`, `GetShardIterator` and `GetRecords`;
 //! - [`wiring::AwsPorts`]: every port, built once from the names and options;
 //! - [`setup`]: creating the tables, stream, topic and queues, idempotently;
-//! - [`metrics::Metrics`]: DynamoDB requests and capacity, counted as they happen.
+//! - [`metrics::Metrics`]: DynamoDB requests and the capacity units DynamoDB would bill for
+//!   them, computed from the items ([`capacity`]) as the calls happen; [`DynamoStore`] is the
+//!   ports' [`UsageMeter`](traffic_ports::UsageMeter).
 //!
 //! Configuration comes from the environment only ([`AwsNames::from_env`], and the SDK's own
 //! `AWS_REGION`, `AWS_ENDPOINT_URL`, credentials); clients are built once per process
 //! ([`AwsClients::from_env`]) and cloned (cheaply) wherever needed. No AWS type appears in a
 //! port: items are mapped with `serde_dynamo`, errors become [`traffic_ports::PortError`].
 
+mod blob;
 mod error;
 mod items;
 mod lamps;
@@ -31,6 +34,7 @@ mod results;
 mod state;
 mod stats;
 
+pub mod capacity;
 pub mod kinesis;
 pub mod metrics;
 pub mod retry;
@@ -151,15 +155,19 @@ pub const DYNAMODB_MAX_TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
 /// Most actions in one `TransactWriteItems`.
 pub const DYNAMODB_MAX_TRANSACTION_ACTIONS: usize = 100;
 
+/// The largest item the store writes by default, bytes: the blobs that grow with the city
+/// (rollups, result lists, the network state) are cut into parts of at most this size.
+pub const DEFAULT_MAX_ITEM_BYTES: usize = 200 * 1024;
+
 /// Options of the DynamoDB store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreOptions {
-    /// How long after its start a pane item expires (DynamoDB's TTL deletes it): the longest
-    /// window plus two days, so the merge has long finished with it.
-    pub pane_ttl_ms: i64,
-    /// The largest pane item the store will write, bytes (DynamoDB's limit is 400 KB). With
-    /// the sizes seen, it bounds the pane items per transaction (see
-    /// [`StateStore::max_items_per_commit`](traffic_ports::StateStore::max_items_per_commit)).
+    /// How long after it was written a state item (delta, pane index entry, rollup) expires
+    /// (DynamoDB's TTL deletes it), counted from the processing time of the write: the
+    /// longest window plus two days, so the merge has long finished with it.
+    pub retention_ms: i64,
+    /// The largest item the store writes, bytes (DynamoDB's limit is 400 KB; 200 KB by
+    /// default, `TRAFFIC_DYNAMODB_MAX_ITEM_KB`): what grows with the city is cut into parts.
     pub max_item_bytes: usize,
     /// How long statistics are kept, ms.
     pub stats_ttl_ms: i64,
@@ -168,8 +176,8 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
-            pane_ttl_ms: 86_400_000 + 2 * 86_400_000,
-            max_item_bytes: DYNAMODB_MAX_ITEM_BYTES,
+            retention_ms: 86_400_000 + 2 * 86_400_000,
+            max_item_bytes: DEFAULT_MAX_ITEM_BYTES,
             stats_ttl_ms: 30 * 86_400_000,
         }
     }
@@ -183,7 +191,7 @@ impl StoreOptions {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, String> {
         let mut o = Self {
-            pane_ttl_ms: longest_window_ms + 2 * 86_400_000,
+            retention_ms: longest_window_ms + 2 * 86_400_000,
             ..Self::default()
         };
         if let Some(v) = lookup("TRAFFIC_DYNAMODB_MAX_ITEM_KB") {
@@ -191,14 +199,19 @@ impl StoreOptions {
                 .trim()
                 .parse()
                 .map_err(|_| format!("TRAFFIC_DYNAMODB_MAX_ITEM_KB: not a number: {v:?}"))?;
-            if kb == 0 || kb * 1024 > DYNAMODB_MAX_ITEM_BYTES {
+            if !(4..=400).contains(&kb) {
                 return Err(format!(
-                    "TRAFFIC_DYNAMODB_MAX_ITEM_KB must be 1 to 400, got {kb}"
+                    "TRAFFIC_DYNAMODB_MAX_ITEM_KB must be 4 to 400, got {kb}"
                 ));
             }
             o.max_item_bytes = kb * 1024;
         }
         Ok(o)
+    }
+
+    /// When an item written at `now_ms` expires, epoch s (DynamoDB's TTL attribute).
+    pub fn expires_at(&self, now_ms: i64) -> i64 {
+        (now_ms + self.retention_ms) / 1000
     }
 }
 
@@ -210,10 +223,11 @@ pub struct DynamoStore {
     names: AwsNames,
     opts: StoreOptions,
     metrics: Arc<Metrics>,
-    /// The largest pane item this process has loaded or written, bytes.
-    largest_item: Arc<std::sync::atomic::AtomicUsize>,
-    /// Pane starts whose index entry this process knows to exist.
+    /// Pane starts whose index entry this process has written.
     known_panes: Arc<Mutex<BTreeSet<i64>>>,
+    /// Shard → size of its meta item as this process last read or wrote it (a replaced item
+    /// bills the larger of its old and new sizes).
+    meta_sizes: Arc<Mutex<HashMap<String, usize>>>,
     /// Lamp items as last read or written by this process (see `lamps.rs`).
     lamp_cache: Arc<Mutex<HashMap<IntersectionId, lamps::LampLights>>>,
 }
@@ -243,8 +257,8 @@ impl DynamoStore {
             names,
             opts,
             metrics: Arc::new(Metrics::default()),
-            largest_item: Arc::default(),
             known_panes: Arc::new(Mutex::new(BTreeSet::new())),
+            meta_sizes: Arc::new(Mutex::new(HashMap::new())),
             lamp_cache: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -274,6 +288,26 @@ impl DynamoStore {
     }
 }
 
+impl Table {
+    /// `<table>:<operation>`, as the metrics count calls.
+    pub(crate) fn op(self, operation: &str) -> String {
+        let t = match self {
+            Table::State => "state",
+            Table::Registry => "registry",
+            Table::Results => "results",
+        };
+        format!("{t}:{operation}")
+    }
+}
+
+impl traffic_ports::UsageMeter for DynamoStore {
+    /// What this store and its clones have billed: units computed from the items
+    /// ([`capacity`]), requests counted as they succeed.
+    fn usage(&self) -> traffic_ports::Usage {
+        self.metrics.snapshot().usage()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +330,7 @@ mod tests {
         let o = StoreOptions::for_longest_window(3_600_000, |_| Some("64".into()));
         assert_eq!(o.map(|o| o.max_item_bytes), Ok(64 * 1024));
         assert!(StoreOptions::for_longest_window(1, |_| Some("401".into())).is_err());
+        assert!(StoreOptions::for_longest_window(1, |_| Some("3".into())).is_err());
         assert!(StoreOptions::for_longest_window(1, |_| Some("x".into())).is_err());
     }
 }

@@ -10,11 +10,12 @@
 //! intersection deleted meanwhile is skipped, as the port requires), sixteen at a time, and
 //! the history entries one `BatchWriteItem` per 25.
 
+use crate::capacity::{item_size, read_units, write_units};
 use crate::error::{code_of, port_error};
 use crate::items::{Item, Query, SortKey, from_item, key, put_request, to_av, to_item};
 use crate::{DynamoStore, Table};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 use traffic_core::IntersectionId;
 use traffic_core::city::{Intersection, Phase};
@@ -137,19 +138,21 @@ impl Registry for DynamoStore {
 
     async fn create_intersection(&self, x: &Intersection) -> PortResult<()> {
         let table = self.table(Table::Registry)?;
-        match self
+        let item = intersection_item(x, &new_version())?;
+        let units = write_units(item_size(&item));
+        let result = self
             .ddb
             .put_item()
             .table_name(table)
-            .set_item(Some(intersection_item(x, &new_version())?))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .send()
-            .await
-        {
-            Ok(_) => {
-                self.metrics.write("PutItem", None);
-                Ok(())
-            }
+            .await;
+        if !matches!(&result, Err(e) if code_of(e) != Some("ConditionalCheckFailedException")) {
+            self.metrics.write(&Table::Registry.op("PutItem"), units);
+        }
+        match result {
+            Ok(_) => Ok(()),
             Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
                 Err(PortError::AlreadyExists(format!("intersection {}", x.id)))
             }
@@ -159,14 +162,16 @@ impl Registry for DynamoStore {
 
     async fn put_intersection(&self, x: &Intersection) -> PortResult<()> {
         let table = self.table(Table::Registry)?;
+        let item = intersection_item(x, &new_version())?;
+        let units = write_units(item_size(&item));
         self.ddb
             .put_item()
             .table_name(table)
-            .set_item(Some(intersection_item(x, &new_version())?))
+            .set_item(Some(item))
             .send()
             .await
             .map_err(|e| port_error(format!("storing intersection {}", x.id), e))?;
-        self.metrics.write("PutItem", None);
+        self.metrics.write(&Table::Registry.op("PutItem"), units);
         Ok(())
     }
 
@@ -181,7 +186,10 @@ impl Registry for DynamoStore {
             .send()
             .await
             .map_err(|e| port_error(format!("deleting intersection {id}"), e))?;
-        self.metrics.write("DeleteItem", None);
+        self.metrics.write(
+            &Table::Registry.op("DeleteItem"),
+            write_units(resp.attributes().map_or(0, item_size)),
+        );
         Ok(resp.attributes.is_some_and(|a| !a.is_empty()))
     }
 
@@ -196,12 +204,13 @@ impl Registry for DynamoStore {
             .table_name(table)
             .set_key(Some(key("intersections", id.as_str())))
             .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|e| port_error(format!("reading intersection {id}"), e))?;
-        self.metrics
-            .read("GetItem", crate::metrics::unit(resp.consumed_capacity()));
+        self.metrics.read(
+            &Table::Registry.op("GetItem"),
+            read_units(resp.item().map_or(0, item_size), true),
+        );
         resp.item.map(decode_versioned).transpose()
     }
 
@@ -213,20 +222,23 @@ impl Registry for DynamoStore {
         let table = self.table(Table::Registry)?;
         let version = new_version();
         let (condition, value) = version_condition(expected);
+        let item = intersection_item(x, &version)?;
+        let units = write_units(item_size(&item));
         let mut req = self
             .ddb
             .put_item()
             .table_name(table)
-            .set_item(Some(intersection_item(x, &version)?))
+            .set_item(Some(item))
             .condition_expression(condition);
         if let Some(v) = value {
             req = req.expression_attribute_values(":expected", v);
         }
-        match req.send().await {
-            Ok(_) => {
-                self.metrics.write("PutItem", None);
-                Ok(version)
-            }
+        let result = req.send().await;
+        if !matches!(&result, Err(e) if code_of(e) != Some("ConditionalCheckFailedException")) {
+            self.metrics.write(&Table::Registry.op("PutItem"), units);
+        }
+        match result {
+            Ok(_) => Ok(version),
             Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
                 Err(self.version_failure(&x.id, expected).await)
             }
@@ -242,13 +254,17 @@ impl Registry for DynamoStore {
             .delete_item()
             .table_name(table)
             .set_key(Some(key("intersections", id.as_str())))
+            .return_values(ReturnValue::AllOld)
             .condition_expression(condition);
         if let Some(v) = value {
             req = req.expression_attribute_values(":expected", v);
         }
         match req.send().await {
-            Ok(_) => {
-                self.metrics.write("DeleteItem", None);
+            Ok(resp) => {
+                self.metrics.write(
+                    &Table::Registry.op("DeleteItem"),
+                    write_units(resp.attributes().map_or(0, item_size)),
+                );
                 Ok(())
             }
             Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
@@ -290,7 +306,9 @@ impl Registry for DynamoStore {
                     .expression_attribute_names("#f", "retimed_from")
                     .expression_attribute_values(":p", to_av("phases", &u.phases)?)
                     .expression_attribute_values(":f", AttributeValue::S(from_text.clone()))
-                    .expression_attribute_values(":v", AttributeValue::S(new_version()));
+                    .expression_attribute_values(":v", AttributeValue::S(new_version()))
+                    // Only to size what the update billed.
+                    .return_values(ReturnValue::AllNew);
                 if let Some(e) = expected {
                     req = req.expression_attribute_values(":expected", e);
                 }
@@ -300,10 +318,14 @@ impl Registry for DynamoStore {
             while let Some(joined) = set.join_next().await {
                 let (id, result) = joined.map_err(|e| PortError::backend("storing timings", e))?;
                 match result {
-                    Ok(_) => self.metrics.write("UpdateItem", None),
+                    Ok(resp) => self.metrics.write(
+                        &Table::Registry.op("UpdateItem"),
+                        write_units(resp.attributes().map_or(0, item_size)),
+                    ),
                     // Edited by an operator, or deleted, since the merge read it: skipped.
                     Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
-                        self.metrics.write("UpdateItem", None);
+                        self.metrics
+                            .write(&Table::Registry.op("UpdateItem"), write_units(0));
                         skipped.push(id);
                     }
                     Err(e) => return Err(port_error(format!("retiming {id}"), e)),

@@ -2,27 +2,34 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | window result | `results` | `ord(length_ms)#ord(start_ms)` | `length_ms`, `start_ms`, `closed`, `result` (M) |
+//! | window result | `results` | `ord(length_ms)#ord(start_ms)` | `length_ms`, `start_ms`, `closed`, `result` (M, without `above_median`), `above` (B) or `above_v`, `above_parts` |
+//! | above-median part | `above#<the result's sk>` | `<version>#<part>` | `b` (B), `expires_at` (provisional results only) |
 //! | closed marker | `closed` | the same | `length_ms`, `start_ms` |
-//! | network state | `network` | `latest` | `state` (B: postcard of the core's `NetworkState`) |
+//! | network state | `network` | `latest` | `state` (B) or `v`, `parts` |
+//! | network part | `network#parts` | `<version>#<part>` | `b` (B), `expires_at` |
 //!
 //! One partition, so [`ResultStore::results`] is one query in window order (length, then
 //! start), and [`ResultStore::recent_results`] a newest-first query of one length's prefix. The
 //! merge asks for the closed windows on every run, per length from its oldest pane's window on:
 //! the small markers answer that without reading the results themselves.
 //!
-//! The network state (every intersection's speed over the newest shortest window) is one
-//! binary item: about 20 bytes per intersection, so it fits DynamoDB's 400 KB up to about
-//! 20,000 intersections; beyond that it is stored without its intersections (the map then
-//! colours only the top-10) and a warning is logged.
+//! What grows with the city is binary (postcard) and cut into parts when it does not fit one
+//! item ([`crate::blob`]): a result's list of the intersections above the median (about 16
+//! bytes each) is kept in the result's item while it fits, else in parts written before the
+//! result that names their version; the network state (about 20 bytes per intersection) the
+//! same way. Parts of a provisional result and of the network state expire a retention after
+//! they were written (a later run replaces them); a closed result's parts are kept as long as
+//! the result.
 
+use crate::blob::BlobRef;
+use crate::capacity::item_size;
 use crate::items::{
     Bytes, Item, Query, SortKey, decode, encode, from_item, n_i64, ord_i64, put_request, to_item,
 };
 use crate::{DynamoStore, Table};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use traffic_core::query::{NetworkState, WindowResult};
+use traffic_core::query::{MedianEntry, NetworkState, WindowResult};
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_ports::{PortResult, ResultStore};
 
@@ -34,17 +41,31 @@ struct ResultItem {
     start_ms: i64,
     closed: bool,
     result: WindowResult,
+    /// The above-median list, postcard, when it fits this item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    above: Option<Bytes>,
+    /// Else the version of its parts ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    above_v: Option<String>,
+    /// ... and how many there are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    above_parts: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct NetworkItem {
     pk: String,
     sk: String,
-    state: Bytes,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    state: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    v: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parts: Option<u32>,
 }
 
-/// Room left in an item for its key and other attributes.
-const NETWORK_ITEM_OVERHEAD: usize = 1024;
+/// Room kept in an item for its key and other attributes.
+const ITEM_ROOM: usize = 1024;
 
 #[derive(Serialize, Deserialize)]
 struct ClosedItem {
@@ -65,28 +86,106 @@ fn window_of(item: &Item) -> Option<WindowKey> {
     })
 }
 
-fn decode_result(item: Item) -> PortResult<WindowResult> {
-    let r: ResultItem = from_item("window result", item)?;
-    Ok(r.result)
+/// A version no other write has: the clock in nanoseconds and a per-process counter.
+fn fresh_version() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos:024}-{n:x}-{:x}", std::process::id())
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl DynamoStore {
+    /// Result items with their above-median lists (read from their parts where they have
+    /// them).
+    async fn decode_results(&self, items: Vec<Item>) -> PortResult<Vec<WindowResult>> {
+        let mut rows = items
+            .into_iter()
+            .map(|i| from_item::<ResultItem>("window result", i))
+            .collect::<PortResult<Vec<_>>>()?;
+        let refs: Vec<(usize, BlobRef)> = rows
+            .iter()
+            .enumerate()
+            .filter_map(|(n, r)| {
+                Some((
+                    n,
+                    BlobRef {
+                        pk: format!("above#{}", r.sk),
+                        version: r.above_v.clone()?,
+                        parts: r.above_parts?,
+                    },
+                ))
+            })
+            .collect();
+        let blobs = self
+            .get_blobs(
+                Table::Results,
+                &refs.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(),
+            )
+            .await?;
+        for ((n, _), b) in refs.iter().zip(blobs) {
+            if let Some(r) = rows.get_mut(*n) {
+                r.above = Some(Bytes(b));
+            }
+        }
+        rows.into_iter()
+            .map(|r| {
+                let mut result = r.result;
+                if let Some(b) = r.above {
+                    result.above_median = decode::<Vec<MedianEntry>>(&b.0, "above-median list")?;
+                }
+                Ok(result)
+            })
+            .collect()
+    }
 }
 
 #[async_trait]
 impl ResultStore for DynamoStore {
     async fn put_results(&self, results: &[WindowResult]) -> PortResult<()> {
+        let mut parts = Vec::new();
         let mut writes = Vec::with_capacity(results.len() * 2);
         for r in results {
             let k = &r.window;
-            writes.push(put_request(to_item(
-                "window result",
-                &ResultItem {
-                    pk: "results".into(),
-                    sk: sk(k),
-                    length_ms: k.length.ms(),
-                    start_ms: k.start_ms,
-                    closed: r.closed,
-                    result: r.clone(),
+            let mut row = ResultItem {
+                pk: "results".into(),
+                sk: sk(k),
+                length_ms: k.length.ms(),
+                start_ms: k.start_ms,
+                closed: r.closed,
+                result: WindowResult {
+                    above_median: Vec::new(),
+                    ..r.clone()
                 },
-            )?)?);
+                above: None,
+                above_v: None,
+                above_parts: None,
+            };
+            let above = encode(&r.above_median)?;
+            let head = item_size(&to_item("window result", &row)?);
+            if head + above.len() + ITEM_ROOM <= self.opts.max_item_bytes {
+                row.above = Some(Bytes(above));
+            } else {
+                // A closed result is final: its parts stay. A provisional one is replaced by
+                // the next run: its parts expire.
+                let version = if r.closed {
+                    "closed".to_owned()
+                } else {
+                    fresh_version()
+                };
+                let expires = (!r.closed).then(|| self.opts.expires_at(now_ms()));
+                let (blob, items) =
+                    self.blob_items(&format!("above#{}", row.sk), &version, &above, expires)?;
+                parts.extend(items);
+                row.above_v = Some(blob.version);
+                row.above_parts = Some(blob.parts);
+            }
+            writes.push(put_request(to_item("window result", &row)?)?);
             if r.closed {
                 writes.push(put_request(to_item(
                     "closed marker",
@@ -98,6 +197,9 @@ impl ResultStore for DynamoStore {
                     },
                 )?)?);
             }
+        }
+        if !parts.is_empty() {
+            self.put_blob_items(Table::Results, parts).await?;
         }
         self.batch_write(Table::Results, writes).await
     }
@@ -136,60 +238,75 @@ impl ResultStore for DynamoStore {
         let mut q = Query::partition(Table::Results, "results")
             .sk(SortKey::BeginsWith(format!("{}#", ord_i64(length.ms()))));
         q.newest_first = Some(i32::try_from(limit).unwrap_or(i32::MAX));
-        self.query(q)
-            .await?
-            .into_iter()
-            .map(decode_result)
-            .collect()
+        let items = self.query(q).await?;
+        self.decode_results(items).await
     }
 
     async fn results(&self) -> PortResult<Vec<WindowResult>> {
-        self.query(Query::partition(Table::Results, "results"))
-            .await?
-            .into_iter()
-            .map(decode_result)
-            .collect()
+        let items = self
+            .query(Query::partition(Table::Results, "results"))
+            .await?;
+        self.decode_results(items).await
     }
 
     async fn put_network(&self, state: &NetworkState) -> PortResult<()> {
-        let mut bytes = encode(state)?;
-        let room = self
-            .options()
-            .max_item_bytes
-            .saturating_sub(NETWORK_ITEM_OVERHEAD);
-        if bytes.len() > room {
-            tracing::warn!(
-                intersections = state.intersections.len(),
-                bytes = bytes.len(),
-                room,
-                "the network state does not fit one item: stored without its intersections"
-            );
-            bytes = encode(&NetworkState {
-                intersections: Vec::new(),
-                ..state.clone()
-            })?;
+        let bytes = encode(state)?;
+        let mut head = NetworkItem {
+            pk: "network".into(),
+            sk: "latest".into(),
+            state: None,
+            v: None,
+            parts: None,
+        };
+        if bytes.len() + ITEM_ROOM <= self.opts.max_item_bytes {
+            head.state = Some(Bytes(bytes));
+        } else {
+            let (blob, items) = self.blob_items(
+                "network#parts",
+                &fresh_version(),
+                &bytes,
+                Some(self.opts.expires_at(now_ms())),
+            )?;
+            self.put_blob_items(Table::Results, items).await?;
+            head.v = Some(blob.version);
+            head.parts = Some(blob.parts);
         }
-        let item = to_item(
-            "network state",
-            &NetworkItem {
-                pk: "network".into(),
-                sk: "latest".into(),
-                state: Bytes(bytes),
-            },
-        )?;
+        let item = to_item("network state", &head)?;
         self.batch_write(Table::Results, vec![put_request(item)?])
             .await
     }
 
     async fn network(&self) -> PortResult<Option<NetworkState>> {
-        self.query(Query::partition(Table::Results, "network"))
+        let Some(item) = self
+            .query(Query::partition(Table::Results, "network"))
             .await?
             .into_iter()
             .next()
-            .map(|item| {
-                let n: NetworkItem = from_item("network state", item)?;
-                decode(&n.state.0, "network state")
-            })
-            .transpose()
+        else {
+            return Ok(None);
+        };
+        let n: NetworkItem = from_item("network state", item)?;
+        let bytes = match (n.state, n.v, n.parts) {
+            (Some(b), _, _) => b.0,
+            (None, Some(version), Some(parts)) => self
+                .get_blobs(
+                    Table::Results,
+                    &[BlobRef {
+                        pk: "network#parts".into(),
+                        version,
+                        parts,
+                    }],
+                )
+                .await?
+                .into_iter()
+                .next()
+                .unwrap_or_default(),
+            _ => {
+                return Err(traffic_ports::PortError::Corrupt(
+                    "network state: neither bytes nor parts".into(),
+                ));
+            }
+        };
+        decode(&bytes, "network state").map(Some)
     }
 }

@@ -1,8 +1,10 @@
-//! [`StreamShards`] on a Kinesis stream (`READINGS_STREAM`): `ListShards`, every page.
+//! [`StreamShards`] on a Kinesis stream (`READINGS_STREAM`): `ListShards`, every page, and
+//! whether a consumer has caught up (`GetShardIterator` and one `GetRecords` of one record).
 //!
 //! The merge reads it to leave shards closed by a reshard out of the global watermark once they
-//! were read to their end (`traffic_core::lineage`); the event source mapping ([`crate::esm`])
-//! reads it to start children only after their parents.
+//! were read to their end, and idle shards out while they stay idle (`traffic_core::lineage`);
+//! the event source mapping (`traffic_app::esm`) reads it to start children only after their
+//! parents.
 
 use crate::error::port_error;
 use async_trait::async_trait;
@@ -24,17 +26,21 @@ impl KinesisShards {
     pub fn new(client: aws_sdk_kinesis::Client, stream: Option<String>) -> Self {
         Self { client, stream }
     }
+
+    fn stream(&self) -> PortResult<&str> {
+        self.stream.as_deref().ok_or_else(|| {
+            PortError::backend(
+                "READINGS_STREAM is not set",
+                "reading the stream's shards needs the READINGS_STREAM environment variable",
+            )
+        })
+    }
 }
 
 #[async_trait]
 impl StreamShards for KinesisShards {
     async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
-        let Some(stream) = self.stream.as_deref() else {
-            return Err(PortError::backend(
-                "READINGS_STREAM is not set",
-                "listing the stream's shards needs the READINGS_STREAM environment variable",
-            ));
-        };
+        let stream = self.stream()?;
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -67,15 +73,11 @@ impl StreamShards for KinesisShards {
         Ok(out)
     }
 
-    /// GetShardIterator after `after` (or at the trim horizon) and one GetRecords of at most
-    /// one record: caught up when it returns none and `MillisBehindLatest` is 0.
+    /// Reads on from `after` (or from the oldest record without it): caught up when one
+    /// `GetRecords` of at most one record finds none and Kinesis says the iterator is 0 ms
+    /// behind the shard's tip. A shard closed and read to its end is caught up too.
     async fn caught_up(&self, shard: &str, after: Option<&SequenceNumber>) -> PortResult<bool> {
-        let Some(stream) = self.stream.as_deref() else {
-            return Err(PortError::backend(
-                "READINGS_STREAM is not set",
-                "reading the stream's shards needs the READINGS_STREAM environment variable",
-            ));
-        };
+        let stream = self.stream()?;
         let req = self
             .client
             .get_shard_iterator()
@@ -87,22 +89,26 @@ impl StreamShards for KinesisShards {
                 .starting_sequence_number(seq.as_str()),
             None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
         };
-        let it = req
+        let iterator = req
             .send()
             .await
-            .map_err(|e| port_error(format!("GetShardIterator {stream}/{shard}"), e))?;
-        let Some(it) = it.shard_iterator() else {
-            // A closed shard read to its end has no iterator: nothing more will come.
-            return Ok(true);
-        };
+            .map_err(|e| port_error(format!("GetShardIterator {stream} {shard}"), e))?
+            .shard_iterator
+            .ok_or_else(|| {
+                PortError::backend(
+                    format!("GetShardIterator {stream} {shard}"),
+                    "no iterator in the answer",
+                )
+            })?;
         let resp = self
             .client
             .get_records()
-            .shard_iterator(it)
+            .shard_iterator(iterator)
             .limit(1)
             .send()
             .await
-            .map_err(|e| port_error(format!("GetRecords {stream}/{shard}"), e))?;
-        Ok(resp.records().is_empty() && resp.millis_behind_latest().is_none_or(|m| m == 0))
+            .map_err(|e| port_error(format!("GetRecords {stream} {shard}"), e))?;
+        let ended = resp.next_shard_iterator().is_none();
+        Ok(resp.records().is_empty() && (ended || resp.millis_behind_latest() == Some(0)))
     }
 }

@@ -5,6 +5,7 @@
 //! invocations). The largest latency cannot be added: when the sample's exceeds the stored
 //! one (the update returns it), a second, conditional `UpdateItem` raises it.
 
+use crate::capacity::{item_size, write_units};
 use crate::error::{code_of, port_error};
 use crate::items::{Query, SortKey, from_item, key, n_i64, num, ord_i64};
 use crate::{DynamoStore, Table};
@@ -27,6 +28,10 @@ struct StatsItem {
     latency_ms_sum: u64,
     #[serde(default)]
     latency_ms_max: u64,
+    #[serde(default)]
+    read_units: f64,
+    #[serde(default)]
+    write_units: f64,
 }
 
 #[async_trait]
@@ -44,7 +49,8 @@ impl StatsStore for DynamoStore {
             .set_key(Some(k.clone()))
             .update_expression(
                 "SET #fn = :fn, minute_ms = :m, expires_at = :e \
-                 ADD invocations :i, records :r, accepted :a, latency_ms_sum :s",
+                 ADD invocations :i, records :r, accepted :a, latency_ms_sum :s, \
+                 read_units :ru, write_units :wu",
             )
             .expression_attribute_names("#fn", "function")
             .expression_attribute_values(":fn", AttributeValue::S(sample.function.clone()))
@@ -57,11 +63,15 @@ impl StatsStore for DynamoStore {
             .expression_attribute_values(":r", num(sample.records))
             .expression_attribute_values(":a", num(sample.accepted))
             .expression_attribute_values(":s", num(sample.latency_ms_sum))
+            .expression_attribute_values(":ru", num(sample.read_units))
+            .expression_attribute_values(":wu", num(sample.write_units))
             .return_values(ReturnValue::AllNew)
             .send()
             .await
             .map_err(|e| port_error("recording statistics", e))?;
-        self.metrics.write("UpdateItem", None);
+        let size = resp.attributes().map_or(0, item_size);
+        self.metrics
+            .write(&Table::Results.op("UpdateItem"), write_units(size));
         let stored_max = resp
             .attributes
             .as_ref()
@@ -78,10 +88,13 @@ impl StatsStore for DynamoStore {
                 .send()
                 .await
             {
-                Ok(_) => self.metrics.write("UpdateItem", None),
+                Ok(_) => self
+                    .metrics
+                    .write(&Table::Results.op("UpdateItem"), write_units(size)),
                 // A larger one got there first.
                 Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
-                    self.metrics.write("UpdateItem", None);
+                    self.metrics
+                        .write(&Table::Results.op("UpdateItem"), write_units(size));
                 }
                 Err(e) => return Err(port_error("recording the largest latency", e)),
             }
@@ -105,7 +118,8 @@ impl StatsStore for DynamoStore {
                     accepted: s.accepted,
                     latency_ms_sum: s.latency_ms_sum,
                     latency_ms_max: s.latency_ms_max,
-                    ..StatsSample::default()
+                    read_units: s.read_units,
+                    write_units: s.write_units,
                 })
             })
             .collect()

@@ -1,5 +1,6 @@
 //! [`AwsPorts`]: every port on AWS, built once per process from the names and options a
-//! configuration gives (`traffic_functions::Config`, or `traffic aws-setup`'s resources).
+//! configuration gives (`traffic_functions::Config`, or `traffic aws-setup`'s resources); the
+//! DynamoDB store is also the bundle's [`UsageMeter`](traffic_ports::UsageMeter).
 
 use crate::sns::SnsPublisher;
 use crate::{AwsClients, AwsNames, DynamoStore, KinesisShards, StoreOptions};
@@ -21,7 +22,8 @@ impl AwsPorts {
         let publisher = SnsPublisher::new(clients.sns.clone(), names.alarm_topic_arn.clone());
         let stream = names.readings_stream.clone();
         let store = DynamoStore::new(clients.dynamodb.clone(), names, opts);
-        let ports = Ports::from_store(Arc::new(store.clone()), Arc::new(publisher));
+        let ports = Ports::from_store(Arc::new(store.clone()), Arc::new(publisher))
+            .with_usage(Arc::new(store.clone()));
         let ports = match stream {
             Some(s) => ports.with_stream(Arc::new(KinesisShards::new(
                 clients.kinesis.clone(),

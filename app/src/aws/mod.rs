@@ -1,10 +1,13 @@
 //! The system on AWS's own APIs (AWS itself, LocalStack or moto): `traffic aws-setup`
-//! ([`setup`]), `traffic simulate` ([`simulate`]) and `traffic aws-local` ([`local`]).
+//! ([`setup`]), `traffic simulate` ([`simulate`]), `traffic aws-local` ([`local`]) and
+//! `traffic aws-measure` ([`measure`]).
 
 pub mod local;
+pub mod measure;
 pub mod setup;
 pub mod simulate;
 
 pub use local::{AwsLocalOptions, aws_local};
+pub use measure::{MeasureOptions, Measurement, aws_measure};
 pub use setup::{SetupOptions, aws_setup, env_lines, resources, setup};
 pub use simulate::{LampBreak, SimulateOptions, run_simulator, sim_config, simulate};

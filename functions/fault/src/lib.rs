@@ -63,11 +63,11 @@ impl FaultHandler {
         self
     }
 
-    /// The handler borrowing what this one owns.
+    /// The handler borrowing what this one owns. (Its `handle` uses the default alarm
+    /// policy; [`BatchHandler::handle`] on this handler uses the one it was given.)
     pub fn fault(&self) -> Fault<'_> {
         Fault {
             cfg: &self.cfg,
-            alarms: &self.alarms,
             usage: self.usage.as_ref(),
             clock: self.clock.as_ref(),
             lamps: self.lamps.as_ref(),
@@ -82,7 +82,7 @@ impl FaultHandler {
 #[async_trait::async_trait]
 impl BatchHandler for FaultHandler {
     async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
-        self.fault().handle(event).await
+        self.fault().handle_with(event, &self.alarms).await
     }
 }
 
@@ -90,8 +90,6 @@ impl BatchHandler for FaultHandler {
 pub struct Fault<'a> {
     /// Engine parameters (the allowed clock skew).
     pub cfg: &'a EngineConfig,
-    /// How alarms are handled (the hold-down of a flapping lamp).
-    pub alarms: &'a AlarmPolicy,
     /// What the backend billed.
     pub usage: &'a dyn UsageMeter,
     /// The time (for statistics).
@@ -129,8 +127,17 @@ pub struct FaultReport {
 impl Fault<'_> {
     /// Handles one Kinesis event.
     pub async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
+        self.handle_with(event, &AlarmPolicy::default()).await
+    }
+
+    /// Handles one Kinesis event under the alarm policy `alarms` (its hold-down).
+    pub async fn handle_with(
+        &self,
+        event: &KinesisEvent,
+        alarms: &AlarmPolicy,
+    ) -> KinesisEventResponse {
         let before = self.usage.usage();
-        let (report, failed) = self.process(event).await;
+        let (report, failed) = self.process_with(event, alarms).await;
         let used = self.usage.usage().since(&before);
         let now = self.clock.now_ms();
         record_stats(
@@ -156,11 +163,20 @@ impl Fault<'_> {
         &self,
         event: &KinesisEvent,
     ) -> (FaultReport, Vec<traffic_core::SequenceNumber>) {
+        self.process_with(event, &AlarmPolicy::default()).await
+    }
+
+    /// As [`Fault::process`], under the alarm policy `alarms`.
+    pub async fn process_with(
+        &self,
+        event: &KinesisEvent,
+        alarms: &AlarmPolicy,
+    ) -> (FaultReport, Vec<traffic_core::SequenceNumber>) {
         let (shards, _) = decode_by_shard(event);
         let mut report = FaultReport::default();
         let mut failed = Vec::new();
         for (shard, records) in &shards {
-            if let Err(e) = self.process_shard(records, &mut report).await {
+            if let Err(e) = self.process_shard(records, alarms, &mut report).await {
                 tracing::error!(shard = %shard, error = %e, "lamp states not updated; the batch will be retried");
                 report.failed.push(shard.clone());
                 if let Some(first) = records.first() {
@@ -174,6 +190,7 @@ impl Fault<'_> {
     async fn process_shard(
         &self,
         records: &[Decoded<'_>],
+        alarms: &AlarmPolicy,
         report: &mut FaultReport,
     ) -> Result<(), PortError> {
         let mut readings = Vec::with_capacity(records.len());
@@ -207,14 +224,14 @@ impl Fault<'_> {
         let lights: Vec<_> = lights.into_iter().collect();
         let before = self.lamps.lamp_states(&lights).await?;
         let mut states: BTreeMap<(IntersectionId, LightIndex), LightLamps> = before.clone();
-        let mut alarms = Vec::new();
+        let mut raised = Vec::new();
         for r in readings {
             let key = (r.intersection_id.clone(), r.light);
             let prev = states.get(&key).copied().unwrap_or_default();
             let t = transition(&prev, r);
             report.repaired += t.repaired.len() as u64;
             for lamp in t.failed {
-                alarms.push(Alarm {
+                raised.push(Alarm {
                     intersection_id: r.intersection_id.clone(),
                     light: r.light,
                     lamp,
@@ -226,7 +243,7 @@ impl Fault<'_> {
             }
             states.insert(key, t.state);
         }
-        for alarm in &alarms {
+        for alarm in &raised {
             let record = self.lamps.record_alarm(alarm).await?;
             if record.published || record.held_down {
                 continue;
@@ -235,7 +252,7 @@ impl Fault<'_> {
                 .lamps
                 .last_published(&alarm.intersection_id, alarm.light, alarm.lamp)
                 .await?;
-            if self.alarms.held_down(last, alarm.ts_ms) {
+            if alarms.held_down(last, alarm.ts_ms) {
                 // A flapping lamp: recorded (the API and the dashboard show it), not paged.
                 self.lamps.mark_held_down(&alarm.id()).await?;
                 tracing::info!(alarm = %alarm.id(), "alarm held down: its lamp paged less than the hold-down ago");
