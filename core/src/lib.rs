@@ -18,9 +18,12 @@
 //! - [`merge_run`]: the merge's computation for one run (compaction, rollups up the lengths);
 //! - [`query`]: the results of a window and the network state;
 //! - [`webster`]: Webster's (1958) signal timing;
+//! - [`safe_timing`]: an intersection's limits (minimum greens, maximum cycle and change) on a retiming;
 //! - [`lamps`]: lamp state transitions and alarms;
+//! - [`alarm`]: how raised alarms are handled (their retention once closed);
 //! - [`config`]: the engine's parameters and their parsing.
 
+pub mod alarm;
 pub mod city;
 pub mod config;
 pub mod delta;
@@ -36,6 +39,7 @@ pub mod query;
 pub mod ranking;
 pub mod reading;
 pub mod rollup;
+pub mod safe_timing;
 pub mod sequence;
 pub mod time;
 pub mod webster;

@@ -29,7 +29,7 @@ use traffic_core::query::{NetworkState, WindowResult};
 use traffic_core::rollup::Rollup;
 use traffic_core::sequence::SequenceNumber;
 use traffic_core::window::{WindowKey, WindowLength};
-use traffic_core::{IntersectionId, LightIndex};
+use traffic_core::{IntersectionId, LampColour, LightIndex};
 
 /// An error from a port, classified by what the caller should do about it.
 #[derive(Debug, thiserror::Error)]
@@ -244,12 +244,105 @@ pub struct AlarmRecord {
     pub alarm: Alarm,
     /// Whether it has been handed to the publisher.
     pub published: bool,
-    /// When an operator marked the lamp repaired (RFC 3339), if they did.
+    /// When it was closed (RFC 3339): an operator repaired the lamp, or the intersection or
+    /// light was deleted. `None` while it is open.
     #[serde(default)]
     pub repaired_at: Option<String>,
+    /// Who acknowledged it, when, and why, if anyone did.
+    #[serde(default)]
+    pub ack: Option<Ack>,
+    /// Recorded but not published: the same lamp's previous alarm was published less than
+    /// the hold-down before (a lamp that flaps).
+    #[serde(default)]
+    pub held_down: bool,
 }
 
-/// Lamp states per light, and the log of alarms.
+/// An operator's acknowledgement of an alarm: they have seen it and someone is on it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Ack {
+    /// Who (the operator's name, or the token's subject).
+    pub by: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// What they noted, if anything.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The parts of an alarm id (`<intersection>#<light>#<lamp>#<ts_ms>`), if it is one.
+pub fn parse_alarm_id(alarm_id: &str) -> Option<(IntersectionId, LightIndex, LampColour, i64)> {
+    let mut parts = alarm_id.rsplitn(4, '#');
+    let ts = alarm_ts_of_id(alarm_id)?;
+    parts.next()?;
+    let lamp = match parts.next()? {
+        "red" => LampColour::Red,
+        "yellow" => LampColour::Yellow,
+        "green" => LampColour::Green,
+        _ => return None,
+    };
+    let light = LightIndex::new(parts.next()?.parse().ok()?).ok()?;
+    let id = IntersectionId::parse(parts.next()?).ok()?;
+    Some((id, light, lamp, ts))
+}
+
+/// The event time of an alarm from its id (`<intersection>#<light>#<lamp>#<ts_ms>`: the time
+/// is the last part), which orders the alarm index; `None` for a string that is no alarm id.
+pub fn alarm_ts_of_id(alarm_id: &str) -> Option<i64> {
+    let (head, ts) = alarm_id.rsplit_once('#')?;
+    if head.is_empty() || ts.is_empty() || !ts.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    ts.parse().ok()
+}
+
+/// How a closing is recorded: when, and when the closed alarm leaves the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Closing {
+    /// When (RFC 3339), stored as the record's `repaired_at`.
+    pub at: String,
+    /// When the closed alarm expires from the log, epoch ms (DynamoDB's TTL deletes it; the
+    /// embedded store deletes it at its next alarm write after that time). `None`: kept.
+    pub expires_at_ms: Option<i64>,
+}
+
+impl Closing {
+    /// Closed at `at_ms`, expiring `retention_ms` later.
+    pub fn at(at_ms: i64, retention_ms: i64) -> Self {
+        Self {
+            at: traffic_core::time::format_rfc3339_ms(at_ms),
+            expires_at_ms: Some(at_ms.saturating_add(retention_ms)),
+        }
+    }
+}
+
+/// How long a closed alarm stays in the log by default: 90 days.
+pub const DEFAULT_ALARM_RETENTION_MS: i64 = 90 * 86_400_000;
+
+/// One page of `/api/alarms`: which alarms, how many, and where to continue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlarmQuery {
+    /// Only open alarms (read from the open view), or the whole log.
+    pub open_only: bool,
+    /// At most this many alarms.
+    pub limit: usize,
+    /// Continue after this alarm id (the previous page's last), towards older alarms.
+    pub after: Option<String>,
+}
+
+/// What [`LampStore::alarm_page`] read: exactly the alarms it returns, and the open count.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlarmPage {
+    /// The alarms, newest first.
+    pub alarms: Vec<AlarmRecord>,
+    /// The id to pass as [`AlarmQuery::after`] for the next page, when the page was full
+    /// (the next page may then be empty, as with DynamoDB's `LastEvaluatedKey`).
+    pub next: Option<String>,
+    /// Open alarms now (a counter, not a count of the log).
+    pub open: u64,
+}
+
+/// Lamp states per light, and the alarms: a time-ordered log, a view of the open ones, and
+/// the open ones per light (so closing them reads nothing else).
 #[async_trait]
 pub trait LampStore: Send + Sync {
     /// The states of the given lights (default, all ok, for lights never seen).
@@ -264,25 +357,67 @@ pub trait LampStore: Send + Sync {
         states: &[((IntersectionId, LightIndex), LightLamps)],
     ) -> PortResult<()>;
 
-    /// Records an alarm unless one with its id exists; returns the stored record, so a retry
-    /// can tell whether it was already published.
+    /// Records an alarm unless one with its id exists (in the log and, open, in the open
+    /// view); returns the stored record, so a retry can tell whether it was already published.
     async fn record_alarm(&self, alarm: &Alarm) -> PortResult<AlarmRecord>;
 
-    /// Marks a recorded alarm as published.
+    /// Marks a recorded alarm as published, and remembers its time as its lamp's last
+    /// published alarm ([`LampStore::last_published`]).
     async fn mark_published(&self, alarm_id: &str) -> PortResult<()>;
 
-    /// All recorded alarms, oldest first.
+    /// Marks a recorded alarm as held down (recorded, not to be published): a retry then
+    /// neither publishes it nor asks again.
+    async fn mark_held_down(&self, alarm_id: &str) -> PortResult<()>;
+
+    /// The event time of the last published alarm of a lamp, if any was.
+    async fn last_published(
+        &self,
+        id: &IntersectionId,
+        light: LightIndex,
+        lamp: LampColour,
+    ) -> PortResult<Option<i64>>;
+
+    /// Records an operator's acknowledgement of an alarm (open or closed; a second one
+    /// replaces the first) and returns the record; [`PortError::NotFound`] for no such alarm.
+    async fn ack_alarm(&self, alarm_id: &str, ack: &Ack) -> PortResult<AlarmRecord>;
+
+    /// Every alarm in the log, oldest first (replays and tests: bounded inputs; the API pages
+    /// with [`LampStore::alarm_page`]).
     async fn alarms(&self) -> PortResult<Vec<AlarmRecord>>;
 
-    /// An operator repaired the lamps of a light at `at` (RFC 3339): its open alarms are marked
-    /// repaired and a repair order is queued for the field (the simulator) to carry out.
-    /// Returns the alarms it closed.
+    /// One page of alarms, newest first, reading only the alarms it returns (and the open
+    /// counter).
+    async fn alarm_page(&self, q: &AlarmQuery) -> PortResult<AlarmPage>;
+
+    /// Closes the open alarms of an intersection's light (or of all its lights), found through
+    /// the open alarms by light, not the log; with `order_repair` also queues a repair order
+    /// for the field for `light` and for every light whose alarms it closed. Returns the
+    /// alarms it closed, oldest first.
+    async fn close_alarms(
+        &self,
+        id: &IntersectionId,
+        light: Option<LightIndex>,
+        closing: &Closing,
+        order_repair: bool,
+    ) -> PortResult<Vec<AlarmRecord>>;
+
+    /// An operator repaired the lamps of a light at `at` (RFC 3339): its open alarms are closed
+    /// (kept [`DEFAULT_ALARM_RETENTION_MS`] after `at`, for ever when `at` does not parse) and
+    /// a repair order is queued for the field (the simulator) to carry out. Returns the
+    /// alarms it closed.
     async fn repair(
         &self,
         id: &IntersectionId,
         light: LightIndex,
         at: &str,
-    ) -> PortResult<Vec<AlarmRecord>>;
+    ) -> PortResult<Vec<AlarmRecord>> {
+        let closing = Closing {
+            at: at.to_owned(),
+            expires_at_ms: traffic_core::time::parse_rfc3339_ms(at)
+                .map(|t| t.saturating_add(DEFAULT_ALARM_RETENTION_MS)),
+        };
+        self.close_alarms(id, Some(light), &closing, true).await
+    }
 
     /// Takes the queued repair orders (each is returned once).
     async fn take_repairs(&self) -> PortResult<Vec<(IntersectionId, LightIndex)>>;

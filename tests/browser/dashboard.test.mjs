@@ -120,6 +120,37 @@ test("without the token a create through the page is refused and changes nothing
   assert.equal((await getJson("/api/intersections/" + NEW_ID)).status, 404);
 });
 
+test("an alarm acknowledged through the page keeps its note, who and when", async () => {
+  await page.fill("#token", TOKEN);
+  await page.click("#token-save");
+  await page.waitForFunction(
+    () => document.getElementById("token-state").textContent.includes("token set"), null, { timeout: 5_000 });
+  // Lamps fail now and then in the simulated city; wait for an open alarm to show.
+  const button = page.locator("#alarms-open button.ack").first();
+  await button.waitFor({ state: "visible", timeout: 240_000 });
+  const id = await button.getAttribute("data-alarm");
+  const severity = await page.locator(`#alarms-open tr[data-alarm="${id}"] .severity`).textContent();
+  assert.ok(["critical", "major", "minor"].includes(severity), `severity shown: ${severity}`);
+  // The page asks for a note in a prompt: answer this one (every other dialog is accepted).
+  page.removeAllListeners("dialog");
+  page.once("dialog", (d) => {
+    d.accept("crew sent");
+    page.on("dialog", (later) => later.accept());
+  });
+  await button.click();
+  const acked = await eventually(`the acknowledgement of ${id} in the store`, 20_000, async () => {
+    const { body } = await getJson("/api/alarms?open=true&limit=1000");
+    return body.alarms.find((a) => a.id === id && a.ack);
+  });
+  assert.equal(acked.ack.note, "crew sent");
+  assert.equal(acked.ack.by, "operator");
+  assert.ok(!Number.isNaN(Date.parse(acked.ack.at)), acked.ack.at);
+  assert.equal(acked.severity, severity);
+  await page.waitForFunction(
+    (i) => (document.querySelector(`#alarms-open tr[data-alarm="${i}"] td.acked`) || {}).textContent?.includes("crew sent"),
+    id, { timeout: 15_000 });
+});
+
 test("a repair done through the page reaches the store", async () => {
   await page.fill("#token", TOKEN);
   await page.click("#token-save");
@@ -130,14 +161,14 @@ test("a repair done through the page reaches the store", async () => {
   await button.waitFor({ state: "visible", timeout: 240_000 });
   const id = await button.getAttribute("data-id");
   const light = Number(await button.getAttribute("data-light"));
-  const { body: before } = await getJson("/api/alarms?state=open&limit=10000");
+  const { body: before } = await getJson("/api/alarms?open=true&limit=1000");
   const open = before.alarms.filter((a) => a.intersection_id === id && a.light === light);
   assert.ok(open.length > 0, `the API shows the alarm of ${id} light ${light} as open`);
   await button.click();
   const repaired = await eventually(`the repair of ${id} light ${light} in the store`, 20_000, async () => {
-    const { body } = await getJson("/api/alarms?state=repaired&limit=10000");
+    const { body } = await getJson("/api/alarms?limit=1000");
+    // Not done until every one is repaired (an empty list would end the wait at once).
     const done = body.alarms.filter((a) => open.some((o) => o.id === a.id && a.repaired_at));
-    // An empty list is truthy: wait until every open alarm of the light shows repaired.
     return done.length === open.length ? done : null;
   });
   assert.equal(repaired.length, open.length);

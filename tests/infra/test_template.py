@@ -653,6 +653,25 @@ class TemplateWiring(unittest.TestCase):
             {"STATE_TABLE", "REGISTRY_TABLE", "RESULTS_TABLE"},
         )
 
+    def test_closed_alarms_expire_after_the_alarm_retention_parameter(self):
+        """AlarmRetentionDays reaches every function that closes alarms as ALARM_RETENTION_DAYS,
+        its default is the code's, and the adapter's closing sets the TTL attribute the
+        registry table expires items by."""
+        param = PARAMETERS["AlarmRetentionDays"]
+        code_default = re.search(r"retention_ms:\s*(\d+)\s*\*\s*DAY_MS", (ROOT / "core/src/alarm.rs").read_text())
+        self.assertIsNotNone(code_default, "core/src/alarm.rs: the default retention")
+        self.assertEqual(param["Default"], int(code_default.group(1)))
+        self.assertEqual((param["MinValue"], param["MaxValue"]), (1, 3650))
+        setting = {}
+        for binary, lid in template_functions().items():
+            env = function_props(lid).get("Environment", {}).get("Variables", {})
+            if "ALARM_RETENTION_DAYS" in env:
+                setting[binary] = target(env["ALARM_RETENTION_DAYS"])
+        self.assertEqual(setting, {"api": "AlarmRetentionDays"})
+        ttl = RESOURCES["RegistryTable"]["Properties"]["TimeToLiveSpecification"]["AttributeName"]
+        lamps = (ROOT / "adapters/aws/src/lamps.rs").read_text()
+        self.assertIn(f"SET repaired_at = :at, {ttl} = :exp", lamps)
+
     def test_stream_is_encrypted_and_sized_by_a_parameter(self):
         p = RESOURCES["ReadingsStream"]["Properties"]
         self.assertEqual(p["StreamEncryption"], {"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"})

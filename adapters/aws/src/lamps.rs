@@ -3,8 +3,24 @@
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
 //! | lamp states | `lamp#<id>` | `state` | `lights` (M: light → lamps and `as_of_ms`) |
-//! | alarm | `alarms` | `<alarm id>` (`<id>#<light>#<lamp>#<ts_ms>`) | `alarm` (M), `published`, `repaired_at`, `ts_ms` |
+//! | alarm (the log) | `alarm#log` | `<ts>#<alarm id>` | `alarm` (M), `published`, `repaired_at`, `ts_ms`, `expires_at` once closed |
+//! | open alarm (the view) | `alarm#open` | `<ts>#<alarm id>` | a copy of the log item while it is open |
+//! | open alarm by light | `alarm#open#<id>` | `<light>#<ts>#<alarm id>` | `sk_log` |
+//! | open count | `alarm#count` | `open` | `n` |
+//! | a lamp's last published alarm | `alarm#last#<id>` | `<light>#<lamp>` | `ts_ms` (for the hold-down) |
 //! | repair order | `repairs` | `<id>#<light>` | `intersection_id`, `light` |
+//!
+//! `<ts>` is the alarm's event time as a sort key that orders as the number does
+//! (`ord_i64`), so the log and the view are time-ordered, and the alarm id ends with the same
+//! time, so an id names its keys. A page of `/api/alarms` is one `Query` of the log or of the
+//! view, newest first, with `Limit` and the previous page's last key as `ExclusiveStartKey`
+//! (eventually consistent), plus one `GetItem` of the open count: it reads the items it
+//! returns. Recording an alarm is one transaction (the log item, conditional on its absence;
+//! the view item; the by-light item; the count + 1); closing them (a repair, a deleted
+//! intersection or light) queries only the light's or intersection's by-light items, reads
+//! their view items, and in transactions sets `repaired_at` and `expires_at` (epoch s, the
+//! table's TTL attribute) on the log items, deletes the view and by-light items and lowers the
+//! count. DynamoDB's TTL then deletes closed alarms after their retention.
 //!
 //! Lamp states are one item per intersection (its four lights), so a batch writes one item
 //! per intersection it saw, 25 to a `BatchWriteItem`, rather than one per light. A batch
@@ -12,33 +28,39 @@
 //! the item as [`LampStore::lamp_states`] last read it (reading it first if this process has
 //! not). That is sound because an intersection's readings all travel through one shard, whose
 //! records one `fault` invocation at a time handles, and `fault` reads the states of a batch
-//! before it writes them.
-//!
-//! An alarm is recorded with a conditional put (`attribute_not_exists(pk)`), so a retried
-//! batch finds the record it made and its `published` flag. Repair orders are taken with a
-//! conditional delete each, so an order is handed out once even to concurrent takers.
+//! before it writes them. Repair orders are taken with a conditional delete each, so an order
+//! is handed out once even to concurrent takers.
 
 use crate::capacity::{item_size, read_units, write_units};
 use crate::error::{build, code_of, port_error};
-use crate::items::{Item, Query, SortKey, from_item, key, put_request, to_item};
+use crate::items::n_i64;
+use crate::items::{Item, Query, SortKey, from_item, key, ord_i64, put_request, to_item};
 use crate::{DynamoStore, Table};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use traffic_core::lamps::{Alarm, LightLamps};
-use traffic_core::{IntersectionId, LightIndex};
-use traffic_ports::{AlarmRecord, LampStore, PortError, PortResult};
+use traffic_core::{IntersectionId, LampColour, LightIndex};
+use traffic_ports::{
+    Ack, AlarmPage, AlarmQuery, AlarmRecord, Closing, LampStore, PortError, PortResult,
+    alarm_ts_of_id,
+};
 
 /// The lights of one intersection's lamp item, by light index ("0".."3").
 pub(crate) type LampLights = BTreeMap<String, LightLamps>;
 
-/// Alarms closed per repair transaction (plus the repair order: within 100 actions).
-const REPAIRS_PER_TRANSACTION: usize = 99;
+/// Alarms closed per transaction: three actions each, plus the count and up to four repair
+/// orders, within DynamoDB's 100 actions.
+const CLOSES_PER_TRANSACTION: usize = 31;
+/// The partition of the alarm log.
+const LOG_PK: &str = "alarm#log";
+/// The partition of the open alarms' view.
+const OPEN_PK: &str = "alarm#open";
+/// The open count's key.
+const COUNT_PK: &str = "alarm#count";
 
 #[derive(Serialize, Deserialize)]
 struct LampItem {
@@ -57,6 +79,32 @@ struct AlarmItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     repaired_at: Option<String>,
     ts_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ack: Option<Ack>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    held_down: bool,
+}
+
+/// An open alarm under its intersection: `<light>#<ts>#<alarm id>` → the log's sort key.
+#[derive(Serialize, Deserialize)]
+struct ByLightItem {
+    pk: String,
+    sk: String,
+    sk_log: String,
+}
+
+/// The sort key of an alarm in the log and the view.
+fn alarm_sk(ts_ms: i64, alarm_id: &str) -> String {
+    format!("{}#{alarm_id}", ord_i64(ts_ms))
+}
+
+/// The log's (and the view's) sort key of an alarm id, if it is one.
+fn sk_of_id(alarm_id: &str) -> Option<String> {
+    alarm_ts_of_id(alarm_id).map(|ts| alarm_sk(ts, alarm_id))
+}
+
+fn by_light_pk(id: &IntersectionId) -> String {
+    format!("alarm#open#{id}")
 }
 
 impl AlarmItem {
@@ -65,6 +113,8 @@ impl AlarmItem {
             alarm: self.alarm,
             published: self.published,
             repaired_at: self.repaired_at,
+            ack: self.ack,
+            held_down: self.held_down,
         }
     }
 }
@@ -109,22 +159,101 @@ impl DynamoStore {
         Ok(out)
     }
 
-    async fn alarm_item(&self, alarm_id: &str) -> PortResult<Option<AlarmItem>> {
+    /// The log item of an alarm, read consistently.
+    async fn alarm_item(&self, sk: &str) -> PortResult<Option<AlarmItem>> {
         let table = self.table(Table::Registry)?;
         let resp = self
             .ddb
             .get_item()
             .table_name(table)
-            .set_key(Some(key("alarms", alarm_id)))
+            .set_key(Some(key(LOG_PK, sk)))
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| port_error(format!("reading alarm {alarm_id}"), e))?;
-        self.metrics.read(
-            &Table::Registry.op("GetItem"),
+            .map_err(|e| port_error(format!("reading alarm {sk}"), e))?;
+        self.count_alarm_read(
+            "GetItem",
             read_units(resp.item().map_or(0, item_size), true),
         );
         resp.item.map(|i| from_item("alarm", i)).transpose()
+    }
+
+    /// The open count (eventually consistent: what the dashboard shows).
+    async fn open_alarm_count(&self) -> PortResult<u64> {
+        let table = self.table(Table::Registry)?;
+        let resp = self
+            .ddb
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key(COUNT_PK, "open")))
+            .send()
+            .await
+            .map_err(|e| port_error("reading the open alarm count", e))?;
+        self.count_alarm_read(
+            "GetItem",
+            read_units(resp.item().map_or(0, item_size), false),
+        );
+        Ok(resp
+            .item
+            .as_ref()
+            .and_then(|i| n_i64(i, "n"))
+            .map_or(0, |n| n.max(0) as u64))
+    }
+
+    /// Applies `expression` (`SET <attribute> = :v`) to the alarm's view item, if it is open,
+    /// then to its log item, and returns the log item as it is now. The view first: a crash
+    /// between the two leaves the log behind, and a retry does the change again.
+    async fn update_alarm(
+        &self,
+        alarm_id: &str,
+        expression: &str,
+        value: AttributeValue,
+    ) -> PortResult<AlarmItem> {
+        let table = self.table(Table::Registry)?;
+        let Some(sk) = sk_of_id(alarm_id) else {
+            return Err(PortError::NotFound(format!("alarm {alarm_id}")));
+        };
+        for pk in [OPEN_PK, LOG_PK] {
+            match self
+                .ddb
+                .update_item()
+                .table_name(table)
+                .set_key(Some(key(pk, sk.clone())))
+                .update_expression(expression)
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":v", value.clone())
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await
+            {
+                Ok(resp) => {
+                    let item = resp.attributes.unwrap_or_default();
+                    self.count_alarm_write("UpdateItem", write_units(item_size(&item)));
+                    if pk == LOG_PK {
+                        return from_item("alarm", item);
+                    }
+                }
+                // Not open (only the log changes), or no such alarm at all.
+                Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
+                    self.count_alarm_write("UpdateItem", write_units(0));
+                    if pk == LOG_PK {
+                        return Err(PortError::NotFound(format!("alarm {alarm_id}")));
+                    }
+                }
+                Err(e) => return Err(port_error(format!("updating alarm {alarm_id}"), e)),
+            }
+        }
+        Err(PortError::NotFound(format!("alarm {alarm_id}")))
+    }
+
+    /// Counts a read of alarm items. (The one place that knows how the metrics take units.)
+    fn count_alarm_read(&self, op: &'static str, units: f64) {
+        self.metrics.read(&Table::Registry.op(op), units);
+    }
+
+    /// Counts a write of alarm items.
+    fn count_alarm_write(&self, op: &'static str, units: f64) {
+        self.metrics.write(&Table::Registry.op(op), units);
     }
 }
 
@@ -205,142 +334,328 @@ impl LampStore for DynamoStore {
     async fn record_alarm(&self, alarm: &Alarm) -> PortResult<AlarmRecord> {
         let table = self.table(Table::Registry)?;
         let id = alarm.id();
+        let sk = alarm_sk(alarm.ts_ms, &id);
         let item = AlarmItem {
-            pk: "alarms".into(),
-            sk: id.clone(),
+            pk: LOG_PK.into(),
+            sk: sk.clone(),
             alarm: alarm.clone(),
             published: false,
             repaired_at: None,
             ts_ms: alarm.ts_ms,
+            ack: None,
+            held_down: false,
         };
-        let stored = to_item("alarm", &item)?;
-        let units = write_units(item_size(&stored));
+        let log = to_item("alarm", &item)?;
+        let mut view = log.clone();
+        view.insert("pk".into(), AttributeValue::S(OPEN_PK.into()));
+        let by_light = to_item(
+            "open alarm",
+            &ByLightItem {
+                pk: by_light_pk(&alarm.intersection_id),
+                sk: format!("{}#{sk}", alarm.light.get()),
+                sk_log: sk.clone(),
+            },
+        )?;
+        let put = |item: Item, new: bool| {
+            let p = Put::builder().table_name(table).set_item(Some(item));
+            let p = if new {
+                p.condition_expression("attribute_not_exists(pk)")
+            } else {
+                p
+            };
+            p.build()
+                .map(|p| TransactWriteItem::builder().put(p).build())
+                .map_err(|e| build("an alarm put", e))
+        };
+        let count = Update::builder()
+            .table_name(table)
+            .set_key(Some(key(COUNT_PK, "open")))
+            .update_expression("ADD n :one")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .build()
+            .map_err(|e| build("the open alarm count", e))?;
+        // Four items written in a transaction: twice their units (the count item is tiny).
+        let units = 2.0
+            * (2.0 * write_units(item_size(&log))
+                + write_units(item_size(&by_light))
+                + write_units(0));
+        let actions = vec![
+            put(log, true)?,
+            put(view, false)?,
+            put(by_light, false)?,
+            TransactWriteItem::builder().update(count).build(),
+        ];
         match self
             .ddb
-            .put_item()
-            .table_name(table)
-            .set_item(Some(stored))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .transact_write_items()
+            .set_transact_items(Some(actions))
             .send()
             .await
         {
             Ok(_) => {
-                self.metrics.write(&Table::Registry.op("PutItem"), units);
+                self.count_alarm_write("TransactWriteItems", units);
                 Ok(item.record())
             }
-            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
-                self.metrics.write(&Table::Registry.op("PutItem"), units);
-                let old = match e.into_service_error() {
-                    PutItemError::ConditionalCheckFailedException(c) => c.item,
-                    _ => None,
-                };
-                let stored = match old.filter(|o| !o.is_empty()) {
-                    Some(o) => Some(from_item::<AlarmItem>("alarm", o)?),
-                    None => self.alarm_item(&id).await?,
-                };
-                stored
+            // The log item exists (a retried batch): return it, with its `published` flag.
+            Err(e) if code_of(&e) == Some("TransactionCanceledException") => {
+                self.count_alarm_write("TransactWriteItems", units);
+                self.alarm_item(&sk)
+                    .await?
                     .map(AlarmItem::record)
-                    .ok_or_else(|| PortError::Conflict(format!("alarm {id} vanished")))
+                    .ok_or_else(|| PortError::Conflict(format!("alarm {id} was being recorded")))
             }
             Err(e) => Err(port_error(format!("recording alarm {id}"), e)),
         }
     }
 
     async fn mark_published(&self, alarm_id: &str) -> PortResult<()> {
+        let t = AttributeValue::Bool(true);
+        let item = self.update_alarm(alarm_id, "SET published = :v", t).await?;
+        // The lamp's last published alarm, for the hold-down; never moved back by a replay.
+        let a = &item.alarm;
         let table = self.table(Table::Registry)?;
         match self
             .ddb
             .update_item()
             .table_name(table)
-            .set_key(Some(key("alarms", alarm_id)))
-            .update_expression("SET published = :t")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .set_key(Some(key(
+                format!("alarm#last#{}", a.intersection_id),
+                format!("{}#{}", a.light.get(), a.lamp.as_str()),
+            )))
+            .update_expression("SET ts_ms = :ts")
+            .condition_expression("attribute_not_exists(ts_ms) OR ts_ms < :ts")
+            .expression_attribute_values(":ts", AttributeValue::N(a.ts_ms.to_string()))
             .send()
             .await
         {
-            Ok(_) => {
-                self.metrics
-                    .write(&Table::Registry.op("UpdateItem"), write_units(0));
-                Ok(())
-            }
+            Ok(_) => self.count_alarm_write("UpdateItem", write_units(0)),
             Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
-                Err(PortError::NotFound(format!("alarm {alarm_id}")))
+                self.count_alarm_write("UpdateItem", write_units(0));
             }
-            Err(e) => Err(port_error(format!("marking alarm {alarm_id} published"), e)),
+            Err(e) => return Err(port_error(format!("noting alarm {alarm_id} published"), e)),
         }
+        Ok(())
     }
 
-    async fn alarms(&self) -> PortResult<Vec<AlarmRecord>> {
-        let mut out = self
-            .query(Query::partition(Table::Registry, "alarms"))
-            .await?
-            .into_iter()
-            .map(|i| from_item::<AlarmItem>("alarm", i).map(AlarmItem::record))
-            .collect::<PortResult<Vec<_>>>()?;
-        out.sort_by_key(|a| (a.alarm.ts_ms, a.alarm.id()));
-        Ok(out)
+    async fn mark_held_down(&self, alarm_id: &str) -> PortResult<()> {
+        self.update_alarm(alarm_id, "SET held_down = :v", AttributeValue::Bool(true))
+            .await
+            .map(|_| ())
     }
 
-    async fn repair(
+    async fn last_published(
         &self,
         id: &IntersectionId,
         light: LightIndex,
-        at: &str,
-    ) -> PortResult<Vec<AlarmRecord>> {
+        lamp: LampColour,
+    ) -> PortResult<Option<i64>> {
         let table = self.table(Table::Registry)?;
-        let open: Vec<AlarmItem> = self
-            .query(
-                Query::partition(Table::Registry, "alarms")
-                    .sk(SortKey::BeginsWith(format!("{id}#{light}#"))),
-            )
+        let resp = self
+            .ddb
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key(
+                format!("alarm#last#{id}"),
+                format!("{}#{}", light.get(), lamp.as_str()),
+            )))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("reading a lamp's last published alarm", e))?;
+        self.count_alarm_read(
+            "GetItem",
+            read_units(resp.item().map_or(0, item_size), true),
+        );
+        Ok(resp.item.as_ref().and_then(|i| n_i64(i, "ts_ms")))
+    }
+
+    async fn ack_alarm(&self, alarm_id: &str, ack: &Ack) -> PortResult<AlarmRecord> {
+        let value = crate::items::to_av("acknowledgement", ack)?;
+        Ok(self
+            .update_alarm(alarm_id, "SET ack = :v", value)
+            .await?
+            .record())
+    }
+
+    async fn alarms(&self) -> PortResult<Vec<AlarmRecord>> {
+        self.query(Query::partition(Table::Registry, LOG_PK))
             .await?
             .into_iter()
-            .map(|i| from_item::<AlarmItem>("alarm", i))
-            .collect::<PortResult<Vec<_>>>()?
+            .map(|i| from_item::<AlarmItem>("alarm", i).map(AlarmItem::record))
+            .collect()
+    }
+
+    async fn alarm_page(&self, q: &AlarmQuery) -> PortResult<AlarmPage> {
+        let table = self.table(Table::Registry)?;
+        let pk = if q.open_only { OPEN_PK } else { LOG_PK };
+        let start = match &q.after {
+            Some(a) => Some(key(
+                pk,
+                sk_of_id(a).ok_or_else(|| PortError::NotFound(format!("alarm {a}")))?,
+            )),
+            None => None,
+        };
+        let mut alarms = Vec::new();
+        let mut next = None;
+        if q.limit > 0 {
+            let resp = self
+                .ddb
+                .query()
+                .table_name(table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
+                .scan_index_forward(false)
+                .limit(i32::try_from(q.limit).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| port_error("reading a page of alarms", e))?;
+            let items = resp.items.unwrap_or_default();
+            let bytes: usize = items.iter().map(item_size).sum();
+            self.count_alarm_read("Query", read_units(bytes, false));
+            let more = resp.last_evaluated_key.is_some_and(|k| !k.is_empty());
+            for i in items {
+                alarms.push(from_item::<AlarmItem>("alarm", i)?.record());
+            }
+            if more {
+                next = alarms.last().map(|r| r.alarm.id());
+            }
+        }
+        Ok(AlarmPage {
+            alarms,
+            next,
+            open: self.open_alarm_count().await?,
+        })
+    }
+
+    async fn close_alarms(
+        &self,
+        id: &IntersectionId,
+        light: Option<LightIndex>,
+        closing: &Closing,
+        order_repair: bool,
+    ) -> PortResult<Vec<AlarmRecord>> {
+        let table = self.table(Table::Registry)?;
+        let index = Query::partition(Table::Registry, by_light_pk(id));
+        let index = match light {
+            Some(l) => index.sk(SortKey::BeginsWith(format!("{}#", l.get()))),
+            None => index,
+        };
+        let keys: Vec<ByLightItem> = self
+            .query(index)
+            .await?
             .into_iter()
-            .filter(|a| a.repaired_at.is_none())
-            .collect();
-        let order = to_item(
-            "repair order",
-            &RepairItem {
-                pk: "repairs".into(),
-                sk: format!("{id}#{}", light.get()),
-                intersection_id: id.clone(),
-                light: light.get() as u8,
-            },
-        )?;
-        let chunks: Vec<&[AlarmItem]> = if open.is_empty() {
+            .map(|i| from_item("open alarm", i))
+            .collect::<PortResult<_>>()?;
+        let open: Vec<(ByLightItem, AlarmItem)> = if keys.is_empty() {
+            Vec::new()
+        } else {
+            let views = self
+                .batch_get(
+                    Table::Registry,
+                    keys.iter()
+                        .map(|k| key(OPEN_PK, k.sk_log.clone()))
+                        .collect(),
+                    true,
+                )
+                .await?;
+            let mut by_sk: BTreeMap<String, AlarmItem> = BTreeMap::new();
+            for v in views {
+                let a: AlarmItem = from_item("alarm", v)?;
+                by_sk.insert(a.sk.clone(), a);
+            }
+            keys.into_iter()
+                .filter_map(|k| by_sk.remove(&k.sk_log).map(|a| (k, a)))
+                .collect()
+        };
+        // A repair order for the light asked for, and for every light whose alarms close.
+        let mut order_lights: BTreeSet<u8> = BTreeSet::new();
+        if order_repair {
+            order_lights.extend(light.map(|l| l.get() as u8));
+            order_lights.extend(open.iter().map(|(_, a)| a.alarm.light.get() as u8));
+        }
+        let orders = order_lights
+            .into_iter()
+            .map(|l| {
+                to_item(
+                    "repair order",
+                    &RepairItem {
+                        pk: "repairs".into(),
+                        sk: format!("{id}#{l}"),
+                        intersection_id: id.clone(),
+                        light: l,
+                    },
+                )
+            })
+            .collect::<PortResult<Vec<_>>>()?;
+        let chunks: Vec<&[(ByLightItem, AlarmItem)]> = if open.is_empty() {
             vec![&[]]
         } else {
-            open.chunks(REPAIRS_PER_TRANSACTION).collect()
+            open.chunks(CLOSES_PER_TRANSACTION).collect()
         };
         let last = chunks.len() - 1;
         for (i, chunk) in chunks.into_iter().enumerate() {
-            let mut actions = Vec::with_capacity(chunk.len() + 1);
-            // Alarm items and the order are under a kilobyte: two units each in a transaction.
-            let units = 2.0 * (chunk.len() + usize::from(i == last)) as f64;
-            for a in chunk {
-                let update = Update::builder()
+            let mut actions = Vec::with_capacity(3 * chunk.len() + 2);
+            // Per alarm: its log item updated and its view item deleted (both about its size),
+            // its by-light item deleted; the count and the orders; twice, in a transaction.
+            let mut units = 0.0;
+            for (k, a) in chunk {
+                let size = to_item("alarm", a).map_or(0, |i| item_size(&i));
+                units += 2.0 * write_units(size) + write_units(0);
+                let mut update = Update::builder()
                     .table_name(table)
-                    .set_key(Some(key("alarms", a.sk.clone())))
-                    .update_expression("SET repaired_at = :at")
+                    .set_key(Some(key(LOG_PK, a.sk.clone())))
                     .condition_expression(
                         "attribute_exists(pk) AND attribute_not_exists(repaired_at)",
                     )
-                    .expression_attribute_values(":at", AttributeValue::S(at.to_owned()))
-                    .build()
-                    .map_err(|e| build("a repair update", e))?;
+                    .expression_attribute_values(":at", AttributeValue::S(closing.at.clone()));
+                update = match closing.expires_at_ms {
+                    Some(ms) => update
+                        .update_expression("SET repaired_at = :at, expires_at = :exp")
+                        .expression_attribute_values(
+                            ":exp",
+                            AttributeValue::N(ms.div_euclid(1000).to_string()),
+                        ),
+                    None => update.update_expression("SET repaired_at = :at"),
+                };
+                let update = update.build().map_err(|e| build("an alarm closing", e))?;
                 actions.push(TransactWriteItem::builder().update(update).build());
+                for (pk, sk) in [(OPEN_PK, &a.sk), (k.pk.as_str(), &k.sk)] {
+                    let delete = Delete::builder()
+                        .table_name(table)
+                        .set_key(Some(key(pk, sk.clone())))
+                        .build()
+                        .map_err(|e| build("an open alarm's deletion", e))?;
+                    actions.push(TransactWriteItem::builder().delete(delete).build());
+                }
+            }
+            if !chunk.is_empty() {
+                units += write_units(0);
+                let count = Update::builder()
+                    .table_name(table)
+                    .set_key(Some(key(COUNT_PK, "open")))
+                    .update_expression("ADD n :minus")
+                    .expression_attribute_values(
+                        ":minus",
+                        AttributeValue::N(format!("-{}", chunk.len())),
+                    )
+                    .build()
+                    .map_err(|e| build("the open alarm count", e))?;
+                actions.push(TransactWriteItem::builder().update(count).build());
             }
             if i == last {
-                let put = Put::builder()
-                    .table_name(table)
-                    .set_item(Some(order.clone()))
-                    .build()
-                    .map_err(|e| build("a repair order", e))?;
-                actions.push(TransactWriteItem::builder().put(put).build());
+                for order in &orders {
+                    units += write_units(item_size(order));
+                    let put = Put::builder()
+                        .table_name(table)
+                        .set_item(Some(order.clone()))
+                        .build()
+                        .map_err(|e| build("a repair order", e))?;
+                    actions.push(TransactWriteItem::builder().put(put).build());
+                }
+            }
+            if actions.is_empty() {
+                continue;
             }
             match self
                 .ddb
@@ -349,21 +664,19 @@ impl LampStore for DynamoStore {
                 .send()
                 .await
             {
-                Ok(_) => self
-                    .metrics
-                    .write(&Table::Registry.op("TransactWriteItems"), units),
+                Ok(_) => self.count_alarm_write("TransactWriteItems", 2.0 * units),
                 Err(e) if code_of(&e) == Some("TransactionCanceledException") => {
                     return Err(PortError::Conflict(format!(
-                        "the alarms of {id} light {light} changed while they were being repaired"
+                        "the open alarms of {id} changed while they were being closed"
                     )));
                 }
-                Err(e) => return Err(port_error(format!("repairing {id} light {light}"), e)),
+                Err(e) => return Err(port_error(format!("closing the alarms of {id}"), e)),
             }
         }
         Ok(open
             .into_iter()
-            .map(|mut a| {
-                a.repaired_at = Some(at.to_owned());
+            .map(|(_, mut a)| {
+                a.repaired_at = Some(closing.at.clone());
                 a.record()
             })
             .collect())
@@ -388,8 +701,8 @@ impl LampStore for DynamoStore {
                 .await
             {
                 Ok(resp) => {
-                    self.metrics.write(
-                        &Table::Registry.op("DeleteItem"),
+                    self.count_alarm_write(
+                        "DeleteItem",
                         write_units(resp.attributes().map_or(0, item_size)),
                     );
                     if let Ok(l) = LightIndex::new(i64::from(r.light)) {

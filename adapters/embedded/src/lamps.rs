@@ -1,13 +1,29 @@
-//! [`LampStore`] on the `lamps`, `alarms` and `repair_orders` tables.
+//! [`LampStore`] on the `lamps`, `repair_orders` and alarm tables.
+//!
+//! Alarms are kept as DynamoDB keeps them (`docs/aws.md`): a log ordered by (event time, id);
+//! a view of the open alarms in the same order, holding copies, so a page of open alarms reads
+//! one entry per alarm it returns; the open alarms per (intersection, light), which is what
+//! closing them reads; and the closed ones by expiry, deleted once their retention has passed
+//! (at the next alarm write). Pages read exactly the entries they return (counted in
+//! [`EmbeddedStore::alarm_entries_read`]); the open count is the open view's length, which
+//! redb keeps in the table's header.
 
 use crate::codec::{decode, encode, from_json, to_json};
-use crate::{ALARMS, EmbeddedStore, LAMPS, REPAIRS};
+use crate::{
+    ALARM_EXPIRY, ALARM_LAST, ALARM_LOG, ALARM_OPEN, ALARM_OPEN_BY_LIGHT, EmbeddedStore, LAMPS,
+    REPAIRS,
+};
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::atomic::Ordering;
 use traffic_core::lamps::{Alarm, LightLamps};
-use traffic_core::{IntersectionId, LightIndex};
-use traffic_ports::{AlarmRecord, LampStore, PortError, PortResult};
+use traffic_core::{IntersectionId, LampColour, LightIndex};
+use traffic_ports::{
+    Ack, AlarmPage, AlarmQuery, AlarmRecord, Closing, LampStore, PortError, PortResult,
+    alarm_ts_of_id,
+};
 
 #[async_trait]
 impl LampStore for EmbeddedStore {
@@ -50,10 +66,11 @@ impl LampStore for EmbeddedStore {
     async fn record_alarm(&self, alarm: &Alarm) -> PortResult<AlarmRecord> {
         let ctx = "recording an alarm";
         let id = alarm.id();
+        let key = (alarm.ts_ms, id.as_str());
         let txn = r!(self.write_txn(), ctx)?;
         let record = {
-            let mut t = r!(txn.open_table(ALARMS), ctx)?;
-            let existing: Option<AlarmRecord> = match r!(t.get(id.as_str()), ctx)? {
+            let mut log = r!(txn.open_table(ALARM_LOG), ctx)?;
+            let existing: Option<AlarmRecord> = match r!(log.get(key), ctx)? {
                 Some(v) => Some(from_json(v.value(), "alarm")?),
                 None => None,
             };
@@ -64,66 +81,176 @@ impl LampStore for EmbeddedStore {
                         alarm: alarm.clone(),
                         published: false,
                         repaired_at: None,
+                        ack: None,
+                        held_down: false,
                     };
-                    r!(t.insert(id.as_str(), to_json(&r)?.as_slice()), ctx)?;
+                    let json = to_json(&r)?;
+                    r!(log.insert(key, json.as_slice()), ctx)?;
+                    let mut open = r!(txn.open_table(ALARM_OPEN), ctx)?;
+                    r!(open.insert(key, json.as_slice()), ctx)?;
+                    let mut by_light = r!(txn.open_table(ALARM_OPEN_BY_LIGHT), ctx)?;
+                    r!(
+                        by_light.insert(
+                            (
+                                alarm.intersection_id.as_str(),
+                                alarm.light.get() as u8,
+                                alarm.ts_ms,
+                                id.as_str()
+                            ),
+                            ()
+                        ),
+                        ctx
+                    )?;
                     r
                 }
             }
         };
+        sweep_expired(&txn, alarm.ts_ms)?;
         r!(txn.commit(), ctx)?;
         Ok(record)
     }
 
     async fn mark_published(&self, alarm_id: &str) -> PortResult<()> {
-        let ctx = "marking an alarm published";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(ALARMS), ctx)?;
-            let existing: Option<AlarmRecord> = match r!(t.get(alarm_id), ctx)? {
-                Some(v) => Some(from_json(v.value(), "alarm")?),
-                None => None,
-            };
-            let Some(mut rec) = existing else {
-                return Err(PortError::NotFound(format!("alarm {alarm_id}")));
-            };
-            rec.published = true;
-            r!(t.insert(alarm_id, to_json(&rec)?.as_slice()), ctx)?;
-        }
-        r!(txn.commit(), ctx)
+        self.update_alarm(alarm_id, "marking an alarm published", |r| {
+            r.published = true;
+        })
+        .await
+        .map(|_| ())
     }
 
-    async fn repair(
+    async fn mark_held_down(&self, alarm_id: &str) -> PortResult<()> {
+        self.update_alarm(alarm_id, "holding an alarm down", |r| r.held_down = true)
+            .await
+            .map(|_| ())
+    }
+
+    async fn last_published(
         &self,
         id: &IntersectionId,
         light: LightIndex,
-        at: &str,
+        lamp: LampColour,
+    ) -> PortResult<Option<i64>> {
+        let ctx = "reading a lamp's last published alarm";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(ALARM_LAST), ctx)?;
+        let v = r!(t.get((id.as_str(), light.get() as u8, lamp.as_str())), ctx)?;
+        Ok(v.map(|v| v.value()))
+    }
+
+    async fn ack_alarm(&self, alarm_id: &str, ack: &Ack) -> PortResult<AlarmRecord> {
+        self.update_alarm(alarm_id, "acknowledging an alarm", |r| {
+            r.ack = Some(ack.clone());
+        })
+        .await
+    }
+
+    async fn close_alarms(
+        &self,
+        id: &IntersectionId,
+        light: Option<LightIndex>,
+        closing: &Closing,
+        order_repair: bool,
     ) -> PortResult<Vec<AlarmRecord>> {
-        let ctx = "recording a repair";
+        let ctx = "closing alarms";
         let txn = r!(self.write_txn(), ctx)?;
         let mut closed = Vec::new();
         {
-            let mut t = r!(txn.open_table(ALARMS), ctx)?;
-            let mut open = Vec::new();
-            for e in r!(t.iter(), ctx)? {
-                let (k, v) = r!(e, ctx)?;
-                let rec: AlarmRecord = from_json(v.value(), "alarm")?;
-                if rec.repaired_at.is_none()
-                    && rec.alarm.intersection_id == *id
-                    && rec.alarm.light == light
-                {
-                    open.push((k.value().to_owned(), rec));
-                }
+            let mut by_light = r!(txn.open_table(ALARM_OPEN_BY_LIGHT), ctx)?;
+            let (lo, hi) = match light {
+                Some(l) => (l.get() as u8, l.get() as u8),
+                None => (0, u8::MAX),
+            };
+            let mut keys: Vec<(u8, i64, String)> = Vec::new();
+            for e in r!(
+                by_light.range(
+                    (id.as_str(), lo, i64::MIN, "")..=(id.as_str(), hi, i64::MAX, "\u{10ffff}")
+                ),
+                ctx
+            )? {
+                let (k, _) = r!(e, ctx)?;
+                let (_, l, ts, alarm_id) = k.value();
+                keys.push((l, ts, alarm_id.to_owned()));
             }
-            for (k, mut rec) in open {
-                rec.repaired_at = Some(at.to_owned());
-                r!(t.insert(k.as_str(), to_json(&rec)?.as_slice()), ctx)?;
+            let mut log = r!(txn.open_table(ALARM_LOG), ctx)?;
+            let mut open = r!(txn.open_table(ALARM_OPEN), ctx)?;
+            let mut expiry = r!(txn.open_table(ALARM_EXPIRY), ctx)?;
+            for (l, ts, alarm_id) in keys {
+                r!(
+                    by_light.remove((id.as_str(), l, ts, alarm_id.as_str())),
+                    ctx
+                )?;
+                let removed = r!(open.remove((ts, alarm_id.as_str())), ctx)?;
+                let Some(v) = removed else { continue };
+                let mut rec: AlarmRecord = from_json(v.value(), "alarm")?;
+                drop(v);
+                rec.repaired_at = Some(closing.at.clone());
+                r!(
+                    log.insert((ts, alarm_id.as_str()), to_json(&rec)?.as_slice()),
+                    ctx
+                )?;
+                if let Some(at) = closing.expires_at_ms {
+                    r!(expiry.insert((at, ts, alarm_id.as_str()), ()), ctx)?;
+                }
                 closed.push(rec);
             }
-            let mut orders = r!(txn.open_table(REPAIRS), ctx)?;
-            r!(orders.insert((id.as_str(), light.get() as u8), 1), ctx)?;
+            if order_repair {
+                let mut lights: std::collections::BTreeSet<u8> =
+                    closed.iter().map(|r| r.alarm.light.get() as u8).collect();
+                lights.extend(light.map(|l| l.get() as u8));
+                let mut orders = r!(txn.open_table(REPAIRS), ctx)?;
+                for l in lights {
+                    r!(orders.insert((id.as_str(), l), 1), ctx)?;
+                }
+            }
+        }
+        if let Some(now) = traffic_core::time::parse_rfc3339_ms(&closing.at) {
+            sweep_expired(&txn, now)?;
         }
         r!(txn.commit(), ctx)?;
+        closed.sort_by_key(|r| (r.alarm.ts_ms, r.alarm.id()));
         Ok(closed)
+    }
+
+    async fn alarm_page(&self, q: &AlarmQuery) -> PortResult<AlarmPage> {
+        let ctx = "reading a page of alarms";
+        let after = match &q.after {
+            Some(a) => Some((
+                alarm_ts_of_id(a).ok_or_else(|| PortError::NotFound(format!("alarm {a}")))?,
+                a.as_str(),
+            )),
+            None => None,
+        };
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let open = r!(txn.open_table(ALARM_OPEN), ctx)?;
+        let open_count = r!(open.len(), ctx)?;
+        let log;
+        let t = if q.open_only {
+            &open
+        } else {
+            log = r!(txn.open_table(ALARM_LOG), ctx)?;
+            &log
+        };
+        let upper = match after {
+            Some(k) => Bound::Excluded(k),
+            None => Bound::Unbounded,
+        };
+        let mut alarms = Vec::with_capacity(q.limit.min(1024));
+        let range = r!(t.range::<(i64, &str)>((Bound::Unbounded, upper)), ctx)?;
+        for e in range.rev().take(q.limit) {
+            let (_, v) = r!(e, ctx)?;
+            self.alarm_reads.fetch_add(1, Ordering::Relaxed);
+            alarms.push(from_json::<AlarmRecord>(v.value(), "alarm")?);
+        }
+        let next = if q.limit > 0 && alarms.len() == q.limit {
+            alarms.last().map(|r| r.alarm.id())
+        } else {
+            None
+        };
+        Ok(AlarmPage {
+            alarms,
+            next,
+            open: open_count,
+        })
     }
 
     async fn take_repairs(&self) -> PortResult<Vec<(IntersectionId, LightIndex)>> {
@@ -149,13 +276,282 @@ impl LampStore for EmbeddedStore {
     async fn alarms(&self) -> PortResult<Vec<AlarmRecord>> {
         let ctx = "listing alarms";
         let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(ALARMS), ctx)?;
+        let t = r!(txn.open_table(ALARM_LOG), ctx)?;
         let mut out: Vec<AlarmRecord> = Vec::new();
         for e in r!(t.iter(), ctx)? {
             let (_, v) = r!(e, ctx)?;
             out.push(from_json(v.value(), "alarm")?);
         }
-        out.sort_by_key(|a| (a.alarm.ts_ms, a.alarm.id()));
         Ok(out)
+    }
+}
+
+impl EmbeddedStore {
+    /// Changes a recorded alarm in the log and, while it is open, in the open view; a
+    /// published one becomes its lamp's last published alarm.
+    async fn update_alarm(
+        &self,
+        alarm_id: &str,
+        ctx: &'static str,
+        change: impl FnOnce(&mut AlarmRecord),
+    ) -> PortResult<AlarmRecord> {
+        let Some(ts) = alarm_ts_of_id(alarm_id) else {
+            return Err(PortError::NotFound(format!("alarm {alarm_id}")));
+        };
+        let key = (ts, alarm_id);
+        let txn = r!(self.write_txn(), ctx)?;
+        let rec = {
+            let mut log = r!(txn.open_table(ALARM_LOG), ctx)?;
+            let existing: Option<AlarmRecord> = match r!(log.get(key), ctx)? {
+                Some(v) => Some(from_json(v.value(), "alarm")?),
+                None => None,
+            };
+            let Some(mut rec) = existing else {
+                return Err(PortError::NotFound(format!("alarm {alarm_id}")));
+            };
+            change(&mut rec);
+            let json = to_json(&rec)?;
+            r!(log.insert(key, json.as_slice()), ctx)?;
+            let mut open = r!(txn.open_table(ALARM_OPEN), ctx)?;
+            let is_open = r!(open.get(key), ctx)?.is_some();
+            if is_open {
+                r!(open.insert(key, json.as_slice()), ctx)?;
+            }
+            if rec.published {
+                let a = &rec.alarm;
+                let mut last = r!(txn.open_table(ALARM_LAST), ctx)?;
+                let k = (
+                    a.intersection_id.as_str(),
+                    a.light.get() as u8,
+                    a.lamp.as_str(),
+                );
+                let newer = r!(last.get(k), ctx)?.is_none_or(|v| v.value() < a.ts_ms);
+                if newer {
+                    r!(last.insert(k, a.ts_ms), ctx)?;
+                }
+            }
+            rec
+        };
+        r!(txn.commit(), ctx)?;
+        Ok(rec)
+    }
+}
+
+/// Deletes the closed alarms whose retention ended by `now_ms` from the log.
+fn sweep_expired(txn: &redb::WriteTransaction, now_ms: i64) -> PortResult<()> {
+    let ctx = "expiring closed alarms";
+    let mut expiry = r!(txn.open_table(ALARM_EXPIRY), ctx)?;
+    let mut due: Vec<(i64, i64, String)> = Vec::new();
+    for e in r!(
+        expiry.range((i64::MIN, i64::MIN, "")..(now_ms, i64::MIN, "")),
+        ctx
+    )? {
+        let (k, _) = r!(e, ctx)?;
+        let (at, ts, id) = k.value();
+        due.push((at, ts, id.to_owned()));
+    }
+    if due.is_empty() {
+        return Ok(());
+    }
+    let mut log = r!(txn.open_table(ALARM_LOG), ctx)?;
+    for (at, ts, id) in &due {
+        r!(log.remove((*ts, id.as_str())), ctx)?;
+        r!(expiry.remove((*at, *ts, id.as_str())), ctx)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use traffic_core::LampColour;
+
+    fn id(s: &str) -> IntersectionId {
+        IntersectionId::parse(s).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn light(l: i64) -> LightIndex {
+        LightIndex::new(l).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn alarm(x: &str, l: i64, ts_ms: i64) -> Alarm {
+        Alarm {
+            intersection_id: id(x),
+            light: light(l),
+            lamp: LampColour::Red,
+            ts_ms,
+            position: None,
+        }
+    }
+
+    const T0: i64 = 1_767_600_000_000;
+
+    fn store() -> anyhow::Result<(EmbeddedStore, tempfile::TempDir)> {
+        let dir = tempfile::tempdir()?;
+        Ok((EmbeddedStore::open_relaxed(dir.path().join("a.redb"))?, dir))
+    }
+
+    fn page(open_only: bool, limit: usize, after: Option<String>) -> AlarmQuery {
+        AlarmQuery {
+            open_only,
+            limit,
+            after,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_page_of_alarms_reads_only_the_alarms_it_returns() -> anyhow::Result<()> {
+        let (s, _dir) = store()?;
+        // 2,000 alarms over 500 intersections, every other one then closed.
+        for i in 0..2000_i64 {
+            s.record_alarm(&alarm(&format!("I-{:04}", i % 500), i / 500, T0 + i * 1000))
+                .await?;
+        }
+        for i in (0..500).step_by(2) {
+            let x = id(&format!("I-{i:04}"));
+            s.close_alarms(&x, None, &Closing::at(T0 + 3_000_000, 1000), false)
+                .await?;
+        }
+        let before = s.alarm_entries_read();
+        let first = s.alarm_page(&page(false, 10, None)).await?;
+        assert_eq!(s.alarm_entries_read() - before, 10);
+        assert_eq!(first.open, 1000);
+        let ts: Vec<i64> = first.alarms.iter().map(|r| r.alarm.ts_ms).collect();
+        assert_eq!(
+            ts,
+            (1990..2000)
+                .rev()
+                .map(|i| T0 + i * 1000)
+                .collect::<Vec<_>>()
+        );
+
+        let before = s.alarm_entries_read();
+        let second = s.alarm_page(&page(false, 10, first.next.clone())).await?;
+        assert_eq!(s.alarm_entries_read() - before, 10);
+        assert_eq!(second.alarms[0].alarm.ts_ms, T0 + 1989 * 1000);
+
+        let before = s.alarm_entries_read();
+        let open = s.alarm_page(&page(true, 25, None)).await?;
+        assert_eq!(s.alarm_entries_read() - before, 25);
+        assert!(open.alarms.iter().all(|r| r.repaired_at.is_none()));
+        // The newest alarm, I-0499 (odd, so open); the next open one is I-0497's.
+        assert_eq!(open.alarms[0].alarm.intersection_id, id("I-0499"));
+        assert_eq!(open.alarms[1].alarm.intersection_id, id("I-0497"));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn paging_through_the_open_view_returns_each_open_alarm_once() -> anyhow::Result<()> {
+        let (s, _dir) = store()?;
+        for i in 0..37_i64 {
+            s.record_alarm(&alarm(&format!("I-{i:04}"), 0, T0 + i))
+                .await?;
+        }
+        s.close_alarms(&id("I-0003"), None, &Closing::at(T0 + 100, 1000), false)
+            .await?;
+        let (mut seen, mut after, mut pages) = (Vec::new(), None, 0);
+        while pages < 20 {
+            let p = s.alarm_page(&page(true, 10, after)).await?;
+            pages += 1;
+            seen.extend(p.alarms.iter().map(|r| r.alarm.ts_ms));
+            after = p.next;
+            if after.is_none() {
+                break;
+            }
+        }
+        assert_eq!(pages, 4);
+        let expected: Vec<i64> = (0..37).rev().filter(|i| *i != 3).map(|i| T0 + i).collect();
+        assert_eq!(seen, expected);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn closing_an_intersections_alarms_leaves_the_others_open_and_orders_repairs()
+    -> anyhow::Result<()> {
+        let (s, _dir) = store()?;
+        for (x, l, t) in [("I-1", 0, 1), ("I-1", 2, 2), ("I-2", 0, 3), ("I-10", 1, 4)] {
+            s.record_alarm(&alarm(x, l, T0 + t)).await?;
+        }
+        let closed = s
+            .close_alarms(&id("I-1"), None, &Closing::at(T0 + 10, 1000), true)
+            .await?;
+        assert_eq!(
+            closed
+                .iter()
+                .map(|r| r.alarm.ts_ms - T0)
+                .collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert!(closed.iter().all(|r| r.repaired_at.is_some()));
+        let open = s.alarm_page(&page(true, 10, None)).await?;
+        assert_eq!(open.open, 2);
+        assert_eq!(
+            open.alarms
+                .iter()
+                .map(|r| r.alarm.ts_ms - T0)
+                .collect::<Vec<_>>(),
+            vec![4, 3]
+        );
+        let mut orders = s.take_repairs().await?;
+        orders.sort();
+        assert_eq!(orders, vec![(id("I-1"), light(0)), (id("I-1"), light(2))]);
+        // Closing again closes nothing; the log still has all four.
+        assert!(
+            s.close_alarms(
+                &id("I-1"),
+                Some(light(0)),
+                &Closing::at(T0 + 20, 1000),
+                false
+            )
+            .await?
+            .is_empty()
+        );
+        assert_eq!(s.alarms().await?.len(), 4);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_closed_alarm_leaves_the_log_after_its_retention_and_an_open_one_stays()
+    -> anyhow::Result<()> {
+        let (s, _dir) = store()?;
+        s.record_alarm(&alarm("I-1", 0, T0)).await?;
+        s.record_alarm(&alarm("I-2", 0, T0 + 1)).await?;
+        let day = 86_400_000;
+        s.close_alarms(&id("I-1"), None, &Closing::at(T0 + 10, 90 * day), false)
+            .await?;
+        // A later alarm write, 89 days on: still kept.
+        s.record_alarm(&alarm("I-3", 0, T0 + 89 * day)).await?;
+        assert_eq!(s.alarms().await?.len(), 3);
+        // 91 days on: the closed one is gone, the open ones stay.
+        s.record_alarm(&alarm("I-4", 0, T0 + 91 * day)).await?;
+        let left: Vec<String> = s
+            .alarms()
+            .await?
+            .iter()
+            .map(|r| r.alarm.intersection_id.to_string())
+            .collect();
+        assert_eq!(left, vec!["I-2", "I-3", "I-4"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_retried_alarm_is_recorded_once_and_keeps_its_published_flag() -> anyhow::Result<()> {
+        let (s, _dir) = store()?;
+        let a = alarm("I-1", 2, T0);
+        assert!(!s.record_alarm(&a).await?.published);
+        s.mark_published(&a.id()).await?;
+        assert!(s.record_alarm(&a).await?.published);
+        let open = s.alarm_page(&page(true, 10, None)).await?;
+        assert_eq!(open.open, 1);
+        assert!(open.alarms[0].published, "the open view follows the log");
+        assert!(matches!(
+            s.mark_published("I-9#0#red#1").await,
+            Err(PortError::NotFound(_))
+        ));
+        assert!(matches!(
+            s.mark_published("not an id").await,
+            Err(PortError::NotFound(_))
+        ));
+        Ok(())
     }
 }

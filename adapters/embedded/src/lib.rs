@@ -51,7 +51,23 @@ pub(crate) const RESULTS: TableDefinition<(i64, i64), &[u8]> = TableDefinition::
 pub(crate) const INTERSECTIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("intersections");
 pub(crate) const LAMPS: TableDefinition<(&str, u8), &[u8]> = TableDefinition::new("lamps");
-pub(crate) const ALARMS: TableDefinition<&str, &[u8]> = TableDefinition::new("alarms");
+/// The alarm log by (event time, alarm id), JSON [`traffic_ports::AlarmRecord`]s. (The first
+/// design's `alarms` table, keyed by id alone, is no longer read.)
+pub(crate) const ALARM_LOG: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("alarm_log");
+/// The open alarms by (event time, alarm id): copies of their log entries, so a page of open
+/// alarms reads one entry per alarm it returns.
+pub(crate) const ALARM_OPEN: TableDefinition<(i64, &str), &[u8]> =
+    TableDefinition::new("alarm_open");
+/// The open alarms by (intersection, light, event time, alarm id): what closing them reads.
+pub(crate) const ALARM_OPEN_BY_LIGHT: TableDefinition<(&str, u8, i64, &str), ()> =
+    TableDefinition::new("alarm_open_by_light");
+/// The event time of each lamp's last published alarm, by (intersection, light, lamp): what
+/// the hold-down of a flapping lamp is judged against.
+pub(crate) const ALARM_LAST: TableDefinition<(&str, u8, &str), i64> =
+    TableDefinition::new("alarm_last_published");
+/// Closed alarms by (expiry, event time, alarm id), epoch ms: what the retention deletes.
+pub(crate) const ALARM_EXPIRY: TableDefinition<(i64, i64, &str), ()> =
+    TableDefinition::new("alarm_expiry");
 pub(crate) const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("published_alarms");
 pub(crate) const REPAIRS: TableDefinition<(&str, u8), u64> = TableDefinition::new("repair_orders");
 pub(crate) const STATS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("stats");
@@ -66,6 +82,9 @@ pub(crate) const NETWORK_KEY: &str = "latest";
 pub struct EmbeddedStore {
     pub(crate) db: Arc<Database>,
     relaxed: bool,
+    /// Alarm entries read (log or open view) by [`traffic_ports::LampStore::alarm_page`],
+    /// shared by clones: what a test counts to show a page reads only what it returns.
+    pub(crate) alarm_reads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl EmbeddedStore {
@@ -82,7 +101,11 @@ impl EmbeddedStore {
             r!(txn.open_table(RESULTS), "creating tables")?;
             r!(txn.open_table(INTERSECTIONS), "creating tables")?;
             r!(txn.open_table(LAMPS), "creating tables")?;
-            r!(txn.open_table(ALARMS), "creating tables")?;
+            r!(txn.open_table(ALARM_LOG), "creating tables")?;
+            r!(txn.open_table(ALARM_OPEN), "creating tables")?;
+            r!(txn.open_table(ALARM_OPEN_BY_LIGHT), "creating tables")?;
+            r!(txn.open_table(ALARM_EXPIRY), "creating tables")?;
+            r!(txn.open_table(ALARM_LAST), "creating tables")?;
             r!(txn.open_table(OUTBOX), "creating tables")?;
             r!(txn.open_table(REPAIRS), "creating tables")?;
             r!(txn.open_table(STATS), "creating tables")?;
@@ -96,6 +119,7 @@ impl EmbeddedStore {
         Ok(Self {
             db: Arc::new(db),
             relaxed: false,
+            alarm_reads: Arc::default(),
         })
     }
 
@@ -117,6 +141,7 @@ impl EmbeddedStore {
         Self {
             db: self.db.clone(),
             relaxed: false,
+            alarm_reads: self.alarm_reads.clone(),
         }
     }
 
@@ -138,6 +163,11 @@ impl EmbeddedStore {
 }
 
 impl EmbeddedStore {
+    /// Alarm entries that alarm pages have read so far (see [`lamps`]).
+    pub fn alarm_entries_read(&self) -> u64 {
+        self.alarm_reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Every port on this store (alarms go to its `published_alarms` table); no stream
     /// shards, since the embedded log never reshards.
     pub fn ports(&self) -> Ports {

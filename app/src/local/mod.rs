@@ -225,6 +225,7 @@ pub async fn run(cfg: EngineConfig, opts: LocalOptions, stop: Stop) -> anyhow::R
                 .with_stream(Arc::new(SourceShards(log.clone()))),
             cfg: cfg.clone(),
             token: opts.api_token.clone(),
+            alarms: Default::default(),
         };
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, api::router(state)).await {

@@ -5,6 +5,10 @@
 
 const REFRESH_MS = 3000;
 const TOKEN_KEY = "traffic.token";
+// Open alarms the page shows (the map and the open table), and alarms of the log it reads
+// for the closed table: one page each, every 3 s.
+const OPEN_ALARMS_SHOWN = 1000;
+const CLOSED_ALARMS_SHOWN = 50;
 const SVG_NS = "http://www.w3.org/2000/svg";
 const COLOURS = ["#1f6feb", "#d84315", "#2e7d32", "#6a1b9a", "#00838f", "#f9a825"];
 
@@ -180,13 +184,21 @@ async function refresh() {
     if (!state.config) state.config = await api("GET", "/api/config");
     const cityStamp = state.cityAt;
     const cityDue = state.intersections.length <= SMALL_CITY || Date.now() - cityStamp > CITY_EVERY_MS;
-    const [xs, results, network, alarms, stats] = await Promise.all([
+    // Alarms: the open ones (the map and the open table) from the open view, and the newest
+    // of the log for the closed table; each page reads only what it returns.
+    const [xs, results, network, openAlarms, recentAlarms, stats] = await Promise.all([
       cityDue ? loadCity() : state.intersections,
       api("GET", "/api/results"),
       api("GET", "/api/network"),
-      api("GET", "/api/alarms?limit=300"),
+      api("GET", "/api/alarms?open=true&limit=" + OPEN_ALARMS_SHOWN),
+      api("GET", "/api/alarms?limit=" + CLOSED_ALARMS_SHOWN),
       api("GET", "/api/stats?minutes=60"),
     ]);
+    const alarms = {
+      open: openAlarms.open,
+      alarms: openAlarms.alarms,
+      closed: recentAlarms.alarms.filter((x) => !x.open),
+    };
     // An edit made meanwhile reset the stamp: keep it reset so the next refresh reloads.
     if (cityDue && state.cityAt === cityStamp) state.cityAt = Date.now();
     state.intersections = xs;
@@ -433,29 +445,59 @@ function repair(id, light) {
     undefined, "Repair of " + id + " light " + light + " recorded");
 }
 
+function acknowledge(x) {
+  // The note is optional: an empty answer acknowledges without one, Cancel does nothing.
+  const note = window.prompt("Acknowledge " + x.text + "\nNote (optional):", "");
+  if (note === null) return Promise.resolve();
+  return write("POST", "/api/alarms/" + encodeURIComponent(x.id) + "/ack",
+    note.trim() ? { note: note.trim() } : {}, "Alarm acknowledged");
+}
+
+function severityCell(x) {
+  return h("td", {}, h("span", { class: "severity " + x.severity, text: x.severity }));
+}
+
+function ackCell(x) {
+  if (!x.ack) return h("td", { class: "muted", text: x.held_down ? "held down (flapping)" : "—" });
+  return h("td", { class: "acked", title: x.ack.note || "",
+    text: x.ack.by + " " + time(x.ack.at) + (x.ack.note ? " · " + x.ack.note : "") });
+}
+
 function renderAlarms() {
   const a = state.alarms;
   if (!a) return;
   $("alarm-count").textContent = "(" + a.open + " open)";
-  $("repaired-count").textContent = "(" + a.repaired + ")";
-  const open = a.alarms.filter((x) => x.open);
-  const done = a.alarms.filter((x) => !x.open).slice(0, 50);
+  $("repaired-count").textContent = "(" + a.closed.length + " among the newest " + CLOSED_ALARMS_SHOWN + ")";
+  const rank = { critical: 0, major: 1, minor: 2 };
+  // Most urgent first, then newest first (the API's order).
+  const open = a.alarms.filter((x) => x.open)
+    .map((x, i) => [x, i]).sort((p, q) => (rank[p[0].severity] - rank[q[0].severity]) || (p[1] - q[1]))
+    .map((p) => p[0]);
+  const done = a.closed;
   fill($("alarms-open"), open.length ? open.map((x) =>
-    h("tr", { class: "alarm", "data-alarm": x.id },
+    h("tr", { class: "alarm " + x.severity, "data-alarm": x.id },
       h("td", { text: time(x.ts) }),
+      severityCell(x),
       h("td", {}, h("a", { href: "#", onclick: (e) => { e.preventDefault(); select(x.intersection_id); }, text: x.intersection_id })),
       h("td", { text: x.light }),
       h("td", {}, h("i", { class: "lamp broken" }), x.lamp),
-      h("td", {}, h("button", {
-        type: "button", class: "small repair", "data-id": x.intersection_id, "data-light": x.light,
-        onclick: (e) => { e.target.disabled = true; repair(x.intersection_id, x.light).catch(() => { e.target.disabled = false; }); },
-        text: "Repair",
-      }))))
-    : h("tr", {}, h("td", { colspan: 5, class: "muted", text: "No open alarms." })));
+      ackCell(x),
+      h("td", {},
+        x.ack ? null : h("button", {
+          type: "button", class: "small ack", "data-alarm": x.id,
+          onclick: (e) => { e.target.disabled = true; acknowledge(x).catch(() => {}).finally(() => { e.target.disabled = false; }); },
+          text: "Ack",
+        }),
+        h("button", {
+          type: "button", class: "small repair", "data-id": x.intersection_id, "data-light": x.light,
+          onclick: (e) => { e.target.disabled = true; repair(x.intersection_id, x.light).catch(() => { e.target.disabled = false; }); },
+          text: "Repair",
+        }))))
+    : h("tr", {}, h("td", { colspan: 7, class: "muted", text: "No open alarms." })));
   fill($("alarms-repaired"), done.map((x) =>
     h("tr", {},
-      h("td", { text: time(x.ts) }), h("td", { text: x.intersection_id }), h("td", { text: x.light }),
-      h("td", { text: x.lamp }), h("td", { text: time(x.repaired_at) }))));
+      h("td", { text: time(x.ts) }), severityCell(x), h("td", { text: x.intersection_id }), h("td", { text: x.light }),
+      h("td", { text: x.lamp }), ackCell(x), h("td", { text: time(x.repaired_at) }))));
 }
 
 // ---- Charts -------------------------------------------------------------------------------

@@ -86,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
         ports: store.ports(),
         cfg: cfg.clone(),
         token: a.token.clone(),
+        alarms: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(&a.listen).await?;
     eprintln!("dashboard on http://{}/", listener.local_addr()?);

@@ -1,53 +1,61 @@
-//! Lamps and alarms: `/api/intersections/{id}/lamps`, the repair of a light's lamps, and
-//! `/api/alarms`.
+//! Lamps and alarms: `/api/intersections/{id}/lamps`, the repair of a light's lamps,
+//! `/api/alarms` (pages of the log or of the open alarms) and their acknowledgement.
 
 use crate::Shared;
+use crate::body::{decode, json_value};
 use crate::error::ApiError;
 use crate::error::ApiResult;
 use crate::request::Params;
+use crate::request::bytes;
 use crate::request::int_param;
 use crate::request::params;
 use crate::request::parse_id;
 use crate::request::parse_light;
 use crate::stored::load;
 use crate::stored::position_of;
+use axum::Extension;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::Path;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use lambda_http::request::RequestContext;
 use serde::Deserialize;
 use serde::Serialize;
 use traffic_core::IntersectionId;
 use traffic_core::LightIndex;
+use traffic_core::alarm::AlarmPolicy;
 use traffic_core::lamps::Alarm;
 use traffic_core::lamps::LightLamps;
 use traffic_core::reading::Lamps;
 use traffic_core::time::format_rfc3339_ms;
-use traffic_ports::AlarmRecord;
+use traffic_ports::{Ack, AlarmQuery, AlarmRecord, Closing, alarm_ts_of_id};
+
+/// How an alarm closed now is recorded: at the ports' clock, kept the policy's retention.
+fn closing_now(state: &Shared) -> Closing {
+    Closing::at(state.ports.clock.now_ms(), state.alarms.retention_ms)
+}
 
 /// Closes the open alarms of an intersection (or of one of its lights) that is being deleted:
 /// nothing is left to repair, and a repair of a light that no longer exists would be refused.
-/// The alarms stay in the log, marked repaired at the time of deletion. Returns how many.
+/// The alarms stay in the log, marked repaired at the time of deletion (until the retention
+/// ends), and the field gets a repair order for each light whose alarms closed (so a light
+/// that comes back starts with working lamps). Only the open alarms by light are read, never
+/// the log. Returns how many closed.
 pub(crate) async fn close_open_alarms(
     state: &Shared,
     id: &IntersectionId,
     light: Option<LightIndex>,
 ) -> ApiResult<usize> {
-    let lights: std::collections::BTreeSet<LightIndex> = state
+    let closing = closing_now(state);
+    let closed = state
         .ports
         .lamps
-        .alarms()
-        .await?
-        .into_iter()
-        .filter(|a| a.repaired_at.is_none() && a.alarm.intersection_id == *id)
-        .map(|a| a.alarm.light)
-        .filter(|l| light.is_none_or(|only| only == *l))
-        .collect();
-    let at = format_rfc3339_ms(state.ports.clock.now_ms());
-    let mut closed = 0;
-    for l in lights {
-        closed += state.ports.lamps.repair(id, l, &at).await?.len();
-    }
-    Ok(closed)
+        .close_alarms(id, light, &closing, true)
+        .await?;
+    Ok(closed.len())
 }
 
 /// The lamps of one light as the fault function last saw them.
@@ -113,15 +121,33 @@ pub async fn repair(
     let light = parse_light(&light)?;
     let x = load(&state, &id).await?;
     position_of(&x, light)?;
-    let at = format_rfc3339_ms(state.ports.clock.now_ms());
-    let closed = state.ports.lamps.repair(&id, light, &at).await?;
+    let closing = closing_now(&state);
+    let closed = state
+        .ports
+        .lamps
+        .close_alarms(&id, Some(light), &closing, true)
+        .await?;
     tracing::info!(intersection = %id, light = %light, closed = closed.len(), "lamps repaired");
     Ok(Json(RepairView {
         intersection_id: id,
         light,
-        at,
-        closed: closed.iter().map(alarm_view).collect(),
+        at: closing.at,
+        closed: closed
+            .iter()
+            .map(|r| alarm_view(&state.alarms, r))
+            .collect(),
     }))
+}
+
+/// An operator's acknowledgement, as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AckView {
+    /// Who (the name sent, else the token's subject, else `operator`).
+    pub by: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// Their note, if any.
+    pub note: Option<String>,
 }
 
 /// A recorded alarm, as the API shows it.
@@ -129,6 +155,10 @@ pub async fn repair(
 pub struct AlarmView {
     /// Its stable id (`I-0001#2#green#1767600005000`).
     pub id: String,
+    /// What it is about: `lamp` (or `sensor_silent`).
+    pub kind: String,
+    /// How urgent: `critical`, `major` or `minor` (`ALARM_SEVERITIES`).
+    pub severity: String,
     /// The intersection.
     pub intersection_id: IntersectionId,
     /// The light.
@@ -143,7 +173,11 @@ pub struct AlarmView {
     pub position: Option<traffic_core::reading::Position>,
     /// Whether it was handed to the publisher (SNS).
     pub published: bool,
-    /// When an operator marked it repaired (RFC 3339).
+    /// Recorded without an SNS message: its lamp paged less than the hold-down before.
+    pub held_down: bool,
+    /// Who acknowledged it and when, if anyone did.
+    pub ack: Option<AckView>,
+    /// When it was closed (repaired, or its light deleted), RFC 3339.
     pub repaired_at: Option<String>,
     /// Whether it is still open (not repaired).
     pub open: bool,
@@ -151,11 +185,13 @@ pub struct AlarmView {
     pub text: String,
 }
 
-/// The API's view of a stored alarm.
-pub fn alarm_view(r: &AlarmRecord) -> AlarmView {
+/// The API's view of a stored alarm, its kind and severity by `policy`.
+pub fn alarm_view(policy: &AlarmPolicy, r: &AlarmRecord) -> AlarmView {
     let a: &Alarm = &r.alarm;
     AlarmView {
         id: a.id(),
+        kind: policy.kind(a).as_str().to_owned(),
+        severity: policy.severity(a).as_str().to_owned(),
         intersection_id: a.intersection_id.clone(),
         light: a.light,
         lamp: a.lamp.as_str().to_owned(),
@@ -163,51 +199,173 @@ pub fn alarm_view(r: &AlarmRecord) -> AlarmView {
         ts_ms: a.ts_ms,
         position: a.position,
         published: r.published,
+        held_down: r.held_down,
+        ack: r.ack.as_ref().map(|k| AckView {
+            by: k.by.clone(),
+            at: k.at.clone(),
+            note: k.note.clone(),
+        }),
         repaired_at: r.repaired_at.clone(),
         open: r.repaired_at.is_none(),
         text: a.short_text(),
     }
 }
 
-/// Alarms and how many are open.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AlarmsView {
-    /// Open alarms in the log.
-    pub open: usize,
-    /// Repaired alarms in the log.
-    pub repaired: usize,
-    /// The alarms asked for, newest first.
-    pub alarms: Vec<AlarmView>,
+/// The body of an acknowledgement (all optional; an empty body is none of them).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    by: Option<String>,
 }
 
-/// `GET /api/alarms?state=open|repaired|all&limit=N`: alarms, newest first (default all, 100).
-pub async fn alarms(State(state): State<Shared>, q: Params) -> ApiResult<Json<AlarmsView>> {
-    let q = params(q)?;
-    let limit = int_param(&q, "limit", 100, 1, 10_000)? as usize;
-    let which = q.get("state").map(String::as_str).unwrap_or("all");
-    let keep: fn(&AlarmRecord) -> bool = match which {
-        "all" => |_| true,
-        "open" => |r| r.repaired_at.is_none(),
-        "repaired" => |r| r.repaired_at.is_some(),
-        other => {
+/// Longest note and name kept.
+const NOTE_MAX: usize = 500;
+const BY_MAX: usize = 100;
+
+/// `POST /api/alarms/{id}/ack`, body `{"note"?, "by"?}`: an operator has seen the alarm (the
+/// id percent-encoded: `I-0001%232%23red%231767600005000`). Keeps who (the `by` sent, else the
+/// JWT's subject, else `operator`), when (now) and the note; a second acknowledgement replaces
+/// the first. 404 for no such alarm, 400 naming the field for a bad body.
+pub async fn ack(
+    State(state): State<Shared>,
+    Path(alarm_id): Path<String>,
+    context: Option<Extension<RequestContext>>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<AlarmView>> {
+    if alarm_ts_of_id(&alarm_id).is_none() {
+        return Err(ApiError::not_found(
+            "id",
+            format!("no alarm {alarm_id:?} (an id is <intersection>#<light>#<lamp>#<ts_ms>)"),
+        ));
+    }
+    let raw = bytes(body)?;
+    let body: AckBody = if raw.iter().all(u8::is_ascii_whitespace) {
+        AckBody::default()
+    } else {
+        let value = json_value(&raw)?;
+        if !value.is_object() {
+            return Err(ApiError::bad("body", "must be a JSON object"));
+        }
+        decode(value, "")?
+    };
+    let note = body
+        .note
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    if note.as_ref().is_some_and(|n| n.chars().count() > NOTE_MAX) {
+        return Err(ApiError::bad(
+            "note",
+            format!("at most {NOTE_MAX} characters"),
+        ));
+    }
+    let by = match body.by.map(|b| b.trim().to_owned()) {
+        Some(b) if b.is_empty() || b.chars().count() > BY_MAX => {
             return Err(ApiError::bad(
-                "state",
-                format!("must be open, repaired or all, got {other:?}"),
+                "by",
+                format!("a name of 1 to {BY_MAX} characters"),
+            ));
+        }
+        Some(b) => b,
+        None => context
+            .and_then(|Extension(c)| jwt_subject(&c))
+            .unwrap_or_else(|| "operator".to_owned()),
+    };
+    let ack = Ack {
+        by,
+        at: format_rfc3339_ms(state.ports.clock.now_ms()),
+        note,
+    };
+    let rec = state.ports.lamps.ack_alarm(&alarm_id, &ack).await?;
+    tracing::info!(alarm = %alarm_id, by = %ack.by, "alarm acknowledged");
+    Ok(Json(alarm_view(&state.alarms, &rec)))
+}
+
+/// The subject (or client id) of the JWT an API Gateway authorizer approved, if any.
+fn jwt_subject(c: &RequestContext) -> Option<String> {
+    let RequestContext::ApiGatewayV2(ctx) = c else {
+        return None;
+    };
+    let claims = &ctx.authorizer.as_ref()?.jwt.as_ref()?.claims;
+    claims
+        .get("sub")
+        .or_else(|| claims.get("client_id"))
+        .cloned()
+}
+
+/// A page of alarms and how many are open.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AlarmsView {
+    /// Open alarms now.
+    pub open: u64,
+    /// The alarms of this page, newest first.
+    pub alarms: Vec<AlarmView>,
+    /// The `cursor` of the next page (the id of this page's last alarm), when the page is
+    /// full; the next page may be empty. Also given as a `Link: <…>; rel="next"` header.
+    pub next: Option<String>,
+}
+
+/// Default and largest page of alarms.
+const ALARM_PAGE_DEFAULT: u64 = 100;
+const ALARM_PAGE_MAX: u64 = 1000;
+
+/// `GET /api/alarms?open=true&limit=N&cursor=ID`: alarms newest first, a page at a time
+/// (default 100, at most 1,000): all of them, or with `open=true` only the open ones (from
+/// the open view). `cursor` is the previous page's `next`. Reads only the alarms it returns
+/// and the open count, however long the log.
+pub async fn alarms(State(state): State<Shared>, q: Params) -> ApiResult<Response> {
+    let q = params(q)?;
+    let limit = int_param(&q, "limit", ALARM_PAGE_DEFAULT, 1, ALARM_PAGE_MAX)?;
+    let open_only = match q.get("open").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad(
+                "open",
+                format!("must be true or false, got {other:?}"),
             ));
         }
     };
-    let all = state.ports.lamps.alarms().await?;
-    let open = all.iter().filter(|r| r.repaired_at.is_none()).count();
-    let alarms = all
-        .iter()
-        .rev()
-        .filter(|r| keep(r))
-        .take(limit)
-        .map(alarm_view)
-        .collect();
-    Ok(Json(AlarmsView {
-        open,
-        repaired: all.len() - open,
-        alarms,
-    }))
+    let after = match q.get("cursor") {
+        None => None,
+        Some(c) if alarm_ts_of_id(c).is_some() => Some(c.clone()),
+        Some(c) => {
+            return Err(ApiError::bad(
+                "cursor",
+                format!("must be an alarm id (a page's `next`), got {c:?}"),
+            ));
+        }
+    };
+    let page = state
+        .ports
+        .lamps
+        .alarm_page(&AlarmQuery {
+            open_only,
+            limit: limit as usize,
+            after,
+        })
+        .await?;
+    let link = page.next.as_ref().map(|next| {
+        format!(
+            "</api/alarms?{}limit={limit}&cursor={}>; rel=\"next\"",
+            if open_only { "open=true&" } else { "" },
+            next.replace('%', "%25").replace('#', "%23")
+        )
+    });
+    let mut resp = Json(AlarmsView {
+        open: page.open,
+        alarms: page
+            .alarms
+            .iter()
+            .map(|r| alarm_view(&state.alarms, r))
+            .collect(),
+        next: page.next,
+    })
+    .into_response();
+    if let Some(v) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(header::LINK, v);
+    }
+    Ok(resp)
 }

@@ -43,6 +43,7 @@ use axum::routing::{MethodFilter, on};
 use error::ApiError;
 use std::sync::Arc;
 use traffic_core::EngineConfig;
+use traffic_core::alarm::AlarmPolicy;
 use traffic_ports::Ports;
 
 /// What the handlers share: the ports, the engine configuration and the write token.
@@ -55,6 +56,8 @@ pub struct ApiState {
     /// The bearer token that authorizes mutating requests; `None` accepts only requests that an
     /// API Gateway authorizer approved.
     pub token: Option<String>,
+    /// How alarms are handled (the retention of the ones a repair or a deletion closes).
+    pub alarms: AlarmPolicy,
 }
 
 /// The state as the handlers hold it.
@@ -103,6 +106,7 @@ api_routes! {
     GET "/api/results/{length}" => results::results,
     GET "/api/network" => results::network,
     GET "/api/alarms" => alarms::alarms,
+    POST "/api/alarms/{id}/ack" => alarms::ack,
     GET "/api/stats" => stats::stats,
 }
 

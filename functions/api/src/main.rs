@@ -15,6 +15,7 @@ async fn main() -> Result<(), Error> {
         ports,
         cfg: config.engine,
         token: config.api_token,
+        alarms: config.alarms,
     }))
     .await
 }

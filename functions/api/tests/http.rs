@@ -183,7 +183,7 @@ async fn the_dashboard_and_the_api_answer_over_http_on_a_loopback_listener() -> 
     )
     .await?;
     assert_eq!(repaired.status, 200, "{repaired:?}");
-    let alarms = request(addr, "GET", "/api/alarms?state=repaired", None, None).await?;
+    let alarms = request(addr, "GET", "/api/alarms", None, None).await?;
     assert_eq!(alarms.json()["alarms"][0]["intersection_id"], "I-0100");
 
     let stats = request(addr, "GET", "/api/stats?minutes=5", None, None).await?;

@@ -19,7 +19,7 @@ async fn a_repair_closes_the_lights_open_alarms_and_queues_an_order() -> anyhow:
     api.store
         .record_alarm(&alarm("I-0001", 1, LampColour::Red, T0 + 1000))
         .await?;
-    let a = api.get("/api/alarms?state=open").await?;
+    let a = api.get("/api/alarms?open=true").await?;
     assert_eq!(a.body["open"], 2);
 
     let a = api
@@ -36,11 +36,13 @@ async fn a_repair_closes_the_lights_open_alarms_and_queues_an_order() -> anyhow:
     let at = a.body["at"].as_str().unwrap_or_default().to_owned();
     assert!(traffic_core::time::parse_rfc3339_ms(&at).is_some(), "{at}");
 
-    let a = api.get("/api/alarms?state=repaired").await?;
-    assert_eq!(a.body["alarms"][0]["repaired_at"], at.as_str());
-    assert_eq!(a.body["alarms"][0]["open"], false);
+    let a = api.get("/api/alarms").await?;
+    assert_eq!(a.body["alarms"][1]["repaired_at"], at.as_str());
+    assert_eq!(a.body["alarms"][1]["open"], false);
     assert_eq!(a.body["open"], 1);
-    assert_eq!(a.body["repaired"], 1);
+    let a = api.get("/api/alarms?open=true").await?;
+    assert_eq!(a.body["alarms"].as_array().map(Vec::len), Some(1));
+    assert_eq!(a.body["alarms"][0]["lamp"], "red");
     assert_eq!(
         api.store.take_repairs().await?,
         vec![(id("I-0001"), light(2))]
@@ -74,7 +76,9 @@ async fn deleting_an_intersection_or_a_light_closes_its_open_alarms() -> anyhow:
 
     let a = api.get("/api/alarms").await?;
     assert_eq!(a.body["open"], 0, "{a:?}");
-    assert_eq!(a.body["repaired"], 3, "{a:?}");
+    let closed = a.body["alarms"].as_array().cloned().unwrap_or_default();
+    assert_eq!(closed.len(), 3, "{a:?}");
+    assert!(closed.iter().all(|x| x["open"] == false), "{a:?}");
     // The field gets orders for the lights that are gone: harmless, and the simulator's lamps
     // of a light that comes back start repaired.
     let mut orders = api.store.take_repairs().await?;
@@ -131,7 +135,7 @@ async fn lamp_states_are_shown_per_light() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn alarms_are_listed_newest_first_and_filtered_by_state() -> anyhow::Result<()> {
+async fn alarms_are_listed_newest_first_and_the_open_ones_alone_on_request() -> anyhow::Result<()> {
     let api = api()?;
     api.create("I-0001", 41.85, 12.6).await?;
     for (i, l) in [0, 1, 2].into_iter().enumerate() {
@@ -160,10 +164,168 @@ async fn alarms_are_listed_newest_first_and_filtered_by_state() -> anyhow::Resul
             .as_str()
             .is_some_and(|t| t.contains("Lamp failure"))
     );
-    let a = api.get("/api/alarms?state=open&limit=1").await?;
+    let a = api.get("/api/alarms?open=true&limit=1").await?;
     assert_eq!(a.body["alarms"].as_array().map(Vec::len), Some(1));
     assert_eq!(a.body["alarms"][0]["light"], 2);
-    let a = api.get("/api/alarms?state=repaired").await?;
-    assert_eq!(a.body["alarms"][0]["light"], 0);
+    let a = api.get("/api/alarms?open=true").await?;
+    assert_eq!(a.body["alarms"].as_array().map(Vec::len), Some(2));
+    assert_eq!(a.body["next"], Value::Null);
+    Ok(())
+}
+
+#[tokio::test]
+async fn alarms_come_a_page_at_a_time_with_a_cursor_to_the_next() -> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    for i in 0..5_i64 {
+        api.store
+            .record_alarm(&alarm("I-0001", i % 4, LampColour::Red, T0 + i * 1000))
+            .await?;
+    }
+    let mut seen = Vec::new();
+    let mut path = "/api/alarms?limit=2".to_owned();
+    let mut pages = 0;
+    while pages < 10 {
+        let before = api.store.alarm_entries_read();
+        let a = api.get(&path).await?;
+        pages += 1;
+        assert_eq!(a.status, StatusCode::OK, "{a:?}");
+        let alarms = a.body["alarms"].as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            api.store.alarm_entries_read() - before,
+            alarms.len() as u64,
+            "a page reads the alarms it returns"
+        );
+        seen.extend(alarms.iter().filter_map(|x| x["ts_ms"].as_i64()));
+        let Some(next) = a.body["next"].as_str() else {
+            assert_eq!(a.link, None);
+            break;
+        };
+        let link = a.link.clone().unwrap_or_default();
+        assert!(link.ends_with("; rel=\"next\""), "{link}");
+        path = link
+            .trim_start_matches('<')
+            .split('>')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(path.contains("cursor=I-0001%23"), "{path} for {next}");
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        seen,
+        (0..5).rev().map(|i| T0 + i * 1000).collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_alarm_query_is_a_400_naming_the_parameter() -> anyhow::Result<()> {
+    let api = api()?;
+    for (q, field) in [
+        ("open=maybe", "open"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("cursor=yesterday", "cursor"),
+    ] {
+        let a = api.get(&format!("/api/alarms?{q}")).await?;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{q}: {a:?}");
+        assert_eq!(a.body["field"], field, "{q}: {a:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_operator_acknowledges_an_alarm_with_a_note_and_who_and_when_are_kept()
+-> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    let red = alarm("I-0001", 1, LampColour::Red, T0);
+    api.store.record_alarm(&red).await?;
+    api.store
+        .record_alarm(&alarm("I-0001", 2, LampColour::Green, T0 + 1000))
+        .await?;
+    let path = format!("/api/alarms/{}/ack", red.id().replace('#', "%23"));
+
+    let a = api
+        .call(
+            "POST",
+            &path,
+            Some(r#"{"note":"crew sent","by":"Ada"}"#),
+            true,
+        )
+        .await?;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(a.body["ack"]["by"], "Ada");
+    assert_eq!(a.body["ack"]["note"], "crew sent");
+    let at = a.body["ack"]["at"].as_str().unwrap_or_default().to_owned();
+    assert!(traffic_core::time::parse_rfc3339_ms(&at).is_some(), "{at}");
+
+    let listed = api.get("/api/alarms?open=true").await?;
+    let alarms = listed.body["alarms"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let shown: Vec<(String, String, Value)> = alarms
+        .iter()
+        .map(|x| {
+            (
+                x["lamp"].as_str().unwrap_or_default().to_owned(),
+                x["severity"].as_str().unwrap_or_default().to_owned(),
+                x["ack"]["by"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            ("green".into(), "major".into(), Value::Null),
+            ("red".into(), "critical".into(), Value::from("Ada")),
+        ]
+    );
+    assert!(alarms.iter().all(|x| x["kind"] == "lamp"));
+
+    // No body at all is an acknowledgement without a note, by "operator".
+    let a = api.call("POST", &path, None, true).await?;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(a.body["ack"]["by"], "operator");
+    assert_eq!(a.body["ack"]["note"], Value::Null);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_acknowledgement_without_the_token_or_with_a_bad_body_changes_nothing()
+-> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    let red = alarm("I-0001", 1, LampColour::Red, T0);
+    api.store.record_alarm(&red).await?;
+    let path = format!("/api/alarms/{}/ack", red.id().replace('#', "%23"));
+
+    let a = api
+        .call("POST", &path, Some(r#"{"note":"x"}"#), false)
+        .await?;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{a:?}");
+    let long = format!(r#"{{"note":"{}"}}"#, "n".repeat(501));
+    for (body, field) in [
+        (r#"{"note":3}"#, "note"),
+        (r#"{"by":""}"#, "by"),
+        (r#"{"colour":"red"}"#, "colour"),
+        ("[1]", "body"),
+        ("{", "body"),
+        (long.as_str(), "note"),
+    ] {
+        let a = api.call("POST", &path, Some(body), true).await?;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}: {a:?}");
+        assert_eq!(a.body["field"], field, "{body}: {a:?}");
+    }
+    assert!(api.store.alarms().await?.iter().all(|r| r.ack.is_none()));
+
+    for missing in ["I-0001%231%23red%231", "no-such-alarm"] {
+        let a = api
+            .call("POST", &format!("/api/alarms/{missing}/ack"), None, true)
+            .await?;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{missing}: {a:?}");
+    }
     Ok(())
 }

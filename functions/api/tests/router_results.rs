@@ -121,7 +121,7 @@ async fn a_malformed_window_length_or_limit_is_a_bad_request() -> anyhow::Result
         ("/api/results/soon", "length"),
         ("/api/results/15m?limit=0", "limit"),
         ("/api/results/15m?limit=many", "limit"),
-        ("/api/alarms?state=burning", "state"),
+        ("/api/alarms?open=burning", "open"),
         ("/api/alarms?limit=-1", "limit"),
         ("/api/stats?minutes=100000", "minutes"),
     ] {

@@ -6,6 +6,9 @@
 //! published and marked published after, and lamp states are stored last, so a retried batch
 //! recomputes the same transitions and publishes nothing twice (short of a crash between a
 //! publish and its mark, the at-least-once edge that SNS consumers must tolerate anyway).
+//! A lamp that flaps (broken, then ok, then broken again less than the policy's hold-down,
+//! default 10 minutes, after its last published alarm) has its new alarm recorded and held
+//! down: shown by the API, not published again.
 //! Invalid records, records under another partition key than their intersection, and
 //! readings stamped more than the allowed clock skew after their arrival (*future*: they would
 //! make every later reading of the light look stale) are skipped here without a count
@@ -15,6 +18,7 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use traffic_core::alarm::AlarmPolicy;
 use traffic_core::lamps::{Alarm, LightLamps, transition};
 use traffic_core::{EngineConfig, IntersectionId, LightIndex};
 use traffic_functions::BatchHandler;
@@ -27,6 +31,7 @@ use traffic_ports::{
 /// `fault` built from the ports it needs, owning them and its directory.
 pub struct FaultHandler {
     cfg: EngineConfig,
+    alarms: AlarmPolicy,
     usage: Arc<dyn UsageMeter>,
     clock: Arc<dyn Clock>,
     lamps: Arc<dyn LampStore>,
@@ -41,6 +46,7 @@ impl FaultHandler {
     pub fn from_ports(cfg: EngineConfig, ports: &Ports) -> Self {
         Self {
             cfg,
+            alarms: AlarmPolicy::default(),
             usage: ports.usage.clone(),
             clock: ports.clock.clone(),
             lamps: ports.lamps.clone(),
@@ -51,7 +57,14 @@ impl FaultHandler {
         }
     }
 
-    /// The handler borrowing what this one owns.
+    /// The same handler with the alarm policy `alarms` (its hold-down), instead of the default.
+    pub fn with_alarm_policy(mut self, alarms: AlarmPolicy) -> Self {
+        self.alarms = alarms;
+        self
+    }
+
+    /// The handler borrowing what this one owns. (Its `handle` uses the default alarm
+    /// policy; [`BatchHandler::handle`] on this handler uses the one it was given.)
     pub fn fault(&self) -> Fault<'_> {
         Fault {
             cfg: &self.cfg,
@@ -69,7 +82,7 @@ impl FaultHandler {
 #[async_trait::async_trait]
 impl BatchHandler for FaultHandler {
     async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
-        self.fault().handle(event).await
+        self.fault().handle_with(event, &self.alarms).await
     }
 }
 
@@ -98,6 +111,9 @@ pub struct Fault<'a> {
 pub struct FaultReport {
     /// Alarms raised (published now).
     pub raised: Vec<Alarm>,
+    /// Alarms recorded but held down (their lamp's last alarm was published less than the
+    /// hold-down before).
+    pub held_down: Vec<Alarm>,
     /// Lamps seen repaired.
     pub repaired: u64,
     /// Lights whose state changed.
@@ -111,8 +127,17 @@ pub struct FaultReport {
 impl Fault<'_> {
     /// Handles one Kinesis event.
     pub async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
+        self.handle_with(event, &AlarmPolicy::default()).await
+    }
+
+    /// Handles one Kinesis event under the alarm policy `alarms` (its hold-down).
+    pub async fn handle_with(
+        &self,
+        event: &KinesisEvent,
+        alarms: &AlarmPolicy,
+    ) -> KinesisEventResponse {
         let before = self.usage.usage();
-        let (report, failed) = self.process(event).await;
+        let (report, failed) = self.process_with(event, alarms).await;
         let used = self.usage.usage().since(&before);
         let now = self.clock.now_ms();
         record_stats(
@@ -138,11 +163,20 @@ impl Fault<'_> {
         &self,
         event: &KinesisEvent,
     ) -> (FaultReport, Vec<traffic_core::SequenceNumber>) {
+        self.process_with(event, &AlarmPolicy::default()).await
+    }
+
+    /// As [`Fault::process`], under the alarm policy `alarms`.
+    pub async fn process_with(
+        &self,
+        event: &KinesisEvent,
+        alarms: &AlarmPolicy,
+    ) -> (FaultReport, Vec<traffic_core::SequenceNumber>) {
         let (shards, _) = decode_by_shard(event);
         let mut report = FaultReport::default();
         let mut failed = Vec::new();
         for (shard, records) in &shards {
-            if let Err(e) = self.process_shard(records, &mut report).await {
+            if let Err(e) = self.process_shard(records, alarms, &mut report).await {
                 tracing::error!(shard = %shard, error = %e, "lamp states not updated; the batch will be retried");
                 report.failed.push(shard.clone());
                 if let Some(first) = records.first() {
@@ -156,6 +190,7 @@ impl Fault<'_> {
     async fn process_shard(
         &self,
         records: &[Decoded<'_>],
+        alarms: &AlarmPolicy,
         report: &mut FaultReport,
     ) -> Result<(), PortError> {
         let mut readings = Vec::with_capacity(records.len());
@@ -189,14 +224,14 @@ impl Fault<'_> {
         let lights: Vec<_> = lights.into_iter().collect();
         let before = self.lamps.lamp_states(&lights).await?;
         let mut states: BTreeMap<(IntersectionId, LightIndex), LightLamps> = before.clone();
-        let mut alarms = Vec::new();
+        let mut raised = Vec::new();
         for r in readings {
             let key = (r.intersection_id.clone(), r.light);
             let prev = states.get(&key).copied().unwrap_or_default();
             let t = transition(&prev, r);
             report.repaired += t.repaired.len() as u64;
             for lamp in t.failed {
-                alarms.push(Alarm {
+                raised.push(Alarm {
                     intersection_id: r.intersection_id.clone(),
                     light: r.light,
                     lamp,
@@ -208,13 +243,25 @@ impl Fault<'_> {
             }
             states.insert(key, t.state);
         }
-        for alarm in &alarms {
+        for alarm in &raised {
             let record = self.lamps.record_alarm(alarm).await?;
-            if !record.published {
-                self.publisher.publish(alarm).await?;
-                self.lamps.mark_published(&alarm.id()).await?;
-                report.raised.push(alarm.clone());
+            if record.published || record.held_down {
+                continue;
             }
+            let last = self
+                .lamps
+                .last_published(&alarm.intersection_id, alarm.light, alarm.lamp)
+                .await?;
+            if alarms.held_down(last, alarm.ts_ms) {
+                // A flapping lamp: recorded (the API and the dashboard show it), not paged.
+                self.lamps.mark_held_down(&alarm.id()).await?;
+                tracing::info!(alarm = %alarm.id(), "alarm held down: its lamp paged less than the hold-down ago");
+                report.held_down.push(alarm.clone());
+                continue;
+            }
+            self.publisher.publish(alarm).await?;
+            self.lamps.mark_published(&alarm.id()).await?;
+            report.raised.push(alarm.clone());
         }
         // Only lamps that changed are written: rewriting every light's state on every batch
         // (its `as_of_ms` moves with each reading) would cost a write per light per batch.

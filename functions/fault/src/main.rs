@@ -10,7 +10,8 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     init_tracing_with("info", config.log_json);
     let ports = config.aws_ports().await.ports;
-    let fault = FaultHandler::from_ports(config.engine.clone(), &ports);
+    let fault = FaultHandler::from_ports(config.engine.clone(), &ports)
+        .with_alarm_policy(config.alarms.clone());
     let fault = &fault;
     run(service_fn(
         move |event: LambdaEvent<KinesisEvent>| async move {

@@ -12,6 +12,9 @@
 //! | `READINGS_STREAM` | `merge` (and `traffic simulate`) | none | the Kinesis stream, for its shard lineage after a reshard |
 //! | `TRAFFIC_DYNAMODB_MAX_ITEM_KB` | `ingest`, `merge` | `400` | largest item the adapter writes (tests lower it) |
 //! | `TRAFFIC_PROVISIONAL` | `merge` | `all` | which open windows get provisional results: `all`, `shortest`, `none` |
+//! | `ALARM_RETENTION_DAYS` | `api` | `90` | how long a closed alarm stays in the alarm log (DynamoDB's TTL deletes it then) |
+//! | `ALARM_HOLD_DOWN` | `fault` | `10m` | after a lamp's alarm is published, how long a new alarm of that lamp is recorded without an SNS message (a flapping lamp) |
+//! | `ALARM_SEVERITIES` | `api` | `red=critical,yellow=major,green=major,sensor_silent=minor` | the severity of each kind of alarm, any of them overridden |
 //! | `TRAFFIC_API_TOKEN` | `api` | none | a bearer token the writes need besides the authorizer's check |
 //! | `TRAFFIC_LOG_FORMAT` | every function | text; JSON inside Lambda | `json` for JSON log lines |
 //! | `RUST_LOG` | every function | `info` | log levels ([`crate::init_tracing`]) |
@@ -21,6 +24,7 @@
 
 use traffic_aws::{AwsNames, StoreOptions};
 use traffic_core::EngineConfig;
+use traffic_core::alarm::AlarmPolicy;
 
 /// Which open windows get provisional results.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -72,6 +76,8 @@ pub struct Config {
     pub provisional: Provisional,
     /// The API's bearer token, if one is set (and not empty).
     pub api_token: Option<String>,
+    /// How alarms are handled (the retention of closed ones).
+    pub alarms: AlarmPolicy,
     /// JSON log lines.
     pub log_json: bool,
 }
@@ -97,8 +103,26 @@ impl Config {
             Some(p) => p.parse().map_err(ConfigError::Invalid)?,
             None => Provisional::All,
         };
+        let alarms = match lookup("ALARM_RETENTION_DAYS") {
+            Some(d) => AlarmPolicy::default()
+                .with_retention_days(&d)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+            None => AlarmPolicy::default(),
+        };
+        let mut alarms = alarms;
+        if let Some(v) = lookup("ALARM_HOLD_DOWN") {
+            alarms = alarms
+                .with_hold_down(&v)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        if let Some(v) = lookup("ALARM_SEVERITIES") {
+            alarms = alarms
+                .with_severities(&v)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
         Ok(Self {
             engine,
+            alarms,
             names: AwsNames::from_lookup(&lookup),
             store,
             provisional,
@@ -146,13 +170,25 @@ mod tests {
             ("TRAFFIC_API_TOKEN", "s3cret"),
             ("STATE_TABLE", "t-state"),
             ("TRAFFIC_LOG_FORMAT", "json"),
+            ("ALARM_RETENTION_DAYS", "30"),
+            ("ALARM_HOLD_DOWN", "5m"),
+            ("ALARM_SEVERITIES", "green=critical"),
         ])
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.provisional, Provisional::Shortest);
         assert_eq!(c.api_token.as_deref(), Some("s3cret"));
         assert_eq!(c.names.state_table.as_deref(), Some("t-state"));
         assert!(c.log_json);
+        assert_eq!(c.alarms.retention_ms, 30 * 86_400_000);
+        assert_eq!(c.alarms.hold_down_ms, 300_000);
+        assert_eq!(
+            c.alarms.severities.green,
+            traffic_core::alarm::Severity::Critical
+        );
         for (var, value) in [
+            ("ALARM_HOLD_DOWN", "10"),
+            ("ALARM_SEVERITIES", "green=bad"),
+            ("ALARM_RETENTION_DAYS", "0"),
             ("TRAFFIC_PROVISIONAL", "some"),
             ("TRAFFIC_STORE", "embedded:/tmp/x.redb"),
             ("TRAFFIC_DYNAMODB_MAX_ITEM_KB", "0"),

@@ -37,6 +37,7 @@ pub fn api_with_token(token: Option<&str>) -> anyhow::Result<Api> {
         ports: store.ports(),
         cfg: EngineConfig::default(),
         token: token.map(str::to_owned),
+        alarms: Default::default(),
     };
     Ok(Api {
         router: router(state),

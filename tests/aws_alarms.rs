@@ -1,0 +1,216 @@
+//! The alarm index on DynamoDB (issue 12, alarms at scale) against the emulator: a page of
+//! `/api/alarms` is one `Query` with `Limit` and `ExclusiveStartKey` (plus the open count's
+//! `GetItem`) and reads only the alarms it returns; closing an intersection's alarms reads its
+//! open alarms, not the log; a closed alarm carries its expiry for the table's TTL.
+
+mod aws_support;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_support::{AwsEnv, aws_env};
+use traffic_aws::setup::{Resources, ensure_table};
+use traffic_aws::{AwsNames, DynamoStore, StoreOptions};
+use traffic_core::lamps::Alarm;
+use traffic_core::reading::LampColour;
+use traffic_core::{IntersectionId, LightIndex};
+use traffic_ports::{AlarmQuery, Closing, LampStore};
+
+/// 2026-01-05T08:00:00Z.
+const T0: i64 = 1_767_600_000_000;
+const DAY_MS: i64 = 86_400_000;
+
+async fn store(test: &str) -> anyhow::Result<Option<(AwsEnv, Resources, DynamoStore)>> {
+    let Some(env) = aws_env(test).await else {
+        return Ok(None);
+    };
+    let r = env.resources(1);
+    ensure_table(&env.clients, &r.registry_table).await?;
+    let names = AwsNames {
+        registry_table: Some(r.registry_table.clone()),
+        ..AwsNames::default()
+    };
+    let s = DynamoStore::new(env.clients.dynamodb.clone(), names, StoreOptions::default());
+    Ok(Some((env, r, s)))
+}
+
+fn id(s: &str) -> IntersectionId {
+    IntersectionId::parse(s).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn light(l: i64) -> LightIndex {
+    LightIndex::new(l).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Alarm `i`: intersection `I-<i mod 30>`, light `i / 30 mod 4`, `i` seconds after T0.
+fn alarm(i: i64) -> Alarm {
+    Alarm {
+        intersection_id: id(&format!("I-{:04}", i % 30)),
+        light: light((i / 30) % 4),
+        lamp: LampColour::Red,
+        ts_ms: T0 + i * 1000,
+        position: None,
+    }
+}
+
+fn query(open_only: bool, limit: usize, after: Option<String>) -> AlarmQuery {
+    AlarmQuery {
+        open_only,
+        limit,
+        after,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_alarms_is_one_limited_query_from_the_previous_pages_last_key()
+-> anyhow::Result<()> {
+    let Some((env, r, s)) = store("alarmpages").await? else {
+        return Ok(());
+    };
+    for i in 0..120 {
+        s.record_alarm(&alarm(i)).await?;
+    }
+    // I-0000 .. I-0009 repaired: 40 alarms closed, 80 open.
+    for x in 0..10 {
+        s.close_alarms(
+            &id(&format!("I-{x:04}")),
+            None,
+            &Closing::at(T0 + DAY_MS, 90 * DAY_MS),
+            false,
+        )
+        .await?;
+    }
+
+    for open_only in [false, true] {
+        let (mut seen, mut after, mut pages) = (Vec::new(), None, 0);
+        while pages < 10 {
+            let before = s.metrics().snapshot();
+            let page = s.alarm_page(&query(open_only, 25, after)).await?;
+            let used = s.metrics().snapshot().since(&before);
+            pages += 1;
+            assert_eq!(
+                used.by_operation.get("registry:Query"),
+                Some(&1),
+                "{used:?}"
+            );
+            assert_eq!(
+                used.by_operation.get("registry:GetItem"),
+                Some(&1),
+                "{used:?}"
+            );
+            assert_eq!(used.read_requests, 2, "{used:?}");
+            assert_eq!(page.open, 80);
+            println!(
+                "open_only={open_only} page {pages}: {} alarms, {:.1} read units (query {:.1})",
+                page.alarms.len(),
+                used.read_capacity_units,
+                used.units_by_operation
+                    .get("registry:Query")
+                    .map_or(0.0, |u| u.units)
+            );
+            // 25 items of about 0.2 KB, eventually consistent: 1 or 1.5 units, and the count 0.5.
+            assert!(used.read_capacity_units <= 2.0, "{used:?}");
+            seen.extend(page.alarms.iter().map(|a| a.alarm.ts_ms));
+            after = page.next;
+            if after.is_none() {
+                break;
+            }
+        }
+        let expected: Vec<i64> = (0..120)
+            .rev()
+            .filter(|i| !open_only || i % 30 >= 10)
+            .map(|i| T0 + i * 1000)
+            .collect();
+        assert_eq!(seen, expected, "open_only={open_only}");
+        // 120 or 80 alarms in pages of 25 (the emulator sends no key after the last item).
+        assert!(pages <= 5 + usize::from(!open_only), "{pages} pages");
+    }
+    env.cleanup(&r, None, &[]).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_an_intersections_alarms_reads_its_open_alarms_and_sets_their_expiry()
+-> anyhow::Result<()> {
+    let Some((env, r, s)) = store("alarmclose").await? else {
+        return Ok(());
+    };
+    for i in 0..120 {
+        s.record_alarm(&alarm(i)).await?;
+    }
+    s.mark_published(&alarm(7).id()).await?;
+    let before = s.metrics().snapshot();
+    let at = T0 + DAY_MS;
+    let closed = s
+        .close_alarms(&id("I-0007"), None, &Closing::at(at, 30 * DAY_MS), true)
+        .await?;
+    let used = s.metrics().snapshot().since(&before);
+    // I-0007 had alarms 7, 37, 67, 97 (lights 0..3): read through its 4 by-light items and 4
+    // view items, never the 120-item log.
+    assert_eq!(
+        closed.iter().map(|a| a.alarm.ts_ms).collect::<Vec<_>>(),
+        [7, 37, 67, 97].map(|i| T0 + i * 1000).to_vec()
+    );
+    assert!(closed[0].published);
+    assert_eq!(
+        used.by_operation.get("registry:Query"),
+        Some(&1),
+        "{used:?}"
+    );
+    assert_eq!(
+        used.by_operation.get("registry:BatchGetItem"),
+        Some(&1),
+        "{used:?}"
+    );
+    assert_eq!(
+        used.by_operation.get("registry:TransactWriteItems"),
+        Some(&1),
+        "{used:?}"
+    );
+    assert!(used.read_capacity_units <= 8.0, "{used:?}");
+
+    let page = s.alarm_page(&query(true, 200, None)).await?;
+    assert_eq!(page.open, 116);
+    assert_eq!(page.alarms.len(), 116);
+    assert!(
+        page.alarms
+            .iter()
+            .all(|a| a.alarm.intersection_id != id("I-0007"))
+    );
+    let mut orders = s.take_repairs().await?;
+    orders.sort();
+    assert_eq!(
+        orders,
+        (0..4).map(|l| (id("I-0007"), light(l))).collect::<Vec<_>>()
+    );
+
+    // The closed log item carries `expires_at` (epoch s) for the table's TTL; an open one none.
+    let sk = |i: i64| {
+        let ts = T0 + i * 1000;
+        format!(
+            "{:020}#{}",
+            (i128::from(ts) - i128::from(i64::MIN)) as u128,
+            alarm(i).id()
+        )
+    };
+    for (i, expected) in [(7, Some((at + 30 * DAY_MS) / 1000)), (8, None)] {
+        let item = env
+            .clients
+            .dynamodb
+            .get_item()
+            .table_name(&r.registry_table)
+            .key("pk", AttributeValue::S("alarm#log".into()))
+            .key("sk", AttributeValue::S(sk(i)))
+            .send()
+            .await?
+            .item
+            .unwrap_or_default();
+        let expires = item
+            .get("expires_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok());
+        assert_eq!(expires, expected, "alarm {i}: {item:?}");
+    }
+    // Everything stays in the log until the TTL deletes it.
+    assert_eq!(s.alarms().await?.len(), 120);
+    env.cleanup(&r, None, &[]).await;
+    Ok(())
+}
