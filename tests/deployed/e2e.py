@@ -31,6 +31,7 @@ import math
 import os
 import platform
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -123,6 +124,33 @@ def surely_closed(readings: list[dict], windows: str, lateness: str) -> set[tupl
             start = t - t % length
             if start + length <= watermark:
                 out.add((name, rfc3339(start)))
+    return out
+
+
+
+def decode_above(b: bytes) -> list[dict]:
+    """Postcard of `Vec<MedianEntry>`: a varint count, then per entry the intersection id (a
+    varint length and UTF-8) and the median (f64, little-endian)."""
+
+    def varint(pos: int) -> tuple[int, int]:
+        n, shift = 0, 0
+        while True:
+            byte = b[pos]
+            pos += 1
+            n |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return n, pos
+            shift += 7
+
+    count, pos = varint(0)
+    out = []
+    for _ in range(count):
+        length, pos = varint(pos)
+        ident = b[pos : pos + length].decode()
+        pos += length
+        (median,) = struct.unpack_from("<d", b, pos)
+        pos += 8
+        out.append({"intersection_id": ident, "median_vehicles": median})
     return out
 
 
@@ -425,8 +453,27 @@ class Run:
         for item in items:
             r = plain(de.deserialize(item["result"]))
             if r.get("closed") is True:
+                r["above_median"] = self.above_median(ddb, item)
                 out.append(r)
         return out
+
+    def above_median(self, ddb: Any, item: dict) -> list[dict]:
+        """A result's above-median list as adapters/aws/src/results.rs stores it: postcard in
+        the item's `above`, or in parts `above#<sk>` / `<version>#<part>` (a large city)."""
+        if "above" in item:
+            return decode_above(item["above"]["B"])
+        if "above_v" not in item:
+            return []
+        version, parts = item["above_v"]["S"], int(item["above_parts"]["N"])
+        page = ddb.query(
+            TableName=self.outputs["ResultsTableName"],
+            KeyConditionExpression="pk = :p AND begins_with(sk, :v)",
+            ExpressionAttributeValues={":p": {"S": f"above#{item['sk']['S']}"}, ":v": {"S": f"{version}#"}},
+            ConsistentRead=True,
+        )
+        got = sorted(page["Items"], key=lambda i: i["sk"]["S"])
+        self.check(len(got) == parts, f"{item['sk']['S']}: {len(got)} of {parts} above-median parts")
+        return decode_above(b"".join(i["b"]["B"] for i in got))
 
     def wait_for_windows(self) -> list[dict]:
         """Waits for the scheduled merge to close every window that must be closed."""
