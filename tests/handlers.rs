@@ -17,8 +17,8 @@ use traffic_core::sequence::SequenceNumber;
 use traffic_functions::directory::Directory;
 use traffic_ports::SourceRecord;
 use traffic_ports::{
-    LampStore, ManualClock, NoUsage, PortError, PortResult, ResultStore, StateStore, StreamShards,
-    SystemClock,
+    LampStore, ManualClock, NoUsage, PortError, PortResult, Registry, ResultStore, StateStore,
+    StreamShards, SystemClock,
 };
 
 fn kinesis_event() -> KinesisEvent {
@@ -372,5 +372,383 @@ async fn after_a_split_no_window_closes_until_every_child_has_delivered_past_it_
     assert_eq!(
         closed_after_a_split(Some(&failing), Some(5 * 60_000)).await,
         ["2026-01-05T08:00:00Z"]
+    );
+}
+
+/// One reading a minute of `id`'s light 0, for minutes `from..to` after 08:00, arrived now.
+fn readings_of(id: &str, from: i64, to: i64) -> Vec<SourceRecord> {
+    minutes(from, to)
+        .into_iter()
+        .map(|mut r| {
+            r.partition_key = id.into();
+            r.data = String::from_utf8_lossy(&r.data)
+                .replace("I-0001", id)
+                .into_bytes();
+            r
+        })
+        .collect()
+}
+
+/// Prints a row of the fault table of issue 9's closing note from the shards' counters, and
+/// checks that they add up to the records delivered.
+async fn row(scenario: &str, store: &traffic_embedded::EmbeddedStore, delivered: u64, test: &str) {
+    let mut c = traffic_core::pane::Counters::default();
+    for m in store.shard_metas().await.unwrap_or_else(|e| panic!("{e}")) {
+        c.add(&m.counters);
+    }
+    println!(
+        "| {scenario} | {delivered} | {} | {} | {} | {} | {} | see test | `{test}` |",
+        c.accepted, c.late, c.future, c.rejected, c.duplicates
+    );
+    assert_eq!(c.records(), delivered, "the counters add up: {c:?}");
+}
+
+#[tokio::test]
+async fn a_record_whose_partition_key_is_not_its_intersection_is_rejected_and_the_rest_lands() {
+    let (_dir, store) = store_with_city().await;
+    let cfg = EngineConfig::default();
+    let directory = Directory::default();
+    let ingest = ingest_on(&cfg, &store, &directory);
+    let mut records = minutes(0, 5);
+    // I-0001's reading put under I-0002's key: it would land on I-0002's shard.
+    records[2].partition_key = "I-0002".into();
+    let report = ingest
+        .process(&event_of("shardId-000000000000", &records))
+        .await;
+    assert!(report.failed.is_empty());
+    assert_eq!((report.counters.accepted, report.counters.rejected), (4, 1));
+    row(
+        "partition key differs from the reading's intersection",
+        &store,
+        5,
+        "a_record_whose_partition_key_is_not_its_intersection_is_rejected_and_the_rest_lands",
+    )
+    .await;
+}
+
+/// Two open shards; only the second has caught up with the stream (the first has more to
+/// read).
+struct TwoShards;
+
+#[async_trait::async_trait]
+impl StreamShards for TwoShards {
+    async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
+        Ok(["shardId-000000000000", "shardId-000000000001"]
+            .map(|id| ShardInfo {
+                id: id.to_owned(),
+                parent: None,
+                adjacent_parent: None,
+                closed: false,
+            })
+            .to_vec())
+    }
+
+    async fn caught_up(&self, shard: &str, _: Option<&SequenceNumber>) -> PortResult<bool> {
+        Ok(shard == "shardId-000000000001")
+    }
+}
+
+#[tokio::test]
+async fn an_idle_shard_stops_holding_windows_and_what_it_sends_later_into_them_is_late() {
+    let (_dir, store) = store_with_city().await;
+    let cfg = EngineConfig::default();
+    let directory = Directory::default();
+    let now = chrono::Utc::now().timestamp_millis();
+    let clock = ManualClock::at(now);
+    let ingest = Ingest {
+        clock: &clock,
+        ..ingest_on(&cfg, &store, &directory)
+    };
+    let first = ingest
+        .process(&event_of("shardId-000000000000", &minutes(0, 60)))
+        .await;
+    assert_eq!(first.counters.accepted, 60);
+    let merge = Merge {
+        cfg: &cfg,
+        provisional: Provisional::None,
+        state: &store,
+        registry: &store,
+        results: &store,
+        stream: Some(&TwoShards),
+        holder: "test",
+        clock: &clock,
+    };
+    // Shard 1 has sent nothing: it holds every window until it has been idle for 5 minutes.
+    let held = merge.run(merge::Closing::Watermark).await;
+    assert!(held.unwrap_or_else(|e| panic!("{e}")).closed.is_empty());
+    clock.set(now + 5 * 60_000);
+    let report = merge
+        .run(merge::Closing::Watermark)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.shards_idle, 1);
+    let fifteen = report
+        .closed
+        .iter()
+        .filter(|w| w.length.to_string() == "15m")
+        .count();
+    assert_eq!(fifteen, 3, "08:00, 08:15 and 08:30 close (watermark 08:57)");
+
+    // It wakes up with readings of 08:10 (a finalised window: late) and 08:58 (open).
+    let mut woke = readings_of("I-0002", 10, 11);
+    woke.extend(readings_of("I-0002", 58, 59));
+    let late = ingest
+        .process(&event_of("shardId-000000000001", &woke))
+        .await;
+    assert_eq!((late.counters.late, late.counters.accepted), (1, 1));
+    row(
+        "one of two shards idle: windows close after the idle timeout, then it sends into a closed one",
+        &store,
+        62,
+        "an_idle_shard_stops_holding_windows_and_what_it_sends_later_into_them_is_late",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn two_merges_started_together_give_the_results_of_one() {
+    let cfg = EngineConfig::default();
+    let directory = Directory::default();
+    let mut outcomes = Vec::new();
+    for together in [false, true] {
+        let (dir, store) = store_with_city().await;
+        let ingest = ingest_on(&cfg, &store, &directory);
+        ingest
+            .process(&event_of("shardId-000000000000", &minutes(0, 60)))
+            .await;
+        // The embedded store never waits; this one lets the other run in at every read.
+        let yielding = FlakyState::new(store.clone(), 0);
+        let merge_as = |holder| Merge {
+            cfg: &cfg,
+            provisional: Provisional::All,
+            state: yielding.as_ref(),
+            registry: &store,
+            results: &store,
+            stream: None,
+            holder,
+            clock: &SystemClock,
+        };
+        let (a, b) = (merge_as("run-a"), merge_as("run-b"));
+        let skipped = if together {
+            let event = scheduled_event();
+            let (ra, rb) = tokio::join!(a.handle(&event), b.handle(&event));
+            let (ra, rb) = (
+                ra.unwrap_or_else(|e| panic!("{e}")),
+                rb.unwrap_or_else(|e| panic!("{e}")),
+            );
+            [ra.skipped.is_some(), rb.skipped.is_some()]
+        } else {
+            let ra = a.handle(&scheduled_event()).await;
+            [
+                ra.unwrap_or_else(|e| panic!("{e}")).skipped.is_some(),
+                false,
+            ]
+        };
+        let results = store.results().await.unwrap_or_else(|e| panic!("{e}"));
+        let timings = store
+            .intersections()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let history = store
+            .timing_history(
+                &traffic_core::IntersectionId::parse("I-0001").unwrap_or_else(|e| panic!("{e:?}")),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        outcomes.push((skipped, results, timings, history.len()));
+        drop(dir);
+    }
+    let (alone, together) = (&outcomes[0], &outcomes[1]);
+    assert_eq!(alone.0, [false, false]);
+    assert_eq!(
+        together.0.iter().filter(|s| **s).count(),
+        1,
+        "exactly one of the two runs stood down"
+    );
+    assert_eq!(together.1, alone.1, "the results of one run");
+    assert_eq!(together.2, alone.2, "the timings of one run");
+    assert_eq!(together.3, alone.3, "one retiming in the history, not two");
+}
+
+/// The embedded registry, with an operator's edit of I-0001 landing just before the merge
+/// writes its retiming (after it read the versions).
+struct EditDuringRetiming {
+    inner: traffic_embedded::EmbeddedStore,
+    edited: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Registry for EditDuringRetiming {
+    async fn intersections(&self) -> PortResult<Vec<traffic_core::Intersection>> {
+        self.inner.intersections().await
+    }
+    async fn intersections_page(
+        &self,
+        after: Option<&traffic_core::IntersectionId>,
+        limit: usize,
+    ) -> PortResult<(
+        Vec<traffic_core::Intersection>,
+        Option<traffic_core::IntersectionId>,
+    )> {
+        self.inner.intersections_page(after, limit).await
+    }
+    async fn intersection(
+        &self,
+        id: &traffic_core::IntersectionId,
+    ) -> PortResult<Option<traffic_core::Intersection>> {
+        self.inner.intersection(id).await
+    }
+    async fn create_intersection(&self, x: &traffic_core::Intersection) -> PortResult<()> {
+        self.inner.create_intersection(x).await
+    }
+    async fn put_intersection(&self, x: &traffic_core::Intersection) -> PortResult<()> {
+        self.inner.put_intersection(x).await
+    }
+    async fn delete_intersection(&self, id: &traffic_core::IntersectionId) -> PortResult<bool> {
+        self.inner.delete_intersection(id).await
+    }
+    async fn intersection_versioned(
+        &self,
+        id: &traffic_core::IntersectionId,
+    ) -> PortResult<Option<(traffic_core::Intersection, String)>> {
+        self.inner.intersection_versioned(id).await
+    }
+    async fn replace_intersection_if(
+        &self,
+        x: &traffic_core::Intersection,
+        expected: &str,
+    ) -> PortResult<String> {
+        self.inner.replace_intersection_if(x, expected).await
+    }
+    async fn delete_intersection_if(
+        &self,
+        id: &traffic_core::IntersectionId,
+        expected: &str,
+    ) -> PortResult<()> {
+        self.inner.delete_intersection_if(id, expected).await
+    }
+    async fn intersections_versioned(
+        &self,
+    ) -> PortResult<Vec<(traffic_core::Intersection, String)>> {
+        self.inner.intersections_versioned().await
+    }
+    async fn set_timings(
+        &self,
+        timings: &[traffic_ports::TimingUpdate],
+        from: &traffic_core::window::WindowKey,
+    ) -> PortResult<Vec<traffic_core::IntersectionId>> {
+        if self.edited.fetch_add(1, Ordering::SeqCst) == 0 {
+            operator_edit(&self.inner).await;
+        }
+        self.inner.set_timings(timings, from).await
+    }
+    async fn timing_history(
+        &self,
+        id: &traffic_core::IntersectionId,
+    ) -> PortResult<Vec<traffic_ports::TimingChange>> {
+        self.inner.timing_history(id).await
+    }
+}
+
+/// The operator sets I-0001's first phase to 33 s of green.
+async fn operator_edit(store: &traffic_embedded::EmbeddedStore) {
+    let id = traffic_core::IntersectionId::parse("I-0001").unwrap_or_else(|e| panic!("{e:?}"));
+    let (mut x, version) = store
+        .intersection_versioned(&id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no I-0001"));
+    x.phases[0].green_s = 33.0;
+    store
+        .replace_intersection_if(&x, &version)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test]
+async fn an_operator_edit_landing_between_the_merges_read_and_its_write_survives() {
+    let (_dir, store) = store_with_city().await;
+    let cfg = EngineConfig::default();
+    let directory = Directory::default();
+    let ingest = ingest_on(&cfg, &store, &directory);
+    ingest
+        .process(&event_of("shardId-000000000000", &minutes(0, 60)))
+        .await;
+    let registry = EditDuringRetiming {
+        inner: store.clone(),
+        edited: AtomicUsize::new(0),
+    };
+    let merge = Merge {
+        cfg: &cfg,
+        provisional: Provisional::None,
+        state: &store,
+        registry: &registry,
+        results: &store,
+        stream: None,
+        holder: "test",
+        clock: &SystemClock,
+    };
+    let report = merge
+        .handle(&scheduled_event())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        report.retimed > 0 || report.retiming_conflicts > 0,
+        "{report:?}"
+    );
+    assert_eq!(report.retiming_conflicts, 1, "{report:?}");
+    let id = traffic_core::IntersectionId::parse("I-0001").unwrap_or_else(|e| panic!("{e:?}"));
+    let x = store
+        .intersection(&id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no I-0001"));
+    assert_eq!(x.phases[0].green_s, 33.0, "the operator's edit stands");
+    assert_eq!(x.retimed_from, None);
+}
+
+#[tokio::test]
+async fn a_lamp_reading_from_a_clock_ahead_is_future_and_does_not_hide_a_later_failure() {
+    let (_dir, store) = store_with_city().await;
+    let directory = Directory::default();
+    let cfg = EngineConfig::default();
+    let fault = Fault {
+        cfg: &cfg,
+        usage: &NoUsage,
+        clock: &SystemClock,
+        lamps: &store,
+        publisher: &store,
+        registry: &store,
+        directory: &directory,
+        stats: &store,
+    };
+    let arrival = traffic_core::time::parse_rfc3339_ms("2026-01-05T08:01:05Z").unwrap_or(0);
+    let record = |seq: u64, ts: &str, green: &str| {
+        SourceRecord {
+        seq: SequenceNumber::from_u64(seq),
+        partition_key: "I-0001".into(),
+        data: format!(
+            r#"{{"intersection_id":"I-0001","light":0,"ts":"{ts}","vehicles":10,"mean_speed_kmh":40,"lamps":{{"red":"ok","yellow":"ok","green":"{green}"}}}}"#
+        )
+        .into_bytes(),
+        arrival_ms: arrival,
+    }
+    };
+    // A sensor whose clock runs a day ahead says the lamps are fine; then the real state: the
+    // green lamp is broken. Had the first counted, the second would look stale and be ignored.
+    let records = [
+        record(1, "2026-01-06T08:00:00Z", "ok"),
+        record(2, "2026-01-05T08:01:00Z", "broken"),
+    ];
+    let response = fault
+        .handle(&event_of("shardId-000000000000", &records))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let alarms = store.alarms().await.unwrap_or_default();
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!(alarms[0].alarm.lamp.as_str(), "green");
+    assert_eq!(
+        traffic_core::time::format_rfc3339_ms(alarms[0].alarm.ts_ms),
+        "2026-01-05T08:01:00Z"
     );
 }

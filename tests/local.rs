@@ -259,3 +259,94 @@ async fn a_run_killed_at_random_points_and_resumed_equals_an_uninterrupted_one()
         (expected.rejected, expected.late, expected.duplicates)
     );
 }
+
+/// Sends one HTTP/1.1 request to `addr` and returns the status code (0 when nothing answers).
+fn http(addr: std::net::SocketAddr, method: &str, path: &str, token: Option<&str>) -> u16 {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return 0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    if s.write_all(req.as_bytes()).is_err() {
+        return 0;
+    }
+    let mut head = [0u8; 12];
+    if s.read_exact(&mut head).is_err() {
+        return 0;
+    }
+    std::str::from_utf8(&head[9..12])
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn an_api_write_answered_2xx_survives_a_kill_9_right_after_the_answer() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    // At one simulated second per second the runner commits (durably) once a minute, so
+    // nothing but the API's own commit can make the deletion durable before the kill.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_traffic"))
+        .args([
+            "local",
+            "--intersections",
+            "12",
+            "--shards",
+            "3",
+            "--seed",
+            "7",
+        ])
+        .args(["--start", START, "--speedup", "1", "--status", "off"])
+        .args(["--listen", &addr.to_string(), "--api-token", "secret"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http(addr, "GET", "/api/config", None) != 200 {
+        assert!(Instant::now() < deadline, "the API did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let city = generate_city(&CityConfig {
+        intersections: 12,
+        seed: 7,
+        ..CityConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let gone = city.intersections[0].id.to_string();
+    let status = http(
+        addr,
+        "DELETE",
+        &format!("/api/intersections/{gone}"),
+        Some("secret"),
+    );
+    child.kill().unwrap_or_else(|e| panic!("{e}"));
+    let _ = child.wait();
+    assert_eq!(status, 204, "the deletion was answered");
+
+    let store =
+        EmbeddedStore::open(dir.path().join("traffic.redb")).unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<String> = store
+        .ports()
+        .registry
+        .intersections()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|x| x.id.to_string())
+        .collect();
+    assert_eq!(ids.len(), 11, "{ids:?}");
+    assert!(!ids.contains(&gone));
+}

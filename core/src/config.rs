@@ -8,7 +8,6 @@
 //! | `TRAFFIC_MAX_CLOCK_SKEW` | `5m` | a reading stamped more than this after its arrival in the stream is rejected as `future` |
 //! | `TRAFFIC_MIN_READING_INTERVAL` | `5s` | a light's readings closer together than this are rejected as too frequent |
 //! | `TRAFFIC_IDLE_TIMEOUT` | `5m` | a shard caught up with its stream and silent this long stops holding the watermark |
-//! | `TRAFFIC_STATE_BUCKETS` | `16` | state items per shard and pane (see `docs/state.md`) |
 //! | `TRAFFIC_DIGEST_SIZE` | `200` ([`DEFAULT_DIGEST_SIZE`](crate::digest::DEFAULT_DIGEST_SIZE)) | t-digest compression |
 //! | `TRAFFIC_TOP_K` | `10` | length of the speed ranking |
 //! | `WEBSTER_LOST_TIME_S` | `4` | lost time per phase, s |
@@ -37,8 +36,6 @@ pub struct EngineConfig {
     /// How long a shard that has caught up with its stream may stay silent before it stops
     /// holding the watermark, ms (processing time).
     pub idle_timeout_ms: i64,
-    /// State items per shard and pane.
-    pub state_buckets: u32,
     /// t-digest compression.
     pub digest_size: usize,
     /// Length of the speed ranking.
@@ -68,7 +65,6 @@ impl Default for EngineConfig {
             max_clock_skew_ms: 300_000,
             min_reading_interval_ms: 5_000,
             idle_timeout_ms: 300_000,
-            state_buckets: 16,
             digest_size: DEFAULT_DIGEST_SIZE,
             top_k: TOP_K,
             webster: WebsterConfig::default(),
@@ -170,9 +166,6 @@ impl EngineConfig {
                 })
                 .transpose()
         };
-        if let Some(n) = int("TRAFFIC_STATE_BUCKETS", 1, 1024)? {
-            c.state_buckets = n as u32;
-        }
         if let Some(n) = int("TRAFFIC_DIGEST_SIZE", 10, 10_000)? {
             c.digest_size = n as usize;
         }

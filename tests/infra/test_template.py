@@ -47,7 +47,9 @@ PARAMETERS = TEMPLATE["Parameters"]
 ENGINE_SET = {
     "TRAFFIC_WINDOWS": "Windows",
     "TRAFFIC_ALLOWED_LATENESS": "AllowedLateness",
-    "TRAFFIC_STATE_BUCKETS": "StateBuckets",
+    "TRAFFIC_MAX_CLOCK_SKEW": "MaxClockSkew",
+    "TRAFFIC_MIN_READING_INTERVAL": "MinReadingInterval",
+    "TRAFFIC_IDLE_TIMEOUT": "IdleTimeout",
 }
 #: Variables that choose the resources (the AWS adapter's `AwsNames`): each function sets
 #: exactly those its code uses, compared resource by resource.

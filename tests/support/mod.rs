@@ -72,6 +72,8 @@ impl StateStore for FlakyState {
         self.inner.commit(commit, now_ms).await
     }
     async fn shard_metas(&self) -> PortResult<Vec<ShardMeta>> {
+        // A real store's read takes a round trip: other tasks run meanwhile.
+        tokio::task::yield_now().await;
         self.inner.shard_metas().await
     }
     async fn delta_panes(&self, from_ms: i64) -> PortResult<Vec<i64>> {

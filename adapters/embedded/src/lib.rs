@@ -110,6 +110,16 @@ impl EmbeddedStore {
         })
     }
 
+    /// The same database with every commit durable: what an answer promises (an API write
+    /// acknowledged with 2xx) must survive a `kill -9`, while the runner's own work may stay
+    /// relaxed. A durable commit also makes every relaxed commit before it durable.
+    pub fn durable(&self) -> Self {
+        Self {
+            db: self.db.clone(),
+            relaxed: false,
+        }
+    }
+
     /// Makes every commit so far durable (with relaxed durability: call before exiting).
     pub fn sync(&self) -> PortResult<()> {
         let txn = r!(self.db.begin_write(), "syncing the store")?;

@@ -215,8 +215,14 @@ pub async fn run(cfg: EngineConfig, opts: LocalOptions, stop: Stop) -> anyhow::R
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("listening on {addr}"))?;
+        // The API's writes commit durably: a 2xx answer survives a crash (the runner's own
+        // commits stay relaxed and are redone after one).
         let state = api::ApiState {
-            ports: ports.clone(),
+            ports: store
+                .durable()
+                .ports()
+                .with_clock(clock.clone())
+                .with_stream(Arc::new(SourceShards(log.clone()))),
             cfg: cfg.clone(),
             token: opts.api_token.clone(),
         };
