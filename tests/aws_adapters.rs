@@ -823,3 +823,43 @@ async fn a_consumer_at_the_last_record_of_a_shard_has_caught_up() -> anyhow::Res
     env.cleanup(&r, None, &[]).await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_of_year_old_readings_expires_a_retention_after_it_was_written()
+-> anyhow::Result<()> {
+    let Some((env, r, s)) = store("expiry").await? else {
+        return Ok(());
+    };
+    // Readings of a year ago, written now: counted from their event time they would already
+    // be past the retention, and gone before the merge compacts them.
+    let year_ago = P0 - 365 * 86_400_000;
+    let now = P0 + 3_600_000;
+    s.commit(
+        &commit("s0", None, 3, None, vec![delta(year_ago, "s0", 1, 12)]),
+        now,
+    )
+    .await?;
+    let scan = env
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(&r.state_table)
+        .send()
+        .await?;
+    let expiries: Vec<i64> = scan
+        .items()
+        .iter()
+        .filter_map(|i| i.get("expires_at"))
+        .filter_map(|v| v.as_n().ok())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(!expiries.is_empty(), "the delta and its index expire");
+    let expected = StoreOptions::default().expires_at(now);
+    assert!(expected > now / 1000, "a retention from now");
+    assert!(
+        expiries.iter().all(|e| *e == expected),
+        "{expiries:?} vs {expected}"
+    );
+    env.cleanup(&r, None, &[]).await;
+    Ok(())
+}

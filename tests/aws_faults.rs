@@ -1,6 +1,7 @@
 //! Faults on AWS's APIs: a batch redelivered after its state was written, a poison record in
-//! the middle of a batch, throttling and lost connections from DynamoDB, and a resharded
-//! stream. Each test checks the results against `traffic replay` of the same readings.
+//! the middle of a batch, throttling and lost connections from DynamoDB, a resharded stream,
+//! and a shard that gets nothing. Each test checks the results against `traffic replay` of the
+//! same readings, or the windows that close.
 
 mod aws_support;
 
@@ -25,8 +26,8 @@ use traffic_aws::sns::SnsPublisher;
 use traffic_aws::{DynamoStore, KinesisSource, StoreOptions};
 use traffic_core::{City, EngineConfig};
 use traffic_functions::BatchHandler;
-use traffic_ports::MemoryCheckpoints;
 use traffic_ports::Ports;
+use traffic_ports::{ManualClock, MemoryCheckpoints};
 use traffic_ports::{PortError, StateStore, StreamShards};
 use traffic_sim::{CityConfig, SimConfig, generate_city};
 
@@ -637,5 +638,78 @@ async fn a_batch_given_up_on_is_described_in_the_sqs_destination() -> anyhow::Re
     f.env
         .cleanup(&f.resources, Some(&f.created.topic_arn), &[&queue])
         .await;
+    Ok(())
+}
+
+/// Runs the runner until `ingest` has taken `sent` records, then stops it.
+async fn drain(f: &Fixture, sent: u64) -> anyhow::Result<()> {
+    let runner = Runner::start(
+        f.cfg.clone(),
+        f.ports(Arc::new(f.store.clone())),
+        &f.env.clients,
+        &f.resources.stream,
+        fast(),
+    )
+    .await?;
+    let progress = runner.progress();
+    let done = progress
+        .wait_until(Duration::from_secs(90), |s| {
+            s.get("ingest").is_some_and(|x| x.records >= sent)
+        })
+        .await;
+    let snapshot = progress.snapshot();
+    runner.stop().await;
+    ensure!(done, "{snapshot:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_that_gets_nothing_stops_holding_the_windows_once_idle() -> anyhow::Result<()> {
+    // Three intersections on four shards: at least one shard gets nothing.
+    let Some(f) = fixture("idle", 4, 3).await? else {
+        return Ok(());
+    };
+    let c = &f.env.clients;
+    let sent = f.put_steps(30).await?;
+    drain(&f, sent).await?;
+    let with_state = f.store.shard_metas().await?.len();
+    ensure!(with_state < 4, "every shard got readings");
+    let stream =
+        traffic_aws::KinesisShards::new(c.kinesis.clone(), Some(f.resources.stream.clone()));
+    let now = chrono::Utc::now().timestamp_millis();
+    let clock = ManualClock::at(now);
+    let merge = Merge {
+        cfg: &f.cfg,
+        provisional: Provisional::None,
+        holder: "idle",
+        clock: &clock,
+        state: &f.store,
+        registry: &f.store,
+        results: &f.store,
+        stream: Some(&stream),
+    };
+    // The silent shards have caught up, but not for the idle timeout yet: they hold every
+    // window (they could still deliver readings of 07:00).
+    let first = merge.run(Closing::Watermark).await?;
+    ensure!(first.closed.is_empty(), "{first:?}");
+    // A minute more of readings, then the idle timeout later: the silent shards stop holding
+    // the windows, the others (which just received) decide.
+    let more = f.put_steps_after(1).await?;
+    drain(&f, sent + more).await?;
+    clock.set(now + f.cfg.idle_timeout_ms);
+    let second = merge.run(Closing::Watermark).await?;
+    assert_eq!(second.shards_idle, 4 - with_state, "{second:?}");
+    let closed: Vec<String> = second
+        .closed
+        .iter()
+        .filter(|w| w.length.to_string() == "15m")
+        .map(|w| traffic_core::time::format_rfc3339_ms(w.start_ms))
+        .collect();
+    assert_eq!(closed, ["2026-01-05T07:00:00Z"]);
+    println!(
+        "idle: 4 shards, {} of them silent; the first 15-minute window closes once they are idle",
+        4 - with_state
+    );
+    f.cleanup().await;
     Ok(())
 }

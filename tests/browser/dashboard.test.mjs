@@ -136,7 +136,9 @@ test("a repair done through the page reaches the store", async () => {
   await button.click();
   const repaired = await eventually(`the repair of ${id} light ${light} in the store`, 20_000, async () => {
     const { body } = await getJson("/api/alarms?state=repaired&limit=10000");
-    return body.alarms.filter((a) => open.some((o) => o.id === a.id && a.repaired_at));
+    const done = body.alarms.filter((a) => open.some((o) => o.id === a.id && a.repaired_at));
+    // An empty list is truthy: wait until every open alarm of the light shows repaired.
+    return done.length === open.length ? done : null;
   });
   assert.equal(repaired.length, open.length);
   await page.waitForFunction(
