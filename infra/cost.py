@@ -76,7 +76,10 @@ EXTRAPOLATE_TO = 10_000
 def columns() -> list[tuple[dict, str]]:
     """The measured runs, and a 10,000-intersection city from the largest if none measured one."""
     runs = MEASURED["runs"]
-    out = [(r, f"{r['result']['intersections']:,} intersections, {r['result']['shards']} shards") for r in runs]
+    out = [
+        (r, f"{r['result']['intersections']:,} intersections, {r['result']['shards']} shards, {r['result']['minutes']} min")
+        for r in runs
+    ]
     if not any(r["result"]["intersections"] == EXTRAPOLATE_TO for r in runs):
         base = max(runs, key=lambda r: (r["result"]["intersections"], r["result"]["minutes"]))
         scaled = dict(base, result=dict(base["result"], intersections=EXTRAPOLATE_TO))
@@ -84,7 +87,7 @@ def columns() -> list[tuple[dict, str]]:
             (
                 scaled,
                 f"{EXTRAPOLATE_TO:,} intersections, {base['result']['shards']} shards "
-                f"(per reading as the {base['result']['intersections']:,}-intersection run)",
+                f"(per reading as the {base['result']['intersections']:,} × {base['result']['minutes']} min run)",
             )
         )
     return out

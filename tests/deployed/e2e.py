@@ -31,6 +31,7 @@ import math
 import os
 import platform
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -126,6 +127,33 @@ def surely_closed(readings: list[dict], windows: str, lateness: str) -> set[tupl
     return out
 
 
+
+def decode_above(b: bytes) -> list[dict]:
+    """Postcard of `Vec<MedianEntry>`: a varint count, then per entry the intersection id (a
+    varint length and UTF-8) and the median (f64, little-endian)."""
+
+    def varint(pos: int) -> tuple[int, int]:
+        n, shift = 0, 0
+        while True:
+            byte = b[pos]
+            pos += 1
+            n |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return n, pos
+            shift += 7
+
+    count, pos = varint(0)
+    out = []
+    for _ in range(count):
+        length, pos = varint(pos)
+        ident = b[pos : pos + length].decode()
+        pos += length
+        (median,) = struct.unpack_from("<d", b, pos)
+        pos += 8
+        out.append({"intersection_id": ident, "median_vehicles": median})
+    return out
+
+
 def plain(value: Any) -> Any:
     """DynamoDB's decoded values as JSON's: Decimal to int or float, sets to sorted lists."""
     if isinstance(value, Decimal):
@@ -157,35 +185,6 @@ def differences(a: Any, b: Any, at: str = "") -> list[str]:
             return [f"{at}: {len(a)} items != {len(b)}"]
         return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{at}[{i}]")]
     return [] if a == b else [f"{at}: {a!r} != {b!r}"]
-
-
-def varint(data: bytes, at: int) -> tuple[int, int]:
-    """A postcard (LEB128) unsigned varint at `at`: its value and where the next field starts."""
-    value, shift = 0, 0
-    while True:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, at
-        shift += 7
-
-
-def median_entries(data: bytes) -> list[dict]:
-    """The results table's inline `above` list (postcard: a length, then per entry the
-    intersection id as a length-prefixed string and the median as a little-endian f64)."""
-    import struct
-
-    n, at = varint(data, 0)
-    out = []
-    for _ in range(n):
-        size, at = varint(data, at)
-        ident = data[at : at + size].decode()
-        at += size
-        (median,) = struct.unpack_from("<d", data, at)
-        at += 8
-        out.append({"intersection_id": ident, "median_vehicles": median})
-    return out
 
 
 def compare_windows(stack: list[dict], replayed: list[dict]) -> list[str]:
@@ -469,14 +468,28 @@ class Run:
         out = []
         for item in items:
             r = plain(de.deserialize(item["result"]))
-            if r.get("closed") is not True:
-                continue
-            if "above" in item:
-                r["above_median"] = median_entries(item["above"]["B"])
-            elif "above_parts" in item:
-                self.gap("a result whose intersections above the median are stored in parts")
-            out.append(r)
+            if r.get("closed") is True:
+                r["above_median"] = self.above_median(ddb, item)
+                out.append(r)
         return out
+
+    def above_median(self, ddb: Any, item: dict) -> list[dict]:
+        """A result's above-median list as adapters/aws/src/results.rs stores it: postcard in
+        the item's `above`, or in parts `above#<sk>` / `<version>#<part>` (a large city)."""
+        if "above" in item:
+            return decode_above(item["above"]["B"])
+        if "above_v" not in item:
+            return []
+        version, parts = item["above_v"]["S"], int(item["above_parts"]["N"])
+        page = ddb.query(
+            TableName=self.outputs["ResultsTableName"],
+            KeyConditionExpression="pk = :p AND begins_with(sk, :v)",
+            ExpressionAttributeValues={":p": {"S": f"above#{item['sk']['S']}"}, ":v": {"S": f"{version}#"}},
+            ConsistentRead=True,
+        )
+        got = sorted(page["Items"], key=lambda i: i["sk"]["S"])
+        self.check(len(got) == parts, f"{item['sk']['S']}: {len(got)} of {parts} above-median parts")
+        return decode_above(b"".join(i["b"]["B"] for i in got))
 
     def wait_for_windows(self) -> list[dict]:
         """Waits for the scheduled merge to close every window that must be closed."""

@@ -35,6 +35,30 @@ def window(length="15m", start="2026-01-05T07:00:00Z", **kw) -> dict:
     return w
 
 
+class TheAboveMedianList(unittest.TestCase):
+    def test_is_read_from_its_postcard_bytes_as_the_adapter_stores_it(self):
+        import struct
+
+        def entry(ident: str, median: float) -> bytes:
+            return bytes([len(ident)]) + ident.encode() + struct.pack("<d", median)
+
+        b = bytes([2]) + entry("I-0001", 5.5) + entry("I-0002", 7.0)
+        self.assertEqual(
+            e2e.decode_above(b),
+            [
+                {"intersection_id": "I-0001", "median_vehicles": 5.5},
+                {"intersection_id": "I-0002", "median_vehicles": 7.0},
+            ],
+        )
+
+    def test_counts_past_127_take_two_varint_bytes(self):
+        import struct
+
+        one = bytes([1]) + b"I" + struct.pack("<d", 1.0)  # an id of one character
+        b = bytes([0xC8, 0x01]) + one * 200
+        self.assertEqual(len(e2e.decode_above(b)), 200)
+
+
 class TheDeployedCity(unittest.TestCase):
     def test_the_city_has_distinct_ids_four_lights_and_two_phases_each(self):
         c = e2e.city(12)["intersections"]
@@ -104,23 +128,6 @@ class TheReport(unittest.TestCase):
         out = e2e.report({"sns_messages": 1, "extra": "x", "stack": "s"})
         self.assertEqual(list(out)[: len(e2e.REPORT_KEYS)], list(e2e.REPORT_KEYS))
         self.assertEqual((out["stack"], out["sns_messages"], out["readings"], out["extra"]), ("s", 1, None, "x"))
-
-
-class TheResultsTablesInlineList(unittest.TestCase):
-    def test_a_postcard_list_of_median_entries_decodes(self):
-        import struct
-
-        data = bytes([2, 6]) + b"I-0001" + struct.pack("<d", 7.5) + bytes([6]) + b"I-0002" + struct.pack("<d", 3.0)
-        self.assertEqual(
-            e2e.median_entries(data),
-            [
-                {"intersection_id": "I-0001", "median_vehicles": 7.5},
-                {"intersection_id": "I-0002", "median_vehicles": 3.0},
-            ],
-        )
-
-    def test_a_varint_past_127_takes_two_bytes(self):
-        self.assertEqual(e2e.varint(bytes([0xAC, 0x02, 9]), 0), (300, 2))
 
 
 if __name__ == "__main__":
