@@ -23,12 +23,16 @@ ROUTES = """<routes>
 
 @pytest.fixture
 def loop_env(monkeypatch):
-    """One-minute control windows, no lateness, a merge every simulated minute."""
+    """One-minute control windows, no lateness, a merge every simulated minute, and shards
+    that received nothing idle after a minute: the one crossing fills one of `traffic sumo`'s
+    four shards, and the three others would hold every window for the default five minutes
+    of a run this short (docs/state.md, "Time")."""
     if not TRAFFIC:
         pytest.fail("set TRAFFIC_BIN to the traffic binary (scripts/test.d/sumo.sh does)")
     monkeypatch.setenv("TRAFFIC_WINDOWS", "1m,5m")
     monkeypatch.setenv("TRAFFIC_ALLOWED_LATENESS", "0s")
     monkeypatch.setenv("TRAFFIC_MERGE_EVERY", "1m")
+    monkeypatch.setenv("TRAFFIC_IDLE_TIMEOUT", "1m")
 
 
 def run(crossing, tmp_path, **kw):
