@@ -17,6 +17,7 @@
 //! - [`rollup`]: every intersection's totals over a window, and the compaction of a pane;
 //! - [`merge_run`]: the merge's computation for one run (compaction, rollups up the lengths);
 //! - [`query`]: the results of a window and the network state;
+//! - [`events`]: the events the merge publishes (a window closed, timings changed);
 //! - [`webster`]: Webster's (1958) signal timing;
 //! - [`lamps`]: lamp state transitions and alarms;
 //! - [`config`]: the engine's parameters and their parsing.
@@ -25,6 +26,7 @@ pub mod city;
 pub mod config;
 pub mod delta;
 pub mod digest;
+pub mod events;
 pub mod frontier;
 pub mod hash;
 pub mod ids;
