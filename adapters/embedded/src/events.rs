@@ -39,13 +39,12 @@ impl ResultEvents for EmbeddedStore {
         let txn = r!(self.write_txn(), ctx)?;
         {
             let mut t = r!(txn.open_table(RESULT_EVENTS), ctx)?;
-            let mut next = match r!(t.last(), ctx)? {
+            let next = match r!(t.last(), ctx)? {
                 Some((k, _)) => k.value() + 1,
                 None => 0,
             };
-            for e in events {
-                r!(t.insert(next, encode(e)?.as_slice()), ctx)?;
-                next += 1;
+            for (seq, e) in (next..).zip(events) {
+                r!(t.insert(seq, encode(e)?.as_slice()), ctx)?;
             }
             let excess = r!(t.len(), ctx)?.saturating_sub(KEPT_EVENTS);
             for _ in 0..excess {
@@ -73,7 +72,7 @@ mod tests {
         let a = ResultEvent::TimingsChanged(TimingsChanged::new(w, 3, 0));
         let b = ResultEvent::TimingsChanged(TimingsChanged::new(w, 2, 1));
         store.publish_events(&[a.clone(), b.clone()]).await?;
-        store.publish_events(&[a.clone()]).await?;
+        store.publish_events(std::slice::from_ref(&a)).await?;
         assert_eq!(store.result_events()?, vec![a.clone(), b, a]);
         Ok(())
     }
