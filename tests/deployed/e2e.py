@@ -31,6 +31,7 @@ import math
 import os
 import platform
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -137,6 +138,33 @@ def plain(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(plain(v) for v in value)
     return value
+
+
+def above_median_list(data: bytes) -> list[dict]:
+    """A stored result's above-median list from its postcard bytes (`adapters/aws/src/results.rs`:
+    a `Vec<MedianEntry>`: a varint count, then per entry the id as a varint length and UTF-8
+    bytes, and the median as a little-endian f64)."""
+
+    def varint(i: int) -> tuple[int, int]:
+        n, shift = 0, 0
+        while True:
+            b = data[i]
+            i += 1
+            n |= (b & 0x7F) << shift
+            if b < 0x80:
+                return n, i
+            shift += 7
+
+    count, i = varint(0)
+    out = []
+    for _ in range(count):
+        length, i = varint(i)
+        ident = data[i : i + length].decode()
+        i += length
+        (median,) = struct.unpack_from("<d", data, i)
+        i += 8
+        out.append({"intersection_id": ident, "median_vehicles": median})
+    return out
 
 
 def differences(a: Any, b: Any, at: str = "") -> list[str]:
@@ -341,6 +369,40 @@ class Run:
         )
         self.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
 
+    def subscribe_events(self) -> None:
+        """A subscriber of the result events: a rule on the stack's bus sending every
+        "Window closed" event to a queue (README, "Subscribing to results")."""
+        sqs = self.client("sqs")
+        self.events_queue = sqs.create_queue(QueueName=f"{self.stack}-results-reader")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.events_queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events = self.client("events")
+        bus = self.outputs["ResultsBusName"]
+        rule = events.put_rule(
+            Name=f"{self.stack}-windows-closed",
+            EventBusName=bus,
+            EventPattern=json.dumps({"source": ["traffic.merge"], "detail-type": ["Window closed"]}),
+        )["RuleArn"]
+        sqs.set_queue_attributes(
+            QueueUrl=self.events_queue,
+            Attributes={
+                "Policy": json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "events.amazonaws.com"},
+                                "Action": "sqs:SendMessage",
+                                "Resource": arn,
+                                "Condition": {"ArnEquals": {"aws:SourceArn": rule}},
+                            }
+                        ],
+                    }
+                )
+            },
+        )
+        events.put_targets(Rule=f"{self.stack}-windows-closed", EventBusName=bus, Targets=[{"Id": "reader", "Arn": arn}])
+
     # -- drive
 
     def simulate(self) -> None:
@@ -424,8 +486,23 @@ class Run:
         out = []
         for item in items:
             r = plain(de.deserialize(item["result"]))
-            if r.get("closed") is True:
-                out.append(r)
+            if r.get("closed") is not True:
+                continue
+            # The above-median list is kept beside the result: in the item, or in parts.
+            if "above" in item:
+                r["above_median"] = above_median_list(bytes(item["above"]["B"]))
+            elif "above_v" in item:
+                version, parts = item["above_v"]["S"], int(item["above_parts"]["N"])
+                got = ddb.query(
+                    TableName=self.outputs["ResultsTableName"],
+                    KeyConditionExpression="pk = :p AND begins_with(sk, :v)",
+                    ExpressionAttributeValues={":p": {"S": f"above#{item['sk']['S']}"}, ":v": {"S": f"{version}#"}},
+                    ConsistentRead=True,
+                )["Items"]
+                got.sort(key=lambda x: x["sk"]["S"])
+                self.check(len(got) == parts, f"{len(got)} of {parts} above-median parts of {item['sk']['S']}")
+                r["above_median"] = above_median_list(b"".join(bytes(x["b"]["B"]) for x in got))
+            out.append(r)
         return out
 
     def wait_for_windows(self) -> list[dict]:
@@ -500,6 +577,46 @@ class Run:
                 f"the alarm names {attrs}, expected {want}",
             )
         self.timed("alarms", t0)
+
+    def read_events(self, stack_windows: list[dict]) -> None:
+        """The "Window closed" events the rule delivered: one per closed window, each equal to
+        the stored result's summary."""
+        t0 = time.time()
+        sqs = self.client("sqs")
+        want = {(w["length"], w["start"]): w for w in stack_windows}
+        events: list[dict] = []
+        deadline = time.time() + 60
+        while time.time() < deadline and len({(e["length"], e["start"]) for e in events} & set(want)) < len(want):
+            for m in sqs.receive_message(QueueUrl=self.events_queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+                body = json.loads(m["Body"])
+                sqs.delete_message(QueueUrl=self.events_queue, ReceiptHandle=m["ReceiptHandle"])
+                self.check(body.get("source") == "traffic.merge", f"an event from {body.get('source')}")
+                events.append(body.get("detail", {}))
+        diffs = []
+        for e in events:
+            w = want.get((e.get("length"), e.get("start")))
+            if w is None:
+                continue  # a window closed after the results were read
+            summary = {
+                "window": f"{w['length']}@{w['start']}",
+                "length": w["length"],
+                "start": w["start"],
+                "end": w["end"],
+                "readings": w["readings"],
+                "top10": w["top10"],
+                "global_median_vehicles": w["global_median_vehicles"],
+                "above_median_count": len(w["above_median"]),
+            }
+            diffs += differences(plain(e), summary, summary["window"])
+        seen = {(e.get("length"), e.get("start")) for e in events}
+        self.out["window_closed_events"] = len(events)
+        self.out["events_match_results"] = not diffs and set(want) <= seen
+        for d in diffs[:10]:
+            log(f"event differs from the stored result: {d}")
+        self.check(set(want) <= seen, f"no Window closed event for {sorted(set(want) - seen)}")
+        self.check(not diffs, f"the events differ from the stored results in {len(diffs)} places")
+        self.timed("events", t0)
+        log(f"{len(events)} Window closed events read back through the rule's queue")
 
     # -- the API
 
@@ -618,6 +735,7 @@ class Run:
                 if lid in self.resources:
                     ddb.delete_table(TableName=self.resources[lid])
             self.client("sqs").delete_queue(QueueUrl=self.queue)
+            self.client("sqs").delete_queue(QueueUrl=self.events_queue)
         except Exception as e:  # best effort: the checks' outcome stands
             log(f"teardown: {e}")
 
@@ -661,10 +779,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run.deploy()
         run.subscribe_queue()
+        run.subscribe_events()
         run.simulate()
         stack_windows = run.wait_for_windows()
         run.compare_with_replay(stack_windows)
         run.read_alarms()
+        run.read_events(stack_windows)
         run.api()
     finally:
         if a.teardown and hasattr(run, "resources"):

@@ -93,6 +93,17 @@ class TheComparisonWithTheReplay(unittest.TestCase):
         self.assertEqual(len(diffs), 1)
         self.assertIn("absent from the replay", diffs[0])
 
+    def test_a_stored_above_median_list_is_read_from_its_postcard_bytes(self):
+        # postcard of [("I-0001", 9.5), ("I-0002", 8.0)]: count, then id length, id, f64 LE.
+        import struct
+
+        data = bytes([2, 6]) + b"I-0001" + struct.pack("<d", 9.5) + bytes([6]) + b"I-0002" + struct.pack("<d", 8.0)
+        self.assertEqual(
+            e2e.above_median_list(data),
+            [{"intersection_id": "I-0001", "median_vehicles": 9.5}, {"intersection_id": "I-0002", "median_vehicles": 8.0}],
+        )
+        self.assertEqual(e2e.above_median_list(bytes([0])), [])
+
     def test_true_and_one_are_not_the_same(self):
         self.assertTrue(e2e.differences(True, 1))
         self.assertEqual(e2e.plain(Decimal("3")), 3)
