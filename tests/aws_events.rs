@@ -231,8 +231,12 @@ async fn the_events_a_subscriber_reads_from_the_bus_match_the_stored_results() -
             report.retiming_conflicts
         )]
     );
+    let sizes: Vec<usize> = received
+        .iter()
+        .map(|r| "traffic.merge".len() + r.detail_type.len() + r.detail.to_string().len())
+        .collect();
     println!(
-        "events: {sent} readings, {} windows closed, {} events in {calls} PutEvents calls, all read back through the rule's SQS target",
+        "events: {sent} readings, {} windows closed, {} events in {calls} PutEvents calls, all read back through the rule's SQS target; entry sizes {sizes:?} bytes",
         report.closed.len(),
         report.events_published
     );
