@@ -140,6 +140,19 @@ def plain(value: Any) -> Any:
     return value
 
 
+def queue_policy(queue_arn: str, service: str, source_arn: str) -> str:
+    """A queue policy letting `service` (SNS, EventBridge) send to the queue from `source_arn`
+    (the topic, the rule) only."""
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sqs:SendMessage",
+        "Resource": queue_arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}},
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
 def above_median_list(data: bytes) -> list[dict]:
     """A stored result's above-median list from its postcard bytes (`adapters/aws/src/results.rs`:
     a `Vec<MedianEntry>`: a varint count, then per entry the id as a varint length and UTF-8
@@ -348,25 +361,7 @@ class Run:
         self.queue = sqs.create_queue(QueueName=f"{self.stack}-alarm-reader")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         topic = self.outputs["AlarmTopicArn"]
-        sqs.set_queue_attributes(
-            QueueUrl=self.queue,
-            Attributes={
-                "Policy": json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"Service": "sns.amazonaws.com"},
-                                "Action": "sqs:SendMessage",
-                                "Resource": arn,
-                                "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
-                            }
-                        ],
-                    }
-                )
-            },
-        )
+        sqs.set_queue_attributes(QueueUrl=self.queue, Attributes={"Policy": queue_policy(arn, "sns.amazonaws.com", topic)})
         self.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
 
     def subscribe_events(self) -> None:
@@ -382,25 +377,7 @@ class Run:
             EventBusName=bus,
             EventPattern=json.dumps({"source": ["traffic.merge"], "detail-type": ["Window closed"]}),
         )["RuleArn"]
-        sqs.set_queue_attributes(
-            QueueUrl=self.events_queue,
-            Attributes={
-                "Policy": json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"Service": "events.amazonaws.com"},
-                                "Action": "sqs:SendMessage",
-                                "Resource": arn,
-                                "Condition": {"ArnEquals": {"aws:SourceArn": rule}},
-                            }
-                        ],
-                    }
-                )
-            },
-        )
+        sqs.set_queue_attributes(QueueUrl=self.events_queue, Attributes={"Policy": queue_policy(arn, "events.amazonaws.com", rule)})
         events.put_targets(Rule=f"{self.stack}-windows-closed", EventBusName=bus, Targets=[{"Id": "reader", "Arn": arn}])
 
     # -- drive
