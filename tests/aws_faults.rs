@@ -119,6 +119,7 @@ impl Fixture {
             state: ports.state.as_ref(),
             registry: ports.registry.as_ref(),
             results: ports.results.as_ref(),
+            events: ports.events.as_ref(),
             stream: ports.stream.as_deref(),
         }
         .run(Closing::All)
@@ -686,6 +687,7 @@ async fn a_shard_that_gets_nothing_stops_holding_the_windows_once_idle() -> anyh
         state: &f.store,
         registry: &f.store,
         results: &f.store,
+        events: &traffic_ports::NoResultEvents,
         stream: Some(&stream),
     };
     // The silent shards have caught up, but not for the idle timeout yet: they hold every

@@ -181,6 +181,7 @@ async fn the_city_runs_end_to_end_on_the_aws_apis() -> anyhow::Result<()> {
         state: ports.state.as_ref(),
         registry: ports.registry.as_ref(),
         results: ports.results.as_ref(),
+        events: ports.events.as_ref(),
         stream: ports.stream.as_deref(),
     }
     .run(Closing::All)
@@ -366,6 +367,7 @@ async fn a_busy_stream_costs_few_dynamodb_requests_per_thousand_readings() -> an
         state: ports.state.as_ref(),
         registry: ports.registry.as_ref(),
         results: ports.results.as_ref(),
+        events: ports.events.as_ref(),
         stream: ports.stream.as_deref(),
     }
     .run(Closing::Watermark)

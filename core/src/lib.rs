@@ -17,6 +17,7 @@
 //! - [`rollup`]: every intersection's totals over a window, and the compaction of a pane;
 //! - [`merge_run`]: the merge's computation for one run (compaction, rollups up the lengths);
 //! - [`query`]: the results of a window and the network state;
+//! - [`events`]: the events the merge publishes (a window closed, timings changed);
 //! - [`webster`]: Webster's (1958) signal timing;
 //! - [`safe_timing`]: an intersection's limits (minimum greens, maximum cycle and change) on a retiming;
 //! - [`lamps`]: lamp state transitions and alarms;
@@ -28,6 +29,7 @@ pub mod city;
 pub mod config;
 pub mod delta;
 pub mod digest;
+pub mod events;
 pub mod frontier;
 pub mod hash;
 pub mod ids;

@@ -2,8 +2,8 @@
 //! `traffic_embedded::EmbeddedStore::ports` and `traffic_aws::ports_from_config` build it.
 
 use crate::{
-    AlarmPublisher, Clock, LampStore, NoUsage, Registry, ResultStore, StateStore, StatsStore,
-    StreamShards, SystemClock, UsageMeter,
+    AlarmPublisher, Clock, LampStore, NoResultEvents, NoUsage, Registry, ResultEvents, ResultStore,
+    StateStore, StatsStore, StreamShards, SystemClock, UsageMeter,
 };
 use std::sync::Arc;
 
@@ -20,6 +20,9 @@ pub struct Ports {
     pub publisher: Arc<dyn AlarmPublisher>,
     /// Merge results.
     pub results: Arc<dyn ResultStore>,
+    /// Where the merge publishes closed windows and retimings for subscribers (EventBridge,
+    /// the embedded store's table; nothing by default).
+    pub events: Arc<dyn ResultEvents>,
     /// Throughput and latency figures.
     pub stats: Arc<dyn StatsStore>,
     /// The readings stream's shards, as the merge sees them (lineage after a reshard, and
@@ -33,8 +36,10 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// Every port but the publisher and the stream from one store that implements them all
-    /// (the embedded store, the DynamoDB store), alarms through `publisher`.
+    /// Every port but the publisher, the result events and the stream from one store that
+    /// implements them all (the embedded store, the DynamoDB store), alarms through
+    /// `publisher`; result events go nowhere ([`NoResultEvents`]) until
+    /// [`Ports::with_events`] says where.
     pub fn from_store<S>(store: Arc<S>, publisher: Arc<dyn AlarmPublisher>) -> Self
     where
         S: StateStore + Registry + LampStore + ResultStore + StatsStore + 'static,
@@ -45,6 +50,7 @@ impl Ports {
             lamps: store.clone(),
             publisher,
             results: store.clone(),
+            events: Arc::new(NoResultEvents),
             stats: store,
             stream: None,
             usage: Arc::new(NoUsage),
@@ -61,6 +67,12 @@ impl Ports {
     /// The same ports, on another clock.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// The same ports, publishing result events to `events`.
+    pub fn with_events(mut self, events: Arc<dyn ResultEvents>) -> Self {
+        self.events = events;
         self
     }
 

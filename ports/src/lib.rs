@@ -4,7 +4,8 @@
 //! SNS). Handlers take ports as `&dyn Trait`, so the same handler code runs in Lambda, in the
 //! local runner, in `traffic replay` and in tests. No storage or cloud type appears here.
 //!
-//! - the traits below: state, registry, lamps and alarms, results, statistics, publisher;
+//! - the traits below: state, registry, lamps and alarms, results, statistics, publisher, result
+//!   events;
 //! - [`Ports`] ([`bundle`]): every port a function may need, as shared trait objects;
 //! - [`source`]: the stream as the one event source mapping reads it ([`RecordSource`]) and
 //!   where it keeps its positions ([`CheckpointStore`]).
@@ -22,6 +23,7 @@ use async_trait::async_trait;
 use std::collections::BTreeMap;
 use traffic_core::city::{Intersection, Phase};
 use traffic_core::delta::{Delta, DeltaKey};
+use traffic_core::events::ResultEvent;
 use traffic_core::lamps::{Alarm, LightLamps};
 use traffic_core::lineage::ShardInfo;
 use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
@@ -500,6 +502,29 @@ pub fn intersections_page_of(
 pub trait AlarmPublisher: Send + Sync {
     /// Publishes one alarm.
     async fn publish(&self, alarm: &Alarm) -> PortResult<()>;
+}
+
+/// Where the merge publishes the results others can subscribe to (an EventBridge bus on AWS,
+/// the embedded store's `result_events` table locally): a window closed, timings changed
+/// (`traffic_core::events`).
+#[async_trait]
+pub trait ResultEvents: Send + Sync {
+    /// Publishes `events`, in order, all of them or an error: delivery is at least once (the
+    /// merge publishes again what a failed call may have left out), so an adapter may send an
+    /// event twice but never drops one and reports success.
+    async fn publish_events(&self, events: &[ResultEvent]) -> PortResult<()>;
+}
+
+/// A [`ResultEvents`] that keeps nothing: the default of [`Ports::from_store`], for bundles
+/// whose subscribers are not wired (the adapters' own bundles replace it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoResultEvents;
+
+#[async_trait]
+impl ResultEvents for NoResultEvents {
+    async fn publish_events(&self, _events: &[ResultEvent]) -> PortResult<()> {
+        Ok(())
+    }
 }
 
 /// The merge's results per window.

@@ -167,6 +167,19 @@ def plain(value: Any) -> Any:
     return value
 
 
+def queue_policy(queue_arn: str, service: str, source_arn: str) -> str:
+    """A queue policy letting `service` (SNS, EventBridge) send to the queue from `source_arn`
+    (the topic, the rule) only."""
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sqs:SendMessage",
+        "Resource": queue_arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}},
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
 def differences(a: Any, b: Any, at: str = "") -> list[str]:
     """Where `a` and `b` differ: numbers to 1e-12 relative (the embedded store keeps results
     as JSON, whose floats may come back one ulp off), objects by their keys in any order."""
@@ -348,26 +361,24 @@ class Run:
         self.queue = sqs.create_queue(QueueName=f"{self.stack}-alarm-reader")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         topic = self.outputs["AlarmTopicArn"]
-        sqs.set_queue_attributes(
-            QueueUrl=self.queue,
-            Attributes={
-                "Policy": json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"Service": "sns.amazonaws.com"},
-                                "Action": "sqs:SendMessage",
-                                "Resource": arn,
-                                "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
-                            }
-                        ],
-                    }
-                )
-            },
-        )
+        sqs.set_queue_attributes(QueueUrl=self.queue, Attributes={"Policy": queue_policy(arn, "sns.amazonaws.com", topic)})
         self.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+
+    def subscribe_events(self) -> None:
+        """A subscriber of the result events: a rule on the stack's bus sending every
+        "Window closed" event to a queue (README, "Subscribing to results")."""
+        sqs = self.client("sqs")
+        self.events_queue = sqs.create_queue(QueueName=f"{self.stack}-results-reader")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.events_queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events = self.client("events")
+        bus = self.outputs["ResultsBusName"]
+        rule = events.put_rule(
+            Name=f"{self.stack}-windows-closed",
+            EventBusName=bus,
+            EventPattern=json.dumps({"source": ["traffic.merge"], "detail-type": ["Window closed"]}),
+        )["RuleArn"]
+        sqs.set_queue_attributes(QueueUrl=self.events_queue, Attributes={"Policy": queue_policy(arn, "events.amazonaws.com", rule)})
+        events.put_targets(Rule=f"{self.stack}-windows-closed", EventBusName=bus, Targets=[{"Id": "reader", "Arn": arn}])
 
     # -- drive
 
@@ -564,6 +575,46 @@ class Run:
             )
         self.timed("alarms", t0)
 
+    def read_events(self, stack_windows: list[dict]) -> None:
+        """The "Window closed" events the rule delivered: one per closed window, each equal to
+        the stored result's summary."""
+        t0 = time.time()
+        sqs = self.client("sqs")
+        want = {(w["length"], w["start"]): w for w in stack_windows}
+        events: list[dict] = []
+        deadline = time.time() + 60
+        while time.time() < deadline and len({(e["length"], e["start"]) for e in events} & set(want)) < len(want):
+            for m in sqs.receive_message(QueueUrl=self.events_queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+                body = json.loads(m["Body"])
+                sqs.delete_message(QueueUrl=self.events_queue, ReceiptHandle=m["ReceiptHandle"])
+                self.check(body.get("source") == "traffic.merge", f"an event from {body.get('source')}")
+                events.append(body.get("detail", {}))
+        diffs = []
+        for e in events:
+            w = want.get((e.get("length"), e.get("start")))
+            if w is None:
+                continue  # a window closed after the results were read
+            summary = {
+                "window": f"{w['length']}@{w['start']}",
+                "length": w["length"],
+                "start": w["start"],
+                "end": w["end"],
+                "readings": w["readings"],
+                "top10": w["top10"],
+                "global_median_vehicles": w["global_median_vehicles"],
+                "above_median_count": len(w["above_median"]),
+            }
+            diffs += differences(plain(e), summary, summary["window"])
+        seen = {(e.get("length"), e.get("start")) for e in events}
+        self.out["window_closed_events"] = len(events)
+        self.out["events_match_results"] = not diffs and set(want) <= seen
+        for d in diffs[:10]:
+            log(f"event differs from the stored result: {d}")
+        self.check(set(want) <= seen, f"no Window closed event for {sorted(set(want) - seen)}")
+        self.check(not diffs, f"the events differ from the stored results in {len(diffs)} places")
+        self.timed("events", t0)
+        log(f"{len(events)} Window closed events read back through the rule's queue")
+
     # -- the API
 
     def http(self, method: str, url: str, body: Any = None, headers: dict | None = None) -> tuple[int, bytes]:
@@ -681,6 +732,7 @@ class Run:
                 if lid in self.resources:
                     ddb.delete_table(TableName=self.resources[lid])
             self.client("sqs").delete_queue(QueueUrl=self.queue)
+            self.client("sqs").delete_queue(QueueUrl=self.events_queue)
         except Exception as e:  # best effort: the checks' outcome stands
             log(f"teardown: {e}")
 
@@ -724,10 +776,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run.deploy()
         run.subscribe_queue()
+        run.subscribe_events()
         run.simulate()
         stack_windows = run.wait_for_windows()
         run.compare_with_replay(stack_windows)
         run.read_alarms()
+        run.read_events(stack_windows)
         run.api()
     finally:
         if a.teardown and hasattr(run, "resources"):

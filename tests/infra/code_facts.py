@@ -10,11 +10,12 @@ raises `CodeShapeError` when something it expects is not found, rather than gues
 
 - a function is a crate `functions/<name>/` with `src/main.rs` (`functions/shared` is not one);
 - handlers reach the ports through fields named `state`, `registry`, `lamps`, `publisher`,
-  `results`, `stats`, `stream` (the fields of `traffic_ports::Ports`), and only the
+  `results`, `events`, `stats`, `stream` (the fields of `traffic_ports::Ports`), and only the
   methods of the matching trait in `ports/src/lib.rs` count;
 - the AWS adapters implement the traits in `adapters/aws/src/*.rs` as `impl <Trait> for
-  DynamoStore` / `impl AlarmPublisher for SnsPublisher` / `impl StreamShards for
-  KinesisShards`, name their table as `Table::State`,
+  DynamoStore` / `impl AlarmPublisher for SnsPublisher` / `impl ResultEvents for
+  EventBridgePublisher` / `impl StreamShards for KinesisShards`, name their table as
+  `Table::State`,
   `Table::Registry` or `Table::Results`, and call the SDK as `.<operation>()` builders.
 """
 
@@ -129,6 +130,7 @@ PORT_FIELDS = {
     "lamps": "LampStore",
     "publisher": "AlarmPublisher",
     "results": "ResultStore",
+    "events": "ResultEvents",
     "stats": "StatsStore",
     "stream": "StreamShards",
 }
@@ -170,6 +172,7 @@ SDK_TO_IAM = {
     "list_shards": "kinesis:ListShards",
     "get_shard_iterator": "kinesis:GetShardIterator",
     "get_records": "kinesis:GetRecords",
+    "put_events": "events:PutEvents",
 }
 TRANSACT_ITEM_TO_IAM = {
     "put": "dynamodb:PutItem",
@@ -193,6 +196,7 @@ API_TO_IAM = {
     "ListShards": {"kinesis:ListShards"},
     "GetShardIterator": {"kinesis:GetShardIterator"},
     "GetRecords": {"kinesis:GetRecords"},
+    "PutEvents": {"events:PutEvents"},
 }
 
 TABLE_VARIANTS = {"State": "STATE_TABLE", "Registry": "REGISTRY_TABLE", "Results": "RESULTS_TABLE"}
@@ -228,7 +232,7 @@ class Adapter:
     """The AWS adapter crate, read once."""
 
     def __init__(self, root: Path = ROOT / "adapters/aws/src"):
-        self.inherent: dict[str, str] = {}  # DynamoStore's own methods (helpers)
+        self.inherent: dict[str, str] = {}  # DynamoStore's and EventBridgePublisher's own methods (helpers)
         self.impls: dict[tuple[str, str], str] = {}  # (trait, method) -> body
         self.impl_types: dict[str, str] = {}  # trait -> implementing type
         self.env_vars: set[str] = set()
@@ -239,10 +243,10 @@ class Adapter:
             raw = path.read_text()
             self.env_vars |= set(re.findall(r'(?:lookup|get|env::var)\(\s*"([A-Z][A-Z0-9_]+)"\s*\)', raw))
             for trait, ty, block in impl_blocks(text):
-                if ty not in ("DynamoStore", "SnsPublisher", "KinesisShards"):
+                if ty not in ("DynamoStore", "SnsPublisher", "KinesisShards", "EventBridgePublisher"):
                     continue
                 for name, body in functions_in(block[1:]).items():
-                    if trait is None and ty == "DynamoStore":
+                    if trait is None and ty in ("DynamoStore", "EventBridgePublisher"):
                         self.inherent[name] = self.inherent.get(name, "") + body
                     elif trait in PORT_FIELDS.values():
                         self.impls[(trait, name)] = body
@@ -281,6 +285,8 @@ class Adapter:
             return Needs({("ALARM_TOPIC_ARN", a) for a in acts if a.startswith("sns:")})
         if self.impl_types.get(trait) == "KinesisShards":
             return Needs({("READINGS_STREAM", a) for a in acts if a.startswith("kinesis:")})
+        if self.impl_types.get(trait) == "EventBridgePublisher":
+            return Needs({("EVENT_BUS_NAME", a) for a in acts if a.startswith("events:")})
         acts = {a for a in acts if a.startswith("dynamodb:")}
         if acts and not tables:
             raise CodeShapeError(f"{trait}::{method} calls DynamoDB but names no Table::")
@@ -335,7 +341,7 @@ def shared_helpers(traits: dict[str, set[str]]) -> dict[str, set[tuple[str, str]
 
 def port_calls_in(text: str, traits: dict[str, set[str]]) -> set[tuple[str, str]]:
     calls = set()
-    for fld, method in re.findall(r"\b(state|registry|lamps|publisher|results|stats|stream)\s*\.\s*([a-z_]+)\s*\(", text):
+    for fld, method in re.findall(r"\b(state|registry|lamps|publisher|results|events|stats|stream)\s*\.\s*([a-z_]+)\s*\(", text):
         trait = PORT_FIELDS[fld]
         if method in traits[trait]:
             calls.add((trait, method))

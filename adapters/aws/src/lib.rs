@@ -9,6 +9,8 @@
 //!   on three tables (`STATE_TABLE`, `REGISTRY_TABLE`, `RESULTS_TABLE`); the layout is in
 //!   `docs/aws.md`;
 //! - [`sns::SnsPublisher`]: [`AlarmPublisher`](traffic_ports::AlarmPublisher) on an SNS topic;
+//! - [`events::EventBridgePublisher`]: [`ResultEvents`](traffic_ports::ResultEvents) on an
+//!   EventBridge bus (`EVENT_BUS_NAME`);
 //! - [`KinesisShards`]: [`StreamShards`](traffic_ports::StreamShards) on a Kinesis stream's
 //!   `ListShards` (the lineage the merge needs after a reshard);
 //! - [`kinesis::KinesisSink`]: `PutRecords` within the service's limits, failed entries retried;
@@ -35,6 +37,7 @@ mod state;
 mod stats;
 
 pub mod capacity;
+pub mod events;
 pub mod kinesis;
 pub mod metrics;
 pub mod retry;
@@ -69,6 +72,8 @@ pub struct AwsNames {
     pub alarm_topic_arn: Option<String>,
     /// `READINGS_STREAM`: the Kinesis stream of readings.
     pub readings_stream: Option<String>,
+    /// `EVENT_BUS_NAME`: the EventBridge bus the merge publishes result events to.
+    pub event_bus: Option<String>,
 }
 
 impl AwsNames {
@@ -86,6 +91,7 @@ impl AwsNames {
             results_table: get("RESULTS_TABLE"),
             alarm_topic_arn: get("ALARM_TOPIC_ARN"),
             readings_stream: get("READINGS_STREAM"),
+            event_bus: get("EVENT_BUS_NAME"),
         }
     }
 }
@@ -99,6 +105,8 @@ pub struct AwsClients {
     pub kinesis: aws_sdk_kinesis::Client,
     /// SNS.
     pub sns: aws_sdk_sns::Client,
+    /// EventBridge (the merge's result events).
+    pub events: aws_sdk_eventbridge::Client,
     /// SQS (on-failure destinations, and reading alarms back in tests).
     pub sqs: aws_sdk_sqs::Client,
     /// The region the clients use.
@@ -139,6 +147,7 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             kinesis: aws_sdk_kinesis::Client::new(config),
             sns: aws_sdk_sns::Client::new(config),
+            events: aws_sdk_eventbridge::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
             region: config
                 .region()

@@ -351,6 +351,7 @@ pub async fn ensure_all(c: &AwsClients, r: &Resources) -> Result<Created, SetupE
             results_table: Some(r.results_table.clone()),
             alarm_topic_arn: Some(topic_arn.clone()),
             readings_stream: Some(r.stream.clone()),
+            event_bus: None,
         },
         topic_arn,
     })

@@ -7,7 +7,7 @@
 //! closed mark first, so the conditional semantics are those of the DynamoDB store.
 //!
 //! One file per port: [`state`], [`registry`], [`lamps`], [`results`], [`stats`],
-//! [`publisher`]; [`log`] is the local runner's stream (a [`RecordSource`] and a
+//! [`publisher`], [`events`]; [`log`] is the local runner's stream (a [`RecordSource`] and a
 //! [`CheckpointStore`](traffic_ports::CheckpointStore)); [`codec`] the encodings.
 //! [`EmbeddedStore::ports`] hands every port out as [`Ports`].
 //!
@@ -22,6 +22,7 @@ macro_rules! r {
 }
 
 pub mod codec;
+pub mod events;
 pub mod lamps;
 pub mod log;
 pub mod publisher;
@@ -76,6 +77,8 @@ pub(crate) const TIMINGS: TableDefinition<(&str, &str), &[u8]> =
 /// One entry, [`NETWORK_KEY`]: the latest network state.
 pub(crate) const NETWORK: TableDefinition<&str, &[u8]> = TableDefinition::new("network");
 pub(crate) const NETWORK_KEY: &str = "latest";
+/// Result events by publishing sequence, postcard ([`events`]).
+pub(crate) const RESULT_EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("result_events");
 
 /// Every port on one redb file. Cheap to clone (the database is shared).
 #[derive(Clone)]
@@ -111,6 +114,7 @@ impl EmbeddedStore {
             r!(txn.open_table(STATS), "creating tables")?;
             r!(txn.open_table(TIMINGS), "creating tables")?;
             r!(txn.open_table(NETWORK), "creating tables")?;
+            r!(txn.open_table(RESULT_EVENTS), "creating tables")?;
             r!(txn.open_table(log::LOG), "creating tables")?;
             r!(txn.open_table(log::CHECKPOINTS), "creating tables")?;
             r!(txn.open_table(log::BLOBS), "creating tables")?;
@@ -168,10 +172,11 @@ impl EmbeddedStore {
         self.alarm_reads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Every port on this store (alarms go to its `published_alarms` table); no stream
-    /// shards, since the embedded log never reshards.
+    /// Every port on this store (alarms go to its `published_alarms` table, result events
+    /// to its `result_events` table); no stream shards, since the embedded log never
+    /// reshards.
     pub fn ports(&self) -> Ports {
         let s = Arc::new(self.clone());
-        Ports::from_store(s.clone(), s)
+        Ports::from_store(s.clone(), s.clone()).with_events(s)
     }
 }

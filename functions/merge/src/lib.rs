@@ -19,7 +19,12 @@
 //!    intersection has not changed since it was read (an operator's edit wins; the retiming
 //!    waits for the next window), before the results, so a crash in between recomputes them;
 //! 4. results, the network state (every intersection over the newest window of the shortest
-//!    length), the rollups and the progress are written; what is no longer needed is dropped.
+//!    length) and the rollups are written; then the closed windows and the retiming round
+//!    are published for subscribers ([`events`]: a failure there fails the run before its
+//!    progress, so the next run publishes them again); then the progress is written and what
+//!    is no longer needed is dropped.
+
+pub mod events;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,7 +40,8 @@ use traffic_core::time::format_rfc3339_ms;
 use traffic_core::webster::{apply, retime};
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_ports::{
-    Clock, PortResult, Ports, Registry, ResultStore, StateStore, StreamShards, TimingUpdate,
+    Clock, PortResult, Ports, Registry, ResultEvents, ResultStore, StateStore, StreamShards,
+    TimingUpdate,
 };
 
 pub use traffic_functions::Provisional;
@@ -52,6 +58,7 @@ pub struct MergeHandler {
     state: Arc<dyn StateStore>,
     registry: Arc<dyn Registry>,
     results: Arc<dyn ResultStore>,
+    events: Arc<dyn ResultEvents>,
     stream: Option<Arc<dyn StreamShards>>,
     clock: Arc<dyn Clock>,
 }
@@ -68,7 +75,8 @@ fn process_holder() -> String {
 }
 
 impl MergeHandler {
-    /// `merge` over `ports` (state, registry, results, the stream's shards if any, the clock).
+    /// `merge` over `ports` (state, registry, results, result events, the stream's shards if
+    /// any, the clock).
     pub fn from_ports(cfg: EngineConfig, provisional: Provisional, ports: &Ports) -> Self {
         Self {
             cfg,
@@ -77,6 +85,7 @@ impl MergeHandler {
             state: ports.state.clone(),
             registry: ports.registry.clone(),
             results: ports.results.clone(),
+            events: ports.events.clone(),
             stream: ports.stream.clone(),
             clock: ports.clock.clone(),
         }
@@ -98,6 +107,7 @@ impl MergeHandler {
             state: self.state.as_ref(),
             registry: self.registry.as_ref(),
             results: self.results.as_ref(),
+            events: self.events.as_ref(),
             stream: self.stream.as_deref(),
             clock: self.clock.as_ref(),
         }
@@ -132,6 +142,8 @@ pub struct Merge<'a> {
     pub registry: &'a dyn Registry,
     /// Results.
     pub results: &'a dyn ResultStore,
+    /// Where closed windows and retiming rounds are published ([`events`]).
+    pub events: &'a dyn ResultEvents,
     /// The stream's shards (lineage, caught-up shards), where there is a stream to ask.
     pub stream: Option<&'a dyn StreamShards>,
     /// The time.
@@ -163,6 +175,8 @@ pub struct MergeReport {
     pub retimed: usize,
     /// Intersections whose retiming was skipped: changed by an operator since they were read.
     pub retiming_conflicts: usize,
+    /// Result events published ([`events`]): one per window closed, one per retiming round.
+    pub events_published: usize,
 }
 
 impl Merge<'_> {
@@ -183,6 +197,7 @@ impl Merge<'_> {
                 too_frequent = report.compaction.too_frequent,
                 retimed = report.retimed,
                 retiming_conflicts = report.retiming_conflicts,
+                events_published = report.events_published,
                 "merge run"
             ),
         }
@@ -401,6 +416,7 @@ impl Merge<'_> {
         if !out.prefixes.is_empty() {
             self.state.put_rollups(&out.prefixes, now).await?;
         }
+        report.events_published = events::publish(self.events, &results, &report, pane_len).await?;
         let mut progress = state.clone();
         progress.marks.closed_ms = closed;
         progress.marks.compacted_ms = closed.or(state.marks.compacted_ms);

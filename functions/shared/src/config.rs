@@ -10,6 +10,7 @@
 //! | `STATE_TABLE`, `REGISTRY_TABLE`, `RESULTS_TABLE` | the functions that use them (`docs/aws.md`) | none | the DynamoDB tables |
 //! | `ALARM_TOPIC_ARN` | `fault` | none | the SNS topic of lamp alarms |
 //! | `READINGS_STREAM` | `merge` (and `traffic simulate`) | none | the Kinesis stream, for its shard lineage after a reshard |
+//! | `EVENT_BUS_NAME` | `merge` | none: no events published (logged once) | the EventBridge bus of the result events (a window closed, timings changed) |
 //! | `TRAFFIC_DYNAMODB_MAX_ITEM_KB` | `ingest`, `merge` | `400` | largest item the adapter writes (tests lower it) |
 //! | `TRAFFIC_PROVISIONAL` | `merge` | `all` | which open windows get provisional results: `all`, `shortest`, `none` |
 //! | `ALARM_RETENTION_DAYS` | `api` | `90` | how long a closed alarm stays in the alarm log (DynamoDB's TTL deletes it then) |
@@ -135,7 +136,8 @@ impl Config {
 
 impl Config {
     /// The AWS ports the configuration names, on clients built now (once per process):
-    /// DynamoDB, the SNS topic, and the stream's shards when the stream is named.
+    /// DynamoDB, the SNS topic, the EventBridge bus, and the stream's shards when the stream
+    /// is named.
     pub async fn aws_ports(&self) -> traffic_aws::AwsPorts {
         let clients = traffic_aws::AwsClients::from_env().await;
         traffic_aws::AwsPorts::new(&clients, self.names.clone(), self.store.clone())
@@ -169,6 +171,7 @@ mod tests {
             ("TRAFFIC_PROVISIONAL", "shortest"),
             ("TRAFFIC_API_TOKEN", "s3cret"),
             ("STATE_TABLE", "t-state"),
+            ("EVENT_BUS_NAME", "t-results"),
             ("TRAFFIC_LOG_FORMAT", "json"),
             ("ALARM_RETENTION_DAYS", "30"),
             ("ALARM_HOLD_DOWN", "5m"),
@@ -178,6 +181,7 @@ mod tests {
         assert_eq!(c.provisional, Provisional::Shortest);
         assert_eq!(c.api_token.as_deref(), Some("s3cret"));
         assert_eq!(c.names.state_table.as_deref(), Some("t-state"));
+        assert_eq!(c.names.event_bus.as_deref(), Some("t-results"));
         assert!(c.log_json);
         assert_eq!(c.alarms.retention_ms, 30 * 86_400_000);
         assert_eq!(c.alarms.hold_down_ms, 300_000);

@@ -1,0 +1,191 @@
+//! The results others can subscribe to: the events the merge publishes when a window closes
+//! and when it retimes the city (`docs/contracts.md`, "Result events").
+//!
+//! Each event is a detail type and a JSON detail, from the source [`SOURCE`]; on AWS they go
+//! to an EventBridge bus, locally to the embedded store. Delivery is at least once (a merge
+//! run that fails to publish is redone), so every detail carries `window`, the key a
+//! subscriber deduplicates on together with the detail type.
+
+use crate::query::WindowResult;
+use crate::ranking::RankEntry;
+use crate::time::format_rfc3339_ms;
+use crate::window::WindowKey;
+use serde::{Deserialize, Serialize};
+
+/// The events' source (EventBridge's `source`).
+pub const SOURCE: &str = "traffic.merge";
+/// The detail type of [`WindowClosed`].
+pub const WINDOW_CLOSED: &str = "Window closed";
+/// The detail type of [`TimingsChanged`].
+pub const TIMINGS_CHANGED: &str = "Timings changed";
+
+/// A window's final results, published once the watermark has closed it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowClosed {
+    /// The window as text (`15m@2026-01-05T08:15:00Z`): with the detail type, the event's
+    /// identity for deduplication.
+    #[serde(with = "crate::window::key_as_text")]
+    pub window: WindowKey,
+    /// Its length (`15m`, `1h`, `24h`): what a rule filters on.
+    pub length: String,
+    /// Its start, RFC 3339 UTC (inclusive).
+    pub start: String,
+    /// Its end, RFC 3339 UTC (exclusive).
+    pub end: String,
+    /// Readings in it.
+    pub readings: u64,
+    /// Query 1: the fastest intersections, fastest first (as the stored result's `top10`).
+    pub top10: Vec<RankEntry>,
+    /// Query 2: the median of all readings' vehicle counts.
+    pub global_median_vehicles: f64,
+    /// Query 2: how many intersections have a median strictly above it (the list itself is
+    /// in the stored result: `GET /api/results`).
+    pub above_median_count: usize,
+}
+
+impl WindowClosed {
+    /// The event of a window's result.
+    pub fn of(r: &WindowResult) -> Self {
+        Self {
+            window: r.window,
+            length: r.length(),
+            start: r.start(),
+            end: r.end(),
+            readings: r.readings,
+            top10: r.top.clone(),
+            global_median_vehicles: r.global_median_vehicles,
+            above_median_count: r.above_median.len(),
+        }
+    }
+}
+
+/// One retiming round: Webster's timings computed from a closed control window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimingsChanged {
+    /// The control window the timings were computed from (`15m@...`): the event's identity.
+    #[serde(with = "crate::window::key_as_text")]
+    pub window: WindowKey,
+    /// When that window ended, RFC 3339 UTC.
+    pub end: String,
+    /// Intersections given new timings.
+    pub retimed: usize,
+    /// Intersections left as they were because an operator changed them meanwhile (retimed
+    /// from a later window).
+    pub skipped: usize,
+}
+
+impl TimingsChanged {
+    /// The round of `window`.
+    pub fn new(window: WindowKey, retimed: usize, skipped: usize) -> Self {
+        Self {
+            window,
+            end: format_rfc3339_ms(window.end_ms()),
+            retimed,
+            skipped,
+        }
+    }
+}
+
+/// An event the merge publishes: its detail type and detail are [`ResultEvent::detail_type`]
+/// and [`ResultEvent::detail`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ResultEvent {
+    /// [`WINDOW_CLOSED`].
+    WindowClosed(WindowClosed),
+    /// [`TIMINGS_CHANGED`].
+    TimingsChanged(TimingsChanged),
+}
+
+impl ResultEvent {
+    /// EventBridge's `detail-type`.
+    pub fn detail_type(&self) -> &'static str {
+        match self {
+            ResultEvent::WindowClosed(_) => WINDOW_CLOSED,
+            ResultEvent::TimingsChanged(_) => TIMINGS_CHANGED,
+        }
+    }
+
+    /// EventBridge's `detail`: the payload as a JSON object.
+    pub fn detail(&self) -> Result<String, serde_json::Error> {
+        match self {
+            ResultEvent::WindowClosed(e) => serde_json::to_string(e),
+            ResultEvent::TimingsChanged(e) => serde_json::to_string(e),
+        }
+    }
+
+    /// The window the event is about.
+    pub fn window(&self) -> WindowKey {
+        match self {
+            ResultEvent::WindowClosed(e) => e.window,
+            ResultEvent::TimingsChanged(e) => e.window,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::IntersectionId;
+    use crate::query::MedianEntry;
+    use crate::window::WindowLength;
+
+    fn result() -> Result<WindowResult, Box<dyn std::error::Error>> {
+        Ok(WindowResult {
+            window: WindowKey {
+                length: "15m".parse::<WindowLength>()?,
+                start_ms: 1_767_600_000_000,
+            },
+            closed: true,
+            readings: 480,
+            top: vec![RankEntry {
+                intersection_id: IntersectionId::parse("I-0003")?,
+                mean_speed_kmh: 51.5,
+            }],
+            global_median_vehicles: 7.0,
+            above_median: vec![
+                MedianEntry {
+                    intersection_id: IntersectionId::parse("I-0001")?,
+                    median_vehicles: 9.0,
+                },
+                MedianEntry {
+                    intersection_id: IntersectionId::parse("I-0002")?,
+                    median_vehicles: 8.0,
+                },
+            ],
+        })
+    }
+
+    #[test]
+    fn a_window_closed_event_carries_the_stored_summary_and_names_its_window()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let e = ResultEvent::WindowClosed(WindowClosed::of(&result()?));
+        assert_eq!(e.detail_type(), "Window closed");
+        let d: serde_json::Value = serde_json::from_str(&e.detail()?)?;
+        assert_eq!(d["window"], "15m@2026-01-05T08:00:00Z");
+        assert_eq!(d["length"], "15m");
+        assert_eq!(d["start"], "2026-01-05T08:00:00Z");
+        assert_eq!(d["end"], "2026-01-05T08:15:00Z");
+        assert_eq!(d["readings"], 480);
+        assert_eq!(d["top10"][0]["intersection_id"], "I-0003");
+        assert_eq!(d["top10"][0]["mean_speed_kmh"], 51.5);
+        assert_eq!(d["global_median_vehicles"], 7.0);
+        assert_eq!(d["above_median_count"], 2);
+        let back: WindowClosed = serde_json::from_value(d)?;
+        assert_eq!(ResultEvent::WindowClosed(back), e);
+        Ok(())
+    }
+
+    #[test]
+    fn a_timings_changed_event_counts_the_retimed_and_the_skipped()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let w = result()?.window;
+        let e = ResultEvent::TimingsChanged(TimingsChanged::new(w, 11, 1));
+        assert_eq!(e.detail_type(), "Timings changed");
+        let d: serde_json::Value = serde_json::from_str(&e.detail()?)?;
+        assert_eq!(
+            d,
+            serde_json::json!({"window": "15m@2026-01-05T08:00:00Z", "end": "2026-01-05T08:15:00Z", "retimed": 11, "skipped": 1})
+        );
+        Ok(())
+    }
+}

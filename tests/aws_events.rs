@@ -1,0 +1,262 @@
+//! The result events on the emulator's EventBridge: a bus, a rule on source `traffic.merge`
+//! sending to an SQS queue (as a subscriber would set it up), a merge that closes windows over
+//! readings that went through Kinesis and `ingest`, and the events read back from the queue
+//! against the results the merge stored.
+
+mod aws_support;
+
+use anyhow::{Context, ensure};
+use aws_support::aws_env;
+use merge::{Closing, Merge, Provisional};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use traffic_app::aws::setup;
+use traffic_app::driver::SimDriver;
+use traffic_app::runner::{Runner, RunnerOptions};
+use traffic_aws::events::EventBridgePublisher;
+use traffic_aws::kinesis::KinesisSink;
+use traffic_aws::setup::ensure_queue;
+use traffic_core::EngineConfig;
+use traffic_core::events::{TimingsChanged, WindowClosed};
+use traffic_ports::Ports;
+use traffic_sim::{CityConfig, SimConfig, generate_city};
+
+/// 2026-01-05T07:00:00Z.
+const START_MS: i64 = 1_767_596_400_000;
+
+/// One EventBridge event as the SQS target receives it.
+#[derive(Debug, serde::Deserialize)]
+struct Received {
+    source: String,
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+    detail: serde_json::Value,
+}
+
+/// Receives what the rule delivered to `url` until `want` events arrived or `timeout` passed.
+async fn receive(
+    c: &traffic_aws::AwsClients,
+    url: &str,
+    want: usize,
+    timeout: Duration,
+) -> anyhow::Result<Vec<Received>> {
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while Instant::now() < deadline && out.len() < want {
+        let r = c
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .context("receiving from SQS")?;
+        for m in r.messages() {
+            out.push(serde_json::from_str(m.body().unwrap_or("{}")).context("event body")?);
+            if let Some(h) = m.receipt_handle() {
+                c.sqs
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(h)
+                    .send()
+                    .await
+                    .context("deleting from SQS")?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_a_subscriber_reads_from_the_bus_match_the_stored_results() -> anyhow::Result<()>
+{
+    let Some(env) = aws_env("events").await else {
+        return Ok(());
+    };
+    let c = &env.clients;
+    let cfg = EngineConfig::default();
+    let city = generate_city(&CityConfig {
+        intersections: 12,
+        seed: 7,
+        ..CityConfig::default()
+    })?;
+    let resources = env.resources(2);
+    let (created, store) = setup(c, &resources, &city, &cfg).await?;
+
+    // The subscriber's side: a bus, a queue, a rule on the merge's source targeting the queue.
+    let bus = format!("{}-results", env.prefix);
+    c.events.create_event_bus().name(&bus).send().await?;
+    let queue = ensure_queue(c, &format!("{}-subscriber", env.prefix)).await?;
+    let rule = format!("{}-all-results", env.prefix);
+    c.events
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .event_pattern(r#"{"source": ["traffic.merge"]}"#)
+        .send()
+        .await?;
+    c.events
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(&queue.arn)
+                .build()?,
+        )
+        .send()
+        .await?;
+
+    // 40 simulated minutes of 12 intersections through Kinesis and ingest.
+    let publisher = Arc::new(EventBridgePublisher::new(
+        c.events.clone(),
+        Some(bus.clone()),
+    ));
+    let ports = Ports::from_store(
+        Arc::new(store.clone()),
+        Arc::new(traffic_aws::sns::SnsPublisher::new(
+            c.sns.clone(),
+            Some(created.topic_arn.clone()),
+        )),
+    )
+    .with_events(publisher.clone());
+    let mut driver = SimDriver::new(
+        &city,
+        SimConfig {
+            seed: 11,
+            start_ms: START_MS,
+            ..SimConfig::default()
+        },
+        KinesisSink::new(c.kinesis.clone(), &resources.stream),
+        ports.registry.clone(),
+        ports.lamps.clone(),
+    )?;
+    let mut sent = 0u64;
+    for _ in 0..40 {
+        sent += driver.step().await?.readings.len() as u64;
+    }
+    let runner = Runner::start(
+        cfg.clone(),
+        ports.clone(),
+        c,
+        &resources.stream,
+        RunnerOptions {
+            batch_size: 200,
+            poll_interval: Duration::from_millis(100),
+            merge_every: Duration::from_secs(3600),
+            list_interval: Duration::from_millis(300),
+            ..RunnerOptions::default()
+        },
+    )
+    .await?;
+    ensure!(runner.wait_for_records(sent, Duration::from_secs(90)).await);
+    runner.stop().await;
+
+    // The merge closes every window and publishes.
+    let report = Merge {
+        cfg: &cfg,
+        provisional: Provisional::None,
+        holder: "aws-events",
+        clock: ports.clock.as_ref(),
+        state: ports.state.as_ref(),
+        registry: ports.registry.as_ref(),
+        results: ports.results.as_ref(),
+        events: ports.events.as_ref(),
+        stream: None,
+    }
+    .run(Closing::All)
+    .await?;
+    ensure!(report.closed.len() >= 4, "{report:?}");
+    ensure!(report.retimed > 0, "{report:?}");
+    let calls = publisher.calls();
+
+    let received = receive(
+        c,
+        &queue.url,
+        report.events_published,
+        Duration::from_secs(30),
+    )
+    .await?;
+    ensure!(
+        received.len() == report.events_published,
+        "{} events received, {} published",
+        received.len(),
+        report.events_published
+    );
+    for r in &received {
+        assert_eq!(r.source, "traffic.merge");
+    }
+
+    // Every window closed: one "Window closed" event, equal to the stored result's summary.
+    let stored = ports.results.results().await?;
+    let mut windows = BTreeSet::new();
+    for r in received.iter().filter(|r| r.detail_type == "Window closed") {
+        let e: WindowClosed = serde_json::from_value(r.detail.clone())?;
+        let s = stored
+            .iter()
+            .find(|s| s.window == e.window)
+            .with_context(|| format!("no stored result for {}", e.window))?;
+        ensure!(s.closed, "{} is not closed", e.window);
+        aws_support::assert_same(
+            &serde_json::to_value(WindowClosed::of(s))?,
+            &r.detail,
+            &e.window.to_string(),
+        );
+        ensure!(windows.insert(e.window), "{} twice", e.window);
+    }
+    let closed: BTreeSet<_> = report.closed.iter().copied().collect();
+    assert_eq!(windows, closed, "one event per window closed");
+
+    // One retiming round: the latest 15-minute window, with the run's counts.
+    let rounds: Vec<TimingsChanged> = received
+        .iter()
+        .filter(|r| r.detail_type == "Timings changed")
+        .map(|r| serde_json::from_value(r.detail.clone()))
+        .collect::<Result<_, _>>()?;
+    let latest = report
+        .closed
+        .iter()
+        .filter(|w| w.length == cfg.pane())
+        .max()
+        .copied()
+        .context("no 15-minute window closed")?;
+    assert_eq!(
+        rounds,
+        vec![TimingsChanged::new(
+            latest,
+            report.retimed,
+            report.retiming_conflicts
+        )]
+    );
+    let sizes: Vec<usize> = received
+        .iter()
+        .map(|r| "traffic.merge".len() + r.detail_type.len() + r.detail.to_string().len())
+        .collect();
+    println!(
+        "events: {sent} readings, {} windows closed, {} events in {calls} PutEvents calls, all read back through the rule's SQS target; entry sizes {sizes:?} bytes",
+        report.closed.len(),
+        report.events_published
+    );
+    let _ = c
+        .events
+        .remove_targets()
+        .rule(&rule)
+        .event_bus_name(&bus)
+        .ids("queue")
+        .send()
+        .await;
+    let _ = c
+        .events
+        .delete_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .send()
+        .await;
+    let _ = c.events.delete_event_bus().name(&bus).send().await;
+    env.cleanup(&resources, Some(&created.topic_arn), &[&queue])
+        .await;
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! The result events the merge publishes, on the embedded store: one "Window closed" per
+//! window closed with the stored summary, one "Timings changed" per retiming round, and a
+//! publish that fails is redone by the next run with the same results.
+
+mod support;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use ingest::Ingest;
+use merge::{Closing, Merge, MergeReport, Provisional};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use support::store_with_city;
+use traffic_core::EngineConfig;
+use traffic_core::events::{ResultEvent, TimingsChanged, WindowClosed};
+use traffic_embedded::EmbeddedStore;
+use traffic_functions::directory::Directory;
+use traffic_ports::{NoUsage, PortError, PortResult, ResultEvents, ResultStore, SystemClock};
+
+fn kinesis_event() -> anyhow::Result<KinesisEvent> {
+    Ok(serde_json::from_str(include_str!(
+        "fixtures/kinesis-event.json"
+    ))?)
+}
+
+/// The fixture's readings ingested into a store with the sample city.
+async fn ingested() -> anyhow::Result<(tempfile::TempDir, EmbeddedStore, EngineConfig)> {
+    let (dir, store) = store_with_city().await;
+    let cfg = EngineConfig::default();
+    let directory = Directory::default();
+    Ingest {
+        cfg: &cfg,
+        state: &store,
+        registry: &store,
+        directory: &directory,
+        stats: &store,
+        usage: &NoUsage,
+        clock: &SystemClock,
+    }
+    .process(&kinesis_event()?)
+    .await;
+    Ok((dir, store, cfg))
+}
+
+async fn merge_all(
+    cfg: &EngineConfig,
+    store: &EmbeddedStore,
+    events: &dyn ResultEvents,
+) -> PortResult<MergeReport> {
+    Merge {
+        cfg,
+        provisional: Provisional::All,
+        holder: "events-test",
+        state: store,
+        registry: store,
+        results: store,
+        events,
+        stream: None,
+        clock: &SystemClock,
+    }
+    .run(Closing::All)
+    .await
+}
+
+/// What the store's closed results and a run's retiming say the events must be.
+async fn expected(store: &EmbeddedStore, report: &MergeReport) -> anyhow::Result<Vec<ResultEvent>> {
+    let mut closed: Vec<_> = store
+        .results()
+        .await?
+        .into_iter()
+        .filter(|r| r.closed && report.closed.contains(&r.window))
+        .collect();
+    closed.sort_by_key(|r| report.closed.iter().position(|w| *w == r.window));
+    let mut out: Vec<ResultEvent> = closed
+        .iter()
+        .map(|r| ResultEvent::WindowClosed(WindowClosed::of(r)))
+        .collect();
+    let control = report
+        .closed
+        .iter()
+        .rev()
+        .find(|w| w.length.to_string() == "15m")
+        .ok_or_else(|| anyhow::anyhow!("no 15-minute window closed"))?;
+    out.push(ResultEvent::TimingsChanged(TimingsChanged::new(
+        *control,
+        report.retimed,
+        report.retiming_conflicts,
+    )));
+    Ok(out)
+}
+
+#[tokio::test]
+async fn closing_windows_publishes_each_ones_stored_summary_and_the_retiming_round()
+-> anyhow::Result<()> {
+    let (_dir, store, cfg) = ingested().await?;
+    let report = merge_all(&cfg, &store, &store).await?;
+    assert_eq!(report.closed.len(), 3, "15m, 1h and 24h: {report:?}");
+    assert!(report.retimed > 0, "{report:?}");
+
+    let events = store.result_events()?;
+    assert_eq!(events, expected(&store, &report).await?);
+    assert_eq!(report.events_published, 4);
+    let ResultEvent::WindowClosed(fifteen) = &events[0] else {
+        anyhow::bail!("first event {:?}", events[0]);
+    };
+    // I-0001: (12·43.5 + 8·50) / 20 = 46.1; I-0002: 30 (as the stored result).
+    let top: Vec<_> = fifteen
+        .top10
+        .iter()
+        .map(|e| (e.intersection_id.as_str(), e.mean_speed_kmh))
+        .collect();
+    assert_eq!(top, vec![("I-0001", 46.1), ("I-0002", 30.0)]);
+
+    // A run that closes nothing publishes nothing.
+    let again = merge_all(&cfg, &store, &store).await?;
+    assert!(again.closed.is_empty(), "{again:?}");
+    assert_eq!(again.events_published, 0);
+    assert_eq!(store.result_events()?.len(), 4);
+    Ok(())
+}
+
+/// A bus that refuses the first `fail` publishes, then hands events to the embedded store.
+struct FlakyBus {
+    inner: EmbeddedStore,
+    fail: AtomicUsize,
+}
+
+#[async_trait]
+impl ResultEvents for FlakyBus {
+    async fn publish_events(&self, events: &[ResultEvent]) -> PortResult<()> {
+        if self
+            .fail
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+            .is_ok()
+        {
+            return Err(PortError::Unavailable {
+                context: "PutEvents".into(),
+                source: "injected: ServiceUnavailable".into(),
+            });
+        }
+        self.inner.publish_events(events).await
+    }
+}
+
+#[tokio::test]
+async fn a_publish_that_fails_fails_the_run_and_the_next_run_publishes_the_same_windows()
+-> anyhow::Result<()> {
+    // The same readings merged once without a fault: what must come out.
+    let (_d, clean, cfg) = ingested().await?;
+    let clean_report = merge_all(&cfg, &clean, &clean).await?;
+    let want = clean.result_events()?;
+
+    let (_dir, store, cfg) = ingested().await?;
+    let bus = FlakyBus {
+        inner: store.clone(),
+        fail: AtomicUsize::new(1),
+    };
+    let failed = merge_all(&cfg, &store, &bus).await;
+    assert!(failed.is_err(), "the run reports the failed publish");
+    assert!(store.result_events()?.is_empty());
+
+    let report = merge_all(&cfg, &store, &bus).await?;
+    assert_eq!(
+        report.closed, clean_report.closed,
+        "the same windows close again"
+    );
+    assert_eq!(store.result_events()?, want, "the same events, once each");
+    assert_eq!(
+        store.results().await?,
+        clean.results().await?,
+        "the same results"
+    );
+    Ok(())
+}
