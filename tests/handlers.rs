@@ -43,6 +43,22 @@ fn ingest_on<'a>(
     }
 }
 
+/// The merge with every port on one embedded store: closed windows only, no shard list, the
+/// system clock; tests override what they vary.
+fn merge_on<'a>(cfg: &'a EngineConfig, store: &'a traffic_embedded::EmbeddedStore) -> Merge<'a> {
+    Merge {
+        cfg,
+        provisional: Provisional::None,
+        state: store,
+        registry: store,
+        results: store,
+        events: store,
+        stream: None,
+        holder: "test",
+        clock: &SystemClock,
+    }
+}
+
 fn scheduled_event() -> EventBridgeEvent {
     serde_json::from_str(include_str!("fixtures/scheduled-event.json"))
         .unwrap_or_else(|e| panic!("fixture: {e}"))
@@ -189,15 +205,8 @@ async fn a_scheduled_merge_publishes_provisional_results_of_the_open_windows() {
     let ingest = ingest_on(&cfg, &store, &directory);
     ingest.process(&kinesis_event()).await;
     let merge = Merge {
-        cfg: &cfg,
         provisional: Provisional::All,
-        state: &store,
-        registry: &store,
-        results: &store,
-        events: &store,
-        stream: None,
-        holder: "test",
-        clock: &SystemClock,
+        ..merge_on(&cfg, &store)
     };
 
     let report = merge
@@ -314,15 +323,9 @@ async fn closed_after_a_split(
     let now = chrono::Utc::now().timestamp_millis();
     let clock = ManualClock::at(now);
     let merge = Merge {
-        cfg: &cfg,
-        provisional: Provisional::None,
-        state: &store,
-        registry: &store,
-        results: &store,
-        events: &store,
         stream,
-        holder: "test",
         clock: &clock,
+        ..merge_on(&cfg, &store)
     };
     let first = merge
         .handle(&scheduled_event())
@@ -466,15 +469,9 @@ async fn an_idle_shard_stops_holding_windows_and_what_it_sends_later_into_them_i
         .await;
     assert_eq!(first.counters.accepted, 60);
     let merge = Merge {
-        cfg: &cfg,
-        provisional: Provisional::None,
-        state: &store,
-        registry: &store,
-        results: &store,
-        events: &store,
         stream: Some(&TwoShards),
-        holder: "test",
         clock: &clock,
+        ..merge_on(&cfg, &store)
     };
     // Shard 1 has sent nothing: it holds every window until it has been idle for 5 minutes.
     let held = merge.run(merge::Closing::Watermark).await;
@@ -522,15 +519,10 @@ async fn two_merges_started_together_give_the_results_of_one() {
         // The embedded store never waits; this one lets the other run in at every read.
         let yielding = FlakyState::new(store.clone(), 0);
         let merge_as = |holder| Merge {
-            cfg: &cfg,
             provisional: Provisional::All,
             state: yielding.as_ref(),
-            registry: &store,
-            results: &store,
-            events: &store,
-            stream: None,
             holder,
-            clock: &SystemClock,
+            ..merge_on(&cfg, &store)
         };
         let (a, b) = (merge_as("run-a"), merge_as("run-b"));
         let skipped = if together {
@@ -683,15 +675,8 @@ async fn an_operator_edit_landing_between_the_merges_read_and_its_write_survives
         edited: AtomicUsize::new(0),
     };
     let merge = Merge {
-        cfg: &cfg,
-        provisional: Provisional::None,
-        state: &store,
         registry: &registry,
-        results: &store,
-        events: &store,
-        stream: None,
-        holder: "test",
-        clock: &SystemClock,
+        ..merge_on(&cfg, &store)
     };
     let report = merge
         .handle(&scheduled_event())
