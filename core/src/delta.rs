@@ -13,6 +13,12 @@
 //! when it is some, else in ms) with its light in the low bits, one varint of vehicles and one
 //! of its speed (in tenths of a km/h when the speed has no finer digits, as sensors send them,
 //! else in thousandths).
+//!
+//! A delta also says when its commit's readings arrived in the stream ([`Arrivals`]: the
+//! first, the last and the mean arrival, processing time), so the merge can measure the
+//! latency from a reading's arrival to the first result that includes it. Format 2 carries
+//! them (three varints after the header, about 8 bytes a delta part); format 1, without
+//! them, still decodes.
 
 use crate::ids::{IntersectionId, LightIndex};
 use crate::window::{WindowKey, WindowLength};
@@ -47,6 +53,51 @@ pub struct DeltaReading {
     pub speed_milli: u64,
 }
 
+/// When the readings of one commit (into one pane) arrived in the stream, processing time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arrivals {
+    /// The earliest arrival, epoch ms.
+    pub first_ms: i64,
+    /// The latest arrival, epoch ms.
+    pub last_ms: i64,
+    /// The mean arrival over the readings, epoch ms (rounded down).
+    pub mean_ms: i64,
+}
+
+/// Sums arrivals into [`Arrivals`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArrivalSum {
+    first_ms: i64,
+    last_ms: i64,
+    sum_ms: i128,
+    count: u64,
+}
+
+impl ArrivalSum {
+    /// Adds one reading's arrival.
+    pub fn add(&mut self, arrival_ms: i64) {
+        if self.count == 0 {
+            self.first_ms = arrival_ms;
+            self.last_ms = arrival_ms;
+        } else {
+            self.first_ms = self.first_ms.min(arrival_ms);
+            self.last_ms = self.last_ms.max(arrival_ms);
+        }
+        self.sum_ms += i128::from(arrival_ms);
+        self.count += 1;
+    }
+
+    /// The arrivals summed, if any.
+    pub fn finish(&self) -> Option<Arrivals> {
+        (self.count > 0).then(|| Arrivals {
+            first_ms: self.first_ms,
+            last_ms: self.last_ms,
+            mean_ms: i64::try_from(self.sum_ms.div_euclid(i128::from(self.count)))
+                .unwrap_or(self.last_ms),
+        })
+    }
+}
+
 /// The readings one commit added to one pane, by intersection, each intersection's readings
 /// in the order they were delivered.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,6 +108,9 @@ pub struct Delta {
     pub pane: WindowKey,
     /// Readings by intersection, in delivery order within each.
     pub readings: BTreeMap<IntersectionId, Vec<DeltaReading>>,
+    /// When the commit's readings arrived in the stream, when it knew (every part of a split
+    /// delta carries its commit's).
+    pub arrivals: Option<Arrivals>,
 }
 
 /// Bytes that do not decode as a delta.
@@ -64,7 +118,10 @@ pub struct Delta {
 #[error("corrupt delta: {0}")]
 pub struct DeltaError(pub &'static str);
 
-const FORMAT: u8 = 1;
+/// The encoding without arrivals.
+const FORMAT_PLAIN: u8 = 1;
+/// The encoding with arrivals.
+const FORMAT_ARRIVALS: u8 = 2;
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -175,6 +232,7 @@ impl Delta {
             key,
             pane,
             readings: BTreeMap::new(),
+            arrivals: None,
         }
     }
 
@@ -207,10 +265,20 @@ impl Delta {
 
     /// The compact encoding (the pane and the readings; the key lives in the storage key).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.len() * 5 + self.readings.len() * 10);
-        out.push(FORMAT);
+        let mut out = Vec::with_capacity(32 + self.len() * 5 + self.readings.len() * 10);
+        out.push(if self.arrivals.is_some() {
+            FORMAT_ARRIVALS
+        } else {
+            FORMAT_PLAIN
+        });
         put_varint(&mut out, zigzag(self.pane.start_ms));
         put_varint(&mut out, self.pane.length.ms() as u64);
+        if let Some(a) = self.arrivals {
+            // Relative to the pane's start, then to the first arrival: a few bytes each.
+            put_varint(&mut out, zigzag(a.first_ms.wrapping_sub(self.pane.start_ms)));
+            put_varint(&mut out, zigzag(a.last_ms.wrapping_sub(a.first_ms)));
+            put_varint(&mut out, zigzag(a.mean_ms.wrapping_sub(a.first_ms)));
+        }
         put_varint(&mut out, self.readings.len() as u64);
         let mut prev_id: &[u8] = b"";
         for (id, rs) in &self.readings {
@@ -241,9 +309,11 @@ impl Delta {
     /// Decodes [`Delta::encode`]'s bytes stored under `key`.
     pub fn decode(key: DeltaKey, bytes: &[u8]) -> Result<Self, DeltaError> {
         let mut rd = Reader { bytes, at: 0 };
-        if rd.take(1)? != [FORMAT] {
-            return Err(DeltaError("unknown format"));
-        }
+        let with_arrivals = match rd.take(1)? {
+            [FORMAT_PLAIN] => false,
+            [FORMAT_ARRIVALS] => true,
+            _ => return Err(DeltaError("unknown format")),
+        };
         let start_ms = unzigzag(rd.varint()?);
         let length = i64::try_from(rd.varint()?)
             .ok()
@@ -253,6 +323,27 @@ impl Delta {
         if pane.start_ms != start_ms {
             return Err(DeltaError("pane start not aligned to its length"));
         }
+        let arrivals = if with_arrivals {
+            let first_ms = start_ms
+                .checked_add(unzigzag(rd.varint()?))
+                .ok_or(DeltaError("arrival"))?;
+            let last_ms = first_ms
+                .checked_add(unzigzag(rd.varint()?))
+                .ok_or(DeltaError("arrival"))?;
+            let mean_ms = first_ms
+                .checked_add(unzigzag(rd.varint()?))
+                .ok_or(DeltaError("arrival"))?;
+            if !(first_ms <= mean_ms && mean_ms <= last_ms) {
+                return Err(DeltaError("arrivals out of order"));
+            }
+            Some(Arrivals {
+                first_ms,
+                last_ms,
+                mean_ms,
+            })
+        } else {
+            None
+        };
         let n = rd.varint()?;
         let mut readings = BTreeMap::new();
         let mut prev_id: Vec<u8> = Vec::new();
@@ -305,6 +396,7 @@ impl Delta {
             key,
             pane,
             readings,
+            arrivals,
         })
     }
 
@@ -312,11 +404,14 @@ impl Delta {
     /// part; an intersection may continue in the next part, its readings in order), numbered
     /// from `key.part`.
     pub fn split(self, max_bytes: usize) -> Vec<Delta> {
-        // Fixed overhead of a part, and of an intersection in it (worst case varints).
-        const PART: usize = 1 + 10 + 10 + 10;
+        // Fixed overhead of a part (format, pane, arrivals, count), and of an intersection in
+        // it (worst case varints).
+        const PART: usize = 1 + 10 + 10 + 30 + 10;
         let budget = max_bytes.max(PART + 128);
         let mut parts: Vec<Delta> = Vec::new();
+        let arrivals = self.arrivals;
         let mut cur = Delta::new(self.key.clone(), self.pane);
+        cur.arrivals = arrivals;
         let mut size = PART;
         for (id, rs) in self.readings {
             let head = 10 + id.as_str().len() + 10 + 10;
@@ -340,6 +435,7 @@ impl Delta {
                             self.pane,
                         ),
                     ));
+                    cur.arrivals = arrivals;
                     size = PART;
                     run_size = head;
                     // The first reading of a part is encoded from the pane start.
@@ -423,6 +519,32 @@ mod tests {
     }
 
     #[test]
+    fn arrivals_cost_a_few_bytes_and_round_trip() {
+        let mut d = delta(&[(1, 2, 5_000, 3, 43_500), (2, 0, 6_000, 1, 30_000)]);
+        let plain = d.encode().len();
+        let mut sum = ArrivalSum::default();
+        for a in [T0 + 9_000, T0 + 7_500, T0 + 61_000] {
+            sum.add(a);
+        }
+        d.arrivals = sum.finish();
+        assert_eq!(
+            d.arrivals,
+            Some(Arrivals {
+                first_ms: T0 + 7_500,
+                last_ms: T0 + 61_000,
+                mean_ms: T0 + 25_833,
+            })
+        );
+        let bytes = d.encode();
+        assert!(bytes.len() - plain <= 9, "{} bytes more", bytes.len() - plain);
+        assert_eq!(Delta::decode(key(), &bytes), Ok(d.clone()));
+        let arrivals = d.arrivals;
+        for p in d.split(40) {
+            assert_eq!(p.arrivals, arrivals, "every part carries its commit's arrivals");
+        }
+    }
+
+    #[test]
     fn corrupt_bytes_are_refused_not_misread() {
         let bytes = delta(&[(1, 2, 5_000, 3, 43_500)]).encode();
         for cut in 0..bytes.len() {
@@ -445,8 +567,18 @@ mod tests {
 
     proptest! {
         #[test]
-        fn deltas_round_trip_through_their_encoding(rows in rows()) {
-            let d = delta(&rows);
+        fn deltas_round_trip_through_their_encoding(
+            rows in rows(),
+            arrivals in prop::option::of(prop::collection::vec(-1_000_000i64..5_000_000, 1..20)),
+        ) {
+            let mut d = delta(&rows);
+            if let Some(a) = arrivals {
+                let mut sum = ArrivalSum::default();
+                for x in a {
+                    sum.add(T0 + x);
+                }
+                d.arrivals = sum.finish();
+            }
             prop_assert_eq!(Delta::decode(key(), &d.encode()), Ok(d));
         }
 

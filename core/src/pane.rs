@@ -22,7 +22,7 @@
 //! (`crate::rollup`).
 
 use crate::config::EngineConfig;
-use crate::delta::{Delta, DeltaKey, DeltaReading};
+use crate::delta::{ArrivalSum, Delta, DeltaKey, DeltaReading};
 use crate::reading::Reading;
 use crate::rollup::CompactionCounts;
 use crate::sequence::SequenceNumber;
@@ -198,6 +198,10 @@ pub struct BatchFold<'c> {
     expected: Option<SequenceNumber>,
     marks: MergeMarks,
     deltas: BTreeMap<i64, Delta>,
+    /// When the readings accepted into each pane arrived (the deltas' [`Arrivals`]).
+    ///
+    /// [`Arrivals`]: crate::delta::Arrivals
+    arrivals: BTreeMap<i64, ArrivalSum>,
 }
 
 impl<'c> BatchFold<'c> {
@@ -218,6 +222,7 @@ impl<'c> BatchFold<'c> {
             meta,
             marks,
             deltas: BTreeMap::new(),
+            arrivals: BTreeMap::new(),
         }
     }
 
@@ -302,6 +307,9 @@ impl<'c> BatchFold<'c> {
                 speed_milli: r.speed_milli(),
             },
         );
+        if let Some(a) = arrival_ms {
+            self.arrivals.entry(pane.start_ms).or_default().add(a);
+        }
         self.meta.counters.accepted += 1;
         self.meta.max_event_ms = Some(self.meta.max_event_ms.map_or(r.ts_ms, |m| m.max(r.ts_ms)));
         Outcome::Accepted
@@ -324,7 +332,8 @@ impl<'c> BatchFold<'c> {
         if !self.deltas.is_empty() {
             meta.commits += 1;
         }
-        for (start, d) in self.deltas {
+        for (start, mut d) in self.deltas {
+            d.arrivals = self.arrivals.get(&start).and_then(ArrivalSum::finish);
             let parts = d.split(MAX_DELTA_PART_BYTES);
             meta.deltas.push(DeltaRef {
                 pane_start_ms: start,
@@ -486,6 +495,35 @@ mod tests {
             // counts as late again; it changes no result either way.
             prop_assert!(ca.map(|c| c.late) <= cb.map(|c| c.late));
         }
+    }
+
+    #[test]
+    fn each_delta_says_when_its_readings_arrived() {
+        let cfg = EngineConfig::default();
+        let mut fold = BatchFold::new(&cfg, "s", None, MergeMarks::default());
+        // Two readings of one pane arriving 3 and 5 s after their time, one of the next
+        // pane arriving 1 s after, and one without an arrival time (not counted).
+        fold.apply(&seq(1), &reading(1, 0, 10, 1), Some(T0 + 13_000));
+        fold.apply(&seq(2), &reading(1, 1, 20, 1), Some(T0 + 25_000));
+        fold.apply(&seq(3), &reading(2, 0, 905, 1), Some(T0 + 906_000));
+        fold.apply(&seq(4), &reading(3, 0, 30, 1), None);
+        let c = fold.commit();
+        let arrivals: Vec<_> = c.deltas.iter().map(|d| d.arrivals).collect();
+        assert_eq!(
+            arrivals,
+            [
+                Some(crate::delta::Arrivals {
+                    first_ms: T0 + 13_000,
+                    last_ms: T0 + 25_000,
+                    mean_ms: T0 + 19_000,
+                }),
+                Some(crate::delta::Arrivals {
+                    first_ms: T0 + 906_000,
+                    last_ms: T0 + 906_000,
+                    mean_ms: T0 + 906_000,
+                }),
+            ]
+        );
     }
 
     #[test]
