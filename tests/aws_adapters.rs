@@ -11,6 +11,7 @@ use traffic_aws::{AwsNames, DynamoStore, KinesisShards, StoreOptions};
 use traffic_core::SequenceNumber;
 use traffic_core::delta::{Delta, DeltaKey, DeltaReading};
 use traffic_core::lamps::{Alarm, LightLamps};
+use traffic_core::latency::{ArrivalTotals, LatencyState};
 use traffic_core::pane::{Commit, DeltaRef, MergeMarks, MergeState, ShardMeta};
 use traffic_core::query::{MedianEntry, WindowResult};
 use traffic_core::reading::{LampColour, LampState, Lamps, Position};
@@ -328,6 +329,19 @@ async fn the_merge_state_moves_forward_only() -> anyhow::Result<()> {
         compaction: CompactionCounts {
             duplicates: 3,
             too_frequent: 2,
+        },
+        latency: LatencyState {
+            seen_commits: BTreeMap::from([("shardId-000000000001".to_owned(), 7)]),
+            pending: BTreeMap::from([(
+                WindowLength::from_ms(3_600_000)
+                    .unwrap_or_else(|| panic!("1h"))
+                    .window_of(P0),
+                ArrivalTotals {
+                    readings: 4,
+                    sum_ms: 4 * i128::from(P0 + 10),
+                    first_ms: P0 + 5,
+                },
+            )]),
         },
     };
     s.put_merge_progress(&progress).await?;

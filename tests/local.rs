@@ -350,3 +350,118 @@ async fn an_api_write_answered_2xx_survives_a_kill_9_right_after_the_answer() {
     assert_eq!(ids.len(), 11, "{ids:?}");
     assert!(!ids.contains(&gone));
 }
+
+/// `GET path` on `addr`: the status and the body (the server closes the connection).
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return (0, String::new());
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn the_merge_figures_and_the_latency_from_arrival_to_result_appear_in_the_stats() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_traffic"))
+        .args(["local", "--intersections", "12", "--shards", "3"])
+        .args(["--seed", "7", "--start", START, "--speedup", "600"])
+        .args(["--status", "off", "--listen", &addr.to_string()])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Until an hour has closed and been retimed from (a few simulated hours: seconds of wall
+    // time at 600x), at most two minutes.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let totals = loop {
+        let (status, body) = http_get(addr, "/api/stats?minutes=1440");
+        if status == 200 {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let fs = v["functions"].as_array().cloned().unwrap_or_default();
+            let has = |name: &str| {
+                fs.iter()
+                    .any(|f| f["function"] == name && f["records"].as_u64() > Some(0))
+            };
+            if ["merge", "result_15m", "result_1h", "result_24h", "retiming"]
+                .iter()
+                .all(|n| has(n))
+                && v["series"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().filter(|p| p["function"] == "retiming").count() >= 2)
+            {
+                break fs;
+            }
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("no merge figures within two minutes: {status} {body}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let get = |name: &str| {
+        totals
+            .iter()
+            .find(|f| f["function"] == name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .clone()
+    };
+    for f in &totals {
+        eprintln!(
+            "| {} | {} | {} | {:.0} | {} |",
+            f["function"].as_str().unwrap_or(""),
+            f["invocations"],
+            f["records"],
+            f["mean_latency_ms"].as_f64().unwrap_or(0.0),
+            f["max_latency_ms"]
+        );
+    }
+    let merge = get("merge");
+    assert!(
+        merge["accepted"].as_u64() > Some(0),
+        "windows closed: {merge}"
+    );
+    // Provisional results (the default): a reading is in every length's result from the first
+    // run after its batch. `traffic local` merges right after each batch, at the simulated
+    // instant the batch was read, so in simulated time that is no later than the batch.
+    for len in ["result_15m", "result_1h", "result_24h"] {
+        let r = get(len);
+        let mean = r["mean_latency_ms"].as_f64().unwrap_or(-1.0);
+        assert!((0.0..60_000.0).contains(&mean), "{len}: {mean} ms");
+        // Each reading counts once (the batch read last may not have been merged yet).
+        let (included, ingested) = (r["records"].as_u64(), get("ingest")["records"].as_u64());
+        assert!(included > Some(0) && included <= ingested, "{len}: {r}");
+    }
+    // The retiming comes after the quarter closes: on average half a quarter after a reading
+    // arrived plus the allowed lateness (2 min), within a quarter and the lateness at most
+    // (and some batching).
+    let retiming = get("retiming");
+    let mean = retiming["mean_latency_ms"].as_f64().unwrap_or(0.0);
+    assert!(
+        (120_000.0..1_200_000.0).contains(&mean),
+        "arrival to retiming {mean} ms"
+    );
+    assert!(retiming["accepted"].as_u64() >= Some(12), "{retiming}");
+}

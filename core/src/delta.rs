@@ -275,7 +275,10 @@ impl Delta {
         put_varint(&mut out, self.pane.length.ms() as u64);
         if let Some(a) = self.arrivals {
             // Relative to the pane's start, then to the first arrival: a few bytes each.
-            put_varint(&mut out, zigzag(a.first_ms.wrapping_sub(self.pane.start_ms)));
+            put_varint(
+                &mut out,
+                zigzag(a.first_ms.wrapping_sub(self.pane.start_ms)),
+            );
             put_varint(&mut out, zigzag(a.last_ms.wrapping_sub(a.first_ms)));
             put_varint(&mut out, zigzag(a.mean_ms.wrapping_sub(a.first_ms)));
         }
@@ -536,11 +539,18 @@ mod tests {
             })
         );
         let bytes = d.encode();
-        assert!(bytes.len() - plain <= 9, "{} bytes more", bytes.len() - plain);
+        assert!(
+            bytes.len() - plain <= 9,
+            "{} bytes more",
+            bytes.len() - plain
+        );
         assert_eq!(Delta::decode(key(), &bytes), Ok(d.clone()));
         let arrivals = d.arrivals;
         for p in d.split(40) {
-            assert_eq!(p.arrivals, arrivals, "every part carries its commit's arrivals");
+            assert_eq!(
+                p.arrivals, arrivals,
+                "every part carries its commit's arrivals"
+            );
         }
     }
 

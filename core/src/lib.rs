@@ -34,6 +34,7 @@ pub mod frontier;
 pub mod hash;
 pub mod ids;
 pub mod lamps;
+pub mod latency;
 pub mod lineage;
 pub mod merge_run;
 pub mod pane;

@@ -98,6 +98,9 @@ pub struct MergeState {
     /// What compaction has dropped so far (duplicates, too frequent readings).
     #[serde(default)]
     pub compaction: CompactionCounts,
+    /// What the latency measurement remembers between runs ([`crate::latency`]).
+    #[serde(default)]
+    pub latency: crate::latency::LatencyState,
 }
 
 /// A delta a shard wrote to a pane not yet compacted.

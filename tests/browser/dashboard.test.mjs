@@ -217,6 +217,13 @@ test("an edit through the page changes only what was edited", async () => {
   assert.deepEqual(body.phases.map((p) => [p.green_s, p.red_s]), [[17, 47], [17, 47]]);
 });
 
+test("the merge's runs and the latency from arrival to result are charted", async () => {
+  await page.waitForFunction(
+    () => document.querySelectorAll("#chart-result-latency polyline").length > 0, null, { timeout: 90_000 });
+  const runs = await page.locator('#merge-figures [data-merge="merge runs"] span').nth(1).textContent();
+  assert.ok(Number(runs.replace(/\D/g, "")) > 0, `merge runs shown: ${runs}`);
+});
+
 test("a screenshot of the dashboard with data is saved", async () => {
   // Charts read better with a few minutes of figures; take the picture regardless after 90 s.
   await page.waitForFunction(

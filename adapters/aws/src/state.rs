@@ -6,7 +6,7 @@
 //! | shard index | `shards` | `<shard_id>` | `shard_id` |
 //! | delta | `delta#<pane start>` | `<shard_id>#<commit, 20 digits>#<part, 5 digits>` | `d` (B: [`Delta::encode`]), `expires_at` |
 //! | pane index | `panes` | `ord(pane start)` | `start_ms`, `expires_at` |
-//! | merge state | `merge` | `state` | `closed_ms`, `compacted_ms`, `duplicates`, `too_frequent` (N), `caught_up` (B: postcard of shard → ms) |
+//! | merge state | `merge` | `state` | `closed_ms`, `compacted_ms`, `duplicates`, `too_frequent` (N), `caught_up` (B: postcard of shard → ms), `latency` (B: postcard of `traffic_core::latency::LatencyState`) |
 //! | merge lease | `merge` | `lease` | `holder` (S), `until_ms` (N) |
 //! | rollup header | `rollups#<length ms>` | `ord(window start)` | `start_ms`, `through_ms`, `parts`, `bytes`, `expires_at` |
 //! | rollup part | `rollup#<length ms>#<window start>` | `ord(through_ms)#<part>` | `b` (B), `expires_at` |
@@ -129,6 +129,11 @@ fn decode_merge_state(item: &Item) -> PortResult<MergeState> {
         Some(_) => return Err(PortError::Corrupt("merge state: caught_up".into())),
         None => BTreeMap::new(),
     };
+    let latency = match item.get("latency") {
+        Some(AttributeValue::B(b)) => decode(b.as_ref(), "merge state")?,
+        Some(_) => return Err(PortError::Corrupt("merge state: latency".into())),
+        None => Default::default(),
+    };
     Ok(MergeState {
         marks: MergeMarks {
             closed_ms: n_i64(item, "closed_ms"),
@@ -139,6 +144,7 @@ fn decode_merge_state(item: &Item) -> PortResult<MergeState> {
             duplicates: n_u64(item, "duplicates"),
             too_frequent: n_u64(item, "too_frequent"),
         },
+        latency,
     })
 }
 
@@ -598,8 +604,12 @@ impl StateStore for DynamoStore {
             ),
             (":d".to_owned(), num(state.compaction.duplicates)),
             (":f".to_owned(), num(state.compaction.too_frequent)),
+            (
+                ":l".to_owned(),
+                AttributeValue::B(encode(&state.latency)?.into()),
+            ),
         ]);
-        let set = "SET caught_up = :u, duplicates = :d, too_frequent = :f";
+        let set = "SET caught_up = :u, duplicates = :d, too_frequent = :f, latency = :l";
         let update = match state.marks.compacted_ms {
             Some(c) => {
                 values.insert(":c".to_owned(), num(c));

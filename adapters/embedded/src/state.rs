@@ -34,8 +34,32 @@ fn read_state<T: ReadableTable<&'static str, &'static [u8]>>(
     ctx: &str,
 ) -> PortResult<MergeState> {
     match r!(t.get(STATE_KEY), ctx)? {
-        Some(v) => decode(v.value(), "merge state"),
+        Some(v) => decode(v.value(), "merge state").or_else(|e| {
+            // Written before the merge measured latencies: the same fields without them.
+            decode::<LegacyMergeState>(v.value(), "merge state")
+                .map(LegacyMergeState::into_state)
+                .map_err(|_| e)
+        }),
         None => Ok(MergeState::default()),
+    }
+}
+
+/// The merge's state as stored before it carried [`MergeState::latency`].
+#[derive(Deserialize)]
+struct LegacyMergeState {
+    marks: MergeMarks,
+    caught_up_since: std::collections::BTreeMap<String, i64>,
+    compaction: traffic_core::rollup::CompactionCounts,
+}
+
+impl LegacyMergeState {
+    fn into_state(self) -> MergeState {
+        MergeState {
+            marks: self.marks,
+            caught_up_since: self.caught_up_since,
+            compaction: self.compaction,
+            latency: Default::default(),
+        }
     }
 }
 

@@ -544,6 +544,13 @@ function lineChart(svg, series, from, to, unit) {
   fill(svg, parts);
 }
 
+// A window length as the API writes it (15m, 1h, 24h, 30s) in ms.
+function windowMs(text) {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(text);
+  if (!m) return 0;
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60000, h: 3600000 }[m[2]];
+}
+
 function renderCharts() {
   const st = state.stats;
   if (!st) return;
@@ -564,6 +571,23 @@ function renderCharts() {
     { name: "mean", colour: COLOURS[0], points: fn("ingest").map((p) => [p.minute_ms, p.mean_latency_ms]) },
     { name: "max", colour: COLOURS[1], dashed: true, points: fn("ingest").map((p) => [p.minute_ms, p.max_latency_ms]) },
   ], from, to, "ms");
+  // Arrival to the first result of each window length, and to the retiming it caused.
+  const resultSeries = [...new Set(st.series.map((p) => p.function).filter((f) => f.startsWith("result_")))]
+    .sort((a, b) => windowMs(a.slice(7)) - windowMs(b.slice(7)));
+  lineChart($("chart-result-latency"), [...resultSeries, "retiming"].map((name, i) => ({
+    name: name === "retiming" ? "retiming" : name.slice(7),
+    colour: COLOURS[i % COLOURS.length],
+    dashed: name === "retiming",
+    points: fn(name).filter((p) => p.records > 0).map((p) => [p.minute_ms, p.mean_latency_ms / 1000]),
+  })), from, to, "s");
+  const total = (name) => (st.functions || []).find((f) => f.function === name);
+  const merge = total("merge"), retiming = total("retiming");
+  fill($("merge-figures"), [
+    ["merge runs", merge ? merge.invocations.toLocaleString() : "0"],
+    ["mean run", merge ? fmt(merge.mean_latency_ms, 0) + " ms" : "–"],
+    ["windows closed", merge ? merge.accepted.toLocaleString() : "0"],
+    ["retimed", retiming ? retiming.accepted.toLocaleString() : "0"],
+  ].map(([k, v]) => h("div", { "data-merge": k }, h("span", { text: k }), h("span", { text: v }))));
   const c = st.counters;
   fill($("counters"), [["accepted", c.accepted], ["rejected", c.rejected], ["late", c.late], ["duplicates", c.duplicates], ["shards", st.shards.length]]
     .map(([k, v]) => h("div", { "data-counter": k }, h("span", { text: k }), h("span", { text: v.toLocaleString() }))));

@@ -229,7 +229,15 @@ async fn tick(
     // Throughput and latency figures, and the shard counters.
     let wall = chrono::Utc::now().timestamp_millis();
     let records = (xs.len() * 4 * 10) as u64;
-    for (function, lat) in [("ingest", 400.0), ("fault", 600.0)] {
+    // The merge's figures: its runs, and arrival to result (per window length) and to retiming.
+    for (function, lat) in [
+        ("ingest", 400.0),
+        ("fault", 600.0),
+        ("merge", 30.0),
+        ("result_15m", 40_000.0),
+        ("result_1h", 45_000.0),
+        ("retiming", 560_000.0),
+    ] {
         store
             .add_stats(&StatsSample {
                 function: function.into(),

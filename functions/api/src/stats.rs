@@ -1,4 +1,7 @@
-//! `/api/stats`: throughput and latency per minute, and the ingest counters per shard.
+//! `/api/stats`: throughput and latency per minute and over the period, per function and per
+//! measured series (the merge's runs, the latency from a reading's arrival to the first result
+//! of each window length that includes it and to the retiming it caused: see
+//! `merge::figures`), and the ingest counters per shard.
 
 use crate::Shared;
 use crate::error::ApiResult;
@@ -11,6 +14,7 @@ use serde::Deserialize;
 use serde::Serialize;
 use traffic_core::pane::Counters;
 use traffic_core::time::format_rfc3339_ms;
+use traffic_ports::StatsSample;
 
 /// One function's figures over one minute.
 #[derive(Debug, Serialize, Deserialize)]
@@ -19,7 +23,7 @@ pub struct StatsPoint {
     pub minute: String,
     /// The same, epoch ms.
     pub minute_ms: i64,
-    /// `ingest`, `fault` or `merge`.
+    /// `ingest`, `fault`, `merge`, `retiming` or `result_<length>` (`result_15m`, ...).
     pub function: String,
     /// Invocations.
     pub invocations: u64,
@@ -30,6 +34,26 @@ pub struct StatsPoint {
     /// Mean time from arrival in the stream to processing, ms.
     pub mean_latency_ms: f64,
     /// Longest such time, ms.
+    pub max_latency_ms: u64,
+}
+
+/// One function's (or series') figures summed over the period asked for.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FunctionTotals {
+    /// As in [`StatsPoint::function`].
+    pub function: String,
+    /// Invocations (runs, for `merge`).
+    pub invocations: u64,
+    /// Records: readings for `ingest`, `fault`, `result_*` and `retiming`, runs for `merge`.
+    pub records: u64,
+    /// Readings accepted (ingest), alarms raised (fault), windows closed (merge),
+    /// intersections retimed (retiming).
+    pub accepted: u64,
+    /// Mean latency per record, ms: arrival to processing (ingest, fault), a run's wall time
+    /// (merge), arrival to the first result of that length (result_*), arrival to the
+    /// retiming (retiming).
+    pub mean_latency_ms: f64,
+    /// The largest, ms.
     pub max_latency_ms: u64,
 }
 
@@ -83,6 +107,8 @@ pub struct StatsView {
     pub since: String,
     /// Per minute and function, oldest first.
     pub series: Vec<StatsPoint>,
+    /// Per function over the whole period, by name.
+    pub functions: Vec<FunctionTotals>,
     /// Counters summed over every shard, with what compaction found (duplicates, too frequent
     /// readings) taken out of `accepted`: `records` = accepted + rejected + late + duplicates +
     /// future.
@@ -105,6 +131,10 @@ pub async fn stats(State(state): State<Shared>, q: Params) -> ApiResult<Json<Sta
     }
     // Duplicates and too frequent readings found when the merge compacted panes.
     let total = total.settle(&state.ports.state.merge_state().await?.compaction);
+    let mut by_function = std::collections::BTreeMap::<&str, StatsSample>::new();
+    for s in &samples {
+        by_function.entry(s.function.as_str()).or_default().add(s);
+    }
     Ok(Json(StatsView {
         now: format_rfc3339_ms(now),
         since: format_rfc3339_ms(since),
@@ -114,6 +144,17 @@ pub async fn stats(State(state): State<Shared>, q: Params) -> ApiResult<Json<Sta
                 minute: format_rfc3339_ms(s.minute_ms),
                 minute_ms: s.minute_ms,
                 function: s.function.clone(),
+                invocations: s.invocations,
+                records: s.records,
+                accepted: s.accepted,
+                mean_latency_ms: s.mean_latency_ms(),
+                max_latency_ms: s.latency_ms_max,
+            })
+            .collect(),
+        functions: by_function
+            .into_iter()
+            .map(|(f, s)| FunctionTotals {
+                function: f.to_owned(),
                 invocations: s.invocations,
                 records: s.records,
                 accepted: s.accepted,

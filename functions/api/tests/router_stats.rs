@@ -68,6 +68,25 @@ async fn statistics_show_throughput_latency_and_summed_counters() -> anyhow::Res
         .filter_map(|p| Some((p["records"].as_u64()?, p["mean_latency_ms"].as_f64()?)))
         .collect();
     assert_eq!(ingest, vec![(400, 200.0), (500, 100.0)]);
+    let totals: Vec<(&str, u64, f64)> = a.body["functions"]
+        .as_array()
+        .map(|fs| {
+            fs.iter()
+                .filter_map(|f| {
+                    Some((
+                        f["function"].as_str()?,
+                        f["records"].as_u64()?,
+                        f["mean_latency_ms"].as_f64()?,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        totals,
+        vec![("fault", 500, 120.0), ("ingest", 900, 130_000.0 / 900.0)],
+        "summed over the period, by name"
+    );
     assert_eq!(
         a.body["counters"],
         json!({"accepted": 900, "rejected": 4, "late": 4, "duplicates": 10, "future": 2, "records": 920})

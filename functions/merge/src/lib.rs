@@ -25,6 +25,7 @@
 //!    is no longer needed is dropped.
 
 pub mod events;
+pub mod figures;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,6 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use traffic_core::EngineConfig;
 use traffic_core::delta::{Delta, DeltaKey};
+use traffic_core::latency::{RunLatencies, RunSeen, SeenDelta, observe};
 use traffic_core::lineage::{ShardActivity, ShardInfo, global_watermark, idle_shards};
 use traffic_core::merge_run::{Levels, RunInput, run};
 use traffic_core::pane::ShardMeta;
@@ -40,8 +42,8 @@ use traffic_core::time::format_rfc3339_ms;
 use traffic_core::webster::{apply, retime};
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_ports::{
-    Clock, PortResult, Ports, Registry, ResultEvents, ResultStore, StateStore, StreamShards,
-    TimingUpdate,
+    Clock, PortResult, Ports, Registry, ResultEvents, ResultStore, StateStore, StatsStore,
+    StreamShards, TimingUpdate, UsageMeter,
 };
 
 pub use traffic_functions::Provisional;
@@ -61,6 +63,8 @@ pub struct MergeHandler {
     events: Arc<dyn ResultEvents>,
     stream: Option<Arc<dyn StreamShards>>,
     clock: Arc<dyn Clock>,
+    stats: Arc<dyn StatsStore>,
+    usage: Arc<dyn UsageMeter>,
 }
 
 /// A name for this process's merge runs, unique enough to tell two concurrent runs apart.
@@ -88,6 +92,8 @@ impl MergeHandler {
             events: ports.events.clone(),
             stream: ports.stream.clone(),
             clock: ports.clock.clone(),
+            stats: ports.stats.clone(),
+            usage: ports.usage.clone(),
         }
     }
 
@@ -113,9 +119,28 @@ impl MergeHandler {
         }
     }
 
-    /// Runs the merge once.
+    /// Runs the merge once and records its figures ([`figures`]).
     pub async fn run(&self, closing: Closing) -> PortResult<MergeReport> {
-        self.merge().run(closing).await
+        let before = self.usage.usage();
+        let report = self.merge().run(closing).await?;
+        self.record(&report, before).await;
+        Ok(report)
+    }
+
+    /// Handles a scheduled event ([`Merge::handle`]) and records its figures.
+    pub async fn handle(&self, event: &EventBridgeEvent) -> PortResult<MergeReport> {
+        let before = self.usage.usage();
+        let report = self.merge().handle(event).await?;
+        self.record(&report, before).await;
+        Ok(report)
+    }
+
+    async fn record(&self, report: &MergeReport, before: traffic_ports::Usage) {
+        let used = self.usage.usage().since(&before);
+        let minute = self.clock.now_ms().div_euclid(60_000) * 60_000;
+        for s in figures::samples(report, minute, &used) {
+            traffic_functions::kinesis::record_stats(self.stats.as_ref(), &s).await;
+        }
     }
 }
 
@@ -177,6 +202,11 @@ pub struct MergeReport {
     pub retiming_conflicts: usize,
     /// Result events published ([`events`]): one per window closed, one per retiming round.
     pub events_published: usize,
+    /// Wall time of the run, ms.
+    pub run_ms: u64,
+    /// Latencies from the readings' arrival to the results and the retiming of this run
+    /// (`traffic_core::latency`).
+    pub latencies: RunLatencies,
 }
 
 impl Merge<'_> {
@@ -217,7 +247,11 @@ impl Merge<'_> {
                 ..MergeReport::default()
             });
         }
-        let result = self.run_leased(closing, now).await;
+        let started = std::time::Instant::now();
+        let result = self.run_leased(closing, now).await.map(|mut r| {
+            r.run_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            r
+        });
         if let Err(e) = self.state.release_lease(self.holder).await {
             tracing::warn!(error = %e, "merge lease not released; it expires by itself");
         }
@@ -334,6 +368,8 @@ impl Merge<'_> {
 
         // Every listed delta of every pane not yet compacted, in delivery order.
         let mut by_pane: BTreeMap<i64, Vec<Delta>> = BTreeMap::new();
+        let mut seen = Vec::new();
+        let mut compacted_now = BTreeSet::new();
         for &p in &panes {
             let mut keys: Vec<DeltaKey> = metas.iter().flat_map(|m| m.delta_keys(p)).collect();
             keys.sort();
@@ -348,7 +384,9 @@ impl Merge<'_> {
             report.deltas_read += deltas.len();
             if consistent {
                 report.panes_compacted += 1;
+                compacted_now.insert(p);
             }
+            seen.extend(deltas.iter().map(SeenDelta::of));
             by_pane.insert(p, deltas);
         }
 
@@ -390,10 +428,12 @@ impl Merge<'_> {
         report.compaction = out.counts;
 
         // Webster on the latest control window closed in this run.
-        if let Some((_, r)) = out.finals.iter().rev().find(|(w, _)| w.length == pane_len) {
+        let mut retimed_window = None;
+        if let Some((w, r)) = out.finals.iter().rev().find(|(w, _)| w.length == pane_len) {
             let (retimed, conflicts) = self.retime(r).await?;
             report.retimed = retimed;
             report.retiming_conflicts = conflicts;
+            retimed_window = Some(*w);
         }
 
         let mut results = Vec::with_capacity(out.finals.len() + out.provisional.len());
@@ -417,7 +457,22 @@ impl Merge<'_> {
             self.state.put_rollups(&out.prefixes, now).await?;
         }
         report.events_published = events::publish(self.events, &results, &report, pane_len).await?;
+        let finals: BTreeSet<WindowKey> = out.finals.keys().copied().collect();
+        let (latency, latencies) = observe(
+            &state.latency,
+            &RunSeen {
+                deltas: &seen,
+                compacted: &compacted_now,
+                finals: &finals,
+                lengths: self.cfg.windows(),
+                provisional: &self.provisional_lengths(),
+                retimed: retimed_window,
+                now_ms: self.clock.now_ms(),
+            },
+        );
+        report.latencies = latencies;
         let mut progress = state.clone();
+        progress.latency = latency;
         progress.marks.closed_ms = closed;
         progress.marks.compacted_ms = closed.or(state.marks.compacted_ms);
         progress.caught_up_since = caught_up_since;

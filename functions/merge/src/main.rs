@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let merge = &merge;
     run(service_fn(
         move |event: LambdaEvent<EventBridgeEvent>| async move {
-            let report: MergeReport = merge.merge().handle(&event.payload).await?;
+            let report: MergeReport = merge.handle(&event.payload).await?;
             Ok::<_, Error>(serde_json::json!({
                 "closed": report.closed.len(),
                 "provisional": report.provisional,
