@@ -4,6 +4,7 @@
 
 mod aws_support;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_support::{AwsEnv, assert_same, aws_env};
 use std::collections::BTreeMap;
 use traffic_aws::setup::{Resources, ensure_table};
@@ -875,5 +876,37 @@ async fn a_backfill_of_year_old_readings_expires_a_retention_after_it_was_writte
         "{expiries:?} vs {expected}"
     );
     env.cleanup(&r, None, &[]).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_intersections_with_a_lamp_not_ok_are_tracked_and_found_again_on_an_older_table()
+-> anyhow::Result<()> {
+    let Some((env, r, s)) = store("not-ok").await? else {
+        return Ok(());
+    };
+    let none = std::collections::BTreeSet::new();
+    assert_eq!(s.maybe_not_ok().await?, Some(none.clone()), "a new table");
+    s.put_lamp_states(&[
+        ((id("I-0001"), light(2)), lamps(LampState::Broken, 2)),
+        ((id("I-0002"), light(0)), lamps(LampState::Ok, 2)),
+    ])
+    .await?;
+    let only_1 = std::collections::BTreeSet::from([id("I-0001")]);
+    assert_eq!(s.maybe_not_ok().await?, Some(only_1.clone()));
+    // A table whose lamp states were written before the set existed: found by one scan.
+    env.clients
+        .dynamodb
+        .delete_item()
+        .table_name(&r.registry_table)
+        .key("pk", AttributeValue::S("lamp#not-ok".into()))
+        .key("sk", AttributeValue::S("state".into()))
+        .send()
+        .await?;
+    assert_eq!(s.maybe_not_ok().await?, Some(only_1));
+    // Back to ok: forgotten.
+    s.put_lamp_states(&[((id("I-0001"), light(2)), lamps(LampState::Ok, 3))])
+        .await?;
+    assert_eq!(s.maybe_not_ok().await?, Some(none));
     Ok(())
 }

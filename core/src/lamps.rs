@@ -102,6 +102,25 @@ pub fn transition(prev: &LightLamps, reading: &Reading) -> Transition {
     }
 }
 
+/// The intersections among `readings` whose lamp states a batch must read (and may change),
+/// given `maybe_not_ok`: a set that holds every intersection whose stored states are not all
+/// ok (`None` when unknown: all of them). An intersection outside it is all ok, and a batch
+/// in which it reports only ok lamps changes nothing and raises nothing ([`transition`] of ok
+/// onto ok), so its states need not be read at all; one broken lamp in the batch, and every
+/// reading of that intersection in the batch is applied, in order.
+pub fn intersections_to_read<'a>(
+    readings: impl IntoIterator<Item = &'a Reading>,
+    maybe_not_ok: Option<&std::collections::BTreeSet<IntersectionId>>,
+) -> std::collections::BTreeSet<IntersectionId> {
+    readings
+        .into_iter()
+        .filter(|r| {
+            maybe_not_ok.is_none_or(|set| set.contains(&r.intersection_id) || !r.lamps.all_ok())
+        })
+        .map(|r| r.intersection_id.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +177,103 @@ mod tests {
             reading(1, Broken),
         ]);
         assert_eq!(alarms, vec![(1, vec![LampColour::Green])]);
+    }
+
+    mod selection {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::{BTreeMap, BTreeSet};
+
+        type Key = (IntersectionId, LightIndex);
+
+        fn id(i: u8) -> IntersectionId {
+            IntersectionId::parse(&format!("I-{i}")).unwrap_or_else(|e| panic!("{e}"))
+        }
+
+        fn state(code: u8, as_of: i64) -> LightLamps {
+            let s = |bit: u8| {
+                if code & bit == 0 {
+                    LampState::Ok
+                } else {
+                    LampState::Broken
+                }
+            };
+            LightLamps {
+                lamps: Lamps {
+                    red: s(1),
+                    yellow: s(2),
+                    green: s(4),
+                },
+                as_of_ms: (as_of > 0).then_some(as_of),
+            }
+        }
+
+        /// Applies `readings` to `stored` for the intersections in `read` (all when `None`):
+        /// the alarms raised, the lamps repaired, and the states that changed.
+        fn fold(
+            stored: &BTreeMap<Key, LightLamps>,
+            readings: &[Reading],
+            read: Option<&BTreeSet<IntersectionId>>,
+        ) -> (Vec<(Key, LampColour)>, usize, BTreeMap<Key, LightLamps>) {
+            let mut states = BTreeMap::new();
+            let (mut alarms, mut repaired) = (Vec::new(), 0);
+            for r in readings {
+                if read.is_some_and(|set| !set.contains(&r.intersection_id)) {
+                    continue;
+                }
+                let key = (r.intersection_id.clone(), r.light);
+                let prev = states
+                    .get(&key)
+                    .or_else(|| stored.get(&key))
+                    .copied()
+                    .unwrap_or_default();
+                let t = transition(&prev, r);
+                alarms.extend(t.failed.iter().map(|c| (key.clone(), *c)));
+                repaired += t.repaired.len();
+                states.insert(key, t.state);
+            }
+            let changed = states
+                .into_iter()
+                .filter(|(k, s)| stored.get(k).copied().unwrap_or_default().lamps != s.lamps)
+                .collect();
+            (alarms, repaired, changed)
+        }
+
+        proptest! {
+            /// Skipping the intersections outside the selection changes no alarm, no repair
+            /// and no stored lamp, whatever the stored states and the batch.
+            #[test]
+            fn reading_only_the_selected_intersections_gives_the_same_alarms_and_states(
+                stored in prop::collection::vec((0u8..6, 0u8..4, 0u8..8, 0i64..50), 0..20),
+                batch in prop::collection::vec((0u8..6, 0u8..4, 0u8..8, 1i64..100), 0..40),
+                extra in prop::collection::btree_set(0u8..6, 0..3),
+            ) {
+                let stored: BTreeMap<Key, LightLamps> = stored
+                    .into_iter()
+                    .map(|(i, l, code, as_of)| ((id(i), LightIndex::new(i64::from(l)).unwrap_or_else(|e| panic!("{e}"))), state(code, as_of)))
+                    .collect();
+                let readings: Vec<Reading> = batch
+                    .into_iter()
+                    .map(|(i, l, code, ts)| Reading {
+                        intersection_id: id(i),
+                        light: LightIndex::new(i64::from(l)).unwrap_or_else(|e| panic!("{e}")),
+                        ts_ms: ts,
+                        vehicles: 1,
+                        mean_speed_kmh: 30.0,
+                        lamps: state(code, 0).lamps,
+                        position: None,
+                    })
+                    .collect();
+                // The set holds every intersection not all ok, and maybe some that are.
+                let mut maybe: BTreeSet<IntersectionId> = stored
+                    .iter()
+                    .filter(|(_, s)| !s.lamps.all_ok())
+                    .map(|((i, _), _)| i.clone())
+                    .collect();
+                maybe.extend(extra.into_iter().map(id));
+                let read = intersections_to_read(&readings, Some(&maybe));
+                prop_assert_eq!(fold(&stored, &readings, None), fold(&stored, &readings, Some(&read)));
+            }
+        }
     }
 }

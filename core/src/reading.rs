@@ -77,6 +77,13 @@ impl Lamps {
         }
     }
 
+    /// Whether all three lamps work.
+    pub fn all_ok(&self) -> bool {
+        LampColour::ALL
+            .iter()
+            .all(|c| self.get(*c) == LampState::Ok)
+    }
+
     /// Sets the state of the lamp of `colour`.
     pub fn set(&mut self, colour: LampColour, state: LampState) {
         match colour {

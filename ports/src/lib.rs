@@ -20,7 +20,7 @@ pub use source::{
 };
 
 use async_trait::async_trait;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use traffic_core::city::{Intersection, Phase};
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::events::ResultEvent;
@@ -353,7 +353,16 @@ pub trait LampStore: Send + Sync {
         lights: &[(IntersectionId, LightIndex)],
     ) -> PortResult<BTreeMap<(IntersectionId, LightIndex), LightLamps>>;
 
-    /// Stores new lamp states.
+    /// The intersections that may have a lamp not ok: every intersection whose stored states
+    /// are not all ok is among them, and a few more may be. `None` when the store keeps no
+    /// such set (every state must then be read); `fault` reads the states of only these and
+    /// of those reporting a broken lamp (`traffic_core::lamps::intersections_to_read`).
+    async fn maybe_not_ok(&self) -> PortResult<Option<BTreeSet<IntersectionId>>> {
+        Ok(None)
+    }
+
+    /// Stores new lamp states (and keeps [`LampStore::maybe_not_ok`] true: an intersection
+    /// is added before a state not ok is written, removed after its states are all ok).
     async fn put_lamp_states(
         &self,
         states: &[((IntersectionId, LightIndex), LightLamps)],

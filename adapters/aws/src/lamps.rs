@@ -3,6 +3,7 @@
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
 //! | lamp states | `lamp#<id>` | `state` | `lights` (M: light → lamps and `as_of_ms`) |
+//! | intersections that may have a lamp not ok | `lamp#not-ok` | `state` | `ids` (SS), `complete` (BOOL) |
 //! | alarm (the log) | `alarm#log` | `<ts>#<alarm id>` | `alarm` (M), `published`, `repaired_at`, `ts_ms`, `expires_at` once closed |
 //! | open alarm (the view) | `alarm#open` | `<ts>#<alarm id>` | a copy of the log item while it is open |
 //! | open alarm by light | `alarm#open#<id>` | `<light>#<ts>#<alarm id>` | `sk_log` |
@@ -30,6 +31,18 @@
 //! records one `fault` invocation at a time handles, and `fault` reads the states of a batch
 //! before it writes them. Repair orders are taken with a conditional delete each, so an order
 //! is handed out once even to concurrent takers.
+//!
+//! Most of a city's lamps work, and a batch of ok lamps from an intersection whose lamps all
+//! work changes nothing, so `fault` reads the states of only the intersections in
+//! `lamp#not-ok` and of those reporting a broken lamp ([`LampStore::maybe_not_ok`]): one
+//! consistent `GetItem` of a small item per batch instead of one item per intersection.
+//! [`LampStore::put_lamp_states`] keeps the set a superset of the intersections whose states
+//! are not all ok: `ADD` before a state not ok is written, `DELETE` after an intersection's
+//! states are all ok again (a crash in between leaves an extra member, which costs a read and
+//! nothing else). The set is trusted once `complete` is set: on a table that had lamp states
+//! before the set existed, the first reader scans the lamp items once, adds every intersection
+//! with a lamp not ok and sets `complete` (writers that add or delete meanwhile keep it a
+//! superset: a delete that lands before the scan's add leaves an extra member).
 
 use crate::capacity::{item_size, read_units, write_units};
 use crate::error::{build, code_of, port_error};
@@ -131,6 +144,16 @@ fn lamp_key(id: &IntersectionId) -> Item {
     key(format!("lamp#{id}"), "state")
 }
 
+/// The key of the set of intersections that may have a lamp not ok.
+fn not_ok_key() -> Item {
+    key("lamp#not-ok", "state")
+}
+
+/// Whether any light of a lamp item has a lamp not ok.
+fn any_not_ok(lights: &LampLights) -> bool {
+    lights.values().any(|l| !l.lamps.all_ok())
+}
+
 impl DynamoStore {
     /// Reads the lamp items of `ids` and refreshes the cache with them.
     async fn read_lamp_items(
@@ -154,6 +177,88 @@ impl DynamoStore {
             }
             for (id, lights) in &out {
                 cache.insert(id.clone(), lights.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds `ids` to (`ADD`) or removes them from (`DELETE`) the set of intersections that
+    /// may have a lamp not ok, optionally marking the set complete.
+    async fn update_not_ok(
+        &self,
+        verb: &str,
+        ids: &BTreeSet<IntersectionId>,
+        complete: bool,
+    ) -> PortResult<()> {
+        if ids.is_empty() && !complete {
+            return Ok(());
+        }
+        let table = self.table(Table::Registry)?;
+        let mut update = self
+            .ddb
+            .update_item()
+            .table_name(table)
+            .set_key(Some(not_ok_key()));
+        let mut expr = String::new();
+        if complete {
+            expr.push_str("SET complete = :t ");
+            update = update.expression_attribute_values(":t", AttributeValue::Bool(true));
+        }
+        if !ids.is_empty() {
+            expr.push_str(&format!("{verb} ids :s"));
+            update = update.expression_attribute_values(
+                ":s",
+                AttributeValue::Ss(ids.iter().map(|i| i.to_string()).collect()),
+            );
+        }
+        let bytes = 40 + ids.iter().map(|i| i.as_str().len() + 1).sum::<usize>();
+        update
+            .update_expression(expr)
+            .send()
+            .await
+            .map_err(|e| port_error("updating the intersections with a lamp not ok", e))?;
+        // The item after the update is about the size of what it names (a lower bound).
+        self.metrics
+            .write(&Table::Registry.op("UpdateItem"), write_units(bytes));
+        Ok(())
+    }
+
+    /// Every intersection whose stored lamp states are not all ok, from a scan of the table
+    /// (once per table: see the module's notes).
+    async fn scan_not_ok(&self) -> PortResult<BTreeSet<IntersectionId>> {
+        let table = self.table(Table::Registry)?;
+        let mut out = BTreeSet::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let resp = self
+                .ddb
+                .scan()
+                .table_name(table)
+                .consistent_read(true)
+                .filter_expression("sk = :state AND begins_with(pk, :lamp)")
+                .expression_attribute_values(":state", AttributeValue::S("state".into()))
+                .expression_attribute_values(":lamp", AttributeValue::S("lamp#".into()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| port_error("scanning the lamp states", e))?;
+            let mut bytes = 0;
+            for item in resp.items() {
+                bytes += item_size(item);
+                if item.get("pk") == Some(&AttributeValue::S("lamp#not-ok".into())) {
+                    continue;
+                }
+                let l: LampItem = from_item("lamp states", item.clone())?;
+                if any_not_ok(&l.lights) {
+                    out.insert(l.intersection_id);
+                }
+            }
+            // What the filter returned (a lower bound: a scan bills what it read).
+            self.metrics
+                .read(&Table::Registry.op("Scan"), read_units(bytes, true));
+            match resp.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
             }
         }
         Ok(out)
@@ -259,6 +364,43 @@ impl DynamoStore {
 
 #[async_trait]
 impl LampStore for DynamoStore {
+    async fn maybe_not_ok(&self) -> PortResult<Option<BTreeSet<IntersectionId>>> {
+        let table = self.table(Table::Registry)?;
+        let resp = self
+            .ddb
+            .get_item()
+            .table_name(table)
+            .set_key(Some(not_ok_key()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error("reading the intersections with a lamp not ok", e))?;
+        self.metrics.read(
+            &Table::Registry.op("GetItem"),
+            read_units(resp.item().map_or(0, item_size), true),
+        );
+        let item = resp.item();
+        let mut ids = BTreeSet::new();
+        if let Some(AttributeValue::Ss(names)) = item.and_then(|i| i.get("ids")) {
+            for n in names {
+                let id = IntersectionId::parse(n).map_err(|e| {
+                    PortError::Corrupt(format!("intersections with a lamp not ok: {n:?}: {e}"))
+                })?;
+                ids.insert(id);
+            }
+        }
+        let complete = matches!(
+            item.and_then(|i| i.get("complete")),
+            Some(AttributeValue::Bool(true))
+        );
+        if !complete {
+            let found = self.scan_not_ok().await?;
+            self.update_not_ok("ADD", &found, true).await?;
+            ids.extend(found);
+        }
+        Ok(Some(ids))
+    }
+
     async fn lamp_states(
         &self,
         lights: &[(IntersectionId, LightIndex)],
@@ -307,10 +449,16 @@ impl LampStore for DynamoStore {
         }
         let mut writes = Vec::with_capacity(by_id.len());
         let mut merged = Vec::with_capacity(by_id.len());
+        let (mut not_ok, mut all_ok) = (BTreeSet::new(), BTreeSet::new());
         for (id, changes) in by_id {
             let mut lights = base.remove(&id).unwrap_or_default();
             for (l, s) in changes {
                 lights.insert(l.get().to_string(), s);
+            }
+            if any_not_ok(&lights) {
+                not_ok.insert(id.clone());
+            } else {
+                all_ok.insert(id.clone());
             }
             let item = to_item(
                 "lamp states",
@@ -324,11 +472,14 @@ impl LampStore for DynamoStore {
             writes.push(put_request(item)?);
             merged.push((id, lights));
         }
+        // The set first names every intersection about to hold a lamp not ok, and forgets
+        // those all ok only once their states say so.
+        self.update_not_ok("ADD", &not_ok, false).await?;
         self.batch_write(Table::Registry, writes).await?;
         if let Ok(mut cache) = self.lamp_cache.lock() {
             cache.extend(merged);
         }
-        Ok(())
+        self.update_not_ok("DELETE", &all_ok, false).await
     }
 
     async fn record_alarm(&self, alarm: &Alarm) -> PortResult<AlarmRecord> {

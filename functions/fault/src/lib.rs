@@ -19,7 +19,7 @@ use aws_lambda_events::event::streams::KinesisEventResponse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use traffic_core::alarm::AlarmPolicy;
-use traffic_core::lamps::{Alarm, LightLamps, transition};
+use traffic_core::lamps::{Alarm, LightLamps, intersections_to_read, transition};
 use traffic_core::{EngineConfig, IntersectionId, LightIndex};
 use traffic_functions::BatchHandler;
 use traffic_functions::directory::Directory;
@@ -216,6 +216,14 @@ impl Fault<'_> {
                     .get(&r.intersection_id)
                     .is_some_and(|k| k.has(r.light))
             })
+            .collect();
+        // Only intersections that may have a lamp not ok, or report one now, can change or
+        // alarm: the others' states are not read (most of a city, most of the time).
+        let maybe_not_ok = self.lamps.maybe_not_ok().await?;
+        let to_read = intersections_to_read(readings.iter().copied(), maybe_not_ok.as_ref());
+        let readings: Vec<_> = readings
+            .into_iter()
+            .filter(|r| to_read.contains(&r.intersection_id))
             .collect();
         let lights: BTreeSet<(IntersectionId, LightIndex)> = readings
             .iter()
