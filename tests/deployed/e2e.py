@@ -683,6 +683,7 @@ class Run:
         self.check(status == 200, f"GET / (the dashboard) answered {status}")
         status, body = self.http("GET", f"{base}/api/results")
         self.check(status == 200, f"GET /api/results answered {status}: {body[:200]!r}")
+        self.stats(base)
 
         new = city(self.a.intersections + 1)["intersections"][-1]
         url = f"{base}/api/intersections"
@@ -720,6 +721,28 @@ class Run:
         status, _ = self.http("DELETE", f"{url}/{new['id']}", headers={"authorization": f"Bearer {token}"})
         self.check(200 <= status < 300, f"deleting it again with the token answered {status}")
         self.timed("api", t0)
+
+    def stats(self, base: str) -> None:
+        """The merge's figures and the latency from arrival to result, as /api/stats gives
+        them (wall time: the stream's arrival times and the merge's clock)."""
+        status, body = self.http("GET", f"{base}/api/stats?minutes=1440")
+        self.check(status == 200, f"GET /api/stats answered {status}: {body[:200]!r}")
+        if status != 200:
+            return
+        totals = {f["function"]: f for f in json.loads(body).get("functions", [])}
+        merge = totals.get("merge", {})
+        self.out["merge_runs"] = merge.get("invocations", 0)
+        self.out["merge_mean_run_ms"] = round(merge.get("mean_latency_ms", 0))
+        self.out["arrival_to_result_mean_ms"] = {
+            name: round(f["mean_latency_ms"])
+            for name, f in sorted(totals.items())
+            if (name.startswith("result_") or name == "retiming") and f["records"] > 0
+        }
+        self.check(merge.get("invocations", 0) > 0, "the merge recorded no runs in /api/stats")
+        self.check(
+            any(n.startswith("result_") for n in self.out["arrival_to_result_mean_ms"]),
+            f"no arrival-to-result latency in /api/stats: {sorted(totals)}",
+        )
 
     # -- teardown (only for an emulator this script did not start: MiniStack goes as a whole)
 
