@@ -644,6 +644,13 @@ impl Registry for EditDuringRetiming {
     ) -> PortResult<Vec<traffic_ports::TimingChange>> {
         self.inner.timing_history(id).await
     }
+    async fn record_timing_change(
+        &self,
+        id: &traffic_core::IntersectionId,
+        change: &traffic_ports::TimingChange,
+    ) -> PortResult<()> {
+        self.inner.record_timing_change(id, change).await
+    }
 }
 
 /// The operator sets I-0001's first phase to 33 s of green.
