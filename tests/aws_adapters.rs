@@ -907,7 +907,9 @@ async fn the_registry_keeps_control_modes_proposals_and_who_changed_the_timings(
         &timing,
         phases,
     ));
+    let before = s.metrics().snapshot();
     s.replace_intersection_if(&x, &version).await?;
+    let proposal_units = s.metrics().snapshot().since(&before).write_capacity_units;
     let back = s
         .intersection(&x.id)
         .await?
@@ -929,6 +931,7 @@ async fn the_registry_keeps_control_modes_proposals_and_who_changed_the_timings(
 
     // Two retimings with an operator's edit between them: the history says who, in order.
     let mut phases = x.phases.clone();
+    let mut history_units = 0.0;
     for (i, from) in ["15m@2026-01-05T08:00:00Z", "15m@2026-01-05T08:15:00Z"]
         .iter()
         .enumerate()
@@ -940,7 +943,9 @@ async fn the_registry_keeps_control_modes_proposals_and_who_changed_the_timings(
             edited[0].green_s = 33.0;
             let change =
                 TimingChange::by_operator(pane(at).length, at, Some("ops@example".into()), edited);
+            let before = s.metrics().snapshot();
             s.record_timing_change(&x.id, &change).await?;
+            history_units = s.metrics().snapshot().since(&before).write_capacity_units;
         }
         phases[0].green_s = 20.0 + i as f64;
         let (_, version) = s
@@ -988,6 +993,11 @@ async fn the_registry_keeps_control_modes_proposals_and_who_changed_the_timings(
         ]
     );
     assert_eq!(h[1].phases[0].green_s, 33.0);
+    let proposal_bytes = serde_json::to_vec(&x.proposal)?.len();
+    println!(
+        "control: a manual intersection's proposal write {proposal_units} write units (proposal {proposal_bytes} bytes of JSON, a two-phase crossing); an operator's history entry {history_units} write units"
+    );
+    assert!(proposal_units <= 2.0 && history_units <= 1.0);
     env.cleanup(&r, None, &[]).await;
     Ok(())
 }
