@@ -744,3 +744,37 @@ impl UsageMeter for NoUsage {
         Usage::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operators_edit_sorts_between_the_retiming_in_force_and_the_next_one() {
+        let control = WindowLength::from_ms(900_000).unwrap_or_else(|| panic!("15m"));
+        // 2026-01-05T08:00:00Z, then every 7 min 13.5 s for two hours.
+        let start = 1_767_600_000_000_i64;
+        for step in 0..17 {
+            let at = start + step * 433_500;
+            let edit = TimingChange::by_operator(control, at, None, Vec::new());
+            let now = control.window_of(at);
+            let before = control.window_of(now.start_ms - 1);
+            let in_force = TimingChange::retiming(before, Vec::new()).history_key();
+            let next = TimingChange::retiming(now, Vec::new()).history_key();
+            let key = edit.history_key();
+            assert!(in_force < key && key < next, "{in_force} < {key} < {next}");
+        }
+    }
+
+    #[test]
+    fn a_history_entry_from_before_by_existed_reads_as_a_retiming() {
+        let old = r#"{"from":"15m@2026-01-05T08:00:00Z","phases":[]}"#;
+        let c: TimingChange = serde_json::from_str(old).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.by, ChangedBy::Retiming);
+        assert_eq!(
+            serde_json::to_string(&c).unwrap_or_default(),
+            old,
+            "and writes back the same"
+        );
+    }
+}
