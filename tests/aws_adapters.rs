@@ -908,5 +908,144 @@ async fn the_intersections_with_a_lamp_not_ok_are_tracked_and_found_again_on_an_
     s.put_lamp_states(&[((id("I-0001"), light(2)), lamps(LampState::Ok, 3))])
         .await?;
     assert_eq!(s.maybe_not_ok().await?, Some(none));
+    env.cleanup(&r, None, &[]).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_keeps_control_modes_proposals_and_who_changed_the_timings()
+-> anyhow::Result<()> {
+    use traffic_core::control::{Control, ControlMode, Proposal};
+    use traffic_core::safe_timing::TimingLimits;
+    use traffic_ports::{ChangedBy, TimingChange};
+    let Some((env, r, s)) = store("control").await? else {
+        return Ok(());
+    };
+    let city = generate_city(&CityConfig {
+        intersections: 2,
+        ..CityConfig::default()
+    })?;
+    let mut x = city.intersections[0].clone();
+    x.control = Control {
+        mode: ControlMode::Manual,
+        limits: Some(TimingLimits {
+            min_green_s: vec![Some(12.5), None],
+            max_cycle_s: Some(90.0),
+            max_green_change: Some(0.2),
+        }),
+    };
+    s.create_intersection(&x).await?;
+    // Webster's proposal, recorded as the merge does: conditional on the version read.
+    let (_, version) = s
+        .intersection_versioned(&x.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("gone"))?;
+    let vehicles = [120, 30, 110, 25];
+    let timing = traffic_core::webster::retime(
+        &x,
+        &vehicles,
+        900.0,
+        &traffic_core::webster::WebsterConfig::default(),
+    );
+    let phases = traffic_core::webster::apply(&x.phases, &timing);
+    x.proposal = Some(Proposal::of(
+        &x,
+        &vehicles,
+        "15m@2026-01-05T08:00:00Z".parse()?,
+        &timing,
+        phases,
+    ));
+    let before = s.metrics().snapshot();
+    s.replace_intersection_if(&x, &version).await?;
+    let proposal_units = s.metrics().snapshot().since(&before).write_capacity_units;
+    let back = s
+        .intersection(&x.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("gone"))?;
+    assert_same(
+        &serde_json::to_value(&back)?,
+        &serde_json::to_value(&x)?,
+        "control and proposal",
+    );
+    assert_eq!(back.control, x.control);
+    // An intersection without a control stores none and reads as adaptive.
+    s.create_intersection(&city.intersections[1]).await?;
+    let plain = s
+        .intersection(&city.intersections[1].id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("gone"))?;
+    assert_eq!(plain.control, Control::default());
+    assert_eq!(plain.proposal, None);
+
+    // Two retimings with an operator's edit between them: the history says who, in order.
+    let mut phases = x.phases.clone();
+    let mut history_units = 0.0;
+    for (i, from) in ["15m@2026-01-05T08:00:00Z", "15m@2026-01-05T08:15:00Z"]
+        .iter()
+        .enumerate()
+    {
+        if i == 1 {
+            let at = traffic_core::time::parse_rfc3339_ms("2026-01-05T08:20:00Z")
+                .ok_or_else(|| anyhow::anyhow!("time"))?;
+            let mut edited = phases.clone();
+            edited[0].green_s = 33.0;
+            let change =
+                TimingChange::by_operator(pane(at).length, at, Some("ops@example".into()), edited);
+            let before = s.metrics().snapshot();
+            s.record_timing_change(&x.id, &change).await?;
+            history_units = s.metrics().snapshot().since(&before).write_capacity_units;
+        }
+        phases[0].green_s = 20.0 + i as f64;
+        let (_, version) = s
+            .intersection_versioned(&x.id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("gone"))?;
+        let skipped = s
+            .set_timings(
+                &[TimingUpdate {
+                    id: x.id.clone(),
+                    phases: phases.clone(),
+                    expected_version: version,
+                }],
+                &from.parse()?,
+            )
+            .await?;
+        assert!(skipped.is_empty());
+    }
+    let h = s.timing_history(&x.id).await?;
+    let who: Vec<_> = h
+        .iter()
+        .map(|t| (t.by, t.from.to_string(), t.at.clone(), t.operator.clone()))
+        .collect();
+    assert_eq!(
+        who,
+        vec![
+            (
+                ChangedBy::Retiming,
+                "15m@2026-01-05T08:00:00Z".to_owned(),
+                None,
+                None
+            ),
+            (
+                ChangedBy::Operator,
+                "15m@2026-01-05T08:00:00Z".to_owned(),
+                Some("2026-01-05T08:20:00Z".to_owned()),
+                Some("ops@example".to_owned())
+            ),
+            (
+                ChangedBy::Retiming,
+                "15m@2026-01-05T08:15:00Z".to_owned(),
+                None,
+                None
+            ),
+        ]
+    );
+    assert_eq!(h[1].phases[0].green_s, 33.0);
+    let proposal_bytes = serde_json::to_vec(&x.proposal)?.len();
+    println!(
+        "control: a manual intersection's proposal write {proposal_units} write units (proposal {proposal_bytes} bytes of JSON, a two-phase crossing); an operator's history entry {history_units} write units"
+    );
+    assert!(proposal_units <= 2.0 && history_units <= 1.0);
+    env.cleanup(&r, None, &[]).await;
     Ok(())
 }

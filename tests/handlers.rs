@@ -644,6 +644,13 @@ impl Registry for EditDuringRetiming {
     ) -> PortResult<Vec<traffic_ports::TimingChange>> {
         self.inner.timing_history(id).await
     }
+    async fn record_timing_change(
+        &self,
+        id: &traffic_core::IntersectionId,
+        change: &traffic_ports::TimingChange,
+    ) -> PortResult<()> {
+        self.inner.record_timing_change(id, change).await
+    }
 }
 
 /// The operator sets I-0001's first phase to 33 s of green.
@@ -741,4 +748,195 @@ async fn a_lamp_reading_from_a_clock_ahead_is_future_and_does_not_hide_a_later_f
         traffic_core::time::format_rfc3339_ms(alarms[0].alarm.ts_ms),
         "2026-01-05T08:01:00Z"
     );
+}
+
+/// One reading a minute of light 0 of each of `ids`, minutes `from..to` after 08:00,
+/// interleaved by minute, as records of one shard.
+fn city_minutes(ids: &[&str], from: i64, to: i64) -> Vec<SourceRecord> {
+    let per_id: Vec<Vec<SourceRecord>> = ids.iter().map(|id| readings_of(id, from, to)).collect();
+    let mut out = Vec::new();
+    for m in 0..(to - from) as usize {
+        for records in &per_id {
+            let mut r = records[m].clone();
+            r.seq = SequenceNumber::from_u64(out.len() as u64 + 1);
+            out.push(r);
+        }
+    }
+    out
+}
+
+fn id(s: &str) -> traffic_core::IntersectionId {
+    traffic_core::IntersectionId::parse(s).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+async fn intersection(
+    store: &traffic_embedded::EmbeddedStore,
+    s: &str,
+) -> traffic_core::Intersection {
+    store
+        .intersection(&id(s))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no {s}"))
+}
+
+/// The sample city with I-0001 manual, I-0002 fixed and I-0003 adaptive with at most ±20 % of
+/// change per retiming, and an hour of readings of all three ingested.
+async fn city_under_control() -> (tempfile::TempDir, traffic_embedded::EmbeddedStore) {
+    use traffic_core::control::{Control, ControlMode};
+    let (dir, store) = store_with_city().await;
+    for (s, mode, change) in [
+        ("I-0001", ControlMode::Manual, None),
+        ("I-0002", ControlMode::Fixed, None),
+        ("I-0003", ControlMode::Adaptive, Some(0.2)),
+    ] {
+        let mut x = intersection(&store, s).await;
+        x.control = Control {
+            mode,
+            limits: change.map(|c| traffic_core::safe_timing::TimingLimits {
+                max_green_change: Some(c),
+                ..Default::default()
+            }),
+        };
+        store
+            .put_intersection(&x)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let cfg = EngineConfig::default();
+    let directory = Directory::default();
+    ingest_on(&cfg, &store, &directory)
+        .process(&event_of(
+            "shardId-000000000000",
+            &city_minutes(&["I-0001", "I-0002", "I-0003"], 0, 60),
+        ))
+        .await;
+    (dir, store)
+}
+
+#[tokio::test]
+async fn a_manual_and_a_fixed_intersection_keep_their_timings_while_an_adaptive_one_is_retimed_within_its_limits()
+ {
+    let (_dir, store) = city_under_control().await;
+    let before: Vec<_> = [
+        intersection(&store, "I-0001").await,
+        intersection(&store, "I-0002").await,
+        intersection(&store, "I-0003").await,
+    ]
+    .into_iter()
+    .map(|x| x.phases)
+    .collect();
+    let cfg = EngineConfig::default();
+    let report = merge_on(&cfg, &store)
+        .handle(&scheduled_event())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let control = *report
+        .closed
+        .iter()
+        .rev()
+        .find(|w| w.length == cfg.pane())
+        .unwrap_or_else(|| panic!("no control window closed: {report:?}"));
+    assert_eq!(
+        (
+            report.retimed,
+            report.retiming_kept,
+            report.retiming_limited
+        ),
+        (1, 2, 1),
+        "{report:?}"
+    );
+
+    let manual = intersection(&store, "I-0001").await;
+    assert_eq!(manual.phases, before[0], "the operator's plan stands");
+    assert_eq!(manual.retimed_from, None);
+    let proposal = manual
+        .proposal
+        .unwrap_or_else(|| panic!("Webster's proposal is kept beside the plan"));
+    assert_eq!(proposal.from, control);
+    assert_eq!(proposal.window_s, 900.0);
+    assert_eq!(proposal.flows[0].vehicles, 150, "{proposal:?}");
+    assert_eq!(proposal.flows[0].flow_veh_h, 600.0);
+    assert_ne!(proposal.phases, before[0], "Webster proposes a change");
+
+    let fixed = intersection(&store, "I-0002").await;
+    assert_eq!(fixed.phases, before[1]);
+    assert_eq!((fixed.retimed_from, fixed.proposal), (None, None));
+
+    let adaptive = intersection(&store, "I-0003").await;
+    assert_eq!(adaptive.retimed_from, Some(control.to_string()));
+    assert_eq!(adaptive.proposal, None);
+    for (new, old) in adaptive.phases.iter().zip(&before[2]) {
+        let change = (new.green_s - old.green_s).abs() / old.green_s;
+        assert!(change <= 0.2 + 1e-9, "{new:?} from {old:?}");
+        assert!(
+            (new.green_s + 4.0 + new.red_s
+                - (adaptive.phases[0].green_s + 4.0 + adaptive.phases[0].red_s))
+                .abs()
+                < 1e-9
+        );
+    }
+    assert_ne!(adaptive.phases, before[2], "retimed");
+    for s in ["I-0001", "I-0002"] {
+        let history = store
+            .timing_history(&id(s))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(history.is_empty(), "{s}: {history:?}");
+    }
+}
+
+/// The embedded store's result events, failing the first publish (as an unavailable bus
+/// would): the merge run fails after its timings, before its progress.
+struct EventsFailingOnce {
+    inner: traffic_embedded::EmbeddedStore,
+    failed: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl traffic_ports::ResultEvents for EventsFailingOnce {
+    async fn publish_events(&self, events: &[traffic_core::events::ResultEvent]) -> PortResult<()> {
+        if self.failed.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(PortError::Unavailable {
+                context: "publishing".into(),
+                source: "injected fault".into(),
+            });
+        }
+        traffic_ports::ResultEvents::publish_events(&self.inner, events).await
+    }
+}
+
+#[tokio::test]
+async fn a_merge_redone_after_a_crash_applies_the_change_limit_once() {
+    let (_dir, store) = city_under_control().await;
+    let before = intersection(&store, "I-0003").await.phases;
+    let cfg = EngineConfig::default();
+    let events = EventsFailingOnce {
+        inner: store.clone(),
+        failed: AtomicUsize::new(0),
+    };
+    let merge = Merge {
+        events: &events,
+        ..merge_on(&cfg, &store)
+    };
+    assert!(merge.handle(&scheduled_event()).await.is_err());
+    let first = intersection(&store, "I-0003").await;
+    let proposal = intersection(&store, "I-0001").await.proposal;
+    let again = merge
+        .handle(&scheduled_event())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((again.retimed, again.retiming_kept), (1, 2), "{again:?}");
+    let second = intersection(&store, "I-0003").await;
+    assert_ne!(first.phases, before);
+    assert_eq!(
+        second, first,
+        "not limited a second time from the limited timings"
+    );
+    assert_eq!(intersection(&store, "I-0001").await.proposal, proposal);
+    let history = store
+        .timing_history(&id("I-0003"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(history.len(), 1);
 }

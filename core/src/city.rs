@@ -10,6 +10,7 @@
 //! Fields beyond these (names, light positions, ...) are accepted and kept as written: they
 //! round-trip through [`City`] untouched.
 
+use crate::control::{Control, Proposal};
 use crate::ids::{IntersectionId, LightIndex};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -41,6 +42,12 @@ pub struct Intersection {
     /// Which window the current timings were computed from, when the merge retimed them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retimed_from: Option<String>,
+    /// How its timings are set (`crate::control`): omitted when adaptive without limits.
+    #[serde(default, skip_serializing_if = "Control::is_default")]
+    pub control: Control,
+    /// Webster's latest proposal, kept beside the operator's plan while in manual mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<Proposal>,
     /// Any other fields, kept as written.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -158,6 +165,9 @@ impl Intersection {
                     "must be zero or more",
                 ));
             }
+        }
+        if let Some(limits) = &self.control.limits {
+            limits.validate(self.phases.len(), &format!("{at}control.limits."))?;
         }
         Ok(())
     }

@@ -19,6 +19,7 @@
 //! - [`query`]: the results of a window and the network state;
 //! - [`events`]: the events the merge publishes (a window closed, timings changed);
 //! - [`webster`]: Webster's (1958) signal timing;
+//! - [`control`]: control modes (adaptive, fixed, manual) and what a retiming does under each;
 //! - [`safe_timing`]: an intersection's limits (minimum greens, maximum cycle and change) on a retiming;
 //! - [`lamps`]: lamp state transitions and alarms;
 //! - [`alarm`]: how raised alarms are handled (their retention once closed);
@@ -27,6 +28,7 @@
 pub mod alarm;
 pub mod city;
 pub mod config;
+pub mod control;
 pub mod delta;
 pub mod digest;
 pub mod events;

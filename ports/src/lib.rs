@@ -210,9 +210,18 @@ pub trait Registry: Send + Sync {
         from: &WindowKey,
     ) -> PortResult<Vec<IntersectionId>>;
 
-    /// The timings an intersection has had, oldest first (each retiming appends one; the
-    /// adapters keep at least the last [`TIMING_HISTORY`]).
+    /// The timings an intersection has had, oldest first (each retiming appends one, and so
+    /// does each operator's edit of the phases; the adapters keep at least the last
+    /// [`TIMING_HISTORY`]).
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>>;
+
+    /// Appends a change that was not a retiming (an operator's edit of the phases) to the
+    /// intersection's history, under [`TimingChange::history_key`].
+    async fn record_timing_change(
+        &self,
+        id: &IntersectionId,
+        change: &TimingChange,
+    ) -> PortResult<()>;
 }
 
 /// New timings for one intersection, computed from it at `expected_version`.
@@ -229,14 +238,97 @@ pub struct TimingUpdate {
 /// Retimings kept per intersection: a day of 15-minute windows.
 pub const TIMING_HISTORY: usize = 96;
 
-/// One retiming of an intersection.
+/// Who or what changed an intersection's timings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangedBy {
+    /// The merge's retiming (Webster, within the limits). Entries from before `by` existed
+    /// read as this: only retimings were recorded then.
+    #[default]
+    Retiming,
+    /// An operator's edit of the phases through the API.
+    Operator,
+}
+
+impl ChangedBy {
+    /// Its name in JSON.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChangedBy::Retiming => "retiming",
+            ChangedBy::Operator => "operator",
+        }
+    }
+
+    fn is_retiming(&self) -> bool {
+        *self == ChangedBy::Retiming
+    }
+}
+
+/// One change of an intersection's timings. A retiming's entry is stored as before `by`
+/// existed (`by` is left out when it is `retiming`), so it costs no more to write.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TimingChange {
-    /// The window the timings were computed from (JSON: `15m@2026-01-05T08:15:00Z`).
+    /// A retiming: the window the timings were computed from (JSON:
+    /// `15m@2026-01-05T08:15:00Z`). Any other change: the control window before the one it
+    /// was made in, whose retiming it follows (it orders the history).
     #[serde(with = "traffic_core::window::key_as_text")]
     pub from: WindowKey,
     /// The phases with their new green and red times.
     pub phases: Vec<Phase>,
+    /// Who or what made the change.
+    #[serde(default, skip_serializing_if = "ChangedBy::is_retiming")]
+    pub by: ChangedBy,
+    /// When it was made (RFC 3339), for changes other than retimings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// The operator's identity, when the request carried one (a JWT's subject).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+}
+
+impl TimingChange {
+    /// The retiming computed from window `from`.
+    pub fn retiming(from: WindowKey, phases: Vec<Phase>) -> Self {
+        Self {
+            from,
+            phases,
+            by: ChangedBy::Retiming,
+            at: None,
+            operator: None,
+        }
+    }
+
+    /// An operator's edit at `at_ms`, windows of `control` being the retiming rounds: it
+    /// follows the retiming from the window before the one `at_ms` falls in.
+    pub fn by_operator(
+        control: WindowLength,
+        at_ms: i64,
+        operator: Option<String>,
+        phases: Vec<Phase>,
+    ) -> Self {
+        let current = control.window_of(at_ms);
+        Self {
+            from: control.window_of(current.start_ms.saturating_sub(1)),
+            phases,
+            by: ChangedBy::Operator,
+            at: Some(traffic_core::time::format_rfc3339_ms(at_ms)),
+            operator,
+        }
+    }
+
+    /// Its key in the history, which sorts as the changes happened: a retiming's window
+    /// (`15m@2026-01-05T08:15:00Z`), or that window followed by `#operator@<at>` (after the
+    /// retiming it follows, before the next one).
+    pub fn history_key(&self) -> String {
+        match self.by {
+            ChangedBy::Retiming => self.from.to_string(),
+            ChangedBy::Operator => format!(
+                "{}#operator@{}",
+                self.from,
+                self.at.as_deref().unwrap_or_default()
+            ),
+        }
+    }
 }
 
 /// A stored alarm and what became of it.
@@ -659,5 +751,39 @@ pub struct NoUsage;
 impl UsageMeter for NoUsage {
     fn usage(&self) -> Usage {
         Usage::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operators_edit_sorts_between_the_retiming_in_force_and_the_next_one() {
+        let control = WindowLength::from_ms(900_000).unwrap_or_else(|| panic!("15m"));
+        // 2026-01-05T08:00:00Z, then every 7 min 13.5 s for two hours.
+        let start = 1_767_600_000_000_i64;
+        for step in 0..17 {
+            let at = start + step * 433_500;
+            let edit = TimingChange::by_operator(control, at, None, Vec::new());
+            let now = control.window_of(at);
+            let before = control.window_of(now.start_ms - 1);
+            let in_force = TimingChange::retiming(before, Vec::new()).history_key();
+            let next = TimingChange::retiming(now, Vec::new()).history_key();
+            let key = edit.history_key();
+            assert!(in_force < key && key < next, "{in_force} < {key} < {next}");
+        }
+    }
+
+    #[test]
+    fn a_history_entry_from_before_by_existed_reads_as_a_retiming() {
+        let old = r#"{"from":"15m@2026-01-05T08:00:00Z","phases":[]}"#;
+        let c: TimingChange = serde_json::from_str(old).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.by, ChangedBy::Retiming);
+        assert_eq!(
+            serde_json::to_string(&c).unwrap_or_default(),
+            old,
+            "and writes back the same"
+        );
     }
 }

@@ -176,6 +176,8 @@ pub fn generate_city(cfg: &CityConfig) -> Result<City, SimError> {
                 phase(&[1, 3], cfg.green_s, cfg.red_s),
             ],
             retimed_from: None,
+            control: Default::default(),
+            proposal: None,
             extra,
         });
     }

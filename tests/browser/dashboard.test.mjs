@@ -224,6 +224,35 @@ test("the merge's runs and the latency from arrival to result are charted", asyn
   assert.ok(Number(runs.replace(/\D/g, "")) > 0, `merge runs shown: ${runs}`);
 });
 
+test("an intersection switched to manual through the page keeps its plan and shows Webster's proposal", async () => {
+  const { body: xs } = await getJson("/api/intersections");
+  const x = xs.find((i) => i.id !== NEW_ID);
+  await page.locator(`#map g.node[data-id="${x.id}"] circle`).first().click();
+  await page.locator(`#detail-body[data-loaded="${x.id}"]`).waitFor({ timeout: 15_000 });
+  await page.selectOption("#detail-mode", "manual");
+  await page.click("#detail-mode-set");
+  const manual = await eventually(`${x.id} manual in the store`, 20_000, async () => {
+    const r = await getJson("/api/intersections/" + x.id);
+    return r.body.control && r.body.control.mode === "manual" && r.body;
+  });
+  // The merge keeps the plan and records its proposal beside it at the next retiming round.
+  const proposed = await eventually(`Webster's proposal for ${x.id}`, 120_000, async () => {
+    const r = await getJson("/api/intersections/" + x.id);
+    return r.body.proposal && r.body;
+  });
+  assert.deepEqual(proposed.phases, manual.phases, "the plan stands through the retiming");
+  assert.equal(proposed.control.mode, "manual");
+  // It sticks: a fresh page shows the mode and the proposal.
+  await page.reload({ waitUntil: "load", timeout: 30_000 });
+  await page.locator(`#map g.node[data-id="${x.id}"] circle`).first().click();
+  await page.locator(`#control-form[data-mode="manual"]`).waitFor({ timeout: 15_000 });
+  assert.equal(await page.inputValue("#detail-mode"), "manual");
+  await page.locator("#detail-proposal:not([hidden])").waitFor({ timeout: 15_000 });
+  await page.waitForFunction(
+    (id) => [...document.querySelectorAll("#timings td[data-mode]")].some((td) => td.dataset.mode === "manual"),
+    x.id, { timeout: 15_000 });
+});
+
 test("a screenshot of the dashboard with data is saved", async () => {
   // Charts read better with a few minutes of figures; take the picture regardless after 90 s.
   await page.waitForFunction(

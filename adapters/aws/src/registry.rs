@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | intersection | `intersections` | `<id>` | `intersection` (M: the city file's object), `version` (S: a fresh token at every write) |
 //! | retiming | `timings#<id>` | `<from>` (`15m@2026-01-05T08:15:00Z`) | `from`, `phases` (L), `expires_at` |
+//! | operator's edit | `timings#<id>` | `<from>#operator@<at>` (`TimingChange::history_key`) | as a retiming's, and `by`, `at`, `operator` (S) |
 //!
 //! All intersections are one partition, so listing them is one query (a page per MB). New
 //! timings are one conditional `UpdateItem` per intersection (`attribute_exists(pk)`: an
@@ -21,7 +22,8 @@ use traffic_core::IntersectionId;
 use traffic_core::city::{Intersection, Phase};
 use traffic_core::window::WindowKey;
 use traffic_ports::{
-    PortError, PortResult, Registry, TIMING_HISTORY as HISTORY, TimingChange, TimingUpdate,
+    ChangedBy, PortError, PortResult, Registry, TIMING_HISTORY as HISTORY, TimingChange,
+    TimingUpdate,
 };
 
 /// Retimings kept at least this long after their window, ms (then DynamoDB's TTL may delete
@@ -59,6 +61,29 @@ struct TimingItem {
     phases: Vec<Phase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<i64>,
+    /// Left out for a retiming (items from before it existed are retimings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    by: Option<ChangedBy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    operator: Option<String>,
+}
+
+impl TimingItem {
+    fn of(id: &IntersectionId, change: &TimingChange) -> Self {
+        let operator = change.by != ChangedBy::Retiming;
+        Self {
+            pk: format!("timings#{id}"),
+            sk: change.history_key(),
+            from: change.from.to_string(),
+            phases: change.phases.clone(),
+            expires_at: Some(history_expiry(&change.from)),
+            by: operator.then_some(change.by),
+            at: change.at.clone(),
+            operator: change.operator.clone(),
+        }
+    }
 }
 
 fn intersection_item(x: &Intersection, version: &str) -> PortResult<Item> {
@@ -332,26 +357,26 @@ impl Registry for DynamoStore {
                 }
             }
         }
-        let expires_at = Some(history_expiry(from));
         let history = timings
             .iter()
             .filter(|u| !skipped.contains(&u.id))
             .map(|u| {
-                to_item(
-                    "timing change",
-                    &TimingItem {
-                        pk: format!("timings#{}", u.id),
-                        sk: from_text.clone(),
-                        from: from_text.clone(),
-                        phases: u.phases.clone(),
-                        expires_at,
-                    },
-                )
-                .and_then(put_request)
+                let change = TimingChange::retiming(*from, u.phases.clone());
+                to_item("timing change", &TimingItem::of(&u.id, &change)).and_then(put_request)
             })
             .collect::<PortResult<Vec<_>>>()?;
         self.batch_write(Table::Registry, history).await?;
         Ok(skipped)
+    }
+
+    async fn record_timing_change(
+        &self,
+        id: &IntersectionId,
+        change: &TimingChange,
+    ) -> PortResult<()> {
+        let item = to_item("timing change", &TimingItem::of(id, change))?;
+        self.batch_write(Table::Registry, vec![put_request(item)?])
+            .await
     }
 
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {
@@ -372,6 +397,9 @@ impl Registry for DynamoStore {
                 Ok(TimingChange {
                     from,
                     phases: t.phases,
+                    by: t.by.unwrap_or_default(),
+                    at: t.at,
+                    operator: t.operator,
                 })
             })
             .collect::<PortResult<Vec<_>>>()?;

@@ -33,6 +33,32 @@ fn check_version(
     }
 }
 
+/// Within a write transaction: stores `change` in `id`'s history under its key and drops the
+/// oldest entries beyond [`TIMING_HISTORY`] (keys sort by time within a window length).
+fn append_history(
+    h: &mut redb::Table<'_, (&str, &str), &[u8]>,
+    id: &IntersectionId,
+    change: &TimingChange,
+    ctx: &str,
+) -> PortResult<()> {
+    let key = change.history_key();
+    r!(
+        h.insert((id.as_str(), key.as_str()), to_json(change)?.as_slice()),
+        ctx
+    )?;
+    let keys: Vec<String> = r!(
+        h.range((id.as_str(), "")..=(id.as_str(), "\u{10ffff}")),
+        ctx
+    )?
+    .filter_map(Result::ok)
+    .map(|(k, _)| k.value().1.to_owned())
+    .collect();
+    for old in keys.iter().take(keys.len().saturating_sub(TIMING_HISTORY)) {
+        r!(h.remove((id.as_str(), old.as_str())), ctx)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Registry for EmbeddedStore {
     async fn intersections(&self) -> PortResult<Vec<Intersection>> {
@@ -189,32 +215,26 @@ impl Registry for EmbeddedStore {
                 x.phases = u.phases.clone();
                 x.retimed_from = Some(from_text.clone());
                 r!(t.insert(id.as_str(), to_json(&x)?.as_slice()), ctx)?;
-                let change = TimingChange {
-                    from: *from,
-                    phases: u.phases.clone(),
-                };
-                r!(
-                    h.insert(
-                        (id.as_str(), from_text.as_str()),
-                        to_json(&change)?.as_slice()
-                    ),
-                    ctx
-                )?;
-                let keys: Vec<String> = r!(
-                    h.range((id.as_str(), "")..=(id.as_str(), "\u{10ffff}")),
-                    ctx
-                )?
-                .filter_map(Result::ok)
-                .map(|(k, _)| k.value().1.to_owned())
-                .collect();
-                // `from` sorts by time within a window length; keep the newest.
-                for old in keys.iter().take(keys.len().saturating_sub(TIMING_HISTORY)) {
-                    r!(h.remove((id.as_str(), old.as_str())), ctx)?;
-                }
+                let change = TimingChange::retiming(*from, u.phases.clone());
+                append_history(&mut h, id, &change, ctx)?;
             }
         }
         r!(txn.commit(), ctx)?;
         Ok(skipped)
+    }
+
+    async fn record_timing_change(
+        &self,
+        id: &IntersectionId,
+        change: &TimingChange,
+    ) -> PortResult<()> {
+        let ctx = "recording a timing change";
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut h = r!(txn.open_table(TIMINGS), ctx)?;
+            append_history(&mut h, id, change, ctx)?;
+        }
+        r!(txn.commit(), ctx)
     }
 
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {

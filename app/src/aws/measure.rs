@@ -289,6 +289,13 @@ impl Registry for TimingsAfterMerges {
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {
         self.inner.timing_history(id).await
     }
+    async fn record_timing_change(
+        &self,
+        id: &IntersectionId,
+        change: &TimingChange,
+    ) -> PortResult<()> {
+        self.inner.record_timing_change(id, change).await
+    }
 }
 
 /// What one function did and cost.

@@ -603,8 +603,44 @@ function renderTimings() {
       h("td", { text: x.id }),
       h("td", { class: "num", text: fmt(cycle) }),
       h("td", { text: x.phases.map((p) => fmt(p.green_s, 0)).join(" / ") }),
-      h("td", { class: "muted", text: x.retimed_from || "fixed (not retimed yet)" }));
+      h("td", { class: "muted", "data-mode": modeOf(x),
+        text: modeOf(x) !== "adaptive" ? modeOf(x) : (x.retimed_from || "fixed (not retimed yet)") }));
   }));
+}
+
+// ---- Control mode -------------------------------------------------------------------------
+
+function modeOf(x) {
+  return (x.control && x.control.mode) || "adaptive";
+}
+
+function limitsText(l) {
+  if (!l) return "no limits";
+  const parts = [];
+  if (l.min_green_s && l.min_green_s.length) parts.push("min green " + l.min_green_s.map((m) => (m === null ? "–" : fmt(m, 0))).join(" / ") + " s");
+  if (l.max_cycle_s) parts.push("max cycle " + fmt(l.max_cycle_s, 0) + " s");
+  if (l.max_green_change) parts.push("max change ±" + fmt(l.max_green_change * 100, 0) + " %");
+  return parts.join(" · ") || "no limits";
+}
+
+// Sets the selected intersection's mode, keeping its limits.
+function setMode(x, mode) {
+  const body = { mode };
+  if (x.control && x.control.limits) body.limits = x.control.limits;
+  return write("PUT", "/api/intersections/" + encodeURIComponent(x.id) + "/control", body,
+    x.id + " is now " + mode);
+}
+
+function renderControl(x) {
+  if (!busyIn("control-form")) $("detail-mode").value = modeOf(x);
+  $("control-form").dataset.mode = modeOf(x);
+  $("detail-limits").textContent = limitsText(x.control && x.control.limits);
+  const p = modeOf(x) === "manual" ? x.proposal : null;
+  $("detail-proposal").hidden = !p;
+  if (!p) return;
+  $("detail-proposal-text").textContent = "cycle " + fmt(p.cycle_s) + " s from " + p.from + " · Y " + fmt(p.flow_ratio, 2) +
+    " · flows " + p.flows.map((f) => "light " + f.light + " " + fmt(f.flow_veh_h, 0) + " veh/h").join(", ");
+  phaseBars($("detail-proposal-phases"), p);
 }
 
 function phaseBars(svg, timing) {
@@ -644,7 +680,7 @@ function historyChart(svg, history) {
     // Every `every`-th retiming is labelled, and the last one (then not its close neighbour).
     const last = i === n - 1;
     if (last || (i % every === 0 && n - 1 - i >= every / 2)) {
-      const label = (t.retimed_from || "").split("@").pop();
+      const label = (t.retimed_from || t.at || "").split("@").pop();
       const anchor = n > 1 && i === n - 1 ? "end" : (n > 1 && i === 0 ? "start" : "middle");
       parts.push(s("text", { x: X(i), y: H - 10, "text-anchor": anchor, text: shortTime(label).slice(-5) }));
     }
@@ -708,6 +744,7 @@ function renderDetail() {
   const free = [0, 1, 2, 3].filter((i) => !x.lights.some((l) => l.light === i));
   $("add-light").hidden = !free.length;
   if (!busyIn("add-light")) fill($("add-light-index"), free.map((i) => h("option", { value: i, text: i })));
+  renderControl(x);
   const t = detail && detail.timings;
   $("detail-body").dataset.loaded = t ? x.id : "";
   if (!t) {
@@ -715,7 +752,8 @@ function renderDetail() {
     fill($("detail-phases"));
     fill($("detail-history"));
   } else {
-    $("detail-cycle").textContent = "cycle " + fmt(t.current.cycle_s) + " s · " + (t.current.retimed_from ? "from " + t.current.retimed_from : "fixed");
+    $("detail-cycle").textContent = "cycle " + fmt(t.current.cycle_s) + " s · " +
+      (modeOf(x) === "manual" ? "operator's plan" : (t.current.retimed_from ? "from " + t.current.retimed_from : "fixed"));
     phaseBars($("detail-phases"), t.current);
     historyChart($("detail-history"), t.history);
   }
@@ -877,6 +915,11 @@ function init() {
     write("DELETE", "/api/intersections/" + encodeURIComponent(id), undefined, id + " deleted")
       .then(() => { state.selected = null; if (state.editing && state.editing.id === id) openEditor(null); render(); })
       .catch(() => {});
+  });
+  $("control-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const x = state.intersections.find((i) => i.id === state.selected);
+    if (x) setMode(x, $("detail-mode").value).catch(() => {});
   });
   $("add-light").addEventListener("submit", (e) => {
     e.preventDefault();

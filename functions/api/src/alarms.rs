@@ -284,7 +284,7 @@ pub async fn ack(
 }
 
 /// The subject (or client id) of the JWT an API Gateway authorizer approved, if any.
-fn jwt_subject(c: &RequestContext) -> Option<String> {
+pub(crate) fn jwt_subject(c: &RequestContext) -> Option<String> {
     let RequestContext::ApiGatewayV2(ctx) = c else {
         return None;
     };

@@ -6,6 +6,7 @@ use crate::alarms::close_open_alarms;
 use crate::body::decode;
 use crate::body::json_value;
 use crate::body::merge_patch;
+use crate::control::{operator_of, record_operator_edit};
 use crate::error::ApiError;
 use crate::error::ApiResult;
 use crate::request::Params;
@@ -21,6 +22,7 @@ use crate::stored::load_versioned;
 use crate::stored::stale;
 use crate::stored::store;
 use crate::stored::validate;
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::extract::State;
@@ -28,9 +30,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::Response;
+use lambda_http::request::RequestContext;
 use serde_json::Value;
 use traffic_core::IntersectionId;
-use traffic_core::city::Intersection;
+use traffic_core::city::{Intersection, Phase};
 use traffic_ports::PortError;
 
 /// `GET /api/intersections?limit=N&after=ID`: intersections by id, a page at a time (default
@@ -73,27 +76,42 @@ pub async fn replace(
     State(state): State<Shared>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    context: Option<Extension<RequestContext>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
-    let (_, from) = load_for_write(&state, &id, &headers).await?;
+    let (current, from) = load_for_write(&state, &id, &headers).await?;
     let v = json_value(&bytes(body)?)?;
-    store_whole(&state, &id, v, &from, "replaced").await
+    let edit = Edit {
+        from,
+        phases: current.phases,
+        operator: operator_of(context),
+    };
+    store_whole(&state, &id, v, edit, "replaced").await
+}
+
+/// What a whole-intersection write starts from: the version read, and the phases then (a
+/// change of the timings enters the timing history as the operator's).
+pub(crate) struct Edit {
+    from: Version,
+    phases: Vec<Phase>,
+    operator: Option<String>,
 }
 
 /// Stores the JSON `v` as intersection `id` (its `id` taken from the path), validated whole,
-/// over version `from`; answers with it and its new `ETag`.
+/// over the version `edit` read; answers with it and its new `ETag`.
 pub(crate) async fn store_whole(
     state: &Shared,
     id: &IntersectionId,
     mut v: Value,
-    from: &Version,
+    edit: Edit,
     done: &str,
 ) -> ApiResult<Response> {
     key_from_path(&mut v, "id", Value::String(id.to_string()))?;
     let x: Intersection = decode(v, "")?;
     validate(&x)?;
-    let version = store(state, &x, from).await?;
+    let version = store(state, &x, &edit.from).await?;
+    record_operator_edit(state, id, &edit.phases, &x.phases, edit.operator).await;
     tracing::info!(intersection = %id, "intersection {done}");
     Ok(with_etag(x, &version))
 }
@@ -103,6 +121,7 @@ pub async fn patch(
     State(state): State<Shared>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    context: Option<Extension<RequestContext>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
@@ -114,7 +133,12 @@ pub async fn patch(
     let mut v = serde_json::to_value(&current)
         .map_err(|e| ApiError::bad("body", format!("cannot patch: {e}")))?;
     merge_patch(&mut v, &patch);
-    store_whole(&state, &id, v, &from, "patched").await
+    let edit = Edit {
+        from,
+        phases: current.phases,
+        operator: operator_of(context),
+    };
+    store_whole(&state, &id, v, edit, "patched").await
 }
 
 /// `DELETE /api/intersections/{id}` (204).

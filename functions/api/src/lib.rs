@@ -5,7 +5,7 @@
 //! errors. Routes (all JSON, described in `openapi.json`, served at `/api/openapi.json`):
 //!
 //! - intersections: list, get, create, replace, merge-patch, delete; their lights, phases, lamp
-//!   states, and the repair of a light's lamps;
+//!   states, the repair of a light's lamps, and their control mode and limits;
 //! - results per window length (current and recent windows), current timings and their history,
 //!   alarms, statistics (throughput and latency per minute, ingest counters);
 //! - the dashboard at `/`, its assets embedded in the binary.
@@ -18,12 +18,14 @@
 //! Modules: the request helpers [`request`] (parameters, paths, `ETag`s, paging), [`body`]
 //! (decoding that names fields), [`error`] (the JSON error form) and [`stored`] (the versioned
 //! load and store of an intersection); one module per resource: [`intersections`], [`lights`]
-//! (and phases), [`alarms`] (and lamps, repairs), [`timings`], [`results`] (and the network),
+//! (and phases), [`alarms`] (and lamps, repairs), [`control`] (modes, limits, who changed the
+//! timings), [`timings`], [`results`] (and the network),
 //! [`stats`], [`config`]; [`dashboard`] (and the OpenAPI document).
 
 pub mod alarms;
 pub mod body;
 pub mod config;
+pub mod control;
 pub mod dashboard;
 pub mod error;
 pub mod intersections;
@@ -100,6 +102,7 @@ api_routes! {
     GET "/api/intersections/{id}/phases" => lights::phases,
     PUT "/api/intersections/{id}/phases" => lights::replace_phases,
     GET "/api/intersections/{id}/lamps" => alarms::lamps,
+    PUT "/api/intersections/{id}/control" => control::put_control,
     GET "/api/intersections/{id}/timings" => timings::intersection_timings,
     GET "/api/timings" => timings::timings,
     GET "/api/results" => results::current_results,

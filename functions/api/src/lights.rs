@@ -4,6 +4,7 @@ use crate::Shared;
 use crate::alarms::close_open_alarms;
 use crate::body::decode;
 use crate::body::json_value;
+use crate::control::{operator_of, record_operator_edit};
 use crate::error::ApiError;
 use crate::error::ApiResult;
 use crate::request::bytes;
@@ -16,6 +17,7 @@ use crate::stored::load_for_write;
 use crate::stored::position_of;
 use crate::stored::store;
 use crate::stored::validate;
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::Path;
@@ -24,6 +26,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::Response;
+use lambda_http::request::RequestContext;
 use serde::Deserialize;
 use serde::Serialize;
 use serde_json::Value;
@@ -164,19 +167,22 @@ pub async fn phases(
     }))
 }
 
-/// `PUT /api/intersections/{id}/phases`: replaces the phases and their timings.
+/// `PUT /api/intersections/{id}/phases`: replaces the phases and their timings (a change of
+/// the timings enters the timing history as the operator's).
 pub async fn replace_phases(
     State(state): State<Shared>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    context: Option<Extension<RequestContext>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<PhasesBody>> {
     let id = parse_id(&id)?;
     let (mut x, from) = load_for_write(&state, &id, &headers).await?;
     let b: PhasesBody = decode(json_value(&bytes(body)?)?, "")?;
-    x.phases = b.phases;
+    let before = std::mem::replace(&mut x.phases, b.phases);
     validate(&x)?;
     store(&state, &x, &from).await?;
+    record_operator_edit(&state, &id, &before, &x.phases, operator_of(context)).await;
     tracing::info!(intersection = %id, "phases replaced");
     Ok(Json(PhasesBody { phases: x.phases }))
 }

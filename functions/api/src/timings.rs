@@ -16,6 +16,7 @@ use serde::Serialize;
 use traffic_core::IntersectionId;
 use traffic_core::city::Intersection;
 use traffic_core::city::Phase;
+use traffic_ports::{ChangedBy, TimingChange};
 
 /// An intersection's timings.
 #[derive(Debug, Serialize, Deserialize)]
@@ -26,6 +27,15 @@ pub struct TimingView {
     pub retimed_from: Option<String>,
     /// The phases with their green and red.
     pub phases: Vec<Phase>,
+    /// In the history: who or what made the change (`retiming`, `operator`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// In the history, for an operator's change: when (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// In the history, for an operator's change: who, when the request said (a JWT's subject).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
 }
 
 pub(crate) fn timing_view(
@@ -37,6 +47,20 @@ pub(crate) fn timing_view(
         cycle_s: traffic_core::city::cycle_s(phases, yellow_s),
         retimed_from,
         phases: phases.to_vec(),
+        by: None,
+        at: None,
+        operator: None,
+    }
+}
+
+/// A history entry as the API shows it.
+fn change_view(c: TimingChange, yellow_s: f64) -> TimingView {
+    let retiming = c.by == ChangedBy::Retiming;
+    TimingView {
+        by: Some(c.by.as_str().to_owned()),
+        at: c.at,
+        operator: c.operator,
+        ..timing_view(&c.phases, retiming.then(|| c.from.to_string()), yellow_s)
     }
 }
 
@@ -68,7 +92,7 @@ pub struct TimingHistoryView {
     pub intersection_id: IntersectionId,
     /// The timings in force.
     pub current: TimingView,
-    /// Each retiming, oldest first.
+    /// Each change (retimings, operators' edits), oldest first.
     pub history: Vec<TimingView>,
 }
 
@@ -91,7 +115,7 @@ pub async fn intersection_timings(
         current: timing_view(&x.phases, x.retimed_from.clone(), yellow),
         history: history
             .into_iter()
-            .map(|c| timing_view(&c.phases, Some(c.from.to_string()), yellow))
+            .map(|c| change_view(c, yellow))
             .collect(),
     }))
 }

@@ -17,7 +17,13 @@
 //! 3. if a control window (the shortest length) closed in this run, the latest one gives every
 //!    intersection that had readings in it new Webster timings, each written only if the
 //!    intersection has not changed since it was read (an operator's edit wins; the retiming
-//!    waits for the next window), before the results, so a crash in between recomputes them;
+//!    waits for the next window), before the results, so a crash in between recomputes them.
+//!    Each intersection's control mode (`traffic_core::control`) decides what happens to
+//!    Webster's proposal: `adaptive` applies it within the intersection's limits, `fixed`
+//!    keeps the timings, `manual` keeps them and records the proposal (with its inputs) on the
+//!    intersection, conditionally as the timings are. An intersection already retimed (or,
+//!    manual, given a proposal) from this window by a run that crashed before its progress is
+//!    left alone: a limit on the change applies once per window, not once per attempt;
 //! 4. results, the network state (every intersection over the newest window of the shortest
 //!    length) and the rollups are written; then the closed windows and the retiming round
 //!    are published for subscribers ([`events`]: a failure there fails the run before its
@@ -32,6 +38,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use traffic_core::EngineConfig;
+use traffic_core::control::{ControlMode, Decision, Proposal, decide};
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::latency::{RunLatencies, RunSeen, SeenDelta, observe};
 use traffic_core::lineage::{ShardActivity, ShardInfo, global_watermark, idle_shards};
@@ -42,8 +49,8 @@ use traffic_core::time::format_rfc3339_ms;
 use traffic_core::webster::{apply, retime};
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_ports::{
-    Clock, PortResult, Ports, Registry, ResultEvents, ResultStore, StateStore, StatsStore,
-    StreamShards, TimingUpdate, UsageMeter,
+    Clock, PortError, PortResult, Ports, Registry, ResultEvents, ResultStore, StateStore,
+    StatsStore, StreamShards, TimingUpdate, UsageMeter,
 };
 
 pub use traffic_functions::Provisional;
@@ -200,6 +207,10 @@ pub struct MergeReport {
     pub retimed: usize,
     /// Intersections whose retiming was skipped: changed by an operator since they were read.
     pub retiming_conflicts: usize,
+    /// Intersections whose timings were kept because of their control mode (fixed, manual).
+    pub retiming_kept: usize,
+    /// Intersections retimed whose limits changed Webster's proposal.
+    pub retiming_limited: usize,
     /// Result events published ([`events`]): one per window closed, one per retiming round.
     pub events_published: usize,
     /// Wall time of the run, ms.
@@ -227,6 +238,8 @@ impl Merge<'_> {
                 too_frequent = report.compaction.too_frequent,
                 retimed = report.retimed,
                 retiming_conflicts = report.retiming_conflicts,
+                retiming_kept = report.retiming_kept,
+                retiming_limited = report.retiming_limited,
                 events_published = report.events_published,
                 "merge run"
             ),
@@ -430,9 +443,11 @@ impl Merge<'_> {
         // Webster on the latest control window closed in this run.
         let mut retimed_window = None;
         if let Some((w, r)) = out.finals.iter().rev().find(|(w, _)| w.length == pane_len) {
-            let (retimed, conflicts) = self.retime(r).await?;
-            report.retimed = retimed;
-            report.retiming_conflicts = conflicts;
+            let round = self.retime(r).await?;
+            report.retimed = round.retimed;
+            report.retiming_conflicts = round.conflicts;
+            report.retiming_kept = round.kept;
+            report.retiming_limited = round.limited;
             retimed_window = Some(*w);
         }
 
@@ -486,21 +501,55 @@ impl Merge<'_> {
         Ok(report)
     }
 
-    /// Retimes every intersection with readings in `window` by Webster's method; returns how
-    /// many were retimed and how many skipped because an operator changed them meanwhile.
-    async fn retime(&self, window: &Rollup) -> PortResult<(usize, usize)> {
+    /// Retimes every intersection with readings in `window` by Webster's method, as its
+    /// control mode says; returns what it did.
+    async fn retime(&self, window: &Rollup) -> PortResult<RetimingRound> {
         let seconds = window.window.length.seconds();
+        let from = window.window.to_string();
+        let mut round = RetimingRound::default();
         let mut updates = Vec::new();
+        let mut limited = Vec::new();
+        let mut proposals = Vec::new();
         for (x, version) in self.registry.intersections_versioned().await? {
             let Some(t) = window.intersections.get(&x.id) else {
                 continue;
             };
+            // Done by a run that crashed before recording its progress.
+            match x.control.mode {
+                ControlMode::Adaptive if x.retimed_from.as_deref() == Some(from.as_str()) => {
+                    round.retimed += 1;
+                    continue;
+                }
+                ControlMode::Manual
+                    if x.proposal.as_ref().is_some_and(|p| p.from == window.window) =>
+                {
+                    round.kept += 1;
+                    continue;
+                }
+                _ => {}
+            }
             let timing = retime(&x, &t.vehicles, seconds, &self.cfg.webster);
-            updates.push(TimingUpdate {
-                id: x.id.clone(),
-                phases: apply(&x.phases, &timing),
-                expected_version: version,
-            });
+            let proposed = apply(&x.phases, &timing);
+            match decide(&x, proposed, self.cfg.webster.yellow_s) {
+                Decision::Apply { phases, limited: l } => {
+                    if l {
+                        limited.push(x.id.clone());
+                    }
+                    updates.push(TimingUpdate {
+                        id: x.id.clone(),
+                        phases,
+                        expected_version: version,
+                    });
+                }
+                Decision::Keep => round.kept += 1,
+                Decision::Propose(phases) => {
+                    round.kept += 1;
+                    let proposal = Proposal::of(&x, &t.vehicles, window.window, &timing, phases);
+                    let mut with = x;
+                    with.proposal = Some(proposal);
+                    proposals.push((with, version));
+                }
+            }
         }
         let skipped = self.registry.set_timings(&updates, &window.window).await?;
         if !skipped.is_empty() {
@@ -509,6 +558,28 @@ impl Merge<'_> {
                 "retiming skipped for intersections an operator changed since they were read"
             );
         }
-        Ok((updates.len() - skipped.len(), skipped.len()))
+        round.retimed += updates.len() - skipped.len();
+        round.conflicts = skipped.len();
+        round.limited = limited.iter().filter(|id| !skipped.contains(id)).count();
+        // Few (the manual ones): one conditional write each, like a retiming's.
+        for (x, version) in proposals {
+            match self.registry.replace_intersection_if(&x, &version).await {
+                Ok(_) => {}
+                Err(PortError::Conflict(_) | PortError::NotFound(_)) => {
+                    tracing::info!(intersection = %x.id, "proposal not recorded: the intersection changed since it was read");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(round)
     }
+}
+
+/// What one retiming round did.
+#[derive(Debug, Default)]
+struct RetimingRound {
+    retimed: usize,
+    conflicts: usize,
+    kept: usize,
+    limited: usize,
 }

@@ -19,6 +19,8 @@ async fn main() -> Result<(), Error> {
                 "closed": report.closed.len(),
                 "provisional": report.provisional,
                 "retimed": report.retimed,
+                "kept": report.retiming_kept,
+                "limited": report.retiming_limited,
             }))
         },
     ))

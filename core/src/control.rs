@@ -1,0 +1,353 @@
+//! Control modes (issue 13, safe timings and control modes): what the merge does with the
+//! timings Webster proposes for one intersection.
+//!
+//! - `adaptive` (the default): the proposal, brought within the intersection's
+//!   [`TimingLimits`] ([`within_limits`]), replaces the timings;
+//! - `fixed`: the timings are kept as they are;
+//! - `manual`: the operator's plan is kept; the proposal is recorded beside it, with the
+//!   inputs it was computed from ([`Proposal`]), for the operator to compare.
+//!
+//! An intersection in `adaptive` mode without limits stores no `control` member at all, so the
+//! JSON of an intersection from before control modes reads and writes back unchanged, and its
+//! retiming is exactly Webster's.
+
+use crate::city::{Intersection, Phase};
+use crate::ids::LightIndex;
+use crate::safe_timing::{TimingLimits, within_limits};
+use crate::webster::Timing;
+use crate::window::WindowKey;
+use serde::{Deserialize, Serialize};
+
+/// How an intersection's timings are set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ControlMode {
+    /// Webster's proposal applies, within the limits.
+    #[default]
+    Adaptive,
+    /// The timings are kept.
+    Fixed,
+    /// The operator's plan is kept; Webster's proposal is shown beside it.
+    Manual,
+}
+
+impl ControlMode {
+    /// Its name as in JSON (`adaptive`, `fixed`, `manual`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ControlMode::Adaptive => "adaptive",
+            ControlMode::Fixed => "fixed",
+            ControlMode::Manual => "manual",
+        }
+    }
+}
+
+/// An intersection's control: its mode and its limits, as stored on the intersection
+/// (`"control": {"mode": "manual", "limits": {...}}`) and as `PUT .../control` takes it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    /// The mode.
+    pub mode: ControlMode,
+    /// The limits a retiming respects (adaptive mode), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<TimingLimits>,
+}
+
+impl Control {
+    /// Adaptive without limits: today's behaviour, not stored.
+    pub fn is_default(&self) -> bool {
+        self.mode == ControlMode::Adaptive
+            && self.limits.as_ref().is_none_or(TimingLimits::is_empty)
+    }
+
+    /// The same control with limits that set nothing dropped (so that it compares and stores
+    /// as the default when it is one).
+    pub fn normalized(mut self) -> Self {
+        if self.limits.as_ref().is_some_and(TimingLimits::is_empty) {
+            self.limits = None;
+        }
+        self
+    }
+}
+
+/// One light's input to a proposal: what it counted over the window, and its flow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LightFlow {
+    /// The light.
+    pub light: LightIndex,
+    /// Vehicles it counted over the window.
+    pub vehicles: u64,
+    /// Its flow, veh/h (`vehicles · 3600 / window_s`).
+    pub flow_veh_h: f64,
+    /// Its approach's saturation flow, veh/h.
+    pub saturation_veh_h: f64,
+}
+
+/// Webster's proposal for an intersection under manual control, with what it was computed from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The control window the flows were counted in (`15m@2026-01-05T08:15:00Z`).
+    #[serde(with = "crate::window::key_as_text")]
+    pub from: WindowKey,
+    /// That window's length, s.
+    pub window_s: f64,
+    /// The flows per light.
+    pub flows: Vec<LightFlow>,
+    /// The total flow ratio Y.
+    pub flow_ratio: f64,
+    /// The proposed cycle, s.
+    pub cycle_s: f64,
+    /// The proposed phases (green and red of each).
+    pub phases: Vec<Phase>,
+}
+
+impl Proposal {
+    /// The proposal `timing` for `x` (its phases: `phases`), from `vehicles` counted per light
+    /// over `window`.
+    pub fn of(
+        x: &Intersection,
+        vehicles: &[u64; 4],
+        window: WindowKey,
+        timing: &Timing,
+        phases: Vec<Phase>,
+    ) -> Self {
+        let window_s = window.length.seconds();
+        Self {
+            from: window,
+            window_s,
+            flows: x
+                .lights
+                .iter()
+                .map(|l| {
+                    let n = vehicles.get(l.light.get()).copied().unwrap_or(0);
+                    LightFlow {
+                        light: l.light,
+                        vehicles: n,
+                        flow_veh_h: n as f64 * 3600.0 / window_s,
+                        saturation_veh_h: l.saturation_veh_h,
+                    }
+                })
+                .collect(),
+            flow_ratio: timing.flow_ratio,
+            cycle_s: timing.cycle_s,
+            phases,
+        }
+    }
+}
+
+/// What the merge does with Webster's proposal for one intersection.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Store these phases (adaptive); `limited` when a limit changed the proposal.
+    Apply {
+        /// The phases to store.
+        phases: Vec<Phase>,
+        /// Whether the limits changed Webster's proposal.
+        limited: bool,
+    },
+    /// Keep the timings in force (fixed).
+    Keep,
+    /// Keep the timings, and record the proposal beside them (manual).
+    Propose(Vec<Phase>),
+}
+
+/// The decision for `x`, given Webster's `proposed` phases (its phases with new greens and
+/// reds) and the controller's yellow, s.
+pub fn decide(x: &Intersection, proposed: Vec<Phase>, yellow_s: f64) -> Decision {
+    match x.control.mode {
+        ControlMode::Adaptive => match &x.control.limits {
+            None => Decision::Apply {
+                phases: proposed,
+                limited: false,
+            },
+            Some(limits) => {
+                let phases = within_limits(&x.phases, &proposed, yellow_s, limits);
+                Decision::Apply {
+                    limited: phases != proposed,
+                    phases,
+                }
+            }
+        },
+        ControlMode::Fixed => Decision::Keep,
+        ControlMode::Manual => Decision::Propose(proposed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::city::City;
+    use crate::webster::{WebsterConfig, apply, retime};
+    use proptest::prelude::*;
+
+    fn crossing(green: f64) -> Intersection {
+        let json = format!(
+            r#"{{"intersections":[{{"id":"I-0001","lat":41.85,"lon":12.60,
+              "lights":[{{"light":0,"saturation_veh_h":1800}},{{"light":1,"saturation_veh_h":1800}},
+                        {{"light":2,"saturation_veh_h":1800}},{{"light":3,"saturation_veh_h":1800}}],
+              "phases":[{{"lights":[0,2],"green_s":{green},"red_s":{red}}},
+                        {{"lights":[1,3],"green_s":{green},"red_s":{red}}}]}}]}}"#,
+            red = green + 4.0
+        );
+        City::parse(&json)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .intersections
+            .remove(0)
+    }
+
+    fn proposal_for(x: &Intersection, vehicles: [u64; 4]) -> Vec<Phase> {
+        apply(
+            &x.phases,
+            &retime(x, &vehicles, 900.0, &WebsterConfig::default()),
+        )
+    }
+
+    #[test]
+    fn an_adaptive_intersection_without_limits_takes_websters_proposal_unchanged() {
+        let x = crossing(30.0);
+        let p = proposal_for(&x, [300, 20, 280, 10]);
+        assert_eq!(
+            decide(&x, p.clone(), 4.0),
+            Decision::Apply {
+                phases: p,
+                limited: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_fixed_intersection_keeps_its_timings_and_a_manual_one_records_the_proposal() {
+        let mut x = crossing(30.0);
+        let p = proposal_for(&x, [300, 20, 280, 10]);
+        x.control.mode = ControlMode::Fixed;
+        assert_eq!(decide(&x, p.clone(), 4.0), Decision::Keep);
+        x.control.mode = ControlMode::Manual;
+        assert_eq!(decide(&x, p.clone(), 4.0), Decision::Propose(p));
+    }
+
+    #[test]
+    fn an_adaptive_intersection_with_a_change_limit_moves_each_green_at_most_that_much() {
+        let mut x = crossing(30.0);
+        x.control.limits = Some(TimingLimits {
+            max_green_change: Some(0.2),
+            ..TimingLimits::default()
+        });
+        let p = proposal_for(&x, [300, 20, 280, 10]);
+        let Decision::Apply { phases, limited } = decide(&x, p, 4.0) else {
+            panic!("adaptive applies");
+        };
+        assert!(limited);
+        assert!((phases[0].green_s - 36.0).abs() < 1e-9, "{phases:?}");
+        assert!((phases[1].green_s - 24.0).abs() < 1e-9, "{phases:?}");
+    }
+
+    #[test]
+    fn a_default_control_is_not_written_and_an_intersection_without_one_reads_as_adaptive() {
+        let x = crossing(30.0);
+        let json = serde_json::to_string(&x).unwrap_or_default();
+        assert!(!json.contains("control"), "{json}");
+        assert!(!json.contains("proposal"), "{json}");
+        assert_eq!(x.control, Control::default());
+        let manual: Control =
+            serde_json::from_str(r#"{"mode":"manual","limits":{"max_cycle_s":90}}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(manual.mode, ControlMode::Manual);
+        assert_eq!(
+            serde_json::to_string(&manual).unwrap_or_default(),
+            r#"{"mode":"manual","limits":{"max_cycle_s":90.0}}"#
+        );
+    }
+
+    #[test]
+    fn an_unknown_mode_or_limit_does_not_decode() {
+        assert!(serde_json::from_str::<Control>(r#"{"mode":"auto"}"#).is_err());
+        assert!(serde_json::from_str::<Control>(r#"{"mode":"fixed","extra":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<Control>(r#"{"mode":"fixed","limits":{"max_green":1}}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn limits_that_make_no_sense_are_named() {
+        let field = |l: TimingLimits| l.validate(2, "limits.").err().map(|e| e.field);
+        let with = |f: fn(&mut TimingLimits)| {
+            let mut l = TimingLimits::default();
+            f(&mut l);
+            l
+        };
+        assert_eq!(
+            field(with(|l| l.min_green_s = vec![Some(-1.0)])).as_deref(),
+            Some("limits.min_green_s[0]")
+        );
+        assert_eq!(
+            field(with(|l| l.min_green_s = vec![None, None, Some(5.0)])).as_deref(),
+            Some("limits.min_green_s")
+        );
+        assert_eq!(
+            field(with(|l| l.max_cycle_s = Some(f64::NAN))).as_deref(),
+            Some("limits.max_cycle_s")
+        );
+        assert_eq!(
+            field(with(|l| l.max_green_change = Some(0.0))).as_deref(),
+            Some("limits.max_green_change")
+        );
+        assert_eq!(
+            field(with(|l| l.max_green_change = Some(1.5))).as_deref(),
+            Some("limits.max_green_change")
+        );
+        assert_eq!(field(with(|l| l.max_green_change = Some(1.0))), None);
+    }
+
+    proptest! {
+        #[test]
+        fn through_the_decision_limits_hold_and_every_phase_sums_to_one_cycle(
+            green in 8.0_f64..60.0,
+            vehicles in proptest::array::uniform4(0_u64..400),
+            mins in proptest::collection::vec(proptest::option::of(5.0_f64..40.0), 0..3),
+            max_cycle in proptest::option::of(40.0_f64..180.0),
+            change in proptest::option::of(0.05_f64..1.0),
+            mode in 0_u8..3,
+        ) {
+            let yellow = WebsterConfig::default().yellow_s;
+            let mut x = crossing(green);
+            x.control = Control {
+                mode: [ControlMode::Adaptive, ControlMode::Fixed, ControlMode::Manual][mode as usize],
+                limits: Some(TimingLimits {
+                    min_green_s: mins.clone(),
+                    max_cycle_s: max_cycle,
+                    max_green_change: change,
+                }),
+            };
+            let proposed = proposal_for(&x, vehicles);
+            match decide(&x, proposed.clone(), yellow) {
+                Decision::Apply { phases, .. } => {
+                    prop_assert_eq!(x.control.mode, ControlMode::Adaptive);
+                    let cycle = phases[0].green_s + yellow + phases[0].red_s;
+                    let mut floor = 0.0;
+                    for (i, p) in phases.iter().enumerate() {
+                        prop_assert!((p.green_s + yellow + p.red_s - cycle).abs() < 1e-6);
+                        let min = mins.get(i).copied().flatten();
+                        let mut lo = min.unwrap_or(0.0);
+                        if let Some(f) = change {
+                            lo = lo.max(green * (1.0 - f));
+                            let hi = (green * (1.0 + f)).max(min.unwrap_or(0.0));
+                            prop_assert!(p.green_s <= hi + 1e-6, "phase {}: {} > {}", i, p.green_s, hi);
+                        }
+                        prop_assert!(p.green_s >= lo - 1e-6, "phase {}: {} < {}", i, p.green_s, lo);
+                        floor += lo + yellow;
+                    }
+                    if let Some(max) = max_cycle {
+                        prop_assert!(cycle <= max.max(floor) + 1e-6);
+                    }
+                }
+                Decision::Keep => prop_assert_eq!(x.control.mode, ControlMode::Fixed),
+                Decision::Propose(p) => {
+                    prop_assert_eq!(x.control.mode, ControlMode::Manual);
+                    prop_assert_eq!(p, proposed);
+                }
+            }
+        }
+    }
+}

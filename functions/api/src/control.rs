@@ -1,0 +1,118 @@
+//! `PUT /api/intersections/{id}/control`: an intersection's control mode (`adaptive`, `fixed`,
+//! `manual`) and the limits a retiming respects (`traffic_core::control`), and the record of
+//! an operator's edit of the timings in the timing history.
+
+use crate::Shared;
+use crate::body::decode;
+use crate::body::json_value;
+use crate::error::ApiError;
+use crate::error::ApiResult;
+use crate::request::bytes;
+use crate::request::parse_id;
+use crate::request::with_etag;
+use crate::stored::load_for_write;
+use crate::stored::store;
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use lambda_http::request::RequestContext;
+use serde_json::Value;
+use traffic_core::IntersectionId;
+use traffic_core::city::Phase;
+use traffic_core::control::{Control, ControlMode};
+use traffic_ports::TimingChange;
+
+/// The members `PUT .../control` accepts, and those of its `limits`.
+const CONTROL_MEMBERS: [&str; 2] = ["mode", "limits"];
+const LIMITS_MEMBERS: [&str; 3] = ["min_green_s", "max_cycle_s", "max_green_change"];
+
+/// A 400 naming the first member of `v` (an object) not in `known`, prefixed with `at`.
+fn unknown_member(v: &Value, known: &[&str], at: &str) -> ApiResult<()> {
+    if let Value::Object(m) = v
+        && let Some(k) = m.keys().find(|k| !known.contains(&k.as_str()))
+    {
+        return Err(ApiError::bad(
+            format!("{at}{k}"),
+            format!("unknown property (expected one of {})", known.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+/// `PUT /api/intersections/{id}/control`, body `{"mode": "adaptive" | "fixed" | "manual",
+/// "limits"?: {"min_green_s"?: [s | null, ...], "max_cycle_s"?: s, "max_green_change"?: f}}`:
+/// sets how the merge treats Webster's proposal for the intersection, and returns the
+/// intersection (with its new `ETag`). Timings do not change now: the next retiming round
+/// applies the mode and limits. Leaving `manual` drops the recorded proposal. 400 naming the
+/// field for a bad body (nothing changed), 404 for no such intersection, 412 on a stale
+/// `If-Match`.
+pub async fn put_control(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let (mut x, from) = load_for_write(&state, &id, &headers).await?;
+    let v = json_value(&bytes(body)?)?;
+    if !v.is_object() {
+        return Err(ApiError::bad("body", "must be a JSON object"));
+    }
+    unknown_member(&v, &CONTROL_MEMBERS, "")?;
+    if let Some(limits) = v.get("limits") {
+        unknown_member(limits, &LIMITS_MEMBERS, "limits.")?;
+    }
+    let control: Control = decode(v, "")?;
+    if let Some(limits) = &control.limits {
+        limits
+            .validate(x.phases.len(), "limits.")
+            .map_err(|e| ApiError::bad(e.field, e.message))?;
+    }
+    let control = control.normalized();
+    if control.mode != ControlMode::Manual {
+        x.proposal = None;
+    }
+    let was = x.control.mode;
+    x.control = control;
+    let version = store(&state, &x, &from).await?;
+    tracing::info!(intersection = %id, from = was.as_str(), to = x.control.mode.as_str(), "control set");
+    Ok(with_etag(x, &version))
+}
+
+/// The operator's identity from an API Gateway JWT, if the request carried one.
+pub(crate) fn operator_of(context: Option<Extension<RequestContext>>) -> Option<String> {
+    context.and_then(|Extension(c)| crate::alarms::jwt_subject(&c))
+}
+
+/// Records an operator's change of `id`'s timings from `before` to `after` in its timing
+/// history (nothing when the greens, reds and lights are the same). The intersection is
+/// already stored: a failure here loses the history entry, not the edit (logged).
+pub(crate) async fn record_operator_edit(
+    state: &Shared,
+    id: &IntersectionId,
+    before: &[Phase],
+    after: &[Phase],
+    operator: Option<String>,
+) {
+    let same = before.len() == after.len()
+        && before
+            .iter()
+            .zip(after)
+            .all(|(b, a)| b.lights == a.lights && b.green_s == a.green_s && b.red_s == a.red_s);
+    if same {
+        return;
+    }
+    let change = TimingChange::by_operator(
+        state.cfg.pane(),
+        state.ports.clock.now_ms(),
+        operator,
+        after.to_vec(),
+    );
+    if let Err(e) = state.ports.registry.record_timing_change(id, &change).await {
+        tracing::warn!(intersection = %id, error = %e, "operator's timing change not recorded in the history");
+    }
+}
