@@ -48,6 +48,7 @@ fn alarm(i: i64) -> Alarm {
         lamp: LampColour::Red,
         ts_ms: T0 + i * 1000,
         position: None,
+        silent: None,
     }
 }
 
