@@ -8,7 +8,7 @@
 //! | `TRAFFIC_MAX_CLOCK_SKEW` | `5m` | a reading stamped more than this after its arrival in the stream is rejected as `future` |
 //! | `TRAFFIC_MIN_READING_INTERVAL` | `5s` | a light's readings closer together than this are rejected as too frequent |
 //! | `TRAFFIC_IDLE_TIMEOUT` | `5m` | a shard caught up with its stream and silent this long stops holding the watermark |
-//! | `TRAFFIC_SILENCE_AFTER` | `5m` | a light that sends no reading this long (event time, judged by the merge at the closed mark) raises a `sensor_silent` alarm; `0` turns the judgment off |
+//! | `TRAFFIC_SILENCE_AFTER` | `5m` | a light that sends no reading this long (event time, judged by the merge at the closed mark) raises a `sensor_silent` alarm; `0` turns the judgment off; at most the shortest window (the default is capped at it) |
 //! | `TRAFFIC_DIGEST_SIZE` | `200` ([`DEFAULT_DIGEST_SIZE`](crate::digest::DEFAULT_DIGEST_SIZE)) | t-digest compression |
 //! | `TRAFFIC_TOP_K` | `10` | length of the speed ranking |
 //! | `WEBSTER_LOST_TIME_S` | `4` | lost time per phase, s |
@@ -167,6 +167,19 @@ impl EngineConfig {
                     parse_duration_ms(t).map_err(|e| bad("TRAFFIC_SILENCE_AFTER", e.to_string()))?
                 }
             };
+            // The merge judges silences from the deltas it reads: the panes from the one
+            // holding its previous closed mark on, so it sees back a pane at a pane boundary, no
+            // further. (The default is capped at the pane by the merge, for short windows.)
+            if c.silence_after_ms > c.pane().ms() {
+                return Err(bad(
+                    "TRAFFIC_SILENCE_AFTER",
+                    format!(
+                        "must be at most the shortest window ({}), got {}",
+                        crate::window::format_duration_ms(c.pane().ms()),
+                        crate::window::format_duration_ms(c.silence_after_ms)
+                    ),
+                ));
+            }
         }
         let int = |name: &str, min: u64, max: u64| -> Result<Option<u64>, ConfigError> {
             lookup(name)
@@ -244,6 +257,8 @@ mod tests {
         assert_eq!(c.map(|c| c.silence_after_ms), Ok(0));
         let e = from(&[("TRAFFIC_SILENCE_AFTER", "soon")]).err();
         assert!(e.is_some_and(|e| e.name == "TRAFFIC_SILENCE_AFTER"));
+        let e = from(&[("TRAFFIC_SILENCE_AFTER", "20m")]).err();
+        assert!(e.is_some_and(|e| e.message.contains("at most the shortest window (15m)")));
     }
 
     #[test]

@@ -405,12 +405,11 @@ impl Merge<'_> {
             }
         }
 
+        // At most a pane: the deltas read reach back a pane at a boundary (`silence`).
+        let silence_after_ms = self.cfg.silence_after_ms.min(pane_len.ms());
         let heard = match self.health {
-            Some(_) if self.cfg.silence_after_ms > 0 && closing == Closing::Watermark => {
-                silence::heard(
-                    &by_pane,
-                    closed_ms.saturating_sub(self.cfg.silence_after_ms),
-                )
+            Some(_) if silence_after_ms > 0 && closing == Closing::Watermark => {
+                silence::heard(&by_pane, closed_ms.saturating_sub(silence_after_ms))
             }
             _ => BTreeSet::new(),
         };
@@ -477,7 +476,7 @@ impl Merge<'_> {
                 heard: &heard,
                 now_ms: now,
             };
-            match silence::run(h, self.registry, self.cfg.silence_after_ms, &facts).await {
+            match silence::run(h, self.registry, silence_after_ms, &facts).await {
                 Ok(s) => report.silence = s,
                 Err(e) => {
                     tracing::warn!(error = %e, "sensor-silent alarms not judged; the next run judges again");
