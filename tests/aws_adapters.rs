@@ -542,6 +542,7 @@ async fn lamp_states_alarms_and_repairs_behave_as_in_the_embedded_store() -> any
             lat: 41.9,
             lon: 12.5,
         }),
+        silent: None,
     };
     let first = s.record_alarm(&alarm).await?;
     assert!(!first.published);

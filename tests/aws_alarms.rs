@@ -1,7 +1,8 @@
 //! The alarm index on DynamoDB (issue 12, alarms at scale) against the emulator: a page of
 //! `/api/alarms` is one `Query` with `Limit` and `ExclusiveStartKey` (plus the open count's
 //! `GetItem`) and reads only the alarms it returns; closing an intersection's alarms reads its
-//! open alarms, not the log; a closed alarm carries its expiry for the table's TTL.
+//! open alarms, not the log; a closed alarm carries its expiry for the table's TTL; a recovery
+//! resolves only the alarms it selects, keeping why; what a sensor-silent judgment reads.
 
 mod aws_support;
 
@@ -9,10 +10,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_support::{AwsEnv, aws_env};
 use traffic_aws::setup::{Resources, ensure_table};
 use traffic_aws::{AwsNames, DynamoStore, StoreOptions};
-use traffic_core::lamps::Alarm;
+use traffic_core::lamps::{Alarm, Silence};
 use traffic_core::reading::LampColour;
 use traffic_core::{IntersectionId, LightIndex};
-use traffic_ports::{AlarmQuery, Closing, LampStore};
+use traffic_ports::{AlarmQuery, Closing, LampStore, Registry};
 
 /// 2026-01-05T08:00:00Z.
 const T0: i64 = 1_767_600_000_000;
@@ -48,6 +49,7 @@ fn alarm(i: i64) -> Alarm {
         lamp: LampColour::Red,
         ts_ms: T0 + i * 1000,
         position: None,
+        silent: None,
     }
 }
 
@@ -212,5 +214,120 @@ async fn closing_an_intersections_alarms_reads_its_open_alarms_and_sets_their_ex
     // Everything stays in the log until the TTL deletes it.
     assert_eq!(s.alarms().await?.len(), 120);
     env.cleanup(&r, None, &[]).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolving_a_silent_lights_alarm_closes_it_alone_and_keeps_why() -> anyhow::Result<()> {
+    let Some((_env, _r, s)) = store("alarmresolve").await? else {
+        return Ok(());
+    };
+    let lamp = alarm(0);
+    let silent = Alarm {
+        silent: Some(Silence::Light),
+        ts_ms: T0 + 60_000,
+        ..alarm(0)
+    };
+    let whole = Alarm {
+        silent: Some(Silence::Intersection),
+        light: light(0),
+        ts_ms: T0 + 120_000,
+        ..alarm(1)
+    };
+    for a in [&lamp, &silent, &whole] {
+        s.record_alarm(a).await?;
+    }
+    assert_eq!(silent.id(), format!("I-0000#0#silent#{}", T0 + 60_000));
+    let stored = s.record_alarm(&silent).await?;
+    assert_eq!(
+        stored.alarm.silent,
+        Some(Silence::Light),
+        "the scope round-trips"
+    );
+
+    let before = s.metrics().snapshot();
+    let target = silent.id();
+    let select = |x: &str| x == target;
+    let closed = s
+        .resolve_alarms(
+            &silent.intersection_id,
+            Some(silent.light),
+            &select,
+            &Closing::at(T0 + DAY_MS, 90 * DAY_MS),
+            "reported again",
+        )
+        .await?;
+    let used = s.metrics().snapshot().since(&before);
+    println!(
+        "resolve one alarm: {:.1} read, {:.1} write units, {:?}",
+        used.read_capacity_units, used.write_capacity_units, used.by_operation
+    );
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].closed_why.as_deref(), Some("reported again"));
+    // The lamp alarm of the same light stays open, and so does the other intersection's.
+    let open: Vec<String> = s
+        .alarm_page(&query(true, 10, None))
+        .await?
+        .alarms
+        .iter()
+        .map(|r| r.alarm.id())
+        .collect();
+    assert_eq!(open, [whole.id(), lamp.id()]);
+    let log = s.alarms().await?;
+    let r = log.iter().find(|r| r.alarm.id() == silent.id());
+    assert_eq!(
+        r.and_then(|r| r.closed_why.as_deref()),
+        Some("reported again")
+    );
+    // Nothing selected: nothing closed, no write.
+    let none = s
+        .resolve_alarms(
+            &whole.intersection_id,
+            None,
+            &|_: &str| false,
+            &Closing::at(T0 + DAY_MS, 90 * DAY_MS),
+            "x",
+        )
+        .await?;
+    assert!(none.is_empty());
+    Ok(())
+}
+
+/// What the merge's sensor-silent judgment reads from the registry table, measured on 1,000
+/// intersections of the sample city's shape (4 lights, 2 phases): the registry `Query` it does
+/// at a pane boundary, and the page of the open view it reads each run. Printed for
+/// docs/state.md, which scales it to 10,000 intersections (a `Query` bills the bytes read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_judgments_reads_measured_on_a_thousand_intersections() -> anyhow::Result<()> {
+    let Some((_env, _r, s)) = store("silencecost").await? else {
+        return Ok(());
+    };
+    let city: traffic_core::City = traffic_core::City::parse(include_str!("../samples/city.json"))?;
+    let shape = &city.intersections[1];
+    let n = 1000;
+    for i in 0..n {
+        let mut x = shape.clone();
+        x.id = id(&format!("I-{i:05}"));
+        s.put_intersection(&x).await?;
+    }
+    for i in 0..20 {
+        s.record_alarm(&alarm(i)).await?;
+    }
+    let before = s.metrics().snapshot();
+    let all = s.intersections().await?;
+    let registry = s.metrics().snapshot().since(&before);
+    assert_eq!(all.len(), n);
+    let before = s.metrics().snapshot();
+    let page = s.alarm_page(&query(true, 500, None)).await?;
+    let view = s.metrics().snapshot().since(&before);
+    assert_eq!(page.alarms.len(), 20);
+    println!(
+        "silence judgment reads at {n} intersections: registry {:.1} read units in {} requests; \
+         open view of 20 alarms {:.1} read units in {} requests",
+        registry.read_capacity_units,
+        registry.read_requests,
+        view.read_capacity_units,
+        view.read_requests
+    );
     Ok(())
 }

@@ -161,6 +161,7 @@ async fn the_events_a_subscriber_reads_from_the_bus_match_the_stored_results() -
         provisional: Provisional::None,
         holder: "aws-events",
         clock: ports.clock.as_ref(),
+        health: None,
         state: ports.state.as_ref(),
         registry: ports.registry.as_ref(),
         results: ports.results.as_ref(),

@@ -56,6 +56,7 @@ async fn merge_all(
         events,
         stream: None,
         clock: &SystemClock,
+        health: None,
     }
     .run(Closing::All)
     .await

@@ -56,6 +56,7 @@ fn merge_on<'a>(cfg: &'a EngineConfig, store: &'a traffic_embedded::EmbeddedStor
         stream: None,
         holder: "test",
         clock: &SystemClock,
+        health: None,
     }
 }
 

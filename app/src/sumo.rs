@@ -249,9 +249,12 @@ impl SumoLoop {
 
     async fn new_alarms(&mut self) -> anyhow::Result<Vec<AlarmAnswer>> {
         let all = self.functions.ports.lamps.alarms().await?;
+        // Lamp alarms only: the bridge answers for the lamps it breaks (sensor-silent
+        // alarms are the operator's, and the merge's).
         let fresh: Vec<AlarmAnswer> = all
             .iter()
             .skip(self.alarms_seen)
+            .filter(|r| r.alarm.silent.is_none())
             .map(|r| AlarmAnswer {
                 intersection_id: r.alarm.intersection_id.to_string(),
                 light: r.alarm.light.get(),

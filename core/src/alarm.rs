@@ -194,9 +194,13 @@ impl AlarmPolicy {
         })
     }
 
-    /// The kind of an alarm. (Every [`Alarm`] is a lamp's; silent detectors are to come.)
-    pub fn kind(&self, _alarm: &Alarm) -> AlarmKind {
-        AlarmKind::Lamp
+    /// The kind of an alarm.
+    pub fn kind(&self, alarm: &Alarm) -> AlarmKind {
+        if alarm.silent.is_some() {
+            AlarmKind::SensorSilent
+        } else {
+            AlarmKind::Lamp
+        }
     }
 
     /// The severity of an alarm.
@@ -230,6 +234,7 @@ mod tests {
             lamp,
             ts_ms: 0,
             position: None,
+            silent: None,
         }
     }
 
@@ -241,6 +246,12 @@ mod tests {
         assert_eq!(p.severity(&alarm(LampColour::Green)), Severity::Major);
         assert_eq!(p.severities.sensor_silent, Severity::Minor);
         assert_eq!(p.kind(&alarm(LampColour::Red)).as_str(), "lamp");
+        let silent = Alarm {
+            silent: Some(crate::lamps::Silence::Light),
+            ..alarm(LampColour::Red)
+        };
+        assert_eq!(p.kind(&silent).as_str(), "sensor_silent");
+        assert_eq!(p.severity(&silent), Severity::Minor);
         let q = AlarmPolicy::default().with_severities("green=critical, sensor_silent=major");
         let q = q.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(q.severity(&alarm(LampColour::Green)), Severity::Critical);

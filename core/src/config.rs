@@ -8,6 +8,7 @@
 //! | `TRAFFIC_MAX_CLOCK_SKEW` | `5m` | a reading stamped more than this after its arrival in the stream is rejected as `future` |
 //! | `TRAFFIC_MIN_READING_INTERVAL` | `5s` | a light's readings closer together than this are rejected as too frequent |
 //! | `TRAFFIC_IDLE_TIMEOUT` | `5m` | a shard caught up with its stream and silent this long stops holding the watermark |
+//! | `TRAFFIC_SILENCE_AFTER` | `5m` | a light that sends no reading this long (event time, judged by the merge at the closed mark) raises a `sensor_silent` alarm; `0` turns the judgment off; at most the shortest window (the default is capped at it) |
 //! | `TRAFFIC_DIGEST_SIZE` | `200` ([`DEFAULT_DIGEST_SIZE`](crate::digest::DEFAULT_DIGEST_SIZE)) | t-digest compression |
 //! | `TRAFFIC_TOP_K` | `10` | length of the speed ranking |
 //! | `WEBSTER_LOST_TIME_S` | `4` | lost time per phase, s |
@@ -36,6 +37,9 @@ pub struct EngineConfig {
     /// How long a shard that has caught up with its stream may stay silent before it stops
     /// holding the watermark, ms (processing time).
     pub idle_timeout_ms: i64,
+    /// How long a light may send nothing (event time) before the merge raises a sensor-silent
+    /// alarm, ms; 0: never (`crate::silence`).
+    pub silence_after_ms: i64,
     /// t-digest compression.
     pub digest_size: usize,
     /// Length of the speed ranking.
@@ -65,6 +69,7 @@ impl Default for EngineConfig {
             max_clock_skew_ms: 300_000,
             min_reading_interval_ms: 5_000,
             idle_timeout_ms: 300_000,
+            silence_after_ms: 300_000,
             digest_size: DEFAULT_DIGEST_SIZE,
             top_k: TOP_K,
             webster: WebsterConfig::default(),
@@ -155,6 +160,27 @@ impl EngineConfig {
                 *slot = parse_duration_ms(&v).map_err(|e| bad(name, e.to_string()))?;
             }
         }
+        if let Some(v) = lookup("TRAFFIC_SILENCE_AFTER") {
+            c.silence_after_ms = match v.trim() {
+                "0" => 0,
+                t => {
+                    parse_duration_ms(t).map_err(|e| bad("TRAFFIC_SILENCE_AFTER", e.to_string()))?
+                }
+            };
+            // The merge judges silences from the deltas it reads: the panes from the one
+            // holding its previous closed mark on, so it sees back a pane at a pane boundary, no
+            // further. (The default is capped at the pane by the merge, for short windows.)
+            if c.silence_after_ms > c.pane().ms() {
+                return Err(bad(
+                    "TRAFFIC_SILENCE_AFTER",
+                    format!(
+                        "must be at most the shortest window ({}), got {}",
+                        crate::window::format_duration_ms(c.pane().ms()),
+                        crate::window::format_duration_ms(c.silence_after_ms)
+                    ),
+                ));
+            }
+        }
         let int = |name: &str, min: u64, max: u64| -> Result<Option<u64>, ConfigError> {
             lookup(name)
                 .map(|v| match v.trim().parse::<u64>() {
@@ -220,6 +246,19 @@ mod tests {
         let labels: Vec<String> = c.windows().iter().map(|w| w.to_string()).collect();
         assert_eq!(labels, ["15m", "1h", "24h"]);
         assert_eq!(c.allowed_lateness_ms, 120_000);
+        assert_eq!(c.silence_after_ms, 300_000);
+    }
+
+    #[test]
+    fn silence_after_takes_a_duration_or_zero_for_off() {
+        let c = from(&[("TRAFFIC_SILENCE_AFTER", "10m")]);
+        assert_eq!(c.map(|c| c.silence_after_ms), Ok(600_000));
+        let c = from(&[("TRAFFIC_SILENCE_AFTER", "0")]);
+        assert_eq!(c.map(|c| c.silence_after_ms), Ok(0));
+        let e = from(&[("TRAFFIC_SILENCE_AFTER", "soon")]).err();
+        assert!(e.is_some_and(|e| e.name == "TRAFFIC_SILENCE_AFTER"));
+        let e = from(&[("TRAFFIC_SILENCE_AFTER", "20m")]).err();
+        assert!(e.is_some_and(|e| e.message.contains("at most the shortest window (15m)")));
     }
 
     #[test]

@@ -99,6 +99,9 @@ pub struct LightIndex(u8);
 pub struct LightError(pub i64);
 
 impl LightIndex {
+    /// Light 0 (what an alarm about a whole intersection or the city is filed under).
+    pub const FIRST: LightIndex = LightIndex(0);
+
     /// Validates a light index.
     pub fn new(i: i64) -> Result<Self, LightError> {
         if (0..LIGHTS_PER_INTERSECTION as i64).contains(&i) {

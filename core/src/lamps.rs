@@ -20,43 +20,102 @@ pub struct LightLamps {
     pub as_of_ms: Option<i64>,
 }
 
-/// A lamp failure to report.
+/// An alarm to report: a lamp failure, or (with [`Alarm::silent`]) detectors that stopped
+/// reporting (`crate::silence`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alarm {
-    /// The intersection.
+    /// The intersection ([`CITY`] for a city-wide silence).
     pub intersection_id: IntersectionId,
-    /// The light.
+    /// The light (0 for a silence of a whole intersection or of the city).
     pub light: LightIndex,
-    /// The broken lamp's colour.
+    /// The broken lamp's colour (a sensor-silent alarm has no lamp: `red` is stored and
+    /// means nothing).
     pub lamp: LampColour,
-    /// Event time of the first reading that reported it broken, epoch ms.
+    /// Event time of the first reading that reported it broken, epoch ms; for a silence, the
+    /// instant since which nothing was heard (the closed mark − `silence_after`).
     pub ts_ms: i64,
     /// Where the intersection is.
     pub position: Option<Position>,
+    /// For a sensor-silent alarm, what fell silent; `None` for a lamp failure (and in alarms
+    /// stored before silences were alarmed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent: Option<Silence>,
 }
+
+/// What fell silent: the scope of a sensor-silent alarm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Silence {
+    /// One light of an intersection.
+    Light,
+    /// Every light of an intersection.
+    Intersection,
+    /// The city: at least half of the registered intersections, or every shard idle.
+    City,
+}
+
+impl Silence {
+    /// The name in the API and in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Silence::Light => "light",
+            Silence::Intersection => "intersection",
+            Silence::City => "city",
+        }
+    }
+}
+
+/// The intersection id a city-wide alarm is filed under.
+pub const CITY: &str = "_city";
 
 impl Alarm {
     /// A stable identity: the same failure always gets the same id, so a retried batch can
     /// recognise an alarm it already raised.
+    ///
+    /// A lamp's: `<intersection>#<light>#<lamp>#<ts_ms>`; a silence's:
+    /// `<intersection>#<light>#silent#<ts_ms>`, `<intersection>#all#silent#<ts_ms>` or
+    /// `_city#all#silent#<ts_ms>`.
     pub fn id(&self) -> String {
-        format!(
-            "{}#{}#{}#{}",
-            self.intersection_id,
-            self.light,
-            self.lamp.as_str(),
-            self.ts_ms
-        )
+        match self.silent {
+            None => format!(
+                "{}#{}#{}#{}",
+                self.intersection_id,
+                self.light,
+                self.lamp.as_str(),
+                self.ts_ms
+            ),
+            Some(Silence::Light) => format!(
+                "{}#{}#silent#{}",
+                self.intersection_id, self.light, self.ts_ms
+            ),
+            Some(Silence::Intersection | Silence::City) => {
+                format!("{}#all#silent#{}", self.intersection_id, self.ts_ms)
+            }
+        }
     }
 
     /// A one-line summary, short enough for an SMS.
     pub fn short_text(&self) -> String {
-        format!(
-            "Lamp failure: {} light {} {} lamp broken since {}",
-            self.intersection_id,
-            self.light,
-            self.lamp.as_str(),
-            format_rfc3339_ms(self.ts_ms)
-        )
+        let since = format_rfc3339_ms(self.ts_ms);
+        match self.silent {
+            None => format!(
+                "Lamp failure: {} light {} {} lamp broken since {since}",
+                self.intersection_id,
+                self.light,
+                self.lamp.as_str(),
+            ),
+            Some(Silence::Light) => format!(
+                "Sensor silent: {} light {} no reading since {since}",
+                self.intersection_id, self.light
+            ),
+            Some(Silence::Intersection) => format!(
+                "Sensor silent: {} all lights, no reading since {since}",
+                self.intersection_id
+            ),
+            Some(Silence::City) => {
+                format!("Sensor silent city-wide: most detectors silent since {since}")
+            }
+        }
     }
 }
 

@@ -23,6 +23,7 @@
 //! - [`safe_timing`]: an intersection's limits (minimum greens, maximum cycle and change) on a retiming;
 //! - [`lamps`]: lamp state transitions and alarms;
 //! - [`alarm`]: how raised alarms are handled (their retention once closed);
+//! - [`silence`]: detector health, which lights fell silent (sensor-silent alarms);
 //! - [`config`]: the engine's parameters and their parsing.
 
 pub mod alarm;
@@ -46,6 +47,7 @@ pub mod reading;
 pub mod rollup;
 pub mod safe_timing;
 pub mod sequence;
+pub mod silence;
 pub mod time;
 pub mod webster;
 pub mod window;

@@ -349,6 +349,11 @@ pub struct AlarmRecord {
     /// the hold-down before (a lamp that flaps).
     #[serde(default)]
     pub held_down: bool,
+    /// Why it was resolved, when a recovery closed it ([`LampStore::resolve_alarms`]: the
+    /// lamp reported ok again, the silent light reported); `None` while open, and for alarms
+    /// closed by a repair or a deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_why: Option<String>,
 }
 
 /// An operator's acknowledgement of an alarm: they have seen it and someone is on it.
@@ -363,7 +368,8 @@ pub struct Ack {
     pub note: Option<String>,
 }
 
-/// The parts of an alarm id (`<intersection>#<light>#<lamp>#<ts_ms>`), if it is one.
+/// The parts of a lamp alarm's id (`<intersection>#<light>#<lamp>#<ts_ms>`), if it is one
+/// (a sensor-silent alarm's id, `...#silent#<ts_ms>`, is not).
 pub fn parse_alarm_id(alarm_id: &str) -> Option<(IntersectionId, LightIndex, LampColour, i64)> {
     let mut parts = alarm_id.rsplitn(4, '#');
     let ts = alarm_ts_of_id(alarm_id)?;
@@ -388,6 +394,9 @@ pub fn alarm_ts_of_id(alarm_id: &str) -> Option<i64> {
     }
     ts.parse().ok()
 }
+
+/// Which of a light's open alarms [`LampStore::resolve_alarms`] closes, by alarm id.
+pub type AlarmSelect<'s> = dyn for<'a> Fn(&'a str) -> bool + Send + Sync + 's;
 
 /// How a closing is recorded: when, and when the closed alarm leaves the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -502,6 +511,20 @@ pub trait LampStore: Send + Sync {
         light: Option<LightIndex>,
         closing: &Closing,
         order_repair: bool,
+    ) -> PortResult<Vec<AlarmRecord>>;
+
+    /// Resolves the open alarms of an intersection's light (or of all its lights) whose ids
+    /// `select` accepts: a recovery (a lamp reported ok again, a silent light reported), so
+    /// no repair order. Each is closed as `closing` says, with `why` kept
+    /// ([`AlarmRecord::closed_why`]). Found through the open alarms by light, as
+    /// [`LampStore::close_alarms`] finds them; returns those it closed, oldest first.
+    async fn resolve_alarms(
+        &self,
+        id: &IntersectionId,
+        light: Option<LightIndex>,
+        select: &AlarmSelect<'_>,
+        closing: &Closing,
+        why: &str,
     ) -> PortResult<Vec<AlarmRecord>>;
 
     /// An operator repaired the lamps of a light at `at` (RFC 3339): its open alarms are closed

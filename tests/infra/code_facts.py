@@ -363,10 +363,14 @@ def config_reads_engine_config() -> bool:
     return "EngineConfig::from_lookup" in bodies.get("from_lookup", "")
 
 
-def config_fields() -> dict[str, str]:
-    """Field of `Config` -> the variable it is read from (`provisional` -> `TRAFFIC_PROVISIONAL`)."""
+def config_fields() -> list[tuple[str, str]]:
+    """(field of `Config`, a variable it is read from): `provisional` from `TRAFFIC_PROVISIONAL`
+    (`provisional = match lookup(..)`), and `alarms` from each variable an
+    `if let Some(v) = lookup("ALARM_HOLD_DOWN") { alarms = ... }` folds into it."""
     raw = CONFIG_RS.read_text()
-    return dict(re.findall(r'\b([a-z_]+)\s*(?::|=)\s*(?:match\s+)?lookup\("([A-Z][A-Z0-9_]+)"\)', raw))
+    pairs = re.findall(r'\b([a-z_]+)\s*(?::|=)\s*(?:match\s+)?lookup\("([A-Z][A-Z0-9_]+)"\)', raw)
+    folded = re.findall(r'if let Some\(\w+\) = lookup\("([A-Z][A-Z0-9_]+)"\)\s*\{\s*([a-z_]+)\s*=', raw)
+    return pairs + [(field, var) for var, field in folded]
 
 
 def load_function(crate: str, traits, helpers) -> Function:
@@ -389,7 +393,7 @@ def load_function(crate: str, traits, helpers) -> Function:
     raw_main = (src / "main.rs").read_text()
     env_vars = set(re.findall(r'env::var\(\s*"([A-Z][A-Z0-9_]+)"\s*\)', raw_main))
     # What main takes from the configuration: `config.provisional` reads TRAFFIC_PROVISIONAL.
-    env_vars |= {var for field, var in config_fields().items() if re.search(rf"\bconfig\.{field}\b", raw_main)}
+    env_vars |= {var for field, var in config_fields() if re.search(rf"\bconfig\.{field}\b", raw_main)}
     return Function(crate, binary_name(crate), main, code, event, calls, reads_cfg, env_vars)
 
 

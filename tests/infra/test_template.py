@@ -50,6 +50,7 @@ ENGINE_SET = {
     "TRAFFIC_MAX_CLOCK_SKEW": "MaxClockSkew",
     "TRAFFIC_MIN_READING_INTERVAL": "MinReadingInterval",
     "TRAFFIC_IDLE_TIMEOUT": "IdleTimeout",
+    "TRAFFIC_SILENCE_AFTER": "SilenceAfter",
 }
 #: Variables that choose the resources (the AWS adapter's `AwsNames`): each function sets
 #: exactly those its code uses, compared resource by resource.
@@ -667,10 +668,12 @@ class TemplateWiring(unittest.TestCase):
             env = function_props(lid).get("Environment", {}).get("Variables", {})
             if "ALARM_RETENTION_DAYS" in env:
                 setting[binary] = target(env["ALARM_RETENTION_DAYS"])
-        self.assertEqual(setting, {"api": "AlarmRetentionDays"})
+        self.assertEqual(setting, {"api": "AlarmRetentionDays", "fault": "AlarmRetentionDays", "merge": "AlarmRetentionDays"})
         ttl = RESOURCES["RegistryTable"]["Properties"]["TimeToLiveSpecification"]["AttributeName"]
         lamps = (ROOT / "adapters/aws/src/lamps.rs").read_text()
-        self.assertIn(f"SET repaired_at = :at, {ttl} = :exp", lamps)
+        # The closing's update expression, built as `SET repaired_at = :at` + `, <ttl> = :exp`.
+        self.assertIn('"SET repaired_at = :at"', lamps)
+        self.assertIn(f'", {ttl} = :exp"', lamps)
 
     def test_stream_is_encrypted_and_sized_by_a_parameter(self):
         p = RESOURCES["ReadingsStream"]["Properties"]

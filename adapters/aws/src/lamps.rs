@@ -58,8 +58,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use traffic_core::lamps::{Alarm, LightLamps};
 use traffic_core::{IntersectionId, LampColour, LightIndex};
 use traffic_ports::{
-    Ack, AlarmPage, AlarmQuery, AlarmRecord, Closing, LampStore, PortError, PortResult,
-    alarm_ts_of_id,
+    Ack, AlarmPage, AlarmQuery, AlarmRecord, AlarmSelect, Closing, LampStore, PortError,
+    PortResult, alarm_ts_of_id,
 };
 
 /// The lights of one intersection's lamp item, by light index ("0".."3").
@@ -96,6 +96,8 @@ struct AlarmItem {
     ack: Option<Ack>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     held_down: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    closed_why: Option<String>,
 }
 
 /// An open alarm under its intersection: `<light>#<ts>#<alarm id>` → the log's sort key.
@@ -128,6 +130,7 @@ impl AlarmItem {
             repaired_at: self.repaired_at,
             ack: self.ack,
             held_down: self.held_down,
+            closed_why: self.closed_why,
         }
     }
 }
@@ -495,6 +498,7 @@ impl LampStore for DynamoStore {
             ts_ms: alarm.ts_ms,
             ack: None,
             held_down: false,
+            closed_why: None,
         };
         let log = to_item("alarm", &item)?;
         let mut view = log.clone();
@@ -686,18 +690,85 @@ impl LampStore for DynamoStore {
         closing: &Closing,
         order_repair: bool,
     ) -> PortResult<Vec<AlarmRecord>> {
+        self.close_where(id, light, &|_| true, closing, order_repair, None)
+            .await
+    }
+
+    async fn resolve_alarms(
+        &self,
+        id: &IntersectionId,
+        light: Option<LightIndex>,
+        select: &AlarmSelect<'_>,
+        closing: &Closing,
+        why: &str,
+    ) -> PortResult<Vec<AlarmRecord>> {
+        self.close_where(id, light, select, closing, false, Some(why))
+            .await
+    }
+
+    async fn take_repairs(&self) -> PortResult<Vec<(IntersectionId, LightIndex)>> {
+        let table = self.table(Table::Registry)?;
+        let orders = self
+            .query(Query::partition(Table::Registry, "repairs"))
+            .await?;
+        let mut out = Vec::new();
+        for o in orders {
+            let r: RepairItem = from_item("repair order", o)?;
+            match self
+                .ddb
+                .delete_item()
+                .table_name(table)
+                .set_key(Some(key("repairs", r.sk.clone())))
+                .condition_expression("attribute_exists(pk)")
+                .return_values(ReturnValue::AllOld)
+                .send()
+                .await
+            {
+                Ok(resp) => {
+                    self.count_alarm_write(
+                        "DeleteItem",
+                        write_units(resp.attributes().map_or(0, item_size)),
+                    );
+                    if let Ok(l) = LightIndex::new(i64::from(r.light)) {
+                        out.push((r.intersection_id, l));
+                    }
+                }
+                // Another taker had it.
+                Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {}
+                Err(e) => return Err(port_error("taking a repair order", e)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl DynamoStore {
+    /// Closes the open alarms of `id`'s `light` (all its lights for `None`) whose ids `select`
+    /// accepts, keeping `why`; with `order_repair` queues repair orders as
+    /// [`LampStore::close_alarms`] says.
+    async fn close_where(
+        &self,
+        id: &IntersectionId,
+        light: Option<LightIndex>,
+        select: &AlarmSelect<'_>,
+        closing: &Closing,
+        order_repair: bool,
+        why: Option<&str>,
+    ) -> PortResult<Vec<AlarmRecord>> {
         let table = self.table(Table::Registry)?;
         let index = Query::partition(Table::Registry, by_light_pk(id));
         let index = match light {
             Some(l) => index.sk(SortKey::BeginsWith(format!("{}#", l.get()))),
             None => index,
         };
-        let keys: Vec<ByLightItem> = self
+        let mut keys: Vec<ByLightItem> = self
             .query(index)
             .await?
             .into_iter()
             .map(|i| from_item("open alarm", i))
             .collect::<PortResult<_>>()?;
+        // `sk_log` is `<ts>#<alarm id>`.
+        keys.retain(|k| k.sk_log.split_once('#').is_some_and(|(_, a)| select(a)));
         let open: Vec<(ByLightItem, AlarmItem)> = if keys.is_empty() {
             Vec::new()
         } else {
@@ -760,15 +831,20 @@ impl LampStore for DynamoStore {
                         "attribute_exists(pk) AND attribute_not_exists(repaired_at)",
                     )
                     .expression_attribute_values(":at", AttributeValue::S(closing.at.clone()));
-                update = match closing.expires_at_ms {
-                    Some(ms) => update
-                        .update_expression("SET repaired_at = :at, expires_at = :exp")
-                        .expression_attribute_values(
-                            ":exp",
-                            AttributeValue::N(ms.div_euclid(1000).to_string()),
-                        ),
-                    None => update.update_expression("SET repaired_at = :at"),
-                };
+                let mut set = String::from("SET repaired_at = :at");
+                if let Some(ms) = closing.expires_at_ms {
+                    set.push_str(", expires_at = :exp");
+                    update = update.expression_attribute_values(
+                        ":exp",
+                        AttributeValue::N(ms.div_euclid(1000).to_string()),
+                    );
+                }
+                if let Some(why) = why {
+                    set.push_str(", closed_why = :why");
+                    update =
+                        update.expression_attribute_values(":why", AttributeValue::S(why.into()));
+                }
+                let update = update.update_expression(set);
                 let update = update.build().map_err(|e| build("an alarm closing", e))?;
                 actions.push(TransactWriteItem::builder().update(update).build());
                 for (pk, sk) in [(OPEN_PK, &a.sk), (k.pk.as_str(), &k.sk)] {
@@ -828,43 +904,9 @@ impl LampStore for DynamoStore {
             .into_iter()
             .map(|(_, mut a)| {
                 a.repaired_at = Some(closing.at.clone());
+                a.closed_why = why.map(str::to_owned);
                 a.record()
             })
             .collect())
-    }
-
-    async fn take_repairs(&self) -> PortResult<Vec<(IntersectionId, LightIndex)>> {
-        let table = self.table(Table::Registry)?;
-        let orders = self
-            .query(Query::partition(Table::Registry, "repairs"))
-            .await?;
-        let mut out = Vec::new();
-        for o in orders {
-            let r: RepairItem = from_item("repair order", o)?;
-            match self
-                .ddb
-                .delete_item()
-                .table_name(table)
-                .set_key(Some(key("repairs", r.sk.clone())))
-                .condition_expression("attribute_exists(pk)")
-                .return_values(ReturnValue::AllOld)
-                .send()
-                .await
-            {
-                Ok(resp) => {
-                    self.count_alarm_write(
-                        "DeleteItem",
-                        write_units(resp.attributes().map_or(0, item_size)),
-                    );
-                    if let Ok(l) = LightIndex::new(i64::from(r.light)) {
-                        out.push((r.intersection_id, l));
-                    }
-                }
-                // Another taker had it.
-                Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {}
-                Err(e) => return Err(port_error("taking a repair order", e)),
-            }
-        }
-        Ok(out)
     }
 }

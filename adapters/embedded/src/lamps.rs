@@ -21,8 +21,8 @@ use std::sync::atomic::Ordering;
 use traffic_core::lamps::{Alarm, LightLamps};
 use traffic_core::{IntersectionId, LampColour, LightIndex};
 use traffic_ports::{
-    Ack, AlarmPage, AlarmQuery, AlarmRecord, Closing, LampStore, PortError, PortResult,
-    alarm_ts_of_id,
+    Ack, AlarmPage, AlarmQuery, AlarmRecord, AlarmSelect, Closing, LampStore, PortError,
+    PortResult, alarm_ts_of_id,
 };
 
 #[async_trait]
@@ -83,6 +83,7 @@ impl LampStore for EmbeddedStore {
                         repaired_at: None,
                         ack: None,
                         held_down: false,
+                        closed_why: None,
                     };
                     let json = to_json(&r)?;
                     r!(log.insert(key, json.as_slice()), ctx)?;
@@ -151,64 +152,18 @@ impl LampStore for EmbeddedStore {
         closing: &Closing,
         order_repair: bool,
     ) -> PortResult<Vec<AlarmRecord>> {
-        let ctx = "closing alarms";
-        let txn = r!(self.write_txn(), ctx)?;
-        let mut closed = Vec::new();
-        {
-            let mut by_light = r!(txn.open_table(ALARM_OPEN_BY_LIGHT), ctx)?;
-            let (lo, hi) = match light {
-                Some(l) => (l.get() as u8, l.get() as u8),
-                None => (0, u8::MAX),
-            };
-            let mut keys: Vec<(u8, i64, String)> = Vec::new();
-            for e in r!(
-                by_light.range(
-                    (id.as_str(), lo, i64::MIN, "")..=(id.as_str(), hi, i64::MAX, "\u{10ffff}")
-                ),
-                ctx
-            )? {
-                let (k, _) = r!(e, ctx)?;
-                let (_, l, ts, alarm_id) = k.value();
-                keys.push((l, ts, alarm_id.to_owned()));
-            }
-            let mut log = r!(txn.open_table(ALARM_LOG), ctx)?;
-            let mut open = r!(txn.open_table(ALARM_OPEN), ctx)?;
-            let mut expiry = r!(txn.open_table(ALARM_EXPIRY), ctx)?;
-            for (l, ts, alarm_id) in keys {
-                r!(
-                    by_light.remove((id.as_str(), l, ts, alarm_id.as_str())),
-                    ctx
-                )?;
-                let removed = r!(open.remove((ts, alarm_id.as_str())), ctx)?;
-                let Some(v) = removed else { continue };
-                let mut rec: AlarmRecord = from_json(v.value(), "alarm")?;
-                drop(v);
-                rec.repaired_at = Some(closing.at.clone());
-                r!(
-                    log.insert((ts, alarm_id.as_str()), to_json(&rec)?.as_slice()),
-                    ctx
-                )?;
-                if let Some(at) = closing.expires_at_ms {
-                    r!(expiry.insert((at, ts, alarm_id.as_str()), ()), ctx)?;
-                }
-                closed.push(rec);
-            }
-            if order_repair {
-                let mut lights: std::collections::BTreeSet<u8> =
-                    closed.iter().map(|r| r.alarm.light.get() as u8).collect();
-                lights.extend(light.map(|l| l.get() as u8));
-                let mut orders = r!(txn.open_table(REPAIRS), ctx)?;
-                for l in lights {
-                    r!(orders.insert((id.as_str(), l), 1), ctx)?;
-                }
-            }
-        }
-        if let Some(now) = traffic_core::time::parse_rfc3339_ms(&closing.at) {
-            sweep_expired(&txn, now)?;
-        }
-        r!(txn.commit(), ctx)?;
-        closed.sort_by_key(|r| (r.alarm.ts_ms, r.alarm.id()));
-        Ok(closed)
+        self.close_where(id, light, &|_| true, closing, order_repair, None)
+    }
+
+    async fn resolve_alarms(
+        &self,
+        id: &IntersectionId,
+        light: Option<LightIndex>,
+        select: &AlarmSelect<'_>,
+        closing: &Closing,
+        why: &str,
+    ) -> PortResult<Vec<AlarmRecord>> {
+        self.close_where(id, light, select, closing, false, Some(why))
     }
 
     async fn alarm_page(&self, q: &AlarmQuery) -> PortResult<AlarmPage> {
@@ -283,6 +238,83 @@ impl LampStore for EmbeddedStore {
             out.push(from_json(v.value(), "alarm")?);
         }
         Ok(out)
+    }
+}
+
+impl EmbeddedStore {
+    /// Closes the open alarms of `id`'s `light` (all its lights for `None`) whose ids `select`
+    /// accepts, keeping `why`; with `order_repair` queues repair orders as
+    /// [`LampStore::close_alarms`] says.
+    fn close_where(
+        &self,
+        id: &IntersectionId,
+        light: Option<LightIndex>,
+        select: &AlarmSelect<'_>,
+        closing: &Closing,
+        order_repair: bool,
+        why: Option<&str>,
+    ) -> PortResult<Vec<AlarmRecord>> {
+        let ctx = "closing alarms";
+        let txn = r!(self.write_txn(), ctx)?;
+        let mut closed = Vec::new();
+        {
+            let mut by_light = r!(txn.open_table(ALARM_OPEN_BY_LIGHT), ctx)?;
+            let (lo, hi) = match light {
+                Some(l) => (l.get() as u8, l.get() as u8),
+                None => (0, u8::MAX),
+            };
+            let mut keys: Vec<(u8, i64, String)> = Vec::new();
+            for e in r!(
+                by_light.range(
+                    (id.as_str(), lo, i64::MIN, "")..=(id.as_str(), hi, i64::MAX, "\u{10ffff}")
+                ),
+                ctx
+            )? {
+                let (k, _) = r!(e, ctx)?;
+                let (_, l, ts, alarm_id) = k.value();
+                if select(alarm_id) {
+                    keys.push((l, ts, alarm_id.to_owned()));
+                }
+            }
+            let mut log = r!(txn.open_table(ALARM_LOG), ctx)?;
+            let mut open = r!(txn.open_table(ALARM_OPEN), ctx)?;
+            let mut expiry = r!(txn.open_table(ALARM_EXPIRY), ctx)?;
+            for (l, ts, alarm_id) in keys {
+                r!(
+                    by_light.remove((id.as_str(), l, ts, alarm_id.as_str())),
+                    ctx
+                )?;
+                let removed = r!(open.remove((ts, alarm_id.as_str())), ctx)?;
+                let Some(v) = removed else { continue };
+                let mut rec: AlarmRecord = from_json(v.value(), "alarm")?;
+                drop(v);
+                rec.repaired_at = Some(closing.at.clone());
+                rec.closed_why = why.map(str::to_owned);
+                r!(
+                    log.insert((ts, alarm_id.as_str()), to_json(&rec)?.as_slice()),
+                    ctx
+                )?;
+                if let Some(at) = closing.expires_at_ms {
+                    r!(expiry.insert((at, ts, alarm_id.as_str()), ()), ctx)?;
+                }
+                closed.push(rec);
+            }
+            if order_repair {
+                let mut lights: std::collections::BTreeSet<u8> =
+                    closed.iter().map(|r| r.alarm.light.get() as u8).collect();
+                lights.extend(light.map(|l| l.get() as u8));
+                let mut orders = r!(txn.open_table(REPAIRS), ctx)?;
+                for l in lights {
+                    r!(orders.insert((id.as_str(), l), 1), ctx)?;
+                }
+            }
+        }
+        if let Some(now) = traffic_core::time::parse_rfc3339_ms(&closing.at) {
+            sweep_expired(&txn, now)?;
+        }
+        r!(txn.commit(), ctx)?;
+        closed.sort_by_key(|r| (r.alarm.ts_ms, r.alarm.id()));
+        Ok(closed)
     }
 }
 
@@ -381,6 +413,7 @@ mod tests {
             lamp: LampColour::Red,
             ts_ms,
             position: None,
+            silent: None,
         }
     }
 

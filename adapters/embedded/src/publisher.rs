@@ -40,6 +40,7 @@ impl AlarmPublisher for EmbeddedStore {
             intersection = %alarm.intersection_id,
             light = %alarm.light,
             lamp = alarm.lamp.as_str(),
+            silent = alarm.silent.map(|s| s.as_str()),
             "{}",
             alarm.short_text()
         );

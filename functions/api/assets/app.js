@@ -346,7 +346,7 @@ function renderMap() {
     const tip = [x.id + (x.name ? " — " + x.name : "")];
     if (v !== undefined) tip.push("mean speed " + fmt(v) + " km/h");
     if (hot.has(x.id)) tip.push("above the median vehicle count");
-    for (const a of alarms) tip.push("broken " + a.lamp + " lamp on light " + a.light);
+    for (const a of alarms) tip.push(a.kind === "sensor_silent" ? silentText(a) : "broken " + a.lamp + " lamp on light " + a.light);
     const g = s("g", {
       class: "node" + (alarms.length ? " broken" : "") + (x.id === state.selected ? " selected" : ""),
       "data-id": x.id, tabindex: 0,
@@ -453,6 +453,19 @@ function acknowledge(x) {
     note.trim() ? { note: note.trim() } : {}, "Alarm acknowledged");
 }
 
+// What a sensor-silent alarm is about, in words.
+function silentText(x) {
+  return x.scope === "light" ? "no reading from light " + x.light
+    : x.scope === "city" ? "most detectors of the city silent" : "no reading from any light";
+}
+
+// The alarm's subject: the broken lamp, or what fell silent.
+function whatCell(x) {
+  return x.kind === "sensor_silent"
+    ? h("td", { class: "silent", text: "silent: " + x.scope })
+    : h("td", {}, h("i", { class: "lamp broken" }), x.lamp);
+}
+
 function severityCell(x) {
   return h("td", {}, h("span", { class: "severity " + x.severity, text: x.severity }));
 }
@@ -478,9 +491,10 @@ function renderAlarms() {
     h("tr", { class: "alarm " + x.severity, "data-alarm": x.id },
       h("td", { text: time(x.ts) }),
       severityCell(x),
-      h("td", {}, h("a", { href: "#", onclick: (e) => { e.preventDefault(); select(x.intersection_id); }, text: x.intersection_id })),
-      h("td", { text: x.light }),
-      h("td", {}, h("i", { class: "lamp broken" }), x.lamp),
+      h("td", {}, x.scope === "city" ? "city-wide"
+        : h("a", { href: "#", onclick: (e) => { e.preventDefault(); select(x.intersection_id); }, text: x.intersection_id })),
+      h("td", { text: x.scope === "light" || !x.scope ? x.light : "all" }),
+      whatCell(x),
       ackCell(x),
       h("td", {},
         x.ack ? null : h("button", {
@@ -488,7 +502,7 @@ function renderAlarms() {
           onclick: (e) => { e.target.disabled = true; acknowledge(x).catch(() => {}).finally(() => { e.target.disabled = false; }); },
           text: "Ack",
         }),
-        h("button", {
+        x.kind === "sensor_silent" ? null : h("button", {
           type: "button", class: "small repair", "data-id": x.intersection_id, "data-light": x.light,
           onclick: (e) => { e.target.disabled = true; repair(x.intersection_id, x.light).catch(() => { e.target.disabled = false; }); },
           text: "Repair",
@@ -497,7 +511,8 @@ function renderAlarms() {
   fill($("alarms-repaired"), done.map((x) =>
     h("tr", {},
       h("td", { text: time(x.ts) }), severityCell(x), h("td", { text: x.intersection_id }), h("td", { text: x.light }),
-      h("td", { text: x.lamp }), ackCell(x), h("td", { text: time(x.repaired_at) }))));
+      h("td", { text: x.kind === "sensor_silent" ? "silent: " + x.scope : x.lamp }), ackCell(x),
+      h("td", { text: time(x.repaired_at) + (x.closed_why ? " (" + x.closed_why + ")" : "") }))));
 }
 
 // ---- Charts -------------------------------------------------------------------------------

@@ -222,6 +222,7 @@ async fn tick(
                 lamp,
                 ts_ms: event_ms,
                 position: None,
+                silent: None,
             })
             .await?;
     }

@@ -163,8 +163,11 @@ pub struct AlarmView {
     pub intersection_id: IntersectionId,
     /// The light.
     pub light: LightIndex,
-    /// The broken lamp's colour (`red`, `yellow`, `green`).
+    /// The broken lamp's colour (`red`, `yellow`, `green`; meaningless for a sensor-silent
+    /// alarm: `red`).
     pub lamp: String,
+    /// What fell silent, for a sensor-silent alarm: `light`, `intersection` or `city`.
+    pub scope: Option<String>,
     /// Event time of the first reading that reported it broken (RFC 3339).
     pub ts: String,
     /// The same, epoch ms.
@@ -177,8 +180,11 @@ pub struct AlarmView {
     pub held_down: bool,
     /// Who acknowledged it and when, if anyone did.
     pub ack: Option<AckView>,
-    /// When it was closed (repaired, or its light deleted), RFC 3339.
+    /// When it was closed (repaired, resolved, or its light deleted), RFC 3339.
     pub repaired_at: Option<String>,
+    /// Why a recovery resolved it (`lamp reported ok`, `reported again`, ...); `null` while
+    /// open and when a repair or a deletion closed it.
+    pub closed_why: Option<String>,
     /// Whether it is still open (not repaired).
     pub open: bool,
     /// A one-line summary.
@@ -195,6 +201,7 @@ pub fn alarm_view(policy: &AlarmPolicy, r: &AlarmRecord) -> AlarmView {
         intersection_id: a.intersection_id.clone(),
         light: a.light,
         lamp: a.lamp.as_str().to_owned(),
+        scope: a.silent.map(|s| s.as_str().to_owned()),
         ts: format_rfc3339_ms(a.ts_ms),
         ts_ms: a.ts_ms,
         position: a.position,
@@ -206,6 +213,7 @@ pub fn alarm_view(policy: &AlarmPolicy, r: &AlarmRecord) -> AlarmView {
             note: k.note.clone(),
         }),
         repaired_at: r.repaired_at.clone(),
+        closed_why: r.closed_why.clone(),
         open: r.repaired_at.is_none(),
         text: a.short_text(),
     }

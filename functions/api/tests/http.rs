@@ -172,6 +172,7 @@ async fn the_dashboard_and_the_api_answer_over_http_on_a_loopback_listener() -> 
             lamp: LampColour::Yellow,
             ts_ms: T0,
             position: None,
+            silent: None,
         })
         .await?;
     let repaired = request(

@@ -36,6 +36,7 @@ fn open_alarm() -> Alarm {
         lamp: LampColour::Green,
         ts_ms: T0,
         position: None,
+        silent: None,
     }
 }
 

@@ -8,7 +8,10 @@
 //! publish and its mark, the at-least-once edge that SNS consumers must tolerate anyway).
 //! A lamp that flaps (broken, then ok, then broken again less than the policy's hold-down,
 //! default 10 minutes, after its last published alarm) has its new alarm recorded and held
-//! down: shown by the API, not published again.
+//! down: shown by the API, not published again. A lamp that reports ok again resolves its
+//! open alarm (closed at the event time of the reading, `closed_why` "lamp reported ok"),
+//! as an operator's repair would; a lamp that no alarm is open for costs one query of its
+//! light's open alarms.
 //! Invalid records, records under another partition key than their intersection, and
 //! readings stamped more than the allowed clock skew after their arrival (*future*: they would
 //! make every later reading of the light look stale) are skipped here without a count
@@ -25,7 +28,8 @@ use traffic_functions::BatchHandler;
 use traffic_functions::directory::Directory;
 use traffic_functions::kinesis::{Decoded, decode_by_shard, failures, record_stats, stats_sample};
 use traffic_ports::{
-    AlarmPublisher, Clock, LampStore, PortError, Ports, Registry, StatsStore, UsageMeter,
+    AlarmPublisher, Clock, Closing, LampStore, PortError, Ports, Registry, StatsStore, UsageMeter,
+    parse_alarm_id,
 };
 
 /// `fault` built from the ports it needs, owning them and its directory.
@@ -116,6 +120,8 @@ pub struct FaultReport {
     pub held_down: Vec<Alarm>,
     /// Lamps seen repaired.
     pub repaired: u64,
+    /// Open alarms resolved by their lamp reporting ok.
+    pub resolved: u64,
     /// Lights whose state changed.
     pub lights_updated: u64,
     /// Readings skipped: under another partition key, or stamped in the future.
@@ -148,6 +154,7 @@ impl Fault<'_> {
         tracing::info!(
             alarms = report.raised.len(),
             repaired = report.repaired,
+            resolved = report.resolved,
             lights_updated = report.lights_updated,
             skipped = report.skipped,
             failed = report.failed.len(),
@@ -233,11 +240,15 @@ impl Fault<'_> {
         let before = self.lamps.lamp_states(&lights).await?;
         let mut states: BTreeMap<(IntersectionId, LightIndex), LightLamps> = before.clone();
         let mut raised = Vec::new();
+        let mut recovered = Vec::new();
         for r in readings {
             let key = (r.intersection_id.clone(), r.light);
             let prev = states.get(&key).copied().unwrap_or_default();
             let t = transition(&prev, r);
             report.repaired += t.repaired.len() as u64;
+            for lamp in &t.repaired {
+                recovered.push((r.intersection_id.clone(), r.light, *lamp, r.ts_ms));
+            }
             for lamp in t.failed {
                 raised.push(Alarm {
                     intersection_id: r.intersection_id.clone(),
@@ -247,6 +258,7 @@ impl Fault<'_> {
                     position: r
                         .position
                         .or_else(|| known.get(&r.intersection_id).map(|k| k.position)),
+                    silent: None,
                 });
             }
             states.insert(key, t.state);
@@ -270,6 +282,17 @@ impl Fault<'_> {
             self.publisher.publish(alarm).await?;
             self.lamps.mark_published(&alarm.id()).await?;
             report.raised.push(alarm.clone());
+        }
+        for (id, light, lamp, ts_ms) in &recovered {
+            let select = |alarm_id: &str| {
+                parse_alarm_id(alarm_id).is_some_and(|(_, _, c, t)| c == *lamp && t <= *ts_ms)
+            };
+            let closing = Closing::at(*ts_ms, alarms.retention_ms);
+            let closed = self
+                .lamps
+                .resolve_alarms(id, Some(*light), &select, &closing, "lamp reported ok")
+                .await?;
+            report.resolved += closed.len() as u64;
         }
         // Only lamps that changed are written: rewriting every light's state on every batch
         // (its `as_of_ms` moves with each reading) would cost a write per light per batch.

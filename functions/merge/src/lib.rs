@@ -28,16 +28,20 @@
 //!    length) and the rollups are written; then the closed windows and the retiming round
 //!    are published for subscribers ([`events`]: a failure there fails the run before its
 //!    progress, so the next run publishes them again); then the progress is written and what
-//!    is no longer needed is dropped.
+//!    is no longer needed is dropped;
+//! 5. detector health ([`silence`]): lights that sent nothing for `TRAFFIC_SILENCE_AFTER`
+//!    before the closed mark raise sensor-silent alarms, lights heard again resolve theirs.
 
 pub mod events;
 pub mod figures;
+pub mod silence;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use traffic_core::EngineConfig;
+use traffic_core::alarm::AlarmPolicy;
 use traffic_core::control::{ControlMode, Decision, Proposal, decide};
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::latency::{RunLatencies, RunSeen, SeenDelta, observe};
@@ -49,8 +53,8 @@ use traffic_core::time::format_rfc3339_ms;
 use traffic_core::webster::{apply, retime};
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_ports::{
-    Clock, PortError, PortResult, Ports, Registry, ResultEvents, ResultStore, StateStore,
-    StatsStore, StreamShards, TimingUpdate, UsageMeter,
+    AlarmPublisher, Clock, LampStore, PortError, PortResult, Ports, Registry, ResultEvents,
+    ResultStore, StateStore, StatsStore, StreamShards, TimingUpdate, UsageMeter,
 };
 
 pub use traffic_functions::Provisional;
@@ -72,6 +76,9 @@ pub struct MergeHandler {
     clock: Arc<dyn Clock>,
     stats: Arc<dyn StatsStore>,
     usage: Arc<dyn UsageMeter>,
+    lamps: Arc<dyn LampStore>,
+    publisher: Arc<dyn AlarmPublisher>,
+    alarms: AlarmPolicy,
 }
 
 /// A name for this process's merge runs, unique enough to tell two concurrent runs apart.
@@ -101,7 +108,17 @@ impl MergeHandler {
             clock: ports.clock.clone(),
             stats: ports.stats.clone(),
             usage: ports.usage.clone(),
+            lamps: ports.lamps.clone(),
+            publisher: ports.publisher.clone(),
+            alarms: AlarmPolicy::default(),
         }
+    }
+
+    /// The same handler with the alarm policy `alarms` (how long a resolved sensor-silent
+    /// alarm is kept), instead of the default.
+    pub fn with_alarm_policy(mut self, alarms: AlarmPolicy) -> Self {
+        self.alarms = alarms;
+        self
     }
 
     /// The same handler holding the lease under a fixed name: a process that runs the merge
@@ -123,6 +140,11 @@ impl MergeHandler {
             events: self.events.as_ref(),
             stream: self.stream.as_deref(),
             clock: self.clock.as_ref(),
+            health: Some(silence::Health {
+                lamps: self.lamps.as_ref(),
+                publisher: self.publisher.as_ref(),
+                alarms: &self.alarms,
+            }),
         }
     }
 
@@ -180,6 +202,8 @@ pub struct Merge<'a> {
     pub stream: Option<&'a dyn StreamShards>,
     /// The time.
     pub clock: &'a dyn Clock,
+    /// Where sensor-silent alarms go ([`silence`]); `None`: no detector health judged.
+    pub health: Option<silence::Health<'a>>,
 }
 
 /// What one run did.
@@ -218,6 +242,8 @@ pub struct MergeReport {
     /// Latencies from the readings' arrival to the results and the retiming of this run
     /// (`traffic_core::latency`).
     pub latencies: RunLatencies,
+    /// Sensor-silent alarms raised and resolved ([`silence`]).
+    pub silence: silence::SilenceReport,
 }
 
 impl Merge<'_> {
@@ -241,6 +267,8 @@ impl Merge<'_> {
                 retiming_kept = report.retiming_kept,
                 retiming_limited = report.retiming_limited,
                 events_published = report.events_published,
+                silent_raised = report.silence.raised.len(),
+                silent_resolved = report.silence.resolved.len(),
                 "merge run"
             ),
         }
@@ -334,6 +362,7 @@ impl Merge<'_> {
         let state = self.state.merge_state().await?;
         let mut metas = self.state.shard_metas().await?;
         let mut caught_up_since = state.caught_up_since.clone();
+        let mut shards_counted = 0;
         let target = match closing {
             Closing::All => metas
                 .iter()
@@ -351,6 +380,7 @@ impl Merge<'_> {
                 );
                 caught_up_since = since;
                 report.shards_idle = idle.len();
+                shards_counted = activity.len();
                 let w = global_watermark(
                     &metas,
                     lineage.as_deref(),
@@ -426,6 +456,14 @@ impl Merge<'_> {
             }
         }
 
+        // At most a pane: the deltas read reach back a pane at a boundary (`silence`).
+        let silence_after_ms = self.cfg.silence_after_ms.min(pane_len.ms());
+        let heard = match self.health {
+            Some(_) if silence_after_ms > 0 && closing == Closing::Watermark => {
+                silence::heard(&by_pane, closed_ms.saturating_sub(silence_after_ms))
+            }
+            _ => BTreeSet::new(),
+        };
         let out = run(
             &Levels::new(self.cfg.windows()),
             RunInput {
@@ -497,6 +535,23 @@ impl Merge<'_> {
         }
         if let Some(c) = closed {
             self.state.forget(pane_len.window_of(c).start_ms, c).await?;
+        }
+        if let Some(h) = &self.health {
+            let facts = silence::RunFacts {
+                closing,
+                before_ms: before,
+                closed_ms: closed,
+                pane_ms: pane_len.ms(),
+                all_idle: shards_counted > 0 && report.shards_idle == shards_counted,
+                heard: &heard,
+                now_ms: now,
+            };
+            match silence::run(h, self.registry, silence_after_ms, &facts).await {
+                Ok(s) => report.silence = s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sensor-silent alarms not judged; the next run judges again");
+                }
+            }
         }
         Ok(report)
     }

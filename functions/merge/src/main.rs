@@ -10,7 +10,8 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     init_tracing_with("info", config.log_json);
     let ports = config.aws_ports().await.ports;
-    let merge = MergeHandler::from_ports(config.engine, config.provisional, &ports);
+    let merge = MergeHandler::from_ports(config.engine, config.provisional, &ports)
+        .with_alarm_policy(config.alarms.clone());
     let merge = &merge;
     run(service_fn(
         move |event: LambdaEvent<EventBridgeEvent>| async move {

@@ -5,17 +5,17 @@
 //!
 //! | variable | read by | default | meaning |
 //! |---|---|---|---|
-//! | `TRAFFIC_WINDOWS`, `TRAFFIC_ALLOWED_LATENESS`, `TRAFFIC_MAX_CLOCK_SKEW`, `TRAFFIC_MIN_READING_INTERVAL`, `TRAFFIC_IDLE_TIMEOUT`, `TRAFFIC_DIGEST_SIZE`, `TRAFFIC_TOP_K`, `WEBSTER_*` | every function | see `core/src/config.rs` | the engine ([`EngineConfig`]), identical on every function |
+//! | `TRAFFIC_WINDOWS`, `TRAFFIC_ALLOWED_LATENESS`, `TRAFFIC_MAX_CLOCK_SKEW`, `TRAFFIC_MIN_READING_INTERVAL`, `TRAFFIC_IDLE_TIMEOUT`, `TRAFFIC_SILENCE_AFTER`, `TRAFFIC_DIGEST_SIZE`, `TRAFFIC_TOP_K`, `WEBSTER_*` | every function | see `core/src/config.rs` | the engine ([`EngineConfig`]), identical on every function |
 //! | `TRAFFIC_STORE` | every function | `dynamodb` | the adapters; `dynamodb` is the only value (the embedded store is the `traffic` command's, in one process) |
 //! | `STATE_TABLE`, `REGISTRY_TABLE`, `RESULTS_TABLE` | the functions that use them (`docs/aws.md`) | none | the DynamoDB tables |
-//! | `ALARM_TOPIC_ARN` | `fault` | none | the SNS topic of lamp alarms |
+//! | `ALARM_TOPIC_ARN` | `fault`, `merge` | none | the SNS topic of lamp and sensor-silent alarms |
 //! | `READINGS_STREAM` | `merge` (and `traffic simulate`) | none | the Kinesis stream, for its shard lineage after a reshard |
 //! | `EVENT_BUS_NAME` | `merge` | none: no events published (logged once) | the EventBridge bus of the result events (a window closed, timings changed) |
 //! | `TRAFFIC_DYNAMODB_MAX_ITEM_KB` | `ingest`, `merge` | `400` | largest item the adapter writes (tests lower it) |
 //! | `TRAFFIC_PROVISIONAL` | `merge` | `all` | which open windows get provisional results: `all`, `shortest`, `none` |
-//! | `ALARM_RETENTION_DAYS` | `api` | `90` | how long a closed alarm stays in the alarm log (DynamoDB's TTL deletes it then) |
+//! | `ALARM_RETENTION_DAYS` | `api`, `fault`, `merge` | `90` | how long a closed alarm stays in the alarm log (DynamoDB's TTL deletes it then) |
 //! | `ALARM_HOLD_DOWN` | `fault` | `10m` | after a lamp's alarm is published, how long a new alarm of that lamp is recorded without an SNS message (a flapping lamp) |
-//! | `ALARM_SEVERITIES` | `api` | `red=critical,yellow=major,green=major,sensor_silent=minor` | the severity of each kind of alarm, any of them overridden |
+//! | `ALARM_SEVERITIES` | `api`, `fault`, `merge` (SNS subjects and attributes) | `red=critical,yellow=major,green=major,sensor_silent=minor` | the severity of each kind of alarm, any of them overridden |
 //! | `TRAFFIC_API_TOKEN` | `api` | none | a bearer token the writes need besides the authorizer's check |
 //! | `TRAFFIC_LOG_FORMAT` | every function | text; JSON inside Lambda | `json` for JSON log lines |
 //! | `RUST_LOG` | every function | `info` | log levels ([`crate::init_tracing`]) |
@@ -140,7 +140,16 @@ impl Config {
     /// is named.
     pub async fn aws_ports(&self) -> traffic_aws::AwsPorts {
         let clients = traffic_aws::AwsClients::from_env().await;
-        traffic_aws::AwsPorts::new(&clients, self.names.clone(), self.store.clone())
+        let mut aws = traffic_aws::AwsPorts::new(&clients, self.names.clone(), self.store.clone());
+        // SNS messages name each alarm's severity as `ALARM_SEVERITIES` says.
+        aws.ports.publisher = std::sync::Arc::new(
+            traffic_aws::sns::SnsPublisher::new(
+                clients.sns.clone(),
+                self.names.alarm_topic_arn.clone(),
+            )
+            .with_alarm_policy(self.alarms.clone()),
+        );
+        aws
     }
 }
 

@@ -240,5 +240,6 @@ pub fn alarm(x: &str, l: i64, lamp: LampColour, ts_ms: i64) -> Alarm {
         lamp,
         ts_ms,
         position: None,
+        silent: None,
     }
 }

@@ -1,0 +1,338 @@
+//! Detector health and recoveries, through the handlers on the embedded store: a light that
+//! falls silent alarms once (one SNS message, one open alarm, across merge runs and a retried
+//! publish) and clears when it reports; an intersection or the whole city is one alarm; a lamp
+//! back to ok resolves its alarm.
+
+mod support;
+
+use fault::Fault;
+use ingest::Ingest;
+use merge::silence::Health;
+use merge::{Closing, Merge, MergeReport, Provisional};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use support::{FlakyPublisher, store_with_city};
+use traffic_app::esm;
+use traffic_core::EngineConfig;
+use traffic_core::alarm::AlarmPolicy;
+use traffic_core::lineage::ShardInfo;
+use traffic_core::sequence::SequenceNumber;
+use traffic_embedded::EmbeddedStore;
+use traffic_functions::directory::Directory;
+use traffic_ports::{
+    AlarmQuery, AlarmRecord, Clock, LampStore, ManualClock, NoUsage, PortResult, SourceRecord,
+    StreamShards,
+};
+
+const SHARD: &str = "shardId-000000000000";
+/// 2026-01-05T08:00:00Z.
+const T0: i64 = 1_767_600_000_000;
+const MIN: i64 = 60_000;
+
+/// One reading a minute of each `(intersection, light)` for minutes `from..to` after 08:00,
+/// green lamp `green`, arrived at `arrival_ms`.
+fn readings(
+    lights: &[(&str, i64)],
+    from: i64,
+    to: i64,
+    green: &str,
+    arrival_ms: i64,
+) -> Vec<SourceRecord> {
+    let mut out = Vec::new();
+    for m in from..to {
+        for (x, l) in lights {
+            out.push(SourceRecord {
+                seq: SequenceNumber::from_u64(0),
+                partition_key: (*x).into(),
+                data: format!(
+                    r#"{{"intersection_id":"{x}","light":{l},"ts":"2026-01-05T{:02}:{:02}:00Z","vehicles":10,"mean_speed_kmh":40,"lamps":{{"red":"ok","yellow":"ok","green":"{green}"}}}}"#,
+                    8 + m / 60,
+                    m % 60
+                )
+                .into_bytes(),
+                arrival_ms,
+            });
+        }
+    }
+    out
+}
+
+/// Every light of the sample city's three intersections but those in `silent`.
+fn lights_but(silent: &[(&str, i64)]) -> Vec<(&'static str, i64)> {
+    ["I-0001", "I-0002", "I-0003"]
+        .into_iter()
+        .flat_map(|x| (0..4).map(move |l| (x, l)))
+        .filter(|(x, l)| !silent.contains(&(*x, *l)))
+        .collect()
+}
+
+/// The sample city on an embedded store, its handlers on a manual clock, alarms published
+/// through a publisher that counts (and fails its first `fail` publishes).
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: EmbeddedStore,
+    publisher: FlakyPublisher,
+    clock: ManualClock,
+    cfg: EngineConfig,
+    policy: AlarmPolicy,
+    directory: Directory,
+    next_seq: AtomicUsize,
+}
+
+impl Fixture {
+    async fn new(fail: usize) -> Self {
+        let (dir, store) = store_with_city().await;
+        Self {
+            publisher: FlakyPublisher {
+                inner: store.clone(),
+                fail: AtomicUsize::new(fail),
+                published: AtomicUsize::new(0),
+            },
+            _dir: dir,
+            store,
+            clock: ManualClock::at(chrono::Utc::now().timestamp_millis()),
+            cfg: EngineConfig::default(),
+            policy: AlarmPolicy::default(),
+            directory: Directory::default(),
+            next_seq: AtomicUsize::new(1),
+        }
+    }
+
+    /// Delivers `records` to `ingest` and `fault` as one batch of the shard.
+    async fn deliver(&self, mut records: Vec<SourceRecord>) {
+        for r in &mut records {
+            let n = self.next_seq.fetch_add(1, Ordering::SeqCst);
+            r.seq = SequenceNumber::from_u64(n as u64);
+        }
+        let event = esm::kinesis_event(SHARD, "", "local", &records);
+        let ingest = Ingest {
+            cfg: &self.cfg,
+            state: &self.store,
+            registry: &self.store,
+            directory: &self.directory,
+            stats: &self.store,
+            usage: &NoUsage,
+            clock: &self.clock,
+        };
+        let report = ingest.process(&event).await;
+        assert!(report.failed.is_empty(), "ingest: {report:?}");
+        let failed = self.fault().handle(&event).await.batch_item_failures;
+        assert!(failed.is_empty(), "fault: {failed:?}");
+    }
+
+    fn fault(&self) -> Fault<'_> {
+        Fault {
+            cfg: &self.cfg,
+            usage: &NoUsage,
+            clock: &self.clock,
+            lamps: &self.store,
+            publisher: &self.publisher,
+            registry: &self.store,
+            directory: &self.directory,
+            stats: &self.store,
+        }
+    }
+
+    /// A scheduled merge run, judging detector health, with `stream` as the shard list.
+    async fn merge(&self, stream: Option<&dyn StreamShards>) -> MergeReport {
+        Merge {
+            cfg: &self.cfg,
+            provisional: Provisional::None,
+            holder: "health",
+            state: &self.store,
+            registry: &self.store,
+            results: &self.store,
+            events: &self.store,
+            stream,
+            clock: &self.clock,
+            health: Some(Health {
+                lamps: &self.store,
+                publisher: &self.publisher,
+                alarms: &self.policy,
+            }),
+        }
+        .run(Closing::Watermark)
+        .await
+        .unwrap_or_else(|e| panic!("merge: {e}"))
+    }
+
+    fn published(&self) -> usize {
+        self.publisher.published.load(Ordering::SeqCst)
+    }
+
+    async fn open(&self) -> Vec<AlarmRecord> {
+        self.store
+            .alarm_page(&AlarmQuery {
+                open_only: true,
+                limit: 100,
+                after: None,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .alarms
+    }
+
+    async fn open_ids(&self) -> Vec<String> {
+        self.open().await.iter().map(|r| r.alarm.id()).collect()
+    }
+}
+
+#[tokio::test]
+async fn a_silenced_light_alarms_once_across_runs_and_a_failed_publish_and_clears_when_it_reports()
+{
+    let f = Fixture::new(1).await;
+    let now = f.clock.now_ms();
+    f.deliver(readings(&lights_but(&[]), 0, 20, "ok", now))
+        .await;
+    let first = f.merge(None).await;
+    assert!(first.silence.judged && first.silence.raised.is_empty());
+
+    // I-0002's light 1 stops at 08:20; the closed mark reaches 08:37: silent since 08:32.
+    let silent = [("I-0002", 1)];
+    f.deliver(readings(&lights_but(&silent), 20, 40, "ok", now))
+        .await;
+    let failed = f.merge(None).await;
+    assert!(failed.silence.raised.is_empty(), "the publish failed");
+    let id = format!("I-0002#1#silent#{}", T0 + 32 * MIN);
+    assert_eq!(
+        f.open_ids().await,
+        std::slice::from_ref(&id),
+        "recorded, open"
+    );
+    // The next run (no pane crossed: no registry read) publishes what the failed one recorded.
+    f.deliver(readings(&lights_but(&silent), 40, 44, "ok", now))
+        .await;
+    let retried = f.merge(None).await;
+    assert!(!retried.silence.judged);
+    assert_eq!(retried.silence.raised, std::slice::from_ref(&id));
+    // Later runs, one judging with the registry, raise nothing more.
+    for (from, to) in [(44, 50), (50, 52)] {
+        f.deliver(readings(&lights_but(&silent), from, to, "ok", now))
+            .await;
+        let r = f.merge(None).await;
+        assert!(r.silence.raised.is_empty() && r.silence.resolved.is_empty());
+    }
+    assert_eq!(f.published(), 1, "one SNS message");
+    assert_eq!(
+        f.open_ids().await,
+        std::slice::from_ref(&id),
+        "one open alarm"
+    );
+    let open = f.open().await;
+    assert!(open[0].published);
+    assert_eq!(open[0].alarm.silent.map(|s| s.as_str()), Some("light"));
+
+    // It reports again: resolved at the next run, kept in the log with why.
+    f.deliver(readings(&lights_but(&[]), 52, 55, "ok", now))
+        .await;
+    let back = f.merge(None).await;
+    assert_eq!(back.silence.resolved, std::slice::from_ref(&id));
+    assert!(f.open_ids().await.is_empty());
+    let log = f.store.alarms().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].closed_why.as_deref(), Some("reported again"));
+    assert!(log[0].repaired_at.is_some());
+    assert_eq!(f.published(), 1);
+}
+
+#[tokio::test]
+async fn an_intersection_whose_lights_all_fall_silent_is_one_alarm_not_four() {
+    let f = Fixture::new(0).await;
+    let now = f.clock.now_ms();
+    f.deliver(readings(&lights_but(&[]), 0, 20, "ok", now))
+        .await;
+    f.merge(None).await;
+    let dark: Vec<(&str, i64)> = (0..4).map(|l| ("I-0003", l)).collect();
+    f.deliver(readings(&lights_but(&dark), 20, 40, "ok", now))
+        .await;
+    let r = f.merge(None).await;
+    let id = format!("I-0003#all#silent#{}", T0 + 32 * MIN);
+    assert_eq!(r.silence.raised, std::slice::from_ref(&id));
+    assert_eq!(f.open_ids().await, [id]);
+    assert_eq!(f.published(), 1);
+}
+
+/// One open shard, always caught up with its stream.
+struct OneShard;
+
+#[async_trait::async_trait]
+impl StreamShards for OneShard {
+    async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
+        Ok(vec![ShardInfo {
+            id: SHARD.to_owned(),
+            parent: None,
+            adjacent_parent: None,
+            closed: false,
+        }])
+    }
+
+    async fn caught_up(&self, _: &str, _: Option<&SequenceNumber>) -> PortResult<bool> {
+        Ok(true)
+    }
+}
+
+#[tokio::test]
+async fn a_city_where_everything_falls_silent_is_one_city_alarm_that_clears_when_readings_return() {
+    let f = Fixture::new(0).await;
+    let now = f.clock.now_ms();
+    f.deliver(readings(&lights_but(&[]), 0, 20, "ok", now))
+        .await;
+    assert!(f.merge(Some(&OneShard)).await.silence.raised.is_empty());
+    // Nothing arrives: event time stands still, and after the idle timeout every shard is idle.
+    for later in [5, 6, 10] {
+        f.clock.set(now + later * MIN);
+        f.merge(Some(&OneShard)).await;
+    }
+    let id = format!("_city#all#silent#{}", T0 + 12 * MIN);
+    assert_eq!(
+        f.open_ids().await,
+        std::slice::from_ref(&id),
+        "one alarm for the city"
+    );
+    assert_eq!(f.published(), 1);
+
+    // Readings return: the shard is no longer idle, the closed mark moves on, the city clears.
+    f.clock.set(now + 11 * MIN);
+    f.deliver(readings(&lights_but(&[]), 20, 40, "ok", now + 11 * MIN))
+        .await;
+    let back = f.merge(Some(&OneShard)).await;
+    assert_eq!(back.silence.resolved, [id]);
+    assert!(back.silence.raised.is_empty());
+    assert!(f.open_ids().await.is_empty());
+    assert_eq!(f.published(), 1);
+}
+
+#[tokio::test]
+async fn most_of_the_city_silent_while_a_shard_still_reports_is_one_city_alarm() {
+    let f = Fixture::new(0).await;
+    let now = f.clock.now_ms();
+    f.deliver(readings(&lights_but(&[]), 0, 20, "ok", now))
+        .await;
+    f.merge(None).await;
+    let only = [("I-0001", 0), ("I-0001", 1), ("I-0001", 2), ("I-0001", 3)];
+    f.deliver(readings(&only, 20, 40, "ok", now)).await;
+    let r = f.merge(None).await;
+    assert_eq!(
+        r.silence.raised,
+        [format!("_city#all#silent#{}", T0 + 32 * MIN)]
+    );
+    assert_eq!(f.published(), 1);
+}
+
+#[tokio::test]
+async fn a_lamp_that_reports_ok_again_resolves_its_alarm() {
+    let f = Fixture::new(0).await;
+    let now = f.clock.now_ms();
+    f.deliver(readings(&[("I-0001", 2)], 0, 3, "broken", now))
+        .await;
+    let open = f.open().await;
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].alarm.lamp.as_str(), "green");
+    assert!(open[0].published);
+    f.deliver(readings(&[("I-0001", 2)], 3, 4, "ok", now)).await;
+    assert!(f.open().await.is_empty(), "resolved");
+    let log = f.store.alarms().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].closed_why.as_deref(), Some("lamp reported ok"));
+    assert_eq!(log[0].repaired_at.as_deref(), Some("2026-01-05T08:03:00Z"));
+    assert_eq!(f.published(), 1);
+}
