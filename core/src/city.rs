@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 
+/// The smallest saturation flow of a light, vehicles per hour of green: below it the flow
+/// ratios of Webster's method (arrivals over saturation) overflow to infinity (a saturation of
+/// 5e-324 was accepted, and the retiming it led to stored a green of NaN).
+pub const MIN_SATURATION_VEH_H: f64 = 1.0;
+
 /// The longest green or red time of a phase, seconds (an hour): beyond any signal plan, and
 /// small enough that a cycle's sum stays a finite number.
 pub const MAX_PHASE_TIME_S: f64 = 3600.0;
@@ -121,10 +126,12 @@ impl Intersection {
             if !seen.insert(l.light) {
                 return Err(err(format!("{at}lights[{i}].light"), "appears twice"));
             }
-            if !(l.saturation_veh_h.is_finite() && l.saturation_veh_h > 0.0) {
+            if !(l.saturation_veh_h.is_finite() && l.saturation_veh_h >= MIN_SATURATION_VEH_H) {
                 return Err(err(
                     format!("{at}lights[{i}].saturation_veh_h"),
-                    "must be a positive number",
+                    format!(
+                        "must be a number of at least {MIN_SATURATION_VEH_H} vehicles per hour"
+                    ),
                 ));
             }
         }
@@ -267,6 +274,22 @@ mod tests {
         }
         let hour = EXAMPLE.replacen(r#""green_s":30"#, r#""green_s":3600"#, 1);
         assert!(City::parse(&hour).is_ok(), "an hour is allowed");
+    }
+
+    #[test]
+    fn a_saturation_below_one_vehicle_an_hour_is_rejected_with_its_path() {
+        let tiny = EXAMPLE.replacen(
+            r#""saturation_veh_h":1800"#,
+            r#""saturation_veh_h":5e-324"#,
+            1,
+        );
+        let e = City::parse(&tiny)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("lights[0].saturation_veh_h"), "{e}");
+        let one = EXAMPLE.replacen(r#""saturation_veh_h":1800"#, r#""saturation_veh_h":1"#, 1);
+        assert!(City::parse(&one).is_ok(), "one vehicle an hour is allowed");
     }
 
     #[test]

@@ -293,5 +293,20 @@ mod tests {
             }
             prop_assert!(x.validate("").is_ok(), "{:?}", x.validate(""));
         }
+
+        #[test]
+        fn any_valid_intersection_gets_finite_timings(
+            v in prop::array::uniform4(0u64..1_000_000),
+            sat in prop::array::uniform4(prop_oneof![Just(1.0f64), 1.0f64..1e308]),
+            window in 1.0f64..86_400.0,
+        ) {
+            let x = crossing(sat, &[&[0, 2], &[1, 3]]);
+            prop_assert!(x.validate("").is_ok(), "{:?}", x.validate(""));
+            let t = retime(&x, &v, window, &WebsterConfig::default());
+            prop_assert!(t.cycle_s.is_finite());
+            for p in &t.phases {
+                prop_assert!(p.green_s.is_finite() && p.red_s.is_finite(), "{:?}", t);
+            }
+        }
     }
 }
