@@ -509,3 +509,23 @@ async fn a_phase_time_over_an_hour_is_a_400_so_a_cycle_is_always_a_number() -> a
     assert!(a.body["current"]["cycle_s"].is_number(), "{a:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_saturation_below_one_vehicle_an_hour_is_a_400_so_a_retiming_stays_finite()
+-> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    let stored = api.store.intersection(&id("I-0001")).await?;
+    let a = api
+        .call(
+            "PUT",
+            "/api/intersections/I-0001/lights/0",
+            Some(r#"{"saturation_veh_h": 5e-324}"#),
+            true,
+        )
+        .await?;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{a:?}");
+    assert_eq!(a.body["field"], "saturation_veh_h", "{a:?}");
+    assert_eq!(api.store.intersection(&id("I-0001")).await?, stored);
+    Ok(())
+}
