@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's Python virtual environment, .venv, with the pinned test tools of
-# scripts/requirements-test.txt (moto, MiniStack, cfn-lint, the SAM translator, cargo-lambda).
+# scripts/requirements-test.txt (moto, MiniStack, cfn-lint, the SAM translator, cargo-lambda,
+# Schemathesis).
 # Created when missing, reinstalled when that file changed since the last install; prints
 # nothing when it is up to date. Used by scripts/test.sh and scripts/deployed-e2e.sh, after
 # `scripts/prereqs.sh python`.

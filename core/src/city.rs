@@ -16,6 +16,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 
+/// The smallest saturation flow of a light, vehicles per hour of green: below it the flow
+/// ratios of Webster's method (arrivals over saturation) overflow to infinity (a saturation of
+/// 5e-324 was accepted, and the retiming it led to stored a green of NaN).
+pub const MIN_SATURATION_VEH_H: f64 = 1.0;
+
+/// The longest green or red time of a phase, seconds (an hour): beyond any signal plan, and
+/// small enough that a cycle's sum stays a finite number.
+pub const MAX_PHASE_TIME_S: f64 = 3600.0;
+
 /// A whole city: the content of a city file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct City {
@@ -124,10 +133,12 @@ impl Intersection {
             if !seen.insert(l.light) {
                 return Err(err(format!("{at}lights[{i}].light"), "appears twice"));
             }
-            if !(l.saturation_veh_h.is_finite() && l.saturation_veh_h > 0.0) {
+            if !(l.saturation_veh_h.is_finite() && l.saturation_veh_h >= MIN_SATURATION_VEH_H) {
                 return Err(err(
                     format!("{at}lights[{i}].saturation_veh_h"),
-                    "must be a positive number",
+                    format!(
+                        "must be a number of at least {MIN_SATURATION_VEH_H} vehicles per hour"
+                    ),
                 ));
             }
         }
@@ -156,13 +167,16 @@ impl Intersection {
                     ));
                 }
             }
-            if !(phase.green_s.is_finite() && phase.green_s > 0.0) {
-                return Err(err(format!("{at}phases[{p}].green_s"), "must be positive"));
+            if !(phase.green_s > 0.0 && phase.green_s <= MAX_PHASE_TIME_S) {
+                return Err(err(
+                    format!("{at}phases[{p}].green_s"),
+                    format!("must be positive, at most {MAX_PHASE_TIME_S} s"),
+                ));
             }
-            if !(phase.red_s.is_finite() && phase.red_s >= 0.0) {
+            if !(phase.red_s >= 0.0 && phase.red_s <= MAX_PHASE_TIME_S) {
                 return Err(err(
                     format!("{at}phases[{p}].red_s"),
-                    "must be zero or more",
+                    format!("must be zero or more, at most {MAX_PHASE_TIME_S} s"),
                 ));
             }
         }
@@ -250,6 +264,42 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("intersections[0].phases[1].lights"), "{e}");
+    }
+
+    #[test]
+    fn a_green_or_red_over_an_hour_is_rejected_with_its_path() {
+        for (from, to, field) in [
+            (
+                r#""green_s":30"#,
+                r#""green_s":3600.5"#,
+                "phases[0].green_s",
+            ),
+            (r#""red_s":34"#, r#""red_s":1e308"#, "phases[0].red_s"),
+        ] {
+            let e = City::parse(&EXAMPLE.replacen(from, to, 1))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(field), "{e}");
+        }
+        let hour = EXAMPLE.replacen(r#""green_s":30"#, r#""green_s":3600"#, 1);
+        assert!(City::parse(&hour).is_ok(), "an hour is allowed");
+    }
+
+    #[test]
+    fn a_saturation_below_one_vehicle_an_hour_is_rejected_with_its_path() {
+        let tiny = EXAMPLE.replacen(
+            r#""saturation_veh_h":1800"#,
+            r#""saturation_veh_h":5e-324"#,
+            1,
+        );
+        let e = City::parse(&tiny)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("lights[0].saturation_veh_h"), "{e}");
+        let one = EXAMPLE.replacen(r#""saturation_veh_h":1800"#, r#""saturation_veh_h":1"#, 1);
+        assert!(City::parse(&one).is_ok(), "one vehicle an hour is allowed");
     }
 
     #[test]

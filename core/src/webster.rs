@@ -124,7 +124,9 @@ pub fn retime(x: &Intersection, vehicles: &[u64; 4], window_s: f64, cfg: &Webste
             PhaseTiming {
                 lights: p.lights.clone(),
                 green_s: green,
-                red_s: cycle - green - cfg.yellow_s,
+                // Zero for a single phase, whose green and yellow fill the cycle: never the
+                // rounding error below it, which no intersection accepts as a red time.
+                red_s: (cycle - green - cfg.yellow_s).max(0.0),
             }
         })
         .collect();
@@ -270,6 +272,40 @@ mod tests {
             for p in &t.phases {
                 prop_assert!(p.green_s >= cfg.min_green_s - 1e-9);
                 prop_assert!((p.green_s + cfg.yellow_s + p.red_s - t.cycle_s).abs() < 1e-9);
+            }
+        }
+
+        #[test]
+        fn no_phase_is_given_a_negative_red_and_the_result_is_a_valid_intersection(
+            v in prop::array::uniform4(0u64..2000),
+            sat in prop::array::uniform4(600.0f64..2400.0),
+            shape in 0usize..3,
+            window in 60.0f64..3600.0,
+        ) {
+            let shapes: [&[&[u8]]; 3] = [&[&[0, 1, 2, 3]], &[&[0], &[1, 2, 3]], &[&[0, 2], &[1, 3]]];
+            let mut x = crossing(sat, shapes[shape]);
+            let cfg = WebsterConfig::default();
+            let t = retime(&x, &v, window, &cfg);
+            for (phase, timing) in x.phases.iter_mut().zip(&t.phases) {
+                prop_assert!(timing.red_s >= 0.0, "{:?}", timing);
+                phase.green_s = timing.green_s;
+                phase.red_s = timing.red_s;
+            }
+            prop_assert!(x.validate("").is_ok(), "{:?}", x.validate(""));
+        }
+
+        #[test]
+        fn any_valid_intersection_gets_finite_timings(
+            v in prop::array::uniform4(0u64..1_000_000),
+            sat in prop::array::uniform4(prop_oneof![Just(1.0f64), 1.0f64..1e308]),
+            window in 1.0f64..86_400.0,
+        ) {
+            let x = crossing(sat, &[&[0, 2], &[1, 3]]);
+            prop_assert!(x.validate("").is_ok(), "{:?}", x.validate(""));
+            let t = retime(&x, &v, window, &WebsterConfig::default());
+            prop_assert!(t.cycle_s.is_finite());
+            for p in &t.phases {
+                prop_assert!(p.green_s.is_finite() && p.red_s.is_finite(), "{:?}", t);
             }
         }
     }

@@ -259,17 +259,16 @@ pub async fn ack(
         }
         decode(value, "")?
     };
-    let note = body
-        .note
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty());
+    // Lengths are those of the strings as sent (the document's maxLength and minLength), and
+    // the strings are kept as sent: an empty note is no note.
+    let note = body.note.filter(|n| !n.is_empty());
     if note.as_ref().is_some_and(|n| n.chars().count() > NOTE_MAX) {
         return Err(ApiError::bad(
             "note",
             format!("at most {NOTE_MAX} characters"),
         ));
     }
-    let by = match body.by.map(|b| b.trim().to_owned()) {
+    let by = match body.by {
         Some(b) if b.is_empty() || b.chars().count() > BY_MAX => {
             return Err(ApiError::bad(
                 "by",

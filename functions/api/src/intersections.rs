@@ -149,10 +149,11 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let id = parse_id(&id)?;
     let (_, from) = load_for_write(&state, &id, &headers).await?;
+    from.check(&id)?;
     // Alarms first: if the delete then fails, the lamps are merely repaired and the request
     // can be retried; the other order could leave alarms no one can close.
     let closed = close_open_alarms(&state, &id, None).await?;
-    let deleted = if from.precondition {
+    let deleted = if from.precondition() {
         match state
             .ports
             .registry

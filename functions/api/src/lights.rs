@@ -143,6 +143,7 @@ pub async fn delete_light(
             ),
         )
     })?;
+    from.check(&id)?;
     let closed = close_open_alarms(&state, &id, Some(index)).await?;
     store(&state, &x, &from).await?;
     tracing::info!(intersection = %id, light = %index, closed_alarms = closed, "light deleted");

@@ -62,6 +62,13 @@ pub async fn results(
 ) -> ApiResult<Json<RecentResults>> {
     let q = params(q)?;
     let limit = int_param(&q, "limit", 12, 1, 1000)? as usize;
+    // Exactly the document's pattern: digits and a unit, no surrounding spaces.
+    if length.trim() != length {
+        return Err(ApiError::bad(
+            "length",
+            format!("a window length has no spaces: {length:?}"),
+        ));
+    }
     let parsed =
         WindowLength::from_str(&length).map_err(|e| ApiError::bad("length", e.to_string()))?;
     let label = parsed.to_string();

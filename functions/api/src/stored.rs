@@ -1,5 +1,6 @@
 //! Reading and writing one intersection for the resources that change it: the versioned
-//! load (`If-Match`, 412 on a stale version) and the store every write goes through.
+//! load, and the store every write goes through (`If-Match`: 412 on a stale version, checked
+//! after the request is validated).
 
 use crate::Shared;
 use crate::error::ApiError;
@@ -30,32 +31,44 @@ pub(crate) async fn load_versioned(
 }
 
 /// An intersection to change, and the version the change must apply to: 404 if it does not
-/// exist, 412 if `If-Match` names another version.
+/// exist. The request's `If-Match` is kept and checked only when the change is about to be
+/// written ([`Version::check`]): a request is validated whole first, so an invalid one is a
+/// 400 whatever version it names, and a 412 always means a valid change to an old version.
 pub(crate) async fn load_for_write(
     state: &Shared,
     id: &IntersectionId,
     headers: &HeaderMap,
 ) -> ApiResult<(Intersection, Version)> {
     let (x, version) = load_versioned(state, id).await?;
-    let precondition = if_match(headers);
-    if let Some(expected) = &precondition
-        && *expected != version
-    {
-        return Err(stale(id));
-    }
     Ok((
         x,
         Version {
             current: version,
-            precondition: precondition.is_some(),
+            expected: if_match(headers),
         },
     ))
 }
 
-/// The version a read-modify-write starts from, and whether the client named it.
+/// The version a read-modify-write starts from, and the one the client named, if any.
 pub(crate) struct Version {
     pub(crate) current: String,
-    pub(crate) precondition: bool,
+    expected: Option<String>,
+}
+
+impl Version {
+    /// Whether the client named a version (`If-Match`).
+    pub(crate) fn precondition(&self) -> bool {
+        self.expected.is_some()
+    }
+
+    /// The precondition: 412 if `If-Match` named another version than the one read. Called
+    /// after the request is validated and before anything is written.
+    pub(crate) fn check(&self, id: &IntersectionId) -> ApiResult<()> {
+        match &self.expected {
+            Some(expected) if *expected != self.current => Err(stale(id)),
+            _ => Ok(()),
+        }
+    }
 }
 
 pub(crate) fn stale(id: &IntersectionId) -> ApiError {
@@ -67,6 +80,7 @@ pub(crate) fn stale(id: &IntersectionId) -> ApiError {
 /// Stores `x` over the version it was read at, atomically: a change in between is a 412 when
 /// the client named the version, else a 409 (the request can simply be sent again).
 pub(crate) async fn store(state: &Shared, x: &Intersection, from: &Version) -> ApiResult<String> {
+    from.check(&x.id)?;
     match state
         .ports
         .registry
@@ -74,7 +88,7 @@ pub(crate) async fn store(state: &Shared, x: &Intersection, from: &Version) -> A
         .await
     {
         Ok(v) => Ok(v),
-        Err(PortError::Conflict(_)) if from.precondition => Err(stale(&x.id)),
+        Err(PortError::Conflict(_)) if from.precondition() => Err(stale(&x.id)),
         Err(PortError::Conflict(_)) => Err(ApiError::conflict(
             "id",
             format!(

@@ -307,6 +307,8 @@ async fn an_acknowledgement_without_the_token_or_with_a_bad_body_changes_nothing
         .await?;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{a:?}");
     let long = format!(r#"{{"note":"{}"}}"#, "n".repeat(501));
+    // Lengths are counted as sent: spaces around a note count too.
+    let padded = format!(r#"{{"note":"\t{}"}}"#, "n".repeat(500));
     for (body, field) in [
         (r#"{"note":3}"#, "note"),
         (r#"{"by":""}"#, "by"),
@@ -314,6 +316,7 @@ async fn an_acknowledgement_without_the_token_or_with_a_bad_body_changes_nothing
         ("[1]", "body"),
         ("{", "body"),
         (long.as_str(), "note"),
+        (padded.as_str(), "note"),
     ] {
         let a = api.call("POST", &path, Some(body), true).await?;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}: {a:?}");

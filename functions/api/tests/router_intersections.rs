@@ -437,3 +437,95 @@ async fn an_unknown_intersection_or_light_is_not_found() -> anyhow::Result<()> {
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_write_with_a_missing_or_invalid_body_is_a_400_even_with_a_stale_if_match()
+-> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    let x = "/api/intersections/I-0001";
+    // Light 3 goes, so that adding it is possible.
+    let a = api
+        .call("DELETE", &format!("{x}/lights/3"), None, true)
+        .await?;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{a:?}");
+    let stored = api.store.intersection(&id("I-0001")).await?;
+    let invalid =
+        crossing("I-0001", 41.85, 12.6).replace("\"lat\"", "\"retimed_from\": {}, \"lat\"");
+    let writes = [
+        ("PUT", x.to_owned(), invalid.as_str(), "retimed_from"),
+        ("PATCH", x.to_owned(), r#"{"lat": 91}"#, "lat"),
+        (
+            "POST",
+            format!("{x}/lights"),
+            r#"{"light": 3, "saturation_veh_h": 0}"#,
+            "saturation_veh_h",
+        ),
+        (
+            "PUT",
+            format!("{x}/lights/1"),
+            r#"{"saturation_veh_h": 0}"#,
+            "saturation_veh_h",
+        ),
+        (
+            "PUT",
+            format!("{x}/phases"),
+            r#"{"phases": [{"lights": [0, 1, 2], "green_s": 30, "red_s": -1}]}"#,
+            "phases[0].red_s",
+        ),
+    ];
+    for (method, path, body, field) in &writes {
+        for headers in [&[][..], &[("if-match", "\"not-the-version\"")][..]] {
+            // No body at all: 400 naming the body.
+            let a = api.call_with(method, path, None, true, headers).await?;
+            assert_eq!(a.status, StatusCode::BAD_REQUEST, "{method} {path}: {a:?}");
+            assert_eq!(a.body["field"], "body", "{method} {path}: {a:?}");
+            // An invalid one: 400 naming the field, whatever version the request names.
+            let a = api
+                .call_with(method, path, Some(body), true, headers)
+                .await?;
+            assert_eq!(a.status, StatusCode::BAD_REQUEST, "{method} {path}: {a:?}");
+            assert_eq!(a.body["field"], *field, "{method} {path}: {a:?}");
+        }
+    }
+    assert_eq!(api.store.intersection(&id("I-0001")).await?, stored);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_phase_time_over_an_hour_is_a_400_so_a_cycle_is_always_a_number() -> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    let stored = api.store.intersection(&id("I-0001")).await?;
+    let huge = r#"{"phases": [{"lights": [0, 2], "green_s": 1.7976931348623157e308, "red_s": 1},
+                               {"lights": [1, 3], "green_s": 30, "red_s": 3601}]}"#;
+    let a = api
+        .call("PUT", "/api/intersections/I-0001/phases", Some(huge), true)
+        .await?;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{a:?}");
+    assert_eq!(a.body["field"], "phases[0].green_s", "{a:?}");
+    assert_eq!(api.store.intersection(&id("I-0001")).await?, stored);
+    let a = api.get("/api/intersections/I-0001/timings").await?;
+    assert!(a.body["current"]["cycle_s"].is_number(), "{a:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_saturation_below_one_vehicle_an_hour_is_a_400_so_a_retiming_stays_finite()
+-> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    let stored = api.store.intersection(&id("I-0001")).await?;
+    let a = api
+        .call(
+            "PUT",
+            "/api/intersections/I-0001/lights/0",
+            Some(r#"{"saturation_veh_h": 5e-324}"#),
+            true,
+        )
+        .await?;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{a:?}");
+    assert_eq!(a.body["field"], "saturation_veh_h", "{a:?}");
+    assert_eq!(api.store.intersection(&id("I-0001")).await?, stored);
+    Ok(())
+}

@@ -119,6 +119,8 @@ async fn a_malformed_window_length_or_limit_is_a_bad_request() -> anyhow::Result
     let api = api()?;
     for (path, field) in [
         ("/api/results/soon", "length"),
+        ("/api/results/%2015m", "length"),
+        ("/api/results/0m", "length"),
         ("/api/results/15m?limit=0", "limit"),
         ("/api/results/15m?limit=many", "limit"),
         ("/api/alarms?open=burning", "open"),

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The API's contract, fuzzed: Schemathesis (pinned in scripts/requirements-test.txt) generates
+# requests from the OpenAPI document that `traffic local` serves, for every operation it lists,
+# valid ones and invalid ones, and checks every answer against the document (all checks: no
+# server error, documented status codes, headers, content types and schemas, invalid requests
+# refused, valid ones accepted, ...). Writes carry the operator's token as a bearer header.
+# Starts `traffic local` (target/debug/traffic) on a free 127.0.0.1 port with a fresh data
+# directory and a random token, and stops it whatever happens. Any failure fails the script.
+#
+#   bash scripts/test.d/api-contract.sh
+#   CONTRACT_EXAMPLES=200 CONTRACT_SEED=7 bash scripts/test.d/api-contract.sh
+#                                 more examples per operation, another seed
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+
+bash scripts/venv.sh
+# As scripts/test.sh builds (no incremental caches), so the build here finds its binary.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+schemathesis="$root/.venv/bin/schemathesis"
+
+# CI builds in the workspace's target directory; a developer may point CARGO_TARGET_DIR elsewhere.
+target_dir=${CARGO_TARGET_DIR:-target}
+cargo build --quiet --bin traffic
+
+# Bounded: this many generated cases per operation and phase, from a fixed seed.
+examples=${CONTRACT_EXAMPLES:-25}
+seed=${CONTRACT_SEED:-20261130}
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+token=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
+data=$(mktemp -d)
+work=$(mktemp -d)
+out="$root/target/api-contract-server.out"
+log="$root/target/api-contract-server.log"
+report="$root/target/api-contract"
+mkdir -p "$root/target"
+rm -rf "$report"
+pid=""
+cleanup() {
+  if [ -n "$pid" ]; then
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  # The server's log outlives its data directory.
+  cp "$data/traffic.log" "$log" 2>/dev/null || true
+  rm -rf "$data" "$work"
+}
+trap cleanup EXIT INT TERM
+
+# A small city at the default pace: windows close, alarms and retimings happen while the
+# requests run, as for an operator.
+# The token goes in the environment: a random one may start with '-', which an argument
+# parser would take for an option.
+TRAFFIC_API_TOKEN="$token" "$target_dir/debug/traffic" local --listen "127.0.0.1:$port" \
+  --data-dir "$data" --intersections 10 >"$out" 2>&1 &
+pid=$!
+
+base="http://127.0.0.1:$port"
+for _ in $(seq 1 120); do
+  if curl -fsS "$base/api/config" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "api contract: the server exited; its output:" >&2
+    cat "$out" >&2
+    exit 1
+  fi
+  sleep 0.5
+done
+if ! curl -fsS "$base/api/config" >/dev/null; then
+  echo "api contract: the server did not answer within 60 s; its output:" >&2
+  cat "$out" >&2
+  exit 1
+fi
+
+status=0
+# Run from a scratch directory so that nothing (a .hypothesis cache) lands in the worktree.
+(cd "$work" && PYTHONPATH="$root/tests/contract" SCHEMATHESIS_HOOKS=contract_hooks \
+  TRAFFIC_CONTRACT_BASE_URL="$base" timeout 900 \
+  "$schemathesis" --config-file "$root/tests/contract/schemathesis.toml" run "$base/api/openapi.json" \
+  --checks all \
+  --header "Authorization: Bearer $token" \
+  --max-examples "$examples" \
+  --seed "$seed" \
+  --generation-database none \
+  --workers 1 \
+  --request-timeout 10 \
+  --no-color \
+  --report junit --report-dir "$report") || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "api contract: schemathesis found failures (report: $report; the server's log: $log)" >&2
+fi
+exit "$status"

@@ -1,0 +1,115 @@
+"""Schemathesis hooks of the API's contract test (scripts/test.d/api-contract.sh).
+
+The OpenAPI document states every rule of the API that JSON Schema can state. Three rules of
+the server relate one part of a request to another, or to what is stored, and no schema can
+state them:
+
+- a replace names the resource of its path: a `PUT /api/intersections/{id}` body's `id`, and a
+  `PUT .../lights/{light}` body's `light`, must equal the path's when given (a replace never
+  renames);
+- an intersection's lights have distinct indexes, and its phases name only those lights, each
+  in one phase (`Intersection::validate`);
+- `PUT .../phases` must name the lights the stored intersection has.
+
+For requests Schemathesis generates as valid (positive cases) this module makes those three
+hold, so that "a valid request is accepted" is checked on every operation; invalid (negative)
+cases are left as generated. The `validate` checks of the router tests cover the rules
+themselves.
+"""
+
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import schemathesis
+
+
+def _is_positive(case):
+    meta = getattr(case, "meta", None)
+    return meta is not None and meta.generation.mode.is_positive
+
+
+def _consistent_phases(phases, indexes):
+    """The phases with only lights in `indexes`, each light once; a phase left empty goes.
+    Returns None when no phase is left."""
+    used = set()
+    out = []
+    for phase in phases:
+        if not isinstance(phase, dict) or not isinstance(phase.get("lights"), list):
+            return phases
+        kept = []
+        for light in phase["lights"]:
+            if light in indexes and light not in used:
+                used.add(light)
+                kept.append(light)
+        if kept:
+            out.append({**phase, "lights": kept})
+    return out or None
+
+
+def _consistent_intersection(body):
+    """An intersection body whose lights have distinct indexes and whose phases name them."""
+    lights = body.get("lights")
+    phases = body.get("phases")
+    if not isinstance(lights, list) or not isinstance(phases, list):
+        return body
+    seen = set()
+    distinct = []
+    for light in lights:
+        if not isinstance(light, dict):
+            return body
+        if light.get("light") not in seen:
+            seen.add(light.get("light"))
+            distinct.append(light)
+    fixed = _consistent_phases(phases, seen)
+    if fixed is None:
+        template = phases[0] if phases and isinstance(phases[0], dict) else {}
+        fixed = [{**template, "lights": sorted(seen)}]
+    return {**body, "lights": distinct, "phases": fixed}
+
+
+def _stored_light_indexes(case, intersection_id):
+    """The light indexes the server holds for an intersection, or None (no such intersection)."""
+    base = (os.environ.get("TRAFFIC_CONTRACT_BASE_URL") or case.operation.base_url or "").rstrip("/")
+    url = f"{base}/api/intersections/{urllib.parse.quote(str(intersection_id), safe='')}/lights"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return {light["light"] for light in json.load(resp)}
+    except (urllib.error.URLError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _consistent_case(case):
+    """The body of a valid case, made to satisfy the rules above; None to leave it."""
+    op = case.operation.definition.raw.get("operationId")
+    path = case.path_parameters or {}
+    body = case.body
+    if op == "replaceIntersection" and "id" in body and "id" in path:
+        body = {**body, "id": path["id"]}
+    if op == "replaceLight" and "light" in body and "light" in path:
+        body = {**body, "light": path["light"]}
+    if op in ("createIntersection", "replaceIntersection"):
+        body = _consistent_intersection(body)
+    if op == "replacePhases" and isinstance(body.get("phases"), list) and "id" in path:
+        indexes = _stored_light_indexes(case, path["id"])
+        if indexes:
+            fixed = _consistent_phases(body["phases"], indexes)
+            if fixed is None:
+                template = body["phases"][0] if body["phases"] else {}
+                template = template if isinstance(template, dict) else {}
+                fixed = [{**template, "lights": sorted(indexes)}]
+            body = {**body, "phases": fixed}
+    return body if body != case.body else None
+
+
+# Just before each request, in every phase (examples, coverage, fuzzing and the stateful
+# sequences, whose cases come from links rather than from the generators).
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    if not _is_positive(case) or not isinstance(case.body, dict):
+        return
+    body = _consistent_case(case)
+    if body is not None:
+        case.body = body
