@@ -9,7 +9,13 @@ state them:
   renames);
 - an intersection's lights have distinct indexes, and its phases name only those lights, each
   in one phase (`Intersection::validate`);
-- `PUT .../phases` must name the lights the stored intersection has.
+- `PUT .../phases` must name the lights the stored intersection has;
+- `limits.min_green_s` has at most one entry per phase: of the body's phases in a create or
+  replace, of the stored intersection in `PUT .../control` (and `PUT .../phases` that would
+  leave stored limits with more entries than phases is a 409);
+- an intersection's `proposal` is Webster's, written by the merge: its `from` names a window
+  (`15m@2026-01-05T08:15:00Z`, the start a multiple of the length), which a pattern cannot
+  state, so a valid case leaves the proposal out.
 
 For requests Schemathesis generates as valid (positive cases) this module makes those three
 hold, so that "a valid request is accepted" is checked on every operation; invalid (negative)
@@ -24,6 +30,10 @@ import urllib.parse
 import urllib.request
 
 import schemathesis
+
+
+#: The operation that sets an intersection's control mode and limits.
+CONTROL_OP = "setControl"
 
 
 def _is_positive(case):
@@ -70,6 +80,18 @@ def _consistent_intersection(body):
     return {**body, "lights": distinct, "phases": fixed}
 
 
+def _limits_within_phases(body):
+    """An intersection body whose control names at most one minimum green per phase."""
+    control, phases = body.get("control"), body.get("phases")
+    if not isinstance(control, dict) or not isinstance(phases, list):
+        return body
+    limits = control.get("limits")
+    if not isinstance(limits, dict) or not isinstance(limits.get("min_green_s"), list):
+        return body
+    limits = {**limits, "min_green_s": limits["min_green_s"][: len(phases)]}
+    return {**body, "control": {**control, "limits": limits}}
+
+
 def _stored_light_indexes(case, intersection_id):
     """The light indexes the server holds for an intersection, or None (no such intersection)."""
     base = (os.environ.get("TRAFFIC_CONTRACT_BASE_URL") or case.operation.base_url or "").rstrip("/")
@@ -77,6 +99,17 @@ def _stored_light_indexes(case, intersection_id):
     try:
         with urllib.request.urlopen(url, timeout=10) as resp:
             return {light["light"] for light in json.load(resp)}
+    except (urllib.error.URLError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _stored_phase_count(case, intersection_id):
+    """How many phases the server holds for an intersection, or None."""
+    base = (os.environ.get("TRAFFIC_CONTRACT_BASE_URL") or case.operation.base_url or "").rstrip("/")
+    url = f"{base}/api/intersections/{urllib.parse.quote(str(intersection_id), safe='')}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return len(json.load(resp)["phases"])
     except (urllib.error.URLError, ValueError, KeyError, TypeError):
         return None
 
@@ -90,8 +123,16 @@ def _consistent_case(case):
         body = {**body, "id": path["id"]}
     if op == "replaceLight" and "light" in body and "light" in path:
         body = {**body, "light": path["light"]}
+    if op in ("createIntersection", "replaceIntersection", "patchIntersection"):
+        body = {k: v for k, v in body.items() if k != "proposal"}
     if op in ("createIntersection", "replaceIntersection"):
         body = _consistent_intersection(body)
+        body = _limits_within_phases(body)
+    limits = body.get("limits")
+    if op == CONTROL_OP and isinstance(limits, dict) and isinstance(limits.get("min_green_s"), list):
+        phases = _stored_phase_count(case, path.get("id"))
+        if phases is not None:
+            body = {**body, "limits": {**limits, "min_green_s": limits["min_green_s"][:phases]}}
     if op == "replacePhases" and isinstance(body.get("phases"), list) and "id" in path:
         indexes = _stored_light_indexes(case, path["id"])
         if indexes:

@@ -16,7 +16,7 @@ use crate::stored::load;
 use crate::stored::load_for_write;
 use crate::stored::position_of;
 use crate::stored::store;
-use crate::stored::validate;
+use crate::stored::validate_new_phases;
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
@@ -181,7 +181,7 @@ pub async fn replace_phases(
     let (mut x, from) = load_for_write(&state, &id, &headers).await?;
     let b: PhasesBody = decode(json_value(&bytes(body)?)?, "")?;
     let before = std::mem::replace(&mut x.phases, b.phases);
-    validate(&x)?;
+    validate_new_phases(&x)?;
     store(&state, &x, &from).await?;
     record_operator_edit(&state, &id, &before, &x.phases, operator_of(context)).await;
     tracing::info!(intersection = %id, "phases replaced");

@@ -110,6 +110,26 @@ pub(crate) fn validate(x: &Intersection) -> ApiResult<()> {
         .map_err(|e| ApiError::bad(e.field, e.message))
 }
 
+/// Validates an intersection whose phases a request changed but whose control it did not:
+/// limits that no longer fit the new phases (more minimum greens than phases) are a 409, a
+/// conflict with what is stored, which `PUT .../control` resolves; anything else as
+/// [`validate`].
+pub(crate) fn validate_new_phases(x: &Intersection) -> ApiResult<()> {
+    x.validate("").map_err(|e| {
+        if e.field.starts_with("control.") {
+            ApiError::conflict(
+                e.field,
+                format!(
+                    "{}: the intersection's limits name more phases than it would have; change them first (PUT /api/intersections/{}/control)",
+                    e.message, x.id
+                ),
+            )
+        } else {
+            ApiError::bad(e.field, e.message)
+        }
+    })
+}
+
 pub(crate) fn position_of(x: &Intersection, light: LightIndex) -> ApiResult<usize> {
     x.lights
         .iter()

@@ -208,3 +208,32 @@ async fn the_timing_history_says_who_changed_the_timings() -> anyhow::Result<()>
     assert_eq!(h.body["current"]["phases"][0]["green_s"], 35.0);
     Ok(())
 }
+
+#[tokio::test]
+async fn fewer_phases_than_the_stored_limits_name_are_a_409_and_change_nothing()
+-> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    let a = api
+        .call(
+            "PUT",
+            CONTROL,
+            Some(r#"{"mode":"adaptive","limits":{"min_green_s":[12,12]}}"#),
+            true,
+        )
+        .await?;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    let before = stored(&api).await?;
+    let a = api
+        .call(
+            "PUT",
+            "/api/intersections/I-0001/phases",
+            Some(r#"{"phases":[{"lights":[0,1,2,3],"green_s":40,"red_s":0}]}"#),
+            true,
+        )
+        .await?;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{a:?}");
+    assert_eq!(a.body["field"], "control.limits.min_green_s", "{a:?}");
+    assert_eq!(stored(&api).await?, before, "nothing changed");
+    Ok(())
+}
