@@ -33,7 +33,8 @@ case "${TRAFFIC_BROWSER_SERVER:-local}" in
 esac
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-token=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
+# Never starting with '-' (which a command line would take for an option: 1 run in 64).
+token=t$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
 data=$(mktemp -d)
 log="$root/target/browser-server.log"
 mkdir -p "$root/target"
