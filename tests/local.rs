@@ -262,28 +262,7 @@ async fn a_run_killed_at_random_points_and_resumed_equals_an_uninterrupted_one()
 
 /// Sends one HTTP/1.1 request to `addr` and returns the status code (0 when nothing answers).
 fn http(addr: std::net::SocketAddr, method: &str, path: &str, token: Option<&str>) -> u16 {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-        return 0;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    if s.write_all(req.as_bytes()).is_err() {
-        return 0;
-    }
-    let mut head = [0u8; 12];
-    if s.read_exact(&mut head).is_err() {
-        return 0;
-    }
-    std::str::from_utf8(&head[9..12])
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+    request(addr, method, path, token).0
 }
 
 #[tokio::test]
@@ -351,14 +330,25 @@ async fn an_api_write_answered_2xx_survives_a_kill_9_right_after_the_answer() {
     assert!(!ids.contains(&gone));
 }
 
-/// `GET path` on `addr`: the status and the body (the server closes the connection).
-fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+/// `method path` on `addr` (with the bearer `token`, if any): the status and the body (the
+/// server closes the connection); status 0 when it cannot be reached.
+fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String) {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
         return (0, String::new());
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     if s.write_all(req.as_bytes()).is_err() {
         return (0, String::new());
     }
@@ -395,7 +385,7 @@ async fn the_merge_figures_and_the_latency_from_arrival_to_result_appear_in_the_
     // time at 600x), at most two minutes.
     let deadline = Instant::now() + Duration::from_secs(120);
     let totals = loop {
-        let (status, body) = http_get(addr, "/api/stats?minutes=1440");
+        let (status, body) = request(addr, "GET", "/api/stats?minutes=1440", None);
         if status == 200 {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             let fs = v["functions"].as_array().cloned().unwrap_or_default();
