@@ -1050,3 +1050,66 @@ async fn the_registry_keeps_control_modes_proposals_and_who_changed_the_timings(
     env.cleanup(&r, None, &[]).await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_functions_list_the_intersections_again_only_when_the_directory_generation_moved()
+-> anyhow::Result<()> {
+    use std::time::Duration;
+    use traffic_functions::directory::Directory;
+    use traffic_ports::UsageMeter;
+    let Some((env, r, s)) = store("directory").await? else {
+        return Ok(());
+    };
+    let city = generate_city(&CityConfig {
+        intersections: 40,
+        ..CityConfig::default()
+    })?;
+    let (first, rest) = city.intersections.split_at(1);
+    for x in rest {
+        s.create_intersection(x).await?;
+    }
+    let g0 = s.directory_generation().await?.unwrap_or_default();
+    assert_eq!(g0, 39, "one step per intersection created");
+    // Checked at every lookup (ttl 0): listed once, then only the generation is read.
+    let dir = Directory::new(Duration::ZERO, Duration::ZERO);
+    let ids: Vec<_> = city.intersections.iter().map(|x| x.id.clone()).collect();
+    assert_eq!(dir.lookup(&s, &ids).await?.len(), 39);
+    let before = s.usage();
+    for _ in 0..5 {
+        assert_eq!(dir.lookup(&s, &ids).await?.len(), 39);
+    }
+    let checks = s.usage().since(&before);
+    assert_eq!(
+        (checks.read_requests, checks.read_units),
+        (5, 2.5),
+        "five eventually consistent GetItems of the generation, no listing: {checks:?}"
+    );
+    // A retiming is not a change of the directory.
+    let t = TimingUpdate {
+        id: rest[0].id.clone(),
+        phases: rest[0].phases.clone(),
+        expected_version: s
+            .intersection_versioned(&rest[0].id)
+            .await?
+            .map(|(_, v)| v)
+            .unwrap_or_default(),
+    };
+    s.set_timings(&[t], &pane(0)).await?;
+    assert_eq!(s.directory_generation().await?, Some(g0));
+    // A created intersection is found at the next check; a deleted one is gone.
+    s.create_intersection(&first[0]).await?;
+    assert_eq!(dir.lookup(&s, &ids).await?.len(), 40);
+    assert!(s.delete_intersection(&rest[0].id).await?);
+    assert_eq!(s.directory_generation().await?, Some(g0 + 2));
+    let after = dir.lookup(&s, &ids).await?;
+    assert_eq!(after.len(), 39);
+    assert!(!after.contains_key(&rest[0].id));
+    // Without a check due, nothing is read at all.
+    let lazy = Directory::new(Duration::from_secs(3600), Duration::from_secs(3600));
+    lazy.lookup(&s, &ids).await?;
+    let before = s.usage();
+    lazy.lookup(&s, &ids).await?;
+    assert_eq!(s.usage().since(&before).read_requests, 0);
+    env.cleanup(&r, None, &[]).await;
+    Ok(())
+}

@@ -5,15 +5,23 @@
 //! | intersection | `intersections` | `<id>` | `intersection` (M: the city file's object), `version` (S: a fresh token at every write) |
 //! | retiming | `timings#<id>` | `<from>` (`15m@2026-01-05T08:15:00Z`) | `from`, `phases` (L), `expires_at` |
 //! | operator's edit | `timings#<id>` | `<from>#operator@<at>` (`TimingChange::history_key`) | as a retiming's, and `by`, `at`, `operator` (S) |
+//! | directory generation | `directory` | `generation` | `g` (N: added 1 after every write of an intersection item, not a retiming) |
 //!
 //! All intersections are one partition, so listing them is one query (a page per MB). New
 //! timings are one conditional `UpdateItem` per intersection (`attribute_exists(pk)`: an
 //! intersection deleted meanwhile is skipped, as the port requires), sixteen at a time, and
 //! the history entries one `BatchWriteItem` per 25.
+//!
+//! The directory generation lets `ingest` and `fault` keep their list of intersections and
+//! lights until it changes: one eventually consistent `GetItem` (0.5 read units) a minute per
+//! function instance instead of a query of every intersection (about 119 read units at 1,000
+//! intersections). It is added to after the intersection's write, so a cache never sees the
+//! new number with the old item; if that addition fails, the write stands, a warning is
+//! logged, and the caches see the change at their next full reload (at most an hour).
 
 use crate::capacity::{item_size, read_units, write_units};
 use crate::error::{code_of, port_error};
-use crate::items::{Item, Query, SortKey, from_item, key, put_request, to_av, to_item};
+use crate::items::{Item, Query, SortKey, from_item, key, n_i64, num, put_request, to_av, to_item};
 use crate::{DynamoStore, Table};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -123,6 +131,35 @@ fn version_condition(expected: &str) -> (&'static str, Option<AttributeValue>) {
     }
 }
 
+/// Partition and sort key of the directory generation item.
+const GENERATION_KEY: (&str, &str) = ("directory", "generation");
+
+impl DynamoStore {
+    /// Adds 1 to the directory generation, after a write of an intersection item; a failure
+    /// is logged, not returned (the write stands; caches reload within the hour anyway).
+    async fn bump_directory(&self) {
+        let Ok(table) = self.table(Table::Registry) else {
+            return;
+        };
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key(GENERATION_KEY.0, GENERATION_KEY.1)))
+            .update_expression("ADD g :one")
+            .expression_attribute_values(":one", num(1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => self.metrics.write(&Table::Registry.op("UpdateItem"), 1.0),
+            Err(e) => tracing::warn!(
+                error = %port_error("adding to the directory generation", e),
+                "the functions' caches of the intersections see this change at their next full reload"
+            ),
+        }
+    }
+}
+
 /// When a retiming computed from window `from` may expire, epoch s.
 fn history_expiry(from: &WindowKey) -> i64 {
     (from.start_ms + HISTORY_TTL_MS + HISTORY as i64 * from.length.ms()) / 1000
@@ -136,6 +173,27 @@ impl Registry for DynamoStore {
             .into_iter()
             .map(decode)
             .collect()
+    }
+
+    async fn directory_generation(&self) -> PortResult<Option<u64>> {
+        let table = self.table(Table::Registry)?;
+        let resp = self
+            .ddb
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key(GENERATION_KEY.0, GENERATION_KEY.1)))
+            .send()
+            .await
+            .map_err(|e| port_error("reading the directory generation", e))?;
+        self.metrics.read(
+            &Table::Registry.op("GetItem"),
+            read_units(resp.item().map_or(0, item_size), false),
+        );
+        Ok(Some(
+            resp.item()
+                .and_then(|i| n_i64(i, "g"))
+                .map_or(0, |g| g.max(0) as u64),
+        ))
     }
 
     async fn intersections_page(
@@ -177,7 +235,10 @@ impl Registry for DynamoStore {
             self.metrics.write(&Table::Registry.op("PutItem"), units);
         }
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.bump_directory().await;
+                Ok(())
+            }
             Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
                 Err(PortError::AlreadyExists(format!("intersection {}", x.id)))
             }
@@ -197,6 +258,7 @@ impl Registry for DynamoStore {
             .await
             .map_err(|e| port_error(format!("storing intersection {}", x.id), e))?;
         self.metrics.write(&Table::Registry.op("PutItem"), units);
+        self.bump_directory().await;
         Ok(())
     }
 
@@ -215,7 +277,11 @@ impl Registry for DynamoStore {
             &Table::Registry.op("DeleteItem"),
             write_units(resp.attributes().map_or(0, item_size)),
         );
-        Ok(resp.attributes.is_some_and(|a| !a.is_empty()))
+        let existed = resp.attributes.is_some_and(|a| !a.is_empty());
+        if existed {
+            self.bump_directory().await;
+        }
+        Ok(existed)
     }
 
     async fn intersection_versioned(
@@ -263,7 +329,10 @@ impl Registry for DynamoStore {
             self.metrics.write(&Table::Registry.op("PutItem"), units);
         }
         match result {
-            Ok(_) => Ok(version),
+            Ok(_) => {
+                self.bump_directory().await;
+                Ok(version)
+            }
             Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
                 Err(self.version_failure(&x.id, expected).await)
             }
@@ -290,6 +359,7 @@ impl Registry for DynamoStore {
                     &Table::Registry.op("DeleteItem"),
                     write_units(resp.attributes().map_or(0, item_size)),
                 );
+                self.bump_directory().await;
                 Ok(())
             }
             Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {

@@ -1,8 +1,12 @@
 //! Which intersections and lights exist, cached from the registry.
 //!
-//! Listing the registry on every batch would cost a scan per batch, so the list is kept for
-//! `ttl` and reloaded early (at most once per `min_reload`) when a reading names an id that is
-//! not in it, so an intersection created through the API is accepted within seconds.
+//! Listing the registry on every batch would cost a query of every intersection per batch, so
+//! the list is kept, and checked every `ttl` and early (at most once per `min_reload`) when a
+//! reading names an id that is not in it, so an intersection created through the API is
+//! accepted within seconds. A check reads the registry's directory generation
+//! ([`Registry::directory_generation`], half a read unit on DynamoDB) and lists the
+//! intersections again only when it changed, or when the list is `max_age` old (the safety net
+//! for a generation that failed to move); a store without a generation is listed at every check.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -29,28 +33,40 @@ impl Known {
 
 struct Snapshot {
     known: HashMap<IntersectionId, Known>,
+    /// The directory generation read just before the list (`None`: the store has none).
+    generation: Option<u64>,
     loaded: Instant,
+    checked: Instant,
 }
 
 /// A cached directory of intersections.
 pub struct Directory {
     ttl: Duration,
     min_reload: Duration,
+    max_age: Duration,
     snapshot: Mutex<Option<Snapshot>>,
 }
 
 impl Directory {
-    /// A directory that reloads every `ttl`, and early at most once per `min_reload`.
+    /// A directory checked every `ttl`, and early at most once per `min_reload`, listed again
+    /// when its generation changed or it is an hour old.
     pub fn new(ttl: Duration, min_reload: Duration) -> Self {
         Self {
             ttl,
             min_reload,
+            max_age: Duration::from_secs(3600),
             snapshot: Mutex::new(None),
         }
     }
 
-    /// The intersections among `ids` that exist (reloading if the cache is old, or if an id is
-    /// missing and the cache is older than `min_reload`).
+    /// The same, listed again at least every `max_age` whatever the generation says.
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// The intersections among `ids` that exist (checked if the last check is `ttl` old, or
+    /// if an id is missing and it is `min_reload` old; listed again if the generation moved).
     pub async fn lookup(
         &self,
         registry: &dyn Registry,
@@ -58,37 +74,26 @@ impl Directory {
     ) -> PortResult<HashMap<IntersectionId, Known>> {
         let ids: Vec<&IntersectionId> = ids.into_iter().collect();
         let mut guard = self.snapshot.lock().await;
-        let stale = match guard.as_ref() {
+        let due = match guard.as_ref() {
             None => true,
             Some(s) => {
-                let age = s.loaded.elapsed();
-                age >= self.ttl
-                    || (age >= self.min_reload && ids.iter().any(|id| !s.known.contains_key(*id)))
+                let since = s.checked.elapsed();
+                since >= self.ttl
+                    || (since >= self.min_reload && ids.iter().any(|id| !s.known.contains_key(*id)))
             }
         };
-        if stale {
-            let known = registry
-                .intersections()
-                .await?
-                .into_iter()
-                .map(|x| {
-                    let lights = x.lights.iter().fold(0u8, |m, l| m | (1 << l.light.get()));
-                    (
-                        x.id,
-                        Known {
-                            lights,
-                            position: Position {
-                                lat: x.lat,
-                                lon: x.lon,
-                            },
-                        },
-                    )
-                })
-                .collect();
-            *guard = Some(Snapshot {
-                known,
-                loaded: Instant::now(),
-            });
+        if due {
+            let generation = registry.directory_generation().await?;
+            match guard.as_mut() {
+                Some(s)
+                    if generation.is_some()
+                        && s.generation == generation
+                        && s.loaded.elapsed() < self.max_age =>
+                {
+                    s.checked = Instant::now();
+                }
+                _ => *guard = Some(load(registry, generation).await?),
+            }
         }
         let snap = guard.as_ref().map(|s| &s.known);
         Ok(ids
@@ -99,6 +104,30 @@ impl Directory {
             })
             .collect())
     }
+}
+
+/// Lists the intersections; `generation` is what was read just before.
+async fn load(registry: &dyn Registry, generation: Option<u64>) -> PortResult<Snapshot> {
+    let known = registry
+        .intersections()
+        .await?
+        .into_iter()
+        .map(|x| {
+            let lights = x.lights.iter().fold(0u8, |m, l| m | (1 << l.light.get()));
+            let position = Position {
+                lat: x.lat,
+                lon: x.lon,
+            };
+            (x.id, Known { lights, position })
+        })
+        .collect();
+    let now = Instant::now();
+    Ok(Snapshot {
+        known,
+        generation,
+        loaded: now,
+        checked: now,
+    })
 }
 
 impl Default for Directory {
