@@ -16,6 +16,7 @@
 //! | `WEBSTER_MIN_CYCLE_S` / `WEBSTER_MAX_CYCLE_S` | `30` / `120` | cycle clamp, s |
 //! | `WEBSTER_SATURATED_Y` | `0.9` | at or above this total ratio the cycle is the maximum |
 //! | `WEBSTER_MIN_GREEN_S` | `5` | shortest effective green, s |
+//! | `WEBSTER_MIN_CHANGE_S` | `3` | an adaptive intersection is retimed only when a phase's green or red moves by at least this, s; `0` applies every proposal |
 
 use crate::digest::DEFAULT_DIGEST_SIZE;
 use crate::ranking::TOP_K;
@@ -217,6 +218,7 @@ impl EngineConfig {
             ("WEBSTER_MAX_CYCLE_S", &mut w.max_cycle_s),
             ("WEBSTER_SATURATED_Y", &mut w.saturated_y),
             ("WEBSTER_MIN_GREEN_S", &mut w.min_green_s),
+            ("WEBSTER_MIN_CHANGE_S", &mut w.min_change_s),
         ] {
             if let Some(x) = num(name)? {
                 *slot = x;

@@ -2,7 +2,8 @@
 //! timings Webster proposes for one intersection.
 //!
 //! - `adaptive` (the default): the proposal, brought within the intersection's
-//!   [`TimingLimits`] ([`within_limits`]), replaces the timings;
+//!   [`TimingLimits`] ([`within_limits`]), replaces the timings, unless no phase's green or red
+//!   would move by the configured smallest change ([`Decision::Steady`]: nothing is written);
 //! - `fixed`: the timings are kept as they are;
 //! - `manual`: the operator's plan is kept; the proposal is recorded beside it, with the
 //!   inputs it was computed from ([`Proposal`]), for the operator to compare.
@@ -148,30 +149,54 @@ pub enum Decision {
     },
     /// Keep the timings in force (fixed).
     Keep,
+    /// Keep the timings in force (adaptive): the proposal, within the limits, moves no phase's
+    /// green or red by the smallest change worth applying.
+    Steady,
     /// Keep the timings, and record the proposal beside them (manual).
     Propose(Vec<Phase>),
 }
 
 /// The decision for `x`, given Webster's `proposed` phases (its phases with new greens and
-/// reds) and the controller's yellow, s.
-pub fn decide(x: &Intersection, proposed: Vec<Phase>, yellow_s: f64) -> Decision {
+/// reds), the controller's yellow, s, and the smallest change worth applying, s (`0`: every
+/// proposal applies).
+pub fn decide(
+    x: &Intersection,
+    proposed: Vec<Phase>,
+    yellow_s: f64,
+    min_change_s: f64,
+) -> Decision {
     match x.control.mode {
-        ControlMode::Adaptive => match &x.control.limits {
-            None => Decision::Apply {
-                phases: proposed,
-                limited: false,
-            },
-            Some(limits) => {
-                let phases = within_limits(&x.phases, &proposed, yellow_s, limits);
-                Decision::Apply {
-                    limited: phases != proposed,
-                    phases,
+        ControlMode::Adaptive => {
+            let (phases, limited) = match &x.control.limits {
+                None => (proposed, false),
+                Some(limits) => {
+                    let phases = within_limits(&x.phases, &proposed, yellow_s, limits);
+                    let limited = phases != proposed;
+                    (phases, limited)
                 }
+            };
+            if largest_change_s(&x.phases, &phases) < min_change_s {
+                Decision::Steady
+            } else {
+                Decision::Apply { phases, limited }
             }
-        },
+        }
         ControlMode::Fixed => Decision::Keep,
         ControlMode::Manual => Decision::Propose(proposed),
     }
+}
+
+/// The largest move of a green or a red from `current` to `next`, s (infinite when they do not
+/// have the same phases).
+pub fn largest_change_s(current: &[Phase], next: &[Phase]) -> f64 {
+    if current.len() != next.len() || current.iter().zip(next).any(|(a, b)| a.lights != b.lights) {
+        return f64::INFINITY;
+    }
+    current
+        .iter()
+        .zip(next)
+        .map(|(a, b)| (a.green_s - b.green_s).abs().max((a.red_s - b.red_s).abs()))
+        .fold(0.0, f64::max)
 }
 
 #[cfg(test)]
@@ -208,7 +233,7 @@ mod tests {
         let x = crossing(30.0);
         let p = proposal_for(&x, [300, 20, 280, 10]);
         assert_eq!(
-            decide(&x, p.clone(), 4.0),
+            decide(&x, p.clone(), 4.0, 0.0),
             Decision::Apply {
                 phases: p,
                 limited: false
@@ -221,9 +246,9 @@ mod tests {
         let mut x = crossing(30.0);
         let p = proposal_for(&x, [300, 20, 280, 10]);
         x.control.mode = ControlMode::Fixed;
-        assert_eq!(decide(&x, p.clone(), 4.0), Decision::Keep);
+        assert_eq!(decide(&x, p.clone(), 4.0, 0.0), Decision::Keep);
         x.control.mode = ControlMode::Manual;
-        assert_eq!(decide(&x, p.clone(), 4.0), Decision::Propose(p));
+        assert_eq!(decide(&x, p.clone(), 4.0, 0.0), Decision::Propose(p));
     }
 
     #[test]
@@ -234,7 +259,7 @@ mod tests {
             ..TimingLimits::default()
         });
         let p = proposal_for(&x, [300, 20, 280, 10]);
-        let Decision::Apply { phases, limited } = decide(&x, p, 4.0) else {
+        let Decision::Apply { phases, limited } = decide(&x, p, 4.0, 0.0) else {
             panic!("adaptive applies");
         };
         assert!(limited);
@@ -321,7 +346,7 @@ mod tests {
                 }),
             };
             let proposed = proposal_for(&x, vehicles);
-            match decide(&x, proposed.clone(), yellow) {
+            match decide(&x, proposed.clone(), yellow, 0.0) {
                 Decision::Apply { phases, .. } => {
                     prop_assert_eq!(x.control.mode, ControlMode::Adaptive);
                     let cycle = phases[0].green_s + yellow + phases[0].red_s;
@@ -343,11 +368,65 @@ mod tests {
                     }
                 }
                 Decision::Keep => prop_assert_eq!(x.control.mode, ControlMode::Fixed),
+                Decision::Steady => prop_assert!(false, "no smallest change: every proposal applies"),
                 Decision::Propose(p) => {
                     prop_assert_eq!(x.control.mode, ControlMode::Manual);
                     prop_assert_eq!(p, proposed);
                 }
             }
         }
+
+        #[test]
+        fn an_adaptive_intersection_keeps_its_timings_exactly_when_no_green_or_red_moves_by_the_smallest_change(
+            green in 8.0_f64..60.0,
+            vehicles in proptest::array::uniform4(0_u64..400),
+            change in proptest::option::of(0.05_f64..1.0),
+            min_change in 0.0_f64..10.0,
+        ) {
+            let mut x = crossing(green);
+            x.control.limits = change.map(|f| TimingLimits {
+                max_green_change: Some(f),
+                ..TimingLimits::default()
+            });
+            let proposed = proposal_for(&x, vehicles);
+            let Decision::Apply { phases: would, .. } = decide(&x, proposed.clone(), 4.0, 0.0) else {
+                return Err(TestCaseError::fail("adaptive applies without a smallest change"));
+            };
+            let moved = x.phases.iter().zip(&would).any(|(a, b)| {
+                (a.green_s - b.green_s).abs() >= min_change || (a.red_s - b.red_s).abs() >= min_change
+            });
+            match decide(&x, proposed, 4.0, min_change) {
+                Decision::Steady => prop_assert!(!moved, "kept although a phase moved: {:?}", would),
+                Decision::Apply { phases, .. } => {
+                    prop_assert!(moved);
+                    prop_assert_eq!(phases, would);
+                }
+                other => prop_assert!(false, "{:?}", other),
+            }
+        }
+    }
+
+    #[test]
+    fn a_proposal_within_the_smallest_change_is_steady_and_one_beyond_it_applies() {
+        let x = crossing(30.0);
+        let mut p = x.phases.clone();
+        p[0].green_s += 2.9;
+        p[0].red_s -= 2.9;
+        p[1].green_s -= 2.9;
+        p[1].red_s += 2.9;
+        assert_eq!(decide(&x, p.clone(), 4.0, 3.0), Decision::Steady);
+        p[0].green_s += 0.1;
+        p[0].red_s -= 0.1;
+        assert!(matches!(
+            decide(&x, p.clone(), 4.0, 3.0),
+            Decision::Apply { .. }
+        ));
+        assert!(matches!(
+            decide(&x, x.phases.clone(), 4.0, 0.0),
+            Decision::Apply { .. }
+        ));
+        let mut other = x.phases.clone();
+        other[0].lights.reverse();
+        assert_eq!(largest_change_s(&x.phases, &other), f64::INFINITY);
     }
 }

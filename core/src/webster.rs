@@ -35,6 +35,11 @@ pub struct WebsterConfig {
     pub saturated_y: f64,
     /// Shortest effective green, s.
     pub min_green_s: f64,
+    /// Smallest change worth applying, s: an adaptive intersection keeps its timings when no
+    /// phase's green or red would move by this much ([`crate::control::decide`]). A quarter's
+    /// counts are noisy, and a controller changing plan loses part of a cycle to the
+    /// transition; `0` applies every proposal.
+    pub min_change_s: f64,
 }
 
 impl Default for WebsterConfig {
@@ -46,6 +51,7 @@ impl Default for WebsterConfig {
             max_cycle_s: 120.0,
             saturated_y: 0.9,
             min_green_s: 5.0,
+            min_change_s: 3.0,
         }
     }
 }

@@ -79,7 +79,7 @@ pub const TEMPLATE: TemplateDefaults = TemplateDefaults {
     fault_batch_size: 1_000,
     fault_window_s: 10,
     merge_every_min: 5,
-    shards: 2,
+    shards: 1,
     memory_mb: [512, 256, 2048],
 };
 

@@ -19,7 +19,8 @@
 //!    intersection has not changed since it was read (an operator's edit wins; the retiming
 //!    waits for the next window), before the results, so a crash in between recomputes them.
 //!    Each intersection's control mode (`traffic_core::control`) decides what happens to
-//!    Webster's proposal: `adaptive` applies it within the intersection's limits, `fixed`
+//!    Webster's proposal: `adaptive` applies it within the intersection's limits (unless no
+//!    green or red would move by `WEBSTER_MIN_CHANGE_S`: then nothing is written), `fixed`
 //!    keeps the timings, `manual` keeps them and records the proposal (with its inputs) on the
 //!    intersection, conditionally as the timings are. An intersection already retimed (or,
 //!    manual, given a proposal) from this window by a run that crashed before its progress is
@@ -233,6 +234,9 @@ pub struct MergeReport {
     pub retiming_conflicts: usize,
     /// Intersections whose timings were kept because of their control mode (fixed, manual).
     pub retiming_kept: usize,
+    /// Adaptive intersections left as they were: no green or red would have moved by
+    /// `WEBSTER_MIN_CHANGE_S` (nothing written).
+    pub retiming_steady: usize,
     /// Intersections retimed whose limits changed Webster's proposal.
     pub retiming_limited: usize,
     /// Result events published ([`events`]): one per window closed, one per retiming round.
@@ -265,6 +269,7 @@ impl Merge<'_> {
                 retimed = report.retimed,
                 retiming_conflicts = report.retiming_conflicts,
                 retiming_kept = report.retiming_kept,
+                retiming_steady = report.retiming_steady,
                 retiming_limited = report.retiming_limited,
                 events_published = report.events_published,
                 silent_raised = report.silence.raised.len(),
@@ -485,6 +490,7 @@ impl Merge<'_> {
             report.retimed = round.retimed;
             report.retiming_conflicts = round.conflicts;
             report.retiming_kept = round.kept;
+            report.retiming_steady = round.steady;
             report.retiming_limited = round.limited;
             retimed_window = Some(*w);
         }
@@ -585,7 +591,12 @@ impl Merge<'_> {
             }
             let timing = retime(&x, &t.vehicles, seconds, &self.cfg.webster);
             let proposed = apply(&x.phases, &timing);
-            match decide(&x, proposed, self.cfg.webster.yellow_s) {
+            match decide(
+                &x,
+                proposed,
+                self.cfg.webster.yellow_s,
+                self.cfg.webster.min_change_s,
+            ) {
                 Decision::Apply { phases, limited: l } => {
                     if l {
                         limited.push(x.id.clone());
@@ -597,6 +608,7 @@ impl Merge<'_> {
                     });
                 }
                 Decision::Keep => round.kept += 1,
+                Decision::Steady => round.steady += 1,
                 Decision::Propose(phases) => {
                     round.kept += 1;
                     let proposal = Proposal::of(&x, &t.vehicles, window.window, &timing, phases);
@@ -634,6 +646,7 @@ impl Merge<'_> {
 #[derive(Debug, Default)]
 struct RetimingRound {
     retimed: usize,
+    steady: usize,
     conflicts: usize,
     kept: usize,
     limited: usize,

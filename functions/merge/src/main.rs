@@ -21,6 +21,7 @@ async fn main() -> Result<(), Error> {
                 "provisional": report.provisional,
                 "retimed": report.retimed,
                 "kept": report.retiming_kept,
+                "steady": report.retiming_steady,
                 "limited": report.retiming_limited,
             }))
         },
