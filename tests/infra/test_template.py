@@ -51,6 +51,7 @@ ENGINE_SET = {
     "TRAFFIC_MIN_READING_INTERVAL": "MinReadingInterval",
     "TRAFFIC_IDLE_TIMEOUT": "IdleTimeout",
     "TRAFFIC_SILENCE_AFTER": "SilenceAfter",
+    "WEBSTER_MIN_CHANGE_S": "RetimeMinChange",
 }
 #: Variables that choose the resources (the AWS adapter's `AwsNames`): each function sets
 #: exactly those its code uses, compared resource by resource.

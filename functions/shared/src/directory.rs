@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
+use traffic_core::city::Intersection;
 use traffic_core::reading::Position;
 use traffic_core::{IntersectionId, LightIndex};
 use traffic_ports::{PortResult, Registry};
@@ -92,7 +93,10 @@ impl Directory {
                 {
                     s.checked = Instant::now();
                 }
-                _ => *guard = Some(load(registry, generation).await?),
+                _ => {
+                    let listed = registry.intersections().await?;
+                    *guard = Some(Snapshot::of(listed, generation));
+                }
             }
         }
         let snap = guard.as_ref().map(|s| &s.known);
@@ -106,28 +110,28 @@ impl Directory {
     }
 }
 
-/// Lists the intersections; `generation` is what was read just before.
-async fn load(registry: &dyn Registry, generation: Option<u64>) -> PortResult<Snapshot> {
-    let known = registry
-        .intersections()
-        .await?
-        .into_iter()
-        .map(|x| {
-            let lights = x.lights.iter().fold(0u8, |m, l| m | (1 << l.light.get()));
-            let position = Position {
-                lat: x.lat,
-                lon: x.lon,
-            };
-            (x.id, Known { lights, position })
-        })
-        .collect();
-    let now = Instant::now();
-    Ok(Snapshot {
-        known,
-        generation,
-        loaded: now,
-        checked: now,
-    })
+impl Snapshot {
+    /// The directory of `listed`; `generation` is what was read just before the listing.
+    fn of(listed: Vec<Intersection>, generation: Option<u64>) -> Self {
+        let known = listed
+            .into_iter()
+            .map(|x| {
+                let lights = x.lights.iter().fold(0u8, |m, l| m | (1 << l.light.get()));
+                let position = Position {
+                    lat: x.lat,
+                    lon: x.lon,
+                };
+                (x.id, Known { lights, position })
+            })
+            .collect();
+        let now = Instant::now();
+        Snapshot {
+            known,
+            generation,
+            loaded: now,
+            checked: now,
+        }
+    }
 }
 
 impl Default for Directory {
