@@ -941,3 +941,78 @@ async fn a_merge_redone_after_a_crash_applies_the_change_limit_once() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(history.len(), 1);
 }
+
+/// The city of `store_with_city` with an hour of readings of I-0001 … I-0003, I-0003's timings
+/// replaced by `phases` first (when given).
+async fn city_with_an_hour(
+    phases: Option<Vec<traffic_core::city::Phase>>,
+) -> (tempfile::TempDir, traffic_embedded::EmbeddedStore) {
+    let (dir, store) = store_with_city().await;
+    if let Some(phases) = phases {
+        let mut x = intersection(&store, "I-0003").await;
+        x.phases = phases;
+        store
+            .put_intersection(&x)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let cfg = EngineConfig::default();
+    ingest_on(&cfg, &store, &Directory::default())
+        .process(&event_of(
+            "shardId-000000000000",
+            &city_minutes(&["I-0001", "I-0002", "I-0003"], 0, 60),
+        ))
+        .await;
+    (dir, store)
+}
+
+#[tokio::test]
+async fn an_adaptive_intersection_within_the_smallest_change_of_websters_proposal_is_left_as_it_is()
+{
+    // What Webster proposes from this hour, from a merge that applies every proposal.
+    let mut every = EngineConfig::default();
+    every.webster.min_change_s = 0.0;
+    let (_a, applied) = city_with_an_hour(None).await;
+    let report = merge_on(&every, &applied)
+        .handle(&scheduled_event())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (report.retimed, report.retiming_steady),
+        (3, 0),
+        "{report:?}"
+    );
+    let proposed = intersection(&applied, "I-0003").await.phases;
+
+    // The same hour, I-0003 already running within 2 s of that proposal (same cycle).
+    let mut near = proposed.clone();
+    near[0].green_s += 2.0;
+    near[0].red_s -= 2.0;
+    near[1].green_s -= 2.0;
+    near[1].red_s += 2.0;
+    let (_b, store) = city_with_an_hour(Some(near.clone())).await;
+    let cfg = EngineConfig::default();
+    assert_eq!(cfg.webster.min_change_s, 3.0);
+    let report = merge_on(&cfg, &store)
+        .handle(&scheduled_event())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (report.retimed, report.retiming_steady),
+        (2, 1),
+        "{report:?}"
+    );
+    let kept = intersection(&store, "I-0003").await;
+    assert_eq!(kept.phases, near, "nothing written");
+    assert_eq!(kept.retimed_from, None);
+    let history = store
+        .timing_history(&id("I-0003"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(history.is_empty(), "{history:?}");
+    // The others moved by more than 3 s from the city's 30 s greens: retimed as before.
+    assert_eq!(
+        intersection(&store, "I-0001").await.phases,
+        intersection(&applied, "I-0001").await.phases
+    );
+}
