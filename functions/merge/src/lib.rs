@@ -485,8 +485,10 @@ impl Merge<'_> {
 
         // Webster on the latest control window closed in this run.
         let mut retimed_window = None;
+        let mut listed = None;
         if let Some((w, r)) = out.finals.iter().rev().find(|(w, _)| w.length == pane_len) {
             let round = self.retime(r).await?;
+            listed = Some(round.listed);
             report.retimed = round.retimed;
             report.retiming_conflicts = round.conflicts;
             report.retiming_kept = round.kept;
@@ -551,6 +553,7 @@ impl Merge<'_> {
                 all_idle: shards_counted > 0 && report.shards_idle == shards_counted,
                 heard: &heard,
                 now_ms: now,
+                listed: listed.as_deref(),
             };
             match silence::run(h, self.registry, silence_after_ms, &facts).await {
                 Ok(s) => report.silence = s,
@@ -572,6 +575,7 @@ impl Merge<'_> {
         let mut limited = Vec::new();
         let mut proposals = Vec::new();
         for (x, version) in self.registry.intersections_versioned().await? {
+            round.listed.push(x.clone());
             let Some(t) = window.intersections.get(&x.id) else {
                 continue;
             };
@@ -645,6 +649,8 @@ impl Merge<'_> {
 /// What one retiming round did.
 #[derive(Debug, Default)]
 struct RetimingRound {
+    /// The intersections as the round read them (detector health judges over the same list).
+    listed: Vec<traffic_core::city::Intersection>,
     retimed: usize,
     steady: usize,
     conflicts: usize,

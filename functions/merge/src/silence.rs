@@ -9,7 +9,8 @@
 //!    holding the previous closed mark on, open ones included): no extra read;
 //! 2. the open sensor-silent alarms: the open alarm view, paged (it holds the open lamp
 //!    alarms too; it is small);
-//! 3. the registry (every intersection and its lights), only when the closed mark crossed a
+//! 3. the registry (every intersection and its lights: the list the run's retiming read, if it
+//!    retimed), only when the closed mark crossed a
 //!    pane boundary, or every shard is idle and no city alarm is open yet: the judgment then
 //!    raises and resolves; otherwise it only resolves the alarms of lights heard again;
 //! 4. new alarms recorded (their ids name the scope and the instant since which nothing was
@@ -21,6 +22,7 @@
 use crate::Closing;
 use std::collections::{BTreeMap, BTreeSet};
 use traffic_core::alarm::AlarmPolicy;
+use traffic_core::city::Intersection;
 use traffic_core::delta::Delta;
 use traffic_core::lamps::{Alarm, Silence};
 use traffic_core::reading::Position;
@@ -74,6 +76,8 @@ pub(crate) struct RunFacts<'r> {
     pub heard: &'r BTreeSet<(IntersectionId, LightIndex)>,
     /// Now (processing time), epoch ms: when resolved alarms are marked closed.
     pub now_ms: i64,
+    /// The intersections, when the run's retiming has just listed them (read again otherwise).
+    pub listed: Option<&'r [Intersection]>,
 }
 
 /// The lights with a reading at or after `since_ms` among `panes`' deltas.
@@ -128,18 +132,28 @@ async fn open_alarms(lamps: &dyn LampStore) -> PortResult<Vec<AlarmRecord>> {
     Ok(out)
 }
 
-async fn watched(registry: &dyn Registry) -> PortResult<Vec<Watched>> {
-    Ok(registry
-        .intersections()
-        .await?
-        .into_iter()
+/// What the judgment watches: `listed`, or the registry's intersections when not given.
+async fn watched(
+    registry: &dyn Registry,
+    listed: Option<&[Intersection]>,
+) -> PortResult<Vec<Watched>> {
+    let read;
+    let xs = match listed {
+        Some(xs) => xs,
+        None => {
+            read = registry.intersections().await?;
+            &read[..]
+        }
+    };
+    Ok(xs
+        .iter()
         .map(|x| Watched {
             lights: x.lights.iter().map(|l| l.light).collect(),
             position: Some(Position {
                 lat: x.lat,
                 lon: x.lon,
             }),
-            id: x.id,
+            id: x.id.clone(),
         })
         .collect())
 }
@@ -178,7 +192,7 @@ pub(crate) async fn run(
     let crossed = facts.before_ms.is_none_or(|b| pane(b) != pane(closed));
     let registered = if crossed || (facts.all_idle && !city_open) {
         report.judged = true;
-        Some(watched(registry).await?)
+        Some(watched(registry, facts.listed).await?)
     } else {
         None
     };
