@@ -70,6 +70,11 @@ def costs(run: dict) -> dict[str, float]:
     return out
 
 
+def shards(n: int) -> str:
+    """`1 shard`, `2 shards`."""
+    return f"{n} shard" if n == 1 else f"{n} shards"
+
+
 EXTRAPOLATE_TO = 10_000
 
 
@@ -77,7 +82,7 @@ def columns() -> list[tuple[dict, str]]:
     """The measured runs, and a 10,000-intersection city from the largest if none measured one."""
     runs = MEASURED["runs"]
     out = [
-        (r, f"{r['result']['intersections']:,} intersections, {r['result']['shards']} shards, {r['result']['minutes']} min")
+        (r, f"{r['result']['intersections']:,} intersections, {shards(r['result']['shards'])}, {r['result']['minutes']} min")
         for r in runs
     ]
     if not any(r["result"]["intersections"] == EXTRAPOLATE_TO for r in runs):
@@ -86,7 +91,7 @@ def columns() -> list[tuple[dict, str]]:
         out.append(
             (
                 scaled,
-                f"{EXTRAPOLATE_TO:,} intersections, {base['result']['shards']} shards "
+                f"{EXTRAPOLATE_TO:,} intersections, {shards(base['result']['shards'])} "
                 f"(per reading as the {base['result']['intersections']:,} × {base['result']['minutes']} min run)",
             )
         )

@@ -50,14 +50,23 @@ async fn a_city_of_1000_intersections_bills_at_most_20_write_and_20_read_state_u
         "the delta state and its merge: {state:?} per 1,000 readings: {:?}",
         m.per_1000_readings_by_table
     );
-    // The whole system stays under what issue 12 found (model, without fault's lamp reads):
-    // fault's reads of every intersection's lamp item (the alarm redesign) and the merge's
-    // retiming writes are what is left above 20 (docs/aws.md, "What a reading costs").
+    // The whole system's reads are within issue 12's target; so are its writes but for the
+    // merge's retiming, which in a 30-minute run is the first of a new city: every
+    // intersection moves from the city file's timings (2 write units each, once). Later
+    // quarters write only the intersections that move by WEBSTER_MIN_CHANGE_S (the README's
+    // "What it costs" has the longer runs).
     assert!(
-        m.write_units_per_1000_readings <= 226.0 && m.read_units_per_1000_readings <= 445.0,
-        "{} write and {} read units per 1,000 readings: {:?}",
-        m.write_units_per_1000_readings,
+        m.read_units_per_1000_readings <= 20.0,
+        "{} read units per 1,000 readings: {:?}",
         m.read_units_per_1000_readings,
+        m.per_1000_readings_by_table
+    );
+    let retiming = m.units_per_1000_readings_of(&["merge:registry"]);
+    assert!(
+        m.write_units_per_1000_readings - retiming.write_units <= 20.0,
+        "{} write units per 1,000 readings, {} of them the retiming: {:?}",
+        m.write_units_per_1000_readings,
+        retiming.write_units,
         m.per_1000_readings_by_table
     );
     env.cleanup(&r, None, &[]).await;
