@@ -306,7 +306,10 @@ impl<'c> BatchFold<'c> {
     }
 
     fn arrived(&mut self, seq: &SequenceNumber, arrival_ms: Option<i64>) {
-        self.meta.applied_through = Some(seq.clone());
+        match &mut self.meta.applied_through {
+            Some(a) => a.clone_from(seq),
+            None => self.meta.applied_through = Some(seq.clone()),
+        }
         if let Some(a) = arrival_ms {
             self.meta.last_arrival_ms = Some(self.meta.last_arrival_ms.map_or(a, |m| m.max(a)));
         }
