@@ -46,17 +46,15 @@ impl<'a> Scan<'a> {
     /// A string without escapes or control characters, as its bytes.
     fn bytes(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
-        let start = self.at;
-        loop {
-            match self.peek()? {
-                b'"' => break,
-                b'\\' | 0..=0x1f => return None,
-                _ => self.at += 1,
-            }
+        let rest = self.b.get(self.at..)?;
+        let len = rest
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if rest[len] != b'"' {
+            return None;
         }
-        let s = self.b.get(start..self.at)?;
-        self.at += 1;
-        Some(s)
+        self.at += len + 1;
+        rest.get(..len)
     }
 
     fn str(&mut self) -> Option<&'a str> {
