@@ -7,12 +7,16 @@
 //! ```
 //!
 //! [`Reading::parse`] decodes and validates in one pass; every rejection says which field is
-//! wrong. Unknown fields are ignored so that producers can add some.
+//! wrong. Unknown fields are ignored so that producers can add some. Records in the usual form
+//! are decoded by a small scanner of their own (`scan`), which gives exactly what serde_json
+//! gives or gives up; serde_json decodes the rest.
 
 use crate::ids::{IdError, IntersectionId, LightError, LightIndex};
 use crate::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+
+mod scan;
 
 /// Largest accepted `vehicles` of one reading (a light's count since its previous reading).
 pub const MAX_VEHICLES: u32 = 10_000;
@@ -148,7 +152,9 @@ pub enum ReadingError {
     Position(String),
 }
 
+/// A record's fields as decoded, before validation.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug))]
 struct Wire<'a> {
     #[serde(borrow)]
     intersection_id: Cow<'a, str>,
@@ -178,11 +184,21 @@ struct WireOut<'a> {
     lon: Option<f64>,
 }
 
+/// Decodes a record's fields with serde_json.
+fn decode_with_serde(bytes: &[u8]) -> Result<Wire<'_>, ReadingError> {
+    serde_json::from_slice(bytes).map_err(|e| ReadingError::Malformed(e.to_string()))
+}
+
 impl Reading {
     /// Decodes and validates one record.
     pub fn parse(bytes: &[u8]) -> Result<Self, ReadingError> {
-        let w: Wire<'_> =
-            serde_json::from_slice(bytes).map_err(|e| ReadingError::Malformed(e.to_string()))?;
+        match scan::decode(bytes) {
+            Some(w) => Self::validate(w),
+            None => Self::validate(decode_with_serde(bytes)?),
+        }
+    }
+
+    fn validate(w: Wire<'_>) -> Result<Self, ReadingError> {
         let intersection_id = match w.intersection_id {
             Cow::Borrowed(s) => IntersectionId::parse(s)?,
             Cow::Owned(s) => IntersectionId::parse_owned(s)?,

@@ -8,9 +8,21 @@ use std::fmt;
 ///
 /// It is longer than any machine integer, so it is kept as its digits and ordered by length,
 /// then lexicographically (which is numeric order for digit strings without leading zeros).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SequenceNumber(String);
+
+impl Clone for SequenceNumber {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+
+    /// Copies into the digits' buffer it has (the fold sets its last applied number once a
+    /// record, without allocating).
+    fn clone_from(&mut self, source: &Self) {
+        self.0.clone_from(&source.0);
+    }
+}
 
 /// A string that is not a sequence number.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
