@@ -18,11 +18,7 @@ const MOVES: [f64; 4] = [1.0, 2.0, 3.0, 5.0];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let n: usize = args
-        .next()
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(1_000);
+    let n: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1_000);
     let hours: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(24);
     let city = generate_city(&CityConfig {
         intersections: n,
