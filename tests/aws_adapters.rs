@@ -881,34 +881,49 @@ async fn a_backfill_of_year_old_readings_expires_a_retention_after_it_was_writte
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_intersections_with_a_lamp_not_ok_are_tracked_and_found_again_on_an_older_table()
+async fn the_lamps_not_ok_are_summarised_exactly_and_an_older_tables_are_found_again_as_unknown()
 -> anyhow::Result<()> {
+    use traffic_core::lamps::LampSummary;
     let Some((env, r, s)) = store("not-ok").await? else {
         return Ok(());
     };
-    let none = std::collections::BTreeSet::new();
-    assert_eq!(s.maybe_not_ok().await?, Some(none.clone()), "a new table");
+    let none = BTreeMap::new();
+    assert_eq!(s.lamp_summaries().await?, Some(none.clone()), "a new table");
     s.put_lamp_states(&[
         ((id("I-0001"), light(2)), lamps(LampState::Broken, 2)),
         ((id("I-0002"), light(0)), lamps(LampState::Ok, 2)),
     ])
     .await?;
-    let only_1 = std::collections::BTreeSet::from([id("I-0001")]);
-    assert_eq!(s.maybe_not_ok().await?, Some(only_1.clone()));
-    // A table whose lamp states were written before the set existed: found by one scan.
+    let broken_green = Lamps {
+        green: LampState::Broken,
+        ..Lamps::default()
+    };
+    let only_1 = BTreeMap::from([(
+        id("I-0001"),
+        LampSummary::NotOk(BTreeMap::from([(light(2), broken_green)])),
+    )]);
+    assert_eq!(s.lamp_summaries().await?, Some(only_1.clone()));
+    // A table whose lamp states were written before the summaries existed (the older set of
+    // ids): found by one scan, as unknown (read until its lamps are next written).
     env.clients
         .dynamodb
-        .delete_item()
+        .put_item()
         .table_name(&r.registry_table)
-        .key("pk", AttributeValue::S("lamp#not-ok".into()))
-        .key("sk", AttributeValue::S("state".into()))
+        .item("pk", AttributeValue::S("lamp#not-ok".into()))
+        .item("sk", AttributeValue::S("state".into()))
+        .item("ids", AttributeValue::Ss(vec!["I-0001".into()]))
+        .item("complete", AttributeValue::Bool(true))
         .send()
         .await?;
-    assert_eq!(s.maybe_not_ok().await?, Some(only_1));
-    // Back to ok: forgotten.
-    s.put_lamp_states(&[((id("I-0001"), light(2)), lamps(LampState::Ok, 3))])
+    let unknown = BTreeMap::from([(id("I-0001"), LampSummary::Unknown)]);
+    assert_eq!(s.lamp_summaries().await?, Some(unknown));
+    // Written again: exact; back to ok: forgotten.
+    s.put_lamp_states(&[((id("I-0001"), light(2)), lamps(LampState::Broken, 3))])
         .await?;
-    assert_eq!(s.maybe_not_ok().await?, Some(none));
+    assert_eq!(s.lamp_summaries().await?, Some(only_1));
+    s.put_lamp_states(&[((id("I-0001"), light(2)), lamps(LampState::Ok, 4))])
+        .await?;
+    assert_eq!(s.lamp_summaries().await?, Some(none));
     env.cleanup(&r, None, &[]).await;
     Ok(())
 }

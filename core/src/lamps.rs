@@ -161,20 +161,108 @@ pub fn transition(prev: &LightLamps, reading: &Reading) -> Transition {
     }
 }
 
+/// What a store knows of one intersection's stored lamps without reading its item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LampSummary {
+    /// Its lamps are being written, or were before the summary kept them: read the item.
+    Unknown,
+    /// The lamps of each light that has one not ok; every other light's are all ok.
+    NotOk(std::collections::BTreeMap<LightIndex, Lamps>),
+}
+
+impl LampSummary {
+    /// The stored lamps of `light`, when known.
+    pub fn lamps(&self, light: LightIndex) -> Option<Lamps> {
+        match self {
+            LampSummary::Unknown => None,
+            LampSummary::NotOk(lights) => Some(lights.get(&light).copied().unwrap_or_default()),
+        }
+    }
+
+    /// The summary of an intersection whose lights' stored lamps are `lights`: `None` when
+    /// they are all ok (an intersection all ok is left out of the summaries).
+    pub fn of<'a>(lights: impl IntoIterator<Item = (LightIndex, &'a Lamps)>) -> Option<Self> {
+        let not_ok: std::collections::BTreeMap<LightIndex, Lamps> = lights
+            .into_iter()
+            .filter(|(_, l)| !l.all_ok())
+            .map(|(i, l)| (i, *l))
+            .collect();
+        (!not_ok.is_empty()).then_some(LampSummary::NotOk(not_ok))
+    }
+
+    /// A short text for the store: `?` when unknown, else `light:lamps` per light not all ok,
+    /// `;` between, each broken lamp a letter (`r`, `y`, `g`): `0:g;2:ry`.
+    pub fn encode(&self) -> String {
+        match self {
+            LampSummary::Unknown => "?".into(),
+            LampSummary::NotOk(lights) => lights
+                .iter()
+                .map(|(i, l)| {
+                    let mut s = format!("{}:", i.get());
+                    for (c, letter) in [
+                        (LampColour::Red, 'r'),
+                        (LampColour::Yellow, 'y'),
+                        (LampColour::Green, 'g'),
+                    ] {
+                        if l.get(c) == LampState::Broken {
+                            s.push(letter);
+                        }
+                    }
+                    s
+                })
+                .collect::<Vec<_>>()
+                .join(";"),
+        }
+    }
+
+    /// The summary [`LampSummary::encode`] wrote; `None` for text it cannot have written.
+    pub fn decode(text: &str) -> Option<Self> {
+        if text == "?" {
+            return Some(LampSummary::Unknown);
+        }
+        let mut lights = std::collections::BTreeMap::new();
+        for part in text.split(';') {
+            let (light, letters) = part.split_once(':')?;
+            let light = LightIndex::new(light.parse().ok()?).ok()?;
+            let mut lamps = Lamps::default();
+            for letter in letters.chars() {
+                let colour = match letter {
+                    'r' => LampColour::Red,
+                    'y' => LampColour::Yellow,
+                    'g' => LampColour::Green,
+                    _ => return None,
+                };
+                lamps.set(colour, LampState::Broken);
+            }
+            if lamps.all_ok() || lights.insert(light, lamps).is_some() {
+                return None;
+            }
+        }
+        Some(LampSummary::NotOk(lights))
+    }
+}
+
 /// The intersections among `readings` whose lamp states a batch must read (and may change),
-/// given `maybe_not_ok`: a set that holds every intersection whose stored states are not all
-/// ok (`None` when unknown: all of them). An intersection outside it is all ok, and a batch
-/// in which it reports only ok lamps changes nothing and raises nothing ([`transition`] of ok
-/// onto ok), so its states need not be read at all; one broken lamp in the batch, and every
-/// reading of that intersection in the batch is applied, in order.
+/// given `summaries`: what the store knows of every intersection whose stored lamps are not all
+/// ok, or is writing (`None` when it keeps none: all of them). A reading that repeats its
+/// light's stored lamps changes nothing and raises nothing ([`transition`] keeps the lamps, and
+/// only lamps that change are written), so an intersection whose readings in the batch all do
+/// need not be read; an intersection left out of `summaries` is all ok. One reading that may
+/// differ, and every reading of that intersection in the batch is applied, in order.
 pub fn intersections_to_read<'a>(
     readings: impl IntoIterator<Item = &'a Reading>,
-    maybe_not_ok: Option<&std::collections::BTreeSet<IntersectionId>>,
+    summaries: Option<&std::collections::BTreeMap<IntersectionId, LampSummary>>,
 ) -> std::collections::BTreeSet<IntersectionId> {
     readings
         .into_iter()
         .filter(|r| {
-            maybe_not_ok.is_none_or(|set| set.contains(&r.intersection_id) || !r.lamps.all_ok())
+            summaries.is_none_or(|known| {
+                let stored = match known.get(&r.intersection_id) {
+                    None => Some(Lamps::default()),
+                    Some(summary) => summary.lamps(r.light),
+                };
+                stored != Some(r.lamps)
+            })
         })
         .map(|r| r.intersection_id.clone())
         .collect()
@@ -236,6 +324,27 @@ mod tests {
             reading(1, Broken),
         ]);
         assert_eq!(alarms, vec![(1, vec![LampColour::Green])]);
+    }
+
+    #[test]
+    fn a_summary_reads_back_and_text_it_cannot_have_written_is_refused() {
+        let text = "0:g;2:ry";
+        let s = LampSummary::decode(text).unwrap_or_else(|| panic!("decodes"));
+        assert_eq!(s.encode(), text);
+        let l = |i: i64| LightIndex::new(i).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.lamps(l(2)).map(|x| (x.red, x.yellow, x.green)),
+            Some((LampState::Broken, LampState::Broken, LampState::Ok))
+        );
+        assert_eq!(
+            s.lamps(l(1)),
+            Some(Lamps::default()),
+            "a light left out is all ok"
+        );
+        assert_eq!(LampSummary::Unknown.lamps(l(1)), None);
+        for bad in ["", "0:", "0:x", "4:g", "0:g;0:r", "g", "0:g;", "?0"] {
+            assert_eq!(LampSummary::decode(bad), None, "{bad:?}");
+        }
     }
 
     mod selection {
@@ -300,7 +409,8 @@ mod tests {
 
         proptest! {
             /// Skipping the intersections outside the selection changes no alarm, no repair
-            /// and no stored lamp, whatever the stored states and the batch.
+            /// and no stored lamp, whatever the stored states and the batch; and a summary
+            /// reads back as it was written.
             #[test]
             fn reading_only_the_selected_intersections_gives_the_same_alarms_and_states(
                 stored in prop::collection::vec((0u8..6, 0u8..4, 0u8..8, 0i64..50), 0..20),
@@ -323,14 +433,27 @@ mod tests {
                         position: None,
                     })
                     .collect();
-                // The set holds every intersection not all ok, and maybe some that are.
-                let mut maybe: BTreeSet<IntersectionId> = stored
-                    .iter()
-                    .filter(|(_, s)| !s.lamps.all_ok())
-                    .map(|((i, _), _)| i.clone())
-                    .collect();
-                maybe.extend(extra.into_iter().map(id));
-                let read = intersections_to_read(&readings, Some(&maybe));
+                // A summary of every intersection not all ok, and of some marked unknown (being
+                // written when the batch read the summaries).
+                let mut summaries: BTreeMap<IntersectionId, LampSummary> = BTreeMap::new();
+                for i in 0u8..6 {
+                    let lights: Vec<(LightIndex, Lamps)> = stored
+                        .iter()
+                        .filter(|((x, _), _)| *x == id(i))
+                        .map(|((_, l), s)| (*l, s.lamps))
+                        .collect();
+                    if let Some(s) = LampSummary::of(lights.iter().map(|(l, s)| (*l, s))) {
+                        summaries.insert(id(i), s);
+                    }
+                }
+                for i in extra {
+                    summaries.insert(id(i), LampSummary::Unknown);
+                }
+                for s in summaries.values() {
+                    let back = LampSummary::decode(&s.encode());
+                    prop_assert_eq!(back.as_ref(), Some(s));
+                }
+                let read = intersections_to_read(&readings, Some(&summaries));
                 prop_assert_eq!(fold(&stored, &readings, None), fold(&stored, &readings, Some(&read)));
             }
         }

@@ -20,11 +20,11 @@ pub use source::{
 };
 
 use async_trait::async_trait;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use traffic_core::city::{Intersection, Phase};
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::events::ResultEvent;
-use traffic_core::lamps::{Alarm, LightLamps};
+use traffic_core::lamps::{Alarm, LampSummary, LightLamps};
 use traffic_core::lineage::ShardInfo;
 use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
 use traffic_core::query::{NetworkState, WindowResult};
@@ -463,16 +463,19 @@ pub trait LampStore: Send + Sync {
         lights: &[(IntersectionId, LightIndex)],
     ) -> PortResult<BTreeMap<(IntersectionId, LightIndex), LightLamps>>;
 
-    /// The intersections that may have a lamp not ok: every intersection whose stored states
-    /// are not all ok is among them, and a few more may be. `None` when the store keeps no
-    /// such set (every state must then be read); `fault` reads the states of only these and
-    /// of those reporting a broken lamp (`traffic_core::lamps::intersections_to_read`).
-    async fn maybe_not_ok(&self) -> PortResult<Option<BTreeSet<IntersectionId>>> {
+    /// What the store knows of the lamps of every intersection whose stored states are not
+    /// all ok, without reading their items: the lamps not ok of each (exact), or `Unknown`
+    /// while they are being written; an intersection left out is all ok. `None` when the store
+    /// keeps no summaries (every state must then be read); `fault` reads the states of only
+    /// the intersections whose readings may change them
+    /// (`traffic_core::lamps::intersections_to_read`).
+    async fn lamp_summaries(&self) -> PortResult<Option<BTreeMap<IntersectionId, LampSummary>>> {
         Ok(None)
     }
 
-    /// Stores new lamp states (and keeps [`LampStore::maybe_not_ok`] true: an intersection
-    /// is added before a state not ok is written, removed after its states are all ok).
+    /// Stores new lamp states (and keeps [`LampStore::lamp_summaries`] true: an intersection
+    /// is marked unknown before its states are written, and summarised, or left out when all
+    /// ok, after).
     async fn put_lamp_states(
         &self,
         states: &[((IntersectionId, LightIndex), LightLamps)],

@@ -32,17 +32,20 @@
 //! before it writes them. Repair orders are taken with a conditional delete each, so an order
 //! is handed out once even to concurrent takers.
 //!
-//! Most of a city's lamps work, and a batch of ok lamps from an intersection whose lamps all
-//! work changes nothing, so `fault` reads the states of only the intersections in
-//! `lamp#not-ok` and of those reporting a broken lamp ([`LampStore::maybe_not_ok`]): one
-//! consistent `GetItem` of a small item per batch instead of one item per intersection.
-//! [`LampStore::put_lamp_states`] keeps the set a superset of the intersections whose states
-//! are not all ok: `ADD` before a state not ok is written, `DELETE` after an intersection's
-//! states are all ok again (a crash in between leaves an extra member, which costs a read and
-//! nothing else). The set is trusted once `complete` is set: on a table that had lamp states
-//! before the set existed, the first reader scans the lamp items once, adds every intersection
-//! with a lamp not ok and sets `complete` (writers that add or delete meanwhile keep it a
-//! superset: a delete that lands before the scan's add leaves an extra member).
+//! Most of a city's lamps work, and a reading that repeats its light's stored lamps changes
+//! nothing, so `fault` reads the states of only the intersections whose readings may change
+//! them ([`LampStore::lamp_summaries`]): one consistent `GetItem` per batch of `lamp#not-ok`,
+//! whose map `lamps` holds, for every intersection with a lamp not ok, its lamps not ok
+//! (`LampSummary::encode`: `0:g;2:ry`), instead of one item per intersection. An intersection
+//! whose broken lamp stays broken until it is repaired is then read only when a reading says
+//! something else. The summaries must be exact, so [`LampStore::put_lamp_states`] marks each
+//! intersection it writes unknown (`?`: always read) before writing its lamp item, and
+//! records its new summary (or removes it, all ok) after; a crash in between leaves `?`, which
+//! costs a read and nothing else. The map is trusted once `summarised` is set: on a table that
+//! had lamp states before the summaries existed (the older `ids` set), the first reader scans
+//! the lamp items once and marks every intersection with a lamp not ok unknown, unless a
+//! writer got there first (`if_not_exists`), so a writer meanwhile is never overruled by an
+//! older scan.
 
 use crate::capacity::{item_size, read_units, write_units};
 use crate::error::{build, code_of, port_error};
@@ -55,7 +58,8 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use traffic_core::lamps::{Alarm, LightLamps};
+use traffic_core::lamps::{Alarm, LampSummary, LightLamps};
+use traffic_core::reading::Lamps;
 use traffic_core::{IntersectionId, LampColour, LightIndex};
 use traffic_ports::{
     Ack, AlarmPage, AlarmQuery, AlarmRecord, AlarmSelect, Closing, LampStore, PortError,
@@ -185,44 +189,122 @@ impl DynamoStore {
         Ok(out)
     }
 
-    /// Adds `ids` to (`ADD`) or removes them from (`DELETE`) the set of intersections that
-    /// may have a lamp not ok, optionally marking the set complete.
-    async fn update_not_ok(
+    /// Sets the summaries of `set` (`None`: removes the entry, all ok) in `lamp#not-ok`'s map,
+    /// fifty to an `UpdateItem`; `if_absent` keeps an entry a writer has set already.
+    async fn update_summaries(
         &self,
-        verb: &str,
-        ids: &BTreeSet<IntersectionId>,
-        complete: bool,
+        set: &[(IntersectionId, Option<LampSummary>)],
+        if_absent: bool,
     ) -> PortResult<()> {
-        if ids.is_empty() && !complete {
-            return Ok(());
+        for chunk in set.chunks(50) {
+            if !self.update_summaries_once(chunk, if_absent).await? {
+                // A table whose item has no map yet: make an empty one, then try once more.
+                self.ensure_summary_map().await?;
+                if !self.update_summaries_once(chunk, if_absent).await? {
+                    return Err(PortError::Corrupt(
+                        "lamp#not-ok: its summaries are not a map".into(),
+                    ));
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// One `UpdateItem` of [`Self::update_summaries`]; `false` when the item has no map.
+    async fn update_summaries_once(
+        &self,
+        chunk: &[(IntersectionId, Option<LampSummary>)],
+        if_absent: bool,
+    ) -> PortResult<bool> {
         let table = self.table(Table::Registry)?;
         let mut update = self
             .ddb
             .update_item()
             .table_name(table)
-            .set_key(Some(not_ok_key()));
+            .set_key(Some(not_ok_key()))
+            .return_values(ReturnValue::AllNew);
+        let (mut sets, mut removes) = (Vec::new(), Vec::new());
+        for (i, (id, summary)) in chunk.iter().enumerate() {
+            update = update.expression_attribute_names(format!("#k{i}"), id.to_string());
+            match summary {
+                Some(s) => {
+                    update = update.expression_attribute_values(
+                        format!(":v{i}"),
+                        AttributeValue::S(s.encode()),
+                    );
+                    sets.push(if if_absent {
+                        format!("lamps.#k{i} = if_not_exists(lamps.#k{i}, :v{i})")
+                    } else {
+                        format!("lamps.#k{i} = :v{i}")
+                    });
+                }
+                None => removes.push(format!("lamps.#k{i}")),
+            }
+        }
         let mut expr = String::new();
-        if complete {
-            expr.push_str("SET complete = :t ");
-            update = update.expression_attribute_values(":t", AttributeValue::Bool(true));
+        if !sets.is_empty() {
+            expr.push_str(&format!("SET {} ", sets.join(", ")));
         }
-        if !ids.is_empty() {
-            expr.push_str(&format!("{verb} ids :s"));
-            update = update.expression_attribute_values(
-                ":s",
-                AttributeValue::Ss(ids.iter().map(|i| i.to_string()).collect()),
-            );
+        if !removes.is_empty() {
+            expr.push_str(&format!("REMOVE {}", removes.join(", ")));
         }
-        let bytes = 40 + ids.iter().map(|i| i.as_str().len() + 1).sum::<usize>();
-        update
-            .update_expression(expr)
+        if expr.is_empty() {
+            return Ok(true);
+        }
+        match update.update_expression(expr).send().await {
+            Ok(resp) => {
+                // Billed on the item after the update (a lower bound for a removal).
+                self.metrics.write(
+                    &Table::Registry.op("UpdateItem"),
+                    write_units(resp.attributes().map_or(0, item_size)),
+                );
+                Ok(true)
+            }
+            // The document path `lamps.<id>` needs the map to exist.
+            Err(e) if code_of(&e) == Some("ValidationException") => Ok(false),
+            Err(e) => Err(port_error("updating the lamp summaries", e)),
+        }
+    }
+
+    /// Gives `lamp#not-ok` an empty map of summaries if it has none.
+    async fn ensure_summary_map(&self) -> PortResult<()> {
+        let table = self.table(Table::Registry)?;
+        let resp = self
+            .ddb
+            .update_item()
+            .table_name(table)
+            .set_key(Some(not_ok_key()))
+            .update_expression("SET lamps = if_not_exists(lamps, :empty)")
+            .expression_attribute_values(":empty", AttributeValue::M(Default::default()))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await
-            .map_err(|e| port_error("updating the intersections with a lamp not ok", e))?;
-        // The item after the update is about the size of what it names (a lower bound).
-        self.metrics
-            .write(&Table::Registry.op("UpdateItem"), write_units(bytes));
+            .map_err(|e| port_error("creating the lamp summaries", e))?;
+        self.metrics.write(
+            &Table::Registry.op("UpdateItem"),
+            write_units(resp.attributes().map_or(0, item_size)),
+        );
+        Ok(())
+    }
+
+    /// Marks the summaries complete (`summarised`), dropping the older `ids` set and its flag.
+    async fn mark_summarised(&self) -> PortResult<()> {
+        let table = self.table(Table::Registry)?;
+        let resp = self
+            .ddb
+            .update_item()
+            .table_name(table)
+            .set_key(Some(not_ok_key()))
+            .update_expression("SET summarised = :t REMOVE ids, complete")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| port_error("marking the lamp summaries complete", e))?;
+        self.metrics.write(
+            &Table::Registry.op("UpdateItem"),
+            write_units(resp.attributes().map_or(0, item_size)),
+        );
         Ok(())
     }
 
@@ -367,7 +449,7 @@ impl DynamoStore {
 
 #[async_trait]
 impl LampStore for DynamoStore {
-    async fn maybe_not_ok(&self) -> PortResult<Option<BTreeSet<IntersectionId>>> {
+    async fn lamp_summaries(&self) -> PortResult<Option<BTreeMap<IntersectionId, LampSummary>>> {
         let table = self.table(Table::Registry)?;
         let resp = self
             .ddb
@@ -377,31 +459,44 @@ impl LampStore for DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| port_error("reading the intersections with a lamp not ok", e))?;
+            .map_err(|e| port_error("reading the lamp summaries", e))?;
         self.metrics.read(
             &Table::Registry.op("GetItem"),
             read_units(resp.item().map_or(0, item_size), true),
         );
         let item = resp.item();
-        let mut ids = BTreeSet::new();
-        if let Some(AttributeValue::Ss(names)) = item.and_then(|i| i.get("ids")) {
-            for n in names {
-                let id = IntersectionId::parse(n).map_err(|e| {
-                    PortError::Corrupt(format!("intersections with a lamp not ok: {n:?}: {e}"))
-                })?;
-                ids.insert(id);
-            }
-        }
-        let complete = matches!(
-            item.and_then(|i| i.get("complete")),
+        let summarised = matches!(
+            item.and_then(|i| i.get("summarised")),
             Some(AttributeValue::Bool(true))
         );
-        if !complete {
-            let found = self.scan_not_ok().await?;
-            self.update_not_ok("ADD", &found, true).await?;
-            ids.extend(found);
+        if !summarised {
+            // A table from before the summaries: every intersection with a lamp not ok is
+            // unknown until its lamps are next written.
+            let found: Vec<_> = self
+                .scan_not_ok()
+                .await?
+                .into_iter()
+                .map(|id| (id, Some(LampSummary::Unknown)))
+                .collect();
+            self.ensure_summary_map().await?;
+            self.update_summaries(&found, true).await?;
+            self.mark_summarised().await?;
+            return self.lamp_summaries().await;
         }
-        Ok(Some(ids))
+        let mut out = BTreeMap::new();
+        if let Some(AttributeValue::M(lamps)) = item.and_then(|i| i.get("lamps")) {
+            for (name, v) in lamps {
+                let id = IntersectionId::parse(name)
+                    .map_err(|e| PortError::Corrupt(format!("lamp summaries: {name:?}: {e}")))?;
+                let summary = v
+                    .as_s()
+                    .ok()
+                    .and_then(|t| LampSummary::decode(t))
+                    .ok_or_else(|| PortError::Corrupt(format!("lamp summary of {id}: {v:?}")))?;
+                out.insert(id, summary);
+            }
+        }
+        Ok(Some(out))
     }
 
     async fn lamp_states(
@@ -452,17 +547,22 @@ impl LampStore for DynamoStore {
         }
         let mut writes = Vec::with_capacity(by_id.len());
         let mut merged = Vec::with_capacity(by_id.len());
-        let (mut not_ok, mut all_ok) = (BTreeSet::new(), BTreeSet::new());
+        let mut summaries = Vec::with_capacity(by_id.len());
         for (id, changes) in by_id {
             let mut lights = base.remove(&id).unwrap_or_default();
             for (l, s) in changes {
                 lights.insert(l.get().to_string(), s);
             }
-            if any_not_ok(&lights) {
-                not_ok.insert(id.clone());
-            } else {
-                all_ok.insert(id.clone());
-            }
+            let parsed: Option<Vec<(LightIndex, &Lamps)>> = lights
+                .iter()
+                .map(|(l, s)| Some((LightIndex::new(l.parse().ok()?).ok()?, &s.lamps)))
+                .collect();
+            // A light this code cannot name: left unknown (read every time), never guessed.
+            let summary = match parsed {
+                Some(p) => LampSummary::of(p),
+                None => Some(LampSummary::Unknown),
+            };
+            summaries.push((id.clone(), summary));
             let item = to_item(
                 "lamp states",
                 &LampItem {
@@ -475,14 +575,18 @@ impl LampStore for DynamoStore {
             writes.push(put_request(item)?);
             merged.push((id, lights));
         }
-        // The set first names every intersection about to hold a lamp not ok, and forgets
-        // those all ok only once their states say so.
-        self.update_not_ok("ADD", &not_ok, false).await?;
+        // Unknown while their items are written, so a reader meanwhile reads them; then what
+        // they hold.
+        let unknown: Vec<_> = summaries
+            .iter()
+            .map(|(id, _)| (id.clone(), Some(LampSummary::Unknown)))
+            .collect();
+        self.update_summaries(&unknown, false).await?;
         self.batch_write(Table::Registry, writes).await?;
         if let Ok(mut cache) = self.lamp_cache.lock() {
             cache.extend(merged);
         }
-        self.update_not_ok("DELETE", &all_ok, false).await
+        self.update_summaries(&summaries, false).await
     }
 
     async fn record_alarm(&self, alarm: &Alarm) -> PortResult<AlarmRecord> {

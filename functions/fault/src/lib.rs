@@ -224,10 +224,11 @@ impl Fault<'_> {
                     .is_some_and(|k| k.has(r.light))
             })
             .collect();
-        // Only intersections that may have a lamp not ok, or report one now, can change or
-        // alarm: the others' states are not read (most of a city, most of the time).
-        let maybe_not_ok = self.lamps.maybe_not_ok().await?;
-        let to_read = intersections_to_read(readings.iter().copied(), maybe_not_ok.as_ref());
+        // Only intersections whose readings differ from their stored lamps can change or
+        // alarm: the others' states are not read (most of a city, most of the time, and an
+        // intersection whose broken lamp stays broken until it is repaired).
+        let summaries = self.lamps.lamp_summaries().await?;
+        let to_read = intersections_to_read(readings.iter().copied(), summaries.as_ref());
         let readings: Vec<_> = readings
             .into_iter()
             .filter(|r| to_read.contains(&r.intersection_id))
