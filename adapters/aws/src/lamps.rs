@@ -3,7 +3,7 @@
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
 //! | lamp states | `lamp#<id>` | `state` | `lights` (M: light → lamps and `as_of_ms`) |
-//! | intersections that may have a lamp not ok | `lamp#not-ok` | `state` | `ids` (SS), `complete` (BOOL) |
+//! | the lamps not ok, per intersection | `lamp#not-ok` | `state` | `lamps` (M: id → `?` or `0:g;2:ry`), `summarised` (BOOL) |
 //! | alarm (the log) | `alarm#log` | `<ts>#<alarm id>` | `alarm` (M), `published`, `repaired_at`, `ts_ms`, `expires_at` once closed |
 //! | open alarm (the view) | `alarm#open` | `<ts>#<alarm id>` | a copy of the log item while it is open |
 //! | open alarm by light | `alarm#open#<id>` | `<light>#<ts>#<alarm id>` | `sk_log` |
@@ -151,7 +151,7 @@ fn lamp_key(id: &IntersectionId) -> Item {
     key(format!("lamp#{id}"), "state")
 }
 
-/// The key of the set of intersections that may have a lamp not ok.
+/// The key of the item that summarises the lamps not ok, per intersection.
 fn not_ok_key() -> Item {
     key("lamp#not-ok", "state")
 }
