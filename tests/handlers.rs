@@ -804,15 +804,19 @@ async fn city_under_control() -> (tempfile::TempDir, traffic_embedded::EmbeddedS
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
+    an_hour_of_readings(&store).await;
+    (dir, store)
+}
+
+/// Ingests an hour of readings of I-0001 … I-0003.
+async fn an_hour_of_readings(store: &traffic_embedded::EmbeddedStore) {
     let cfg = EngineConfig::default();
-    let directory = Directory::default();
-    ingest_on(&cfg, &store, &directory)
+    ingest_on(&cfg, store, &Directory::default())
         .process(&event_of(
             "shardId-000000000000",
             &city_minutes(&["I-0001", "I-0002", "I-0003"], 0, 60),
         ))
         .await;
-    (dir, store)
 }
 
 #[tokio::test]
@@ -956,13 +960,7 @@ async fn city_with_an_hour(
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
-    let cfg = EngineConfig::default();
-    ingest_on(&cfg, &store, &Directory::default())
-        .process(&event_of(
-            "shardId-000000000000",
-            &city_minutes(&["I-0001", "I-0002", "I-0003"], 0, 60),
-        ))
-        .await;
+    an_hour_of_readings(&store).await;
     (dir, store)
 }
 

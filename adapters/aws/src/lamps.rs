@@ -268,39 +268,44 @@ impl DynamoStore {
 
     /// Gives `lamp#not-ok` an empty map of summaries if it has none.
     async fn ensure_summary_map(&self) -> PortResult<()> {
-        let table = self.table(Table::Registry)?;
-        let resp = self
-            .ddb
-            .update_item()
-            .table_name(table)
-            .set_key(Some(not_ok_key()))
-            .update_expression("SET lamps = if_not_exists(lamps, :empty)")
-            .expression_attribute_values(":empty", AttributeValue::M(Default::default()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|e| port_error("creating the lamp summaries", e))?;
-        self.metrics.write(
-            &Table::Registry.op("UpdateItem"),
-            write_units(resp.attributes().map_or(0, item_size)),
-        );
-        Ok(())
+        self.update_not_ok_item(
+            "SET lamps = if_not_exists(lamps, :empty)",
+            (":empty", AttributeValue::M(Default::default())),
+            "creating the lamp summaries",
+        )
+        .await
     }
 
     /// Marks the summaries complete (`summarised`), dropping the older `ids` set and its flag.
     async fn mark_summarised(&self) -> PortResult<()> {
+        self.update_not_ok_item(
+            "SET summarised = :t REMOVE ids, complete",
+            (":t", AttributeValue::Bool(true)),
+            "marking the lamp summaries complete",
+        )
+        .await
+    }
+
+    /// One `UpdateItem` of `lamp#not-ok` with `expression` and its one value, billed on the
+    /// item after it.
+    async fn update_not_ok_item(
+        &self,
+        expression: &str,
+        (name, value): (&str, AttributeValue),
+        doing: &str,
+    ) -> PortResult<()> {
         let table = self.table(Table::Registry)?;
         let resp = self
             .ddb
             .update_item()
             .table_name(table)
             .set_key(Some(not_ok_key()))
-            .update_expression("SET summarised = :t REMOVE ids, complete")
-            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .update_expression(expression)
+            .expression_attribute_values(name, value)
             .return_values(ReturnValue::AllNew)
             .send()
             .await
-            .map_err(|e| port_error("marking the lamp summaries complete", e))?;
+            .map_err(|e| port_error(doing, e))?;
         self.metrics.write(
             &Table::Registry.op("UpdateItem"),
             write_units(resp.attributes().map_or(0, item_size)),
