@@ -42,6 +42,16 @@ fn options(dir: &Path, control: Control, hours: i64, record: bool) -> LocalOptio
     }
 }
 
+/// The city `settings` describes (what `traffic local` generates).
+fn city() -> traffic_core::city::City {
+    generate_city(&CityConfig {
+        intersections: 12,
+        seed: 7,
+        ..CityConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 async fn local(dir: &Path, control: Control, hours: i64, record: bool) -> Summary {
     local_with(EngineConfig::default(), dir, control, hours, record).await
 }
@@ -82,12 +92,7 @@ async fn a_local_run_gives_the_results_of_a_replay_of_its_readings() {
     assert_eq!(summary.readings, 12 * 4 * 120);
     let ran = outcome(dir.path()).await;
 
-    let city = generate_city(&CityConfig {
-        intersections: 12,
-        seed: 7,
-        ..CityConfig::default()
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    let city = city();
     let city_file = dir.path().join("city.json");
     std::fs::write(&city_file, serde_json::to_vec(&city).unwrap_or_default())
         .unwrap_or_else(|e| panic!("{e}"));
@@ -156,17 +161,12 @@ async fn retiming_reaches_the_simulator_and_changes_the_traffic() {
     // default), and only then: each entry differs that much from the timings before it.
     let min_change = EngineConfig::default().webster.min_change_s;
     assert!(min_change > 0.0);
-    let initial = generate_city(&CityConfig {
-        intersections: 12,
-        seed: 7,
-        ..CityConfig::default()
-    })
-    .unwrap_or_else(|e| panic!("{e}"))
-    .intersections
-    .into_iter()
-    .find(|x| x.id == id)
-    .unwrap_or_else(|| panic!("{id} is not in the city"))
-    .phases;
+    let initial = city()
+        .intersections
+        .into_iter()
+        .find(|x| x.id == id)
+        .unwrap_or_else(|| panic!("{id} is not in the city"))
+        .phases;
     let mut before = &initial;
     for h in &history {
         let moved = traffic_core::control::largest_change_s(before, &h.phases);
@@ -329,12 +329,7 @@ async fn an_api_write_answered_2xx_survives_a_kill_9_right_after_the_answer() {
         assert!(Instant::now() < deadline, "the API did not come up");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let city = generate_city(&CityConfig {
-        intersections: 12,
-        seed: 7,
-        ..CityConfig::default()
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    let city = city();
     let gone = city.intersections[0].id.to_string();
     let status = http(
         addr,

@@ -574,8 +574,8 @@ impl Merge<'_> {
         let mut updates = Vec::new();
         let mut limited = Vec::new();
         let mut proposals = Vec::new();
-        for (x, version) in self.registry.intersections_versioned().await? {
-            round.listed.push(x.clone());
+        let listed = self.registry.intersections_versioned().await?;
+        for (x, version) in &listed {
             let Some(t) = window.intersections.get(&x.id) else {
                 continue;
             };
@@ -593,10 +593,10 @@ impl Merge<'_> {
                 }
                 _ => {}
             }
-            let timing = retime(&x, &t.vehicles, seconds, &self.cfg.webster);
+            let timing = retime(x, &t.vehicles, seconds, &self.cfg.webster);
             let proposed = apply(&x.phases, &timing);
             match decide(
-                &x,
+                x,
                 proposed,
                 self.cfg.webster.yellow_s,
                 self.cfg.webster.min_change_s,
@@ -608,17 +608,17 @@ impl Merge<'_> {
                     updates.push(TimingUpdate {
                         id: x.id.clone(),
                         phases,
-                        expected_version: version,
+                        expected_version: version.clone(),
                     });
                 }
                 Decision::Keep => round.kept += 1,
                 Decision::Steady => round.steady += 1,
                 Decision::Propose(phases) => {
                     round.kept += 1;
-                    let proposal = Proposal::of(&x, &t.vehicles, window.window, &timing, phases);
-                    let mut with = x;
+                    let proposal = Proposal::of(x, &t.vehicles, window.window, &timing, phases);
+                    let mut with = x.clone();
                     with.proposal = Some(proposal);
-                    proposals.push((with, version));
+                    proposals.push((with, version.clone()));
                 }
             }
         }
@@ -642,6 +642,7 @@ impl Merge<'_> {
                 Err(e) => return Err(e),
             }
         }
+        round.listed = listed.into_iter().map(|(x, _)| x).collect();
         Ok(round)
     }
 }

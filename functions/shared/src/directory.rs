@@ -32,6 +32,10 @@ impl Known {
     }
 }
 
+/// How old a list may get whatever the generation says (the safety net for a generation
+/// that failed to move).
+const MAX_AGE: Duration = Duration::from_secs(3600);
+
 struct Snapshot {
     known: HashMap<IntersectionId, Known>,
     /// The directory generation read just before the list (`None`: the store has none).
@@ -55,15 +59,9 @@ impl Directory {
         Self {
             ttl,
             min_reload,
-            max_age: Duration::from_secs(3600),
+            max_age: MAX_AGE,
             snapshot: Mutex::new(None),
         }
-    }
-
-    /// The same, listed again at least every `max_age` whatever the generation says.
-    pub fn with_max_age(mut self, max_age: Duration) -> Self {
-        self.max_age = max_age;
-        self
     }
 
     /// The intersections among `ids` that exist (checked if the last check is `ttl` old, or
