@@ -230,6 +230,11 @@ test("an intersection switched to manual through the page keeps its plan and sho
   await page.locator(`#map g.node[data-id="${x.id}"] circle`).first().click();
   await page.locator(`#detail-body[data-loaded="${x.id}"]`).waitFor({ timeout: 15_000 });
   await page.selectOption("#detail-mode", "manual");
+  // The operator looks elsewhere before pressing Set; the choice outlives the page's refreshes (every 3 s) until it is set: wait for one to pass.
+  await page.evaluate(() => document.activeElement && document.activeElement.blur());
+  const status = await page.textContent("#status");
+  await page.waitForFunction((s) => document.getElementById("status").textContent !== s, status, { timeout: 15_000 });
+  assert.equal(await page.inputValue("#detail-mode"), "manual", "a refresh kept the chosen mode");
   await page.click("#detail-mode-set");
   const manual = await eventually(`${x.id} manual in the store`, 20_000, async () => {
     const r = await getJson("/api/intersections/" + x.id);

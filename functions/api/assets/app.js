@@ -647,7 +647,9 @@ function setMode(x, mode) {
 }
 
 function renderControl(x) {
-  if (!busyIn("control-form")) $("detail-mode").value = modeOf(x);
+  // A mode chosen for this intersection and not set yet stays chosen through refreshes.
+  const chooser = $("detail-mode");
+  if (!busyIn("control-form") && chooser.dataset.chosenFor !== x.id) chooser.value = modeOf(x);
   $("control-form").dataset.mode = modeOf(x);
   $("detail-limits").textContent = limitsText(x.control && x.control.limits);
   const p = modeOf(x) === "manual" ? x.proposal : null;
@@ -931,10 +933,14 @@ function init() {
       .then(() => { state.selected = null; if (state.editing && state.editing.id === id) openEditor(null); render(); })
       .catch(() => {});
   });
+  $("detail-mode").addEventListener("change", () => { $("detail-mode").dataset.chosenFor = state.selected; });
   $("control-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const x = state.intersections.find((i) => i.id === state.selected);
-    if (x) setMode(x, $("detail-mode").value).catch(() => {});
+    if (!x) return;
+    // Set or refused, the store's mode is shown again from the next refresh on.
+    setMode(x, $("detail-mode").value).catch(() => {})
+      .finally(() => { delete $("detail-mode").dataset.chosenFor; });
   });
   $("add-light").addEventListener("submit", (e) => {
     e.preventDefault();
