@@ -126,9 +126,11 @@ test("an alarm acknowledged through the page keeps its note, who and when", asyn
   await page.waitForFunction(
     () => document.getElementById("token-state").textContent.includes("token set"), null, { timeout: 5_000 });
   // Lamps fail now and then in the simulated city; wait for an open alarm to show.
-  const button = page.locator("#alarms-open button.ack").first();
-  await button.waitFor({ state: "visible", timeout: 240_000 });
-  const id = await button.getAttribute("data-alarm");
+  const first = page.locator("#alarms-open button.ack").first();
+  await first.waitFor({ state: "visible", timeout: 240_000 });
+  const id = await first.getAttribute("data-alarm");
+  // The table is redrawn at every refresh and may reorder: from here on, this alarm's button.
+  const button = page.locator(`#alarms-open button.ack[data-alarm="${id}"]`);
   const severity = await page.locator(`#alarms-open tr[data-alarm="${id}"] .severity`).textContent();
   assert.ok(["critical", "major", "minor"].includes(severity), `severity shown: ${severity}`);
   // The page asks for a note in a prompt: answer this one (every other dialog is accepted).
@@ -157,10 +159,12 @@ test("a repair done through the page reaches the store", async () => {
   await page.waitForFunction(
     () => document.getElementById("token-state").textContent.includes("token set"), null, { timeout: 5_000 });
   // Lamps fail now and then in the simulated city; wait for an open alarm to show.
-  const button = page.locator("#alarms-open button.repair").first();
-  await button.waitFor({ state: "visible", timeout: 240_000 });
-  const id = await button.getAttribute("data-id");
-  const light = Number(await button.getAttribute("data-light"));
+  const first = page.locator("#alarms-open button.repair").first();
+  await first.waitFor({ state: "visible", timeout: 240_000 });
+  const id = await first.getAttribute("data-id");
+  const light = Number(await first.getAttribute("data-light"));
+  // The table is redrawn at every refresh and may reorder: from here on, this light's button.
+  const button = page.locator(`#alarms-open button.repair[data-id="${id}"][data-light="${light}"]`).first();
   const { body: before } = await getJson("/api/alarms?open=true&limit=1000");
   const open = before.alarms.filter((a) => a.intersection_id === id && a.light === light);
   assert.ok(open.length > 0, `the API shows the alarm of ${id} light ${light} as open`);
