@@ -933,7 +933,7 @@ async fn the_registry_keeps_control_modes_proposals_and_who_changed_the_timings(
 -> anyhow::Result<()> {
     use traffic_core::control::{Control, ControlMode, Proposal};
     use traffic_core::safe_timing::TimingLimits;
-    use traffic_ports::{ChangedBy, TimingChange};
+    use traffic_ports::{ChangedBy, ProposalUpdate, TimingChange};
     let Some((env, r, s)) = store("control").await? else {
         return Ok(());
     };
@@ -971,9 +971,30 @@ async fn the_registry_keeps_control_modes_proposals_and_who_changed_the_timings(
         &timing,
         phases,
     ));
+    let generation = s.directory_generation().await?;
+    let update = ProposalUpdate {
+        id: x.id.clone(),
+        proposal: x
+            .proposal
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no proposal"))?,
+        expected_version: version.clone(),
+    };
     let before = s.metrics().snapshot();
-    s.replace_intersection_if(&x, &version).await?;
+    assert_eq!(
+        s.set_proposals(std::slice::from_ref(&update)).await?,
+        vec![]
+    );
     let proposal_units = s.metrics().snapshot().since(&before).write_capacity_units;
+    // The version moved, so the same proposal from the old version is skipped; the directory
+    // did not change (the functions' caches are not reloaded for a proposal).
+    let (_, recorded) = s
+        .intersection_versioned(&x.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("gone"))?;
+    assert_ne!(recorded, version);
+    assert_eq!(s.set_proposals(&[update]).await?, vec![x.id.clone()]);
+    assert_eq!(s.directory_generation().await?, generation);
     let back = s
         .intersection(&x.id)
         .await?

@@ -639,6 +639,12 @@ impl Registry for EditDuringRetiming {
         }
         self.inner.set_timings(timings, from).await
     }
+    async fn set_proposals(
+        &self,
+        proposals: &[traffic_ports::ProposalUpdate],
+    ) -> PortResult<Vec<traffic_core::IntersectionId>> {
+        self.inner.set_proposals(proposals).await
+    }
     async fn timing_history(
         &self,
         id: &traffic_core::IntersectionId,

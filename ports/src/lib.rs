@@ -22,6 +22,7 @@ pub use source::{
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use traffic_core::city::{Intersection, Phase};
+use traffic_core::control::Proposal;
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::events::ResultEvent;
 use traffic_core::lamps::{Alarm, LampSummary, LightLamps};
@@ -160,7 +161,7 @@ pub trait Registry: Send + Sync {
     async fn intersections(&self) -> PortResult<Vec<Intersection>>;
 
     /// A number that changes whenever an intersection is created, replaced or deleted (not
-    /// when it is only retimed), read for much less than [`Registry::intersections`]: a cache
+    /// when it is only retimed or given a proposal), read for much less than [`Registry::intersections`]: a cache
     /// of the intersections and their lights that saw this number when it loaded need not
     /// load again while it is the same. `None` (the default): the store has none, so a cache
     /// must reload to see a change.
@@ -219,6 +220,13 @@ pub trait Registry: Send + Sync {
         from: &WindowKey,
     ) -> PortResult<Vec<IntersectionId>>;
 
+    /// Records Webster's proposals beside the plans of intersections under manual control
+    /// (their `proposal`, nothing else), each only if the intersection is still at the version
+    /// the proposal was computed from, like [`Registry::set_timings`]; returns the skipped ones.
+    /// The version changes; the [`Registry::directory_generation`] does not (a proposal
+    /// changes no light or id).
+    async fn set_proposals(&self, proposals: &[ProposalUpdate]) -> PortResult<Vec<IntersectionId>>;
+
     /// The timings an intersection has had, oldest first (each retiming appends one, and so
     /// does each operator's edit of the phases; the adapters keep at least the last
     /// [`TIMING_HISTORY`]).
@@ -241,6 +249,18 @@ pub struct TimingUpdate {
     /// Its phases with their new green and red times.
     pub phases: Vec<Phase>,
     /// The version the timings were computed from.
+    pub expected_version: String,
+}
+
+/// Webster's proposal for one intersection under manual control, computed from it at
+/// `expected_version`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProposalUpdate {
+    /// The intersection.
+    pub id: IntersectionId,
+    /// The proposal.
+    pub proposal: Proposal,
+    /// The version the proposal was computed from.
     pub expected_version: String,
 }
 

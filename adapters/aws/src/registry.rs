@@ -5,12 +5,13 @@
 //! | intersection | `intersections` | `<id>` | `intersection` (M: the city file's object), `version` (S: a fresh token at every write) |
 //! | retiming | `timings#<id>` | `<from>` (`15m@2026-01-05T08:15:00Z`) | `from`, `phases` (L), `expires_at` |
 //! | operator's edit | `timings#<id>` | `<from>#operator@<at>` (`TimingChange::history_key`) | as a retiming's, and `by`, `at`, `operator` (S) |
-//! | directory generation | `directory` | `generation` | `g` (N: added 1 after every write of an intersection item, not a retiming) |
+//! | directory generation | `directory` | `generation` | `g` (N: added 1 after every write of an intersection item, not a retiming or a proposal) |
 //!
 //! All intersections are one partition, so listing them is one query (a page per MB). New
 //! timings are one conditional `UpdateItem` per intersection (`attribute_exists(pk)`: an
 //! intersection deleted meanwhile is skipped, as the port requires), sixteen at a time, and
-//! the history entries one `BatchWriteItem` per 25.
+//! the history entries one `BatchWriteItem` per 25. Webster's proposals for manual
+//! intersections are the same conditional `UpdateItem`, of the proposal only.
 //!
 //! The directory generation lets `ingest` and `fault` keep their list of intersections and
 //! lights until it changes: one eventually consistent `GetItem` (0.5 read units) a minute per
@@ -24,14 +25,15 @@ use crate::error::{code_of, port_error};
 use crate::items::{Item, Query, SortKey, from_item, key, n_i64, num, put_request, to_av, to_item};
 use crate::{DynamoStore, Table};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 use traffic_core::IntersectionId;
 use traffic_core::city::{Intersection, Phase};
 use traffic_core::window::WindowKey;
 use traffic_ports::{
-    ChangedBy, PortError, PortResult, Registry, TIMING_HISTORY as HISTORY, TimingChange,
-    TimingUpdate,
+    ChangedBy, PortError, PortResult, ProposalUpdate, Registry, TIMING_HISTORY as HISTORY,
+    TimingChange, TimingUpdate,
 };
 
 /// Retimings kept at least this long after their window, ms (then DynamoDB's TTL may delete
@@ -157,6 +159,56 @@ impl DynamoStore {
                 "the functions' caches of the intersections see this change at their next full reload"
             ),
         }
+    }
+}
+
+impl DynamoStore {
+    /// Sends `updates` to intersection items, [`PARALLEL_UPDATES`] at a time: each an
+    /// `UpdateItem` whose expression refers to the item's map as `#x` and sets `version = :v`
+    /// (a fresh version is given here), applied only while the item is at the expected
+    /// version. Returns the intersections skipped because they changed or are gone; `what`
+    /// names the update in an error (`"retiming"`: "retiming I-0001").
+    async fn update_at_versions(
+        &self,
+        updates: Vec<(IntersectionId, &str, UpdateItemFluentBuilder)>,
+        what: &str,
+    ) -> PortResult<Vec<IntersectionId>> {
+        let mut skipped = Vec::new();
+        let mut updates = updates.into_iter().peekable();
+        while updates.peek().is_some() {
+            let mut set = tokio::task::JoinSet::new();
+            for (id, expected_version, req) in updates.by_ref().take(PARALLEL_UPDATES) {
+                let (condition, expected) = version_condition(expected_version);
+                let mut req = req
+                    .set_key(Some(key("intersections", id.as_str())))
+                    .condition_expression(condition)
+                    .expression_attribute_names("#x", "intersection")
+                    .expression_attribute_values(":v", AttributeValue::S(new_version()))
+                    // Only to size what the update billed.
+                    .return_values(ReturnValue::AllNew);
+                if let Some(e) = expected {
+                    req = req.expression_attribute_values(":expected", e);
+                }
+                set.spawn(async move { (id, req.send().await) });
+            }
+            while let Some(joined) = set.join_next().await {
+                let (id, result) = joined.map_err(|e| PortError::backend(what, e))?;
+                match result {
+                    Ok(resp) => self.metrics.write(
+                        &Table::Registry.op("UpdateItem"),
+                        write_units(resp.attributes().map_or(0, item_size)),
+                    ),
+                    // Edited by an operator, or deleted, since it was read: skipped.
+                    Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
+                        self.metrics
+                            .write(&Table::Registry.op("UpdateItem"), write_units(0));
+                        skipped.push(id);
+                    }
+                    Err(e) => return Err(port_error(format!("{what} {id}"), e)),
+                }
+            }
+        }
+        Ok(skipped)
     }
 }
 
@@ -382,51 +434,22 @@ impl Registry for DynamoStore {
         timings: &[TimingUpdate],
         from: &WindowKey,
     ) -> PortResult<Vec<IntersectionId>> {
-        let table = self.table(Table::Registry)?.to_owned();
+        let table = self.table(Table::Registry)?;
         let from_text = from.to_string();
-        let mut skipped = Vec::new();
-        for chunk in timings.chunks(PARALLEL_UPDATES) {
-            let mut set = tokio::task::JoinSet::new();
-            for u in chunk {
-                let (condition, expected) = version_condition(&u.expected_version);
-                let mut req = self
-                    .ddb
-                    .update_item()
-                    .table_name(&table)
-                    .set_key(Some(key("intersections", u.id.as_str())))
-                    .update_expression("SET #x.#p = :p, #x.#f = :f, version = :v")
-                    .condition_expression(condition)
-                    .expression_attribute_names("#x", "intersection")
-                    .expression_attribute_names("#p", "phases")
-                    .expression_attribute_names("#f", "retimed_from")
-                    .expression_attribute_values(":p", to_av("phases", &u.phases)?)
-                    .expression_attribute_values(":f", AttributeValue::S(from_text.clone()))
-                    .expression_attribute_values(":v", AttributeValue::S(new_version()))
-                    // Only to size what the update billed.
-                    .return_values(ReturnValue::AllNew);
-                if let Some(e) = expected {
-                    req = req.expression_attribute_values(":expected", e);
-                }
-                let id = u.id.clone();
-                set.spawn(async move { (id, req.send().await) });
-            }
-            while let Some(joined) = set.join_next().await {
-                let (id, result) = joined.map_err(|e| PortError::backend("storing timings", e))?;
-                match result {
-                    Ok(resp) => self.metrics.write(
-                        &Table::Registry.op("UpdateItem"),
-                        write_units(resp.attributes().map_or(0, item_size)),
-                    ),
-                    // Edited by an operator, or deleted, since the merge read it: skipped.
-                    Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
-                        self.metrics
-                            .write(&Table::Registry.op("UpdateItem"), write_units(0));
-                        skipped.push(id);
-                    }
-                    Err(e) => return Err(port_error(format!("retiming {id}"), e)),
-                }
-            }
+        let mut updates = Vec::with_capacity(timings.len());
+        for u in timings {
+            let req = self
+                .ddb
+                .update_item()
+                .table_name(table)
+                .update_expression("SET #x.#p = :p, #x.#f = :f, version = :v")
+                .expression_attribute_names("#p", "phases")
+                .expression_attribute_names("#f", "retimed_from")
+                .expression_attribute_values(":p", to_av("phases", &u.phases)?)
+                .expression_attribute_values(":f", AttributeValue::S(from_text.clone()));
+            updates.push((u.id.clone(), u.expected_version.as_str(), req));
         }
+        let skipped = self.update_at_versions(updates, "retiming").await?;
         let history = timings
             .iter()
             .filter(|u| !skipped.contains(&u.id))
@@ -437,6 +460,24 @@ impl Registry for DynamoStore {
             .collect::<PortResult<Vec<_>>>()?;
         self.batch_write(Table::Registry, history).await?;
         Ok(skipped)
+    }
+
+    async fn set_proposals(&self, proposals: &[ProposalUpdate]) -> PortResult<Vec<IntersectionId>> {
+        let table = self.table(Table::Registry)?;
+        let mut updates = Vec::with_capacity(proposals.len());
+        for u in proposals {
+            let req = self
+                .ddb
+                .update_item()
+                .table_name(table)
+                .update_expression("SET #x.#q = :q, version = :v")
+                .expression_attribute_names("#q", "proposal")
+                .expression_attribute_values(":q", to_av("proposal", &u.proposal)?);
+            updates.push((u.id.clone(), u.expected_version.as_str(), req));
+        }
+        // Not a change of the directory: no light or id moved, so the generation stays.
+        self.update_at_versions(updates, "recording the proposal of")
+            .await
     }
 
     async fn record_timing_change(

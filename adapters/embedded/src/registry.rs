@@ -8,12 +8,32 @@ use std::ops::Bound;
 use traffic_core::IntersectionId;
 use traffic_core::city::Intersection;
 use traffic_core::window::WindowKey;
-use traffic_ports::{PortError, PortResult, Registry, TIMING_HISTORY, TimingChange, TimingUpdate};
+use traffic_ports::{
+    PortError, PortResult, ProposalUpdate, Registry, TIMING_HISTORY, TimingChange, TimingUpdate,
+};
 
 /// An intersection's version: the FNV-1a hash of its stored JSON, so any change to it (an
 /// edit, a retiming) changes the version.
 fn version_of(stored: &[u8]) -> String {
     format!("{:016x}", traffic_core::hash::fnv1a64(stored))
+}
+
+/// Within a write transaction: changes the stored intersection `id` by `change` if it is at
+/// version `expected`; `false` (and nothing written) if it changed or is gone.
+fn update_at_version(
+    t: &mut redb::Table<'_, &str, &[u8]>,
+    id: &IntersectionId,
+    expected: &str,
+    ctx: &str,
+    change: impl FnOnce(&mut Intersection),
+) -> PortResult<bool> {
+    let mut x: Intersection = match r!(t.get(id.as_str()), ctx)? {
+        Some(v) if version_of(v.value()) == expected => from_json(v.value(), "intersection")?,
+        _ => return Ok(false),
+    };
+    change(&mut x);
+    r!(t.insert(id.as_str(), to_json(&x)?.as_slice()), ctx)?;
+    Ok(true)
 }
 
 /// Within a write transaction: the stored intersection `id` exists at version `expected`.
@@ -201,22 +221,35 @@ impl Registry for EmbeddedStore {
             let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
             let mut h = r!(txn.open_table(TIMINGS), ctx)?;
             for u in timings {
-                let id = &u.id;
-                let current: Option<(Intersection, String)> = match r!(t.get(id.as_str()), ctx)? {
-                    Some(v) => Some((from_json(v.value(), "intersection")?, version_of(v.value()))),
-                    None => None,
-                };
-                let Some((mut x, version)) = current.filter(|(_, v)| *v == u.expected_version)
-                else {
-                    skipped.push(id.clone());
+                let updated = update_at_version(&mut t, &u.id, &u.expected_version, ctx, |x| {
+                    x.phases = u.phases.clone();
+                    x.retimed_from = Some(from_text.clone());
+                })?;
+                if !updated {
+                    skipped.push(u.id.clone());
                     continue;
-                };
-                debug_assert_eq!(version, u.expected_version);
-                x.phases = u.phases.clone();
-                x.retimed_from = Some(from_text.clone());
-                r!(t.insert(id.as_str(), to_json(&x)?.as_slice()), ctx)?;
+                }
                 let change = TimingChange::retiming(*from, u.phases.clone());
-                append_history(&mut h, id, &change, ctx)?;
+                append_history(&mut h, &u.id, &change, ctx)?;
+            }
+        }
+        r!(txn.commit(), ctx)?;
+        Ok(skipped)
+    }
+
+    async fn set_proposals(&self, proposals: &[ProposalUpdate]) -> PortResult<Vec<IntersectionId>> {
+        let ctx = "storing proposals";
+        let mut skipped = Vec::new();
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+            for u in proposals {
+                let updated = update_at_version(&mut t, &u.id, &u.expected_version, ctx, |x| {
+                    x.proposal = Some(u.proposal.clone());
+                })?;
+                if !updated {
+                    skipped.push(u.id.clone());
+                }
             }
         }
         r!(txn.commit(), ctx)?;

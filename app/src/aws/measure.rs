@@ -48,8 +48,8 @@ use traffic_core::window::WindowKey;
 use traffic_core::{IntersectionId, LightIndex, Reading};
 use traffic_functions::{BatchHandler, Config};
 use traffic_ports::{
-    LampStore, ManualClock, MemoryCheckpoints, PortResult, Ports, RecordSource, Registry,
-    SourceShards, TimingChange, TimingUpdate,
+    LampStore, ManualClock, MemoryCheckpoints, PortResult, Ports, ProposalUpdate, RecordSource,
+    Registry, SourceShards, TimingChange, TimingUpdate,
 };
 use traffic_sim::Simulator;
 
@@ -285,6 +285,9 @@ impl Registry for TimingsAfterMerges {
         from: &WindowKey,
     ) -> PortResult<Vec<IntersectionId>> {
         self.inner.set_timings(timings, from).await
+    }
+    async fn set_proposals(&self, proposals: &[ProposalUpdate]) -> PortResult<Vec<IntersectionId>> {
+        self.inner.set_proposals(proposals).await
     }
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {
         self.inner.timing_history(id).await

@@ -132,7 +132,7 @@ async fn a_manual_intersection_shows_websters_proposal_and_leaving_manual_drops_
         .await?;
     assert_eq!(a.status, StatusCode::OK, "{a:?}");
     // What the merge records for a manual intersection.
-    let (mut x, version) = stored(&api).await?;
+    let (x, version) = stored(&api).await?;
     let timing = traffic_core::webster::retime(
         &x,
         &[300, 20, 280, 10],
@@ -140,14 +140,22 @@ async fn a_manual_intersection_shows_websters_proposal_and_leaving_manual_drops_
         &traffic_core::webster::WebsterConfig::default(),
     );
     let phases = traffic_core::webster::apply(&x.phases, &timing);
-    x.proposal = Some(traffic_core::control::Proposal::of(
+    let proposal = traffic_core::control::Proposal::of(
         &x,
         &[300, 20, 280, 10],
         "15m@2026-01-05T08:00:00Z".parse()?,
         &timing,
         phases,
-    ));
-    api.store.replace_intersection_if(&x, &version).await?;
+    );
+    let skipped = api
+        .store
+        .set_proposals(&[traffic_ports::ProposalUpdate {
+            id: x.id.clone(),
+            proposal,
+            expected_version: version,
+        }])
+        .await?;
+    assert!(skipped.is_empty());
 
     let g = api.get("/api/intersections/I-0001").await?;
     let p = &g.body["proposal"];

@@ -54,7 +54,7 @@ use traffic_core::time::format_rfc3339_ms;
 use traffic_core::webster::{apply, retime};
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_ports::{
-    AlarmPublisher, Clock, LampStore, PortError, PortResult, Ports, Registry, ResultEvents,
+    AlarmPublisher, Clock, LampStore, PortResult, Ports, ProposalUpdate, Registry, ResultEvents,
     ResultStore, StateStore, StatsStore, StreamShards, TimingUpdate, UsageMeter,
 };
 
@@ -615,10 +615,11 @@ impl Merge<'_> {
                 Decision::Steady => round.steady += 1,
                 Decision::Propose(phases) => {
                     round.kept += 1;
-                    let proposal = Proposal::of(x, &t.vehicles, window.window, &timing, phases);
-                    let mut with = x.clone();
-                    with.proposal = Some(proposal);
-                    proposals.push((with, version.clone()));
+                    proposals.push(ProposalUpdate {
+                        id: x.id.clone(),
+                        proposal: Proposal::of(x, &t.vehicles, window.window, &timing, phases),
+                        expected_version: version.clone(),
+                    });
                 }
             }
         }
@@ -633,14 +634,12 @@ impl Merge<'_> {
         round.conflicts = skipped.len();
         round.limited = limited.iter().filter(|id| !skipped.contains(id)).count();
         // Few (the manual ones): one conditional write each, like a retiming's.
-        for (x, version) in proposals {
-            match self.registry.replace_intersection_if(&x, &version).await {
-                Ok(_) => {}
-                Err(PortError::Conflict(_) | PortError::NotFound(_)) => {
-                    tracing::info!(intersection = %x.id, "proposal not recorded: the intersection changed since it was read");
-                }
-                Err(e) => return Err(e),
-            }
+        let unrecorded = self.registry.set_proposals(&proposals).await?;
+        if !unrecorded.is_empty() {
+            tracing::info!(
+                skipped = unrecorded.len(),
+                "proposals not recorded for intersections changed since they were read"
+            );
         }
         round.listed = listed.into_iter().map(|(x, _)| x).collect();
         Ok(round)
