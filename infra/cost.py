@@ -19,9 +19,12 @@ Inputs:
   and invocations per reading of the largest measured run (labelled so): per reading, the delta
   state, fault's lamp reads and the merge's retiming do not grow with the city, and batches
   fill better, so this overstates it a little; only Kinesis' shard-hours are recomputed;
-- Lambda durations: estimates, since the emulator's round trips are not AWS's: an invocation
-  of `ingest` or `fault` is taken as 0.15 s plus its fold (1.0 M readings/s on a whole vCPU,
-  docs/state.md), a merge run as 1 s plus reading and writing its items at 50 MB/s.
+- Lambda durations: estimates, since the emulator's round trips are not AWS's, by the model
+  in infra/prices.json (`lambda_duration`, which `traffic aws-measure` prices with too): an
+  invocation of `ingest` or `fault` is taken as 0.15 s plus its fold (1.0 M readings/s on a
+  whole vCPU, docs/state.md), a merge run as 1 s plus reading and writing its items at 50 MB/s.
+  A run that recorded its `billed_seconds` gave its JSON line the same dollars as this table
+  (checked by `python3 infra/cost.py --check`, which the infra tests run).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ MEASURED = json.loads((HERE / "measured.json").read_text())
 
 LIGHTS = 4
 MEMORY_MB = {"ingest": 512, "fault": 256, "merge": 2048}
-VCPU_PER_MB = 1 / 1769  # Lambda: one vCPU at 1,769 MB
+DURATION = PRICES["lambda_duration"]
 
 
 def readings_per_hour(intersections: int) -> float:
@@ -58,16 +61,22 @@ def costs(run: dict) -> dict[str, float]:
         out[f"DynamoDB {name} reads"] = per_million * f["read_units"] * PRICES["ddb_rru"]
     for name in ("ingest", "fault", "merge"):
         f = fns[name]
-        calls = f["invocations"] * per_million
-        if name == "merge":
-            bytes_moved = (f["read_units"] * 4096 + f["write_units"] * 1024) / max(1, f["invocations"])
-            seconds = 1.0 + bytes_moved / 50e6
-        else:
-            per_call = readings / max(1, f["invocations"])
-            seconds = 0.15 + per_call / 1.0e6 / min(1.0, MEMORY_MB[name] * VCPU_PER_MB)
-        gb_s = calls * seconds * MEMORY_MB[name] / 1024
-        out[f"Lambda {name}"] = calls * PRICES["lambda_request"] + gb_s * PRICES["lambda_gb_s_arm"]
+        gb_s = billed_seconds(name, f, readings) * MEMORY_MB[name] / 1024
+        out[f"Lambda {name}"] = per_million * (
+            f["invocations"] * PRICES["lambda_request"] + gb_s * PRICES["lambda_gb_s_arm"]
+        )
     return out
+
+
+def billed_seconds(name: str, f: dict, readings: int) -> float:
+    """The seconds Lambda would bill for what function `name` did in a run of `readings`."""
+    if f["invocations"] == 0:
+        return 0.0
+    if name == "merge":
+        moved = f["read_units"] * 4096 + f["write_units"] * 1024
+        return f["invocations"] * DURATION["merge_run_s"] + moved / DURATION["merge_bytes_per_s"]
+    vcpu = min(1.0, MEMORY_MB[name] / DURATION["mb_per_vcpu"])
+    return f["invocations"] * DURATION["batch_s"] + readings / DURATION["fold_readings_per_vcpu_s"] / vcpu
 
 
 def shards(n: int) -> str:
@@ -139,7 +148,34 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def check() -> list[str]:
+    """Where a recorded run that priced Lambda by the shared model (its functions carry
+    `billed_seconds`) disagrees with this table: its seconds or its dollars per million."""
+    problems = []
+    for r in MEASURED["runs"] + MEASURED.get("before", []):
+        m = r["result"]
+        fns = m["by_function"]
+        if not all("billed_seconds" in f for f in fns.values()):
+            continue
+        label = f"{r['commit']}, {m['intersections']} × {m['minutes']} min"
+        for name, f in fns.items():
+            ours = billed_seconds(name, f, m["readings"])
+            if abs(ours - f["billed_seconds"]) > 1e-6 * max(1.0, ours):
+                problems.append(f"{label}: {name} billed {f['billed_seconds']} s, here {ours} s")
+        total = sum(costs(r).values())
+        if abs(total - m["usd_per_million_readings"]) > 1e-9:
+            problems.append(f"{label}: ${m['usd_per_million_readings']} per million, here ${total}")
+    return problems
+
+
 if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["--check"]:
+        found = check()
+        for p in found:
+            print("infra/cost.py --check:", p, file=sys.stderr)
+        sys.exit(1 if found else 0)
     print(f"Prices: {PRICES['date']}")
     for r in MEASURED["runs"]:
         print(f"Measured: `{r['command']}` at {r['commit']} on {r['emulator']} ({r['date']})")

@@ -7,7 +7,9 @@
 #     sources, routes and tables against the Rust code (and docs/aws.md), then a smoke
 #     deployment of the transformed template to the emulator's CloudFormation;
 #  3. that deployment needs AWS_ENDPOINT_URL (scripts/test.sh starts moto_server and sets it);
-#     run alone, this script starts its own moto_server when it can, and stops it at the end.
+#     run alone, this script starts its own moto_server when it can, and stops it at the end;
+#  4. infra/cost.py --check: the recorded `traffic aws-measure` runs that priced Lambda by the
+#     shared model give the dollars the README's table gives.
 #
 #   bash scripts/test.d/infra.sh
 set -euo pipefail
@@ -69,3 +71,6 @@ fi
 
 echo "infra: tests/infra/test_template.py"
 "$py" tests/infra/test_template.py -v
+
+echo "infra: infra/cost.py --check"
+"$py" infra/cost.py --check

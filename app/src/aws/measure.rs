@@ -112,6 +112,49 @@ impl Prices {
     }
 }
 
+/// How Lambda's billed seconds are estimated (the price table's `lambda_duration`, which
+/// `infra/cost.py` reads too): a handler's run time against an emulator is mostly the
+/// emulator's round trips, which AWS answers in milliseconds.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+pub struct LambdaDuration {
+    /// An `ingest` or `fault` invocation's time besides folding its readings, s.
+    pub batch_s: f64,
+    /// Readings folded per second on a whole vCPU.
+    pub fold_readings_per_vcpu_s: f64,
+    /// A function's memory, MB, per vCPU it gets.
+    pub mb_per_vcpu: f64,
+    /// A merge run's time besides moving its items, s.
+    pub merge_run_s: f64,
+    /// Bytes of items a merge run reads and writes per second.
+    pub merge_bytes_per_s: f64,
+}
+
+impl LambdaDuration {
+    /// The shared model.
+    pub fn shared() -> anyhow::Result<Self> {
+        #[derive(serde::Deserialize)]
+        struct Table {
+            lambda_duration: LambdaDuration,
+        }
+        Ok(serde_json::from_str::<Table>(PRICES_JSON)?.lambda_duration)
+    }
+
+    /// The seconds Lambda would bill for what function `name` (at `mb` MB) did in a run of
+    /// `readings` readings.
+    pub fn billed_seconds(&self, name: &str, u: &FunctionUsage, readings: u64, mb: u64) -> f64 {
+        let calls = u.invocations as f64;
+        if u.invocations == 0 {
+            0.0
+        } else if name == "merge" {
+            let bytes = u.read_units * 4096.0 + u.write_units * 1024.0;
+            calls * self.merge_run_s + bytes / self.merge_bytes_per_s
+        } else {
+            let vcpu = (mb as f64 / self.mb_per_vcpu).min(1.0);
+            calls * self.batch_s + readings as f64 / self.fold_readings_per_vcpu_s / vcpu
+        }
+    }
+}
+
 /// Where the readings go.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -306,8 +349,10 @@ impl Registry for TimingsAfterMerges {
 pub struct FunctionUsage {
     /// Invocations (batches, or merge runs).
     pub invocations: u64,
-    /// Seconds spent in them (here, against the emulator).
+    /// Seconds spent in them here, against the emulator (not priced: see `billed_seconds`).
     pub seconds: f64,
+    /// Seconds Lambda would bill for them, estimated by [`LambdaDuration`] (priced).
+    pub billed_seconds: f64,
     /// Write capacity units.
     pub write_units: f64,
     /// Read capacity units.
@@ -325,6 +370,7 @@ impl FunctionUsage {
         Self {
             invocations,
             seconds,
+            billed_seconds: 0.0,
             write_units: m.write_capacity_units,
             read_units: m.read_capacity_units,
             write_requests: m.write_requests,
@@ -354,8 +400,9 @@ pub struct Measurement {
     /// Per 1,000 readings.
     pub read_units_per_1000_readings: f64,
     /// Everything per million readings: DynamoDB as measured, Kinesis (shard-hours at the
-    /// city's rate, a PUT unit a reading), Lambda (requests as counted; GB-seconds from the
-    /// time the handlers took here, emulator round trips included, at the template's memory).
+    /// city's rate, a PUT unit a reading), Lambda (requests as counted; GB-seconds from each
+    /// function's `billed_seconds` at the template's memory). The same arithmetic as
+    /// `infra/cost.py`, which prints the README's table from these runs.
     pub usd_per_million_readings: f64,
     /// Its parts.
     pub usd_by_item: BTreeMap<String, f64>,
@@ -643,9 +690,11 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
         "dynamodb reads".to_owned(),
         per_million(read_units) * prices.ddb_rru,
     );
+    let durations = LambdaDuration::shared()?;
     for (name, mb) in ["ingest", "fault", "merge"].iter().zip(TEMPLATE.memory_mb) {
-        if let Some(u) = by_function.get(*name) {
-            let gb_s = u.seconds * mb as f64 / 1024.0;
+        if let Some(u) = by_function.get_mut(*name) {
+            u.billed_seconds = durations.billed_seconds(name, u, readings, mb);
+            let gb_s = u.billed_seconds * mb as f64 / 1024.0;
             usd.insert(
                 format!("lambda {name}"),
                 per_million(
@@ -681,6 +730,33 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lambda_is_priced_by_the_shared_duration_model() {
+        let d = LambdaDuration::shared().unwrap_or_else(|e| panic!("{e}"));
+        let u = |invocations, read_units, write_units| FunctionUsage {
+            invocations,
+            read_units,
+            write_units,
+            ..FunctionUsage::default()
+        };
+        // 30 batches of 120,000 readings at 512 MB (0.29 of a vCPU): 4.5 s + 0.41 s.
+        let ingest = d.billed_seconds("ingest", &u(30, 0.0, 0.0), 120_000, 512);
+        assert!(
+            (ingest - (4.5 + 0.12 * 1769.0 / 512.0)).abs() < 1e-9,
+            "{ingest}"
+        );
+        // A merge: 1 s a run, and its items at 50 MB/s (4 KB a read unit, 1 KB a write unit).
+        let merge = d.billed_seconds("merge", &u(6, 1000.0, 2000.0), 120_000, 2048);
+        assert!(
+            (merge - (6.0 + (4_096_000.0 + 2_048_000.0) / 5e7)).abs() < 1e-9,
+            "{merge}"
+        );
+        assert_eq!(
+            d.billed_seconds("fault", &u(0, 0.0, 0.0), 120_000, 256),
+            0.0
+        );
+    }
 
     #[test]
     fn the_shared_price_table_parses() {
