@@ -85,9 +85,15 @@ async fn the_events_a_subscriber_reads_from_the_bus_match_the_stored_results() -
     let resources = env.resources(2);
     let (created, store) = setup(c, &resources, &city, &cfg).await?;
 
-    // The subscriber's side: a bus, a queue, a rule on the merge's source targeting the queue.
-    let bus = format!("{}-results", env.prefix);
-    c.events.create_event_bus().name(&bus).send().await?;
+    // The subscriber's side: a queue, and a rule on the merge's source targeting it, on the
+    // bus that the set-up created (`aws-setup` makes it, as the template does).
+    let bus = created
+        .names
+        .event_bus
+        .clone()
+        .context("the set-up names its event bus")?;
+    assert_eq!(bus, format!("{}-results", env.prefix));
+    assert!(c.events.describe_event_bus().name(&bus).send().await.is_ok());
     let queue = ensure_queue(c, &format!("{}-subscriber", env.prefix)).await?;
     let rule = format!("{}-all-results", env.prefix);
     c.events

@@ -82,9 +82,12 @@ impl AwsEnv {
 
     /// Deletes the resources (best effort: an emulator is thrown away anyway).
     pub async fn cleanup(&self, r: &Resources, topic_arn: Option<&str>, queues: &[&Queue]) {
-        use traffic_aws::setup::{delete_queue, delete_stream, delete_table, delete_topic};
+        use traffic_aws::setup::{
+            delete_event_bus, delete_queue, delete_stream, delete_table, delete_topic,
+        };
         let c = &self.clients;
         let _ = delete_stream(c, &r.stream).await;
+        let _ = delete_event_bus(c, &r.event_bus).await;
         for t in [&r.state_table, &r.registry_table, &r.results_table] {
             let _ = delete_table(c, t).await;
         }

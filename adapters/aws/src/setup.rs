@@ -182,6 +182,30 @@ pub async fn ensure_topic(c: &AwsClients, name: &str) -> Result<String, SetupErr
         .ok_or_else(|| err(format!("topic {name}"), "no ARN in the answer"))
 }
 
+/// Creates an EventBridge bus unless it exists.
+pub async fn ensure_event_bus(c: &AwsClients, name: &str) -> Result<(), SetupError> {
+    match c.events.create_event_bus().name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if crate::error::code_of(&e) == Some("ResourceAlreadyExistsException") => Ok(()),
+        Err(e) => Err(err(
+            format!("event bus {name}"),
+            aws_sdk_eventbridge::error::DisplayErrorContext(&e),
+        )),
+    }
+}
+
+/// Deletes an EventBridge bus; a missing bus is fine.
+pub async fn delete_event_bus(c: &AwsClients, name: &str) -> Result<(), SetupError> {
+    match c.events.delete_event_bus().name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if crate::error::code_of(&e) == Some("ResourceNotFoundException") => Ok(()),
+        Err(e) => Err(err(
+            format!("deleting event bus {name}"),
+            aws_sdk_eventbridge::error::DisplayErrorContext(&e),
+        )),
+    }
+}
+
 /// Deletes a topic.
 pub async fn delete_topic(c: &AwsClients, arn: &str) -> Result<(), SetupError> {
     c.sns
@@ -308,11 +332,14 @@ pub struct Resources {
     pub results_table: String,
     /// Topic name.
     pub topic: String,
+    /// The EventBridge bus of the merge's result events.
+    pub event_bus: String,
 }
 
 impl Resources {
     /// Names with a common prefix: `<prefix>-readings`, `<prefix>-state`, `<prefix>-registry`,
-    /// `<prefix>-results`, `<prefix>-alarms`.
+    /// `<prefix>-results` (the table, and the event bus as the template names it),
+    /// `<prefix>-alarms`.
     pub fn with_prefix(prefix: &str, shards: i32) -> Self {
         Self {
             stream: format!("{prefix}-readings"),
@@ -321,6 +348,7 @@ impl Resources {
             registry_table: format!("{prefix}-registry"),
             results_table: format!("{prefix}-results"),
             topic: format!("{prefix}-alarms"),
+            event_bus: format!("{prefix}-results"),
         }
     }
 }
@@ -343,6 +371,7 @@ pub async fn ensure_all(c: &AwsClients, r: &Resources) -> Result<Created, SetupE
     }
     let stream_arn = ensure_stream(c, &r.stream, r.shards).await?;
     let topic_arn = ensure_topic(c, &r.topic).await?;
+    ensure_event_bus(c, &r.event_bus).await?;
     Ok(Created {
         stream_arn,
         names: crate::AwsNames {
@@ -351,7 +380,7 @@ pub async fn ensure_all(c: &AwsClients, r: &Resources) -> Result<Created, SetupE
             results_table: Some(r.results_table.clone()),
             alarm_topic_arn: Some(topic_arn.clone()),
             readings_stream: Some(r.stream.clone()),
-            event_bus: None,
+            event_bus: Some(r.event_bus.clone()),
         },
         topic_arn,
     })

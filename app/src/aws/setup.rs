@@ -1,5 +1,6 @@
-//! `traffic aws-setup`: the resources (tables, stream, topic) created unless they exist, the
-//! city's intersections put into the registry, and the environment the functions need.
+//! `traffic aws-setup`: the resources (tables, stream, topic, event bus) created unless they
+//! exist, the city's intersections put into the registry, and the environment the functions
+//! need.
 
 use traffic_aws::setup::{Created, Resources, ensure_all};
 use traffic_aws::{AwsClients, AwsNames, DynamoStore, StoreOptions};
@@ -32,8 +33,8 @@ pub async fn setup(
 }
 
 /// The resources' names: those `names` gives (the environment's), the prefix's otherwise
-/// (`<prefix>-readings`, `-state`, `-registry`, `-results`, `-alarms`); `shards` for a new
-/// stream.
+/// (`<prefix>-readings`, `-state`, `-registry`, `-results` for the table and the event bus,
+/// `-alarms`); `shards` for a new stream.
 pub fn resources(names: &AwsNames, prefix: &str, shards: i32) -> Resources {
     let mut r = Resources::with_prefix(prefix, shards);
     if let Some(s) = &names.readings_stream {
@@ -47,6 +48,9 @@ pub fn resources(names: &AwsNames, prefix: &str, shards: i32) -> Resources {
     }
     if let Some(s) = &names.results_table {
         r.results_table = s.clone();
+    }
+    if let Some(b) = &names.event_bus {
+        r.event_bus = b.clone();
     }
     if let Some(arn) = &names.alarm_topic_arn {
         // The topic's name is the ARN's last part.
@@ -65,6 +69,7 @@ pub fn env_lines(created: &Created) -> Vec<String> {
         ("REGISTRY_TABLE", &n.registry_table),
         ("RESULTS_TABLE", &n.results_table),
         ("ALARM_TOPIC_ARN", &n.alarm_topic_arn),
+        ("EVENT_BUS_NAME", &n.event_bus),
     ] {
         if let Some(v) = v {
             out.push(format!("export {k}={v}"));
