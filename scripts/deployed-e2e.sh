@@ -19,6 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+# shellcheck source=scripts/lib/serve.sh
+source scripts/lib/serve.sh
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 started=$(date +%s)
 
@@ -54,7 +56,7 @@ export AWS_DEFAULT_REGION="$AWS_REGION"
 extra=()
 if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
   version=$("$py" -c 'from importlib.metadata import version; print(version("ministack"))')
-  port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+  port=$(free_port)
   endpoint="http://127.0.0.1:$port"
   log="$root/target/ministack.log"
   mkdir -p "$root/target"
@@ -71,16 +73,7 @@ if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
       IOT_MTLS_ENABLED=0 SFTP_ENABLED=0 "$root/.venv/bin/ministack"
   ) >"$log" 2>&1 &
   emulator_pid=$!
-  for _ in $(seq 1 150); do
-    if curl -fsS "$endpoint/_ministack/health" >/dev/null 2>&1; then break; fi
-    if ! kill -0 "$emulator_pid" 2>/dev/null; then
-      echo "deployed-e2e: MiniStack exited; its log:" >&2
-      cat "$log" >&2
-      exit 1
-    fi
-    sleep 0.2
-  done
-  curl -fsS "$endpoint/_ministack/health" >/dev/null
+  wait_for "deployed-e2e: MiniStack" "$endpoint/_ministack/health" "$emulator_pid" "$log" 30 || exit 1
   # MiniStack does every part (the API, its JWT authorizer, Cognito): nothing may go unchecked.
   extra+=(--emulator "ministack $version, AUTH=true (IAM policies enforced)" --strict)
 else

@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 log() { printf '\n== %s\n' "$*"; }
+# shellcheck source=scripts/lib/serve.sh
+source scripts/lib/serve.sh
 
 # A one-off build of the whole suite gains nothing from incremental caches, which would add
 # gigabytes to the target directory (set CARGO_INCREMENTAL=1 to keep them).
@@ -49,17 +51,12 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+  port=$(free_port)
   log "starting moto_server on 127.0.0.1:$port"
   mkdir -p "$root/target"
   moto_server -H 127.0.0.1 -p "$port" >"$root/target/moto.log" 2>&1 &
   moto_pid=$!
-  for _ in $(seq 1 100); do
-    if curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then break; fi
-    if ! kill -0 "$moto_pid" 2>/dev/null; then cat "$root/target/moto.log"; exit 1; fi
-    sleep 0.2
-  done
-  curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null
+  wait_for moto_server "http://127.0.0.1:$port/moto-api/" "$moto_pid" "$root/target/moto.log" 20 || exit 1
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
   export TRAFFIC_EMULATOR=moto
 else

@@ -13,6 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
+# shellcheck source=scripts/lib/serve.sh
+source scripts/lib/serve.sh
 
 bash scripts/venv.sh
 # As scripts/test.sh builds (no incremental caches), so the build here finds its binary.
@@ -27,7 +29,7 @@ cargo build --quiet --bin traffic
 examples=${CONTRACT_EXAMPLES:-25}
 seed=${CONTRACT_SEED:-20261130}
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+port=$(free_port)
 token=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
 data=$(mktemp -d)
 work=$(mktemp -d)
@@ -57,20 +59,7 @@ TRAFFIC_API_TOKEN="$token" "$target_dir/debug/traffic" local --listen "127.0.0.1
 pid=$!
 
 base="http://127.0.0.1:$port"
-for _ in $(seq 1 120); do
-  if curl -fsS "$base/api/config" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$pid" 2>/dev/null; then
-    echo "api contract: the server exited; its output:" >&2
-    cat "$out" >&2
-    exit 1
-  fi
-  sleep 0.5
-done
-if ! curl -fsS "$base/api/config" >/dev/null; then
-  echo "api contract: the server did not answer within 60 s; its output:" >&2
-  cat "$out" >&2
-  exit 1
-fi
+wait_for "api contract: the server" "$base/api/config" "$pid" "$out" 60 || exit 1
 
 status=0
 # Run from a scratch directory so that nothing (a .hypothesis cache) lands in the worktree.

@@ -11,6 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
+# shellcheck source=scripts/lib/serve.sh
+source scripts/lib/serve.sh
 
 if ! command -v "${CHROMIUM:-/usr/bin/chromium}" >/dev/null 2>&1; then
   echo "browser test: ${CHROMIUM:-/usr/bin/chromium} is missing (apt-get install chromium)" >&2
@@ -32,7 +34,7 @@ case "${TRAFFIC_BROWSER_SERVER:-local}" in
   *) echo "TRAFFIC_BROWSER_SERVER must be local or example" >&2; exit 2 ;;
 esac
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+port=$(free_port)
 # Never starting with '-' (which a command line would take for an option: 1 run in 64).
 token=t$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
 data=$(mktemp -d)
@@ -53,20 +55,7 @@ trap cleanup EXIT INT TERM
 pid=$!
 
 base="http://127.0.0.1:$port"
-for _ in $(seq 1 120); do
-  if curl -fsS "$base/api/config" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$pid" 2>/dev/null; then
-    echo "browser test: the server exited; its log:" >&2
-    cat "$log" >&2
-    exit 1
-  fi
-  sleep 0.5
-done
-if ! curl -fsS "$base/api/config" >/dev/null; then
-  echo "browser test: the server did not answer within 60 s; its log:" >&2
-  cat "$log" >&2
-  exit 1
-fi
+wait_for "browser test: the server" "$base/api/config" "$pid" "$log" 60 || exit 1
 
 status=0
 (cd tests/browser && BASE_URL="$base" API_TOKEN="$token" SCREENSHOT="$root/docs/dashboard.png" \

@@ -15,6 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
+# shellcheck source=scripts/lib/serve.sh
+source scripts/lib/serve.sh
 
 # The project's virtual environment (scripts/test.sh puts it first on PATH).
 py=python
@@ -56,14 +58,10 @@ echo "infra: cfn-lint of the SAM transform"
 lint "$tmp/transformed.json"
 
 if [ -z "${AWS_ENDPOINT_URL:-}" ] && [ -x "$bin/moto_server" ]; then
-  port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+  port=$(free_port)
   "$bin/moto_server" -H 127.0.0.1 -p "$port" >"$tmp/moto.log" 2>&1 &
   moto_pid=$!
-  for _ in $(seq 1 100); do
-    if curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then break; fi
-    if ! kill -0 "$moto_pid" 2>/dev/null; then cat "$tmp/moto.log" >&2; exit 1; fi
-    sleep 0.2
-  done
+  wait_for moto_server "http://127.0.0.1:$port/moto-api/" "$moto_pid" "$tmp/moto.log" 20 || exit 1
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port" TRAFFIC_EMULATOR=moto
   export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
   echo "infra: started moto_server on 127.0.0.1:$port for the smoke deployment"
