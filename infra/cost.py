@@ -18,13 +18,17 @@ Inputs:
 - a city of 10,000 intersections, when no run measured one, is priced with the units, requests
   and invocations per reading of the largest measured run (labelled so): per reading, the delta
   state, fault's lamp reads and the merge's retiming do not grow with the city, and batches
-  fill better, so this overstates it a little; only Kinesis' shard-hours are recomputed;
+  fill better, so this overstates it a little; only Kinesis' shard-hours are recomputed. The
+  exception is `lamp#not-ok`, billed on its whole size, which grows with the lamps not ok
+  (README, "What it costs");
 - Lambda durations: estimates, since the emulator's round trips are not AWS's, by the model
   in infra/prices.json (`lambda_duration`, which `traffic aws-measure` prices with too): an
   invocation of `ingest` or `fault` is taken as 0.15 s plus its fold (1.0 M readings/s on a
   whole vCPU, docs/state.md), a merge run as 1 s plus reading and writing its items at 50 MB/s.
-  A run that recorded its `billed_seconds` gave its JSON line the same dollars as this table
-  (checked by `python3 infra/cost.py --check`, which the infra tests run).
+  A run that recorded its `billed_seconds` gave its JSON line the same dollars as this table.
+
+`python3 infra/cost.py --check` (run by the infra tests) checks that, and that the README's
+table is the one this prints.
 """
 
 from __future__ import annotations
@@ -149,9 +153,15 @@ def table() -> str:
 
 
 def check() -> list[str]:
-    """Where a recorded run that priced Lambda by the shared model (its functions carry
-    `billed_seconds`) disagrees with this table: its seconds or its dollars per million."""
+    """Where the README's table is not this one, and where a recorded run that priced Lambda
+    by the shared model (its functions carry `billed_seconds`) disagrees with this table: its
+    seconds or its dollars per million."""
     problems = []
+    ours = table().splitlines()
+    readme = (HERE.parent / "README.md").read_text().splitlines()
+    starts = [i for i, line in enumerate(readme) if line == ours[0]]
+    if not starts or readme[starts[0] : starts[0] + len(ours)] != ours:
+        problems.append("README.md's cost table is not what `python3 infra/cost.py` prints; paste it in")
     for r in MEASURED["runs"] + MEASURED.get("before", []):
         m = r["result"]
         fns = m["by_function"]

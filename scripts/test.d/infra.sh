@@ -8,8 +8,9 @@
 #     deployment of the transformed template to the emulator's CloudFormation;
 #  3. that deployment needs AWS_ENDPOINT_URL (scripts/test.sh starts moto_server and sets it);
 #     run alone, this script starts its own moto_server when it can, and stops it at the end;
-#  4. infra/cost.py --check: the recorded `traffic aws-measure` runs that priced Lambda by the
-#     shared model give the dollars the README's table gives.
+#  4. infra/cost.py --check: the README's cost table is what infra/cost.py prints from the
+#     recorded `traffic aws-measure` runs, and the runs that priced Lambda by the shared model
+#     printed the same dollars.
 #
 #   bash scripts/test.d/infra.sh
 set -euo pipefail
