@@ -93,7 +93,12 @@ async fn the_events_a_subscriber_reads_from_the_bus_match_the_stored_results() -
         .clone()
         .context("the set-up names its event bus")?;
     assert_eq!(bus, format!("{}-results", env.prefix));
-    assert!(c.events.describe_event_bus().name(&bus).send().await.is_ok());
+    c.events
+        .describe_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .context("the set-up's event bus exists")?;
     let queue = ensure_queue(c, &format!("{}-subscriber", env.prefix)).await?;
     let rule = format!("{}-all-results", env.prefix);
     c.events
