@@ -169,9 +169,9 @@ def check() -> list[str]:
             continue
         label = f"{r['commit']}, {m['intersections']} × {m['minutes']} min"
         for name, f in fns.items():
-            ours = billed_seconds(name, f, m["readings"])
-            if abs(ours - f["billed_seconds"]) > 1e-6 * max(1.0, ours):
-                problems.append(f"{label}: {name} billed {f['billed_seconds']} s, here {ours} s")
+            seconds = billed_seconds(name, f, m["readings"])
+            if abs(seconds - f["billed_seconds"]) > 1e-6 * max(1.0, seconds):
+                problems.append(f"{label}: {name} billed {f['billed_seconds']} s, here {seconds} s")
         total = sum(costs(r).values())
         if abs(total - m["usd_per_million_readings"]) > 1e-9:
             problems.append(f"{label}: ${m['usd_per_million_readings']} per million, here ${total}")

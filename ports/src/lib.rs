@@ -161,9 +161,9 @@ pub trait Registry: Send + Sync {
     async fn intersections(&self) -> PortResult<Vec<Intersection>>;
 
     /// A number that changes whenever an intersection is created, replaced or deleted (not
-    /// when it is only retimed or given a proposal), read for much less than [`Registry::intersections`]: a cache
-    /// of the intersections and their lights that saw this number when it loaded need not
-    /// load again while it is the same. `None` (the default): the store has none, so a cache
+    /// when it is only retimed or given a proposal), read for much less than
+    /// [`Registry::intersections`]: a cache of the intersections and their lights that saw
+    /// this number when it loaded need not load again while it is the same. `None` (the default): the store has none, so a cache
     /// must reload to see a change.
     async fn directory_generation(&self) -> PortResult<Option<u64>> {
         Ok(None)

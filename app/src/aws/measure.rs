@@ -103,6 +103,8 @@ pub struct Prices {
     pub ddb_wru: f64,
     /// An on-demand read request unit.
     pub ddb_rru: f64,
+    /// How Lambda's billed seconds are estimated.
+    pub lambda_duration: LambdaDuration,
 }
 
 impl Prices {
@@ -114,7 +116,7 @@ impl Prices {
 
 /// How Lambda's billed seconds are estimated (the price table's `lambda_duration`, which
 /// `infra/cost.py` reads too): a handler's run time against an emulator is mostly the
-/// emulator's round trips, which AWS answers in milliseconds.
+/// emulator's round trips, which AWS answers in milliseconds, so it is not what is priced.
 #[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 pub struct LambdaDuration {
     /// An `ingest` or `fault` invocation's time besides folding its readings, s.
@@ -130,15 +132,6 @@ pub struct LambdaDuration {
 }
 
 impl LambdaDuration {
-    /// The shared model.
-    pub fn shared() -> anyhow::Result<Self> {
-        #[derive(serde::Deserialize)]
-        struct Table {
-            lambda_duration: LambdaDuration,
-        }
-        Ok(serde_json::from_str::<Table>(PRICES_JSON)?.lambda_duration)
-    }
-
     /// The seconds Lambda would bill for what function `name` (at `mb` MB) did in a run of
     /// `readings` readings.
     pub fn billed_seconds(&self, name: &str, u: &FunctionUsage, readings: u64, mb: u64) -> f64 {
@@ -690,10 +683,9 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
         "dynamodb reads".to_owned(),
         per_million(read_units) * prices.ddb_rru,
     );
-    let durations = LambdaDuration::shared()?;
     for (name, mb) in ["ingest", "fault", "merge"].iter().zip(TEMPLATE.memory_mb) {
         if let Some(u) = by_function.get_mut(*name) {
-            u.billed_seconds = durations.billed_seconds(name, u, readings, mb);
+            u.billed_seconds = prices.lambda_duration.billed_seconds(name, u, readings, mb);
             let gb_s = u.billed_seconds * mb as f64 / 1024.0;
             usd.insert(
                 format!("lambda {name}"),
@@ -733,7 +725,9 @@ mod tests {
 
     #[test]
     fn lambda_is_priced_by_the_shared_duration_model() {
-        let d = LambdaDuration::shared().unwrap_or_else(|e| panic!("{e}"));
+        let d = Prices::shared()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .lambda_duration;
         let u = |invocations, read_units, write_units| FunctionUsage {
             invocations,
             read_units,
