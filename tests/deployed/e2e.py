@@ -287,7 +287,12 @@ class Run:
         bucket = f"{self.stack}-code"
         s3 = self.client("s3")
         try:
-            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": self.region})
+            # S3 refuses a LocationConstraint of us-east-1 (its default region): name it
+            # only elsewhere, as AWS requires.
+            if self.region == "us-east-1":
+                s3.create_bucket(Bucket=bucket)
+            else:
+                s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": self.region})
         except s3.exceptions.BucketAlreadyOwnedByYou:
             pass
         template = tr.load()
