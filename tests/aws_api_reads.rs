@@ -19,8 +19,10 @@ use traffic_core::window::{WindowKey, WindowLength};
 use traffic_ports::{Registry, ResultStore};
 use traffic_sim::{CityConfig, generate_city};
 
-/// The largest page of `/api/intersections` and `/api/timings` (`docs/api.md`).
-const INTERSECTIONS_PAGE_MAX: usize = 500;
+/// The largest page of `/api/intersections` and `/api/timings` (`docs/api.md`: 500).
+const INTERSECTIONS_PAGE_MAX: usize = api::paging::CITY_PAGE_MAX as usize;
+/// The largest page of `/api/results/{length}` (`docs/api.md`: 100).
+const RESULTS_PAGE_MAX: usize = api::paging::RESULTS_PAGE_MAX as usize;
 /// The read units `docs/api.md` promises for that page, for intersections like the
 /// simulator's (about 0.5 KB each).
 const INTERSECTIONS_PAGE_UNITS: f64 = 40.0;
@@ -191,13 +193,14 @@ async fn a_page_of_large_results_stops_at_its_budget_and_says_where_to_continue(
         recent.len()
     );
 
-    // The API's pages: each within its budget, and each says whether more exist.
+    // The API's pages, of the largest size: each within its budget, and each says whether
+    // more exist.
     let mut seen = Vec::new();
     let mut before = None;
     let mut pages = 0;
     for _ in 0..10 {
         let m0 = s.metrics().snapshot();
-        let page = s.results_page(length, before, 8).await?;
+        let page = s.results_page(length, before, RESULTS_PAGE_MAX).await?;
         let used = s.metrics().snapshot().since(&m0);
         pages += 1;
         println!(
