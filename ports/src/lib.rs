@@ -7,13 +7,16 @@
 //! - the traits below: state, registry, lamps and alarms, results, statistics, publisher, result
 //!   events;
 //! - [`Ports`] ([`bundle`]): every port a function may need, as shared trait objects;
+//! - [`pages`]: what one bounded read of a public listing returns ([`ResultPage`]);
 //! - [`source`]: the stream as the one event source mapping reads it ([`RecordSource`]) and
 //!   where it keeps its positions ([`CheckpointStore`]).
 
 pub mod bundle;
+pub mod pages;
 pub mod source;
 
 pub use bundle::Ports;
+pub use pages::{ResultPage, intersections_page_of, result_page_of};
 pub use source::{
     CheckpointStore, MemoryCheckpoints, ReadBatch, RecordSource, SourceRecord, SourceShards,
     StartingPosition,
@@ -170,7 +173,10 @@ pub trait Registry: Send + Sync {
     }
 
     /// Up to `limit` intersections in id order, after `after` (from the first when `None`),
-    /// and the id to continue after when more follow.
+    /// and the id to continue after when more follow: the public listing. One bounded read:
+    /// a store may return fewer than `limit` (its own page filled) with an id to continue
+    /// after, and may read eventually consistently (a write of the last second may be
+    /// missing).
     async fn intersections_page(
         &self,
         after: Option<&IntersectionId>,
@@ -638,21 +644,6 @@ pub trait StatsStore: Send + Sync {
     async fn stats(&self, since_ms: i64) -> PortResult<Vec<StatsSample>>;
 }
 
-/// A page of [`Registry::intersections_page`] from up to `limit + 1` intersections read in id
-/// order: the first `limit`, and the id to continue after when there were more.
-pub fn intersections_page_of(
-    mut read: Vec<Intersection>,
-    limit: usize,
-) -> (Vec<Intersection>, Option<IntersectionId>) {
-    if read.len() > limit {
-        read.truncate(limit);
-        let next = read.last().map(|x| x.id.clone());
-        (read, next)
-    } else {
-        (read, None)
-    }
-}
-
 /// Sends alarms to the people who repair lamps (SNS in AWS).
 #[async_trait]
 pub trait AlarmPublisher: Send + Sync {
@@ -701,12 +692,24 @@ pub trait ResultStore: Send + Sync {
     async fn results(&self) -> PortResult<Vec<WindowResult>>;
 
     /// The newest `limit` results of windows of `length`, newest first (what the API serves:
-    /// reading every result ever stored would grow without bound).
+    /// reading every result ever stored would grow without bound): all `limit` when as many
+    /// exist, however many reads they take.
     async fn recent_results(
         &self,
         length: WindowLength,
         limit: usize,
     ) -> PortResult<Vec<WindowResult>>;
+
+    /// One page of the results of windows of `length` starting before `before_ms` (from the
+    /// newest when `None`), newest first: the public listing. One bounded read: up to `limit`
+    /// windows, fewer when the store's page or byte budget filled, with where to continue
+    /// whenever older windows exist; a store may read eventually consistently.
+    async fn results_page(
+        &self,
+        length: WindowLength,
+        before_ms: Option<i64>,
+        limit: usize,
+    ) -> PortResult<ResultPage>;
 
     /// Replaces the network state (every intersection over the newest window of the shortest
     /// length), for the operator's map.

@@ -15,7 +15,10 @@ state them:
   leave stored limits with more entries than phases is a 409);
 - an intersection's `proposal` is Webster's, written by the merge: its `from` names a window
   (`15m@2026-01-05T08:15:00Z`, the start a multiple of the length), which a pattern cannot
-  state, so a valid case leaves the proposal out.
+  state, so a valid case leaves the proposal out;
+- a paged list's `cursor` is one the list gave (the `next` of a page of the same list; a
+  cursor is opaque, so its pattern admits strings no list gave): a valid case's cursor is
+  replaced by the `next` of the list's first page, or left out when that page is the last.
 
 For requests Schemathesis generates as valid (positive cases) this module makes those three
 hold, so that "a valid request is accepted" is checked on every operation; invalid (negative)
@@ -145,11 +148,45 @@ def _consistent_case(case):
     return body if body != case.body else None
 
 
+#: The paged lists whose `cursor` only the list itself can give.
+CURSOR_OPS = ("listIntersections", "listTimings", "recentResults")
+
+
+def _real_cursor(case):
+    """The `next` of the first page of the case's list (its path and `limit`), or None."""
+    base = (os.environ.get("TRAFFIC_CONTRACT_BASE_URL") or case.operation.base_url or "").rstrip("/")
+    path = case.path
+    for name, value in (case.path_parameters or {}).items():
+        path = path.replace("{" + name + "}", urllib.parse.quote(str(value), safe=""))
+    query = {"limit": case.query["limit"]} if "limit" in (case.query or {}) else {}
+    url = f"{base}{path}?{urllib.parse.urlencode(query)}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return json.load(resp).get("next")
+    except (urllib.error.URLError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _consistent_cursor(case):
+    """A valid list case's `cursor`, made one the list gave (or left out)."""
+    op = case.operation.definition.raw.get("operationId")
+    if op not in CURSOR_OPS or "cursor" not in (case.query or {}):
+        return
+    cursor = _real_cursor(case)
+    query = {k: v for k, v in case.query.items() if k != "cursor"}
+    if cursor is not None:
+        query["cursor"] = cursor
+    case.query = query
+
+
 # Just before each request, in every phase (examples, coverage, fuzzing and the stateful
 # sequences, whose cases come from links rather than from the generators).
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    if not _is_positive(case) or not isinstance(case.body, dict):
+    if not _is_positive(case):
+        return
+    _consistent_cursor(case)
+    if not isinstance(case.body, dict):
         return
     body = _consistent_case(case)
     if body is not None:

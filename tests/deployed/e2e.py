@@ -454,10 +454,17 @@ class Run:
                 self._api_base = self.api_base()
             out = []
             for length in self.a.windows.split(","):
-                status, body = self.http("GET", f"{self._api_base}/api/results/{length}?limit=1000")
-                if status != 200:
-                    return []  # not serving yet: the caller polls again
-                out += [w for w in json.loads(body)["windows"] if w.get("closed") is True]
+                # Every window, a page of the largest size (100) at a time, following `next`.
+                url = f"{self._api_base}/api/results/{length}?limit=100"
+                for _ in range(1000):
+                    status, body = self.http("GET", url)
+                    if status != 200:
+                        return []  # not serving yet: the caller polls again
+                    page = json.loads(body)
+                    out += [w for w in page["windows"] if w.get("closed") is True]
+                    if not page.get("next"):
+                        break
+                    url = f"{self._api_base}/api/results/{length}?limit=100&cursor={page['next']}"
             return out
         return self.closed_windows_from_table()
 
@@ -678,11 +685,11 @@ class Run:
             self.gap("the HTTP API: the emulator created no AWS::ApiGatewayV2 resources")
             return
         base = self.api_base()
-        status, body = self.http("GET", f"{base}/api/intersections")
+        status, body = self.http("GET", f"{base}/api/intersections?limit=500")
         self.out["api_read_status"] = status
         self.check(status == 200, f"GET /api/intersections answered {status}: {body[:200]!r}")
         if status == 200:
-            ids = sorted(x["id"] for x in json.loads(body))
+            ids = sorted(x["id"] for x in json.loads(body)["intersections"])
             self.check(ids == [x["id"] for x in city(self.a.intersections)["intersections"]], f"the API lists {ids}")
         status, _ = self.http("GET", f"{base}/")
         self.check(status == 200, f"GET / (the dashboard) answered {status}")

@@ -48,7 +48,7 @@ fn part_sk(version: &str, part: u32) -> String {
 
 impl DynamoStore {
     /// Largest part, bytes.
-    fn part_bytes(&self) -> usize {
+    pub(crate) fn part_bytes(&self) -> usize {
         self.opts
             .max_item_bytes
             .saturating_sub(PART_OVERHEAD)

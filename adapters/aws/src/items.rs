@@ -161,74 +161,95 @@ impl Query {
         self.sk = sk;
         self
     }
+
+    /// Read eventually consistently: half the read units, and a write of the last second may
+    /// not be seen yet (what a public listing can afford).
+    pub(crate) fn eventually(mut self) -> Self {
+        self.consistent = false;
+        self
+    }
 }
 
 impl DynamoStore {
     /// Runs a query through all its pages.
     pub(crate) async fn query(&self, q: Query) -> PortResult<Vec<Item>> {
-        let table = self.table(q.table)?;
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let mut values = HashMap::from([(":pk".to_owned(), AttributeValue::S(q.pk.clone()))]);
-            let cond = match &q.sk {
-                SortKey::All => "pk = :pk".to_owned(),
-                SortKey::BeginsWith(p) => {
-                    values.insert(":sk".into(), AttributeValue::S(p.clone()));
-                    "pk = :pk AND begins_with(sk, :sk)".to_owned()
-                }
-                SortKey::From(p) => {
-                    values.insert(":sk".into(), AttributeValue::S(p.clone()));
-                    "pk = :pk AND sk >= :sk".to_owned()
-                }
-                SortKey::After(p) => {
-                    values.insert(":sk".into(), AttributeValue::S(p.clone()));
-                    "pk = :pk AND sk > :sk".to_owned()
-                }
-                SortKey::Between(a, b) => {
-                    values.insert(":sk".into(), AttributeValue::S(a.clone()));
-                    values.insert(":sk2".into(), AttributeValue::S(b.clone()));
-                    "pk = :pk AND sk BETWEEN :sk AND :sk2".to_owned()
-                }
-            };
-            let mut req = self
-                .ddb
-                .query()
-                .table_name(table)
-                .key_condition_expression(cond)
-                .set_expression_attribute_values(Some(values))
-                .consistent_read(q.consistent)
-                .set_exclusive_start_key(start.take());
-            if let Some(p) = q.projection {
-                req = req.projection_expression(p);
-            }
-            if let Some(limit) = q.newest_first {
-                req = req.scan_index_forward(false).limit(limit);
-            }
-            if let Some(first) = q.first {
-                let left = first.saturating_sub(out.len()).max(1);
-                req = req.limit(i32::try_from(left).unwrap_or(i32::MAX));
-            }
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| port_error(format!("querying {table} for {}", q.pk), e))?;
-            let items = resp.items.unwrap_or_default();
-            // A page bills the total size of the items it returns (projected or not: DynamoDB
-            // sizes whole items, so a projection would make this an underestimate).
-            let bytes: usize = items.iter().map(item_size).sum();
-            self.metrics
-                .read(&q.table.op("Query"), read_units(bytes, q.consistent));
+            let want = q.first.map(|first| first.saturating_sub(out.len()).max(1));
+            let (items, next) = self.query_page(&q, start.take(), want).await?;
             out.extend(items);
             if q.newest_first.is_some() || q.first.is_some_and(|f| out.len() >= f) {
                 break;
             }
-            match resp.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
+            match next {
+                Some(k) => start = Some(k),
+                None => break,
             }
         }
         Ok(out)
+    }
+
+    /// One `Query` call of `q` from `start` (a previous page's last key), at most `limit`
+    /// items (else `q`'s own limit, else DynamoDB's 1 MB): its items and the key to continue
+    /// from, if DynamoDB gave one.
+    pub(crate) async fn query_page(
+        &self,
+        q: &Query,
+        start: Option<Item>,
+        limit: Option<usize>,
+    ) -> PortResult<(Vec<Item>, Option<Item>)> {
+        let table = self.table(q.table)?;
+        let mut values = HashMap::from([(":pk".to_owned(), AttributeValue::S(q.pk.clone()))]);
+        let cond = match &q.sk {
+            SortKey::All => "pk = :pk".to_owned(),
+            SortKey::BeginsWith(p) => {
+                values.insert(":sk".into(), AttributeValue::S(p.clone()));
+                "pk = :pk AND begins_with(sk, :sk)".to_owned()
+            }
+            SortKey::From(p) => {
+                values.insert(":sk".into(), AttributeValue::S(p.clone()));
+                "pk = :pk AND sk >= :sk".to_owned()
+            }
+            SortKey::After(p) => {
+                values.insert(":sk".into(), AttributeValue::S(p.clone()));
+                "pk = :pk AND sk > :sk".to_owned()
+            }
+            SortKey::Between(a, b) => {
+                values.insert(":sk".into(), AttributeValue::S(a.clone()));
+                values.insert(":sk2".into(), AttributeValue::S(b.clone()));
+                "pk = :pk AND sk BETWEEN :sk AND :sk2".to_owned()
+            }
+        };
+        let mut req = self
+            .ddb
+            .query()
+            .table_name(table)
+            .key_condition_expression(cond)
+            .set_expression_attribute_values(Some(values))
+            .consistent_read(q.consistent)
+            .set_exclusive_start_key(start);
+        if let Some(p) = q.projection {
+            req = req.projection_expression(p);
+        }
+        if let Some(limit) = q.newest_first {
+            req = req.scan_index_forward(false).limit(limit);
+        }
+        if let Some(limit) = limit {
+            req = req.limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| port_error(format!("querying {table} for {}", q.pk), e))?;
+        let items = resp.items.unwrap_or_default();
+        // A page bills the total size of the items it returns (projected or not: DynamoDB
+        // sizes whole items, so a projection would make this an underestimate).
+        let bytes: usize = items.iter().map(item_size).sum();
+        self.metrics
+            .read(&q.table.op("Query"), read_units(bytes, q.consistent));
+        let next = resp.last_evaluated_key.filter(|k| !k.is_empty());
+        Ok((items, next))
     }
 
     /// Reads items by key (any number), retrying unprocessed keys with backoff.

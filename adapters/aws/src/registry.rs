@@ -7,7 +7,9 @@
 //! | operator's edit | `timings#<id>` | `<from>#operator@<at>` (`TimingChange::history_key`) | as a retiming's, and `by`, `at`, `operator` (S) |
 //! | directory generation | `directory` | `generation` | `g` (N: added 1 after every write of an intersection item, not a retiming or a proposal) |
 //!
-//! All intersections are one partition, so listing them is one query (a page per MB). New
+//! All intersections are one partition, so listing them is one query (a page per MB); the
+//! API's listing ([`Registry::intersections_page`]) is one eventually consistent query of at
+//! most a page (`limit` + 1 items, or 1 MB: at most 128 read units). New
 //! timings are one conditional `UpdateItem` per intersection (`attribute_exists(pk)`: an
 //! intersection deleted meanwhile is skipped, as the port requires), sixteen at a time, and
 //! the history entries one `BatchWriteItem` per 25. Webster's proposals for manual
@@ -253,17 +255,25 @@ impl Registry for DynamoStore {
         after: Option<&IntersectionId>,
         limit: usize,
     ) -> PortResult<(Vec<Intersection>, Option<IntersectionId>)> {
-        let mut q = Query::partition(Table::Registry, "intersections");
+        // The public listing: one eventually consistent query (half the units of a strongly
+        // consistent one), of `limit` and one more to learn whether more follow, and at most
+        // DynamoDB's 1 MB page, whatever the items' size.
+        let mut q = Query::partition(Table::Registry, "intersections").eventually();
         if let Some(a) = after {
             q = q.sk(SortKey::After(a.as_str().to_owned()));
         }
-        q.first = Some(limit.saturating_add(1));
-        let read = self
-            .query(q)
-            .await?
+        let (items, more) = self
+            .query_page(&q, None, Some(limit.saturating_add(1)))
+            .await?;
+        let read = items
             .into_iter()
             .map(decode)
             .collect::<PortResult<Vec<_>>>()?;
+        if read.len() <= limit && more.is_some() {
+            // The 1 MB page filled before `limit`: continue after its last intersection.
+            let next = read.last().map(|x| x.id.clone());
+            return Ok((read, next));
+        }
         Ok(traffic_ports::intersections_page_of(read, limit))
     }
 

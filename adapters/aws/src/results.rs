@@ -9,7 +9,10 @@
 //! | network part | `network#parts` | `<version>#<part>` | `b` (B), `expires_at` |
 //!
 //! One partition, so [`ResultStore::results`] is one query in window order (length, then
-//! start), and [`ResultStore::recent_results`] a newest-first query of one length's prefix. The
+//! start), and [`ResultStore::results_page`] (the API's pages) one eventually consistent
+//! newest-first query of one length's range, cut at a byte budget of 1 MB (items and the parts
+//! of their lists) and continued before its last window; [`ResultStore::recent_results`]
+//! follows such pages until it has as many windows as asked for. The
 //! merge asks for the closed windows on every run, per length from its oldest pane's window on:
 //! the small markers answer that without reading the results themselves.
 //!
@@ -31,7 +34,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use traffic_core::query::{MedianEntry, NetworkState, WindowResult};
 use traffic_core::window::{WindowKey, WindowLength};
-use traffic_ports::{PortResult, ResultStore};
+use traffic_ports::{PortResult, ResultPage, ResultStore};
 
 #[derive(Serialize, Deserialize)]
 struct ResultItem {
@@ -145,6 +148,56 @@ impl DynamoStore {
     }
 }
 
+/// What one page of results may read, bytes: its items and the parts of their above-median
+/// lists (at least one window, whatever its size).
+const PAGE_BUDGET_BYTES: usize = 1 << 20;
+
+impl DynamoStore {
+    /// Up to `limit` result items of `length` starting before `before_ms` (from the newest
+    /// when `None`), newest first: one eventually consistent query (at most DynamoDB's 1 MB
+    /// page), cut where the items and their parts pass [`PAGE_BUDGET_BYTES`]. Also whether
+    /// older windows may exist (the query stopped short, or the budget cut it).
+    async fn results_before(
+        &self,
+        length: WindowLength,
+        before_ms: Option<i64>,
+        limit: usize,
+    ) -> PortResult<(Vec<Item>, bool)> {
+        let last = match before_ms {
+            None => i64::MAX,
+            Some(i64::MIN) => return Ok((Vec::new(), false)),
+            Some(b) => b - 1,
+        };
+        let first = WindowKey {
+            length,
+            start_ms: i64::MIN,
+        };
+        let last = WindowKey {
+            length,
+            start_ms: last,
+        };
+        let mut q = Query::partition(Table::Results, "results")
+            .sk(SortKey::Between(sk(&first), sk(&last)))
+            .eventually();
+        q.newest_first = Some(i32::try_from(limit.max(1)).unwrap_or(i32::MAX));
+        let (items, key) = self.query_page(&q, None, None).await?;
+        let read = items.len();
+        let mut taken = Vec::with_capacity(read);
+        let mut bytes = 0usize;
+        for item in items {
+            let parts = n_i64(&item, "above_parts").unwrap_or(0).max(0) as usize;
+            let size = item_size(&item) + parts * self.part_bytes();
+            if !taken.is_empty() && bytes + size > PAGE_BUDGET_BYTES {
+                break;
+            }
+            bytes += size;
+            taken.push(item);
+        }
+        let more = taken.len() < read || key.is_some();
+        Ok((taken, more))
+    }
+}
+
 #[async_trait]
 impl ResultStore for DynamoStore {
     async fn put_results(&self, results: &[WindowResult]) -> PortResult<()> {
@@ -232,14 +285,48 @@ impl ResultStore for DynamoStore {
         length: WindowLength,
         limit: usize,
     ) -> PortResult<Vec<WindowResult>> {
-        if limit == 0 {
-            return Ok(Vec::new());
+        let mut out = Vec::new();
+        let mut before = None;
+        // Each round takes at least one window: bounded by `limit` rounds.
+        while out.len() < limit {
+            let (items, more) = self
+                .results_before(length, before, limit - out.len())
+                .await?;
+            let page = self.decode_results(items).await?;
+            let last = page.last().map(|w| w.window.start_ms);
+            out.extend(page);
+            match (more, last) {
+                (true, Some(l)) => before = Some(l),
+                _ => break,
+            }
         }
-        let mut q = Query::partition(Table::Results, "results")
-            .sk(SortKey::BeginsWith(format!("{}#", ord_i64(length.ms()))));
-        q.newest_first = Some(i32::try_from(limit).unwrap_or(i32::MAX));
-        let items = self.query(q).await?;
-        self.decode_results(items).await
+        Ok(out)
+    }
+
+    async fn results_page(
+        &self,
+        length: WindowLength,
+        before_ms: Option<i64>,
+        limit: usize,
+    ) -> PortResult<ResultPage> {
+        if limit == 0 {
+            return Ok(ResultPage::default());
+        }
+        // One more than asked for, to tell whether more exist; it is not decoded.
+        let (mut items, mut more) = self
+            .results_before(length, before_ms, limit.saturating_add(1))
+            .await?;
+        if items.len() > limit {
+            items.truncate(limit);
+            more = true;
+        }
+        let windows = self.decode_results(items).await?;
+        let next = if more {
+            windows.last().map(|w| w.window.start_ms)
+        } else {
+            None
+        };
+        Ok(ResultPage { windows, next })
     }
 
     async fn results(&self) -> PortResult<Vec<WindowResult>> {

@@ -7,7 +7,7 @@ use redb::{ReadableDatabase, ReadableTable};
 use serde::Serialize;
 use traffic_core::query::{NetworkState, WindowResult};
 use traffic_core::window::{WindowKey, WindowLength};
-use traffic_ports::{PortResult, ResultStore};
+use traffic_ports::{PortResult, ResultPage, ResultStore};
 
 /// A result as stored: postcard, so that floats come back bit for bit. The key is written
 /// before the result (the layout of earlier versions, so existing stores read back).
@@ -79,6 +79,31 @@ impl ResultStore for EmbeddedStore {
             .into_iter()
             .map(|s| s.result)
             .collect())
+    }
+
+    async fn results_page(
+        &self,
+        length: WindowLength,
+        before_ms: Option<i64>,
+        limit: usize,
+    ) -> PortResult<ResultPage> {
+        let len = length.ms();
+        let last = match before_ms {
+            None => i64::MAX,
+            Some(i64::MIN) => return Ok(ResultPage::default()),
+            Some(b) => b - 1,
+        };
+        let read = self
+            .results_in(
+                "reading results",
+                (len, i64::MIN)..=(len, last),
+                limit.saturating_add(1),
+                true,
+            )?
+            .into_iter()
+            .map(|s| s.result)
+            .collect();
+        Ok(traffic_ports::result_page_of(read, limit))
     }
 
     async fn put_network(&self, state: &NetworkState) -> PortResult<()> {
@@ -181,6 +206,16 @@ mod tests {
         );
         assert_eq!(starts(s.recent_results(hour, 9).await?), [keys[3]]);
         assert!(s.recent_results(fifteen, 0).await?.is_empty());
+        // Pages: newest first, continuing before the last start given, the last without one.
+        let page = s.results_page(fifteen, None, 2).await?;
+        assert_eq!(starts(page.windows), [keys[2], keys[1]]);
+        assert_eq!(page.next, Some(keys[1].start_ms));
+        let page = s.results_page(fifteen, page.next, 2).await?;
+        assert_eq!((starts(page.windows), page.next), (vec![keys[0]], None));
+        assert_eq!(
+            s.results_page(hour, Some(i64::MIN), 2).await?,
+            ResultPage::default()
+        );
         assert_eq!(
             s.closed_windows_from(fifteen, keys[1].start_ms).await?,
             [keys[1]]

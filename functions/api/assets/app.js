@@ -115,9 +115,11 @@ class ApiError extends Error {
 }
 
 // The city list is reloaded on every refresh while it is small; a larger one every
-// CITY_EVERY_MS (and after an edit), a page at a time.
+// CITY_EVERY_MS (and after an edit), a page at a time: pages of CITY_PAGE (the API's largest),
+// following each page's `next` cursor until it is null.
 const CITY_EVERY_MS = 30000;
 const SMALL_CITY = 1000;
+const CITY_PAGE = 500;
 
 async function api(method, path, body) {
   return (await apiWithLink(method, path, body)).json;
@@ -149,14 +151,16 @@ async function apiWithLink(method, path, body) {
   }
 }
 
-// Every intersection, following the list's pages.
-async function loadCity(pageSize = SMALL_CITY) {
+// Every intersection, following the list's pages (a page may be shorter than asked and still
+// have a `next`: only a null `next` ends the list).
+async function loadCity(pageSize = CITY_PAGE) {
   const all = [];
-  let path = "/api/intersections?limit=" + pageSize;
+  const first = "/api/intersections?limit=" + pageSize;
+  let path = first;
   for (let pages = 0; path && pages < 1000; pages++) {
-    const { json, next } = await apiWithLink("GET", path);
-    all.push(...json);
-    path = next;
+    const page = await api("GET", path);
+    all.push(...page.intersections);
+    path = page.next ? first + "&cursor=" + encodeURIComponent(page.next) : null;
   }
   return all;
 }

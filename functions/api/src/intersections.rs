@@ -9,9 +9,9 @@ use crate::body::merge_patch;
 use crate::control::{operator_of, record_operator_edit};
 use crate::error::ApiError;
 use crate::error::ApiResult;
+use crate::paging::city_page;
 use crate::request::Params;
 use crate::request::bytes;
-use crate::request::city_page;
 use crate::request::created;
 use crate::request::key_from_path;
 use crate::request::parse_id;
@@ -36,10 +36,10 @@ use traffic_core::IntersectionId;
 use traffic_core::city::{Intersection, Phase};
 use traffic_ports::PortError;
 
-/// `GET /api/intersections?limit=N&after=ID`: intersections by id, a page at a time (default
-/// 1,000, at most 5,000); a `Link: <…>; rel="next"` header names the next page.
+/// `GET /api/intersections?limit=N&cursor=C`: intersections by id, a page at a time (default
+/// 100, at most 500): `{"intersections": [...], "next": cursor or null}` (see [`city_page`]).
 pub async fn list(State(state): State<Shared>, q: Params) -> ApiResult<Response> {
-    city_page(&state, q, "/api/intersections", |x| x).await
+    city_page(&state, q, "/api/intersections", "intersections", |x| x).await
 }
 
 /// `POST /api/intersections`: creates an intersection (201); 409 if the id is taken.

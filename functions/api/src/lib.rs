@@ -15,7 +15,8 @@
 //! whose authorizer approved the request (see `docs/api.md`); otherwise they get 401 and change
 //! nothing.
 //!
-//! Modules: the request helpers [`request`] (parameters, paths, `ETag`s, paging), [`body`]
+//! Modules: the request helpers [`request`] (parameters, paths, `ETag`s), [`paging`] (page
+//! sizes, cursors, the city-wide lists), [`body`]
 //! (decoding that names fields), [`error`] (the JSON error form) and [`stored`] (the versioned
 //! load and store of an intersection); one module per resource: [`intersections`], [`lights`]
 //! (and phases), [`alarms`] (and lamps, repairs), [`control`] (modes, limits, who changed the
@@ -30,6 +31,7 @@ pub mod dashboard;
 pub mod error;
 pub mod intersections;
 pub mod lights;
+pub mod paging;
 pub mod request;
 pub mod results;
 pub mod stats;

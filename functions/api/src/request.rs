@@ -1,7 +1,6 @@
 //! Request helpers every resource uses: query parameters, ids from the path, bodies,
-//! `If-Match` and `ETag`, `201 Created`, and the paging of city-wide lists.
+//! `If-Match` and `ETag`, `201 Created` (the paged lists: [`crate::paging`]).
 
-use crate::Shared;
 use crate::error::ApiError;
 use crate::error::ApiResult;
 use axum::Json;
@@ -20,7 +19,6 @@ use serde_json::Value;
 use std::collections::HashMap;
 use traffic_core::IntersectionId;
 use traffic_core::LightIndex;
-use traffic_core::city::Intersection;
 
 /// The query string as a map, or a 400 in the API's error form.
 pub type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
@@ -48,43 +46,6 @@ pub(crate) fn int_param(
             )),
         },
     }
-}
-
-/// Default and largest page of the city-wide lists (about 0.5 KB per intersection: well
-/// inside Lambda's 6 MB response).
-pub(crate) const PAGE_DEFAULT: u64 = 1000;
-
-pub(crate) const PAGE_MAX: u64 = 5000;
-
-/// One page of intersections for a city-wide list at `path`, from the `limit` and `after`
-/// query parameters, and the response with a `Link: <…>; rel="next"` header when more follow.
-pub(crate) async fn city_page<T: Serialize>(
-    state: &Shared,
-    q: Params,
-    path: &str,
-    view: impl Fn(Intersection) -> T,
-) -> ApiResult<Response> {
-    let q = params(q)?;
-    let limit = int_param(&q, "limit", PAGE_DEFAULT, 1, PAGE_MAX)? as usize;
-    let after = q
-        .get("after")
-        .map(|a| IntersectionId::parse(a).map_err(|e| ApiError::bad("after", e.to_string())))
-        .transpose()?;
-    let (xs, next) = state
-        .ports
-        .registry
-        .intersections_page(after.as_ref(), limit)
-        .await?;
-    let items: Vec<T> = xs.into_iter().map(view).collect();
-    let mut resp = Json(items).into_response();
-    if let Some(next) = next {
-        // Ids are letters, digits and `-_.:`, all safe in a query string.
-        let link = format!("<{path}?limit={limit}&after={next}>; rel=\"next\"");
-        if let Ok(v) = HeaderValue::from_str(&link) {
-            resp.headers_mut().insert(header::LINK, v);
-        }
-    }
-    Ok(resp)
 }
 
 /// Parses the `{id}` path parameter; an id that cannot exist is a 404.

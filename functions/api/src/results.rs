@@ -3,12 +3,16 @@
 use crate::Shared;
 use crate::error::ApiError;
 use crate::error::ApiResult;
+use crate::paging::{
+    RESULTS_PAGE_DEFAULT, RESULTS_PAGE_MAX, page_limit, results_before, results_cursor,
+    with_next_link,
+};
 use crate::request::Params;
-use crate::request::int_param;
 use crate::request::params;
 use axum::Json;
 use axum::extract::Path;
 use axum::extract::State;
+use axum::response::Response;
 use serde::Deserialize;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -45,23 +49,30 @@ pub async fn network(State(state): State<Shared>) -> ApiResult<Json<Option<Netwo
     Ok(Json(state.ports.results.network().await?))
 }
 
-/// Recent windows of one length.
+/// A page of one length's windows.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RecentResults {
     /// The window length.
     pub length: String,
     /// Its windows, newest first (the first may still be open).
     pub windows: Vec<WindowResult>,
+    /// Whether older windows exist (then `next` continues the list).
+    pub more: bool,
+    /// The `cursor` of the page of older windows, when `more`; also a `Link: <…>;
+    /// rel="next"` header.
+    pub next: Option<String>,
 }
 
-/// `GET /api/results/{length}?limit=N`: the newest `limit` windows of a length (default 12).
+/// `GET /api/results/{length}?limit=N&cursor=C`: the windows of a length, newest first, a page
+/// at a time (default 12, at most 100; fewer when a page reaches 1 MB of results), saying
+/// whether more exist and the `cursor` of the next page.
 pub async fn results(
     State(state): State<Shared>,
     Path(length): Path<String>,
     q: Params,
-) -> ApiResult<Json<RecentResults>> {
+) -> ApiResult<Response> {
     let q = params(q)?;
-    let limit = int_param(&q, "limit", 12, 1, 1000)? as usize;
+    let limit = page_limit(&q, RESULTS_PAGE_DEFAULT, RESULTS_PAGE_MAX)?;
     // Exactly the document's pattern: digits and a unit, no surrounding spaces.
     if length.trim() != length {
         return Err(ApiError::bad(
@@ -71,9 +82,14 @@ pub async fn results(
     }
     let parsed =
         WindowLength::from_str(&length).map_err(|e| ApiError::bad("length", e.to_string()))?;
+    let before = results_before(&q, parsed.ms())?;
     let label = parsed.to_string();
-    let recent = state.ports.results.recent_results(parsed, limit).await?;
-    if recent.is_empty() && !state.cfg.windows().contains(&parsed) {
+    let page = state
+        .ports
+        .results
+        .results_page(parsed, before, limit)
+        .await?;
+    if page.windows.is_empty() && before.is_none() && !state.cfg.windows().contains(&parsed) {
         return Err(ApiError::not_found(
             "length",
             format!(
@@ -82,10 +98,15 @@ pub async fn results(
             ),
         ));
     }
-    Ok(Json(RecentResults {
+    let next = page.next.map(|start| results_cursor(parsed.ms(), start));
+    let path = format!("/api/results/{length}");
+    let body = RecentResults {
         length: label,
-        windows: recent,
-    }))
+        windows: page.windows,
+        more: next.is_some(),
+        next: next.clone(),
+    };
+    Ok(with_next_link(body, &path, limit, next.as_deref()))
 }
 
 pub(crate) fn windows(state: &Shared) -> Vec<String> {

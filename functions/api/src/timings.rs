@@ -4,8 +4,8 @@
 use crate::Shared;
 use crate::error::ApiError;
 use crate::error::ApiResult;
+use crate::paging::city_page;
 use crate::request::Params;
-use crate::request::city_page;
 use crate::request::parse_id;
 use axum::Json;
 use axum::extract::Path;
@@ -74,11 +74,11 @@ pub struct CurrentTiming {
     pub timing: TimingView,
 }
 
-/// `GET /api/timings?limit=N&after=ID`: intersections' current timings, a page at a time
-/// (see [`city_page`]).
+/// `GET /api/timings?limit=N&cursor=C`: intersections' current timings, a page at a time as
+/// the list of intersections: `{"timings": [...], "next": cursor or null}` (see [`city_page`]).
 pub async fn timings(State(state): State<Shared>, q: Params) -> ApiResult<Response> {
     let yellow = state.cfg.webster.yellow_s;
-    city_page(&state, q, "/api/timings", |x| CurrentTiming {
+    city_page(&state, q, "/api/timings", "timings", |x| CurrentTiming {
         timing: timing_view(&x.phases, x.retimed_from.clone(), yellow),
         intersection_id: x.id,
     })

@@ -151,7 +151,7 @@ async fn the_dashboard_and_the_api_answer_over_http_on_a_loopback_listener() -> 
 
     let list = request(addr, "GET", "/api/intersections", None, None).await?;
     assert_eq!(list.status, 200);
-    assert_eq!(list.json()[0]["id"], "I-0100");
+    assert_eq!(list.json()["intersections"][0]["id"], "I-0100");
 
     let bad = request(
         addr,

@@ -66,7 +66,7 @@ async fn with_no_token_configured_every_write_is_refused_and_reads_still_work() 
     assert!(api.store.intersections().await?.is_empty());
     let a = api.get("/api/intersections").await?;
     assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(a.body, json!([]));
+    assert_eq!(a.body, json!({"intersections": [], "next": null}));
     let a = api.get("/api/config").await?;
     assert_eq!(a.body["token_required"], false);
     Ok(())

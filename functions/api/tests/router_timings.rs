@@ -49,7 +49,7 @@ async fn timings_and_how_they_changed_are_shown() -> anyhow::Result<()> {
     assert_eq!(greens, vec![40.0, 45.0]);
 
     let a = api.get("/api/timings").await?;
-    let all = a.body.as_array().cloned().unwrap_or_default();
+    let all = a.body["timings"].as_array().cloned().unwrap_or_default();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0]["intersection_id"], "I-0001");
     assert_eq!(all[0]["phases"][0]["green_s"], 45.0);
