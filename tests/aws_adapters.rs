@@ -903,18 +903,26 @@ async fn the_lamps_not_ok_are_summarised_exactly_and_an_older_tables_are_found_a
         LampSummary::NotOk(BTreeMap::from([(light(2), broken_green)])),
     )]);
     assert_eq!(s.lamp_summaries().await?, Some(only_1.clone()));
-    // A table whose lamp states were written before the summaries existed (the older set of
-    // ids): found by one scan, as unknown (read until its lamps are next written).
-    env.clients
-        .dynamodb
-        .put_item()
-        .table_name(&r.registry_table)
-        .item("pk", AttributeValue::S("lamp#not-ok".into()))
-        .item("sk", AttributeValue::S("state".into()))
-        .item("ids", AttributeValue::Ss(vec!["I-0001".into()]))
-        .item("complete", AttributeValue::Bool(true))
-        .send()
-        .await?;
+    // A table whose lamp states were written before the summaries' parts existed (the older
+    // single item): found by one scan, as unknown (read until its lamps are next written).
+    let x = generate_city(&CityConfig {
+        intersections: 1,
+        ..CityConfig::default()
+    })?
+    .intersections
+    .remove(0);
+    assert_eq!(x.id, id("I-0001"));
+    s.create_intersection(&x).await?;
+    for p in 0..traffic_aws::lamp_summary::SUMMARY_PARTS {
+        env.clients
+            .dynamodb
+            .delete_item()
+            .table_name(&r.registry_table)
+            .key("pk", AttributeValue::S(format!("lamp-summary#{p}")))
+            .key("sk", AttributeValue::S("state".into()))
+            .send()
+            .await?;
+    }
     let unknown = BTreeMap::from([(id("I-0001"), LampSummary::Unknown)]);
     assert_eq!(s.lamp_summaries().await?, Some(unknown));
     // Written again: exact; back to ok: forgotten.

@@ -651,6 +651,16 @@ impl Registry for EditDuringRetiming {
     ) -> PortResult<Vec<traffic_ports::TimingChange>> {
         self.inner.timing_history(id).await
     }
+    async fn replace_intersection_recording(
+        &self,
+        x: &traffic_core::Intersection,
+        expected: &str,
+        change: &traffic_ports::TimingChange,
+    ) -> PortResult<String> {
+        self.inner
+            .replace_intersection_recording(x, expected, change)
+            .await
+    }
     async fn record_timing_change(
         &self,
         id: &traffic_core::IntersectionId,

@@ -119,6 +119,9 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> CityError {
 impl Intersection {
     /// Checks the intersection's own consistency. `at` prefixes field names in errors.
     pub fn validate(&self, at: &str) -> Result<(), CityError> {
+        self.id
+            .reserved()
+            .map_err(|e| err(format!("{at}id"), e.to_string()))?;
         if !(self.lat.is_finite() && (-90.0..=90.0).contains(&self.lat)) {
             return Err(err(format!("{at}lat"), "must be -90..=90"));
         }
@@ -232,6 +235,17 @@ mod tests {
       "lights":[{"light":0,"saturation_veh_h":1800},{"light":1,"saturation_veh_h":1800},
                 {"light":2,"saturation_veh_h":1800},{"light":3,"saturation_veh_h":1800}],
       "phases":[{"lights":[0,2],"green_s":30,"red_s":34},{"lights":[1,3],"green_s":30,"red_s":34}]}]}"#;
+
+    #[test]
+    fn a_city_file_naming_an_intersection_by_an_internal_name_is_refused() {
+        for name in ["_city", "not-ok", "_anything"] {
+            let json = EXAMPLE.replace("I-0001", name);
+            let e = City::parse(&json).map(|c| c.intersections.len());
+            let e = e.err().unwrap_or_else(|| panic!("{name} loaded"));
+            assert_eq!(e.field, "intersections[0].id", "{name}");
+            assert!(e.message.contains("reserved"), "{name}: {e}");
+        }
+    }
 
     #[test]
     fn the_contract_example_parses() {

@@ -371,7 +371,7 @@ impl Delta {
             prev_id.truncate(shared);
             prev_id.extend_from_slice(rd.take(len)?);
             let id = std::str::from_utf8(&prev_id).map_err(|_| DeltaError("id not UTF-8"))?;
-            let id = IntersectionId::parse(id).map_err(|_| DeltaError("invalid id"))?;
+            let id = IntersectionId::parse_internal(id).map_err(|_| DeltaError("invalid id"))?;
             let count = rd.varint()?;
             // Each reading takes at least 3 bytes: refuse counts the rest cannot hold.
             if count > (bytes.len() - rd.at) as u64 / 3 {

@@ -124,7 +124,7 @@ fn wanted(
     let city = all_idle || (counted >= 2 && 2 * wholly >= counted);
     if city {
         out.clear();
-        if let Ok(id) = IntersectionId::parse(CITY) {
+        if let Ok(id) = IntersectionId::parse_internal(CITY) {
             out.insert((Silence::City, id, light0()), None);
         }
     }

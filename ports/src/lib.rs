@@ -219,7 +219,9 @@ pub trait Registry: Send + Sync {
     /// Sets new timings (the phases' green and red) of intersections, noting the window they
     /// were computed from, each only if the intersection is still at the version the timings
     /// were computed from: an operator's edit (or a deletion) in between wins, and the
-    /// intersection is returned among the skipped ones, to be retimed by a later run.
+    /// intersection is returned among the skipped ones, to be retimed by a later run. Each
+    /// intersection's new timings and their history entry are one atomic change: a failure
+    /// leaves both or neither.
     async fn set_timings(
         &self,
         timings: &[TimingUpdate],
@@ -237,6 +239,16 @@ pub trait Registry: Send + Sync {
     /// does each operator's edit of the phases; the adapters keep at least the last
     /// [`TIMING_HISTORY`]).
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>>;
+
+    /// Replaces an intersection as [`Registry::replace_intersection_if`] does and appends
+    /// `change` (an operator's edit of its timings) to its history, as one atomic change: both
+    /// land or neither does, so no edit of the timings is ever missing from the history.
+    async fn replace_intersection_recording(
+        &self,
+        x: &Intersection,
+        expected: &str,
+        change: &TimingChange,
+    ) -> PortResult<String>;
 
     /// Appends a change that was not a retiming (an operator's edit of the phases) to the
     /// intersection's history, under [`TimingChange::history_key`].
@@ -497,6 +509,16 @@ pub trait LampStore: Send + Sync {
     /// (`traffic_core::lamps::intersections_to_read`).
     async fn lamp_summaries(&self) -> PortResult<Option<BTreeMap<IntersectionId, LampSummary>>> {
         Ok(None)
+    }
+
+    /// As [`LampStore::lamp_summaries`], of at least the intersections `ids` (a store whose
+    /// summaries are split may read only the parts that hold them); the default reads them all.
+    async fn lamp_summaries_for(
+        &self,
+        ids: &std::collections::BTreeSet<IntersectionId>,
+    ) -> PortResult<Option<BTreeMap<IntersectionId, LampSummary>>> {
+        let _ = ids;
+        self.lamp_summaries().await
     }
 
     /// Stores new lamp states (and keeps [`LampStore::lamp_summaries`] true: an intersection

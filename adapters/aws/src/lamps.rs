@@ -3,7 +3,7 @@
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
 //! | lamp states | `lamp#<id>` | `state` | `lights` (M: light → lamps and `as_of_ms`) |
-//! | the lamps not ok, per intersection | `lamp#not-ok` | `state` | `lamps` (M: id → `?` or `0:g;2:ry`), `summarised` (BOOL) |
+//! | the lamps not ok, per intersection, in 8 parts | `lamp-summary#<p>` | `state` | `lamps` (M: id → `?` or `0:g;2:ry`), `summarised` (BOOL): `lamp_summary.rs` |
 //! | alarm (the log) | `alarm#log` | `<ts>#<alarm id>` | `alarm` (M), `published`, `repaired_at`, `ts_ms`, `expires_at` once closed |
 //! | open alarm (the view) | `alarm#open` | `<ts>#<alarm id>` | a copy of the log item while it is open |
 //! | open alarm by light | `alarm#open#<id>` | `<light>#<ts>#<alarm id>` | `sk_log` |
@@ -34,23 +34,20 @@
 //!
 //! Most of a city's lamps work, and a reading that repeats its light's stored lamps changes
 //! nothing, so `fault` reads the states of only the intersections whose readings may change
-//! them ([`LampStore::lamp_summaries`]): one consistent `GetItem` per batch of `lamp#not-ok`,
-//! whose map `lamps` holds, for every intersection with a lamp not ok, its lamps not ok
-//! (`LampSummary::encode`: `0:g;2:ry`), instead of one item per intersection. An intersection
-//! whose broken lamp stays broken until it is repaired is then read only when a reading says
-//! something else. The summaries must be exact, so [`LampStore::put_lamp_states`] marks each
-//! intersection it writes unknown (`?`: always read) before writing its lamp item, and
-//! records its new summary (or removes it, all ok) after; a crash in between leaves `?`, which
-//! costs a read and nothing else. The map is trusted once `summarised` is set: on a table that
-//! had lamp states before the summaries existed (the older `ids` set), the first reader scans
-//! the lamp items once and marks every intersection with a lamp not ok unknown, unless a
-//! writer got there first (`if_not_exists`), so a writer meanwhile is never overruled by an
-//! older scan.
+//! them ([`LampStore::lamp_summaries`]): one consistent `BatchGetItem` per batch of the parts
+//! of the summary (`lamp_summary.rs`) that hold its intersections, whose maps hold, for every
+//! intersection with a lamp not ok, its lamps not ok (`LampSummary::encode`: `0:g;2:ry`),
+//! instead of one item per intersection. An intersection whose broken lamp stays broken until
+//! it is repaired is then read only when a reading says something else. The summaries must be
+//! exact, so [`LampStore::put_lamp_states`] marks each intersection it writes unknown (`?`:
+//! always read) before writing its lamp item, and records its new summary (or removes it, all
+//! ok) after; a crash in between leaves `?`, which costs a read and nothing else.
 
 use crate::capacity::{item_size, read_units, write_units};
 use crate::error::{build, code_of, port_error};
 use crate::items::n_i64;
 use crate::items::{Item, Query, SortKey, from_item, key, ord_i64, put_request, to_item};
+use crate::lamp_summary::{SUMMARY_PARTS, part_of};
 use crate::{DynamoStore, Table};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
@@ -151,16 +148,6 @@ fn lamp_key(id: &IntersectionId) -> Item {
     key(format!("lamp#{id}"), "state")
 }
 
-/// The key of the item that summarises the lamps not ok, per intersection.
-fn not_ok_key() -> Item {
-    key("lamp#not-ok", "state")
-}
-
-/// Whether any light of a lamp item has a lamp not ok.
-fn any_not_ok(lights: &LampLights) -> bool {
-    lights.values().any(|l| !l.lamps.all_ok())
-}
-
 impl DynamoStore {
     /// Reads the lamp items of `ids` and refreshes the cache with them.
     async fn read_lamp_items(
@@ -184,171 +171,6 @@ impl DynamoStore {
             }
             for (id, lights) in &out {
                 cache.insert(id.clone(), lights.clone());
-            }
-        }
-        Ok(out)
-    }
-
-    /// Sets the summaries of `set` (`None`: removes the entry, all ok) in `lamp#not-ok`'s map,
-    /// fifty to an `UpdateItem`; `if_absent` keeps an entry a writer has set already.
-    async fn update_summaries(
-        &self,
-        set: &[(IntersectionId, Option<LampSummary>)],
-        if_absent: bool,
-    ) -> PortResult<()> {
-        for chunk in set.chunks(50) {
-            if !self.update_summaries_once(chunk, if_absent).await? {
-                // A table whose item has no map yet: make an empty one, then try once more.
-                self.ensure_summary_map().await?;
-                if !self.update_summaries_once(chunk, if_absent).await? {
-                    return Err(PortError::Corrupt(
-                        "lamp#not-ok: its summaries are not a map".into(),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// One `UpdateItem` of [`Self::update_summaries`]; `false` when the item has no map.
-    async fn update_summaries_once(
-        &self,
-        chunk: &[(IntersectionId, Option<LampSummary>)],
-        if_absent: bool,
-    ) -> PortResult<bool> {
-        let table = self.table(Table::Registry)?;
-        let mut update = self
-            .ddb
-            .update_item()
-            .table_name(table)
-            .set_key(Some(not_ok_key()))
-            .return_values(ReturnValue::AllNew);
-        let (mut sets, mut removes) = (Vec::new(), Vec::new());
-        for (i, (id, summary)) in chunk.iter().enumerate() {
-            update = update.expression_attribute_names(format!("#k{i}"), id.to_string());
-            match summary {
-                Some(s) => {
-                    update = update.expression_attribute_values(
-                        format!(":v{i}"),
-                        AttributeValue::S(s.encode()),
-                    );
-                    sets.push(if if_absent {
-                        format!("lamps.#k{i} = if_not_exists(lamps.#k{i}, :v{i})")
-                    } else {
-                        format!("lamps.#k{i} = :v{i}")
-                    });
-                }
-                None => removes.push(format!("lamps.#k{i}")),
-            }
-        }
-        let mut expr = String::new();
-        if !sets.is_empty() {
-            expr.push_str(&format!("SET {} ", sets.join(", ")));
-        }
-        if !removes.is_empty() {
-            expr.push_str(&format!("REMOVE {}", removes.join(", ")));
-        }
-        if expr.is_empty() {
-            return Ok(true);
-        }
-        match update.update_expression(expr).send().await {
-            Ok(resp) => {
-                // Billed on the item after the update (a lower bound for a removal).
-                self.metrics.write(
-                    &Table::Registry.op("UpdateItem"),
-                    write_units(resp.attributes().map_or(0, item_size)),
-                );
-                Ok(true)
-            }
-            // The document path `lamps.<id>` needs the map to exist.
-            Err(e) if code_of(&e) == Some("ValidationException") => Ok(false),
-            Err(e) => Err(port_error("updating the lamp summaries", e)),
-        }
-    }
-
-    /// Gives `lamp#not-ok` an empty map of summaries if it has none.
-    async fn ensure_summary_map(&self) -> PortResult<()> {
-        self.update_not_ok_item(
-            "SET lamps = if_not_exists(lamps, :empty)",
-            (":empty", AttributeValue::M(Default::default())),
-            "creating the lamp summaries",
-        )
-        .await
-    }
-
-    /// Marks the summaries complete (`summarised`), dropping the older `ids` set and its flag.
-    async fn mark_summarised(&self) -> PortResult<()> {
-        self.update_not_ok_item(
-            "SET summarised = :t REMOVE ids, complete",
-            (":t", AttributeValue::Bool(true)),
-            "marking the lamp summaries complete",
-        )
-        .await
-    }
-
-    /// One `UpdateItem` of `lamp#not-ok` with `expression` and its one value, billed on the
-    /// item after it.
-    async fn update_not_ok_item(
-        &self,
-        expression: &str,
-        (name, value): (&str, AttributeValue),
-        doing: &str,
-    ) -> PortResult<()> {
-        let table = self.table(Table::Registry)?;
-        let resp = self
-            .ddb
-            .update_item()
-            .table_name(table)
-            .set_key(Some(not_ok_key()))
-            .update_expression(expression)
-            .expression_attribute_values(name, value)
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|e| port_error(doing, e))?;
-        self.metrics.write(
-            &Table::Registry.op("UpdateItem"),
-            write_units(resp.attributes().map_or(0, item_size)),
-        );
-        Ok(())
-    }
-
-    /// Every intersection whose stored lamp states are not all ok, from a scan of the table
-    /// (once per table: see the module's notes).
-    async fn scan_not_ok(&self) -> PortResult<BTreeSet<IntersectionId>> {
-        let table = self.table(Table::Registry)?;
-        let mut out = BTreeSet::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let resp = self
-                .ddb
-                .scan()
-                .table_name(table)
-                .consistent_read(true)
-                .filter_expression("sk = :state AND begins_with(pk, :lamp)")
-                .expression_attribute_values(":state", AttributeValue::S("state".into()))
-                .expression_attribute_values(":lamp", AttributeValue::S("lamp#".into()))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| port_error("scanning the lamp states", e))?;
-            let mut bytes = 0;
-            for item in resp.items() {
-                bytes += item_size(item);
-                if item.get("pk") == Some(&AttributeValue::S("lamp#not-ok".into())) {
-                    continue;
-                }
-                let l: LampItem = from_item("lamp states", item.clone())?;
-                if any_not_ok(&l.lights) {
-                    out.insert(l.intersection_id);
-                }
-            }
-            // What the filter returned (a lower bound: a scan bills what it read).
-            self.metrics
-                .read(&Table::Registry.op("Scan"), read_units(bytes, true));
-            match resp.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
             }
         }
         Ok(out)
@@ -455,53 +277,16 @@ impl DynamoStore {
 #[async_trait]
 impl LampStore for DynamoStore {
     async fn lamp_summaries(&self) -> PortResult<Option<BTreeMap<IntersectionId, LampSummary>>> {
-        let table = self.table(Table::Registry)?;
-        let resp = self
-            .ddb
-            .get_item()
-            .table_name(table)
-            .set_key(Some(not_ok_key()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error("reading the lamp summaries", e))?;
-        self.metrics.read(
-            &Table::Registry.op("GetItem"),
-            read_units(resp.item().map_or(0, item_size), true),
-        );
-        let item = resp.item();
-        let summarised = matches!(
-            item.and_then(|i| i.get("summarised")),
-            Some(AttributeValue::Bool(true))
-        );
-        if !summarised {
-            // A table from before the summaries: every intersection with a lamp not ok is
-            // unknown until its lamps are next written.
-            let found: Vec<_> = self
-                .scan_not_ok()
-                .await?
-                .into_iter()
-                .map(|id| (id, Some(LampSummary::Unknown)))
-                .collect();
-            self.ensure_summary_map().await?;
-            self.update_summaries(&found, true).await?;
-            self.mark_summarised().await?;
-            return self.lamp_summaries().await;
-        }
-        let mut out = BTreeMap::new();
-        if let Some(AttributeValue::M(lamps)) = item.and_then(|i| i.get("lamps")) {
-            for (name, v) in lamps {
-                let id = IntersectionId::parse(name)
-                    .map_err(|e| PortError::Corrupt(format!("lamp summaries: {name:?}: {e}")))?;
-                let summary = v
-                    .as_s()
-                    .ok()
-                    .and_then(|t| LampSummary::decode(t))
-                    .ok_or_else(|| PortError::Corrupt(format!("lamp summary of {id}: {v:?}")))?;
-                out.insert(id, summary);
-            }
-        }
-        Ok(Some(out))
+        let all: BTreeSet<u64> = (0..SUMMARY_PARTS).collect();
+        Ok(Some(self.read_summary_parts(&all).await?))
+    }
+
+    async fn lamp_summaries_for(
+        &self,
+        ids: &BTreeSet<IntersectionId>,
+    ) -> PortResult<Option<BTreeMap<IntersectionId, LampSummary>>> {
+        let parts: BTreeSet<u64> = ids.iter().map(part_of).collect();
+        Ok(Some(self.read_summary_parts(&parts).await?))
     }
 
     async fn lamp_states(

@@ -35,10 +35,12 @@ mod registry;
 mod results;
 mod state;
 mod stats;
+mod timings;
 
 pub mod capacity;
 pub mod events;
 pub mod kinesis;
+pub mod lamp_summary;
 pub mod metrics;
 pub mod retry;
 pub mod setup;

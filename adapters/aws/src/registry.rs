@@ -5,15 +5,18 @@
 //! | intersection | `intersections` | `<id>` | `intersection` (M: the city file's object), `version` (S: a fresh token at every write) |
 //! | retiming | `timings#<id>` | `<from>` (`15m@2026-01-05T08:15:00Z`) | `from`, `phases` (L), `expires_at` |
 //! | operator's edit | `timings#<id>` | `<from>#operator@<at>` (`TimingChange::history_key`) | as a retiming's, and `by`, `at`, `operator` (S) |
+//! | (deleting an intersection also deletes its `lamp#<id>` item and its lamp summary entry: `lamp_summary.rs`) | | | |
 //! | directory generation | `directory` | `generation` | `g` (N: added 1 after every write of an intersection item, not a retiming or a proposal) |
 //!
 //! All intersections are one partition, so listing them is one query (a page per MB); the
 //! API's listing ([`Registry::intersections_page`]) is one eventually consistent query of at
-//! most a page (`limit` + 1 items, or 1 MB: at most 128 read units). New
-//! timings are one conditional `UpdateItem` per intersection (`attribute_exists(pk)`: an
-//! intersection deleted meanwhile is skipped, as the port requires), sixteen at a time, and
-//! the history entries one `BatchWriteItem` per 25. Webster's proposals for manual
-//! intersections are the same conditional `UpdateItem`, of the proposal only.
+//! most a page (`limit` + 1 items, or 1 MB: at most 128 read units). New timings and their
+//! history entry are one `TransactWriteItems` per intersection (`timings.rs`: the
+//! intersection's `UpdateItem` conditional on its version, so an operator's edit or a deletion
+//! meanwhile skips it, as the port requires, and the history item's `Put`), sixteen at a time;
+//! an operator's edit of the timings is likewise one transaction of the intersection and its
+//! history entry. Webster's proposals for manual intersections are a conditional `UpdateItem`
+//! of the proposal only.
 //!
 //! The directory generation lets `ingest` and `fault` keep their list of intersections and
 //! lights until it changes: one eventually consistent `GetItem` (0.5 read units) a minute per
@@ -42,7 +45,7 @@ use traffic_ports::{
 /// them; the newest 96 of an intersection retimed at least monthly are always there).
 const HISTORY_TTL_MS: i64 = 30 * 86_400_000;
 /// Timing updates in flight at once.
-const PARALLEL_UPDATES: usize = 16;
+pub(crate) const PARALLEL_UPDATES: usize = 16;
 
 #[derive(Serialize, Deserialize)]
 struct IntersectionItem {
@@ -56,7 +59,7 @@ struct IntersectionItem {
 }
 
 /// A version token no other write has: the clock in nanoseconds and a per-process counter.
-fn new_version() -> String {
+pub(crate) fn new_version() -> String {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
@@ -66,7 +69,7 @@ fn new_version() -> String {
 }
 
 #[derive(Serialize, Deserialize)]
-struct TimingItem {
+pub(crate) struct TimingItem {
     pk: String,
     sk: String,
     from: String,
@@ -83,7 +86,7 @@ struct TimingItem {
 }
 
 impl TimingItem {
-    fn of(id: &IntersectionId, change: &TimingChange) -> Self {
+    pub(crate) fn of(id: &IntersectionId, change: &TimingChange) -> Self {
         let operator = change.by != ChangedBy::Retiming;
         Self {
             pk: format!("timings#{id}"),
@@ -98,7 +101,7 @@ impl TimingItem {
     }
 }
 
-fn intersection_item(x: &Intersection, version: &str) -> PortResult<Item> {
+pub(crate) fn intersection_item(x: &Intersection, version: &str) -> PortResult<Item> {
     to_item(
         "intersection",
         &IntersectionItem {
@@ -121,7 +124,7 @@ fn decode_versioned(item: Item) -> PortResult<(Intersection, String)> {
 
 /// The condition that the stored intersection is at version `expected` (`""`: an item from
 /// before versions).
-fn version_condition(expected: &str) -> (&'static str, Option<AttributeValue>) {
+pub(crate) fn version_condition(expected: &str) -> (&'static str, Option<AttributeValue>) {
     if expected.is_empty() {
         (
             "attribute_exists(pk) AND attribute_not_exists(version)",
@@ -141,7 +144,7 @@ const GENERATION_KEY: (&str, &str) = ("directory", "generation");
 impl DynamoStore {
     /// Adds 1 to the directory generation, after a write of an intersection item; a failure
     /// is logged, not returned (the write stands; caches reload within the hour anyway).
-    async fn bump_directory(&self) {
+    pub(crate) async fn bump_directory(&self) {
         let Ok(table) = self.table(Table::Registry) else {
             return;
         };
@@ -342,6 +345,7 @@ impl Registry for DynamoStore {
         let existed = resp.attributes.is_some_and(|a| !a.is_empty());
         if existed {
             self.bump_directory().await;
+            self.forget_deleted(id).await;
         }
         Ok(existed)
     }
@@ -422,6 +426,7 @@ impl Registry for DynamoStore {
                     write_units(resp.attributes().map_or(0, item_size)),
                 );
                 self.bump_directory().await;
+                self.forget_deleted(id).await;
                 Ok(())
             }
             Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
@@ -444,32 +449,7 @@ impl Registry for DynamoStore {
         timings: &[TimingUpdate],
         from: &WindowKey,
     ) -> PortResult<Vec<IntersectionId>> {
-        let table = self.table(Table::Registry)?;
-        let from_text = from.to_string();
-        let mut updates = Vec::with_capacity(timings.len());
-        for u in timings {
-            let req = self
-                .ddb
-                .update_item()
-                .table_name(table)
-                .update_expression("SET #x.#p = :p, #x.#f = :f, version = :v")
-                .expression_attribute_names("#p", "phases")
-                .expression_attribute_names("#f", "retimed_from")
-                .expression_attribute_values(":p", to_av("phases", &u.phases)?)
-                .expression_attribute_values(":f", AttributeValue::S(from_text.clone()));
-            updates.push((u.id.clone(), u.expected_version.as_str(), req));
-        }
-        let skipped = self.update_at_versions(updates, "retiming").await?;
-        let history = timings
-            .iter()
-            .filter(|u| !skipped.contains(&u.id))
-            .map(|u| {
-                let change = TimingChange::retiming(*from, u.phases.clone());
-                to_item("timing change", &TimingItem::of(&u.id, &change)).and_then(put_request)
-            })
-            .collect::<PortResult<Vec<_>>>()?;
-        self.batch_write(Table::Registry, history).await?;
-        Ok(skipped)
+        self.set_timings_atomically(timings, from).await
     }
 
     async fn set_proposals(&self, proposals: &[ProposalUpdate]) -> PortResult<Vec<IntersectionId>> {
@@ -488,6 +468,15 @@ impl Registry for DynamoStore {
         // Not a change of the directory: no light or id moved, so the generation stays.
         self.update_at_versions(updates, "recording the proposal of")
             .await
+    }
+
+    async fn replace_intersection_recording(
+        &self,
+        x: &Intersection,
+        expected: &str,
+        change: &TimingChange,
+    ) -> PortResult<String> {
+        self.replace_recording(x, expected, change).await
     }
 
     async fn record_timing_change(
@@ -530,8 +519,16 @@ impl Registry for DynamoStore {
 }
 
 impl DynamoStore {
+    /// After an intersection's deletion: its lamp item and lamp summary entry go too (a
+    /// failure is logged; the next summarising of the table removes what is left).
+    async fn forget_deleted(&self, id: &IntersectionId) {
+        if let Err(e) = self.forget_lamps(id).await {
+            tracing::warn!(intersection = %id, error = %e, "lamp states of a deleted intersection not removed");
+        }
+    }
+
     /// Why a write conditional on version `expected` of `id` failed: gone, or changed.
-    async fn version_failure(&self, id: &IntersectionId, expected: &str) -> PortError {
+    pub(crate) async fn version_failure(&self, id: &IntersectionId, expected: &str) -> PortError {
         match self.intersection_versioned(id).await {
             Ok(None) => PortError::NotFound(format!("intersection {id}")),
             Ok(Some((_, now))) => PortError::Conflict(format!(

@@ -1,7 +1,8 @@
-//! [`Registry`] on the `intersections` (JSON) and `timing_history` tables.
+//! [`Registry`] on the `intersections` (JSON) and `timing_history` tables. A change of an
+//! intersection's timings and its history entry are written in one write transaction.
 
 use crate::codec::{from_json, to_json};
-use crate::{EmbeddedStore, INTERSECTIONS, TIMINGS};
+use crate::{EmbeddedStore, INTERSECTIONS, LAMPS, TIMINGS};
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable};
 use std::ops::Bound;
@@ -79,6 +80,16 @@ fn append_history(
     Ok(())
 }
 
+/// Within a write transaction: removes a deleted intersection's lamp states, as the DynamoDB
+/// store removes its lamp item and summary entry.
+fn forget_lamps(txn: &redb::WriteTransaction, id: &IntersectionId, ctx: &str) -> PortResult<()> {
+    let mut l = r!(txn.open_table(LAMPS), ctx)?;
+    for light in traffic_core::LightIndex::all() {
+        r!(l.remove((id.as_str(), light.get() as u8)), ctx)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Registry for EmbeddedStore {
     async fn intersections(&self) -> PortResult<Vec<Intersection>> {
@@ -148,6 +159,7 @@ impl Registry for EmbeddedStore {
             let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
             r!(t.remove(id.as_str()), ctx)?.is_some()
         };
+        forget_lamps(&txn, id, ctx)?;
         r!(txn.commit(), ctx)?;
         Ok(existed)
     }
@@ -193,6 +205,7 @@ impl Registry for EmbeddedStore {
             check_version(&t, id, expected, ctx)?;
             r!(t.remove(id.as_str()), ctx)?;
         }
+        forget_lamps(&txn, id, ctx)?;
         r!(txn.commit(), ctx)
     }
 
@@ -256,6 +269,26 @@ impl Registry for EmbeddedStore {
         Ok(skipped)
     }
 
+    async fn replace_intersection_recording(
+        &self,
+        x: &Intersection,
+        expected: &str,
+        change: &TimingChange,
+    ) -> PortResult<String> {
+        let ctx = "replacing an intersection and recording its timing change";
+        let json = to_json(x)?;
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+            check_version(&t, &x.id, expected, ctx)?;
+            r!(t.insert(x.id.as_str(), json.as_slice()), ctx)?;
+            let mut h = r!(txn.open_table(TIMINGS), ctx)?;
+            append_history(&mut h, &x.id, change, ctx)?;
+        }
+        r!(txn.commit(), ctx)?;
+        Ok(version_of(&json))
+    }
+
     async fn record_timing_change(
         &self,
         id: &IntersectionId,
@@ -298,5 +331,54 @@ impl EmbeddedStore {
             }
         }
         r!(txn.commit(), ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use traffic_core::lamps::LightLamps;
+    use traffic_core::reading::{LampState, Lamps};
+    use traffic_core::{City, LightIndex};
+    use traffic_ports::LampStore;
+
+    #[tokio::test]
+    async fn deleting_an_intersection_forgets_its_lamp_states() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let s = EmbeddedStore::open(dir.path().join("r.redb"))?;
+        let city = City::parse(
+            r#"{"intersections":[{"id":"I-1","lat":1,"lon":1,
+            "lights":[{"light":0,"saturation_veh_h":1800}],
+            "phases":[{"lights":[0],"green_s":30,"red_s":30}]}]}"#,
+        )?;
+        let x = &city.intersections[0];
+        let light = (x.id.clone(), LightIndex::FIRST);
+        let broken = LightLamps {
+            lamps: Lamps {
+                green: LampState::Broken,
+                ..Lamps::default()
+            },
+            as_of_ms: Some(1),
+        };
+        for by_version in [false, true] {
+            s.create_intersection(x).await?;
+            s.put_lamp_states(&[(light.clone(), broken)]).await?;
+            if by_version {
+                let (_, v) = s
+                    .intersection_versioned(&x.id)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("gone"))?;
+                s.delete_intersection_if(&x.id, &v).await?;
+            } else {
+                assert!(s.delete_intersection(&x.id).await?);
+            }
+            let states = s.lamp_states(std::slice::from_ref(&light)).await?;
+            assert_eq!(
+                states.get(&light),
+                Some(&LightLamps::default()),
+                "{by_version}"
+            );
+        }
+        Ok(())
     }
 }

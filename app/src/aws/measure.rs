@@ -328,6 +328,16 @@ impl Registry for TimingsAfterMerges {
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {
         self.inner.timing_history(id).await
     }
+    async fn replace_intersection_recording(
+        &self,
+        x: &Intersection,
+        expected: &str,
+        change: &TimingChange,
+    ) -> PortResult<String> {
+        self.inner
+            .replace_intersection_recording(x, expected, change)
+            .await
+    }
     async fn record_timing_change(
         &self,
         id: &IntersectionId,

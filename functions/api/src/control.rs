@@ -21,7 +21,6 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use lambda_http::request::RequestContext;
 use serde_json::Value;
-use traffic_core::IntersectionId;
 use traffic_core::city::Phase;
 use traffic_core::control::{Control, ControlMode};
 use traffic_ports::TimingChange;
@@ -88,31 +87,26 @@ pub(crate) fn operator_of(context: Option<Extension<RequestContext>>) -> Option<
     context.and_then(|Extension(c)| crate::alarms::jwt_subject(&c))
 }
 
-/// Records an operator's change of `id`'s timings from `before` to `after` in its timing
-/// history (nothing when the greens, reds and lights are the same). The intersection is
-/// already stored: a failure here loses the history entry, not the edit (logged).
-pub(crate) async fn record_operator_edit(
+/// The entry an operator's change of an intersection's timings from `before` to `after` makes
+/// in its timing history (`None` when the greens, reds and lights are the same), stored with
+/// the edit in one atomic write (`stored::store_recording`).
+pub(crate) fn operator_edit(
     state: &Shared,
-    id: &IntersectionId,
     before: &[Phase],
     after: &[Phase],
     operator: Option<String>,
-) {
+) -> Option<TimingChange> {
     let same = before.len() == after.len()
         && before
             .iter()
             .zip(after)
             .all(|(b, a)| b.lights == a.lights && b.green_s == a.green_s && b.red_s == a.red_s);
-    if same {
-        return;
-    }
-    let change = TimingChange::by_operator(
-        state.cfg.pane(),
-        state.ports.clock.now_ms(),
-        operator,
-        after.to_vec(),
-    );
-    if let Err(e) = state.ports.registry.record_timing_change(id, &change).await {
-        tracing::warn!(intersection = %id, error = %e, "operator's timing change not recorded in the history");
-    }
+    (!same).then(|| {
+        TimingChange::by_operator(
+            state.cfg.pane(),
+            state.ports.clock.now_ms(),
+            operator,
+            after.to_vec(),
+        )
+    })
 }

@@ -6,7 +6,7 @@ use crate::alarms::close_open_alarms;
 use crate::body::decode;
 use crate::body::json_value;
 use crate::body::merge_patch;
-use crate::control::{operator_of, record_operator_edit};
+use crate::control::{operator_edit, operator_of};
 use crate::error::ApiError;
 use crate::error::ApiResult;
 use crate::paging::city_page;
@@ -20,7 +20,7 @@ use crate::stored::Version;
 use crate::stored::load_for_write;
 use crate::stored::load_versioned;
 use crate::stored::stale;
-use crate::stored::store;
+use crate::stored::store_recording;
 use crate::stored::validate;
 use axum::Extension;
 use axum::body::Bytes;
@@ -110,8 +110,8 @@ pub(crate) async fn store_whole(
     key_from_path(&mut v, "id", Value::String(id.to_string()))?;
     let x: Intersection = decode(v, "")?;
     validate(&x)?;
-    let version = store(state, &x, &edit.from).await?;
-    record_operator_edit(state, id, &edit.phases, &x.phases, edit.operator).await;
+    let change = operator_edit(state, &edit.phases, &x.phases, edit.operator);
+    let version = store_recording(state, &x, &edit.from, change.as_ref()).await?;
     tracing::info!(intersection = %id, "intersection {done}");
     Ok(with_etag(x, &version))
 }

@@ -4,7 +4,7 @@ use crate::Shared;
 use crate::alarms::close_open_alarms;
 use crate::body::decode;
 use crate::body::json_value;
-use crate::control::{operator_of, record_operator_edit};
+use crate::control::{operator_edit, operator_of};
 use crate::error::ApiError;
 use crate::error::ApiResult;
 use crate::request::bytes;
@@ -16,6 +16,7 @@ use crate::stored::load;
 use crate::stored::load_for_write;
 use crate::stored::position_of;
 use crate::stored::store;
+use crate::stored::store_recording;
 use crate::stored::validate_new_phases;
 use axum::Extension;
 use axum::Json;
@@ -182,8 +183,8 @@ pub async fn replace_phases(
     let b: PhasesBody = decode(json_value(&bytes(body)?)?, "")?;
     let before = std::mem::replace(&mut x.phases, b.phases);
     validate_new_phases(&x)?;
-    store(&state, &x, &from).await?;
-    record_operator_edit(&state, &id, &before, &x.phases, operator_of(context)).await;
+    let change = operator_edit(&state, &before, &x.phases, operator_of(context));
+    store_recording(&state, &x, &from, change.as_ref()).await?;
     tracing::info!(intersection = %id, "phases replaced");
     Ok(Json(PhasesBody { phases: x.phases }))
 }

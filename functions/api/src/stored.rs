@@ -11,6 +11,7 @@ use traffic_core::IntersectionId;
 use traffic_core::LightIndex;
 use traffic_core::city::Intersection;
 use traffic_ports::PortError;
+use traffic_ports::TimingChange;
 
 /// Loads an intersection or answers 404.
 pub(crate) async fn load(state: &Shared, id: &IntersectionId) -> ApiResult<Intersection> {
@@ -80,13 +81,28 @@ pub(crate) fn stale(id: &IntersectionId) -> ApiError {
 /// Stores `x` over the version it was read at, atomically: a change in between is a 412 when
 /// the client named the version, else a 409 (the request can simply be sent again).
 pub(crate) async fn store(state: &Shared, x: &Intersection, from: &Version) -> ApiResult<String> {
+    store_recording(state, x, from, None).await
+}
+
+/// As [`store`], with `change` (an operator's edit of the timings) entering the timing history
+/// in the same atomic write: the edit and its history entry land together or not at all.
+pub(crate) async fn store_recording(
+    state: &Shared,
+    x: &Intersection,
+    from: &Version,
+    change: Option<&TimingChange>,
+) -> ApiResult<String> {
     from.check(&x.id)?;
-    match state
-        .ports
-        .registry
-        .replace_intersection_if(x, &from.current)
-        .await
-    {
+    let registry = &state.ports.registry;
+    let stored = match change {
+        Some(c) => {
+            registry
+                .replace_intersection_recording(x, &from.current, c)
+                .await
+        }
+        None => registry.replace_intersection_if(x, &from.current).await,
+    };
+    match stored {
         Ok(v) => Ok(v),
         Err(PortError::Conflict(_)) if from.precondition() => Err(stale(&x.id)),
         Err(PortError::Conflict(_)) => Err(ApiError::conflict(

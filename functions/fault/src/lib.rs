@@ -227,7 +227,9 @@ impl Fault<'_> {
         // Only intersections whose readings differ from their stored lamps can change or
         // alarm: the others' states are not read (most of a city, most of the time, and an
         // intersection whose broken lamp stays broken until it is repaired).
-        let summaries = self.lamps.lamp_summaries().await?;
+        let seen: BTreeSet<IntersectionId> =
+            readings.iter().map(|r| r.intersection_id.clone()).collect();
+        let summaries = self.lamps.lamp_summaries_for(&seen).await?;
         let to_read = intersections_to_read(readings.iter().copied(), summaries.as_ref());
         let readings: Vec<_> = readings
             .into_iter()

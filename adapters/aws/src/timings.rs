@@ -1,0 +1,168 @@
+//! A change of an intersection's timings and its history entry, written together: one
+//! `TransactWriteItems` of the intersection item (conditional on the version it was computed
+//! from) and the `timings#<id>` history item, so a crash or a failure between them can no
+//! longer leave new timings whose history entry is lost. A retiming is one transaction per
+//! intersection (sixteen in flight), an operator's edit one; each bills twice the units of its
+//! two items, as every transaction does.
+
+use crate::capacity::{item_size, write_units};
+use crate::error::{build, code_of, port_error};
+use crate::items::{Item, key, to_av, to_item};
+use crate::registry::{
+    PARALLEL_UPDATES, TimingItem, intersection_item, new_version, version_condition,
+};
+use crate::{DynamoStore, Table};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use traffic_core::IntersectionId;
+use traffic_core::city::Intersection;
+use traffic_core::window::WindowKey;
+use traffic_ports::{PortError, PortResult, TimingChange, TimingUpdate};
+
+/// What a retiming's `SET` leaves out of the intersection item's size (its lights, position,
+/// control and name), bytes: a transaction returns no item to size, so the item is billed as
+/// its phases (the history item's size) plus this.
+const INTERSECTION_BEYOND_PHASES: usize = 600;
+
+/// Whether a cancelled transaction failed on a condition (the intersection changed or is
+/// gone) or a concurrent transaction on the same item, rather than on a malformed request.
+fn cancelled_by_condition(e: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>) -> bool {
+    if code_of(e) != Some("TransactionCanceledException") {
+        return false;
+    }
+    let reasons = match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(t)) => t.cancellation_reasons(),
+        _ => &[],
+    };
+    reasons.is_empty()
+        || reasons.iter().any(|r| {
+            matches!(
+                r.code(),
+                Some("ConditionalCheckFailed") | Some("TransactionConflict")
+            )
+        })
+}
+
+/// A `Put` of `item` as a transaction action.
+fn put(table: &str, item: Item, what: &str) -> PortResult<TransactWriteItem> {
+    let p = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .build()
+        .map_err(|e| build(what, e))?;
+    Ok(TransactWriteItem::builder().put(p).build())
+}
+
+impl DynamoStore {
+    /// [`traffic_ports::Registry::set_timings`]: per intersection, its new phases and
+    /// `retimed_from` (if still at the expected version) and its history entry, in one
+    /// transaction; returns the intersections skipped because they changed or are gone.
+    pub(crate) async fn set_timings_atomically(
+        &self,
+        timings: &[TimingUpdate],
+        from: &WindowKey,
+    ) -> PortResult<Vec<IntersectionId>> {
+        let table = self.table(Table::Registry)?.to_owned();
+        let from_text = from.to_string();
+        let mut skipped = Vec::new();
+        for group in timings.chunks(PARALLEL_UPDATES) {
+            let mut set = tokio::task::JoinSet::new();
+            for u in group {
+                let change = TimingChange::retiming(*from, u.phases.clone());
+                let history = to_item("timing change", &TimingItem::of(&u.id, &change))?;
+                let units = 2.0
+                    * (write_units(item_size(&history))
+                        + write_units(item_size(&history) + INTERSECTION_BEYOND_PHASES));
+                let (condition, expected) = version_condition(&u.expected_version);
+                let mut update = Update::builder()
+                    .table_name(&table)
+                    .set_key(Some(key("intersections", u.id.as_str())))
+                    .update_expression("SET #x.#p = :p, #x.#f = :f, version = :v")
+                    .condition_expression(condition)
+                    .expression_attribute_names("#x", "intersection")
+                    .expression_attribute_names("#p", "phases")
+                    .expression_attribute_names("#f", "retimed_from")
+                    .expression_attribute_values(":p", to_av("phases", &u.phases)?)
+                    .expression_attribute_values(":f", AttributeValue::S(from_text.clone()))
+                    .expression_attribute_values(":v", AttributeValue::S(new_version()));
+                if let Some(e) = expected {
+                    update = update.expression_attribute_values(":expected", e);
+                }
+                let update = update.build().map_err(|e| build("a retiming", e))?;
+                let actions = vec![
+                    TransactWriteItem::builder().update(update).build(),
+                    put(&table, history, "a retiming's history entry")?,
+                ];
+                let req = self
+                    .ddb
+                    .transact_write_items()
+                    .set_transact_items(Some(actions));
+                let id = u.id.clone();
+                set.spawn(async move { (id, units, req.send().await) });
+            }
+            while let Some(joined) = set.join_next().await {
+                let (id, units, result) = joined.map_err(|e| PortError::backend("retiming", e))?;
+                // A cancelled transaction bills as well.
+                self.metrics
+                    .write(&Table::Registry.op("TransactWriteItems"), units);
+                match result {
+                    Ok(_) => {}
+                    // Edited by an operator, or deleted, since it was read: skipped.
+                    Err(e) if cancelled_by_condition(&e) => skipped.push(id),
+                    Err(e) => return Err(port_error(format!("retiming {id}"), e)),
+                }
+            }
+        }
+        Ok(skipped)
+    }
+
+    /// [`traffic_ports::Registry::replace_intersection_recording`]: the intersection item
+    /// (conditional on `expected`) and the history entry in one transaction.
+    pub(crate) async fn replace_recording(
+        &self,
+        x: &Intersection,
+        expected: &str,
+        change: &TimingChange,
+    ) -> PortResult<String> {
+        let table = self.table(Table::Registry)?;
+        let version = new_version();
+        let item = intersection_item(x, &version)?;
+        let history = to_item("timing change", &TimingItem::of(&x.id, change))?;
+        let units = 2.0 * (write_units(item_size(&item)) + write_units(item_size(&history)));
+        let (condition, value) = version_condition(expected);
+        let mut p = Put::builder()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression(condition);
+        if let Some(v) = value {
+            p = p.expression_attribute_values(":expected", v);
+        }
+        let p = p.build().map_err(|e| build("an intersection's put", e))?;
+        let actions = vec![
+            TransactWriteItem::builder().put(p).build(),
+            put(table, history, "a timing change")?,
+        ];
+        let result = self
+            .ddb
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await;
+        self.metrics
+            .write(&Table::Registry.op("TransactWriteItems"), units);
+        match result {
+            Ok(_) => {
+                self.bump_directory().await;
+                Ok(version)
+            }
+            Err(e) if cancelled_by_condition(&e) => {
+                Err(self.version_failure(&x.id, expected).await)
+            }
+            Err(e) => Err(port_error(
+                format!("replacing intersection {} with its timing change", x.id),
+                e,
+            )),
+        }
+    }
+}
