@@ -121,6 +121,7 @@ fn light(l: i64) -> LightIndex {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_commit_writes_its_deltas_then_a_meta_conditional_on_the_checkpoint_and_the_closed_mark()
 -> anyhow::Result<()> {
     let Some((env, r, s)) = store("commit").await? else {
@@ -224,6 +225,7 @@ async fn a_commit_writes_its_deltas_then_a_meta_conditional_on_the_checkpoint_an
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_commit_bills_write_units_in_proportion_to_its_readings_not_to_the_pane_so_far()
 -> anyhow::Result<()> {
     let Some((env, r, s)) = store("units").await? else {
@@ -258,6 +260,7 @@ async fn a_commit_bills_write_units_in_proportion_to_its_readings_not_to_the_pan
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn rollups_come_back_by_window_and_a_newer_version_replaces_the_old() -> anyhow::Result<()> {
     let Some((env, r, s)) = store("rollups").await? else {
         return Ok(());
@@ -312,6 +315,7 @@ async fn rollups_come_back_by_window_and_a_newer_version_replaces_the_old() -> a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn the_merge_state_moves_forward_only() -> anyhow::Result<()> {
     let Some((env, r, s)) = store("mergestate").await? else {
         return Ok(());
@@ -367,6 +371,7 @@ async fn the_merge_state_moves_forward_only() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn two_merges_taking_the_lease_together_get_exactly_one() -> anyhow::Result<()> {
     let Some((env, r, s)) = store("lease").await? else {
         return Ok(());
@@ -403,6 +408,7 @@ async fn two_merges_taking_the_lease_together_get_exactly_one() -> anyhow::Resul
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn the_registry_keeps_intersections_and_their_timing_history() -> anyhow::Result<()> {
     let Some((env, r, s)) = store("registry").await? else {
         return Ok(());
@@ -506,6 +512,7 @@ fn lamps(green: LampState, at: i64) -> LightLamps {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn lamp_states_alarms_and_repairs_behave_as_in_the_embedded_store() -> anyhow::Result<()> {
     let Some((env, r, s)) = store("lamps").await? else {
         return Ok(());
@@ -573,6 +580,7 @@ async fn lamp_states_alarms_and_repairs_behave_as_in_the_embedded_store() -> any
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn statistics_add_up_and_results_come_back_in_window_order() -> anyhow::Result<()> {
     let Some((env, r, s)) = store("results").await? else {
         return Ok(());
@@ -680,6 +688,7 @@ async fn statistics_add_up_and_results_come_back_in_window_order() -> anyhow::Re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_city_of_100000_intersections_stores_its_results_and_network_state_whole()
 -> anyhow::Result<()> {
     let Some((env, r, s)) = store("network").await? else {
@@ -740,6 +749,7 @@ async fn a_city_of_100000_intersections_stores_its_results_and_network_state_who
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_write_conditional_on_a_version_applies_only_if_nothing_changed() -> anyhow::Result<()> {
     let Some((env, r, s)) = store("versions").await? else {
         return Ok(());
@@ -798,6 +808,7 @@ async fn a_write_conditional_on_a_version_applies_only_if_nothing_changed() -> a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_consumer_at_the_last_record_of_a_shard_has_caught_up() -> anyhow::Result<()> {
     let Some(env) = aws_env("caughtup").await else {
         return Ok(());
@@ -841,6 +852,7 @@ async fn a_consumer_at_the_last_record_of_a_shard_has_caught_up() -> anyhow::Res
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_backfill_of_year_old_readings_expires_a_retention_after_it_was_written()
 -> anyhow::Result<()> {
     let Some((env, r, s)) = store("expiry").await? else {
@@ -881,6 +893,7 @@ async fn a_backfill_of_year_old_readings_expires_a_retention_after_it_was_writte
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn the_lamps_not_ok_are_summarised_exactly_and_an_older_tables_are_found_again_as_unknown()
 -> anyhow::Result<()> {
     use traffic_core::lamps::LampSummary;
@@ -937,6 +950,7 @@ async fn the_lamps_not_ok_are_summarised_exactly_and_an_older_tables_are_found_a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn the_registry_keeps_control_modes_proposals_and_who_changed_the_timings()
 -> anyhow::Result<()> {
     use traffic_core::control::{Control, ControlMode, Proposal};
@@ -1096,6 +1110,7 @@ async fn the_registry_keeps_control_modes_proposals_and_who_changed_the_timings(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn the_functions_list_the_intersections_again_only_when_the_directory_generation_moved()
 -> anyhow::Result<()> {
     use std::time::Duration;

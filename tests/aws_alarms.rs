@@ -62,6 +62,7 @@ fn query(open_only: bool, limit: usize, after: Option<String>) -> AlarmQuery {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_page_of_alarms_is_one_limited_query_from_the_previous_pages_last_key()
 -> anyhow::Result<()> {
     let Some((env, r, s)) = store("alarmpages").await? else {
@@ -130,6 +131,7 @@ async fn a_page_of_alarms_is_one_limited_query_from_the_previous_pages_last_key(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn closing_an_intersections_alarms_reads_its_open_alarms_and_sets_their_expiry()
 -> anyhow::Result<()> {
     let Some((env, r, s)) = store("alarmclose").await? else {
@@ -218,6 +220,7 @@ async fn closing_an_intersections_alarms_reads_its_open_alarms_and_sets_their_ex
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn resolving_a_silent_lights_alarm_closes_it_alone_and_keeps_why() -> anyhow::Result<()> {
     let Some((_env, _r, s)) = store("alarmresolve").await? else {
         return Ok(());
@@ -298,6 +301,7 @@ async fn resolving_a_silent_lights_alarm_closes_it_alone_and_keeps_why() -> anyh
 /// at a pane boundary, and the page of the open view it reads each run. Printed for
 /// docs/state.md, which scales it to 10,000 intersections (a `Query` bills the bytes read).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_silence_judgments_reads_measured_on_a_thousand_intersections() -> anyhow::Result<()> {
     let Some((_env, _r, s)) = store("silencecost").await? else {
         return Ok(());

@@ -179,6 +179,7 @@ fn fast() -> RunnerOptions {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_batch_redelivered_after_its_state_was_written_changes_no_result() -> anyhow::Result<()> {
     let Some(f) = fixture("redelivery", 1, 6).await? else {
         return Ok(());
@@ -248,6 +249,7 @@ impl BatchHandler for Choking {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_poison_record_in_the_middle_of_a_batch_is_skipped_and_reported_while_the_rest_proceeds()
 -> anyhow::Result<()> {
     let Some(f) = fixture("poison", 1, 6).await? else {
@@ -372,6 +374,7 @@ impl Fixture {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_throttled_store_is_retried_and_the_results_recover() -> anyhow::Result<()> {
     let Some(f) = fixture("throttled", 2, 8).await? else {
         return Ok(());
@@ -403,6 +406,7 @@ async fn a_throttled_store_is_retried_and_the_results_recover() -> anyhow::Resul
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn throttling_and_lost_connections_become_retryable_errors_and_pass() -> anyhow::Result<()> {
     let Some(f) = fixture("proxy", 1, 2).await? else {
         return Ok(());
@@ -451,6 +455,7 @@ async fn throttling_and_lost_connections_become_retryable_errors_and_pass() -> a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_resharded_stream_is_read_parent_first_and_nothing_is_lost() -> anyhow::Result<()> {
     let Some(f) = fixture("reshard", 1, 8).await? else {
         return Ok(());
@@ -571,6 +576,7 @@ impl BatchHandler for AlwaysFails {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_batch_given_up_on_is_described_in_the_sqs_destination() -> anyhow::Result<()> {
     let Some(f) = fixture("destination", 1, 2).await? else {
         return Ok(());
@@ -666,6 +672,7 @@ async fn drain(f: &Fixture, sent: u64) -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_shard_that_gets_nothing_stops_holding_the_windows_once_idle() -> anyhow::Result<()> {
     // Three intersections on four shards: at least one shard gets nothing.
     let Some(f) = fixture("idle", 4, 3).await? else {

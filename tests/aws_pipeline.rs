@@ -37,6 +37,7 @@ fn options() -> RunnerOptions {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn the_city_runs_end_to_end_on_the_aws_apis() -> anyhow::Result<()> {
     let Some(env) = aws_env("end_to_end").await else {
         return Ok(());
@@ -301,6 +302,7 @@ async fn the_city_runs_end_to_end_on_the_aws_apis() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_busy_stream_costs_few_dynamodb_requests_per_thousand_readings() -> anyhow::Result<()> {
     let Some(env) = aws_env("requests").await else {
         return Ok(());

@@ -104,7 +104,10 @@ pub struct ReplayOutput {
     pub future: u64,
     /// Readings in the results.
     pub accepted: u64,
-    /// Records delivered: `accepted + rejected + late + duplicates + future`.
+    /// Records put into the stream, counted where they are put (a replay: the file's
+    /// non-blank lines). Counted apart from the counters, which must add up to it:
+    /// `accepted + rejected + late + duplicates + future`. ([`collect`], which sees only the
+    /// store, gives the counters' sum.)
     pub records: u64,
 }
 
@@ -134,8 +137,10 @@ pub async fn replay(
         .collect();
     let ids: std::collections::HashSet<&str> =
         city.intersections.iter().map(|x| x.id.as_str()).collect();
+    let mut put = 0u64;
     for (line, (key, arrival_ms)) in lines.iter().zip(arrivals(&lines, shards, &ids)) {
         source.put(key, line.to_vec(), arrival_ms.unwrap_or(0));
+        put += 1;
     }
     let batch = opts.batch_size.max(1);
     EventSourceMapping::new(
@@ -146,7 +151,9 @@ pub async fn replay(
     .drain()
     .await?;
     functions.merge(Closing::All).await?;
-    collect(&functions).await
+    let mut out = collect(&functions).await?;
+    out.records = put;
+    Ok(out)
 }
 
 /// The partition key of each line and when it arrived in the stream: the line's own `arrival`

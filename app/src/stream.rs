@@ -3,7 +3,6 @@
 //! [`MemorySource`], a stream held in memory (what `traffic replay` reads a file into).
 
 use async_trait::async_trait;
-use md5::{Digest, Md5};
 use std::sync::Mutex;
 use traffic_core::lineage::ShardInfo;
 use traffic_core::sequence::SequenceNumber;
@@ -16,13 +15,7 @@ pub use traffic_embedded::log::{numbered_shards, shard_id, shard_index};
 /// The shard (of `shards`, evenly splitting the 128-bit hash key space) that a partition key
 /// maps to.
 pub fn shard_for(partition_key: &str, shards: usize) -> usize {
-    let digest = Md5::digest(partition_key.as_bytes());
-    let hash = u128::from_be_bytes(digest.into());
-    if shards <= 1 {
-        return 0;
-    }
-    let width = u128::MAX / shards as u128 + 1;
-    ((hash / width) as usize).min(shards - 1)
+    traffic_core::routing::even_shard(partition_key, shards)
 }
 
 /// The partition key of a raw reading: its `intersection_id` when it has one, else a fixed key

@@ -12,6 +12,7 @@
 //! - [`lineage`]: which shards hold the global watermark (lineage, shards without state, idle ones);
 //! - [`frontier`]: estimated arrival times for readings that carry none (replay);
 //! - [`hash`]: a stable hash (FNV-1a) for buckets and versions;
+//! - [`routing`]: which shard's hash key range a partition key belongs to (Kinesis' MD5 routing);
 //! - [`pane`]: the per-shard state that `ingest` keeps, and the fold of a batch into deltas;
 //! - [`delta`]: the readings one commit adds to one pane, compactly encoded;
 //! - [`rollup`]: every intersection's totals over a window, and the compaction of a pane;
@@ -45,6 +46,7 @@ pub mod query;
 pub mod ranking;
 pub mod reading;
 pub mod rollup;
+pub mod routing;
 pub mod safe_timing;
 pub mod sequence;
 pub mod silence;

@@ -33,6 +33,7 @@ use traffic_core::lineage::ShardInfo;
 use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
 use traffic_core::query::{NetworkState, WindowResult};
 use traffic_core::rollup::Rollup;
+use traffic_core::routing::HashKeyRange;
 use traffic_core::sequence::SequenceNumber;
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_core::{IntersectionId, LampColour, LightIndex};
@@ -751,6 +752,14 @@ pub trait StreamShards: Send + Sync {
     /// Whether a consumer at `after` (its last record, or none) on `shard` has caught up:
     /// reading on finds nothing (Kinesis: no records and `MillisBehindLatest` 0).
     async fn caught_up(&self, shard: &str, after: Option<&SequenceNumber>) -> PortResult<bool>;
+
+    /// Each shard's range of hash keys (`ListShards`), by shard id: `ingest` and `fault` reject
+    /// a record that an explicit hash key put on a shard its partition key does not map to.
+    /// Empty where nothing can misroute a record (the in-process streams route by the key
+    /// themselves), and then nothing is checked.
+    async fn hash_ranges(&self) -> PortResult<Vec<(String, HashKeyRange)>> {
+        Ok(Vec::new())
+    }
 }
 
 /// The time, as a port: the wall clock in Lambda and against AWS, the simulated clock where

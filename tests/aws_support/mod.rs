@@ -2,9 +2,11 @@
 //! environment, uniquely named resources per test, reading alarms back through SQS, and a
 //! store wrapper that fails on purpose.
 //!
-//! The tests run when `AWS_ENDPOINT_URL` is set (scripts/test.sh starts moto and sets it) or
-//! `TRAFFIC_REQUIRE_AWS=1`; otherwise each prints that it was skipped and passes. With an
-//! endpoint that does not answer they fail.
+//! Every test of `tests/aws_*.rs` is `#[ignore = "needs AWS_ENDPOINT_URL ..."]`, so a plain
+//! `cargo test` lists it as ignored, with the reason, rather than passing without doing
+//! anything; `scripts/test.sh` starts moto, sets `AWS_ENDPOINT_URL` and runs them all
+//! (`cargo nextest run --run-ignored all`). Run on purpose without an endpoint, or with one
+//! that does not answer, they fail and say why.
 #![allow(dead_code)]
 
 use anyhow::Context;
@@ -28,19 +30,17 @@ pub struct AwsEnv {
     pub prefix: String,
 }
 
-/// The endpoint from the environment, or `None` (after printing why) when the AWS tests are
-/// not to run here. Panics when an endpoint is configured but does not answer.
+/// The endpoint from the environment. Panics, saying why, when none is set or it does not
+/// answer: a test that reaches here was asked to run against AWS. (Always `Some`: the `Option`
+/// keeps the tests' `let Some(env) = aws_env(..) else` as it was.)
 pub async fn aws_env(test: &str) -> Option<AwsEnv> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .ok()
         .filter(|e| !e.is_empty());
-    let required = std::env::var("TRAFFIC_REQUIRE_AWS").is_ok_and(|v| v == "1");
-    if endpoint.is_none() && !required {
-        println!(
-            "{test}: skipped (no AWS_ENDPOINT_URL and TRAFFIC_REQUIRE_AWS unset; ./scripts/test.sh starts an emulator)"
-        );
-        return None;
-    }
+    assert!(
+        endpoint.is_some(),
+        "{test}: needs AWS_ENDPOINT_URL (an emulator: ./scripts/test.sh starts moto and sets it)"
+    );
     if let Some(e) = &endpoint {
         let addr = e
             .trim_start_matches("http://")

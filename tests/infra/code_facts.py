@@ -35,9 +35,17 @@ class CodeShapeError(AssertionError):
 # --- Rust source scanning ---------------------------------------------------------------------
 
 
-def strip_comments_and_strings(text: str) -> str:
+def strip_comments_and_strings(text: str, keep_strings: bool = False) -> str:
     """The text with comments removed and string literals replaced by `""` (same line count),
-    so that braces and calls inside them do not count."""
+    so that braces and calls inside them do not count. With `keep_strings`, a literal keeps its
+    text, its braces turned into `\x01` and `\x02` (so that they still do not count): what
+    the partition keys are read from."""
+
+    def literal(body: str) -> str:
+        if not keep_strings:
+            return '""' + "\n" * body.count("\n")
+        return '"' + body.replace("{", "\x01").replace("}", "\x02") + '"'
+
     out = []
     i, n = 0, len(text)
     while i < n:
@@ -56,15 +64,16 @@ def strip_comments_and_strings(text: str) -> str:
         if m:
             end = '"' + m.group(1)
             j = text.find(end, i + len(m.group(0)))
+            body = text[i + len(m.group(0)) : j if j >= 0 else n]
             j = n if j < 0 else j + len(end)
-            out.append('""' + "\n" * text.count("\n", i, j))
+            out.append(literal(body))
             i = j
             continue
         if c == '"':
             j = i + 1
             while j < n and text[j] != '"':
                 j += 2 if text[j] == "\\" else 1
-            out.append('""' + "\n" * text.count("\n", i, j))
+            out.append(literal(text[i + 1 : j]))
             i = j + 1
             continue
         if c == "'" and i + 2 < n and text[i + 2] == "'" and text[i + 1] in "{}\"":
@@ -117,8 +126,8 @@ def impl_blocks(text: str):
         yield trait, m.group(2), text[start : block_end(text, start)]
 
 
-def read(path: Path) -> str:
-    return strip_comments_and_strings(path.read_text())
+def read(path: Path, keep_strings: bool = False) -> str:
+    return strip_comments_and_strings(path.read_text(), keep_strings)
 
 
 # --- Ports ------------------------------------------------------------------------------------
@@ -232,7 +241,7 @@ class Adapter:
     """The AWS adapter crate, read once."""
 
     def __init__(self, root: Path = ROOT / "adapters/aws/src"):
-        self.inherent: dict[str, str] = {}  # DynamoStore's and EventBridgePublisher's own methods (helpers)
+        self.inherent: dict[str, str] = {}  # DynamoStore's, EventBridgePublisher's and KinesisShards' own methods (helpers)
         self.impls: dict[tuple[str, str], str] = {}  # (trait, method) -> body
         self.impl_types: dict[str, str] = {}  # trait -> implementing type
         self.env_vars: set[str] = set()
@@ -246,7 +255,7 @@ class Adapter:
                 if ty not in ("DynamoStore", "SnsPublisher", "KinesisShards", "EventBridgePublisher"):
                     continue
                 for name, body in functions_in(block[1:]).items():
-                    if trait is None and ty in ("DynamoStore", "EventBridgePublisher"):
+                    if trait is None and ty in ("DynamoStore", "EventBridgePublisher", "KinesisShards"):
                         self.inherent[name] = self.inherent.get(name, "") + body
                     elif trait in PORT_FIELDS.values():
                         self.impls[(trait, name)] = body
@@ -462,3 +471,115 @@ def cargo_default_member_binaries() -> set[str] | None:
         for t in p["targets"]
         if "bin" in t["kind"]
     }
+
+
+# --- Partition keys: which items of a table each port method reaches --------------------------
+
+#: A partition key written as a format string: its fixed start, up to the first placeholder
+#: (`format!("shard#{shard_id}")` is every key `shard#*`). Only starts of the project's key
+#: shape (`word#`) count: sort keys and messages start otherwise.
+PK_FORMAT_RE = re.compile(r'format!\(\s*"([a-z][a-z0-9-]*#[^"\x01]*)\x01')
+#: A partition key written as a literal where a key is built: `key("merge", ..)`,
+#: `Query::partition(Table::X, "panes")`, `pk: "results".into()`.
+PK_LITERAL_RES = [
+    re.compile(r'\bkey\(\s*"([^"\x01]+)"'),
+    re.compile(r'\bpartition\(\s*Table::\w+\s*,\s*"([^"\x01]+)"'),
+    re.compile(r'\bpk:\s*"([^"\x01]+)"'),
+    re.compile(r'\bblob_items\(\s*"([^"\x01]+)"'),
+    # Any literal of the key shape, wherever it is (`"network#parts"`, `"lamp#not-ok"`).
+    re.compile(r'"([a-z][a-z0-9-]*#[a-z0-9#-]+)"'),
+]
+#: A constant holding a partition key (`const LOG_PK: &str = "alarm#log"`, or the first of a
+#: pair: `const GENERATION_KEY: (&str, &str) = ("directory", "generation")`).
+PK_CONST_RE = re.compile(r'\bconst\s+([A-Z][A-Z0-9_]*(?:_PK|_KEY))\s*:[^=]*=\s*\(?\s*"([^"\x01]+)"')
+TEST_MOD_RE = re.compile(r"#\[cfg\(test\)\]\s*mod\s+\w+\s*\{")
+
+
+class KeyReader:
+    """The partition keys (as IAM `dynamodb:LeadingKeys` patterns: `merge`, `shard#*`) that
+    each port method of the DynamoDB store builds, read from the adapter's key builders: the
+    literals, constants and format strings in the method, in the store's helpers it calls
+    (`self.x(..)`) and in the free functions it calls (`meta_pk(..)`, `lamp_key(..)`)."""
+
+    def __init__(self, root: Path = ROOT / "adapters/aws/src"):
+        self.methods: dict[str, str] = {}  # DynamoStore's own methods
+        self.impls: dict[tuple[str, str], str] = {}  # (trait, method) -> body
+        self.free: dict[str, str] = {}  # every fn, by name (for bare calls)
+        self.consts: dict[str, str] = {}
+        self.assoc: dict[tuple[str, str], str] = {}  # (type, fn) -> body: `TimingItem::of`
+        for path in sorted(root.glob("*.rs")):
+            text = read(path, keep_strings=True)
+            for m in TEST_MOD_RE.finditer(text):
+                end = block_end(text, m.end() - 1)
+                text = text[: m.start()] + "\n" * text.count("\n", m.start(), end) + text[end:]
+            self.consts.update(dict(PK_CONST_RE.findall(text)))
+            top = text
+            for m in IMPL_RE.finditer(text):
+                end = block_end(text, m.end() - 1)
+                top = top[: m.start()] + " " * (end - m.start()) + top[end:]
+            for name, body in functions_in(top).items():
+                self.free[name] = self.free.get(name, "") + body
+            for trait, ty, block in impl_blocks(text):
+                if ty != "DynamoStore":
+                    if trait is None:
+                        for name, body in functions_in(block[1:]).items():
+                            self.assoc[(ty, name)] = self.assoc.get((ty, name), "") + body
+                    continue
+                for name, body in functions_in(block[1:]).items():
+                    if trait is None:
+                        self.methods[name] = self.methods.get(name, "") + body
+                    elif trait in PORT_FIELDS.values():
+                        self.impls[(trait, name)] = body
+
+    def _own(self, body: str) -> set[str]:
+        found = {p + "*" for p in PK_FORMAT_RE.findall(body)}
+        for r in PK_LITERAL_RES:
+            found |= set(r.findall(body))
+        found |= {v for k, v in self.consts.items() if re.search(rf"\b{k}\b", body)}
+        return found
+
+    def _closure(self, body: str, seen: set[str]) -> set[str]:
+        found = self._own(body)
+        calls = [("self", h) for h in re.findall(r"\bself\s*\.\s*([a-z_][a-z0-9_]*)\s*\(", body)]
+        # Free functions called, or passed by name (`.map(lamp_key)`).
+        calls += [("free", f) for f in re.findall(r"(?<![\w.:])([a-z_][a-z0-9_]*)\b", body) if f in self.free]
+        calls += [("assoc", c) for c in re.findall(r"\b([A-Z]\w*::[a-z_]\w*)\s*\(", body)]
+        for kind, name in calls:
+            if (kind, name) in seen:
+                continue
+            seen.add((kind, name))
+            if kind == "assoc":
+                ty, f = name.split("::")
+                bodies = [self.assoc[(ty, f)]] if (ty, f) in self.assoc else []
+            elif kind == "self":
+                bodies = [self.methods[name]] if name in self.methods else []
+                bodies += [b for (_, m), b in self.impls.items() if m == name]
+            else:
+                bodies = [self.free[name]] if name in self.free else []
+            for b in bodies:
+                found |= self._closure(b, seen)
+        return found
+
+    def partitions(self, trait: str, method: str) -> set[str]:
+        """The partition key patterns one port method of the store reaches."""
+        body = self.impls.get((trait, method))
+        if body is None:
+            return set()
+        return self._closure(body, set())
+
+
+def code_key_grants(fn: Function, adapter: Adapter, keys: KeyReader) -> dict[str, set[tuple[str, str]]]:
+    """Per port method of `fn` that touches a table: the (table variable, action, key pattern)
+    triples it may need, each of its actions with each of its keys (an over-approximation
+    within one method: the template may grant less, never more). Keyed by `Trait::method`."""
+    out: dict[str, set[tuple[str, str]]] = {}
+    for trait, method in sorted(fn.port_calls):
+        needs = adapter.needs(trait, method)
+        table_grants = {(r, a) for r, a in needs.grants if r.endswith("_TABLE")}
+        if not table_grants:
+            continue
+        pks = keys.partitions(trait, method)
+        if not pks:
+            raise CodeShapeError(f"{trait}::{method} uses a table but builds no partition key this reader recognises")
+        out[f"{trait}::{method}"] = {(r, a, p) for r, a in table_grants for p in pks}
+    return out

@@ -150,8 +150,10 @@ def role_grants(lid: str) -> set[tuple[str, str]]:
     grants = set()
     for policy in role["Properties"].get("Policies", []):
         for st in policy["PolicyDocument"]["Statement"]:
-            if st.get("Effect") != "Allow" or "NotAction" in st or "NotResource" in st or "Condition" in st:
+            if st.get("Effect") != "Allow" or "NotAction" in st or "NotResource" in st:
                 raise AssertionError(f"{role_lid}: only plain Allow statements, got {st}")
+            if "Condition" in st:
+                leading_keys(role_lid, st)  # the one condition allowed
             for res in as_list(st["Resource"]):
                 t = target(res)
                 if t is None:
@@ -164,6 +166,56 @@ def role_grants(lid: str) -> set[tuple[str, str]]:
                         raise AssertionError(f"{role_lid}: wildcard action {action}")
                     grants.add((key, action))
     return grants
+
+
+def leading_keys(role_lid: str, st: dict) -> list[str]:
+    """The partition key patterns of a statement's `ForAllValues:StringLike` condition on
+    `dynamodb:LeadingKeys`, the only condition a role may use (on DynamoDB actions only)."""
+    cond = st["Condition"]
+    keys = cond.get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys") if len(cond) == 1 else None
+    if not isinstance(keys, list) or len(cond["ForAllValues:StringLike"]) != 1 or not keys:
+        raise AssertionError(f"{role_lid}: a condition must be ForAllValues:StringLike on dynamodb:LeadingKeys alone, got {cond}")
+    if not all(a.startswith("dynamodb:") for a in as_list(st["Action"])):
+        raise AssertionError(f"{role_lid}: a LeadingKeys condition on non-DynamoDB actions: {st}")
+    return keys
+
+
+def role_key_grants(lid: str) -> tuple[set[tuple[str, str, str]], set[tuple[str, str]]]:
+    """What the function's role grants on the stack's tables: (table variable, action, key
+    pattern) of the statements narrowed by partition key, and (table variable, action) of
+    those that are not."""
+    role_lid = target(function_props(lid)["Role"])
+    env_targets = {v: k for k, v in resource_env_targets().items()}
+    keyed, unkeyed = set(), set()
+    for policy in RESOURCES[role_lid]["Properties"].get("Policies", []):
+        for st in policy["PolicyDocument"]["Statement"]:
+            for res in as_list(st["Resource"]):
+                var = env_targets.get(target(res))
+                if not var or not var.endswith("_TABLE"):
+                    continue
+                for action in as_list(st["Action"]):
+                    if "Condition" in st:
+                        keyed |= {(var, action, p) for p in leading_keys(role_lid, st)}
+                    else:
+                        unkeyed.add((var, action))
+    return keyed, unkeyed
+
+
+def allowed(lid: str, var: str, action: str, pk: str) -> bool:
+    """Whether the function's role lets `action` reach the item(s) of partition key `pk` in
+    table `var` (IAM's StringLike: `*` any run of characters, `?` one)."""
+    import fnmatch
+
+    keyed, unkeyed = role_key_grants(lid)
+    if (var, action) in unkeyed:
+        return True
+    return any(v == var and a == action and fnmatch.fnmatchcase(pk, p) for v, a, p in keyed)
+
+
+#: Partition keys a function's code can name on a path the function never takes: the alarm
+#: closing shared by the API's repair (which writes repair orders) and the recoveries of
+#: `fault` and `merge` (which never do). Not granted to them.
+NEVER_REACHED = {("fault", "repairs"), ("merge", "repairs")}
 
 
 # --- docs/aws.md --------------------------------------------------------------------------------
@@ -449,6 +501,9 @@ class TemplateWiring(unittest.TestCase):
             code = cf.code_needs(fn, ADAPTER)
             expected = set(code.grants) | {("log-group", a) for a in LOG_ACTIONS}
             if fn.event == "kinesis":
+                # The stream it is mapped to is the stream it names (READINGS_STREAM: its
+                # shards' hash key ranges): one resource, granted as the mapping's.
+                expected = {("stream" if r == "READINGS_STREAM" else r, a) for r, a in expected}
                 expected |= {("stream", a) for a in KINESIS_MAPPING_ACTIONS}
                 expected |= {("failure-queue", "sqs:SendMessage")}
             with self.subTest(function=binary):
@@ -481,6 +536,49 @@ class TemplateWiring(unittest.TestCase):
                 self.assertNotIn("Policies", function_props(lid), "one explicit role, no SAM policies")
                 roles.setdefault(target(function_props(lid)["Role"]), []).append(binary)
         self.assertTrue(all(len(v) == 1 for v in roles.values()), f"one role per function: {roles}")
+
+    def test_each_role_reaches_only_the_partition_keys_its_code_builds(self):
+        """Every DynamoDB statement is narrowed by `dynamodb:LeadingKeys` (but a Scan, which
+        names no key), and per table and action the role grants only key patterns that the
+        code's port methods build with that action (code_facts.KeyReader: literals, constants
+        and format strings of the adapter's key builders), while every pattern and every action
+        a method uses is granted at least once: a new key prefix without its policy fails here."""
+        keys = cf.KeyReader()
+        for binary, lid in template_functions().items():
+            fn = FUNCTIONS[binary]
+            per_method = cf.code_key_grants(fn, ADAPTER, keys)
+            possible = set().union(*per_method.values()) if per_method else set()
+            keyed, unkeyed = role_key_grants(lid)
+            with self.subTest(function=binary):
+                self.assertLessEqual({a for _, a in unkeyed}, {"dynamodb:Scan"}, "only Scan goes without a LeadingKeys condition")
+                self.assertEqual(keyed - possible, set(), f"{binary} is granted keys or actions its code never uses on them")
+                granted = {(v, p) for v, _, p in keyed}
+                for method, triples in per_method.items():
+                    for var, action, pattern in triples:
+                        if (binary, pattern) in NEVER_REACHED:
+                            continue
+                        self.assertIn((var, pattern), granted, f"{method} builds {pattern!r} in {var}: no statement of {binary}'s role grants it")
+                        if action != "dynamodb:Scan":
+                            self.assertTrue(any(a == action for v, a, _ in keyed if v == var), f"{method}: {action} on {var} granted on no key")
+
+    def test_ingest_cannot_write_the_merges_state_nor_fault_an_intersection(self):
+        """The issue's two cases, by IAM's own matching: ingest may read the merge's marks
+        and make its commit conditional on them but not overwrite the merge state or lease;
+        fault may read the intersections but not change one; nobody but the merge takes the
+        lease."""
+        fns = template_functions()
+        writes = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+        self.assertTrue(allowed(fns["ingest"], "STATE_TABLE", "dynamodb:ConditionCheckItem", "merge"))
+        self.assertTrue(allowed(fns["ingest"], "STATE_TABLE", "dynamodb:PutItem", "shard#shardId-000000000000"))
+        for action in writes:
+            with self.subTest(action=action):
+                self.assertFalse(allowed(fns["ingest"], "STATE_TABLE", action, "merge"))
+                self.assertFalse(allowed(fns["fault"], "REGISTRY_TABLE", action, "intersections"))
+                self.assertFalse(allowed(fns["api"], "STATE_TABLE", action, "merge"))
+                self.assertFalse(allowed(fns["fault"], "STATE_TABLE", action, "merge"))
+        self.assertTrue(allowed(fns["fault"], "REGISTRY_TABLE", "dynamodb:Query", "intersections"))
+        self.assertTrue(allowed(fns["merge"], "STATE_TABLE", "dynamodb:PutItem", "merge"))
+        self.assertTrue(allowed(fns["merge"], "REGISTRY_TABLE", "dynamodb:UpdateItem", "intersections"))
 
     def test_stream_consumers_have_the_mapping_settings(self):
         for binary, lid in template_functions().items():
@@ -613,6 +711,13 @@ class TemplateWiring(unittest.TestCase):
                 self.assertEqual(perms[0]["Action"], "lambda:InvokeFunction")
                 self.assertIn("${" + api + "}/*", perms[0]["SourceArn"]["Fn::Sub"])
         self.assertFalse([lid for lid, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::HttpApi"])
+        # No function URL and no other resource-based permission: a direct caller could forge
+        # the authorizer context the api trusts (docs/aws.md, "Who may invoke the api").
+        self.assertFalse([lid for lid, r in RESOURCES.items() if r["Type"] == "AWS::Lambda::Url"])
+        for lid, r in RESOURCES.items():
+            if r["Type"] == "AWS::Lambda::Permission":
+                self.assertEqual(r["Properties"]["Principal"], "apigateway.amazonaws.com", lid)
+                self.assertIn("SourceArn", r["Properties"], lid)
 
     def test_an_emulator_gets_the_hosts_architecture_and_aws_gets_arm64(self):
         """infra/transform.py's --architecture (scripts/deployed-e2e.sh: an emulator runs the

@@ -1,5 +1,6 @@
-//! [`StreamShards`] on a Kinesis stream (`READINGS_STREAM`): `ListShards`, every page, and
-//! whether a consumer has caught up (`GetShardIterator` and one `GetRecords` of one record).
+//! [`StreamShards`] on a Kinesis stream (`READINGS_STREAM`): `ListShards`, every page (the
+//! lineage, and each shard's hash key range), and whether a consumer has caught up
+//! (`GetShardIterator` and one `GetRecords` of one record).
 //!
 //! The merge reads it to leave shards closed by a reshard out of the global watermark once they
 //! were read to their end, and idle shards out while they stay idle (`traffic_core::lineage`);
@@ -8,8 +9,9 @@
 
 use crate::error::port_error;
 use async_trait::async_trait;
-use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_sdk_kinesis::types::{Shard, ShardIteratorType};
 use traffic_core::lineage::ShardInfo;
+use traffic_core::routing::HashKeyRange;
 use traffic_core::sequence::SequenceNumber;
 use traffic_ports::{PortError, PortResult, StreamShards};
 
@@ -27,19 +29,8 @@ impl KinesisShards {
         Self { client, stream }
     }
 
-    fn stream(&self) -> PortResult<&str> {
-        self.stream.as_deref().ok_or_else(|| {
-            PortError::backend(
-                "READINGS_STREAM is not set",
-                "reading the stream's shards needs the READINGS_STREAM environment variable",
-            )
-        })
-    }
-}
-
-#[async_trait]
-impl StreamShards for KinesisShards {
-    async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
+    /// Every shard `ListShards` lists, over all its pages.
+    async fn list_all(&self) -> PortResult<Vec<Shard>> {
         let stream = self.stream()?;
         let mut out = Vec::new();
         let mut token: Option<String> = None;
@@ -54,21 +45,53 @@ impl StreamShards for KinesisShards {
                 .send()
                 .await
                 .map_err(|e| port_error(format!("ListShards {stream}"), e))?;
-            out.extend(resp.shards().iter().map(|s| {
-                ShardInfo {
-                    id: s.shard_id().to_owned(),
-                    parent: s.parent_shard_id().map(str::to_owned),
-                    adjacent_parent: s.adjacent_parent_shard_id().map(str::to_owned),
-                    closed: s
-                        .sequence_number_range()
-                        .and_then(|r| r.ending_sequence_number())
-                        .is_some(),
-                }
-            }));
+            out.extend(resp.shards().iter().cloned());
             match resp.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_owned()),
                 _ => break,
             }
+        }
+        Ok(out)
+    }
+
+    fn stream(&self) -> PortResult<&str> {
+        self.stream.as_deref().ok_or_else(|| {
+            PortError::backend(
+                "READINGS_STREAM is not set",
+                "reading the stream's shards needs the READINGS_STREAM environment variable",
+            )
+        })
+    }
+}
+
+#[async_trait]
+impl StreamShards for KinesisShards {
+    async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
+        Ok(self
+            .list_all()
+            .await?
+            .iter()
+            .map(|s| ShardInfo {
+                id: s.shard_id().to_owned(),
+                parent: s.parent_shard_id().map(str::to_owned),
+                adjacent_parent: s.adjacent_parent_shard_id().map(str::to_owned),
+                closed: s
+                    .sequence_number_range()
+                    .and_then(|r| r.ending_sequence_number())
+                    .is_some(),
+            })
+            .collect())
+    }
+
+    async fn hash_ranges(&self) -> PortResult<Vec<(String, HashKeyRange)>> {
+        let mut out = Vec::new();
+        for s in self.list_all().await? {
+            let Some(r) = s.hash_key_range() else {
+                continue;
+            };
+            let range = HashKeyRange::parse(r.starting_hash_key(), r.ending_hash_key())
+                .map_err(|e| PortError::Corrupt(format!("ListShards: {}: {e}", s.shard_id())))?;
+            out.push((s.shard_id().to_owned(), range));
         }
         Ok(out)
     }

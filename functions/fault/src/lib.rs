@@ -23,10 +23,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use traffic_core::alarm::AlarmPolicy;
 use traffic_core::lamps::{Alarm, LightLamps, intersections_to_read, transition};
+use traffic_core::routing::HashKeyRange;
 use traffic_core::{EngineConfig, IntersectionId, LightIndex};
 use traffic_functions::BatchHandler;
 use traffic_functions::directory::Directory;
-use traffic_functions::kinesis::{Decoded, decode_by_shard, failures, record_stats, stats_sample};
+use traffic_functions::kinesis::{
+    Decoded, Unusable, decode_by_shard, failures, record_stats, stats_sample,
+};
+use traffic_functions::routing::{Routes, ShardRanges};
 use traffic_ports::{
     AlarmPublisher, Clock, Closing, LampStore, PortError, Ports, Registry, StatsStore, UsageMeter,
     parse_alarm_id,
@@ -43,6 +47,7 @@ pub struct FaultHandler {
     registry: Arc<dyn Registry>,
     stats: Arc<dyn StatsStore>,
     directory: Directory,
+    routing: ShardRanges,
 }
 
 impl FaultHandler {
@@ -58,6 +63,7 @@ impl FaultHandler {
             registry: ports.registry.clone(),
             stats: ports.stats.clone(),
             directory: Directory::default(),
+            routing: ShardRanges::new(ports.stream.clone()),
         }
     }
 
@@ -86,7 +92,10 @@ impl FaultHandler {
 #[async_trait::async_trait]
 impl BatchHandler for FaultHandler {
     async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
-        self.fault().handle_with(event, &self.alarms).await
+        let routes = self.routing.routes(event).await;
+        self.fault()
+            .handle_routed(event, &self.alarms, &routes)
+            .await
     }
 }
 
@@ -124,8 +133,12 @@ pub struct FaultReport {
     pub resolved: u64,
     /// Lights whose state changed.
     pub lights_updated: u64,
-    /// Readings skipped: under another partition key, or stamped in the future.
+    /// Readings skipped: under another partition key, on another shard than their partition
+    /// key's, or stamped in the future.
     pub skipped: u64,
+    /// Of those, the readings an explicit hash key put on a shard their partition key does
+    /// not map to.
+    pub misrouted: u64,
     /// Shards that failed (their first record is reported for retry).
     pub failed: Vec<String>,
 }
@@ -142,8 +155,19 @@ impl Fault<'_> {
         event: &KinesisEvent,
         alarms: &AlarmPolicy,
     ) -> KinesisEventResponse {
+        self.handle_routed(event, alarms, &Routes::none()).await
+    }
+
+    /// As [`Fault::handle_with`], skipping records found on a shard of `routes` whose hash key
+    /// range their partition key is not in.
+    pub async fn handle_routed(
+        &self,
+        event: &KinesisEvent,
+        alarms: &AlarmPolicy,
+        routes: &Routes,
+    ) -> KinesisEventResponse {
         let before = self.usage.usage();
-        let (report, failed) = self.process_with(event, alarms).await;
+        let (report, failed) = self.process_routed(event, alarms, routes).await;
         let used = self.usage.usage().since(&before);
         let now = self.clock.now_ms();
         record_stats(
@@ -157,6 +181,7 @@ impl Fault<'_> {
             resolved = report.resolved,
             lights_updated = report.lights_updated,
             skipped = report.skipped,
+            misrouted = report.misrouted,
             failed = report.failed.len(),
             write_units = used.write_units,
             read_units = used.read_units,
@@ -179,11 +204,26 @@ impl Fault<'_> {
         event: &KinesisEvent,
         alarms: &AlarmPolicy,
     ) -> (FaultReport, Vec<traffic_core::SequenceNumber>) {
+        self.process_routed(event, alarms, &Routes::none()).await
+    }
+
+    /// As [`Fault::process_with`], checking each shard's records against its range in
+    /// `routes`.
+    pub async fn process_routed(
+        &self,
+        event: &KinesisEvent,
+        alarms: &AlarmPolicy,
+        routes: &Routes,
+    ) -> (FaultReport, Vec<traffic_core::SequenceNumber>) {
         let (shards, _) = decode_by_shard(event);
         let mut report = FaultReport::default();
         let mut failed = Vec::new();
         for (shard, records) in &shards {
-            if let Err(e) = self.process_shard(records, alarms, &mut report).await {
+            let range = routes.of(shard);
+            if let Err(e) = self
+                .process_shard(records, range, alarms, &mut report)
+                .await
+            {
                 tracing::error!(shard = %shard, error = %e, "lamp states not updated; the batch will be retried");
                 report.failed.push(shard.clone());
                 if let Some(first) = records.first() {
@@ -197,14 +237,24 @@ impl Fault<'_> {
     async fn process_shard(
         &self,
         records: &[Decoded<'_>],
+        range: Option<&HashKeyRange>,
         alarms: &AlarmPolicy,
         report: &mut FaultReport,
     ) -> Result<(), PortError> {
         let mut readings = Vec::with_capacity(records.len());
         for d in records {
-            let Ok(r) = d.usable() else {
-                report.skipped += u64::from(d.reading.is_ok());
-                continue;
+            let r = match d.routed(range) {
+                Ok(r) => r,
+                Err(Unusable::WrongShard { key, shard }) => {
+                    tracing::warn!(shard = %shard, sequence_number = %d.seq, partition_key = %key, "record on a shard its partition key does not map to: skipped");
+                    report.skipped += 1;
+                    report.misrouted += 1;
+                    continue;
+                }
+                Err(_) => {
+                    report.skipped += u64::from(d.reading.is_ok());
+                    continue;
+                }
             };
             if self.cfg.is_future(r.ts_ms, d.arrival_ms) {
                 report.skipped += 1;

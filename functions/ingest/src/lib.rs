@@ -2,7 +2,9 @@
 //!
 //! For each shard in the batch (Lambda sends one; the event source mapping may send more), in
 //! sequence order: decode and validate each record, check that it came under its own
-//! intersection's partition key and that the intersection and light exist, and fold it into
+//! intersection's partition key, on the shard that key maps to (when an explicit hash key
+//! sent it elsewhere it is rejected: `traffic_functions::routing`), and that the intersection
+//! and light exist, and fold it into
 //! the shard's state: *future* when stamped more than the allowed clock skew after its arrival
 //! in the stream, *late* when its pane is closed, otherwise accepted into a delta. The batch is
 //! committed in one conditional write (its deltas, then the meta listing them); a conflict (a
@@ -19,6 +21,7 @@ use traffic_core::EngineConfig;
 use traffic_core::IntersectionId;
 use traffic_core::pane::{BatchFold, Counters, Outcome};
 use traffic_core::reading::Reading;
+use traffic_core::routing::HashKeyRange;
 use traffic_core::sequence::SequenceNumber;
 use traffic_core::time::format_rfc3339_ms;
 use traffic_functions::BatchHandler;
@@ -26,6 +29,7 @@ use traffic_functions::directory::{Directory, Known};
 use traffic_functions::kinesis::{
     Decoded, Unusable, decode_by_shard, failures, record_stats, stats_sample,
 };
+use traffic_functions::routing::{Routes, ShardRanges};
 use traffic_ports::{Clock, PortError, Ports, Registry, StateStore, StatsStore, UsageMeter};
 
 /// How many times a batch is folded again after a conflicting commit before the invocation
@@ -42,6 +46,7 @@ pub struct IngestHandler {
     usage: Arc<dyn UsageMeter>,
     clock: Arc<dyn Clock>,
     directory: Directory,
+    routing: ShardRanges,
 }
 
 impl IngestHandler {
@@ -55,6 +60,7 @@ impl IngestHandler {
             usage: ports.usage.clone(),
             clock: ports.clock.clone(),
             directory: Directory::default(),
+            routing: ShardRanges::new(ports.stream.clone()),
         }
     }
 
@@ -75,7 +81,8 @@ impl IngestHandler {
 #[async_trait::async_trait]
 impl BatchHandler for IngestHandler {
     async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
-        self.ingest().handle(event).await
+        let routes = self.routing.routes(event).await;
+        self.ingest().handle_routed(event, &routes).await
     }
 }
 
@@ -110,6 +117,9 @@ pub struct IngestReport {
     pub deltas_written: u64,
     /// Commits refused because the stored state had moved (the batch was folded again).
     pub conflicts: u64,
+    /// Records rejected (and counted in `counters.rejected`) because an explicit hash key put
+    /// them on a shard their partition key does not map to.
+    pub misrouted: u64,
     /// Sequence numbers reported as failed.
     pub failed: Vec<SequenceNumber>,
 }
@@ -136,8 +146,18 @@ impl Ingest<'_> {
     /// Handles one Kinesis event; the response names the first uncommitted record of each
     /// shard whose state could not be loaded or committed.
     pub async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
+        self.handle_routed(event, &Routes::none()).await
+    }
+
+    /// As [`Ingest::handle`], rejecting records found on a shard of `routes` whose hash key
+    /// range their partition key is not in.
+    pub async fn handle_routed(
+        &self,
+        event: &KinesisEvent,
+        routes: &Routes,
+    ) -> KinesisEventResponse {
         let before = self.usage.usage();
-        let report = self.process(event).await;
+        let report = self.process_routed(event, routes).await;
         let used = self.usage.usage().since(&before);
         let now = self.clock.now_ms();
         record_stats(
@@ -148,6 +168,7 @@ impl Ingest<'_> {
         tracing::info!(
             accepted = report.counters.accepted,
             rejected = report.counters.rejected,
+            misrouted = report.misrouted,
             late = report.counters.late,
             future = report.counters.future,
             duplicates = report.counters.duplicates,
@@ -165,6 +186,11 @@ impl Ingest<'_> {
 
     /// Processes one event and reports what happened.
     pub async fn process(&self, event: &KinesisEvent) -> IngestReport {
+        self.process_routed(event, &Routes::none()).await
+    }
+
+    /// As [`Ingest::process`], checking each shard's records against its range in `routes`.
+    pub async fn process_routed(&self, event: &KinesisEvent, routes: &Routes) -> IngestReport {
         let (shards, bad) = decode_by_shard(event);
         let mut report = IngestReport::default();
         for r in bad {
@@ -172,7 +198,8 @@ impl Ingest<'_> {
             report.counters.rejected += 1;
         }
         for (shard, records) in &shards {
-            if let Err((seq, e)) = self.process_shard(shard, records, &mut report).await {
+            let range = routes.of(shard);
+            if let Err((seq, e)) = self.process_shard(shard, range, records, &mut report).await {
                 tracing::error!(shard = %shard, sequence_number = %seq, error = %e, "shard state not committed; the batch will be retried from this record");
                 report.failed.push(seq);
             }
@@ -183,6 +210,7 @@ impl Ingest<'_> {
     async fn process_shard(
         &self,
         shard: &str,
+        range: Option<&HashKeyRange>,
         records: &[Decoded<'_>],
         report: &mut IngestReport,
     ) -> Result<(), (SequenceNumber, PortError)> {
@@ -211,7 +239,7 @@ impl Ingest<'_> {
             let mut fold = BatchFold::new(self.cfg, shard, meta, marks);
             let mut tally = IngestReport::default();
             for d in records {
-                let outcome = match check(&known, d) {
+                let outcome = match check(&known, d, range) {
                     Ok(r) => {
                         let o = fold.apply(&d.seq, r, d.arrival_ms);
                         if o == Outcome::Future {
@@ -221,6 +249,11 @@ impl Ingest<'_> {
                     }
                     Err(why) => {
                         let o = fold.reject(&d.seq, d.arrival_ms);
+                        if o == Outcome::Rejected
+                            && matches!(why, Rejection::Unusable(Unusable::WrongShard { .. }))
+                        {
+                            tally.misrouted += 1;
+                        }
                         if o == Outcome::Rejected {
                             tracing::warn!(shard = %shard, sequence_number = %d.seq, partition_key = %d.record.kinesis.partition_key, reason = %why, "record rejected");
                         }
@@ -245,6 +278,7 @@ impl Ingest<'_> {
                 Ok(()) => {
                     report.counters.add(&tally.counters);
                     report.redelivered += tally.redelivered;
+                    report.misrouted += tally.misrouted;
                     report.commits += 1;
                     report.deltas_written += commit.deltas.len() as u64;
                     return Ok(());
@@ -260,12 +294,14 @@ impl Ingest<'_> {
     }
 }
 
-/// A reading, if the record holds a valid one for a known intersection and light.
+/// A reading, if the record holds a valid one for a known intersection and light, on the
+/// shard its partition key maps to (when the shard's `range` is known).
 fn check<'d>(
     known: &HashMap<IntersectionId, Known>,
     d: &'d Decoded<'_>,
+    range: Option<&HashKeyRange>,
 ) -> Result<&'d Reading, Rejection> {
-    let r = d.usable().map_err(Rejection::Unusable)?;
+    let r = d.routed(range).map_err(Rejection::Unusable)?;
     match known.get(&r.intersection_id) {
         None => Err(Rejection::UnknownIntersection),
         Some(k) if !k.has(r.light) => Err(Rejection::UnknownLight),

@@ -9,7 +9,7 @@
 //! | `TRAFFIC_STORE` | every function | `dynamodb` | the adapters; `dynamodb` is the only value (the embedded store is the `traffic` command's, in one process) |
 //! | `STATE_TABLE`, `REGISTRY_TABLE`, `RESULTS_TABLE` | the functions that use them (`docs/aws.md`) | none | the DynamoDB tables |
 //! | `ALARM_TOPIC_ARN` | `fault`, `merge` | none | the SNS topic of lamp and sensor-silent alarms |
-//! | `READINGS_STREAM` | `merge` (and `traffic simulate`) | none | the Kinesis stream, for its shard lineage after a reshard |
+//! | `READINGS_STREAM` | `merge`, `ingest`, `fault` (and `traffic simulate`) | none | the Kinesis stream, for its shard lineage after a reshard (merge) and its shards' hash key ranges (ingest, fault: misrouted records) |
 //! | `EVENT_BUS_NAME` | `merge` | none: no events published (logged once) | the EventBridge bus of the result events (a window closed, timings changed) |
 //! | `TRAFFIC_DYNAMODB_MAX_ITEM_KB` | `ingest`, `merge` | `400` | largest item the adapter writes (tests lower it) |
 //! | `TRAFFIC_PROVISIONAL` | `merge` | `all` | which open windows get provisional results: `all`, `shortest`, `none` |

@@ -4,6 +4,7 @@ use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use std::collections::BTreeMap;
 use traffic_core::reading::{Reading, ReadingError};
+use traffic_core::routing::HashKeyRange;
 use traffic_core::sequence::SequenceNumber;
 
 /// The shard a record came from: the part of its `eventID` before the colon
@@ -44,6 +45,14 @@ pub enum Unusable {
         /// The reading's intersection.
         intersection: String,
     },
+    /// Found on a shard whose hash key range its partition key does not fall in (a producer's
+    /// explicit hash key sent it there): the intersection's other readings go to another shard.
+    WrongShard {
+        /// The record's partition key.
+        key: String,
+        /// The shard it was found on.
+        shard: String,
+    },
 }
 
 impl std::fmt::Display for Unusable {
@@ -53,6 +62,10 @@ impl std::fmt::Display for Unusable {
             Unusable::WrongPartition { key, intersection } => write!(
                 f,
                 "partition key {key:?} is not the reading's intersection_id {intersection:?}"
+            ),
+            Unusable::WrongShard { key, shard } => write!(
+                f,
+                "partition key {key:?} does not map to shard {shard} (an explicit hash key routed it there)"
             ),
         }
     }
@@ -74,6 +87,20 @@ impl Decoded<'_> {
             });
         }
         Ok(r)
+    }
+
+    /// As [`Decoded::usable`], and found on the shard its partition key maps to when that
+    /// shard's hash key range is known (`range`).
+    pub fn routed(&self, range: Option<&HashKeyRange>) -> Result<&Reading, Unusable> {
+        let r = self.usable()?;
+        let key = &self.record.kinesis.partition_key;
+        match range {
+            Some(range) if !range.admits(key) => Err(Unusable::WrongShard {
+                key: key.clone(),
+                shard: shard_of(self.record).to_owned(),
+            }),
+            _ => Ok(r),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //!   variable documented there; and the ports it names ([`Config::aws_ports`]);
 //! - [`handler`]: [`BatchHandler`], a function of Kinesis batches;
 //! - [`kinesis`]: decoding a `KinesisEvent`'s records into readings, and batch item failures;
+//! - [`routing`]: each shard's hash key range, listed once per process (misrouted records);
 //! - [`directory`]: a cached view of the registry that tells which intersections and lights
 //!   exist (readings for others are rejected);
 //! - [`init_tracing`]: structured logs.
@@ -12,6 +13,7 @@ pub mod config;
 pub mod directory;
 pub mod handler;
 pub mod kinesis;
+pub mod routing;
 
 pub use config::{Config, ConfigError, Provisional};
 pub use handler::BatchHandler;
