@@ -120,7 +120,11 @@ fn rollup_parts_pk(length: WindowLength, start_ms: i64) -> String {
 
 fn decode_meta(item: Item) -> PortResult<ShardMeta> {
     let m: MetaItem = from_item("shard meta", item)?;
-    decode(&m.state.0, "shard meta")
+    decode(&m.state.0, "shard meta").or_else(|e| {
+        decode::<traffic_core::stored::ShardMetaV1>(&m.state.0, "shard meta")
+            .map(ShardMeta::from)
+            .map_err(|_| e)
+    })
 }
 
 fn decode_merge_state(item: &Item) -> PortResult<MergeState> {

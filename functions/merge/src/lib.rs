@@ -318,7 +318,8 @@ impl Merge<'_> {
         }
     }
 
-    /// Which shards are caught up now: none when there is no stream to ask, or when its shard
+    /// What each shard's consumer has read (caught up now, its last record's and last accepted
+    /// reading's arrivals): none when there is no stream to ask, or when its shard
     /// list could not be read (a shard nobody knows of could still deliver: no shard is taken
     /// as idle then).
     async fn activity(
@@ -348,6 +349,7 @@ impl Merge<'_> {
                 shard_id: id.to_owned(),
                 caught_up,
                 last_arrival_ms: meta.and_then(|m| m.last_arrival_ms),
+                last_accepted_ms: meta.and_then(|m| m.last_accepted_ms),
             });
         }
         out
@@ -369,9 +371,15 @@ impl Merge<'_> {
         let mut caught_up_since = state.caught_up_since.clone();
         let mut shards_counted = 0;
         let target = match closing {
+            // The frontier is bounded by arrivals: a reading stamped ahead of it lies in a pane
+            // its shard's meta lists, so those count too.
             Closing::All => metas
                 .iter()
-                .filter_map(|m| m.max_event_ms)
+                .flat_map(|m| {
+                    m.max_event_ms
+                        .into_iter()
+                        .chain(m.deltas.iter().map(|d| d.pane_start_ms))
+                })
                 .max()
                 .map(|t| self.cfg.longest().window_of(t).end_ms()),
             Closing::Watermark => {
