@@ -7,8 +7,9 @@
 //! | `TRAFFIC_ALLOWED_LATENESS` | `2m` | watermark = greatest event time − this |
 //! | `TRAFFIC_MAX_CLOCK_SKEW` | `5m` | a reading stamped more than this after its arrival in the stream is rejected as `future` |
 //! | `TRAFFIC_MIN_READING_INTERVAL` | `5s` | a light's readings closer together than this are rejected as too frequent |
-//! | `TRAFFIC_IDLE_TIMEOUT` | `5m` | a shard caught up with its stream and silent this long stops holding the watermark |
+//! | `TRAFFIC_IDLE_TIMEOUT` | `5m` | a shard current with its stream that has accepted no reading this long stops holding the watermark |
 //! | `TRAFFIC_SILENCE_AFTER` | `5m` | a light that sends no reading this long (event time, judged by the merge at the closed mark) raises a `sensor_silent` alarm; `0` turns the judgment off; at most the shortest window (the default is capped at it) |
+//! | `TRAFFIC_MERGE_MAX_PANES` | `16` | most panes (with readings) one merge run compacts; a merge behind by more (after a stall) catches up over several runs |
 //! | `TRAFFIC_DIGEST_SIZE` | `200` ([`DEFAULT_DIGEST_SIZE`](crate::digest::DEFAULT_DIGEST_SIZE)) | t-digest compression |
 //! | `TRAFFIC_TOP_K` | `10` | length of the speed ranking |
 //! | `WEBSTER_LOST_TIME_S` | `4` | lost time per phase, s |
@@ -35,12 +36,15 @@ pub struct EngineConfig {
     pub max_clock_skew_ms: i64,
     /// Shortest accepted distance between two readings of one light, ms.
     pub min_reading_interval_ms: i64,
-    /// How long a shard that has caught up with its stream may stay silent before it stops
-    /// holding the watermark, ms (processing time).
+    /// How long a shard current with its stream may accept nothing before it stops holding the
+    /// watermark, ms (processing time; `crate::lineage`).
     pub idle_timeout_ms: i64,
     /// How long a light may send nothing (event time) before the merge raises a sensor-silent
     /// alarm, ms; 0: never (`crate::silence`).
     pub silence_after_ms: i64,
+    /// Most panes with readings one merge run compacts (at least 1): after a stall the merge
+    /// catches up over several runs, each well within the function's time limit.
+    pub merge_max_panes: usize,
     /// t-digest compression.
     pub digest_size: usize,
     /// Length of the speed ranking.
@@ -48,6 +52,12 @@ pub struct EngineConfig {
     /// Webster's parameters.
     pub webster: WebsterConfig,
 }
+
+/// Default of [`EngineConfig::merge_max_panes`]: four hours of 15-minute panes a run. A pane of
+/// 10,000 intersections is about 3 MB of deltas, read and compacted in well under a second, so
+/// a run stays far inside the merge's 240 s limit, and a merge scheduled every 5 minutes
+/// catches up on a day's stall in about half an hour.
+pub const DEFAULT_MERGE_MAX_PANES: usize = 16;
 
 /// A configuration value that is not valid; the message names the variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +81,7 @@ impl Default for EngineConfig {
             min_reading_interval_ms: 5_000,
             idle_timeout_ms: 300_000,
             silence_after_ms: 300_000,
+            merge_max_panes: DEFAULT_MERGE_MAX_PANES,
             digest_size: DEFAULT_DIGEST_SIZE,
             top_k: TOP_K,
             webster: WebsterConfig::default(),
@@ -198,6 +209,9 @@ impl EngineConfig {
         }
         if let Some(n) = int("TRAFFIC_TOP_K", 1, 1000)? {
             c.top_k = n as usize;
+        }
+        if let Some(n) = int("TRAFFIC_MERGE_MAX_PANES", 1, 100_000)? {
+            c.merge_max_panes = n as usize;
         }
         let num = |name: &str| -> Result<Option<f64>, ConfigError> {
             lookup(name)

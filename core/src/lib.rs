@@ -25,7 +25,8 @@
 //! - [`lamps`]: lamp state transitions and alarms;
 //! - [`alarm`]: how raised alarms are handled (their retention once closed);
 //! - [`silence`]: detector health, which lights fell silent (sensor-silent alarms);
-//! - [`config`]: the engine's parameters and their parsing.
+//! - [`config`]: the engine's parameters and their parsing;
+//! - [`stored`]: stored state in the shapes earlier versions wrote.
 
 pub mod alarm;
 pub mod city;
@@ -50,6 +51,7 @@ pub mod routing;
 pub mod safe_timing;
 pub mod sequence;
 pub mod silence;
+pub mod stored;
 pub mod time;
 pub mod webster;
 pub mod window;

@@ -14,11 +14,13 @@
 //!   deliver anything the stream holds: it holds the watermark at its parent's watermark (all
 //!   its parent's readings come before its own), or, without a parent with state, at the
 //!   stream's start (nothing closes).
-//! - **Idle shards** ([`idle_shards`]). A shard whose consumer has caught up with the stream and
-//!   that has received nothing for `idle_timeout` (processing time) stops holding the watermark
-//!   (as Flink's `withIdleness`); when it receives again, its readings obey the lateness rule
-//!   like any other. When every shard is idle, what they delivered closes, up to the furthest
-//!   idle shard's watermark.
+//! - **Idle shards** ([`idle_shards`]). A shard whose consumer is current with the stream and
+//!   that has *accepted* no reading for `idle_timeout` (processing time) stops holding the
+//!   watermark (as Flink's `withIdleness`); when it accepts again, its readings obey the
+//!   lateness rule like any other. Records it could not use (malformed, unknown, future) do not
+//!   keep it busy: a gateway under its own partition key, or one sensor stamped far ahead, would
+//!   otherwise hold every window of the city open. When every shard is idle, what they
+//!   delivered closes, up to the furthest idle shard's watermark.
 
 use crate::pane::ShardMeta;
 use std::collections::{BTreeMap, BTreeSet};
@@ -127,13 +129,29 @@ pub struct ShardActivity {
     /// Whether reading on from its checkpoint finds nothing (Kinesis: no records and
     /// `MillisBehindLatest` 0; locally: the log's tail reached).
     pub caught_up: bool,
-    /// When the last record it applied arrived in the stream (processing time), if any.
+    /// When the last record it applied arrived in the stream (processing time), whatever
+    /// became of it, if any.
     pub last_arrival_ms: Option<i64>,
+    /// When the last reading it accepted arrived in the stream (processing time), if any.
+    pub last_accepted_ms: Option<i64>,
 }
 
-/// The shards that are idle at `now_ms`: caught up and silent for `idle_timeout_ms` (since the
-/// last record's arrival, or, for a shard that never received one, since the merge first saw
-/// it caught up), and the updated record of when each caught-up shard was first seen so.
+impl ShardActivity {
+    /// Whether its consumer is current at `now_ms`: caught up, or it applied a record that
+    /// arrived within `idle_timeout_ms` (a shard that keeps receiving is read behind a
+    /// batching window, so it is seldom found caught up, yet it lags by less than that).
+    pub fn current(&self, now_ms: i64, idle_timeout_ms: i64) -> bool {
+        self.caught_up
+            || self
+                .last_arrival_ms
+                .is_some_and(|a| now_ms.saturating_sub(a) < idle_timeout_ms)
+    }
+}
+
+/// The shards that are idle at `now_ms`: current ([`ShardActivity::current`]) and without an
+/// accepted reading for `idle_timeout_ms` (since the last accepted reading's arrival, or, for
+/// a shard that never accepted one, since the merge first found it current), and the updated
+/// record of when each current shard was first found so.
 pub fn idle_shards(
     activity: &[ShardActivity],
     caught_up_since: &BTreeMap<String, i64>,
@@ -143,12 +161,12 @@ pub fn idle_shards(
     let mut idle = BTreeSet::new();
     let mut since = BTreeMap::new();
     for a in activity {
-        if !a.caught_up {
+        if !a.current(now_ms, idle_timeout_ms) {
             continue;
         }
         let first = caught_up_since.get(&a.shard_id).copied().unwrap_or(now_ms);
         since.insert(a.shard_id.clone(), first);
-        let quiet_since = a.last_arrival_ms.unwrap_or(first);
+        let quiet_since = a.last_accepted_ms.unwrap_or(first);
         if now_ms.saturating_sub(quiet_since) >= idle_timeout_ms {
             idle.insert(a.shard_id.clone());
         }
@@ -316,10 +334,11 @@ mod tests {
             shard_id: id.into(),
             caught_up,
             last_arrival_ms: last,
+            last_accepted_ms: last,
         };
         let now = 100 * MIN;
         let activity = [
-            a("busy", false, Some(now - MIN)),
+            a("lagging", false, Some(now - 10 * MIN)),
             a("quiet", true, Some(now - 10 * MIN)),
             a("recent", true, Some(now - MIN)),
             a("never", true, None),
@@ -327,9 +346,49 @@ mod tests {
         let (idle, since) = idle_shards(&activity, &BTreeMap::new(), now, 5 * MIN);
         assert_eq!(idle, BTreeSet::from(["quiet".to_owned()]));
         assert_eq!(since.get("never"), Some(&now));
-        assert!(!since.contains_key("busy"));
+        assert!(!since.contains_key("lagging"));
         // Five minutes later the shard that never received anything is idle too.
         let (idle, _) = idle_shards(&activity, &since, now + 5 * MIN, 5 * MIN);
         assert!(idle.contains("never") && idle.contains("recent"));
+    }
+
+    #[test]
+    fn a_shard_that_keeps_receiving_only_records_it_cannot_use_is_idle() {
+        let start = 100 * MIN;
+        // Rejected or future records arrive every second; its last accepted reading is ten
+        // minutes old, or it never accepted one. It is read behind a batching window, so it
+        // is never found caught up; a shard that lags by an hour is not current.
+        let at = |now: i64| {
+            let garbage = |id: &str, accepted| ShardActivity {
+                shard_id: id.into(),
+                caught_up: false,
+                last_arrival_ms: Some(now - 1_000),
+                last_accepted_ms: accepted,
+            };
+            let lagging = ShardActivity {
+                shard_id: "lagging".into(),
+                caught_up: false,
+                last_arrival_ms: Some(now - 60 * MIN),
+                last_accepted_ms: Some(now - 60 * MIN),
+            };
+            let busy = ShardActivity {
+                last_accepted_ms: Some(now - 1_000),
+                ..garbage("busy", None)
+            };
+            [
+                garbage("gateway", Some(start - 10 * MIN)),
+                garbage("never", None),
+                lagging,
+                busy,
+            ]
+        };
+        let (idle, since) = idle_shards(&at(start), &BTreeMap::new(), start, 5 * MIN);
+        assert_eq!(idle, BTreeSet::from(["gateway".to_owned()]));
+        let later = start + 5 * MIN;
+        let (idle, _) = idle_shards(&at(later), &since, later, 5 * MIN);
+        assert_eq!(
+            idle,
+            BTreeSet::from(["gateway".to_owned(), "never".to_owned()])
+        );
     }
 }

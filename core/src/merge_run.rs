@@ -106,6 +106,31 @@ impl RunOutput {
     }
 }
 
+/// How far one run closes: up to `target`, unless more than `max_panes` of `panes` (the
+/// starts of the panes not yet compacted that hold deltas, in any order) would close by it;
+/// then up to the end of the `max_panes`-th of them (at least one), and the second value is
+/// true: the run stops short and the next runs go on from there. However the runs are spaced,
+/// every window's final result is the same (the law of [`run`]), so a merge behind by days
+/// catches up in bounded steps.
+pub fn bounded_close(
+    target: i64,
+    panes: &[i64],
+    pane: WindowLength,
+    max_panes: usize,
+) -> (i64, bool) {
+    let mut closing: Vec<i64> = panes
+        .iter()
+        .map(|p| pane.window_of(*p).end_ms())
+        .filter(|end| *end <= target)
+        .collect();
+    closing.sort_unstable();
+    closing.dedup();
+    match closing.get(max_panes.max(1) - 1) {
+        Some(end) if closing.len() > max_panes.max(1) => (*end, true),
+        _ => (target, false),
+    }
+}
+
 /// Runs the merge's computation (see the module documentation).
 pub fn run(levels: &Levels, input: RunInput) -> RunOutput {
     let mut out = RunOutput::default();
@@ -373,6 +398,63 @@ mod tests {
             .newest(len(15 * MIN))
             .unwrap_or_else(|| panic!("a pane"));
         assert_eq!((w.start_ms, closed), (T0 + 45 * MIN, false));
+    }
+
+    #[test]
+    fn a_run_closes_at_most_its_share_of_panes_and_the_rest_is_left_to_the_next() {
+        let pane = len(15 * MIN);
+        let panes: Vec<i64> = (0..10).map(|q| T0 + q * 15 * MIN).collect();
+        // Ten panes could close; three a run: up to the end of the third.
+        assert_eq!(
+            bounded_close(T0 + 10 * 15 * MIN + 7, &panes, pane, 3),
+            (T0 + 45 * MIN, true)
+        );
+        // Three left: the target itself.
+        assert_eq!(
+            bounded_close(T0 + 10 * 15 * MIN, &panes[7..], pane, 3),
+            (T0 + 10 * 15 * MIN, false)
+        );
+        // Panes that stay open do not count; nor do empty stretches.
+        assert_eq!(
+            bounded_close(T0 + 20 * MIN, &panes, pane, 1),
+            (T0 + 20 * MIN, false)
+        );
+        assert_eq!(bounded_close(T0, &[], pane, 0), (T0, false));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn a_stalled_merge_caught_up_in_bounded_steps_gives_the_one_shot_results(
+            rows in prop::collection::vec((0u8..4, 0u8..4, 0i64..3 * 24 * 60, 0u32..30), 1..150),
+            max_panes in 1usize..12,
+        ) {
+            let all = deltas(&rows);
+            let expect = one_shot(&levels(), &all);
+            let target = T0 + 4 * 24 * 60 * MIN;
+            let (mut marks, mut compacted) = (Vec::new(), None::<i64>);
+            loop {
+                let open: Vec<i64> = all
+                    .keys()
+                    .copied()
+                    .filter(|p| compacted.is_none_or(|c| *p + 15 * MIN > c))
+                    .collect();
+                let (mark, short) = bounded_close(target, &open, len(15 * MIN), max_panes);
+                let closing = open.iter().filter(|p| **p + 15 * MIN <= mark).count();
+                prop_assert!(closing <= max_panes);
+                marks.push(mark);
+                compacted = Some(mark);
+                if !short {
+                    break;
+                }
+            }
+            let got = runs(&levels(), &all, &marks);
+            prop_assert_eq!(got.keys().collect::<Vec<_>>(), expect.keys().collect::<Vec<_>>());
+            for (w, r) in &expect {
+                prop_assert_eq!(got[w].finish(true, 10), r.finish(true, 10), "window {:?}", w);
+            }
+        }
     }
 
     #[test]

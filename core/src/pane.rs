@@ -89,13 +89,14 @@ pub struct MergeMarks {
     pub compacted_ms: Option<i64>,
 }
 
-/// What the merge keeps between runs: its marks, and since when each shard found caught up
+/// What the merge keeps between runs: its marks, and since when each shard found current
 /// with its stream has been so (`crate::lineage::idle_shards`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MergeState {
     /// The marks `ingest` reads.
     pub marks: MergeMarks,
-    /// Shard → when the merge first found it caught up (processing time, epoch ms).
+    /// Shard → when the merge first found it current, caught up or nearly
+    /// (`crate::lineage::ShardActivity::current`; processing time, epoch ms).
     pub caught_up_since: BTreeMap<String, i64>,
     /// What compaction has dropped so far (duplicates, too frequent readings).
     #[serde(default)]
@@ -123,9 +124,13 @@ pub struct ShardMeta {
     pub shard_id: String,
     /// The last record applied (all records up to it are in the state).
     pub applied_through: Option<SequenceNumber>,
-    /// Greatest event time accepted, epoch ms.
+    /// The shard's event-time frontier, the source of its watermark: the greatest event time
+    /// accepted, each reading's bounded by its arrival in the stream (when known), epoch ms. A
+    /// reading stamped ahead of its arrival is accepted (within the skew) but advances the
+    /// frontier only to its arrival, so no clock running fast closes others' panes early.
     pub max_event_ms: Option<i64>,
-    /// Latest arrival in the stream of a record applied, epoch ms (processing time).
+    /// Latest arrival in the stream of a record applied, whatever became of it, epoch ms
+    /// (processing time): how far its consumer has read.
     #[serde(default)]
     pub last_arrival_ms: Option<i64>,
     /// What happened to the records.
@@ -136,6 +141,11 @@ pub struct ShardMeta {
     /// The deltas of panes not yet compacted (those of compacted panes are dropped).
     #[serde(default)]
     pub deltas: Vec<DeltaRef>,
+    /// Latest arrival in the stream of a reading *accepted*, epoch ms (processing time): a
+    /// shard is idle when this is old, however much it rejects (`crate::lineage`). Last, so
+    /// that a meta stored before it existed reads back ([`crate::stored`]).
+    #[serde(default)]
+    pub last_accepted_ms: Option<i64>,
 }
 
 impl ShardMeta {
@@ -355,9 +365,13 @@ impl<'c> BatchFold<'c> {
         }
         if let Some(a) = arrival_ms {
             folded.arrivals.add(a);
+            self.meta.last_accepted_ms = Some(self.meta.last_accepted_ms.map_or(a, |m| m.max(a)));
         }
         self.meta.counters.accepted += 1;
-        self.meta.max_event_ms = Some(self.meta.max_event_ms.map_or(r.ts_ms, |m| m.max(r.ts_ms)));
+        // A reading moves the watermark no further than its arrival: a clock running ahead
+        // (within the skew, so accepted) must not close anybody else's panes early.
+        let frontier = arrival_ms.map_or(r.ts_ms, |a| r.ts_ms.min(a));
+        self.meta.max_event_ms = Some(self.meta.max_event_ms.map_or(frontier, |m| m.max(frontier)));
         Outcome::Accepted
     }
 
@@ -706,7 +720,8 @@ mod tests {
             fold.apply(&seq(3), &reading(2, 1, 86_400, 3), arrival),
             Outcome::Future
         );
-        assert_eq!(fold.meta().max_event_ms, Some(T0 + 360_000));
+        // The reading stamped 300 s after its arrival moves the frontier only to its arrival.
+        assert_eq!(fold.meta().max_event_ms, Some(T0 + 60_000));
         assert_eq!(fold.meta().counters.future, 1);
         // The pane of the future reading got nothing.
         let c = fold.commit();

@@ -30,6 +30,7 @@
 mod blob;
 mod error;
 mod items;
+mod keep;
 mod lamps;
 mod registry;
 mod results;

@@ -19,7 +19,10 @@
 //! its parts (postcard of the core's [`Rollup`], cut at [`StoreOptions::max_item_bytes`]),
 //! keyed by window and `through_ms`, then its header, the switch. Every item expires a
 //! retention after it was written ([`StoreOptions::expires_at`]); `forget` leaves the rest to
-//! DynamoDB's TTL, whose deletes are free where a `DeleteItem` bills as a write.
+//! DynamoDB's TTL, whose deletes are free where a `DeleteItem` bills as a write. Items the
+//! merge reads again within half a retention of their expiry (a pane not compacted after a
+//! stall) are rewritten with a new one ([`crate::keep`]), so TTL never takes what an
+//! uncompacted window needs while the merge runs.
 //!
 //! [`StoreOptions::max_item_bytes`]: crate::StoreOptions::max_item_bytes
 //! [`StoreOptions::expires_at`]: crate::StoreOptions::expires_at
@@ -120,7 +123,11 @@ fn rollup_parts_pk(length: WindowLength, start_ms: i64) -> String {
 
 fn decode_meta(item: Item) -> PortResult<ShardMeta> {
     let m: MetaItem = from_item("shard meta", item)?;
-    decode(&m.state.0, "shard meta")
+    decode(&m.state.0, "shard meta").or_else(|e| {
+        decode::<traffic_core::stored::ShardMetaV1>(&m.state.0, "shard meta")
+            .map(ShardMeta::from)
+            .map_err(|_| e)
+    })
 }
 
 fn decode_merge_state(item: &Item) -> PortResult<MergeState> {
@@ -459,6 +466,31 @@ impl StateStore for DynamoStore {
             .query(Query::partition(Table::State, "panes").sk(SortKey::From(ord_i64(from_ms))))
             .await?;
         let mut starts: Vec<i64> = idx.iter().filter_map(|i| n_i64(i, "start_ms")).collect();
+        // Entries of panes still listed: kept while the merge reads them.
+        let now = crate::keep::now_ms();
+        let mut kept = Vec::new();
+        for i in &idx {
+            if let (Some(start), Some(e)) = (n_i64(i, "start_ms"), n_i64(i, "expires_at"))
+                && let Some(expires_at) = self.opts.refreshed_expiry(e, now)
+            {
+                kept.push(put_request(to_item(
+                    "pane index",
+                    &PaneIndex {
+                        pk: "panes".into(),
+                        sk: ord_i64(start),
+                        start_ms: start,
+                        expires_at,
+                    },
+                )?)?);
+            }
+        }
+        if !kept.is_empty() {
+            tracing::info!(
+                entries = kept.len(),
+                "pane index entries near their expiry kept"
+            );
+            self.batch_write(Table::State, kept).await?;
+        }
         starts.sort_unstable();
         starts.dedup();
         Ok(starts)
@@ -476,15 +508,26 @@ impl StateStore for DynamoStore {
             .filter_map(|i| Some(((s(&i, "pk")?.to_owned(), s(&i, "sk")?.to_owned()), i)))
             .collect();
         let mut out = Vec::with_capacity(found.len());
+        let now = crate::keep::now_ms();
+        let mut kept = Vec::new();
         for k in keys {
             let Some(item) = found.remove(&(delta_pk(k.pane_start_ms), delta_sk(k))) else {
                 continue;
             };
-            let d: DeltaItem = from_item("delta", item)?;
+            let mut d: DeltaItem = from_item("delta", item)?;
             out.push(
                 Delta::decode(k.clone(), &d.d.0)
                     .map_err(|e| PortError::Corrupt(format!("delta {}: {e}", delta_sk(k))))?,
             );
+            // Listed, so not compacted yet: kept while the merge reads it.
+            if let Some(expires_at) = self.opts.refreshed_expiry(d.expires_at, now) {
+                d.expires_at = expires_at;
+                kept.push(put_request(to_item("delta", &d)?)?);
+            }
+        }
+        if !kept.is_empty() {
+            tracing::info!(deltas = kept.len(), "deltas near their expiry kept");
+            self.batch_write(Table::State, kept).await?;
         }
         Ok(out)
     }
@@ -516,7 +559,7 @@ impl StateStore for DynamoStore {
             })
             .collect();
         let blobs = self.get_blobs(Table::State, &refs).await?;
-        blobs
+        let rollups = blobs
             .iter()
             .zip(&headers)
             .map(|(b, h)| {
@@ -529,7 +572,20 @@ impl StateStore for DynamoStore {
                 }
                 Ok(r)
             })
-            .collect()
+            .collect::<PortResult<Vec<Rollup>>>()?;
+        // Prefixes of windows still open after a stall: kept while the merge reads them.
+        let now = crate::keep::now_ms();
+        let kept: Vec<Rollup> = rollups
+            .iter()
+            .zip(&headers)
+            .filter(|(_, h)| self.opts.refreshed_expiry(h.expires_at, now).is_some())
+            .map(|(r, _)| r.clone())
+            .collect();
+        if !kept.is_empty() {
+            tracing::info!(rollups = kept.len(), "rollups near their expiry kept");
+            self.put_rollups(&kept, now).await?;
+        }
+        Ok(rollups)
     }
 
     async fn put_rollups(&self, rollups: &[Rollup], now_ms: i64) -> PortResult<()> {

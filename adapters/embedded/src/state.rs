@@ -44,6 +44,15 @@ fn read_state<T: ReadableTable<&'static str, &'static [u8]>>(
     }
 }
 
+/// A shard's meta, in today's shape or as stored before it knew its last accepted reading.
+fn decode_meta(b: &[u8]) -> PortResult<ShardMeta> {
+    decode(b, "shard meta").or_else(|e| {
+        decode::<traffic_core::stored::ShardMetaV1>(b, "shard meta")
+            .map(ShardMeta::from)
+            .map_err(|_| e)
+    })
+}
+
 /// The merge's state as stored before it carried [`MergeState::latency`].
 #[derive(Deserialize)]
 struct LegacyMergeState {
@@ -84,7 +93,7 @@ impl StateStore for EmbeddedStore {
         let txn = r!(self.db.begin_read(), ctx)?;
         let metas = r!(txn.open_table(META), ctx)?;
         let meta = match r!(metas.get(shard_id), ctx)? {
-            Some(v) => Some(decode(v.value(), "shard meta")?),
+            Some(v) => Some(decode_meta(v.value())?),
             None => None,
         };
         let merge = r!(txn.open_table(MERGE), ctx)?;
@@ -98,7 +107,7 @@ impl StateStore for EmbeddedStore {
         {
             let mut metas = r!(txn.open_table(META), ctx)?;
             let stored: Option<ShardMeta> = match r!(metas.get(shard), ctx)? {
-                Some(v) => Some(decode(v.value(), "shard meta")?),
+                Some(v) => Some(decode_meta(v.value())?),
                 None => None,
             };
             let stored_seq = stored.and_then(|m| m.applied_through);
@@ -140,7 +149,7 @@ impl StateStore for EmbeddedStore {
         let mut out = Vec::new();
         for e in r!(t.iter(), ctx)? {
             let (_, v) = r!(e, ctx)?;
-            out.push(decode(v.value(), "shard meta")?);
+            out.push(decode_meta(v.value())?);
         }
         Ok(out)
     }

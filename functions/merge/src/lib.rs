@@ -6,8 +6,10 @@
 //! 1. the closed mark: the global watermark (`traffic_core::lineage`: the smallest watermark of
 //!    the shards that may still deliver; a closed parent read to its end no longer counts, a
 //!    shard without state holds it at its parent's watermark or at the stream's start, a shard
-//!    caught up and silent for the idle timeout does not count), or, at the end of a replay,
-//!    the end of every window that holds data. It only moves forward, and it is written
+//!    current with its stream that has accepted no reading for the idle timeout does not
+//!    count), or, at the end of a replay, the end of every window that holds data. At most
+//!    `TRAFFIC_MERGE_MAX_PANES` panes close in one run: a merge behind after a stall catches
+//!    up over several runs (`catching_up`). It only moves forward, and it is written
 //!    *before* any pane is read: every `ingest` commit is conditional on it, so a reading can
 //!    no longer be accepted into a window this run finalises (it is counted late);
 //! 2. the listed deltas of the panes not yet compacted are read, and
@@ -47,7 +49,7 @@ use traffic_core::control::{ControlMode, Decision, Proposal, decide};
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::latency::{RunLatencies, RunSeen, SeenDelta, observe};
 use traffic_core::lineage::{ShardActivity, ShardInfo, global_watermark, idle_shards};
-use traffic_core::merge_run::{Levels, RunInput, run};
+use traffic_core::merge_run::{Levels, RunInput, bounded_close, run};
 use traffic_core::pane::ShardMeta;
 use traffic_core::rollup::{CompactionCounts, Rollup};
 use traffic_core::time::format_rfc3339_ms;
@@ -218,6 +220,11 @@ pub struct MergeReport {
     pub closed_ms: Option<i64>,
     /// Shards left out of the watermark as idle.
     pub shards_idle: usize,
+    /// Whether the run stopped short of the watermark: more panes were due than
+    /// `TRAFFIC_MERGE_MAX_PANES` (a merge behind after a stall); the next runs go on. Such a run
+    /// gives no provisional results, retimes nothing and judges no detector health: its closed
+    /// mark is history, not now.
+    pub catching_up: bool,
     /// Windows given their final result in this run.
     pub closed: Vec<WindowKey>,
     /// Windows given a provisional result.
@@ -260,6 +267,7 @@ impl Merge<'_> {
                 watermark = ?report.watermark_ms.map(format_rfc3339_ms),
                 closed_mark = ?report.closed_ms.map(format_rfc3339_ms),
                 shards_idle = report.shards_idle,
+                catching_up = report.catching_up,
                 closed = report.closed.len(),
                 provisional = report.provisional,
                 panes_compacted = report.panes_compacted,
@@ -318,7 +326,8 @@ impl Merge<'_> {
         }
     }
 
-    /// Which shards are caught up now: none when there is no stream to ask, or when its shard
+    /// What each shard's consumer has read (caught up now, its last record's and last accepted
+    /// reading's arrivals): none when there is no stream to ask, or when its shard
     /// list could not be read (a shard nobody knows of could still deliver: no shard is taken
     /// as idle then).
     async fn activity(
@@ -348,6 +357,7 @@ impl Merge<'_> {
                 shard_id: id.to_owned(),
                 caught_up,
                 last_arrival_ms: meta.and_then(|m| m.last_arrival_ms),
+                last_accepted_ms: meta.and_then(|m| m.last_accepted_ms),
             });
         }
         out
@@ -369,9 +379,15 @@ impl Merge<'_> {
         let mut caught_up_since = state.caught_up_since.clone();
         let mut shards_counted = 0;
         let target = match closing {
+            // The frontier is bounded by arrivals: a reading stamped ahead of it lies in a pane
+            // its shard's meta lists, so those count too.
             Closing::All => metas
                 .iter()
-                .filter_map(|m| m.max_event_ms)
+                .flat_map(|m| {
+                    m.max_event_ms
+                        .into_iter()
+                        .chain(m.deltas.iter().map(|d| d.pane_start_ms))
+                })
                 .max()
                 .map(|t| self.cfg.longest().window_of(t).end_ms()),
             Closing::Watermark => {
@@ -397,10 +413,32 @@ impl Merge<'_> {
             }
         };
         let before = state.marks.closed_ms;
-        let closed = match (before, target) {
+        let mut closed = match (before, target) {
             (Some(b), Some(t)) => Some(b.max(t)),
             (b, t) => b.or(t),
         };
+        let compacted = state.marks.compacted_ms;
+        let from = compacted.map_or(i64::MIN, |c| pane_len.window_of(c).start_ms);
+        if closing == Closing::Watermark
+            && closed > before
+            && let Some(c) = closed
+        {
+            // At most `merge_max_panes` panes a run: a merge behind by days catches up over
+            // several runs, each within the function's time limit.
+            let due = self.state.delta_panes(from).await?;
+            let (bounded, short) = bounded_close(c, &due, pane_len, self.cfg.merge_max_panes);
+            if short {
+                tracing::warn!(
+                    watermark = %format_rfc3339_ms(c),
+                    closing_to = %format_rfc3339_ms(bounded),
+                    max_panes = self.cfg.merge_max_panes,
+                    "merge behind: catching up in bounded steps"
+                );
+                closed = Some(bounded).max(before);
+                report.catching_up = true;
+            }
+        }
+        let catching_up = report.catching_up;
         report.closed_ms = closed;
         if closed > before
             && let Some(c) = closed
@@ -410,8 +448,6 @@ impl Merge<'_> {
             metas = self.state.shard_metas().await?;
         }
         let closed_ms = closed.unwrap_or(i64::MIN);
-        let compacted = state.marks.compacted_ms;
-        let from = compacted.map_or(i64::MIN, |c| pane_len.window_of(c).start_ms);
         let panes = self.state.delta_panes(from).await?;
 
         // Every listed delta of every pane not yet compacted, in delivery order.
@@ -425,6 +461,10 @@ impl Merge<'_> {
                 continue;
             }
             let consistent = pane_len.window_of(p).end_ms() <= closed_ms;
+            if catching_up && !consistent {
+                // Open panes are for provisional results, which a run catching up skips.
+                continue;
+            }
             let deltas = self.state.deltas(&keys, consistent).await?;
             if deltas.len() != keys.len() {
                 tracing::warn!(pane = %format_rfc3339_ms(p), listed = keys.len(), read = deltas.len(), "listed deltas missing (expired?)");
@@ -464,10 +504,15 @@ impl Merge<'_> {
         // At most a pane: the deltas read reach back a pane at a boundary (`silence`).
         let silence_after_ms = self.cfg.silence_after_ms.min(pane_len.ms());
         let heard = match self.health {
-            Some(_) if silence_after_ms > 0 && closing == Closing::Watermark => {
+            Some(_) if silence_after_ms > 0 && closing == Closing::Watermark && !catching_up => {
                 silence::heard(&by_pane, closed_ms.saturating_sub(silence_after_ms))
             }
             _ => BTreeSet::new(),
+        };
+        let provisional = if catching_up {
+            BTreeSet::new()
+        } else {
+            self.provisional_lengths()
         };
         let out = run(
             &Levels::new(self.cfg.windows()),
@@ -476,7 +521,7 @@ impl Merge<'_> {
                 closed_ms,
                 panes: by_pane,
                 prefixes,
-                provisional: self.provisional_lengths(),
+                provisional: provisional.clone(),
                 min_interval_ms: self.cfg.min_reading_interval_ms,
                 digest_size: self.cfg.digest_size,
             },
@@ -486,7 +531,8 @@ impl Merge<'_> {
         // Webster on the latest control window closed in this run.
         let mut retimed_window = None;
         let mut listed = None;
-        if let Some((w, r)) = out.finals.iter().rev().find(|(w, _)| w.length == pane_len) {
+        let latest = out.finals.iter().rev().find(|(w, _)| w.length == pane_len);
+        if let Some((w, r)) = latest.filter(|_| !catching_up) {
             let round = self.retime(r).await?;
             listed = Some(round.listed);
             report.retimed = round.retimed;
@@ -526,7 +572,7 @@ impl Merge<'_> {
                 compacted: &compacted_now,
                 finals: &finals,
                 lengths: self.cfg.windows(),
-                provisional: &self.provisional_lengths(),
+                provisional: &provisional,
                 retimed: retimed_window,
                 now_ms: self.clock.now_ms(),
             },
@@ -544,7 +590,7 @@ impl Merge<'_> {
         if let Some(c) = closed {
             self.state.forget(pane_len.window_of(c).start_ms, c).await?;
         }
-        if let Some(h) = &self.health {
+        if let Some(h) = self.health.as_ref().filter(|_| !catching_up) {
             let facts = silence::RunFacts {
                 closing,
                 before_ms: before,
