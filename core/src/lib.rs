@@ -44,6 +44,7 @@ pub mod pane;
 pub mod query;
 pub mod ranking;
 pub mod reading;
+pub mod redrive;
 pub mod rollup;
 pub mod safe_timing;
 pub mod sequence;
