@@ -40,6 +40,7 @@ pub mod capacity;
 pub mod events;
 pub mod kinesis;
 pub mod metrics;
+pub mod range;
 pub mod retry;
 pub mod setup;
 pub mod shards;

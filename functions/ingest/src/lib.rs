@@ -11,6 +11,8 @@
 //! skipped; they never fail the batch. Only a failure to load or commit state is reported, as
 //! the shard's first record, so the event source mapping retries the batch.
 
+mod redrive;
+
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use std::collections::HashMap;
@@ -116,7 +118,7 @@ pub struct IngestReport {
 
 /// Why a record was rejected.
 #[derive(Debug)]
-enum Rejection {
+pub(crate) enum Rejection {
     Unusable(Unusable),
     UnknownIntersection,
     UnknownLight,
@@ -261,7 +263,7 @@ impl Ingest<'_> {
 }
 
 /// A reading, if the record holds a valid one for a known intersection and light.
-fn check<'d>(
+pub(crate) fn check<'d>(
     known: &HashMap<IntersectionId, Known>,
     d: &'d Decoded<'_>,
 ) -> Result<&'d Reading, Rejection> {
