@@ -1,5 +1,5 @@
-//! The options of `traffic aws-setup`, `traffic simulate`, `traffic aws-local` and
-//! `traffic aws-measure`.
+//! The options of `traffic aws-setup`, `traffic simulate`, `traffic aws-local`,
+//! `traffic aws-measure` and `traffic redrive`.
 
 use anyhow::Context;
 use std::path::PathBuf;
@@ -278,4 +278,35 @@ fn chrono_free_seconds() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// `traffic redrive`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RedriveArgs {
+    /// The on-failure queue's URL (the stack's `IngestFailureQueueUrl` or
+    /// `FaultFailureQueueUrl`, or the queue given to `traffic aws-local --on-failure`).
+    #[arg(long)]
+    queue: String,
+    /// Whose failures the queue holds (`ingest` or `fault`), when its records' `functionArn`
+    /// does not say.
+    #[arg(long)]
+    consumer: Option<traffic_app::aws::Consumer>,
+    /// Read the records from this stream (by name) instead of the records' `streamArn`.
+    #[arg(long)]
+    stream: Option<String>,
+    /// Most messages taken in one run.
+    #[arg(long, default_value_t = 1000)]
+    max_messages: u64,
+}
+
+impl RedriveArgs {
+    /// What to redrive.
+    pub fn options(&self) -> traffic_app::aws::RedriveOptions {
+        traffic_app::aws::RedriveOptions {
+            queue_url: self.queue.clone(),
+            consumer: self.consumer,
+            stream: self.stream.clone(),
+            max_messages: self.max_messages,
+        }
+    }
 }

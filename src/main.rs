@@ -47,6 +47,13 @@ enum Command {
     /// last line printed is one JSON object (units and requests per 1,000 readings, $ per
     /// million readings).
     AwsMeasure(aws_args::MeasureArgs),
+    /// Apply the batches that ingest or fault gave up on: read their failure records from the
+    /// on-failure SQS queue, read their records again from the stream, apply them through the
+    /// same handlers (once: a failure record redriven again counts duplicates), delete each
+    /// message once handled, and print the records by outcome (applied, duplicate, final,
+    /// rejected, future, no longer in the stream) as one JSON object. Exits with an error when
+    /// a message was left in the queue.
+    Redrive(aws_args::RedriveArgs),
     /// Run the whole system in one process: a simulated city, an in-process stream, the
     /// functions and the merge, on a durable store in the data directory (resumed if it exists).
     Local(Box<LocalArgs>),
@@ -149,6 +156,34 @@ async fn main() -> anyhow::Result<()> {
             traffic_functions::init_tracing_with("warn", config.log_json);
             let m = traffic_app::aws::aws_measure(&config, args.options()?).await?;
             println!("{}", serde_json::to_string(&m)?);
+        }
+        Command::Redrive(args) => {
+            let config = Config::from_env()?;
+            traffic_functions::init_tracing_with("warn", config.log_json);
+            let report = traffic_app::aws::redrive(&config, &args.options()).await?;
+            let c = &report.counts;
+            eprintln!(
+                "{} of {} failure records redriven: {} records applied, {} duplicates, {} final \
+                 (their window is closed: they no longer count), {} rejected, {} future, {} no \
+                 longer in the stream; {} alarms published",
+                report.redriven,
+                report.messages,
+                c.applied,
+                c.duplicate,
+                c.final_,
+                c.rejected,
+                c.future,
+                c.missing,
+                report.alarms
+            );
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if report.left > 0 {
+                anyhow::bail!(
+                    "{} failure records left in the queue: {}",
+                    report.left,
+                    report.errors.join("; ")
+                );
+            }
         }
         Command::Local(args) => {
             let opts = args.options()?;

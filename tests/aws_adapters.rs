@@ -106,6 +106,7 @@ fn commit(
         .collect();
     Commit {
         expected: expected.map(SequenceNumber::from_u128),
+        expected_commits: 0,
         closed_ms,
         meta: m,
         deltas,

@@ -53,6 +53,7 @@ fn commit(pane_start: i64, seq: u128) -> Commit {
     );
     Commit {
         expected: (seq > 1).then(|| SequenceNumber::from_u128(seq - 1)),
+        expected_commits: seq.saturating_sub(1) as u64,
         closed_ms: None,
         meta: ShardMeta {
             shard_id: "s0".into(),

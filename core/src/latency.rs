@@ -176,8 +176,12 @@ pub fn observe(state: &LatencyState, run: &RunSeen<'_>) -> (LatencyState, RunLat
         let compacted = run.compacted.contains(&pane);
         let seen = state.seen_commits.get(&d.shard_id);
         let is_new = seen.is_none_or(|&c| d.commit > c);
-        let last = next.seen_commits.entry(d.shard_id.clone()).or_insert(0);
-        *last = (*last).max(d.commit);
+        // A redrive's delta (`crate::redrive`) has no arrivals and a commit number of its own,
+        // above every live one: it must not hide the live commits that follow.
+        if d.commit & crate::redrive::REDRIVE_COMMIT_BIT == 0 {
+            let last = next.seen_commits.entry(d.shard_id.clone()).or_insert(0);
+            *last = (*last).max(d.commit);
+        }
         let Some(a) = d.arrivals else {
             continue;
         };
@@ -434,6 +438,29 @@ mod tests {
         let (next, _) = observe(&state, &r);
         assert_eq!(next.seen_commits.get("s"), Some(&4));
         assert_eq!(next.pending.len(), 1, "the hour waits for its close");
+    }
+
+    #[test]
+    fn a_redriven_delta_does_not_hide_the_live_commits_after_it() {
+        let lens = lengths();
+        let prov: BTreeSet<_> = lens.iter().copied().collect();
+        let mut redriven = delta(
+            T0,
+            "s",
+            crate::redrive::redrive_id("s", "1", "2"),
+            2,
+            (T0, T0, T0),
+        );
+        redriven.arrivals = None;
+        let ds = seen(&BTreeMap::from([(
+            T0,
+            vec![delta(T0, "s", 3, 2, (T0, T0, T0)), redriven],
+        )]));
+        let (next, _) = observe(
+            &LatencyState::default(),
+            &run(&ds, &BTreeSet::new(), &BTreeSet::new(), &lens, &prov, T0),
+        );
+        assert_eq!(next.seen_commits.get("s"), Some(&3));
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub mod pane;
 pub mod query;
 pub mod ranking;
 pub mod reading;
+pub mod redrive;
 pub mod rollup;
 pub mod routing;
 pub mod safe_timing;

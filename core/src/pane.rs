@@ -193,6 +193,9 @@ pub enum Outcome {
 pub struct Commit {
     /// The `applied_through` the stored meta must still have.
     pub expected: Option<SequenceNumber>,
+    /// The commit count the stored meta must still have (0 for none): a redrive
+    /// (`crate::redrive`) moves it without moving `applied_through`.
+    pub expected_commits: u64,
     /// The merge's closed mark the batch was folded against (it must not have moved).
     pub closed_ms: Option<i64>,
     /// The new meta (listing the deltas).
@@ -275,6 +278,7 @@ pub struct BatchFold<'c> {
     cfg: &'c EngineConfig,
     meta: ShardMeta,
     expected: Option<SequenceNumber>,
+    expected_commits: u64,
     marks: MergeMarks,
     /// What the batch accepted, by pane start.
     panes: BTreeMap<i64, PaneFold>,
@@ -295,6 +299,7 @@ impl<'c> BatchFold<'c> {
         Self {
             cfg,
             expected: meta.applied_through.clone(),
+            expected_commits: meta.commits,
             meta,
             marks,
             panes: BTreeMap::new(),
@@ -409,6 +414,7 @@ impl<'c> BatchFold<'c> {
         }
         Commit {
             expected: self.expected,
+            expected_commits: self.expected_commits,
             closed_ms: self.marks.closed_ms,
             meta,
             deltas,

@@ -32,6 +32,7 @@ use traffic_core::lamps::{Alarm, LampSummary, LightLamps};
 use traffic_core::lineage::ShardInfo;
 use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
 use traffic_core::query::{NetworkState, WindowResult};
+use traffic_core::redrive::RedriveMark;
 use traffic_core::rollup::Rollup;
 use traffic_core::routing::HashKeyRange;
 use traffic_core::sequence::SequenceNumber;
@@ -106,10 +107,23 @@ pub trait StateStore: Send + Sync {
     async fn load_shard(&self, shard_id: &str) -> PortResult<(Option<ShardMeta>, MergeMarks)>;
 
     /// Writes a commit: its deltas first, then its meta, the meta only if the stored meta's
-    /// `applied_through` is still `commit.expected` and the merge's closed mark is still
-    /// `commit.closed_ms`; otherwise [`PortError::Conflict`] (the deltas already written stay,
-    /// unlisted, until they expire). Items expire a retention after `now_ms`.
+    /// `applied_through` is still `commit.expected`, its commit count still
+    /// `commit.expected_commits` and the merge's closed mark still `commit.closed_ms`;
+    /// otherwise [`PortError::Conflict`] (the deltas already written stay, unlisted, until
+    /// they expire). Items expire a retention after `now_ms`.
     async fn commit(&self, commit: &Commit, now_ms: i64) -> PortResult<()>;
+
+    /// Writes a redrive's commit as [`StateStore::commit`] does, with its mark in the same
+    /// atomic write as the meta; [`PortError::Conflict`] also when the mark exists already.
+    async fn commit_redrive(
+        &self,
+        commit: &Commit,
+        mark: &RedriveMark,
+        now_ms: i64,
+    ) -> PortResult<()>;
+
+    /// The mark of failure record `id` of `shard_id`, if it was redriven (and has not expired).
+    async fn redrive_mark(&self, shard_id: &str, id: u64) -> PortResult<Option<RedriveMark>>;
 
     /// The metas of all shards.
     async fn shard_metas(&self) -> PortResult<Vec<ShardMeta>>;

@@ -18,6 +18,7 @@ use traffic_aws::AwsClients;
 use traffic_aws::setup::{Queue, Resources};
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
+use traffic_core::redrive::RedriveMark;
 use traffic_core::rollup::Rollup;
 use traffic_core::window::WindowLength;
 use traffic_ports::{PortError, PortResult, StateStore};
@@ -239,6 +240,17 @@ impl<S: StateStore> StateStore for Faulty<S> {
     }
     async fn put_merge_progress(&self, state: &MergeState) -> PortResult<()> {
         self.inner.put_merge_progress(state).await
+    }
+    async fn commit_redrive(
+        &self,
+        commit: &Commit,
+        mark: &RedriveMark,
+        now_ms: i64,
+    ) -> PortResult<()> {
+        self.inner.commit_redrive(commit, mark, now_ms).await
+    }
+    async fn redrive_mark(&self, shard_id: &str, id: u64) -> PortResult<Option<RedriveMark>> {
+        self.inner.redrive_mark(shard_id, id).await
     }
     async fn take_lease(&self, holder: &str, now_ms: i64, until_ms: i64) -> PortResult<bool> {
         self.inner.take_lease(holder, now_ms, until_ms).await

@@ -9,6 +9,7 @@ use traffic_core::City;
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::lamps::Alarm;
 use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
+use traffic_core::redrive::RedriveMark;
 use traffic_core::rollup::Rollup;
 use traffic_core::window::WindowLength;
 use traffic_embedded::EmbeddedStore;
@@ -70,6 +71,17 @@ impl StateStore for FlakyState {
         }
         self.commits.fetch_add(1, Ordering::SeqCst);
         self.inner.commit(commit, now_ms).await
+    }
+    async fn commit_redrive(
+        &self,
+        commit: &Commit,
+        mark: &RedriveMark,
+        now_ms: i64,
+    ) -> PortResult<()> {
+        self.inner.commit_redrive(commit, mark, now_ms).await
+    }
+    async fn redrive_mark(&self, shard_id: &str, id: u64) -> PortResult<Option<RedriveMark>> {
+        self.inner.redrive_mark(shard_id, id).await
     }
     async fn shard_metas(&self) -> PortResult<Vec<ShardMeta>> {
         // A real store's read takes a round trip: other tasks run meanwhile.

@@ -43,6 +43,7 @@ pub mod events;
 pub mod kinesis;
 pub mod lamp_summary;
 pub mod metrics;
+pub mod range;
 pub mod retry;
 pub mod setup;
 pub mod shards;

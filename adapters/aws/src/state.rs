@@ -2,7 +2,8 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | shard meta | `shard#<shard_id>` | `meta` | `shard_id`, `applied_through` (S), `state` (B: postcard of [`ShardMeta`]) |
+//! | shard meta | `shard#<shard_id>` | `meta` | `shard_id`, `applied_through` (S), `commits` (N), `state` (B: postcard of [`ShardMeta`]) |
+//! | redrive mark | `redrive#<shard_id>` | `<failure record id, 20 digits>` | `mark` (B: postcard of [`RedriveMark`]), `expires_at` |
 //! | shard index | `shards` | `<shard_id>` | `shard_id` |
 //! | delta | `delta#<pane start>` | `<shard_id>#<commit, 20 digits>#<part, 5 digits>` | `d` (B: [`Delta::encode`]), `expires_at` |
 //! | pane index | `panes` | `ord(pane start)` | `start_ms`, `expires_at` |
@@ -14,8 +15,9 @@
 //! A commit writes its deltas first, unconditionally (`BatchWriteItem`; a retry rewrites the
 //! same keys), with the pane index entries this process has not written yet; then one
 //! `TransactWriteItems`: a condition check that the merge's closed mark is still the one the
-//! batch was folded against, and the meta, conditional on the stored `applied_through` (with
-//! the shard's index entry on its first commit). A rollup is a versioned blob ([`crate::blob`]):
+//! batch was folded against, and the meta, conditional on the stored `applied_through` and
+//! `commits` (with the shard's index entry on its first commit; a redrive's with its mark,
+//! conditional on its absence). A rollup is a versioned blob ([`crate::blob`]):
 //! its parts (postcard of the core's [`Rollup`], cut at [`StoreOptions::max_item_bytes`]),
 //! keyed by window and `through_ms`, then its header, the switch. Every item expires a
 //! retention after it was written ([`StoreOptions::expires_at`]); `forget` leaves the rest to
@@ -45,6 +47,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
+use traffic_core::redrive::RedriveMark;
 use traffic_core::rollup::{CompactionCounts, Rollup};
 use traffic_core::window::WindowLength;
 use traffic_ports::{PortError, PortResult, StateStore};
@@ -57,6 +60,22 @@ struct MetaItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     applied_through: Option<String>,
     state: Bytes,
+    /// [`ShardMeta::commits`], for the commit's condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    commits: Option<u64>,
+}
+
+/// The mark of a redriven failure record.
+#[derive(Serialize, Deserialize)]
+struct MarkItem {
+    pk: String,
+    sk: String,
+    mark: Bytes,
+    expires_at: i64,
+}
+
+fn mark_pk(shard_id: &str) -> String {
+    format!("redrive#{shard_id}")
 }
 
 #[derive(Serialize, Deserialize)]
@@ -251,30 +270,14 @@ impl DynamoStore {
     }
 }
 
-#[async_trait]
-impl StateStore for DynamoStore {
-    async fn load_shard(&self, shard_id: &str) -> PortResult<(Option<ShardMeta>, MergeMarks)> {
-        let found = self
-            .batch_get(
-                Table::State,
-                vec![key(meta_pk(shard_id), "meta"), merge_key()],
-                true,
-            )
-            .await?;
-        let mut meta = None;
-        let mut marks = MergeMarks::default();
-        for item in found {
-            if s(&item, "pk") == Some("merge") {
-                marks = decode_merge_state(&item)?.marks;
-            } else {
-                self.set_meta_size(shard_id, item_size(&item));
-                meta = Some(decode_meta(item)?);
-            }
-        }
-        Ok((meta, marks))
-    }
-
-    async fn commit(&self, c: &Commit, now_ms: i64) -> PortResult<()> {
+impl DynamoStore {
+    /// A commit, with a redrive's mark in the meta's transaction (conditional on its absence).
+    async fn commit_with(
+        &self,
+        c: &Commit,
+        mark: Option<&RedriveMark>,
+        now_ms: i64,
+    ) -> PortResult<()> {
         let table = self.table(Table::State)?;
         let shard = &c.meta.shard_id;
         let expires_at = self.opts.expires_at(now_ms);
@@ -337,6 +340,7 @@ impl StateStore for DynamoStore {
                     .as_ref()
                     .map(|s| s.as_str().to_owned()),
                 state: Bytes(encode(&c.meta)?),
+                commits: Some(c.meta.commits),
             },
         )?;
         let meta_size = item_size(&meta);
@@ -353,12 +357,18 @@ impl StateStore for DynamoStore {
             .build()
             .map_err(|e| build("a transaction condition check", e))?;
         let mut meta_put = Put::builder().table_name(table).set_item(Some(meta));
+        // The commit count too: a redrive moves it and not the checkpoint (an item written
+        // before the count was kept has none).
+        let commits = "(attribute_not_exists(commits) OR commits = :commits)";
         meta_put = match &c.expected {
             Some(seq) => meta_put
-                .condition_expression("applied_through = :expected")
+                .condition_expression(format!("applied_through = :expected AND {commits}"))
                 .expression_attribute_values(":expected", AttributeValue::S(seq.as_str().into())),
-            None => meta_put.condition_expression("attribute_not_exists(applied_through)"),
+            None => meta_put.condition_expression(format!(
+                "attribute_not_exists(applied_through) AND {commits}"
+            )),
         };
+        meta_put = meta_put.expression_attribute_values(":commits", num(c.expected_commits));
         let meta_put = meta_put
             .build()
             .map_err(|e| build("a transaction put", e))?;
@@ -369,6 +379,25 @@ impl StateStore for DynamoStore {
         // A replaced item bills the larger of its old and new sizes.
         let old_meta = self.meta_size(shard).unwrap_or(0);
         let mut sizes = vec![MERGE_STATE_BYTES, meta_size.max(old_meta)];
+        if let Some(mark) = mark {
+            let item = to_item(
+                "redrive mark",
+                &MarkItem {
+                    pk: mark_pk(shard),
+                    sk: format!("{:020}", mark.id),
+                    mark: Bytes(encode(mark)?),
+                    expires_at,
+                },
+            )?;
+            sizes.push(item_size(&item));
+            let mark_put = Put::builder()
+                .table_name(table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(|e| build("a transaction put", e))?;
+            actions.push(TransactWriteItem::builder().put(mark_put).build());
+        }
         if c.expected.is_none() {
             let idx = to_item(
                 "shard index",
@@ -413,10 +442,18 @@ impl StateStore for DynamoStore {
                                 c.closed_ms
                             )));
                         }
+                        Some(1) => {
+                            return Err(PortError::Conflict(format!(
+                                "shard {shard}: the stored meta is no longer at {:?} after {} \
+                                 commits",
+                                c.expected.as_ref().map(|s| s.as_str()),
+                                c.expected_commits
+                            )));
+                        }
                         Some(_) => {
                             return Err(PortError::Conflict(format!(
-                                "shard {shard}: the stored meta is no longer at {:?}",
-                                c.expected.as_ref().map(|s| s.as_str())
+                                "shard {shard}: failure record {:x} was redriven already",
+                                mark.map_or(0, |m| m.id)
                             )));
                         }
                         None => {}
@@ -441,6 +478,55 @@ impl StateStore for DynamoStore {
                 }
                 Err(port_error(format!("committing shard {shard}"), e))
             }
+        }
+    }
+}
+
+#[async_trait]
+impl StateStore for DynamoStore {
+    async fn load_shard(&self, shard_id: &str) -> PortResult<(Option<ShardMeta>, MergeMarks)> {
+        let found = self
+            .batch_get(
+                Table::State,
+                vec![key(meta_pk(shard_id), "meta"), merge_key()],
+                true,
+            )
+            .await?;
+        let mut meta = None;
+        let mut marks = MergeMarks::default();
+        for item in found {
+            if s(&item, "pk") == Some("merge") {
+                marks = decode_merge_state(&item)?.marks;
+            } else {
+                self.set_meta_size(shard_id, item_size(&item));
+                meta = Some(decode_meta(item)?);
+            }
+        }
+        Ok((meta, marks))
+    }
+
+    async fn commit(&self, c: &Commit, now_ms: i64) -> PortResult<()> {
+        self.commit_with(c, None, now_ms).await
+    }
+
+    async fn commit_redrive(&self, c: &Commit, mark: &RedriveMark, now_ms: i64) -> PortResult<()> {
+        self.commit_with(c, Some(mark), now_ms).await
+    }
+
+    async fn redrive_mark(&self, shard_id: &str, id: u64) -> PortResult<Option<RedriveMark>> {
+        let found = self
+            .batch_get(
+                Table::State,
+                vec![key(mark_pk(shard_id), format!("{id:020}"))],
+                true,
+            )
+            .await?;
+        match found.into_iter().next() {
+            Some(item) => {
+                let m: MarkItem = from_item("redrive mark", item)?;
+                Ok(Some(decode(&m.mark.0, "redrive mark")?))
+            }
+            None => Ok(None),
         }
     }
 

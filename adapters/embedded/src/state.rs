@@ -1,7 +1,8 @@
 //! [`StateStore`] on the `shards`, `deltas`, `rollups` and `merge` tables (`docs/state.md`).
 //!
-//! A commit is one write transaction: the stored meta's `applied_through` and the merge's
-//! closed mark are checked first, then the deltas and the meta are written, so the
+//! A commit is one write transaction: the stored meta's `applied_through` and commit count
+//! and the merge's closed mark are checked first (a redrive's commit also that its mark, in the
+//! `redrives` table, is not there yet), then the deltas and the meta are written, so the
 //! conditional, all-or-nothing semantics are those of the DynamoDB store (stronger: a
 //! refused commit leaves no delta behind). Items do not expire here; the merge's
 //! [`StateStore::forget`] deletes what it no longer needs.
@@ -13,9 +14,13 @@ use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
+use traffic_core::redrive::RedriveMark;
 use traffic_core::rollup::Rollup;
 use traffic_core::window::WindowLength;
 use traffic_ports::{PortError, PortResult, StateStore};
+
+/// Redrive marks by shard and failure record id (`traffic_core::redrive`).
+const REDRIVES: redb::TableDefinition<(&str, u64), &[u8]> = redb::TableDefinition::new("redrives");
 
 /// Key of the merge's state in the `merge` table.
 const STATE_KEY: &str = "state";
@@ -73,6 +78,66 @@ impl LegacyMergeState {
 }
 
 impl EmbeddedStore {
+    /// A commit in one write transaction: the stored meta's checkpoint and commit count, the
+    /// merge's closed mark (and a redrive's mark not there yet) checked first, then the
+    /// deltas, the meta and the mark written.
+    fn commit_with(&self, c: &Commit, mark: Option<&RedriveMark>) -> PortResult<()> {
+        let ctx = "committing shard state";
+        let shard = c.meta.shard_id.as_str();
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut metas = r!(txn.open_table(META), ctx)?;
+            let stored: Option<ShardMeta> = match r!(metas.get(shard), ctx)? {
+                Some(v) => Some(decode_meta(v.value())?),
+                None => None,
+            };
+            let stored_commits = stored.as_ref().map_or(0, |m| m.commits);
+            let stored_seq = stored.and_then(|m| m.applied_through);
+            if stored_seq != c.expected || stored_commits != c.expected_commits {
+                return Err(PortError::Conflict(format!(
+                    "shard {shard} is at {stored_seq:?} after {stored_commits} commits, the \
+                     batch expected {:?} after {}",
+                    c.expected, c.expected_commits
+                )));
+            }
+            let merge = r!(txn.open_table(MERGE), ctx)?;
+            let closed = read_state(&merge, ctx)?.marks.closed_ms;
+            if closed != c.closed_ms {
+                return Err(PortError::Conflict(format!(
+                    "the merge's closed mark moved to {closed:?} since the batch was folded \
+                     against {:?}",
+                    c.closed_ms
+                )));
+            }
+            if let Some(mark) = mark {
+                let mut marks = r!(txn.open_table(REDRIVES), ctx)?;
+                if r!(marks.get((shard, mark.id)), ctx)?.is_some() {
+                    return Err(PortError::Conflict(format!(
+                        "failure record {:x} of shard {shard} was redriven already",
+                        mark.id
+                    )));
+                }
+                r!(
+                    marks.insert((shard, mark.id), encode(mark)?.as_slice()),
+                    ctx
+                )?;
+            }
+            let mut deltas = r!(txn.open_table(DELTAS), ctx)?;
+            for d in &c.deltas {
+                let k = &d.key;
+                r!(
+                    deltas.insert(
+                        (k.pane_start_ms, k.shard_id.as_str(), k.commit, k.part),
+                        d.encode().as_slice()
+                    ),
+                    ctx
+                )?;
+            }
+            r!(metas.insert(shard, encode(&c.meta)?.as_slice()), ctx)?;
+        }
+        r!(txn.commit(), ctx)
+    }
+
     /// Changes the merge's state within one write transaction.
     fn update_merge_state(&self, ctx: &str, f: impl FnOnce(&mut MergeState)) -> PortResult<()> {
         let txn = r!(self.write_txn(), ctx)?;
@@ -101,45 +166,25 @@ impl StateStore for EmbeddedStore {
     }
 
     async fn commit(&self, c: &Commit, _now_ms: i64) -> PortResult<()> {
-        let ctx = "committing shard state";
-        let shard = c.meta.shard_id.as_str();
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut metas = r!(txn.open_table(META), ctx)?;
-            let stored: Option<ShardMeta> = match r!(metas.get(shard), ctx)? {
-                Some(v) => Some(decode_meta(v.value())?),
-                None => None,
-            };
-            let stored_seq = stored.and_then(|m| m.applied_through);
-            if stored_seq != c.expected {
-                return Err(PortError::Conflict(format!(
-                    "shard {shard} is at {stored_seq:?}, the batch expected {:?}",
-                    c.expected
-                )));
-            }
-            let merge = r!(txn.open_table(MERGE), ctx)?;
-            let closed = read_state(&merge, ctx)?.marks.closed_ms;
-            if closed != c.closed_ms {
-                return Err(PortError::Conflict(format!(
-                    "the merge's closed mark moved to {closed:?} since the batch was folded \
-                     against {:?}",
-                    c.closed_ms
-                )));
-            }
-            let mut deltas = r!(txn.open_table(DELTAS), ctx)?;
-            for d in &c.deltas {
-                let k = &d.key;
-                r!(
-                    deltas.insert(
-                        (k.pane_start_ms, k.shard_id.as_str(), k.commit, k.part),
-                        d.encode().as_slice()
-                    ),
-                    ctx
-                )?;
-            }
-            r!(metas.insert(shard, encode(&c.meta)?.as_slice()), ctx)?;
+        self.commit_with(c, None)
+    }
+
+    async fn commit_redrive(&self, c: &Commit, mark: &RedriveMark, _now_ms: i64) -> PortResult<()> {
+        self.commit_with(c, Some(mark))
+    }
+
+    async fn redrive_mark(&self, shard_id: &str, id: u64) -> PortResult<Option<RedriveMark>> {
+        let ctx = "reading a redrive mark";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = match txn.open_table(REDRIVES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(PortError::backend(ctx, redb::Error::from(e))),
+        };
+        match r!(t.get((shard_id, id)), ctx)? {
+            Some(v) => Ok(Some(decode(v.value(), "redrive mark")?)),
+            None => Ok(None),
         }
-        r!(txn.commit(), ctx)
     }
 
     async fn shard_metas(&self) -> PortResult<Vec<ShardMeta>> {
@@ -316,10 +361,59 @@ mod tests {
     fn commit(meta: ShardMeta, expected: Option<u128>, closed_ms: Option<i64>) -> Commit {
         Commit {
             expected: expected.map(SequenceNumber::from_u128),
+            expected_commits: 0,
             closed_ms,
             meta,
             deltas: vec![],
         }
+    }
+
+    #[tokio::test]
+    async fn a_live_commit_folded_before_a_redrive_is_refused_and_a_redrive_lands_once()
+    -> anyhow::Result<()> {
+        use traffic_core::redrive::{RedriveCounts, RedriveMark};
+        let dir = tempfile::tempdir()?;
+        let s = EmbeddedStore::open(dir.path().join("t.redb"))?;
+        s.commit(&commit(meta("s0", 5), None, None), 0).await?;
+        // A live batch folded against seq 5 after 0 commits; meanwhile a redrive commits.
+        let live = Commit {
+            expected_commits: 0,
+            ..commit(meta("s0", 9), Some(5), None)
+        };
+        let redriven = Commit {
+            meta: ShardMeta {
+                commits: 1,
+                ..meta("s0", 5)
+            },
+            ..commit(meta("s0", 5), Some(5), None)
+        };
+        let mark = RedriveMark {
+            shard_id: "s0".into(),
+            id: 7,
+            counts: RedriveCounts::default(),
+        };
+        assert_eq!(s.redrive_mark("s0", 7).await?, None);
+        s.commit_redrive(&redriven, &mark, 0).await?;
+        assert_eq!(s.redrive_mark("s0", 7).await?, Some(mark.clone()));
+        assert!(matches!(
+            s.commit(&live, 0).await,
+            Err(PortError::Conflict(_))
+        ));
+        // The same failure record again: refused, even folded against the new meta.
+        let again = Commit {
+            expected_commits: 1,
+            meta: ShardMeta {
+                commits: 2,
+                ..meta("s0", 5)
+            },
+            ..commit(meta("s0", 5), Some(5), None)
+        };
+        assert!(matches!(
+            s.commit_redrive(&again, &mark, 0).await,
+            Err(PortError::Conflict(_))
+        ));
+        assert_eq!(s.load_shard("s0").await?.0.map(|m| m.commits), Some(1));
+        Ok(())
     }
 
     #[tokio::test]

@@ -259,6 +259,7 @@ async fn tick(
         .commit(
             &Commit {
                 expected,
+                expected_commits: 0,
                 closed_ms: None,
                 meta: ShardMeta {
                     shard_id: "shardId-000000000000".into(),

@@ -38,6 +38,7 @@ async fn statistics_show_throughput_latency_and_summed_counters() -> anyhow::Res
             .commit(
                 &Commit {
                     expected: None,
+                    expected_commits: 0,
                     closed_ms: None,
                     meta: ShardMeta {
                         shard_id: shard.into(),

@@ -89,6 +89,22 @@ impl FaultHandler {
     }
 }
 
+impl FaultHandler {
+    /// Processes one event as [`BatchHandler::handle`] does (its shards' ranges checked, under
+    /// this handler's alarm policy), returning the report and the sequence numbers to retry
+    /// from instead of a batch response: for a caller that is not an event source mapping
+    /// (`traffic redrive`).
+    pub async fn process(
+        &self,
+        event: &KinesisEvent,
+    ) -> (FaultReport, Vec<traffic_core::SequenceNumber>) {
+        let routes = self.routing.routes(event).await;
+        self.fault()
+            .process_routed(event, &self.alarms, &routes)
+            .await
+    }
+}
+
 #[async_trait::async_trait]
 impl BatchHandler for FaultHandler {
     async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {

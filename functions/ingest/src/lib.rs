@@ -13,6 +13,8 @@
 //! skipped; they never fail the batch. Only a failure to load or commit state is reported, as
 //! the shard's first record, so the event source mapping retries the batch.
 
+mod redrive;
+
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use std::collections::HashMap;
@@ -78,6 +80,22 @@ impl IngestHandler {
     }
 }
 
+impl IngestHandler {
+    /// [`Ingest::redrive`] with the shard's hash key range checked as a live batch's is.
+    pub async fn redrive(
+        &self,
+        shard: &str,
+        id: u64,
+        event: &KinesisEvent,
+        missing: u64,
+    ) -> Result<traffic_core::redrive::RedriveCounts, traffic_ports::PortError> {
+        let routes = self.routing.routes(event).await;
+        self.ingest()
+            .redrive(shard, id, event, missing, routes.of(shard))
+            .await
+    }
+}
+
 #[async_trait::async_trait]
 impl BatchHandler for IngestHandler {
     async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
@@ -126,7 +144,7 @@ pub struct IngestReport {
 
 /// Why a record was rejected.
 #[derive(Debug)]
-enum Rejection {
+pub(crate) enum Rejection {
     Unusable(Unusable),
     UnknownIntersection,
     UnknownLight,
@@ -296,7 +314,7 @@ impl Ingest<'_> {
 
 /// A reading, if the record holds a valid one for a known intersection and light, on the
 /// shard its partition key maps to (when the shard's `range` is known).
-fn check<'d>(
+pub(crate) fn check<'d>(
     known: &HashMap<IntersectionId, Known>,
     d: &'d Decoded<'_>,
     range: Option<&HashKeyRange>,
