@@ -245,12 +245,20 @@ class Adapter:
         self.impls: dict[tuple[str, str], str] = {}  # (trait, method) -> body
         self.impl_types: dict[str, str] = {}  # trait -> implementing type
         self.env_vars: set[str] = set()
+        # Free functions (outside every impl block) by name: a transaction's actions can be
+        # built by one (`fn put(..) -> TransactWriteItem`), called bare.
+        self.free: dict[str, str] = {}
         if not root.is_dir():
             raise CodeShapeError(f"{root} is missing")
         for path in sorted(root.glob("*.rs")):
             text = read(path)
             raw = path.read_text()
             self.env_vars |= set(re.findall(r'(?:lookup|get|env::var)\(\s*"([A-Z][A-Z0-9_]+)"\s*\)', raw))
+            outside = text
+            for _, _, block in impl_blocks(text):
+                outside = outside.replace(block, "{}")
+            for name, body in functions_in(outside).items():
+                self.free[name] = self.free.get(name, "") + body
             for trait, ty, block in impl_blocks(text):
                 if ty not in ("DynamoStore", "SnsPublisher", "KinesisShards", "EventBridgePublisher"):
                     continue
@@ -267,6 +275,12 @@ class Adapter:
         # A helper that maps every variant to its name (`fn table`) names no table itself.
         is_mapping = re.search(r"Table::[A-Za-z]+\s*=>", body) is not None
         tables = set() if is_mapping else set(re.findall(r"Table::(State|Registry|Results)\b", body))
+        for name in re.findall(r"(?<![\w.:])([a-z_][a-z0-9_]*)\s*\(", body):
+            if name in self.free and ("free", name) not in seen:
+                seen.add(("free", name))
+                a, t = self._closure(self.free[name], seen)
+                acts |= a
+                tables |= t
         for helper in re.findall(r"\bself\s*\.\s*([a-z_]+)\s*\(", body):
             if helper in seen:
                 continue

@@ -537,6 +537,14 @@ class TemplateWiring(unittest.TestCase):
                 roles.setdefault(target(function_props(lid)["Role"]), []).append(binary)
         self.assertTrue(all(len(v) == 1 for v in roles.values()), f"one role per function: {roles}")
 
+    #: (function, table, action, key) that the per-method reading over-approximates and that
+    #: must stay denied: ingest's commit reads the merge's marks (`merge`, a ConditionCheck) in
+    #: the same transaction as its writes, but never writes them.
+    OVER_READ = {
+        ("ingest", "STATE_TABLE", "dynamodb:PutItem", "merge"),
+        ("ingest", "STATE_TABLE", "dynamodb:BatchWriteItem", "merge"),
+    }
+
     def test_each_role_reaches_only_the_partition_keys_its_code_builds(self):
         """Every DynamoDB statement is narrowed by `dynamodb:LeadingKeys` (but a Scan, which
         names no key), and per table and action the role grants only key patterns that the
@@ -552,14 +560,15 @@ class TemplateWiring(unittest.TestCase):
             with self.subTest(function=binary):
                 self.assertLessEqual({a for _, a in unkeyed}, {"dynamodb:Scan"}, "only Scan goes without a LeadingKeys condition")
                 self.assertEqual(keyed - possible, set(), f"{binary} is granted keys or actions its code never uses on them")
-                granted = {(v, p) for v, _, p in keyed}
                 for method, triples in per_method.items():
                     for var, action, pattern in triples:
-                        if (binary, pattern) in NEVER_REACHED:
+                        if (binary, pattern) in NEVER_REACHED or (binary, var, action, pattern) in self.OVER_READ:
                             continue
-                        self.assertIn((var, pattern), granted, f"{method} builds {pattern!r} in {var}: no statement of {binary}'s role grants it")
-                        if action != "dynamodb:Scan":
-                            self.assertTrue(any(a == action for v, a, _ in keyed if v == var), f"{method}: {action} on {var} granted on no key")
+                        if action == "dynamodb:Scan":
+                            continue
+                        # Each action on each key it may reach: a transaction's Put of a key
+                        # only updated elsewhere is AccessDenied on AWS, and moto never says so.
+                        self.assertIn((var, action, pattern), keyed, f"{method} may {action} {pattern!r} in {var}: no statement of {binary}'s role grants it")
 
     def test_ingest_cannot_write_the_merges_state_nor_fault_an_intersection(self):
         """The issue's two cases, by IAM's own matching: ingest may read the merge's marks
