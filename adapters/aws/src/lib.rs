@@ -31,6 +31,7 @@ mod blob;
 mod error;
 mod items;
 mod lamps;
+mod publication;
 mod registry;
 mod results;
 mod state;
