@@ -98,3 +98,62 @@ impl EmbeddedStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use traffic_core::lamps::Alarm;
+    use traffic_core::{IntersectionId, LampColour, LightIndex};
+    use traffic_ports::{Closing, LampStore};
+
+    const T0: i64 = 1_767_600_000_000;
+
+    fn alarm(light: i64, ts_ms: i64) -> Alarm {
+        Alarm {
+            intersection_id: IntersectionId::parse("I-1").unwrap_or_else(|e| panic!("{e}")),
+            light: LightIndex::new(light).unwrap_or_else(|e| panic!("{e}")),
+            lamp: LampColour::Red,
+            ts_ms,
+            position: None,
+            silent: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_publication_is_claimed_by_one_caller_until_released_expired_or_published()
+    -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let s = EmbeddedStore::open_relaxed(dir.path().join("p.redb"))?;
+        let a = alarm(0, T0);
+        s.record_alarm(&a).await?;
+        let id = a.id();
+        assert!(matches!(s.claim(&id, 0, 100)?, Claim::Mine(_)));
+        assert_eq!(s.claim(&id, 50, 150)?, Claim::Taken, "claimed");
+        assert!(matches!(s.claim(&id, 100, 200)?, Claim::Mine(_)), "expired");
+        s.release(&id)?;
+        assert!(
+            matches!(s.claim(&id, 101, 300)?, Claim::Mine(_)),
+            "released"
+        );
+        s.mark_published(&id).await?;
+        assert_eq!(s.claim(&id, 400, 500)?, Claim::Settled, "published");
+        assert!(s.due_alarms(i64::MAX, 10).await?.is_empty());
+
+        // Held down until T0 + 10 min: not due before; closed inside it: settled, never due.
+        let held = alarm(1, T0 + 1000);
+        s.record_held_alarm(&held, T0 + 600_000).await?;
+        assert!(s.due_alarms(T0 + 599_999, 10).await?.is_empty());
+        assert_eq!(s.due_alarms(T0 + 600_000, 10).await?.len(), 1);
+        let light = held.light;
+        s.close_alarms(
+            &held.intersection_id,
+            Some(light),
+            &Closing::at(T0 + 2000, 1000),
+            false,
+        )
+        .await?;
+        assert!(s.due_alarms(i64::MAX, 10).await?.is_empty());
+        assert_eq!(s.claim(&held.id(), 0, 1)?, Claim::Settled);
+        Ok(())
+    }
+}
