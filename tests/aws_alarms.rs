@@ -335,3 +335,76 @@ async fn a_silence_judgments_reads_measured_on_a_thousand_intersections() -> any
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_recorded_and_never_published_are_paged_once_by_racing_sweeps_on_sns()
+-> anyhow::Result<()> {
+    use aws_support::receive_alarms;
+    use traffic_aws::setup::{ensure_queue, ensure_topic, subscribe_queue};
+    use traffic_aws::sns::SnsPublisher;
+    use traffic_functions::publication::publish_due;
+
+    let Some((env, r, s)) = store("alarmdue").await? else {
+        return Ok(());
+    };
+    let c = &env.clients;
+    let topic = ensure_topic(c, &format!("{}-alarms", env.prefix)).await?;
+    let queue = ensure_queue(c, &format!("{}-reader", env.prefix)).await?;
+    subscribe_queue(c, &topic, &queue).await?;
+    let sns = SnsPublisher::new(c.sns.clone(), Some(topic.clone()));
+    // Recorded by a batch that then gave up publishing; held down until 08:10 and still open;
+    // held down and closed (the lamp reported ok) inside its hold-down.
+    let (lost, held, flap) = (alarm(0), alarm(1), alarm(2));
+    s.record_alarm(&lost).await?;
+    s.record_held_alarm(&held, T0 + 600_000).await?;
+    s.record_held_alarm(&flap, T0 + 600_000).await?;
+    let flap_id = flap.id();
+    let select = |x: &str| x == flap_id;
+    s.resolve_alarms(
+        &flap.intersection_id,
+        Some(flap.light),
+        &select,
+        &Closing::at(T0 + 60_000, 90 * DAY_MS),
+        "lamp reported ok",
+    )
+    .await?;
+    let due = |rs: Vec<traffic_ports::AlarmRecord>| -> Vec<String> {
+        rs.iter().map(|r| r.alarm.id()).collect()
+    };
+    assert_eq!(due(s.due_alarms(T0 + 599_999, 10).await?), [lost.id()]);
+    assert_eq!(
+        due(s.due_alarms(T0 + 600_000, 10).await?),
+        [lost.id(), held.id()]
+    );
+
+    // Two sweeps at 08:11 at once (two merge runs, or a run and a fault batch).
+    let all = |_: &traffic_ports::AlarmRecord| true;
+    let now = T0 + 660_000;
+    let (a, b) = tokio::join!(
+        publish_due(&s, &sns, now, now, 10, &all),
+        publish_due(&s, &sns, now, now, 10, &all)
+    );
+    let (a, b) = (a?, b?);
+    let mut published = [a.published.clone(), b.published.clone()].concat();
+    published.sort();
+    assert_eq!(published, [lost.id(), held.id()], "each once: {a:?} {b:?}");
+    let again = publish_due(&s, &sns, now, now, 10, &all).await?;
+    assert!(again.published.is_empty() && again.due == 0, "{again:?}");
+
+    let got = receive_alarms(c, &queue, std::time::Duration::from_secs(20), |d| {
+        d.len() >= 2
+    })
+    .await?;
+    let more = receive_alarms(c, &queue, std::time::Duration::from_secs(2), |_| false).await?;
+    let mut ids: Vec<String> = got
+        .iter()
+        .chain(&more)
+        .filter_map(|d| d.attributes.get("alarm_id").cloned())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [lost.id(), held.id()], "one SNS message each");
+    let log = s.alarms().await?;
+    assert!(log.iter().all(|r| r.published == (r.alarm.id() != flap_id)));
+    env.cleanup(&r, Some(&topic), &[&queue]).await;
+    Ok(())
+}

@@ -220,6 +220,15 @@ impl AlarmPolicy {
         last_published_ms
             .is_some_and(|last| ts_ms >= last && ts_ms.saturating_sub(last) < self.hold_down_ms)
     }
+
+    /// When the hold-down of an alarm raised at `ts_ms` ends (event time), if it is held down
+    /// ([`AlarmPolicy::held_down`]): the same lamp's last published alarm plus the hold-down.
+    /// If the lamp is still not ok then, the alarm is published (once).
+    pub fn held_until(&self, last_published_ms: Option<i64>, ts_ms: i64) -> Option<i64> {
+        last_published_ms
+            .filter(|_| self.held_down(last_published_ms, ts_ms))
+            .map(|last| last.saturating_add(self.hold_down_ms))
+    }
 }
 
 #[cfg(test)]
@@ -275,6 +284,9 @@ mod tests {
         assert!(!p.held_down(Some(0), 600_000));
         // A replayed older alarm is not held by a newer publication.
         assert!(!p.held_down(Some(10_000), 5_000));
+        assert_eq!(p.held_until(Some(0), 599_999), Some(600_000));
+        assert_eq!(p.held_until(Some(0), 600_000), None);
+        assert_eq!(p.held_until(None, 5), None);
         let off = AlarmPolicy::default().with_hold_down("0");
         assert!(off.is_ok_and(|p| !p.held_down(Some(0), 1)));
         for (text, ms) in [("90s", 90_000), ("10m", 600_000), ("1h", 3_600_000)] {

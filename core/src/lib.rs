@@ -38,6 +38,7 @@ pub mod events;
 pub mod frontier;
 pub mod hash;
 pub mod ids;
+pub mod lamp_batch;
 pub mod lamps;
 pub mod latency;
 pub mod lineage;

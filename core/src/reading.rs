@@ -107,6 +107,21 @@ pub struct Position {
     pub lon: f64,
 }
 
+impl Position {
+    /// Mean Earth radius, m (IUGG), for [`Position::distance_m`].
+    const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+    /// The great-circle distance to `other`, m (the haversine formula, Sinnott 1984: exact
+    /// on a sphere, within 0.5 % of the ellipsoid's distance).
+    pub fn distance_m(&self, other: &Position) -> f64 {
+        let (p1, p2) = (self.lat.to_radians(), other.lat.to_radians());
+        let dp = p2 - p1;
+        let dl = (other.lon - self.lon).to_radians();
+        let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+        2.0 * Self::EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+    }
+}
+
 /// A validated reading.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reading {

@@ -416,6 +416,52 @@ pub struct AlarmRecord {
     /// closed by a repair or a deletion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_why: Option<String>,
+    /// For an alarm held down, when its hold-down ends (event time, epoch ms): if it is still
+    /// open then, it is published ([`LampStore::due_alarms`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until_ms: Option<i64>,
+}
+
+impl AlarmRecord {
+    /// A new record of `alarm`, unpublished and open; held down until `held_until_ms` if given.
+    pub fn new(alarm: &Alarm, held_until_ms: Option<i64>) -> Self {
+        Self {
+            alarm: alarm.clone(),
+            published: false,
+            repaired_at: None,
+            ack: None,
+            held_down: held_until_ms.is_some(),
+            closed_why: None,
+            held_until_ms,
+        }
+    }
+
+    /// From when its publication is due, event time: at once (its own time), or when its
+    /// hold-down ends.
+    pub fn due_ms(&self) -> i64 {
+        self.held_until_ms.unwrap_or(self.alarm.ts_ms)
+    }
+
+    /// Whether nothing is left to publish: published, or held down and closed before its
+    /// hold-down ended (a flap, never paged). Any other alarm is published at least once, even
+    /// one closed since it was recorded.
+    pub fn publication_settled(&self) -> bool {
+        self.published || (self.held_down && self.repaired_at.is_some())
+    }
+}
+
+/// What [`LampStore::claim_publication`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Claim {
+    /// The caller holds the claim until the time it gave: it publishes, then marks the alarm
+    /// published ([`LampStore::mark_published`]) or releases the claim
+    /// ([`LampStore::release_publication`]).
+    Mine(Box<AlarmRecord>),
+    /// Another caller holds an unexpired claim: it publishes.
+    Taken,
+    /// Nothing to publish ([`AlarmRecord::publication_settled`], or no such alarm); it left the
+    /// alarms due.
+    Settled,
 }
 
 /// An operator's acknowledgement of an alarm: they have seen it and someone is on it.
@@ -548,13 +594,36 @@ pub trait LampStore: Send + Sync {
     /// view); returns the stored record, so a retry can tell whether it was already published.
     async fn record_alarm(&self, alarm: &Alarm) -> PortResult<AlarmRecord>;
 
-    /// Marks a recorded alarm as published, and remembers its time as its lamp's last
-    /// published alarm ([`LampStore::last_published`]).
+    /// Records an alarm held down until `held_until_ms` (event time), as
+    /// [`LampStore::record_alarm`] records one: not published now (a retry then neither
+    /// publishes it nor asks again), due for publication when its hold-down ends
+    /// ([`LampStore::due_alarms`]) unless it is closed by then.
+    async fn record_held_alarm(&self, alarm: &Alarm, held_until_ms: i64)
+    -> PortResult<AlarmRecord>;
+
+    /// Marks a recorded alarm as published (it leaves the alarms due), and remembers its time
+    /// as its lamp's last published alarm ([`LampStore::last_published`]).
     async fn mark_published(&self, alarm_id: &str) -> PortResult<()>;
 
-    /// Marks a recorded alarm as held down (recorded, not to be published): a retry then
-    /// neither publishes it nor asks again.
-    async fn mark_held_down(&self, alarm_id: &str) -> PortResult<()>;
+    /// Recorded alarms not yet published whose publication is due by `due_by_ms` (event time:
+    /// [`AlarmRecord::due_ms`]), soonest due first, at most `limit`; a record may be settled
+    /// meanwhile ([`LampStore::claim_publication`] tells). Reads only the alarms due, not the
+    /// log.
+    async fn due_alarms(&self, due_by_ms: i64, limit: usize) -> PortResult<Vec<AlarmRecord>>;
+
+    /// Claims the publication of a recorded alarm until `until_ms` (processing time), a
+    /// conditional write: granted to one caller at a time, and again only once a claim expired
+    /// unmarked (its holder died between claim and mark). An alarm already settled leaves the
+    /// alarms due here.
+    async fn claim_publication(
+        &self,
+        alarm_id: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> PortResult<Claim>;
+
+    /// Gives up a claim (its publication failed), so that the next caller may publish at once.
+    async fn release_publication(&self, alarm_id: &str) -> PortResult<()>;
 
     /// The event time of the last published alarm of a lamp, if any was.
     async fn last_published(

@@ -8,6 +8,7 @@
 //! | open alarm (the view) | `alarm#open` | `<ts>#<alarm id>` | a copy of the log item while it is open |
 //! | open alarm by light | `alarm#open#<id>` | `<light>#<ts>#<alarm id>` | `sk_log` |
 //! | open count | `alarm#count` | `open` | `n` |
+//! | alarm due for publication | `alarm#due` | `<due>#<alarm id>` | `sk_log` (`crate::publication`) |
 //! | a lamp's last published alarm | `alarm#last#<id>` | `<light>#<lamp>` | `ts_ms` (for the hold-down) |
 //! | repair order | `repairs` | `<id>#<light>` | `intersection_id`, `light` |
 //!
@@ -59,16 +60,17 @@ use traffic_core::lamps::{Alarm, LampSummary, LightLamps};
 use traffic_core::reading::Lamps;
 use traffic_core::{IntersectionId, LampColour, LightIndex};
 use traffic_ports::{
-    Ack, AlarmPage, AlarmQuery, AlarmRecord, AlarmSelect, Closing, LampStore, PortError,
+    Ack, AlarmPage, AlarmQuery, AlarmRecord, AlarmSelect, Claim, Closing, LampStore, PortError,
     PortResult, alarm_ts_of_id,
 };
 
 /// The lights of one intersection's lamp item, by light index ("0".."3").
 pub(crate) type LampLights = BTreeMap<String, LightLamps>;
 
-/// Alarms closed per transaction: three actions each, plus the count and up to four repair
-/// orders, within DynamoDB's 100 actions.
-const CLOSES_PER_TRANSACTION: usize = 31;
+/// Alarms closed per transaction: up to four actions each (the log, the view, the by-light
+/// item, and the due item of one held down), plus the count and up to four repair orders,
+/// within DynamoDB's 100 actions.
+const CLOSES_PER_TRANSACTION: usize = 23;
 /// The partition of the alarm log.
 const LOG_PK: &str = "alarm#log";
 /// The partition of the open alarms' view.
@@ -85,9 +87,9 @@ struct LampItem {
 }
 
 #[derive(Serialize, Deserialize)]
-struct AlarmItem {
+pub(crate) struct AlarmItem {
     pk: String,
-    sk: String,
+    pub(crate) sk: String,
     alarm: Alarm,
     published: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +101,8 @@ struct AlarmItem {
     held_down: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     closed_why: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    held_until_ms: Option<i64>,
 }
 
 /// An open alarm under its intersection: `<light>#<ts>#<alarm id>` → the log's sort key.
@@ -115,7 +119,7 @@ fn alarm_sk(ts_ms: i64, alarm_id: &str) -> String {
 }
 
 /// The log's (and the view's) sort key of an alarm id, if it is one.
-fn sk_of_id(alarm_id: &str) -> Option<String> {
+pub(crate) fn sk_of_id(alarm_id: &str) -> Option<String> {
     alarm_ts_of_id(alarm_id).map(|ts| alarm_sk(ts, alarm_id))
 }
 
@@ -124,7 +128,7 @@ fn by_light_pk(id: &IntersectionId) -> String {
 }
 
 impl AlarmItem {
-    fn record(self) -> AlarmRecord {
+    pub(crate) fn record(self) -> AlarmRecord {
         AlarmRecord {
             alarm: self.alarm,
             published: self.published,
@@ -132,6 +136,7 @@ impl AlarmItem {
             ack: self.ack,
             held_down: self.held_down,
             closed_why: self.closed_why,
+            held_until_ms: self.held_until_ms,
         }
     }
 }
@@ -177,7 +182,7 @@ impl DynamoStore {
     }
 
     /// The log item of an alarm, read consistently.
-    async fn alarm_item(&self, sk: &str) -> PortResult<Option<AlarmItem>> {
+    pub(crate) async fn alarm_item(&self, sk: &str) -> PortResult<Option<AlarmItem>> {
         let table = self.table(Table::Registry)?;
         let resp = self
             .ddb
@@ -380,81 +385,32 @@ impl LampStore for DynamoStore {
     }
 
     async fn record_alarm(&self, alarm: &Alarm) -> PortResult<AlarmRecord> {
-        let table = self.table(Table::Registry)?;
-        let id = alarm.id();
-        let sk = alarm_sk(alarm.ts_ms, &id);
-        let item = AlarmItem {
-            pk: LOG_PK.into(),
-            sk: sk.clone(),
-            alarm: alarm.clone(),
-            published: false,
-            repaired_at: None,
-            ts_ms: alarm.ts_ms,
-            ack: None,
-            held_down: false,
-            closed_why: None,
-        };
-        let log = to_item("alarm", &item)?;
-        let mut view = log.clone();
-        view.insert("pk".into(), AttributeValue::S(OPEN_PK.into()));
-        let by_light = to_item(
-            "open alarm",
-            &ByLightItem {
-                pk: by_light_pk(&alarm.intersection_id),
-                sk: format!("{}#{sk}", alarm.light.get()),
-                sk_log: sk.clone(),
-            },
-        )?;
-        let put = |item: Item, new: bool| {
-            let p = Put::builder().table_name(table).set_item(Some(item));
-            let p = if new {
-                p.condition_expression("attribute_not_exists(pk)")
-            } else {
-                p
-            };
-            p.build()
-                .map(|p| TransactWriteItem::builder().put(p).build())
-                .map_err(|e| build("an alarm put", e))
-        };
-        let count = Update::builder()
-            .table_name(table)
-            .set_key(Some(key(COUNT_PK, "open")))
-            .update_expression("ADD n :one")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .build()
-            .map_err(|e| build("the open alarm count", e))?;
-        // Four items written in a transaction: twice their units (the count item is tiny).
-        let units = 2.0
-            * (2.0 * write_units(item_size(&log))
-                + write_units(item_size(&by_light))
-                + write_units(0));
-        let actions = vec![
-            put(log, true)?,
-            put(view, false)?,
-            put(by_light, false)?,
-            TransactWriteItem::builder().update(count).build(),
-        ];
-        match self
-            .ddb
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await
-        {
-            Ok(_) => {
-                self.count_alarm_write("TransactWriteItems", units);
-                Ok(item.record())
-            }
-            // The log item exists (a retried batch): return it, with its `published` flag.
-            Err(e) if code_of(&e) == Some("TransactionCanceledException") => {
-                self.count_alarm_write("TransactWriteItems", units);
-                self.alarm_item(&sk)
-                    .await?
-                    .map(AlarmItem::record)
-                    .ok_or_else(|| PortError::Conflict(format!("alarm {id} was being recorded")))
-            }
-            Err(e) => Err(port_error(format!("recording alarm {id}"), e)),
-        }
+        self.record(alarm, None).await
+    }
+
+    async fn record_held_alarm(
+        &self,
+        alarm: &Alarm,
+        held_until_ms: i64,
+    ) -> PortResult<AlarmRecord> {
+        self.record(alarm, Some(held_until_ms)).await
+    }
+
+    async fn due_alarms(&self, due_by_ms: i64, limit: usize) -> PortResult<Vec<AlarmRecord>> {
+        self.read_due_alarms(due_by_ms, limit).await
+    }
+
+    async fn claim_publication(
+        &self,
+        alarm_id: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> PortResult<Claim> {
+        self.claim(alarm_id, now_ms, until_ms).await
+    }
+
+    async fn release_publication(&self, alarm_id: &str) -> PortResult<()> {
+        self.release(alarm_id).await
     }
 
     async fn mark_published(&self, alarm_id: &str) -> PortResult<()> {
@@ -483,13 +439,7 @@ impl LampStore for DynamoStore {
             }
             Err(e) => return Err(port_error(format!("noting alarm {alarm_id} published"), e)),
         }
-        Ok(())
-    }
-
-    async fn mark_held_down(&self, alarm_id: &str) -> PortResult<()> {
-        self.update_alarm(alarm_id, "SET held_down = :v", AttributeValue::Bool(true))
-            .await
-            .map(|_| ())
+        self.delete_due(&item.record()).await
     }
 
     async fn last_published(
@@ -637,6 +587,92 @@ impl LampStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Records an alarm (held down until `held_until_ms` if given) unless its id is recorded,
+    /// with its due item; returns the stored record.
+    async fn record(&self, alarm: &Alarm, held_until_ms: Option<i64>) -> PortResult<AlarmRecord> {
+        let table = self.table(Table::Registry)?;
+        let id = alarm.id();
+        let sk = alarm_sk(alarm.ts_ms, &id);
+        let item = AlarmItem {
+            pk: LOG_PK.into(),
+            sk: sk.clone(),
+            alarm: alarm.clone(),
+            published: false,
+            repaired_at: None,
+            ts_ms: alarm.ts_ms,
+            ack: None,
+            held_down: held_until_ms.is_some(),
+            closed_why: None,
+            held_until_ms,
+        };
+        let due = crate::publication::due_put(table, &AlarmRecord::new(alarm, held_until_ms), &sk)?;
+        let log = to_item("alarm", &item)?;
+        let mut view = log.clone();
+        view.insert("pk".into(), AttributeValue::S(OPEN_PK.into()));
+        let by_light = to_item(
+            "open alarm",
+            &ByLightItem {
+                pk: by_light_pk(&alarm.intersection_id),
+                sk: format!("{}#{sk}", alarm.light.get()),
+                sk_log: sk.clone(),
+            },
+        )?;
+        let put = |item: Item, new: bool| {
+            let p = Put::builder().table_name(table).set_item(Some(item));
+            let p = if new {
+                p.condition_expression("attribute_not_exists(pk)")
+            } else {
+                p
+            };
+            p.build()
+                .map(|p| TransactWriteItem::builder().put(p).build())
+                .map_err(|e| build("an alarm put", e))
+        };
+        let count = Update::builder()
+            .table_name(table)
+            .set_key(Some(key(COUNT_PK, "open")))
+            .update_expression("ADD n :one")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .build()
+            .map_err(|e| build("the open alarm count", e))?;
+        // Five items written in a transaction: twice their units (the count and due items are
+        // tiny).
+        let units = 2.0
+            * (2.0 * write_units(item_size(&log))
+                + write_units(item_size(&by_light))
+                + 2.0 * write_units(0));
+        let actions = vec![
+            put(log, true)?,
+            put(view, false)?,
+            put(by_light, false)?,
+            TransactWriteItem::builder().update(count).build(),
+            due,
+        ];
+        match self
+            .ddb
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await
+        {
+            Ok(_) => {
+                self.count_alarm_write("TransactWriteItems", units);
+                Ok(item.record())
+            }
+            // The log item exists (a retried batch): return it, with its `published` flag.
+            Err(e) if code_of(&e) == Some("TransactionCanceledException") => {
+                self.count_alarm_write("TransactWriteItems", units);
+                self.alarm_item(&sk)
+                    .await?
+                    .map(AlarmItem::record)
+                    .ok_or_else(|| PortError::Conflict(format!("alarm {id} was being recorded")))
+            }
+            Err(e) => Err(port_error(format!("recording alarm {id}"), e)),
+        }
+    }
+}
+
+impl DynamoStore {
     /// Closes the open alarms of `id`'s `light` (all its lights for `None`) whose ids `select`
     /// accepts, keeping `why`; with `order_repair` queues repair orders as
     /// [`LampStore::close_alarms`] says.
@@ -741,6 +777,12 @@ impl DynamoStore {
                 let update = update.update_expression(set);
                 let update = update.build().map_err(|e| build("an alarm closing", e))?;
                 actions.push(TransactWriteItem::builder().update(update).build());
+                if a.held_down && !a.published {
+                    // A flap closed before its hold-down ended: never paged.
+                    let record = AlarmRecord::new(&a.alarm, a.held_until_ms);
+                    actions.push(crate::publication::due_delete(table, &record)?);
+                    units += write_units(0);
+                }
                 for (pk, sk) in [(OPEN_PK, &a.sk), (k.pk.as_str(), &k.sk)] {
                     let delete = Delete::builder()
                         .table_name(table)

@@ -32,6 +32,7 @@ mod error;
 mod items;
 mod keep;
 mod lamps;
+mod publication;
 mod registry;
 mod results;
 mod state;

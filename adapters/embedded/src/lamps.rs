@@ -10,8 +10,8 @@
 
 use crate::codec::{decode, encode, from_json, to_json};
 use crate::{
-    ALARM_EXPIRY, ALARM_LAST, ALARM_LOG, ALARM_OPEN, ALARM_OPEN_BY_LIGHT, EmbeddedStore, LAMPS,
-    REPAIRS,
+    ALARM_DUE, ALARM_EXPIRY, ALARM_LAST, ALARM_LOG, ALARM_OPEN, ALARM_OPEN_BY_LIGHT, EmbeddedStore,
+    LAMPS, REPAIRS,
 };
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 use traffic_core::lamps::{Alarm, LightLamps};
 use traffic_core::{IntersectionId, LampColour, LightIndex};
 use traffic_ports::{
-    Ack, AlarmPage, AlarmQuery, AlarmRecord, AlarmSelect, Closing, LampStore, PortError,
+    Ack, AlarmPage, AlarmQuery, AlarmRecord, AlarmSelect, Claim, Closing, LampStore, PortError,
     PortResult, alarm_ts_of_id,
 };
 
@@ -64,51 +64,15 @@ impl LampStore for EmbeddedStore {
     }
 
     async fn record_alarm(&self, alarm: &Alarm) -> PortResult<AlarmRecord> {
-        let ctx = "recording an alarm";
-        let id = alarm.id();
-        let key = (alarm.ts_ms, id.as_str());
-        let txn = r!(self.write_txn(), ctx)?;
-        let record = {
-            let mut log = r!(txn.open_table(ALARM_LOG), ctx)?;
-            let existing: Option<AlarmRecord> = match r!(log.get(key), ctx)? {
-                Some(v) => Some(from_json(v.value(), "alarm")?),
-                None => None,
-            };
-            match existing {
-                Some(r) => r,
-                None => {
-                    let r = AlarmRecord {
-                        alarm: alarm.clone(),
-                        published: false,
-                        repaired_at: None,
-                        ack: None,
-                        held_down: false,
-                        closed_why: None,
-                    };
-                    let json = to_json(&r)?;
-                    r!(log.insert(key, json.as_slice()), ctx)?;
-                    let mut open = r!(txn.open_table(ALARM_OPEN), ctx)?;
-                    r!(open.insert(key, json.as_slice()), ctx)?;
-                    let mut by_light = r!(txn.open_table(ALARM_OPEN_BY_LIGHT), ctx)?;
-                    r!(
-                        by_light.insert(
-                            (
-                                alarm.intersection_id.as_str(),
-                                alarm.light.get() as u8,
-                                alarm.ts_ms,
-                                id.as_str()
-                            ),
-                            ()
-                        ),
-                        ctx
-                    )?;
-                    r
-                }
-            }
-        };
-        sweep_expired(&txn, alarm.ts_ms)?;
-        r!(txn.commit(), ctx)?;
-        Ok(record)
+        self.record(alarm, None)
+    }
+
+    async fn record_held_alarm(
+        &self,
+        alarm: &Alarm,
+        held_until_ms: i64,
+    ) -> PortResult<AlarmRecord> {
+        self.record(alarm, Some(held_until_ms))
     }
 
     async fn mark_published(&self, alarm_id: &str) -> PortResult<()> {
@@ -119,10 +83,21 @@ impl LampStore for EmbeddedStore {
         .map(|_| ())
     }
 
-    async fn mark_held_down(&self, alarm_id: &str) -> PortResult<()> {
-        self.update_alarm(alarm_id, "holding an alarm down", |r| r.held_down = true)
-            .await
-            .map(|_| ())
+    async fn due_alarms(&self, due_by_ms: i64, limit: usize) -> PortResult<Vec<AlarmRecord>> {
+        self.read_due_alarms(due_by_ms, limit)
+    }
+
+    async fn claim_publication(
+        &self,
+        alarm_id: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> PortResult<Claim> {
+        self.claim(alarm_id, now_ms, until_ms)
+    }
+
+    async fn release_publication(&self, alarm_id: &str) -> PortResult<()> {
+        self.release(alarm_id)
     }
 
     async fn last_published(
@@ -242,6 +217,53 @@ impl LampStore for EmbeddedStore {
 }
 
 impl EmbeddedStore {
+    /// Records an alarm (held down until `held_until_ms` if given) unless its id is recorded,
+    /// and puts it among the alarms due; returns the stored record.
+    fn record(&self, alarm: &Alarm, held_until_ms: Option<i64>) -> PortResult<AlarmRecord> {
+        let ctx = "recording an alarm";
+        let id = alarm.id();
+        let key = (alarm.ts_ms, id.as_str());
+        let txn = r!(self.write_txn(), ctx)?;
+        let record = {
+            let mut log = r!(txn.open_table(ALARM_LOG), ctx)?;
+            let existing: Option<AlarmRecord> = match r!(log.get(key), ctx)? {
+                Some(v) => Some(from_json(v.value(), "alarm")?),
+                None => None,
+            };
+            match existing {
+                Some(r) => r,
+                None => {
+                    let r = AlarmRecord::new(alarm, held_until_ms);
+                    let json = to_json(&r)?;
+                    let mut due = r!(txn.open_table(ALARM_DUE), ctx)?;
+                    r!(due.insert((r.due_ms(), id.as_str()), ()), ctx)?;
+                    r!(log.insert(key, json.as_slice()), ctx)?;
+                    let mut open = r!(txn.open_table(ALARM_OPEN), ctx)?;
+                    r!(open.insert(key, json.as_slice()), ctx)?;
+                    let mut by_light = r!(txn.open_table(ALARM_OPEN_BY_LIGHT), ctx)?;
+                    r!(
+                        by_light.insert(
+                            (
+                                alarm.intersection_id.as_str(),
+                                alarm.light.get() as u8,
+                                alarm.ts_ms,
+                                id.as_str()
+                            ),
+                            ()
+                        ),
+                        ctx
+                    )?;
+                    r
+                }
+            }
+        };
+        sweep_expired(&txn, alarm.ts_ms)?;
+        r!(txn.commit(), ctx)?;
+        Ok(record)
+    }
+}
+
+impl EmbeddedStore {
     /// Closes the open alarms of `id`'s `light` (all its lights for `None`) whose ids `select`
     /// accepts, keeping `why`; with `order_repair` queues repair orders as
     /// [`LampStore::close_alarms`] says.
@@ -294,6 +316,9 @@ impl EmbeddedStore {
                     log.insert((ts, alarm_id.as_str()), to_json(&rec)?.as_slice()),
                     ctx
                 )?;
+                if rec.publication_settled() {
+                    Self::settle(&txn, &rec, &alarm_id)?;
+                }
                 if let Some(at) = closing.expires_at_ms {
                     r!(expiry.insert((at, ts, alarm_id.as_str()), ()), ctx)?;
                 }
@@ -350,6 +375,7 @@ impl EmbeddedStore {
                 r!(open.insert(key, json.as_slice()), ctx)?;
             }
             if rec.published {
+                Self::settle(&txn, &rec, alarm_id)?;
                 let a = &rec.alarm;
                 let mut last = r!(txn.open_table(ALARM_LAST), ctx)?;
                 let k = (

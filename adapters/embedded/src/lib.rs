@@ -25,6 +25,7 @@ pub mod codec;
 pub mod events;
 pub mod lamps;
 pub mod log;
+pub mod pending;
 pub mod publisher;
 pub mod registry;
 pub mod results;
@@ -69,6 +70,11 @@ pub(crate) const ALARM_LAST: TableDefinition<(&str, u8, &str), i64> =
 /// Closed alarms by (expiry, event time, alarm id), epoch ms: what the retention deletes.
 pub(crate) const ALARM_EXPIRY: TableDefinition<(i64, i64, &str), ()> =
     TableDefinition::new("alarm_expiry");
+/// Recorded alarms not yet published, by (due, alarm id): when their publication is due (their
+/// event time, or the end of their hold-down); what a sweep reads ([`pending`]).
+pub(crate) const ALARM_DUE: TableDefinition<(i64, &str), ()> = TableDefinition::new("alarm_due");
+/// Claims of alarms' publication, by alarm id: until when (epoch ms, processing time).
+pub(crate) const ALARM_CLAIMS: TableDefinition<&str, i64> = TableDefinition::new("alarm_claims");
 pub(crate) const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("published_alarms");
 pub(crate) const REPAIRS: TableDefinition<(&str, u8), u64> = TableDefinition::new("repair_orders");
 pub(crate) const STATS: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("stats");
@@ -109,6 +115,8 @@ impl EmbeddedStore {
             r!(txn.open_table(ALARM_OPEN_BY_LIGHT), "creating tables")?;
             r!(txn.open_table(ALARM_EXPIRY), "creating tables")?;
             r!(txn.open_table(ALARM_LAST), "creating tables")?;
+            r!(txn.open_table(ALARM_DUE), "creating tables")?;
+            r!(txn.open_table(ALARM_CLAIMS), "creating tables")?;
             r!(txn.open_table(OUTBOX), "creating tables")?;
             r!(txn.open_table(REPAIRS), "creating tables")?;
             r!(txn.open_table(STATS), "creating tables")?;

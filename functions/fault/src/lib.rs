@@ -8,10 +8,20 @@
 //! publish and its mark, the at-least-once edge that SNS consumers must tolerate anyway).
 //! A lamp that flaps (broken, then ok, then broken again less than the policy's hold-down,
 //! default 10 minutes, after its last published alarm) has its new alarm recorded and held
-//! down: shown by the API, not published again. A lamp that reports ok again resolves its
-//! open alarm (closed at the event time of the reading, `closed_why` "lamp reported ok"),
-//! as an operator's repair would; a lamp that no alarm is open for costs one query of its
-//! light's open alarms.
+//! down: shown by the API, not published now. When the hold-down ends and the lamp is still
+//! not ok, the alarm is published once: by the first batch with a reading of the light at or
+//! after the end still reporting the lamp broken (event time), or by the merge's sweep of the
+//! alarms due (its `now`), whichever comes first (`traffic_functions::publication`: a claim
+//! makes it once). A lamp that reports ok again resolves its open alarm (closed at the event
+//! time of the reading, `closed_why` "lamp reported ok"), as an operator's repair would.
+//!
+//! A batch is folded per lamp first (`traffic_core::lamp_batch`): readings closer than
+//! `TRAFFIC_MIN_READING_INTERVAL` to their light's previous kept one are dropped as too
+//! frequent, as `ingest` drops them, and each lamp raises at most one alarm and resolves at
+//! most once per batch, so a lamp flapping hundreds of times a second costs the store what one
+//! failure costs. An alarm carries the registry's position of its intersection ([`position`]).
+//! Publishing failures fail the batch (it is retried); an alarm recorded and never published
+//! is published by the merge's sweep.
 //! Invalid records, records under another partition key than their intersection, and
 //! readings stamped more than the allowed clock skew after their arrival (*future*: they would
 //! make every later reading of the light look stale) are skipped here without a count
@@ -22,19 +32,28 @@ use aws_lambda_events::event::streams::KinesisEventResponse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use traffic_core::alarm::AlarmPolicy;
-use traffic_core::lamps::{Alarm, LightLamps, intersections_to_read, transition};
+use traffic_core::lamp_batch::apply_batch;
+use traffic_core::lamps::{Alarm, intersections_to_read};
 use traffic_core::routing::HashKeyRange;
-use traffic_core::{EngineConfig, IntersectionId, LightIndex};
+use traffic_core::time::format_rfc3339_ms;
+use traffic_core::{EngineConfig, IntersectionId, LampState, LightIndex, Reading};
 use traffic_functions::BatchHandler;
 use traffic_functions::directory::Directory;
 use traffic_functions::kinesis::{
     Decoded, Unusable, decode_by_shard, failures, record_stats, stats_sample,
 };
+use traffic_functions::publication::{publish_due, publish_once};
 use traffic_functions::routing::{Routes, ShardRanges};
 use traffic_ports::{
-    AlarmPublisher, Clock, Closing, LampStore, PortError, Ports, Registry, StatsStore, UsageMeter,
-    parse_alarm_id,
+    AlarmPublisher, AlarmRecord, Clock, Closing, LampStore, PortError, Ports, Registry, StatsStore,
+    UsageMeter, parse_alarm_id,
 };
+
+pub mod position;
+
+/// Alarms due read per batch for held-down alarms whose hold-down ended (the merge's sweep
+/// reads the rest).
+const DUE_PER_BATCH: usize = 50;
 
 /// `fault` built from the ports it needs, owning them and its directory.
 pub struct FaultHandler {
@@ -155,6 +174,15 @@ pub struct FaultReport {
     /// Of those, the readings an explicit hash key put on a shard their partition key does
     /// not map to.
     pub misrouted: u64,
+    /// Readings dropped as too frequent (closer than `TRAFFIC_MIN_READING_INTERVAL` to their
+    /// light's previous kept one).
+    pub too_frequent: u64,
+    /// Failures of a lamp in a batch after its first (a flapping lamp: counted, not alarmed).
+    pub flaps: u64,
+    /// Held-down alarms published because their hold-down ended with the lamp still broken.
+    pub due_published: u64,
+    /// Intersections with a reading whose own position is far from the registry's (logged).
+    pub positions_far: usize,
     /// Shards that failed (their first record is reported for retry).
     pub failed: Vec<String>,
 }
@@ -198,6 +226,9 @@ impl Fault<'_> {
             lights_updated = report.lights_updated,
             skipped = report.skipped,
             misrouted = report.misrouted,
+            too_frequent = report.too_frequent,
+            flaps = report.flaps,
+            due_published = report.due_published,
             failed = report.failed.len(),
             write_units = used.write_units,
             read_units = used.read_units,
@@ -290,6 +321,7 @@ impl Fault<'_> {
                     .is_some_and(|k| k.has(r.light))
             })
             .collect();
+        report.positions_far += position::log_mismatches(&known, readings.iter().copied()).len();
         // Only intersections whose readings differ from their stored lamps can change or
         // alarm: the others' states are not read (most of a city, most of the time, and an
         // intersection whose broken lamp stays broken until it is repaired).
@@ -297,77 +329,65 @@ impl Fault<'_> {
             readings.iter().map(|r| r.intersection_id.clone()).collect();
         let summaries = self.lamps.lamp_summaries_for(&seen).await?;
         let to_read = intersections_to_read(readings.iter().copied(), summaries.as_ref());
-        let readings: Vec<_> = readings
-            .into_iter()
-            .filter(|r| to_read.contains(&r.intersection_id))
-            .collect();
         let lights: BTreeSet<(IntersectionId, LightIndex)> = readings
             .iter()
+            .filter(|r| to_read.contains(&r.intersection_id))
             .map(|r| (r.intersection_id.clone(), r.light))
             .collect();
         let lights: Vec<_> = lights.into_iter().collect();
-        let before = self.lamps.lamp_states(&lights).await?;
-        let mut states: BTreeMap<(IntersectionId, LightIndex), LightLamps> = before.clone();
-        let mut raised = Vec::new();
-        let mut recovered = Vec::new();
-        for r in readings {
-            let key = (r.intersection_id.clone(), r.light);
-            let prev = states.get(&key).copied().unwrap_or_default();
-            let t = transition(&prev, r);
-            report.repaired += t.repaired.len() as u64;
-            for lamp in &t.repaired {
-                recovered.push((r.intersection_id.clone(), r.light, *lamp, r.ts_ms));
-            }
-            for lamp in t.failed {
-                raised.push(Alarm {
-                    intersection_id: r.intersection_id.clone(),
-                    light: r.light,
-                    lamp,
-                    ts_ms: r.ts_ms,
-                    position: r
-                        .position
-                        .or_else(|| known.get(&r.intersection_id).map(|k| k.position)),
-                    silent: None,
-                });
-            }
-            states.insert(key, t.state);
-        }
-        for alarm in &raised {
-            let record = self.lamps.record_alarm(alarm).await?;
-            if record.published || record.held_down {
+        let before = if lights.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.lamps.lamp_states(&lights).await?
+        };
+        // The whole batch per lamp: at most one alarm and one resolution each, however often
+        // it flapped (`traffic_core::lamp_batch`).
+        let batch = apply_batch(
+            &before,
+            readings
+                .iter()
+                .copied()
+                .filter(|r| to_read.contains(&r.intersection_id)),
+            self.cfg.min_reading_interval_ms,
+        );
+        report.too_frequent += batch.too_frequent;
+        for (((id, light), lamp), run) in &batch.runs {
+            report.repaired += u64::from(run.repairs);
+            report.flaps += u64::from(run.failures.saturating_sub(1));
+            let Some((ts_ms, at)) = run.alarm() else {
                 continue;
-            }
-            let last = self
-                .lamps
-                .last_published(&alarm.intersection_id, alarm.light, alarm.lamp)
-                .await?;
-            if alarms.held_down(last, alarm.ts_ms) {
-                // A flapping lamp: recorded (the API and the dashboard show it), not paged.
-                self.lamps.mark_held_down(&alarm.id()).await?;
-                tracing::info!(alarm = %alarm.id(), "alarm held down: its lamp paged less than the hold-down ago");
-                report.held_down.push(alarm.clone());
-                continue;
-            }
-            self.publisher.publish(alarm).await?;
-            self.lamps.mark_published(&alarm.id()).await?;
-            report.raised.push(alarm.clone());
-        }
-        for (id, light, lamp, ts_ms) in &recovered {
-            let select = |alarm_id: &str| {
-                parse_alarm_id(alarm_id).is_some_and(|(_, _, c, t)| c == *lamp && t <= *ts_ms)
             };
-            let closing = Closing::at(*ts_ms, alarms.retention_ms);
+            let alarm = Alarm {
+                intersection_id: id.clone(),
+                light: *light,
+                lamp: *lamp,
+                ts_ms,
+                position: position::alarm_position(&known, id, at),
+                silent: None,
+            };
+            self.raise(&alarm, alarms, report).await?;
+        }
+        for (((id, light), lamp), run) in &batch.runs {
+            let Some(through) = run.resolve_through_ms() else {
+                continue;
+            };
+            let select = |alarm_id: &str| {
+                parse_alarm_id(alarm_id).is_some_and(|(_, _, c, t)| c == *lamp && t <= through)
+            };
+            let closing = Closing::at(through, alarms.retention_ms);
             let closed = self
                 .lamps
                 .resolve_alarms(id, Some(*light), &select, &closing, "lamp reported ok")
                 .await?;
             report.resolved += closed.len() as u64;
         }
+        self.publish_held_down_past(&readings, report).await;
         // Only lamps that changed are written: rewriting every light's state on every batch
         // (its `as_of_ms` moves with each reading) would cost a write per light per batch.
         // The stored `as_of_ms` is then the time of the last change, which still makes
         // duplicates and replays of older readings stale.
-        let changed: Vec<_> = states
+        let changed: Vec<_> = batch
+            .states
             .into_iter()
             .filter(|(k, s)| before.get(k).map(|b| b.lamps) != Some(s.lamps))
             .collect();
@@ -376,5 +396,91 @@ impl Fault<'_> {
             self.lamps.put_lamp_states(&changed).await?;
         }
         Ok(())
+    }
+
+    /// Records `alarm` and publishes it, unless its lamp paged less than the hold-down before
+    /// (then it is recorded held down, and published when the hold-down ends if the lamp is
+    /// still not ok) or a retry finds it settled.
+    async fn raise(
+        &self,
+        alarm: &Alarm,
+        alarms: &AlarmPolicy,
+        report: &mut FaultReport,
+    ) -> Result<(), PortError> {
+        let last = self
+            .lamps
+            .last_published(&alarm.intersection_id, alarm.light, alarm.lamp)
+            .await?;
+        let record = match alarms.held_until(last, alarm.ts_ms) {
+            Some(until) => self.lamps.record_held_alarm(alarm, until).await?,
+            None => self.lamps.record_alarm(alarm).await?,
+        };
+        if record.published {
+            return Ok(());
+        }
+        if record.held_down {
+            // A flapping lamp: recorded (the API and the dashboard show it), not paged now.
+            tracing::info!(alarm = %alarm.id(), held_until = ?record.held_until_ms.map(format_rfc3339_ms), "alarm held down: its lamp paged less than the hold-down ago");
+            report.held_down.push(alarm.clone());
+            return Ok(());
+        }
+        let now = self.clock.now_ms();
+        if let Some(a) = publish_once(self.lamps, self.publisher, &alarm.id(), now).await? {
+            report.raised.push(a);
+        }
+        Ok(())
+    }
+
+    /// Publishes the held-down alarms whose hold-down has ended, judged in event time by this
+    /// batch: a reading of the lamp's light at or after the end still reports it broken (the
+    /// alarm is still open: a reading ok would have resolved it). Read only when a reading of
+    /// the batch has a lamp not ok; a failure is logged and left to the merge's sweep.
+    async fn publish_held_down_past(&self, readings: &[&Reading], report: &mut FaultReport) {
+        let mut latest: BTreeMap<(&IntersectionId, LightIndex), &Reading> = BTreeMap::new();
+        for r in readings {
+            let e = latest.entry((&r.intersection_id, r.light)).or_insert(r);
+            if r.ts_ms > e.ts_ms {
+                *e = r;
+            }
+        }
+        let Some(until) = latest
+            .values()
+            .filter(|r| !r.lamps.all_ok())
+            .map(|r| r.ts_ms)
+            .max()
+        else {
+            return;
+        };
+        let accept = |rec: &AlarmRecord| {
+            let a = &rec.alarm;
+            rec.held_down
+                && rec.repaired_at.is_none()
+                && a.silent.is_none()
+                && latest.get(&(&a.intersection_id, a.light)).is_some_and(|r| {
+                    rec.held_until_ms.is_some_and(|end| r.ts_ms >= end)
+                        && r.lamps.get(a.lamp) == LampState::Broken
+                })
+        };
+        let now = self.clock.now_ms();
+        match publish_due(
+            self.lamps,
+            self.publisher,
+            until,
+            now,
+            DUE_PER_BATCH,
+            &accept,
+        )
+        .await
+        {
+            Ok(done) => {
+                for id in &done.published {
+                    tracing::info!(alarm = %id, "held-down alarm published: its lamp is still broken after the hold-down");
+                }
+                report.due_published += done.published.len() as u64;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "held-down alarms not published by this batch; the merge's sweep publishes them");
+            }
+        }
     }
 }

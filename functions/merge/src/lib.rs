@@ -34,6 +34,11 @@
 //!    is no longer needed is dropped;
 //! 5. detector health ([`silence`]): lights that sent nothing for `TRAFFIC_SILENCE_AFTER`
 //!    before the closed mark raise sensor-silent alarms, lights heard again resolve theirs.
+//! 6. the alarms due (`traffic_functions::publication`): every recorded alarm not yet
+//!    published (its publisher failed past its retries, or its caller died between record and
+//!    publish), and every held-down lamp alarm whose hold-down ended by now while it is still
+//!    open, is published, each claimed first so that no alarm pages twice; at most
+//!    [`DUE_PER_RUN`] a run, soonest due first.
 
 pub mod events;
 pub mod figures;
@@ -61,10 +66,14 @@ use traffic_ports::{
 };
 
 pub use traffic_functions::Provisional;
+use traffic_functions::publication::publish_due;
 
 /// How long a merge run may hold the lease before another may take it over, ms (longer than
 /// the function's timeout, so a run that died lets the next scheduled one in).
 pub const LEASE_MS: i64 = 5 * 60_000;
+
+/// Alarms due read per run (the rest wait for the next run).
+pub const DUE_PER_RUN: usize = 200;
 
 /// `merge` built from the ports it needs, owning them.
 pub struct MergeHandler {
@@ -255,6 +264,8 @@ pub struct MergeReport {
     pub latencies: RunLatencies,
     /// Sensor-silent alarms raised and resolved ([`silence`]).
     pub silence: silence::SilenceReport,
+    /// Alarms due published by the sweep (ids).
+    pub due_published: Vec<String>,
 }
 
 impl Merge<'_> {
@@ -282,6 +293,7 @@ impl Merge<'_> {
                 events_published = report.events_published,
                 silent_raised = report.silence.raised.len(),
                 silent_resolved = report.silence.resolved.len(),
+                due_published = report.due_published.len(),
                 "merge run"
             ),
         }
@@ -605,6 +617,13 @@ impl Merge<'_> {
                 Ok(s) => report.silence = s,
                 Err(e) => {
                     tracing::warn!(error = %e, "sensor-silent alarms not judged; the next run judges again");
+                }
+            }
+            let all = |_: &traffic_ports::AlarmRecord| true;
+            match publish_due(h.lamps, h.publisher, now, now, DUE_PER_RUN, &all).await {
+                Ok(done) => report.due_published = done.published,
+                Err(e) => {
+                    tracing::warn!(error = %e, "alarms due not all published; the next run publishes them");
                 }
             }
         }

@@ -28,6 +28,7 @@ use traffic_core::lamps::{Alarm, Silence};
 use traffic_core::reading::Position;
 use traffic_core::silence::{Evidence, Watched, judge};
 use traffic_core::{IntersectionId, LightIndex};
+use traffic_functions::publication::publish_once;
 use traffic_ports::{
     AlarmPublisher, AlarmQuery, AlarmRecord, Closing as AlarmClosing, LampStore, PortResult,
     Registry,
@@ -158,10 +159,12 @@ async fn watched(
         .collect())
 }
 
-/// Publishes a recorded alarm not yet published, and marks it.
-async fn publish(h: &Health<'_>, alarm: &Alarm) -> PortResult<()> {
-    h.publisher.publish(alarm).await?;
-    h.lamps.mark_published(&alarm.id()).await
+/// Publishes a recorded alarm not yet published, and marks it, unless someone else is
+/// publishing it (`traffic_functions::publication`); whether this call published it.
+async fn publish(h: &Health<'_>, alarm: &Alarm, now_ms: i64) -> PortResult<bool> {
+    Ok(publish_once(h.lamps, h.publisher, &alarm.id(), now_ms)
+        .await?
+        .is_some())
 }
 
 /// Judges the silences at this run's closed mark and acts on the judgment.
@@ -225,8 +228,11 @@ pub(crate) async fn run(
     // Open ones an earlier run recorded but did not publish (it died in between).
     for r in &open {
         let id = r.alarm.id();
-        if !r.published && !r.held_down && !resolved.contains(&id) {
-            publish(h, &r.alarm).await?;
+        if !r.published
+            && !r.held_down
+            && !resolved.contains(&id)
+            && publish(h, &r.alarm, facts.now_ms).await?
+        {
             report.raised.push(id);
         }
     }
@@ -235,9 +241,10 @@ pub(crate) async fn run(
         if record.published || record.held_down || record.repaired_at.is_some() {
             continue;
         }
-        publish(h, a).await?;
-        tracing::info!(alarm = %a.id(), "sensor-silent alarm raised");
-        report.raised.push(a.id());
+        if publish(h, a, facts.now_ms).await? {
+            tracing::info!(alarm = %a.id(), "sensor-silent alarm raised");
+            report.raised.push(a.id());
+        }
     }
     Ok(report)
 }

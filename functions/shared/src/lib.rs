@@ -7,12 +7,15 @@
 //! - [`routing`]: each shard's hash key range, listed once per process (misrouted records);
 //! - [`directory`]: a cached view of the registry that tells which intersections and lights
 //!   exist (readings for others are rejected);
+//! - [`publication`]: publishing a recorded alarm once (claim, publish, mark), and the alarms
+//!   due (unpublished, or held down past their hold-down);
 //! - [`init_tracing`]: structured logs.
 
 pub mod config;
 pub mod directory;
 pub mod handler;
 pub mod kinesis;
+pub mod publication;
 pub mod routing;
 
 pub use config::{Config, ConfigError, Provisional};
