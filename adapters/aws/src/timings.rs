@@ -8,9 +8,7 @@
 use crate::capacity::{item_size, write_units};
 use crate::error::{build, code_of, port_error};
 use crate::items::{Item, key, to_av, to_item};
-use crate::registry::{
-    PARALLEL_UPDATES, TimingItem, intersection_item, new_version, version_condition,
-};
+use crate::registry::{TimingItem, intersection_item, new_version, version_condition};
 use crate::{DynamoStore, Table};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -44,6 +42,25 @@ fn cancelled_by_condition(e: &SdkError<TransactWriteItemsError, impl std::fmt::D
         })
 }
 
+/// Retimings in flight at once. Each is a transaction of two items, which DynamoDB serves in
+/// parallel as readily as single writes; fewer than the registry's plain updates (`PARALLEL_UPDATES`) because emulators
+/// copy the whole table per transaction and, under many at once, fail some with a 500 (moto's
+/// "dictionary changed size during iteration"), which the SDK retries.
+const PARALLEL_TRANSACTIONS: usize = 4;
+
+/// Attempts at a retiming's transaction: a merge run has minutes to spare, and an internal
+/// error or a throttled transaction given up on would leave its intersection on old timings
+/// until the next round.
+const TRANSACTION_ATTEMPTS: u32 = 8;
+
+/// The retry policy of a retiming's transaction ([`TRANSACTION_ATTEMPTS`]).
+fn transaction_retries() -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::default().retry_config(
+        aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+            .with_max_attempts(TRANSACTION_ATTEMPTS),
+    )
+}
+
 /// A `Put` of `item` as a transaction action.
 fn put(table: &str, item: Item, what: &str) -> PortResult<TransactWriteItem> {
     let p = Put::builder()
@@ -66,7 +83,7 @@ impl DynamoStore {
         let table = self.table(Table::Registry)?.to_owned();
         let from_text = from.to_string();
         let mut skipped = Vec::new();
-        for group in timings.chunks(PARALLEL_UPDATES) {
+        for group in timings.chunks(PARALLEL_TRANSACTIONS) {
             let mut set = tokio::task::JoinSet::new();
             for u in group {
                 let change = TimingChange::retiming(*from, u.phases.clone());
@@ -97,7 +114,9 @@ impl DynamoStore {
                 let req = self
                     .ddb
                     .transact_write_items()
-                    .set_transact_items(Some(actions));
+                    .set_transact_items(Some(actions))
+                    .customize()
+                    .config_override(transaction_retries());
                 let id = u.id.clone();
                 set.spawn(async move { (id, units, req.send().await) });
             }
