@@ -138,6 +138,23 @@ impl DynamoStore {
             .into_iter()
             .map(|id| (id, Some(LampSummary::Unknown)))
             .collect();
+        if found.is_empty() {
+            // Nothing to enter (a new table, or no lamp not ok): each part made and marked
+            // complete by one write, not two.
+            for part in 0..SUMMARY_PARTS {
+                self.update_part(
+                    part,
+                    "SET lamps = if_not_exists(lamps, :empty), summarised = :t",
+                    &[
+                        (":empty", AttributeValue::M(Default::default())),
+                        (":t", AttributeValue::Bool(true)),
+                    ],
+                    "creating the lamp summaries",
+                )
+                .await?;
+            }
+            return Ok(());
+        }
         for part in 0..SUMMARY_PARTS {
             self.ensure_summary_map(part).await?;
         }
@@ -146,7 +163,7 @@ impl DynamoStore {
             self.update_part(
                 part,
                 "SET summarised = :t",
-                (":t", AttributeValue::Bool(true)),
+                &[(":t", AttributeValue::Bool(true))],
                 "marking the lamp summaries complete",
             )
             .await?;
@@ -247,29 +264,32 @@ impl DynamoStore {
         self.update_part(
             part,
             "SET lamps = if_not_exists(lamps, :empty)",
-            (":empty", AttributeValue::M(Default::default())),
+            &[(":empty", AttributeValue::M(Default::default()))],
             "creating the lamp summaries",
         )
         .await
     }
 
-    /// One `UpdateItem` of a part with `expression` and its one value, billed on the part
+    /// One `UpdateItem` of a part with `expression` and its values, billed on the part
     /// after it.
     async fn update_part(
         &self,
         part: u64,
         expression: &str,
-        (name, value): (&str, AttributeValue),
+        values: &[(&str, AttributeValue)],
         doing: &str,
     ) -> PortResult<()> {
         let table = self.table(Table::Registry)?;
-        let resp = self
+        let mut req = self
             .ddb
             .update_item()
             .table_name(table)
             .set_key(Some(part_key(part)))
-            .update_expression(expression)
-            .expression_attribute_values(name, value)
+            .update_expression(expression);
+        for (name, value) in values {
+            req = req.expression_attribute_values(*name, value.clone());
+        }
+        let resp = req
             .return_values(ReturnValue::AllNew)
             .send()
             .await
