@@ -70,7 +70,9 @@ pub async fn aws_env(test: &str) -> Option<AwsEnv> {
         .take(12)
         .collect();
     Some(AwsEnv {
-        clients: AwsClients::from_env().await,
+        clients: AwsClients::from_env()
+            .await
+            .unwrap_or_else(|e| panic!("{test}: {e}")),
         prefix: format!("t{short}-{}-{nanos}", std::process::id()),
     })
 }
@@ -363,7 +365,9 @@ impl Proxy {
 
     /// Clients whose endpoint is this proxy.
     pub async fn clients(&self) -> AwsClients {
-        AwsClients::with_endpoint(&format!("http://{}", self.addr)).await
+        AwsClients::with_endpoint(&format!("http://{}", self.addr))
+            .await
+            .unwrap_or_else(|e| panic!("clients on the proxy: {e}"))
     }
 }
 

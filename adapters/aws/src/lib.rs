@@ -45,6 +45,7 @@ pub mod kinesis;
 pub mod lamp_summary;
 pub mod metrics;
 pub mod range;
+pub mod region;
 pub mod retry;
 pub mod setup;
 pub mod shards;
@@ -59,6 +60,7 @@ use traffic_core::IntersectionId;
 use traffic_ports::{PortError, PortResult};
 
 pub use metrics::{Metrics, MetricsSnapshot};
+pub use region::NoRegion;
 pub use shards::KinesisShards;
 pub use source::KinesisSource;
 pub use wiring::AwsPorts;
@@ -121,44 +123,34 @@ pub struct AwsClients {
 impl AwsClients {
     /// Clients configured the SDK's standard way: region from `AWS_REGION` (or the profile),
     /// credentials from the default chain, and the endpoint from `AWS_ENDPOINT_URL` (or
-    /// `AWS_ENDPOINT_URL_<SERVICE>`) when one is set, as for an emulator.
-    /// With no region configured at all, `us-east-1` (as emulators expect).
-    pub async fn from_env() -> Self {
-        let region = aws_config::meta::region::RegionProviderChain::default_provider()
-            .or_else(aws_config::Region::new("us-east-1"));
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
-            .load()
-            .await;
+    /// `AWS_ENDPOINT_URL_<SERVICE>`) when one is set, as for an emulator. With no region
+    /// configured, [`NoRegion`] (an emulator needs one too), before any request is sent.
+    pub async fn from_env() -> Result<Self, NoRegion> {
+        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
         Self::from_sdk_config(&config)
     }
 
     /// Clients as [`AwsClients::from_env`] builds them, but on `endpoint` (a proxy, an
     /// emulator).
-    pub async fn with_endpoint(endpoint: &str) -> Self {
-        let region = aws_config::meta::region::RegionProviderChain::default_provider()
-            .or_else(aws_config::Region::new("us-east-1"));
+    pub async fn with_endpoint(endpoint: &str) -> Result<Self, NoRegion> {
         let config = aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
             .endpoint_url(endpoint)
             .load()
             .await;
         Self::from_sdk_config(&config)
     }
 
-    /// Clients from an SDK configuration.
-    pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Self {
-        Self {
+    /// Clients from an SDK configuration, which must name a region.
+    pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Result<Self, NoRegion> {
+        let region = region::require_region(config.region().map(|r| r.as_ref()))?;
+        Ok(Self {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             kinesis: aws_sdk_kinesis::Client::new(config),
             sns: aws_sdk_sns::Client::new(config),
             events: aws_sdk_eventbridge::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
-            region: config
-                .region()
-                .map(|r| r.as_ref().to_owned())
-                .unwrap_or_else(|| "us-east-1".to_owned()),
-        }
+            region,
+        })
     }
 }
 

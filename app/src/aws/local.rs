@@ -41,7 +41,7 @@ pub async fn aws_local(
     opts: AwsLocalOptions,
     mut stop: Stop,
 ) -> anyhow::Result<serde_json::Value> {
-    let clients = AwsClients::from_env().await;
+    let clients = AwsClients::from_env().await?;
     let (created, _) = setup(&clients, &opts.resources, &opts.city, &config.engine).await?;
     for line in env_lines(&created) {
         eprintln!("{line}");

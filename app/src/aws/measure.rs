@@ -501,7 +501,7 @@ fn fault_batch(readings_per_minute: usize, shards: usize) -> usize {
 /// `traffic aws-measure`; prints progress to stderr and returns the measurement.
 pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Result<Measurement> {
     let wall = Instant::now();
-    let clients = AwsClients::from_env().await;
+    let clients = AwsClients::from_env().await?;
     let (created, _) = setup(&clients, &opts.resources, &opts.city, &config.engine).await?;
     let names = created.names.clone();
     let store = config.store.clone();

@@ -80,6 +80,9 @@ pub enum RedriveError {
     /// SQS failed.
     #[error("SQS: {0}")]
     Sqs(String),
+    /// No region is configured.
+    #[error(transparent)]
+    Region(#[from] traffic_aws::NoRegion),
 }
 
 #[derive(Deserialize)]
@@ -252,7 +255,7 @@ pub async fn redrive(
     config: &Config,
     opts: &RedriveOptions,
 ) -> Result<RedriveReport, RedriveError> {
-    let clients = AwsClients::from_env().await;
+    let clients = AwsClients::from_env().await?;
     let aws = AwsPorts::new(&clients, config.names.clone(), config.store.clone());
     let ctx = RedriveContext {
         cfg: config.engine.clone(),

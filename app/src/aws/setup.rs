@@ -91,7 +91,7 @@ pub struct SetupOptions {
 
 /// `traffic aws-setup`: creates what is missing and prints the environment to use.
 pub async fn aws_setup(config: &Config, opts: &SetupOptions) -> anyhow::Result<Created> {
-    let clients = AwsClients::from_env().await;
+    let clients = AwsClients::from_env().await?;
     let (created, _) = setup(&clients, &opts.resources, &opts.city, &config.engine).await?;
     if let Some(q) = &opts.alarm_queue {
         let queue = traffic_aws::setup::ensure_queue(&clients, q).await?;

@@ -170,7 +170,7 @@ pub struct SimulateOptions {
 /// `traffic simulate`: loads the city into an empty registry, then runs the simulator into
 /// the stream; returns the readings put.
 pub async fn simulate(config: &Config, opts: &SimulateOptions, stop: Stop) -> anyhow::Result<u64> {
-    let clients = AwsClients::from_env().await;
+    let clients = AwsClients::from_env().await?;
     let ports =
         traffic_aws::AwsPorts::new(&clients, config.names.clone(), config.store.clone()).ports;
     let city = &opts.city;

@@ -9,7 +9,7 @@ use traffic_functions::{BatchHandler, Config, init_tracing_with};
 async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     init_tracing_with("info", config.log_json);
-    let ports = config.aws_ports().await.ports;
+    let ports = config.aws_ports().await?.ports;
     let fault = FaultHandler::from_ports(config.engine.clone(), &ports)
         .with_alarm_policy(config.alarms.clone());
     let fault = &fault;

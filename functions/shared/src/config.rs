@@ -21,7 +21,7 @@
 //! | `RUST_LOG` | every function | `info` | log levels ([`crate::init_tracing`]) |
 //!
 //! Region, credentials and endpoint come the AWS SDK's standard way (`AWS_REGION`,
-//! `AWS_ENDPOINT_URL`, ...).
+//! `AWS_ENDPOINT_URL`, ...); a region must be configured (`traffic_aws::region`).
 
 use traffic_aws::{AwsNames, StoreOptions};
 use traffic_core::EngineConfig;
@@ -137,9 +137,10 @@ impl Config {
 impl Config {
     /// The AWS ports the configuration names, on clients built now (once per process):
     /// DynamoDB, the SNS topic, the EventBridge bus, and the stream's shards when the stream
-    /// is named.
-    pub async fn aws_ports(&self) -> traffic_aws::AwsPorts {
-        let clients = traffic_aws::AwsClients::from_env().await;
+    /// is named. Without a region configured (Lambda always sets `AWS_REGION`),
+    /// [`traffic_aws::NoRegion`].
+    pub async fn aws_ports(&self) -> Result<traffic_aws::AwsPorts, traffic_aws::NoRegion> {
+        let clients = traffic_aws::AwsClients::from_env().await?;
         let mut aws = traffic_aws::AwsPorts::new(&clients, self.names.clone(), self.store.clone());
         // SNS messages name each alarm's severity as `ALARM_SEVERITIES` says.
         aws.ports.publisher = std::sync::Arc::new(
@@ -149,7 +150,7 @@ impl Config {
             )
             .with_alarm_policy(self.alarms.clone()),
         );
-        aws
+        Ok(aws)
     }
 }
 

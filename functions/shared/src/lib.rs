@@ -37,8 +37,10 @@ pub fn init_tracing_at(default_level: &str) {
 /// As [`init_tracing`], JSON lines or not as `json` says (a [`Config`]'s `log_json`).
 pub fn init_tracing_with(default_level: &str, json: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // The SDK's region chain ends at the instance metadata, which warns twice off EC2 before
+    // a missing region is reported (`traffic_aws::NoRegion`): its errors only.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},aws_config::imds=error")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
