@@ -212,6 +212,7 @@ impl AwsLocalArgs {
                 max_attempts: self.max_attempts,
                 on_failure,
                 provisional: config.provisional,
+                alarms: config.alarms.clone(),
                 ..RunnerOptions::default()
             },
             steps: self.steps,

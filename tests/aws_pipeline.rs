@@ -196,6 +196,7 @@ async fn the_city_runs_end_to_end_on_the_aws_apis() -> anyhow::Result<()> {
         &city_file,
         &recorded,
         &ReplayOptions {
+            alarms: Default::default(),
             shards: 2,
             batch_size: 100,
         },
