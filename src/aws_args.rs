@@ -212,7 +212,6 @@ impl AwsLocalArgs {
                 max_attempts: self.max_attempts,
                 on_failure,
                 provisional: config.provisional,
-                alarms: config.alarms.clone(),
                 ..RunnerOptions::default()
             },
             steps: self.steps,

@@ -53,7 +53,11 @@ pub async fn aws_local(
         aws.ports.clone(),
         &clients,
         stream,
-        opts.runner.clone(),
+        // `fault` and `merge` handle alarms as the configuration says.
+        RunnerOptions {
+            alarms: config.alarms.clone(),
+            ..opts.runner.clone()
+        },
     )
     .await?;
     eprintln!("traffic aws-local on {stream}: Ctrl-C stops");
