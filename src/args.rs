@@ -95,8 +95,11 @@ pub struct LocalArgs {
 }
 
 impl LocalArgs {
-    /// The options, checked.
-    pub fn options(&self) -> anyhow::Result<traffic_app::local::LocalOptions> {
+    /// The options, checked; the alarm policy is `config`'s (the environment's `ALARM_*`).
+    pub fn options(
+        &self,
+        config: &traffic_functions::Config,
+    ) -> anyhow::Result<traffic_app::local::LocalOptions> {
         let start_ms = traffic_core::time::parse_rfc3339_ms(&self.start)
             .ok_or_else(|| anyhow::anyhow!("--start: not an RFC 3339 time: {}", self.start))?;
         let duration_ms = self
@@ -123,6 +126,7 @@ impl LocalArgs {
             status: self.status,
             listen: (!self.no_api).then_some(self.listen),
             api_token: self.api_token.clone().filter(|t| !t.is_empty()),
+            alarms: config.alarms.clone(),
         };
         traffic_app::local::check(&opts)?;
         Ok(opts)

@@ -186,7 +186,8 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Local(args) => {
-            let opts = args.options()?;
+            let config = Config::from_env()?;
+            let opts = args.options(&config)?;
             std::fs::create_dir_all(&opts.data_dir)?;
             let log = args
                 .log
@@ -233,11 +234,16 @@ async fn main() -> anyhow::Result<()> {
         } => {
             // Logs go to stderr (warnings: rejected records, alarms); stdout is the document.
             traffic_functions::init_tracing_at("warn");
+            let config = Config::from_env()?;
             let out = replay(
                 engine.config()?,
                 &city,
                 &readings,
-                &ReplayOptions { shards, batch_size },
+                &ReplayOptions {
+                    shards,
+                    batch_size,
+                    alarms: config.alarms,
+                },
             )
             .await?;
             println!("{}", serde_json::to_string_pretty(&out)?);
@@ -251,7 +257,9 @@ async fn main() -> anyhow::Result<()> {
         } => {
             // stdout is the answers; logs (warnings only by default) go to stderr.
             traffic_functions::init_tracing_at("warn");
+            let config = Config::from_env()?;
             let opts = traffic_app::sumo::SumoOptions {
+                alarms: config.alarms,
                 shards,
                 batch_size,
                 merge_every_ms: traffic_core::window::parse_duration_ms(&merge_every)

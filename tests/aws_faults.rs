@@ -132,6 +132,7 @@ impl Fixture {
             &city_file,
             &self.readings_file(),
             &ReplayOptions {
+                alarms: Default::default(),
                 shards,
                 batch_size: 100,
             },

@@ -73,3 +73,49 @@ async fn a_city_of_1000_intersections_bills_at_most_20_write_and_20_read_state_u
     env.cleanup(&r, None, &[]).await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
+async fn aws_measure_publishes_lamp_alarms_at_the_configured_severities() -> anyhow::Result<()> {
+    let Some(env) = aws_env("measuresev").await else {
+        return Ok(());
+    };
+    let c = &env.clients;
+    let resources = env.resources(1);
+    // The topic exists before the run (setup keeps what exists), with a queue on it.
+    let topic = traffic_aws::setup::ensure_topic(c, &resources.topic).await?;
+    let queue = traffic_aws::setup::ensure_queue(c, &format!("{}-sev", env.prefix)).await?;
+    traffic_aws::setup::subscribe_queue(c, &topic, &queue).await?;
+    let config = Config::from_lookup(|k| {
+        (k == "ALARM_SEVERITIES").then(|| "red=minor,yellow=minor,green=minor".to_owned())
+    })?;
+    // The measurement's lamps break with probability 0.0002 per reading: this city and seed
+    // break a few in ten minutes.
+    let opts = MeasureOptions {
+        stream: traffic_app::aws::measure::StreamKind::Memory,
+        resources: resources.clone(),
+        city: traffic_sim::generate_city(&traffic_sim::CityConfig {
+            intersections: 400,
+            seed: 1,
+            ..traffic_sim::CityConfig::default()
+        })?,
+        seed: 1,
+        minutes: 10,
+        start_ms: None,
+    };
+    aws_measure(&config, opts).await?;
+    let got = aws_support::receive_alarms(c, &queue, std::time::Duration::from_secs(5), |_| false)
+        .await?;
+    anyhow::ensure!(!got.is_empty(), "no alarm published");
+    for d in &got {
+        anyhow::ensure!(
+            d.subject
+                .as_deref()
+                .is_some_and(|s| s.starts_with("[minor]"))
+                && d.attributes.get("severity").map(String::as_str) == Some("minor"),
+            "{d:?}"
+        );
+    }
+    env.cleanup(&resources, Some(&topic), &[&queue]).await;
+    Ok(())
+}

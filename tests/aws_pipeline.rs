@@ -196,6 +196,7 @@ async fn the_city_runs_end_to_end_on_the_aws_apis() -> anyhow::Result<()> {
         &city_file,
         &recorded,
         &ReplayOptions {
+            alarms: Default::default(),
             shards: 2,
             batch_size: 100,
         },
@@ -399,5 +400,54 @@ async fn a_busy_stream_costs_few_dynamodb_requests_per_thousand_readings() -> an
         "too many writes: {streaming:?}"
     );
     env.cleanup(&resources, Some(&created.topic_arn), &[]).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
+async fn aws_local_publishes_lamp_alarms_at_the_configured_severities() -> anyhow::Result<()> {
+    let Some(env) = aws_env("awslocalsev").await else {
+        return Ok(());
+    };
+    let c = &env.clients;
+    let resources = env.resources(1);
+    // The topic exists before the run (aws-local keeps what exists), with a queue on it.
+    let topic = traffic_aws::setup::ensure_topic(c, &resources.topic).await?;
+    let queue = ensure_queue(c, &format!("{}-sev", env.prefix)).await?;
+    subscribe_queue(c, &topic, &queue).await?;
+    let config = traffic_functions::Config::from_lookup(|k| {
+        (k == "ALARM_SEVERITIES").then(|| "red=minor,yellow=minor,green=minor".to_owned())
+    })?;
+    let opts = traffic_app::aws::AwsLocalOptions {
+        resources: resources.clone(),
+        city: generate_city(&CityConfig {
+            intersections: 6,
+            seed: 3,
+            ..CityConfig::default()
+        })?,
+        seed: 3,
+        no_simulator: false,
+        speedup: 600.0,
+        failure_probability: 0.05,
+        runner: RunnerOptions {
+            poll_interval: Duration::from_millis(100),
+            merge_every: Duration::from_secs(3600),
+            ..RunnerOptions::default()
+        },
+        steps: Some(3),
+    };
+    traffic_app::aws::aws_local(&config, opts, traffic_app::stop::Stop::never()).await?;
+    let got = receive_alarms(c, &queue, Duration::from_secs(20), |d| !d.is_empty()).await?;
+    ensure!(!got.is_empty(), "no alarm published");
+    for d in &got {
+        ensure!(
+            d.subject
+                .as_deref()
+                .is_some_and(|s| s.starts_with("[minor]"))
+                && d.attributes.get("severity").map(String::as_str) == Some("minor"),
+            "{d:?}"
+        );
+    }
+    env.cleanup(&resources, Some(&topic), &[&queue]).await;
     Ok(())
 }

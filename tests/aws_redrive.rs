@@ -234,6 +234,7 @@ async fn a_batch_ingest_gave_up_on_is_redriven_once_and_the_results_equal_a_run_
         &city_file,
         &readings_file,
         &ReplayOptions {
+            alarms: Default::default(),
             shards: 1,
             batch_size: 100,
         },

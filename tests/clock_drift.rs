@@ -79,6 +79,7 @@ async fn a_clock_four_minutes_fast_makes_no_other_intersections_reading_late_in_
             &city,
             &readings,
             &ReplayOptions {
+                alarms: Default::default(),
                 shards,
                 batch_size: 100,
             },

@@ -28,6 +28,7 @@ fn settings(control: Control) -> RunSettings {
 
 fn options(dir: &Path, control: Control, hours: i64, record: bool) -> LocalOptions {
     LocalOptions {
+        alarms: Default::default(),
         data_dir: dir.to_path_buf(),
         settings: settings(control),
         speedup: Speedup::Max,
@@ -71,8 +72,12 @@ async fn local_with(
 /// Everything the run computed, read back from its data directory.
 async fn outcome(dir: &Path) -> ReplayOutput {
     let store = EmbeddedStore::open(dir.join("traffic.redb")).unwrap_or_else(|e| panic!("{e}"));
-    let functions =
-        Functions::from_ports(EngineConfig::default(), Provisional::None, store.ports());
+    let functions = Functions::from_ports(
+        EngineConfig::default(),
+        Provisional::None,
+        &Default::default(),
+        store.ports(),
+    );
     collect(&functions)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"))
@@ -101,6 +106,7 @@ async fn a_local_run_gives_the_results_of_a_replay_of_its_readings() {
         &city_file,
         &dir.path().join("readings.jsonl"),
         &ReplayOptions {
+            alarms: Default::default(),
             shards: 3,
             batch_size: 100,
         },
@@ -480,4 +486,60 @@ async fn the_merge_figures_and_the_latency_from_arrival_to_result_appear_in_the_
         "arrival to retiming {mean} ms"
     );
     assert!(retiming["accepted"].as_u64() >= Some(12), "{retiming}");
+}
+
+/// The body of `GET path` on the API at `addr` (HTTP/1.0: the server closes after it).
+async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{addr}: {e}"));
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_api_shows_alarms_at_the_configured_severities() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = traffic_functions::Config::from_lookup(|k| {
+        (k == "ALARM_SEVERITIES").then(|| "red=minor,yellow=minor,green=minor".to_owned())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    // A free loopback port, for the API the run serves.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut opts = options(dir.path(), Control::Webster, 1, false);
+    opts.settings.failure_probability = 0.02;
+    opts.listen = Some(addr);
+    opts.alarms = config.alarms;
+    let summary = run(EngineConfig::default(), opts, Stop::never())
+        .await
+        .unwrap_or_else(|e| panic!("traffic local: {e:#}"));
+    assert!(summary.alarms > 0, "{summary:?}");
+    // The API the run spawned still serves on this runtime.
+    let body = get(addr, "/api/alarms?limit=1000").await;
+    let view: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let severities: std::collections::BTreeSet<&str> = view["alarms"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .filter(|a| a["kind"] == "lamp")
+        .filter_map(|a| a["severity"].as_str())
+        .collect();
+    assert_eq!(
+        severities.into_iter().collect::<Vec<_>>(),
+        ["minor"],
+        "{body}"
+    );
 }

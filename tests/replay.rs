@@ -14,7 +14,11 @@ async fn run(readings: &Path, shards: usize, batch_size: usize) -> ReplayOutput 
         EngineConfig::default(),
         &samples().join("city.json"),
         readings,
-        &ReplayOptions { shards, batch_size },
+        &ReplayOptions {
+            shards,
+            batch_size,
+            alarms: Default::default(),
+        },
     )
     .await
     .unwrap_or_else(|e| panic!("replay: {e:#}"))
@@ -218,4 +222,48 @@ fn the_command_prints_one_json_document() {
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stdout is not JSON: {e}"));
     assert_eq!(doc["windows"].as_array().map(Vec::len), Some(4));
     assert_eq!(doc["rejected"], 2);
+}
+
+/// A red lamp of I-0001's light 0 broken at 08:00, ok at 08:01, broken again at 08:03.
+fn flapping_lamp(dir: &Path) -> PathBuf {
+    let line = |ts: &str, red: &str| {
+        format!(
+            r#"{{"intersection_id":"I-0001","light":0,"ts":"2026-01-05T08:{ts}:00Z","vehicles":10,"mean_speed_kmh":40,"lamps":{{"red":"{red}","yellow":"ok","green":"ok"}}}}"#
+        )
+    };
+    let path = dir.join("flapping.jsonl");
+    let text = [line("00", "broken"), line("01", "ok"), line("03", "broken")].join("\n");
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    path
+}
+
+async fn held_down_under(hold_down: Option<&str>) -> Vec<bool> {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = traffic_functions::Config::from_lookup(|k| {
+        (k == "ALARM_HOLD_DOWN")
+            .then(|| hold_down.map(str::to_owned))
+            .flatten()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = replay(
+        EngineConfig::default(),
+        &samples().join("city.json"),
+        &flapping_lamp(dir.path()),
+        &ReplayOptions {
+            shards: 1,
+            batch_size: 100,
+            alarms: config.alarms,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("replay: {e:#}"));
+    out.alarms.iter().map(|a| a.held_down).collect()
+}
+
+#[tokio::test]
+async fn a_replay_holds_down_a_flapping_lamp_by_the_configured_hold_down() {
+    // The default hold-down (10 minutes) keeps the lamp's second alarm from paging ...
+    assert_eq!(held_down_under(None).await, vec![false, true]);
+    // ... a hold-down of one minute, shorter than the three between the two, does not.
+    assert_eq!(held_down_under(Some("1m")).await, vec![false, false]);
 }

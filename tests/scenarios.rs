@@ -32,6 +32,7 @@ async fn recording() -> Recording {
     let summary = run(
         EngineConfig::default(),
         LocalOptions {
+            alarms: Default::default(),
             data_dir: dir.path().join("data"),
             settings: RunSettings {
                 intersections: INTERSECTIONS,
@@ -113,6 +114,7 @@ async fn replay_lines(rec: &Recording, lines: &[Value]) -> ReplayOutput {
         &rec.city,
         path,
         &ReplayOptions {
+            alarms: Default::default(),
             shards: 3,
             batch_size: 100,
         },

@@ -7,6 +7,7 @@ use ingest::IngestHandler;
 use merge::{Closing, MergeHandler, MergeReport, Provisional};
 use std::sync::Arc;
 use traffic_core::EngineConfig;
+use traffic_core::alarm::AlarmPolicy;
 use traffic_ports::Ports;
 
 /// The names of the two stream consumers (mappings, checkpoints, statistics).
@@ -27,12 +28,22 @@ pub struct Functions {
 }
 
 impl Functions {
-    /// The functions over `ports`; the merge reports the open windows `provisional` says.
-    pub fn from_ports(cfg: EngineConfig, provisional: Provisional, ports: Ports) -> Self {
+    /// The functions over `ports`; the merge reports the open windows `provisional` says;
+    /// `fault` and `merge` handle alarms by `alarms` (`ALARM_HOLD_DOWN`, `ALARM_SEVERITIES`,
+    /// `ALARM_RETENTION_DAYS`: a mode passes its [`traffic_functions::Config`]'s).
+    pub fn from_ports(
+        cfg: EngineConfig,
+        provisional: Provisional,
+        alarms: &AlarmPolicy,
+        ports: Ports,
+    ) -> Self {
         Self {
             ingest: Arc::new(IngestHandler::from_ports(cfg.clone(), &ports)),
-            fault: Arc::new(FaultHandler::from_ports(cfg.clone(), &ports)),
-            merge: MergeHandler::from_ports(cfg.clone(), provisional, &ports),
+            fault: Arc::new(
+                FaultHandler::from_ports(cfg.clone(), &ports).with_alarm_policy(alarms.clone()),
+            ),
+            merge: MergeHandler::from_ports(cfg.clone(), provisional, &ports)
+                .with_alarm_policy(alarms.clone()),
             cfg,
             ports,
         }

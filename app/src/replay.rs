@@ -30,6 +30,8 @@ pub struct ReplayOptions {
     pub shards: usize,
     /// Records per batch handed to the functions.
     pub batch_size: usize,
+    /// How `fault` and `merge` handle alarms (the configuration's `ALARM_*`).
+    pub alarms: traffic_core::alarm::AlarmPolicy,
 }
 
 /// One intersection's timings in the output.
@@ -83,6 +85,10 @@ pub struct AlarmOut {
     pub lat: Option<f64>,
     /// Longitude.
     pub lon: Option<f64>,
+    /// Recorded but not published: its lamp's previous alarm was published less than the
+    /// hold-down (`ALARM_HOLD_DOWN`) before. Left out when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held_down: bool,
 }
 
 /// The replay's output document.
@@ -126,7 +132,7 @@ pub async fn replay(
     let dir = tempfile::tempdir().context("creating a temporary store")?;
     let store = EmbeddedStore::open_relaxed(dir.path().join("replay.redb"))?;
     store.put_intersections(&city.intersections)?;
-    let functions = Functions::from_ports(cfg, Provisional::None, store.ports());
+    let functions = Functions::from_ports(cfg, Provisional::None, &opts.alarms, store.ports());
 
     let shards = opts.shards.max(1);
     let source = Arc::new(MemorySource::new(shards));
@@ -241,6 +247,7 @@ pub async fn collect(functions: &Functions) -> anyhow::Result<ReplayOutput> {
             ts: format_rfc3339_ms(r.alarm.ts_ms),
             lat: r.alarm.position.map(|p| p.lat),
             lon: r.alarm.position.map(|p| p.lon),
+            held_down: r.held_down,
         })
         .collect();
     let mut counters = Counters::default();

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use traffic_aws::{AwsClients, KinesisSource};
 use traffic_core::EngineConfig;
+use traffic_core::alarm::AlarmPolicy;
 use traffic_ports::{MemoryCheckpoints, Ports};
 
 /// How the mappings read and the merge runs.
@@ -32,6 +33,9 @@ pub struct RunnerOptions {
     pub provisional: Provisional,
     /// How often the shard list is read (resharding).
     pub list_interval: Duration,
+    /// How `fault` and `merge` handle alarms (`traffic aws-local` passes its
+    /// configuration's; the default is the documented one).
+    pub alarms: AlarmPolicy,
 }
 
 impl Default for RunnerOptions {
@@ -45,6 +49,7 @@ impl Default for RunnerOptions {
             merge_every: Duration::from_secs(60),
             provisional: Provisional::All,
             list_interval: Duration::from_secs(10),
+            alarms: AlarmPolicy::default(),
         }
     }
 }
@@ -124,7 +129,12 @@ impl Runner {
         opts: RunnerOptions,
     ) -> anyhow::Result<Self> {
         let source = Arc::new(KinesisSource::new(clients, stream).await?);
-        let functions = Arc::new(Functions::from_ports(cfg, opts.provisional, ports));
+        let functions = Arc::new(Functions::from_ports(
+            cfg,
+            opts.provisional,
+            &opts.alarms,
+            ports,
+        ));
         let esm = EventSourceMapping::new(
             source,
             Arc::new(MemoryCheckpoints::default()),

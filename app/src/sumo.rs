@@ -40,6 +40,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use traffic_core::alarm::AlarmPolicy;
 use traffic_core::pane::Counters;
 use traffic_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use traffic_core::{City, EngineConfig};
@@ -55,6 +56,8 @@ pub struct SumoOptions {
     pub batch_size: usize,
     /// Simulated time between merge runs, ms.
     pub merge_every_ms: i64,
+    /// How `fault` and `merge` handle alarms (the configuration's `ALARM_*`).
+    pub alarms: AlarmPolicy,
 }
 
 /// One input line.
@@ -148,8 +151,8 @@ impl SumoLoop {
             .ports()
             .with_clock(clock.clone())
             .with_stream(Arc::new(SourceShards(source.clone())));
-        let functions =
-            Functions::from_ports(cfg, Provisional::None, ports).with_merge_holder("traffic-sumo");
+        let functions = Functions::from_ports(cfg, Provisional::None, &opts.alarms, ports)
+            .with_merge_holder("traffic-sumo");
         let batch = opts.batch_size.max(1);
         let mapping = EventSourceMapping::new(
             source.clone(),
@@ -341,6 +344,11 @@ mod tests {
 
     /// One-minute control windows, no lateness, a merge every simulated minute.
     fn system() -> SumoLoop {
+        system_with(AlarmPolicy::default())
+    }
+
+    /// As [`system`], handling alarms by `alarms`.
+    fn system_with(alarms: AlarmPolicy) -> SumoLoop {
         let city = City::parse(CITY).unwrap_or_else(|e| panic!("{e}"));
         let lengths: Vec<WindowLength> = ["1m", "5m"]
             .iter()
@@ -351,6 +359,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         cfg.allowed_lateness_ms = 0;
         let opts = SumoOptions {
+            alarms,
             shards: 2,
             batch_size: 3,
             merge_every_ms: 60_000,
@@ -381,6 +390,30 @@ mod tests {
     async fn answer(sys: &mut SumoLoop, line: &str) -> Answer {
         let v = sys.line(line).await.unwrap_or_else(|e| panic!("{e}"));
         serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"))
+    }
+
+    /// Whether each alarm recorded after A0's light 0 green lamp broke at 06:01, came back at
+    /// 06:02 and broke again at 06:03 was held down, under the hold-down `hold_down`.
+    async fn flapping_held_down(hold_down: Option<&str>) -> Vec<bool> {
+        let config = traffic_functions::Config::from_lookup(|k| {
+            (k == "ALARM_HOLD_DOWN")
+                .then(|| hold_down.map(str::to_owned))
+                .flatten()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut sys = system_with(config.alarms);
+        for (minute, broken) in [(1, Some(("A0", 0))), (2, None), (3, Some(("A0", 0)))] {
+            answer(&mut sys, &tick(minute, [[5, 5], [5, 5]], broken)).await;
+        }
+        let alarms = sys.functions.ports.lamps.alarms().await;
+        let alarms = alarms.unwrap_or_else(|e| panic!("{e}"));
+        alarms.iter().map(|r| r.held_down).collect()
+    }
+
+    #[tokio::test]
+    async fn the_sumo_loop_holds_down_a_flapping_lamp_by_the_configured_hold_down() {
+        assert_eq!(flapping_held_down(None).await, vec![false, true]);
+        assert_eq!(flapping_held_down(Some("1m")).await, vec![false, false]);
     }
 
     #[tokio::test]

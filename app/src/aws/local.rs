@@ -7,9 +7,9 @@ use crate::driver::SimDriver;
 use crate::runner::{Runner, RunnerOptions};
 use crate::stop::Stop;
 use std::time::Duration;
+use traffic_aws::AwsClients;
 use traffic_aws::kinesis::KinesisSink;
 use traffic_aws::setup::Resources;
-use traffic_aws::{AwsClients, AwsPorts};
 use traffic_core::City;
 use traffic_functions::Config;
 
@@ -46,14 +46,18 @@ pub async fn aws_local(
     for line in env_lines(&created) {
         eprintln!("{line}");
     }
-    let aws = AwsPorts::new(&clients, created.names.clone(), config.store.clone());
+    let aws = config.aws_ports_on(&clients, created.names.clone());
     let stream = &opts.resources.stream;
     let runner = Runner::start(
         config.engine.clone(),
         aws.ports.clone(),
         &clients,
         stream,
-        opts.runner.clone(),
+        // `fault` and `merge` handle alarms as the configuration says.
+        RunnerOptions {
+            alarms: config.alarms.clone(),
+            ..opts.runner.clone()
+        },
     )
     .await?;
     eprintln!("traffic aws-local on {stream}: Ctrl-C stops");

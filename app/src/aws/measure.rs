@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use traffic_aws::kinesis::{KinesisSink, PutReport};
 use traffic_aws::setup::Resources;
-use traffic_aws::{AwsClients, AwsPorts, KinesisSource, MetricsSnapshot};
+use traffic_aws::{AwsClients, KinesisSource, MetricsSnapshot};
 use traffic_core::City;
 use traffic_core::city::Intersection;
 use traffic_core::window::WindowKey;
@@ -504,9 +504,8 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
     let clients = AwsClients::from_env().await?;
     let (created, _) = setup(&clients, &opts.resources, &opts.city, &config.engine).await?;
     let names = created.names.clone();
-    let store = config.store.clone();
     // One store per function, so that each one's units are counted apart.
-    let ports = |_: &str| AwsPorts::new(&clients, names.clone(), store.clone());
+    let ports = |_: &str| config.aws_ports_on(&clients, names.clone());
     let (pi, pf, pm, ps) = (
         ports("ingest"),
         ports("fault"),
@@ -531,11 +530,13 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
     let ingest = Functions::from_ports(
         engine.clone(),
         Provisional::All,
+        &config.alarms,
         with_clock(pi.ports.clone()),
     );
     let fault = Functions::from_ports(
         engine.clone(),
         Provisional::All,
+        &config.alarms,
         with_clock(pf.ports.clone()),
     );
     let memory = Arc::new(MemorySource::new(opts.resources.shards.max(1) as usize));
@@ -547,7 +548,12 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
                 .with_stream(Arc::new(SourceShards(memory.clone()))),
         ),
     };
-    let merge = Functions::from_ports(engine.clone(), Provisional::All, merge_ports);
+    let merge = Functions::from_ports(
+        engine.clone(),
+        Provisional::All,
+        &config.alarms,
+        merge_ports,
+    );
 
     let shards = opts.resources.shards.max(1) as usize;
     let readings_per_minute: usize = opts.city.intersections.iter().map(|x| x.lights.len()).sum();

@@ -14,8 +14,8 @@ use crate::esm::kinesis_event;
 use fault::FaultHandler;
 use ingest::IngestHandler;
 use serde::{Deserialize, Serialize};
+use traffic_aws::AwsClients;
 use traffic_aws::range::{StreamRef, read_range};
-use traffic_aws::{AwsClients, AwsPorts};
 use traffic_core::EngineConfig;
 use traffic_core::redrive::{RedriveCounts, redrive_id};
 use traffic_core::sequence::SequenceNumber;
@@ -256,7 +256,8 @@ pub async fn redrive(
     opts: &RedriveOptions,
 ) -> Result<RedriveReport, RedriveError> {
     let clients = AwsClients::from_env().await?;
-    let aws = AwsPorts::new(&clients, config.names.clone(), config.store.clone());
+    // SNS messages of the alarms redriven name their severity as `ALARM_SEVERITIES` says.
+    let aws = config.aws_ports_on(&clients, config.names.clone());
     let ctx = RedriveContext {
         cfg: config.engine.clone(),
         ports: aws.ports.clone(),

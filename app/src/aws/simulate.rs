@@ -171,8 +171,7 @@ pub struct SimulateOptions {
 /// the stream; returns the readings put.
 pub async fn simulate(config: &Config, opts: &SimulateOptions, stop: Stop) -> anyhow::Result<u64> {
     let clients = AwsClients::from_env().await?;
-    let ports =
-        traffic_aws::AwsPorts::new(&clients, config.names.clone(), config.store.clone()).ports;
+    let ports = config.aws_ports_on(&clients, config.names.clone()).ports;
     let city = &opts.city;
     if ports.registry.intersections().await?.is_empty() {
         for x in &city.intersections {

@@ -30,6 +30,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use traffic_core::EngineConfig;
+use traffic_core::alarm::AlarmPolicy;
 use traffic_core::time::format_rfc3339_ms;
 use traffic_embedded::{EmbeddedLog, EmbeddedStore};
 use traffic_ports::{ManualClock, SourceShards};
@@ -110,6 +111,8 @@ pub struct LocalOptions {
     pub listen: Option<std::net::SocketAddr>,
     /// Bearer token required by the API's mutating requests.
     pub api_token: Option<String>,
+    /// How the functions and the API handle alarms (the configuration's `ALARM_*`).
+    pub alarms: AlarmPolicy,
 }
 
 /// What a run did, printed at the end.
@@ -225,7 +228,7 @@ pub async fn run(cfg: EngineConfig, opts: LocalOptions, stop: Stop) -> anyhow::R
                 .with_stream(Arc::new(SourceShards(log.clone()))),
             cfg: cfg.clone(),
             token: opts.api_token.clone(),
-            alarms: Default::default(),
+            alarms: opts.alarms.clone(),
         };
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, api::router(state)).await {
@@ -235,7 +238,7 @@ pub async fn run(cfg: EngineConfig, opts: LocalOptions, stop: Stop) -> anyhow::R
         tracing::info!(%addr, "serving the API and the dashboard");
     }
     let functions = Arc::new(
-        Functions::from_ports(cfg, opts.provisional, ports.clone())
+        Functions::from_ports(cfg, opts.provisional, &opts.alarms, ports.clone())
             .with_merge_holder("traffic-local"),
     );
     let batch = opts.batch_size.max(1);

@@ -22,6 +22,11 @@
 //!
 //! Region, credentials and endpoint come the AWS SDK's standard way (`AWS_REGION`,
 //! `AWS_ENDPOINT_URL`, ...); a region must be configured (`traffic_aws::region`).
+//!
+//! The `traffic` command's in-process modes (`local`, `replay`, `sumo`, `aws-local`,
+//! `aws-measure`, `redrive`) read this configuration too and hand its alarm policy
+//! (`ALARM_*`) to the functions, the local API and the SNS publisher
+//! ([`Config::aws_ports_on`]), as the Lambda mains do.
 
 use traffic_aws::{AwsNames, StoreOptions};
 use traffic_core::EngineConfig;
@@ -141,16 +146,24 @@ impl Config {
     /// [`traffic_aws::NoRegion`].
     pub async fn aws_ports(&self) -> Result<traffic_aws::AwsPorts, traffic_aws::NoRegion> {
         let clients = traffic_aws::AwsClients::from_env().await?;
-        let mut aws = traffic_aws::AwsPorts::new(&clients, self.names.clone(), self.store.clone());
-        // SNS messages name each alarm's severity as `ALARM_SEVERITIES` says.
+        Ok(self.aws_ports_on(&clients, self.names.clone()))
+    }
+
+    /// The AWS ports over `clients` and the resources `names` (a process that created its
+    /// own resources), the SNS publisher naming each alarm's severity as `ALARM_SEVERITIES`
+    /// says: the one way every mode builds its AWS ports.
+    pub fn aws_ports_on(
+        &self,
+        clients: &traffic_aws::AwsClients,
+        names: traffic_aws::AwsNames,
+    ) -> traffic_aws::AwsPorts {
+        let topic = names.alarm_topic_arn.clone();
+        let mut aws = traffic_aws::AwsPorts::new(clients, names, self.store.clone());
         aws.ports.publisher = std::sync::Arc::new(
-            traffic_aws::sns::SnsPublisher::new(
-                clients.sns.clone(),
-                self.names.alarm_topic_arn.clone(),
-            )
-            .with_alarm_policy(self.alarms.clone()),
+            traffic_aws::sns::SnsPublisher::new(clients.sns.clone(), topic)
+                .with_alarm_policy(self.alarms.clone()),
         );
-        Ok(aws)
+        aws
     }
 }
 
