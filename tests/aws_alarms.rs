@@ -337,6 +337,7 @@ async fn a_silence_judgments_reads_measured_on_a_thousand_intersections() -> any
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn alarms_recorded_and_never_published_are_paged_once_by_racing_sweeps_on_sns()
 -> anyhow::Result<()> {
     use aws_support::receive_alarms;

@@ -236,7 +236,9 @@ pub trait Registry: Send + Sync {
     /// were computed from: an operator's edit (or a deletion) in between wins, and the
     /// intersection is returned among the skipped ones, to be retimed by a later run. Each
     /// intersection's new timings and their history entry are one atomic change: a failure
-    /// leaves both or neither.
+    /// leaves both or neither. An intersection whose write still fails transiently after the
+    /// store's retries (throttled, an internal error) is skipped too, with a warning, and
+    /// keeps its timings until a later run.
     async fn set_timings(
         &self,
         timings: &[TimingUpdate],

@@ -6,7 +6,7 @@
 //! two items, as every transaction does.
 
 use crate::capacity::{item_size, write_units};
-use crate::error::{build, code_of, port_error};
+use crate::error::{build, code_of, is_transient, port_error};
 use crate::items::{Item, key, to_av, to_item};
 use crate::registry::{TimingItem, intersection_item, new_version, version_condition};
 use crate::{DynamoStore, Table};
@@ -59,6 +59,13 @@ fn transaction_retries() -> aws_sdk_dynamodb::config::Builder {
         aws_sdk_dynamodb::config::retry::RetryConfig::standard()
             .with_max_attempts(TRANSACTION_ATTEMPTS),
     )
+}
+
+/// Whether the service answered with a 5xx (an internal error, which the SDK retries but
+/// cannot always name: a body that is not JSON).
+fn server_error<E>(e: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>) -> bool {
+    e.raw_response()
+        .is_some_and(|r| r.status().is_server_error())
 }
 
 /// A `Put` of `item` as a transaction action.
@@ -129,6 +136,14 @@ impl DynamoStore {
                     Ok(_) => {}
                     // Edited by an operator, or deleted, since it was read: skipped.
                     Err(e) if cancelled_by_condition(&e) => skipped.push(id),
+                    // Still failing past its attempts on a transient error (throttled, an
+                    // internal error: moto's 500s under concurrent transactions among them):
+                    // nothing of it was written, so it keeps its timings until the next round
+                    // rather than failing the whole run.
+                    Err(e) if is_transient(&e) || server_error(&e) => {
+                        tracing::warn!(intersection = %id, error = %e, "retiming deferred to the next round: its transaction kept failing");
+                        skipped.push(id);
+                    }
                     Err(e) => return Err(port_error(format!("retiming {id}"), e)),
                 }
             }

@@ -692,7 +692,7 @@ impl Merge<'_> {
         if !skipped.is_empty() {
             tracing::info!(
                 skipped = skipped.len(),
-                "retiming skipped for intersections an operator changed since they were read"
+                "retiming skipped for intersections changed since they were read (or whose write kept failing: the store logs which)"
             );
         }
         round.retimed += updates.len() - skipped.len();
