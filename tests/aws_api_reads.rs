@@ -81,6 +81,7 @@ async fn item_sizes(env: &AwsEnv, table: &str, pk: &str, n: usize) -> anyhow::Re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn the_largest_page_of_intersections_is_one_eventually_consistent_read_within_its_bound()
 -> anyhow::Result<()> {
     let Some((env, r, s)) = store("apireads").await? else {
@@ -170,6 +171,7 @@ fn big_result(start_ms: i64, above: usize) -> WindowResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_page_of_large_results_stops_at_its_budget_and_says_where_to_continue()
 -> anyhow::Result<()> {
     let Some((env, r, s)) = store("apiresults").await? else {

@@ -109,7 +109,14 @@ async fn a_retiming_whose_history_write_fails_leaves_neither_the_timings_nor_the
             &"15m@2026-01-05T08:00:00Z".parse()?,
         )
         .await;
-    assert!(result.is_err(), "the history's write failed: {result:?}");
+    // The failed write is reported: as an error, or (a transient failure past the store's
+    // retries) as the intersection skipped, to be retimed next round.
+    assert!(
+        result
+            .as_ref()
+            .map_or(true, |skipped| skipped.contains(&x.id)),
+        "the history's write failed: {result:?}"
+    );
     let stored = s
         .intersection(&x.id)
         .await?
