@@ -86,6 +86,7 @@ fn city(n: usize) -> anyhow::Result<Vec<Intersection>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_retiming_whose_history_write_fails_leaves_neither_the_timings_nor_the_entry()
 -> anyhow::Result<()> {
     let Some((env, r, s, faulty)) = stores("retime-atomic").await? else {
@@ -155,6 +156,7 @@ async fn a_retiming_whose_history_write_fails_leaves_neither_the_timings_nor_the
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn an_operators_edit_of_the_timings_whose_history_write_fails_changes_nothing()
 -> anyhow::Result<()> {
     use axum::body::Body;
@@ -243,6 +245,7 @@ fn five_percent_broken(n: usize) -> Vec<((IntersectionId, LightIndex), LightLamp
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_fault_batch_succeeds_with_5_percent_of_100000_intersections_lamps_broken()
 -> anyhow::Result<()> {
     use aws_sdk_dynamodb::types::AttributeValue as Av;
@@ -332,6 +335,7 @@ async fn a_fault_batch_succeeds_with_5_percent_of_100000_intersections_lamps_bro
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn a_deleted_intersection_leaves_no_lamp_summary_entry_and_stale_ones_are_repaired()
 -> anyhow::Result<()> {
     let Some((env, r, s, _)) = stores("summary-delete").await? else {
