@@ -11,9 +11,9 @@
 //! All intersections are one partition, so listing them is one query (a page per MB); the
 //! API's listing ([`Registry::intersections_page`]) is one eventually consistent query of at
 //! most a page (`limit` + 1 items, or 1 MB: at most 128 read units). New timings and their
-//! history entry are one `TransactWriteItems` per intersection (`timings.rs`: the
-//! intersection's `UpdateItem` conditional on its version, so an operator's edit or a deletion
-//! meanwhile skips it, as the port requires, and the history item's `Put`), sixteen at a time;
+//! history entry are atomic: per intersection the `UpdateItem` conditional on its version (an
+//! operator's edit or a deletion meanwhile skips it, as the port requires) and the history
+//! item's `Put`, fifty intersections a `TransactWriteItems`, one at a time (`timings.rs`);
 //! an operator's edit of the timings is likewise one transaction of the intersection and its
 //! history entry. Webster's proposals for manual intersections are a conditional `UpdateItem`
 //! of the proposal only.
