@@ -932,7 +932,10 @@ async fn the_lamps_not_ok_are_summarised_exactly_and_an_older_tables_are_found_a
             .dynamodb
             .delete_item()
             .table_name(&r.registry_table)
-            .key("pk", AttributeValue::S(format!("lamp-summary#{p}")))
+            .key(
+                "pk",
+                AttributeValue::S(traffic_aws::lamp_summary::part_pk(p)),
+            )
             .key("sk", AttributeValue::S("state".into()))
             .send()
             .await?;

@@ -42,6 +42,15 @@ where
     }
 }
 
+/// Whether the service answered with a 5xx: an internal error, which the SDK retries but
+/// cannot always name (a body that is not JSON).
+pub(crate) fn is_server_error<E>(
+    e: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> bool {
+    e.raw_response()
+        .is_some_and(|r| r.status().is_server_error())
+}
+
 /// The service error code, if the error is a service error.
 pub(crate) fn code_of<E, R>(e: &SdkError<E, R>) -> Option<&str>
 where

@@ -3,7 +3,7 @@
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
 //! | lamp states | `lamp#<id>` | `state` | `lights` (M: light → lamps and `as_of_ms`) |
-//! | the lamps not ok, per intersection, in 8 parts | `lamp-summary#<p>` | `state` | `lamps` (M: id → `?` or `0:g;2:ry`), `summarised` (BOOL): `lamp_summary.rs` |
+//! | the lamps not ok, per intersection, in 4 parts | `lamp-summary#<p>-of-4` | `state` | `lamps` (M: id → `?` or `0:g;2:ry`), `summarised` (BOOL): `lamp_summary.rs` |
 //! | alarm (the log) | `alarm#log` | `<ts>#<alarm id>` | `alarm` (M), `published`, `repaired_at`, `ts_ms`, `expires_at` once closed |
 //! | open alarm (the view) | `alarm#open` | `<ts>#<alarm id>` | a copy of the log item while it is open |
 //! | open alarm by light | `alarm#open#<id>` | `<light>#<ts>#<alarm id>` | `sk_log` |

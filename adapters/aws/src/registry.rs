@@ -2,7 +2,7 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | intersection | `intersections` | `<id>` | `intersection` (M: the city file's object), `version` (S: a fresh token at every write) |
+//! | intersection | `intersections` | `<id>` | `intersection` (M: the city file's object), `version` (S: a fresh token at every write), `last_change` (M: its last timing change's history item) |
 //! | retiming | `timings#<id>` | `<from>` (`15m@2026-01-05T08:15:00Z`) | `from`, `phases` (L), `expires_at` |
 //! | operator's edit | `timings#<id>` | `<from>#operator@<at>` (`TimingChange::history_key`) | as a retiming's, and `by`, `at`, `operator` (S) |
 //! | (deleting an intersection also deletes its `lamp#<id>` item and its lamp summary entry: `lamp_summary.rs`) | | | |
@@ -10,12 +10,11 @@
 //!
 //! All intersections are one partition, so listing them is one query (a page per MB); the
 //! API's listing ([`Registry::intersections_page`]) is one eventually consistent query of at
-//! most a page (`limit` + 1 items, or 1 MB: at most 128 read units). New timings and their
-//! history entry are atomic: per intersection the `UpdateItem` conditional on its version (an
-//! operator's edit or a deletion meanwhile skips it, as the port requires) and the history
-//! item's `Put`, fifty intersections a `TransactWriteItems`, one at a time (`timings.rs`);
-//! an operator's edit of the timings is likewise one transaction of the intersection and its
-//! history entry. Webster's proposals for manual intersections are a conditional `UpdateItem`
+//! most a page (`limit` + 1 items, or 1 MB: at most 128 read units). New timings never lose
+//! their history entry, without a transaction: the intersection's conditional write carries
+//! the change as `last_change`, the history item is put after, and each later write of the
+//! item puts the change it replaces again (`timings.rs`); an operator's edit of the timings is
+//! the same. Webster's proposals for manual intersections are a conditional `UpdateItem`
 //! of the proposal only.
 //!
 //! The directory generation lets `ingest` and `fault` keep their list of intersections and
@@ -26,7 +25,7 @@
 //! logged, and the caches see the change at their next full reload (at most an hour).
 
 use crate::capacity::{item_size, read_units, write_units};
-use crate::error::{code_of, port_error};
+use crate::error::{code_of, is_server_error, is_transient, port_error};
 use crate::items::{Item, Query, SortKey, from_item, key, n_i64, num, put_request, to_av, to_item};
 use crate::{DynamoStore, Table};
 use async_trait::async_trait;
@@ -56,6 +55,10 @@ struct IntersectionItem {
     /// versions existed have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     version: Option<String>,
+    /// The last change of its timings, until the next write puts it into the history
+    /// (`timings.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_change: Option<TimingItem>,
 }
 
 /// A version token no other write has: the clock in nanoseconds and a per-process counter.
@@ -102,6 +105,15 @@ impl TimingItem {
 }
 
 pub(crate) fn intersection_item(x: &Intersection, version: &str) -> PortResult<Item> {
+    intersection_item_with(x, version, None)
+}
+
+/// An intersection item whose last change of timings is `last_change`.
+pub(crate) fn intersection_item_with(
+    x: &Intersection,
+    version: &str,
+    last_change: Option<TimingItem>,
+) -> PortResult<Item> {
     to_item(
         "intersection",
         &IntersectionItem {
@@ -109,6 +121,7 @@ pub(crate) fn intersection_item(x: &Intersection, version: &str) -> PortResult<I
             sk: x.id.as_str().to_owned(),
             intersection: x.clone(),
             version: Some(version.to_owned()),
+            last_change,
         },
     )
 }
@@ -171,14 +184,20 @@ impl DynamoStore {
     /// Sends `updates` to intersection items, [`PARALLEL_UPDATES`] at a time: each an
     /// `UpdateItem` whose expression refers to the item's map as `#x` and sets `version = :v`
     /// (a fresh version is given here), applied only while the item is at the expected
-    /// version. Returns the intersections skipped because they changed or are gone; `what`
-    /// names the update in an error (`"retiming"`: "retiming I-0001").
-    async fn update_at_versions(
+    /// version, returning `returns` of the item, which `bytes` sizes for billing. Returns the
+    /// intersections skipped (changed or gone since they were read, or still failing on a
+    /// transient error past the retries: they keep what they have until the next round) and
+    /// what each update written returned; `what` names the update in an error (`"retiming"`:
+    /// "retiming I-0001").
+    pub(crate) async fn update_at_versions(
         &self,
         updates: Vec<(IntersectionId, &str, UpdateItemFluentBuilder)>,
         what: &str,
-    ) -> PortResult<Vec<IntersectionId>> {
+        returns: ReturnValue,
+        bytes: impl Fn(&Item, &IntersectionId) -> usize,
+    ) -> PortResult<(Vec<IntersectionId>, Vec<(IntersectionId, Item)>)> {
         let mut skipped = Vec::new();
+        let mut written = Vec::with_capacity(updates.len());
         let mut updates = updates.into_iter().peekable();
         while updates.peek().is_some() {
             let mut set = tokio::task::JoinSet::new();
@@ -189,8 +208,7 @@ impl DynamoStore {
                     .condition_expression(condition)
                     .expression_attribute_names("#x", "intersection")
                     .expression_attribute_values(":v", AttributeValue::S(new_version()))
-                    // Only to size what the update billed.
-                    .return_values(ReturnValue::AllNew);
+                    .return_values(returns.clone());
                 if let Some(e) = expected {
                     req = req.expression_attribute_values(":expected", e);
                 }
@@ -199,21 +217,29 @@ impl DynamoStore {
             while let Some(joined) = set.join_next().await {
                 let (id, result) = joined.map_err(|e| PortError::backend(what, e))?;
                 match result {
-                    Ok(resp) => self.metrics.write(
-                        &Table::Registry.op("UpdateItem"),
-                        write_units(resp.attributes().map_or(0, item_size)),
-                    ),
+                    Ok(resp) => {
+                        let item = resp.attributes.unwrap_or_default();
+                        self.metrics.write(
+                            &Table::Registry.op("UpdateItem"),
+                            write_units(bytes(&item, &id)),
+                        );
+                        written.push((id, item));
+                    }
                     // Edited by an operator, or deleted, since it was read: skipped.
                     Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
                         self.metrics
                             .write(&Table::Registry.op("UpdateItem"), write_units(0));
                         skipped.push(id);
                     }
+                    Err(e) if is_transient(&e) || is_server_error(&e) => {
+                        tracing::warn!(intersection = %id, error = %port_error(what, e), "{what} deferred to the next round: it kept failing");
+                        skipped.push(id);
+                    }
                     Err(e) => return Err(port_error(format!("{what} {id}"), e)),
                 }
             }
         }
-        Ok(skipped)
+        Ok((skipped, written))
     }
 }
 
@@ -314,15 +340,22 @@ impl Registry for DynamoStore {
     async fn put_intersection(&self, x: &Intersection) -> PortResult<()> {
         let table = self.table(Table::Registry)?;
         let item = intersection_item(x, &new_version())?;
-        let units = write_units(item_size(&item));
-        self.ddb
+        let bytes = item_size(&item);
+        let resp = self
+            .ddb
             .put_item()
             .table_name(table)
             .set_item(Some(item))
+            .return_values(ReturnValue::AllOld)
             .send()
             .await
             .map_err(|e| port_error(format!("storing intersection {}", x.id), e))?;
-        self.metrics.write(&Table::Registry.op("PutItem"), units);
+        let old = resp.attributes.filter(|a| !a.is_empty());
+        self.metrics.write(
+            &Table::Registry.op("PutItem"),
+            write_units(bytes.max(old.as_ref().map_or(0, item_size))),
+        );
+        self.settle(old.as_ref(), None).await;
         self.bump_directory().await;
         Ok(())
     }
@@ -342,8 +375,9 @@ impl Registry for DynamoStore {
             &Table::Registry.op("DeleteItem"),
             write_units(resp.attributes().map_or(0, item_size)),
         );
-        let existed = resp.attributes.is_some_and(|a| !a.is_empty());
+        let existed = resp.attributes.as_ref().is_some_and(|a| !a.is_empty());
         if existed {
+            self.settle(resp.attributes.as_ref(), None).await;
             self.bump_directory().await;
             self.forget_deleted(id).await;
         }
@@ -380,22 +414,27 @@ impl Registry for DynamoStore {
         let version = new_version();
         let (condition, value) = version_condition(expected);
         let item = intersection_item(x, &version)?;
-        let units = write_units(item_size(&item));
+        let bytes = item_size(&item);
         let mut req = self
             .ddb
             .put_item()
             .table_name(table)
             .set_item(Some(item))
-            .condition_expression(condition);
+            .condition_expression(condition)
+            .return_values(ReturnValue::AllOld);
         if let Some(v) = value {
             req = req.expression_attribute_values(":expected", v);
         }
         let result = req.send().await;
         if !matches!(&result, Err(e) if code_of(e) != Some("ConditionalCheckFailedException")) {
-            self.metrics.write(&Table::Registry.op("PutItem"), units);
+            let old = result.as_ref().ok().and_then(|r| r.attributes());
+            let bytes = bytes.max(old.map_or(0, item_size));
+            self.metrics
+                .write(&Table::Registry.op("PutItem"), write_units(bytes));
         }
         match result {
-            Ok(_) => {
+            Ok(resp) => {
+                self.settle(resp.attributes.as_ref(), None).await;
                 self.bump_directory().await;
                 Ok(version)
             }
@@ -425,6 +464,7 @@ impl Registry for DynamoStore {
                     &Table::Registry.op("DeleteItem"),
                     write_units(resp.attributes().map_or(0, item_size)),
                 );
+                self.settle(resp.attributes.as_ref(), None).await;
                 self.bump_directory().await;
                 self.forget_deleted(id).await;
                 Ok(())
@@ -449,7 +489,7 @@ impl Registry for DynamoStore {
         timings: &[TimingUpdate],
         from: &WindowKey,
     ) -> PortResult<Vec<IntersectionId>> {
-        self.set_timings_atomically(timings, from).await
+        self.set_timings_recorded(timings, from).await
     }
 
     async fn set_proposals(&self, proposals: &[ProposalUpdate]) -> PortResult<Vec<IntersectionId>> {
@@ -466,8 +506,15 @@ impl Registry for DynamoStore {
             updates.push((u.id.clone(), u.expected_version.as_str(), req));
         }
         // Not a change of the directory: no light or id moved, so the generation stays.
-        self.update_at_versions(updates, "recording the proposal of")
-            .await
+        let (skipped, _) = self
+            .update_at_versions(
+                updates,
+                "recording the proposal of",
+                ReturnValue::AllNew,
+                |new, _| item_size(new),
+            )
+            .await?;
+        Ok(skipped)
     }
 
     async fn replace_intersection_recording(
@@ -492,9 +539,18 @@ impl Registry for DynamoStore {
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {
         let mut q = Query::partition(Table::Registry, format!("timings#{id}"));
         q.newest_first = Some(HISTORY as i32);
-        let mut out = self
-            .query(q)
-            .await?
+        let mut items = self.query(q).await?;
+        // The intersection's last change, which a crash or a failure may have kept out of
+        // the history so far (`timings.rs`).
+        if let Some(last) = self.last_change(id).await? {
+            let sk = |i: &Item| i.get("sk").and_then(|v| v.as_s().ok()).cloned();
+            if !items.iter().any(|i| sk(i) == sk(&last)) {
+                items.push(last);
+                items.sort_by_key(|i| std::cmp::Reverse(sk(i)));
+                items.truncate(HISTORY);
+            }
+        }
+        let mut out = items
             .into_iter()
             .map(|i| {
                 let t = from_item::<TimingItem>("timing change", i)?;
@@ -519,6 +575,26 @@ impl Registry for DynamoStore {
 }
 
 impl DynamoStore {
+    /// The last change of an intersection's timings (`timings.rs`), read consistently.
+    async fn last_change(&self, id: &IntersectionId) -> PortResult<Option<Item>> {
+        let table = self.table(Table::Registry)?;
+        let resp = self
+            .ddb
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key("intersections", id.as_str())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error(format!("reading intersection {id}"), e))?;
+        // The whole item: a projection would bill as much and hide the size billed.
+        self.metrics.read(
+            &Table::Registry.op("GetItem"),
+            read_units(resp.item().map_or(0, item_size), true),
+        );
+        Ok(resp.item().and_then(crate::timings::last_change_of))
+    }
+
     /// After an intersection's deletion: its lamp item and lamp summary entry go too (a
     /// failure is logged; the next summarising of the table removes what is left).
     async fn forget_deleted(&self, id: &IntersectionId) {

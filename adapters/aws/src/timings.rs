@@ -1,222 +1,148 @@
-//! A change of an intersection's timings and its history entry, written together: one
-//! `TransactWriteItems` of the intersection item (conditional on the version it was computed
-//! from) and the `timings#<id>` history item, so a crash or a failure between them can no
-//! longer leave new timings whose history entry is lost. A retiming is one transaction per
-//! intersection (sixteen in flight), an operator's edit one; each bills twice the units of its
-//! two items, as every transaction does.
+//! A change of an intersection's timings and its history entry, without a transaction: the
+//! write that changes the timings also sets the intersection item's `last_change` (the history
+//! item, as a map), and the history item is put after it. A crash or a failure between the two
+//! leaves the change on the intersection item, where [`Registry::timing_history`] finds it, and
+//! the next write of that item (each returns the item as it was) puts the change it replaces
+//! into the history: no change of timings is ever without its entry, and no entry is ever
+//! without its change.
+//!
+//! Every write of an intersection item settles its predecessor's `last_change` this way, so
+//! the price is one more history `Put` per write (idempotent: the same item again), where a
+//! `TransactWriteItems` of the two bills each item twice. Transactions are also what moto, the
+//! emulator the tests run on, handles worst: it copies every table per transaction, and its
+//! memory passed 17 GB over a 1,000-intersection city's retimings.
+//!
+//! [`Registry::timing_history`]: traffic_ports::Registry::timing_history
 
 use crate::capacity::{item_size, write_units};
-use crate::error::{build, code_of, is_transient, port_error};
-use crate::items::{Item, key, to_av, to_item};
-use crate::registry::{TimingItem, intersection_item, new_version, version_condition};
+use crate::error::{code_of, port_error};
+use crate::items::{Item, put_request, to_av, to_item};
+use crate::registry::{TimingItem, intersection_item_with, new_version, version_condition};
 use crate::{DynamoStore, Table};
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use traffic_core::IntersectionId;
 use traffic_core::city::Intersection;
 use traffic_core::window::WindowKey;
 use traffic_ports::{PortResult, TimingChange, TimingUpdate};
 
-/// What a retiming's `SET` leaves out of the intersection item's size (its lights, position,
-/// control and name), bytes: a transaction returns no item to size, so the item is billed as
-/// its phases (the history item's size) plus this.
-const INTERSECTION_BEYOND_PHASES: usize = 600;
+/// The attribute of an intersection item that holds its last change of timings.
+pub(crate) const LAST_CHANGE: &str = "last_change";
 
-/// Whether a cancelled transaction failed on a condition (the intersection changed or is
-/// gone) or a concurrent transaction on the same item, rather than on a malformed request.
-fn cancelled_by_condition(e: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>) -> bool {
-    if code_of(e) != Some("TransactionCanceledException") {
-        return false;
-    }
-    let reasons = match e.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(t)) => t.cancellation_reasons(),
-        _ => &[],
-    };
-    reasons.is_empty()
-        || reasons.iter().any(|r| {
-            matches!(
-                r.code(),
-                Some("ConditionalCheckFailed") | Some("TransactionConflict")
-            )
-        })
-}
-
-/// Attempts at a retiming's transaction: a merge run has minutes to spare, and an internal
-/// error or a throttled transaction given up on would leave its intersection on old timings
-/// until the next round.
-const TRANSACTION_ATTEMPTS: u32 = 8;
-
-/// The retry policy of a retiming's transaction ([`TRANSACTION_ATTEMPTS`]).
-fn transaction_retries() -> aws_sdk_dynamodb::config::Builder {
-    aws_sdk_dynamodb::config::Builder::default().retry_config(
-        aws_sdk_dynamodb::config::retry::RetryConfig::standard()
-            .with_max_attempts(TRANSACTION_ATTEMPTS),
-    )
-}
-
-/// Whether the service answered with a 5xx (an internal error, which the SDK retries but
-/// cannot always name: a body that is not JSON).
-fn server_error<E>(e: &SdkError<E, HttpResponse>) -> bool {
-    e.raw_response()
-        .is_some_and(|r| r.status().is_server_error())
-}
-
-/// Intersections retimed in one transaction (two actions each, of DynamoDB's 100), one
-/// transaction at a time. moto, the emulator the tests run on, copies the whole table per
-/// transaction and restores that copy when one is cancelled, undoing any transaction that ran
-/// beside it, and its memory grew past 17 GB over a 1,000-intersection run of one transaction
-/// per intersection; groups make a round of 1,000 retimings 20 transactions.
-const PER_TRANSACTION: usize = 50;
-
-/// What a failed retiming transaction means for its intersections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Verdict {
-    /// One of them was edited by an operator, or deleted, since it was read: skipped.
-    Changed,
-    /// Still failing past its attempts on a transient error (throttled, an internal error:
-    /// moto's 500s among them): nothing was written, so they keep their timings until the
-    /// next round rather than failing the whole run.
-    Deferred,
-    /// Anything else (denied, malformed): the run fails.
-    Failed,
-}
-
-fn verdict(e: &SdkError<TransactWriteItemsError, HttpResponse>) -> Verdict {
-    if cancelled_by_condition(e) {
-        Verdict::Changed
-    } else if is_transient(e) || server_error(e) {
-        Verdict::Deferred
-    } else {
-        Verdict::Failed
+/// The history item an intersection item's `last_change` holds, if any.
+pub(crate) fn last_change_of(item: &Item) -> Option<Item> {
+    match item.get(LAST_CHANGE) {
+        Some(AttributeValue::M(m)) if !m.is_empty() => Some(m.clone()),
+        _ => None,
     }
 }
 
-/// Notes the outcome of one intersection's own transaction.
-fn judge(
-    id: &IntersectionId,
-    e: SdkError<TransactWriteItemsError, HttpResponse>,
-    skipped: &mut Vec<IntersectionId>,
-) -> PortResult<()> {
-    match verdict(&e) {
-        Verdict::Changed => skipped.push(id.clone()),
-        Verdict::Deferred => {
-            tracing::warn!(intersection = %id, error = %e, "retiming deferred to the next round: its transaction kept failing");
-            skipped.push(id.clone());
-        }
-        Verdict::Failed => return Err(port_error(format!("retiming {id}"), e)),
-    }
-    Ok(())
+/// The key of a history item.
+fn history_sk(item: &Item) -> Option<&str> {
+    item.get("sk")
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
-/// A `Put` of `item` as a transaction action.
-fn put(table: &str, item: Item, what: &str) -> PortResult<TransactWriteItem> {
-    let p = Put::builder()
-        .table_name(table)
-        .set_item(Some(item))
-        .build()
-        .map_err(|e| build(what, e))?;
-    Ok(TransactWriteItem::builder().put(p).build())
+/// What billing sizes an update that replaced `old` (the item before it) and set a
+/// `last_change` of `new_change_bytes`: the larger of the item before and after, the after
+/// estimated as the before with its `last_change` replaced (the phases it also sets have the
+/// same shape as the ones they replace).
+fn update_bytes(old: &Item, new_change_bytes: usize) -> usize {
+    let old_bytes = item_size(old);
+    let old_change = last_change_of(old).map_or(0, |c| item_size(&c) + LAST_CHANGE.len());
+    old_bytes.max(old_bytes - old_change.min(old_bytes) + new_change_bytes + LAST_CHANGE.len())
 }
 
 impl DynamoStore {
-    /// One retiming transaction of `actions`, billed `units` (a cancelled one too).
-    async fn send_transaction(
-        &self,
-        actions: Vec<TransactWriteItem>,
-        units: f64,
-    ) -> Result<(), SdkError<TransactWriteItemsError, HttpResponse>> {
-        let result = self
-            .ddb
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .customize()
-            .config_override(transaction_retries())
-            .send()
-            .await;
-        self.metrics
-            .write(&Table::Registry.op("TransactWriteItems"), units);
-        result.map(|_| ())
+    /// Puts `changes` (history items) into the history. A failure is logged, not returned:
+    /// each change is still its intersection item's `last_change`, which the history reader
+    /// reads and the intersection's next write puts here again.
+    pub(crate) async fn record_history(&self, changes: Vec<Item>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut requests = Vec::with_capacity(changes.len());
+        for c in changes {
+            match put_request(c) {
+                Ok(r) => requests.push(r),
+                Err(e) => tracing::warn!(error = %e, "a timing change not put into the history"),
+            }
+        }
+        if let Err(e) = self.batch_write(Table::Registry, requests).await {
+            tracing::warn!(
+                error = %e,
+                "timing changes not put into the history yet: each is kept on its intersection until its next write"
+            );
+        }
     }
 
-    /// [`traffic_ports::Registry::set_timings`]: per intersection, its new phases and
-    /// `retimed_from` (if still at the expected version) and its history entry, in one
-    /// transaction; returns the intersections skipped because they changed or are gone.
-    pub(crate) async fn set_timings_atomically(
+    /// After a write that returned the intersection item as it was (`old`): puts `new`
+    /// (the written change, if any) and the change `old` held, unless it is `new`.
+    pub(crate) async fn settle(&self, old: Option<&Item>, new: Option<Item>) {
+        let previous = old.and_then(last_change_of);
+        let mut changes: Vec<Item> = new.into_iter().collect();
+        if let Some(p) = previous
+            && changes.first().and_then(history_sk) != history_sk(&p)
+        {
+            changes.push(p);
+        }
+        self.record_history(changes).await;
+    }
+
+    /// [`traffic_ports::Registry::set_timings`]: per intersection, one `UpdateItem` of its
+    /// phases, `retimed_from` and `last_change` (if still at the expected version), then the
+    /// history items of every intersection written, in batches; returns the intersections
+    /// skipped because they changed, are gone, or kept failing on a transient error.
+    pub(crate) async fn set_timings_recorded(
         &self,
         timings: &[TimingUpdate],
         from: &WindowKey,
     ) -> PortResult<Vec<IntersectionId>> {
         let table = self.table(Table::Registry)?.to_owned();
         let from_text = from.to_string();
-        let mut skipped = Vec::new();
-        let mut planned = Vec::with_capacity(timings.len());
+        let mut updates = Vec::with_capacity(timings.len());
+        let mut changes = std::collections::BTreeMap::new();
         for u in timings {
             let change = TimingChange::retiming(*from, u.phases.clone());
             let history = to_item("timing change", &TimingItem::of(&u.id, &change))?;
-            let units = 2.0
-                * (write_units(item_size(&history))
-                    + write_units(item_size(&history) + INTERSECTION_BEYOND_PHASES));
-            let (condition, expected) = version_condition(&u.expected_version);
-            let mut update = Update::builder()
+            let req = self
+                .ddb
+                .update_item()
                 .table_name(&table)
-                .set_key(Some(key("intersections", u.id.as_str())))
-                .update_expression("SET #x.#p = :p, #x.#f = :f, version = :v")
-                .condition_expression(condition)
-                .expression_attribute_names("#x", "intersection")
+                .update_expression("SET #x.#p = :p, #x.#f = :f, #c = :c, version = :v")
                 .expression_attribute_names("#p", "phases")
                 .expression_attribute_names("#f", "retimed_from")
+                .expression_attribute_names("#c", LAST_CHANGE)
                 .expression_attribute_values(":p", to_av("phases", &u.phases)?)
                 .expression_attribute_values(":f", AttributeValue::S(from_text.clone()))
-                .expression_attribute_values(":v", AttributeValue::S(new_version()));
-            if let Some(e) = expected {
-                update = update.expression_attribute_values(":expected", e);
-            }
-            let update = update.build().map_err(|e| build("a retiming", e))?;
-            let actions = vec![
-                TransactWriteItem::builder().update(update).build(),
-                put(&table, history, "a retiming's history entry")?,
-            ];
-            planned.push((u.id.clone(), units, actions));
+                .expression_attribute_values(":c", AttributeValue::M(history.clone()));
+            updates.push((u.id.clone(), u.expected_version.as_str(), req));
+            changes.insert(u.id.clone(), history);
         }
-        // A group of intersections is one transaction; when one of them changed meanwhile
-        // (the whole transaction is cancelled) the group is sent again one intersection at a
-        // time, so that only that one is skipped.
-        for group in planned.chunks(PER_TRANSACTION) {
-            let actions: Vec<TransactWriteItem> = group
-                .iter()
-                .flat_map(|(_, _, a)| a.iter().cloned())
-                .collect();
-            let units: f64 = group.iter().map(|(_, u, _)| u).sum();
-            match self.send_transaction(actions, units).await {
-                Ok(()) => {}
-                Err(e) if group.len() > 1 && verdict(&e) == Verdict::Changed => {
-                    for (id, units, actions) in group {
-                        if let Err(e) = self.send_transaction(actions.clone(), *units).await {
-                            judge(id, e, &mut skipped)?;
-                        }
-                    }
-                }
-                Err(e) => {
-                    let Some((first, _, _)) = group.first() else {
-                        continue;
-                    };
-                    if verdict(&e) == Verdict::Failed {
-                        return Err(port_error(format!("retiming {first}"), e));
-                    }
-                    for (id, _, _) in group {
-                        tracing::warn!(intersection = %id, error = %e, "retiming deferred to the next round: its transaction kept failing");
-                        skipped.push(id.clone());
-                    }
-                }
+        let (skipped, written) = self
+            .update_at_versions(updates, "retiming", ReturnValue::AllOld, |old, id| {
+                update_bytes(old, changes.get(id).map_or(0, item_size))
+            })
+            .await?;
+        let mut history = Vec::with_capacity(written.len() * 2);
+        for (id, old) in &written {
+            let Some(new) = changes.remove(id) else {
+                continue;
+            };
+            let previous = last_change_of(old);
+            if let Some(p) = previous
+                && history_sk(&p) != history_sk(&new)
+            {
+                history.push(p);
             }
+            history.push(new);
         }
+        self.record_history(history).await;
         Ok(skipped)
     }
 
     /// [`traffic_ports::Registry::replace_intersection_recording`]: the intersection item
-    /// (conditional on `expected`) and the history entry in one transaction.
+    /// with the change as its `last_change` (conditional on `expected`), then the history.
     pub(crate) async fn replace_recording(
         &self,
         x: &Intersection,
@@ -225,36 +151,35 @@ impl DynamoStore {
     ) -> PortResult<String> {
         let table = self.table(Table::Registry)?;
         let version = new_version();
-        let item = intersection_item(x, &version)?;
-        let history = to_item("timing change", &TimingItem::of(&x.id, change))?;
-        let units = 2.0 * (write_units(item_size(&item)) + write_units(item_size(&history)));
+        let record = TimingItem::of(&x.id, change);
+        let history = to_item("timing change", &record)?;
+        let item = intersection_item_with(x, &version, Some(record))?;
         let (condition, value) = version_condition(expected);
-        let mut p = Put::builder()
-            .table_name(table)
-            .set_item(Some(item))
-            .condition_expression(condition);
-        if let Some(v) = value {
-            p = p.expression_attribute_values(":expected", v);
-        }
-        let p = p.build().map_err(|e| build("an intersection's put", e))?;
-        let actions = vec![
-            TransactWriteItem::builder().put(p).build(),
-            put(table, history, "a timing change")?,
-        ];
-        let result = self
+        let mut req = self
             .ddb
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await;
-        self.metrics
-            .write(&Table::Registry.op("TransactWriteItems"), units);
-        match result {
-            Ok(_) => {
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item.clone()))
+            .condition_expression(condition)
+            .return_values(ReturnValue::AllOld);
+        if let Some(v) = value {
+            req = req.expression_attribute_values(":expected", v);
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let old = resp.attributes.filter(|a| !a.is_empty());
+                let bytes = item_size(&item).max(old.as_ref().map_or(0, item_size));
+                self.metrics
+                    .write(&Table::Registry.op("PutItem"), write_units(bytes));
+                self.settle(old.as_ref(), Some(history)).await;
                 self.bump_directory().await;
                 Ok(version)
             }
-            Err(e) if cancelled_by_condition(&e) => {
+            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
+                self.metrics.write(
+                    &Table::Registry.op("PutItem"),
+                    write_units(item_size(&item)),
+                );
                 Err(self.version_failure(&x.id, expected).await)
             }
             Err(e) => Err(port_error(
@@ -262,5 +187,46 @@ impl DynamoStore {
                 e,
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(sk: &str) -> Item {
+        Item::from([
+            ("pk".to_owned(), AttributeValue::S("timings#A".into())),
+            ("sk".to_owned(), AttributeValue::S(sk.into())),
+        ])
+    }
+
+    #[test]
+    fn an_item_without_a_last_change_has_none() {
+        assert_eq!(last_change_of(&Item::new()), None);
+        let mut item = Item::new();
+        item.insert(LAST_CHANGE.into(), AttributeValue::M(Item::new()));
+        assert_eq!(last_change_of(&item), None);
+        item.insert(LAST_CHANGE.into(), AttributeValue::M(change("w1")));
+        assert_eq!(
+            last_change_of(&item).as_ref().and_then(history_sk),
+            Some("w1")
+        );
+    }
+
+    #[test]
+    fn an_update_is_billed_on_the_larger_of_the_item_before_and_after() {
+        let mut old = Item::from([("pk".to_owned(), AttributeValue::S("x".repeat(2000)))]);
+        // No change before: the item grows by the new one.
+        assert_eq!(
+            update_bytes(&old, 500),
+            item_size(&old) + 500 + LAST_CHANGE.len()
+        );
+        // A change before as large as the new one: the same size.
+        old.insert(LAST_CHANGE.into(), AttributeValue::M(change("w1")));
+        let c = item_size(&change("w1"));
+        assert_eq!(update_bytes(&old, c), item_size(&old));
+        // A smaller change: the item before is the larger.
+        assert_eq!(update_bytes(&old, 0), item_size(&old));
     }
 }
