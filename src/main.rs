@@ -106,9 +106,11 @@ enum Command {
     },
 }
 
-/// Logs to a file (so the status display is not torn) or to stderr.
+/// Logs to a file (so the status display is not torn) or to stderr, by the one rule
+/// (`traffic_functions::logging`): colour codes only when the writer is a terminal.
 fn init_file_tracing(target: &str) -> anyhow::Result<()> {
-    use tracing_subscriber::EnvFilter;
+    use std::io::IsTerminal;
+    use traffic_functions::logging::{LogEnv, LogSettings, init_on};
     if target == "-" {
         traffic_functions::init_tracing();
         return Ok(());
@@ -118,12 +120,8 @@ fn init_file_tracing(target: &str) -> anyhow::Result<()> {
         .append(true)
         .open(target)
         .map_err(|e| anyhow::anyhow!("opening the log file {target}: {e}"))?;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_writer(std::sync::Mutex::new(file))
-        .try_init();
+    let settings = LogSettings::resolve(&LogEnv::from_env(), file.is_terminal(), "info");
+    init_on(&settings, std::sync::Mutex::new(file));
     Ok(())
 }
 
@@ -133,19 +131,19 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::AwsSetup(args) => {
             let config = Config::from_env()?;
-            traffic_functions::init_tracing_with("warn", config.log_json);
+            traffic_functions::init_tracing_with("warn", &config.log);
             traffic_app::aws::aws_setup(&config, &args.options(&config)?).await?;
         }
         Command::Simulate(args) => {
             let config = Config::from_env()?;
-            traffic_functions::init_tracing_with("info", config.log_json);
+            traffic_functions::init_tracing_with("info", &config.log);
             let sent = traffic_app::aws::simulate(&config, &args.options()?, Stopper::on_signals())
                 .await?;
             eprintln!("{sent} readings put");
         }
         Command::AwsLocal(args) => {
             let config = Config::from_env()?;
-            traffic_functions::init_tracing_with("info", config.log_json);
+            traffic_functions::init_tracing_with("info", &config.log);
             let report =
                 traffic_app::aws::aws_local(&config, args.options(&config)?, Stopper::on_signals())
                     .await?;
@@ -153,13 +151,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::AwsMeasure(args) => {
             let config = Config::from_env()?;
-            traffic_functions::init_tracing_with("warn", config.log_json);
+            traffic_functions::init_tracing_with("warn", &config.log);
             let m = traffic_app::aws::aws_measure(&config, args.options()?).await?;
             println!("{}", serde_json::to_string(&m)?);
         }
         Command::Redrive(args) => {
             let config = Config::from_env()?;
-            traffic_functions::init_tracing_with("warn", config.log_json);
+            traffic_functions::init_tracing_with("warn", &config.log);
             let report = traffic_app::aws::redrive(&config, &args.options()).await?;
             let c = &report.counts;
             eprintln!(

@@ -453,6 +453,9 @@ def shared_env_vars() -> set[str]:
         found |= set(re.findall(r'env::var\(\s*"([A-Z][A-Z0-9_]+)"', path.read_text()))
     if "EnvFilter::try_from_default_env" in (ROOT / "functions/shared/src/lib.rs").read_text():
         found.add("RUST_LOG")
+    logging = ROOT / "functions/shared/src/logging.rs"
+    if logging.exists():
+        found |= set(re.findall(r'lookup\("([A-Z][A-Z0-9_]+)"\)', logging.read_text()))
     if 'lookup("TRAFFIC_STORE")' in CONFIG_RS.read_text():
         found.add("TRAFFIC_STORE")
     return found - {"AWS_LAMBDA_FUNCTION_NAME"}

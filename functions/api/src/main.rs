@@ -8,7 +8,7 @@ use traffic_functions::{Config, init_tracing_with};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
-    init_tracing_with("info", config.log_json);
+    init_tracing_with("info", &config.log);
     let ports = config.aws_ports().await?.ports;
     // In AWS the template's authorizer guards the mutating routes; a token is optional there.
     run(router(ApiState {

@@ -8,7 +8,7 @@ use traffic_functions::{BatchHandler, Config, init_tracing_with};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
-    init_tracing_with("info", config.log_json);
+    init_tracing_with("info", &config.log);
     let ports = config.aws_ports().await?.ports;
     let ingest = IngestHandler::from_ports(config.engine, &ports);
     let ingest = &ingest;

@@ -17,8 +17,10 @@
 //! | `ALARM_HOLD_DOWN` | `fault` | `10m` | after a lamp's alarm is published, how long a new alarm of that lamp is recorded without an SNS message (a flapping lamp) |
 //! | `ALARM_SEVERITIES` | `api`, `fault`, `merge` (SNS subjects and attributes) | `red=critical,yellow=major,green=major,sensor_silent=minor` | the severity of each kind of alarm, any of them overridden |
 //! | `TRAFFIC_API_TOKEN` | `api` | none | a bearer token the writes need besides the authorizer's check |
-//! | `TRAFFIC_LOG_FORMAT` | every function | text; JSON inside Lambda | `json` for JSON log lines |
-//! | `RUST_LOG` | every function | `info` | log levels ([`crate::init_tracing`]) |
+//! | `TRAFFIC_LOG_FORMAT` | every function | text; JSON inside Lambda | `json` or `text`; wins over `AWS_LAMBDA_LOG_FORMAT` ([`crate::logging`]) |
+//! | `AWS_LAMBDA_LOG_FORMAT` | every function (Lambda sets it: `LoggingConfig.LogFormat`) | none | `JSON` or `Text` |
+//! | `RUST_LOG` | every function | `info` | log levels, tracing's filter syntax; wins over `AWS_LAMBDA_LOG_LEVEL` when not empty |
+//! | `AWS_LAMBDA_LOG_LEVEL` | every function (Lambda sets it: `LoggingConfig.ApplicationLogLevel`) | none | `TRACE` ... `ERROR`, `FATAL` (as `ERROR`) |
 //!
 //! Region, credentials and endpoint come the AWS SDK's standard way (`AWS_REGION`,
 //! `AWS_ENDPOINT_URL`, ...); a region must be configured (`traffic_aws::region`).
@@ -84,8 +86,8 @@ pub struct Config {
     pub api_token: Option<String>,
     /// How alarms are handled (the retention of closed ones).
     pub alarms: AlarmPolicy,
-    /// JSON log lines.
-    pub log_json: bool,
+    /// The logging variables ([`crate::logging`]).
+    pub log: crate::logging::LogEnv,
 }
 
 impl Config {
@@ -133,8 +135,7 @@ impl Config {
             store,
             provisional,
             api_token: lookup("TRAFFIC_API_TOKEN").filter(|t| !t.is_empty()),
-            log_json: lookup("TRAFFIC_LOG_FORMAT").is_some_and(|v| v == "json")
-                || lookup("AWS_LAMBDA_FUNCTION_NAME").is_some(),
+            log: crate::logging::LogEnv::from_lookup(&lookup),
         })
     }
 }
@@ -185,7 +186,7 @@ mod tests {
         assert_eq!(c.provisional, Provisional::All);
         assert_eq!(c.api_token, None);
         assert_eq!(c.engine.top_k, EngineConfig::default().top_k);
-        assert!(!c.log_json);
+        assert_eq!(c.log, crate::logging::LogEnv::default());
     }
 
     #[test]
@@ -205,7 +206,7 @@ mod tests {
         assert_eq!(c.api_token.as_deref(), Some("s3cret"));
         assert_eq!(c.names.state_table.as_deref(), Some("t-state"));
         assert_eq!(c.names.event_bus.as_deref(), Some("t-results"));
-        assert!(c.log_json);
+        assert_eq!(c.log.traffic_format.as_deref(), Some("json"));
         assert_eq!(c.alarms.retention_ms, 30 * 86_400_000);
         assert_eq!(c.alarms.hold_down_ms, 300_000);
         assert_eq!(

@@ -9,44 +9,32 @@
 //!   exist (readings for others are rejected);
 //! - [`publication`]: publishing a recorded alarm once (claim, publish, mark), and the alarms
 //!   due (unpublished, or held down past their hold-down);
-//! - [`init_tracing`]: structured logs.
+//! - [`logging`]: log lines (JSON inside Lambda, Lambda's log level and format honoured), and
+//!   [`init_tracing`], which starts them;
 
 pub mod config;
 pub mod directory;
 pub mod handler;
 pub mod kinesis;
+pub mod logging;
 pub mod publication;
 pub mod routing;
 
 pub use config::{Config, ConfigError, Provisional};
 pub use handler::BatchHandler;
 
-/// Starts structured logging: JSON lines (as CloudWatch wants) when `TRAFFIC_LOG_FORMAT=json`
-/// or inside Lambda, plain text otherwise; the level from `RUST_LOG` (default `info`).
+/// Starts logging to stderr as the process environment says ([`logging`]: JSON inside Lambda,
+/// the level from `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL`, else `info`).
 pub fn init_tracing() {
     init_tracing_at("info");
 }
 
-/// As [`init_tracing`], with `default_level` when `RUST_LOG` is unset.
+/// As [`init_tracing`], with `default_level` when no variable sets one.
 pub fn init_tracing_at(default_level: &str) {
-    let json = std::env::var("TRAFFIC_LOG_FORMAT").is_ok_and(|v| v == "json")
-        || std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok();
-    init_tracing_with(default_level, json);
+    logging::init(&logging::LogEnv::from_env(), default_level);
 }
 
-/// As [`init_tracing`], JSON lines or not as `json` says (a [`Config`]'s `log_json`).
-pub fn init_tracing_with(default_level: &str, json: bool) {
-    use tracing_subscriber::EnvFilter;
-    // The SDK's region chain ends at the instance metadata, which warns twice off EC2 before
-    // a missing region is reported (`traffic_aws::NoRegion`): its errors only.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},aws_config::imds=error")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().without_time().try_init()
-    } else {
-        builder.try_init()
-    };
+/// As [`init_tracing`], from the variables `env` read (a [`Config`]'s `log`).
+pub fn init_tracing_with(default_level: &str, env: &logging::LogEnv) {
+    logging::init(env, default_level);
 }
