@@ -11,12 +11,14 @@
 //!   due (unpublished, or held down past their hold-down);
 //! - [`logging`]: log lines (JSON inside Lambda, Lambda's log level and format honoured), and
 //!   [`init_tracing`], which starts them;
+//! - [`problems`]: a batch's per-record problems, summarised (counts, the first examples).
 
 pub mod config;
 pub mod directory;
 pub mod handler;
 pub mod kinesis;
 pub mod logging;
+pub mod problems;
 pub mod publication;
 pub mod routing;
 
