@@ -25,7 +25,8 @@
 //! Invalid records, records under another partition key than their intersection, and
 //! readings stamped more than the allowed clock skew after their arrival (*future*: they would
 //! make every later reading of the light look stale) are skipped here without a count
-//! (`ingest` counts them).
+//! (`ingest` counts them). Misrouted records are logged once per batch, with their count and
+//! the first few (`traffic_functions::problems`), each record at DEBUG.
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
@@ -42,6 +43,7 @@ use traffic_functions::directory::Directory;
 use traffic_functions::kinesis::{
     Decoded, Unusable, decode_by_shard, failures, record_stats, stats_sample,
 };
+use traffic_functions::problems::Problems;
 use traffic_functions::publication::{publish_due, publish_once};
 use traffic_functions::routing::{Routes, ShardRanges};
 use traffic_ports::{
@@ -265,10 +267,11 @@ impl Fault<'_> {
         let (shards, _) = decode_by_shard(event);
         let mut report = FaultReport::default();
         let mut failed = Vec::new();
+        let mut problems = Problems::default();
         for (shard, records) in &shards {
             let range = routes.of(shard);
             if let Err(e) = self
-                .process_shard(records, range, alarms, &mut report)
+                .process_shard(records, range, alarms, &mut report, &mut problems)
                 .await
             {
                 tracing::error!(shard = %shard, error = %e, "lamp states not updated; the batch will be retried");
@@ -278,6 +281,7 @@ impl Fault<'_> {
                 }
             }
         }
+        problems.log("fault");
         (report, failed)
     }
 
@@ -287,13 +291,15 @@ impl Fault<'_> {
         range: Option<&HashKeyRange>,
         alarms: &AlarmPolicy,
         report: &mut FaultReport,
+        problems: &mut Problems,
     ) -> Result<(), PortError> {
         let mut readings = Vec::with_capacity(records.len());
         for d in records {
             let r = match d.routed(range) {
                 Ok(r) => r,
-                Err(Unusable::WrongShard { key, shard }) => {
-                    tracing::warn!(shard = %shard, sequence_number = %d.seq, partition_key = %key, "record on a shard its partition key does not map to: skipped");
+                Err(why @ Unusable::WrongShard { .. }) => {
+                    tracing::debug!(sequence_number = %d.seq, reason = %why, "record on a shard its partition key does not map to: skipped");
+                    problems.note(why.kind(), &d.seq, &d.record.kinesis.partition_key, &why);
                     report.skipped += 1;
                     report.misrouted += 1;
                     continue;

@@ -9,9 +9,11 @@
 //! in the stream, *late* when its pane is closed, otherwise accepted into a delta. The batch is
 //! committed in one conditional write (its deltas, then the meta listing them); a conflict (a
 //! concurrent writer, or the merge finalising a window meanwhile) folds the batch again from
-//! the stored state. Invalid records are counted, logged with their sequence number and
-//! skipped; they never fail the batch. Only a failure to load or commit state is reported, as
-//! the shard's first record, so the event source mapping retries the batch.
+//! the stored state. Invalid records are counted and skipped; they never fail the batch. They
+//! are logged once per batch and kind of problem, with the count and the first few records
+//! (`traffic_functions::problems`), each record at DEBUG.
+//! Only a failure to load or commit state is reported, as the shard's first record, so the
+//! event source mapping retries the batch.
 
 mod redrive;
 
@@ -31,6 +33,7 @@ use traffic_functions::directory::{Directory, Known};
 use traffic_functions::kinesis::{
     Decoded, Unusable, decode_by_shard, failures, record_stats, stats_sample,
 };
+use traffic_functions::problems::Problems;
 use traffic_functions::routing::{Routes, ShardRanges};
 use traffic_ports::{Clock, PortError, Ports, Registry, StateStore, StatsStore, UsageMeter};
 
@@ -160,6 +163,17 @@ impl std::fmt::Display for Rejection {
     }
 }
 
+impl Rejection {
+    /// A short stable name of the problem, for the batch's summary.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Rejection::Unusable(e) => e.kind(),
+            Rejection::UnknownIntersection => "unknown intersection",
+            Rejection::UnknownLight => "unknown light",
+        }
+    }
+}
+
 impl Ingest<'_> {
     /// Handles one Kinesis event; the response names the first uncommitted record of each
     /// shard whose state could not be loaded or committed.
@@ -211,17 +225,28 @@ impl Ingest<'_> {
     pub async fn process_routed(&self, event: &KinesisEvent, routes: &Routes) -> IngestReport {
         let (shards, bad) = decode_by_shard(event);
         let mut report = IngestReport::default();
+        let mut problems = Problems::default();
         for r in bad {
-            tracing::warn!(sequence_number = %r.kinesis.sequence_number, "record with an invalid sequence number skipped");
+            tracing::debug!(sequence_number = %r.kinesis.sequence_number, "record with an invalid sequence number skipped");
+            problems.note(
+                "invalid sequence number",
+                &r.kinesis.sequence_number,
+                &r.kinesis.partition_key,
+                &"not a Kinesis sequence number",
+            );
             report.counters.rejected += 1;
         }
         for (shard, records) in &shards {
             let range = routes.of(shard);
-            if let Err((seq, e)) = self.process_shard(shard, range, records, &mut report).await {
+            if let Err((seq, e)) = self
+                .process_shard(shard, range, records, &mut report, &mut problems)
+                .await
+            {
                 tracing::error!(shard = %shard, sequence_number = %seq, error = %e, "shard state not committed; the batch will be retried from this record");
                 report.failed.push(seq);
             }
         }
+        problems.log("ingest");
         report
     }
 
@@ -231,6 +256,7 @@ impl Ingest<'_> {
         range: Option<&HashKeyRange>,
         records: &[Decoded<'_>],
         report: &mut IngestReport,
+        problems: &mut Problems,
     ) -> Result<(), (SequenceNumber, PortError)> {
         let Some(first) = records.first() else {
             return Ok(());
@@ -256,12 +282,27 @@ impl Ingest<'_> {
                 .map_err(|e| (first_seq.clone(), e))?;
             let mut fold = BatchFold::new(self.cfg, shard, meta, marks);
             let mut tally = IngestReport::default();
+            // This attempt's problems only: a batch folded again after a conflict meets
+            // the same records again.
+            let mut noted = Problems::default();
             for d in records {
                 let outcome = match check(&known, d, range) {
                     Ok(r) => {
                         let o = fold.apply(&d.seq, r, d.arrival_ms);
                         if o == Outcome::Future {
-                            tracing::warn!(shard = %shard, sequence_number = %d.seq, intersection = %r.intersection_id, light = r.light.get(), ts = %format_rfc3339_ms(r.ts_ms), arrival = ?d.arrival_ms.map(format_rfc3339_ms), "reading stamped after its arrival plus the allowed clock skew: rejected as future");
+                            tracing::debug!(shard = %shard, sequence_number = %d.seq, intersection = %r.intersection_id, light = r.light.get(), ts = %format_rfc3339_ms(r.ts_ms), arrival = ?d.arrival_ms.map(format_rfc3339_ms), "reading stamped after its arrival plus the allowed clock skew: rejected as future");
+                            noted.note(
+                                "future",
+                                &d.seq,
+                                &d.record.kinesis.partition_key,
+                                &format_args!(
+                                    "stamped {} after its arrival {} plus the allowed clock skew",
+                                    format_rfc3339_ms(r.ts_ms),
+                                    d.arrival_ms
+                                        .map(format_rfc3339_ms)
+                                        .unwrap_or_else(|| "unknown".into())
+                                ),
+                            );
                         }
                         o
                     }
@@ -273,7 +314,8 @@ impl Ingest<'_> {
                             tally.misrouted += 1;
                         }
                         if o == Outcome::Rejected {
-                            tracing::warn!(shard = %shard, sequence_number = %d.seq, partition_key = %d.record.kinesis.partition_key, reason = %why, "record rejected");
+                            tracing::debug!(shard = %shard, sequence_number = %d.seq, partition_key = %d.record.kinesis.partition_key, reason = %why, "record rejected");
+                            noted.note(why.kind(), &d.seq, &d.record.kinesis.partition_key, &why);
                         }
                         o
                     }
@@ -289,11 +331,13 @@ impl Ingest<'_> {
             }
             if !fold.dirty() {
                 report.redelivered += tally.redelivered;
+                problems.merge(noted);
                 return Ok(());
             }
             let commit = fold.commit();
             match self.state.commit(&commit, self.clock.now_ms()).await {
                 Ok(()) => {
+                    problems.merge(noted);
                     report.counters.add(&tally.counters);
                     report.redelivered += tally.redelivered;
                     report.misrouted += tally.misrouted;

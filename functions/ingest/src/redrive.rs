@@ -58,6 +58,7 @@ impl Ingest<'_> {
             for _ in 0..(bad.len() as u64 + other) {
                 fold.reject();
             }
+            let mut problems = traffic_functions::problems::Problems::default();
             for d in &records {
                 match check(&known, d, range) {
                     Ok(r) => {
@@ -66,7 +67,8 @@ impl Ingest<'_> {
                         }
                     }
                     Err(why) => {
-                        tracing::warn!(shard = %shard, sequence_number = %d.seq, reason = %why, "redriven record rejected");
+                        tracing::debug!(shard = %shard, sequence_number = %d.seq, reason = %why, "redriven record rejected");
+                        problems.note(why.kind(), &d.seq, &d.record.kinesis.partition_key, &why);
                         fold.reject();
                     }
                 }
@@ -77,7 +79,10 @@ impl Ingest<'_> {
                 .commit_redrive(&commit, &mark, self.clock.now_ms())
                 .await
             {
-                Ok(()) => return Ok(mark.counts),
+                Ok(()) => {
+                    problems.log("ingest redrive");
+                    return Ok(mark.counts);
+                }
                 Err(PortError::Conflict(why)) => {
                     if let Some(done) = self.state.redrive_mark(shard, id).await? {
                         return Ok(done.counts.as_duplicates());

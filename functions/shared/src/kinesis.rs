@@ -71,6 +71,17 @@ impl std::fmt::Display for Unusable {
     }
 }
 
+impl Unusable {
+    /// A short stable name of the problem, for summaries ([`crate::problems`]).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Unusable::Invalid(_) => "invalid reading",
+            Unusable::WrongPartition { .. } => "wrong partition key",
+            Unusable::WrongShard { .. } => "wrong shard",
+        }
+    }
+}
+
 impl Decoded<'_> {
     /// The reading, if the record holds a valid one under its own intersection's partition
     /// key.
