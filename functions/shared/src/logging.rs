@@ -238,11 +238,13 @@ mod tests {
 
     const LAMBDA: (&str, &str) = ("AWS_LAMBDA_FUNCTION_NAME", "traffic-ingest");
 
+    /// Variables, stderr a terminal, then the filter, JSON and ANSI expected.
+    type Case = (Vec<(&'static str, &'static str)>, bool, String, bool, bool);
+
     #[test]
     fn the_environment_decides_format_level_and_colour_by_the_documented_precedence() {
         let quiet = |level: &str| format!("{level},{QUIET}");
-        // (variables, stderr a terminal, filter, json, ansi)
-        let cases: Vec<(Vec<(&str, &str)>, bool, String, bool, bool)> = vec![
+        let cases: Vec<Case> = vec![
             // Off Lambda: text, the default level, colour only on a terminal.
             (vec![], true, quiet("info"), false, true),
             (vec![], false, quiet("info"), false, false),
