@@ -19,7 +19,7 @@ Inputs:
   and invocations per reading of the largest measured run (labelled so): per reading, the delta
   state, fault's lamp reads and the merge's retiming do not grow with the city, and batches
   fill better, so this overstates it a little; only Kinesis' shard-hours are recomputed. The
-  exception is the lamp summary's parts (`lamp-summary#<p>`), billed on their size, which grows with the lamps not ok
+  exception is the lamp summary's parts (`lamp-summary#<p>-of-4`), billed on their size, which grows with the lamps not ok
   (README, "What it costs");
 - Lambda durations: estimates, since the emulator's round trips are not AWS's, by the model
   in infra/prices.json (`lambda_duration`, which `traffic aws-measure` prices with too): an

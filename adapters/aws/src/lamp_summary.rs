@@ -3,7 +3,7 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | the lamps not ok of the intersections hashed to part `<p>` | `lamp-summary#<p>` | `state` | `lamps` (M: id → `?` or `0:g;2:ry`), `summarised` (BOOL) |
+//! | the lamps not ok of the intersections hashed to part `<p>` | `lamp-summary#<p>-of-4` | `state` | `lamps` (M: id → `?` or `0:g;2:ry`), `summarised` (BOOL) |
 //!
 //! An intersection's entry lives in part `fnv1a64(id) % SUMMARY_PARTS`. A fault batch reads
 //! only the parts of the intersections it has readings of (one consistent `BatchGetItem`), and
