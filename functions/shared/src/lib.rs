@@ -9,17 +9,21 @@
 //!   exist (readings for others are rejected);
 //! - [`publication`]: publishing a recorded alarm once (claim, publish, mark), and the alarms
 //!   due (unpublished, or held down past their hold-down);
+//! - [`metrics`]: CloudWatch metrics in the embedded metric format, one line per batch, run
+//!   or request;
 //! - [`init_tracing`]: structured logs.
 
 pub mod config;
 pub mod directory;
 pub mod handler;
 pub mod kinesis;
+pub mod metrics;
 pub mod publication;
 pub mod routing;
 
 pub use config::{Config, ConfigError, Provisional};
 pub use handler::BatchHandler;
+pub use metrics::Metrics;
 
 /// Starts structured logging: JSON lines (as CloudWatch wants) when `TRAFFIC_LOG_FORMAT=json`
 /// or inside Lambda, plain text otherwise; the level from `RUST_LOG` (default `info`).
