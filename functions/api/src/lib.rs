@@ -21,7 +21,8 @@
 //! load and store of an intersection); one module per resource: [`intersections`], [`lights`]
 //! (and phases), [`alarms`] (and lamps, repairs), [`control`] (modes, limits, who changed the
 //! timings), [`timings`], [`results`] (and the network),
-//! [`stats`], [`config`]; [`dashboard`] (and the OpenAPI document).
+//! [`stats`], [`config`]; [`dashboard`] (and the OpenAPI document); [`metered`] (one
+//! CloudWatch metric line per request).
 
 pub mod alarms;
 pub mod body;
@@ -31,6 +32,7 @@ pub mod dashboard;
 pub mod error;
 pub mod intersections;
 pub mod lights;
+pub mod metered;
 pub mod paging;
 pub mod request;
 pub mod results;
@@ -117,11 +119,17 @@ api_routes! {
 
 /// The router: every route, the write check, and JSON 404/405 answers for unknown routes.
 pub fn router(state: ApiState) -> Router {
+    router_metered(state, traffic_functions::Metrics::off())
+}
+
+/// As [`router`], writing one metric line per request to `metrics` ([`metered`]).
+pub fn router_metered(state: ApiState, metrics: traffic_functions::Metrics) -> Router {
     let shared: Shared = Arc::new(state);
     add_routes(Router::new())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(shared.clone(), authorize))
+        .layer(middleware::from_fn_with_state(metrics, metered::measure))
         .with_state(shared)
 }
 

@@ -1,9 +1,9 @@
 //! The `api` Lambda: wiring only (configuration once, clients once, the runtime). The router
 //! is the library's, the same one `traffic local` serves on a TCP listener.
 
-use api::{ApiState, router};
+use api::{ApiState, router_metered};
 use lambda_http::{Error, run};
-use traffic_functions::{Config, init_tracing_with};
+use traffic_functions::{Config, Metrics, init_tracing_with};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -11,11 +11,15 @@ async fn main() -> Result<(), Error> {
     init_tracing_with("info", &config.log);
     let ports = config.aws_ports().await?.ports;
     // In AWS the template's authorizer guards the mutating routes; a token is optional there.
-    run(router(ApiState {
-        ports,
-        cfg: config.engine,
-        token: config.api_token,
-        alarms: config.alarms,
-    }))
+    let metrics = Metrics::from_config(&config);
+    run(router_metered(
+        ApiState {
+            ports,
+            cfg: config.engine,
+            token: config.api_token,
+            alarms: config.alarms,
+        },
+        metrics,
+    ))
     .await
 }

@@ -43,6 +43,7 @@ use traffic_functions::directory::Directory;
 use traffic_functions::kinesis::{
     Decoded, Unusable, decode_by_shard, failures, record_stats, stats_sample,
 };
+use traffic_functions::metrics::{ArrivalLatency, FaultMetrics, Metrics};
 use traffic_functions::problems::Problems;
 use traffic_functions::publication::{publish_due, publish_once};
 use traffic_functions::routing::{Routes, ShardRanges};
@@ -69,6 +70,7 @@ pub struct FaultHandler {
     stats: Arc<dyn StatsStore>,
     directory: Directory,
     routing: ShardRanges,
+    metrics: Metrics,
 }
 
 impl FaultHandler {
@@ -85,7 +87,14 @@ impl FaultHandler {
             stats: ports.stats.clone(),
             directory: Directory::default(),
             routing: ShardRanges::new(ports.stream.clone()),
+            metrics: Metrics::off(),
         }
+    }
+
+    /// The same handler writing one metric line per batch to `metrics` (none by default).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The same handler with the alarm policy `alarms` (its hold-down), instead of the default.
@@ -131,7 +140,7 @@ impl BatchHandler for FaultHandler {
     async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
         let routes = self.routing.routes(event).await;
         self.fault()
-            .handle_routed(event, &self.alarms, &routes)
+            .handle_metered(event, &self.alarms, &routes, &self.metrics)
             .await
     }
 }
@@ -212,15 +221,25 @@ impl Fault<'_> {
         alarms: &AlarmPolicy,
         routes: &Routes,
     ) -> KinesisEventResponse {
+        self.handle_metered(event, alarms, routes, &Metrics::off())
+            .await
+    }
+
+    /// As [`Fault::handle_routed`], writing the batch's metric line to `metrics`.
+    pub async fn handle_metered(
+        &self,
+        event: &KinesisEvent,
+        alarms: &AlarmPolicy,
+        routes: &Routes,
+        metrics: &Metrics,
+    ) -> KinesisEventResponse {
         let before = self.usage.usage();
         let (report, failed) = self.process_routed(event, alarms, routes).await;
         let used = self.usage.usage().since(&before);
         let now = self.clock.now_ms();
-        record_stats(
-            self.stats,
-            &stats_sample("fault", event, report.raised.len() as u64, now, &used),
-        )
-        .await;
+        let sample = stats_sample("fault", event, report.raised.len() as u64, now, &used);
+        record_stats(self.stats, &sample).await;
+        metrics.fault(batch_metrics(&report, &sample));
         tracing::info!(
             alarms = report.raised.len(),
             repaired = report.repaired,
@@ -488,5 +507,27 @@ impl Fault<'_> {
                 tracing::warn!(error = %e, "held-down alarms not published by this batch; the merge's sweep publishes them");
             }
         }
+    }
+}
+
+/// The metric line of a batch: its report's counts, the latency and units of its statistics
+/// sample.
+fn batch_metrics(report: &FaultReport, sample: &traffic_ports::StatsSample) -> FaultMetrics {
+    let latency = ArrivalLatency::of(sample);
+    FaultMetrics {
+        function: "fault",
+        records: sample.records,
+        alarms_raised: report.raised.len() as u64,
+        alarms_held: report.held_down.len() as u64,
+        alarms_resolved: report.resolved,
+        alarms_published: report.raised.len() as u64 + report.due_published,
+        flaps: report.flaps,
+        skipped: report.skipped,
+        too_frequent: report.too_frequent,
+        failed_shards: report.failed.len() as u64,
+        latency_max: latency.max_ms,
+        latency_mean: latency.mean_ms,
+        write_units: sample.write_units,
+        read_units: sample.read_units,
     }
 }

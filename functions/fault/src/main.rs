@@ -3,7 +3,7 @@
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use fault::FaultHandler;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use traffic_functions::{BatchHandler, Config, init_tracing_with};
+use traffic_functions::{BatchHandler, Config, Metrics, init_tracing_with};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -11,7 +11,8 @@ async fn main() -> Result<(), Error> {
     init_tracing_with("info", &config.log);
     let ports = config.aws_ports().await?.ports;
     let fault = FaultHandler::from_ports(config.engine.clone(), &ports)
-        .with_alarm_policy(config.alarms.clone());
+        .with_alarm_policy(config.alarms.clone())
+        .with_metrics(Metrics::from_config(&config));
     let fault = &fault;
     run(service_fn(
         move |event: LambdaEvent<KinesisEvent>| async move {

@@ -33,6 +33,7 @@ use traffic_functions::directory::{Directory, Known};
 use traffic_functions::kinesis::{
     Decoded, Unusable, decode_by_shard, failures, record_stats, stats_sample,
 };
+use traffic_functions::metrics::{ArrivalLatency, IngestMetrics, Metrics};
 use traffic_functions::problems::Problems;
 use traffic_functions::routing::{Routes, ShardRanges};
 use traffic_ports::{Clock, PortError, Ports, Registry, StateStore, StatsStore, UsageMeter};
@@ -52,6 +53,7 @@ pub struct IngestHandler {
     clock: Arc<dyn Clock>,
     directory: Directory,
     routing: ShardRanges,
+    metrics: Metrics,
 }
 
 impl IngestHandler {
@@ -66,7 +68,14 @@ impl IngestHandler {
             clock: ports.clock.clone(),
             directory: Directory::default(),
             routing: ShardRanges::new(ports.stream.clone()),
+            metrics: Metrics::off(),
         }
+    }
+
+    /// The same handler writing one metric line per batch to `metrics` (none by default).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The handler borrowing what this one owns.
@@ -103,7 +112,9 @@ impl IngestHandler {
 impl BatchHandler for IngestHandler {
     async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
         let routes = self.routing.routes(event).await;
-        self.ingest().handle_routed(event, &routes).await
+        self.ingest()
+            .handle_metered(event, &routes, &self.metrics)
+            .await
     }
 }
 
@@ -188,15 +199,23 @@ impl Ingest<'_> {
         event: &KinesisEvent,
         routes: &Routes,
     ) -> KinesisEventResponse {
+        self.handle_metered(event, routes, &Metrics::off()).await
+    }
+
+    /// As [`Ingest::handle_routed`], writing the batch's metric line to `metrics`.
+    pub async fn handle_metered(
+        &self,
+        event: &KinesisEvent,
+        routes: &Routes,
+        metrics: &Metrics,
+    ) -> KinesisEventResponse {
         let before = self.usage.usage();
         let report = self.process_routed(event, routes).await;
         let used = self.usage.usage().since(&before);
         let now = self.clock.now_ms();
-        record_stats(
-            self.stats,
-            &stats_sample("ingest", event, report.counters.accepted, now, &used),
-        )
-        .await;
+        let sample = stats_sample("ingest", event, report.counters.accepted, now, &used);
+        record_stats(self.stats, &sample).await;
+        metrics.ingest(batch_metrics(&report, &sample));
         tracing::info!(
             accepted = report.counters.accepted,
             rejected = report.counters.rejected,
@@ -353,6 +372,30 @@ impl Ingest<'_> {
                 Err(e) => return Err((first_seq, e)),
             }
         }
+    }
+}
+
+/// The metric line of a batch: its report's counts, the latency and units of its statistics
+/// sample.
+fn batch_metrics(report: &IngestReport, sample: &traffic_ports::StatsSample) -> IngestMetrics {
+    let latency = ArrivalLatency::of(sample);
+    let c = &report.counters;
+    IngestMetrics {
+        function: "ingest",
+        records: sample.records,
+        accepted: c.accepted,
+        rejected: c.rejected,
+        misrouted: report.misrouted,
+        late: c.late,
+        future: c.future,
+        duplicates: c.duplicates,
+        redelivered: report.redelivered,
+        conflicts: report.conflicts,
+        failed_shards: report.failed.len() as u64,
+        latency_max: latency.max_ms,
+        latency_mean: latency.mean_ms,
+        write_units: sample.write_units,
+        read_units: sample.read_units,
     }
 }
 

@@ -9,9 +9,12 @@
 //! A run another one stood down for (the lease) records nothing. Latencies are in the clock
 //! the system runs on (simulated time in `traffic local` and `traffic sumo`), run times in
 //! wall time.
+//!
+//! The same run gives one CloudWatch metric line ([`metric_line`]; `docs/aws.md`, "Metrics").
 
 use crate::MergeReport;
 use traffic_core::latency::Latency;
+use traffic_functions::metrics::MergeMetrics;
 use traffic_ports::{StatsSample, Usage};
 
 /// The statistics series of a window length's arrival-to-result latency.
@@ -63,6 +66,43 @@ pub fn samples(report: &MergeReport, minute_ms: i64, used: &Usage) -> Vec<StatsS
     out
 }
 
+/// The metric line of a run at `now_ms` that used `used`: its counts, its run time, the closed
+/// mark's lag behind now, and the end-to-end latency to the first result of the shortest window
+/// length measured. A run that stood down says only that.
+pub fn metric_line(report: &MergeReport, now_ms: i64, used: &Usage) -> MergeMetrics {
+    if report.skipped.is_some() {
+        return MergeMetrics {
+            function: "merge",
+            runs_skipped: 1,
+            ..MergeMetrics::default()
+        };
+    }
+    let first_result = report.latencies.to_result.values().find(|l| l.readings > 0);
+    let retiming = &report.latencies.to_retiming;
+    let count = |n: usize| Some(n as u64);
+    MergeMetrics {
+        function: "merge",
+        runs_skipped: 0,
+        run_time: Some(report.run_ms),
+        windows_closed: count(report.closed.len()),
+        provisional_results: count(report.provisional),
+        retimings: count(report.retimed),
+        closed_mark_lag: report
+            .closed_ms
+            .map(|c| u64::try_from(now_ms.saturating_sub(c)).unwrap_or(0)),
+        catching_up: Some(u64::from(report.catching_up)),
+        shards_idle: count(report.shards_idle),
+        result_latency_max: first_result.map(|l| l.max_ms),
+        result_latency_mean: first_result.map(Latency::mean_ms),
+        retiming_latency_max: (retiming.readings > 0).then_some(retiming.max_ms),
+        silence_alarms_raised: count(report.silence.raised.len()),
+        silence_alarms_resolved: count(report.silence.resolved.len()),
+        alarms_published: count(report.due_published.len()),
+        write_units: Some(used.write_units),
+        read_units: Some(used.read_units),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +133,38 @@ mod tests {
         assert_eq!((s[0].records, s[0].latency_ms_sum), (1, 12));
         assert_eq!((s[1].records, s[1].mean_latency_ms()), (4, 100.0));
         assert_eq!((s[2].accepted, s[2].latency_ms_max), (3, 150));
+    }
+
+    #[test]
+    fn a_run_gives_one_metric_line_with_the_closed_mark_behind_now() {
+        let m15 = WindowLength::from_ms(900_000).unwrap_or_else(|| panic!("15m"));
+        let l = Latency {
+            readings: 2,
+            sum_ms: 300,
+            max_ms: 200,
+        };
+        let report = MergeReport {
+            run_ms: 12,
+            retimed: 3,
+            closed_ms: Some(1_000),
+            latencies: RunLatencies {
+                to_result: BTreeMap::from([(m15, l)]),
+                to_retiming: Latency::default(),
+            },
+            ..MergeReport::default()
+        };
+        let m = metric_line(&report, 61_000, &Usage::default());
+        assert_eq!(m.closed_mark_lag, Some(60_000));
+        assert_eq!((m.run_time, m.retimings), (Some(12), Some(3)));
+        assert_eq!(m.result_latency_max, Some(200));
+        assert_eq!(m.result_latency_mean, Some(150.0));
+        assert_eq!(m.retiming_latency_max, None);
+        let skipped = MergeReport {
+            skipped: Some("lease".into()),
+            ..MergeReport::default()
+        };
+        let m = metric_line(&skipped, 0, &Usage::default());
+        assert_eq!((m.runs_skipped, m.run_time), (1, None));
     }
 
     #[test]

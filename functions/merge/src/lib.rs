@@ -65,6 +65,7 @@ use traffic_ports::{
     ResultStore, StateStore, StatsStore, StreamShards, TimingUpdate, UsageMeter,
 };
 
+use traffic_functions::Metrics;
 pub use traffic_functions::Provisional;
 use traffic_functions::publication::publish_due;
 
@@ -91,6 +92,7 @@ pub struct MergeHandler {
     lamps: Arc<dyn LampStore>,
     publisher: Arc<dyn AlarmPublisher>,
     alarms: AlarmPolicy,
+    metrics: Metrics,
 }
 
 /// A name for this process's merge runs, unique enough to tell two concurrent runs apart.
@@ -123,7 +125,14 @@ impl MergeHandler {
             lamps: ports.lamps.clone(),
             publisher: ports.publisher.clone(),
             alarms: AlarmPolicy::default(),
+            metrics: Metrics::off(),
         }
+    }
+
+    /// The same handler writing one metric line per run to `metrics` (none by default).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The same handler with the alarm policy `alarms` (how long a resolved sensor-silent
@@ -178,10 +187,12 @@ impl MergeHandler {
 
     async fn record(&self, report: &MergeReport, before: traffic_ports::Usage) {
         let used = self.usage.usage().since(&before);
-        let minute = self.clock.now_ms().div_euclid(60_000) * 60_000;
+        let now = self.clock.now_ms();
+        let minute = now.div_euclid(60_000) * 60_000;
         for s in figures::samples(report, minute, &used) {
             traffic_functions::kinesis::record_stats(self.stats.as_ref(), &s).await;
         }
+        self.metrics.merge(figures::metric_line(report, now, &used));
     }
 }
 

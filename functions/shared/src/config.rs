@@ -21,6 +21,8 @@
 //! | `AWS_LAMBDA_LOG_FORMAT` | every function (Lambda sets it: `LoggingConfig.LogFormat`) | none | `JSON` or `Text` |
 //! | `RUST_LOG` | every function | `info` | log levels, tracing's filter syntax; wins over `AWS_LAMBDA_LOG_LEVEL` when not empty |
 //! | `AWS_LAMBDA_LOG_LEVEL` | every function (Lambda sets it: `LoggingConfig.ApplicationLogLevel`) | none | `TRACE` ... `ERROR`, `FATAL` (as `ERROR`) |
+//! | `TRAFFIC_METRICS` | every function | `emf` inside Lambda, `off` elsewhere | `emf`: one CloudWatch embedded-metric-format line per batch, run or request on standard output ([`crate::metrics`]); `off`: none |
+//! | `TRAFFIC_METRICS_NAMESPACE` | every function | `Traffic` | the CloudWatch namespace of those metrics |
 //!
 //! Region, credentials and endpoint come the AWS SDK's standard way (`AWS_REGION`,
 //! `AWS_ENDPOINT_URL`, ...); a region must be configured (`traffic_aws::region`).
@@ -88,6 +90,10 @@ pub struct Config {
     pub alarms: AlarmPolicy,
     /// The logging variables ([`crate::logging`]).
     pub log: crate::logging::LogEnv,
+    /// Whether the functions write their metrics (EMF lines on standard output).
+    pub metrics: bool,
+    /// The CloudWatch namespace of the metrics.
+    pub metrics_namespace: String,
 }
 
 impl Config {
@@ -128,8 +134,24 @@ impl Config {
                 .with_severities(&v)
                 .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
+        let in_lambda = lookup("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        let metrics = match lookup("TRAFFIC_METRICS").as_deref() {
+            None => in_lambda,
+            Some("emf") => true,
+            Some("off") => false,
+            Some(v) => {
+                return Err(ConfigError::Invalid(format!(
+                    "TRAFFIC_METRICS must be emf or off, got {v:?}"
+                )));
+            }
+        };
+        let metrics_namespace = lookup("TRAFFIC_METRICS_NAMESPACE")
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| crate::metrics::NAMESPACE.to_owned());
         Ok(Self {
             engine,
+            metrics,
+            metrics_namespace,
             alarms,
             names: AwsNames::from_lookup(&lookup),
             store,
@@ -187,6 +209,27 @@ mod tests {
         assert_eq!(c.api_token, None);
         assert_eq!(c.engine.top_k, EngineConfig::default().top_k);
         assert_eq!(c.log, crate::logging::LogEnv::default());
+        assert!(!c.metrics, "no metric lines outside Lambda unless asked");
+        assert_eq!(c.metrics_namespace, "Traffic");
+    }
+
+    #[test]
+    fn metrics_are_on_inside_lambda_unless_turned_off_and_on_when_asked() {
+        let ok = |vars: &[(&str, &str)]| config(vars).unwrap_or_else(|e| panic!("{e}"));
+        assert!(ok(&[("AWS_LAMBDA_FUNCTION_NAME", "traffic-ingest")]).metrics);
+        assert!(
+            !ok(&[
+                ("AWS_LAMBDA_FUNCTION_NAME", "traffic-ingest"),
+                ("TRAFFIC_METRICS", "off")
+            ])
+            .metrics
+        );
+        let c = ok(&[
+            ("TRAFFIC_METRICS", "emf"),
+            ("TRAFFIC_METRICS_NAMESPACE", "Traffic/test"),
+        ]);
+        assert!(c.metrics);
+        assert_eq!(c.metrics_namespace, "Traffic/test");
     }
 
     #[test]
@@ -221,6 +264,7 @@ mod tests {
             ("TRAFFIC_STORE", "embedded:/tmp/x.redb"),
             ("TRAFFIC_DYNAMODB_MAX_ITEM_KB", "0"),
             ("TRAFFIC_WINDOWS", "7m,1h"),
+            ("TRAFFIC_METRICS", "yes"),
         ] {
             let e = config(&[(var, value)]).err();
             assert!(

@@ -12,18 +12,22 @@
 //! - [`logging`]: log lines (JSON inside Lambda, Lambda's log level and format honoured), and
 //!   [`init_tracing`], which starts them;
 //! - [`problems`]: a batch's per-record problems, summarised (counts, the first examples).
+//! - [`metrics`]: CloudWatch metrics in the embedded metric format, one line per batch, run
+//!   or request;
 
 pub mod config;
 pub mod directory;
 pub mod handler;
 pub mod kinesis;
 pub mod logging;
+pub mod metrics;
 pub mod problems;
 pub mod publication;
 pub mod routing;
 
 pub use config::{Config, ConfigError, Provisional};
 pub use handler::BatchHandler;
+pub use metrics::Metrics;
 
 /// Starts logging to stderr as the process environment says ([`logging`]: JSON inside Lambda,
 /// the level from `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL`, else `info`).
