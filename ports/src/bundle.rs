@@ -1,5 +1,6 @@
 //! [`Ports`]: every port a function may need, as shared trait objects. It names no adapter:
-//! `traffic_embedded::EmbeddedStore::ports` and `traffic_aws::ports_from_config` build it.
+//! `traffic_embedded::EmbeddedStore::ports` and `traffic_aws::AwsPorts::new` (through
+//! `traffic_functions::Config::aws_ports`) build it.
 
 use crate::{
     AlarmPublisher, Clock, LampStore, NoResultEvents, NoUsage, Registry, ResultEvents, ResultStore,

@@ -1,28 +1,37 @@
 //! The one configuration of a traffic process, read once from the environment.
 //!
-//! Every Lambda `main` (and the `traffic` command's AWS subcommands) calls
-//! [`Config::from_env`] once; nothing else reads the environment. Every variable:
+//! Every Lambda `main` (and every mode of the `traffic` command) calls [`Config::from_env`]
+//! once. The other readers of the environment: the logging setup ([`crate::init_tracing`]
+//! reads the logging variables below through [`crate::logging::LogEnv::from_env`]); the
+//! `traffic` command's options, which take the variables named in their rows below when the
+//! option is not given (`src/args.rs`, `src/aws_args.rs`, `src/main.rs`), and its engine
+//! options, over the engine's variables; the `serve` example of the API
+//! (`functions/api/examples/serve.rs`, `TRAFFIC_API_TOKEN`). Every variable:
 //!
 //! | variable | read by | default | meaning |
 //! |---|---|---|---|
-//! | `TRAFFIC_WINDOWS`, `TRAFFIC_ALLOWED_LATENESS`, `TRAFFIC_MAX_CLOCK_SKEW`, `TRAFFIC_MIN_READING_INTERVAL`, `TRAFFIC_IDLE_TIMEOUT`, `TRAFFIC_SILENCE_AFTER`, `TRAFFIC_DIGEST_SIZE`, `TRAFFIC_TOP_K`, `WEBSTER_*` | every function | see `core/src/config.rs` | the engine ([`EngineConfig`]), identical on every function |
+//! | `TRAFFIC_WINDOWS`, `TRAFFIC_ALLOWED_LATENESS`, `TRAFFIC_MAX_CLOCK_SKEW`, `TRAFFIC_MIN_READING_INTERVAL`, `TRAFFIC_IDLE_TIMEOUT`, `TRAFFIC_SILENCE_AFTER`, `TRAFFIC_MERGE_MAX_PANES`, `TRAFFIC_DIGEST_SIZE`, `TRAFFIC_TOP_K`, `WEBSTER_*` | every function | see `core/src/config.rs` | the engine ([`EngineConfig`]), identical on every function |
 //! | `TRAFFIC_STORE` | every function | `dynamodb` | the adapters; `dynamodb` is the only value (the embedded store is the `traffic` command's, in one process) |
 //! | `STATE_TABLE`, `REGISTRY_TABLE`, `RESULTS_TABLE` | the functions that use them (`docs/aws.md`) | none | the DynamoDB tables |
 //! | `ALARM_TOPIC_ARN` | `fault`, `merge` | none | the SNS topic of lamp and sensor-silent alarms |
 //! | `READINGS_STREAM` | `merge`, `ingest`, `fault` (and `traffic simulate`) | none | the Kinesis stream, for its shard lineage after a reshard (merge) and its shards' hash key ranges (ingest, fault: misrouted records) |
 //! | `EVENT_BUS_NAME` | `merge` | none: no events published (logged once) | the EventBridge bus of the result events (a window closed, timings changed) |
-//! | `TRAFFIC_DYNAMODB_MAX_ITEM_KB` | `ingest`, `merge` | `400` | largest item the adapter writes (tests lower it) |
+//! | `TRAFFIC_DYNAMODB_MAX_ITEM_KB` | `ingest`, `merge` | `200` | largest item the adapter writes, KB, 4–400 (what grows with the city is cut into parts of at most this; tests lower it) |
 //! | `TRAFFIC_PROVISIONAL` | `merge` | `all` | which open windows get provisional results: `all`, `shortest`, `none` |
 //! | `ALARM_RETENTION_DAYS` | `api`, `fault`, `merge` | `90` | how long a closed alarm stays in the alarm log (DynamoDB's TTL deletes it then) |
 //! | `ALARM_HOLD_DOWN` | `fault` | `10m` | after a lamp's alarm is published, how long a new alarm of that lamp is recorded without an SNS message (a flapping lamp) |
 //! | `ALARM_SEVERITIES` | `api`, `fault`, `merge` (SNS subjects and attributes) | `red=critical,yellow=major,green=major,sensor_silent=minor` | the severity of each kind of alarm, any of them overridden |
-//! | `TRAFFIC_API_TOKEN` | `api` | none | a bearer token the writes need besides the authorizer's check |
+//! | `TRAFFIC_API_TOKEN` | `api`, `traffic local` (`--api-token`) | none | a bearer token the writes need besides the authorizer's check |
 //! | `TRAFFIC_LOG_FORMAT` | every function | text; JSON inside Lambda | `json` or `text`; wins over `AWS_LAMBDA_LOG_FORMAT` ([`crate::logging`]) |
 //! | `AWS_LAMBDA_LOG_FORMAT` | every function (Lambda sets it: `LoggingConfig.LogFormat`) | none | `JSON` or `Text` |
 //! | `RUST_LOG` | every function | `info` | log levels, tracing's filter syntax; wins over `AWS_LAMBDA_LOG_LEVEL` when not empty |
 //! | `AWS_LAMBDA_LOG_LEVEL` | every function (Lambda sets it: `LoggingConfig.ApplicationLogLevel`) | none | `TRACE` ... `ERROR`, `FATAL` (as `ERROR`) |
 //! | `TRAFFIC_METRICS` | every function | `emf` inside Lambda, `off` elsewhere | `emf`: one CloudWatch embedded-metric-format line per batch, run or request on standard output ([`crate::metrics`]); `off`: none |
 //! | `TRAFFIC_METRICS_NAMESPACE` | every function | `Traffic` | the CloudWatch namespace of those metrics |
+//! | `AWS_LAMBDA_FUNCTION_NAME` | every function (Lambda sets it) | none | whether the process runs inside Lambda: the defaults of the log format and of `TRAFFIC_METRICS` |
+//! | `TRAFFIC_DATA_DIR` | `traffic local` (`--data-dir`) | `.data` | where the embedded store, the log file and the run's settings live |
+//! | `TRAFFIC_LISTEN` | `traffic local` (`--listen`) | `127.0.0.1:8080` | the address of the API and the dashboard |
+//! | `TRAFFIC_MERGE_EVERY` | `traffic sumo` (`--merge-every`) | `5m` | simulated time between merge runs |
 //!
 //! Region, credentials and endpoint come the AWS SDK's standard way (`AWS_REGION`,
 //! `AWS_ENDPOINT_URL`, ...); a region must be configured (`traffic_aws::region`).
