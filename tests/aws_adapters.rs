@@ -719,7 +719,7 @@ async fn a_city_of_100000_intersections_stores_its_results_and_network_state_who
     s.put_network(&newer).await?;
     assert_eq!(s.network().await?, Some(newer));
 
-    // A window whose 100,000 intersections are all above the median (issue 9, item 5): the
+    // A window whose 100,000 intersections are all above the median: the
     // result commits, closed and provisional, and comes back whole.
     let k = pane(P0);
     let above: Vec<MedianEntry> = (0..100_000)

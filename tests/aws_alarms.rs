@@ -1,4 +1,4 @@
-//! The alarm index on DynamoDB (issue 12, alarms at scale) against the emulator: a page of
+//! The alarm index on DynamoDB against the emulator: a page of
 //! `/api/alarms` is one `Query` with `Limit` and `ExclusiveStartKey` (plus the open count's
 //! `GetItem`) and reads only the alarms it returns; closing an intersection's alarms reads its
 //! open alarms, not the log; a closed alarm carries its expiry for the table's TTL; a recovery

@@ -1,4 +1,4 @@
-//! What the public API's listings cost on DynamoDB (issue 20, item 10), against the emulator:
+//! What the public API's listings cost on DynamoDB, against the emulator:
 //! the largest page of intersections the API allows is one eventually consistent `Query`
 //! whose read units (sized by DynamoDB's rules, `traffic_aws::capacity`: the emulator's
 //! `ConsumedCapacity` is a constant) stay under the bound `docs/api.md` documents and are half

@@ -1,4 +1,4 @@
-//! DynamoDB's TTL never takes what an uncompacted window needs (issue 20, item 4): the state
+//! DynamoDB's TTL never takes what an uncompacted window needs: the state
 //! the merge reads again after a stall (pane index entries, listed deltas, prefix rollups)
 //! gets a new expiry when it is within half a retention of its own, against the emulator.
 

@@ -1,8 +1,8 @@
-//! `traffic aws-measure --intersections 1000 --minutes 30` on the emulator (issue 12): a city
+//! `traffic aws-measure --intersections 1000 --minutes 30` on the emulator: a city
 //! through the real adapters and the event source mapping with the template's defaults, two
 //! full panes, and what DynamoDB would bill for it: at most 20 write and 20 read units per
-//! 1,000 readings for the delta state and its merge, the whole system under issue 12's
-//! starting point.
+//! 1,000 readings for the delta state and its merge, and the whole system's units within
+//! the bounds below.
 
 mod aws_support;
 
@@ -43,7 +43,7 @@ async fn a_city_of_1000_intersections_bills_at_most_20_write_and_20_read_state_u
     // Thirty minutes from a whole hour: the first pane closes at minute 30's merge; the
     // second would need readings past its end plus the lateness.
     assert!(m.windows_closed >= 1, "{m:?}");
-    // Issue 12's targets on what it redesigned: the delta state that ingest commits and the
+    // The targets on the state's design: the delta state that ingest commits and the
     // merge's rollups, marks and lease.
     let state = m.units_per_1000_readings_of(&["ingest:state", "merge:state"]);
     assert!(
@@ -51,7 +51,7 @@ async fn a_city_of_1000_intersections_bills_at_most_20_write_and_20_read_state_u
         "the delta state and its merge: {state:?} per 1,000 readings: {:?}",
         m.per_1000_readings_by_table
     );
-    // The whole system's reads are within issue 12's target; so are its writes but for the
+    // The whole system's reads are within the same target; so are its writes but for the
     // merge's retiming, which in a 30-minute run is the first of a new city: every
     // intersection moves from the city file's timings (2 write units each, once). Later
     // quarters write only the intersections that move by WEBSTER_MIN_CHANGE_S (the README's

@@ -1,5 +1,5 @@
-//! `traffic replay` of a city in which one intersection's clock runs 4 minutes fast (issue 20,
-//! item 1): 30 intersections, 2.5 hours, a reading a minute of each light (18,000 readings),
+//! `traffic replay` of a city in which one intersection's clock runs 4 minutes fast:
+//! 30 intersections, 2.5 hours, a reading a minute of each light (18,000 readings),
 //! each line's `arrival` 2 s after its true time. The fast clock is inside the 5-minute skew,
 //! so its readings are accepted; no reading of any other intersection may be late.
 //!

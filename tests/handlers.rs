@@ -396,7 +396,7 @@ fn readings_of(id: &str, from: i64, to: i64) -> Vec<SourceRecord> {
         .collect()
 }
 
-/// Prints a row of the fault table of issue 9's closing note from the shards' counters, and
+/// Prints a row of the fault table (one line per scenario) from the shards' counters, and
 /// checks that they add up to the records delivered.
 async fn row(scenario: &str, store: &traffic_embedded::EmbeddedStore, delivered: u64, test: &str) {
     let mut c = traffic_core::pane::Counters::default();

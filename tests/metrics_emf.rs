@@ -1,4 +1,4 @@
-//! The functions' CloudWatch metrics (issue 23): a batch through `ingest` and `fault`, a merge
+//! The functions' CloudWatch metrics: a batch through `ingest` and `fault`, a merge
 //! run and a few API requests, each with its metric lines captured, every line checked against
 //! the embedded metric format specification (`support/emf.rs`) and its figures against what
 //! the batch held.

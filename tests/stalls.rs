@@ -1,4 +1,4 @@
-//! Stalls of the city's windows (issue 20, item 4): a shard that receives only records it
+//! Stalls of the city's windows: a shard that receives only records it
 //! cannot use does not hold every window open, and a merge after a long stall catches up in
 //! bounded steps, with the results of one unbounded run.
 

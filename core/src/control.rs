@@ -1,4 +1,4 @@
-//! Control modes (issue 13, safe timings and control modes): what the merge does with the
+//! Control modes: what the merge does with the
 //! timings Webster proposes for one intersection.
 //!
 //! - `adaptive` (the default): the proposal, brought within the intersection's

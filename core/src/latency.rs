@@ -1,5 +1,5 @@
 //! Latency from a reading's arrival in the stream to the first result that includes it, per
-//! window length, and to the retiming it caused (issue 13, throughput and latency).
+//! window length, and to the retiming it caused.
 //!
 //! Each delta says when its commit's readings arrived ([`Arrivals`]: first, last, mean). A
 //! merge run observes the deltas it read and what it wrote:

@@ -1,4 +1,4 @@
-//! Safe timings (issue 13, safe timings and control modes): the limits an operator sets on an
+//! Safe timings: the limits an operator sets on an
 //! intersection, applied to the greens Webster proposes before they reach the field.
 //!
 //! In order: each green moves at most `max_green_change` (a fraction) from the current one;

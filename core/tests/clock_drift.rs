@@ -1,4 +1,4 @@
-//! A clock a few minutes fast changes nobody else's results (issue 20, item 1).
+//! A clock a few minutes fast changes nobody else's results.
 //!
 //! A city of intersections reporting every minute, sharded by intersection, folded batch by
 //! batch into each shard's state ([`BatchFold`]) with the merge's closed mark moved between

@@ -214,7 +214,7 @@ def compare_windows(stack: list[dict], replayed: list[dict]) -> list[str]:
     return out
 
 
-#: The keys the report starts with, in this order (issue 10).
+#: The keys the report starts with, in this order.
 REPORT_KEYS = (
     "stack",
     "readings",

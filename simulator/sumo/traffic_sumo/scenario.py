@@ -4,7 +4,7 @@
   100 m approach edges at the fringe), 90 minutes of random trips from fringe to fringe whose
   rate rises from 1,200 to a peak of 3,600 vehicles/h and falls back, in five 18-minute steps
   (``randomTrips.py --insertion-rate 1200 2400 3600 2400 1200``);
-- ``grid-2770`` and ``grid-4800``: the grid of issue 14 (4 × 3 junctions, 250 m × 180 m
+- ``grid-2770`` and ``grid-4800``: a second grid (4 × 3 junctions, 250 m × 180 m
   blocks, two lanes, random trips from the fringe), one hour at 2,770 and 4,800 vehicles/h.
 
 Every junction's program is netgenerate's default: 90 s, two 42 s greens, 3 s yellows.
