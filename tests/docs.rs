@@ -23,7 +23,14 @@ fn root() -> &'static Path {
 }
 
 /// Folders never read: build output, dependencies, local data, version control.
-const SKIPPED_DIRS: &[&str] = &["target", "node_modules", ".git", ".venv", ".data", "__pycache__"];
+const SKIPPED_DIRS: &[&str] = &[
+    "target",
+    "node_modules",
+    ".git",
+    ".venv",
+    ".data",
+    "__pycache__",
+];
 
 /// Every file under `dir` (relative to the repository), sorted.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -53,8 +60,7 @@ fn files() -> Vec<PathBuf> {
 }
 
 fn read(rel: &Path) -> String {
-    std::fs::read_to_string(root().join(rel))
-        .unwrap_or_else(|e| panic!("{}: {e}", rel.display()))
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{}: {e}", rel.display()))
 }
 
 fn has_ext(p: &Path, exts: &[&str]) -> bool {
@@ -65,7 +71,10 @@ fn has_ext(p: &Path, exts: &[&str]) -> bool {
 
 /// The Markdown files: README.md, docs/*.md and every other `.md` of the repository.
 fn markdown() -> Vec<PathBuf> {
-    files().into_iter().filter(|p| has_ext(p, &["md"])).collect()
+    files()
+        .into_iter()
+        .filter(|p| has_ext(p, &["md"]))
+        .collect()
 }
 
 /// Fails with every problem, one a line.
@@ -291,10 +300,7 @@ fn markdown_of(rel: &Path) -> Vec<(usize, String)> {
 /// in the Markdown files and in the Rust files' module docs.
 fn configuration_rows() -> Vec<Row> {
     let mut rows = Vec::new();
-    for file in files()
-        .into_iter()
-        .filter(|p| has_ext(p, &["md", "rs"]))
-    {
+    for file in files().into_iter().filter(|p| has_ext(p, &["md", "rs"])) {
         let lines = markdown_of(&file);
         let mut header: Option<Vec<String>> = None;
         for (n, line) in &lines {
@@ -335,7 +341,9 @@ fn configuration_rows() -> Vec<Row> {
 /// the name as a string literal right after `lookup(`, `get(`, `var(`, `var_os(`, `int(`,
 /// `num(` or clap's `env = `, or first in a `("NAME", &mut slot)` pair of a table of reads.
 fn reads() -> Vec<(String, String, bool)> {
-    const CALLS: &[&str] = &["lookup(", "get(", "var(", "var_os(", "int(", "num(", "env = "];
+    const CALLS: &[&str] = &[
+        "lookup(", "get(", "var(", "var_os(", "int(", "num(", "env = ",
+    ];
     let mut out = Vec::new();
     for file in files().into_iter().filter(|p| has_ext(p, &["rs"])) {
         let in_tests_dir = file.components().any(|c| c.as_os_str() == "tests");
@@ -358,7 +366,9 @@ fn reads() -> Vec<(String, String, bool)> {
             ));
         };
         for (i, _) in flat.match_indices('"') {
-            let Some(rest) = flat.get(i + 1..) else { continue };
+            let Some(rest) = flat.get(i + 1..) else {
+                continue;
+            };
             let Some(end) = rest.find('"') else { continue };
             let name = &rest[..end];
             if !is_variable(name) || name.ends_with('*') {
@@ -401,7 +411,10 @@ fn every_variable_a_configuration_table_lists_is_read_by_the_code() {
                 None => read.contains(v),
             };
             if !found && !read_by_the_sdk(v) {
-                problems.push(format!("{}: `{v}` is documented, but no code reads it", row.at));
+                problems.push(format!(
+                    "{}: `{v}` is documented, but no code reads it",
+                    row.at
+                ));
             }
         }
     }
@@ -409,8 +422,7 @@ fn every_variable_a_configuration_table_lists_is_read_by_the_code() {
 }
 
 #[test]
-fn every_variable_the_code_reads_is_documented_and_every_process_variable_is_in_the_one_table()
-{
+fn every_variable_the_code_reads_is_documented_and_every_process_variable_is_in_the_one_table() {
     let rows = configuration_rows();
     let the_table: Vec<Row> = configuration_rows()
         .into_iter()
@@ -441,7 +453,10 @@ fn every_variable_the_code_reads_is_documented_and_every_process_variable_is_in_
             ));
         }
     }
-    report("variables the code reads that are not documented", &problems);
+    report(
+        "variables the code reads that are not documented",
+        &problems,
+    );
 }
 
 // --- Defaults ----------------------------------------------------------------------------
@@ -632,7 +647,10 @@ fn every_default_and_range_a_configuration_table_states_is_the_codes() {
         }
     }
     assert!(compared >= 20, "only {compared} defaults compared");
-    report("documented defaults and ranges that are not the code's", &problems);
+    report(
+        "documented defaults and ranges that are not the code's",
+        &problems,
+    );
 }
 
 // --- The layout table --------------------------------------------------------------------
@@ -652,7 +670,9 @@ fn the_layout_table_names_what_exists_and_covers_every_folder() {
             break;
         }
         let c = cells(line);
-        if !line.starts_with('|') || line.contains("---") || c.first().is_some_and(|f| f == "folder")
+        if !line.starts_with('|')
+            || line.contains("---")
+            || c.first().is_some_and(|f| f == "folder")
         {
             continue;
         }
@@ -736,7 +756,9 @@ fn the_layout_table_names_what_exists_and_covers_every_folder() {
     // Every crate's examples and benchmarks, which a newcomer runs, are named.
     let table = lines[start..].join("\n");
     for file in files() {
-        let Some(parent) = file.parent() else { continue };
+        let Some(parent) = file.parent() else {
+            continue;
+        };
         let top = parent.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if (top == "examples" || top == "benches") && has_ext(&file, &["rs"]) {
             let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
@@ -836,6 +858,36 @@ fn the_checks_find_what_they_look_for() {
         "TRAFFIC_DATA_DIR",
         "RUST_LOG",
     ] {
-        assert!(names.contains(v), "{v} not found among the reads: {names:?}");
+        assert!(
+            names.contains(v),
+            "{v} not found among the reads: {names:?}"
+        );
     }
+}
+
+#[test]
+fn the_test_commands_header_names_every_suite_it_runs() {
+    let script = read(Path::new("scripts/test.sh"));
+    let header: String = script
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut problems = Vec::new();
+    let mut suites: Vec<PathBuf> = files()
+        .into_iter()
+        .filter(|p| p.starts_with("scripts/test.d") && has_ext(p, &["sh"]))
+        .collect();
+    suites.sort();
+    for suite in suites {
+        let name = suite.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !header.contains(name) {
+            problems.push(format!(
+                "scripts/test.sh:2: its header does not name {}, which it runs",
+                suite.display()
+            ));
+        }
+    }
+    report("the test command's header", &problems);
 }
