@@ -353,10 +353,15 @@ class Run:
         }
         self.out["architecture"] = arch
         self.out["parameters"] = params
+        # Through S3, as `sam deploy` does: the transformed template (about 66 KB with the
+        # operations alarms and dashboard) is over CreateStack's 51,200-byte TemplateBody limit;
+        # a TemplateURL may name up to 1 MB. Path-style, which emulators and S3 both accept.
+        template_key = f"{self.stack}/template.json"
+        s3.put_object(Bucket=bucket, Key=template_key, Body=json.dumps(transformed).encode())
         cfn = self.client("cloudformation")
         cfn.create_stack(
             StackName=self.stack,
-            TemplateBody=json.dumps(transformed),
+            TemplateURL=f"{self.endpoint}/{bucket}/{template_key}",
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
         )
