@@ -9,6 +9,7 @@ simulate` and checks what the deployed system did:
   readings (every field; floats to 1e-12 relative);
 - the one lamp broken on purpose gives exactly one SNS message, read through an SQS queue
   subscribed to the stack's alarm topic;
+- the operations alarms and the dashboard, read back with DescribeAlarms and GetDashboard;
 - through the HTTP API's endpoint: reads answer 200, a write without a token and one with a
   forged token are refused, a write with a token from the stack's Cognito client-credentials
   flow is accepted (and deleted again).
@@ -90,6 +91,27 @@ def duration_ms(text: str) -> int:
     if text.endswith("ms"):
         return int(text[:-2])
     return int(text[:-1]) * UNITS_MS[text[-1]]
+
+
+def freshness_minutes(windows: str, schedule: str) -> int:
+    """The template's FreshnessMinutes for these Windows and MergeSchedule: twice the shortest
+    window plus the merge's period, in whole minutes (rounded up; a rate() schedule only)."""
+    shortest = min(duration_ms(w) for w in windows.split(","))
+    parts = schedule.removeprefix("rate(").removesuffix(")").split()
+    if len(parts) != 2 or not parts[0].isdigit():
+        raise ValueError(f"not a rate() schedule: {schedule!r}")
+    unit = {"minute": MINUTE_MS, "hour": 60 * MINUTE_MS, "day": 24 * 60 * MINUTE_MS}[parts[1].rstrip("s")]
+    return -(-(2 * shortest + int(parts[0]) * unit) // MINUTE_MS)
+
+
+def alarm_widget_names(body: str) -> list[str]:
+    """The alarm names a dashboard body's alarm widgets list (the last part of each ARN)."""
+    return [
+        arn.rsplit(":", 1)[-1]
+        for w in json.loads(body).get("widgets", [])
+        if w.get("type") == "alarm"
+        for arn in w.get("properties", {}).get("alarms", [])
+    ]
 
 
 def rfc3339(ms: int) -> str:
@@ -327,13 +349,19 @@ class Run:
             # Cognito token domains are unique per region: one per stack.
             "AuthDomainPrefix": self.stack.lower(),
             "LogRetentionDays": "1",
+            "FreshnessMinutes": str(freshness_minutes(self.a.windows, self.a.merge_schedule)),
         }
         self.out["architecture"] = arch
         self.out["parameters"] = params
+        # Through S3, as `sam deploy` does: the transformed template (about 66 KB with the
+        # operations alarms and dashboard) is over CreateStack's 51,200-byte TemplateBody limit;
+        # a TemplateURL may name up to 1 MB. Path-style, which emulators and S3 both accept.
+        template_key = f"{self.stack}/template.json"
+        s3.put_object(Bucket=bucket, Key=template_key, Body=json.dumps(transformed).encode())
         cfn = self.client("cloudformation")
         cfn.create_stack(
             StackName=self.stack,
-            TemplateBody=json.dumps(transformed),
+            TemplateURL=f"{self.endpoint}/{bucket}/{template_key}",
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
         )
@@ -360,6 +388,64 @@ class Run:
         self.out["resources"] = len(self.resources)
         self.timed("deploy", t0)
         log(f"stack {self.stack}: {st['StackStatus']}, {len(self.resources)} resources, {arch} functions")
+
+    def read_operations(self) -> None:
+        """The operations alarms and the dashboard, read back (issue 23): every
+        AWS::CloudWatch::Alarm of the template exists under its physical name and notifies the
+        operations topic when it fires and when it recovers; the freshness alarm spans the
+        FreshnessMinutes given; the dashboard exists, is JSON, and its alarm widget lists
+        every alarm."""
+        import transform as tr
+
+        t0 = time.time()
+        template = tr.load()
+        lids = sorted(lid for lid, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm")
+        missing = [lid for lid in lids if lid not in self.resources]
+        self.check(not missing, f"the stack created no {missing}")
+        names = {self.resources[lid]: lid for lid in lids if lid in self.resources}
+        topic = self.outputs.get("OperationsTopicArn")
+        self.check(bool(topic) and topic != self.outputs.get("AlarmTopicArn"), f"the operations topic {topic} is its own")
+        cw = self.client("cloudwatch")
+        try:
+            found = []
+            listed = sorted(names)
+            for i in range(0, len(listed), 100):
+                found += cw.describe_alarms(AlarmNames=listed[i : i + 100], AlarmTypes=["MetricAlarm"])["MetricAlarms"]
+        except Exception as e:  # an emulator without the API
+            self.gap(f"CloudWatch DescribeAlarms: {type(e).__name__}: {e}")
+            found = None
+        if found is not None:
+            by_name = {a["AlarmName"]: a for a in found}
+            absent = sorted(set(names) - set(by_name))
+            self.out["alarms"] = f"{len(set(names) & set(by_name))} of {len(lids)}"
+            self.check(not absent, f"describe-alarms does not know {absent}")
+            for name, a in by_name.items():
+                self.check(
+                    a.get("AlarmActions") == [topic] and a.get("OKActions") == [topic],
+                    f"{name} notifies {a.get('AlarmActions')} / {a.get('OKActions')}, expected the operations topic both ways",
+                )
+            fresh = next((a for n, a in by_name.items() if names[n] == "ResultsFreshnessAlarm"), None)
+            want = int(freshness_minutes(self.a.windows, self.a.merge_schedule))
+            self.check(
+                fresh is not None and fresh["EvaluationPeriods"] == want and fresh.get("DatapointsToAlarm") == want,
+                f"the freshness alarm spans {fresh and fresh['EvaluationPeriods']} minutes, expected {want}",
+            )
+        name = self.outputs.get("OperationsDashboardName")
+        try:
+            body = cw.get_dashboard(DashboardName=name)["DashboardBody"]
+        except Exception as e:
+            self.gap(f"CloudWatch GetDashboard: {type(e).__name__}: {e}")
+            body = None
+        if body is not None:
+            try:
+                widgets = json.loads(body)["widgets"]
+                shown = alarm_widget_names(body)
+            except (ValueError, KeyError) as e:
+                self.check(False, f"the dashboard's body is not the template's JSON: {e}")
+            else:
+                self.out["dashboard_widgets"] = len(widgets)
+                self.check(sorted(shown) == sorted(names), f"the dashboard's alarm widget lists {sorted(set(shown) ^ set(names))} differently")
+        self.timed("operations", t0)
 
     def subscribe_queue(self) -> None:
         sqs = self.client("sqs")
@@ -810,6 +896,7 @@ def main(argv: list[str] | None = None) -> int:
         run.out["emulator"] = a.emulator
     try:
         run.deploy()
+        run.read_operations()
         run.subscribe_queue()
         run.subscribe_events()
         run.simulate()

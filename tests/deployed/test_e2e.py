@@ -130,5 +130,18 @@ class TheReport(unittest.TestCase):
         self.assertEqual((out["stack"], out["sns_messages"], out["readings"], out["extra"]), ("s", 1, None, "x"))
 
 
+class TheOperationsReadBack(unittest.TestCase):
+    def test_the_freshness_span_is_twice_the_shortest_window_plus_the_merge_period(self):
+        self.assertEqual(e2e.freshness_minutes("15m,1h,24h", "rate(5 minutes)"), 35)
+        self.assertEqual(e2e.freshness_minutes("1h,15m", "rate(1 minute)"), 31)
+        self.assertEqual(e2e.freshness_minutes("90s", "rate(1 minute)"), 4)
+        with self.assertRaises(ValueError):
+            e2e.freshness_minutes("15m", "cron(0/5 * * * ? *)")
+
+    def test_the_dashboards_alarm_widget_is_read_by_name(self):
+        body = '{"widgets": [{"type": "metric", "properties": {}}, {"type": "alarm", "properties": {"alarms": ["arn:aws:cloudwatch:r:1:alarm:s-a", "arn:aws:cloudwatch:r:1:alarm:s-b"]}}]}'
+        self.assertEqual(e2e.alarm_widget_names(body), ["s-a", "s-b"])
+
+
 if __name__ == "__main__":
     unittest.main()

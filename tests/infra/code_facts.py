@@ -458,7 +458,42 @@ def shared_env_vars() -> set[str]:
         found |= set(re.findall(r'lookup\("([A-Z][A-Z0-9_]+)"\)', logging.read_text()))
     if 'lookup("TRAFFIC_STORE")' in CONFIG_RS.read_text():
         found.add("TRAFFIC_STORE")
+    # The metrics' switch and namespace, read by the one configuration every main builds.
+    found |= set(re.findall(r'lookup\("(TRAFFIC_METRICS[A-Z_]*)"\)', CONFIG_RS.read_text()))
     return found - {"AWS_LAMBDA_FUNCTION_NAME"}
+
+
+#: The function each metrics struct of functions/shared/src/metrics.rs is written by.
+METRICS_STRUCTS = {"IngestMetrics": "ingest", "FaultMetrics": "fault", "MergeMetrics": "merge", "RequestMetrics": "api"}
+
+
+def emitted_metrics() -> dict[str, set[str]]:
+    """Function -> the metric names its EMF lines carry, from functions/shared/src/metrics.rs:
+    the fields of each `#[metrics(rename_all = "PascalCase", ...)]` struct, in PascalCase,
+    less the dimensions (the fields of type `&'static str` or `String`: Function, Route,
+    Status) and the fields flagged `NoMetric` (properties)."""
+    text = (ROOT / "functions/shared/src/metrics.rs").read_text()
+    out: dict[str, set[str]] = {}
+    for m in re.finditer(r'#\[metrics\((?:[^\]]|\][^\n])*rename_all = "PascalCase"[\s\S]*?pub struct (\w+) \{', text):
+        name = m.group(1)
+        if name not in METRICS_STRUCTS:
+            raise AssertionError(f"metrics.rs: a metrics struct {name} no function is known to write")
+        body = text[m.end() : block_end(text, m.end() - 1)]
+        fields = set()
+        flagged = False
+        for line in body.splitlines():
+            line = line.strip()
+            if line.startswith("#[metrics(") and "NoMetric" in line:
+                flagged = True
+                continue
+            f = re.match(r"pub (\w+): (.+),$", line)
+            if not f:
+                continue
+            if not flagged and f.group(2) not in ("&'static str", "String"):
+                fields.add("".join(w.capitalize() for w in f.group(1).split("_")))
+            flagged = False
+        out[METRICS_STRUCTS[name]] = fields
+    return out
 
 
 def cargo_default_member_binaries() -> set[str] | None:

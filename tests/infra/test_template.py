@@ -618,7 +618,7 @@ class TemplateWiring(unittest.TestCase):
                     and any(target(d["Value"]) == queue for d in r["Properties"].get("Dimensions", []))
                 ]
                 self.assertEqual(len(alarms), 1, f"one alarm on {queue}")
-                self.assertEqual([target(a) for a in alarms[0]["AlarmActions"]], ["AlarmTopic"])
+                self.assertEqual([target(a) for a in alarms[0]["AlarmActions"]], ["OperationsTopic"])
                 self.assertEqual(alarms[0]["ComparisonOperator"], "GreaterThanThreshold")
                 self.assertEqual(alarms[0]["Threshold"], 0)
                 defaults = {k: PARAMETERS[target(ev[k])]["Default"] for k in ("BatchSize", "MaximumBatchingWindowInSeconds")}
@@ -798,7 +798,11 @@ class TemplateWiring(unittest.TestCase):
         self.assertEqual(TEMPLATE["Conditions"]["IsOnDemand"], {"Fn::Equals": [{"Ref": "StreamMode"}, "ON_DEMAND"]})
 
     def test_alarm_topic_has_optional_email_and_sms_subscriptions(self):
-        subs = {r["Properties"]["Protocol"]: r for r in RESOURCES.values() if r["Type"] == "AWS::SNS::Subscription"}
+        subs = {
+            r["Properties"]["Protocol"]: r
+            for r in RESOURCES.values()
+            if r["Type"] == "AWS::SNS::Subscription" and target(r["Properties"]["TopicArn"]) == "AlarmTopic"
+        }
         self.assertEqual(set(subs), {"email", "sms"})
         for proto, param in (("email", "AlarmEmail"), ("sms", "AlarmPhoneNumber")):
             r = subs[proto]
@@ -843,6 +847,8 @@ class TemplateWiring(unittest.TestCase):
             "RegistryTableName": "RegistryTable",
             "ResultsTableName": "ResultsTable",
             "AlarmTopicArn": "AlarmTopic",
+            "OperationsTopicArn": "OperationsTopic",
+            "OperationsDashboardName": "OperationsDashboard",
             "ResultsBusName": "ResultsBus",
             "ResultsBusArn": "ResultsBus",
         }
@@ -853,6 +859,224 @@ class TemplateWiring(unittest.TestCase):
                     self.assertIn("${HttpApi}", value["Fn::Sub"])
                 else:
                     self.assertEqual(target(value), lid)
+
+
+# --- Operations: alarms and the dashboard (issue 23) -------------------------------------------
+
+
+def alarms() -> dict[str, dict]:
+    """Logical id -> properties of every AWS::CloudWatch::Alarm."""
+    return {lid: r["Properties"] for lid, r in RESOURCES.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+
+def alarm_on(namespace: str, metric: str, dims: dict[str, str]) -> list[str]:
+    """The alarms on `metric` in `namespace` whose dimensions point at `dims` (name -> the
+    logical id, parameter or literal value it must name)."""
+    out = []
+    for lid, a in alarms().items():
+        ns = a.get("Namespace")
+        ns = PARAMETERS[target(ns)]["Default"] if target(ns) in PARAMETERS else ns
+        got = {d["Name"]: target(d["Value"]) or d["Value"] for d in a.get("Dimensions", [])}
+        if ns == namespace and a.get("MetricName") == metric and got == dims:
+            out.append(lid)
+    return out
+
+
+def duration_minutes(text: str) -> float:
+    """`15m`, `1h`, `30s` (a Windows or lateness value) in minutes."""
+    m = re.fullmatch(r"(\d+)(ms|s|m|h|d)", text)
+    if not m:
+        raise AssertionError(f"not a duration: {text!r}")
+    return int(m.group(1)) * {"ms": 1 / 60000, "s": 1 / 60, "m": 1, "h": 60, "d": 1440}[m.group(2)]
+
+
+def schedule_minutes(expr: str) -> float:
+    """An EventBridge `rate(N unit)` expression's period in minutes."""
+    m = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expr)
+    if not m:
+        raise AssertionError(f"the freshness check understands rate() schedules only, not {expr!r}")
+    return int(m.group(1)) * {"minute": 1, "hour": 60, "day": 1440}[m.group(2).rstrip("s")]
+
+
+#: What the dashboard's `${...}` become: parameters their defaults, anything else a placeholder
+#: (a stack name, a region, a resource's name) that is valid inside a JSON string.
+def substitute(text: str) -> str:
+    def value(m: re.Match) -> str:
+        name = m.group(1)
+        if name in PARAMETERS:
+            return str(PARAMETERS[name]["Default"])
+        if name.startswith("AWS::"):
+            return {"AWS::Region": "eu-south-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}.get(name, "STACK")
+        lid = name.split(".")[0]
+        if lid not in RESOURCES:
+            raise AssertionError(f"${{{name}}} names no parameter or resource")
+        return f"PH-{name.replace('.', '-')}"
+
+    return re.sub(r"\$\{([A-Za-z0-9:.]+)\}", value, text)
+
+
+def dashboard() -> dict:
+    [lid] = [lid for lid, r in RESOURCES.items() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+    body = RESOURCES[lid]["Properties"]["DashboardBody"]
+    return json.loads(substitute(body["Fn::Sub"] if isinstance(body, dict) else body))
+
+
+def dashboard_metrics() -> list[tuple[str, str, dict[str, str], dict]]:
+    """(namespace, metric, dimensions, options) of every metric row of every metric widget,
+    with the "." shorthand (same as the row above) resolved."""
+    out = []
+    for w in dashboard()["widgets"]:
+        if w["type"] != "metric":
+            continue
+        prev: list = []
+        for row in w["properties"]["metrics"]:
+            opts = row[-1] if isinstance(row[-1], dict) else {}
+            items = [x for x in row if not isinstance(x, dict)]
+            items = [prev[i] if x == "." and i < len(prev) else x for i, x in enumerate(items)]
+            prev = items
+            dims = dict(zip(items[2::2], items[3::2]))
+            out.append((items[0], items[1], dims, opts))
+    return out
+
+
+class OperationsAlarms(unittest.TestCase):
+    """The operators' alarms and dashboard (issue 23; docs/aws.md, "Alarms")."""
+
+    NAMESPACE = PARAMETERS["MetricsNamespace"]["Default"]
+
+    def test_every_alarm_notifies_the_operations_topic_when_it_fires_and_recovers(self):
+        self.assertEqual(RESOURCES["OperationsTopic"]["Type"], "AWS::SNS::Topic")
+        for lid, a in alarms().items():
+            with self.subTest(alarm=lid):
+                self.assertEqual([target(x) for x in a["AlarmActions"]], ["OperationsTopic"])
+                self.assertEqual([target(x) for x in a["OKActions"]], ["OperationsTopic"])
+                self.assertNotIn("InsufficientDataActions", a)
+                self.assertGreater(len(a.get("AlarmDescription", "")), 40, "says what happened and what to do")
+                self.assertIn(a.get("TreatMissingData"), ("notBreaching", "breaching"), "chosen, not left to the default")
+                if a["TreatMissingData"] == "breaching":
+                    self.assertEqual(lid, "ResultsFreshnessAlarm", "only silence of the results is a fault")
+                self.assertRegex(a["AlarmName"]["Fn::Sub"], r"^\$\{AWS::StackName\}-[a-z0-9-]+$")
+        names = [a["AlarmName"]["Fn::Sub"] for a in alarms().values()]
+        self.assertEqual(len(set(names)), len(names))
+
+    def test_the_operations_topic_has_an_optional_email_apart_from_the_lamp_alarms(self):
+        subs = [r for r in RESOURCES.values() if r["Type"] == "AWS::SNS::Subscription" and target(r["Properties"]["TopicArn"]) == "OperationsTopic"]
+        self.assertEqual(len(subs), 1)
+        self.assertEqual(subs[0]["Properties"]["Protocol"], "email")
+        self.assertEqual(target(subs[0]["Properties"]["Endpoint"]), "OperationsEmail")
+        self.assertEqual(PARAMETERS["OperationsEmail"]["Default"], "")
+        self.assertEqual(TEMPLATE["Conditions"][subs[0]["Condition"]], {"Fn::Not": [{"Fn::Equals": [{"Ref": "OperationsEmail"}, ""]}]})
+        for binary, lid in template_functions().items():
+            env = function_props(lid)["Environment"]["Variables"]
+            self.assertNotEqual(target(env.get("ALARM_TOPIC_ARN")), "OperationsTopic", binary)
+
+    def test_the_alarms_an_operator_must_act_on_exist(self):
+        want: dict[str, list[str]] = {}
+        for binary, lid in template_functions().items():
+            for metric in ("Errors", "Throttles"):
+                want[f"{binary} {metric}"] = alarm_on("AWS/Lambda", metric, {"FunctionName": lid})
+            if FUNCTIONS[binary].event == "kinesis":
+                want[f"{binary} IteratorAge"] = alarm_on("AWS/Lambda", "IteratorAge", {"FunctionName": lid})
+        self.assertEqual({b for b, f in FUNCTIONS.items() if f.event == "kinesis"}, {"ingest", "fault"})
+        want["api 5xx"] = alarm_on("AWS/ApiGateway", "5xx", {"ApiId": "HttpApi"})
+        for lid, r in RESOURCES.items():
+            if r["Type"] == "AWS::DynamoDB::Table":
+                for metric in ("ReadThrottleEvents", "WriteThrottleEvents"):
+                    want[f"{lid} {metric}"] = alarm_on("AWS/DynamoDB", metric, {"TableName": lid})
+        want["lamp alarm delivery"] = alarm_on("AWS/SNS", "NumberOfNotificationsFailed", {"TopicName": "AlarmTopic"})
+        want["freshness"] = alarm_on(self.NAMESPACE, "WindowsClosed", {"Function": "merge"})
+        for queue in ("IngestFailureQueue", "FaultFailureQueue"):
+            want[queue] = alarm_on("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": queue})
+        for what, found in want.items():
+            with self.subTest(alarm=what):
+                self.assertEqual(len(found), 1, f"one alarm on {what}")
+        self.assertEqual(sorted(lid for f in want.values() for lid in f), sorted(alarms()), "no alarm beyond these")
+        self.assertEqual(RESOURCES["LampAlarmDeliveryAlarm"]["Properties"]["Dimensions"][0]["Value"], {"Fn::GetAtt": ["AlarmTopic", "TopicName"]})
+
+    def test_the_freshness_alarm_spans_twice_the_shortest_window_plus_the_merge_period(self):
+        shortest = min(duration_minutes(w) for w in PARAMETERS["Windows"]["Default"].split(","))
+        period = schedule_minutes(PARAMETERS["MergeSchedule"]["Default"])
+        self.assertEqual(PARAMETERS["FreshnessMinutes"]["Default"], 2 * shortest + period)
+        self.assertIn("twice the shortest of Windows", PARAMETERS["FreshnessMinutes"]["Description"])
+        a = RESOURCES["ResultsFreshnessAlarm"]["Properties"]
+        # One-minute periods, every one of FreshnessMinutes of them breaching: no window closed
+        # in a sliding span of that many minutes.
+        self.assertEqual(a["Period"], 60)
+        self.assertEqual(a["EvaluationPeriods"], {"Ref": "FreshnessMinutes"})
+        self.assertEqual(a["DatapointsToAlarm"], {"Ref": "FreshnessMinutes"})
+        self.assertLessEqual(PARAMETERS["FreshnessMinutes"]["MaxValue"] * a["Period"], 86400, "CloudWatch evaluates at most a day")
+        self.assertEqual((a["Statistic"], a["ComparisonOperator"], a["Threshold"]), ("Sum", "LessThanThreshold", 1))
+        self.assertEqual(a["TreatMissingData"], "breaching")
+        self.assertEqual(a["Namespace"], {"Ref": "MetricsNamespace"})
+        self.assertIn("WindowsClosed", cf.emitted_metrics()["merge"])
+
+    def test_every_function_writes_its_metrics_under_the_namespace_the_alarms_read(self):
+        default = re.search(r'pub const NAMESPACE: &str = "([^"]+)"', (ROOT / "functions/shared/src/metrics.rs").read_text()).group(1)
+        self.assertEqual(self.NAMESPACE, default)
+        for binary, lid in template_functions().items():
+            with self.subTest(function=binary):
+                self.assertEqual(function_props(lid)["Environment"]["Variables"]["TRAFFIC_METRICS_NAMESPACE"], {"Ref": "MetricsNamespace"})
+        for lid, a in alarms().items():
+            if not str(a["Namespace"]).startswith("AWS/"):
+                with self.subTest(alarm=lid):
+                    self.assertEqual(a["Namespace"], {"Ref": "MetricsNamespace"})
+                    dims = {d["Name"]: d["Value"] for d in a["Dimensions"]}
+                    self.assertIn(a["MetricName"], cf.emitted_metrics()[dims["Function"]])
+
+    def test_the_dashboard_is_json_and_names_only_metrics_the_functions_write(self):
+        emitted = cf.emitted_metrics()
+        rows = dashboard_metrics()
+        self.assertTrue(rows)
+        for ns, metric, dims, _ in rows:
+            if ns != self.NAMESPACE:
+                self.assertTrue(ns.startswith("AWS/"), ns)
+                continue
+            with self.subTest(metric=metric, dims=dims):
+                self.assertIn(dims.get("Function"), emitted)
+                self.assertIn(metric, emitted[dims["Function"]], f"{dims['Function']} writes no {metric}")
+                # The api's metrics exist only by Route or by Status (docs/aws.md, "Metrics").
+                want = {"Function", "Route"} if "Route" in dims else {"Function", "Status"} if dims["Function"] == "api" else {"Function"}
+                self.assertEqual(set(dims), want)
+        for w in dashboard()["widgets"]:
+            if w["type"] == "metric":
+                self.assertEqual(w["properties"]["region"], "eu-south-1")
+
+    def test_the_dashboard_shows_throughput_lag_latencies_alarms_and_cost(self):
+        rows = {(ns, m, tuple(sorted(d.items()))) for ns, m, d, _ in dashboard_metrics()}
+        ns = self.NAMESPACE
+
+        def has(namespace, metric, **dims):
+            return (namespace, metric, tuple(sorted(dims.items()))) in rows
+
+        for m in ("Accepted", "Rejected", "Late"):
+            self.assertTrue(has(ns, m, Function="ingest"), m)
+        for m in ("ClosedMarkLag", "RunTime", "ResultLatencyMax"):
+            self.assertTrue(has(ns, m, Function="merge"), m)
+        self.assertTrue(has(ns, "LatencyMax", Function="fault"))
+        for lid, r in RESOURCES.items():
+            if r["Type"] == "AWS::DynamoDB::Table":
+                for m in ("ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits"):
+                    self.assertTrue(has("AWS/DynamoDB", m, TableName=f"PH-{lid}"), f"{lid} {m}")
+        for lid in template_functions().values():
+            for m in ("Duration", "Invocations"):
+                self.assertTrue(has("AWS/Lambda", m, FunctionName=f"PH-{lid}"), f"{lid} {m}")
+        self.assertTrue(has("AWS/Kinesis", "IncomingRecords", StreamName="PH-ReadingsStream"))
+        [widget] = [w for w in dashboard()["widgets"] if w["type"] == "alarm"]
+        listed = sorted(a.rsplit(":", 1)[1] for a in widget["properties"]["alarms"])
+        self.assertEqual(listed, sorted(substitute(a["AlarmName"]["Fn::Sub"]) for a in alarms().values()), "every alarm, by its name")
+        for arn in widget["properties"]["alarms"]:
+            self.assertRegex(arn, r"^arn:aws:cloudwatch:eu-south-1:123456789012:alarm:STACK-")
+
+    def test_docs_list_every_alarm(self):
+        text = (ROOT / "docs/aws.md").read_text()
+        m = re.search(r"^## Alarms\n(.*?)(?=^## )", text, re.S | re.M)
+        self.assertIsNotNone(m, 'docs/aws.md has an "Alarms" section')
+        documented = set()
+        for cell in re.findall(r"^\| (`[a-z0-9-]+`(?:, `[a-z0-9-]+`)*) \|", m.group(1), re.M):
+            documented |= set(re.findall(r"`([a-z0-9-]+)`", cell))
+        names = {a["AlarmName"]["Fn::Sub"].split("}-", 1)[1] for a in alarms().values()}
+        self.assertEqual(documented, names)
+        self.assertIn("OperationsEmail", (ROOT / "README.md").read_text())
 
 
 # --- Deployed to the emulator ---------------------------------------------------------------------
