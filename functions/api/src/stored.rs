@@ -120,10 +120,28 @@ pub(crate) async fn store_recording(
     }
 }
 
-/// Validates the whole intersection; the error names the field.
+/// Validates the whole intersection; the error names the field. A `proposal` sent back as read
+/// is kept, but its phases must be timings the document allows (`Phase`): one out of range
+/// was stored and then served against the document.
 pub(crate) fn validate(x: &Intersection) -> ApiResult<()> {
     x.validate("")
-        .map_err(|e| ApiError::bad(e.field, e.message))
+        .map_err(|e| ApiError::bad(e.field, e.message))?;
+    let max = traffic_core::city::MAX_PHASE_TIME_S;
+    for (p, phase) in x.proposal.iter().flat_map(|p| p.phases.iter().enumerate()) {
+        if !(phase.green_s > 0.0 && phase.green_s <= max) {
+            return Err(ApiError::bad(
+                format!("proposal.phases[{p}].green_s"),
+                format!("must be positive, at most {max} s"),
+            ));
+        }
+        if !(phase.red_s >= 0.0 && phase.red_s <= max) {
+            return Err(ApiError::bad(
+                format!("proposal.phases[{p}].red_s"),
+                format!("must be zero or more, at most {max} s"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Validates an intersection whose phases a request changed but whose control it did not:

@@ -447,6 +447,23 @@ async fn a_phase_time_over_an_hour_is_a_400_so_a_cycle_is_always_a_number() -> a
 }
 
 #[tokio::test]
+async fn a_proposal_sent_with_a_phase_time_over_an_hour_is_a_400_naming_it() -> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    let stored = api.store.intersection(&id("I-0001")).await?;
+    let patch = r#"{"proposal": {"from": "15m@2026-01-05T08:15:00Z", "window_s": 900,
+        "flows": [], "flow_ratio": 0.5, "cycle_s": 60,
+        "phases": [{"lights": [0, 2], "green_s": 30, "red_s": 3601}]}}"#;
+    let a = api
+        .call("PATCH", "/api/intersections/I-0001", Some(patch), true)
+        .await?;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{a:?}");
+    assert_eq!(a.body["field"], "proposal.phases[0].red_s", "{a:?}");
+    assert_eq!(api.store.intersection(&id("I-0001")).await?, stored);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_saturation_below_one_vehicle_an_hour_is_a_400_so_a_retiming_stays_finite()
 -> anyhow::Result<()> {
     let api = api()?;
