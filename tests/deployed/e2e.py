@@ -390,7 +390,7 @@ class Run:
         log(f"stack {self.stack}: {st['StackStatus']}, {len(self.resources)} resources, {arch} functions")
 
     def read_operations(self) -> None:
-        """The operations alarms and the dashboard, read back (issue 23): every
+        """The operations alarms and the dashboard, read back: every
         AWS::CloudWatch::Alarm of the template exists under its physical name and notifies the
         operations topic when it fires and when it recovers; the freshness alarm spans the
         FreshnessMinutes given; the dashboard exists, is JSON, and its alarm widget lists

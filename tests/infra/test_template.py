@@ -861,7 +861,7 @@ class TemplateWiring(unittest.TestCase):
                     self.assertEqual(target(value), lid)
 
 
-# --- Operations: alarms and the dashboard (issue 23) -------------------------------------------
+# --- Operations: alarms and the dashboard --------------------------------------------------------
 
 
 def alarms() -> dict[str, dict]:
@@ -940,7 +940,7 @@ def dashboard_metrics() -> list[tuple[str, str, dict[str, str], dict]]:
 
 
 class OperationsAlarms(unittest.TestCase):
-    """The operators' alarms and dashboard (issue 23; docs/aws.md, "Alarms")."""
+    """The operators' alarms and dashboard (docs/aws.md, "Alarms")."""
 
     NAMESPACE = PARAMETERS["MetricsNamespace"]["Default"]
 
