@@ -388,21 +388,10 @@ impl Registry for DynamoStore {
         &self,
         id: &IntersectionId,
     ) -> PortResult<Option<(Intersection, String)>> {
-        let table = self.table(Table::Registry)?;
-        let resp = self
-            .ddb
-            .get_item()
-            .table_name(table)
-            .set_key(Some(key("intersections", id.as_str())))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error(format!("reading intersection {id}"), e))?;
-        self.metrics.read(
-            &Table::Registry.op("GetItem"),
-            read_units(resp.item().map_or(0, item_size), true),
-        );
-        resp.item.map(decode_versioned).transpose()
+        self.intersection_record(id)
+            .await?
+            .map(decode_versioned)
+            .transpose()
     }
 
     async fn replace_intersection_if(
@@ -542,8 +531,9 @@ impl Registry for DynamoStore {
         let mut items = self.query(q).await?;
         // The intersection's last change, which a crash or a failure may have kept out of
         // the history so far (`timings.rs`).
-        if let Some(last) = self.last_change(id).await? {
-            let sk = |i: &Item| i.get("sk").and_then(|v| v.as_s().ok()).cloned();
+        let last = self.intersection_record(id).await?;
+        if let Some(last) = last.as_ref().and_then(crate::timings::last_change_of) {
+            let sk = |i: &Item| crate::timings::history_sk(i).map(str::to_owned);
             if !items.iter().any(|i| sk(i) == sk(&last)) {
                 items.push(last);
                 items.sort_by_key(|i| std::cmp::Reverse(sk(i)));
@@ -575,8 +565,9 @@ impl Registry for DynamoStore {
 }
 
 impl DynamoStore {
-    /// The last change of an intersection's timings (`timings.rs`), read consistently.
-    async fn last_change(&self, id: &IntersectionId) -> PortResult<Option<Item>> {
+    /// An intersection's item as stored (its last change of timings included), read
+    /// consistently and whole: a projection would bill as much and hide the size billed.
+    async fn intersection_record(&self, id: &IntersectionId) -> PortResult<Option<Item>> {
         let table = self.table(Table::Registry)?;
         let resp = self
             .ddb
@@ -587,12 +578,11 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| port_error(format!("reading intersection {id}"), e))?;
-        // The whole item: a projection would bill as much and hide the size billed.
         self.metrics.read(
             &Table::Registry.op("GetItem"),
             read_units(resp.item().map_or(0, item_size), true),
         );
-        Ok(resp.item().and_then(crate::timings::last_change_of))
+        Ok(resp.item)
     }
 
     /// After an intersection's deletion: its lamp item and lamp summary entry go too (a

@@ -37,10 +37,19 @@ pub(crate) fn last_change_of(item: &Item) -> Option<Item> {
 }
 
 /// The key of a history item.
-fn history_sk(item: &Item) -> Option<&str> {
+pub(crate) fn history_sk(item: &Item) -> Option<&str> {
     item.get("sk")
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
+}
+
+/// The history items a write of an intersection item leaves to put: the change it wrote
+/// (`new`), and the change the item held before (`old`'s), unless that is the same one.
+fn to_record(old: Option<&Item>, new: Option<Item>) -> Vec<Item> {
+    let previous = old
+        .and_then(last_change_of)
+        .filter(|p| new.as_ref().is_none_or(|n| history_sk(n) != history_sk(p)));
+    new.into_iter().chain(previous).collect()
 }
 
 /// What billing sizes an update that replaced `old` (the item before it) and set a
@@ -79,14 +88,7 @@ impl DynamoStore {
     /// After a write that returned the intersection item as it was (`old`): puts `new`
     /// (the written change, if any) and the change `old` held, unless it is `new`.
     pub(crate) async fn settle(&self, old: Option<&Item>, new: Option<Item>) {
-        let previous = old.and_then(last_change_of);
-        let mut changes: Vec<Item> = new.into_iter().collect();
-        if let Some(p) = previous
-            && changes.first().and_then(history_sk) != history_sk(&p)
-        {
-            changes.push(p);
-        }
-        self.record_history(changes).await;
+        self.record_history(to_record(old, new)).await;
     }
 
     /// [`traffic_ports::Registry::set_timings`]: per intersection, one `UpdateItem` of its
@@ -124,19 +126,10 @@ impl DynamoStore {
                 update_bytes(old, changes.get(id).map_or(0, item_size))
             })
             .await?;
-        let mut history = Vec::with_capacity(written.len() * 2);
-        for (id, old) in &written {
-            let Some(new) = changes.remove(id) else {
-                continue;
-            };
-            let previous = last_change_of(old);
-            if let Some(p) = previous
-                && history_sk(&p) != history_sk(&new)
-            {
-                history.push(p);
-            }
-            history.push(new);
-        }
+        let history = written
+            .iter()
+            .flat_map(|(id, old)| to_record(Some(old), changes.remove(id)))
+            .collect();
         self.record_history(history).await;
         Ok(skipped)
     }
