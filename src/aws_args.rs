@@ -269,6 +269,7 @@ impl MeasureArgs {
             seed: self.city.seed,
             minutes: self.minutes,
             start_ms,
+            functions_endpoint: None,
         })
     }
 }

@@ -6,7 +6,8 @@
 
 mod aws_support;
 
-use aws_support::aws_env;
+use aws_support::{Meter, aws_env};
+use traffic_app::aws::measure::{Measurement, is_read_operation};
 use traffic_app::aws::{MeasureOptions, aws_measure};
 use traffic_functions::Config;
 
@@ -18,6 +19,9 @@ async fn a_city_of_1000_intersections_bills_at_most_20_write_and_20_read_state_u
         return Ok(());
     };
     let config = Config::from_lookup(|_| None)?;
+    // The functions' calls go through the meter, which counts them again from the wire.
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")?;
+    let meter = Meter::start(&endpoint)?;
     let opts = MeasureOptions {
         stream: traffic_app::aws::measure::StreamKind::Memory,
         resources: env.resources(traffic_app::aws::measure::TEMPLATE.shards),
@@ -29,6 +33,7 @@ async fn a_city_of_1000_intersections_bills_at_most_20_write_and_20_read_state_u
         seed: 1,
         minutes: 30,
         start_ms: None,
+        functions_endpoint: Some(meter.endpoint.clone()),
     };
     let r = opts.resources.clone();
     let lights: u64 = opts
@@ -40,6 +45,9 @@ async fn a_city_of_1000_intersections_bills_at_most_20_write_and_20_read_state_u
     let m = aws_measure(&config, opts).await?;
     println!("{}", serde_json::to_string(&m)?);
     assert_eq!(m.readings, lights * 30);
+    // What the run counted agrees with the meter's count of the same calls, function by
+    // function, within 5 %.
+    agrees_with_the_meter(&m, &meter)?;
     // Thirty minutes from a whole hour: the first pane closes at minute 30's merge; the
     // second would need readings past its end plus the lateness.
     assert!(m.windows_closed >= 1, "{m:?}");
@@ -102,6 +110,7 @@ async fn aws_measure_publishes_lamp_alarms_at_the_configured_severities() -> any
         seed: 1,
         minutes: 10,
         start_ms: None,
+        functions_endpoint: None,
     };
     aws_measure(&config, opts).await?;
     let got = aws_support::receive_alarms(c, &queue, std::time::Duration::from_secs(5), |_| false)
@@ -117,5 +126,64 @@ async fn aws_measure_publishes_lamp_alarms_at_the_configured_severities() -> any
         );
     }
     env.cleanup(&resources, Some(&topic), &[&queue]).await;
+    Ok(())
+}
+
+/// Each function's write and read units as the run counted them against the meter's count of
+/// its calls (`traffic-<function>` in their user agent): within 5 % each, and, where they
+/// differ, a table by operation that says where.
+fn agrees_with_the_meter(m: &Measurement, meter: &Meter) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    let mut table = String::from("function  operation  run W  meter W  run R  meter R\n");
+    for (function, usage) in &m.by_function {
+        let metered = meter.units_by_operation(&format!("traffic-{function}"))?;
+        let mut ops: std::collections::BTreeMap<String, (f64, f64, f64, f64)> =
+            std::collections::BTreeMap::new();
+        for (key, u) in &usage.by_operation {
+            let op = key.split_once(':').map_or(key.as_str(), |(_, op)| op);
+            let e = ops.entry(op.to_owned()).or_default();
+            if is_read_operation(op) {
+                e.2 += u.units;
+            } else {
+                e.0 += u.units;
+            }
+        }
+        for (op, (w, r)) in &metered {
+            let e = ops.entry(op.clone()).or_default();
+            e.1 += w;
+            e.3 += r;
+        }
+        for (op, (rw, mw, rr, mr)) in &ops {
+            table.push_str(&format!(
+                "{function}  {op}  {rw:.1}  {mw:.1}  {rr:.1}  {mr:.1}\n"
+            ));
+            if (rw - mw).abs() + (rr - mr).abs() > 0.0 {
+                // Where they differ, the meter's count by table, and the run's.
+                let run: Vec<_> = usage
+                    .by_operation
+                    .iter()
+                    .filter(|(k, _)| k.ends_with(&format!(":{op}")))
+                    .map(|(k, u)| format!("{k} {:.1}", u.units))
+                    .collect();
+                let by_table = meter.units_of(&format!("traffic-{function}"), op)?;
+                table.push_str(&format!("    run {run:?}, meter {by_table:?}\n"));
+            }
+        }
+        let (mw, mr): (f64, f64) = metered
+            .values()
+            .fold((0.0, 0.0), |(w, r), (a, b)| (w + a, r + b));
+        for (what, run, metered) in [
+            ("write", usage.write_units, mw),
+            ("read", usage.read_units, mr),
+        ] {
+            if (run - metered).abs() > 0.05 * metered.max(1.0) {
+                problems.push(format!(
+                    "{function}: {run:.1} {what} units counted, the meter {metered:.1}"
+                ));
+            }
+        }
+    }
+    println!("{table}");
+    anyhow::ensure!(problems.is_empty(), "{problems:?}\n{table}");
     Ok(())
 }

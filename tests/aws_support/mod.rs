@@ -407,3 +407,118 @@ async fn throttle_one(s: &mut tokio::net::TcpStream) -> std::io::Result<()> {
     s.write_all(resp.as_bytes()).await?;
     s.shutdown().await
 }
+
+/// The independent count of DynamoDB's capacity units: `tests/capacity/ddb_meter.py`, a
+/// proxy in front of the emulator that sizes every request by DynamoDB's documented rules
+/// (started with the `python3` on `PATH`; it needs nothing but the standard library). Stopped
+/// when dropped.
+pub struct Meter {
+    /// Its endpoint, `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Meter {
+    /// A meter in front of `upstream`; waits (at most 20 s) until it listens.
+    pub fn start(upstream: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port_file = dir.path().join("port");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/capacity/ddb_meter.py");
+        let python = std::env::var("TRAFFIC_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        let child = std::process::Command::new(&python)
+            .arg(script)
+            .arg("--upstream")
+            .arg(upstream)
+            .arg("--port-file")
+            .arg(&port_file)
+            .spawn()
+            .with_context(|| format!("starting {python} {script}"))?;
+        let mut meter = Self {
+            endpoint: String::new(),
+            child,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(port) = std::fs::read_to_string(&port_file) {
+                meter.endpoint = format!("http://127.0.0.1:{}", port.trim());
+                return Ok(meter);
+            }
+            if let Some(status) = meter.child.try_wait()? {
+                anyhow::bail!("the meter exited before listening: {status}");
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the meter did not listen in 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What it counted: `{app: {table: {operation: {"read", "write", "requests"}}}}`.
+    pub fn counts(&self) -> anyhow::Result<serde_json::Value> {
+        use std::io::{Read, Write};
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            s,
+            "GET /__meter HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut raw = String::new();
+        s.read_to_string(&mut raw)?;
+        let body = raw
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .context("no body in the meter's answer")?;
+        Ok(serde_json::from_str(body)?)
+    }
+
+    /// (write, read) units counted for the application `app`, by operation (all tables).
+    pub fn units_by_operation(
+        &self,
+        app: &str,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, (f64, f64)>> {
+        let counts = self.counts()?;
+        let mut out = std::collections::BTreeMap::new();
+        if let Some(tables) = counts.get(app).and_then(|t| t.as_object()) {
+            for ops in tables.values() {
+                for (op, u) in ops.as_object().into_iter().flatten() {
+                    let e: &mut (f64, f64) = out.entry(op.clone()).or_default();
+                    e.0 += u["write"].as_f64().unwrap_or(0.0);
+                    e.1 += u["read"].as_f64().unwrap_or(0.0);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// (table, write, read) units counted for one operation of the application `app`.
+    pub fn units_of(&self, app: &str, operation: &str) -> anyhow::Result<Vec<(String, f64, f64)>> {
+        let counts = self.counts()?;
+        let mut out = Vec::new();
+        for (table, ops) in counts
+            .get(app)
+            .and_then(|t| t.as_object())
+            .into_iter()
+            .flatten()
+        {
+            if let Some(u) = ops.get(operation) {
+                out.push((
+                    table.clone(),
+                    u["write"].as_f64().unwrap_or(0.0),
+                    u["read"].as_f64().unwrap_or(0.0),
+                ));
+            }
+        }
+        Ok(out)
+    }
+}

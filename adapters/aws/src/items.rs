@@ -357,7 +357,8 @@ impl DynamoStore {
 }
 
 /// Write units of batch write requests: a put bills its item's size (a replaced item's old
-/// size is unknown here), a delete at least one unit.
+/// size is unknown here: callers that know it add the difference), a delete at least one
+/// unit.
 fn request_units(requests: &[WriteRequest]) -> f64 {
     requests
         .iter()

@@ -130,6 +130,21 @@ impl AwsClients {
         Self::from_sdk_config(&config)
     }
 
+    /// Clients as [`AwsClients::from_env`] builds them (on `endpoint` when one is given),
+    /// whose requests carry `app` as the application name of their user agent (`app/<app>`):
+    /// how a metering proxy in front of an emulator tells the callers of one process apart.
+    /// `app` must be a valid SDK application name (letters, digits and `-`).
+    pub async fn named(app: &str, endpoint: Option<&str>) -> Result<Self, NoRegion> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Ok(name) = aws_config::AppName::new(app.to_owned()) {
+            loader = loader.app_name(name);
+        }
+        if let Some(e) = endpoint {
+            loader = loader.endpoint_url(e);
+        }
+        Self::from_sdk_config(&loader.load().await)
+    }
+
     /// Clients as [`AwsClients::from_env`] builds them, but on `endpoint` (a proxy, an
     /// emulator).
     pub async fn with_endpoint(endpoint: &str) -> Result<Self, NoRegion> {
@@ -236,6 +251,9 @@ pub struct DynamoStore {
     meta_sizes: Arc<Mutex<HashMap<String, usize>>>,
     /// Lamp items as last read or written by this process (see `lamps.rs`).
     lamp_cache: Arc<Mutex<HashMap<IntersectionId, lamps::LampLights>>>,
+    /// Provisional result rows (sort key → size) as this process last wrote them: the next
+    /// run replaces them, and a replaced item bills the larger of its old and new sizes.
+    result_sizes: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -266,6 +284,7 @@ impl DynamoStore {
             known_panes: Arc::new(Mutex::new(BTreeSet::new())),
             meta_sizes: Arc::new(Mutex::new(HashMap::new())),
             lamp_cache: Arc::new(Mutex::new(HashMap::new())),
+            result_sizes: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 

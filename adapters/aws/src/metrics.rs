@@ -103,6 +103,16 @@ impl Metrics {
         self.count(op, units);
     }
 
+    /// Adds `units` write units to requests of `op` already counted: what a batch bills that
+    /// its request could not say (a replaced item larger than its replacement).
+    pub(crate) fn more_write_units(&self, op: &str, units: f64) {
+        self.write_units
+            .fetch_add(units.round() as u64, Ordering::Relaxed);
+        if let Ok(mut m) = self.by_operation.lock() {
+            m.entry(op.to_owned()).or_default().units += units;
+        }
+    }
+
     fn count(&self, op: &str, units: f64) {
         if let Ok(mut m) = self.by_operation.lock() {
             let e = m.entry(op.to_owned()).or_default();

@@ -25,7 +25,7 @@
 //! the result.
 
 use crate::blob::BlobRef;
-use crate::capacity::item_size;
+use crate::capacity::{item_size, write_units};
 use crate::items::{
     Bytes, Item, Query, SortKey, decode, encode, from_item, n_i64, ord_i64, put_request, to_item,
 };
@@ -203,6 +203,10 @@ impl ResultStore for DynamoStore {
     async fn put_results(&self, results: &[WindowResult]) -> PortResult<()> {
         let mut parts = Vec::new();
         let mut writes = Vec::with_capacity(results.len() * 2);
+        // Rows this process wrote before and replaces now: what the batch's count (the new
+        // items' sizes) leaves out of the bill.
+        let mut replaced_units = 0.0;
+        let mut sizes = Vec::with_capacity(results.len());
         for r in results {
             let k = &r.window;
             let mut row = ResultItem {
@@ -238,7 +242,9 @@ impl ResultStore for DynamoStore {
                 row.above_v = Some(blob.version);
                 row.above_parts = Some(blob.parts);
             }
-            writes.push(put_request(to_item("window result", &row)?)?);
+            let item = to_item("window result", &row)?;
+            sizes.push((row.sk.clone(), item_size(&item), r.closed));
+            writes.push(put_request(item)?);
             if r.closed {
                 writes.push(put_request(to_item(
                     "closed marker",
@@ -254,7 +260,25 @@ impl ResultStore for DynamoStore {
         if !parts.is_empty() {
             self.put_blob_items(Table::Results, parts).await?;
         }
-        self.batch_write(Table::Results, writes).await
+        self.batch_write(Table::Results, writes).await?;
+        if let Ok(mut known) = self.result_sizes.lock() {
+            for (sk, size, closed) in sizes {
+                // A closed row is final: nothing replaces it, so it is forgotten.
+                let old = if closed {
+                    known.remove(&sk)
+                } else {
+                    known.insert(sk, size)
+                };
+                if let Some(old) = old {
+                    replaced_units += (write_units(old) - write_units(size)).max(0.0);
+                }
+            }
+        }
+        if replaced_units > 0.0 {
+            self.metrics
+                .more_write_units(&Table::Results.op("BatchWriteItem"), replaced_units);
+        }
+        Ok(())
     }
 
     async fn closed_windows_from(

@@ -220,6 +220,10 @@ pub struct MeasureOptions {
     /// First simulated instant, epoch ms (default: enough minutes before now that no reading
     /// is stamped after its arrival in the stream).
     pub start_ms: Option<i64>,
+    /// The endpoint of the functions' and the simulator's clients when it is not the
+    /// environment's (`AWS_ENDPOINT_URL`): a metering proxy in front of the emulator, which
+    /// then sees the system's calls and not the setup's.
+    pub functions_endpoint: Option<String>,
 }
 
 /// A batch handler that counts its invocations and the time they took.
@@ -504,14 +508,21 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
     let clients = AwsClients::from_env().await?;
     let (created, _) = setup(&clients, &opts.resources, &opts.city, &config.engine).await?;
     let names = created.names.clone();
-    // One store per function, so that each one's units are counted apart.
-    let ports = |_: &str| config.aws_ports_on(&clients, names.clone());
-    let (pi, pf, pm, ps) = (
-        ports("ingest"),
-        ports("fault"),
-        ports("merge"),
-        ports("simulator"),
-    );
+    // One store per function, so that each one's units are counted apart; and clients of its
+    // own, named `traffic-<function>` in their user agent, so that a metering proxy in front
+    // of the emulator counts each function apart too (`tests/capacity/ddb_meter.py`).
+    let mut ports = Vec::new();
+    for function in ["ingest", "fault", "merge", "simulator"] {
+        let named = AwsClients::named(
+            &format!("traffic-{function}"),
+            opts.functions_endpoint.as_deref(),
+        )
+        .await?;
+        ports.push(config.aws_ports_on(&named, names.clone()));
+    }
+    let [pi, pf, pm, ps]: [_; 4] = ports
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("four functions"));
     let now = chrono::Utc::now().timestamp_millis();
     let start_ms = opts.start_ms.unwrap_or_else(|| {
         // Whole hours before now, so that every reading is stamped before it arrives and the
