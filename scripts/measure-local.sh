@@ -16,9 +16,9 @@ trap 'rm -rf "$tmp"' EXIT
 field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
 
 "$bin" local --data-dir "$tmp/big" --intersections "$n" --speedup max --duration "${hours}h" \
-  --provisional shortest --merge-every 15 --status off >"$tmp/big.json"
-"$bin" local --data-dir "$tmp/fixed" --speedup max --duration 24h --control fixed --status off >"$tmp/fixed.json"
-"$bin" local --data-dir "$tmp/webster" --speedup max --duration 24h --control webster --status off >"$tmp/webster.json"
+  --provisional shortest --merge-every 15m --status none >"$tmp/big.json"
+"$bin" local --data-dir "$tmp/fixed" --speedup max --duration 24h --control fixed --status none >"$tmp/fixed.json"
+"$bin" local --data-dir "$tmp/webster" --speedup max --duration 24h --control webster --status none >"$tmp/webster.json"
 
 echo "| run | readings | wall s | readings/s | peak RSS MiB | mean delay s/veh |"
 echo "|---|---|---|---|---|---|"

@@ -1,32 +1,74 @@
 //! The options of `traffic local` and `traffic replay`, and the engine options they share.
 
+use crate::values::{
+    DURATION_FORMAT, ProvisionalArg, Span, Windows, at_least_one, positive_span, probability,
+    shards_in_process,
+};
 use std::path::PathBuf;
 use traffic_core::EngineConfig;
-use traffic_core::window::WindowLength;
 
 /// Engine parameters shared by the subcommands.
 #[derive(clap::Args, Clone)]
 pub struct EngineArgs {
-    /// Window lengths, each a multiple of the shortest.
+    /// Window lengths, comma-separated durations (such as 90s, 15m, 1h, 24h), each a multiple
+    /// of the shortest.
     #[arg(
         long,
-        value_delimiter = ',',
+        value_name = "LENGTHS",
         default_value = "15m,1h,24h",
         env = "TRAFFIC_WINDOWS"
     )]
-    pub windows: Vec<WindowLength>,
-    /// Allowed lateness of readings behind the greatest event time seen.
-    #[arg(long, default_value = "2m", env = "TRAFFIC_ALLOWED_LATENESS")]
-    pub allowed_lateness: String,
+    pub windows: Windows,
+    /// Allowed lateness of readings behind the greatest event time seen (a duration such as
+    /// 90s or 2m).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "2m",
+        env = "TRAFFIC_ALLOWED_LATENESS"
+    )]
+    pub allowed_lateness: Span,
 }
 
 impl EngineArgs {
-    /// The engine configuration: the environment's, with these options over it.
+    /// The engine configuration: the environment's, with these options over it (clap has
+    /// already taken `TRAFFIC_WINDOWS` and `TRAFFIC_ALLOWED_LATENESS` when the options were
+    /// not given, and checked them).
     pub fn config(&self) -> anyhow::Result<EngineConfig> {
-        let mut cfg = EngineConfig::from_lookup(|k| std::env::var(k).ok())?;
-        cfg.set_windows(&self.windows)?;
-        cfg.allowed_lateness_ms = traffic_core::window::parse_duration_ms(&self.allowed_lateness)?;
+        let mut cfg = EngineConfig::from_lookup(|k| match k {
+            "TRAFFIC_WINDOWS" | "TRAFFIC_ALLOWED_LATENESS" => None,
+            _ => std::env::var(k).ok(),
+        })?;
+        cfg.set_windows(&self.windows.0)?;
+        cfg.allowed_lateness_ms = self.allowed_lateness.ms();
         Ok(cfg)
+    }
+}
+
+/// The simulator's period: one reading per light per simulated minute.
+pub fn period_ms() -> i64 {
+    i64::from(traffic_sim::SimConfig::default().period_s) * 1000
+}
+
+/// `traffic local --merge-every`: a positive duration, a whole number of periods (refused
+/// otherwise rather than rounded: the run would merge at another pace than the one asked).
+fn whole_periods(s: &str) -> Result<Span, String> {
+    if let Ok(n) = s.trim().parse::<u64>() {
+        // What the option took before it was a duration: a count of periods.
+        return Err(format!(
+            "not a duration: {DURATION_FORMAT} (a bare number is not a count of periods: {n} \
+             periods is {n}m)"
+        ));
+    }
+    let span = positive_span(s)?;
+    let period = period_ms();
+    if span.ms() % period == 0 {
+        Ok(span)
+    } else {
+        Err(format!(
+            "must be a multiple of the simulator's period ({}), such as 1m, 5m or 15m",
+            Span::from_ms(period)
+        ))
     }
 }
 
@@ -37,17 +79,18 @@ pub struct LocalArgs {
     #[arg(long, default_value = ".data", env = "TRAFFIC_DATA_DIR")]
     pub data_dir: PathBuf,
     /// Intersections in the generated city (the original assignment's minimum is 50).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = at_least_one::<usize>())]
     pub intersections: usize,
-    /// Shards of the in-process stream.
-    #[arg(long, default_value_t = 4)]
-    pub shards: usize,
-    /// Simulated seconds per wall second, or `max`. At 60, a 15-minute window closes within
-    /// about 17 s.
-    #[arg(long, default_value = "60")]
+    /// Shards of the in-process stream, 1 to 64 (4: a few in-order workers, free in one
+    /// process; the AWS commands default to 2, since Kinesis bills each shard).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = shards_in_process())]
+    pub shards: u32,
+    /// Simulated seconds per wall second (a positive number), or `max`. At 60, a 15-minute
+    /// window closes within about 17 s.
+    #[arg(long, value_name = "X|max", default_value = "60")]
     pub speedup: traffic_app::local::Speedup,
-    /// Probability that a reading breaks one of its light's lamps.
-    #[arg(long, default_value_t = 0.0002)]
+    /// Probability that a reading breaks one of its light's lamps (0 to 1).
+    #[arg(long, value_name = "P", default_value_t = 0.0002, value_parser = probability)]
     pub failure_probability: f64,
     /// Webster retiming, or the fixed initial timings (for comparison).
     #[arg(long, value_enum, default_value = "webster")]
@@ -56,26 +99,28 @@ pub struct LocalArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// First simulated instant (RFC 3339).
-    #[arg(long, default_value = "2026-01-05T06:00:00Z")]
-    pub start: String,
-    /// Stop after this much simulated time (e.g. 24h) and close every window; without it the
-    /// run goes on until Ctrl-C.
-    #[arg(long)]
-    pub duration: Option<String>,
+    #[arg(long, value_name = "INSTANT", default_value = "2026-01-05T06:00:00Z")]
+    pub start: crate::values::Instant,
+    /// Stop after this much simulated time (a duration such as 90m or 24h) and close every
+    /// window; without it the run goes on until Ctrl-C.
+    #[arg(long, value_name = "DURATION", value_parser = positive_span)]
+    pub duration: Option<Span>,
     /// Records per batch handed to the functions.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = at_least_one::<usize>())]
     pub batch_size: usize,
-    /// Run the merge every this many simulated periods (a period is 60 s).
-    #[arg(long, default_value_t = 1)]
-    pub merge_every: u64,
-    /// Which open windows get provisional results: all, shortest or none.
-    #[arg(long, default_value = "all")]
-    pub provisional: String,
+    /// Simulated time between merge runs: a whole number of the simulator's 60 s periods
+    /// (1m, 15m, 1h; any other value is refused rather than rounded). The merge runs after
+    /// the period that reaches it.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = whole_periods)]
+    pub merge_every: Span,
+    /// Which open windows get provisional results.
+    #[arg(long, value_enum, default_value = "all")]
+    pub provisional: ProvisionalArg,
     /// Also append every reading produced to this file (JSON lines, replayable).
     #[arg(long)]
     pub record: Option<PathBuf>,
-    /// The live status display.
-    #[arg(long, value_enum, default_value = "auto")]
+    /// The live status. With `json`, stdout is JSON lines: the ticks, then the summary.
+    #[arg(long, value_enum, default_value = "human")]
     pub status: traffic_app::local::StatusMode,
     /// Write logs here instead of `<data-dir>/traffic.log` (`-` for stderr).
     #[arg(long)]
@@ -100,28 +145,21 @@ impl LocalArgs {
         &self,
         config: &traffic_functions::Config,
     ) -> anyhow::Result<traffic_app::local::LocalOptions> {
-        let start_ms = traffic_core::time::parse_rfc3339_ms(&self.start)
-            .ok_or_else(|| anyhow::anyhow!("--start: not an RFC 3339 time: {}", self.start))?;
-        let duration_ms = self
-            .duration
-            .as_deref()
-            .map(traffic_core::window::parse_duration_ms)
-            .transpose()?;
         let opts = traffic_app::local::LocalOptions {
             data_dir: self.data_dir.clone(),
             settings: traffic_app::local::RunSettings {
                 intersections: self.intersections,
-                shards: self.shards,
+                shards: self.shards as usize,
                 seed: self.seed,
-                start_ms,
+                start_ms: self.start.0,
                 failure_probability: self.failure_probability,
                 control: self.control,
             },
             speedup: self.speedup,
-            duration_ms,
+            duration_ms: self.duration.map(Span::ms),
             batch_size: self.batch_size,
-            merge_every: self.merge_every,
-            provisional: self.provisional.parse().map_err(anyhow::Error::msg)?,
+            merge_every: (self.merge_every.ms() / period_ms()).unsigned_abs(),
+            provisional: self.provisional.into(),
             record: self.record.clone(),
             status: self.status,
             listen: (!self.no_api).then_some(self.listen),

@@ -1,11 +1,13 @@
 //! The options of `traffic aws-setup`, `traffic simulate`, `traffic aws-local`,
 //! `traffic aws-measure` and `traffic redrive`.
 
+use crate::values::{Instant, Span, at_least_one, positive_span, probability, shards_kinesis};
 use anyhow::Context;
+use clap::builder::TypedValueParser;
 use std::path::PathBuf;
-use std::time::Duration;
 use traffic_app::aws::{AwsLocalOptions, MeasureOptions, SetupOptions, SimulateOptions};
 use traffic_app::esm::OnFailure;
+use traffic_app::local::Speedup;
 use traffic_app::runner::RunnerOptions;
 use traffic_aws::setup::Resources;
 use traffic_core::City;
@@ -19,16 +21,22 @@ pub struct ResourceArgs {
     /// `-registry`, `-results`, `-alarms`).
     #[arg(long, default_value = "traffic")]
     pub prefix: String,
-    /// Shards of the stream, when it is created.
-    #[arg(long, default_value_t = 2)]
-    pub shards: i32,
+    /// Shards of the stream, when it is created, 1 to 500 (2 rather than the template's 1:
+    /// two shards show the per-shard ordering and watermark for about $11 a month more).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = shards_kinesis())]
+    pub shards: u32,
 }
 
 impl ResourceArgs {
     /// The names: the configuration's where set, the prefix's otherwise.
     pub fn resources(&self, config: &Config) -> Resources {
-        traffic_app::aws::resources(&config.names, &self.prefix, self.shards)
+        traffic_app::aws::resources(&config.names, &self.prefix, shard_count(self.shards))
     }
+}
+
+/// A shard count as the SDK takes it (at most 500: clap has checked).
+fn shard_count(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 /// The city to use: a file, or a generated grid.
@@ -38,7 +46,7 @@ pub struct CityArgs {
     #[arg(long)]
     pub city: Option<PathBuf>,
     /// Intersections of the generated city.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = at_least_one::<usize>())]
     pub intersections: usize,
     /// Seed of the generated city and of its traffic.
     #[arg(long, default_value_t = 1)]
@@ -95,16 +103,19 @@ pub struct SimulateArgs {
     #[command(flatten)]
     city: CityArgs,
     /// First simulated instant (RFC 3339); default now, rounded down to the period.
-    #[arg(long)]
-    start: Option<String>,
+    #[arg(long, value_name = "INSTANT")]
+    start: Option<Instant>,
     /// Simulated periods (of 60 s) to run; without it, until Ctrl-C.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one::<u64>())]
     steps: Option<u64>,
-    /// Simulated seconds per wall second (60: a period each second).
-    #[arg(long, default_value_t = 1.0)]
-    speedup: f64,
-    /// Probability that a reading breaks one of its light's lamps.
-    #[arg(long, default_value_t = 0.0002)]
+    /// Simulated seconds per wall second (a positive number), or `max` (60: a period each
+    /// second). 1 by default, unlike `local` and `aws-local`: the readings go to a real
+    /// stream, which rejects those stamped more than `TRAFFIC_MAX_CLOCK_SKEW` after their
+    /// arrival, so a faster run starts in the past.
+    #[arg(long, value_name = "X|max", default_value = "1")]
+    speedup: Speedup,
+    /// Probability that a reading breaks one of its light's lamps (0 to 1).
+    #[arg(long, value_name = "P", default_value_t = 0.0002, value_parser = probability)]
     failure_probability: f64,
     /// Also append the readings to this file (JSON lines, for `traffic replay`).
     #[arg(long)]
@@ -119,21 +130,13 @@ pub struct SimulateArgs {
 impl SimulateArgs {
     /// What to simulate.
     pub fn options(&self) -> anyhow::Result<SimulateOptions> {
-        let start_ms = self
-            .start
-            .as_deref()
-            .map(|s| {
-                traffic_core::time::parse_rfc3339_ms(s)
-                    .ok_or_else(|| anyhow::anyhow!("--start: not an RFC 3339 time: {s}"))
-            })
-            .transpose()?;
         Ok(SimulateOptions {
             stream: self.stream.clone(),
             city: self.city.city()?,
             seed: self.city.seed,
-            start_ms,
+            start_ms: self.start.map(|i| i.0),
             steps: self.steps,
-            speedup: self.speedup,
+            speedup: self.speedup.factor(),
             failure_probability: self.failure_probability,
             record: self.record.clone(),
             breaks: self.break_lamp.clone(),
@@ -151,41 +154,34 @@ pub struct AwsLocalArgs {
     /// Only consume the stream (someone else runs `traffic simulate`).
     #[arg(long)]
     no_simulator: bool,
-    /// Simulated seconds per wall second for the built-in simulator.
-    #[arg(long, default_value_t = 60.0)]
-    speedup: f64,
-    /// Probability that a reading breaks one of its light's lamps.
-    #[arg(long, default_value_t = 0.0002)]
+    /// Simulated seconds per wall second for the built-in simulator (a positive number), or
+    /// `max`.
+    #[arg(long, value_name = "X|max", default_value = "60")]
+    speedup: Speedup,
+    /// Probability that a reading breaks one of its light's lamps (0 to 1).
+    #[arg(long, value_name = "P", default_value_t = 0.0002, value_parser = probability)]
     failure_probability: f64,
     /// Records per batch.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = at_least_one::<usize>())]
     batch_size: usize,
-    /// Time to gather a batch (e.g. `5s`).
-    #[arg(long, default_value = "0s")]
-    batching_window: String,
-    /// How often the merge runs (the EventBridge schedule's rate).
-    #[arg(long, default_value = "10s")]
-    merge_every: String,
+    /// Time to gather a batch (a duration such as 5s; 0 for none).
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    batching_window: Span,
+    /// Wall time between merge runs, as the EventBridge schedule's rate (a duration such as
+    /// 10s or 5m). Wall time, unlike `local` and `sumo`, whose merge follows the simulated
+    /// clock: here the functions run on AWS's clock. 10s rather than the schedule's 5m, so
+    /// that results appear while one watches.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_span)]
+    merge_every: Span,
     /// Tries of a batch before it goes to the on-failure destination.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = at_least_one::<u32>())]
     max_attempts: u32,
     /// On-failure destination: a file path, or an SQS queue URL (`https://…` or `http://…`).
     #[arg(long)]
     on_failure: Option<String>,
     /// Stop after this many simulated periods.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one::<u64>())]
     steps: Option<u64>,
-}
-
-fn duration(s: &str) -> anyhow::Result<Duration> {
-    let ms = traffic_core::window::parse_duration_ms(s).or_else(|e| {
-        if s.trim() == "0s" || s.trim() == "0" {
-            Ok(0)
-        } else {
-            Err(e)
-        }
-    })?;
-    Ok(Duration::from_millis(ms.max(0) as u64))
 }
 
 impl AwsLocalArgs {
@@ -203,12 +199,12 @@ impl AwsLocalArgs {
             city: self.city.city()?,
             seed: self.city.seed,
             no_simulator: self.no_simulator,
-            speedup: self.speedup,
+            speedup: self.speedup.factor(),
             failure_probability: self.failure_probability,
             runner: RunnerOptions {
                 batch_size: self.batch_size,
-                batching_window: duration(&self.batching_window)?,
-                merge_every: duration(&self.merge_every)?,
+                batching_window: self.batching_window.duration(),
+                merge_every: self.merge_every.duration(),
                 max_attempts: self.max_attempts,
                 on_failure,
                 provisional: config.provisional,
@@ -226,22 +222,33 @@ pub struct MeasureArgs {
     /// run expects empty tables and a new stream. Names from the environment are not used.
     #[arg(long)]
     prefix: Option<String>,
-    /// Shards of the stream (the template's `StreamShardCount` default).
-    #[arg(long, default_value_t = traffic_app::aws::measure::TEMPLATE.shards)]
-    shards: i32,
+    /// Shards of the stream, 1 to 500 (the template's `StreamShardCount` default: this
+    /// measures what the template deploys).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = traffic_app::aws::measure::TEMPLATE.shards.unsigned_abs(),
+        value_parser = shards_kinesis()
+    )]
+    shards: u32,
     #[command(flatten)]
     city: CityArgs,
     /// Simulated minutes (a reading per light each).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = at_least_one::<u64>())]
     minutes: u64,
     /// First simulated instant (RFC 3339); default: whole panes before now, so that no
     /// reading is stamped after its arrival.
-    #[arg(long)]
-    start: Option<String>,
+    #[arg(long, value_name = "INSTANT")]
+    start: Option<Instant>,
     /// Where the readings go: the emulator's Kinesis stream (`kinesis`), or a stream in
     /// memory with Kinesis' partitioning (`memory`: deterministic and faster on moto; the
     /// DynamoDB calls, which are what is measured, are the same).
-    #[arg(long, default_value = "kinesis")]
+    #[arg(
+        long,
+        default_value = "kinesis",
+        value_parser = clap::builder::PossibleValuesParser::new(["kinesis", "memory"])
+            .try_map(|s| s.parse::<traffic_app::aws::measure::StreamKind>())
+    )]
     stream: traffic_app::aws::measure::StreamKind,
 }
 
@@ -252,23 +259,13 @@ impl MeasureArgs {
             .prefix
             .clone()
             .unwrap_or_else(|| format!("measure-{}-{}", std::process::id(), chrono_free_seconds()));
-        let start_ms = self
-            .start
-            .as_deref()
-            .map(|s| {
-                traffic_core::time::parse_rfc3339_ms(s)
-                    .ok_or_else(|| anyhow::anyhow!("--start: not an RFC 3339 time: {s}"))
-            })
-            .transpose()?;
-        anyhow::ensure!(self.minutes > 0, "--minutes must be at least 1");
-        anyhow::ensure!(self.shards > 0, "--shards must be at least 1");
         Ok(MeasureOptions {
             stream: self.stream,
-            resources: Resources::with_prefix(&prefix, self.shards),
+            resources: Resources::with_prefix(&prefix, shard_count(self.shards)),
             city: self.city.city()?,
             seed: self.city.seed,
             minutes: self.minutes,
-            start_ms,
+            start_ms: self.start.map(|i| i.0),
             functions_endpoint: None,
         })
     }
@@ -290,13 +287,17 @@ pub struct RedriveArgs {
     queue: String,
     /// Whose failures the queue holds (`ingest` or `fault`), when its records' `functionArn`
     /// does not say.
-    #[arg(long)]
+    #[arg(
+        long,
+        value_parser = clap::builder::PossibleValuesParser::new(["ingest", "fault"])
+            .try_map(|s| s.parse::<traffic_app::aws::Consumer>())
+    )]
     consumer: Option<traffic_app::aws::Consumer>,
     /// Read the records from this stream (by name) instead of the records' `streamArn`.
     #[arg(long)]
     stream: Option<String>,
     /// Most messages taken in one run.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = at_least_one::<u64>())]
     max_messages: u64,
 }
 

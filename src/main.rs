@@ -12,9 +12,10 @@
 
 mod args;
 mod aws_args;
+mod values;
 
 use args::{EngineArgs, LocalArgs};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use traffic_app::Stopper;
 use traffic_app::replay::{ReplayOptions, replay};
@@ -75,11 +76,11 @@ enum Command {
         city: PathBuf,
         /// The readings file (JSON lines).
         readings: PathBuf,
-        /// Shards of the in-process stream.
-        #[arg(long, default_value_t = 4)]
-        shards: usize,
+        /// Shards of the in-process stream, 1 to 64.
+        #[arg(long, value_name = "N", default_value_t = 4, value_parser = values::shards_in_process())]
+        shards: u32,
         /// Records per batch handed to the functions.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = values::at_least_one::<usize>())]
         batch_size: usize,
         #[command(flatten)]
         engine: EngineArgs,
@@ -92,18 +93,85 @@ enum Command {
         /// The city file (the bridge writes it from the SUMO network).
         #[arg(long)]
         city: PathBuf,
-        /// Simulated time between merge runs (the AWS schedule's default is 5 minutes).
-        #[arg(long, default_value = "5m", env = "TRAFFIC_MERGE_EVERY")]
-        merge_every: String,
-        /// Shards of the in-process stream.
-        #[arg(long, default_value_t = 4)]
-        shards: usize,
+        /// Simulated time between merge runs (a duration such as 1m or 5m; 5m by default, the
+        /// AWS schedule's rate).
+        #[arg(
+            long,
+            value_name = "DURATION",
+            default_value = "5m",
+            env = "TRAFFIC_MERGE_EVERY",
+            value_parser = values::positive_span
+        )]
+        merge_every: values::Span,
+        /// Shards of the in-process stream, 1 to 64.
+        #[arg(long, value_name = "N", default_value_t = 4, value_parser = values::shards_in_process())]
+        shards: u32,
         /// Records per batch handed to the functions.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 1000, value_parser = values::at_least_one::<usize>())]
         batch_size: usize,
         #[command(flatten)]
         engine: EngineArgs,
     },
+}
+
+/// The command line, parsed; exits on a bad one (status 2, as clap does). A bad value that
+/// came from the environment (an option's `env` variable, the option not given) is named by
+/// its variable: clap's own message names the option even then.
+fn parse() -> Cli {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            if let Some(message) = from_the_environment(&e, &argv) {
+                eprint!("{message}");
+                std::process::exit(2);
+            }
+            e.exit()
+        }
+    }
+}
+
+/// When `e` is about a bad value of an option that `argv` does not give, so that it came from
+/// the option's variable: clap's message, naming the variable (and the option).
+fn from_the_environment(e: &clap::Error, argv: &[std::ffi::OsString]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        e.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        return None;
+    }
+    let Some(ContextValue::String(shown)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = shown.split_whitespace().next()?.strip_prefix("--")?;
+    let args: Vec<&str> = argv
+        .iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .take_while(|a| *a != "--")
+        .collect();
+    let given = args.iter().any(|a| {
+        a.strip_prefix("--")
+            .is_some_and(|a| a == long || a.starts_with(&format!("{long}=")))
+    });
+    if given {
+        return None;
+    }
+    let cli = Cli::command();
+    let sub = args.iter().find_map(|a| cli.find_subcommand(a))?;
+    let variable = sub
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))?
+        .get_env()?
+        .to_str()?
+        .to_owned();
+    let text = e.to_string();
+    Some(text.replacen(
+        &format!("'{shown}'"),
+        &format!("{variable} (the environment's value of '--{long}')"),
+        1,
+    ))
 }
 
 /// Logs to a file (so the status display is not torn) or to stderr, by the one rule
@@ -127,7 +195,7 @@ fn init_file_tracing(target: &str) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = parse();
     match cli.command {
         Command::AwsSetup(args) => {
             let config = Config::from_env()?;
@@ -184,8 +252,11 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Local(args) => {
+            // Everything is checked before anything is printed or created.
             let config = Config::from_env()?;
             let opts = args.options(&config)?;
+            let engine = args.engine.config()?;
+            let json = opts.status == traffic_app::local::StatusMode::Json;
             std::fs::create_dir_all(&opts.data_dir)?;
             let log = args
                 .log
@@ -209,8 +280,13 @@ async fn main() -> anyhow::Result<()> {
                     }
                 );
             }
-            let summary = traffic_app::local::run(args.engine.config()?, opts, stop).await?;
-            println!("{}", serde_json::to_string_pretty(&summary)?);
+            let summary = traffic_app::local::run(engine, opts, stop).await?;
+            // With `--status json`, stdout stays one JSON object a line: the summary is the last.
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            }
         }
         Command::City {
             intersections,
@@ -230,15 +306,16 @@ async fn main() -> anyhow::Result<()> {
             batch_size,
             engine,
         } => {
-            // Logs go to stderr (warnings: rejected records, alarms); stdout is the document.
-            traffic_functions::init_tracing_at("warn");
             let config = Config::from_env()?;
+            let engine = engine.config()?;
+            // Logs go to stderr (warnings: rejected records, alarms); stdout is the document.
+            traffic_functions::init_tracing_with("warn", &config.log);
             let out = replay(
-                engine.config()?,
+                engine,
                 &city,
                 &readings,
                 &ReplayOptions {
-                    shards,
+                    shards: shards as usize,
                     batch_size,
                     alarms: config.alarms,
                 },
@@ -253,21 +330,20 @@ async fn main() -> anyhow::Result<()> {
             batch_size,
             engine,
         } => {
-            // stdout is the answers; logs (warnings only by default) go to stderr.
-            traffic_functions::init_tracing_at("warn");
             let config = Config::from_env()?;
+            let engine = engine.config()?;
+            // stdout is the answers; logs (warnings only by default) go to stderr.
+            traffic_functions::init_tracing_with("warn", &config.log);
             let opts = traffic_app::sumo::SumoOptions {
                 alarms: config.alarms,
-                shards,
+                shards: shards as usize,
                 batch_size,
-                merge_every_ms: traffic_core::window::parse_duration_ms(&merge_every)
-                    .map_err(|e| anyhow::anyhow!("--merge-every: {e}"))?,
+                merge_every_ms: merge_every.ms(),
             };
             let city = traffic_app::sumo::read_city(&city)?;
             let input = traffic_app::sumo::stdin_lines();
             let summary =
-                traffic_app::sumo::serve(engine.config()?, &city, opts, input, std::io::stdout())
-                    .await?;
+                traffic_app::sumo::serve(engine, &city, opts, input, std::io::stdout()).await?;
             eprintln!("traffic sumo: {}", serde_json::to_string(&summary)?);
         }
     }

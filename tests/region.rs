@@ -1,6 +1,7 @@
 //! The AWS commands and no region: `traffic aws-setup` in an environment that names no region
 //! (no `AWS_REGION`, `AWS_DEFAULT_REGION` or profile region, no instance metadata) stops with
-//! one line saying how to set one, before it sends a single request.
+//! one line saying how to set one, before it sends a single request; `simulate`, `aws-local`,
+//! `aws-measure` and `redrive` stop the same way.
 
 use std::io::ErrorKind;
 use std::net::TcpListener;
@@ -76,6 +77,43 @@ fn aws_setup_without_a_region_says_how_to_set_one_and_creates_nothing() {
             lines[0].contains(needle),
             "{needle:?} not in {:?}",
             lines[0]
+        );
+    }
+}
+
+#[test]
+fn every_other_aws_command_without_a_region_stops_and_says_how_to_set_one() {
+    let home = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let config = home.path().join("config");
+    let credentials = home.path().join("credentials");
+    for f in [&config, &credentials] {
+        std::fs::write(f, "").unwrap_or_else(|e| panic!("writing {}: {e}", f.display()));
+    }
+    for args in [
+        &["simulate", "--stream", "tregion-readings", "--steps", "1"][..],
+        &["aws-local", "--prefix", "tregion", "--steps", "1"],
+        &["aws-measure", "--intersections", "2", "--minutes", "1"],
+        &["redrive", "--queue", "http://127.0.0.1:9/tregion"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_traffic"))
+            .args(args)
+            .env_clear()
+            .env("HOME", home.path())
+            .env("AWS_CONFIG_FILE", &config)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            // Nothing listens there: a request sent would fail with another message.
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running traffic: {e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
+        assert!(
+            stderr.contains("no AWS region is set") && stderr.contains("AWS_REGION"),
+            "{args:?}: {stderr}"
         );
     }
 }

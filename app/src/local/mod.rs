@@ -38,7 +38,7 @@ use traffic_sim::{CityConfig, SimConfig, Simulator, generate_city};
 
 mod status;
 
-pub use status::{Status, StatusMode, peak_rss_mib};
+pub use status::{Ranked, ShownWindow, Status, StatusMode, peak_rss_mib, terminal_width};
 
 /// Blob key of the run's settings (fixed at the first start of a data directory).
 const RUN_BLOB: &str = "run";
@@ -62,9 +62,29 @@ impl std::str::FromStr for Speedup {
         }
         match s.parse::<f64>() {
             Ok(x) if x.is_finite() && x > 0.0 => Ok(Speedup::Factor(x)),
-            _ => Err(format!(
-                "speed-up must be a positive number or `max`, got {s:?}"
-            )),
+            _ => Err(
+                "not a speed-up: a positive number (simulated seconds per wall second) or max"
+                    .to_owned(),
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for Speedup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Speedup::Factor(x) => write!(f, "{x}"),
+            Speedup::Max => f.write_str("max"),
+        }
+    }
+}
+
+impl Speedup {
+    /// Simulated seconds per wall second; `max` is infinite (no pause between periods).
+    pub fn factor(self) -> f64 {
+        match self {
+            Speedup::Factor(x) => x,
+            Speedup::Max => f64::INFINITY,
         }
     }
 }
@@ -370,30 +390,32 @@ impl Local {
         let sim = self.driver.simulator();
         if let Ok(mut s) = status.lock() {
             s.sim_ms = sim.now_ms();
+            s.simulated = format_rfc3339_ms(s.sim_ms);
             s.readings = produced;
-            s.rate = rate;
+            s.readings_per_s = rate;
             s.windows_closed = results.iter().filter(|r| r.closed).count();
-            s.top3 = latest
+            s.fastest = latest
                 .map(|r| {
                     r.top
                         .iter()
                         .take(3)
-                        .map(|e| (e.intersection_id.to_string(), e.mean_speed_kmh))
+                        .map(|e| status::Ranked {
+                            intersection: e.intersection_id.to_string(),
+                            mean_speed_kmh: e.mean_speed_kmh,
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
-            s.top3_window = latest
-                .map(|r| {
-                    format!(
-                        "{} from {}{}",
-                        r.length(),
-                        r.start(),
-                        if r.closed { "" } else { " (open)" }
-                    )
-                })
-                .unwrap_or_default();
+            s.fastest_window = latest.map(|r| status::ShownWindow {
+                length: r.length(),
+                start: r.start(),
+                closed: r.closed,
+            });
             s.open_alarms = alarms.iter().filter(|a| a.repaired_at.is_none()).count();
-            s.mean_delay = sim.mean_delay_s_per_vehicle();
+            s.mean_delay_s_per_vehicle = sim.mean_delay_s_per_vehicle();
+            if self.opts.status == StatusMode::Json {
+                status::print_json(&s);
+            }
         }
         Ok(())
     }

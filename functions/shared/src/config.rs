@@ -28,6 +28,7 @@
 //! | `AWS_LAMBDA_LOG_LEVEL` | every function (Lambda sets it: `LoggingConfig.ApplicationLogLevel`) | none | `TRACE` ... `ERROR`, `FATAL` (as `ERROR`) |
 //! | `TRAFFIC_METRICS` | every function | `emf` inside Lambda, `off` elsewhere | `emf`: one CloudWatch embedded-metric-format line per batch, run or request on standard output ([`crate::metrics`]); `off`: none |
 //! | `TRAFFIC_METRICS_NAMESPACE` | every function | `Traffic` | the CloudWatch namespace of those metrics |
+//! | `NO_COLOR` | every function, the `traffic` command | none | set and not empty: log lines carry no colour codes even on a terminal (off a terminal they never do) ([`crate::logging`]) |
 //! | `AWS_LAMBDA_FUNCTION_NAME` | every function (Lambda sets it) | none | whether the process runs inside Lambda: the defaults of the log format and of `TRAFFIC_METRICS` |
 //! | `TRAFFIC_DATA_DIR` | `traffic local` (`--data-dir`) | `.data` | where the embedded store, the log file and the run's settings live |
 //! | `TRAFFIC_LISTEN` | `traffic local` (`--listen`) | `127.0.0.1:8080` | the address of the API and the dashboard |

@@ -24,8 +24,9 @@
 //! fields: the runtime's invocation span carries the request id). A field named like one of
 //! those keys would collide with it; none is.
 //!
-//! **Colour.** ANSI codes only when the writer is a terminal (`std::io::IsTerminal`), never
-//! in a file, a pipe or CloudWatch.
+//! **Colour.** ANSI codes only when the writer is a terminal (`std::io::IsTerminal`) and
+//! `NO_COLOR` is unset or empty (<https://no-color.org>), never in a file, a pipe or
+//! CloudWatch.
 
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
@@ -43,6 +44,8 @@ pub struct LogEnv {
     pub traffic_format: Option<String>,
     /// Inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set).
     pub on_lambda: bool,
+    /// `NO_COLOR` set to anything but the empty string: no colour even on a terminal.
+    pub no_color: bool,
 }
 
 impl LogEnv {
@@ -54,6 +57,7 @@ impl LogEnv {
             lambda_format: lookup("AWS_LAMBDA_LOG_FORMAT"),
             traffic_format: lookup("TRAFFIC_LOG_FORMAT"),
             on_lambda: lookup("AWS_LAMBDA_FUNCTION_NAME").is_some(),
+            no_color: lookup("NO_COLOR").is_some_and(|v| !v.is_empty()),
         }
     }
 
@@ -121,7 +125,7 @@ impl LogSettings {
         Self {
             filter,
             json,
-            ansi: terminal && !json,
+            ansi: terminal && !json && !env.no_color,
             ignored,
         }
     }
@@ -248,6 +252,9 @@ mod tests {
             // Off Lambda: text, the default level, colour only on a terminal.
             (vec![], true, quiet("info"), false, true),
             (vec![], false, quiet("info"), false, false),
+            // NO_COLOR (not empty) turns colour off on a terminal too.
+            (vec![("NO_COLOR", "1")], true, quiet("info"), false, false),
+            (vec![("NO_COLOR", "")], true, quiet("info"), false, true),
             // Inside Lambda: JSON by default, never colour.
             (vec![LAMBDA], true, quiet("info"), true, false),
             (vec![LAMBDA], false, quiet("info"), true, false),
