@@ -464,7 +464,7 @@ impl Fault<'_> {
                 light: *light,
                 lamp: *lamp,
                 ts_ms,
-                position: position::alarm_position(&known, id, at),
+                position: position::alarm_position(known, id, at),
                 silent: None,
             };
             self.raise(&alarm, alarms, report).await?;
