@@ -325,6 +325,12 @@ struct Daemon {
 
 fn daemon() -> Daemon {
     use traffic_functions::logging::{LogBuffer, LogEnv, LogSettings, subscriber};
+    // While a single thread-local subscriber is alive, tracing caches a callsite's interest
+    // from the default of whichever thread reaches it first: another test of this binary
+    // running the same handler with no subscriber would turn those spans off for this one
+    // too. A second subscriber alive for the whole run makes tracing ask every one of them.
+    static KEEP: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    KEEP.get_or_init(|| tracing::Dispatch::new(tracing_subscriber::registry()));
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     socket
         .set_read_timeout(Some(std::time::Duration::from_millis(300)))
