@@ -1,7 +1,9 @@
 //! The functions' CloudWatch metrics: a batch through `ingest` and `fault`, a merge
 //! run and a few API requests, each with its metric lines captured, every line checked against
 //! the embedded metric format specification (`support/emf.rs`) and its figures against what
-//! the batch held.
+//! the batch held. And their X-Ray subsegments: the same invocations under the subscriber the
+//! functions install inside Lambda, pointed at a local UDP socket standing for the X-Ray
+//! daemon, each handler step one subsegment of the invocation's trace.
 
 #[path = "support/emf.rs"]
 mod emf;
@@ -306,4 +308,342 @@ fn the_checker_refuses_what_the_specification_does() {
     let too_many: Vec<String> = (0..101).map(|_| "1".to_owned()).collect();
     let long = good.replace("[3,1]", &format!("[{}]", too_many.join(",")));
     assert!(emf::check(&long).is_err(), "101 values");
+}
+
+// ---- X-Ray ----
+
+const ROOT: &str = "1-6763a1b2-5f0e4c3d2b1a09f8e7d6c5b4";
+const PARENT: &str = "8f2c1e0d9b7a6543";
+
+/// A stand-in for Lambda's X-Ray daemon on a port the OS chose, and the functions' own
+/// subscriber (inside Lambda, `AWS_XRAY_DAEMON_ADDRESS` its address, logs at `warn` so that
+/// the log level is seen not to matter) as this thread's default while it lives.
+struct Daemon {
+    socket: std::net::UdpSocket,
+    _default: tracing::subscriber::DefaultGuard,
+}
+
+fn daemon() -> Daemon {
+    use traffic_functions::logging::{LogBuffer, LogEnv, LogSettings, subscriber};
+    // While a single thread-local subscriber is alive, tracing caches a callsite's interest
+    // from the default of whichever thread reaches it first: another test of this binary
+    // running the same handler with no subscriber would turn those spans off for this one
+    // too. A second subscriber alive for the whole run makes tracing ask every one of them.
+    static KEEP: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    KEEP.get_or_init(|| tracing::Dispatch::new(tracing_subscriber::registry()));
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let address = socket
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_string();
+    let env = LogEnv::from_lookup(|k| match k {
+        "AWS_LAMBDA_FUNCTION_NAME" => Some("traffic-test".to_owned()),
+        "AWS_XRAY_DAEMON_ADDRESS" => Some(address.clone()),
+        "RUST_LOG" => Some("warn".to_owned()),
+        _ => None,
+    });
+    let settings = LogSettings::resolve(&env, false, "info");
+    let (subscriber, ignored) = subscriber(&settings, LogBuffer::default());
+    assert!(ignored.is_empty(), "{ignored:?}");
+    Daemon {
+        socket,
+        _default: tracing::subscriber::set_default(subscriber),
+    }
+}
+
+impl Daemon {
+    /// Every document received so far (bounded: each read waits at most 300 ms), each one's
+    /// header line checked.
+    fn documents(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut buf = vec![0; 70_000];
+        while let Ok(n) = self.socket.recv(&mut buf) {
+            assert!(n <= 64_000, "a datagram of {n} bytes");
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let body = text
+                .strip_prefix("{\"format\": \"json\", \"version\": 1}\n")
+                .unwrap_or_else(|| panic!("no header line: {text}"));
+            out.push(serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")));
+        }
+        out
+    }
+}
+
+/// The span `lambda_runtime` opens around an invocation, with its trace header.
+fn invocation(sampled: Option<u8>) -> tracing::Span {
+    let mut ctx = lambda_runtime::Context::default();
+    ctx.request_id = "req-1".into();
+    ctx.xray_trace_id = sampled.map(|s| format!("Root={ROOT};Parent={PARENT};Sampled={s}"));
+    lambda_runtime::layers::trace::request_span(&ctx)
+}
+
+/// Checks every document is a well-formed subsegment of the invocation's trace, nested as
+/// its spans were (a top step under the function's segment, the others under a step received
+/// with them, inside its time); returns the names received, in order.
+fn subsegments(docs: &[Value]) -> Vec<String> {
+    let by_id: std::collections::HashMap<&str, &Value> = docs
+        .iter()
+        .map(|d| (d["id"].as_str().unwrap_or_default(), d))
+        .collect();
+    assert_eq!(by_id.len(), docs.len(), "ids are unique: {docs:?}");
+    for d in docs {
+        assert_eq!(d["type"], "subsegment", "{d}");
+        assert_eq!(d["trace_id"], ROOT, "{d}");
+        let id = d["id"].as_str().unwrap_or_default();
+        assert!(
+            id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{d}"
+        );
+        let (start, end) = (
+            d["start_time"].as_f64().unwrap_or(f64::NAN),
+            d["end_time"].as_f64().unwrap_or(f64::NAN),
+        );
+        assert!(start > 1.7e9 && start <= end, "times in epoch seconds: {d}");
+        let parent = d["parent_id"].as_str().unwrap_or_default();
+        if parent != PARENT {
+            let p = by_id
+                .get(parent)
+                .unwrap_or_else(|| panic!("no parent {parent} among {docs:?}"));
+            let (ps, pe) = (
+                p["start_time"].as_f64().unwrap_or(f64::NAN),
+                p["end_time"].as_f64().unwrap_or(f64::NAN),
+            );
+            assert!(ps <= start && end <= pe, "{d} inside {p}");
+        }
+    }
+    docs.iter()
+        .map(|d| d["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The subsegment named `name`, and the name of its parent (`function` for a top step).
+fn step<'d>(docs: &'d [Value], name: &str) -> (&'d Value, String) {
+    let d = docs
+        .iter()
+        .find(|d| d["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} among {docs:?}"));
+    let parent = docs
+        .iter()
+        .find(|p| p["id"] == d["parent_id"])
+        .map_or("function".to_owned(), |p| {
+            p["name"].as_str().unwrap_or_default().to_owned()
+        });
+    (d, parent)
+}
+
+fn parents(docs: &[Value], names: &[(&str, &str)]) {
+    for (name, parent) in names {
+        assert_eq!(step(docs, name).1, *parent, "{name}'s parent");
+    }
+}
+
+#[tokio::test]
+async fn an_ingest_batch_sends_one_subsegment_per_step() {
+    use tracing::Instrument;
+    let (_dir, store) = store_with_city().await;
+    let ingest = IngestHandler::from_ports(EngineConfig::default(), &store.ports());
+    let daemon = daemon();
+    let response = ingest
+        .handle(&batch())
+        .instrument(invocation(Some(1)))
+        .await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+
+    let docs = daemon.documents();
+    let mut names = subsegments(&docs);
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "ingest.commit",
+            "ingest.decode",
+            "ingest.directory",
+            "ingest.fold",
+            "ingest.load",
+            "ingest.routes",
+            "ingest.shard",
+            "ingest.stats",
+        ]
+    );
+    parents(
+        &docs,
+        &[
+            ("ingest.routes", "function"),
+            ("ingest.decode", "function"),
+            ("ingest.shard", "function"),
+            ("ingest.directory", "ingest.shard"),
+            ("ingest.load", "ingest.shard"),
+            ("ingest.fold", "ingest.shard"),
+            ("ingest.commit", "ingest.shard"),
+            ("ingest.stats", "function"),
+        ],
+    );
+    let (decode, _) = step(&docs, "ingest.decode");
+    assert_eq!(decode["annotations"]["records"], 5);
+    let (shard, _) = step(&docs, "ingest.shard");
+    assert_eq!(shard["annotations"]["shard"], SHARD);
+    let (fold, _) = step(&docs, "ingest.fold");
+    assert_eq!(fold["annotations"]["accepted"], 2);
+    assert!(docs.iter().all(|d| d.get("fault").is_none()), "{docs:?}");
+}
+
+#[tokio::test]
+async fn a_fault_batch_sends_one_subsegment_per_step() {
+    use tracing::Instrument;
+    let (_dir, store) = store_with_city().await;
+    let fault = FaultHandler::from_ports(EngineConfig::default(), &store.ports());
+    let daemon = daemon();
+    let response = fault.handle(&batch()).instrument(invocation(Some(1))).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+
+    let docs = daemon.documents();
+    let mut names = subsegments(&docs);
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "fault.alarms",
+            "fault.decode",
+            "fault.directory",
+            "fault.lamps",
+            "fault.publish",
+            "fault.routes",
+            "fault.shard",
+            "fault.stats",
+            "fault.store",
+        ]
+    );
+    parents(
+        &docs,
+        &[
+            ("fault.routes", "function"),
+            ("fault.decode", "function"),
+            ("fault.shard", "function"),
+            ("fault.directory", "fault.shard"),
+            ("fault.lamps", "fault.shard"),
+            ("fault.alarms", "fault.shard"),
+            ("fault.publish", "fault.shard"),
+            ("fault.store", "fault.shard"),
+            ("fault.stats", "function"),
+        ],
+    );
+    let (alarms, _) = step(&docs, "fault.alarms");
+    assert_eq!(alarms["annotations"]["raised"], 1, "the broken green lamp");
+}
+
+#[tokio::test]
+async fn a_merge_run_sends_one_subsegment_per_step() {
+    use tracing::Instrument;
+    let (_dir, store) = store_with_city().await;
+    let ports = store.ports();
+    IngestHandler::from_ports(EngineConfig::default(), &ports)
+        .handle(&batch())
+        .await;
+    let merge = MergeHandler::from_ports(EngineConfig::default(), Provisional::All, &ports);
+    let daemon = daemon();
+    merge
+        .run(merge::Closing::All)
+        .instrument(invocation(Some(1)))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let docs = daemon.documents();
+    let names = subsegments(&docs);
+    for name in [
+        "merge.lease",
+        "merge.marks",
+        "merge.reads",
+        "merge.compact",
+        "merge.retime",
+        "merge.write",
+        "merge.events",
+        "merge.progress",
+        "merge.release",
+    ] {
+        assert_eq!(
+            names.iter().filter(|n| *n == name).count(),
+            1,
+            "{name} once: {names:?}"
+        );
+        assert_eq!(step(&docs, name).1, "function", "{name} is a top step");
+    }
+    assert!(names.iter().all(|n| n.starts_with("merge.")), "{names:?}");
+    let (compact, _) = step(&docs, "merge.compact");
+    assert!(
+        compact["annotations"]["closed"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{compact}"
+    );
+}
+
+#[tokio::test]
+async fn each_api_request_sends_its_route_as_a_subsegment() {
+    use tracing::Instrument;
+    let (_dir, store) = store_with_city().await;
+    let router = api::router(api::ApiState {
+        ports: store.ports(),
+        cfg: EngineConfig::default(),
+        token: None,
+        alarms: Default::default(),
+    });
+    let daemon = daemon();
+    for (method, path) in [
+        (Method::GET, "/api/intersections/I-0001"),
+        (Method::DELETE, "/api/intersections/I-0001"),
+        (Method::GET, "/no/such/route"),
+    ] {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap_or_else(|e| panic!("{e}"));
+        router
+            .clone()
+            .oneshot(req)
+            .instrument(invocation(Some(1)))
+            .await
+            .unwrap_or_else(|e| match e {});
+    }
+
+    let docs = daemon.documents();
+    assert_eq!(subsegments(&docs), ["api.route", "api.route", "api.route"]);
+    let seen: Vec<_> = docs
+        .iter()
+        .map(|d| {
+            assert_eq!(d["parent_id"], PARENT);
+            (
+                d["annotations"]["route"].as_str().unwrap_or_default(),
+                d["annotations"]["status"].as_u64().unwrap_or_default(),
+                d.get("error").is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("GET /api/intersections/{id}", 200, false),
+            ("DELETE /api/intersections/{id}", 401, true),
+            ("unmatched", 404, true),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn nothing_is_sent_when_the_invocation_is_not_sampled_or_has_no_trace() {
+    use tracing::Instrument;
+    let (_dir, store) = store_with_city().await;
+    let ingest = IngestHandler::from_ports(EngineConfig::default(), &store.ports());
+    let daemon = daemon();
+    for sampled in [Some(0), None] {
+        ingest
+            .handle(&batch())
+            .instrument(invocation(sampled))
+            .await;
+    }
+    ingest.handle(&batch()).await;
+    assert_eq!(daemon.documents(), Vec::<Value>::new());
 }

@@ -72,6 +72,10 @@ KINESIS_MAPPING_ACTIONS = {
     "kinesis:ListShards",
 }
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+#: What Lambda's X-Ray daemon calls with the role's credentials when the function's `Tracing` is
+#: `Active` (AWSXrayWriteOnlyAccess, less the sampling rules: Lambda samples, not the code).
+#: X-Ray's write actions take no resource ARN: the one grant on "*" a role may hold.
+XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 FUNCTIONS = cf.functions()
 ADAPTER = cf.Adapter()
@@ -135,7 +139,8 @@ def kinesis_events(lid: str) -> list[dict]:
 def role_grants(lid: str) -> set[tuple[str, str]]:
     """(resource key, action) pairs the function's role allows. Resource keys: the resource
     variable naming the resource (STATE_TABLE, ...), or "log-group", "stream", "failure-queue"
-    for the function's own log group, the stream it is mapped to and its on-failure queue."""
+    for the function's own log group, the stream it is mapped to and its on-failure queue, or
+    "xray" for X-Ray's write actions (on "*", and only those)."""
     props = function_props(lid)
     role_lid = target(props["Role"])
     role = RESOURCES[role_lid]
@@ -155,6 +160,12 @@ def role_grants(lid: str) -> set[tuple[str, str]]:
             if "Condition" in st:
                 leading_keys(role_lid, st)  # the one condition allowed
             for res in as_list(st["Resource"]):
+                if res == "*":
+                    actions = set(as_list(st["Action"]))
+                    if not actions <= XRAY_ACTIONS or "Condition" in st:
+                        raise AssertionError(f"{role_lid}: only X-Ray's write actions on '*', got {st}")
+                    grants |= {("xray", a) for a in actions}
+                    continue
                 t = target(res)
                 if t is None:
                     raise AssertionError(f"{role_lid}: resource {res!r} is not one of the stack's resources")
@@ -500,6 +511,8 @@ class TemplateWiring(unittest.TestCase):
             fn = FUNCTIONS[binary]
             code = cf.code_needs(fn, ADAPTER)
             expected = set(code.grants) | {("log-group", a) for a in LOG_ACTIONS}
+            if function_props(lid).get("Tracing") == "Active":
+                expected |= {("xray", a) for a in XRAY_ACTIONS}
             if fn.event == "kinesis":
                 # The stream it is mapped to is the stream it names (READINGS_STREAM: its
                 # shards' hash key ranges): one resource, granted as the mapping's.
@@ -826,6 +839,19 @@ class TemplateWiring(unittest.TestCase):
         for lid, r in RESOURCES.items():
             if r["Type"] == "AWS::Logs::LogGroup":
                 self.assertIn("RetentionInDays", r["Properties"], lid)
+
+    def test_every_function_is_traced_by_x_ray_and_its_role_may_send_the_segments(self):
+        """`Tracing: Active` for every function (Globals, none overriding it): Lambda samples
+        the invocations and runs the daemon the step subsegments go to
+        (functions/shared/src/xray.rs). The roles are the template's, so SAM adds no X-Ray
+        policy: each must grant X-Ray's two write actions itself, and nothing else on "*"."""
+        self.assertEqual(GLOBAL_FUNCTION.get("Tracing"), "Active")
+        for binary, lid in template_functions().items():
+            with self.subTest(function=binary):
+                self.assertNotIn("Tracing", RESOURCES[lid]["Properties"])
+                grants = role_grants(lid)
+                self.assertEqual({a for k, a in grants if k == "xray"}, XRAY_ACTIONS)
+        self.assertIn("## Tracing", (ROOT / "docs/aws.md").read_text())
 
     def test_sizes_and_timeouts(self):
         """Memory and timeouts from the benchmarks (see the template's comment and the README):

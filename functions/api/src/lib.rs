@@ -22,7 +22,7 @@
 //! (and phases), [`alarms`] (and lamps, repairs), [`control`] (modes, limits, who changed the
 //! timings), [`timings`], [`results`] (and the network),
 //! [`stats`], [`config`]; [`dashboard`] (and the OpenAPI document); [`metered`] (one
-//! CloudWatch metric line per request).
+//! CloudWatch metric line per request, and its `api.route` span).
 
 pub mod alarms;
 pub mod body;
@@ -130,6 +130,7 @@ pub fn router_metered(state: ApiState, metrics: traffic_functions::Metrics) -> R
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(shared.clone(), authorize))
         .layer(middleware::from_fn_with_state(metrics, metered::measure))
+        .layer(middleware::from_fn(metered::trace))
         .with_state(shared)
 }
 

@@ -27,11 +27,19 @@
 //! make every later reading of the light look stale) are skipped here without a count
 //! (`ingest` counts them). Misrouted records are logged once per batch, with their count and
 //! the first few (`traffic_functions::problems`), each record at DEBUG.
+//!
+//! Each step is a span (an X-Ray subsegment inside Lambda, `traffic_functions::xray`):
+//! `fault.routes`, `fault.decode`, then per shard `fault.shard` holding `fault.directory`,
+//! `fault.lamps` (the stored states read, the batch folded per lamp), `fault.alarms` (raised,
+//! held down, resolved), `fault.publish` (held-down alarms now due) and `fault.store` (the
+//! lamps that changed), and `fault.stats`.
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use tracing::field::Empty;
+use tracing::{Instrument, Span, info_span};
 use traffic_core::alarm::AlarmPolicy;
 use traffic_core::lamp_batch::apply_batch;
 use traffic_core::lamps::{Alarm, intersections_to_read};
@@ -138,7 +146,11 @@ impl FaultHandler {
 #[async_trait::async_trait]
 impl BatchHandler for FaultHandler {
     async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
-        let routes = self.routing.routes(event).await;
+        let routes = self
+            .routing
+            .routes(event)
+            .instrument(info_span!("fault.routes"))
+            .await;
         self.fault()
             .handle_metered(event, &self.alarms, &routes, &self.metrics)
             .await
@@ -238,7 +250,9 @@ impl Fault<'_> {
         let used = self.usage.usage().since(&before);
         let now = self.clock.now_ms();
         let sample = stats_sample("fault", event, report.raised.len() as u64, now, &used);
-        record_stats(self.stats, &sample).await;
+        record_stats(self.stats, &sample)
+            .instrument(info_span!("fault.stats"))
+            .await;
         metrics.fault(batch_metrics(&report, &sample));
         tracing::info!(
             alarms = report.raised.len(),
@@ -283,22 +297,28 @@ impl Fault<'_> {
         alarms: &AlarmPolicy,
         routes: &Routes,
     ) -> (FaultReport, Vec<traffic_core::SequenceNumber>) {
-        let (shards, _) = decode_by_shard(event);
+        let (shards, _) = info_span!("fault.decode", records = event.records.len())
+            .in_scope(|| decode_by_shard(event));
         let mut report = FaultReport::default();
         let mut failed = Vec::new();
         let mut problems = Problems::default();
         for (shard, records) in &shards {
             let range = routes.of(shard);
-            if let Err(e) = self
-                .process_shard(records, range, alarms, &mut report, &mut problems)
-                .await
-            {
-                tracing::error!(shard = %shard, error = %e, "lamp states not updated; the batch will be retried");
-                report.failed.push(shard.clone());
-                if let Some(first) = records.first() {
-                    failed.push(first.seq.clone());
+            let span = info_span!("fault.shard", shard = %shard, records = records.len());
+            async {
+                if let Err(e) = self
+                    .process_shard(records, range, alarms, &mut report, &mut problems)
+                    .await
+                {
+                    tracing::error!(shard = %shard, error = %e, "lamp states not updated; the batch will be retried");
+                    report.failed.push(shard.clone());
+                    if let Some(first) = records.first() {
+                        failed.push(first.seq.clone());
+                    }
                 }
             }
+            .instrument(span)
+            .await;
         }
         problems.log("fault");
         (report, failed)
@@ -337,6 +357,7 @@ impl Fault<'_> {
         let known = self
             .directory
             .lookup(self.registry, readings.iter().map(|r| &r.intersection_id))
+            .instrument(info_span!("fault.directory"))
             .await?;
         let readings: Vec<_> = readings
             .into_iter()
@@ -352,30 +373,86 @@ impl Fault<'_> {
         // intersection whose broken lamp stays broken until it is repaired).
         let seen: BTreeSet<IntersectionId> =
             readings.iter().map(|r| r.intersection_id.clone()).collect();
-        let summaries = self.lamps.lamp_summaries_for(&seen).await?;
-        let to_read = intersections_to_read(readings.iter().copied(), summaries.as_ref());
-        let lights: BTreeSet<(IntersectionId, LightIndex)> = readings
-            .iter()
-            .filter(|r| to_read.contains(&r.intersection_id))
-            .map(|r| (r.intersection_id.clone(), r.light))
-            .collect();
-        let lights: Vec<_> = lights.into_iter().collect();
-        let before = if lights.is_empty() {
-            BTreeMap::new()
-        } else {
-            self.lamps.lamp_states(&lights).await?
-        };
-        // The whole batch per lamp: at most one alarm and one resolution each, however often
-        // it flapped (`traffic_core::lamp_batch`).
-        let batch = apply_batch(
-            &before,
-            readings
+        let lamps_span = info_span!("fault.lamps", readings = readings.len(), lights = Empty);
+        let (before, batch) = async {
+            let summaries = self.lamps.lamp_summaries_for(&seen).await?;
+            let to_read = intersections_to_read(readings.iter().copied(), summaries.as_ref());
+            let lights: BTreeSet<(IntersectionId, LightIndex)> = readings
                 .iter()
-                .copied()
-                .filter(|r| to_read.contains(&r.intersection_id)),
-            self.cfg.min_reading_interval_ms,
-        );
+                .filter(|r| to_read.contains(&r.intersection_id))
+                .map(|r| (r.intersection_id.clone(), r.light))
+                .collect();
+            let lights: Vec<_> = lights.into_iter().collect();
+            Span::current().record("lights", lights.len());
+            let before = if lights.is_empty() {
+                BTreeMap::new()
+            } else {
+                self.lamps.lamp_states(&lights).await?
+            };
+            // The whole batch per lamp: at most one alarm and one resolution each, however
+            // often it flapped (`traffic_core::lamp_batch`).
+            let batch = apply_batch(
+                &before,
+                readings
+                    .iter()
+                    .copied()
+                    .filter(|r| to_read.contains(&r.intersection_id)),
+                self.cfg.min_reading_interval_ms,
+            );
+            Ok::<_, PortError>((before, batch))
+        }
+        .instrument(lamps_span)
+        .await?;
         report.too_frequent += batch.too_frequent;
+        let alarms_span = info_span!(
+            "fault.alarms",
+            raised = Empty,
+            held_down = Empty,
+            resolved = Empty
+        );
+        async {
+            let (raised, held_down, resolved) =
+                (report.raised.len(), report.held_down.len(), report.resolved);
+            self.alarms(&batch, &known, alarms, report).await?;
+            let span = Span::current();
+            span.record("raised", report.raised.len() - raised);
+            span.record("held_down", report.held_down.len() - held_down);
+            span.record("resolved", report.resolved - resolved);
+            Ok::<_, PortError>(())
+        }
+        .instrument(alarms_span)
+        .await?;
+        self.publish_held_down_past(&readings, report)
+            .instrument(info_span!("fault.publish"))
+            .await;
+        // Only lamps that changed are written: rewriting every light's state on every batch
+        // (its `as_of_ms` moves with each reading) would cost a write per light per batch.
+        // The stored `as_of_ms` is then the time of the last change, which still makes
+        // duplicates and replays of older readings stale.
+        let changed: Vec<_> = batch
+            .states
+            .into_iter()
+            .filter(|(k, s)| before.get(k).map(|b| b.lamps) != Some(s.lamps))
+            .collect();
+        report.lights_updated += changed.len() as u64;
+        if !changed.is_empty() {
+            self.lamps
+                .put_lamp_states(&changed)
+                .instrument(info_span!("fault.store", lights = changed.len()))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The batch's alarms: each lamp's new failure raised (recorded, then published or held
+    /// down), each lamp reported ok again resolving its open alarms.
+    async fn alarms(
+        &self,
+        batch: &traffic_core::lamp_batch::BatchLamps,
+        known: &std::collections::HashMap<IntersectionId, traffic_functions::directory::Known>,
+        alarms: &AlarmPolicy,
+        report: &mut FaultReport,
+    ) -> Result<(), PortError> {
         for (((id, light), lamp), run) in &batch.runs {
             report.repaired += u64::from(run.repairs);
             report.flaps += u64::from(run.failures.saturating_sub(1));
@@ -387,7 +464,7 @@ impl Fault<'_> {
                 light: *light,
                 lamp: *lamp,
                 ts_ms,
-                position: position::alarm_position(&known, id, at),
+                position: position::alarm_position(known, id, at),
                 silent: None,
             };
             self.raise(&alarm, alarms, report).await?;
@@ -405,20 +482,6 @@ impl Fault<'_> {
                 .resolve_alarms(id, Some(*light), &select, &closing, "lamp reported ok")
                 .await?;
             report.resolved += closed.len() as u64;
-        }
-        self.publish_held_down_past(&readings, report).await;
-        // Only lamps that changed are written: rewriting every light's state on every batch
-        // (its `as_of_ms` moves with each reading) would cost a write per light per batch.
-        // The stored `as_of_ms` is then the time of the last change, which still makes
-        // duplicates and replays of older readings stale.
-        let changed: Vec<_> = batch
-            .states
-            .into_iter()
-            .filter(|(k, s)| before.get(k).map(|b| b.lamps) != Some(s.lamps))
-            .collect();
-        report.lights_updated += changed.len() as u64;
-        if !changed.is_empty() {
-            self.lamps.put_lamp_states(&changed).await?;
         }
         Ok(())
     }

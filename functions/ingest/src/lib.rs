@@ -14,6 +14,11 @@
 //! (`traffic_functions::problems`), each record at DEBUG.
 //! Only a failure to load or commit state is reported, as the shard's first record, so the
 //! event source mapping retries the batch.
+//!
+//! Each step is a span (an X-Ray subsegment inside Lambda, `traffic_functions::xray`):
+//! `ingest.routes` (the shards' hash key ranges), `ingest.decode`, then per shard
+//! `ingest.shard` holding `ingest.directory`, `ingest.load`, `ingest.fold` and
+//! `ingest.commit` (again for each fold after a conflict), and `ingest.stats`.
 
 mod redrive;
 
@@ -21,6 +26,8 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tracing::field::Empty;
+use tracing::{Instrument, info_span};
 use traffic_core::EngineConfig;
 use traffic_core::IntersectionId;
 use traffic_core::pane::{BatchFold, Counters, Outcome};
@@ -111,7 +118,11 @@ impl IngestHandler {
 #[async_trait::async_trait]
 impl BatchHandler for IngestHandler {
     async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
-        let routes = self.routing.routes(event).await;
+        let routes = self
+            .routing
+            .routes(event)
+            .instrument(info_span!("ingest.routes"))
+            .await;
         self.ingest()
             .handle_metered(event, &routes, &self.metrics)
             .await
@@ -214,7 +225,9 @@ impl Ingest<'_> {
         let used = self.usage.usage().since(&before);
         let now = self.clock.now_ms();
         let sample = stats_sample("ingest", event, report.counters.accepted, now, &used);
-        record_stats(self.stats, &sample).await;
+        record_stats(self.stats, &sample)
+            .instrument(info_span!("ingest.stats"))
+            .await;
         metrics.ingest(batch_metrics(&report, &sample));
         tracing::info!(
             accepted = report.counters.accepted,
@@ -242,7 +255,8 @@ impl Ingest<'_> {
 
     /// As [`Ingest::process`], checking each shard's records against its range in `routes`.
     pub async fn process_routed(&self, event: &KinesisEvent, routes: &Routes) -> IngestReport {
-        let (shards, bad) = decode_by_shard(event);
+        let (shards, bad) = info_span!("ingest.decode", records = event.records.len())
+            .in_scope(|| decode_by_shard(event));
         let mut report = IngestReport::default();
         let mut problems = Problems::default();
         for r in bad {
@@ -257,13 +271,18 @@ impl Ingest<'_> {
         }
         for (shard, records) in &shards {
             let range = routes.of(shard);
-            if let Err((seq, e)) = self
-                .process_shard(shard, range, records, &mut report, &mut problems)
-                .await
-            {
-                tracing::error!(shard = %shard, sequence_number = %seq, error = %e, "shard state not committed; the batch will be retried from this record");
-                report.failed.push(seq);
+            let span = info_span!("ingest.shard", shard = %shard, records = records.len());
+            async {
+                if let Err((seq, e)) = self
+                    .process_shard(shard, range, records, &mut report, &mut problems)
+                    .await
+                {
+                    tracing::error!(shard = %shard, sequence_number = %seq, error = %e, "shard state not committed; the batch will be retried from this record");
+                    report.failed.push(seq);
+                }
             }
+            .instrument(span)
+            .await;
         }
         problems.log("ingest");
         report
@@ -290,6 +309,7 @@ impl Ingest<'_> {
                     .filter_map(|d| d.reading.as_ref().ok())
                     .map(|r| &r.intersection_id),
             )
+            .instrument(info_span!("ingest.directory"))
             .await
             .map_err(|e| (first_seq.clone(), e))?;
         let mut attempt = 0;
@@ -297,6 +317,7 @@ impl Ingest<'_> {
             let (meta, marks) = self
                 .state
                 .load_shard(shard)
+                .instrument(info_span!("ingest.load", attempt))
                 .await
                 .map_err(|e| (first_seq.clone(), e))?;
             let mut fold = BatchFold::new(self.cfg, shard, meta, marks);
@@ -304,6 +325,16 @@ impl Ingest<'_> {
             // This attempt's problems only: a batch folded again after a conflict meets
             // the same records again.
             let mut noted = Problems::default();
+            let folding = info_span!(
+                "ingest.fold",
+                attempt,
+                accepted = Empty,
+                rejected = Empty,
+                late = Empty,
+                duplicates = Empty,
+                redelivered = Empty
+            );
+            let in_fold = folding.enter();
             for d in records {
                 let outcome = match check(&known, d, range) {
                     Ok(r) => {
@@ -348,13 +379,26 @@ impl Ingest<'_> {
                     Outcome::AlreadyApplied => tally.redelivered += 1,
                 }
             }
+            folding.record("accepted", tally.counters.accepted);
+            folding.record("rejected", tally.counters.rejected);
+            folding.record("late", tally.counters.late);
+            folding.record("duplicates", tally.counters.duplicates);
+            folding.record("redelivered", tally.redelivered);
+            drop(in_fold);
+            drop(folding);
             if !fold.dirty() {
                 report.redelivered += tally.redelivered;
                 problems.merge(noted);
                 return Ok(());
             }
             let commit = fold.commit();
-            match self.state.commit(&commit, self.clock.now_ms()).await {
+            let committing = info_span!("ingest.commit", deltas = commit.deltas.len());
+            match self
+                .state
+                .commit(&commit, self.clock.now_ms())
+                .instrument(committing)
+                .await
+            {
                 Ok(()) => {
                     problems.merge(noted);
                     report.counters.add(&tally.counters);

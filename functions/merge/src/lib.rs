@@ -39,6 +39,12 @@
 //!    publish), and every held-down lamp alarm whose hold-down ended by now while it is still
 //!    open, is published, each claimed first so that no alarm pages twice; at most
 //!    [`DUE_PER_RUN`] a run, soonest due first.
+//!
+//! Each step is a span (an X-Ray subsegment inside Lambda, `traffic_functions::xray`), in
+//! order: `merge.lease`, `merge.marks` (1), `merge.reads` and `merge.compact` (2),
+//! `merge.retime` (3), `merge.write`, `merge.events` and `merge.progress` (4), `merge.health`
+//! (5 and 6), `merge.release`. A span covers its step from its creation to its end; the
+//! store calls inside are not spans of their own.
 
 pub mod events;
 pub mod figures;
@@ -65,6 +71,7 @@ use traffic_ports::{
     ResultStore, StateStore, StatsStore, StreamShards, TimingUpdate, UsageMeter,
 };
 
+use tracing::{Instrument, info_span};
 use traffic_functions::Metrics;
 pub use traffic_functions::Provisional;
 use traffic_functions::publication::publish_due;
@@ -317,6 +324,7 @@ impl Merge<'_> {
         if !self
             .state
             .take_lease(self.holder, now, now.saturating_add(LEASE_MS))
+            .instrument(info_span!("merge.lease"))
             .await?
         {
             return Ok(MergeReport {
@@ -329,7 +337,12 @@ impl Merge<'_> {
             r.run_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             r
         });
-        if let Err(e) = self.state.release_lease(self.holder).await {
+        if let Err(e) = self
+            .state
+            .release_lease(self.holder)
+            .instrument(info_span!("merge.release"))
+            .await
+        {
             tracing::warn!(error = %e, "merge lease not released; it expires by itself");
         }
         result
@@ -397,8 +410,11 @@ impl Merge<'_> {
     async fn run_leased(&self, closing: Closing, now: i64) -> PortResult<MergeReport> {
         let mut report = MergeReport::default();
         let pane_len = self.cfg.pane();
-        let state = self.state.merge_state().await?;
-        let mut metas = self.state.shard_metas().await?;
+        // Each step's span lives from its first line to its last (dropped there), its calls
+        // instrumented with it.
+        let marks = info_span!("merge.marks");
+        let state = self.state.merge_state().instrument(marks.clone()).await?;
+        let mut metas = self.state.shard_metas().instrument(marks.clone()).await?;
         let mut caught_up_since = state.caught_up_since.clone();
         let mut shards_counted = 0;
         let target = match closing {
@@ -414,8 +430,11 @@ impl Merge<'_> {
                 .max()
                 .map(|t| self.cfg.longest().window_of(t).end_ms()),
             Closing::Watermark => {
-                let lineage = self.lineage().await;
-                let activity = self.activity(&metas, lineage.as_deref()).await;
+                let lineage = self.lineage().instrument(marks.clone()).await;
+                let activity = self
+                    .activity(&metas, lineage.as_deref())
+                    .instrument(marks.clone())
+                    .await;
                 let (idle, since) = idle_shards(
                     &activity,
                     &state.caught_up_since,
@@ -448,7 +467,11 @@ impl Merge<'_> {
         {
             // At most `merge_max_panes` panes a run: a merge behind by days catches up over
             // several runs, each within the function's time limit.
-            let due = self.state.delta_panes(from).await?;
+            let due = self
+                .state
+                .delta_panes(from)
+                .instrument(marks.clone())
+                .await?;
             let (bounded, short) = bounded_close(c, &due, pane_len, self.cfg.merge_max_panes);
             if short {
                 tracing::warn!(
@@ -467,11 +490,20 @@ impl Merge<'_> {
             && let Some(c) = closed
         {
             // Before any pane is read: from now on no commit lands in what closes.
-            self.state.advance_closed_mark(c).await?;
-            metas = self.state.shard_metas().await?;
+            self.state
+                .advance_closed_mark(c)
+                .instrument(marks.clone())
+                .await?;
+            metas = self.state.shard_metas().instrument(marks.clone()).await?;
         }
+        drop(marks);
         let closed_ms = closed.unwrap_or(i64::MIN);
-        let panes = self.state.delta_panes(from).await?;
+        let reads = info_span!("merge.reads", deltas = tracing::field::Empty);
+        let panes = self
+            .state
+            .delta_panes(from)
+            .instrument(reads.clone())
+            .await?;
 
         // Every listed delta of every pane not yet compacted, in delivery order.
         let mut by_pane: BTreeMap<i64, Vec<Delta>> = BTreeMap::new();
@@ -488,7 +520,11 @@ impl Merge<'_> {
                 // Open panes are for provisional results, which a run catching up skips.
                 continue;
             }
-            let deltas = self.state.deltas(&keys, consistent).await?;
+            let deltas = self
+                .state
+                .deltas(&keys, consistent)
+                .instrument(reads.clone())
+                .await?;
             if deltas.len() != keys.len() {
                 tracing::warn!(pane = %format_rfc3339_ms(p), listed = keys.len(), read = deltas.len(), "listed deltas missing (expired?)");
             }
@@ -518,11 +554,18 @@ impl Merge<'_> {
         if lo <= hi {
             for &len in &self.cfg.windows()[1..] {
                 let (from, to) = (len.window_of(lo).start_ms, len.window_of(hi).start_ms);
-                for r in self.state.rollups(len, from, to).await? {
+                for r in self
+                    .state
+                    .rollups(len, from, to)
+                    .instrument(reads.clone())
+                    .await?
+                {
                     prefixes.insert(r.window, r);
                 }
             }
         }
+        reads.record("deltas", report.deltas_read);
+        drop(reads);
 
         // At most a pane: the deltas read reach back a pane at a boundary (`silence`).
         let silence_after_ms = self.cfg.silence_after_ms.min(pane_len.ms());
@@ -537,18 +580,28 @@ impl Merge<'_> {
         } else {
             self.provisional_lengths()
         };
-        let out = run(
-            &Levels::new(self.cfg.windows()),
-            RunInput {
-                compacted_ms: compacted,
-                closed_ms,
-                panes: by_pane,
-                prefixes,
-                provisional: provisional.clone(),
-                min_interval_ms: self.cfg.min_reading_interval_ms,
-                digest_size: self.cfg.digest_size,
-            },
+        let compact = info_span!(
+            "merge.compact",
+            closed = tracing::field::Empty,
+            provisional = tracing::field::Empty
         );
+        let out = compact.in_scope(|| {
+            run(
+                &Levels::new(self.cfg.windows()),
+                RunInput {
+                    compacted_ms: compacted,
+                    closed_ms,
+                    panes: by_pane,
+                    prefixes,
+                    provisional: provisional.clone(),
+                    min_interval_ms: self.cfg.min_reading_interval_ms,
+                    digest_size: self.cfg.digest_size,
+                },
+            )
+        });
+        compact.record("closed", out.finals.len());
+        compact.record("provisional", out.provisional.len());
+        drop(compact);
         report.compaction = out.counts;
 
         // Webster on the latest control window closed in this run.
@@ -556,7 +609,13 @@ impl Merge<'_> {
         let mut listed = None;
         let latest = out.finals.iter().rev().find(|(w, _)| w.length == pane_len);
         if let Some((w, r)) = latest.filter(|_| !catching_up) {
-            let round = self.retime(r).await?;
+            let round = self
+                .retime(r)
+                .instrument(info_span!(
+                    "merge.retime",
+                    intersections = r.intersections.len()
+                ))
+                .await?;
             listed = Some(round.listed);
             report.retimed = round.retimed;
             report.retiming_conflicts = round.conflicts;
@@ -575,18 +634,33 @@ impl Merge<'_> {
             report.provisional += 1;
             results.push(r.finish(false, self.cfg.top_k));
         }
+        let write = info_span!("merge.write", results = results.len());
         if !results.is_empty() {
-            self.results.put_results(&results).await?;
+            self.results
+                .put_results(&results)
+                .instrument(write.clone())
+                .await?;
         }
         // The operator's map: every intersection over the newest window of the shortest
         // length built in this run.
         if let Some((_, r, final_)) = out.newest(pane_len) {
-            self.results.put_network(&r.network(final_)).await?;
+            self.results
+                .put_network(&r.network(final_))
+                .instrument(write.clone())
+                .await?;
         }
         if !out.prefixes.is_empty() {
-            self.state.put_rollups(&out.prefixes, now).await?;
+            self.state
+                .put_rollups(&out.prefixes, now)
+                .instrument(write.clone())
+                .await?;
         }
-        report.events_published = events::publish(self.events, &results, &report, pane_len).await?;
+        drop(write);
+        report.events_published = events::publish(self.events, &results, &report, pane_len)
+            .instrument(info_span!("merge.events"))
+            .await?;
+        let progressing = info_span!("merge.progress");
+        let entered = progressing.enter();
         let finals: BTreeSet<WindowKey> = out.finals.keys().copied().collect();
         let (latency, latencies) = observe(
             &state.latency,
@@ -607,13 +681,22 @@ impl Merge<'_> {
         progress.marks.compacted_ms = closed.or(state.marks.compacted_ms);
         progress.caught_up_since = caught_up_since;
         progress.compaction.add(&out.counts);
+        drop(entered);
         if progress != state {
-            self.state.put_merge_progress(&progress).await?;
+            self.state
+                .put_merge_progress(&progress)
+                .instrument(progressing.clone())
+                .await?;
         }
         if let Some(c) = closed {
-            self.state.forget(pane_len.window_of(c).start_ms, c).await?;
+            self.state
+                .forget(pane_len.window_of(c).start_ms, c)
+                .instrument(progressing.clone())
+                .await?;
         }
+        drop(progressing);
         if let Some(h) = self.health.as_ref().filter(|_| !catching_up) {
+            let health = info_span!("merge.health");
             let facts = silence::RunFacts {
                 closing,
                 before_ms: before,
@@ -624,14 +707,20 @@ impl Merge<'_> {
                 now_ms: now,
                 listed: listed.as_deref(),
             };
-            match silence::run(h, self.registry, silence_after_ms, &facts).await {
+            match silence::run(h, self.registry, silence_after_ms, &facts)
+                .instrument(health.clone())
+                .await
+            {
                 Ok(s) => report.silence = s,
                 Err(e) => {
                     tracing::warn!(error = %e, "sensor-silent alarms not judged; the next run judges again");
                 }
             }
             let all = |_: &traffic_ports::AlarmRecord| true;
-            match publish_due(h.lamps, h.publisher, now, now, DUE_PER_RUN, &all).await {
+            match publish_due(h.lamps, h.publisher, now, now, DUE_PER_RUN, &all)
+                .instrument(health.clone())
+                .await
+            {
                 Ok(done) => report.due_published = done.published,
                 Err(e) => {
                     tracing::warn!(error = %e, "alarms due not all published; the next run publishes them");

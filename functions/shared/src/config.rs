@@ -30,6 +30,8 @@
 //! | `TRAFFIC_METRICS_NAMESPACE` | every function | `Traffic` | the CloudWatch namespace of those metrics |
 //! | `NO_COLOR` | every function, the `traffic` command | none | set and not empty: log lines carry no colour codes even on a terminal (off a terminal they never do) ([`crate::logging`]) |
 //! | `AWS_LAMBDA_FUNCTION_NAME` | every function (Lambda sets it) | none | whether the process runs inside Lambda: the defaults of the log format and of `TRAFFIC_METRICS` |
+//! | `AWS_XRAY_DAEMON_ADDRESS` | every function (Lambda sets it when the function is traced) | none | where the X-Ray subsegments of the handlers' steps go, inside Lambda only ([`crate::xray`]) |
+//! | `_X_AMZN_TRACE_ID` | every function (Lambda's runtime sets it per invocation) | none | the invocation's trace header, read when no span of the runtime carries it ([`crate::xray`]) |
 //! | `TRAFFIC_DATA_DIR` | `traffic local` (`--data-dir`) | `.data` | where the embedded store, the log file and the run's settings live |
 //! | `TRAFFIC_LISTEN` | `traffic local` (`--listen`) | `127.0.0.1:8080` | the address of the API and the dashboard |
 //! | `TRAFFIC_MERGE_EVERY` | `traffic sumo` (`--merge-every`) | `5m` | simulated time between merge runs |

@@ -14,6 +14,7 @@
 //! - [`problems`]: a batch's per-record problems, summarised (counts, the first examples).
 //! - [`metrics`]: CloudWatch metrics in the embedded metric format, one line per batch, run
 //!   or request;
+//! - [`xray`]: X-Ray subsegments from the handlers' step spans, sent to Lambda's X-Ray daemon.
 
 pub mod config;
 pub mod directory;
@@ -24,6 +25,7 @@ pub mod metrics;
 pub mod problems;
 pub mod publication;
 pub mod routing;
+pub mod xray;
 
 pub use config::{Config, ConfigError, Provisional};
 pub use handler::BatchHandler;

@@ -27,6 +27,11 @@
 //! **Colour.** ANSI codes only when the writer is a terminal (`std::io::IsTerminal`) and
 //! `NO_COLOR` is unset or empty (<https://no-color.org>), never in a file, a pipe or
 //! CloudWatch.
+//!
+//! **X-Ray.** Inside Lambda with `AWS_XRAY_DAEMON_ADDRESS` set (the function's `Tracing`
+//! is `Active` or `PassThrough`), the subscriber also carries [`crate::xray::XrayLayer`]: the
+//! functions' own spans (targets in [`TRACED`], INFO and above) under a sampled invocation
+//! become X-Ray subsegments. Its filter is its own: the log level never turns tracing off.
 
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
@@ -46,6 +51,8 @@ pub struct LogEnv {
     pub on_lambda: bool,
     /// `NO_COLOR` set to anything but the empty string: no colour even on a terminal.
     pub no_color: bool,
+    /// `AWS_XRAY_DAEMON_ADDRESS` (Lambda sets it when the function is traced).
+    pub xray_daemon: Option<String>,
 }
 
 impl LogEnv {
@@ -58,6 +65,7 @@ impl LogEnv {
             traffic_format: lookup("TRAFFIC_LOG_FORMAT"),
             on_lambda: lookup("AWS_LAMBDA_FUNCTION_NAME").is_some(),
             no_color: lookup("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            xray_daemon: lookup("AWS_XRAY_DAEMON_ADDRESS"),
         }
     }
 
@@ -78,7 +86,20 @@ pub struct LogSettings {
     pub ansi: bool,
     /// Values that were ignored, each naming its variable (logged once the subscriber is up).
     pub ignored: Vec<String>,
+    /// The X-Ray daemon's address (`AWS_XRAY_DAEMON_ADDRESS`), inside Lambda only.
+    pub xray: Option<String>,
 }
+
+/// The targets whose spans become X-Ray subsegments: the runtime's (its invocation span
+/// carries the trace header) and the functions' own.
+pub const TRACED: [&str; 6] = [
+    "lambda_runtime",
+    "ingest",
+    "fault",
+    "merge",
+    "api",
+    "traffic_functions",
+];
 
 /// Directives added to every level that does not come from `RUST_LOG`.
 const QUIET: &str = "aws_config::imds=error";
@@ -122,11 +143,15 @@ impl LogSettings {
                 format!("{level},{QUIET}")
             }
         };
+        let xray = set(&env.xray_daemon)
+            .filter(|_| env.on_lambda)
+            .map(str::to_owned);
         Self {
             filter,
             json,
             ansi: terminal && !json && !env.no_color,
             ignored,
+            xray,
         }
     }
 }
@@ -158,26 +183,56 @@ where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     use tracing_subscriber::util::SubscriberInitExt;
+    let (subscriber, ignored) = subscriber(settings, writer);
+    if subscriber.try_init().is_ok() {
+        for what in ignored {
+            tracing::warn!(ignored = %what, "logging setting ignored");
+        }
+    }
+}
+
+/// The subscriber `settings` describe, writing to `writer`, and the values it ignored (those
+/// of `settings`, a `RUST_LOG` tracing could not parse, whose default level is used then, an
+/// X-Ray daemon address that names none).
+pub fn subscriber<W>(
+    settings: &LogSettings,
+    writer: W,
+) -> (Box<dyn tracing::Subscriber + Send + Sync>, Vec<String>)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
     let mut ignored = settings.ignored.clone();
     let filter = EnvFilter::try_new(&settings.filter).unwrap_or_else(|e| {
         ignored.push(format!("RUST_LOG={:?} ({e})", settings.filter));
         EnvFilter::new(format!("info,{QUIET}"))
     });
-    let started = if settings.json {
-        json_subscriber(filter, writer).try_init()
-    } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(settings.ansi)
-            .with_writer(writer)
-            .finish()
-            .try_init()
-    };
-    if started.is_ok() {
-        for what in ignored {
-            tracing::warn!(ignored = %what, "logging setting ignored");
+    let xray = settings.xray.as_deref().and_then(|address| {
+        let layer = crate::xray::XrayLayer::to_daemon(address);
+        if layer.is_none() {
+            ignored.push(format!(
+                "AWS_XRAY_DAEMON_ADDRESS={address:?} (no address, or no socket to send from)"
+            ));
         }
-    }
+        layer
+    });
+    let traced = tracing_subscriber::filter::Targets::new()
+        .with_targets(TRACED.map(|t| (t, tracing::Level::INFO)));
+    let registry = tracing_subscriber::registry().with(xray.map(|l| l.with_filter(traced)));
+    let subscriber: Box<dyn tracing::Subscriber + Send + Sync> = if settings.json {
+        Box::new(registry.with(json_layer(writer).with_filter(filter)))
+    } else {
+        Box::new(
+            registry.with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(settings.ansi)
+                    .with_writer(writer)
+                    .with_filter(filter),
+            ),
+        )
+    };
+    (subscriber, ignored)
 }
 
 /// A writer into memory, for tests that read what was logged: clones share one buffer.
@@ -218,14 +273,23 @@ pub fn json_subscriber<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscri
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt()
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    tracing_subscriber::registry().with(json_layer(writer).with_filter(filter))
+}
+
+/// The JSON lines' formatting layer.
+fn json_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S> + Send + Sync
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(true)
         .with_span_list(true)
-        .with_env_filter(filter)
         .with_writer(writer)
-        .finish()
 }
 
 #[cfg(test)]
@@ -436,6 +500,34 @@ mod tests {
         assert!(
             chrono::DateTime::parse_from_rfc3339(ts).is_ok() && ts.ends_with('Z'),
             "{ts:?}"
+        );
+    }
+
+    #[test]
+    fn the_xray_daemon_is_used_inside_lambda_only() {
+        const DAEMON: (&str, &str) = ("AWS_XRAY_DAEMON_ADDRESS", "169.254.79.129:2000");
+        let inside = LogSettings::resolve(&env(&[LAMBDA, DAEMON]), false, "info");
+        assert_eq!(inside.xray.as_deref(), Some("169.254.79.129:2000"));
+        assert_eq!(
+            LogSettings::resolve(&env(&[DAEMON]), false, "info").xray,
+            None
+        );
+        assert_eq!(
+            LogSettings::resolve(&env(&[LAMBDA]), false, "info").xray,
+            None
+        );
+        let (_, ignored) = subscriber(
+            &LogSettings {
+                xray: Some("nowhere".into()),
+                ..inside
+            },
+            LogBuffer::default(),
+        );
+        assert!(
+            ignored
+                .iter()
+                .any(|i| i.contains("AWS_XRAY_DAEMON_ADDRESS")),
+            "{ignored:?}"
         );
     }
 
