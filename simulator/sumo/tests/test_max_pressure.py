@@ -1,0 +1,62 @@
+"""The max-pressure reference controller: every 10 s it gives green to the program's green phase
+whose movements have the most vehicles in front of the stop line less those beyond it, through
+the network's yellow, after at least 10 s of green."""
+
+from __future__ import annotations
+
+import pytest
+
+from traffic_sumo import bridge, maxpressure
+
+
+
+def test_the_phase_with_most_pressure_wins_and_a_tie_keeps_the_current_one():
+    assert maxpressure.best_phase({0: 3.0, 2: 7.0, 4: 1.0}, current=0) == 2
+    assert maxpressure.best_phase({0: 7.0, 2: 7.0}, current=2) == 2
+    assert maxpressure.best_phase({0: 7.0, 2: 7.0, 4: 9.0}, current=0) == 4
+    assert maxpressure.best_phase({0: 5.0, 2: 5.0}, current=4) == 0
+
+
+def test_the_change_runs_the_networks_yellow_and_all_red_for_the_links_that_lose_green():
+    stages = maxpressure.transition("GGgrrs", "rrGGGs", yellow_s=3.0, red_s=2.0)
+    # links 0-1 lose green (yellow, then red); link 2 keeps its (permissive) green; link 5 keeps its 's'
+    assert stages == [("yygrrs", 3.0), ("rrgrrs", 2.0)]
+    assert maxpressure.transition("GGrr", "rrGG", yellow_s=3.0, red_s=0.0) == [("yyrr", 3.0)]
+
+
+def test_green_phases_carry_the_clearance_that_follows_them():
+    program = [(30, "GGrr"), (3, "yyrr"), (2, "rrrr"), (30, "rrGG"), (4, "rryy")]
+    plan = maxpressure.green_phases(program)
+    assert [(g.index, g.state, g.yellow_s, g.red_s) for g in plan] == [
+        (0, "GGrr", 3.0, 2.0), (3, "rrGG", 4.0, 0.0)]
+
+
+# Only east-west traffic while the program starts on its north-south green.
+EAST_WEST = """<routes>
+  <flow id="ew" begin="0" end="60" vehsPerHour="900" from="EC" to="CW"/>
+  <flow id="we" begin="0" end="60" vehsPerHour="900" from="WC" to="CE"/>
+</routes>"""
+
+
+def test_on_a_crossing_the_loaded_approaches_get_green_after_the_minimum_green(crossing, tmp_path):
+    routes = tmp_path / "ew.rou.xml"
+    routes.write_text(EAST_WEST)
+    seen: list[tuple[str, dict]] = []
+    result = bridge.run(bridge.Options(
+        net=crossing, routes=str(routes), control="max-pressure", duration_s=60,
+        progress_every_s=0, workdir=str(tmp_path / "w"),
+        observer=lambda kind, what: seen.append((kind, what))))
+    decisions = [d for k, d in seen if k == "decision"]
+    greens = [g for k, g in seen if k == "green"]
+    first = decisions[0]
+    assert first["time"] == maxpressure.MIN_GREEN_S
+    assert first["pressures"][2] > first["pressures"][0] == 0
+    assert first["phase"] == 2
+    # the north-south green's own yellow (3 s), then the east-west green as the program has it
+    assert greens[0]["time"] == first["time"] + 3
+    assert greens[0]["state"] == greens[0]["program_state"]
+    assert greens[0]["phase"] == 2
+    # nothing comes from the north or the south: east-west keeps the green, deciding every 10 s
+    assert all(d["phase"] == 2 for d in decisions[1:])
+    assert [d["time"] for d in decisions[1:3]] == [greens[0]["time"] + 10, greens[0]["time"] + 20]
+    assert result["vehicles_arrived"] > 0
