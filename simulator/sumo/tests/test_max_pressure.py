@@ -1,5 +1,5 @@
 """The max-pressure reference controller: every 10 s it gives green to the program's green phase
-whose movements have the most vehicles in front of the stop line less those beyond it, through
+whose movements have the longest queues in front of the stop line less those beyond it, through
 the network's yellow, after at least 10 s of green."""
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ def test_green_phases_carry_the_clearance_that_follows_them():
 
 # Only east-west traffic while the program starts on its north-south green.
 EAST_WEST = """<routes>
-  <flow id="ew" begin="0" end="60" vehsPerHour="900" from="EC" to="CW"/>
-  <flow id="we" begin="0" end="60" vehsPerHour="900" from="WC" to="CE"/>
+  <flow id="ew" begin="0" end="90" vehsPerHour="900" from="EC" to="CW"/>
+  <flow id="we" begin="0" end="90" vehsPerHour="900" from="WC" to="CE"/>
 </routes>"""
 
 
@@ -43,13 +43,18 @@ def test_on_a_crossing_the_loaded_approaches_get_green_after_the_minimum_green(c
     routes.write_text(EAST_WEST)
     seen: list[tuple[str, dict]] = []
     result = bridge.run(bridge.Options(
-        net=crossing, routes=str(routes), control="max-pressure", duration_s=60,
+        net=crossing, routes=str(routes), control="max-pressure", duration_s=90,
         progress_every_s=0, workdir=str(tmp_path / "w"),
         observer=lambda kind, what: seen.append((kind, what))))
     decisions = [d for k, d in seen if k == "decision"]
     greens = [g for k, g in seen if k == "green"]
-    first = decisions[0]
-    assert first["time"] == maxpressure.MIN_GREEN_S
+    # decisions every 10 s from the start; north-south keeps its green until a queue stands on
+    # east-west
+    assert [d["time"] for d in decisions[:2]] == [maxpressure.MIN_GREEN_S,
+                                                  maxpressure.MIN_GREEN_S + maxpressure.PERIOD_S]
+    k = next(i for i, d in enumerate(decisions) if d["phase"] != 0)
+    assert all(d["pressures"][2] == d["pressures"][0] == 0 for d in decisions[:k])
+    first = decisions[k]
     assert first["pressures"][2] > first["pressures"][0] == 0
     assert first["phase"] == 2
     # the north-south green's own yellow (3 s), then the east-west green as the program has it
@@ -57,6 +62,7 @@ def test_on_a_crossing_the_loaded_approaches_get_green_after_the_minimum_green(c
     assert greens[0]["state"] == greens[0]["program_state"]
     assert greens[0]["phase"] == 2
     # nothing comes from the north or the south: east-west keeps the green, deciding every 10 s
-    assert all(d["phase"] == 2 for d in decisions[1:])
-    assert [d["time"] for d in decisions[1:3]] == [greens[0]["time"] + 10, greens[0]["time"] + 20]
+    assert all(d["phase"] == 2 for d in decisions[k + 1:])
+    assert [d["time"] for d in decisions[k + 1:k + 3]] == [greens[0]["time"] + 10,
+                                                           greens[0]["time"] + 20]
     assert result["vehicles_arrived"] > 0

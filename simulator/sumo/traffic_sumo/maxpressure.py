@@ -4,8 +4,11 @@ publishes as "MaxPressure" beside its learned controllers.
 Every :data:`PERIOD_S` a junction whose green has lasted at least :data:`MIN_GREEN_S` gives
 green to the green phase of its own program (a state with ``G`` or ``g`` and no ``y``) with
 the most pressure. A phase's pressure is the sum over its movements (the distinct pairs of
-incoming and outgoing lane of the links it gives ``G`` or ``g``) of the vehicles on the
-incoming lane less the vehicles on the outgoing lane. The current phase is kept on a tie.
+incoming and outgoing lane of the links it gives ``G`` or ``g``) of the queue on the
+incoming lane less the queue on the outgoing lane, a queue being the lane's halting vehicles
+(SUMO's ``getLastStepHaltingNumber``: slower than 0.1 m/s). The current phase is kept on a
+tie. Queues rather than every vehicle on the lane: on cologne8 the vehicle count gives 29 s of
+mean delay (seed 1), the queue 23.5 s, near RESCO's published figure.
 
 A change runs the network's own clearance: the yellow and then the all-red time that follow
 the current phase in the program, with yellow on the links that lose their green and red
@@ -138,7 +141,7 @@ class MaxPressure:
     def pressures(self, traci, j: _Junction, counts: dict[str, int]) -> dict[int, float]:
         def n(lane: str) -> int:
             if lane not in counts:
-                counts[lane] = traci.lane.getLastStepVehicleNumber(lane)
+                counts[lane] = traci.lane.getLastStepHaltingNumber(lane)
             return counts[lane]
 
         return {i: float(sum(n(a) - n(b) for a, b in mv)) for i, mv in j.movements.items()}
