@@ -31,6 +31,42 @@ def test_green_phases_carry_the_clearance_that_follows_them():
         (0, "GGrr", 3.0, 2.0), (3, "rrGG", 4.0, 0.0)]
 
 
+def test_a_sides_queue_runs_up_its_street_within_the_reach():
+    length = {"in": 1.0, "a": 44.0, "b": 300.0, "c": 10.0}
+    before = {"in": ["a"], "a": ["b"], "b": ["c"]}
+    # the 1 m lane and the 44 m one before it; the 300 m lane reaches past 200 m: the last one
+    assert maxpressure.reach("in", length, before) == ["a", "b", "in"]
+    assert maxpressure.reach("b", length, before) == ["b"]
+
+
+class _Lane:
+    def __init__(self, name, length):
+        self.name, self.length, self.out = name, length, []
+
+    def getID(self):
+        return self.name
+
+    def getLength(self):
+        return self.length
+
+    def getOutgoing(self):
+        return [type("C", (), {"getToLane": lambda _, to=to: to})() for to in self.out]
+
+
+def test_a_street_stops_where_lanes_branch_or_merge():
+    lanes = {n: _Lane(n, 50.0) for n in ("a", "b", "in", "x", "out", "y", "z")}
+    lanes["a"].out = [lanes["in"]]                 # a leads only to in: in's street
+    lanes["b"].out = [lanes["in"], lanes["x"]]     # b branches: not in's street
+    lanes["out"].out = [lanes["y"]]                # y comes only from out: out's street
+    lanes["x"].out = [lanes["z"]]
+    lanes["out"].out.append(lanes["z"])            # z also comes from x: not out's street
+    net = type("N", (), {"getEdges": lambda _: [
+        type("E", (), {"getLanes": lambda _, ln=ln: [ln]})() for ln in lanes.values()]})()
+    length, before, after = maxpressure.lane_graph(net)
+    assert before["in"] == ["a"]
+    assert after["out"] == ["y"]
+
+
 # Only east-west traffic while the program starts on its north-south green.
 EAST_WEST = """<routes>
   <flow id="ew" begin="0" end="90" vehsPerHour="900" from="EC" to="CW"/>

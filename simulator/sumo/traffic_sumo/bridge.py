@@ -373,7 +373,7 @@ class ClosedLoop:
 
 class _MaxPressure(maxpressure.MaxPressure):
     def __init__(self, traci, ctx: Context, now: float):
-        super().__init__(traci, now, ctx.opts.observer)
+        super().__init__(traci, now, ctx.opts.observer, net=ctx.net)
 
     def close(self) -> dict:
         return {}
