@@ -19,7 +19,8 @@ def test_the_phase_with_most_pressure_wins_and_a_tie_keeps_the_current_one():
 
 def test_the_change_runs_the_networks_yellow_and_all_red_for_the_links_that_lose_green():
     stages = maxpressure.transition("GGgrrs", "rrGGGs", yellow_s=3.0, red_s=2.0)
-    # links 0-1 lose green (yellow, then red); link 2 keeps its (permissive) green; link 5 keeps its 's'
+    # links 0-1 lose green (yellow, then red); link 2 keeps its (permissive) green; link 5
+    # keeps its 's'
     assert stages == [("yygrrs", 3.0), ("rrgrrs", 2.0)]
     assert maxpressure.transition("GGrr", "rrGG", yellow_s=3.0, red_s=0.0) == [("yyrr", 3.0)]
 

@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--net")
     r.add_argument("--routes")
     r.add_argument("--resco", metavar="NAME",
-                   help=f"a RESCO network with its routes, begin and end ({', '.join(resco.NETWORKS)})"
-                   " instead of --net and --routes")
+                   help="a RESCO network with its routes, begin and end"
+                   f" ({', '.join(resco.NETWORKS)}) instead of --net and --routes")
     r.add_argument("--control", required=True, choices=list(bridge.CONTROLS))
     r.add_argument("--duration", type=duration_s, default=None,
                    help="stop after this much simulated time (default: the RESCO network's end,"
@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--name", default="shipped", choices=sorted(scenario.SCENARIOS))
         s.add_argument("--seed", type=int, default=1)
     s = sub.choices["compare"]
-    s.add_argument("--resco", metavar="NAME", help="a RESCO network instead of --name (paired seeds)")
+    s.add_argument("--resco", metavar="NAME",
+                   help="a RESCO network instead of --name (paired seeds)")
     s.add_argument("--seeds", type=int, default=None,
                    help="paired seeds 1..N per control, each control's difference from actuated"
                    f" (default {compare.PAIRED_SEEDS} with --resco)")
