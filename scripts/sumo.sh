@@ -3,16 +3,22 @@
 # environment (.venv) with the SUMO packages pinned in simulator/sumo/requirements.txt, builds
 # the `traffic` command when the closed loop needs it, and runs:
 #
-#   ./scripts/sumo.sh --net N.net.xml --routes R.rou.xml --control fixed|webster|actuated|sumo-webster \
+#   ./scripts/sumo.sh --net N.net.xml --routes R.rou.xml \
+#                     --control fixed|webster|actuated|max-pressure|sumo-webster \
 #                     [--duration 2h] [--seed S] [--lamp-failures P]
-#       one run; progress on stderr, and as the last line on stdout one JSON object:
-#       {"control","vehicles_inserted","vehicles_arrived","mean_time_loss_s",
-#        "mean_travel_time_s","mean_waiting_s","retimings"} from SUMO's trip statistics
+#   ./scripts/sumo.sh --resco NAME --control fixed|actuated|webster|max-pressure [--seed S]
+#       one run (--resco: a RESCO network with its routes, begin and end, from the pinned
+#       sumo-rl wheel, downloaded into target/resco/ on first use); progress on stderr, and as
+#       the last line on stdout one JSON object: {"network","control","seed","mean_delay_s",
+#       "p95_delay_s","vehicles_arrived","unfinished",...,"retimings"}
 #   ./scripts/sumo.sh scenario [--name shipped|grid-2770|grid-4800] [--out DIR]
 #       generates a scenario's network and routes (fixed seeds) into DIR
 #       (default simulator/sumo/scenarios/)
 #   ./scripts/sumo.sh compare [--name shipped|grid-2770|grid-4800] [--out DIR]
 #       generates the scenario and runs every control on it: a Markdown table on stdout
+#   ./scripts/sumo.sh compare (--resco NAME | --name NAME) [--seeds 5] [--controls A,B,...]
+#       paired seeds 1..N per control: a Markdown table of each control's delay and its
+#       difference from actuated (mean, 95 % interval), then one JSON line
 #
 # The closed loop (`webster`) runs `traffic sumo`: TRAFFIC_BIN names the binary to use instead
 # of building one (`cargo build --bin traffic`, the dev profile); the engine's variables

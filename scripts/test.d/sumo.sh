@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The SUMO bridge's tests (simulator/sumo/tests): the junction mapping on tiny networks and a
-# closed-loop run of a few simulated minutes through `traffic sumo`. Installs what they need
-# into the project's virtual environment (.venv) itself, and builds the traffic command.
+# The SUMO bridge's tests (simulator/sumo/tests): the junction mapping on tiny networks, a
+# closed-loop run of a few simulated minutes through `traffic sumo`, and the benchmark's parts
+# (its delay measure, the RESCO lookup on a fake wheel, max-pressure, the paired comparison).
+# Installs what they need into the project's virtual environment (.venv) itself, and builds
+# the traffic command.
 #
 #   bash scripts/test.d/sumo.sh
 set -euo pipefail

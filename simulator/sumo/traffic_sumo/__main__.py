@@ -1,11 +1,13 @@
 """``python -m traffic_sumo``: run a SUMO scenario under one control (what ``scripts/sumo.sh``
-calls), map a network to a city file, or make the shipped scenario.
+calls), map a network to a city file, make the shipped scenarios, or compare controls.
 
     python -m traffic_sumo run --net N.net.xml --routes R.rou.xml --control webster \\
         [--duration 2h] [--seed S] [--lamp-failures P] [--traffic BIN] [-- ARGS OF traffic sumo]
+    python -m traffic_sumo run --resco NAME --control fixed|actuated|webster|max-pressure [--seed S]
     python -m traffic_sumo city N.net.xml
     python -m traffic_sumo scenario [--out DIR] [--name shipped|grid-2770|grid-4800]
     python -m traffic_sumo compare [--out DIR] [--name shipped|grid-2770|grid-4800]
+    python -m traffic_sumo compare (--resco NAME | --name NAME) --seeds N [--controls A,B,...]
 
 ``run`` prints progress on stderr and, as its last line on stdout, one JSON object.
 """
@@ -18,7 +20,7 @@ import os
 import re
 import sys
 
-from . import bridge, compare, network, scenario
+from . import bridge, compare, network, resco, scenario
 
 #: Where scenarios are written by default (ignored by git).
 SCENARIO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -37,11 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="traffic_sumo", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run a scenario under one control")
-    r.add_argument("--net", required=True)
-    r.add_argument("--routes", required=True)
-    r.add_argument("--control", required=True, choices=bridge.CONTROLS)
+    r.add_argument("--net")
+    r.add_argument("--routes")
+    r.add_argument("--resco", metavar="NAME",
+                   help="a RESCO network with its routes, begin and end"
+                   f" ({', '.join(resco.NETWORKS)}) instead of --net and --routes")
+    r.add_argument("--control", required=True, choices=list(bridge.CONTROLS))
     r.add_argument("--duration", type=duration_s, default=None,
-                   help="stop after this much simulated time (default: when every vehicle arrived)")
+                   help="stop after this much simulated time (default: the RESCO network's end,"
+                   " else when every vehicle arrived)")
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--lamp-failures", type=float, default=0.0,
                    help="probability that a reading breaks one of its light's lamps")
@@ -57,11 +63,34 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--out", default=SCENARIO_DIR)
         s.add_argument("--name", default="shipped", choices=sorted(scenario.SCENARIOS))
         s.add_argument("--seed", type=int, default=1)
+    s = sub.choices["compare"]
+    s.add_argument("--resco", metavar="NAME",
+                   help="a RESCO network instead of --name (paired seeds)")
+    s.add_argument("--seeds", type=int, default=None,
+                   help="paired seeds 1..N per control, each control's difference from actuated"
+                   f" (default {compare.PAIRED_SEEDS} with --resco)")
+    s.add_argument("--controls", default=None,
+                   help="comma-separated controls of the paired comparison"
+                   f" (default {','.join(compare.PAIRED_CONTROLS)})")
     a = p.parse_args(argv)
     if a.cmd == "run":
         if not 0.0 <= a.lamp_failures <= 1.0:
             p.error("--lamp-failures must be 0..1")
-        for flag, path in (("--net", a.net), ("--routes", a.routes)):
+        span: dict = {}
+        if a.resco:
+            if a.net or a.routes:
+                p.error("--resco replaces --net and --routes")
+            if a.control not in bridge.BENCHMARK_CONTROLS:
+                p.error(f"--resco runs {', '.join(bridge.BENCHMARK_CONTROLS)}, not {a.control}")
+            try:
+                sc = resco.scenario(a.resco)
+            except resco.RescoError as e:
+                p.error(str(e))
+            a.net, a.routes = sc.net, ",".join(sc.routes)
+            span = {"begin_s": sc.begin_s, "end_s": sc.end_s, "network": sc.name}
+        elif not (a.net and a.routes):
+            p.error("give --net and --routes, or --resco")
+        for flag, path in (("--net", a.net), *(("--routes", r) for r in a.routes.split(","))):
             if not os.path.isfile(path):
                 p.error(f"{flag}: no such file: {path}")
         try:
@@ -69,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 net=a.net, routes=a.routes, control=a.control, duration_s=a.duration,
                 seed=a.seed, lamp_failure_probability=a.lamp_failures, traffic=a.traffic,
                 traffic_args=a.traffic_args, progress_every_s=a.progress_every,
-                workdir=a.workdir,
+                workdir=a.workdir, **span,
             ))
         except Exception as e:  # SUMO's, the system's or the network's: said, not traced
             print(f"traffic_sumo run: error: {e}", file=sys.stderr)
@@ -80,6 +109,28 @@ def main(argv: list[str] | None = None) -> int:
     elif a.cmd == "scenario":
         for path in scenario.generate(a.name, a.out):
             print(path)
+    elif a.resco or a.seeds or a.controls:
+        controls = a.controls.split(",") if a.controls else list(compare.PAIRED_CONTROLS)
+        for c in controls:
+            if c not in bridge.BENCHMARK_CONTROLS:
+                p.error(f"--controls: {c!r} is not one of {', '.join(bridge.BENCHMARK_CONTROLS)}")
+        seeds = a.seeds or compare.PAIRED_SEEDS
+        if seeds < 1:
+            p.error("--seeds must be at least 1")
+        if a.resco:
+            try:
+                resco.check_name(a.resco)
+            except resco.RescoError as e:
+                p.error(str(e))
+            target, name = ["--resco", a.resco], a.resco
+        else:
+            net, routes = scenario.generate(a.name, a.out)
+            target, name = ["--net", net, "--routes", routes], a.name
+        runs = compare.run_paired(target, controls, list(range(1, seeds + 1)),
+                                  os.environ.get("TRAFFIC_BIN", "traffic"))
+        summary = compare.summarise(name, controls, runs)
+        print(compare.paired_table(summary))
+        print(json.dumps(summary), flush=True)
     else:
         net, routes = scenario.generate(a.name, a.out)
         rows = compare.run_all(net, routes, a.seed, os.environ.get("TRAFFIC_BIN", "traffic"))

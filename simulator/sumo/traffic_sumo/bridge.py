@@ -1,6 +1,6 @@
-"""Runs a SUMO network under one control and reports SUMO's trip statistics.
+"""Runs a SUMO network under one control and measures it.
 
-Controls:
+Controls (:data:`CONTROLS`, one entry each):
 
 - ``fixed``: the network's own programs, untouched;
 - ``webster``: the closed loop through the system. Every simulated minute the detectors on
@@ -10,13 +10,22 @@ Controls:
   store), which answers with the timings its merge wrote. New timings replace the green
   phases' durations from the next cycle of the junction's program (when it next enters its
   first phase); yellow and all-red phases keep theirs. Nothing is computed here but readings;
-- ``actuated``: SUMO's own actuated control on the same phases (the program's type switched
-  to ``actuated``, green phases between :data:`ACTUATED_MIN_DUR_S` and
-  :data:`ACTUATED_MAX_DUR_S`, the defaults of ``netconvert --tls.default-type actuated``);
+- ``actuated``: SUMO's own actuated control on the network's programs (type ``actuated``,
+  same phases; each green phase keeps the ``minDur``/``maxDur`` the network gives it, and
+  where it gives none gets the ones of :func:`actuated_bounds`);
+- ``max-pressure``: the reference controller of :mod:`traffic_sumo.maxpressure`, deciding
+  every 10 s here in the bridge;
 - ``sumo-webster``: SUMO's offline Webster (``tools/tlsCycleAdaptation.py`` with its defaults),
-  which knows every route in advance: a reference, not a controller that could run in a city.
+  which knows every route in advance: a reference, not a controller that could run in a city
+  (it needs routes with their edges, so it is no benchmark control).
 
-Simulated time starts at :data:`START` (SUMO time 0), so a run is deterministic for a seed.
+The measure (:mod:`traffic_sumo.metrics`): time loss + depart delay of every vehicle due
+before the end, finished or not. A run with an end (``duration_s``, ``end_s``: the benchmark's
+runs) never teleports a vehicle (``--time-to-teleport -1``); a run without one lasts until
+every vehicle has arrived and keeps SUMO's teleporting, so that a gridlock cannot make it
+endless.
+
+Simulated time 0 is :data:`START`, so a run is deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 from datetime import datetime, timedelta, timezone
 
-from . import network
+from . import maxpressure, metrics, network
 
 #: SUMO time 0, as the readings' event time.
 START = datetime(2026, 1, 5, 6, 0, 0, tzinfo=timezone.utc)
@@ -42,11 +51,10 @@ START = datetime(2026, 1, 5, 6, 0, 0, tzinfo=timezone.utc)
 #: The period of the readings (the reading contract's "one reading per light per minute").
 READING_PERIOD_S = 60
 
-#: Shortest and longest green of a phase under ``actuated`` (netconvert's defaults).
+#: Shortest and longest green of a phase under ``actuated`` where the network gives none
+#: (netconvert's defaults, ``--tls.min-dur`` and ``--tls.max-dur``).
 ACTUATED_MIN_DUR_S = 5
 ACTUATED_MAX_DUR_S = 50
-
-CONTROLS = ("fixed", "webster", "actuated", "sumo-webster")
 
 
 def sumo_home() -> str:
@@ -71,10 +79,18 @@ class Options:
     """One run."""
 
     net: str
+    #: Route files, comma-separated.
     routes: str
     control: str
+    #: Simulated seconds from the begin after which the run stops (default: ``end_s``, else
+    #: when every vehicle has arrived).
     duration_s: int | None = None
     seed: int = 1
+    #: SUMO's begin and end times (a RESCO network's own); ``duration_s`` wins over ``end_s``.
+    begin_s: int = 0
+    end_s: int | None = None
+    #: The network's name in the result (default: the net file's).
+    network: str | None = None
     #: Probability that a reading breaks one of its light's lamps (it stays broken).
     lamp_failure_probability: float = 0.0
     #: The ``traffic`` command (``webster`` only).
@@ -87,7 +103,8 @@ class Options:
     workdir: str | None = None
     #: Called with ``("answer", answer)`` for every answer of the system and with
     #: ``("applied", {"tls", "time", "phases": [(duration, state), ...]})`` with the program
-    #: read back from SUMO after every retiming (tests watch the loop through it).
+    #: read back from SUMO after every retiming (tests watch the loop through it); under
+    #: ``max-pressure`` with its decisions (:class:`traffic_sumo.maxpressure.MaxPressure`).
     observer: Callable[[str, dict], None] | None = None
 
 
@@ -136,6 +153,18 @@ def clearance_s(junctions: list[network.Junction]) -> float:
     return c.most_common(1)[0][0] if c else 4.0
 
 
+def actuated_bounds(duration: float, min_dur: float | None, max_dur: float | None
+                    ) -> tuple[float, float]:
+    """A green phase's ``minDur`` and ``maxDur`` under ``actuated``: the network's where it
+    gives them; where it does not, netconvert's defaults for actuated programs
+    (:data:`ACTUATED_MIN_DUR_S`, :data:`ACTUATED_MAX_DUR_S`), widened so that the phase's
+    fixed duration stays within them: actuation may shorten or lengthen the engineer's green,
+    never start by forbidding it."""
+    lo = min_dur if min_dur is not None and min_dur >= 0 else min(ACTUATED_MIN_DUR_S, duration)
+    hi = max_dur if max_dur is not None and max_dur >= 0 else max(ACTUATED_MAX_DUR_S, duration)
+    return lo, max(lo, hi)
+
+
 def actuated_xml(net) -> str:
     """Every TLS's program again as ``actuated`` (same phases) under a new program id."""
     root = ET.Element("additional")
@@ -151,8 +180,10 @@ def actuated_xml(net) -> str:
         for p in prog.getPhases():
             attrs = {"duration": f"{p.duration:g}", "state": p.state}
             if network.is_green(p.state):
-                attrs["minDur"] = str(ACTUATED_MIN_DUR_S)
-                attrs["maxDur"] = str(ACTUATED_MAX_DUR_S)
+                lo, hi = actuated_bounds(float(p.duration), getattr(p, "minDur", None),
+                                         getattr(p, "maxDur", None))
+                attrs["minDur"] = f"{lo:g}"
+                attrs["maxDur"] = f"{hi:g}"
             ET.SubElement(el, "phase", attrs)
     return ET.tostring(root, encoding="unicode") + "\n"
 
@@ -170,6 +201,8 @@ def trip_statistics(path: str) -> dict:
         "mean_time_loss_s": round(float(trips.get("timeLoss", "0")), 2),
         "mean_travel_time_s": round(float(trips.get("duration", "0")), 2),
         "mean_waiting_s": round(float(trips.get("waitingTime", "0")), 2),
+        "teleports": int((root.find("teleports") if root.find("teleports") is not None
+                          else ET.Element("t")).get("total", "0")),
     }
 
 
@@ -252,58 +285,175 @@ def _apply(traci, tls: str, r: Retiming) -> list[tuple[float, str]]:
     return [(p.duration, p.state) for p in now[0].phases] if now else []
 
 
+class Context:
+    """What a control needs of its run: the options, the network, the work directory."""
+
+    def __init__(self, opts: Options, net, work: str):
+        self.opts, self.net, self.work = opts, net, work
+        self._junctions: list[network.Junction] | None = None
+
+    @property
+    def junctions(self) -> list[network.Junction]:
+        """The network mapped to the city contract (:mod:`traffic_sumo.network`)."""
+        if self._junctions is None:
+            self._junctions = network.map_network(self.net)
+        return self._junctions
+
+
+class ClosedLoop:
+    """The ``webster`` control: readings to ``traffic sumo`` every simulated minute, its
+    timings back into the programs from their next cycle."""
+
+    def __init__(self, traci, ctx: Context, now: float):
+        opts = ctx.opts
+        junctions = ctx.junctions
+        city_path = os.path.join(ctx.work, "city.json")
+        with open(city_path, "w") as f:
+            json.dump(network.city(junctions), f)
+        env = dict(os.environ)
+        env.setdefault("WEBSTER_YELLOW_S", f"{clearance_s(junctions):g}")
+        self.opts = opts
+        self.system = System([opts.traffic, "sumo", "--city", city_path, *opts.traffic_args],
+                             env)
+        self.by_id = {j.intersection_id: j for j in junctions}
+        self.readings = Readings(junctions, opts.lamp_failure_probability, opts.seed)
+        self.pending: dict[str, Retiming] = {}
+        self.last_phase: dict[str, int] = {}
+        self.retimings = 0
+        self.alarms = 0
+        self.windows: set = set()
+
+    @staticmethod
+    def additional(ctx: Context) -> list[str]:
+        """The detectors the readings come from."""
+        lanes = {lane: ctx.net.getLane(lane).getLength() for j in ctx.junctions
+                 for lt in j.lights for lane in lt.lanes}
+        path = os.path.join(ctx.work, "detectors.add.xml")
+        with open(path, "w") as f:
+            f.write(network.detectors_xml(ctx.junctions, lanes, READING_PERIOD_S,
+                                          os.path.join(ctx.work, "detectors.out.xml")))
+        return [path]
+
+    def step(self, traci, now: float) -> None:
+        opts = self.opts
+        # Retimings take effect when a program starts its next cycle.
+        for tls in list(self.pending):
+            phase = traci.trafficlight.getPhase(tls)
+            if phase == 0 and self.last_phase.get(tls, 0) != 0:
+                program = _apply(traci, tls, self.pending.pop(tls))
+                self.retimings += 1
+                if opts.observer:
+                    opts.observer("applied", {"tls": tls, "time": now, "phases": program})
+            self.last_phase[tls] = phase
+        if int(now) % READING_PERIOD_S == 0:
+            answer = self.system.exchange(iso(now), self.readings.read(traci, now))
+            if "error" in answer:
+                raise RuntimeError(f"traffic sumo: {answer['error']}")
+            if opts.observer:
+                opts.observer("answer", answer)
+            for t in answer.get("timings", []):
+                j = self.by_id.get(t["intersection_id"])
+                if j is not None:
+                    self.pending[j.tls_id] = _retiming_of(j, t)
+                    self.last_phase[j.tls_id] = traci.trafficlight.getPhase(j.tls_id)
+                    self.windows.add(t.get("retimed_from"))
+            for a in answer.get("alarms", []):
+                self.alarms += 1
+                _log(f"alarm: {a['intersection_id']} light {a['light']} "
+                     f"{a['lamp']} lamp broken at {a['ts']}")
+
+    def close(self) -> dict:
+        code = self.system.close()
+        if code != 0:
+            raise RuntimeError(f"traffic sumo exited with code {code}")
+        _log(f"[{self.opts.control}] {len(self.windows)} control windows gave timings; "
+             f"{self.alarms} alarms")
+        return {"retimings": self.retimings}
+
+
+class _MaxPressure(maxpressure.MaxPressure):
+    def __init__(self, traci, ctx: Context, now: float):
+        super().__init__(traci, now, ctx.opts.observer, net=ctx.net)
+
+    def close(self) -> dict:
+        return {}
+
+
+def _actuated_additional(ctx: Context) -> list[str]:
+    path = os.path.join(ctx.work, "actuated.add.xml")
+    with open(path, "w") as f:
+        f.write(actuated_xml(ctx.net))
+    return [path]
+
+
+def _sumo_webster_additional(ctx: Context) -> list[str]:
+    path = os.path.join(ctx.work, "tls-webster.add.xml")
+    subprocess.run(
+        [sys.executable, os.path.join(sumo_home(), "tools", "tlsCycleAdaptation.py"),
+         "-n", ctx.opts.net, "-r", ctx.opts.routes, "-o", path],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    return [path]
+
+
+@dataclass(frozen=True)
+class Control:
+    """A way of running the signals: the files SUMO loads for it and what drives the signals
+    while it runs (a class with ``step(traci, now)`` after every step and ``close()`` giving
+    the result's extra fields)."""
+
+    additional: Callable[[Context], list[str]] | None = None
+    controller: Callable[..., object] | None = None
+    #: Whether it runs on any network and routes (the benchmark's and ``compare``'s controls).
+    benchmark: bool = True
+
+
+#: Every control by name (``--control``). A new controller is one entry.
+CONTROLS: dict[str, Control] = {
+    "fixed": Control(),
+    "actuated": Control(additional=_actuated_additional),
+    "webster": Control(additional=ClosedLoop.additional, controller=ClosedLoop),
+    "max-pressure": Control(controller=_MaxPressure),
+    "sumo-webster": Control(additional=_sumo_webster_additional, benchmark=False),
+}
+
+#: The controls a benchmark compares (every control that runs on any network).
+BENCHMARK_CONTROLS = tuple(n for n, c in CONTROLS.items() if c.benchmark)
+
+
+def network_name(opts: Options) -> str:
+    name = os.path.basename(opts.net)
+    return opts.network or (name[:-len(".net.xml")] if name.endswith(".net.xml") else name)
+
+
 def run(opts: Options) -> dict:
     """Runs the simulation; returns the result object (the last line of ``sumo.sh``)."""
     import libsumo as traci
     import sumolib
 
-    if opts.control not in CONTROLS:
+    control = CONTROLS.get(opts.control)
+    if control is None:
         raise ValueError(f"control must be one of {', '.join(CONTROLS)}, got {opts.control!r}")
     work = opts.workdir or tempfile.mkdtemp(prefix="traffic-sumo-")
     os.makedirs(work, exist_ok=True)
-    net = sumolib.net.readNet(opts.net, withPrograms=True)
-    junctions = network.map_network(net)
-    lanes = {lane: net.getLane(lane).getLength() for j in junctions for lt in j.lights
-             for lane in lt.lanes}
-    adds = [os.path.join(work, "detectors.add.xml")]
-    with open(adds[0], "w") as f:
-        f.write(network.detectors_xml(junctions, lanes, READING_PERIOD_S,
-                                      os.path.join(work, "detectors.out.xml")))
-    if opts.control == "actuated":
-        adds.append(os.path.join(work, "actuated.add.xml"))
-        with open(adds[-1], "w") as f:
-            f.write(actuated_xml(net))
-    elif opts.control == "sumo-webster":
-        adds.append(os.path.join(work, "tls-webster.add.xml"))
-        subprocess.run(
-            [sys.executable, os.path.join(sumo_home(), "tools", "tlsCycleAdaptation.py"),
-             "-n", opts.net, "-r", opts.routes, "-o", adds[-1]],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+    ctx = Context(opts, sumolib.net.readNet(opts.net, withPrograms=True), work)
+    adds = control.additional(ctx) if control.additional else []
+    begin = opts.begin_s
+    end = begin + opts.duration_s if opts.duration_s else opts.end_s
     stats = os.path.join(work, "statistics.xml")
-    argv = [sumo_binary("sumo"), "-n", opts.net, "-r", opts.routes, "-a", ",".join(adds),
+    tripinfo = os.path.join(work, "tripinfo.xml")
+    argv = [sumo_binary("sumo"), "-n", opts.net, "-r", opts.routes,
             "--no-step-log", "--no-warnings", "--seed", str(opts.seed),
+            "--begin", str(begin),
             "--statistic-output", stats, "--duration-log.statistics", "true",
-            "--duration-log.disable"]
-    if opts.duration_s:
-        argv += ["--end", str(opts.duration_s)]
+            "--duration-log.disable", "--tripinfo-output", tripinfo, *metrics.TRIPINFO_OPTIONS]
+    if adds:
+        argv += ["-a", ",".join(adds)]
+    if end is not None:
+        argv += ["--end", str(end), "--time-to-teleport", "-1"]
 
-    system = None
-    if opts.control == "webster":
-        city_path = os.path.join(work, "city.json")
-        with open(city_path, "w") as f:
-            json.dump(network.city(junctions), f)
-        env = dict(os.environ)
-        env.setdefault("WEBSTER_YELLOW_S", f"{clearance_s(junctions):g}")
-        system = System([opts.traffic, "sumo", "--city", city_path, *opts.traffic_args], env)
-
-    by_id = {j.intersection_id: j for j in junctions}
-    readings = Readings(junctions, opts.lamp_failure_probability, opts.seed)
-    pending: dict[str, Retiming] = {}
-    last_phase: dict[str, int] = {}
-    retimings = 0
-    alarms = 0
-    windows = set()
+    arrived = 0
+    extra: dict = {}
     wall = time.monotonic()
     # SUMO writes its messages to the process's stdout: send them to stderr with the progress,
     # so that stdout carries only the result.
@@ -311,53 +461,41 @@ def run(opts: Options) -> dict:
     saved_stdout = os.dup(1)
     os.dup2(2, 1)
     traci.start(argv)
+    driver = None
     try:
+        if control.controller:
+            driver = control.controller(traci, ctx, traci.simulation.getTime())
         while True:
-            if opts.duration_s is None and traci.simulation.getMinExpectedNumber() <= 0:
+            if end is None and traci.simulation.getMinExpectedNumber() <= 0:
                 break
             traci.simulationStep()
             now = traci.simulation.getTime()
-            if opts.duration_s is not None and now >= opts.duration_s:
+            arrived += traci.simulation.getArrivedNumber()
+            if end is not None and now >= end:
                 break
-            # Retimings take effect when a program starts its next cycle.
-            for tls in list(pending):
-                phase = traci.trafficlight.getPhase(tls)
-                if phase == 0 and last_phase.get(tls, 0) != 0:
-                    program = _apply(traci, tls, pending.pop(tls))
-                    retimings += 1
-                    if opts.observer:
-                        opts.observer("applied", {"tls": tls, "time": now, "phases": program})
-                last_phase[tls] = phase
-            if system is not None and int(now) % READING_PERIOD_S == 0:
-                answer = system.exchange(iso(now), readings.read(traci, now))
-                if "error" in answer:
-                    raise RuntimeError(f"traffic sumo: {answer['error']}")
-                if opts.observer:
-                    opts.observer("answer", answer)
-                for t in answer.get("timings", []):
-                    j = by_id.get(t["intersection_id"])
-                    if j is not None:
-                        pending[j.tls_id] = _retiming_of(j, t)
-                        last_phase[j.tls_id] = traci.trafficlight.getPhase(j.tls_id)
-                        windows.add(t.get("retimed_from"))
-                for a in answer.get("alarms", []):
-                    alarms += 1
-                    _log(f"alarm: {a['intersection_id']} light {a['light']} "
-                         f"{a['lamp']} lamp broken at {a['ts']}")
+            if driver is not None:
+                driver.step(traci, now)
             if opts.progress_every_s and int(now) % opts.progress_every_s == 0:
                 _log(f"[{opts.control}] {iso(now)}  running {traci.vehicle.getIDCount():>5}  "
-                     f"arrived {traci.simulation.getArrivedNumber():>4}/step  "
-                     f"retimings {retimings}  ({time.monotonic() - wall:.1f} s)")
+                     f"arrived {arrived:>6}  ({time.monotonic() - wall:.1f} s)")
     finally:
         traci.close()
         sys.stdout.flush()
         os.dup2(saved_stdout, 1)
         os.close(saved_stdout)
-        if system is not None:
-            code = system.close()
-            if code != 0:
-                raise RuntimeError(f"traffic sumo exited with code {code}")
-    result = {"control": opts.control, **trip_statistics(stats), "retimings": retimings}
-    if system is not None:
-        _log(f"[{opts.control}] {len(windows)} control windows gave timings; {alarms} alarms")
-    return result
+        if driver is not None:
+            extra = driver.close()
+    sumo_stats = trip_statistics(stats)
+    sumo_stats.pop("vehicles_arrived")  # the same count as the trip information's
+    return {
+        "network": network_name(opts),
+        "control": opts.control,
+        "seed": opts.seed,
+        "begin_s": begin,
+        "end_s": end,
+        **metrics.trip_delays(tripinfo),
+        **sumo_stats,
+        "retimings": 0,
+        **extra,
+        "wall_s": round(time.monotonic() - wall, 1),
+    }

@@ -5,9 +5,10 @@ intersection:
 
 - **id**: the TLS id, with every character outside ``A-Z a-z 0-9 - _ . :`` replaced by ``_``
   (cut to 64 characters; a clash gets ``_N`` appended), so any network maps;
-- **position**: the mean of the TLS's junctions, in degrees when the network is geo-referenced;
-  otherwise the network's metres are laid around :data:`ORIGIN` (a flat-earth offset, enough
-  for a map of a test network);
+- **position**: the mean of the TLS's junctions, in degrees when the network is geo-referenced
+  and ``pyproj`` is installed (it is not among the bridge's packages); otherwise the network's
+  metres are laid around :data:`ORIGIN` (a flat-earth offset, enough for a map of a test
+  network: the system only places the intersections with it);
 - **lights** (at most four): the approaches. With four incoming edges or fewer, each incoming
   edge is a light; with more, the edges are grouped by the compass quadrant they arrive from
   (north, east, south, west). Lights are numbered in compass order of their approach;
@@ -152,8 +153,11 @@ def _position(net, junction_nodes) -> tuple[float, float]:
     ys = [n.getCoord()[1] for n in junction_nodes]
     x, y = sum(xs) / len(xs), sum(ys) / len(ys)
     if net.hasGeoProj():
-        lon, lat = net.convertXY2LonLat(x, y)
-        return lat, lon
+        try:
+            lon, lat = net.convertXY2LonLat(x, y)
+            return lat, lon
+        except (ImportError, RuntimeError):  # no pyproj in the environment: laid flat
+            pass
     lat0, lon0 = ORIGIN
     lat = lat0 + y / METRES_PER_DEGREE
     lon = lon0 + x / (METRES_PER_DEGREE * math.cos(math.radians(lat0)))
