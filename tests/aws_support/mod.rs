@@ -432,8 +432,8 @@ impl Meter {
         let dir = tempfile::tempdir()?;
         let port_file = dir.path().join("port");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/capacity/ddb_meter.py");
-        let python = std::env::var("TRAFFIC_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-        let child = std::process::Command::new(&python)
+        let python = "python3";
+        let child = std::process::Command::new(python)
             .arg(script)
             .arg("--upstream")
             .arg(upstream)
