@@ -4,9 +4,10 @@
 # virtual environment with the AWS emulators and the template linter; the browser driver),
 # starts moto on 127.0.0.1, runs every test, and stops the emulator whatever happens. The
 # scripts in scripts/test.d run last: the API's contract (Schemathesis, api-contract.sh), the
-# browser test (browser.sh), the deployed stack on MiniStack (deployed.sh, which runs
-# scripts/deployed-e2e.sh), the template checks (infra.sh), the prerequisite checks' own test
-# (prereqs.sh), the control loop in SUMO (sumo.sh).
+# browser test (browser.sh), the build AWS runs and the deployed stack on MiniStack
+# (deployed.sh, which runs scripts/lambda-build.sh and scripts/deployed-e2e.sh), the template
+# checks (infra.sh), the prerequisite checks' own test (prereqs.sh), the control loop in SUMO
+# (sumo.sh).
 #
 #   ./scripts/test.sh            everything
 #   AWS_ENDPOINT_URL=http://localhost:4566 ./scripts/test.sh
