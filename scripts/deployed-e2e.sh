@@ -16,6 +16,10 @@
 # --merge-schedule, --wait, ...: `python tests/deployed/e2e.py --help`); CARGO_TARGET_DIR as
 # for cargo. The functions are dev-profile binaries sharing the test build's dependencies (a
 # release build of the AWS SDK costs about ten minutes on two cores), zipped as `bootstrap`.
+# LAMBDA_DIR (cargo-lambda's target/lambda, from scripts/lambda-build.sh): after the checks,
+# scripts/lambda-deploy.sh deploys those bootstraps to the stack's four functions with `cargo
+# lambda deploy`, and the run checks that only their code changed (scripts/test.d/deployed.sh
+# sets it; those bootstraps may be arm64, which the emulator does not run, hence last).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -80,6 +84,10 @@ else
   endpoint=$AWS_ENDPOINT_URL
   echo "deployed-e2e: using the emulator at $endpoint" >&2
   extra+=(--emulator "$endpoint" --teardown)
+fi
+
+if [ -n "${LAMBDA_DIR:-}" ]; then
+  extra+=(--lambda-deploy "$LAMBDA_DIR")
 fi
 
 status=0

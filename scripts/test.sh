@@ -5,9 +5,10 @@
 # starts moto on 127.0.0.1, runs every test, and stops the emulator whatever happens. The
 # scripts in scripts/test.d run last: the API's contract (Schemathesis, api-contract.sh), the
 # browser test (browser.sh), the independent count of DynamoDB's capacity units against
-# DynamoDB's sizing rules (capacity.sh), the deployed stack on MiniStack (deployed.sh, which runs
-# scripts/deployed-e2e.sh), the template checks (infra.sh), the prerequisite checks' own test
-# (prereqs.sh), the control loop in SUMO (sumo.sh).
+# DynamoDB's sizing rules (capacity.sh), the build AWS runs and the deployed stack on MiniStack
+# (deployed.sh, which runs scripts/lambda-build.sh and scripts/deployed-e2e.sh), the template
+# checks (infra.sh), the prerequisite checks' own test (prereqs.sh), the control loop in SUMO
+# (sumo.sh).
 #
 #   ./scripts/test.sh            everything
 #   AWS_ENDPOINT_URL=http://localhost:4566 ./scripts/test.sh

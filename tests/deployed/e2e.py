@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import io
 import json
 import math
@@ -842,6 +843,49 @@ class Run:
             f"no arrival-to-result latency in /api/stats: {sorted(totals)}",
         )
 
+    # -- new code with cargo lambda deploy
+
+    def lambda_deploy(self) -> None:
+        """scripts/lambda-deploy.sh on every function of the stack, with cargo-lambda's
+        bootstraps from --lambda-deploy (scripts/lambda-build.sh): each function must come out
+        with the code uploaded (Lambda's CodeSha256 is the SHA-256 of the zip cargo-lambda made
+        beside the bootstrap) and everything else the stack gave it unchanged (role,
+        environment, memory, timeout, tracing). Last, because the new code may be for another
+        architecture than the emulator runs."""
+        t0 = time.time()
+        lam = self.client("lambda")
+        keep = ("Role", "Environment", "MemorySize", "Timeout", "TracingConfig", "Runtime", "Handler")
+        functions = {f: f"{f.capitalize()}Function" for f in ("ingest", "fault", "merge", "api")}
+        before = {f: lam.get_function_configuration(FunctionName=self.resources[lid]) for f, lid in functions.items()}
+        env = dict(os.environ, AWS_ENDPOINT_URL=self.endpoint, AWS_REGION=self.region, LAMBDA_DIR=self.a.lambda_deploy)
+        done = subprocess.run(
+            ["bash", str(ROOT / "scripts/lambda-deploy.sh"), self.stack, *functions],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.check(done.returncode == 0, f"scripts/lambda-deploy.sh exited {done.returncode}")
+        seen = {}
+        for f, lid in functions.items():
+            after = lam.get_function_configuration(FunctionName=self.resources[lid])
+            zipped = Path(self.a.lambda_deploy) / f / "bootstrap.zip"
+            want = base64.b64encode(hashlib.sha256(zipped.read_bytes()).digest()).decode() if zipped.is_file() else None
+            changed = [k for k in keep if before[f].get(k) != after.get(k)]
+            self.check(after["CodeSha256"] == want, f"{f}: CodeSha256 {after['CodeSha256']} after cargo lambda deploy, not its zip's {want}")
+            self.check(after["CodeSha256"] != before[f]["CodeSha256"], f"{f}: cargo lambda deploy left the old code")
+            self.check(not changed, f"{f}: cargo lambda deploy changed {changed}")
+            self.check(
+                after["Role"] == self.role_arn(f"{f.capitalize()}Role"),
+                f"{f}: role {after['Role']} is not the stack's {f.capitalize()}Role",
+            )
+            seen[f] = {"code_sha256": after["CodeSha256"], "role_env_memory_timeout_kept": not changed}
+        self.out["cargo_lambda_deploy"] = seen
+        self.timed("cargo_lambda_deploy", t0)
+        log(f"cargo lambda deploy: {len(seen)} functions updated, role and environment kept")
+
+    def role_arn(self, lid: str) -> str:
+        return self.client("iam").get_role(RoleName=self.resources[lid])["Role"]["Arn"]
+
     # -- teardown (only for an emulator this script did not start: MiniStack goes as a whole)
 
     def teardown(self) -> None:
@@ -870,6 +914,12 @@ def main(argv: list[str] | None = None) -> int:
         help="where ingest, fault, merge and api are (as files, or as <name>/bootstrap)",
     )
     p.add_argument("--traffic", default=str(ROOT / "target/debug/traffic"))
+    p.add_argument(
+        "--lambda-deploy",
+        metavar="LAMBDA_DIR",
+        help="last, deploy cargo-lambda's bootstraps from LAMBDA_DIR/<name>/bootstrap to the stack's "
+        "functions with scripts/lambda-deploy.sh and check that only their code changed",
+    )
     p.add_argument("--intersections", type=int, default=12)
     p.add_argument("--shards", type=int, default=2)
     p.add_argument("--periods", type=int, default=40, help="simulated minutes")
@@ -905,6 +955,8 @@ def main(argv: list[str] | None = None) -> int:
         run.read_alarms()
         run.read_events(stack_windows)
         run.api()
+        if a.lambda_deploy:
+            run.lambda_deploy()
     finally:
         if a.teardown and hasattr(run, "resources"):
             run.teardown()

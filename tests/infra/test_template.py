@@ -864,6 +864,32 @@ class TemplateWiring(unittest.TestCase):
                 self.assertTrue(128 <= p["MemorySize"] <= 10240)
                 self.assertTrue(1 <= p["Timeout"] <= 900)
 
+    def test_cargo_lambda_metadata_gives_each_function_what_the_template_does(self):
+        """`cargo lambda deploy` (scripts/lambda-deploy.sh) updates a stack's function from the
+        function's [package.metadata.lambda.deploy]: a memory, timeout or tracing other than the
+        template's would change the deployed function, an environment without merge_env would
+        replace the stack's (its table, stream and topic names) with the few variables the
+        metadata sets, and a role there would be one account's. So: the template's memory,
+        timeout and tracing (none set: PassThrough), merge_env, no role, and only variables the
+        template sets to the same literal in every stack."""
+        import tomllib
+
+        for binary, lid in template_functions().items():
+            props = function_props(lid)
+            manifest = tomllib.loads((ROOT / "functions" / binary / "Cargo.toml").read_text())
+            deploy = manifest.get("package", {}).get("metadata", {}).get("lambda", {}).get("deploy")
+            with self.subTest(function=binary):
+                self.assertIsNotNone(deploy, f"functions/{binary}/Cargo.toml has no [package.metadata.lambda.deploy]")
+                self.assertEqual(deploy.get("memory"), props["MemorySize"], "memory vs MemorySize")
+                self.assertEqual(deploy.get("timeout"), props["Timeout"], "timeout vs Timeout")
+                tracing = props.get("Tracing", "PassThrough")
+                self.assertEqual(str(deploy.get("tracing", "")).lower(), tracing.lower(), "tracing vs Tracing")
+                self.assertIs(deploy.get("merge_env"), True, "merge_env keeps the stack's environment")
+                self.assertFalse({"role", "iam_role"} & set(deploy), "the role is the stack's, passed at deploy time")
+                template_env = props["Environment"]["Variables"]
+                for var, value in deploy.get("env", {}).items():
+                    self.assertEqual(template_env.get(var), value, f"{var}: the template's literal value")
+
     def test_outputs_name_what_the_tools_need(self):
         out = TEMPLATE["Outputs"]
         want = {
