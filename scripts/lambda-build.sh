@@ -15,9 +15,10 @@
 # reasons and the measured times are in docs/aws.md, "Building for AWS"). cargo-lambda
 # cross-compiles and links with zig, which the `ziglang` Python package pins
 # (scripts/requirements-test.txt, installed into .venv by scripts/venv.sh). The arm64 build
-# needs Rust's standard library for aarch64-unknown-linux-gnu: without it this stops, naming
-# the rustup command that installs it. One cargo invocation builds the four functions, so
-# their dependencies compile once. CARGO_TARGET_DIR as for cargo.
+# needs Rust's standard library for aarch64-unknown-linux-gnu: this installs it with rustup
+# when missing, and where that fails stops, naming the rustup command that installs it. One
+# cargo invocation builds the four functions, so their dependencies compile once.
+# CARGO_TARGET_DIR as for cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -44,7 +45,13 @@ bash scripts/venv.sh
 export PATH="$root/.venv/bin:$PATH"
 
 # The target's standard library: cargo-lambda's own check would offer to install it.
+# rustup installs it when it can reach its server (at most 5 minutes); a machine that cannot
+# gets the message below.
 sysroot=$(rustc --print sysroot)
+if [ ! -d "$sysroot/lib/rustlib/$triple/lib" ] && command -v rustup >/dev/null; then
+  echo "lambda-build: installing Rust's standard library for $triple (rustup target add)" >&2
+  timeout 300 rustup target add "$triple" >&2 || true
+fi
 if [ ! -d "$sysroot/lib/rustlib/$triple/lib" ]; then
   echo "lambda-build: Rust's standard library for $triple is not installed" >&2
   echo "              (rustup target add $triple), so the $arch build cannot run here" >&2
