@@ -19,7 +19,7 @@
 //!  "timings":[{"intersection_id":"A0","retimed_from":"15m@2026-01-05T06:00:00Z","cycle_s":36.0,
 //!              "phases":[{"lights":[0,2],"green_s":13.5,"red_s":22.5}, ...],
 //!              "plan":{"cycle_s":36.0,"offset_s":null,
-//!                      "phases":[{"min_green_s":5.0,"green_s":13.5,"max_green_s":27.0}, ...]}}],
+//!                      "phases":[{"min_green_s":6.75,"green_s":13.5,"max_green_s":40.5}, ...]}}],
 //!  "alarms":[{"intersection_id":"A0","light":1,"lamp":"green","ts":"2026-01-05T06:07:00Z"}],
 //!  "readings":960,"rejected":0,"late":0,"duplicates":0}
 //! ```
@@ -28,7 +28,8 @@
 //! (as the registry has them), each with its `plan` for an actuated controller
 //! ([`traffic_core::plan`]: per phase the minimum green, the fixed-time green, the maximum
 //! green, in the phases' order; the cycle of the fixed-time greens; no offset yet), drawn with
-//! the `PLAN_*` variables (`PLAN_MIN_GREEN_S`, default 5; `PLAN_MAX_GREEN_FACTOR`, default 2);
+//! the `PLAN_*` variables (`PLAN_MIN_GREEN_S`, default 5; `PLAN_MIN_GREEN_FACTOR`, default 0.5;
+//! `PLAN_MAX_GREEN_FACTOR`, default 3);
 //! `alarms` the alarms raised since then; the counters are totals.
 //! A line that is not a tick gets `{"error": ...}` and changes nothing. Time never comes from a
 //! clock: the same ticks give the same answers.

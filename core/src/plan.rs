@@ -11,15 +11,19 @@
 //! - the green is `G`, raised to the phase's minimum green where the limits set one above it
 //!   (so the plan never breaks a limit; the merge already applies them, so this is only a
 //!   guard);
-//! - the minimum is `max(min_green_s, limit)`, at most the green: the shortest green an
-//!   actuated controller may end the phase at once its detectors see a gap (defaults to 5 s,
-//!   netconvert's `--tls.min-dur`; a pedestrian's minimum green where the limits give one);
-//! - the maximum is `G × max_green_factor` (default 2), at least the green: the longest the
-//!   controller may extend it. Webster's green is the share of the cycle the counted flow
-//!   needs; a fixed factor is the spread that lets actuation absorb the demand's variation
-//!   within and between cycles (a window's counts give no cheap measure of it) while keeping
-//!   the plan's split. The factor was chosen on measured delay over three networks (the SUMO
-//!   bridge's README, its frontier table), one value for all.
+//! - the minimum is `max(G × min_green_factor, min_green_s, limit)` (defaults 0.5 and 5 s,
+//!   netconvert's `--tls.min-dur`; a pedestrian's minimum green where the limits give one),
+//!   at most the green: the controller may end the phase once its detectors see a gap, but
+//!   not before half of Webster's share, so that a phase whose detectors gap out early (a
+//!   platoon with gaps, a lane its detector hardly sees) still gets most of what its counted
+//!   flow needs;
+//! - the maximum is `G × max_green_factor` (default 3), at least the green: the longest the
+//!   controller may extend it, so that actuation absorbs the demand's variation within and
+//!   between cycles (a window's counts give no cheap measure of it: the spread is a
+//!   constant) while a phase cannot hold the junction for the whole cycle.
+//!
+//! The factors were chosen on measured delay over three networks (the SUMO bridge's README,
+//! its frontier table), one value for all.
 //!
 //! Laws: `min ≤ green ≤ max` per phase, the minimum at least the limit's, and every phase's
 //! green + yellow summed is the cycle.
@@ -33,6 +37,8 @@ use serde::{Deserialize, Serialize};
 pub struct PlanConfig {
     /// Shortest minimum green, s (a phase's limit may raise it).
     pub min_green_s: f64,
+    /// The minimum green as a fraction of Webster's green (at least `min_green_s`).
+    pub min_green_factor: f64,
     /// The maximum green as a multiple of Webster's green.
     pub max_green_factor: f64,
 }
@@ -41,29 +47,35 @@ impl Default for PlanConfig {
     fn default() -> Self {
         Self {
             min_green_s: 5.0,
-            max_green_factor: 2.0,
+            min_green_factor: 0.5,
+            max_green_factor: 3.0,
         }
     }
 }
 
 impl PlanConfig {
     /// The defaults with the variables `lookup` gives: `PLAN_MIN_GREEN_S` (a number of
-    /// seconds, zero or more) and `PLAN_MAX_GREEN_FACTOR` (at least 1). The error names the
-    /// variable.
+    /// seconds, zero or more), `PLAN_MIN_GREEN_FACTOR` (0 to 1) and `PLAN_MAX_GREEN_FACTOR`
+    /// (at least 1). The error names the variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let mut c = Self::default();
-        let num = |name: &str, min: f64| -> Result<Option<f64>, String> {
+        let num = |name: &str, min: f64, max: f64| -> Result<Option<f64>, String> {
             lookup(name)
                 .map(|v| match v.trim().parse::<f64>() {
-                    Ok(x) if x.is_finite() && x >= min => Ok(x),
-                    _ => Err(format!("{name} must be a number of at least {min}, got {v:?}")),
+                    Ok(x) if x.is_finite() && x >= min && x <= max => Ok(x),
+                    _ => Err(format!(
+                        "{name} must be a number in [{min}, {max}], got {v:?}"
+                    )),
                 })
                 .transpose()
         };
-        if let Some(x) = num("PLAN_MIN_GREEN_S", 0.0)? {
+        if let Some(x) = num("PLAN_MIN_GREEN_S", 0.0, f64::MAX)? {
             c.min_green_s = x;
         }
-        if let Some(x) = num("PLAN_MAX_GREEN_FACTOR", 1.0)? {
+        if let Some(x) = num("PLAN_MIN_GREEN_FACTOR", 0.0, 1.0)? {
+            c.min_green_factor = x;
+        }
+        if let Some(x) = num("PLAN_MAX_GREEN_FACTOR", 1.0, f64::MAX)? {
             c.max_green_factor = x;
         }
         Ok(c)
@@ -108,7 +120,10 @@ pub fn plan(
                 .and_then(|l| l.min_green_s.get(i).copied().flatten())
                 .unwrap_or(0.0);
             let green = p.green_s.max(limit).max(0.0);
-            let min_green_s = cfg.min_green_s.max(limit).min(green);
+            let min_green_s = (green * cfg.min_green_factor)
+                .max(cfg.min_green_s)
+                .max(limit)
+                .min(green);
             let max_green_s = (green * cfg.max_green_factor).max(green);
             PhasePlan {
                 min_green_s,
@@ -146,17 +161,24 @@ mod tests {
 
     #[test]
     fn a_two_phase_plan_by_hand() {
-        let p = plan(&phases(&[30.0, 12.0], 3.0), 3.0, None, &PlanConfig::default());
-        assert_eq!(p.cycle_s, 48.0);
+        let p = plan(
+            &phases(&[30.0, 8.0], 3.0),
+            3.0,
+            None,
+            &PlanConfig::default(),
+        );
+        assert_eq!(p.cycle_s, 44.0);
         assert_eq!(p.offset_s, None);
         assert_eq!(
             p.phases[0],
             PhasePlan {
-                min_green_s: 5.0,
+                min_green_s: 15.0,
                 green_s: 30.0,
-                max_green_s: 60.0
+                max_green_s: 90.0
             }
         );
+        // half of 8 s is below the shortest minimum: 5 s
+        assert_eq!(p.phases[1].min_green_s, 5.0);
         assert_eq!(p.phases[1].max_green_s, 24.0);
     }
 
@@ -192,6 +214,7 @@ mod tests {
             mins in proptest::collection::vec(proptest::option::of(0.0_f64..60.0), 6),
             yellow in 0.0_f64..6.0,
             min_green in 0.0_f64..20.0,
+            min_factor in 0.0_f64..1.0,
             factor in 1.0_f64..4.0,
         ) {
             let n = greens.len();
@@ -199,7 +222,11 @@ mod tests {
                 min_green_s: mins[..n].to_vec(),
                 ..TimingLimits::default()
             };
-            let cfg = PlanConfig { min_green_s: min_green, max_green_factor: factor };
+            let cfg = PlanConfig {
+                min_green_s: min_green,
+                min_green_factor: min_factor,
+                max_green_factor: factor,
+            };
             let p = plan(&phases(&greens, yellow), yellow, Some(&limits), &cfg);
             prop_assert_eq!(p.phases.len(), n);
             let mut sum = 0.0;
