@@ -142,3 +142,18 @@ def test_a_few_minutes_of_adaptive_through_the_system(crossing, tmp_path, loop_e
     assert result["vehicles_inserted"] > 0
 
     assert "adaptive" in bridge.BENCHMARK_CONTROLS
+
+
+def test_a_green_phase_outside_the_plan_runs_only_on_demand(
+        left_turn_crossing, tmp_path, monkeypatch):
+    # the protected left turn (program phase 3) is no light's own: no contract phase
+    assert green_indices(left_turn_crossing) == [0, 5]
+    _, applied, _ = scripted_run(left_turn_crossing, tmp_path, monkeypatch,
+                                 {bridge.iso(60): PLAN})
+    program = applied[0]["phases"]
+    assert program[0][2:] == (9.0, 9.0) and program[5][2:] == (17.0, 17.0)
+    # its minimum drops to the shortest, its maximum stays actuated's
+    assert program[3][2] == bridge.UNPLANNED_MIN_DUR_S
+    assert program[3][3] == bridge.ACTUATED_MAX_DUR_S
+    # yellows and the all-red keep theirs
+    assert [program[i][0] for i in (1, 2, 4, 6)] == [3.0, 2.0, 3.0, 3.0]

@@ -18,7 +18,9 @@ Controls (:data:`CONTROLS`, one entry each):
   contract phase a minimum, fixed-time and maximum green) sets its green phases' ``minDur``,
   ``duration`` and ``maxDur`` from the junction's next cycle: the plan is written while the
   program runs the cycle's last phase, so the first phase starts under it and no phase
-  changes its bounds mid-way. When the system stops answering, the last plan stays;
+  changes its bounds mid-way. A green phase outside the plan (no light's own) then runs only
+  on demand (:data:`UNPLANNED_MIN_DUR_S`). When the system stops answering, the last plan
+  stays;
 - ``max-pressure``: the reference controller of :mod:`traffic_sumo.maxpressure`, deciding
   every 10 s here in the bridge;
 - ``sumo-webster``: SUMO's offline Webster (``tools/tlsCycleAdaptation.py`` with its defaults),
@@ -61,6 +63,12 @@ READING_PERIOD_S = 60
 #: (netconvert's defaults, ``--tls.min-dur`` and ``--tls.max-dur``).
 ACTUATED_MIN_DUR_S = 5
 ACTUATED_MAX_DUR_S = 50
+
+#: Shortest green under ``adaptive`` of a green phase the plan does not cover (no light's own:
+#: a protected turn, a second combination of movements): it has no share in Webster's plan,
+#: so it runs only while its detectors see traffic, SUMO's stand-in for skipping a phase
+#: without calls.
+UNPLANNED_MIN_DUR_S = 1
 
 
 def sumo_home() -> str:
@@ -303,13 +311,17 @@ def _program(traci, tls: str):
 def _apply_plan(traci, tls: str, plan: PlanBounds) -> list[tuple[float, str, float, float]]:
     """Writes `plan` into `tls`'s running (actuated) program, in its current phase: SUMO
     keeps the current phase's own schedule and runs every phase it enters next under the new
-    bounds. Returns the program read back, ``(duration, state, minDur, maxDur)`` per phase."""
+    bounds. A green phase the plan does not cover gets :data:`UNPLANNED_MIN_DUR_S` as its
+    minimum (and keeps its maximum); yellow and all-red phases keep theirs. Returns the
+    program read back, ``(duration, state, minDur, maxDur)`` per phase."""
     lg = _program(traci, tls)
     if lg is None:
         return []
     phases = []
     for i, p in enumerate(lg.phases):
         lo, d, hi = plan.bounds.get(i, (p.minDur, p.duration, p.maxDur))
+        if i not in plan.bounds and network.is_green(p.state):
+            lo = min(lo, UNPLANNED_MIN_DUR_S)
         phases.append(traci.trafficlight.Phase(d, p.state, lo, hi))
     traci.trafficlight.setProgramLogic(
         tls, traci.trafficlight.Logic(lg.programID, lg.type, traci.trafficlight.getPhase(tls),
