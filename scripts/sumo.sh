@@ -4,9 +4,9 @@
 # the `traffic` command when the closed loop needs it, and runs:
 #
 #   ./scripts/sumo.sh --net N.net.xml --routes R.rou.xml \
-#                     --control fixed|webster|actuated|max-pressure|sumo-webster \
+#                     --control fixed|webster|actuated|adaptive|max-pressure|sumo-webster \
 #                     [--duration 2h] [--seed S] [--lamp-failures P]
-#   ./scripts/sumo.sh --resco NAME --control fixed|actuated|webster|max-pressure [--seed S]
+#   ./scripts/sumo.sh --resco NAME --control fixed|actuated|adaptive|webster|max-pressure [--seed S]
 #       one run (--resco: a RESCO network with its routes, begin and end, from the pinned
 #       sumo-rl wheel, downloaded into target/resco/ on first use); progress on stderr, and as
 #       the last line on stdout one JSON object: {"network","control","seed","mean_delay_s",
@@ -20,9 +20,10 @@
 #       paired seeds 1..N per control: a Markdown table of each control's delay and its
 #       difference from actuated (mean, 95 % interval), then one JSON line
 #
-# The closed loop (`webster`) runs `traffic sumo`: TRAFFIC_BIN names the binary to use instead
+# The closed loop (`webster`, `adaptive`) runs `traffic sumo`: TRAFFIC_BIN names the binary to use instead
 # of building one (`cargo build --bin traffic`, the dev profile); the engine's variables
-# (TRAFFIC_WINDOWS, TRAFFIC_ALLOWED_LATENESS, TRAFFIC_MERGE_EVERY, WEBSTER_*) are passed on.
+# (TRAFFIC_WINDOWS, TRAFFIC_ALLOWED_LATENESS, TRAFFIC_MERGE_EVERY, WEBSTER_*, PLAN_*) are
+# passed on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -41,7 +42,7 @@ fi
 
 needs_traffic=no
 case " $* " in
-  *" webster "*|*" --control=webster "*|" compare "*) needs_traffic=yes ;;
+  *" webster "*|*" --control=webster "*|*" adaptive "*|*" --control=adaptive "*) needs_traffic=yes ;;
 esac
 [ "${1:-}" = compare ] && needs_traffic=yes
 if [ -z "${TRAFFIC_BIN:-}" ] && [ "$needs_traffic" = yes ]; then

@@ -17,13 +17,20 @@
 //! ```json
 //! {"now":"2026-01-05T06:20:00Z","merged":true,
 //!  "timings":[{"intersection_id":"A0","retimed_from":"15m@2026-01-05T06:00:00Z","cycle_s":36.0,
-//!              "phases":[{"lights":[0,2],"green_s":13.5,"red_s":22.5}, ...]}],
+//!              "phases":[{"lights":[0,2],"green_s":13.5,"red_s":22.5}, ...],
+//!              "plan":{"cycle_s":36.0,"offset_s":null,
+//!                      "phases":[{"min_green_s":6.75,"green_s":13.5,"max_green_s":40.5}, ...]}}],
 //!  "alarms":[{"intersection_id":"A0","light":1,"lamp":"green","ts":"2026-01-05T06:07:00Z"}],
 //!  "readings":960,"rejected":0,"late":0,"duplicates":0}
 //! ```
 //!
 //! `timings` holds the intersections whose timings the merge changed since the previous answer
-//! (as the registry has them), `alarms` the alarms raised since then; the counters are totals.
+//! (as the registry has them), each with its `plan` for an actuated controller
+//! ([`traffic_core::plan`]: per phase the minimum green, the fixed-time green, the maximum
+//! green, in the phases' order; the cycle of the fixed-time greens; no offset yet), drawn with
+//! the `PLAN_*` variables (`PLAN_MIN_GREEN_S`, default 5; `PLAN_MIN_GREEN_FACTOR`, default 0.5;
+//! `PLAN_MAX_GREEN_FACTOR`, default 3);
+//! `alarms` the alarms raised since then; the counters are totals.
 //! A line that is not a tick gets `{"error": ...}` and changes nothing. Time never comes from a
 //! clock: the same ticks give the same answers.
 
@@ -42,6 +49,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use traffic_core::alarm::AlarmPolicy;
 use traffic_core::pane::Counters;
+use traffic_core::plan::{Plan, PlanConfig, plan};
 use traffic_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use traffic_core::{City, EngineConfig};
 use traffic_embedded::EmbeddedStore;
@@ -58,6 +66,19 @@ pub struct SumoOptions {
     pub merge_every_ms: i64,
     /// How `fault` and `merge` handle alarms (the configuration's `ALARM_*`).
     pub alarms: AlarmPolicy,
+    /// How the answer's plans are drawn from the timings (`PLAN_*`).
+    pub plan: PlanConfig,
+}
+
+/// One intersection's changed timings in an answer: the timings the merge wrote and the plan
+/// an actuated controller runs within.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct TimingAnswer {
+    /// The timings, as every other mode gives them.
+    #[serde(flatten)]
+    pub timing: TimingOut,
+    /// The plan ([`traffic_core::plan`]).
+    pub plan: Plan,
 }
 
 /// One input line.
@@ -88,8 +109,8 @@ pub struct Answer {
     pub now: String,
     /// Whether the merge ran at this tick.
     pub merged: bool,
-    /// Timings changed since the previous answer.
-    pub timings: Vec<TimingOut>,
+    /// Timings changed since the previous answer, each with its plan.
+    pub timings: Vec<TimingAnswer>,
     /// Alarms raised since the previous answer.
     pub alarms: Vec<AlarmAnswer>,
     /// Readings received so far.
@@ -232,7 +253,7 @@ impl SumoLoop {
         Ok(answer)
     }
 
-    async fn changed_timings(&mut self) -> anyhow::Result<Vec<TimingOut>> {
+    async fn changed_timings(&mut self) -> anyhow::Result<Vec<TimingAnswer>> {
         let yellow = self.functions.cfg.webster.yellow_s;
         let mut out = Vec::new();
         for x in self.functions.ports.registry.intersections().await? {
@@ -244,9 +265,15 @@ impl SumoLoop {
             }
             self.answered_from
                 .insert(t.intersection_id.clone(), t.retimed_from.clone());
-            out.push(t);
+            let plan = plan(
+                &x.phases,
+                yellow,
+                x.control.limits.as_ref(),
+                &self.opts.plan,
+            );
+            out.push(TimingAnswer { timing: t, plan });
         }
-        out.sort_by(|a, b| a.intersection_id.cmp(&b.intersection_id));
+        out.sort_by(|a, b| a.timing.intersection_id.cmp(&b.timing.intersection_id));
         Ok(out)
     }
 
@@ -363,6 +390,7 @@ mod tests {
             shards: 2,
             batch_size: 3,
             merge_every_ms: 60_000,
+            plan: PlanConfig::default(),
         };
         SumoLoop::new(cfg, &city, opts).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -428,16 +456,24 @@ mod tests {
         let ids: Vec<&str> = second
             .timings
             .iter()
-            .map(|t| t.intersection_id.as_str())
+            .map(|t| t.timing.intersection_id.as_str())
             .collect();
         assert_eq!(ids, ["A0", "B0"]);
-        let a0 = &second.timings[0];
+        let a0 = &second.timings[0].timing;
         assert_eq!(a0.retimed_from, "1m@2026-01-05T06:01:00Z");
         // 30 veh/min on 3600 veh/h against 10 on 1800: light 0's phase gets the longer green.
         assert!(a0.phases[0].green_s > a0.phases[1].green_s, "{a0:?}");
         let yellow = EngineConfig::default().webster.yellow_s;
         for p in &a0.phases {
             assert!((p.green_s + yellow + p.red_s - a0.cycle_s).abs() < 1e-9);
+        }
+        // The plan: the same greens and cycle, each between its minimum and maximum.
+        let plan = &second.timings[0].plan;
+        assert!((plan.cycle_s - a0.cycle_s).abs() < 1e-9);
+        assert_eq!(plan.offset_s, None);
+        for (pp, p) in plan.phases.iter().zip(&a0.phases) {
+            assert_eq!(pp.green_s, p.green_s);
+            assert!(pp.min_green_s <= pp.green_s && pp.green_s <= pp.max_green_s);
         }
         assert_eq!(second.rejected, 0);
     }
@@ -454,7 +490,7 @@ mod tests {
             third
                 .timings
                 .iter()
-                .all(|t| t.retimed_from == "1m@2026-01-05T06:02:00Z")
+                .all(|t| t.timing.retimed_from == "1m@2026-01-05T06:02:00Z")
         );
         // A tick without readings closes nothing new for the merge to retime from.
         let again = sys

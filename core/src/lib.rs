@@ -22,6 +22,7 @@
 //! - [`webster`]: Webster's (1958) signal timing;
 //! - [`control`]: control modes (adaptive, fixed, manual) and what a retiming does under each;
 //! - [`safe_timing`]: an intersection's limits (minimum greens, maximum cycle and change) on a retiming;
+//! - [`plan`]: plans for actuated controllers (minimum, fixed-time and maximum greens) from the timings;
 //! - [`lamps`]: lamp state transitions and alarms;
 //! - [`alarm`]: how raised alarms are handled (their retention once closed);
 //! - [`silence`]: detector health, which lights fell silent (sensor-silent alarms);
@@ -44,6 +45,7 @@ pub mod latency;
 pub mod lineage;
 pub mod merge_run;
 pub mod pane;
+pub mod plan;
 pub mod query;
 pub mod ranking;
 pub mod reading;

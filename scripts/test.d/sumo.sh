@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The SUMO bridge's tests (simulator/sumo/tests): the junction mapping on tiny networks, a
 # closed-loop run of a few simulated minutes through `traffic sumo`, and the benchmark's parts
-# (its delay measure, the RESCO lookup on a fake wheel, max-pressure, the paired comparison).
+# (its delay measure, the RESCO lookup on a fake wheel, max-pressure, the paired comparison),
+# and the adaptive control's plan switching at a cycle boundary and a few minutes of it.
 # Installs what they need into the project's virtual environment (.venv) itself, and builds
 # the traffic command.
 #

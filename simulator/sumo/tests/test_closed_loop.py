@@ -35,12 +35,12 @@ def loop_env(monkeypatch):
     monkeypatch.setenv("TRAFFIC_IDLE_TIMEOUT", "1m")
 
 
-def run(crossing, tmp_path, **kw):
+def run(crossing, tmp_path, control="webster", **kw):
     tmp_path.mkdir(parents=True, exist_ok=True)
     routes = tmp_path / "r.rou.xml"
     routes.write_text(ROUTES)
     seen: list[tuple[str, dict]] = []
-    opts = bridge.Options(net=crossing, routes=str(routes), control="webster", duration_s=300,
+    opts = bridge.Options(net=crossing, routes=str(routes), control=control, duration_s=300,
                           traffic=TRAFFIC, progress_every_s=0, workdir=str(tmp_path / "w"),
                           observer=lambda kind, what: seen.append((kind, what)), **kw)
     return bridge.run(opts), seen

@@ -13,6 +13,14 @@ Controls (:data:`CONTROLS`, one entry each):
 - ``actuated``: SUMO's own actuated control on the network's programs (type ``actuated``,
   same phases; each green phase keeps the ``minDur``/``maxDur`` the network gives it, and
   where it gives none gets the ones of :func:`actuated_bounds`);
+- ``adaptive``: the closed loop of ``webster`` driving ``actuated``: the same programs as
+  ``actuated`` (its bounds until the first plan), and each plan the system answers (per
+  contract phase a minimum, fixed-time and maximum green) sets its green phases' ``minDur``,
+  ``duration`` and ``maxDur`` from the junction's next cycle: the plan is written while the
+  program runs the cycle's last phase, so the first phase starts under it and no phase
+  changes its bounds mid-way. A green phase outside the plan (no light's own) then runs only
+  on demand (:data:`UNPLANNED_MIN_DUR_S`). When the system stops answering, the last plan
+  stays;
 - ``max-pressure``: the reference controller of :mod:`traffic_sumo.maxpressure`, deciding
   every 10 s here in the bridge;
 - ``sumo-webster``: SUMO's offline Webster (``tools/tlsCycleAdaptation.py`` with its defaults),
@@ -56,6 +64,12 @@ READING_PERIOD_S = 60
 ACTUATED_MIN_DUR_S = 5
 ACTUATED_MAX_DUR_S = 50
 
+#: Shortest green under ``adaptive`` of a green phase the plan does not cover (no light's own:
+#: a protected turn, a second combination of movements): it has no share in Webster's plan,
+#: so it runs only while its detectors see traffic, SUMO's stand-in for skipping a phase
+#: without calls.
+UNPLANNED_MIN_DUR_S = 1
+
 
 def sumo_home() -> str:
     """The ``eclipse-sumo`` package's SUMO_HOME."""
@@ -97,6 +111,9 @@ class Options:
     traffic: str = "traffic"
     #: Extra arguments of ``traffic sumo``.
     traffic_args: list[str] = field(default_factory=list)
+    #: Test hook: the system is no longer asked after this many simulated seconds from the
+    #: begin (as if it had stopped answering; ``webster`` and ``adaptive``).
+    silent_after_s: int | None = None
     #: Progress lines on stderr every this many simulated seconds (0: none).
     progress_every_s: int = 300
     #: Where the run's files go (a temporary directory when empty).
@@ -262,6 +279,58 @@ def _retiming_of(j: network.Junction, answer: dict) -> Retiming:
     return Retiming(j.program_id, durations)
 
 
+@dataclass
+class PlanBounds:
+    """A plan for an actuated program: per program phase ``(minDur, duration, maxDur)``."""
+
+    program_id: str
+    bounds: dict[int, tuple[float, float, float]]
+
+
+def _plan_of(j: network.Junction, answer: dict) -> PlanBounds:
+    """The bounds an answer's plan gives `j`'s green phases (whole seconds, the minimum at
+    least 1, ``minDur <= duration <= maxDur``)."""
+    by_index = {ph.program_index: k for k, ph in enumerate(j.phases)}
+    phases = answer["plan"]["phases"]
+    bounds = {}
+    for p_index, k in by_index.items():
+        if k < len(phases):
+            lo = max(1.0, float(round(phases[k]["min_green_s"])))
+            hi = max(lo, float(round(phases[k]["max_green_s"])))
+            d = min(hi, max(lo, float(round(phases[k]["green_s"]))))
+            bounds[p_index] = (lo, d, hi)
+    return PlanBounds(j.program_id, bounds)
+
+
+def _program(traci, tls: str):
+    now = [lg for lg in traci.trafficlight.getAllProgramLogics(tls)
+           if lg.programID == traci.trafficlight.getProgram(tls)]
+    return now[0] if now else None
+
+
+def _apply_plan(traci, tls: str, plan: PlanBounds) -> list[tuple[float, str, float, float]]:
+    """Writes `plan` into `tls`'s running (actuated) program, in its current phase: SUMO
+    keeps the current phase's own schedule and runs every phase it enters next under the new
+    bounds. A green phase the plan does not cover gets :data:`UNPLANNED_MIN_DUR_S` as its
+    minimum (and keeps its maximum); yellow and all-red phases keep theirs. Returns the
+    program read back, ``(duration, state, minDur, maxDur)`` per phase."""
+    lg = _program(traci, tls)
+    if lg is None:
+        return []
+    phases = []
+    for i, p in enumerate(lg.phases):
+        lo, d, hi = plan.bounds.get(i, (p.minDur, p.duration, p.maxDur))
+        if i not in plan.bounds and network.is_green(p.state):
+            lo = min(lo, UNPLANNED_MIN_DUR_S)
+        phases.append(traci.trafficlight.Phase(d, p.state, lo, hi))
+    traci.trafficlight.setProgramLogic(
+        tls, traci.trafficlight.Logic(lg.programID, lg.type, traci.trafficlight.getPhase(tls),
+                                      phases, lg.subParameter)
+    )
+    now = _program(traci, tls)
+    return [(p.duration, p.state, p.minDur, p.maxDur) for p in now.phases] if now else []
+
+
 def _apply(traci, tls: str, r: Retiming) -> list[tuple[float, str]]:
     """Replaces `tls`'s current program with the retimed one, entering its first phase now
     (called when the program has just entered it, so the cycle runs whole)."""
@@ -334,18 +403,33 @@ class ClosedLoop:
                                           os.path.join(ctx.work, "detectors.out.xml")))
         return [path]
 
+    def due(self, traci, tls: str, phase: int) -> bool:
+        """Whether a pending retiming of `tls` applies now: when its program has just entered
+        its first phase."""
+        return phase == 0 and self.last_phase.get(tls, 0) != 0
+
+    def pending_of(self, j: network.Junction, answer: dict):
+        """What an answer's timings for `j` change, waiting for its next cycle."""
+        return _retiming_of(j, answer)
+
+    def apply(self, traci, tls: str, pending) -> list:
+        """Applies a pending change; returns the program read back."""
+        return _apply(traci, tls, pending)
+
     def step(self, traci, now: float) -> None:
         opts = self.opts
         # Retimings take effect when a program starts its next cycle.
         for tls in list(self.pending):
             phase = traci.trafficlight.getPhase(tls)
-            if phase == 0 and self.last_phase.get(tls, 0) != 0:
-                program = _apply(traci, tls, self.pending.pop(tls))
+            if self.due(traci, tls, phase):
+                program = self.apply(traci, tls, self.pending.pop(tls))
                 self.retimings += 1
                 if opts.observer:
                     opts.observer("applied", {"tls": tls, "time": now, "phases": program})
             self.last_phase[tls] = phase
         if int(now) % READING_PERIOD_S == 0:
+            if opts.silent_after_s is not None and now - opts.begin_s > opts.silent_after_s:
+                return
             answer = self.system.exchange(iso(now), self.readings.read(traci, now))
             if "error" in answer:
                 raise RuntimeError(f"traffic sumo: {answer['error']}")
@@ -354,7 +438,7 @@ class ClosedLoop:
             for t in answer.get("timings", []):
                 j = self.by_id.get(t["intersection_id"])
                 if j is not None:
-                    self.pending[j.tls_id] = _retiming_of(j, t)
+                    self.pending[j.tls_id] = self.pending_of(j, t)
                     self.last_phase[j.tls_id] = traci.trafficlight.getPhase(j.tls_id)
                     self.windows.add(t.get("retimed_from"))
             for a in answer.get("alarms", []):
@@ -369,6 +453,34 @@ class ClosedLoop:
         _log(f"[{self.opts.control}] {len(self.windows)} control windows gave timings; "
              f"{self.alarms} alarms")
         return {"retimings": self.retimings}
+
+
+class AdaptiveLoop(ClosedLoop):
+    """The ``adaptive`` control: the closed loop's plans as the bounds of SUMO's actuated
+    programs (those of ``actuated``), from each junction's next cycle."""
+
+    def __init__(self, traci, ctx: Context, now: float):
+        super().__init__(traci, ctx, now)
+        self.last_index = {}
+        for j in ctx.junctions:
+            lg = _program(traci, j.tls_id)
+            self.last_index[j.tls_id] = len(lg.phases) - 1 if lg else 0
+
+    @staticmethod
+    def additional(ctx: Context) -> list[str]:
+        return ClosedLoop.additional(ctx) + _actuated_additional(ctx)
+
+    def due(self, traci, tls: str, phase: int) -> bool:
+        """When the program has just entered its last phase (normally the clearance before
+        its first): the plan is written then, so the next cycle runs under it whole."""
+        last = self.last_index.get(tls, 0)
+        return phase == last and self.last_phase.get(tls, last) != last
+
+    def pending_of(self, j: network.Junction, answer: dict):
+        return _plan_of(j, answer)
+
+    def apply(self, traci, tls: str, pending) -> list:
+        return _apply_plan(traci, tls, pending)
 
 
 class _MaxPressure(maxpressure.MaxPressure):
@@ -413,6 +525,7 @@ CONTROLS: dict[str, Control] = {
     "fixed": Control(),
     "actuated": Control(additional=_actuated_additional),
     "webster": Control(additional=ClosedLoop.additional, controller=ClosedLoop),
+    "adaptive": Control(additional=AdaptiveLoop.additional, controller=AdaptiveLoop),
     "max-pressure": Control(controller=_MaxPressure),
     "sumo-webster": Control(additional=_sumo_webster_additional, benchmark=False),
 }

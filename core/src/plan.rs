@@ -1,0 +1,254 @@
+//! Plans for actuated controllers: what the merge's timings become for a controller that
+//! extends its greens while its detectors see traffic.
+//!
+//! A plan gives, per phase, a minimum green, the green a fixed-time controller runs (Webster's,
+//! as the merge wrote it) and a maximum green; and the cycle (greens + yellows, what a
+//! fixed-time controller runs) and an offset where the intersection is coordinated (none yet:
+//! every plan has `offset_s: None`).
+//!
+//! From Webster's displayed green `G` of a phase and the intersection's limits:
+//!
+//! - the green is `G`, raised to the phase's minimum green where the limits set one above it
+//!   (so the plan never breaks a limit; the merge already applies them, so this is only a
+//!   guard);
+//! - the minimum is `max(G × min_green_factor, min_green_s, limit)` (defaults 0.5 and 5 s,
+//!   netconvert's `--tls.min-dur`; a pedestrian's minimum green where the limits give one),
+//!   at most the green: the controller may end the phase once its detectors see a gap, but
+//!   not before half of Webster's share, so that a phase whose detectors gap out early (a
+//!   platoon with gaps, a lane its detector hardly sees) still gets most of what its counted
+//!   flow needs;
+//! - the maximum is `G × max_green_factor` (default 3), at least the green: the longest the
+//!   controller may extend it, so that actuation absorbs the demand's variation within and
+//!   between cycles (a window's counts give no cheap measure of it: the spread is a
+//!   constant) while a phase cannot hold the junction for the whole cycle.
+//!
+//! The factors were chosen on measured delay over three networks (the SUMO bridge's README,
+//! its frontier table), one value for all.
+//!
+//! Laws: `min ≤ green ≤ max` per phase, the minimum at least the limit's, and every phase's
+//! green + yellow summed is the cycle.
+
+use crate::city::Phase;
+use crate::safe_timing::TimingLimits;
+use serde::{Deserialize, Serialize};
+
+/// How plans are drawn from timings (one default for every intersection).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanConfig {
+    /// Shortest minimum green, s (a phase's limit may raise it).
+    pub min_green_s: f64,
+    /// The minimum green as a fraction of Webster's green (at least `min_green_s`).
+    pub min_green_factor: f64,
+    /// The maximum green as a multiple of Webster's green.
+    pub max_green_factor: f64,
+}
+
+impl Default for PlanConfig {
+    fn default() -> Self {
+        Self {
+            min_green_s: 5.0,
+            min_green_factor: 0.5,
+            max_green_factor: 3.0,
+        }
+    }
+}
+
+impl PlanConfig {
+    /// The defaults with the variables `lookup` gives: `PLAN_MIN_GREEN_S` (a number of
+    /// seconds, zero or more), `PLAN_MIN_GREEN_FACTOR` (0 to 1) and `PLAN_MAX_GREEN_FACTOR`
+    /// (at least 1). The error names the variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let mut c = Self::default();
+        let num = |name: &str, min: f64, max: f64| -> Result<Option<f64>, String> {
+            lookup(name)
+                .map(|v| match v.trim().parse::<f64>() {
+                    Ok(x) if x.is_finite() && x >= min && x <= max => Ok(x),
+                    _ => Err(format!(
+                        "{name} must be a number in [{min}, {max}], got {v:?}"
+                    )),
+                })
+                .transpose()
+        };
+        if let Some(x) = num("PLAN_MIN_GREEN_S", 0.0, f64::MAX)? {
+            c.min_green_s = x;
+        }
+        if let Some(x) = num("PLAN_MIN_GREEN_FACTOR", 0.0, 1.0)? {
+            c.min_green_factor = x;
+        }
+        if let Some(x) = num("PLAN_MAX_GREEN_FACTOR", 1.0, f64::MAX)? {
+            c.max_green_factor = x;
+        }
+        Ok(c)
+    }
+}
+
+/// One phase of a plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhasePlan {
+    /// Shortest green, s.
+    pub min_green_s: f64,
+    /// The green of a fixed-time controller (Webster's), s.
+    pub green_s: f64,
+    /// Longest green, s.
+    pub max_green_s: f64,
+}
+
+/// One intersection's plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Cycle of the fixed-time greens: every phase's green + yellow, s.
+    pub cycle_s: f64,
+    /// Start of the cycle against the coordinated group's, s; `None`: not coordinated.
+    pub offset_s: Option<f64>,
+    /// Per phase, in the intersection's phase order.
+    pub phases: Vec<PhasePlan>,
+}
+
+/// The plan of an intersection whose phases carry Webster's greens (`phases`, as the merge
+/// wrote them), with a yellow of `yellow_s` per phase, within `limits`.
+pub fn plan(
+    phases: &[Phase],
+    yellow_s: f64,
+    limits: Option<&TimingLimits>,
+    cfg: &PlanConfig,
+) -> Plan {
+    let phases: Vec<PhasePlan> = phases
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let limit = limits
+                .and_then(|l| l.min_green_s.get(i).copied().flatten())
+                .unwrap_or(0.0);
+            let green = p.green_s.max(limit).max(0.0);
+            let min_green_s = (green * cfg.min_green_factor)
+                .max(cfg.min_green_s)
+                .max(limit)
+                .min(green);
+            let max_green_s = (green * cfg.max_green_factor).max(green);
+            PhasePlan {
+                min_green_s,
+                green_s: green,
+                max_green_s,
+            }
+        })
+        .collect();
+    Plan {
+        cycle_s: phases.iter().map(|p| p.green_s + yellow_s).sum(),
+        offset_s: None,
+        phases,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::LightIndex;
+    use proptest::prelude::*;
+
+    fn phases(greens: &[f64], yellow: f64) -> Vec<Phase> {
+        let cycle: f64 = greens.iter().map(|g| g + yellow).sum();
+        greens
+            .iter()
+            .enumerate()
+            .map(|(i, g)| Phase {
+                lights: vec![LightIndex::new((i % 4) as i64).unwrap_or_else(|e| panic!("{e}"))],
+                green_s: *g,
+                red_s: cycle - g - yellow,
+                extra: Default::default(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_two_phase_plan_by_hand() {
+        let p = plan(
+            &phases(&[30.0, 8.0], 3.0),
+            3.0,
+            None,
+            &PlanConfig::default(),
+        );
+        assert_eq!(p.cycle_s, 44.0);
+        assert_eq!(p.offset_s, None);
+        assert_eq!(
+            p.phases[0],
+            PhasePlan {
+                min_green_s: 15.0,
+                green_s: 30.0,
+                max_green_s: 90.0
+            }
+        );
+        // half of 8 s is below the shortest minimum: 5 s
+        assert_eq!(p.phases[1].min_green_s, 5.0);
+        assert_eq!(p.phases[1].max_green_s, 24.0);
+    }
+
+    #[test]
+    fn a_pedestrian_minimum_green_is_the_phase_minimum() {
+        let limits = TimingLimits {
+            min_green_s: vec![None, Some(20.0)],
+            ..TimingLimits::default()
+        };
+        let p = plan(
+            &phases(&[30.0, 12.0], 3.0),
+            3.0,
+            Some(&limits),
+            &PlanConfig::default(),
+        );
+        assert_eq!(p.phases[1].min_green_s, 20.0);
+        assert_eq!(p.phases[1].green_s, 20.0);
+        assert_eq!(p.cycle_s, 56.0);
+    }
+
+    #[test]
+    fn the_variables_set_the_config_and_nonsense_is_refused() {
+        let c = PlanConfig::from_lookup(|k| (k == "PLAN_MAX_GREEN_FACTOR").then(|| "1.5".into()));
+        assert_eq!(c.map(|c| c.max_green_factor), Ok(1.5));
+        assert!(PlanConfig::from_lookup(|_| Some("0.5".into())).is_err());
+        assert_eq!(PlanConfig::from_lookup(|_| None), Ok(PlanConfig::default()));
+    }
+
+    proptest! {
+        #[test]
+        fn min_green_max_are_ordered_within_the_limits_and_sum_to_the_cycle(
+            greens in proptest::collection::vec(0.0_f64..120.0, 1..5),
+            mins in proptest::collection::vec(proptest::option::of(0.0_f64..60.0), 6),
+            yellow in 0.0_f64..6.0,
+            min_green in 0.0_f64..20.0,
+            min_factor in 0.0_f64..1.0,
+            factor in 1.0_f64..4.0,
+        ) {
+            let n = greens.len();
+            let limits = TimingLimits {
+                min_green_s: mins[..n].to_vec(),
+                ..TimingLimits::default()
+            };
+            let cfg = PlanConfig {
+                min_green_s: min_green,
+                min_green_factor: min_factor,
+                max_green_factor: factor,
+            };
+            let p = plan(&phases(&greens, yellow), yellow, Some(&limits), &cfg);
+            prop_assert_eq!(p.phases.len(), n);
+            let mut sum = 0.0;
+            for (i, ph) in p.phases.iter().enumerate() {
+                prop_assert!(ph.min_green_s <= ph.green_s && ph.green_s <= ph.max_green_s, "{:?}", ph);
+                if let Some(m) = mins[i] {
+                    prop_assert!(ph.min_green_s >= m, "phase {}: {} < {}", i, ph.min_green_s, m);
+                }
+                prop_assert!(ph.green_s >= greens[i]);
+                sum += ph.green_s + yellow;
+            }
+            prop_assert!((sum - p.cycle_s).abs() < 1e-9);
+        }
+
+        #[test]
+        fn without_limits_the_greens_are_websters(
+            greens in proptest::collection::vec(0.0_f64..120.0, 1..5),
+        ) {
+            let p = plan(&phases(&greens, 4.0), 4.0, None, &PlanConfig::default());
+            for (ph, g) in p.phases.iter().zip(&greens) {
+                prop_assert_eq!(ph.green_s, *g);
+            }
+        }
+    }
+}
