@@ -870,7 +870,7 @@ class TemplateWiring(unittest.TestCase):
         template's would change the deployed function, an environment without merge_env would
         replace the stack's (its table, stream and topic names) with the few variables the
         metadata sets, and a role there would be one account's. So: the template's memory,
-        timeout and tracing (none set: PassThrough), merge_env, no role, and only variables the
+        timeout and tracing (Globals: Active), merge_env, no role, and only variables the
         template sets to the same literal in every stack."""
         import tomllib
 
