@@ -21,6 +21,8 @@
 //!              "plan":{"cycle_s":36.0,"offset_s":null,
 //!                      "phases":[{"min_green_s":6.75,"green_s":13.5,"max_green_s":40.5}, ...]}}],
 //!  "alarms":[{"intersection_id":"A0","light":1,"lamp":"green","ts":"2026-01-05T06:07:00Z"}],
+//!  "demand":[{"intersection_id":"A0","window":"15m@2026-01-05T06:00:00Z",
+//!             "lights":[{"light":0,"served_veh_h":412.0,"saturation_x":0.93,"demand_veh_h":515.0}, ...]}],
 //!  "readings":960,"rejected":0,"late":0,"duplicates":0}
 //! ```
 //!
@@ -30,7 +32,9 @@
 //! green, in the phases' order; the cycle of the fixed-time greens; no offset yet), drawn with
 //! the `PLAN_*` variables (`PLAN_MIN_GREEN_S`, default 5; `PLAN_MIN_GREEN_FACTOR`, default 0.5;
 //! `PLAN_MAX_GREEN_FACTOR`, default 3);
-//! `alarms` the alarms raised since then; the counters are totals.
+//! `alarms` the alarms raised since then; `demand` each intersection's estimated demand on the
+//! control window the merge closed at this tick ([`traffic_core::demand`]: what the SUMO bridge
+//! compares with the vehicles that truly arrived); the counters are totals.
 //! A line that is not a tick gets `{"error": ...}` and changes nothing. Time never comes from a
 //! clock: the same ticks give the same answers.
 
@@ -48,6 +52,7 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use traffic_core::alarm::AlarmPolicy;
+use traffic_core::demand::IntersectionDemand;
 use traffic_core::pane::Counters;
 use traffic_core::plan::{Plan, PlanConfig, plan};
 use traffic_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
@@ -113,6 +118,10 @@ pub struct Answer {
     pub timings: Vec<TimingAnswer>,
     /// Alarms raised since the previous answer.
     pub alarms: Vec<AlarmAnswer>,
+    /// The demand the merge estimated at this tick, for each intersection it weighed
+    /// ([`traffic_core::demand`]; empty when no control window closed).
+    #[serde(default)]
+    pub demand: Vec<IntersectionDemand>,
     /// Readings received so far.
     pub readings: u64,
     /// Readings rejected so far.
@@ -237,7 +246,8 @@ impl SumoLoop {
             ..Answer::default()
         };
         if now_ms >= due {
-            self.functions.merge(Closing::Watermark).await?;
+            let report = self.functions.merge(Closing::Watermark).await?;
+            answer.demand = report.demand;
             self.next_merge_ms = Some((now_ms.div_euclid(period) + 1) * period);
             answer.merged = true;
             answer.timings = self.changed_timings().await?;
@@ -476,6 +486,20 @@ mod tests {
             assert!(pp.min_green_s <= pp.green_s && pp.green_s <= pp.max_green_s);
         }
         assert_eq!(second.rejected, 0);
+        // The demand the merge estimated on that window: A0's light 0 served 30 vehicles a
+        // minute (1,800 veh/h) where its 42 s of a 91 s cycle carry 3,600 · 42 / 91 = 1,662:
+        // at capacity; with the estimator off (the default) its demand is what it served.
+        let a0 = second
+            .demand
+            .iter()
+            .find(|d| d.intersection_id.as_str() == "A0");
+        let a0 = a0.unwrap_or_else(|| panic!("{:?}", second.demand));
+        assert_eq!(a0.window.to_string(), "1m@2026-01-05T06:01:00Z");
+        assert_eq!(a0.lights[0].served_veh_h, 1800.0);
+        assert!((a0.lights[0].saturation_x - 1800.0 / (3600.0 * 42.0 / 91.0)).abs() < 1e-9);
+        assert_eq!(a0.lights[0].demand_veh_h, 1800.0);
+        assert_eq!(a0.lights[1].demand_veh_h, a0.lights[1].served_veh_h);
+        assert!(first.demand.is_empty());
     }
 
     #[tokio::test]

@@ -17,8 +17,13 @@
 //! | `WEBSTER_MIN_CYCLE_S` / `WEBSTER_MAX_CYCLE_S` | `30` / `120` | cycle clamp, s |
 //! | `WEBSTER_SATURATED_Y` | `0.9` | at or above this total ratio the cycle is the maximum |
 //! | `WEBSTER_MIN_GREEN_S` | `5` | shortest effective green, s |
+//! | `DEMAND_ESTIMATE` | `off` | `on`: the retiming reads each light's estimated demand and sizes the cycle for a target degree of saturation ([`crate::demand`]); `off`: served counts and Webster's cycle |
+//! | `DEMAND_SATURATED_X` | `0.9` | degree of saturation at or above which a light counts as at capacity |
+//! | `DEMAND_OVERFLOW` | `0.25` | a light at capacity is estimated to ask for this fraction more than it served |
+//! | `DEMAND_TARGET_X` | `0.9` | the degree of saturation the cycle is sized for (0 to 1) |
 //! | `WEBSTER_MIN_CHANGE_S` | `3` | an adaptive intersection is retimed only when a phase's green or red moves by at least this, s; `0` applies every proposal |
 
+use crate::demand::DemandConfig;
 use crate::digest::DEFAULT_DIGEST_SIZE;
 use crate::ranking::TOP_K;
 use crate::webster::WebsterConfig;
@@ -51,6 +56,8 @@ pub struct EngineConfig {
     pub top_k: usize,
     /// Webster's parameters.
     pub webster: WebsterConfig,
+    /// How demand is estimated from served counts.
+    pub demand: DemandConfig,
 }
 
 /// Default of [`EngineConfig::merge_max_panes`]: four hours of 15-minute panes a run. A pane of
@@ -85,6 +92,7 @@ impl Default for EngineConfig {
             digest_size: DEFAULT_DIGEST_SIZE,
             top_k: TOP_K,
             webster: WebsterConfig::default(),
+            demand: DemandConfig::default(),
         }
     }
 }
@@ -239,6 +247,29 @@ impl EngineConfig {
             }
         }
         c.webster.validate().map_err(|m| bad("WEBSTER_*", m))?;
+        if let Some(v) = lookup("DEMAND_ESTIMATE") {
+            c.demand.estimate = match v.trim() {
+                "on" => true,
+                "off" => false,
+                _ => {
+                    return Err(bad(
+                        "DEMAND_ESTIMATE",
+                        format!("must be on or off, got {v:?}"),
+                    ));
+                }
+            };
+        }
+        let d = &mut c.demand;
+        for (name, slot) in [
+            ("DEMAND_SATURATED_X", &mut d.saturated_x),
+            ("DEMAND_OVERFLOW", &mut d.overflow),
+            ("DEMAND_TARGET_X", &mut d.target_x),
+        ] {
+            if let Some(x) = num(name)? {
+                *slot = x;
+            }
+        }
+        c.demand.validate().map_err(|m| bad("DEMAND_*", m))?;
         Ok(c)
     }
 }
@@ -283,6 +314,20 @@ mod tests {
         assert!(e.is_some_and(|e| e.to_string().contains("not a multiple")));
         let c = from(&[("TRAFFIC_WINDOWS", "4m, 1m ,16m")]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.pane().ms(), 60_000);
+    }
+
+    #[test]
+    fn the_demand_estimator_is_off_by_default_and_its_variables_are_checked() {
+        let c = from(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.demand, DemandConfig::default());
+        assert!(!c.demand.estimate);
+        let c = from(&[("DEMAND_ESTIMATE", "on"), ("DEMAND_OVERFLOW", "0.5")]);
+        assert_eq!(c.as_ref().map(|c| c.demand.estimate), Ok(true));
+        assert_eq!(c.map(|c| c.demand.overflow), Ok(0.5));
+        let e = from(&[("DEMAND_ESTIMATE", "maybe")]).err();
+        assert!(e.is_some_and(|e| e.name == "DEMAND_ESTIMATE"));
+        let e = from(&[("DEMAND_TARGET_X", "1.5")]).err();
+        assert!(e.is_some_and(|e| e.message.contains("DEMAND_TARGET_X")));
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod city;
 pub mod config;
 pub mod control;
 pub mod delta;
+pub mod demand;
 pub mod digest;
 pub mod events;
 pub mod frontier;

@@ -94,9 +94,31 @@ pub struct Timing {
     pub flow_ratio: f64,
 }
 
+/// How the cycle is sized from the total flow ratio `Y`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CycleRule {
+    /// Webster's delay optimum, `C = (1.5 L + 5) / (1 − Y)`.
+    Webster,
+    /// Every phase at this degree of saturation, `C = L / (1 − Y / x)` (SCATS's aim;
+    /// [`crate::demand`]).
+    TargetSaturation(f64),
+}
+
 /// Computes Webster timings for `x` from the vehicles each light counted over `window_s`
 /// seconds (`vehicles[l]` for light `l`).
 pub fn retime(x: &Intersection, vehicles: &[u64; 4], window_s: f64, cfg: &WebsterConfig) -> Timing {
+    let flows = vehicles.map(|v| v as f64 * 3600.0 / window_s);
+    retime_flows(x, &flows, cfg, CycleRule::Webster)
+}
+
+/// Computes timings for `x` from each light's flow, veh/h (`flows[l]` for light `l`), with the
+/// cycle sized by `rule`.
+pub fn retime_flows(
+    x: &Intersection,
+    flows: &[f64; 4],
+    cfg: &WebsterConfig,
+    rule: CycleRule,
+) -> Timing {
     let n = x.phases.len().max(1);
     let ys: Vec<f64> = x
         .phases
@@ -106,19 +128,20 @@ pub fn retime(x: &Intersection, vehicles: &[u64; 4], window_s: f64, cfg: &Webste
                 .iter()
                 .filter_map(|l| {
                     let s = x.saturation(*l)?;
-                    let q = vehicles[l.get()] as f64 * 3600.0 / window_s;
-                    Some(q / s)
+                    Some(flows[l.get()] / s)
                 })
                 .fold(0.0, f64::max)
         })
         .collect();
     let y_total: f64 = ys.iter().sum();
     let lost = cfg.lost_time_per_phase_s * n as f64;
-    let mut cycle = if y_total >= cfg.saturated_y {
-        cfg.max_cycle_s
-    } else {
-        ((1.5 * lost + 5.0) / (1.0 - y_total)).clamp(cfg.min_cycle_s, cfg.max_cycle_s)
-    };
+    let mut cycle = match rule {
+        _ if y_total >= cfg.saturated_y => cfg.max_cycle_s,
+        CycleRule::Webster => (1.5 * lost + 5.0) / (1.0 - y_total),
+        CycleRule::TargetSaturation(x) if y_total < x => lost / (1.0 - y_total / x),
+        CycleRule::TargetSaturation(_) => cfg.max_cycle_s,
+    }
+    .clamp(cfg.min_cycle_s, cfg.max_cycle_s);
     cycle = cycle.max(lost + n as f64 * cfg.min_green_s);
     let greens = split_green(cycle - lost, &ys, cfg.min_green_s);
     let phases = x
@@ -221,6 +244,31 @@ mod tests {
     }
 
     #[test]
+    fn a_target_saturation_sizes_the_cycle_for_it() {
+        // Y = 0.3 as below, L = 8 s: C = 8 / (1 − 0.3 / 0.9) = 12 s → 30 s (clamped); at
+        // Y = 0.6: 8 / (1 − 0.6 / 0.9) = 24 s → 30 s; at Y = 0.8: 8 / (1 − 0.8 / 0.9) = 72 s,
+        // where Webster's gives (12 + 5) / 0.2 = 85 s.
+        let x = crossing([1800.0; 4], &[&[0, 2], &[1, 3]]);
+        let cfg = WebsterConfig::default();
+        let t = retime_flows(
+            &x,
+            &[720.0, 720.0, 0.0, 0.0],
+            &cfg,
+            CycleRule::TargetSaturation(0.9),
+        );
+        assert!((t.cycle_s - 72.0).abs() < 1e-9, "{}", t.cycle_s);
+        let w = retime_flows(&x, &[720.0, 720.0, 0.0, 0.0], &cfg, CycleRule::Webster);
+        assert!((w.cycle_s - 85.0).abs() < 1e-9, "{}", w.cycle_s);
+        let low = retime_flows(
+            &x,
+            &[360.0, 180.0, 0.0, 0.0],
+            &cfg,
+            CycleRule::TargetSaturation(0.9),
+        );
+        assert_eq!(low.cycle_s, 30.0);
+    }
+
+    #[test]
     fn a_hand_worked_two_phase_crossing() {
         // Over 900 s: lights 0,2 count 90 and 45 vehicles, lights 1,3 count 45 and 30.
         // q = 360, 180, 180, 120 veh/h; s = 1800: y1 = 0.2, y2 = 0.1, Y = 0.3, L = 8 s.
@@ -267,11 +315,17 @@ mod tests {
             sat in prop::array::uniform4(600.0f64..2400.0),
             three in any::<bool>(),
             window in 60.0f64..3600.0,
+            target in any::<bool>(),
         ) {
             let phases: &[&[u8]] = if three { &[&[0], &[1, 3], &[2]] } else { &[&[0, 2], &[1, 3]] };
             let x = crossing(sat, phases);
             let cfg = WebsterConfig::default();
-            let t = retime(&x, &v, window, &cfg);
+            let t = if target {
+                let flows = v.map(|n| n as f64 * 3600.0 / window);
+                retime_flows(&x, &flows, &cfg, CycleRule::TargetSaturation(0.9))
+            } else {
+                retime(&x, &v, window, &cfg)
+            };
             let sum: f64 = t.phases.iter().map(|p| p.green_s + cfg.yellow_s).sum();
             prop_assert!((sum - t.cycle_s).abs() < 1e-9, "{} vs {}", sum, t.cycle_s);
             prop_assert!(t.cycle_s >= cfg.min_cycle_s && t.cycle_s <= cfg.max_cycle_s);

@@ -58,13 +58,14 @@ use traffic_core::EngineConfig;
 use traffic_core::alarm::AlarmPolicy;
 use traffic_core::control::{ControlMode, Decision, Proposal, decide};
 use traffic_core::delta::{Delta, DeltaKey};
+use traffic_core::demand::{IntersectionDemand, retime};
 use traffic_core::latency::{RunLatencies, RunSeen, SeenDelta, observe};
 use traffic_core::lineage::{ShardActivity, ShardInfo, global_watermark, idle_shards};
 use traffic_core::merge_run::{Levels, RunInput, bounded_close, run};
 use traffic_core::pane::ShardMeta;
 use traffic_core::rollup::{CompactionCounts, Rollup};
 use traffic_core::time::format_rfc3339_ms;
-use traffic_core::webster::{apply, retime};
+use traffic_core::webster::apply;
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_ports::{
     AlarmPublisher, Clock, LampStore, PortResult, Ports, ProposalUpdate, Registry, ResultEvents,
@@ -237,7 +238,7 @@ pub struct Merge<'a> {
 }
 
 /// What one run did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct MergeReport {
     /// `Some(why)` when another run held the lease and this one did nothing.
     pub skipped: Option<String>,
@@ -284,6 +285,9 @@ pub struct MergeReport {
     pub silence: silence::SilenceReport,
     /// Alarms due published by the sweep (ids).
     pub due_published: Vec<String>,
+    /// The demand estimated for each intersection the retiming weighed (adaptive and manual
+    /// ones), on the control window it read ([`traffic_core::demand`]).
+    pub demand: Vec<IntersectionDemand>,
 }
 
 impl Merge<'_> {
@@ -622,6 +626,7 @@ impl Merge<'_> {
             report.retiming_kept = round.kept;
             report.retiming_steady = round.steady;
             report.retiming_limited = round.limited;
+            report.demand = round.demand;
             retimed_window = Some(*w);
         }
 
@@ -758,7 +763,13 @@ impl Merge<'_> {
                 }
                 _ => {}
             }
-            let timing = retime(x, &t.vehicles, seconds, &self.cfg.webster);
+            let (timing, demand) =
+                retime(x, &t.vehicles, seconds, &self.cfg.webster, &self.cfg.demand);
+            round.demand.push(IntersectionDemand {
+                intersection_id: x.id.clone(),
+                window: window.window,
+                lights: demand,
+            });
             let proposed = apply(&x.phases, &timing);
             match decide(
                 x,
@@ -821,4 +832,5 @@ struct RetimingRound {
     conflicts: usize,
     kept: usize,
     limited: usize,
+    demand: Vec<IntersectionDemand>,
 }

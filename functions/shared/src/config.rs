@@ -10,7 +10,7 @@
 //!
 //! | variable | read by | default | meaning |
 //! |---|---|---|---|
-//! | `TRAFFIC_WINDOWS`, `TRAFFIC_ALLOWED_LATENESS`, `TRAFFIC_MAX_CLOCK_SKEW`, `TRAFFIC_MIN_READING_INTERVAL`, `TRAFFIC_IDLE_TIMEOUT`, `TRAFFIC_SILENCE_AFTER`, `TRAFFIC_MERGE_MAX_PANES`, `TRAFFIC_DIGEST_SIZE`, `TRAFFIC_TOP_K`, `WEBSTER_*` | every function | see `core/src/config.rs` | the engine ([`EngineConfig`]), identical on every function |
+//! | `TRAFFIC_WINDOWS`, `TRAFFIC_ALLOWED_LATENESS`, `TRAFFIC_MAX_CLOCK_SKEW`, `TRAFFIC_MIN_READING_INTERVAL`, `TRAFFIC_IDLE_TIMEOUT`, `TRAFFIC_SILENCE_AFTER`, `TRAFFIC_MERGE_MAX_PANES`, `TRAFFIC_DIGEST_SIZE`, `TRAFFIC_TOP_K`, `WEBSTER_*`, `DEMAND_*` | every function | see `core/src/config.rs` | the engine ([`EngineConfig`]), identical on every function |
 //! | `TRAFFIC_STORE` | every function | `dynamodb` | the adapters; `dynamodb` is the only value (the embedded store is the `traffic` command's, in one process) |
 //! | `STATE_TABLE`, `REGISTRY_TABLE`, `RESULTS_TABLE` | the functions that use them (`docs/aws.md`) | none | the DynamoDB tables |
 //! | `ALARM_TOPIC_ARN` | `fault`, `merge` | none | the SNS topic of lamp and sensor-silent alarms |

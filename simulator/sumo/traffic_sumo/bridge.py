@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 from datetime import datetime, timedelta, timezone
 
-from . import maxpressure, metrics, network
+from . import demand, maxpressure, metrics, network
 
 #: SUMO time 0, as the readings' event time.
 START = datetime(2026, 1, 5, 6, 0, 0, tzinfo=timezone.utc)
@@ -86,6 +86,17 @@ def sumo_binary(name: str) -> str:
 def iso(seconds: float) -> str:
     """The event time of SUMO time `seconds` (whole seconds, UTC)."""
     return (START + timedelta(seconds=int(seconds))).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sumo_time(event_time: str) -> float:
+    """The SUMO time of an event time (the inverse of :func:`iso`)."""
+    at = datetime.strptime(event_time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return (at - START).total_seconds()
+
+
+def window_seconds(window: str) -> tuple[float, float]:
+    """A control window's key (``15m@2026-01-05T06:00:00Z``) as SUMO seconds ``[start, end)``."""
+    return demand.window_bounds(window, 0.0, sumo_time)
 
 
 @dataclass
@@ -391,6 +402,9 @@ class ClosedLoop:
         self.retimings = 0
         self.alarms = 0
         self.windows: set = set()
+        self.arrivals = demand.Arrivals(junctions, {
+            j.tls_id: traci.trafficlight.getControlledLinks(j.tls_id) for j in junctions})
+        self.demand_error = demand.DemandError()
 
     @staticmethod
     def additional(ctx: Context) -> list[str]:
@@ -428,11 +442,14 @@ class ClosedLoop:
                     opts.observer("applied", {"tls": tls, "time": now, "phases": program})
             self.last_phase[tls] = phase
         if int(now) % READING_PERIOD_S == 0:
+            readings = self.readings.read(traci, now)
+            self.arrivals.close_minute(traci, now, readings)
             if opts.silent_after_s is not None and now - opts.begin_s > opts.silent_after_s:
                 return
-            answer = self.system.exchange(iso(now), self.readings.read(traci, now))
+            answer = self.system.exchange(iso(now), readings)
             if "error" in answer:
                 raise RuntimeError(f"traffic sumo: {answer['error']}")
+            self.demand_error.add(self.arrivals, answer.get("demand", []), window_seconds)
             if opts.observer:
                 opts.observer("answer", answer)
             for t in answer.get("timings", []):
@@ -452,7 +469,7 @@ class ClosedLoop:
             raise RuntimeError(f"traffic sumo exited with code {code}")
         _log(f"[{self.opts.control}] {len(self.windows)} control windows gave timings; "
              f"{self.alarms} alarms")
-        return {"retimings": self.retimings}
+        return {"retimings": self.retimings, "demand_error": self.demand_error.summary()}
 
 
 class AdaptiveLoop(ClosedLoop):
