@@ -453,7 +453,11 @@ mod tests {
             batch_size: 3,
             merge_every_ms: 60_000,
             plan: PlanConfig::default(),
-            coordination: CoordinationConfig::default(),
+            // on, so that the tests see it (off by default)
+            coordination: CoordinationConfig {
+                enabled: true,
+                ..CoordinationConfig::default()
+            },
         };
         SumoLoop::new(cfg, &city, opts).unwrap_or_else(|e| panic!("{e}"))
     }

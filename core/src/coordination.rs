@@ -53,7 +53,7 @@ pub struct CoordinationConfig {
 impl Default for CoordinationConfig {
     fn default() -> Self {
         Self {
-            enabled: true,
+            enabled: false,
             max_distance_m: 400.0,
             progression_speed_kmh: 40.0,
         }
@@ -243,6 +243,14 @@ mod tests {
     use crate::plan::PhasePlan;
     use proptest::prelude::*;
 
+    /// The defaults, switched on.
+    fn on() -> CoordinationConfig {
+        CoordinationConfig {
+            enabled: true,
+            ..CoordinationConfig::default()
+        }
+    }
+
     /// Metres per degree of latitude on the sphere of [`Position::distance_m`].
     const M_PER_DEG: f64 = 6_371_008.8 * std::f64::consts::PI / 180.0;
 
@@ -283,7 +291,7 @@ mod tests {
             member(200.0, &[30.0, 22.0], 500.0),
             member(400.0, &[10.0, 10.0], 50.0),
         ];
-        let plans = coordinate(&members, &CoordinationConfig::default());
+        let plans = coordinate(&members, &on());
         // The longest cycle is the middle one's: 30 + 22 + 2 × 4 = 60 s.
         for p in &plans {
             assert!((p.cycle_s - 60.0).abs() < 1e-9, "{p:?}");
@@ -308,7 +316,7 @@ mod tests {
         let members: Vec<Member> = (0..4)
             .map(|k| member(300.0 * k as f64, &[30.0, 22.0], 100.0 - k as f64))
             .collect();
-        let plans = coordinate(&members, &CoordinationConfig::default());
+        let plans = coordinate(&members, &on());
         let offsets: Vec<f64> = plans.iter().map(|p| p.offset_s.unwrap_or(-1.0)).collect();
         for (o, want) in offsets.iter().zip([0.0, 27.0, 54.0, 21.0]) {
             assert!((o - want).abs() < 1e-6, "{offsets:?}");
@@ -321,31 +329,27 @@ mod tests {
             member(0.0, &[20.0, 12.0], 100.0),
             member(600.0, &[30.0, 22.0], 500.0),
         ];
-        let plans = coordinate(&members, &CoordinationConfig::default());
+        let plans = coordinate(&members, &on());
         assert_eq!(plans[0], members[0].plan);
         assert_eq!(plans[1], members[1].plan);
     }
 
     #[test]
-    fn switched_off_it_changes_no_plan() {
+    fn by_default_it_is_off_and_changes_no_plan() {
         let members = [
             member(0.0, &[20.0, 12.0], 100.0),
             member(100.0, &[30.0, 22.0], 500.0),
         ];
-        let off = CoordinationConfig {
-            enabled: false,
-            ..CoordinationConfig::default()
-        };
-        let plans = coordinate(&members, &off);
+        let plans = coordinate(&members, &CoordinationConfig::default());
         assert_eq!(plans, vec![members[0].plan.clone(), members[1].plan.clone()]);
     }
 
     #[test]
     fn the_variables_set_the_config_and_nonsense_is_refused() {
         let c = CoordinationConfig::from_lookup(|k| {
-            (k == "PLAN_COORDINATION").then(|| "off".to_owned())
+            (k == "PLAN_COORDINATION").then(|| "on".to_owned())
         });
-        assert_eq!(c.map(|c| c.enabled), Ok(false));
+        assert_eq!(c.map(|c| c.enabled), Ok(true));
         let c = CoordinationConfig::from_lookup(|k| {
             (k == "PLAN_PROGRESSION_SPEED_KMH").then(|| "30".to_owned())
         });
@@ -393,7 +397,7 @@ mod tests {
         fn groups_share_their_longest_cycle_offsets_lie_in_it_and_loners_are_untouched(
             members in members_strategy(),
         ) {
-            let cfg = CoordinationConfig::default();
+            let cfg = on();
             let plans = coordinate(&members, &cfg);
             prop_assert_eq!(plans.len(), members.len());
             for group in groups(&members, cfg.max_distance_m) {
