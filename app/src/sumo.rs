@@ -52,8 +52,8 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use traffic_core::alarm::AlarmPolicy;
-use traffic_core::pane::Counters;
 use traffic_core::coordination::{CoordinationConfig, Member, coordinate};
+use traffic_core::pane::Counters;
 use traffic_core::plan::{Plan, PlanConfig, plan};
 use traffic_core::reading::Position;
 use traffic_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
@@ -327,7 +327,8 @@ impl SumoLoop {
             {
                 continue;
             }
-            self.answered_from.insert(id.clone(), t.retimed_from.clone());
+            self.answered_from
+                .insert(id.clone(), t.retimed_from.clone());
             self.answered_plan.insert(id, plan.clone());
             out.push(TimingAnswer { timing: t, plan });
         }
@@ -554,7 +555,10 @@ mod tests {
         let a = answer(&mut sys, &tick(2, [[30, 10], [5, 5]], None)).await;
         let plans: Vec<&Plan> = a.timings.iter().map(|t| &t.plan).collect();
         assert_eq!(plans.len(), 2);
-        assert!((plans[0].cycle_s - plans[1].cycle_s).abs() < 1e-9, "{plans:?}");
+        assert!(
+            (plans[0].cycle_s - plans[1].cycle_s).abs() < 1e-9,
+            "{plans:?}"
+        );
         // A0 counted more vehicles: it is the root, B0 one travel time (200 m at 40 km/h) on.
         assert_eq!(plans[0].offset_s, Some(0.0));
         let b = plans[1].offset_s.unwrap_or(-1.0);

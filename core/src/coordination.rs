@@ -73,7 +73,7 @@ impl CoordinationConfig {
                 _ => return Err(format!("PLAN_COORDINATION must be on or off, got {v:?}")),
             };
         }
-        let positive = |name: &str| -> Result<Option<f64>, String> {
+        let num = |name: &str| -> Result<Option<f64>, String> {
             lookup(name)
                 .map(|v| match v.trim().parse::<f64>() {
                     Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
@@ -81,10 +81,10 @@ impl CoordinationConfig {
                 })
                 .transpose()
         };
-        if let Some(x) = positive("PLAN_COORDINATION_DISTANCE_M")? {
+        if let Some(x) = num("PLAN_COORDINATION_DISTANCE_M")? {
             c.max_distance_m = x;
         }
-        if let Some(x) = positive("PLAN_PROGRESSION_SPEED_KMH")? {
+        if let Some(x) = num("PLAN_PROGRESSION_SPEED_KMH")? {
             c.progression_speed_kmh = x;
         }
         Ok(c)
@@ -118,7 +118,7 @@ pub fn coordinate(members: &[Member], cfg: &CoordinationConfig) -> Vec<Plan> {
             .iter()
             .map(|&i| members[i].plan.cycle_s)
             .fold(0.0, f64::max);
-        if !(cycle > 0.0) {
+        if cycle.is_nan() || cycle <= 0.0 {
             continue;
         }
         for (i, travel_s) in progression(members, &group, cfg.max_distance_m, speed_ms) {
@@ -284,7 +284,7 @@ mod tests {
 
     #[test]
     fn a_corridor_shares_the_longest_cycle_and_its_offsets_follow_the_travel_time_from_the_busiest()
-     {
+    {
         // Three signals 200 m apart on a north-south street; the middle one is the busiest.
         let members = [
             member(0.0, &[20.0, 12.0], 100.0),
@@ -341,7 +341,10 @@ mod tests {
             member(100.0, &[30.0, 22.0], 500.0),
         ];
         let plans = coordinate(&members, &CoordinationConfig::default());
-        assert_eq!(plans, vec![members[0].plan.clone(), members[1].plan.clone()]);
+        assert_eq!(
+            plans,
+            vec![members[0].plan.clone(), members[1].plan.clone()]
+        );
     }
 
     #[test]
