@@ -18,7 +18,7 @@
 //! {"now":"2026-01-05T06:20:00Z","merged":true,
 //!  "timings":[{"intersection_id":"A0","retimed_from":"15m@2026-01-05T06:00:00Z","cycle_s":36.0,
 //!              "phases":[{"lights":[0,2],"green_s":13.5,"red_s":22.5}, ...],
-//!              "plan":{"cycle_s":36.0,"offset_s":null,
+//!              "plan":{"cycle_s":36.0,"offset_s":null,"coordinated_phase":null,
 //!                      "phases":[{"min_green_s":6.75,"green_s":13.5,"max_green_s":40.5}, ...]}}],
 //!  "alarms":[{"intersection_id":"A0","light":1,"lamp":"green","ts":"2026-01-05T06:07:00Z"}],
 //!  "demand":[{"intersection_id":"A0","window":"15m@2026-01-05T06:00:00Z",
@@ -27,11 +27,15 @@
 //! ```
 //!
 //! `timings` holds the intersections whose timings the merge changed since the previous answer
-//! (as the registry has them), each with its `plan` for an actuated controller
-//! ([`traffic_core::plan`]: per phase the minimum green, the fixed-time green, the maximum
-//! green, in the phases' order; the cycle of the fixed-time greens; no offset yet), drawn with
-//! the `PLAN_*` variables (`PLAN_MIN_GREEN_S`, default 5; `PLAN_MIN_GREEN_FACTOR`, default 0.5;
-//! `PLAN_MAX_GREEN_FACTOR`, default 3);
+//! (as the registry has them), or whose plan changed with them, each with its `plan` for an
+//! actuated controller ([`traffic_core::plan`]: per phase the minimum green, the fixed-time
+//! green, the maximum green, in the phases' order; the cycle of the fixed-time greens), drawn
+//! with the `PLAN_*` variables (`PLAN_MIN_GREEN_S`, default 5; `PLAN_MIN_GREEN_FACTOR`, default
+//! 0.5; `PLAN_MAX_GREEN_FACTOR`, default 3) and then coordinated
+//! ([`traffic_core::coordination::coordinate`], one call over every intersection's plan,
+//! position and the vehicles counted since timings last changed: neighbours share a cycle and
+//! get an offset and a coordinated phase; `PLAN_COORDINATION`, `PLAN_COORDINATION_DISTANCE_M`,
+//! `PLAN_PROGRESSION_SPEED_KMH`);
 //! `alarms` the alarms raised since then; `demand` each intersection's estimated demand on the
 //! control window the merge closed at this tick ([`traffic_core::demand`]: what the SUMO bridge
 //! compares with the vehicles that truly arrived); the counters are totals.
@@ -52,9 +56,11 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use traffic_core::alarm::AlarmPolicy;
+use traffic_core::coordination::{CoordinationConfig, Member, coordinate};
 use traffic_core::demand::IntersectionDemand;
 use traffic_core::pane::Counters;
 use traffic_core::plan::{Plan, PlanConfig, plan};
+use traffic_core::reading::Position;
 use traffic_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use traffic_core::{City, EngineConfig};
 use traffic_embedded::EmbeddedStore;
@@ -73,6 +79,9 @@ pub struct SumoOptions {
     pub alarms: AlarmPolicy,
     /// How the answer's plans are drawn from the timings (`PLAN_*`).
     pub plan: PlanConfig,
+    /// How neighbouring intersections' plans are coordinated (`PLAN_COORDINATION*`,
+    /// `PLAN_PROGRESSION_SPEED_KMH`).
+    pub coordination: CoordinationConfig,
 }
 
 /// One intersection's changed timings in an answer: the timings the merge wrote and the plan
@@ -92,6 +101,15 @@ struct Tick<'a> {
     now: String,
     #[serde(borrow, default)]
     readings: Vec<&'a RawValue>,
+}
+
+/// What coordination needs of a reading (a reading that is not one counts nothing here, and
+/// `ingest` rejects it).
+#[derive(Deserialize)]
+struct Counted {
+    intersection_id: String,
+    #[serde(default)]
+    vehicles: f64,
 }
 
 /// One new alarm in an answer.
@@ -159,6 +177,9 @@ pub struct SumoLoop {
     opts: SumoOptions,
     next_merge_ms: Option<i64>,
     answered_from: HashMap<String, String>,
+    answered_plan: HashMap<String, Plan>,
+    /// Vehicles counted per intersection since timings last changed (coordination's flow).
+    counted: HashMap<String, f64>,
     alarms_seen: usize,
     readings: u64,
     _dir: tempfile::TempDir,
@@ -197,6 +218,8 @@ impl SumoLoop {
             opts: SumoOptions { shards, ..opts },
             next_merge_ms: None,
             answered_from: HashMap::new(),
+            answered_plan: HashMap::new(),
+            counted: HashMap::new(),
             alarms_seen: 0,
             readings: 0,
             _dir: dir,
@@ -231,6 +254,9 @@ impl SumoLoop {
     ) -> anyhow::Result<Answer> {
         self.clock.set(now_ms);
         for data in readings {
+            if let Ok(r) = serde_json::from_slice::<Counted>(data) {
+                *self.counted.entry(r.intersection_id).or_default() += r.vehicles;
+            }
             self.source
                 .put(partition_key_of(data), data.to_vec(), now_ms);
             self.readings += 1;
@@ -263,27 +289,59 @@ impl SumoLoop {
         Ok(answer)
     }
 
+    /// The intersections whose timings changed since the previous answer, or whose plan did
+    /// (coordination ties a group's plans together: one member's new timings can move the
+    /// others' cycle and offsets). Plans are drawn and coordinated only when some timing
+    /// changed, so that counts alone never move an offset.
     async fn changed_timings(&mut self) -> anyhow::Result<Vec<TimingAnswer>> {
         let yellow = self.functions.cfg.webster.yellow_s;
+        let mut rows: Vec<_> = self
+            .functions
+            .ports
+            .registry
+            .intersections()
+            .await?
+            .into_iter()
+            .filter_map(|x| TimingOut::of(&x, yellow).map(|t| (x, t)))
+            .collect();
+        if rows
+            .iter()
+            .all(|(_, t)| self.answered_from.get(&t.intersection_id) == Some(&t.retimed_from))
+        {
+            return Ok(Vec::new());
+        }
+        rows.sort_by(|a, b| a.1.intersection_id.cmp(&b.1.intersection_id));
+        let members: Vec<Member> = rows
+            .iter()
+            .map(|(x, t)| Member {
+                position: Position {
+                    lat: x.lat,
+                    lon: x.lon,
+                },
+                plan: plan(
+                    &x.phases,
+                    yellow,
+                    x.control.limits.as_ref(),
+                    &self.opts.plan,
+                ),
+                vehicles: self.counted.get(&t.intersection_id).copied().unwrap_or(0.0),
+            })
+            .collect();
+        self.counted.clear();
+        let plans = coordinate(&members, &self.opts.coordination);
         let mut out = Vec::new();
-        for x in self.functions.ports.registry.intersections().await? {
-            let Some(t) = TimingOut::of(&x, yellow) else {
-                continue;
-            };
-            if self.answered_from.get(&t.intersection_id) == Some(&t.retimed_from) {
+        for ((_, t), plan) in rows.into_iter().zip(plans) {
+            let id = t.intersection_id.clone();
+            if self.answered_from.get(&id) == Some(&t.retimed_from)
+                && self.answered_plan.get(&id) == Some(&plan)
+            {
                 continue;
             }
             self.answered_from
-                .insert(t.intersection_id.clone(), t.retimed_from.clone());
-            let plan = plan(
-                &x.phases,
-                yellow,
-                x.control.limits.as_ref(),
-                &self.opts.plan,
-            );
+                .insert(id.clone(), t.retimed_from.clone());
+            self.answered_plan.insert(id, plan.clone());
             out.push(TimingAnswer { timing: t, plan });
         }
-        out.sort_by(|a, b| a.timing.intersection_id.cmp(&b.timing.intersection_id));
         Ok(out)
     }
 
@@ -386,7 +444,12 @@ mod tests {
 
     /// As [`system`], handling alarms by `alarms`.
     fn system_with(alarms: AlarmPolicy) -> SumoLoop {
-        let city = City::parse(CITY).unwrap_or_else(|e| panic!("{e}"));
+        system_of(CITY, alarms)
+    }
+
+    /// As [`system`], on the city `city`.
+    fn system_of(city: &str, alarms: AlarmPolicy) -> SumoLoop {
+        let city = City::parse(city).unwrap_or_else(|e| panic!("{e}"));
         let lengths: Vec<WindowLength> = ["1m", "5m"]
             .iter()
             .map(|s| s.parse().unwrap_or_else(|e| panic!("{e:?}")))
@@ -401,6 +464,11 @@ mod tests {
             batch_size: 3,
             merge_every_ms: 60_000,
             plan: PlanConfig::default(),
+            // on, so that the tests see it (off by default)
+            coordination: CoordinationConfig {
+                enabled: true,
+                ..CoordinationConfig::default()
+            },
         };
         SumoLoop::new(cfg, &city, opts).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -500,6 +568,31 @@ mod tests {
         assert_eq!(a0.lights[0].demand_veh_h, 1800.0);
         assert_eq!(a0.lights[1].demand_veh_h, a0.lights[1].served_veh_h);
         assert!(first.demand.is_empty());
+    }
+
+    #[tokio::test]
+    async fn neighbours_plans_come_back_on_one_cycle_with_offsets_and_loners_without() {
+        // B0 moved to 200 m north of A0: neighbours under the default 400 m.
+        let near = CITY.replace(r#""lat":41.86,"lon":12.61"#, r#""lat":41.8518,"lon":12.60"#);
+        let mut sys = system_of(&near, AlarmPolicy::default());
+        answer(&mut sys, &tick(1, [[30, 10], [5, 5]], None)).await;
+        let a = answer(&mut sys, &tick(2, [[30, 10], [5, 5]], None)).await;
+        let plans: Vec<&Plan> = a.timings.iter().map(|t| &t.plan).collect();
+        assert_eq!(plans.len(), 2);
+        assert!(
+            (plans[0].cycle_s - plans[1].cycle_s).abs() < 1e-9,
+            "{plans:?}"
+        );
+        // A0 counted more vehicles: it is the root, B0 one travel time (200 m at 40 km/h) on.
+        assert_eq!(plans[0].offset_s, Some(0.0));
+        let b = plans[1].offset_s.unwrap_or(-1.0);
+        assert!((b - 18.0).abs() < 0.1, "{b}");
+        assert_eq!(plans[0].coordinated_phase, Some(0));
+        // Far apart (the shared city: 1.4 km), no offsets.
+        let mut sys = system();
+        answer(&mut sys, &tick(1, [[30, 10], [5, 5]], None)).await;
+        let a = answer(&mut sys, &tick(2, [[30, 10], [5, 5]], None)).await;
+        assert!(a.timings.iter().all(|t| t.plan.offset_s.is_none()));
     }
 
     #[tokio::test]

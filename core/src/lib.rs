@@ -23,6 +23,7 @@
 //! - [`control`]: control modes (adaptive, fixed, manual) and what a retiming does under each;
 //! - [`safe_timing`]: an intersection's limits (minimum greens, maximum cycle and change) on a retiming;
 //! - [`plan`]: plans for actuated controllers (minimum, fixed-time and maximum greens) from the timings;
+//! - [`coordination`]: neighbouring intersections' plans on one cycle, with offsets along the busiest direction;
 //! - [`lamps`]: lamp state transitions and alarms;
 //! - [`alarm`]: how raised alarms are handled (their retention once closed);
 //! - [`silence`]: detector health, which lights fell silent (sensor-silent alarms);
@@ -33,6 +34,7 @@ pub mod alarm;
 pub mod city;
 pub mod config;
 pub mod control;
+pub mod coordination;
 pub mod delta;
 pub mod demand;
 pub mod digest;

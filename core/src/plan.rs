@@ -3,8 +3,9 @@
 //!
 //! A plan gives, per phase, a minimum green, the green a fixed-time controller runs (Webster's,
 //! as the merge wrote it) and a maximum green; and the cycle (greens + yellows, what a
-//! fixed-time controller runs) and an offset where the intersection is coordinated (none yet:
-//! every plan has `offset_s: None`).
+//! fixed-time controller runs) and, where the intersection is coordinated with its neighbours
+//! ([`crate::coordination`]), the offset and the coordinated phase (`None` from [`plan`]: an
+//! intersection alone is not coordinated).
 //!
 //! From Webster's displayed green `G` of a phase and the intersection's limits:
 //!
@@ -98,8 +99,15 @@ pub struct PhasePlan {
 pub struct Plan {
     /// Cycle of the fixed-time greens: every phase's green + yellow, s.
     pub cycle_s: f64,
-    /// Start of the cycle against the coordinated group's, s; `None`: not coordinated.
+    /// Where the intersection is coordinated ([`crate::coordination`]): when its coordinated
+    /// phase's green starts, s in `[0, cycle_s)`: it starts at every instant `t` (seconds
+    /// since the Unix epoch, UTC) with `(t - offset_s) mod cycle_s = 0`. `None`: not
+    /// coordinated.
     pub offset_s: Option<f64>,
+    /// The phase (index in `phases`) whose green starts at the offset, the one along the
+    /// group's busiest direction; `None` when not coordinated.
+    #[serde(default)]
+    pub coordinated_phase: Option<usize>,
     /// Per phase, in the intersection's phase order.
     pub phases: Vec<PhasePlan>,
 }
@@ -135,6 +143,7 @@ pub fn plan(
     Plan {
         cycle_s: phases.iter().map(|p| p.green_s + yellow_s).sum(),
         offset_s: None,
+        coordinated_phase: None,
         phases,
     }
 }

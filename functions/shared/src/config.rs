@@ -36,6 +36,7 @@
 //! | `TRAFFIC_LISTEN` | `traffic local` (`--listen`) | `127.0.0.1:8080` | the address of the API and the dashboard |
 //! | `TRAFFIC_MERGE_EVERY` | `traffic sumo` (`--merge-every`) | `5m` | simulated time between merge runs |
 //! | `PLAN_MIN_GREEN_S`, `PLAN_MIN_GREEN_FACTOR`, `PLAN_MAX_GREEN_FACTOR` | `traffic sumo` | `5`, `0.5`, `3` | the plans its answers carry for actuated controllers (`traffic_core::plan`): per phase the minimum green is the larger of the factor × Webster's green and the seconds (and of the phase's minimum-green limit), the maximum green the factor (at least 1) × Webster's green |
+//! | `PLAN_COORDINATION`, `PLAN_COORDINATION_DISTANCE_M`, `PLAN_PROGRESSION_SPEED_KMH` | `traffic sumo` | `off`, `400`, `40` | whether its plans are coordinated (`traffic_core::coordination`: intersections closer than the distance, in metres, share their longest cycle, and each one's busiest phase starts one travel time at the speed, in km/h, after its neighbour's, from the member with most counted vehicles outward); off because it measured worse on every network tried (`simulator/sumo/README.md`) |
 //!
 //! Region, credentials and endpoint come the AWS SDK's standard way (`AWS_REGION`,
 //! `AWS_ENDPOINT_URL`, ...); a region must be configured (`traffic_aws::region`).

@@ -35,3 +35,16 @@ def test_actuated_keeps_the_networks_bounds_and_fills_missing_ones_around_the_fi
     assert bridge.actuated_bounds(42, -1, -1) == (5, 50)
     assert bridge.actuated_bounds(60, None, None) == (5, 60)
     assert bridge.actuated_bounds(3, None, None) == (3, 50)
+
+
+def test_a_paired_comparison_passes_the_callers_engine_variables_and_the_rows_do_not(
+        monkeypatch):
+    from traffic_sumo import compare
+
+    monkeypatch.setenv("WEBSTER_MIN_CYCLE_S", "20")
+    monkeypatch.setenv("PLAN_COORDINATION", "off")
+    paired = compare.child_env({}, keep_caller=True)
+    assert paired["WEBSTER_MIN_CYCLE_S"] == "20" and paired["PLAN_COORDINATION"] == "off"
+    row = compare.child_env({"TRAFFIC_WINDOWS": "5m"}, keep_caller=False)
+    assert "WEBSTER_MIN_CYCLE_S" not in row and row["TRAFFIC_WINDOWS"] == "5m"
+    assert row["PLAN_COORDINATION"] == "off"

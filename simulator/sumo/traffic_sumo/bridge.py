@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 from datetime import datetime, timedelta, timezone
 
-from . import demand, maxpressure, metrics, network
+from . import coordination, demand, maxpressure, metrics, network
 
 #: SUMO time 0, as the readings' event time.
 START = datetime(2026, 1, 5, 6, 0, 0, tzinfo=timezone.utc)
@@ -296,6 +296,9 @@ class PlanBounds:
 
     program_id: str
     bounds: dict[int, tuple[float, float, float]]
+    #: The plan as answered (its cycle, offset and coordinated phase), and its junction.
+    plan: dict = field(default_factory=dict)
+    junction: network.Junction | None = None
 
 
 def _plan_of(j: network.Junction, answer: dict) -> PlanBounds:
@@ -310,7 +313,7 @@ def _plan_of(j: network.Junction, answer: dict) -> PlanBounds:
             hi = max(lo, float(round(phases[k]["max_green_s"])))
             d = min(hi, max(lo, float(round(phases[k]["green_s"]))))
             bounds[p_index] = (lo, d, hi)
-    return PlanBounds(j.program_id, bounds)
+    return PlanBounds(j.program_id, bounds, answer["plan"], j)
 
 
 def _program(traci, tls: str):
@@ -474,10 +477,12 @@ class ClosedLoop:
 
 class AdaptiveLoop(ClosedLoop):
     """The ``adaptive`` control: the closed loop's plans as the bounds of SUMO's actuated
-    programs (those of ``actuated``), from each junction's next cycle."""
+    programs (those of ``actuated``), from each junction's next cycle; a plan with an offset
+    holds its program to the group's cycle (:mod:`traffic_sumo.coordination`)."""
 
     def __init__(self, traci, ctx: Context, now: float):
         super().__init__(traci, ctx, now)
+        self.holder = coordination.Holder(START.timestamp())
         self.last_index = {}
         for j in ctx.junctions:
             lg = _program(traci, j.tls_id)
@@ -497,7 +502,21 @@ class AdaptiveLoop(ClosedLoop):
         return _plan_of(j, answer)
 
     def apply(self, traci, tls: str, pending) -> list:
-        return _apply_plan(traci, tls, pending)
+        program = _apply_plan(traci, tls, pending)
+        if pending.junction is not None:
+            self.holder.set(tls, coordination.schedule_of(pending.junction, pending.plan,
+                                                          program))
+        return program
+
+    def step(self, traci, now: float) -> None:
+        super().step(traci, now)
+        self.holder.step(traci, now)
+
+    def close(self) -> dict:
+        out = super().close()
+        _log(f"[{self.opts.control}] {len(self.holder.schedules)} junctions coordinated; "
+             f"{self.holder.forced} force-offs")
+        return out
 
 
 class _MaxPressure(maxpressure.MaxPressure):

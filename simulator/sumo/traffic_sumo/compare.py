@@ -61,13 +61,24 @@ def run_one(net: str, routes: str, control: str, seed: int, traffic: str,
     return _child(argv, env)
 
 
-def _child(argv: list[str], env: dict[str, str]) -> dict:
-    """A ``traffic_sumo run`` in a child process under `env` only; its last stdout line."""
-    # The rows' settings only: the caller's own engine variables are left out.
+#: The engine's variables a single-seed table's rows set themselves.
+ROW_VARIABLES = ("WEBSTER_", "TRAFFIC_WINDOWS", "TRAFFIC_ALLOWED_LATENESS", "TRAFFIC_MERGE_EVERY")
+
+
+def child_env(env: dict[str, str], keep_caller: bool) -> dict[str, str]:
+    """The environment of a child run: the caller's, with `env` over it. The single-seed
+    table's rows (``keep_caller`` false) leave out the caller's own engine variables
+    (:data:`ROW_VARIABLES`), so that each row is its own setting; a paired comparison keeps
+    every variable the caller set (``PLAN_*``, ``WEBSTER_*``, ``TRAFFIC_*``): the way to
+    measure a setting on all its controls."""
     base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("WEBSTER_", "TRAFFIC_WINDOWS", "TRAFFIC_ALLOWED_LATENESS",
-                                 "TRAFFIC_MERGE_EVERY"))}
-    out = subprocess.run(argv, env={**base, **env}, check=True, text=True,
+            if keep_caller or not k.startswith(ROW_VARIABLES)}
+    return {**base, **env}
+
+
+def _child(argv: list[str], env: dict[str, str], keep_caller: bool = False) -> dict:
+    """A ``traffic_sumo run`` in a child process (:func:`child_env`); its last stdout line."""
+    out = subprocess.run(argv, env=child_env(env, keep_caller), check=True, text=True,
                          stdout=subprocess.PIPE)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -130,7 +141,7 @@ def run_paired(target: list[str], controls: list[str], seeds: list[int], traffic
             print(f"compare: {c}, seed {seed}", file=sys.stderr, flush=True)
             argv = [sys.executable, "-m", "traffic_sumo", "run", *target, "--control", c,
                     "--seed", str(seed), "--traffic", traffic]
-            out[c].append(_child(argv, {}))
+            out[c].append(_child(argv, {}, keep_caller=True))
     return out
 
 
