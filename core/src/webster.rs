@@ -15,6 +15,17 @@
 //!
 //! When `C − L` cannot give every phase its minimum green, the cycle is lengthened to
 //! `L + phases · min_green` (possible only with many phases).
+//!
+//! **Blind phases.** The counts are what the readings say: a light whose detector sent
+//! nothing counts 0, like a light without traffic. A phase's flow ratio is its busiest
+//! light's, so one heard light carries its phase; but a phase none of whose lights was heard
+//! ([`crate::control::blind_phases`]) would get the minimum green for a silence. So
+//! [`retime_heard`] counts a blind phase as loaded as the busiest heard phase: its `y_i` is
+//! the largest heard `y_i`, and the cycle is the one the intersection needs were it that
+//! loaded. It is never cut for a silence (its green is the longest of the intersection's),
+//! at the price of a little green for the heard phases when it is in fact lighter. (An
+//! intersection whose phases are all blind is not retimed at all: the merge leaves it as it
+//! is.)
 
 use crate::city::{Intersection, Phase};
 use crate::ids::LightIndex;
@@ -95,10 +106,22 @@ pub struct Timing {
 }
 
 /// Computes Webster timings for `x` from the vehicles each light counted over `window_s`
-/// seconds (`vehicles[l]` for light `l`).
+/// seconds (`vehicles[l]` for light `l`), every phase heard.
 pub fn retime(x: &Intersection, vehicles: &[u64; 4], window_s: f64, cfg: &WebsterConfig) -> Timing {
+    retime_heard(x, vehicles, window_s, cfg, &[])
+}
+
+/// [`retime`], with the phases `blind` (indices: none of their lights heard) counted as loaded
+/// as the busiest heard phase (the module's "Blind phases").
+pub fn retime_heard(
+    x: &Intersection,
+    vehicles: &[u64; 4],
+    window_s: f64,
+    cfg: &WebsterConfig,
+    blind: &[usize],
+) -> Timing {
     let n = x.phases.len().max(1);
-    let ys: Vec<f64> = x
+    let mut ys: Vec<f64> = x
         .phases
         .iter()
         .map(|p| {
@@ -112,6 +135,17 @@ pub fn retime(x: &Intersection, vehicles: &[u64; 4], window_s: f64, cfg: &Webste
                 .fold(0.0, f64::max)
         })
         .collect();
+    let busiest_heard = ys
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !blind.contains(i))
+        .map(|(_, y)| *y)
+        .fold(0.0, f64::max);
+    for &i in blind {
+        if let Some(y) = ys.get_mut(i) {
+            *y = busiest_heard;
+        }
+    }
     let y_total: f64 = ys.iter().sum();
     let lost = cfg.lost_time_per_phase_s * n as f64;
     let mut cycle = if y_total >= cfg.saturated_y {
@@ -312,6 +346,63 @@ mod tests {
             prop_assert!(t.cycle_s.is_finite());
             for p in &t.phases {
                 prop_assert!(p.green_s.is_finite() && p.red_s.is_finite(), "{:?}", t);
+            }
+        }
+    }
+
+    #[test]
+    fn a_blind_phase_counts_as_busy_as_the_busiest_heard_phase() {
+        // Lights 0 and 2 dead: Webster alone cuts their phase to the minimum green.
+        let x = crossing([1800.0; 4], &[&[0, 2], &[1, 3]]);
+        let cfg = WebsterConfig::default();
+        let cut = retime(&x, &[0, 90, 0, 60], 900.0, &cfg);
+        assert!(
+            (cut.phases[0].green_s - cfg.min_green_s).abs() < 1e-9,
+            "{cut:?}"
+        );
+        let t = retime_heard(&x, &[0, 90, 0, 60], 900.0, &cfg, &[0]);
+        assert!(
+            (t.phases[0].green_s - t.phases[1].green_s).abs() < 1e-9,
+            "{t:?}"
+        );
+        assert!((t.flow_ratio - 0.4).abs() < 1e-12, "{t:?}");
+        // Nothing blind: Webster's own.
+        assert_eq!(
+            retime_heard(&x, &[50, 90, 10, 60], 900.0, &cfg, &[]),
+            retime(&x, &[50, 90, 10, 60], 900.0, &cfg)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn a_blind_phase_gets_the_longest_green_whatever_its_dead_lights_counted_and_the_cycle_holds(
+            v in prop::array::uniform4(0u64..2000),
+            sat in prop::array::uniform4(600.0f64..2400.0),
+            three in any::<bool>(),
+            blind_mask in 0u8..8,
+            window in 60.0f64..3600.0,
+        ) {
+            let phases: &[&[u8]] = if three { &[&[0], &[1, 3], &[2]] } else { &[&[0, 2], &[1, 3]] };
+            let x = crossing(sat, phases);
+            let blind: Vec<usize> = (0..x.phases.len()).filter(|i| blind_mask & (1 << i) != 0).collect();
+            let cfg = WebsterConfig::default();
+            // What the dead lights counted does not matter: they sent nothing.
+            let mut dead = v;
+            for &i in &blind {
+                for l in &x.phases[i].lights {
+                    dead[l.get()] = 0;
+                }
+            }
+            let t = retime_heard(&x, &v, window, &cfg, &blind);
+            prop_assert_eq!(&t, &retime_heard(&x, &dead, window, &cfg, &blind));
+            let longest = t.phases.iter().map(|p| p.green_s).fold(0.0, f64::max);
+            for &i in &blind {
+                prop_assert!(t.phases[i].green_s >= longest - 1e-9, "phase {}: {:?}", i, t);
+            }
+            let sum: f64 = t.phases.iter().map(|p| p.green_s + cfg.yellow_s).sum();
+            prop_assert!((sum - t.cycle_s).abs() < 1e-9);
+            for p in &t.phases {
+                prop_assert!(p.green_s >= cfg.min_green_s - 1e-9);
             }
         }
     }
