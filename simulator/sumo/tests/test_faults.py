@@ -38,6 +38,10 @@ def test_the_command_line_takes_the_faults_and_refuses_bad_ones(capsys):
         with pytest.raises(SystemExit):
             cli.main(["run", "--net", "n", "--routes", "r", "--control", "adaptive", *argv])
         assert argv[0] in capsys.readouterr().err
+    # The single-seed table of a scenario runs no faults: refused rather than dropped.
+    with pytest.raises(SystemExit):
+        cli.main(["compare", "--name", "shipped", "--outage", "25m+1h"])
+    assert "paired comparison" in capsys.readouterr().err
 
 
 def test_a_silent_detectors_readings_never_reach_the_system(crossing, tmp_path, loop_env):

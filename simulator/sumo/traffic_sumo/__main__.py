@@ -175,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         print(compare.paired_table(summary))
         print(json.dumps(summary), flush=True)
     else:
+        if a.silent_detectors or a.outage or a.reference != compare.REFERENCE:
+            p.error("--silent-detectors, --outage and --reference go with the paired comparison"
+                    " (give --seeds or --controls)")
         net, routes = scenario.generate(a.name, a.out)
         rows = compare.run_all(net, routes, a.seed, os.environ.get("TRAFFIC_BIN", "traffic"))
         print(compare.table(a.name, rows))
