@@ -6,6 +6,7 @@
 #   ./scripts/sumo.sh --net N.net.xml --routes R.rou.xml \
 #                     --control fixed|webster|actuated|adaptive|max-pressure|sumo-webster \
 #                     [--duration 2h] [--seed S] [--lamp-failures P]
+#                     [--silent-detectors FRACTION] [--outage START+DURATION]
 #   ./scripts/sumo.sh --resco NAME --control fixed|actuated|adaptive|webster|max-pressure [--seed S]
 #       one run (--resco: a RESCO network with its routes, begin and end, from the pinned
 #       sumo-rl wheel, downloaded into target/resco/ on first use); progress on stderr, and as
@@ -17,8 +18,13 @@
 #   ./scripts/sumo.sh compare [--name shipped|grid-2770|grid-4800] [--out DIR]
 #       generates the scenario and runs every control on it: a Markdown table on stdout
 #   ./scripts/sumo.sh compare (--resco NAME | --name NAME) [--seeds 5] [--controls A,B,...]
+#                     [--reference CONTROL] [--silent-detectors FRACTION] [--outage START+DURATION]
 #       paired seeds 1..N per control: a Markdown table of each control's delay and its
-#       difference from actuated (mean, 95 % interval), then one JSON line
+#       difference from actuated (or --reference) (mean, 95 % interval), then one JSON line
+#   Faults of the closed loop's inputs (simulator/sumo/traffic_sumo/faults.py): that share of
+#   the lights' detectors never reports to the system (chosen by the seed); the system is
+#   unreachable from START to START+DURATION after the begin (like 20m+1h: no ticks, the
+#   controller keeps the last plan). The result's "faults" names them.
 #
 # The closed loop (`webster`, `adaptive`) runs `traffic sumo`: TRAFFIC_BIN names the binary to use instead
 # of building one (`cargo build --bin traffic`, the dev profile); the engine's variables

@@ -1,7 +1,7 @@
 //! Detector health and recoveries, through the handlers on the embedded store: a light that
 //! falls silent alarms once (one SNS message, one open alarm, across merge runs and a retried
 //! publish) and clears when it reports; an intersection or the whole city is one alarm; a lamp
-//! back to ok resolves its alarm.
+//! back to ok resolves its alarm; a phase whose lights all fell silent keeps its green.
 
 mod support;
 
@@ -19,8 +19,8 @@ use traffic_core::sequence::SequenceNumber;
 use traffic_embedded::EmbeddedStore;
 use traffic_functions::directory::Directory;
 use traffic_ports::{
-    AlarmQuery, AlarmRecord, Clock, LampStore, ManualClock, NoUsage, PortResult, SourceRecord,
-    StreamShards,
+    AlarmQuery, AlarmRecord, Clock, LampStore, ManualClock, NoUsage, PortResult, Registry,
+    SourceRecord, StreamShards,
 };
 
 const SHARD: &str = "shardId-000000000000";
@@ -153,6 +153,15 @@ impl Fixture {
         .run(Closing::Watermark)
         .await
         .unwrap_or_else(|e| panic!("merge: {e}"))
+    }
+
+    async fn intersection(&self, id: &str) -> traffic_core::Intersection {
+        let id = traffic_core::IntersectionId::parse(id).unwrap_or_else(|e| panic!("{e:?}"));
+        self.store
+            .intersection(&id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no {id}"))
     }
 
     fn published(&self) -> usize {
@@ -340,4 +349,38 @@ async fn a_lamp_that_reports_ok_again_resolves_its_alarm() {
     assert_eq!(log[0].closed_why.as_deref(), Some("lamp reported ok"));
     assert_eq!(log[0].repaired_at.as_deref(), Some("2026-01-05T08:03:00Z"));
     assert_eq!(f.published(), 1);
+}
+
+#[tokio::test]
+async fn a_phase_whose_lights_all_fell_silent_keeps_its_green_and_a_wholly_blind_intersection_its_timings()
+ {
+    let f = Fixture::new(0).await;
+    let now = f.clock.now_ms();
+    f.deliver(readings(&lights_but(&[]), 0, 20, "ok", now))
+        .await;
+    let first = f.merge(None).await;
+    assert_eq!((first.retimed, first.retiming_blind), (3, 0), "{first:?}");
+    let before = [
+        f.intersection("I-0002").await,
+        f.intersection("I-0003").await,
+    ];
+    // From 08:20 I-0002's lights 0 and 2 (one phase) and all of I-0003's are dead; the same
+    // traffic everywhere. Counted as zero, I-0002's phase would lose two thirds of its flow
+    // over the window 08:15-08:30 and Webster its green; counted as busy as the other phase,
+    // nothing moves. I-0003 has readings in the window (08:15-08:20) but no phase heard.
+    let mut silent = vec![("I-0002", 0), ("I-0002", 2)];
+    silent.extend((0..4).map(|l| ("I-0003", l)));
+    f.deliver(readings(&lights_but(&silent), 20, 40, "ok", now))
+        .await;
+    let r = f.merge(None).await;
+    assert_eq!(
+        (r.retimed, r.retiming_steady, r.retiming_blind),
+        (0, 2, 1),
+        "{r:?}"
+    );
+    for (x, was) in ["I-0002", "I-0003"].into_iter().zip(before) {
+        let now = f.intersection(x).await;
+        assert_eq!(now.phases, was.phases, "{x}");
+        assert_eq!(now.retimed_from, was.retimed_from, "{x}");
+    }
 }

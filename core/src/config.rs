@@ -8,7 +8,7 @@
 //! | `TRAFFIC_MAX_CLOCK_SKEW` | `5m` | a reading stamped more than this after its arrival in the stream is rejected as `future` |
 //! | `TRAFFIC_MIN_READING_INTERVAL` | `5s` | a light's readings closer together than this are rejected as too frequent |
 //! | `TRAFFIC_IDLE_TIMEOUT` | `5m` | a shard current with its stream that has accepted no reading this long stops holding the watermark |
-//! | `TRAFFIC_SILENCE_AFTER` | `5m` | a light that sends no reading this long (event time, judged by the merge at the closed mark) raises a `sensor_silent` alarm; `0` turns the judgment off; at most the shortest window (the default is capped at it) |
+//! | `TRAFFIC_SILENCE_AFTER` | `5m` | a light that sends no reading this long (event time, judged by the merge at the closed mark) raises a `sensor_silent` alarm (and Webster counts a phase none of whose lights is heard as loaded as the busiest heard one); `0` turns the judgment off; at most the shortest window (the default is capped at it) |
 //! | `TRAFFIC_MERGE_MAX_PANES` | `16` | most panes (with readings) one merge run compacts; a merge behind by more (after a stall) catches up over several runs |
 //! | `TRAFFIC_DIGEST_SIZE` | `200` ([`DEFAULT_DIGEST_SIZE`](crate::digest::DEFAULT_DIGEST_SIZE)) | t-digest compression |
 //! | `TRAFFIC_TOP_K` | `10` | length of the speed ranking |

@@ -8,6 +8,16 @@
 //! - `manual`: the operator's plan is kept; the proposal is recorded beside it, with the
 //!   inputs it was computed from ([`Proposal`]), for the operator to compare.
 //!
+//! **Silent detectors.** A dead detector sends nothing, and Webster would count its light no
+//! vehicles: a phase whose lights all sent nothing would fall to the minimum green for a
+//! silence, not for a lack of traffic. A phase none of whose lights was heard by detector
+//! health ([`crate::silence`]: a reading in the last `TRAFFIC_SILENCE_AFTER` before the closed
+//! mark) is *blind* ([`blind_phases`]); Webster counts a blind phase as loaded as the busiest
+//! heard phase ([`crate::webster::retime_heard`]), so no phase loses green for a silence, and
+//! an intersection whose phases are all blind is not retimed, like one without readings. A
+//! phase with one of its lights heard is retimed as always: its flow ratio is the largest of
+//! its lights', so the heard light carries it.
+//!
 //! An intersection in `adaptive` mode without limits stores no `control` member at all, so the
 //! JSON of an intersection from before control modes reads and writes back unchanged, and its
 //! retiming is exactly Webster's.
@@ -135,6 +145,17 @@ impl Proposal {
             phases,
         }
     }
+}
+
+/// The phases of `x` (indices, in order) none of whose lights is `heard`: detectors that
+/// sent nothing, whose counts of zero say nothing of the traffic.
+pub fn blind_phases(x: &Intersection, heard: impl Fn(LightIndex) -> bool) -> Vec<usize> {
+    x.phases
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.lights.iter().any(|l| heard(*l)))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// What the merge does with Webster's proposal for one intersection.
@@ -428,5 +449,16 @@ mod tests {
         let mut other = x.phases.clone();
         other[0].lights.reverse();
         assert_eq!(largest_change_s(&x.phases, &other), f64::INFINITY);
+    }
+
+    #[test]
+    fn a_phase_whose_lights_all_sent_nothing_is_blind_and_one_with_a_heard_light_is_not() {
+        let x = crossing(30.0);
+        let heard_all_but =
+            |silent: &'static [usize]| move |l: LightIndex| !silent.contains(&l.get());
+        assert!(blind_phases(&x, heard_all_but(&[])).is_empty());
+        assert!(blind_phases(&x, heard_all_but(&[0])).is_empty());
+        assert_eq!(blind_phases(&x, heard_all_but(&[0, 2])), [0]);
+        assert_eq!(blind_phases(&x, heard_all_but(&[0, 1, 2, 3])), [0, 1]);
     }
 }

@@ -119,26 +119,25 @@ pub struct IntersectionDemand {
     pub lights: Vec<LightDemand>,
 }
 
-/// New timings for `x` from the `vehicles` its lights counted over `window_s` seconds: with
-/// the estimator on, from each light's estimated demand with the cycle sized for
-/// `cfg.target_x`; off, Webster's method on the served counts. Also the estimates.
+/// New timings for `x` from the `vehicles` its lights counted over `window_s` seconds, the
+/// phases `blind` (none of their lights heard) counted as
+/// [`crate::webster::retime_heard`] counts them: with the estimator on, from each light's
+/// estimated demand with the cycle sized for `cfg.target_x`; off, Webster's method on the
+/// served counts. Also the estimates.
 pub fn retime(
     x: &Intersection,
     vehicles: &[u64; 4],
     window_s: f64,
     webster: &WebsterConfig,
     cfg: &DemandConfig,
+    blind: &[usize],
 ) -> (Timing, Vec<LightDemand>) {
     let demand = estimate(x, vehicles, window_s, webster, cfg);
     let timing = if cfg.estimate {
-        retime_flows(
-            x,
-            &flows(&demand),
-            webster,
-            CycleRule::TargetSaturation(cfg.target_x),
-        )
+        let rule = CycleRule::TargetSaturation(cfg.target_x);
+        retime_flows(x, &flows(&demand), webster, rule, blind)
     } else {
-        crate::webster::retime(x, vehicles, window_s, webster)
+        crate::webster::retime_heard(x, vehicles, window_s, webster, blind)
     };
     (timing, demand)
 }
@@ -278,8 +277,8 @@ mod tests {
             ..DemandConfig::default()
         };
         let off = DemandConfig::default();
-        let (t_on, _) = retime(&x, &[190, 100, 0, 0], 900.0, &w, &on);
-        let (t_off, d) = retime(&x, &[190, 100, 0, 0], 900.0, &w, &off);
+        let (t_on, _) = retime(&x, &[190, 100, 0, 0], 900.0, &w, &on, &[]);
+        let (t_off, d) = retime(&x, &[190, 100, 0, 0], 900.0, &w, &off, &[]);
         assert_eq!(
             t_off,
             crate::webster::retime(&x, &[190, 100, 0, 0], 900.0, &w)

@@ -15,6 +15,17 @@
 //!
 //! When `C − L` cannot give every phase its minimum green, the cycle is lengthened to
 //! `L + phases · min_green` (possible only with many phases).
+//!
+//! **Blind phases.** The counts are what the readings say: a light whose detector sent
+//! nothing counts 0, like a light without traffic. A phase's flow ratio is its busiest
+//! light's, so one heard light carries its phase; but a phase none of whose lights was heard
+//! ([`crate::control::blind_phases`]) would get the minimum green for a silence. So
+//! [`retime_heard`] counts a blind phase as loaded as the busiest heard phase: its `y_i` is
+//! the largest heard `y_i`, and the cycle is the one the intersection needs were it that
+//! loaded. It is never cut for a silence (its green is the longest of the intersection's),
+//! at the price of a little green for the heard phases when it is in fact lighter. (An
+//! intersection whose phases are all blind is not retimed at all: the merge leaves it as it
+//! is.)
 
 use crate::city::{Intersection, Phase};
 use crate::ids::LightIndex;
@@ -105,22 +116,35 @@ pub enum CycleRule {
 }
 
 /// Computes Webster timings for `x` from the vehicles each light counted over `window_s`
-/// seconds (`vehicles[l]` for light `l`).
+/// seconds (`vehicles[l]` for light `l`), every phase heard.
 pub fn retime(x: &Intersection, vehicles: &[u64; 4], window_s: f64, cfg: &WebsterConfig) -> Timing {
+    retime_heard(x, vehicles, window_s, cfg, &[])
+}
+
+/// [`retime`], with the phases `blind` (indices: none of their lights heard) counted as loaded
+/// as the busiest heard phase (the module's "Blind phases").
+pub fn retime_heard(
+    x: &Intersection,
+    vehicles: &[u64; 4],
+    window_s: f64,
+    cfg: &WebsterConfig,
+    blind: &[usize],
+) -> Timing {
     let flows = vehicles.map(|v| v as f64 * 3600.0 / window_s);
-    retime_flows(x, &flows, cfg, CycleRule::Webster)
+    retime_flows(x, &flows, cfg, CycleRule::Webster, blind)
 }
 
 /// Computes timings for `x` from each light's flow, veh/h (`flows[l]` for light `l`), with the
-/// cycle sized by `rule`.
+/// cycle sized by `rule` and the phases `blind` counted as [`retime_heard`] counts them.
 pub fn retime_flows(
     x: &Intersection,
     flows: &[f64; 4],
     cfg: &WebsterConfig,
     rule: CycleRule,
+    blind: &[usize],
 ) -> Timing {
     let n = x.phases.len().max(1);
-    let ys: Vec<f64> = x
+    let mut ys: Vec<f64> = x
         .phases
         .iter()
         .map(|p| {
@@ -133,6 +157,17 @@ pub fn retime_flows(
                 .fold(0.0, f64::max)
         })
         .collect();
+    let busiest_heard = ys
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !blind.contains(i))
+        .map(|(_, y)| *y)
+        .fold(0.0, f64::max);
+    for &i in blind {
+        if let Some(y) = ys.get_mut(i) {
+            *y = busiest_heard;
+        }
+    }
     let y_total: f64 = ys.iter().sum();
     let lost = cfg.lost_time_per_phase_s * n as f64;
     let mut cycle = match rule {
@@ -255,15 +290,17 @@ mod tests {
             &[720.0, 720.0, 0.0, 0.0],
             &cfg,
             CycleRule::TargetSaturation(0.9),
+            &[],
         );
         assert!((t.cycle_s - 72.0).abs() < 1e-9, "{}", t.cycle_s);
-        let w = retime_flows(&x, &[720.0, 720.0, 0.0, 0.0], &cfg, CycleRule::Webster);
+        let w = retime_flows(&x, &[720.0, 720.0, 0.0, 0.0], &cfg, CycleRule::Webster, &[]);
         assert!((w.cycle_s - 85.0).abs() < 1e-9, "{}", w.cycle_s);
         let low = retime_flows(
             &x,
             &[360.0, 180.0, 0.0, 0.0],
             &cfg,
             CycleRule::TargetSaturation(0.9),
+            &[],
         );
         assert_eq!(low.cycle_s, 30.0);
     }
@@ -322,7 +359,7 @@ mod tests {
             let cfg = WebsterConfig::default();
             let t = if target {
                 let flows = v.map(|n| n as f64 * 3600.0 / window);
-                retime_flows(&x, &flows, &cfg, CycleRule::TargetSaturation(0.9))
+                retime_flows(&x, &flows, &cfg, CycleRule::TargetSaturation(0.9), &[])
             } else {
                 retime(&x, &v, window, &cfg)
             };
@@ -366,6 +403,63 @@ mod tests {
             prop_assert!(t.cycle_s.is_finite());
             for p in &t.phases {
                 prop_assert!(p.green_s.is_finite() && p.red_s.is_finite(), "{:?}", t);
+            }
+        }
+    }
+
+    #[test]
+    fn a_blind_phase_counts_as_busy_as_the_busiest_heard_phase() {
+        // Lights 0 and 2 dead: Webster alone cuts their phase to the minimum green.
+        let x = crossing([1800.0; 4], &[&[0, 2], &[1, 3]]);
+        let cfg = WebsterConfig::default();
+        let cut = retime(&x, &[0, 90, 0, 60], 900.0, &cfg);
+        assert!(
+            (cut.phases[0].green_s - cfg.min_green_s).abs() < 1e-9,
+            "{cut:?}"
+        );
+        let t = retime_heard(&x, &[0, 90, 0, 60], 900.0, &cfg, &[0]);
+        assert!(
+            (t.phases[0].green_s - t.phases[1].green_s).abs() < 1e-9,
+            "{t:?}"
+        );
+        assert!((t.flow_ratio - 0.4).abs() < 1e-12, "{t:?}");
+        // Nothing blind: Webster's own.
+        assert_eq!(
+            retime_heard(&x, &[50, 90, 10, 60], 900.0, &cfg, &[]),
+            retime(&x, &[50, 90, 10, 60], 900.0, &cfg)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn a_blind_phase_gets_the_longest_green_whatever_its_dead_lights_counted_and_the_cycle_holds(
+            v in prop::array::uniform4(0u64..2000),
+            sat in prop::array::uniform4(600.0f64..2400.0),
+            three in any::<bool>(),
+            blind_mask in 0u8..8,
+            window in 60.0f64..3600.0,
+        ) {
+            let phases: &[&[u8]] = if three { &[&[0], &[1, 3], &[2]] } else { &[&[0, 2], &[1, 3]] };
+            let x = crossing(sat, phases);
+            let blind: Vec<usize> = (0..x.phases.len()).filter(|i| blind_mask & (1 << i) != 0).collect();
+            let cfg = WebsterConfig::default();
+            // What the dead lights counted does not matter: they sent nothing.
+            let mut dead = v;
+            for &i in &blind {
+                for l in &x.phases[i].lights {
+                    dead[l.get()] = 0;
+                }
+            }
+            let t = retime_heard(&x, &v, window, &cfg, &blind);
+            prop_assert_eq!(&t, &retime_heard(&x, &dead, window, &cfg, &blind));
+            let longest = t.phases.iter().map(|p| p.green_s).fold(0.0, f64::max);
+            for &i in &blind {
+                prop_assert!(t.phases[i].green_s >= longest - 1e-9, "phase {}: {:?}", i, t);
+            }
+            let sum: f64 = t.phases.iter().map(|p| p.green_s + cfg.yellow_s).sum();
+            prop_assert!((sum - t.cycle_s).abs() < 1e-9);
+            for p in &t.phases {
+                prop_assert!(p.green_s >= cfg.min_green_s - 1e-9);
             }
         }
     }

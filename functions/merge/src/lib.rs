@@ -24,7 +24,11 @@
 //!    Webster's proposal: `adaptive` applies it within the intersection's limits (unless no
 //!    green or red would move by `WEBSTER_MIN_CHANGE_S`: then nothing is written), `fixed`
 //!    keeps the timings, `manual` keeps them and records the proposal (with its inputs) on the
-//!    intersection, conditionally as the timings are. An intersection already retimed (or,
+//!    intersection, conditionally as the timings are. A phase none of whose lights detector
+//!    health heard (5: judged at this run's closed mark) is blind: Webster counts it as loaded
+//!    as the busiest heard phase rather than cut its green for a silence, and an intersection
+//!    whose phases are all blind is left as it is (`traffic_core::control::blind_phases`,
+//!    `traffic_core::webster::retime_heard`). An intersection already retimed (or,
 //!    manual, given a proposal) from this window by a run that crashed before its progress is
 //!    left alone: a limit on the change applies once per window, not once per attempt;
 //! 4. results, the network state (every intersection over the newest window of the shortest
@@ -56,7 +60,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use traffic_core::EngineConfig;
 use traffic_core::alarm::AlarmPolicy;
-use traffic_core::control::{ControlMode, Decision, Proposal, decide};
+use traffic_core::control::{ControlMode, Decision, Proposal, blind_phases, decide};
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::demand::{IntersectionDemand, retime};
 use traffic_core::latency::{RunLatencies, RunSeen, SeenDelta, observe};
@@ -274,6 +278,9 @@ pub struct MergeReport {
     pub retiming_steady: usize,
     /// Intersections retimed whose limits changed Webster's proposal.
     pub retiming_limited: usize,
+    /// Intersections with readings left as they were because every phase was blind: none of
+    /// their lights heard (`traffic_core::control::blind_phases`).
+    pub retiming_blind: usize,
     /// Result events published ([`events`]): one per window closed, one per retiming round.
     pub events_published: usize,
     /// Wall time of the run, ms.
@@ -312,6 +319,7 @@ impl Merge<'_> {
                 retiming_kept = report.retiming_kept,
                 retiming_steady = report.retiming_steady,
                 retiming_limited = report.retiming_limited,
+                retiming_blind = report.retiming_blind,
                 events_published = report.events_published,
                 silent_raised = report.silence.raised.len(),
                 silent_resolved = report.silence.resolved.len(),
@@ -573,11 +581,14 @@ impl Merge<'_> {
 
         // At most a pane: the deltas read reach back a pane at a boundary (`silence`).
         let silence_after_ms = self.cfg.silence_after_ms.min(pane_len.ms());
-        let heard = match self.health {
-            Some(_) if silence_after_ms > 0 && closing == Closing::Watermark && !catching_up => {
-                silence::heard(&by_pane, closed_ms.saturating_sub(silence_after_ms))
-            }
-            _ => BTreeSet::new(),
+        let judged = self.health.is_some()
+            && silence_after_ms > 0
+            && closing == Closing::Watermark
+            && !catching_up;
+        let heard = if judged {
+            silence::heard(&by_pane, closed_ms.saturating_sub(silence_after_ms))
+        } else {
+            BTreeSet::new()
         };
         let provisional = if catching_up {
             BTreeSet::new()
@@ -614,7 +625,7 @@ impl Merge<'_> {
         let latest = out.finals.iter().rev().find(|(w, _)| w.length == pane_len);
         if let Some((w, r)) = latest.filter(|_| !catching_up) {
             let round = self
-                .retime(r)
+                .retime(r, judged.then_some(&heard))
                 .instrument(info_span!(
                     "merge.retime",
                     intersections = r.intersections.len()
@@ -627,6 +638,7 @@ impl Merge<'_> {
             report.retiming_steady = round.steady;
             report.retiming_limited = round.limited;
             report.demand = round.demand;
+            report.retiming_blind = round.blind;
             retimed_window = Some(*w);
         }
 
@@ -736,8 +748,13 @@ impl Merge<'_> {
     }
 
     /// Retimes every intersection with readings in `window` by Webster's method, as its
-    /// control mode says; returns what it did.
-    async fn retime(&self, window: &Rollup) -> PortResult<RetimingRound> {
+    /// control mode says; returns what it did. `heard`: the lights detector health heard at
+    /// the closed mark, when it judged (`None`: every phase counts as heard).
+    async fn retime(
+        &self,
+        window: &Rollup,
+        heard: Option<&BTreeSet<(traffic_core::IntersectionId, traffic_core::LightIndex)>>,
+    ) -> PortResult<RetimingRound> {
         let seconds = window.window.length.seconds();
         let from = window.window.to_string();
         let mut round = RetimingRound::default();
@@ -763,8 +780,21 @@ impl Merge<'_> {
                 }
                 _ => {}
             }
-            let (timing, demand) =
-                retime(x, &t.vehicles, seconds, &self.cfg.webster, &self.cfg.demand);
+            let blind = heard.map_or_else(Vec::new, |h| {
+                blind_phases(x, |l| h.contains(&(x.id.clone(), l)))
+            });
+            if !blind.is_empty() && blind.len() == x.phases.len() {
+                round.blind += 1;
+                continue;
+            }
+            let (timing, demand) = retime(
+                x,
+                &t.vehicles,
+                seconds,
+                &self.cfg.webster,
+                &self.cfg.demand,
+                &blind,
+            );
             round.demand.push(IntersectionDemand {
                 intersection_id: x.id.clone(),
                 window: window.window,
@@ -833,4 +863,5 @@ struct RetimingRound {
     kept: usize,
     limited: usize,
     demand: Vec<IntersectionDemand>,
+    blind: usize,
 }

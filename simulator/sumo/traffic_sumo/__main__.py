@@ -2,12 +2,14 @@
 calls), map a network to a city file, make the shipped scenarios, or compare controls.
 
     python -m traffic_sumo run --net N.net.xml --routes R.rou.xml --control webster \\
-        [--duration 2h] [--seed S] [--lamp-failures P] [--traffic BIN] [-- ARGS OF traffic sumo]
+        [--duration 2h] [--seed S] [--lamp-failures P] [--silent-detectors F] \\
+        [--outage START+DURATION] [--traffic BIN] [-- ARGS OF traffic sumo]
     python -m traffic_sumo run --resco NAME --control fixed|actuated|webster|max-pressure [--seed S]
     python -m traffic_sumo city N.net.xml
     python -m traffic_sumo scenario [--out DIR] [--name shipped|grid-2770|grid-4800]
     python -m traffic_sumo compare [--out DIR] [--name shipped|grid-2770|grid-4800]
-    python -m traffic_sumo compare (--resco NAME | --name NAME) --seeds N [--controls A,B,...]
+    python -m traffic_sumo compare (--resco NAME | --name NAME) --seeds N [--controls A,B,...] \\
+        [--reference CONTROL] [--silent-detectors F] [--outage START+DURATION]
 
 ``run`` prints progress on stderr and, as its last line on stdout, one JSON object.
 """
@@ -20,7 +22,7 @@ import os
 import re
 import sys
 
-from . import bridge, compare, network, resco, scenario
+from . import bridge, compare, faults, network, resco, scenario
 
 #: Where scenarios are written by default (ignored by git).
 SCENARIO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -33,6 +35,35 @@ def duration_s(text: str) -> int:
     if not m:
         raise argparse.ArgumentTypeError(f"not a duration (like 90s, 15m, 2h): {text!r}")
     return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def share(text: str) -> float:
+    """A share 0..1 (``--silent-detectors``)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a share 0..1: {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"a share is 0..1, got {text!r}")
+    return v
+
+
+def outage(text: str) -> tuple[int, int]:
+    """``20m+1h`` → (start, length), s (``--outage``)."""
+    try:
+        return faults.parse_outage(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_faults(p: argparse.ArgumentParser) -> None:
+    """The fault options (:mod:`traffic_sumo.faults`; the closed loop's inputs)."""
+    p.add_argument("--silent-detectors", type=share, default=0.0, metavar="FRACTION",
+                   help="that share of the lights' detectors (chosen by the seed) never report"
+                   " to the system (webster, adaptive)")
+    p.add_argument("--outage", type=outage, default=None, metavar="START+DURATION",
+                   help="the system unreachable from START to START+DURATION after the begin,"
+                   " like 20m+1h: no ticks, the last plan stays (webster, adaptive)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--lamp-failures", type=float, default=0.0,
                    help="probability that a reading breaks one of its light's lamps")
     r.add_argument("--traffic", default="traffic", help="the traffic command (webster)")
+    add_faults(r)
     r.add_argument("--workdir", default=None)
     r.add_argument("--progress-every", type=duration_s, default=300)
     r.add_argument("traffic_args", nargs="*", help="extra arguments of `traffic sumo`")
@@ -72,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--controls", default=None,
                    help="comma-separated controls of the paired comparison"
                    f" (default {','.join(compare.PAIRED_CONTROLS)})")
+    s.add_argument("--reference", default=compare.REFERENCE,
+                   help="the control every other's difference is taken from"
+                   f" (default {compare.REFERENCE})")
+    add_faults(s)
     a = p.parse_args(argv)
     if a.cmd == "run":
         if not 0.0 <= a.lamp_failures <= 1.0:
@@ -98,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                 net=a.net, routes=a.routes, control=a.control, duration_s=a.duration,
                 seed=a.seed, lamp_failure_probability=a.lamp_failures, traffic=a.traffic,
                 traffic_args=a.traffic_args, progress_every_s=a.progress_every,
-                workdir=a.workdir, **span,
+                workdir=a.workdir, silent_detectors=a.silent_detectors, outage=a.outage,
+                **span,
             ))
         except Exception as e:  # SUMO's, the system's or the network's: said, not traced
             print(f"traffic_sumo run: error: {e}", file=sys.stderr)
@@ -114,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         for c in controls:
             if c not in bridge.BENCHMARK_CONTROLS:
                 p.error(f"--controls: {c!r} is not one of {', '.join(bridge.BENCHMARK_CONTROLS)}")
+        if a.reference not in controls:
+            p.error(f"--reference: {a.reference!r} is not among the controls compared")
         seeds = a.seeds or compare.PAIRED_SEEDS
         if seeds < 1:
             p.error("--seeds must be at least 1")
@@ -126,12 +165,19 @@ def main(argv: list[str] | None = None) -> int:
         else:
             net, routes = scenario.generate(a.name, a.out)
             target, name = ["--net", net, "--routes", routes], a.name
-        runs = compare.run_paired(target, controls, list(range(1, seeds + 1)),
+        fault_args = [f"--silent-detectors={a.silent_detectors:g}"]
+        if a.outage:
+            fault_args.append(f"--outage={a.outage[0]}+{a.outage[1]}")
+        runs = compare.run_paired([*target, *fault_args], controls,
+                                  list(range(1, seeds + 1)),
                                   os.environ.get("TRAFFIC_BIN", "traffic"))
-        summary = compare.summarise(name, controls, runs)
+        summary = compare.summarise(name, controls, runs, a.reference)
         print(compare.paired_table(summary))
         print(json.dumps(summary), flush=True)
     else:
+        if a.silent_detectors or a.outage or a.reference != compare.REFERENCE:
+            p.error("--silent-detectors, --outage and --reference go with the paired comparison"
+                    " (give --seeds or --controls)")
         net, routes = scenario.generate(a.name, a.out)
         rows = compare.run_all(net, routes, a.seed, os.environ.get("TRAFFIC_BIN", "traffic"))
         print(compare.table(a.name, rows))

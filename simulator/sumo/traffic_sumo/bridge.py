@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 from datetime import datetime, timedelta, timezone
 
-from . import coordination, demand, maxpressure, metrics, network
+from . import coordination, demand, faults, maxpressure, metrics, network
 
 #: SUMO time 0, as the readings' event time.
 START = datetime(2026, 1, 5, 6, 0, 0, tzinfo=timezone.utc)
@@ -125,6 +125,10 @@ class Options:
     #: Test hook: the system is no longer asked after this many simulated seconds from the
     #: begin (as if it had stopped answering; ``webster`` and ``adaptive``).
     silent_after_s: int | None = None
+    #: Share of the lights whose detectors never report to the system (:mod:`.faults`).
+    silent_detectors: float = 0.0
+    #: ``(start, length)``, s from the begin: the system unreachable then (:mod:`.faults`).
+    outage: tuple[int, int] | None = None
     #: Progress lines on stderr every this many simulated seconds (0: none).
     progress_every_s: int = 300
     #: Where the run's files go (a temporary directory when empty).
@@ -400,6 +404,9 @@ class ClosedLoop:
                              env)
         self.by_id = {j.intersection_id: j for j in junctions}
         self.readings = Readings(junctions, opts.lamp_failure_probability, opts.seed)
+        self.faults = faults.Faults(
+            [(j.intersection_id, lt.index) for j in junctions for lt in j.lights],
+            opts.silent_detectors, opts.outage, opts.begin_s, opts.seed)
         self.pending: dict[str, Retiming] = {}
         self.last_phase: dict[str, int] = {}
         self.retimings = 0
@@ -449,7 +456,9 @@ class ClosedLoop:
             self.arrivals.close_minute(traci, now, readings)
             if opts.silent_after_s is not None and now - opts.begin_s > opts.silent_after_s:
                 return
-            answer = self.system.exchange(iso(now), readings)
+            if self.faults.unreachable(now):
+                return
+            answer = self.system.exchange(iso(now), self.faults.reported(readings))
             if "error" in answer:
                 raise RuntimeError(f"traffic sumo: {answer['error']}")
             self.demand_error.add(self.arrivals, answer.get("demand", []), window_seconds)
@@ -646,5 +655,6 @@ def run(opts: Options) -> dict:
         **sumo_stats,
         "retimings": 0,
         **extra,
+        "faults": faults.describe(opts.silent_detectors, opts.outage),
         "wall_s": round(time.monotonic() - wall, 1),
     }

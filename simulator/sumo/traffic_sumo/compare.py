@@ -145,19 +145,23 @@ def run_paired(target: list[str], controls: list[str], seeds: list[int], traffic
     return out
 
 
-def summarise(name: str, controls: list[str], runs: dict[str, list[dict]]) -> dict:
+def summarise(name: str, controls: list[str], runs: dict[str, list[dict]],
+              reference: str = REFERENCE) -> dict:
     """The paired comparison: per control the means over the seeds, and the mean and 95 %
-    interval of its seed-by-seed difference in mean delay from :data:`REFERENCE`."""
-    ref = runs.get(REFERENCE)
-    out: dict = {"network": name, "seeds": [r["seed"] for r in runs[controls[0]]],
-                 "reference": REFERENCE if ref else None, "controls": {}}
+    interval of its seed-by-seed difference in mean delay from `reference`
+    (:data:`REFERENCE` unless given); the runs' faults (:mod:`traffic_sumo.faults`)."""
+    ref = runs.get(reference)
+    first = runs[controls[0]]
+    out: dict = {"network": name, "seeds": [r["seed"] for r in first],
+                 "reference": reference if ref else None,
+                 "faults": first[0].get("faults") if first else None, "controls": {}}
     for c in controls:
         rs = runs[c]
         row = {k: round(sum(r[k] for r in rs) / len(rs), 2)
                for k in ("mean_delay_s", "p95_delay_s", "vehicles_arrived", "unfinished")}
         row["mean_delay_by_seed_s"] = [r["mean_delay_s"] for r in rs]
         row["wall_s"] = round(sum(r.get("wall_s", 0.0) for r in rs) / len(rs), 1)
-        if ref and c != REFERENCE:
+        if ref and c != reference:
             diffs = [r["mean_delay_s"] - q["mean_delay_s"] for r, q in zip(rs, ref)]
             mean, lo, hi = t_interval(diffs)
             row["vs_reference_s"] = {"mean": round(mean, 2),
@@ -167,12 +171,25 @@ def summarise(name: str, controls: list[str], runs: dict[str, list[dict]]) -> di
     return out
 
 
+def _faults_text(summary: dict) -> str:
+    """The faults of a comparison's runs, for its table (empty when none)."""
+    f = summary.get("faults") or {}
+    parts = []
+    if f.get("silent_detectors"):
+        parts.append(f"{f['silent_detectors'] * 100:g} % silent detectors")
+    if f.get("outage_s"):
+        start, length = f["outage_s"]
+        parts.append(f"system unreachable {start / 60:g}-{(start + length) / 60:g} min")
+    return "".join(f", {p}" for p in parts)
+
+
 def paired_table(summary: dict) -> str:
     """The Markdown table of :func:`summarise`."""
     ref = summary["reference"]
     seeds = summary["seeds"]
     lines = [
-        f"| {summary['network']}, seeds {seeds[0]}-{seeds[-1]} | mean delay | p95 delay "
+        f"| {summary['network']}, seeds {seeds[0]}-{seeds[-1]}{_faults_text(summary)} "
+        f"| mean delay | p95 delay "
         f"| arrived | unfinished | vs {ref or 'actuated (not run)'}: mean [95 % interval] "
         "| wall time per run |",
         "|---|---|---|---|---|---|---|",
