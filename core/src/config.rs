@@ -18,8 +18,12 @@
 //! | `WEBSTER_SATURATED_Y` | `0.9` | at or above this total ratio the cycle is the maximum |
 //! | `WEBSTER_MIN_GREEN_S` | `5` | shortest effective green, s |
 //! | `WEBSTER_MIN_CHANGE_S` | `3` | an adaptive intersection is retimed only when a phase's green or red moves by at least this, s; `0` applies every proposal |
+//! | `PLAN_MIN_GREEN_S` | `5` | shortest minimum green of a plan for actuated controllers, s ([`crate::plan`]) |
+//! | `PLAN_MIN_GREEN_FACTOR` | `0.5` | a plan's minimum green as a fraction (0 to 1) of Webster's green |
+//! | `PLAN_MAX_GREEN_FACTOR` | `3` | a plan's maximum green as a multiple (at least 1) of Webster's green |
 
 use crate::digest::DEFAULT_DIGEST_SIZE;
+use crate::plan::PlanConfig;
 use crate::ranking::TOP_K;
 use crate::webster::WebsterConfig;
 use crate::window::{WindowLength, parse_duration_ms};
@@ -51,6 +55,8 @@ pub struct EngineConfig {
     pub top_k: usize,
     /// Webster's parameters.
     pub webster: WebsterConfig,
+    /// How plans for actuated controllers are drawn from the timings (`PLAN_*`).
+    pub plan: PlanConfig,
 }
 
 /// Default of [`EngineConfig::merge_max_panes`]: four hours of 15-minute panes a run. A pane of
@@ -85,6 +91,7 @@ impl Default for EngineConfig {
             digest_size: DEFAULT_DIGEST_SIZE,
             top_k: TOP_K,
             webster: WebsterConfig::default(),
+            plan: PlanConfig::default(),
         }
     }
 }
@@ -239,6 +246,10 @@ impl EngineConfig {
             }
         }
         c.webster.validate().map_err(|m| bad("WEBSTER_*", m))?;
+        c.plan = PlanConfig::from_lookup(&lookup).map_err(|m| {
+            let name = m.split_whitespace().next().unwrap_or("PLAN_*").to_owned();
+            bad(&name, m)
+        })?;
         Ok(c)
     }
 }
@@ -283,6 +294,17 @@ mod tests {
         assert!(e.is_some_and(|e| e.to_string().contains("not a multiple")));
         let c = from(&[("TRAFFIC_WINDOWS", "4m, 1m ,16m")]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.pane().ms(), 60_000);
+    }
+
+    #[test]
+    fn the_plan_variables_set_the_plan_config_and_a_bad_one_is_named() {
+        let c = from(&[("PLAN_MAX_GREEN_FACTOR", "2"), ("PLAN_MIN_GREEN_S", "3")]);
+        let c = c.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.plan.max_green_factor, 2.0);
+        assert_eq!(c.plan.min_green_s, 3.0);
+        assert_eq!(c.plan.min_green_factor, PlanConfig::default().min_green_factor);
+        let e = from(&[("PLAN_MIN_GREEN_FACTOR", "2")]).err();
+        assert!(e.is_some_and(|e| e.name == "PLAN_MIN_GREEN_FACTOR"));
     }
 
     #[test]

@@ -28,7 +28,7 @@
 //! Laws: `min ≤ green ≤ max` per phase, the minimum at least the limit's, and every phase's
 //! green + yellow summed is the cycle.
 
-use crate::city::Phase;
+use crate::city::{Intersection, Phase};
 use crate::safe_timing::TimingLimits;
 use serde::{Deserialize, Serialize};
 
@@ -139,6 +139,17 @@ pub fn plan(
     }
 }
 
+/// The plan intersection `x` runs: the one stored with its timings (the merge's, [`plan`] of
+/// the timings it wrote), or, where none is stored or the stored one no longer fits the
+/// phases (another number of them), the one [`plan`] draws from its phases and limits now
+/// (a fixed-time or manual intersection runs its own greens).
+pub fn plan_of(x: &Intersection, yellow_s: f64, cfg: &PlanConfig) -> Plan {
+    match &x.plan {
+        Some(p) if p.phases.len() == x.phases.len() => p.clone(),
+        _ => plan(&x.phases, yellow_s, x.control.limits.as_ref(), cfg),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +208,30 @@ mod tests {
         assert_eq!(p.phases[1].min_green_s, 20.0);
         assert_eq!(p.phases[1].green_s, 20.0);
         assert_eq!(p.cycle_s, 56.0);
+    }
+
+    #[test]
+    fn an_intersection_runs_its_stored_plan_or_one_drawn_from_its_phases() {
+        let mut x: Intersection = serde_json::from_value(serde_json::json!({
+            "id": "I-0001", "lat": 41.85, "lon": 12.6,
+            "lights": [{"light": 0, "saturation_veh_h": 1800}, {"light": 1, "saturation_veh_h": 1800}],
+            "phases": [{"lights": [0], "green_s": 30, "red_s": 11}, {"lights": [1], "green_s": 8, "red_s": 33}]
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let cfg = PlanConfig::default();
+        let drawn = plan(&x.phases, 3.0, None, &cfg);
+        assert_eq!(plan_of(&x, 3.0, &cfg), drawn, "none stored: drawn");
+        let stored = Plan {
+            offset_s: Some(7.0),
+            ..drawn.clone()
+        };
+        x.plan = Some(stored.clone());
+        assert_eq!(plan_of(&x, 3.0, &cfg), stored, "stored: as stored");
+        x.plan = Some(Plan {
+            phases: vec![],
+            ..stored
+        });
+        assert_eq!(plan_of(&x, 3.0, &cfg), drawn, "stored but unfit: drawn");
     }
 
     #[test]

@@ -123,6 +123,7 @@ impl Api {
             .set_timings(
                 &[traffic_ports::TimingUpdate {
                     id: id(x),
+                    plan: None,
                     phases,
                     expected_version,
                 }],
