@@ -25,11 +25,11 @@
 //! ```
 //!
 //! `timings` holds the intersections whose timings the merge changed since the previous answer
-//! (as the registry has them), each with its `plan` for an actuated controller
-//! ([`traffic_core::plan`]: per phase the minimum green, the fixed-time green, the maximum
-//! green, in the phases' order; the cycle of the fixed-time greens; no offset yet), drawn with
-//! the `PLAN_*` variables (`PLAN_MIN_GREEN_S`, default 5; `PLAN_MIN_GREEN_FACTOR`, default 0.5;
-//! `PLAN_MAX_GREEN_FACTOR`, default 3);
+//! (as the registry has them), each with its `plan` for an actuated controller, the one the
+//! merge stored with those timings ([`traffic_core::plan`]: per phase the minimum green, the
+//! fixed-time green, the maximum green, in the phases' order; the cycle of the fixed-time
+//! greens; no offset yet; drawn with the engine's `PLAN_*` variables, `docs/contracts.md`,
+//! "Plans");
 //! `alarms` the alarms raised since then; the counters are totals.
 //! A line that is not a tick gets `{"error": ...}` and changes nothing. Time never comes from a
 //! clock: the same ticks give the same answers.
@@ -49,7 +49,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use traffic_core::alarm::AlarmPolicy;
 use traffic_core::pane::Counters;
-use traffic_core::plan::{Plan, PlanConfig, plan};
+use traffic_core::plan::{Plan, plan_of};
 use traffic_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use traffic_core::{City, EngineConfig};
 use traffic_embedded::EmbeddedStore;
@@ -66,8 +66,6 @@ pub struct SumoOptions {
     pub merge_every_ms: i64,
     /// How `fault` and `merge` handle alarms (the configuration's `ALARM_*`).
     pub alarms: AlarmPolicy,
-    /// How the answer's plans are drawn from the timings (`PLAN_*`).
-    pub plan: PlanConfig,
 }
 
 /// One intersection's changed timings in an answer: the timings the merge wrote and the plan
@@ -265,12 +263,8 @@ impl SumoLoop {
             }
             self.answered_from
                 .insert(t.intersection_id.clone(), t.retimed_from.clone());
-            let plan = plan(
-                &x.phases,
-                yellow,
-                x.control.limits.as_ref(),
-                &self.opts.plan,
-            );
+            // The merge's plan, stored with the timings it wrote.
+            let plan = plan_of(&x, yellow, &self.functions.cfg.plan);
             out.push(TimingAnswer { timing: t, plan });
         }
         out.sort_by(|a, b| a.timing.intersection_id.cmp(&b.timing.intersection_id));
@@ -376,6 +370,11 @@ mod tests {
 
     /// As [`system`], handling alarms by `alarms`.
     fn system_with(alarms: AlarmPolicy) -> SumoLoop {
+        system_configured(alarms, |_| {})
+    }
+
+    /// As [`system_with`], the engine's configuration changed by `change`.
+    fn system_configured(alarms: AlarmPolicy, change: impl FnOnce(&mut EngineConfig)) -> SumoLoop {
         let city = City::parse(CITY).unwrap_or_else(|e| panic!("{e}"));
         let lengths: Vec<WindowLength> = ["1m", "5m"]
             .iter()
@@ -385,12 +384,12 @@ mod tests {
             .with_windows(&lengths)
             .unwrap_or_else(|e| panic!("{e}"));
         cfg.allowed_lateness_ms = 0;
+        change(&mut cfg);
         let opts = SumoOptions {
             alarms,
             shards: 2,
             batch_size: 3,
             merge_every_ms: 60_000,
-            plan: PlanConfig::default(),
         };
         SumoLoop::new(cfg, &city, opts).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -476,6 +475,32 @@ mod tests {
             assert!(pp.min_green_s <= pp.green_s && pp.green_s <= pp.max_green_s);
         }
         assert_eq!(second.rejected, 0);
+    }
+
+    #[tokio::test]
+    async fn the_answers_plan_is_the_one_the_merge_stored_drawn_with_the_engines_plan_config() {
+        let mut sys = system_configured(AlarmPolicy::default(), |c| {
+            c.plan.max_green_factor = 2.0;
+        });
+        answer(&mut sys, &tick(1, [[30, 10], [5, 5]], None)).await;
+        let second = answer(&mut sys, &tick(2, [[30, 10], [5, 5]], None)).await;
+        assert_eq!(second.timings.len(), 2);
+        for t in &second.timings {
+            let id = traffic_core::IntersectionId::parse(&t.timing.intersection_id)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let stored = sys
+                .functions
+                .ports
+                .registry
+                .intersection(&id)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .and_then(|x| x.plan);
+            assert_eq!(stored.as_ref(), Some(&t.plan), "{id}");
+            for p in &t.plan.phases {
+                assert!((p.max_green_s - 2.0 * p.green_s).abs() < 1e-9, "{p:?}");
+            }
+        }
     }
 
     #[tokio::test]
