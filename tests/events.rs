@@ -176,7 +176,10 @@ async fn closing_windows_publishes_each_ones_stored_summary_and_the_retiming_rou
         assert_eq!(plan.offset_s, None);
     }
     let detail: serde_json::Value = serde_json::from_str(&events[3].detail()?)?;
-    assert!(detail["plans"]["I-0001"]["phases"][0]["max_green_s"].is_f64(), "{detail}");
+    assert!(
+        detail["plans"]["I-0001"]["phases"][0]["max_green_s"].is_f64(),
+        "{detail}"
+    );
 
     // A run that closes nothing publishes nothing.
     let again = merge_all(&cfg, &store, &store).await?;

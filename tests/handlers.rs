@@ -890,7 +890,11 @@ async fn a_manual_and_a_fixed_intersection_keep_their_timings_while_an_adaptive_
     assert_eq!(fixed.plan, None);
     let fixed_plan = plan_of(&fixed, cfg.webster.yellow_s, &cfg.plan);
     let greens: Vec<f64> = fixed_plan.phases.iter().map(|p| p.green_s).collect();
-    assert_eq!(greens, [30.0, 30.0], "a fixed-time controller runs its greens");
+    assert_eq!(
+        greens,
+        [30.0, 30.0],
+        "a fixed-time controller runs its greens"
+    );
 
     let adaptive = intersection(&store, "I-0003").await;
     assert_eq!(adaptive.retimed_from, Some(control.to_string()));
@@ -1074,8 +1078,17 @@ async fn a_retimed_intersection_stores_the_plan_of_its_new_timings_drawn_as_conf
         let x = intersection(&store, s).await;
         let want = plan(&x.phases, cfg.webster.yellow_s, None, &cfg.plan);
         assert_eq!(x.plan.as_ref(), Some(&want), "{s}");
-        let default = plan(&x.phases, cfg.webster.yellow_s, None, &PlanConfig::default());
-        assert_ne!(x.plan, Some(default), "{s}: the configured factors took effect");
+        let default = plan(
+            &x.phases,
+            cfg.webster.yellow_s,
+            None,
+            &PlanConfig::default(),
+        );
+        assert_ne!(
+            x.plan,
+            Some(default),
+            "{s}: the configured factors took effect"
+        );
         for p in &want.phases {
             assert!((p.max_green_s - 2.0 * p.green_s).abs() < 1e-9, "{s}: {p:?}");
             assert!(p.min_green_s >= 7.0_f64.min(p.green_s), "{s}: {p:?}");

@@ -302,7 +302,10 @@ mod tests {
         let c = c.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.plan.max_green_factor, 2.0);
         assert_eq!(c.plan.min_green_s, 3.0);
-        assert_eq!(c.plan.min_green_factor, PlanConfig::default().min_green_factor);
+        assert_eq!(
+            c.plan.min_green_factor,
+            PlanConfig::default().min_green_factor
+        );
         let e = from(&[("PLAN_MIN_GREEN_FACTOR", "2")]).err();
         assert!(e.is_some_and(|e| e.name == "PLAN_MIN_GREEN_FACTOR"));
     }

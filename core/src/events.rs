@@ -243,22 +243,23 @@ mod tests {
         Ok(())
     }
 
+    /// A plan of `phases` phases whose every number takes 17 digits to write.
     fn a_plan(phases: usize) -> Plan {
+        let long = |whole: f64| whole + 1.0 / 3.0;
         let p = crate::plan::PhasePlan {
-            min_green_s: 1234.567_890_123_456_7,
-            green_s: 2469.135_780_246_913_4,
-            max_green_s: 3599.999_999_999_999_5,
+            min_green_s: long(1234.0),
+            green_s: long(2469.0),
+            max_green_s: long(3599.0),
         };
         Plan {
-            cycle_s: 3599.999_999_999_999_5,
-            offset_s: Some(1234.567_890_123_456_7),
+            cycle_s: long(3599.0),
+            offset_s: Some(long(1234.0)),
             phases: vec![p; phases],
         }
     }
 
     #[test]
-    fn a_timings_changed_event_carries_the_plans_by_id() -> Result<(), Box<dyn std::error::Error>>
-    {
+    fn a_timings_changed_event_carries_the_plans_by_id() -> Result<(), Box<dyn std::error::Error>> {
         let w = result()?.window;
         let plan = crate::plan::plan(
             &serde_json::from_str::<Vec<crate::city::Phase>>(
@@ -279,7 +280,10 @@ mod tests {
                 {"min_green_s": 15.0, "green_s": 30.0, "max_green_s": 90.0},
                 {"min_green_s": 5.0, "green_s": 8.0, "max_green_s": 24.0}]})
         );
-        assert_eq!((d["part"].as_u64(), d["parts"].as_u64()), (Some(1), Some(1)));
+        assert_eq!(
+            (d["part"].as_u64(), d["parts"].as_u64()),
+            (Some(1), Some(1))
+        );
         let back: TimingsChanged = serde_json::from_value(d)?;
         assert_eq!(back, round[0]);
         Ok(())

@@ -121,7 +121,9 @@ impl DynamoStore {
             // The plan travels with the timings it was drawn from (none: a stale one goes).
             let req = match &u.plan {
                 Some(plan) => req
-                    .update_expression("SET #x.#p = :p, #x.#f = :f, #x.#l = :l, #c = :c, version = :v")
+                    .update_expression(
+                        "SET #x.#p = :p, #x.#f = :f, #x.#l = :l, #c = :c, version = :v",
+                    )
                     .expression_attribute_values(":l", to_av("plan", plan)?),
                 None => req.update_expression(
                     "SET #x.#p = :p, #x.#f = :f, #c = :c, version = :v REMOVE #x.#l",

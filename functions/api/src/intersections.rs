@@ -20,10 +20,10 @@ use crate::stored::Version;
 use crate::stored::load_for_write;
 use crate::stored::load_versioned;
 use crate::stored::shown;
-use crate::stored::without_plan;
 use crate::stored::stale;
 use crate::stored::store_recording;
 use crate::stored::validate;
+use crate::stored::without_plan;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::Path;
@@ -69,7 +69,7 @@ pub async fn create(
     tracing::info!(intersection = %x.id, "intersection created");
     Ok(created(
         format!("/api/intersections/{}", x.id),
-        &shown(&state, x),
+        shown(&state, x),
     ))
 }
 

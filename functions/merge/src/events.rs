@@ -15,8 +15,8 @@
 use crate::MergeReport;
 use std::collections::BTreeMap;
 use traffic_core::IntersectionId;
-use traffic_core::plan::Plan;
 use traffic_core::events::{ResultEvent, TimingsChanged, WindowClosed};
+use traffic_core::plan::Plan;
 use traffic_core::query::WindowResult;
 use traffic_core::window::WindowLength;
 use traffic_ports::{PortResult, ResultEvents};

@@ -57,6 +57,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use traffic_core::EngineConfig;
+use traffic_core::IntersectionId;
 use traffic_core::alarm::AlarmPolicy;
 use traffic_core::control::{ControlMode, Decision, Proposal, decide};
 use traffic_core::delta::{Delta, DeltaKey};
@@ -64,10 +65,9 @@ use traffic_core::latency::{RunLatencies, RunSeen, SeenDelta, observe};
 use traffic_core::lineage::{ShardActivity, ShardInfo, global_watermark, idle_shards};
 use traffic_core::merge_run::{Levels, RunInput, bounded_close, run};
 use traffic_core::pane::ShardMeta;
+use traffic_core::plan::{Plan, plan, plan_of};
 use traffic_core::rollup::{CompactionCounts, Rollup};
 use traffic_core::time::format_rfc3339_ms;
-use traffic_core::IntersectionId;
-use traffic_core::plan::{Plan, plan, plan_of};
 use traffic_core::webster::{apply, retime};
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_ports::{
@@ -756,7 +756,9 @@ impl Merge<'_> {
             match x.control.mode {
                 ControlMode::Adaptive if x.retimed_from.as_deref() == Some(from.as_str()) => {
                     round.retimed += 1;
-                    round.plans.insert(x.id.clone(), plan_of(x, yellow, &self.cfg.plan));
+                    round
+                        .plans
+                        .insert(x.id.clone(), plan_of(x, yellow, &self.cfg.plan));
                     continue;
                 }
                 ControlMode::Manual
