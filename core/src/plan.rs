@@ -55,8 +55,8 @@ impl Default for PlanConfig {
 
 impl PlanConfig {
     /// The defaults with the variables `lookup` gives: `PLAN_MIN_GREEN_S` (a number of
-    /// seconds, zero or more), `PLAN_MIN_GREEN_FACTOR` (0 to 1) and `PLAN_MAX_GREEN_FACTOR`
-    /// (at least 1). The error names the variable.
+    /// seconds, 0 to 3600), `PLAN_MIN_GREEN_FACTOR` (0 to 1) and `PLAN_MAX_GREEN_FACTOR`
+    /// (1 to 100: every number of a plan stays finite). The error names the variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let mut c = Self::default();
         let num = |name: &str, min: f64, max: f64| -> Result<Option<f64>, String> {
@@ -69,13 +69,13 @@ impl PlanConfig {
                 })
                 .transpose()
         };
-        if let Some(x) = num("PLAN_MIN_GREEN_S", 0.0, f64::MAX)? {
+        if let Some(x) = num("PLAN_MIN_GREEN_S", 0.0, crate::city::MAX_PHASE_TIME_S)? {
             c.min_green_s = x;
         }
         if let Some(x) = num("PLAN_MIN_GREEN_FACTOR", 0.0, 1.0)? {
             c.min_green_factor = x;
         }
-        if let Some(x) = num("PLAN_MAX_GREEN_FACTOR", 1.0, f64::MAX)? {
+        if let Some(x) = num("PLAN_MAX_GREEN_FACTOR", 1.0, 100.0)? {
             c.max_green_factor = x;
         }
         Ok(c)
@@ -240,6 +240,9 @@ mod tests {
         assert_eq!(c.map(|c| c.max_green_factor), Ok(1.5));
         assert!(PlanConfig::from_lookup(|_| Some("0.5".into())).is_err());
         assert_eq!(PlanConfig::from_lookup(|_| None), Ok(PlanConfig::default()));
+        // Bounded so that every number of a plan stays finite.
+        let e = PlanConfig::from_lookup(|k| (k == "PLAN_MAX_GREEN_FACTOR").then(|| "1e308".into()));
+        assert!(e.is_err_and(|e| e.contains("PLAN_MAX_GREEN_FACTOR")));
     }
 
     proptest! {

@@ -35,7 +35,7 @@
 //! | `TRAFFIC_DATA_DIR` | `traffic local` (`--data-dir`) | `.data` | where the embedded store, the log file and the run's settings live |
 //! | `TRAFFIC_LISTEN` | `traffic local` (`--listen`) | `127.0.0.1:8080` | the address of the API and the dashboard |
 //! | `TRAFFIC_MERGE_EVERY` | `traffic sumo` (`--merge-every`) | `5m` | simulated time between merge runs |
-//! | `PLAN_MIN_GREEN_S`, `PLAN_MIN_GREEN_FACTOR`, `PLAN_MAX_GREEN_FACTOR` | every function (engine variables: `merge` draws the plans it stores with the timings it writes, `api` the plan of an intersection without one; `traffic sumo` answers the stored ones) | `5`, `0.5`, `3` | the plans for actuated controllers (`traffic_core::plan`, `docs/contracts.md` "Plans"): per phase the minimum green is the larger of the factor × Webster's green and the seconds (and of the phase's minimum-green limit), the maximum green the factor (at least 1) × Webster's green |
+//! | `PLAN_MIN_GREEN_S`, `PLAN_MIN_GREEN_FACTOR`, `PLAN_MAX_GREEN_FACTOR` | every function (engine variables: `merge` draws the plans it stores with the timings it writes, `api` the plan of an intersection without one; `traffic sumo` answers the stored ones) | `5`, `0.5`, `3` | the plans for actuated controllers (`traffic_core::plan`, `docs/contracts.md` "Plans"): per phase the minimum green is the larger of the factor × Webster's green and the seconds (and of the phase's minimum-green limit), the maximum green the factor (1 to 100) × Webster's green; the seconds 0 to 3600 |
 //!
 //! Region, credentials and endpoint come the AWS SDK's standard way (`AWS_REGION`,
 //! `AWS_ENDPOINT_URL`, ...); a region must be configured (`traffic_aws::region`).
