@@ -339,8 +339,6 @@ async fn main() -> anyhow::Result<()> {
                 shards: shards as usize,
                 batch_size,
                 merge_every_ms: merge_every.ms(),
-                plan: traffic_core::plan::PlanConfig::from_lookup(|k| std::env::var(k).ok())
-                    .map_err(anyhow::Error::msg)?,
                 coordination: traffic_core::coordination::CoordinationConfig::from_lookup(|k| {
                     std::env::var(k).ok()
                 })

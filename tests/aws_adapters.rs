@@ -462,6 +462,11 @@ async fn the_registry_keeps_intersections_and_their_timing_history() -> anyhow::
         .enumerate()
     {
         phases[0].green_s = 20.0 + i as f64;
+        // The plan goes with the timings; an offset (when coordinated) round-trips, as does none.
+        let plan = traffic_core::plan::Plan {
+            offset_s: (i == 1).then_some(12.5),
+            ..traffic_core::plan::plan(&phases, 4.0, None, &Default::default())
+        };
         let (_, version) = s
             .intersection_versioned(&city.intersections[0].id)
             .await?
@@ -471,11 +476,13 @@ async fn the_registry_keeps_intersections_and_their_timing_history() -> anyhow::
                 &[
                     TimingUpdate {
                         id: city.intersections[0].id.clone(),
+                        plan: Some(plan.clone()),
                         phases: phases.clone(),
                         expected_version: version,
                     },
                     TimingUpdate {
                         id: city.intersections[29].id.clone(),
+                        plan: None,
                         phases: phases.clone(),
                         expected_version: "deleted meanwhile".into(),
                     },
@@ -484,6 +491,8 @@ async fn the_registry_keeps_intersections_and_their_timing_history() -> anyhow::
             )
             .await?;
         assert_eq!(skipped, vec![city.intersections[29].id.clone()]);
+        let stored = s.intersection(&city.intersections[0].id).await?;
+        assert_eq!(stored.and_then(|x| x.plan), Some(plan), "{from}");
     }
     let x = s
         .intersection(&city.intersections[0].id)
@@ -777,6 +786,7 @@ async fn a_write_conditional_on_a_version_applies_only_if_nothing_changed() -> a
     // A retiming computed from the version before the edit is skipped: the edit stays.
     let retiming = |expected_version: &str| TimingUpdate {
         id: x.id.clone(),
+        plan: None,
         phases: x.phases.clone(),
         expected_version: expected_version.to_owned(),
     };
@@ -1067,6 +1077,7 @@ async fn the_registry_keeps_control_modes_proposals_and_who_changed_the_timings(
             .set_timings(
                 &[TimingUpdate {
                     id: x.id.clone(),
+                    plan: None,
                     phases: phases.clone(),
                     expected_version: version,
                 }],
@@ -1150,6 +1161,7 @@ async fn the_functions_list_the_intersections_again_only_when_the_directory_gene
     // A retiming is not a change of the directory.
     let t = TimingUpdate {
         id: rest[0].id.clone(),
+        plan: None,
         phases: rest[0].phases.clone(),
         expected_version: s
             .intersection_versioned(&rest[0].id)

@@ -223,12 +223,13 @@ async fn the_events_a_subscriber_reads_from_the_bus_match_the_stored_results() -
     let closed: BTreeSet<_> = report.closed.iter().copied().collect();
     assert_eq!(windows, closed, "one event per window closed");
 
-    // One retiming round: the latest 15-minute window, with the run's counts.
-    let rounds: Vec<TimingsChanged> = received
+    // One retiming round: the latest 15-minute window, with the run's counts and the plans
+    // the registry stored with the timings it wrote.
+    let rounds: Vec<&serde_json::Value> = received
         .iter()
         .filter(|r| r.detail_type == "Timings changed")
-        .map(|r| serde_json::from_value(r.detail.clone()))
-        .collect::<Result<_, _>>()?;
+        .map(|r| &r.detail)
+        .collect();
     let latest = report
         .closed
         .iter()
@@ -236,14 +237,20 @@ async fn the_events_a_subscriber_reads_from_the_bus_match_the_stored_results() -
         .max()
         .copied()
         .context("no 15-minute window closed")?;
-    assert_eq!(
-        rounds,
-        vec![TimingsChanged::new(
-            latest,
-            report.retimed,
-            report.retiming_conflicts
-        )]
-    );
+    let plans = ports
+        .registry
+        .intersections()
+        .await?
+        .into_iter()
+        .filter(|x| x.retimed_from == Some(latest.to_string()))
+        .map(|x| Ok((x.id.clone(), x.plan.context("retimed without a plan")?)))
+        .collect::<anyhow::Result<_>>()?;
+    let want = TimingsChanged::round(latest, report.retimed, report.retiming_conflicts, plans);
+    assert_eq!(rounds.len(), want.len(), "{rounds:?}");
+    ensure!(report.retimed > 0, "nothing retimed: {report:?}");
+    for (got, want) in rounds.iter().zip(&want) {
+        aws_support::assert_same(&serde_json::to_value(want)?, got, "Timings changed");
+    }
     let sizes: Vec<usize> = received
         .iter()
         .map(|r| "traffic.merge".len() + r.detail_type.len() + r.detail.to_string().len())

@@ -119,6 +119,7 @@ async fn a_retiming_whose_history_write_fails_keeps_its_entry_and_the_next_write
     first[0].green_s += 7.0;
     let update = |phases: &Vec<Phase>, expected_version: String| TimingUpdate {
         id: x.id.clone(),
+        plan: None,
         phases: phases.clone(),
         expected_version,
     };

@@ -13,6 +13,7 @@ use support::{FlakyPublisher, FlakyState, store_with_city};
 use traffic_app::esm;
 use traffic_core::EngineConfig;
 use traffic_core::lineage::ShardInfo;
+use traffic_core::plan::{PlanConfig, plan, plan_of};
 use traffic_core::sequence::SequenceNumber;
 use traffic_functions::directory::Directory;
 use traffic_ports::SourceRecord;
@@ -881,13 +882,33 @@ async fn a_manual_and_a_fixed_intersection_keep_their_timings_while_an_adaptive_
     assert_eq!(proposal.flows[0].flow_veh_h, 600.0);
     assert_ne!(proposal.phases, before[0], "Webster proposes a change");
 
+    // Kept timings: no plan stored; readers draw the plan of the kept greens.
+    assert_eq!(manual.plan, None);
     let fixed = intersection(&store, "I-0002").await;
     assert_eq!(fixed.phases, before[1]);
-    assert_eq!((fixed.retimed_from, fixed.proposal), (None, None));
+    assert_eq!((&fixed.retimed_from, &fixed.proposal), (&None, &None));
+    assert_eq!(fixed.plan, None);
+    let fixed_plan = plan_of(&fixed, cfg.webster.yellow_s, &cfg.plan);
+    let greens: Vec<f64> = fixed_plan.phases.iter().map(|p| p.green_s).collect();
+    assert_eq!(
+        greens,
+        [30.0, 30.0],
+        "a fixed-time controller runs its greens"
+    );
 
     let adaptive = intersection(&store, "I-0003").await;
     assert_eq!(adaptive.retimed_from, Some(control.to_string()));
     assert_eq!(adaptive.proposal, None);
+    assert_eq!(
+        adaptive.plan,
+        Some(plan(
+            &adaptive.phases,
+            cfg.webster.yellow_s,
+            adaptive.control.limits.as_ref(),
+            &cfg.plan
+        )),
+        "the plan of the timings written, stored with them"
+    );
     for (new, old) in adaptive.phases.iter().zip(&before[2]) {
         let change = (new.green_s - old.green_s).abs() / old.green_s;
         assert!(change <= 0.2 + 1e-9, "{new:?} from {old:?}");
@@ -1030,4 +1051,47 @@ async fn an_adaptive_intersection_within_the_smallest_change_of_websters_proposa
         intersection(&store, "I-0001").await.phases,
         intersection(&applied, "I-0001").await.phases
     );
+}
+
+#[tokio::test]
+async fn a_retimed_intersection_stores_the_plan_of_its_new_timings_drawn_as_configured() {
+    let (_dir, store) = city_with_an_hour(None).await;
+    let mut cfg = EngineConfig::from_lookup(|k| {
+        [
+            ("PLAN_MIN_GREEN_S", "7"),
+            ("PLAN_MIN_GREEN_FACTOR", "0.25"),
+            ("PLAN_MAX_GREEN_FACTOR", "2"),
+        ]
+        .iter()
+        .find(|(name, _)| *name == k)
+        .map(|(_, v)| v.to_string())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    cfg.webster.min_change_s = 0.0;
+    assert_ne!(cfg.plan, PlanConfig::default());
+    let report = merge_on(&cfg, &store)
+        .handle(&scheduled_event())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.retimed, 3, "{report:?}");
+    for s in ["I-0001", "I-0002", "I-0003"] {
+        let x = intersection(&store, s).await;
+        let want = plan(&x.phases, cfg.webster.yellow_s, None, &cfg.plan);
+        assert_eq!(x.plan.as_ref(), Some(&want), "{s}");
+        let default = plan(
+            &x.phases,
+            cfg.webster.yellow_s,
+            None,
+            &PlanConfig::default(),
+        );
+        assert_ne!(
+            x.plan,
+            Some(default),
+            "{s}: the configured factors took effect"
+        );
+        for p in &want.phases {
+            assert!((p.max_green_s - 2.0 * p.green_s).abs() < 1e-9, "{s}: {p:?}");
+            assert!(p.min_green_s >= 7.0_f64.min(p.green_s), "{s}: {p:?}");
+        }
+    }
 }

@@ -29,9 +29,9 @@
 //! `timings` holds the intersections whose timings the merge changed since the previous answer
 //! (as the registry has them), or whose plan changed with them, each with its `plan` for an
 //! actuated controller ([`traffic_core::plan`]: per phase the minimum green, the fixed-time
-//! green, the maximum green, in the phases' order; the cycle of the fixed-time greens), drawn
-//! with the `PLAN_*` variables (`PLAN_MIN_GREEN_S`, default 5; `PLAN_MIN_GREEN_FACTOR`, default
-//! 0.5; `PLAN_MAX_GREEN_FACTOR`, default 3) and then coordinated
+//! green, the maximum green, in the phases' order; the cycle of the fixed-time greens), the one
+//! the merge stored with those timings (drawn with the engine's `PLAN_*` variables,
+//! `docs/contracts.md`, "Plans"), then coordinated here
 //! ([`traffic_core::coordination::coordinate`], one call over every intersection's plan,
 //! position and the vehicles counted since timings last changed: neighbours share a cycle and
 //! get an offset and a coordinated phase; `PLAN_COORDINATION`, `PLAN_COORDINATION_DISTANCE_M`,
@@ -59,7 +59,7 @@ use traffic_core::alarm::AlarmPolicy;
 use traffic_core::coordination::{CoordinationConfig, Member, coordinate};
 use traffic_core::demand::IntersectionDemand;
 use traffic_core::pane::Counters;
-use traffic_core::plan::{Plan, PlanConfig, plan};
+use traffic_core::plan::{Plan, plan_of};
 use traffic_core::reading::Position;
 use traffic_core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use traffic_core::{City, EngineConfig};
@@ -77,8 +77,6 @@ pub struct SumoOptions {
     pub merge_every_ms: i64,
     /// How `fault` and `merge` handle alarms (the configuration's `ALARM_*`).
     pub alarms: AlarmPolicy,
-    /// How the answer's plans are drawn from the timings (`PLAN_*`).
-    pub plan: PlanConfig,
     /// How neighbouring intersections' plans are coordinated (`PLAN_COORDINATION*`,
     /// `PLAN_PROGRESSION_SPEED_KMH`).
     pub coordination: CoordinationConfig,
@@ -318,12 +316,8 @@ impl SumoLoop {
                     lat: x.lat,
                     lon: x.lon,
                 },
-                plan: plan(
-                    &x.phases,
-                    yellow,
-                    x.control.limits.as_ref(),
-                    &self.opts.plan,
-                ),
+                // The merge's plan, stored with the timings it wrote.
+                plan: plan_of(x, yellow, &self.functions.cfg.plan),
                 vehicles: self.counted.get(&t.intersection_id).copied().unwrap_or(0.0),
             })
             .collect();
@@ -444,11 +438,26 @@ mod tests {
 
     /// As [`system`], handling alarms by `alarms`.
     fn system_with(alarms: AlarmPolicy) -> SumoLoop {
-        system_of(CITY, alarms)
+        system_on(CITY, alarms, |_| {})
     }
 
     /// As [`system`], on the city `city`.
     fn system_of(city: &str, alarms: AlarmPolicy) -> SumoLoop {
+        system_on(city, alarms, |_| {})
+    }
+
+    /// As [`system_with`], the engine's configuration changed by `change`.
+    fn system_configured(alarms: AlarmPolicy, change: impl FnOnce(&mut EngineConfig)) -> SumoLoop {
+        system_on(CITY, alarms, change)
+    }
+
+    /// As [`system`], on the city `city`, handling alarms by `alarms`, the engine's
+    /// configuration changed by `change`.
+    fn system_on(
+        city: &str,
+        alarms: AlarmPolicy,
+        change: impl FnOnce(&mut EngineConfig),
+    ) -> SumoLoop {
         let city = City::parse(city).unwrap_or_else(|e| panic!("{e}"));
         let lengths: Vec<WindowLength> = ["1m", "5m"]
             .iter()
@@ -458,12 +467,12 @@ mod tests {
             .with_windows(&lengths)
             .unwrap_or_else(|e| panic!("{e}"));
         cfg.allowed_lateness_ms = 0;
+        change(&mut cfg);
         let opts = SumoOptions {
             alarms,
             shards: 2,
             batch_size: 3,
             merge_every_ms: 60_000,
-            plan: PlanConfig::default(),
             // on, so that the tests see it (off by default)
             coordination: CoordinationConfig {
                 enabled: true,
@@ -593,6 +602,32 @@ mod tests {
         answer(&mut sys, &tick(1, [[30, 10], [5, 5]], None)).await;
         let a = answer(&mut sys, &tick(2, [[30, 10], [5, 5]], None)).await;
         assert!(a.timings.iter().all(|t| t.plan.offset_s.is_none()));
+    }
+
+    #[tokio::test]
+    async fn the_answers_plan_is_the_one_the_merge_stored_drawn_with_the_engines_plan_config() {
+        let mut sys = system_configured(AlarmPolicy::default(), |c| {
+            c.plan.max_green_factor = 2.0;
+        });
+        answer(&mut sys, &tick(1, [[30, 10], [5, 5]], None)).await;
+        let second = answer(&mut sys, &tick(2, [[30, 10], [5, 5]], None)).await;
+        assert_eq!(second.timings.len(), 2);
+        for t in &second.timings {
+            let id = traffic_core::IntersectionId::parse(&t.timing.intersection_id)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let stored = sys
+                .functions
+                .ports
+                .registry
+                .intersection(&id)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .and_then(|x| x.plan);
+            assert_eq!(stored.as_ref(), Some(&t.plan), "{id}");
+            for p in &t.plan.phases {
+                assert!((p.max_green_s - 2.0 * p.green_s).abs() < 1e-9, "{p:?}");
+            }
+        }
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@
 
 use crate::control::{Control, Proposal};
 use crate::ids::{IntersectionId, LightIndex};
+use crate::plan::Plan;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -57,6 +58,12 @@ pub struct Intersection {
     /// Webster's latest proposal, kept beside the operator's plan while in manual mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proposal: Option<Proposal>,
+    /// The plan for an actuated controller the merge drew from the timings it wrote
+    /// ([`crate::plan`]). Absent where the merge has not retimed the intersection since plans
+    /// were stored, or an operator changed its phases or limits since: readers then draw it
+    /// from the phases and limits ([`crate::plan::plan_of`]). Not the operator's to write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
     /// Any other fields, kept as written.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

@@ -22,9 +22,13 @@
 //! | `DEMAND_OVERFLOW` | `0.25` | a light at capacity is estimated to ask for this fraction more than it served |
 //! | `DEMAND_TARGET_X` | `0.9` | the degree of saturation the cycle is sized for (0 to 1) |
 //! | `WEBSTER_MIN_CHANGE_S` | `3` | an adaptive intersection is retimed only when a phase's green or red moves by at least this, s; `0` applies every proposal |
+//! | `PLAN_MIN_GREEN_S` | `5` | shortest minimum green of a plan for actuated controllers, s, 0 to 3600 ([`crate::plan`]) |
+//! | `PLAN_MIN_GREEN_FACTOR` | `0.5` | a plan's minimum green as a fraction (0 to 1) of Webster's green |
+//! | `PLAN_MAX_GREEN_FACTOR` | `3` | a plan's maximum green as a multiple (1 to 100) of Webster's green |
 
 use crate::demand::DemandConfig;
 use crate::digest::DEFAULT_DIGEST_SIZE;
+use crate::plan::PlanConfig;
 use crate::ranking::TOP_K;
 use crate::webster::WebsterConfig;
 use crate::window::{WindowLength, parse_duration_ms};
@@ -58,6 +62,8 @@ pub struct EngineConfig {
     pub webster: WebsterConfig,
     /// How demand is estimated from served counts.
     pub demand: DemandConfig,
+    /// How plans for actuated controllers are drawn from the timings (`PLAN_*`).
+    pub plan: PlanConfig,
 }
 
 /// Default of [`EngineConfig::merge_max_panes`]: four hours of 15-minute panes a run. A pane of
@@ -93,6 +99,7 @@ impl Default for EngineConfig {
             top_k: TOP_K,
             webster: WebsterConfig::default(),
             demand: DemandConfig::default(),
+            plan: PlanConfig::default(),
         }
     }
 }
@@ -270,6 +277,10 @@ impl EngineConfig {
             }
         }
         c.demand.validate().map_err(|m| bad("DEMAND_*", m))?;
+        c.plan = PlanConfig::from_lookup(&lookup).map_err(|m| {
+            let name = m.split_whitespace().next().unwrap_or("PLAN_*").to_owned();
+            bad(&name, m)
+        })?;
         Ok(c)
     }
 }
@@ -328,6 +339,20 @@ mod tests {
         assert!(e.is_some_and(|e| e.name == "DEMAND_ESTIMATE"));
         let e = from(&[("DEMAND_TARGET_X", "1.5")]).err();
         assert!(e.is_some_and(|e| e.message.contains("DEMAND_TARGET_X")));
+    }
+
+    #[test]
+    fn the_plan_variables_set_the_plan_config_and_a_bad_one_is_named() {
+        let c = from(&[("PLAN_MAX_GREEN_FACTOR", "2"), ("PLAN_MIN_GREEN_S", "3")]);
+        let c = c.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.plan.max_green_factor, 2.0);
+        assert_eq!(c.plan.min_green_s, 3.0);
+        assert_eq!(
+            c.plan.min_green_factor,
+            PlanConfig::default().min_green_factor
+        );
+        let e = from(&[("PLAN_MIN_GREEN_FACTOR", "2")]).err();
+        assert!(e.is_some_and(|e| e.name == "PLAN_MIN_GREEN_FACTOR"));
     }
 
     #[test]

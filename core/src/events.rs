@@ -6,11 +6,14 @@
 //! run that fails to publish is redone), so every detail carries `window`, the key a
 //! subscriber deduplicates on together with the detail type.
 
+use crate::IntersectionId;
+use crate::plan::Plan;
 use crate::query::WindowResult;
 use crate::ranking::RankEntry;
 use crate::time::format_rfc3339_ms;
 use crate::window::WindowKey;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The events' source (EventBridge's `source`).
 pub const SOURCE: &str = "traffic.merge";
@@ -59,30 +62,77 @@ impl WindowClosed {
     }
 }
 
-/// One retiming round: Webster's timings computed from a closed control window.
+/// Most plans one [`TimingsChanged`] event carries: a round that gave more intersections new
+/// timings is published in parts. A plan is at most about 600 bytes of JSON (four phases, a
+/// 64-byte id, every number at full precision), so a part stays far below the 256 KB an
+/// EventBridge entry may be.
+pub const PLANS_PER_EVENT: usize = 200;
+
+/// One retiming round: Webster's timings computed from a closed control window, and the plans
+/// for actuated controllers drawn from them, in one or more parts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TimingsChanged {
-    /// The control window the timings were computed from (`15m@...`): the event's identity.
+    /// The control window the timings were computed from (`15m@...`): with `part`, the
+    /// event's identity.
     #[serde(with = "crate::window::key_as_text")]
     pub window: WindowKey,
     /// When that window ended, RFC 3339 UTC.
     pub end: String,
-    /// Intersections given new timings.
+    /// Intersections given new timings (in the whole round).
     pub retimed: usize,
     /// Intersections left as they were because an operator changed them meanwhile (retimed
     /// from a later window).
     pub skipped: usize,
+    /// This part's share of the plans of the intersections the round gave new timings, by id
+    /// (ids in order across the parts): each the plan stored with the timings
+    /// ([`crate::plan`]).
+    #[serde(default)]
+    pub plans: BTreeMap<IntersectionId, Plan>,
+    /// Which part of the round this event is, from 1.
+    #[serde(default = "one")]
+    pub part: usize,
+    /// How many parts the round was published in (at least 1).
+    #[serde(default = "one")]
+    pub parts: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl TimingsChanged {
-    /// The round of `window`.
+    /// The round of `window`, without plans: one part.
     pub fn new(window: WindowKey, retimed: usize, skipped: usize) -> Self {
         Self {
             window,
             end: format_rfc3339_ms(window.end_ms()),
             retimed,
             skipped,
+            plans: BTreeMap::new(),
+            part: 1,
+            parts: 1,
         }
+    }
+
+    /// The round of `window` with the plans of the intersections given new timings: one
+    /// event per [`PLANS_PER_EVENT`] plans (in id order), at least one; each carries the
+    /// round's counts.
+    pub fn round(
+        window: WindowKey,
+        retimed: usize,
+        skipped: usize,
+        plans: BTreeMap<IntersectionId, Plan>,
+    ) -> Vec<Self> {
+        let parts = plans.len().div_ceil(PLANS_PER_EVENT).max(1);
+        let mut plans = plans.into_iter();
+        (1..=parts)
+            .map(|part| Self {
+                plans: plans.by_ref().take(PLANS_PER_EVENT).collect(),
+                part,
+                parts,
+                ..Self::new(window, retimed, skipped)
+            })
+            .collect()
     }
 }
 
@@ -125,7 +175,6 @@ impl ResultEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::IntersectionId;
     use crate::query::MedianEntry;
     use crate::window::WindowLength;
 
@@ -184,8 +233,83 @@ mod tests {
         let d: serde_json::Value = serde_json::from_str(&e.detail()?)?;
         assert_eq!(
             d,
-            serde_json::json!({"window": "15m@2026-01-05T08:00:00Z", "end": "2026-01-05T08:15:00Z", "retimed": 11, "skipped": 1})
+            serde_json::json!({"window": "15m@2026-01-05T08:00:00Z", "end": "2026-01-05T08:15:00Z", "retimed": 11, "skipped": 1,
+                "plans": {}, "part": 1, "parts": 1})
         );
+        // An event from before plans were published reads as a round of one part.
+        let old: TimingsChanged = serde_json::from_value(serde_json::json!(
+            {"window": "15m@2026-01-05T08:00:00Z", "end": "2026-01-05T08:15:00Z", "retimed": 11, "skipped": 1}))?;
+        assert_eq!(ResultEvent::TimingsChanged(old), e);
+        Ok(())
+    }
+
+    /// A plan of `phases` phases whose every number takes 17 digits to write.
+    fn a_plan(phases: usize) -> Plan {
+        let long = |whole: f64| whole + 1.0 / 3.0;
+        let p = crate::plan::PhasePlan {
+            min_green_s: long(1234.0),
+            green_s: long(2469.0),
+            max_green_s: long(3599.0),
+        };
+        Plan {
+            cycle_s: long(3599.0),
+            offset_s: Some(long(1234.0)),
+            coordinated_phase: Some(phases.saturating_sub(1)),
+            phases: vec![p; phases],
+        }
+    }
+
+    #[test]
+    fn a_timings_changed_event_carries_the_plans_by_id() -> Result<(), Box<dyn std::error::Error>> {
+        let w = result()?.window;
+        let plan = crate::plan::plan(
+            &serde_json::from_str::<Vec<crate::city::Phase>>(
+                r#"[{"lights":[0],"green_s":30,"red_s":11},{"lights":[1],"green_s":8,"red_s":33}]"#,
+            )?,
+            3.0,
+            None,
+            &crate::plan::PlanConfig::default(),
+        );
+        let plans = BTreeMap::from([(IntersectionId::parse("I-0001")?, plan)]);
+        let round = TimingsChanged::round(w, 1, 0, plans);
+        assert_eq!(round.len(), 1);
+        let e = ResultEvent::TimingsChanged(round[0].clone());
+        let d: serde_json::Value = serde_json::from_str(&e.detail()?)?;
+        assert_eq!(
+            d["plans"]["I-0001"],
+            serde_json::json!({"cycle_s": 44.0, "offset_s": null, "coordinated_phase": null, "phases": [
+                {"min_green_s": 15.0, "green_s": 30.0, "max_green_s": 90.0},
+                {"min_green_s": 5.0, "green_s": 8.0, "max_green_s": 24.0}]})
+        );
+        assert_eq!(
+            (d["part"].as_u64(), d["parts"].as_u64()),
+            (Some(1), Some(1))
+        );
+        let back: TimingsChanged = serde_json::from_value(d)?;
+        assert_eq!(back, round[0]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_large_round_is_cut_into_parts_each_within_an_eventbridge_entry()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let w = result()?.window;
+        let n = 2 * PLANS_PER_EVENT + 1;
+        let plans: BTreeMap<IntersectionId, Plan> = (0..n)
+            .map(|i| Ok((IntersectionId::parse(&format!("{i:0>64}"))?, a_plan(4))))
+            .collect::<Result<_, Box<dyn std::error::Error>>>()?;
+        let ids: Vec<IntersectionId> = plans.keys().cloned().collect();
+        let round = TimingsChanged::round(w, n, 3, plans);
+        assert_eq!(round.len(), 3);
+        let mut seen = Vec::new();
+        for (i, e) in round.iter().enumerate() {
+            assert_eq!((e.part, e.parts, e.retimed, e.skipped), (i + 1, 3, n, 3));
+            let bytes = ResultEvent::TimingsChanged(e.clone()).detail()?.len();
+            assert!(bytes < 200 * 1024, "part {} is {bytes} bytes", e.part);
+            seen.extend(e.plans.keys().cloned());
+        }
+        assert_eq!(seen, ids, "every plan once, in id order");
+        assert_eq!(TimingsChanged::round(w, 0, 0, BTreeMap::new()).len(), 1);
         Ok(())
     }
 }

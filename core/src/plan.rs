@@ -29,7 +29,7 @@
 //! Laws: `min ≤ green ≤ max` per phase, the minimum at least the limit's, and every phase's
 //! green + yellow summed is the cycle.
 
-use crate::city::Phase;
+use crate::city::{Intersection, Phase};
 use crate::safe_timing::TimingLimits;
 use serde::{Deserialize, Serialize};
 
@@ -56,8 +56,8 @@ impl Default for PlanConfig {
 
 impl PlanConfig {
     /// The defaults with the variables `lookup` gives: `PLAN_MIN_GREEN_S` (a number of
-    /// seconds, zero or more), `PLAN_MIN_GREEN_FACTOR` (0 to 1) and `PLAN_MAX_GREEN_FACTOR`
-    /// (at least 1). The error names the variable.
+    /// seconds, 0 to 3600), `PLAN_MIN_GREEN_FACTOR` (0 to 1) and `PLAN_MAX_GREEN_FACTOR`
+    /// (1 to 100: every number of a plan stays finite). The error names the variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let mut c = Self::default();
         let num = |name: &str, min: f64, max: f64| -> Result<Option<f64>, String> {
@@ -70,13 +70,13 @@ impl PlanConfig {
                 })
                 .transpose()
         };
-        if let Some(x) = num("PLAN_MIN_GREEN_S", 0.0, f64::MAX)? {
+        if let Some(x) = num("PLAN_MIN_GREEN_S", 0.0, crate::city::MAX_PHASE_TIME_S)? {
             c.min_green_s = x;
         }
         if let Some(x) = num("PLAN_MIN_GREEN_FACTOR", 0.0, 1.0)? {
             c.min_green_factor = x;
         }
-        if let Some(x) = num("PLAN_MAX_GREEN_FACTOR", 1.0, f64::MAX)? {
+        if let Some(x) = num("PLAN_MAX_GREEN_FACTOR", 1.0, 100.0)? {
             c.max_green_factor = x;
         }
         Ok(c)
@@ -148,6 +148,17 @@ pub fn plan(
     }
 }
 
+/// The plan intersection `x` runs: the one stored with its timings (the merge's, [`plan`] of
+/// the timings it wrote), or, where none is stored or the stored one no longer fits the
+/// phases (another number of them), the one [`plan`] draws from its phases and limits now
+/// (a fixed-time or manual intersection runs its own greens).
+pub fn plan_of(x: &Intersection, yellow_s: f64, cfg: &PlanConfig) -> Plan {
+    match &x.plan {
+        Some(p) if p.phases.len() == x.phases.len() => p.clone(),
+        _ => plan(&x.phases, yellow_s, x.control.limits.as_ref(), cfg),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,11 +220,38 @@ mod tests {
     }
 
     #[test]
+    fn an_intersection_runs_its_stored_plan_or_one_drawn_from_its_phases() {
+        let mut x: Intersection = serde_json::from_value(serde_json::json!({
+            "id": "I-0001", "lat": 41.85, "lon": 12.6,
+            "lights": [{"light": 0, "saturation_veh_h": 1800}, {"light": 1, "saturation_veh_h": 1800}],
+            "phases": [{"lights": [0], "green_s": 30, "red_s": 11}, {"lights": [1], "green_s": 8, "red_s": 33}]
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let cfg = PlanConfig::default();
+        let drawn = plan(&x.phases, 3.0, None, &cfg);
+        assert_eq!(plan_of(&x, 3.0, &cfg), drawn, "none stored: drawn");
+        let stored = Plan {
+            offset_s: Some(7.0),
+            ..drawn.clone()
+        };
+        x.plan = Some(stored.clone());
+        assert_eq!(plan_of(&x, 3.0, &cfg), stored, "stored: as stored");
+        x.plan = Some(Plan {
+            phases: vec![],
+            ..stored
+        });
+        assert_eq!(plan_of(&x, 3.0, &cfg), drawn, "stored but unfit: drawn");
+    }
+
+    #[test]
     fn the_variables_set_the_config_and_nonsense_is_refused() {
         let c = PlanConfig::from_lookup(|k| (k == "PLAN_MAX_GREEN_FACTOR").then(|| "1.5".into()));
         assert_eq!(c.map(|c| c.max_green_factor), Ok(1.5));
         assert!(PlanConfig::from_lookup(|_| Some("0.5".into())).is_err());
         assert_eq!(PlanConfig::from_lookup(|_| None), Ok(PlanConfig::default()));
+        // Bounded so that every number of a plan stays finite.
+        let e = PlanConfig::from_lookup(|k| (k == "PLAN_MAX_GREEN_FACTOR").then(|| "1e308".into()));
+        assert!(e.is_err_and(|e| e.contains("PLAN_MAX_GREEN_FACTOR")));
     }
 
     proptest! {

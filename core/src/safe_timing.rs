@@ -50,12 +50,14 @@ impl TimingLimits {
             ));
         }
         for (i, m) in self.min_green_s.iter().enumerate() {
+            // No green is longer than an hour: a longer minimum could never be met (and a
+            // plan drawn within it overflowed to infinity).
             if let Some(m) = m
-                && !(m.is_finite() && *m >= 0.0)
+                && !(m.is_finite() && *m >= 0.0 && *m <= crate::city::MAX_PHASE_TIME_S)
             {
                 return Err(bad(
                     format!("min_green_s[{i}]"),
-                    "must be a finite number of seconds, zero or more",
+                    "must be a number of seconds from 0 to 3600 (no green is longer)",
                 ));
             }
         }
@@ -175,6 +177,17 @@ mod tests {
             ),
             p
         );
+    }
+
+    #[test]
+    fn a_minimum_green_longer_than_any_green_is_refused_naming_its_phase() {
+        let limits = |m: f64| TimingLimits {
+            min_green_s: vec![None, Some(m)],
+            ..TimingLimits::default()
+        };
+        assert!(limits(3600.0).validate(2, "").is_ok());
+        let e = limits(9.75e307).validate(2, "limits.").err();
+        assert!(e.is_some_and(|e| e.field == "limits.min_green_s[1]"));
     }
 
     #[test]

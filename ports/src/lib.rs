@@ -231,8 +231,8 @@ pub trait Registry: Send + Sync {
     /// what the merge retimes from.
     async fn intersections_versioned(&self) -> PortResult<Vec<(Intersection, String)>>;
 
-    /// Sets new timings (the phases' green and red) of intersections, noting the window they
-    /// were computed from, each only if the intersection is still at the version the timings
+    /// Sets new timings (the phases' green and red) of intersections and their plans, noting
+    /// the window they were computed from, each only if the intersection is still at the version the timings
     /// were computed from: an operator's edit (or a deletion) in between wins, and the
     /// intersection is returned among the skipped ones, to be retimed by a later run. Each
     /// intersection's new timings and their history entry are one atomic change: a failure
@@ -283,6 +283,9 @@ pub struct TimingUpdate {
     pub id: IntersectionId,
     /// Its phases with their new green and red times.
     pub phases: Vec<Phase>,
+    /// The plan for actuated controllers drawn from them (`traffic_core::plan`), stored with
+    /// them as the intersection's `plan`; `None`: stored without one (readers draw it).
+    pub plan: Option<traffic_core::plan::Plan>,
     /// The version the timings were computed from.
     pub expected_version: String,
 }

@@ -178,6 +178,7 @@ pub fn generate_city(cfg: &CityConfig) -> Result<City, SimError> {
             retimed_from: None,
             control: Default::default(),
             proposal: None,
+            plan: None,
             extra,
         });
     }

@@ -262,6 +262,28 @@ test("an intersection switched to manual through the page keeps its plan and sho
     x.id, { timeout: 15_000 });
 });
 
+test("an intersection's plan for actuated control is shown beside its timings", async () => {
+  const { body: { timings } } = await getJson("/api/timings?limit=500");
+  const t = timings.find((x) => x.retimed_from) || timings[0];
+  await page.locator(`#map g.node[data-id="${t.intersection_id}"] circle`).first().click();
+  await page.locator(`#detail-body[data-loaded="${t.intersection_id}"]`).waitFor({ timeout: 15_000 });
+  // A retiming may land between the page's read and this one: the page's next refresh catches up.
+  const shown = await eventually(`${t.intersection_id}'s plan in the page`, 20_000, async () => {
+    const { body } = await getJson("/api/intersections/" + t.intersection_id + "/timings");
+    const rows = await page.evaluate(() => [...document.querySelectorAll("#detail-plan tr")].map((tr) =>
+      [...tr.querySelectorAll("td[data-field]")].map((td) => Number(td.dataset.value))));
+    const want = body.current.plan.phases.map((p) => [p.min_green_s, p.green_s, p.max_green_s]);
+    return JSON.stringify(rows) === JSON.stringify(want) && { rows, plan: body.current.plan };
+  });
+  assert.ok(shown.rows.length > 0, "a row per phase");
+  for (const [min, green, max] of shown.rows) assert.ok(min <= green && green <= max, `${min} ≤ ${green} ≤ ${max}`);
+  const text = await page.textContent("#detail-plan-text");
+  assert.match(text, /^cycle \d+\.\d s · (not coordinated|offset )/);
+  // The list of timings shows each phase's range.
+  const range = await page.textContent(`#timings td[data-plan="${t.intersection_id}"]`);
+  assert.match(range, /^\d+–\d+( \/ \d+–\d+)*/);
+});
+
 test("a screenshot of the dashboard with data is saved", async () => {
   // Charts read better with a few minutes of figures; take the picture regardless after 90 s.
   await page.waitForFunction(

@@ -438,11 +438,15 @@ def code_needs(fn: Function, adapter: Adapter) -> Needs:
 
 
 def engine_variables() -> set[str]:
-    """Every variable core/src/config.rs reads."""
+    """Every variable core/src/config.rs reads, with the plan's (core/src/plan.rs, which
+    config.rs hands its lookup to)."""
     raw = (ROOT / "core/src/config.rs").read_text()
     found = set(re.findall(r'lookup\("([A-Z][A-Z0-9_]+)"\)', raw))
     found |= set(re.findall(r'\(\s*"([A-Z][A-Z0-9_]+)"\s*,\s*&mut', raw))
     found |= set(re.findall(r'int\("([A-Z][A-Z0-9_]+)"', raw))
+    if "PlanConfig::from_lookup" in raw:
+        plan = (ROOT / "core/src/plan.rs").read_text()
+        found |= set(re.findall(r'num\("([A-Z][A-Z0-9_]+)"', plan))
     return found
 
 

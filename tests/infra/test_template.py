@@ -43,7 +43,9 @@ PARAMETERS = TEMPLATE["Parameters"]
 #: Engine variables (core/src/config.rs) the template sets, from parameters, on every function
 #: that reads the engine configuration: they must agree between ingest (which writes the state),
 #: merge (which reads it), fault (whose store expires it) and api (which reads it live). The
-#: others (digest size, top-k, Webster's constants) keep the code's defaults and are not set.
+#: others (digest size, top-k, Webster's constants) keep the code's defaults and are not set. The
+#: plan variables must agree between merge (which stores plans) and api (which draws the plan of
+#: an intersection without one).
 ENGINE_SET = {
     "TRAFFIC_WINDOWS": "Windows",
     "TRAFFIC_ALLOWED_LATENESS": "AllowedLateness",
@@ -52,6 +54,9 @@ ENGINE_SET = {
     "TRAFFIC_IDLE_TIMEOUT": "IdleTimeout",
     "TRAFFIC_SILENCE_AFTER": "SilenceAfter",
     "WEBSTER_MIN_CHANGE_S": "RetimeMinChange",
+    "PLAN_MIN_GREEN_S": "PlanMinGreen",
+    "PLAN_MIN_GREEN_FACTOR": "PlanMinGreenFactor",
+    "PLAN_MAX_GREEN_FACTOR": "PlanMaxGreenFactor",
 }
 #: Variables that choose the resources (the AWS adapter's `AwsNames`): each function sets
 #: exactly those its code uses, compared resource by resource.

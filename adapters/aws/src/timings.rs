@@ -92,7 +92,7 @@ impl DynamoStore {
     }
 
     /// [`traffic_ports::Registry::set_timings`]: per intersection, one `UpdateItem` of its
-    /// phases, `retimed_from` and `last_change` (if still at the expected version), then the
+    /// phases, `plan`, `retimed_from` and `last_change` (if still at the expected version), then the
     /// history items of every intersection written, in batches; returns the intersections
     /// skipped because they changed, are gone, or kept failing on a transient error.
     pub(crate) async fn set_timings_recorded(
@@ -111,13 +111,24 @@ impl DynamoStore {
                 .ddb
                 .update_item()
                 .table_name(&table)
-                .update_expression("SET #x.#p = :p, #x.#f = :f, #c = :c, version = :v")
                 .expression_attribute_names("#p", "phases")
                 .expression_attribute_names("#f", "retimed_from")
+                .expression_attribute_names("#l", "plan")
                 .expression_attribute_names("#c", LAST_CHANGE)
                 .expression_attribute_values(":p", to_av("phases", &u.phases)?)
                 .expression_attribute_values(":f", AttributeValue::S(from_text.clone()))
                 .expression_attribute_values(":c", AttributeValue::M(history.clone()));
+            // The plan travels with the timings it was drawn from (none: a stale one goes).
+            let req = match &u.plan {
+                Some(plan) => req
+                    .update_expression(
+                        "SET #x.#p = :p, #x.#f = :f, #x.#l = :l, #c = :c, version = :v",
+                    )
+                    .expression_attribute_values(":l", to_av("plan", plan)?),
+                None => req.update_expression(
+                    "SET #x.#p = :p, #x.#f = :f, #c = :c, version = :v REMOVE #x.#l",
+                ),
+            };
             updates.push((u.id.clone(), u.expected_version.as_str(), req));
             changes.insert(u.id.clone(), history);
         }

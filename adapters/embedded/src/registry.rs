@@ -236,6 +236,7 @@ impl Registry for EmbeddedStore {
             for u in timings {
                 let updated = update_at_version(&mut t, &u.id, &u.expected_version, ctx, |x| {
                     x.phases = u.phases.clone();
+                    x.plan = u.plan.clone();
                     x.retimed_from = Some(from_text.clone());
                 })?;
                 if !updated {

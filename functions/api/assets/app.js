@@ -622,9 +622,33 @@ function renderTimings() {
       h("td", { text: x.id }),
       h("td", { class: "num", text: fmt(cycle) }),
       h("td", { text: x.phases.map((p) => fmt(p.green_s, 0)).join(" / ") }),
+      h("td", { "data-plan": x.id, text: planRange(x.plan) }),
       h("td", { class: "muted", "data-mode": modeOf(x),
         text: modeOf(x) !== "adaptive" ? modeOf(x) : (x.retimed_from || "fixed (not retimed yet)") }));
   }));
+}
+
+// Each phase's minimum to maximum green of a plan, and its offset when it has one.
+function planRange(plan) {
+  if (!plan) return "–";
+  const range = plan.phases.map((p) => fmt(p.min_green_s, 0) + "–" + fmt(p.max_green_s, 0)).join(" / ");
+  return plan.offset_s === null || plan.offset_s === undefined ? range : range + " · offset " + fmt(plan.offset_s, 0);
+}
+
+// The plan an actuated controller runs (docs/contracts.md, "Plans"): per phase its minimum,
+// fixed-time and maximum green; the cycle, and the offset when it is coordinated.
+function renderPlan(plan, phases) {
+  if (!plan) {
+    $("detail-plan-text").textContent = "";
+    fill($("detail-plan"));
+    return;
+  }
+  $("detail-plan-text").textContent = "cycle " + fmt(plan.cycle_s) + " s · " +
+    (plan.offset_s === null || plan.offset_s === undefined ? "not coordinated" : "offset " + fmt(plan.offset_s) + " s");
+  fill($("detail-plan"), plan.phases.map((p, i) => h("tr", { "data-phase": i },
+    h("td", { text: phases[i] ? "lights " + phases[i].lights.join(",") : String(i) }),
+    ...["min_green_s", "green_s", "max_green_s"].map((k) =>
+      h("td", { class: "num", "data-field": k, "data-value": p[k], text: fmt(p[k]) })))));
 }
 
 // ---- Control mode -------------------------------------------------------------------------
@@ -771,11 +795,13 @@ function renderDetail() {
   if (!t) {
     $("detail-cycle").textContent = "loading…";
     fill($("detail-phases"));
+    renderPlan(null);
     fill($("detail-history"));
   } else {
     $("detail-cycle").textContent = "cycle " + fmt(t.current.cycle_s) + " s · " +
       (modeOf(x) === "manual" ? "operator's plan" : (t.current.retimed_from ? "from " + t.current.retimed_from : "fixed"));
     phaseBars($("detail-phases"), t.current);
+    renderPlan(t.current.plan, t.current.phases);
     historyChart($("detail-history"), t.history);
   }
 }

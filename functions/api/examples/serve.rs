@@ -193,6 +193,7 @@ async fn tick(
         }
         timings.push(traffic_ports::TimingUpdate {
             id: x.id.clone(),
+            plan: None,
             phases,
             expected_version: version.clone(),
         });

@@ -77,9 +77,9 @@ pub async fn put_control(
     }
     let was = x.control.mode;
     x.control = control;
-    let version = store(&state, &x, &from).await?;
+    let version = store(&state, &mut x, &from).await?;
     tracing::info!(intersection = %id, from = was.as_str(), to = x.control.mode.as_str(), "control set");
-    Ok(with_etag(x, &version))
+    Ok(with_etag(crate::stored::shown(&state, x), &version))
 }
 
 /// The operator's identity from an API Gateway JWT, if the request carried one.

@@ -19,9 +19,11 @@ use crate::request::with_etag;
 use crate::stored::Version;
 use crate::stored::load_for_write;
 use crate::stored::load_versioned;
+use crate::stored::shown;
 use crate::stored::stale;
 use crate::stored::store_recording;
 use crate::stored::validate;
+use crate::stored::without_plan;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::Path;
@@ -39,7 +41,10 @@ use traffic_ports::PortError;
 /// `GET /api/intersections?limit=N&cursor=C`: intersections by id, a page at a time (default
 /// 100, at most 500): `{"intersections": [...], "next": cursor or null}` (see [`city_page`]).
 pub async fn list(State(state): State<Shared>, q: Params) -> ApiResult<Response> {
-    city_page(&state, q, "/api/intersections", "intersections", |x| x).await
+    city_page(&state, q, "/api/intersections", "intersections", |x| {
+        shown(&state, x)
+    })
+    .await
 }
 
 /// `POST /api/intersections`: creates an intersection (201); 409 if the id is taken.
@@ -47,7 +52,9 @@ pub async fn create(
     State(state): State<Shared>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let x: Intersection = decode(json_value(&bytes(body)?)?, "")?;
+    let mut v = json_value(&bytes(body)?)?;
+    without_plan(&mut v);
+    let x: Intersection = decode(v, "")?;
     validate(&x)?;
     match state.ports.registry.create_intersection(&x).await {
         Ok(()) => {}
@@ -60,7 +67,10 @@ pub async fn create(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(intersection = %x.id, "intersection created");
-    Ok(created(format!("/api/intersections/{}", x.id), &x))
+    Ok(created(
+        format!("/api/intersections/{}", x.id),
+        shown(&state, x),
+    ))
 }
 
 /// `GET /api/intersections/{id}`, with its version as the `ETag`: a write that sends it back
@@ -68,7 +78,7 @@ pub async fn create(
 pub async fn get(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     let (x, version) = load_versioned(&state, &id).await?;
-    Ok(with_etag(x, &version))
+    Ok(with_etag(shown(&state, x), &version))
 }
 
 /// `PUT /api/intersections/{id}`: replaces an existing intersection whole.
@@ -108,12 +118,13 @@ pub(crate) async fn store_whole(
     done: &str,
 ) -> ApiResult<Response> {
     key_from_path(&mut v, "id", Value::String(id.to_string()))?;
-    let x: Intersection = decode(v, "")?;
+    without_plan(&mut v);
+    let mut x: Intersection = decode(v, "")?;
     validate(&x)?;
     let change = operator_edit(state, &edit.phases, &x.phases, edit.operator);
-    let version = store_recording(state, &x, &edit.from, change.as_ref()).await?;
+    let version = store_recording(state, &mut x, &edit.from, change.as_ref()).await?;
     tracing::info!(intersection = %id, "intersection {done}");
-    Ok(with_etag(x, &version))
+    Ok(with_etag(shown(state, x), &version))
 }
 
 /// `PATCH /api/intersections/{id}`: applies a JSON Merge Patch (RFC 7396) to the intersection.

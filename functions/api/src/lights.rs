@@ -77,7 +77,7 @@ pub async fn add_light(
     x.lights.sort_by_key(|l| l.light);
     let pos = position_of(&x, light.light)?;
     validate_light(&x, pos)?;
-    store(&state, &x, &from).await?;
+    store(&state, &mut x, &from).await?;
     tracing::info!(intersection = %id, light = %light.light, "light added");
     Ok(created(
         format!("/api/intersections/{id}/lights/{}", light.light),
@@ -113,7 +113,7 @@ pub async fn replace_light(
     let new: Light = decode(v, "")?;
     x.lights[pos] = new.clone();
     validate_light(&x, pos)?;
-    store(&state, &x, &from).await?;
+    store(&state, &mut x, &from).await?;
     tracing::info!(intersection = %id, light = %index, "light replaced");
     Ok(Json(new))
 }
@@ -146,7 +146,7 @@ pub async fn delete_light(
     })?;
     from.check(&id)?;
     let closed = close_open_alarms(&state, &id, Some(index)).await?;
-    store(&state, &x, &from).await?;
+    store(&state, &mut x, &from).await?;
     tracing::info!(intersection = %id, light = %index, closed_alarms = closed, "light deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -184,7 +184,7 @@ pub async fn replace_phases(
     let before = std::mem::replace(&mut x.phases, b.phases);
     validate_new_phases(&x)?;
     let change = operator_edit(&state, &before, &x.phases, operator_of(context));
-    store_recording(&state, &x, &from, change.as_ref()).await?;
+    store_recording(&state, &mut x, &from, change.as_ref()).await?;
     tracing::info!(intersection = %id, "phases replaced");
     Ok(Json(PhasesBody { phases: x.phases }))
 }

@@ -9,7 +9,9 @@ use crate::request::if_match;
 use axum::http::HeaderMap;
 use traffic_core::IntersectionId;
 use traffic_core::LightIndex;
-use traffic_core::city::Intersection;
+use traffic_core::city::{Intersection, Phase};
+use traffic_core::plan::{Plan, plan_of};
+use traffic_core::safe_timing::TimingLimits;
 use traffic_ports::PortError;
 use traffic_ports::TimingChange;
 
@@ -41,19 +43,41 @@ pub(crate) async fn load_for_write(
     headers: &HeaderMap,
 ) -> ApiResult<(Intersection, Version)> {
     let (x, version) = load_versioned(state, id).await?;
+    let plan = x
+        .plan
+        .clone()
+        .map(|p| (p, x.phases.clone(), x.control.limits.clone()));
     Ok((
         x,
         Version {
             current: version,
             expected: if_match(headers),
+            plan,
         },
     ))
+}
+
+/// `x` as the API shows it: with the plan it runs ([`plan_of`]: the one the merge stored
+/// with its timings, else drawn from its phases and limits now), so every answer has one.
+pub(crate) fn shown(state: &Shared, mut x: Intersection) -> Intersection {
+    x.plan = Some(plan_of(&x, state.cfg.webster.yellow_s, &state.cfg.plan));
+    x
+}
+
+/// Drops a `plan` member from a write's body: the plan is the merge's (read-only), not the
+/// operator's; a body read back with it is accepted as it is.
+pub(crate) fn without_plan(v: &mut serde_json::Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("plan");
+    }
 }
 
 /// The version a read-modify-write starts from, and the one the client named, if any.
 pub(crate) struct Version {
     pub(crate) current: String,
     expected: Option<String>,
+    /// The stored plan, with the phases and limits it was stored with.
+    plan: Option<(Plan, Vec<Phase>, Option<TimingLimits>)>,
 }
 
 impl Version {
@@ -70,6 +94,16 @@ impl Version {
             _ => Ok(()),
         }
     }
+
+    /// The plan a write of `x` keeps: the stored one while the phases and limits it was drawn
+    /// for are unchanged, else none (readers then draw it from the new ones until the merge
+    /// retimes the intersection).
+    fn plan_for(&self, x: &Intersection) -> Option<Plan> {
+        self.plan
+            .as_ref()
+            .filter(|(_, phases, limits)| *phases == x.phases && *limits == x.control.limits)
+            .map(|(p, _, _)| p.clone())
+    }
 }
 
 pub(crate) fn stale(id: &IntersectionId) -> ApiError {
@@ -79,8 +113,13 @@ pub(crate) fn stale(id: &IntersectionId) -> ApiError {
 }
 
 /// Stores `x` over the version it was read at, atomically: a change in between is a 412 when
-/// the client named the version, else a 409 (the request can simply be sent again).
-pub(crate) async fn store(state: &Shared, x: &Intersection, from: &Version) -> ApiResult<String> {
+/// the client named the version, else a 409 (the request can simply be sent again). Its
+/// `plan` becomes the stored one if the write keeps it ([`Version`]), else none.
+pub(crate) async fn store(
+    state: &Shared,
+    x: &mut Intersection,
+    from: &Version,
+) -> ApiResult<String> {
     store_recording(state, x, from, None).await
 }
 
@@ -88,11 +127,13 @@ pub(crate) async fn store(state: &Shared, x: &Intersection, from: &Version) -> A
 /// in the same atomic write: the edit and its history entry land together or not at all.
 pub(crate) async fn store_recording(
     state: &Shared,
-    x: &Intersection,
+    x: &mut Intersection,
     from: &Version,
     change: Option<&TimingChange>,
 ) -> ApiResult<String> {
     from.check(&x.id)?;
+    x.plan = from.plan_for(x);
+    let x = &*x;
     let registry = &state.ports.registry;
     let stored = match change {
         Some(c) => {

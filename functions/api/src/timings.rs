@@ -16,6 +16,7 @@ use serde::Serialize;
 use traffic_core::IntersectionId;
 use traffic_core::city::Intersection;
 use traffic_core::city::Phase;
+use traffic_core::plan::{Plan, plan_of};
 use traffic_ports::{ChangedBy, TimingChange};
 
 /// An intersection's timings.
@@ -27,6 +28,10 @@ pub struct TimingView {
     pub retimed_from: Option<String>,
     /// The phases with their green and red.
     pub phases: Vec<Phase>,
+    /// The timings in force (not the history's): the plan for actuated controllers the
+    /// intersection runs (`traffic_core::plan::plan_of`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
     /// In the history: who or what made the change (`retiming`, `operator`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
@@ -47,9 +52,19 @@ pub(crate) fn timing_view(
         cycle_s: traffic_core::city::cycle_s(phases, yellow_s),
         retimed_from,
         phases: phases.to_vec(),
+        plan: None,
         by: None,
         at: None,
         operator: None,
+    }
+}
+
+/// The timings in force of `x`, with its plan.
+fn current_view(state: &Shared, x: &Intersection) -> TimingView {
+    let yellow = state.cfg.webster.yellow_s;
+    TimingView {
+        plan: Some(plan_of(x, yellow, &state.cfg.plan)),
+        ..timing_view(&x.phases, x.retimed_from.clone(), yellow)
     }
 }
 
@@ -77,9 +92,8 @@ pub struct CurrentTiming {
 /// `GET /api/timings?limit=N&cursor=C`: intersections' current timings, a page at a time as
 /// the list of intersections: `{"timings": [...], "next": cursor or null}` (see [`city_page`]).
 pub async fn timings(State(state): State<Shared>, q: Params) -> ApiResult<Response> {
-    let yellow = state.cfg.webster.yellow_s;
     city_page(&state, q, "/api/timings", "timings", |x| CurrentTiming {
-        timing: timing_view(&x.phases, x.retimed_from.clone(), yellow),
+        timing: current_view(&state, &x),
         intersection_id: x.id,
     })
     .await
@@ -112,7 +126,7 @@ pub async fn intersection_timings(
     let history = state.ports.registry.timing_history(&id).await?;
     Ok(Json(TimingHistoryView {
         intersection_id: id,
-        current: timing_view(&x.phases, x.retimed_from.clone(), yellow),
+        current: current_view(&state, &x),
         history: history
             .into_iter()
             .map(|c| change_view(c, yellow))

@@ -103,6 +103,7 @@ async fn a_write_naming_a_version_that_changed_is_refused_and_changes_nothing() 
         .set_timings(
             &[TimingUpdate {
                 id: id("I-0001"),
+                plan: None,
                 phases: retimed.clone(),
                 expected_version: version,
             }],

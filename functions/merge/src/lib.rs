@@ -22,7 +22,9 @@
 //!    waits for the next window), before the results, so a crash in between recomputes them.
 //!    Each intersection's control mode (`traffic_core::control`) decides what happens to
 //!    Webster's proposal: `adaptive` applies it within the intersection's limits (unless no
-//!    green or red would move by `WEBSTER_MIN_CHANGE_S`: then nothing is written), `fixed`
+//!    green or red would move by `WEBSTER_MIN_CHANGE_S`: then nothing is written), with the
+//!    plan for actuated controllers drawn from the timings written (`traffic_core::plan`,
+//!    `PLAN_*`) stored beside them, `fixed`
 //!    keeps the timings, `manual` keeps them and records the proposal (with its inputs) on the
 //!    intersection, conditionally as the timings are. A phase none of whose lights detector
 //!    health heard (5: judged at this run's closed mark) is blind: Webster counts it as loaded
@@ -59,6 +61,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use traffic_core::EngineConfig;
+use traffic_core::IntersectionId;
 use traffic_core::alarm::AlarmPolicy;
 use traffic_core::control::{ControlMode, Decision, Proposal, blind_phases, decide};
 use traffic_core::delta::{Delta, DeltaKey};
@@ -67,6 +70,7 @@ use traffic_core::latency::{RunLatencies, RunSeen, SeenDelta, observe};
 use traffic_core::lineage::{ShardActivity, ShardInfo, global_watermark, idle_shards};
 use traffic_core::merge_run::{Levels, RunInput, bounded_close, run};
 use traffic_core::pane::ShardMeta;
+use traffic_core::plan::{Plan, plan, plan_of};
 use traffic_core::rollup::{CompactionCounts, Rollup};
 use traffic_core::time::format_rfc3339_ms;
 use traffic_core::webster::apply;
@@ -281,7 +285,8 @@ pub struct MergeReport {
     /// Intersections with readings left as they were because every phase was blind: none of
     /// their lights heard (`traffic_core::control::blind_phases`).
     pub retiming_blind: usize,
-    /// Result events published ([`events`]): one per window closed, one per retiming round.
+    /// Result events published ([`events`]): one per window closed, one or more (parts) per
+    /// retiming round.
     pub events_published: usize,
     /// Wall time of the run, ms.
     pub run_ms: u64,
@@ -622,6 +627,7 @@ impl Merge<'_> {
         // Webster on the latest control window closed in this run.
         let mut retimed_window = None;
         let mut listed = None;
+        let mut plans = BTreeMap::new();
         let latest = out.finals.iter().rev().find(|(w, _)| w.length == pane_len);
         if let Some((w, r)) = latest.filter(|_| !catching_up) {
             let round = self
@@ -632,6 +638,7 @@ impl Merge<'_> {
                 ))
                 .await?;
             listed = Some(round.listed);
+            plans = round.plans;
             report.retimed = round.retimed;
             report.retiming_conflicts = round.conflicts;
             report.retiming_kept = round.kept;
@@ -673,7 +680,7 @@ impl Merge<'_> {
                 .await?;
         }
         drop(write);
-        report.events_published = events::publish(self.events, &results, &report, pane_len)
+        report.events_published = events::publish(self.events, &results, &report, pane_len, plans)
             .instrument(info_span!("merge.events"))
             .await?;
         let progressing = info_span!("merge.progress");
@@ -757,6 +764,7 @@ impl Merge<'_> {
     ) -> PortResult<RetimingRound> {
         let seconds = window.window.length.seconds();
         let from = window.window.to_string();
+        let yellow = self.cfg.webster.yellow_s;
         let mut round = RetimingRound::default();
         let mut updates = Vec::new();
         let mut limited = Vec::new();
@@ -770,6 +778,9 @@ impl Merge<'_> {
             match x.control.mode {
                 ControlMode::Adaptive if x.retimed_from.as_deref() == Some(from.as_str()) => {
                     round.retimed += 1;
+                    round
+                        .plans
+                        .insert(x.id.clone(), plan_of(x, yellow, &self.cfg.plan));
                     continue;
                 }
                 ControlMode::Manual
@@ -811,9 +822,12 @@ impl Merge<'_> {
                     if l {
                         limited.push(x.id.clone());
                     }
+                    // The plan of the timings written, within the intersection's limits.
+                    let plan = plan(&phases, yellow, x.control.limits.as_ref(), &self.cfg.plan);
                     updates.push(TimingUpdate {
                         id: x.id.clone(),
                         phases,
+                        plan: Some(plan),
                         expected_version: version.clone(),
                     });
                 }
@@ -837,6 +851,11 @@ impl Merge<'_> {
             );
         }
         round.retimed += updates.len() - skipped.len();
+        for u in updates {
+            if let Some(p) = u.plan.filter(|_| !skipped.contains(&u.id)) {
+                round.plans.insert(u.id, p);
+            }
+        }
         round.conflicts = skipped.len();
         round.limited = limited.iter().filter(|id| !skipped.contains(id)).count();
         // Few (the manual ones): one conditional write each, like a retiming's.
@@ -857,6 +876,8 @@ impl Merge<'_> {
 struct RetimingRound {
     /// The intersections as the round read them (detector health judges over the same list).
     listed: Vec<traffic_core::city::Intersection>,
+    /// The plans stored with the timings of the intersections retimed from the window.
+    plans: BTreeMap<IntersectionId, Plan>,
     retimed: usize,
     steady: usize,
     conflicts: usize,

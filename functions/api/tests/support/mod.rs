@@ -31,11 +31,17 @@ pub struct Api {
 
 /// A router over a fresh embedded store, with write token `token`.
 pub fn api_with_token(token: Option<&str>) -> anyhow::Result<Api> {
+    api_with(EngineConfig::default(), token)
+}
+
+/// A router over a fresh embedded store, with engine configuration `cfg` and write token
+/// `token`.
+pub fn api_with(cfg: EngineConfig, token: Option<&str>) -> anyhow::Result<Api> {
     let dir = tempfile::tempdir()?;
     let store = EmbeddedStore::open(dir.path().join("api.redb"))?;
     let state = ApiState {
         ports: store.ports(),
-        cfg: EngineConfig::default(),
+        cfg,
         token: token.map(str::to_owned),
         alarms: Default::default(),
     };
@@ -111,6 +117,17 @@ impl Api {
         phases: Vec<traffic_core::city::Phase>,
         from: &str,
     ) -> anyhow::Result<()> {
+        self.retime_planned(x, phases, None, from).await
+    }
+
+    /// As [`Api::retime`], storing `plan` with the timings.
+    pub async fn retime_planned(
+        &self,
+        x: &str,
+        phases: Vec<traffic_core::city::Phase>,
+        plan: Option<traffic_core::plan::Plan>,
+        from: &str,
+    ) -> anyhow::Result<()> {
         use traffic_ports::Registry;
         let expected_version = self
             .store
@@ -123,6 +140,7 @@ impl Api {
             .set_timings(
                 &[traffic_ports::TimingUpdate {
                     id: id(x),
+                    plan,
                     phases,
                     expected_version,
                 }],
