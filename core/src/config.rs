@@ -23,7 +23,7 @@
 //! | `DEMAND_TARGET_X` | `0.9` | the degree of saturation the cycle is sized for (0 to 1) |
 //! | `WEBSTER_MIN_CHANGE_S` | `3` | an adaptive intersection is retimed only when a phase's green or red moves by at least this, s; `0` applies every proposal |
 //! | `PLAN_MIN_GREEN_S` | `5` | shortest minimum green of a plan for actuated controllers, s, 0 to 3600 ([`crate::plan`]) |
-//! | `PLAN_MIN_GREEN_FACTOR` | `0.5` | a plan's minimum green as a fraction (0 to 1) of Webster's green |
+//! | `PLAN_MIN_GREEN_FACTOR` | `0.4` | a plan's minimum green as a fraction (0 to 1) of Webster's green |
 //! | `PLAN_MAX_GREEN_FACTOR` | `3` | a plan's maximum green as a multiple (1 to 100) of Webster's green |
 
 use crate::demand::DemandConfig;

@@ -14,8 +14,8 @@ use traffic_ports::Registry;
 /// The plan of the sample crossing's 30 s greens, 4 s yellows, with the default factors.
 fn drawn() -> Value {
     json!({"cycle_s": 68.0, "offset_s": null, "coordinated_phase": null, "phases": [
-        {"min_green_s": 15.0, "green_s": 30.0, "max_green_s": 90.0},
-        {"min_green_s": 15.0, "green_s": 30.0, "max_green_s": 90.0}]})
+        {"min_green_s": 12.0, "green_s": 30.0, "max_green_s": 90.0},
+        {"min_green_s": 12.0, "green_s": 30.0, "max_green_s": 90.0}]})
 }
 
 /// The plan in every answer that shows intersection `x`: the list, the item, the timings in
