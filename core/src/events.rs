@@ -278,7 +278,7 @@ mod tests {
         assert_eq!(
             d["plans"]["I-0001"],
             serde_json::json!({"cycle_s": 44.0, "offset_s": null, "coordinated_phase": null, "phases": [
-                {"min_green_s": 15.0, "green_s": 30.0, "max_green_s": 90.0},
+                {"min_green_s": 12.0, "green_s": 30.0, "max_green_s": 90.0},
                 {"min_green_s": 5.0, "green_s": 8.0, "max_green_s": 24.0}]})
         );
         assert_eq!(

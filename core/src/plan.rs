@@ -23,6 +23,9 @@
 //!   between cycles (a window's counts give no cheap measure of it: the spread is a
 //!   constant) while a phase cannot hold the junction for the whole cycle.
 //!
+//! Both bounds drawn from a factor are rounded to a tenth of a second, the precision a
+//! controller takes, so that a plan read back from a store equals the one computed.
+//!
 //! The factors were chosen on measured delay over six networks (the SUMO bridge's README,
 //! its frontier table), one value for all: 0.4 keeps the gain a minimum gives where detectors
 //! gap out early (cologne8) and costs the synthetic grids, whose detectors see every vehicle,
@@ -130,11 +133,11 @@ pub fn plan(
                 .and_then(|l| l.min_green_s.get(i).copied().flatten())
                 .unwrap_or(0.0);
             let green = p.green_s.max(limit).max(0.0);
-            let min_green_s = (green * cfg.min_green_factor)
+            let min_green_s = tenth(green * cfg.min_green_factor)
                 .max(cfg.min_green_s)
                 .max(limit)
                 .min(green);
-            let max_green_s = (green * cfg.max_green_factor).max(green);
+            let max_green_s = tenth(green * cfg.max_green_factor).max(green);
             PhasePlan {
                 min_green_s,
                 green_s: green,
@@ -159,6 +162,11 @@ pub fn plan_of(x: &Intersection, yellow_s: f64, cfg: &PlanConfig) -> Plan {
         Some(p) if p.phases.len() == x.phases.len() => p.clone(),
         _ => plan(&x.phases, yellow_s, x.control.limits.as_ref(), cfg),
     }
+}
+
+/// `x` to the nearest tenth of a second.
+fn tenth(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }
 
 #[cfg(test)]
@@ -194,12 +202,12 @@ mod tests {
         assert_eq!(
             p.phases[0],
             PhasePlan {
-                min_green_s: 15.0,
+                min_green_s: 12.0,
                 green_s: 30.0,
                 max_green_s: 90.0
             }
         );
-        // half of 8 s is below the shortest minimum: 5 s
+        // 40 % of 8 s is below the shortest minimum: 5 s
         assert_eq!(p.phases[1].min_green_s, 5.0);
         assert_eq!(p.phases[1].max_green_s, 24.0);
     }
