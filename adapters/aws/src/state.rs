@@ -29,7 +29,9 @@
 //! [`StoreOptions::max_item_bytes`]: crate::StoreOptions::max_item_bytes
 //! [`StoreOptions::expires_at`]: crate::StoreOptions::expires_at
 
-use crate::blob::BlobRef;
+mod commit;
+mod rollups;
+
 use crate::capacity::{item_size, read_units, write_units};
 use crate::error::{build, code_of, port_error};
 use crate::items::{
@@ -38,10 +40,8 @@ use crate::items::{
 };
 use crate::{DynamoStore, Table};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem,
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -101,17 +101,6 @@ struct PaneIndex {
     expires_at: i64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct RollupHeader {
-    pk: String,
-    sk: String,
-    start_ms: i64,
-    through_ms: i64,
-    parts: u32,
-    bytes: u64,
-    expires_at: i64,
-}
-
 fn meta_pk(shard_id: &str) -> String {
     format!("shard#{shard_id}")
 }
@@ -130,14 +119,6 @@ fn merge_key() -> Item {
 
 fn lease_key() -> Item {
     key("merge", "lease")
-}
-
-fn rollup_index_pk(length: WindowLength) -> String {
-    format!("rollups#{}", length.ms())
-}
-
-fn rollup_parts_pk(length: WindowLength, start_ms: i64) -> String {
-    format!("rollup#{}#{start_ms}", length.ms())
 }
 
 fn decode_meta(item: Item) -> PortResult<ShardMeta> {
@@ -266,218 +247,6 @@ impl DynamoStore {
                 Ok(false)
             }
             Err(e) => Err(port_error("updating the merge state", e)),
-        }
-    }
-}
-
-impl DynamoStore {
-    /// A commit, with a redrive's mark in the meta's transaction (conditional on its absence).
-    async fn commit_with(
-        &self,
-        c: &Commit,
-        mark: Option<&RedriveMark>,
-        now_ms: i64,
-    ) -> PortResult<()> {
-        let table = self.table(Table::State)?;
-        let shard = &c.meta.shard_id;
-        let expires_at = self.opts.expires_at(now_ms);
-
-        // 1. The deltas, unconditionally, with the pane index entries not known to exist.
-        let mut writes = Vec::with_capacity(c.deltas.len() + 1);
-        let mut new_panes = Vec::new();
-        for d in &c.deltas {
-            let start = d.key.pane_start_ms;
-            let item = to_item(
-                "delta",
-                &DeltaItem {
-                    pk: delta_pk(start),
-                    sk: delta_sk(&d.key),
-                    d: Bytes(d.encode()),
-                    expires_at,
-                },
-            )?;
-            let size = item_size(&item);
-            if size > crate::DYNAMODB_MAX_ITEM_BYTES {
-                return Err(PortError::backend(
-                    "committing shard state",
-                    format!(
-                        "delta {} {} is {size} bytes",
-                        delta_pk(start),
-                        delta_sk(&d.key)
-                    ),
-                ));
-            }
-            writes.push(put_request(item)?);
-            if !self.pane_known(start) && !new_panes.contains(&start) {
-                new_panes.push(start);
-                writes.push(put_request(to_item(
-                    "pane index",
-                    &PaneIndex {
-                        pk: "panes".into(),
-                        sk: ord_i64(start),
-                        start_ms: start,
-                        expires_at,
-                    },
-                )?)?);
-            }
-        }
-        if !writes.is_empty() {
-            self.batch_write(Table::State, writes).await?;
-            self.remember_panes(new_panes);
-        }
-
-        // 2. One transaction: the merge's closed mark unchanged, the meta conditional on the
-        // stored checkpoint.
-        let meta = to_item(
-            "shard meta",
-            &MetaItem {
-                pk: meta_pk(shard),
-                sk: "meta".into(),
-                shard_id: shard.clone(),
-                applied_through: c
-                    .meta
-                    .applied_through
-                    .as_ref()
-                    .map(|s| s.as_str().to_owned()),
-                state: Bytes(encode(&c.meta)?),
-                commits: Some(c.meta.commits),
-            },
-        )?;
-        let meta_size = item_size(&meta);
-        let mut check = ConditionCheck::builder()
-            .table_name(table)
-            .set_key(Some(merge_key()));
-        check = match c.closed_ms {
-            Some(ms) => check
-                .condition_expression("closed_ms = :closed")
-                .expression_attribute_values(":closed", num(ms)),
-            None => check.condition_expression("attribute_not_exists(closed_ms)"),
-        };
-        let check = check
-            .build()
-            .map_err(|e| build("a transaction condition check", e))?;
-        let mut meta_put = Put::builder().table_name(table).set_item(Some(meta));
-        // The commit count too: a redrive moves it and not the checkpoint (an item written
-        // before the count was kept has none).
-        let commits = "(attribute_not_exists(commits) OR commits = :commits)";
-        meta_put = match &c.expected {
-            Some(seq) => meta_put
-                .condition_expression(format!("applied_through = :expected AND {commits}"))
-                .expression_attribute_values(":expected", AttributeValue::S(seq.as_str().into())),
-            None => meta_put.condition_expression(format!(
-                "attribute_not_exists(applied_through) AND {commits}"
-            )),
-        };
-        meta_put = meta_put.expression_attribute_values(":commits", num(c.expected_commits));
-        let meta_put = meta_put
-            .build()
-            .map_err(|e| build("a transaction put", e))?;
-        let mut actions = vec![
-            TransactWriteItem::builder().condition_check(check).build(),
-            TransactWriteItem::builder().put(meta_put).build(),
-        ];
-        // A replaced item bills the larger of its old and new sizes.
-        let old_meta = self.meta_size(shard).unwrap_or(0);
-        let mut sizes = vec![MERGE_STATE_BYTES, meta_size.max(old_meta)];
-        if let Some(mark) = mark {
-            let item = to_item(
-                "redrive mark",
-                &MarkItem {
-                    pk: mark_pk(shard),
-                    sk: format!("{:020}", mark.id),
-                    mark: Bytes(encode(mark)?),
-                    expires_at,
-                },
-            )?;
-            sizes.push(item_size(&item));
-            let mark_put = Put::builder()
-                .table_name(table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(|e| build("a transaction put", e))?;
-            actions.push(TransactWriteItem::builder().put(mark_put).build());
-        }
-        if c.expected.is_none() {
-            let idx = to_item(
-                "shard index",
-                &ShardIndex {
-                    pk: "shards".into(),
-                    sk: shard.clone(),
-                    shard_id: shard.clone(),
-                },
-            )?;
-            sizes.push(item_size(&idx));
-            actions.push(TransactWriteItem::builder().put(put(table, idx)?).build());
-        }
-        let result = self
-            .ddb
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await;
-        // Billed whether or not a condition failed.
-        self.metrics.write(
-            &Table::State.op("TransactWriteItems"),
-            transaction_units(&sizes),
-        );
-        match result {
-            Ok(_) => {
-                self.set_meta_size(shard, meta_size);
-                Ok(())
-            }
-            Err(e) => {
-                if let Some(TransactWriteItemsError::TransactionCanceledException(tc)) =
-                    e.as_service_error()
-                {
-                    let codes: Vec<&str> = tc
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code().unwrap_or("None"))
-                        .collect();
-                    match codes.iter().position(|c| *c == "ConditionalCheckFailed") {
-                        Some(0) => {
-                            return Err(PortError::Conflict(format!(
-                                "shard {shard}: the merge's closed mark is no longer {:?}",
-                                c.closed_ms
-                            )));
-                        }
-                        Some(1) => {
-                            return Err(PortError::Conflict(format!(
-                                "shard {shard}: the stored meta is no longer at {:?} after {} \
-                                 commits",
-                                c.expected.as_ref().map(|s| s.as_str()),
-                                c.expected_commits
-                            )));
-                        }
-                        Some(_) => {
-                            return Err(PortError::Conflict(format!(
-                                "shard {shard}: failure record {:x} was redriven already",
-                                mark.map_or(0, |m| m.id)
-                            )));
-                        }
-                        None => {}
-                    }
-                    if codes.iter().any(|c| {
-                        matches!(
-                            *c,
-                            "TransactionConflict"
-                                | "ThrottlingError"
-                                | "ProvisionedThroughputExceeded"
-                                | "RequestLimitExceeded"
-                        )
-                    }) {
-                        return Err(PortError::Unavailable {
-                            context: format!(
-                                "committing shard {shard}: transaction cancelled ({})",
-                                codes.join(", ")
-                            ),
-                            source: Box::new(e),
-                        });
-                    }
-                }
-                Err(port_error(format!("committing shard {shard}"), e))
-            }
         }
     }
 }
@@ -624,85 +393,11 @@ impl StateStore for DynamoStore {
         from_ms: i64,
         to_ms: i64,
     ) -> PortResult<Vec<Rollup>> {
-        if to_ms < from_ms {
-            return Ok(Vec::new());
-        }
-        let headers = self
-            .query(
-                Query::partition(Table::State, rollup_index_pk(length))
-                    .sk(SortKey::Between(ord_i64(from_ms), ord_i64(to_ms))),
-            )
-            .await?
-            .into_iter()
-            .map(|i| from_item::<RollupHeader>("rollup header", i))
-            .collect::<PortResult<Vec<_>>>()?;
-        let refs: Vec<BlobRef> = headers
-            .iter()
-            .map(|h| BlobRef {
-                pk: rollup_parts_pk(length, h.start_ms),
-                version: ord_i64(h.through_ms),
-                parts: h.parts,
-            })
-            .collect();
-        let blobs = self.get_blobs(Table::State, &refs).await?;
-        let rollups = blobs
-            .iter()
-            .zip(&headers)
-            .map(|(b, h)| {
-                let r: Rollup = decode(b, "rollup")?;
-                if r.window.start_ms != h.start_ms || r.window.length != length {
-                    return Err(PortError::Corrupt(format!(
-                        "rollup {} holds window {:?}",
-                        h.sk, r.window
-                    )));
-                }
-                Ok(r)
-            })
-            .collect::<PortResult<Vec<Rollup>>>()?;
-        // Prefixes of windows still open after a stall: kept while the merge reads them.
-        let now = crate::keep::now_ms();
-        let kept: Vec<Rollup> = rollups
-            .iter()
-            .zip(&headers)
-            .filter(|(_, h)| self.opts.refreshed_expiry(h.expires_at, now).is_some())
-            .map(|(r, _)| r.clone())
-            .collect();
-        if !kept.is_empty() {
-            tracing::info!(rollups = kept.len(), "rollups near their expiry kept");
-            self.put_rollups(&kept, now).await?;
-        }
-        Ok(rollups)
+        self.read_rollups(length, from_ms, to_ms).await
     }
 
     async fn put_rollups(&self, rollups: &[Rollup], now_ms: i64) -> PortResult<()> {
-        let expires_at = self.opts.expires_at(now_ms);
-        let mut parts = Vec::new();
-        let mut headers = Vec::with_capacity(rollups.len());
-        for r in rollups {
-            let bytes = encode(r)?;
-            let (blob, items) = self.blob_items(
-                &rollup_parts_pk(r.window.length, r.window.start_ms),
-                &ord_i64(r.through_ms),
-                &bytes,
-                Some(expires_at),
-            )?;
-            parts.extend(items);
-            headers.push(put_request(to_item(
-                "rollup header",
-                &RollupHeader {
-                    pk: rollup_index_pk(r.window.length),
-                    sk: ord_i64(r.window.start_ms),
-                    start_ms: r.window.start_ms,
-                    through_ms: r.through_ms,
-                    parts: blob.parts,
-                    bytes: bytes.len() as u64,
-                    expires_at,
-                },
-            )?)?);
-        }
-        // Every part before any header: a header names only parts that are there.
-        self.put_blob_items(Table::State, parts).await?;
-        self.batch_write(Table::State, headers).await
+        self.write_rollups(rollups, now_ms).await
     }
 
     async fn merge_state(&self) -> PortResult<MergeState> {
@@ -840,6 +535,7 @@ impl StateStore for DynamoStore {
 
 #[cfg(test)]
 mod tests {
+    use super::rollups::rollup_parts_pk;
     use super::*;
     use crate::{AwsNames, StoreOptions};
     use traffic_core::IntersectionId;
