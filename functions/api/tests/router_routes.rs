@@ -86,5 +86,17 @@ async fn every_module_of_the_script_is_served() -> anyhow::Result<()> {
         seen, on_disk,
         "the modules app.js imports are the .js files of assets/"
     );
+    // The OpenAPI document names every asset.
+    let doc: serde_json::Value = serde_json::from_str(api::OPENAPI_JSON)?;
+    let files = &doc["paths"]["/assets/{file}"]["get"]["parameters"][0]["schema"]["enum"];
+    let documented: std::collections::BTreeSet<String> = files
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.as_str().map(str::to_owned))
+        .collect();
+    let mut served = seen;
+    served.extend(["app.css".to_string(), "favicon.svg".to_string()]);
+    assert_eq!(documented, served, "the assets openapi.json lists");
     Ok(())
 }
