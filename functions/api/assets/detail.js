@@ -73,6 +73,8 @@ function deleteLight(x, light) {
     "Light " + light + " of " + x.id + " deleted").catch(() => {});
 }
 
+// The control mode (adaptive, fixed or manual: the operator's plan, Webster's proposal beside
+// it) and its limits.
 function limitsText(l) {
   if (!l) return "no limits";
   const parts = [];

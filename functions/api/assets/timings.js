@@ -42,6 +42,7 @@ export function renderPlan(plan, phases) {
       h("td", { class: "num", "data-field": k, "data-value": p[k], text: fmt(p[k]) })))));
 }
 
+// A timing's phases as bars of green, yellow and red over its cycle.
 export function phaseBars(svg, timing) {
   const yellow = state.config ? state.config.webster.yellow_s : 4;
   const W = 560, L = 70, rowH = 22;
@@ -60,6 +61,7 @@ export function phaseBars(svg, timing) {
   fill(svg, rows);
 }
 
+// The retimings of an intersection: its cycle and each phase's green, one point per retiming.
 export function historyChart(svg, history) {
   const W = 560, H = 200, L = 40, R = 10, T = 16, B = 30;
   if (!history.length) { fill(svg, s("text", { x: W / 2, y: H / 2, "text-anchor": "middle", text: "not retimed yet" })); return; }
