@@ -107,7 +107,10 @@ test("the map colours every intersection with traffic by its speed, not only the
 test("the page reads the city page by page, following each page's next cursor", async () => {
   const { body: { intersections: xs } } = await getJson("/api/intersections?limit=500");
   assert.ok(xs.length > 7, "more than one page of 7");
-  const ids = await page.evaluate(async () => (await loadCity(7)).map((x) => x.id));
+  const ids = await page.evaluate(async () => {
+    const { loadCity } = await import("/assets/api.js");
+    return (await loadCity(7)).map((x) => x.id);
+  });
   assert.deepEqual(ids, xs.map((x) => x.id));
 });
 

@@ -1,5 +1,6 @@
-//! The dashboard: one HTML page, its script and style sheet, embedded in the binary with
-//! `include_str!` so that it works offline and on a closed network (no CDN, no external font).
+//! The dashboard: one HTML page, its script (`app.js` and the ES modules it imports) and style
+//! sheet, embedded in the binary with `include_str!` so that it works offline and on a closed
+//! network (no CDN, no external font).
 
 use crate::OPENAPI_JSON;
 use crate::error::ApiError;
@@ -8,7 +9,21 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
-const APP_JS: &str = include_str!("../assets/app.js");
+/// The page's script by file name: `app.js` and the modules it imports, one concern each.
+const SCRIPTS: &[(&str, &str)] = &[
+    ("app.js", include_str!("../assets/app.js")),
+    ("alarms.js", include_str!("../assets/alarms.js")),
+    ("api.js", include_str!("../assets/api.js")),
+    ("detail.js", include_str!("../assets/detail.js")),
+    ("dom.js", include_str!("../assets/dom.js")),
+    ("editor.js", include_str!("../assets/editor.js")),
+    ("map.js", include_str!("../assets/map.js")),
+    ("refresh.js", include_str!("../assets/refresh.js")),
+    ("results.js", include_str!("../assets/results.js")),
+    ("state.js", include_str!("../assets/state.js")),
+    ("stats.js", include_str!("../assets/stats.js")),
+    ("timings.js", include_str!("../assets/timings.js")),
+];
 const APP_CSS: &str = include_str!("../assets/app.css");
 const FAVICON_SVG: &str = include_str!("../assets/favicon.svg");
 
@@ -38,10 +53,12 @@ pub async fn index() -> Response {
     r
 }
 
-/// `GET /assets/{file}`: the page's script, style sheet and icon.
+/// `GET /assets/{file}`: the page's script modules, style sheet and icon.
 pub async fn asset_file(Path(file): Path<String>) -> Result<Response, ApiError> {
+    if let Some((_, body)) = SCRIPTS.iter().find(|(name, _)| *name == file) {
+        return Ok(asset(body, "text/javascript; charset=utf-8"));
+    }
     match file.as_str() {
-        "app.js" => Ok(asset(APP_JS, "text/javascript; charset=utf-8")),
         "app.css" => Ok(asset(APP_CSS, "text/css; charset=utf-8")),
         "favicon.svg" => Ok(asset(FAVICON_SVG, "image/svg+xml")),
         _ => Err(ApiError::not_found("file", format!("no asset {file:?}"))),

@@ -45,3 +45,58 @@ async fn the_dashboard_and_its_assets_are_served_from_the_binary() -> anyhow::Re
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     Ok(())
 }
+
+#[tokio::test]
+async fn every_module_of_the_script_is_served() -> anyhow::Result<()> {
+    let api = api()?;
+    // From app.js, every module it imports (`import ... from "./x.js"`), and theirs.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo = vec!["app.js".to_string()];
+    while let Some(file) = todo.pop() {
+        if !seen.insert(file.clone()) {
+            continue;
+        }
+        let a = api.get(&format!("/assets/{file}")).await?;
+        assert_eq!(a.status, StatusCode::OK, "{file}");
+        assert!(
+            a.content_type.starts_with("text/javascript"),
+            "{file}: {}",
+            a.content_type
+        );
+        assert_eq!(a.cache_control.as_deref(), Some("no-cache"), "{file}");
+        for line in a.text.lines().filter(|l| l.starts_with("import ")) {
+            let name = line
+                .rsplit_once("from \"./")
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(name, _)| name.to_string());
+            todo.push(
+                name.ok_or_else(|| anyhow::anyhow!("{file}: an import not of ./x.js: {line}"))?,
+            );
+        }
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    let mut on_disk = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(dir)? {
+        let name = e?.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".js") {
+            on_disk.insert(name);
+        }
+    }
+    assert_eq!(
+        seen, on_disk,
+        "the modules app.js imports are the .js files of assets/"
+    );
+    // The OpenAPI document names every asset.
+    let doc: serde_json::Value = serde_json::from_str(api::OPENAPI_JSON)?;
+    let files = &doc["paths"]["/assets/{file}"]["get"]["parameters"][0]["schema"]["enum"];
+    let documented: std::collections::BTreeSet<String> = files
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.as_str().map(str::to_owned))
+        .collect();
+    let mut served = seen;
+    served.extend(["app.css".to_string(), "favicon.svg".to_string()]);
+    assert_eq!(documented, served, "the assets openapi.json lists");
+    Ok(())
+}

@@ -4,7 +4,7 @@ few simulated minutes through ``traffic sumo``."""
 
 from __future__ import annotations
 
-from traffic_sumo import bridge, network
+from traffic_sumo import bridge, loop, network
 from test_closed_loop import ROUTES, TRAFFIC, loop_env, run  # noqa: F401 (a fixture)
 
 
@@ -42,7 +42,7 @@ class ScriptedSystem:
 def scripted_run(crossing, tmp_path, monkeypatch, script, **kw):
     """`crossing` under ``adaptive`` for 6 simulated minutes with :class:`ScriptedSystem`;
     returns the applied plans and the program's phases as ``(index, start, end)``."""
-    monkeypatch.setattr(bridge, "System", ScriptedSystem)
+    monkeypatch.setattr(loop, "System", ScriptedSystem)
     ScriptedSystem.script = script
     routes = tmp_path / "r.rou.xml"
     routes.write_text(ROUTES)

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from .bridge import sumo_binary, sumo_home
+from .home import sumo_binary, sumo_home
 
 #: The seed of every generator call.
 SEED = 14

@@ -68,6 +68,8 @@ pub struct Answer {
     pub link: Option<String>,
     /// The `ETag` header, if any.
     pub etag: Option<String>,
+    /// The `Cache-Control` header, if any.
+    pub cache_control: Option<String>,
 }
 
 impl Api {
@@ -185,6 +187,7 @@ pub async fn answer(resp: axum::response::Response) -> anyhow::Result<Answer> {
     let content_type = header("content-type").unwrap_or_default();
     let link = header("link");
     let etag = header("etag");
+    let cache_control = header("cache-control");
     let bytes = axum::body::to_bytes(resp.into_body(), 16 << 20).await?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -195,6 +198,7 @@ pub async fn answer(resp: axum::response::Response) -> anyhow::Result<Answer> {
         content_type,
         link,
         etag,
+        cache_control,
     })
 }
 
