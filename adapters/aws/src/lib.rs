@@ -36,7 +36,6 @@ mod registry;
 mod results;
 mod state;
 mod stats;
-mod timings;
 
 pub mod capacity;
 pub mod events;
