@@ -14,8 +14,11 @@
 //!   folder whose row lists its entries lists all of them.
 //! - No comment or document refers to an issue by number: they say what holds, not when it
 //!   was built.
+//! - The top-level modules of each crate name each other without a circle (`crate::x` paths,
+//!   and `super::` paths that climb to the crate root, in the code that is not a test), so
+//!   they read from the bottom up.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 fn root() -> &'static Path {
@@ -828,6 +831,179 @@ fn no_comment_or_document_refers_to_an_issue_by_number() {
     report("references to issues by number", &problems);
 }
 
+// --- Module dependencies -----------------------------------------------------------------
+
+/// The source folders of the workspace's crates: every `src/` beside a `Cargo.toml`.
+fn crate_sources(all: &[PathBuf]) -> Vec<PathBuf> {
+    all.iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "Cargo.toml"))
+        .filter_map(|p| p.parent().map(|d| d.join("src")))
+        .filter(|src| root().join(src).is_dir())
+        .collect()
+}
+
+/// The module path of a source file, relative to its crate's `src/` (`a/b.rs` and `a/b/mod.rs`:
+/// `[a, b]`); empty for the crate root (`lib.rs`, `main.rs`), `None` for a file of another
+/// crate (`bin/`).
+fn module_path(rel: &Path) -> Option<Vec<String>> {
+    let mut path: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if path.first().is_some_and(|p| p == "bin") {
+        return None;
+    }
+    let last = path.pop()?;
+    let stem = last.strip_suffix(".rs")?;
+    if !(stem == "mod" || (path.is_empty() && (stem == "lib" || stem == "main"))) {
+        path.push(stem.to_string());
+    }
+    Some(path)
+}
+
+/// The code of a source file that is not a test: the lines before the first `#[cfg(test)]`,
+/// each without its `//` comment.
+fn non_test_code(text: &str) -> String {
+    text.lines()
+        .take_while(|l| *l != "#[cfg(test)]")
+        .map(|l| l.find("//").map_or(l, |i| &l[..i]))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn is_ident_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// The first segments a path continues with: `a` of `a::b`, `a` and `c` of `{a::b, c}`.
+fn first_segments(rest: &str) -> Vec<String> {
+    let ident = |s: &str| -> String { s.chars().take_while(|c| is_ident_char(*c)).collect() };
+    let Some(group) = rest.strip_prefix('{') else {
+        return vec![ident(rest)];
+    };
+    let (mut out, mut depth, mut item_start) = (Vec::new(), 1, true);
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 1 => break,
+            '}' => depth -= 1,
+            ',' if depth == 1 => item_start = true,
+            c if c.is_whitespace() => {}
+            _ if item_start && depth == 1 => {
+                out.push(ident(&group[i..]));
+                item_start = false;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The top-level modules of its crate that the code of the module at `path` names: `crate::x`
+/// paths (`use crate::{x, y::z}` too), and `super::` paths that climb to the crate root. A
+/// `super::` that stays inside the module's own top-level module is no dependency on another.
+fn named_modules(path: &[String], code: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (i, _) in code.match_indices("crate::") {
+        if code[..i].ends_with(is_ident_char) {
+            continue;
+        }
+        out.extend(first_segments(code[i + "crate::".len()..].trim_start()));
+    }
+    for (i, _) in code.match_indices("super::") {
+        if code[..i].ends_with(|c: char| is_ident_char(c) || c == ':') {
+            continue;
+        }
+        let mut rest = &code[i..];
+        let mut up = 0;
+        while let Some(r) = rest.strip_prefix("super::") {
+            rest = r.trim_start();
+            up += 1;
+        }
+        if up >= path.len() {
+            out.extend(first_segments(rest));
+        }
+    }
+    out.retain(|m| !m.is_empty() && path.first() != Some(m));
+    out
+}
+
+/// A circle in `edges` (module to the modules it names), as the modules along it with the
+/// first repeated at the end, if there is one.
+fn find_cycle(edges: &BTreeMap<String, BTreeMap<String, PathBuf>>) -> Option<Vec<String>> {
+    fn visit(
+        m: &str,
+        edges: &BTreeMap<String, BTreeMap<String, PathBuf>>,
+        done: &mut BTreeSet<String>,
+        stack: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = stack.iter().position(|s| s == m) {
+            let mut cycle = stack[at..].to_vec();
+            cycle.push(m.to_string());
+            return Some(cycle);
+        }
+        if !done.insert(m.to_string()) {
+            return None;
+        }
+        stack.push(m.to_string());
+        for next in edges.get(m).into_iter().flat_map(|n| n.keys()) {
+            if let Some(cycle) = visit(next, edges, done, stack) {
+                return Some(cycle);
+            }
+        }
+        stack.pop();
+        None
+    }
+    let mut done = BTreeSet::new();
+    edges
+        .keys()
+        .find_map(|m| visit(m, edges, &mut done, &mut Vec::new()))
+}
+
+#[test]
+fn the_modules_of_each_crate_name_each_other_without_a_circle() {
+    let all = files();
+    let mut problems = Vec::new();
+    for src in crate_sources(&all) {
+        let sources: Vec<(&PathBuf, Vec<String>)> = all
+            .iter()
+            .filter(|p| p.starts_with(&src) && has_ext(p, &["rs"]))
+            .filter_map(|p| Some((p, module_path(p.strip_prefix(&src).ok()?)?)))
+            .collect();
+        let modules: BTreeSet<&String> = sources.iter().filter_map(|(_, m)| m.first()).collect();
+        let mut edges: BTreeMap<String, BTreeMap<String, PathBuf>> = BTreeMap::new();
+        for (file, path) in &sources {
+            let Some(from) = path.first() else { continue };
+            for to in named_modules(path, &non_test_code(&read(file))) {
+                if modules.contains(&to) {
+                    edges
+                        .entry(from.clone())
+                        .or_default()
+                        .entry(to)
+                        .or_insert_with(|| (*file).clone());
+                }
+            }
+        }
+        if let Some(cycle) = find_cycle(&edges) {
+            let named_in: Vec<String> = cycle
+                .windows(2)
+                .map(|w| format!("{} names {}", edges[&w[0]][&w[1]].display(), w[1]))
+                .collect();
+            problems.push(format!(
+                "{}: {} ({})",
+                src.display(),
+                cycle.join(" -> "),
+                named_in.join(", ")
+            ));
+        }
+    }
+    report(
+        "circles among a crate's top-level modules (move what both sides need into a module \
+         below them)",
+        &problems,
+    );
+}
+
 #[test]
 fn the_checks_find_what_they_look_for() {
     assert_eq!(
@@ -846,6 +1022,44 @@ fn the_checks_find_what_they_look_for() {
     assert_eq!(
         cells("| `a|b` | c |"),
         vec!["`a|b`".to_string(), "c".to_string()]
+    );
+    assert_eq!(
+        first_segments("{a::b, c::{d, e}, f}; use g"),
+        vec!["a".to_string(), "c".to_string(), "f".to_string()]
+    );
+    let deps = |path: &[&str], code: &str| -> Vec<String> {
+        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        named_modules(&path, code).into_iter().collect()
+    };
+    assert_eq!(
+        deps(&["a"], "use crate::{a::x, b};\nlet y = crate::c::f();"),
+        ["b", "c"]
+    );
+    assert_eq!(
+        deps(&["a", "b"], "use super::x; use super::super::c::D;"),
+        ["c"]
+    );
+    assert_eq!(
+        deps(&["a"], "use traffic_crate::b; pub(super) fn f() {}"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        module_path(Path::new("a/b/mod.rs")),
+        Some(vec!["a".to_string(), "b".to_string()])
+    );
+    assert_eq!(module_path(Path::new("lib.rs")), Some(vec![]));
+    let edges: BTreeMap<String, BTreeMap<String, PathBuf>> = [("a", "b"), ("b", "c"), ("c", "a")]
+        .into_iter()
+        .map(|(f, t)| (f.to_string(), [(t.to_string(), PathBuf::new())].into()))
+        .collect();
+    assert_eq!(
+        find_cycle(&edges),
+        Some(
+            vec!["a", "b", "c", "a"]
+                .into_iter()
+                .map(String::from)
+                .collect()
+        )
     );
     let names: BTreeSet<String> = reads().into_iter().map(|r| r.0).collect();
     for v in [

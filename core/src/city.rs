@@ -10,21 +10,12 @@
 //! Fields beyond these (names, light positions, ...) are accepted and kept as written: they
 //! round-trip through [`City`] untouched.
 
-use crate::control::{Control, Proposal};
 use crate::ids::{IntersectionId, LightIndex};
-use crate::plan::Plan;
+pub use crate::signal::{CityError, Light, MAX_PHASE_TIME_S, MIN_SATURATION_VEH_H, Phase, cycle_s};
+use crate::signal::{Control, Plan, Proposal};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
-
-/// The smallest saturation flow of a light, vehicles per hour of green: below it the flow
-/// ratios of Webster's method (arrivals over saturation) overflow to infinity (a saturation of
-/// 5e-324 was accepted, and the retiming it led to stored a green of NaN).
-pub const MIN_SATURATION_VEH_H: f64 = 1.0;
-
-/// The longest green or red time of a phase, seconds (an hour): beyond any signal plan, and
-/// small enough that a cycle's sum stays a finite number.
-pub const MAX_PHASE_TIME_S: f64 = 3600.0;
 
 /// A whole city: the content of a city file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -67,53 +58,6 @@ pub struct Intersection {
     /// Any other fields, kept as written.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
-}
-
-/// One light (a signal head with red, yellow and green lamps) and its approach.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Light {
-    /// Which light, 0..=3.
-    pub light: LightIndex,
-    /// Saturation flow of its approach, vehicles per hour of green.
-    pub saturation_veh_h: f64,
-    /// Any other fields (a position, a name), kept as written.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-/// One signal phase: its lights' green time and red time (yellow is the controller's).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Phase {
-    /// The lights that show green together in this phase.
-    pub lights: Vec<LightIndex>,
-    /// Green time, seconds.
-    pub green_s: f64,
-    /// Red time, seconds.
-    pub red_s: f64,
-    /// Any other fields, kept as written.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-/// The cycle of a signal plan, s: its first phase's green + yellow + red (0 without phases).
-/// Webster's timings give every phase the same cycle, so any phase would do; the first is the
-/// one formula `traffic replay` has always written (its output is a contract), and summing
-/// another phase can differ from it in the last bit of the float. A hand-edited plan whose
-/// phases disagree is shown by its first phase's cycle.
-pub fn cycle_s(phases: &[Phase], yellow_s: f64) -> f64 {
-    phases
-        .first()
-        .map_or(0.0, |p| p.green_s + yellow_s + p.red_s)
-}
-
-/// Why an intersection (or a city) is invalid; the message names the field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct CityError {
-    /// The field at fault, as a path (`intersections[3].phases[0].lights`).
-    pub field: String,
-    /// What is wrong with it.
-    pub message: String,
 }
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> CityError {

@@ -22,97 +22,16 @@
 //! JSON of an intersection from before control modes reads and writes back unchanged, and its
 //! retiming is exactly Webster's.
 
-use crate::city::{Intersection, Phase};
+use crate::city::Intersection;
 use crate::ids::LightIndex;
-use crate::safe_timing::{TimingLimits, within_limits};
+use crate::safe_timing::within_limits;
+use crate::signal::Phase;
+pub use crate::signal::{Control, ControlMode, LightFlow, Proposal};
 use crate::webster::Timing;
 use crate::window::WindowKey;
-use serde::{Deserialize, Serialize};
 
-/// How an intersection's timings are set.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ControlMode {
-    /// Webster's proposal applies, within the limits.
-    #[default]
-    Adaptive,
-    /// The timings are kept.
-    Fixed,
-    /// The operator's plan is kept; Webster's proposal is shown beside it.
-    Manual,
-}
-
-impl ControlMode {
-    /// Its name as in JSON (`adaptive`, `fixed`, `manual`).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ControlMode::Adaptive => "adaptive",
-            ControlMode::Fixed => "fixed",
-            ControlMode::Manual => "manual",
-        }
-    }
-}
-
-/// An intersection's control: its mode and its limits, as stored on the intersection
-/// (`"control": {"mode": "manual", "limits": {...}}`) and as `PUT .../control` takes it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Control {
-    /// The mode.
-    pub mode: ControlMode,
-    /// The limits a retiming respects (adaptive mode), if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limits: Option<TimingLimits>,
-}
-
-impl Control {
-    /// Adaptive without limits: today's behaviour, not stored.
-    pub fn is_default(&self) -> bool {
-        self.mode == ControlMode::Adaptive
-            && self.limits.as_ref().is_none_or(TimingLimits::is_empty)
-    }
-
-    /// The same control with limits that set nothing dropped (so that it compares and stores
-    /// as the default when it is one).
-    pub fn normalized(mut self) -> Self {
-        if self.limits.as_ref().is_some_and(TimingLimits::is_empty) {
-            self.limits = None;
-        }
-        self
-    }
-}
-
-/// One light's input to a proposal: what it counted over the window, and its flow.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LightFlow {
-    /// The light.
-    pub light: LightIndex,
-    /// Vehicles it counted over the window.
-    pub vehicles: u64,
-    /// Its flow, veh/h (`vehicles · 3600 / window_s`).
-    pub flow_veh_h: f64,
-    /// Its approach's saturation flow, veh/h.
-    pub saturation_veh_h: f64,
-}
-
-/// Webster's proposal for an intersection under manual control, with what it was computed from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Proposal {
-    /// The control window the flows were counted in (`15m@2026-01-05T08:15:00Z`).
-    #[serde(with = "crate::window::key_as_text")]
-    pub from: WindowKey,
-    /// That window's length, s.
-    pub window_s: f64,
-    /// The flows per light.
-    pub flows: Vec<LightFlow>,
-    /// The total flow ratio Y.
-    pub flow_ratio: f64,
-    /// The proposed cycle, s.
-    pub cycle_s: f64,
-    /// The proposed phases (green and red of each).
-    pub phases: Vec<Phase>,
-}
-
+/// A proposal is made here, from an intersection ([`crate::city`], above the plain
+/// [`crate::signal`] types).
 impl Proposal {
     /// The proposal `timing` for `x` (its phases: `phases`), from `vehicles` counted per light
     /// over `window`.
@@ -224,6 +143,7 @@ pub fn largest_change_s(current: &[Phase], next: &[Phase]) -> f64 {
 mod tests {
     use super::*;
     use crate::city::City;
+    use crate::safe_timing::TimingLimits;
     use crate::webster::{WebsterConfig, apply, retime};
     use proptest::prelude::*;
 

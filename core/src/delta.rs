@@ -24,6 +24,10 @@ use crate::ids::{IntersectionId, LightIndex};
 use crate::window::{WindowKey, WindowLength};
 use std::collections::BTreeMap;
 
+/// The bit that sets a redrive's delta keys apart from the live fold's commit numbers
+/// ([`crate::redrive`]): a delta whose commit has it set was written by a redrive.
+pub const REDRIVE_COMMIT_BIT: u64 = 1 << 63;
+
 /// Where a delta lives: its pane, the shard and commit that wrote it, and its part (a large
 /// commit is split into parts of bounded size).
 #[derive(

@@ -178,7 +178,7 @@ pub fn observe(state: &LatencyState, run: &RunSeen<'_>) -> (LatencyState, RunLat
         let is_new = seen.is_none_or(|&c| d.commit > c);
         // A redrive's delta (`crate::redrive`) has no arrivals and a commit number of its own,
         // above every live one: it must not hide the live commits that follow.
-        if d.commit & crate::redrive::REDRIVE_COMMIT_BIT == 0 {
+        if d.commit & crate::delta::REDRIVE_COMMIT_BIT == 0 {
             let last = next.seen_commits.entry(d.shard_id.clone()).or_insert(0);
             *last = (*last).max(d.commit);
         }

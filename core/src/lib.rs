@@ -57,6 +57,7 @@ pub mod rollup;
 pub mod routing;
 pub mod safe_timing;
 pub mod sequence;
+pub mod signal;
 pub mod silence;
 pub mod stored;
 pub mod time;

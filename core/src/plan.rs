@@ -34,8 +34,9 @@
 //! Laws: `min ≤ green ≤ max` per phase, the minimum at least the limit's, and every phase's
 //! green + yellow summed is the cycle.
 
-use crate::city::{Intersection, Phase};
-use crate::safe_timing::TimingLimits;
+use crate::city::Intersection;
+use crate::signal::{Phase, TimingLimits};
+pub use crate::signal::{PhasePlan, Plan};
 use serde::{Deserialize, Serialize};
 
 /// How plans are drawn from timings (one default for every intersection).
@@ -86,35 +87,6 @@ impl PlanConfig {
         }
         Ok(c)
     }
-}
-
-/// One phase of a plan.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PhasePlan {
-    /// Shortest green, s.
-    pub min_green_s: f64,
-    /// The green of a fixed-time controller (Webster's), s.
-    pub green_s: f64,
-    /// Longest green, s.
-    pub max_green_s: f64,
-}
-
-/// One intersection's plan.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Plan {
-    /// Cycle of the fixed-time greens: every phase's green + yellow, s.
-    pub cycle_s: f64,
-    /// Where the intersection is coordinated ([`crate::coordination`]): when its coordinated
-    /// phase's green starts, s in `[0, cycle_s)`: it starts at every instant `t` (seconds
-    /// since the Unix epoch, UTC) with `(t - offset_s) mod cycle_s = 0`. `None`: not
-    /// coordinated.
-    pub offset_s: Option<f64>,
-    /// The phase (index in `phases`) whose green starts at the offset, the one along the
-    /// group's busiest direction; `None` when not coordinated.
-    #[serde(default)]
-    pub coordinated_phase: Option<usize>,
-    /// Per phase, in the intersection's phase order.
-    pub phases: Vec<PhasePlan>,
 }
 
 /// The plan of an intersection whose phases carry Webster's greens (`phases`, as the merge

@@ -31,8 +31,7 @@ use crate::reading::Reading;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The bit that sets a redrive's delta keys apart from the live fold's commit numbers.
-pub const REDRIVE_COMMIT_BIT: u64 = 1 << 63;
+pub use crate::delta::REDRIVE_COMMIT_BIT;
 
 /// The id of a failure record (its shard and sequence range): the commit number of its deltas,
 /// always with [`REDRIVE_COMMIT_BIT`] set. FNV-1a, fixed here so that it never changes between

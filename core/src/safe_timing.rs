@@ -8,78 +8,8 @@
 //! exceeds it only when the minimums and yellows alone do. Every phase's green + yellow + red
 //! is the cycle. No limits set: the proposal unchanged (today's behaviour).
 
-use crate::city::{CityError, Phase};
-use serde::{Deserialize, Serialize};
-
-/// The limits of one intersection; `None` is no limit. As JSON (each member optional, none
-/// other accepted): `{"min_green_s": [25, null], "max_cycle_s": 90, "max_green_change": 0.2}`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TimingLimits {
-    /// Minimum green per phase, s (by phase position; missing entries: none).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub min_green_s: Vec<Option<f64>>,
-    /// Longest cycle, s.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_cycle_s: Option<f64>,
-    /// Largest change of any green per retiming, as a fraction of the current green (0.2: ±20 %).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_green_change: Option<f64>,
-}
-
-impl TimingLimits {
-    /// Whether no limit is set.
-    pub fn is_empty(&self) -> bool {
-        self.max_cycle_s.is_none()
-            && self.max_green_change.is_none()
-            && self.min_green_s.iter().all(Option::is_none)
-    }
-
-    /// Checks the limits of an intersection with `phases` phases; the error names the field,
-    /// prefixed with `at`: a minimum green that is negative or not finite, more minimum greens
-    /// than phases, a maximum cycle that is not positive, a change fraction outside (0, 1].
-    pub fn validate(&self, phases: usize, at: &str) -> Result<(), CityError> {
-        let bad = |field: String, message: &str| CityError {
-            field: format!("{at}{field}"),
-            message: message.to_owned(),
-        };
-        if self.min_green_s.len() > phases {
-            return Err(bad(
-                "min_green_s".into(),
-                &format!("has more entries than the intersection's {phases} phases"),
-            ));
-        }
-        for (i, m) in self.min_green_s.iter().enumerate() {
-            // No green is longer than an hour: a longer minimum could never be met (and a
-            // plan drawn within it overflowed to infinity).
-            if let Some(m) = m
-                && !(m.is_finite() && *m >= 0.0 && *m <= crate::city::MAX_PHASE_TIME_S)
-            {
-                return Err(bad(
-                    format!("min_green_s[{i}]"),
-                    "must be a number of seconds from 0 to 3600 (no green is longer)",
-                ));
-            }
-        }
-        if let Some(c) = self.max_cycle_s
-            && !(c.is_finite() && c > 0.0)
-        {
-            return Err(bad(
-                "max_cycle_s".into(),
-                "must be a finite positive number of seconds",
-            ));
-        }
-        if let Some(f) = self.max_green_change
-            && !(f.is_finite() && f > 0.0 && f <= 1.0)
-        {
-            return Err(bad(
-                "max_green_change".into(),
-                "must be a fraction in (0, 1] (0.2: at most ±20 % per retiming)",
-            ));
-        }
-        Ok(())
-    }
-}
+use crate::signal::Phase;
+pub use crate::signal::TimingLimits;
 
 /// The proposed phases within `limits`, given the `current` ones (the change limit applies
 /// only when both have the same phases). Reds are recomputed so that every phase's

@@ -25,14 +25,17 @@
 use crate::capacity::{item_size, read_units, write_units};
 use crate::error::{code_of, port_error};
 use crate::items::{Item, from_item, key};
-use crate::lamps::LampLights;
 use crate::{DynamoStore, Table};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use traffic_core::IntersectionId;
-use traffic_core::lamps::LampSummary;
+use traffic_core::lamps::{LampSummary, LightLamps};
 use traffic_ports::{PortError, PortResult};
+
+/// The lights of one intersection's lamp item (`lamps.rs`), by light index ("0".."3"): what
+/// a summary entry is drawn from.
+pub(crate) type LampLights = BTreeMap<String, LightLamps>;
 
 /// Items the summaries are split into. Each `fault` batch reads every part that holds one of
 /// its intersections (a part at least a read unit), so a city of 1,000 reads 4 units a batch

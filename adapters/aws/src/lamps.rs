@@ -8,7 +8,7 @@
 //! | open alarm (the view) | `alarm#open` | `<ts>#<alarm id>` | a copy of the log item while it is open |
 //! | open alarm by light | `alarm#open#<id>` | `<light>#<ts>#<alarm id>` | `sk_log` |
 //! | open count | `alarm#count` | `open` | `n` |
-//! | alarm due for publication | `alarm#due` | `<due>#<alarm id>` | `sk_log` (`crate::publication`) |
+//! | alarm due for publication | `alarm#due` | `<due>#<alarm id>` | `sk_log` (`lamps/publication.rs`) |
 //! | a lamp's last published alarm | `alarm#last#<id>` | `<light>#<lamp>` | `ts_ms` (for the hold-down) |
 //! | repair order | `repairs` | `<id>#<light>` | `intersection_id`, `light` |
 //!
@@ -45,13 +45,14 @@
 //! ok) after; a crash in between leaves `?`, which costs a read and nothing else.
 
 mod close;
+mod publication;
 mod record;
 
 use crate::capacity::{item_size, read_units, write_units};
 use crate::error::{code_of, port_error};
 use crate::items::n_i64;
 use crate::items::{Item, Query, from_item, key, ord_i64, put_request, to_item};
-use crate::lamp_summary::{SUMMARY_PARTS, part_of};
+use crate::lamp_summary::{LampLights, SUMMARY_PARTS, part_of};
 use crate::{DynamoStore, Table};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -64,9 +65,6 @@ use traffic_ports::{
     Ack, AlarmPage, AlarmQuery, AlarmRecord, AlarmSelect, Claim, Closing, LampStore, PortError,
     PortResult, alarm_ts_of_id,
 };
-
-/// The lights of one intersection's lamp item, by light index ("0".."3").
-pub(crate) type LampLights = BTreeMap<String, LightLamps>;
 
 /// Alarms closed per transaction: up to four actions each (the log, the view, the by-light
 /// item, and the due item of one held down), plus the count and up to four repair orders,

@@ -32,12 +32,10 @@ mod error;
 mod items;
 mod keep;
 mod lamps;
-mod publication;
 mod registry;
 mod results;
 mod state;
 mod stats;
-mod timings;
 
 pub mod capacity;
 pub mod events;
@@ -250,7 +248,7 @@ pub struct DynamoStore {
     /// bills the larger of its old and new sizes).
     meta_sizes: Arc<Mutex<HashMap<String, usize>>>,
     /// Lamp items as last read or written by this process (see `lamps.rs`).
-    lamp_cache: Arc<Mutex<HashMap<IntersectionId, lamps::LampLights>>>,
+    lamp_cache: Arc<Mutex<HashMap<IntersectionId, lamp_summary::LampLights>>>,
     /// Provisional result rows (sort key → size) as this process last wrote them: the next
     /// run replaces them, and a replaced item bills the larger of its old and new sizes.
     result_sizes: Arc<Mutex<HashMap<String, usize>>>,

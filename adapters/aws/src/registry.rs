@@ -23,28 +23,31 @@
 //! intersections). It is added to after the intersection's write, so a cache never sees the
 //! new number with the old item; if that addition fails, the write stands, a warning is
 //! logged, and the caches see the change at their next full reload (at most an hour).
+//!
+//! This file holds the intersection item, its encoding and the [`Registry`] port; the port
+//! calls the submodules, one concern each: `writes.rs` (whole items written, created,
+//! replaced at a version or deleted), `updates.rs` (many items updated at once, each at the
+//! version it was read at), `timings.rs` (a change of timings and its history entry),
+//! `history.rs` (the history items and their reading) and `directory.rs` (the generation).
 
-use crate::capacity::{item_size, read_units, write_units};
-use crate::error::{code_of, is_server_error, is_transient, port_error};
-use crate::items::{Item, Query, SortKey, from_item, key, n_i64, num, put_request, to_av, to_item};
+mod directory;
+mod history;
+mod timings;
+mod updates;
+mod writes;
+
+use crate::capacity::{item_size, read_units};
+use crate::error::port_error;
+use crate::items::{Item, Query, SortKey, from_item, key, to_av, to_item};
 use crate::{DynamoStore, Table};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use history::TimingItem;
 use serde::{Deserialize, Serialize};
 use traffic_core::IntersectionId;
-use traffic_core::city::{Intersection, Phase};
+use traffic_core::city::Intersection;
 use traffic_core::window::WindowKey;
-use traffic_ports::{
-    ChangedBy, PortError, PortResult, ProposalUpdate, Registry, TIMING_HISTORY as HISTORY,
-    TimingChange, TimingUpdate,
-};
-
-/// Retimings kept at least this long after their window, ms (then DynamoDB's TTL may delete
-/// them; the newest 96 of an intersection retimed at least monthly are always there).
-const HISTORY_TTL_MS: i64 = 30 * 86_400_000;
-/// Timing updates in flight at once.
-pub(crate) const PARALLEL_UPDATES: usize = 16;
+use traffic_ports::{PortError, PortResult, ProposalUpdate, Registry, TimingChange, TimingUpdate};
 
 #[derive(Serialize, Deserialize)]
 struct IntersectionItem {
@@ -69,39 +72,6 @@ pub(crate) fn new_version() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     format!("{nanos:x}-{n:x}-{:x}", std::process::id())
-}
-
-#[derive(Serialize, Deserialize)]
-pub(crate) struct TimingItem {
-    pk: String,
-    sk: String,
-    from: String,
-    phases: Vec<Phase>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    expires_at: Option<i64>,
-    /// Left out for a retiming (items from before it existed are retimings).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    by: Option<ChangedBy>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    at: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    operator: Option<String>,
-}
-
-impl TimingItem {
-    pub(crate) fn of(id: &IntersectionId, change: &TimingChange) -> Self {
-        let operator = change.by != ChangedBy::Retiming;
-        Self {
-            pk: format!("timings#{id}"),
-            sk: change.history_key(),
-            from: change.from.to_string(),
-            phases: change.phases.clone(),
-            expires_at: Some(history_expiry(&change.from)),
-            by: operator.then_some(change.by),
-            at: change.at.clone(),
-            operator: change.operator.clone(),
-        }
-    }
 }
 
 pub(crate) fn intersection_item(x: &Intersection, version: &str) -> PortResult<Item> {
@@ -151,103 +121,6 @@ pub(crate) fn version_condition(expected: &str) -> (&'static str, Option<Attribu
     }
 }
 
-/// Partition and sort key of the directory generation item.
-const GENERATION_KEY: (&str, &str) = ("directory", "generation");
-
-impl DynamoStore {
-    /// Adds 1 to the directory generation, after a write of an intersection item; a failure
-    /// is logged, not returned (the write stands; caches reload within the hour anyway).
-    pub(crate) async fn bump_directory(&self) {
-        let Ok(table) = self.table(Table::Registry) else {
-            return;
-        };
-        let result = self
-            .ddb
-            .update_item()
-            .table_name(table)
-            .set_key(Some(key(GENERATION_KEY.0, GENERATION_KEY.1)))
-            .update_expression("ADD g :one")
-            .expression_attribute_values(":one", num(1))
-            .send()
-            .await;
-        match result {
-            Ok(_) => self.metrics.write(&Table::Registry.op("UpdateItem"), 1.0),
-            Err(e) => tracing::warn!(
-                error = %port_error("adding to the directory generation", e),
-                "the functions' caches of the intersections see this change at their next full reload"
-            ),
-        }
-    }
-}
-
-impl DynamoStore {
-    /// Sends `updates` to intersection items, [`PARALLEL_UPDATES`] at a time: each an
-    /// `UpdateItem` whose expression refers to the item's map as `#x` and sets `version = :v`
-    /// (a fresh version is given here), applied only while the item is at the expected
-    /// version, returning `returns` of the item, which `bytes` sizes for billing. Returns the
-    /// intersections skipped (changed or gone since they were read, or still failing on a
-    /// transient error past the retries: they keep what they have until the next round) and
-    /// what each update written returned; `what` names the update in an error (`"retiming"`:
-    /// "retiming I-0001").
-    pub(crate) async fn update_at_versions(
-        &self,
-        updates: Vec<(IntersectionId, &str, UpdateItemFluentBuilder)>,
-        what: &str,
-        returns: ReturnValue,
-        bytes: impl Fn(&Item, &IntersectionId) -> usize,
-    ) -> PortResult<(Vec<IntersectionId>, Vec<(IntersectionId, Item)>)> {
-        let mut skipped = Vec::new();
-        let mut written = Vec::with_capacity(updates.len());
-        let mut updates = updates.into_iter().peekable();
-        while updates.peek().is_some() {
-            let mut set = tokio::task::JoinSet::new();
-            for (id, expected_version, req) in updates.by_ref().take(PARALLEL_UPDATES) {
-                let (condition, expected) = version_condition(expected_version);
-                let mut req = req
-                    .set_key(Some(key("intersections", id.as_str())))
-                    .condition_expression(condition)
-                    .expression_attribute_names("#x", "intersection")
-                    .expression_attribute_values(":v", AttributeValue::S(new_version()))
-                    .return_values(returns.clone());
-                if let Some(e) = expected {
-                    req = req.expression_attribute_values(":expected", e);
-                }
-                set.spawn(async move { (id, req.send().await) });
-            }
-            while let Some(joined) = set.join_next().await {
-                let (id, result) = joined.map_err(|e| PortError::backend(what, e))?;
-                match result {
-                    Ok(resp) => {
-                        let item = resp.attributes.unwrap_or_default();
-                        self.metrics.write(
-                            &Table::Registry.op("UpdateItem"),
-                            write_units(bytes(&item, &id)),
-                        );
-                        written.push((id, item));
-                    }
-                    // Edited by an operator, or deleted, since it was read: skipped.
-                    Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
-                        self.metrics
-                            .write(&Table::Registry.op("UpdateItem"), write_units(0));
-                        skipped.push(id);
-                    }
-                    Err(e) if is_transient(&e) || is_server_error(&e) => {
-                        tracing::warn!(intersection = %id, error = %port_error(what, e), "{what} deferred to the next round: it kept failing");
-                        skipped.push(id);
-                    }
-                    Err(e) => return Err(port_error(format!("{what} {id}"), e)),
-                }
-            }
-        }
-        Ok((skipped, written))
-    }
-}
-
-/// When a retiming computed from window `from` may expire, epoch s.
-fn history_expiry(from: &WindowKey) -> i64 {
-    (from.start_ms + HISTORY_TTL_MS + HISTORY as i64 * from.length.ms()) / 1000
-}
-
 #[async_trait]
 impl Registry for DynamoStore {
     async fn intersections(&self) -> PortResult<Vec<Intersection>> {
@@ -259,24 +132,7 @@ impl Registry for DynamoStore {
     }
 
     async fn directory_generation(&self) -> PortResult<Option<u64>> {
-        let table = self.table(Table::Registry)?;
-        let resp = self
-            .ddb
-            .get_item()
-            .table_name(table)
-            .set_key(Some(key(GENERATION_KEY.0, GENERATION_KEY.1)))
-            .send()
-            .await
-            .map_err(|e| port_error("reading the directory generation", e))?;
-        self.metrics.read(
-            &Table::Registry.op("GetItem"),
-            read_units(resp.item().map_or(0, item_size), false),
-        );
-        Ok(Some(
-            resp.item()
-                .and_then(|i| n_i64(i, "g"))
-                .map_or(0, |g| g.max(0) as u64),
-        ))
+        self.read_generation().await
     }
 
     async fn intersections_page(
@@ -311,77 +167,15 @@ impl Registry for DynamoStore {
     }
 
     async fn create_intersection(&self, x: &Intersection) -> PortResult<()> {
-        let table = self.table(Table::Registry)?;
-        let item = intersection_item(x, &new_version())?;
-        let units = write_units(item_size(&item));
-        let result = self
-            .ddb
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        if !matches!(&result, Err(e) if code_of(e) != Some("ConditionalCheckFailedException")) {
-            self.metrics.write(&Table::Registry.op("PutItem"), units);
-        }
-        match result {
-            Ok(_) => {
-                self.bump_directory().await;
-                Ok(())
-            }
-            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
-                Err(PortError::AlreadyExists(format!("intersection {}", x.id)))
-            }
-            Err(e) => Err(port_error(format!("creating intersection {}", x.id), e)),
-        }
+        self.create_item(x).await
     }
 
     async fn put_intersection(&self, x: &Intersection) -> PortResult<()> {
-        let table = self.table(Table::Registry)?;
-        let item = intersection_item(x, &new_version())?;
-        let bytes = item_size(&item);
-        let resp = self
-            .ddb
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| port_error(format!("storing intersection {}", x.id), e))?;
-        let old = resp.attributes.filter(|a| !a.is_empty());
-        self.metrics.write(
-            &Table::Registry.op("PutItem"),
-            write_units(bytes.max(old.as_ref().map_or(0, item_size))),
-        );
-        self.settle(old.as_ref(), None).await;
-        self.bump_directory().await;
-        Ok(())
+        self.put_item_of(x).await
     }
 
     async fn delete_intersection(&self, id: &IntersectionId) -> PortResult<bool> {
-        let table = self.table(Table::Registry)?;
-        let resp = self
-            .ddb
-            .delete_item()
-            .table_name(table)
-            .set_key(Some(key("intersections", id.as_str())))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| port_error(format!("deleting intersection {id}"), e))?;
-        self.metrics.write(
-            &Table::Registry.op("DeleteItem"),
-            write_units(resp.attributes().map_or(0, item_size)),
-        );
-        let existed = resp.attributes.as_ref().is_some_and(|a| !a.is_empty());
-        if existed {
-            self.settle(resp.attributes.as_ref(), None).await;
-            self.bump_directory().await;
-            self.forget_deleted(id).await;
-        }
-        Ok(existed)
+        self.delete_item_of(id).await
     }
 
     async fn intersection_versioned(
@@ -399,70 +193,11 @@ impl Registry for DynamoStore {
         x: &Intersection,
         expected: &str,
     ) -> PortResult<String> {
-        let table = self.table(Table::Registry)?;
-        let version = new_version();
-        let (condition, value) = version_condition(expected);
-        let item = intersection_item(x, &version)?;
-        let bytes = item_size(&item);
-        let mut req = self
-            .ddb
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .return_values(ReturnValue::AllOld);
-        if let Some(v) = value {
-            req = req.expression_attribute_values(":expected", v);
-        }
-        let result = req.send().await;
-        if !matches!(&result, Err(e) if code_of(e) != Some("ConditionalCheckFailedException")) {
-            let old = result.as_ref().ok().and_then(|r| r.attributes());
-            let bytes = bytes.max(old.map_or(0, item_size));
-            self.metrics
-                .write(&Table::Registry.op("PutItem"), write_units(bytes));
-        }
-        match result {
-            Ok(resp) => {
-                self.settle(resp.attributes.as_ref(), None).await;
-                self.bump_directory().await;
-                Ok(version)
-            }
-            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
-                Err(self.version_failure(&x.id, expected).await)
-            }
-            Err(e) => Err(port_error(format!("replacing intersection {}", x.id), e)),
-        }
+        self.replace_item_if(x, expected).await
     }
 
     async fn delete_intersection_if(&self, id: &IntersectionId, expected: &str) -> PortResult<()> {
-        let table = self.table(Table::Registry)?;
-        let (condition, value) = version_condition(expected);
-        let mut req = self
-            .ddb
-            .delete_item()
-            .table_name(table)
-            .set_key(Some(key("intersections", id.as_str())))
-            .return_values(ReturnValue::AllOld)
-            .condition_expression(condition);
-        if let Some(v) = value {
-            req = req.expression_attribute_values(":expected", v);
-        }
-        match req.send().await {
-            Ok(resp) => {
-                self.metrics.write(
-                    &Table::Registry.op("DeleteItem"),
-                    write_units(resp.attributes().map_or(0, item_size)),
-                );
-                self.settle(resp.attributes.as_ref(), None).await;
-                self.bump_directory().await;
-                self.forget_deleted(id).await;
-                Ok(())
-            }
-            Err(e) if code_of(&e) == Some("ConditionalCheckFailedException") => {
-                Err(self.version_failure(id, expected).await)
-            }
-            Err(e) => Err(port_error(format!("deleting intersection {id}"), e)),
-        }
+        self.delete_item_if(id, expected).await
     }
 
     async fn intersections_versioned(&self) -> PortResult<Vec<(Intersection, String)>> {
@@ -520,47 +255,11 @@ impl Registry for DynamoStore {
         id: &IntersectionId,
         change: &TimingChange,
     ) -> PortResult<()> {
-        let item = to_item("timing change", &TimingItem::of(id, change))?;
-        self.batch_write(Table::Registry, vec![put_request(item)?])
-            .await
+        self.put_timing_change(id, change).await
     }
 
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {
-        let mut q = Query::partition(Table::Registry, format!("timings#{id}"));
-        q.newest_first = Some(HISTORY as i32);
-        let mut items = self.query(q).await?;
-        // The intersection's last change, which a crash or a failure may have kept out of
-        // the history so far (`timings.rs`).
-        let last = self.intersection_record(id).await?;
-        if let Some(last) = last.as_ref().and_then(crate::timings::last_change_of) {
-            let sk = |i: &Item| crate::timings::history_sk(i).map(str::to_owned);
-            if !items.iter().any(|i| sk(i) == sk(&last)) {
-                items.push(last);
-                items.sort_by_key(|i| std::cmp::Reverse(sk(i)));
-                items.truncate(HISTORY);
-            }
-        }
-        let mut out = items
-            .into_iter()
-            .map(|i| {
-                let t = from_item::<TimingItem>("timing change", i)?;
-                let from = t
-                    .from
-                    .parse()
-                    .map_err(|e: traffic_core::window::WindowKeyError| {
-                        PortError::Corrupt(format!("timing change: {e}"))
-                    })?;
-                Ok(TimingChange {
-                    from,
-                    phases: t.phases,
-                    by: t.by.unwrap_or_default(),
-                    at: t.at,
-                    operator: t.operator,
-                })
-            })
-            .collect::<PortResult<Vec<_>>>()?;
-        out.reverse();
-        Ok(out)
+        self.read_timing_history(id).await
     }
 }
 
@@ -585,14 +284,6 @@ impl DynamoStore {
         Ok(resp.item)
     }
 
-    /// After an intersection's deletion: its lamp item and lamp summary entry go too (a
-    /// failure is logged; the next summarising of the table removes what is left).
-    async fn forget_deleted(&self, id: &IntersectionId) {
-        if let Err(e) = self.forget_lamps(id).await {
-            tracing::warn!(intersection = %id, error = %e, "lamp states of a deleted intersection not removed");
-        }
-    }
-
     /// Why a write conditional on version `expected` of `id` failed: gone, or changed.
     pub(crate) async fn version_failure(&self, id: &IntersectionId, expected: &str) -> PortError {
         match self.intersection_versioned(id).await {
@@ -602,22 +293,5 @@ impl DynamoStore {
             )),
             Err(e) => e,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_retiming_expires_a_month_and_96_windows_after_its_window() {
-        let from: WindowKey = "15m@2026-01-05T08:15:00Z"
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let e = history_expiry(&from);
-        let start = traffic_core::time::parse_rfc3339_ms("2026-01-05T08:15:00Z").unwrap_or(0);
-        assert_eq!(e, (start + HISTORY_TTL_MS + 96 * 900_000) / 1000);
-        // A window that is not one cannot reach the registry: it does not parse.
-        assert!("nonsense".parse::<WindowKey>().is_err());
     }
 }

@@ -23,34 +23,38 @@
 //! simulator's own reads of the registry (what `traffic simulate` costs, not the system) and
 //! the setup are not counted. Prices come from `infra/prices.json`, the table `infra/cost.py`
 //! reads too. The last line printed is one JSON object (see [`Measurement`]).
+//!
+//! This file holds the options and the run ([`aws_measure`]); `measure/harness.rs` the pieces
+//! the run wires in besides the real adapters (the stream in memory, the timed handlers, the
+//! simulator's cached registry), `measure/report.rs` the measurement, `measure/prices.rs` the
+//! price table and the functions' duration model.
+
+mod harness;
+mod prices;
+mod report;
 
 use super::setup::setup;
 use super::simulate::sim_config;
-use crate::driver::{Control, ReadingSink, SimDriver};
+use crate::driver::{Control, SimDriver};
 use crate::esm::{EventSourceMapping, Mapping, MappingConfig};
 use crate::functions::Functions;
 use crate::stream::MemorySource;
-use async_trait::async_trait;
-use aws_lambda_events::event::kinesis::KinesisEvent;
-use aws_lambda_events::event::streams::KinesisEventResponse;
+use harness::{MemoryReadings, Timed, TimingsAfterMerges};
 use merge::{Closing, Provisional};
+pub use prices::{LambdaDuration, PRICES_JSON, Prices};
+pub use report::{FunctionUsage, Measurement, TableUsage, is_read_operation};
+use report::{by_table, per_thousand};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
-use traffic_aws::kinesis::{KinesisSink, PutReport};
+use traffic_aws::kinesis::KinesisSink;
 use traffic_aws::setup::Resources;
-use traffic_aws::{AwsClients, KinesisSource, MetricsSnapshot};
+use traffic_aws::{AwsClients, KinesisSource};
 use traffic_core::City;
-use traffic_core::city::Intersection;
-use traffic_core::window::WindowKey;
-use traffic_core::{IntersectionId, LightIndex, Reading};
-use traffic_functions::{BatchHandler, Config};
-use traffic_ports::{
-    LampStore, ManualClock, MemoryCheckpoints, PortResult, Ports, ProposalUpdate, RecordSource,
-    Registry, SourceShards, TimingChange, TimingUpdate,
-};
+use traffic_functions::Config;
+use traffic_ports::{ManualClock, MemoryCheckpoints, Ports, RecordSource, SourceShards};
 use traffic_sim::Simulator;
 
 /// The template's defaults that shape the bill (`infra/template.yaml`'s parameters).
@@ -83,71 +87,6 @@ pub const TEMPLATE: TemplateDefaults = TemplateDefaults {
     memory_mb: [512, 256, 2048],
 };
 
-/// The price table shared with `infra/cost.py`.
-pub const PRICES_JSON: &str = include_str!("../../../infra/prices.json");
-
-/// Prices, $ per unit.
-#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
-pub struct Prices {
-    /// What the prices are (region, date).
-    pub date: String,
-    /// A provisioned shard-hour.
-    pub kinesis_shard_hour: f64,
-    /// A 25 KB PUT payload unit (one per reading).
-    pub kinesis_put_unit: f64,
-    /// A GB-second of an arm64 function.
-    pub lambda_gb_s_arm: f64,
-    /// A function invocation.
-    pub lambda_request: f64,
-    /// An on-demand write request unit.
-    pub ddb_wru: f64,
-    /// An on-demand read request unit.
-    pub ddb_rru: f64,
-    /// How Lambda's billed seconds are estimated.
-    pub lambda_duration: LambdaDuration,
-}
-
-impl Prices {
-    /// The shared table.
-    pub fn shared() -> anyhow::Result<Self> {
-        Ok(serde_json::from_str(PRICES_JSON)?)
-    }
-}
-
-/// How Lambda's billed seconds are estimated (the price table's `lambda_duration`, which
-/// `infra/cost.py` reads too): a handler's run time against an emulator is mostly the
-/// emulator's round trips, which AWS answers in milliseconds, so it is not what is priced.
-#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
-pub struct LambdaDuration {
-    /// An `ingest` or `fault` invocation's time besides folding its readings, s.
-    pub batch_s: f64,
-    /// Readings folded per second on a whole vCPU.
-    pub fold_readings_per_vcpu_s: f64,
-    /// A function's memory, MB, per vCPU it gets.
-    pub mb_per_vcpu: f64,
-    /// A merge run's time besides moving its items, s.
-    pub merge_run_s: f64,
-    /// Bytes of items a merge run reads and writes per second.
-    pub merge_bytes_per_s: f64,
-}
-
-impl LambdaDuration {
-    /// The seconds Lambda would bill for what function `name` (at `mb` MB) did in a run of
-    /// `readings` readings.
-    pub fn billed_seconds(&self, name: &str, u: &FunctionUsage, readings: u64, mb: u64) -> f64 {
-        let calls = u.invocations as f64;
-        if u.invocations == 0 {
-            0.0
-        } else if name == "merge" {
-            let bytes = u.read_units * 4096.0 + u.write_units * 1024.0;
-            calls * self.merge_run_s + bytes / self.merge_bytes_per_s
-        } else {
-            let vcpu = (mb as f64 / self.mb_per_vcpu).min(1.0);
-            calls * self.batch_s + readings as f64 / self.fold_readings_per_vcpu_s / vcpu
-        }
-    }
-}
-
 /// Where the readings go.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -167,40 +106,6 @@ impl std::str::FromStr for StreamKind {
             "memory" => Ok(Self::Memory),
             _ => Err(format!("{s:?}: the stream is `kinesis` or `memory`")),
         }
-    }
-}
-
-/// Readings into a stream in memory, arriving at the end of their simulated minute; repair
-/// orders from the lamp store.
-struct MemoryReadings {
-    source: Arc<MemorySource>,
-    lamps: Arc<dyn LampStore>,
-}
-
-#[async_trait]
-impl ReadingSink for MemoryReadings {
-    async fn repair_orders(&mut self) -> anyhow::Result<Vec<(IntersectionId, LightIndex)>> {
-        Ok(self.lamps.take_repairs().await?)
-    }
-
-    async fn put(
-        &mut self,
-        readings: &[Reading],
-        _sim: &Simulator,
-        _repairs: &[(IntersectionId, LightIndex)],
-    ) -> anyhow::Result<PutReport> {
-        for r in readings {
-            let arrival = r.ts_ms - r.ts_ms.rem_euclid(60_000) + 60_000;
-            self.source.put(
-                r.intersection_id.as_str().to_owned(),
-                r.to_json().into_bytes(),
-                arrival,
-            );
-        }
-        Ok(PutReport {
-            records: readings.len(),
-            ..PutReport::default()
-        })
     }
 }
 
@@ -224,272 +129,6 @@ pub struct MeasureOptions {
     /// environment's (`AWS_ENDPOINT_URL`): a metering proxy in front of the emulator, which
     /// then sees the system's calls and not the setup's.
     pub functions_endpoint: Option<String>,
-}
-
-/// A batch handler that counts its invocations and the time they took.
-struct Timed {
-    inner: Arc<dyn BatchHandler>,
-    calls: AtomicU64,
-    nanos: AtomicU64,
-}
-
-impl Timed {
-    fn new(inner: Arc<dyn BatchHandler>) -> Arc<Self> {
-        Arc::new(Self {
-            inner,
-            calls: AtomicU64::new(0),
-            nanos: AtomicU64::new(0),
-        })
-    }
-}
-
-#[async_trait]
-impl BatchHandler for Timed {
-    async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
-        let t = Instant::now();
-        let r = self.inner.handle(event).await;
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        self.nanos
-            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        r
-    }
-}
-
-/// The simulator's view of the registry: the intersections (their timings) read again only
-/// after a merge run, which is when retimings land. The simulator is not the system (its
-/// reads are not counted), and re-reading a thousand intersections every simulated minute is
-/// what made the emulator slowest.
-struct TimingsAfterMerges {
-    inner: Arc<dyn Registry>,
-    cached: tokio::sync::Mutex<Option<Vec<Intersection>>>,
-}
-
-impl TimingsAfterMerges {
-    async fn forget(&self) {
-        *self.cached.lock().await = None;
-    }
-}
-
-#[async_trait]
-impl Registry for TimingsAfterMerges {
-    async fn intersections(&self) -> PortResult<Vec<Intersection>> {
-        let mut c = self.cached.lock().await;
-        if let Some(xs) = c.as_ref() {
-            return Ok(xs.clone());
-        }
-        let xs = self.inner.intersections().await?;
-        *c = Some(xs.clone());
-        Ok(xs)
-    }
-    async fn intersections_page(
-        &self,
-        after: Option<&IntersectionId>,
-        limit: usize,
-    ) -> PortResult<(Vec<Intersection>, Option<IntersectionId>)> {
-        self.inner.intersections_page(after, limit).await
-    }
-    async fn intersection(&self, id: &IntersectionId) -> PortResult<Option<Intersection>> {
-        self.inner.intersection(id).await
-    }
-    async fn create_intersection(&self, x: &Intersection) -> PortResult<()> {
-        self.inner.create_intersection(x).await
-    }
-    async fn put_intersection(&self, x: &Intersection) -> PortResult<()> {
-        self.inner.put_intersection(x).await
-    }
-    async fn delete_intersection(&self, id: &IntersectionId) -> PortResult<bool> {
-        self.inner.delete_intersection(id).await
-    }
-    async fn intersection_versioned(
-        &self,
-        id: &IntersectionId,
-    ) -> PortResult<Option<(Intersection, String)>> {
-        self.inner.intersection_versioned(id).await
-    }
-    async fn replace_intersection_if(
-        &self,
-        x: &Intersection,
-        expected: &str,
-    ) -> PortResult<String> {
-        self.inner.replace_intersection_if(x, expected).await
-    }
-    async fn delete_intersection_if(&self, id: &IntersectionId, expected: &str) -> PortResult<()> {
-        self.inner.delete_intersection_if(id, expected).await
-    }
-    async fn intersections_versioned(&self) -> PortResult<Vec<(Intersection, String)>> {
-        self.inner.intersections_versioned().await
-    }
-    async fn set_timings(
-        &self,
-        timings: &[TimingUpdate],
-        from: &WindowKey,
-    ) -> PortResult<Vec<IntersectionId>> {
-        self.inner.set_timings(timings, from).await
-    }
-    async fn set_proposals(&self, proposals: &[ProposalUpdate]) -> PortResult<Vec<IntersectionId>> {
-        self.inner.set_proposals(proposals).await
-    }
-    async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {
-        self.inner.timing_history(id).await
-    }
-    async fn replace_intersection_recording(
-        &self,
-        x: &Intersection,
-        expected: &str,
-        change: &TimingChange,
-    ) -> PortResult<String> {
-        self.inner
-            .replace_intersection_recording(x, expected, change)
-            .await
-    }
-    async fn record_timing_change(
-        &self,
-        id: &IntersectionId,
-        change: &TimingChange,
-    ) -> PortResult<()> {
-        self.inner.record_timing_change(id, change).await
-    }
-}
-
-/// What one function did and cost.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct FunctionUsage {
-    /// Invocations (batches, or merge runs).
-    pub invocations: u64,
-    /// Seconds spent in them here, against the emulator (not priced: see `billed_seconds`).
-    pub seconds: f64,
-    /// Seconds Lambda would bill for them, estimated by [`LambdaDuration`] (priced).
-    pub billed_seconds: f64,
-    /// Write capacity units.
-    pub write_units: f64,
-    /// Read capacity units.
-    pub read_units: f64,
-    /// Write requests.
-    pub write_requests: u64,
-    /// Read requests.
-    pub read_requests: u64,
-    /// Units and requests by `<table>:<operation>`.
-    pub by_operation: BTreeMap<String, traffic_aws::metrics::OperationUsage>,
-}
-
-impl FunctionUsage {
-    fn of(m: &MetricsSnapshot, invocations: u64, seconds: f64) -> Self {
-        Self {
-            invocations,
-            seconds,
-            billed_seconds: 0.0,
-            write_units: m.write_capacity_units,
-            read_units: m.read_capacity_units,
-            write_requests: m.write_requests,
-            read_requests: m.read_requests,
-            by_operation: m.units_by_operation.clone(),
-        }
-    }
-}
-
-/// The measurement: its last line of output.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Measurement {
-    /// Intersections of the city.
-    pub intersections: usize,
-    /// Readings put.
-    pub readings: u64,
-    /// Write capacity units, all functions.
-    pub write_units: f64,
-    /// Read capacity units, all functions.
-    pub read_units: f64,
-    /// Write requests.
-    pub write_requests: u64,
-    /// Read requests.
-    pub read_requests: u64,
-    /// Per 1,000 readings.
-    pub write_units_per_1000_readings: f64,
-    /// Per 1,000 readings.
-    pub read_units_per_1000_readings: f64,
-    /// Everything per million readings: DynamoDB as measured, Kinesis (shard-hours at the
-    /// city's rate, a PUT unit a reading), Lambda (requests as counted; GB-seconds from each
-    /// function's `billed_seconds` at the template's memory). The same arithmetic as
-    /// `infra/cost.py`, which prints the README's table from these runs.
-    pub usd_per_million_readings: f64,
-    /// Its parts.
-    pub usd_by_item: BTreeMap<String, f64>,
-    /// Simulated minutes.
-    pub minutes: u64,
-    /// Shards of the stream.
-    pub shards: i32,
-    /// Where the readings went.
-    pub stream: StreamKind,
-    /// The settings used.
-    pub settings: TemplateDefaults,
-    /// Windows the merge closed.
-    pub windows_closed: usize,
-    /// Per function.
-    pub by_function: BTreeMap<String, FunctionUsage>,
-    /// Per `<function>:<table>`, per 1,000 readings: what each part of the system costs
-    /// (`ingest:state` and `merge:state` are the delta state and its merge).
-    pub per_1000_readings_by_table: BTreeMap<String, TableUsage>,
-    /// Wall time of the run, s.
-    pub wall_seconds: f64,
-    /// What the prices are.
-    pub prices: String,
-}
-
-/// Capacity units per 1,000 readings of one function on one table.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-pub struct TableUsage {
-    /// Write capacity units.
-    pub write_units: f64,
-    /// Read capacity units.
-    pub read_units: f64,
-}
-
-/// Whether a DynamoDB operation reads (its units are read units).
-pub fn is_read_operation(operation: &str) -> bool {
-    matches!(
-        operation,
-        "GetItem" | "BatchGetItem" | "Query" | "Scan" | "TransactGetItems"
-    )
-}
-
-impl Measurement {
-    /// Write and read units per 1,000 readings of the given `<function>:<table>` parts.
-    pub fn units_per_1000_readings_of(&self, parts: &[&str]) -> TableUsage {
-        let mut sum = TableUsage::default();
-        for p in parts {
-            if let Some(u) = self.per_1000_readings_by_table.get(*p) {
-                sum.write_units += u.write_units;
-                sum.read_units += u.read_units;
-            }
-        }
-        sum
-    }
-}
-
-fn by_table(
-    by_function: &BTreeMap<String, FunctionUsage>,
-    readings: u64,
-) -> BTreeMap<String, TableUsage> {
-    let mut out: BTreeMap<String, TableUsage> = BTreeMap::new();
-    for (function, usage) in by_function {
-        for (op, u) in &usage.by_operation {
-            let (table, operation) = op.split_once(':').unwrap_or(("?", op.as_str()));
-            let e = out.entry(format!("{function}:{table}")).or_default();
-            if is_read_operation(operation) {
-                e.read_units += per_thousand(u.units, readings);
-            } else {
-                e.write_units += per_thousand(u.units, readings);
-            }
-        }
-    }
-    out
-}
-
-fn per_thousand(n: f64, readings: u64) -> f64 {
-    if readings == 0 {
-        0.0
-    } else {
-        n * 1000.0 / readings as f64
-    }
 }
 
 /// Records of a shard per batch of `fault`: a ten-second window's worth of a minute's
@@ -749,73 +388,6 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lambda_is_priced_by_the_shared_duration_model() {
-        let d = Prices::shared()
-            .unwrap_or_else(|e| panic!("{e}"))
-            .lambda_duration;
-        let u = |invocations, read_units, write_units| FunctionUsage {
-            invocations,
-            read_units,
-            write_units,
-            ..FunctionUsage::default()
-        };
-        // 30 batches of 120,000 readings at 512 MB (0.29 of a vCPU): 4.5 s + 0.41 s.
-        let ingest = d.billed_seconds("ingest", &u(30, 0.0, 0.0), 120_000, 512);
-        assert!(
-            (ingest - (4.5 + 0.12 * 1769.0 / 512.0)).abs() < 1e-9,
-            "{ingest}"
-        );
-        // A merge: 1 s a run, and its items at 50 MB/s (4 KB a read unit, 1 KB a write unit).
-        let merge = d.billed_seconds("merge", &u(6, 1000.0, 2000.0), 120_000, 2048);
-        assert!(
-            (merge - (6.0 + (4_096_000.0 + 2_048_000.0) / 5e7)).abs() < 1e-9,
-            "{merge}"
-        );
-        assert_eq!(
-            d.billed_seconds("fault", &u(0, 0.0, 0.0), 120_000, 256),
-            0.0
-        );
-    }
-
-    #[test]
-    fn the_shared_price_table_parses() {
-        let p = Prices::shared().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(p.ddb_wru, 0.625e-6);
-        assert_eq!(p.ddb_rru, 0.125e-6);
-    }
-
-    #[test]
-    fn units_are_summed_per_function_and_table_and_told_read_from_write() {
-        let mut ingest = FunctionUsage::default();
-        for (op, units) in [
-            ("state:BatchWriteItem", 8.0),
-            ("state:TransactWriteItems", 4.0),
-            ("state:BatchGetItem", 2.0),
-            ("results:UpdateItem", 1.0),
-        ] {
-            ingest.by_operation.insert(
-                op.to_owned(),
-                traffic_aws::metrics::OperationUsage { requests: 1, units },
-            );
-        }
-        let t = by_table(&BTreeMap::from([("ingest".to_owned(), ingest)]), 2_000);
-        assert_eq!(
-            t["ingest:state"],
-            TableUsage {
-                write_units: 6.0,
-                read_units: 1.0
-            }
-        );
-        assert_eq!(
-            t["ingest:results"],
-            TableUsage {
-                write_units: 0.5,
-                read_units: 0.0
-            }
-        );
-    }
 
     #[test]
     fn fault_gets_a_batch_per_ten_seconds_of_a_shards_readings() {

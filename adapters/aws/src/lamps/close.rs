@@ -124,7 +124,7 @@ impl DynamoStore {
                 if a.held_down && !a.published {
                     // A flap closed before its hold-down ended: never paged.
                     let record = AlarmRecord::new(&a.alarm, a.held_until_ms);
-                    actions.push(crate::publication::due_delete(table, &record)?);
+                    actions.push(super::publication::due_delete(table, &record)?);
                     units += write_units(0);
                 }
                 for (pk, sk) in [(OPEN_PK, &a.sk), (k.pk.as_str(), &k.sk)] {

@@ -33,7 +33,7 @@ impl DynamoStore {
             closed_why: None,
             held_until_ms,
         };
-        let due = crate::publication::due_put(table, &AlarmRecord::new(alarm, held_until_ms), &sk)?;
+        let due = super::publication::due_put(table, &AlarmRecord::new(alarm, held_until_ms), &sk)?;
         let log = to_item("alarm", &item)?;
         let mut view = log.clone();
         view.insert("pk".into(), AttributeValue::S(OPEN_PK.into()));

@@ -14,10 +14,11 @@
 //!
 //! [`Registry::timing_history`]: traffic_ports::Registry::timing_history
 
+use super::history::TimingItem;
+use super::{intersection_item_with, new_version, version_condition};
 use crate::capacity::{item_size, write_units};
 use crate::error::{code_of, port_error};
 use crate::items::{Item, put_request, to_av, to_item};
-use crate::registry::{TimingItem, intersection_item_with, new_version, version_condition};
 use crate::{DynamoStore, Table};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use traffic_core::IntersectionId;

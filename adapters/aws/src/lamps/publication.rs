@@ -14,10 +14,10 @@
 //! items. A claim is one conditional `UpdateItem` of the log item (unpublished, unclaimed or
 //! its claim expired, not a held-down alarm closed), so of two callers one wins.
 
+use super::AlarmItem;
 use crate::capacity::{item_size, write_units};
 use crate::error::{build, code_of, port_error};
 use crate::items::{Item, Query, SortKey, from_item, key, ord_i64, to_item};
-use crate::lamps::AlarmItem;
 use crate::{DynamoStore, Table};
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
@@ -128,7 +128,7 @@ impl DynamoStore {
         until_ms: i64,
     ) -> PortResult<Claim> {
         let table = self.table(Table::Registry)?;
-        let Some(sk) = crate::lamps::sk_of_id(alarm_id) else {
+        let Some(sk) = super::sk_of_id(alarm_id) else {
             return Ok(Claim::Settled);
         };
         let resp = self
@@ -179,7 +179,7 @@ impl DynamoStore {
     /// [`traffic_ports::LampStore::release_publication`].
     pub(crate) async fn release(&self, alarm_id: &str) -> PortResult<()> {
         let table = self.table(Table::Registry)?;
-        let Some(sk) = crate::lamps::sk_of_id(alarm_id) else {
+        let Some(sk) = super::sk_of_id(alarm_id) else {
             return Ok(());
         };
         match self
