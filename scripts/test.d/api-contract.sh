@@ -5,7 +5,9 @@
 # server error, documented status codes, headers, content types and schemas, invalid requests
 # refused, valid ones accepted, ...). Writes carry the operator's token as a bearer header.
 # Starts `traffic local` (target/debug/traffic) on a free 127.0.0.1 port with a fresh data
-# directory and a random token, and stops it whatever happens. Any failure fails the script.
+# directory and a random token, and stops it whatever happens. It runs Schemathesis twice: with
+# the hooks and settings of tests/contract/ (the rules no schema states), then plainly, on the
+# document alone (below). Any failure fails the script.
 #
 #   bash scripts/test.d/api-contract.sh
 #   CONTRACT_EXAMPLES=200 CONTRACT_SEED=7 bash scripts/test.d/api-contract.sh
@@ -77,5 +79,43 @@ status=0
   --report junit --report-dir "$report") || status=$?
 if [ "$status" -ne 0 ]; then
   echo "api contract: schemathesis found failures (report: $report; the server's log: $log)" >&2
+fi
+
+# The plain run: the document alone, as any client reads it. No hooks module, no settings file,
+# every check, 60 examples per operation from the fixed seed, whatever CONTRACT_EXAMPLES says.
+# These operations depend on rules no schema can state (the hooks' module lists them; and an
+# `If-Match` naming a version the intersection no longer has is a 412, which no value but the
+# one just read is sure to avoid): here they get the requests Schemathesis makes invalid, one for
+# each constraint of the document (the coverage phase; its other phases mix in valid requests),
+# each of which must be refused. Every other operation gets every kind of request: what the document
+# allows must be accepted, what it does not must be refused.
+beyond_schema=(createIntersection replaceIntersection patchIntersection deleteIntersection
+  addLight replaceLight deleteLight replacePhases setControl listIntersections listTimings
+  recentResults)
+plain() {
+  (cd "$work" && env -u SCHEMATHESIS_HOOKS timeout 600 "$schemathesis" run "$base/api/openapi.json" \
+    --checks all \
+    --header "Authorization: Bearer $token" \
+    --max-examples 60 \
+    --seed 20261130 \
+    --generation-database none \
+    --workers 1 \
+    --request-timeout 10 \
+    --no-color \
+    "$@")
+}
+others=()
+these=()
+for op in "${beyond_schema[@]}"; do
+  others+=(--exclude-operation-id "$op")
+  these+=(--include-operation-id "$op")
+done
+plain_status=0
+plain "${others[@]}" --report junit --report-dir "$report/plain" || plain_status=$?
+plain --mode negative --phases coverage "${these[@]}" --report junit --report-dir "$report/plain-negative" ||
+  plain_status=$?
+if [ "$plain_status" -ne 0 ]; then
+  echo "api contract: the plain run (no hooks, no settings) found failures (report: $report/plain*; the server's log: $log)" >&2
+  status=$plain_status
 fi
 exit "$status"

@@ -1,7 +1,8 @@
 """Schemathesis hooks of the API's contract test (scripts/test.d/api-contract.sh).
 
-The OpenAPI document states every rule of the API that JSON Schema can state. Three rules of
-the server relate one part of a request to another, or to what is stored, and no schema can
+The OpenAPI document states every rule of the API that JSON Schema can state (the script's plain
+run, without this module or the settings file, holds the server to the document alone). The
+rules below relate one part of a request to another, or to what is stored, and no schema can
 state them:
 
 - a replace names the resource of its path: a `PUT /api/intersections/{id}` body's `id`, and a
@@ -20,7 +21,7 @@ state them:
   cursor is opaque, so its pattern admits strings no list gave): a valid case's cursor is
   replaced by the `next` of the list's first page, or left out when that page is the last.
 
-For requests Schemathesis generates as valid (positive cases) this module makes those three
+For requests Schemathesis generates as valid (positive cases) this module makes those rules
 hold, so that "a valid request is accepted" is checked on every operation; invalid (negative)
 cases are left as generated. The `validate` checks of the router tests cover the rules
 themselves.

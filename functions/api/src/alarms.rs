@@ -254,8 +254,19 @@ pub async fn ack(
         AckBody::default()
     } else {
         let value = json_value(&raw)?;
-        if !value.is_object() {
+        let Some(members) = value.as_object() else {
             return Err(ApiError::bad("body", "must be a JSON object"));
+        };
+        // The document's `note` and `by` are strings: a `null` is refused, not taken for a
+        // member left out.
+        if let Some(field) = ["note", "by"]
+            .into_iter()
+            .find(|f| members.get(*f).is_some_and(|v| v.is_null()))
+        {
+            return Err(ApiError::bad(
+                field,
+                "must be a string; leave the member out for none",
+            ));
         }
         decode(value, "")?
     };

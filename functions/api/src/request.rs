@@ -73,15 +73,44 @@ pub(crate) fn bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
     })
 }
 
-/// The version a request's `If-Match` header names (`"v"` or `W/"v"`); `None` without the
-/// header or for `*` (any version).
-pub(crate) fn if_match(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(header::IF_MATCH)?.to_str().ok()?.trim();
-    if v == "*" {
-        return None;
+/// The versions a request's `If-Match` header names: `None` without the header or for `*`
+/// (any version), else those of its entity tags (`"v"` or `W/"v"`, comma-separated, as HTTP
+/// writes them: RFC 9110, section 13.1.1). A value of another form names no version: the
+/// condition fails (412), so that nothing the client did not mean as the version it read is
+/// taken for it.
+pub(crate) fn if_match(headers: &HeaderMap) -> Option<Vec<String>> {
+    let mut values = headers.get_all(header::IF_MATCH).iter().peekable();
+    values.peek()?;
+    let mut tags = Vec::new();
+    for v in values {
+        let v = v.to_str().ok().map(str::trim).unwrap_or_default();
+        if v == "*" {
+            return None;
+        }
+        tags.extend(entity_tags(v).unwrap_or_default());
     }
-    let v = v.strip_prefix("W/").unwrap_or(v);
-    Some(v.trim_matches('"').to_owned())
+    Some(tags)
+}
+
+/// The contents of a comma-separated list of entity tags (`"v"`, `W/"v"`; `v` visible ASCII
+/// but `"`), or `None` if `s` is not one.
+fn entity_tags(s: &str) -> Option<Vec<String>> {
+    let mut tags = Vec::new();
+    let mut rest = s;
+    loop {
+        rest = rest.strip_prefix("W/").unwrap_or(rest).strip_prefix('"')?;
+        let end = rest.find('"')?;
+        let tag = &rest[..end];
+        if !tag.bytes().all(|b| b == b'!' || (b'#'..=b'~').contains(&b)) {
+            return None;
+        }
+        tags.push(tag.to_owned());
+        rest = rest[end + 1..].trim_start_matches([' ', '\t']);
+        if rest.is_empty() {
+            return Some(tags);
+        }
+        rest = rest.strip_prefix(',')?.trim_start_matches([' ', '\t']);
+    }
 }
 
 /// A JSON answer with the intersection's version as its `ETag`.

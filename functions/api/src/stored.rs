@@ -42,6 +42,7 @@ pub(crate) async fn load_for_write(
     id: &IntersectionId,
     headers: &HeaderMap,
 ) -> ApiResult<(Intersection, Version)> {
+    let expected = if_match(headers);
     let (x, version) = load_versioned(state, id).await?;
     let plan = x
         .plan
@@ -51,7 +52,7 @@ pub(crate) async fn load_for_write(
         x,
         Version {
             current: version,
-            expected: if_match(headers),
+            expected,
             plan,
         },
     ))
@@ -75,7 +76,7 @@ pub(crate) fn without_plan(v: &mut serde_json::Value) {
 /// The version a read-modify-write starts from, and the one the client named, if any.
 pub(crate) struct Version {
     pub(crate) current: String,
-    expected: Option<String>,
+    expected: Option<Vec<String>>,
     /// The stored plan, with the phases and limits it was stored with.
     plan: Option<(Plan, Vec<Phase>, Option<TimingLimits>)>,
 }
@@ -86,11 +87,11 @@ impl Version {
         self.expected.is_some()
     }
 
-    /// The precondition: 412 if `If-Match` named another version than the one read. Called
-    /// after the request is validated and before anything is written.
+    /// The precondition: 412 if `If-Match` named only other versions than the one read.
+    /// Called after the request is validated and before anything is written.
     pub(crate) fn check(&self, id: &IntersectionId) -> ApiResult<()> {
         match &self.expected {
-            Some(expected) if *expected != self.current => Err(stale(id)),
+            Some(expected) if !expected.contains(&self.current) => Err(stale(id)),
             _ => Ok(()),
         }
     }

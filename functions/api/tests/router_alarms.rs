@@ -312,6 +312,8 @@ async fn an_acknowledgement_without_the_token_or_with_a_bad_body_changes_nothing
     for (body, field) in [
         (r#"{"note":3}"#, "note"),
         (r#"{"by":""}"#, "by"),
+        (r#"{"by":null,"note":""}"#, "by"),
+        (r#"{"note":null}"#, "note"),
         (r#"{"colour":"red"}"#, "colour"),
         ("[1]", "body"),
         ("{", "body"),

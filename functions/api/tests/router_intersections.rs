@@ -179,6 +179,73 @@ async fn a_write_naming_a_version_that_changed_is_refused_and_changes_nothing() 
 }
 
 #[tokio::test]
+async fn an_if_match_list_holds_when_one_of_its_tags_is_the_version_and_other_values_never_do()
+-> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    let path = "/api/intersections/I-0001";
+    let now = api.get(path).await?.etag.unwrap_or_default();
+    let stored = api.store.intersection(&id("I-0001")).await?;
+    let patch = Some(r#"{"name":"x"}"#);
+    let bare = now.trim_matches('"');
+
+    // Not `*` and not a list of quoted entity tags (even the version unquoted, or a list that
+    // breaks off): no version is named, so the condition fails whatever the write, and nothing
+    // changes.
+    let broken = [
+        bare.to_owned(),
+        "k".to_owned(),
+        format!("{now},"),
+        format!("{now} \"b\""),
+        format!("*, {now}"),
+        format!("W/{bare}"),
+        String::new(),
+    ];
+    for bad in &broken {
+        for (method, p, body) in [
+            ("PATCH", path.to_owned(), patch),
+            (
+                "PUT",
+                format!("{path}/control"),
+                Some(r#"{"mode":"fixed"}"#),
+            ),
+            ("DELETE", format!("{path}/lights/3"), None),
+            ("DELETE", path.to_owned(), None),
+        ] {
+            let a = api
+                .call_with(method, &p, body, true, &[("if-match", bad)])
+                .await?;
+            assert_eq!(
+                a.status,
+                StatusCode::PRECONDITION_FAILED,
+                "{method} {p} {bad:?}: {a:?}"
+            );
+            assert_eq!(a.body["field"], "If-Match", "{a:?}");
+        }
+    }
+    assert_eq!(api.store.intersection(&id("I-0001")).await?, stored);
+
+    // A list without the version fails; one holding it among others (strong or weak) holds.
+    let a = api
+        .call_with(
+            "PATCH",
+            path,
+            patch,
+            true,
+            &[("if-match", "\"a\", W/\"b\"")],
+        )
+        .await?;
+    assert_eq!(a.status, StatusCode::PRECONDITION_FAILED, "{a:?}");
+    let listed = format!("\"other\",W/{now} , \"another\"");
+    let a = api
+        .call_with("PATCH", path, patch, true, &[("if-match", &listed)])
+        .await?;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(a.body["name"], "x");
+    Ok(())
+}
+
+#[tokio::test]
 async fn creating_an_existing_id_is_a_conflict_and_changes_nothing() -> anyhow::Result<()> {
     let api = api()?;
     api.create("I-0001", 41.85, 12.6).await?;
