@@ -11,8 +11,8 @@ raises `CodeShapeError` when something it expects is not found, rather than gues
 - a function is a crate `functions/<name>/` with `src/main.rs` (`functions/shared` is not one);
 - handlers reach the ports through fields named `state`, `registry`, `lamps`, `publisher`,
   `results`, `events`, `stats`, `stream` (the fields of `traffic_ports::Ports`), and only the
-  methods of the matching trait in `ports/src/lib.rs` count;
-- the AWS adapters implement the traits in `adapters/aws/src/*.rs` as `impl <Trait> for
+  methods of the matching trait in `ports/src` count;
+- the AWS adapters implement the traits in `adapters/aws/src/**/*.rs` as `impl <Trait> for
   DynamoStore` / `impl AlarmPublisher for SnsPublisher` / `impl ResultEvents for
   EventBridgePublisher` / `impl StreamShards for KinesisShards`, name their table as
   `Table::State`,
@@ -146,15 +146,15 @@ PORT_FIELDS = {
 
 
 def port_traits() -> dict[str, set[str]]:
-    """trait -> its method names, from `ports/src/lib.rs`."""
-    text = read(ROOT / "ports/src/lib.rs")
+    """trait -> its method names, from the files of `ports/src`."""
+    text = "\n".join(read(p) for p in sorted((ROOT / "ports/src").rglob("*.rs")))
     traits: dict[str, set[str]] = {}
     for m in re.finditer(r"\bpub\s+trait\s+([A-Za-z_]+)[^{]*\{", text):
         body = text[m.end() - 1 : block_end(text, m.end() - 1)]
         traits[m.group(1)] = set(FN_RE.findall(body))
     missing = set(PORT_FIELDS.values()) - set(traits)
     if missing:
-        raise CodeShapeError(f"ports/src/lib.rs has no trait {sorted(missing)}")
+        raise CodeShapeError(f"ports/src has no trait {sorted(missing)}")
     return traits
 
 
@@ -250,7 +250,7 @@ class Adapter:
         self.free: dict[str, str] = {}
         if not root.is_dir():
             raise CodeShapeError(f"{root} is missing")
-        for path in sorted(root.glob("*.rs")):
+        for path in sorted(root.rglob("*.rs")):
             text = read(path)
             raw = path.read_text()
             self.env_vars |= set(re.findall(r'(?:lookup|get|env::var)\(\s*"([A-Z][A-Z0-9_]+)"\s*\)', raw))
@@ -354,7 +354,7 @@ def shared_helpers(traits: dict[str, set[str]]) -> dict[str, set[tuple[str, str]
     """Port methods called by the public helpers of functions/shared (such as `record_stats`,
     `Directory::lookup`): helper name -> (trait, method)."""
     helpers: dict[str, set[tuple[str, str]]] = {}
-    for path in (ROOT / "functions/shared/src").glob("*.rs"):
+    for path in (ROOT / "functions/shared/src").rglob("*.rs"):
         for name, body in functions_in(read(path)).items():
             calls = port_calls_in(body, traits)
             if calls:
@@ -399,7 +399,7 @@ def config_fields() -> list[tuple[str, str]]:
 def load_function(crate: str, traits, helpers) -> Function:
     src = ROOT / "functions" / crate / "src"
     main = read(src / "main.rs")
-    code = "\n".join(read(p) for p in sorted(src.glob("*.rs")))
+    code = "\n".join(read(p) for p in sorted(src.rglob("*.rs")))
     if "KinesisEvent" in main:
         event = "kinesis"
     elif "EventBridgeEvent" in main:
@@ -453,7 +453,7 @@ def engine_variables() -> set[str]:
 def shared_env_vars() -> set[str]:
     """Variables functions/shared reads for every function (log format, store choice)."""
     found = set()
-    for path in (ROOT / "functions/shared/src").glob("*.rs"):
+    for path in (ROOT / "functions/shared/src").rglob("*.rs"):
         found |= set(re.findall(r'env::var\(\s*"([A-Z][A-Z0-9_]+)"', path.read_text()))
     if "EnvFilter::try_from_default_env" in (ROOT / "functions/shared/src/lib.rs").read_text():
         found.add("RUST_LOG")
@@ -563,7 +563,7 @@ class KeyReader:
         self.free: dict[str, str] = {}  # every fn, by name (for bare calls)
         self.consts: dict[str, str] = {}
         self.assoc: dict[tuple[str, str], str] = {}  # (type, fn) -> body: `TimingItem::of`
-        for path in sorted(root.glob("*.rs")):
+        for path in sorted(root.rglob("*.rs")):
             text = read(path, keep_strings=True)
             for m in TEST_MOD_RE.finditer(text):
                 end = block_end(text, m.end() - 1)

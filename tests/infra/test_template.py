@@ -803,7 +803,8 @@ class TemplateWiring(unittest.TestCase):
                 setting[binary] = target(env["ALARM_RETENTION_DAYS"])
         self.assertEqual(setting, {"api": "AlarmRetentionDays", "fault": "AlarmRetentionDays", "merge": "AlarmRetentionDays"})
         ttl = RESOURCES["RegistryTable"]["Properties"]["TimeToLiveSpecification"]["AttributeName"]
-        lamps = (ROOT / "adapters/aws/src/lamps.rs").read_text()
+        adapter = ROOT / "adapters/aws/src"
+        lamps = "\n".join(p.read_text() for p in [adapter / "lamps.rs", *sorted((adapter / "lamps").rglob("*.rs"))])
         # The closing's update expression, built as `SET repaired_at = :at` + `, <ttl> = :exp`.
         self.assertIn('"SET repaired_at = :at"', lamps)
         self.assertIn(f'", {ttl} = :exp"', lamps)
