@@ -3,15 +3,16 @@
 
 use api::{ApiState, router_metered};
 use lambda_http::{Error, run};
-use traffic_functions::{Config, Metrics, init_tracing_with};
+use traffic_functions::lambda::Lambda;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let config = Config::from_env()?;
-    init_tracing_with("info", &config.log);
-    let ports = config.aws_ports().await?.ports;
+    let Lambda {
+        config,
+        ports,
+        metrics,
+    } = Lambda::start().await?;
     // In AWS the template's authorizer guards the mutating routes; a token is optional there.
-    let metrics = Metrics::from_config(&config);
     run(router_metered(
         ApiState {
             ports,
