@@ -50,7 +50,7 @@ use traffic_functions::BatchHandler;
 use traffic_functions::directory::Directory;
 use traffic_functions::handler::{BatchParts, Measured, Meters};
 use traffic_functions::kinesis::{Decoded, Unusable, decode_by_shard, failures};
-use traffic_functions::metrics::{ArrivalLatency, FaultMetrics, Metrics};
+use traffic_functions::metrics::{BatchFigures, FaultMetrics, Metrics};
 use traffic_functions::problems::Problems;
 use traffic_functions::publication::{publish_due, publish_once};
 use traffic_functions::routing::Routes;
@@ -565,7 +565,6 @@ impl Fault<'_> {
 /// The metric line of a batch: its report's counts, the latency and units of its statistics
 /// sample.
 fn batch_metrics(report: &FaultReport, sample: &traffic_ports::StatsSample) -> FaultMetrics {
-    let latency = ArrivalLatency::of(sample);
     FaultMetrics {
         function: "fault",
         records: sample.records,
@@ -576,10 +575,6 @@ fn batch_metrics(report: &FaultReport, sample: &traffic_ports::StatsSample) -> F
         flaps: report.flaps,
         skipped: report.skipped,
         too_frequent: report.too_frequent,
-        failed_shards: report.failed.len() as u64,
-        latency_max: latency.max_ms,
-        latency_mean: latency.mean_ms,
-        write_units: sample.write_units,
-        read_units: sample.read_units,
+        batch: BatchFigures::of(sample, report.failed.len() as u64),
     }
 }

@@ -39,7 +39,7 @@ use traffic_functions::BatchHandler;
 use traffic_functions::directory::{Directory, Known};
 use traffic_functions::handler::{BatchParts, Measured, Meters};
 use traffic_functions::kinesis::{Decoded, Unusable, decode_by_shard, failures};
-use traffic_functions::metrics::{ArrivalLatency, IngestMetrics, Metrics};
+use traffic_functions::metrics::{BatchFigures, IngestMetrics, Metrics};
 use traffic_functions::problems::Problems;
 use traffic_functions::routing::Routes;
 use traffic_ports::{Clock, PortError, Ports, Registry, StateStore, StatsStore, UsageMeter};
@@ -416,7 +416,6 @@ impl Ingest<'_> {
 /// The metric line of a batch: its report's counts, the latency and units of its statistics
 /// sample.
 fn batch_metrics(report: &IngestReport, sample: &traffic_ports::StatsSample) -> IngestMetrics {
-    let latency = ArrivalLatency::of(sample);
     let c = &report.counters;
     IngestMetrics {
         function: "ingest",
@@ -429,11 +428,7 @@ fn batch_metrics(report: &IngestReport, sample: &traffic_ports::StatsSample) -> 
         duplicates: c.duplicates,
         redelivered: report.redelivered,
         conflicts: report.conflicts,
-        failed_shards: report.failed.len() as u64,
-        latency_max: latency.max_ms,
-        latency_mean: latency.mean_ms,
-        write_units: sample.write_units,
-        read_units: sample.read_units,
+        batch: BatchFigures::of(sample, report.failed.len() as u64),
     }
 }
 
