@@ -7,20 +7,16 @@ use traffic_functions::lambda::Lambda;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let Lambda {
-        config,
-        ports,
-        metrics,
-    } = Lambda::start().await?;
+    let lambda = Lambda::start().await?;
     // In AWS the template's authorizer guards the mutating routes; a token is optional there.
     run(router_metered(
         ApiState {
-            ports,
-            cfg: config.engine,
-            token: config.api_token,
-            alarms: config.alarms,
+            ports: lambda.ports,
+            cfg: lambda.config.engine,
+            token: lambda.config.api_token,
+            alarms: lambda.config.alarms,
         },
-        metrics,
+        lambda.metrics,
     ))
     .await
 }

@@ -6,13 +6,9 @@ use traffic_functions::lambda::{Lambda, serve_batches};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let Lambda {
-        config,
-        ports,
-        metrics,
-    } = Lambda::start().await?;
-    let fault = FaultHandler::from_ports(config.engine, &ports)
-        .with_alarm_policy(config.alarms)
-        .with_metrics(metrics);
+    let lambda = Lambda::start().await?;
+    let fault = FaultHandler::from_ports(lambda.config.engine, &lambda.ports)
+        .with_alarm_policy(lambda.config.alarms)
+        .with_metrics(lambda.metrics);
     serve_batches(&fault).await
 }

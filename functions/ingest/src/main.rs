@@ -6,11 +6,8 @@ use traffic_functions::lambda::{Lambda, serve_batches};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let Lambda {
-        config,
-        ports,
-        metrics,
-    } = Lambda::start().await?;
-    let ingest = IngestHandler::from_ports(config.engine, &ports).with_metrics(metrics);
+    let lambda = Lambda::start().await?;
+    let ingest =
+        IngestHandler::from_ports(lambda.config.engine, &lambda.ports).with_metrics(lambda.metrics);
     serve_batches(&ingest).await
 }

@@ -7,14 +7,14 @@ use traffic_functions::lambda::Lambda;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let Lambda {
-        config,
-        ports,
-        metrics,
-    } = Lambda::start().await?;
-    let merge = MergeHandler::from_ports(config.engine, config.provisional, &ports)
-        .with_alarm_policy(config.alarms)
-        .with_metrics(metrics);
+    let lambda = Lambda::start().await?;
+    let merge = MergeHandler::from_ports(
+        lambda.config.engine,
+        lambda.config.provisional,
+        &lambda.ports,
+    )
+    .with_alarm_policy(lambda.config.alarms)
+    .with_metrics(lambda.metrics);
     let merge = &merge;
     run(service_fn(
         move |event: LambdaEvent<EventBridgeEvent>| async move {
