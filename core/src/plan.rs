@@ -164,22 +164,8 @@ pub fn plan_of(x: &Intersection, yellow_s: f64, cfg: &PlanConfig) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::LightIndex;
+    use crate::testing::phases;
     use proptest::prelude::*;
-
-    fn phases(greens: &[f64], yellow: f64) -> Vec<Phase> {
-        let cycle: f64 = greens.iter().map(|g| g + yellow).sum();
-        greens
-            .iter()
-            .enumerate()
-            .map(|(i, g)| Phase {
-                lights: vec![LightIndex::new((i % 4) as i64).unwrap_or_else(|e| panic!("{e}"))],
-                green_s: *g,
-                red_s: cycle - g - yellow,
-                extra: Default::default(),
-            })
-            .collect()
-    }
 
     #[test]
     fn a_two_phase_plan_by_hand() {

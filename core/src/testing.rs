@@ -1,7 +1,8 @@
-//! What the unit tests of the folds share: readings of a small city near one instant.
+//! What the unit tests share: readings of a small city near one instant, phases of given
+//! greens.
 
 use crate::reading::Lamps;
-use crate::{IntersectionId, LightIndex, Reading};
+use crate::{IntersectionId, LightIndex, Phase, Reading};
 
 /// The instant the test readings are stamped from, epoch ms.
 pub(crate) const T0: i64 = 1_767_600_000_000;
@@ -18,4 +19,20 @@ pub(crate) fn reading(i: u8, light: u8, ts_s: i64, vehicles: u32) -> Reading {
         lamps: Lamps::default(),
         position: None,
     }
+}
+
+/// Phases of `greens`, each followed by a `yellow`, red for the rest of their cycle; phase `i`
+/// holds light `i % 4`.
+pub(crate) fn phases(greens: &[f64], yellow: f64) -> Vec<Phase> {
+    let cycle: f64 = greens.iter().map(|g| g + yellow).sum();
+    greens
+        .iter()
+        .enumerate()
+        .map(|(i, g)| Phase {
+            lights: vec![LightIndex::new((i % 4) as i64).unwrap_or_else(|e| panic!("{e}"))],
+            green_s: *g,
+            red_s: cycle - g - yellow,
+            extra: Default::default(),
+        })
+        .collect()
 }
