@@ -57,6 +57,18 @@ pub struct DeltaReading {
     pub speed_milli: u64,
 }
 
+impl DeltaReading {
+    /// Reading `r` as a delta keeps it (its intersection is the delta's key).
+    pub fn of(r: &crate::Reading) -> Self {
+        Self {
+            light: r.light,
+            ts_ms: r.ts_ms,
+            vehicles: r.vehicles,
+            speed_milli: r.speed_milli(),
+        }
+    }
+}
+
 /// When the readings of one commit (into one pane) arrived in the stream, processing time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Arrivals {

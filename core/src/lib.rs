@@ -64,6 +64,9 @@ pub mod time;
 pub mod webster;
 pub mod window;
 
+#[cfg(test)]
+mod testing;
+
 pub use city::{City, Intersection, Light, Phase};
 pub use config::EngineConfig;
 pub use ids::{IntersectionId, LightIndex};

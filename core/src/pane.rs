@@ -149,6 +149,14 @@ pub struct ShardMeta {
 }
 
 impl ShardMeta {
+    /// The meta of shard `shard_id` before its first commit.
+    pub fn new(shard_id: &str) -> Self {
+        Self {
+            shard_id: shard_id.to_owned(),
+            ..Self::default()
+        }
+    }
+
     /// The shard's watermark under `allowed_lateness_ms`.
     pub fn watermark(&self, allowed_lateness_ms: i64) -> Option<i64> {
         watermark(self.max_event_ms, allowed_lateness_ms)
@@ -292,10 +300,7 @@ impl<'c> BatchFold<'c> {
         meta: Option<ShardMeta>,
         marks: MergeMarks,
     ) -> Self {
-        let meta = meta.unwrap_or_else(|| ShardMeta {
-            shard_id: shard_id.to_owned(),
-            ..ShardMeta::default()
-        });
+        let meta = meta.unwrap_or_else(|| ShardMeta::new(shard_id));
         Self {
             cfg,
             expected: meta.applied_through.clone(),
@@ -425,25 +430,10 @@ impl<'c> BatchFold<'c> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reading::Lamps;
+    use crate::WindowKey;
     use crate::rollup::Rollup;
-    use crate::{IntersectionId, LightIndex, WindowKey};
+    use crate::testing::{T0, reading};
     use proptest::prelude::*;
-
-    const T0: i64 = 1_767_600_000_000;
-
-    fn reading(i: u8, light: u8, ts_s: i64, vehicles: u32) -> Reading {
-        Reading {
-            intersection_id: IntersectionId::parse(&format!("I-{i}"))
-                .unwrap_or_else(|e| panic!("{e}")),
-            light: LightIndex::new(i64::from(light)).unwrap_or_else(|e| panic!("{e}")),
-            ts_ms: T0 + ts_s * 1000,
-            vehicles,
-            mean_speed_kmh: 20.0 + f64::from(vehicles),
-            lamps: Lamps::default(),
-            position: None,
-        }
-    }
 
     fn seq(n: u128) -> SequenceNumber {
         SequenceNumber::from_u128(n)
@@ -604,12 +594,7 @@ mod tests {
                             });
                             d.push(
                                 &r.intersection_id,
-                                DeltaReading {
-                                    light: r.light,
-                                    ts_ms: r.ts_ms,
-                                    vehicles: r.vehicles,
-                                    speed_milli: r.speed_milli(),
-                                },
+                                DeltaReading::of(r),
                             );
                             if let Some(x) = arrival {
                                 a.add(x);

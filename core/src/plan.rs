@@ -144,22 +144,8 @@ fn tenth(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::LightIndex;
+    use crate::testing::phases;
     use proptest::prelude::*;
-
-    fn phases(greens: &[f64], yellow: f64) -> Vec<Phase> {
-        let cycle: f64 = greens.iter().map(|g| g + yellow).sum();
-        greens
-            .iter()
-            .enumerate()
-            .map(|(i, g)| Phase {
-                lights: vec![LightIndex::new((i % 4) as i64).unwrap_or_else(|e| panic!("{e}"))],
-                green_s: *g,
-                red_s: cycle - g - yellow,
-                extra: Default::default(),
-            })
-            .collect()
-    }
 
     #[test]
     fn a_two_phase_plan_by_hand() {

@@ -143,10 +143,7 @@ impl<'c> RedriveFold<'c> {
         marks: MergeMarks,
         id: u64,
     ) -> Self {
-        let meta = meta.unwrap_or_else(|| ShardMeta {
-            shard_id: shard_id.to_owned(),
-            ..ShardMeta::default()
-        });
+        let meta = meta.unwrap_or_else(|| ShardMeta::new(shard_id));
         Self {
             cfg,
             expected_commits: meta.commits,
@@ -194,15 +191,7 @@ impl<'c> RedriveFold<'c> {
             self.counts.duplicate += 1;
             return RedriveOutcome::Duplicate;
         }
-        delta.push(
-            &r.intersection_id,
-            DeltaReading {
-                light: r.light,
-                ts_ms: r.ts_ms,
-                vehicles: r.vehicles,
-                speed_milli: r.speed_milli(),
-            },
-        );
+        delta.push(&r.intersection_id, DeltaReading::of(r));
         self.meta.counters.accepted += 1;
         self.counts.applied += 1;
         RedriveOutcome::Applied
@@ -257,26 +246,10 @@ impl<'c> RedriveFold<'c> {
 mod tests {
     use super::*;
     use crate::pane::BatchFold;
-    use crate::reading::Lamps;
     use crate::rollup::Rollup;
     use crate::sequence::SequenceNumber;
-    use crate::{IntersectionId, LightIndex};
+    use crate::testing::{T0, reading};
     use proptest::prelude::*;
-
-    const T0: i64 = 1_767_600_000_000;
-
-    fn reading(i: u8, light: u8, ts_s: i64, vehicles: u32) -> Reading {
-        Reading {
-            intersection_id: IntersectionId::parse(&format!("I-{i}"))
-                .unwrap_or_else(|e| panic!("{e}")),
-            light: LightIndex::new(i64::from(light)).unwrap_or_else(|e| panic!("{e}")),
-            ts_ms: T0 + ts_s * 1000,
-            vehicles,
-            mean_speed_kmh: 20.0 + f64::from(vehicles),
-            lamps: Lamps::default(),
-            position: None,
-        }
-    }
 
     /// The live fold of `batch` (sequence numbers from `first`) over `meta`, committed.
     fn live(cfg: &EngineConfig, meta: Option<ShardMeta>, first: u128, batch: &[Reading]) -> Commit {

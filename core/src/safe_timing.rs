@@ -78,22 +78,8 @@ pub fn within_limits(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::LightIndex;
+    use crate::testing::phases;
     use proptest::prelude::*;
-
-    fn phases(greens: &[f64], yellow: f64) -> Vec<Phase> {
-        let cycle: f64 = greens.iter().map(|g| g + yellow).sum();
-        greens
-            .iter()
-            .enumerate()
-            .map(|(i, g)| Phase {
-                lights: vec![LightIndex::new(i as i64).unwrap_or_else(|e| panic!("{e}"))],
-                green_s: *g,
-                red_s: cycle - g - yellow,
-                extra: Default::default(),
-            })
-            .collect()
-    }
 
     #[test]
     fn no_limits_leave_the_proposal_as_it_is() {

@@ -93,15 +93,7 @@ fn forget_lamps(txn: &redb::WriteTransaction, id: &IntersectionId, ctx: &str) ->
 #[async_trait]
 impl Registry for EmbeddedStore {
     async fn intersections(&self) -> PortResult<Vec<Intersection>> {
-        let ctx = "listing intersections";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
-        let mut out = Vec::new();
-        for e in r!(t.iter(), ctx)? {
-            let (_, v) = r!(e, ctx)?;
-            out.push(from_json(v.value(), "intersection")?);
-        }
-        Ok(out)
+        self.list_intersections(|json| from_json(json, "intersection"))
     }
 
     async fn intersections_page(
@@ -185,16 +177,7 @@ impl Registry for EmbeddedStore {
         x: &Intersection,
         expected: &str,
     ) -> PortResult<String> {
-        let ctx = "replacing an intersection";
-        let json = to_json(x)?;
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
-            check_version(&t, &x.id, expected, ctx)?;
-            r!(t.insert(x.id.as_str(), json.as_slice()), ctx)?;
-        }
-        r!(txn.commit(), ctx)?;
-        Ok(version_of(&json))
+        self.replace_at_version(x, expected, None, "replacing an intersection")
     }
 
     async fn delete_intersection_if(&self, id: &IntersectionId, expected: &str) -> PortResult<()> {
@@ -210,15 +193,7 @@ impl Registry for EmbeddedStore {
     }
 
     async fn intersections_versioned(&self) -> PortResult<Vec<(Intersection, String)>> {
-        let ctx = "listing intersections";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
-        let mut out = Vec::new();
-        for e in r!(t.iter(), ctx)? {
-            let (_, v) = r!(e, ctx)?;
-            out.push((from_json(v.value(), "intersection")?, version_of(v.value())));
-        }
-        Ok(out)
+        self.list_intersections(|json| Ok((from_json(json, "intersection")?, version_of(json))))
     }
 
     async fn set_timings(
@@ -276,18 +251,12 @@ impl Registry for EmbeddedStore {
         expected: &str,
         change: &TimingChange,
     ) -> PortResult<String> {
-        let ctx = "replacing an intersection and recording its timing change";
-        let json = to_json(x)?;
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
-            check_version(&t, &x.id, expected, ctx)?;
-            r!(t.insert(x.id.as_str(), json.as_slice()), ctx)?;
-            let mut h = r!(txn.open_table(TIMINGS), ctx)?;
-            append_history(&mut h, &x.id, change, ctx)?;
-        }
-        r!(txn.commit(), ctx)?;
-        Ok(version_of(&json))
+        self.replace_at_version(
+            x,
+            expected,
+            Some(change),
+            "replacing an intersection and recording its timing change",
+        )
     }
 
     async fn record_timing_change(
@@ -321,6 +290,43 @@ impl Registry for EmbeddedStore {
 }
 
 impl EmbeddedStore {
+    /// Every stored intersection, as `item` makes it of its stored JSON.
+    fn list_intersections<T>(&self, item: impl Fn(&[u8]) -> PortResult<T>) -> PortResult<Vec<T>> {
+        let ctx = "listing intersections";
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        let mut out = Vec::new();
+        for e in r!(t.iter(), ctx)? {
+            let (_, v) = r!(e, ctx)?;
+            out.push(item(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Replaces `x` if its stored version is `expected`, appending `change` (when given) to its
+    /// timing history in the same transaction; returns the new version.
+    fn replace_at_version(
+        &self,
+        x: &Intersection,
+        expected: &str,
+        change: Option<&TimingChange>,
+        ctx: &str,
+    ) -> PortResult<String> {
+        let json = to_json(x)?;
+        let txn = r!(self.write_txn(), ctx)?;
+        {
+            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+            check_version(&t, &x.id, expected, ctx)?;
+            r!(t.insert(x.id.as_str(), json.as_slice()), ctx)?;
+            if let Some(change) = change {
+                let mut h = r!(txn.open_table(TIMINGS), ctx)?;
+                append_history(&mut h, &x.id, change, ctx)?;
+            }
+        }
+        r!(txn.commit(), ctx)?;
+        Ok(version_of(&json))
+    }
+
     /// Creates or replaces many intersections in one transaction (loading a city).
     pub fn put_intersections(&self, xs: &[Intersection]) -> PortResult<()> {
         let ctx = "storing intersections";

@@ -8,16 +8,12 @@ use crate::body::json_value;
 use crate::error::ApiError;
 use crate::error::ApiResult;
 use crate::request::bytes;
-use crate::request::parse_id;
 use crate::request::with_etag;
-use crate::stored::load_for_write;
+use crate::stored::Editing;
 use crate::stored::store;
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::Path;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use lambda_http::request::RequestContext;
 use serde_json::Value;
@@ -50,13 +46,9 @@ fn unknown_member(v: &Value, known: &[&str], at: &str) -> ApiResult<()> {
 /// field for a bad body (nothing changed), 404 for no such intersection, 412 on a stale
 /// `If-Match`.
 pub async fn put_control(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Editing(state, id, mut x, from): Editing,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id)?;
-    let (mut x, from) = load_for_write(&state, &id, &headers).await?;
     let v = json_value(&bytes(body)?)?;
     if !v.is_object() {
         return Err(ApiError::bad("body", "must be a JSON object"));

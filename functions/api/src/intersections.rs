@@ -16,8 +16,8 @@ use crate::request::created;
 use crate::request::key_from_path;
 use crate::request::parse_id;
 use crate::request::with_etag;
+use crate::stored::Editing;
 use crate::stored::Version;
-use crate::stored::load_for_write;
 use crate::stored::load_versioned;
 use crate::stored::shown;
 use crate::stored::stale;
@@ -29,7 +29,6 @@ use axum::body::Bytes;
 use axum::extract::Path;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::Response;
 use lambda_http::request::RequestContext;
@@ -83,14 +82,10 @@ pub async fn get(State(state): State<Shared>, Path(id): Path<String>) -> ApiResu
 
 /// `PUT /api/intersections/{id}`: replaces an existing intersection whole.
 pub async fn replace(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Editing(state, id, current, from): Editing,
     context: Option<Extension<RequestContext>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id)?;
-    let (current, from) = load_for_write(&state, &id, &headers).await?;
     let v = json_value(&bytes(body)?)?;
     let edit = Edit {
         from,
@@ -129,14 +124,10 @@ pub(crate) async fn store_whole(
 
 /// `PATCH /api/intersections/{id}`: applies a JSON Merge Patch (RFC 7396) to the intersection.
 pub async fn patch(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Editing(state, id, current, from): Editing,
     context: Option<Extension<RequestContext>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id)?;
-    let (current, from) = load_for_write(&state, &id, &headers).await?;
     let patch = json_value(&bytes(body)?)?;
     if !patch.is_object() {
         return Err(ApiError::bad("body", "a merge patch must be a JSON object"));
@@ -153,13 +144,7 @@ pub async fn patch(
 }
 
 /// `DELETE /api/intersections/{id}` (204).
-pub async fn delete(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    let id = parse_id(&id)?;
-    let (_, from) = load_for_write(&state, &id, &headers).await?;
+pub async fn delete(Editing(state, id, _, from): Editing) -> ApiResult<StatusCode> {
     from.check(&id)?;
     // Alarms first: if the delete then fails, the lamps are merely repaired and the request
     // can be retried; the other order could leave alarms no one can close.

@@ -12,6 +12,7 @@ use crate::request::created;
 use crate::request::key_from_path;
 use crate::request::parse_id;
 use crate::request::parse_light;
+use crate::stored::Editing;
 use crate::stored::load;
 use crate::stored::load_for_write;
 use crate::stored::position_of;
@@ -59,13 +60,9 @@ pub(crate) fn validate_light(x: &Intersection, pos: usize) -> ApiResult<()> {
 
 /// `POST /api/intersections/{id}/lights`: adds a light (201); 409 if it exists.
 pub async fn add_light(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Editing(state, id, mut x, from): Editing,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id)?;
-    let (mut x, from) = load_for_write(&state, &id, &headers).await?;
     let light: Light = decode(json_value(&bytes(body)?)?, "")?;
     if x.has_light(light.light) {
         return Err(ApiError::conflict(
@@ -172,14 +169,10 @@ pub async fn phases(
 /// `PUT /api/intersections/{id}/phases`: replaces the phases and their timings (a change of
 /// the timings enters the timing history as the operator's).
 pub async fn replace_phases(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    Editing(state, id, mut x, from): Editing,
     context: Option<Extension<RequestContext>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<PhasesBody>> {
-    let id = parse_id(&id)?;
-    let (mut x, from) = load_for_write(&state, &id, &headers).await?;
     let b: PhasesBody = decode(json_value(&bytes(body)?)?, "")?;
     let before = std::mem::replace(&mut x.phases, b.phases);
     validate_new_phases(&x)?;

@@ -3,23 +3,20 @@
 
 use api::{ApiState, router_metered};
 use lambda_http::{Error, run};
-use traffic_functions::{Config, Metrics, init_tracing_with};
+use traffic_functions::lambda::Lambda;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let config = Config::from_env()?;
-    init_tracing_with("info", &config.log);
-    let ports = config.aws_ports().await?.ports;
+    let lambda = Lambda::start().await?;
     // In AWS the template's authorizer guards the mutating routes; a token is optional there.
-    let metrics = Metrics::from_config(&config);
     run(router_metered(
         ApiState {
-            ports,
-            cfg: config.engine,
-            token: config.api_token,
-            alarms: config.alarms,
+            ports: lambda.ports,
+            cfg: lambda.config.engine,
+            token: lambda.config.api_token,
+            alarms: lambda.config.alarms,
         },
-        metrics,
+        lambda.metrics,
     ))
     .await
 }

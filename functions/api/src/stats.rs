@@ -23,24 +23,15 @@ pub struct StatsPoint {
     pub minute: String,
     /// The same, epoch ms.
     pub minute_ms: i64,
-    /// `ingest`, `fault`, `merge`, `retiming` or `result_<length>` (`result_15m`, ...).
-    pub function: String,
-    /// Invocations.
-    pub invocations: u64,
-    /// Records handled (readings processed, for ingest).
-    pub records: u64,
-    /// Readings accepted (ingest) or alarms raised (fault).
-    pub accepted: u64,
-    /// Mean time from arrival in the stream to processing, ms.
-    pub mean_latency_ms: f64,
-    /// Longest such time, ms.
-    pub max_latency_ms: u64,
+    /// The function's figures summed over the minute.
+    #[serde(flatten)]
+    pub totals: FunctionTotals,
 }
 
-/// One function's (or series') figures summed over the period asked for.
+/// One function's (or series') figures summed over a minute or over the period asked for.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FunctionTotals {
-    /// As in [`StatsPoint::function`].
+    /// `ingest`, `fault`, `merge`, `retiming` or `result_<length>` (`result_15m`, ...).
     pub function: String,
     /// Invocations (runs, for `merge`).
     pub invocations: u64,
@@ -55,6 +46,20 @@ pub struct FunctionTotals {
     pub mean_latency_ms: f64,
     /// The largest, ms.
     pub max_latency_ms: u64,
+}
+
+impl FunctionTotals {
+    /// The figures of `function` that `s` sums.
+    fn of(function: &str, s: &StatsSample) -> Self {
+        Self {
+            function: function.to_owned(),
+            invocations: s.invocations,
+            records: s.records,
+            accepted: s.accepted,
+            mean_latency_ms: s.mean_latency_ms(),
+            max_latency_ms: s.latency_ms_max,
+        }
+    }
 }
 
 /// One shard's progress.
@@ -143,24 +148,12 @@ pub async fn stats(State(state): State<Shared>, q: Params) -> ApiResult<Json<Sta
             .map(|s| StatsPoint {
                 minute: format_rfc3339_ms(s.minute_ms),
                 minute_ms: s.minute_ms,
-                function: s.function.clone(),
-                invocations: s.invocations,
-                records: s.records,
-                accepted: s.accepted,
-                mean_latency_ms: s.mean_latency_ms(),
-                max_latency_ms: s.latency_ms_max,
+                totals: FunctionTotals::of(&s.function, s),
             })
             .collect(),
         functions: by_function
             .into_iter()
-            .map(|(f, s)| FunctionTotals {
-                function: f.to_owned(),
-                invocations: s.invocations,
-                records: s.records,
-                accepted: s.accepted,
-                mean_latency_ms: s.mean_latency_ms(),
-                max_latency_ms: s.latency_ms_max,
-            })
+            .map(|(f, s)| FunctionTotals::of(f, &s))
             .collect(),
         counters: CountersView::from(&total),
         shards: metas

@@ -6,7 +6,11 @@ use crate::Shared;
 use crate::error::ApiError;
 use crate::error::ApiResult;
 use crate::request::if_match;
+use crate::request::parse_id;
+use axum::extract::{FromRequestParts, Path};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use traffic_core::IntersectionId;
 use traffic_core::LightIndex;
 use traffic_core::city::{Intersection, Phase};
@@ -31,6 +35,31 @@ pub(crate) async fn load_versioned(
         .intersection_versioned(id)
         .await?
         .ok_or_else(|| ApiError::not_found("id", format!("no intersection {id}")))
+}
+
+/// The intersection a write to `/api/intersections/{id}` (or to a part of it) changes: the
+/// API's state, the id from the path (400 if it is not one), the intersection and the version
+/// the change must apply to, as [`load_for_write`] reads them (404 if there is none).
+pub struct Editing(
+    pub(crate) Shared,
+    pub(crate) IntersectionId,
+    pub(crate) Intersection,
+    pub(crate) Version,
+);
+
+impl FromRequestParts<Shared> for Editing {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Response> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let id = parse_id(&id).map_err(IntoResponse::into_response)?;
+        let (x, from) = load_for_write(state, &id, &parts.headers)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self(state.clone(), id, x, from))
+    }
 }
 
 /// An intersection to change, and the version the change must apply to: 404 if it does not

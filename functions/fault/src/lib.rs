@@ -48,13 +48,12 @@ use traffic_core::time::format_rfc3339_ms;
 use traffic_core::{EngineConfig, IntersectionId, LampState, LightIndex, Reading};
 use traffic_functions::BatchHandler;
 use traffic_functions::directory::Directory;
-use traffic_functions::kinesis::{
-    Decoded, Unusable, decode_by_shard, failures, record_stats, stats_sample,
-};
-use traffic_functions::metrics::{ArrivalLatency, FaultMetrics, Metrics};
+use traffic_functions::handler::{BatchParts, Measured, Meters};
+use traffic_functions::kinesis::{Decoded, Unusable, decode_by_shard, failures};
+use traffic_functions::metrics::{BatchFigures, FaultMetrics, Metrics};
 use traffic_functions::problems::Problems;
 use traffic_functions::publication::{publish_due, publish_once};
-use traffic_functions::routing::{Routes, ShardRanges};
+use traffic_functions::routing::Routes;
 use traffic_ports::{
     AlarmPublisher, AlarmRecord, Clock, Closing, LampStore, PortError, Ports, Registry, StatsStore,
     UsageMeter, parse_alarm_id,
@@ -70,15 +69,10 @@ const DUE_PER_BATCH: usize = 50;
 pub struct FaultHandler {
     cfg: EngineConfig,
     alarms: AlarmPolicy,
-    usage: Arc<dyn UsageMeter>,
-    clock: Arc<dyn Clock>,
     lamps: Arc<dyn LampStore>,
     publisher: Arc<dyn AlarmPublisher>,
     registry: Arc<dyn Registry>,
-    stats: Arc<dyn StatsStore>,
-    directory: Directory,
-    routing: ShardRanges,
-    metrics: Metrics,
+    parts: BatchParts,
 }
 
 impl FaultHandler {
@@ -87,21 +81,16 @@ impl FaultHandler {
         Self {
             cfg,
             alarms: AlarmPolicy::default(),
-            usage: ports.usage.clone(),
-            clock: ports.clock.clone(),
             lamps: ports.lamps.clone(),
             publisher: ports.publisher.clone(),
             registry: ports.registry.clone(),
-            stats: ports.stats.clone(),
-            directory: Directory::default(),
-            routing: ShardRanges::new(ports.stream.clone()),
-            metrics: Metrics::off(),
+            parts: BatchParts::from_ports(ports),
         }
     }
 
     /// The same handler writing one metric line per batch to `metrics` (none by default).
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        self.metrics = metrics;
+        self.parts.metrics = metrics;
         self
     }
 
@@ -114,20 +103,19 @@ impl FaultHandler {
     /// The handler borrowing what this one owns. (Its `handle` uses the default alarm
     /// policy; [`BatchHandler::handle`] on this handler uses the one it was given.)
     pub fn fault(&self) -> Fault<'_> {
+        let parts = &self.parts;
         Fault {
             cfg: &self.cfg,
-            usage: self.usage.as_ref(),
-            clock: self.clock.as_ref(),
+            usage: parts.usage.as_ref(),
+            clock: parts.clock.as_ref(),
             lamps: self.lamps.as_ref(),
             publisher: self.publisher.as_ref(),
             registry: self.registry.as_ref(),
-            directory: &self.directory,
-            stats: self.stats.as_ref(),
+            directory: &parts.directory,
+            stats: parts.stats.as_ref(),
         }
     }
-}
 
-impl FaultHandler {
     /// Processes one event as [`BatchHandler::handle`] does (its shards' ranges checked, under
     /// this handler's alarm policy), returning the report and the sequence numbers to retry
     /// from instead of a batch response: for a caller that is not an event source mapping
@@ -136,7 +124,7 @@ impl FaultHandler {
         &self,
         event: &KinesisEvent,
     ) -> (FaultReport, Vec<traffic_core::SequenceNumber>) {
-        let routes = self.routing.routes(event).await;
+        let routes = self.parts.routing.routes(event).await;
         self.fault()
             .process_routed(event, &self.alarms, &routes)
             .await
@@ -146,13 +134,9 @@ impl FaultHandler {
 #[async_trait::async_trait]
 impl BatchHandler for FaultHandler {
     async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
-        let routes = self
-            .routing
-            .routes(event)
-            .instrument(info_span!("fault.routes"))
-            .await;
+        let routes = self.parts.routes(event, info_span!("fault.routes")).await;
         self.fault()
-            .handle_metered(event, &self.alarms, &routes, &self.metrics)
+            .handle_metered(event, &self.alarms, &routes, &self.parts.metrics)
             .await
     }
 }
@@ -245,13 +229,18 @@ impl Fault<'_> {
         routes: &Routes,
         metrics: &Metrics,
     ) -> KinesisEventResponse {
-        let before = self.usage.usage();
-        let (report, failed) = self.process_routed(event, alarms, routes).await;
-        let used = self.usage.usage().since(&before);
-        let now = self.clock.now_ms();
-        let sample = stats_sample("fault", event, report.raised.len() as u64, now, &used);
-        record_stats(self.stats, &sample)
-            .instrument(info_span!("fault.stats"))
+        let Measured {
+            out: (report, failed),
+            sample,
+            used,
+        } = Meters::new(self.usage, self.clock, self.stats)
+            .measure(
+                "fault",
+                event,
+                info_span!("fault.stats"),
+                self.process_routed(event, alarms, routes),
+                |(report, _)| report.raised.len() as u64,
+            )
             .await;
         metrics.fault(batch_metrics(&report, &sample));
         tracing::info!(
@@ -576,7 +565,6 @@ impl Fault<'_> {
 /// The metric line of a batch: its report's counts, the latency and units of its statistics
 /// sample.
 fn batch_metrics(report: &FaultReport, sample: &traffic_ports::StatsSample) -> FaultMetrics {
-    let latency = ArrivalLatency::of(sample);
     FaultMetrics {
         function: "fault",
         records: sample.records,
@@ -587,10 +575,6 @@ fn batch_metrics(report: &FaultReport, sample: &traffic_ports::StatsSample) -> F
         flaps: report.flaps,
         skipped: report.skipped,
         too_frequent: report.too_frequent,
-        failed_shards: report.failed.len() as u64,
-        latency_max: latency.max_ms,
-        latency_mean: latency.mean_ms,
-        write_units: sample.write_units,
-        read_units: sample.read_units,
+        batch: BatchFigures::of(sample, report.failed.len() as u64),
     }
 }

@@ -37,12 +37,11 @@ use traffic_core::sequence::SequenceNumber;
 use traffic_core::time::format_rfc3339_ms;
 use traffic_functions::BatchHandler;
 use traffic_functions::directory::{Directory, Known};
-use traffic_functions::kinesis::{
-    Decoded, Unusable, decode_by_shard, failures, record_stats, stats_sample,
-};
-use traffic_functions::metrics::{ArrivalLatency, IngestMetrics, Metrics};
+use traffic_functions::handler::{BatchParts, Measured, Meters};
+use traffic_functions::kinesis::{Decoded, Unusable, decode_by_shard, failures};
+use traffic_functions::metrics::{BatchFigures, IngestMetrics, Metrics};
 use traffic_functions::problems::Problems;
-use traffic_functions::routing::{Routes, ShardRanges};
+use traffic_functions::routing::Routes;
 use traffic_ports::{Clock, PortError, Ports, Registry, StateStore, StatsStore, UsageMeter};
 
 /// How many times a batch is folded again after a conflicting commit before the invocation
@@ -55,12 +54,7 @@ pub struct IngestHandler {
     cfg: EngineConfig,
     state: Arc<dyn StateStore>,
     registry: Arc<dyn Registry>,
-    stats: Arc<dyn StatsStore>,
-    usage: Arc<dyn UsageMeter>,
-    clock: Arc<dyn Clock>,
-    directory: Directory,
-    routing: ShardRanges,
-    metrics: Metrics,
+    parts: BatchParts,
 }
 
 impl IngestHandler {
@@ -70,36 +64,30 @@ impl IngestHandler {
             cfg,
             state: ports.state.clone(),
             registry: ports.registry.clone(),
-            stats: ports.stats.clone(),
-            usage: ports.usage.clone(),
-            clock: ports.clock.clone(),
-            directory: Directory::default(),
-            routing: ShardRanges::new(ports.stream.clone()),
-            metrics: Metrics::off(),
+            parts: BatchParts::from_ports(ports),
         }
     }
 
     /// The same handler writing one metric line per batch to `metrics` (none by default).
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        self.metrics = metrics;
+        self.parts.metrics = metrics;
         self
     }
 
     /// The handler borrowing what this one owns.
     pub fn ingest(&self) -> Ingest<'_> {
+        let parts = &self.parts;
         Ingest {
             cfg: &self.cfg,
             state: self.state.as_ref(),
             registry: self.registry.as_ref(),
-            directory: &self.directory,
-            stats: self.stats.as_ref(),
-            usage: self.usage.as_ref(),
-            clock: self.clock.as_ref(),
+            directory: &parts.directory,
+            stats: parts.stats.as_ref(),
+            usage: parts.usage.as_ref(),
+            clock: parts.clock.as_ref(),
         }
     }
-}
 
-impl IngestHandler {
     /// [`Ingest::redrive`] with the shard's hash key range checked as a live batch's is.
     pub async fn redrive(
         &self,
@@ -108,7 +96,7 @@ impl IngestHandler {
         event: &KinesisEvent,
         missing: u64,
     ) -> Result<traffic_core::redrive::RedriveCounts, traffic_ports::PortError> {
-        let routes = self.routing.routes(event).await;
+        let routes = self.parts.routing.routes(event).await;
         self.ingest()
             .redrive(shard, id, event, missing, routes.of(shard))
             .await
@@ -118,13 +106,9 @@ impl IngestHandler {
 #[async_trait::async_trait]
 impl BatchHandler for IngestHandler {
     async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
-        let routes = self
-            .routing
-            .routes(event)
-            .instrument(info_span!("ingest.routes"))
-            .await;
+        let routes = self.parts.routes(event, info_span!("ingest.routes")).await;
         self.ingest()
-            .handle_metered(event, &routes, &self.metrics)
+            .handle_metered(event, &routes, &self.parts.metrics)
             .await
     }
 }
@@ -220,13 +204,18 @@ impl Ingest<'_> {
         routes: &Routes,
         metrics: &Metrics,
     ) -> KinesisEventResponse {
-        let before = self.usage.usage();
-        let report = self.process_routed(event, routes).await;
-        let used = self.usage.usage().since(&before);
-        let now = self.clock.now_ms();
-        let sample = stats_sample("ingest", event, report.counters.accepted, now, &used);
-        record_stats(self.stats, &sample)
-            .instrument(info_span!("ingest.stats"))
+        let Measured {
+            out: report,
+            sample,
+            used,
+        } = Meters::new(self.usage, self.clock, self.stats)
+            .measure(
+                "ingest",
+                event,
+                info_span!("ingest.stats"),
+                self.process_routed(event, routes),
+                |report| report.counters.accepted,
+            )
             .await;
         metrics.ingest(batch_metrics(&report, &sample));
         tracing::info!(
@@ -288,6 +277,18 @@ impl Ingest<'_> {
         report
     }
 
+    /// The intersections that the valid readings of `records` name, as the directory knows
+    /// them.
+    async fn known<'d, 'r: 'd>(
+        &self,
+        records: impl IntoIterator<Item = &'d Decoded<'r>>,
+    ) -> Result<HashMap<IntersectionId, Known>, PortError> {
+        let readings = records.into_iter().filter_map(|d| d.reading.as_ref().ok());
+        self.directory
+            .lookup(self.registry, readings.map(|r| &r.intersection_id))
+            .await
+    }
+
     async fn process_shard(
         &self,
         shard: &str,
@@ -301,14 +302,7 @@ impl Ingest<'_> {
         };
         let first_seq = first.seq.clone();
         let known = self
-            .directory
-            .lookup(
-                self.registry,
-                records
-                    .iter()
-                    .filter_map(|d| d.reading.as_ref().ok())
-                    .map(|r| &r.intersection_id),
-            )
+            .known(records)
             .instrument(info_span!("ingest.directory"))
             .await
             .map_err(|e| (first_seq.clone(), e))?;
@@ -422,7 +416,6 @@ impl Ingest<'_> {
 /// The metric line of a batch: its report's counts, the latency and units of its statistics
 /// sample.
 fn batch_metrics(report: &IngestReport, sample: &traffic_ports::StatsSample) -> IngestMetrics {
-    let latency = ArrivalLatency::of(sample);
     let c = &report.counters;
     IngestMetrics {
         function: "ingest",
@@ -435,11 +428,7 @@ fn batch_metrics(report: &IngestReport, sample: &traffic_ports::StatsSample) -> 
         duplicates: c.duplicates,
         redelivered: report.redelivered,
         conflicts: report.conflicts,
-        failed_shards: report.failed.len() as u64,
-        latency_max: latency.max_ms,
-        latency_mean: latency.mean_ms,
-        write_units: sample.write_units,
-        read_units: sample.read_units,
+        batch: BatchFigures::of(sample, report.failed.len() as u64),
     }
 }
 

@@ -41,16 +41,7 @@ impl Ingest<'_> {
             .filter(|(s, _)| s.as_str() != shard)
             .map(|(_, rs)| rs.len() as u64)
             .sum::<u64>();
-        let known = self
-            .directory
-            .lookup(
-                self.registry,
-                records
-                    .iter()
-                    .filter_map(|d| d.reading.as_ref().ok())
-                    .map(|r| &r.intersection_id),
-            )
-            .await?;
+        let known = self.known(records.iter().copied()).await?;
         let mut attempt = 0;
         loop {
             let (meta, marks) = self.state.load_shard(shard).await?;

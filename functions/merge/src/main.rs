@@ -3,17 +3,18 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use merge::{MergeHandler, MergeReport};
-use traffic_functions::{Config, Metrics, init_tracing_with};
+use traffic_functions::lambda::Lambda;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let config = Config::from_env()?;
-    init_tracing_with("info", &config.log);
-    let ports = config.aws_ports().await?.ports;
-    let metrics = Metrics::from_config(&config);
-    let merge = MergeHandler::from_ports(config.engine, config.provisional, &ports)
-        .with_alarm_policy(config.alarms.clone())
-        .with_metrics(metrics);
+    let lambda = Lambda::start().await?;
+    let merge = MergeHandler::from_ports(
+        lambda.config.engine,
+        lambda.config.provisional,
+        &lambda.ports,
+    )
+    .with_alarm_policy(lambda.config.alarms)
+    .with_metrics(lambda.metrics);
     let merge = &merge;
     run(service_fn(
         move |event: LambdaEvent<EventBridgeEvent>| async move {

@@ -2,7 +2,10 @@
 //!
 //! - [`config`]: the one configuration, read once per process ([`Config::from_env`]), every
 //!   variable documented there; and the ports it names ([`Config::aws_ports`]);
-//! - [`handler`]: [`BatchHandler`], a function of Kinesis batches;
+//! - [`handler`]: [`BatchHandler`], a function of Kinesis batches, and what its handlers own
+//!   and measure alike;
+//! - [`lambda`]: what every Lambda `main` does (configuration, logging, ports; serving
+//!   batches);
 //! - [`kinesis`]: decoding a `KinesisEvent`'s records into readings, and batch item failures;
 //! - [`routing`]: each shard's hash key range, listed once per process (misrouted records);
 //! - [`directory`]: a cached view of the registry that tells which intersections and lights
@@ -20,6 +23,7 @@ pub mod config;
 pub mod directory;
 pub mod handler;
 pub mod kinesis;
+pub mod lambda;
 pub mod logging;
 pub mod metrics;
 pub mod problems;

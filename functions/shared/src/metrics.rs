@@ -23,7 +23,7 @@ use metrique::unit::{Count, Millisecond};
 use metrique::unit_of_work::metrics;
 use metrique::writer::sink::FlushImmediatelyBuilder;
 use metrique::writer::{AnyEntrySink, BoxEntrySink, FormatExt};
-use metrique::{CloseValue, RootMetric};
+use metrique::{CloseValue, InflectableEntry, RootMetric};
 use std::sync::{Arc, Mutex};
 
 /// The CloudWatch namespace of the metrics, unless `TRAFFIC_METRICS_NAMESPACE` says otherwise.
@@ -77,32 +77,31 @@ impl Metrics {
         self.sink.is_some()
     }
 
+    /// Writes `m`'s line, if lines are written.
+    fn append<E: CloseValue<Closed: InflectableEntry + Send + 'static>>(&self, m: E) {
+        if let Some(sink) = &self.sink {
+            sink.append_any(RootMetric::<E>::new(m.close()));
+        }
+    }
+
     /// Writes one `ingest` batch's line.
     pub fn ingest(&self, m: IngestMetrics) {
-        if let Some(sink) = &self.sink {
-            sink.append_any(RootMetric::<IngestMetrics>::new(m.close()));
-        }
+        self.append(m);
     }
 
     /// Writes one `fault` batch's line.
     pub fn fault(&self, m: FaultMetrics) {
-        if let Some(sink) = &self.sink {
-            sink.append_any(RootMetric::<FaultMetrics>::new(m.close()));
-        }
+        self.append(m);
     }
 
     /// Writes one `merge` run's line.
     pub fn merge(&self, m: MergeMetrics) {
-        if let Some(sink) = &self.sink {
-            sink.append_any(RootMetric::<MergeMetrics>::new(m.close()));
-        }
+        self.append(m);
     }
 
     /// Writes one `api` request's line.
     pub fn request(&self, m: RequestMetrics) {
-        if let Some(sink) = &self.sink {
-            sink.append_any(RootMetric::<RequestMetrics>::new(m.close()));
-        }
+        self.append(m);
     }
 }
 
@@ -159,6 +158,41 @@ impl ArrivalLatency {
     }
 }
 
+/// What the line of every `ingest` and `fault` batch ends with.
+#[metrics(subfield)]
+#[derive(Debug, Default)]
+pub struct BatchFigures {
+    /// Shards that failed: their first record is reported for retry by the event source
+    /// mapping.
+    #[metrics(unit = Count)]
+    pub failed_shards: u64,
+    /// Largest time from a record's arrival in the stream to the batch's end.
+    #[metrics(unit = Millisecond)]
+    pub latency_max: Option<u64>,
+    /// Mean of those times.
+    #[metrics(unit = Millisecond)]
+    pub latency_mean: Option<f64>,
+    /// DynamoDB write capacity units the batch consumed.
+    pub write_units: f64,
+    /// DynamoDB read capacity units the batch consumed.
+    pub read_units: f64,
+}
+
+impl BatchFigures {
+    /// The figures of a batch whose statistics sample is `sample` and of which
+    /// `failed_shards` shards failed.
+    pub fn of(sample: &traffic_ports::StatsSample, failed_shards: u64) -> Self {
+        let latency = ArrivalLatency::of(sample);
+        Self {
+            failed_shards,
+            latency_max: latency.max_ms,
+            latency_mean: latency.mean_ms,
+            write_units: sample.write_units,
+            read_units: sample.read_units,
+        }
+    }
+}
+
 /// One `ingest` batch.
 #[metrics(rename_all = "PascalCase", emf::dimension_sets = [["Function"]])]
 #[derive(Debug, Default)]
@@ -193,19 +227,9 @@ pub struct IngestMetrics {
     /// Commits refused because the stored state moved (the batch folded again).
     #[metrics(unit = Count)]
     pub conflicts: u64,
-    /// Shards whose state could not be committed (retried by the event source mapping).
-    #[metrics(unit = Count)]
-    pub failed_shards: u64,
-    /// Largest time from a record's arrival in the stream to the batch's end.
-    #[metrics(unit = Millisecond)]
-    pub latency_max: Option<u64>,
-    /// Mean of those times.
-    #[metrics(unit = Millisecond)]
-    pub latency_mean: Option<f64>,
-    /// DynamoDB write capacity units the batch consumed.
-    pub write_units: f64,
-    /// DynamoDB read capacity units the batch consumed.
-    pub read_units: f64,
+    /// What every batch's line ends with.
+    #[metrics(flatten)]
+    pub batch: BatchFigures,
 }
 
 /// One `fault` batch.
@@ -238,19 +262,9 @@ pub struct FaultMetrics {
     /// Readings dropped as too frequent.
     #[metrics(unit = Count)]
     pub too_frequent: u64,
-    /// Shards that failed (retried by the event source mapping).
-    #[metrics(unit = Count)]
-    pub failed_shards: u64,
-    /// Largest time from a record's arrival in the stream to the batch's end.
-    #[metrics(unit = Millisecond)]
-    pub latency_max: Option<u64>,
-    /// Mean of those times.
-    #[metrics(unit = Millisecond)]
-    pub latency_mean: Option<f64>,
-    /// DynamoDB write capacity units the batch consumed.
-    pub write_units: f64,
-    /// DynamoDB read capacity units the batch consumed.
-    pub read_units: f64,
+    /// What every batch's line ends with.
+    #[metrics(flatten)]
+    pub batch: BatchFigures,
 }
 
 /// One `merge` run (a run that stood down for another's lease has only `RunsSkipped`).
