@@ -353,13 +353,29 @@ def binary_name(crate: str) -> str:
 def shared_helpers(traits: dict[str, set[str]]) -> dict[str, set[tuple[str, str]]]:
     """Port methods called by the public helpers of functions/shared (such as `record_stats`,
     `Directory::lookup`): helper name -> (trait, method)."""
-    helpers: dict[str, set[tuple[str, str]]] = {}
+    bodies: dict[str, str] = {}
+    free: set[str] = set()  # functions outside every impl block, called bare
     for path in (ROOT / "functions/shared/src").rglob("*.rs"):
-        for name, body in functions_in(read(path)).items():
-            calls = port_calls_in(body, traits)
-            if calls:
-                helpers[name] = helpers.get(name, set()) | calls
-    return helpers
+        text = read(path)
+        outside = text
+        for _, _, block in impl_blocks(text):
+            outside = outside.replace(block, "{}")
+        free |= set(functions_in(outside))
+        for name, body in functions_in(text).items():
+            bodies[name] = bodies.get(name, "") + body
+    helpers = {name: port_calls_in(body, traits) for name, body in bodies.items()}
+    # A helper that calls a free one (`BatchParts::measure` calls `record_stats`) needs its
+    # calls too.
+    changed = True
+    while changed:
+        changed = False
+        for name, body in bodies.items():
+            for other in free:
+                calls = helpers.get(other, set())
+                if other != name and calls - helpers[name] and re.search(rf"(?<![\w.:]){other}\s*\(", body):
+                    helpers[name] |= calls
+                    changed = True
+    return {name: calls for name, calls in helpers.items() if calls}
 
 
 def port_calls_in(text: str, traits: dict[str, set[str]]) -> set[tuple[str, str]]:
@@ -400,7 +416,8 @@ def load_function(crate: str, traits, helpers) -> Function:
     src = ROOT / "functions" / crate / "src"
     main = read(src / "main.rs")
     code = "\n".join(read(p) for p in sorted(src.rglob("*.rs")))
-    if "KinesisEvent" in main:
+    # `serve_batches` (functions/shared/src/lambda.rs) serves Kinesis batches.
+    if "KinesisEvent" in main or re.search(r"\bserve_batches\s*\(", main):
         event = "kinesis"
     elif "EventBridgeEvent" in main:
         event = "eventbridge"
@@ -410,9 +427,12 @@ def load_function(crate: str, traits, helpers) -> Function:
         raise CodeShapeError(f"functions/{crate}/src/main.rs: cannot tell which event it handles")
     calls = port_calls_in(code, traits)
     for helper, hcalls in helpers.items():
-        if re.search(rf"\b{helper}\s*\(", code):
+        # A call, not a function of the crate's own that has the same name (`fn measure(`).
+        if re.search(rf"(?<!fn )\b{helper}\s*\(", code):
             calls |= hcalls
-    reads_cfg = "Config::from_env" in main and config_reads_engine_config()
+    # `Lambda::start` (functions/shared/src/lambda.rs) reads the configuration for main.
+    starts = "Config::from_env" in main or "Lambda::start" in main
+    reads_cfg = starts and config_reads_engine_config()
     raw_main = (src / "main.rs").read_text()
     env_vars = set(re.findall(r'env::var\(\s*"([A-Z][A-Z0-9_]+)"\s*\)', raw_main))
     # What main takes from the configuration: `config.provisional` reads TRAFFIC_PROVISIONAL.
@@ -475,27 +495,42 @@ def emitted_metrics() -> dict[str, set[str]]:
     """Function -> the metric names its EMF lines carry, from functions/shared/src/metrics.rs:
     the fields of each `#[metrics(rename_all = "PascalCase", ...)]` struct, in PascalCase,
     less the dimensions (the fields of type `&'static str` or `String`: Function, Route,
-    Status) and the fields flagged `NoMetric` (properties)."""
+    Status) and the fields flagged `NoMetric` (properties), with the fields of the
+    `#[metrics(subfield)]` structs it nests under `#[metrics(flatten)]`."""
     text = (ROOT / "functions/shared/src/metrics.rs").read_text()
+
+    def fields_of(body: str) -> tuple[set[str], set[str]]:
+        """(metric names, types flattened into it) of a struct's body."""
+        fields, nested = set(), set()
+        flag = None
+        for line in body.splitlines():
+            line = line.strip()
+            if line.startswith("#[metrics(") and ("NoMetric" in line or "flatten" in line):
+                flag = "flatten" if "flatten" in line else "NoMetric"
+                continue
+            f = re.match(r"pub (\w+): (.+),$", line)
+            if not f:
+                continue
+            if flag == "flatten":
+                nested.add(f.group(2))
+            elif flag is None and f.group(2) not in ("&'static str", "String"):
+                fields.add("".join(w.capitalize() for w in f.group(1).split("_")))
+            flag = None
+        return fields, nested
+
+    subfields: dict[str, set[str]] = {}
+    for m in re.finditer(r"#\[metrics\(subfield\)\][\s\S]*?pub struct (\w+) \{", text):
+        subfields[m.group(1)] = fields_of(text[m.end() : block_end(text, m.end() - 1)])[0]
     out: dict[str, set[str]] = {}
     for m in re.finditer(r'#\[metrics\((?:[^\]]|\][^\n])*rename_all = "PascalCase"[\s\S]*?pub struct (\w+) \{', text):
         name = m.group(1)
         if name not in METRICS_STRUCTS:
             raise AssertionError(f"metrics.rs: a metrics struct {name} no function is known to write")
-        body = text[m.end() : block_end(text, m.end() - 1)]
-        fields = set()
-        flagged = False
-        for line in body.splitlines():
-            line = line.strip()
-            if line.startswith("#[metrics(") and "NoMetric" in line:
-                flagged = True
-                continue
-            f = re.match(r"pub (\w+): (.+),$", line)
-            if not f:
-                continue
-            if not flagged and f.group(2) not in ("&'static str", "String"):
-                fields.add("".join(w.capitalize() for w in f.group(1).split("_")))
-            flagged = False
+        fields, nested = fields_of(text[m.end() : block_end(text, m.end() - 1)])
+        for ty in nested:
+            if ty not in subfields:
+                raise AssertionError(f"metrics.rs: {name} flattens {ty}, which is no #[metrics(subfield)] struct")
+            fields |= subfields[ty]
         out[METRICS_STRUCTS[name]] = fields
     return out
 
