@@ -78,7 +78,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 log "cargo nextest (unit, property, handler, replay and integration tests)"
-# The tests/aws_*.rs tests are #[ignore]d (a plain `cargo test` has no emulator): run them too.
+# The tests/aws/*.rs tests are #[ignore]d (a plain `cargo test` has no emulator): run them too.
 cargo nextest run --workspace --no-fail-fast --run-ignored all
 
 for extra in scripts/test.d/*.sh; do

@@ -1012,7 +1012,7 @@ fn the_checks_find_what_they_look_for() {
     );
     assert_eq!(as_repo_path("esm/", &top_level()), None);
     assert_eq!(as_repo_path("cargo run -p core", &top_level()), None);
-    assert!(exists_under(root(), "tests/aws_*.rs"));
+    assert!(exists_under(root(), "tests/aws/*.rs"));
     assert!(!exists_under(root(), "tests/nothing_*.rs"));
     assert!(issue_reference("// (issue 13, safe timings)").is_some());
     assert!(issue_reference("issue #4 said").is_some());

@@ -3,7 +3,7 @@
 # proxy in front of the emulator) checked against DynamoDB's documented sizing rules, one kind
 # of request at a time: put, update, delete, conditional failure, batch write, transaction,
 # get, batch get, query, transactional get; strongly and eventually consistent. The same meter
-# checks `traffic aws-measure`'s own count in tests/aws_measure.rs (the nextest run).
+# checks `traffic aws-measure`'s own count in tests/aws/measure.rs (the nextest run).
 #
 #   AWS_ENDPOINT_URL=http://127.0.0.1:5300 bash scripts/test.d/capacity.sh
 #       (scripts/test.sh starts moto and sets it; without it the emulator cases fail)

@@ -50,7 +50,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "infra"))
 
-#: 2026-01-05T07:00:00Z, the morning rise (as tests/aws_pipeline.rs).
+#: 2026-01-05T07:00:00Z, the morning rise (as tests/aws/pipeline.rs).
 START = "2026-01-05T07:00:00Z"
 START_MS = 1_767_596_400_000
 #: The simulator's period (one reading per light per simulated minute).

@@ -1,15 +1,13 @@
 //! The handlers driven with real event JSON (a Kinesis batch as Lambda delivers it, an
 //! EventBridge scheduled event), on the embedded store.
 
-mod support;
-
+use crate::support::{FlakyPublisher, FlakyState, store_with_city};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use fault::Fault;
 use ingest::Ingest;
 use merge::{Merge, Provisional};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use support::{FlakyPublisher, FlakyState, store_with_city};
 use traffic_app::esm;
 use traffic_core::EngineConfig;
 use traffic_core::lineage::ShardInfo;
@@ -23,7 +21,7 @@ use traffic_ports::{
 };
 
 fn kinesis_event() -> KinesisEvent {
-    serde_json::from_str(include_str!("fixtures/kinesis-event.json"))
+    serde_json::from_str(include_str!("../fixtures/kinesis-event.json"))
         .unwrap_or_else(|e| panic!("fixture: {e}"))
 }
 
@@ -62,7 +60,7 @@ fn merge_on<'a>(cfg: &'a EngineConfig, store: &'a traffic_embedded::EmbeddedStor
 }
 
 fn scheduled_event() -> EventBridgeEvent {
-    serde_json::from_str(include_str!("fixtures/scheduled-event.json"))
+    serde_json::from_str(include_str!("../fixtures/scheduled-event.json"))
         .unwrap_or_else(|e| panic!("fixture: {e}"))
 }
 

@@ -4,13 +4,11 @@
 //! the batch's retries) is published by the next merge; the crew is sent to the registry's
 //! position, not the reading's.
 
-mod support;
-
+use crate::support::{FlakyPublisher, store_with_city};
 use fault::Fault;
 use merge::silence::Health;
 use merge::{Closing, Merge, MergeReport, Provisional};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use support::{FlakyPublisher, store_with_city};
 use traffic_app::esm;
 use traffic_core::EngineConfig;
 use traffic_core::alarm::AlarmPolicy;

@@ -1,7 +1,7 @@
 //! Fault scenarios through `traffic replay` (the same handlers, stream and merge as every other
 //! mode), each against the fault-free run of the same readings: what the fault should change,
 //! and nothing else. Each test prints its row of a table of the fault scenarios
-//! (`cargo nextest run -p traffic --test scenarios --no-capture 2>&1 | grep '^| '`).
+//! (`cargo nextest run -p traffic --test system --no-capture scenarios:: 2>&1 | grep '^| '`).
 
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -2,11 +2,9 @@
 //! cannot use does not hold every window open, and a merge after a long stall catches up in
 //! bounded steps, with the results of one unbounded run.
 
-mod support;
-
+use crate::support::store_with_city;
 use ingest::Ingest;
 use merge::{Closing, Merge, MergeReport, Provisional};
-use support::store_with_city;
 use traffic_app::esm;
 use traffic_core::EngineConfig;
 use traffic_core::lineage::ShardInfo;

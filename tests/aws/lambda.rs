@@ -4,10 +4,8 @@
 //! `TRAFFIC_STORE=dynamodb` against the emulator. This proves the `lambda_runtime` wiring and
 //! the configuration from the environment, not only the handler functions.
 
-mod aws_support;
-
+use crate::support::aws_env;
 use anyhow::{Context, ensure};
-use aws_support::aws_env;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

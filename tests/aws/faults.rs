@@ -3,13 +3,11 @@
 //! and a shard that gets nothing. Each test checks the results against `traffic replay` of the
 //! same readings, or the windows that close.
 
-mod aws_support;
-
+use crate::support::{AwsEnv, Faulty, Proxy, assert_same, aws_env};
 use anyhow::{Context, ensure};
 use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
-use aws_support::{AwsEnv, Faulty, Proxy, assert_same, aws_env};
 use ingest::IngestHandler;
 use merge::{Closing, Merge, Provisional};
 use std::sync::Arc;

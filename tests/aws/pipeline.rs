@@ -4,10 +4,8 @@
 //! `traffic replay` of the very same readings. Prints the DynamoDB requests per 1,000 readings
 //! and the end-to-end latencies (docs/aws.md quotes them).
 
-mod aws_support;
-
+use crate::support::{assert_same, aws_env, per_thousand, receive_alarms};
 use anyhow::{Context, ensure};
-use aws_support::{assert_same, aws_env, per_thousand, receive_alarms};
 use merge::{Closing, Merge, Provisional};
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,11 +3,9 @@
 //! alarm in `fault`), through the same event source mapping and handlers as `traffic
 //! aws-local`, with the shards' ranges read by `ListShards` as the Lambda functions do.
 
-mod aws_support;
-
+use crate::support::aws_env;
 use anyhow::{Context, ensure};
 use aws_sdk_kinesis::primitives::Blob;
-use aws_support::aws_env;
 use std::sync::Arc;
 use std::time::Duration;
 use traffic_app::aws::setup;

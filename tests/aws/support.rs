@@ -1,8 +1,8 @@
-//! What the AWS integration tests (`tests/aws_*.rs`) share: the emulator (or AWS) from the
+//! What the AWS integration tests (`tests/aws/*.rs`) share: the emulator (or AWS) from the
 //! environment, uniquely named resources per test, reading alarms back through SQS, and a
 //! store wrapper that fails on purpose.
 //!
-//! Every test of `tests/aws_*.rs` is `#[ignore = "needs AWS_ENDPOINT_URL ..."]`, so a plain
+//! Every test of `tests/aws/*.rs` is `#[ignore = "needs AWS_ENDPOINT_URL ..."]`, so a plain
 //! `cargo test` lists it as ignored, with the reason, rather than passing without doing
 //! anything; `scripts/test.sh` starts moto, sets `AWS_ENDPOINT_URL` and runs them all
 //! (`cargo nextest run --run-ignored all`). Run on purpose without an endpoint, or with one

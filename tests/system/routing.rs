@@ -2,17 +2,15 @@
 //! to (Kinesis routes by the MD5 of the partition key unless told otherwise) is rejected and
 //! counted by `ingest` and skipped and counted by `fault`; the rest of its batch lands. Driven
 //! through the handlers Lambda runs (`BatchHandler`), with a fixture batch of a 2-shard stream
-//! and the shards' ranges as `ListShards` gives them. `tests/aws_faults.rs` does the same with
+//! and the shards' ranges as `ListShards` gives them. `tests/aws/faults.rs` does the same with
 //! a real `PutRecord` on the emulator.
 
-mod support;
-
+use crate::support::store_with_city;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use fault::FaultHandler;
 use ingest::IngestHandler;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use support::store_with_city;
 use traffic_core::EngineConfig;
 use traffic_core::lineage::ShardInfo;
 use traffic_core::routing::HashKeyRange;
@@ -24,7 +22,7 @@ use traffic_ports::{LampStore, PortResult, Ports, StreamShards};
 /// readings (MD5 1.48 × 10³⁸) belong there; I-0001's (4.15 × 10³⁷, a broken green lamp) was
 /// sent there by an explicit hash key.
 fn misrouted_batch() -> KinesisEvent {
-    serde_json::from_str(include_str!("fixtures/kinesis-misrouted.json"))
+    serde_json::from_str(include_str!("../fixtures/kinesis-misrouted.json"))
         .unwrap_or_else(|e| panic!("fixture: {e}"))
 }
 

@@ -1,9 +1,7 @@
 //! A batch full of bad records is a few log lines, not one a record: `ingest` logs one WARN
 //! summary per kind of problem (count, first three examples), each record only at DEBUG.
 
-mod support;
-
-use support::store_with_city;
+use crate::support::store_with_city;
 use tracing_subscriber::util::SubscriberInitExt;
 use traffic_app::esm;
 use traffic_core::EngineConfig;

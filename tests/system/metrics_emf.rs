@@ -7,8 +7,8 @@
 
 #[path = "support/emf.rs"]
 mod emf;
-mod support;
 
+use crate::support::store_with_city;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -16,7 +16,6 @@ use fault::FaultHandler;
 use ingest::IngestHandler;
 use merge::{MergeHandler, Provisional};
 use serde_json::{Map, Value, json};
-use support::store_with_city;
 use tower::ServiceExt;
 use traffic_core::EngineConfig;
 use traffic_core::sequence::SequenceNumber;

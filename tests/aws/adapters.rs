@@ -2,10 +2,8 @@
 //! embedded store: conditional commits, batches past the per-request limits, the registry,
 //! lamp states and alarms, repairs, statistics and results.
 
-mod aws_support;
-
+use crate::support::{AwsEnv, assert_same, aws_env};
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_support::{AwsEnv, assert_same, aws_env};
 use std::collections::BTreeMap;
 use traffic_aws::setup::{Resources, ensure_table};
 use traffic_aws::{AwsNames, DynamoStore, KinesisShards, StoreOptions};

@@ -17,7 +17,7 @@ use traffic_ports::{AlarmPublisher, PortError, PortResult, Registry, StateStore}
 
 /// The sample city of the repository.
 pub fn sample_city() -> City {
-    City::parse(include_str!("../../samples/city.json")).unwrap_or_else(|e| panic!("{e}"))
+    City::parse(include_str!("../../../samples/city.json")).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// An embedded store in a temporary directory, holding the sample city.

@@ -3,10 +3,8 @@
 //! readings that went through Kinesis and `ingest`, and the events read back from the queue
 //! against the results the merge stored.
 
-mod aws_support;
-
+use crate::support::aws_env;
 use anyhow::{Context, ensure};
-use aws_support::aws_env;
 use merge::{Closing, Merge, Provisional};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -213,7 +211,7 @@ async fn the_events_a_subscriber_reads_from_the_bus_match_the_stored_results() -
             .find(|s| s.window == e.window)
             .with_context(|| format!("no stored result for {}", e.window))?;
         ensure!(s.closed, "{} is not closed", e.window);
-        aws_support::assert_same(
+        crate::support::assert_same(
             &serde_json::to_value(WindowClosed::of(s))?,
             &r.detail,
             &e.window.to_string(),
@@ -249,7 +247,7 @@ async fn the_events_a_subscriber_reads_from_the_bus_match_the_stored_results() -
     assert_eq!(rounds.len(), want.len(), "{rounds:?}");
     ensure!(report.retimed > 0, "nothing retimed: {report:?}");
     for (got, want) in rounds.iter().zip(&want) {
-        aws_support::assert_same(&serde_json::to_value(want)?, got, "Timings changed");
+        crate::support::assert_same(&serde_json::to_value(want)?, got, "Timings changed");
     }
     let sizes: Vec<usize> = received
         .iter()

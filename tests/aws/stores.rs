@@ -3,12 +3,10 @@
 //! lamp summary of a city of 100,000 intersections with 5 % of its lamps broken is written and
 //! read by a fault batch within DynamoDB's item limit.
 
-mod aws_support;
-
+use crate::support::{AwsEnv, aws_env};
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
-use aws_support::{AwsEnv, aws_env};
 use std::sync::Arc;
 use traffic_aws::setup::{Resources, ensure_table};
 use traffic_aws::{AwsNames, DynamoStore, StoreOptions};

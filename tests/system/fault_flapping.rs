@@ -2,13 +2,11 @@
 //! flaps makes a bounded number of calls to the lamp store (counted by a decorator of the port)
 //! and still raises the right alarms.
 
-mod support;
-
+use crate::support::store_with_city;
 use async_trait::async_trait;
 use fault::Fault;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use support::store_with_city;
 use traffic_app::esm;
 use traffic_core::EngineConfig;
 use traffic_core::lamps::{Alarm, LampSummary, LightLamps};

@@ -5,10 +5,8 @@
 //! of what a strongly consistent read of the same items bills; a page of a length's results
 //! stops at its byte budget and says where to continue, so no window is silently left out.
 
-mod aws_support;
-
+use crate::support::{AwsEnv, aws_env};
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_support::{AwsEnv, aws_env};
 use traffic_aws::capacity::{item_size, read_units};
 use traffic_aws::setup::{Resources, ensure_table};
 use traffic_aws::{AwsNames, DynamoStore, StoreOptions};

@@ -3,14 +3,12 @@
 //! publish) and clears when it reports; an intersection or the whole city is one alarm; a lamp
 //! back to ok resolves its alarm; a phase whose lights all fell silent keeps its green.
 
-mod support;
-
+use crate::support::{FlakyPublisher, store_with_city};
 use fault::Fault;
 use ingest::Ingest;
 use merge::silence::Health;
 use merge::{Closing, Merge, MergeReport, Provisional};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use support::{FlakyPublisher, store_with_city};
 use traffic_app::esm;
 use traffic_core::EngineConfig;
 use traffic_core::alarm::AlarmPolicy;

@@ -4,9 +4,7 @@
 //! 1,000 readings for the delta state and its merge, and the whole system's units within
 //! the bounds below.
 
-mod aws_support;
-
-use aws_support::{Meter, aws_env};
+use crate::support::{Meter, aws_env};
 use traffic_app::aws::measure::{Measurement, is_read_operation};
 use traffic_app::aws::{MeasureOptions, aws_measure};
 use traffic_functions::Config;
@@ -113,8 +111,9 @@ async fn aws_measure_publishes_lamp_alarms_at_the_configured_severities() -> any
         functions_endpoint: None,
     };
     aws_measure(&config, opts).await?;
-    let got = aws_support::receive_alarms(c, &queue, std::time::Duration::from_secs(5), |_| false)
-        .await?;
+    let got =
+        crate::support::receive_alarms(c, &queue, std::time::Duration::from_secs(5), |_| false)
+            .await?;
     anyhow::ensure!(!got.is_empty(), "no alarm published");
     for d in &got {
         anyhow::ensure!(

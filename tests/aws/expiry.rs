@@ -2,9 +2,7 @@
 //! the merge reads again after a stall (pane index entries, listed deltas, prefix rollups)
 //! gets a new expiry when it is within half a retention of its own, against the emulator.
 
-mod aws_support;
-
-use aws_support::{AwsEnv, aws_env};
+use crate::support::{AwsEnv, aws_env};
 use traffic_aws::setup::{Resources, ensure_table};
 use traffic_aws::{AwsNames, DynamoStore, StoreOptions};
 use traffic_core::SequenceNumber;

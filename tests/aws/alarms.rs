@@ -4,10 +4,8 @@
 //! open alarms, not the log; a closed alarm carries its expiry for the table's TTL; a recovery
 //! resolves only the alarms it selects, keeping why; what a sensor-silent judgment reads.
 
-mod aws_support;
-
+use crate::support::{AwsEnv, aws_env};
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_support::{AwsEnv, aws_env};
 use traffic_aws::setup::{Resources, ensure_table};
 use traffic_aws::{AwsNames, DynamoStore, StoreOptions};
 use traffic_core::lamps::{Alarm, Silence};
@@ -306,7 +304,8 @@ async fn a_silence_judgments_reads_measured_on_a_thousand_intersections() -> any
     let Some((_env, _r, s)) = store("silencecost").await? else {
         return Ok(());
     };
-    let city: traffic_core::City = traffic_core::City::parse(include_str!("../samples/city.json"))?;
+    let city: traffic_core::City =
+        traffic_core::City::parse(include_str!("../../samples/city.json"))?;
     let shape = &city.intersections[1];
     let n = 1000;
     for i in 0..n {
@@ -340,7 +339,7 @@ async fn a_silence_judgments_reads_measured_on_a_thousand_intersections() -> any
 #[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
 async fn alarms_recorded_and_never_published_are_paged_once_by_racing_sweeps_on_sns()
 -> anyhow::Result<()> {
-    use aws_support::receive_alarms;
+    use crate::support::receive_alarms;
     use traffic_aws::setup::{ensure_queue, ensure_topic, subscribe_queue};
     use traffic_aws::sns::SnsPublisher;
     use traffic_functions::publication::publish_due;

@@ -3,7 +3,7 @@
 //! each line's `arrival` 2 s after its true time. The fast clock is inside the 5-minute skew,
 //! so its readings are accepted; no reading of any other intersection may be late.
 //!
-//! Prints the figures: `cargo test -p traffic --test clock_drift -- --nocapture`.
+//! Prints the figures: `cargo test -p traffic --test system clock_drift:: -- --nocapture`.
 
 use std::io::Write;
 use traffic_app::replay::{ReplayOptions, replay};

@@ -3,14 +3,12 @@
 //! plans stored with the new timings, and a publish that fails is redone by the next run with
 //! the same results.
 
-mod support;
-
+use crate::support::store_with_city;
 use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use ingest::Ingest;
 use merge::{Closing, Merge, MergeReport, Provisional};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use support::store_with_city;
 use traffic_core::EngineConfig;
 use traffic_core::events::{ResultEvent, TimingsChanged, WindowClosed};
 use traffic_embedded::EmbeddedStore;
@@ -21,7 +19,7 @@ use traffic_ports::{
 
 fn kinesis_event() -> anyhow::Result<KinesisEvent> {
     Ok(serde_json::from_str(include_str!(
-        "fixtures/kinesis-event.json"
+        "../fixtures/kinesis-event.json"
     ))?)
 }
 

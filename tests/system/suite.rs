@@ -1,4 +1,4 @@
-//! The test suite itself: the tests that need AWS (`tests/aws_*.rs`) are listed as ignored,
+//! The test suite itself: the tests that need AWS (`tests/aws/*.rs`) are listed as ignored,
 //! with the reason, by a plain `cargo test` (no emulator there), rather than passing without
 //! doing anything, and the test command runs them all against moto.
 
@@ -10,14 +10,14 @@ const IGNORE: &str = "#[ignore = \"needs AWS_ENDPOINT_URL (scripts/test.sh start
 fn every_aws_test_is_ignored_with_its_reason_and_the_test_command_runs_them() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut tests = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(root.join("tests"))
+    let mut entries: Vec<_> = std::fs::read_dir(root.join("tests/aws"))
         .unwrap_or_else(|e| panic!("{e}"))
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("aws_") && n.ends_with(".rs"))
+                .is_some_and(|n| n.ends_with(".rs") && n != "main.rs" && n != "support.rs")
         })
         .collect();
     entries.sort();

@@ -6,10 +6,8 @@
 //! whose window the merge has closed is reported as final; fault's failure records go through
 //! fault's handler.
 
-mod aws_support;
-
+use crate::support::{Faulty, assert_same, aws_env};
 use anyhow::ensure;
-use aws_support::{Faulty, assert_same, aws_env};
 use ingest::IngestHandler;
 use merge::{Closing, Merge, Provisional};
 use std::sync::Arc;
