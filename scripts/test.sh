@@ -46,10 +46,7 @@ fi
 # --- The AWS emulator ----------------------------------------------------------------------
 moto_pid=""
 cleanup() {
-  if [ -n "$moto_pid" ]; then
-    kill "$moto_pid" 2>/dev/null || true
-    wait "$moto_pid" 2>/dev/null || true
-  fi
+  stop_server "$moto_pid"
 }
 trap cleanup EXIT INT TERM
 

@@ -193,6 +193,17 @@ fn init_file_tracing(target: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// For a command whose stdout is its document (`replay`, `sumo`): the configuration and the
+/// engine's, logs at `warn` by default to stderr.
+fn document_command(
+    engine: &EngineArgs,
+) -> anyhow::Result<(Config, traffic_core::config::EngineConfig)> {
+    let config = Config::from_env()?;
+    let engine = engine.config()?;
+    traffic_functions::init_tracing_with("warn", &config.log);
+    Ok((config, engine))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = parse();
@@ -306,10 +317,8 @@ async fn main() -> anyhow::Result<()> {
             batch_size,
             engine,
         } => {
-            let config = Config::from_env()?;
-            let engine = engine.config()?;
             // Logs go to stderr (warnings: rejected records, alarms); stdout is the document.
-            traffic_functions::init_tracing_with("warn", &config.log);
+            let (config, engine) = document_command(&engine)?;
             let out = replay(
                 engine,
                 &city,
@@ -330,10 +339,8 @@ async fn main() -> anyhow::Result<()> {
             batch_size,
             engine,
         } => {
-            let config = Config::from_env()?;
-            let engine = engine.config()?;
             // stdout is the answers; logs (warnings only by default) go to stderr.
-            traffic_functions::init_tracing_with("warn", &config.log);
+            let (config, engine) = document_command(&engine)?;
             let opts = traffic_app::sumo::SumoOptions {
                 alarms: config.alarms,
                 shards: shards as usize,

@@ -25,3 +25,14 @@ wait_for() {
   cat "$log" >&2
   return 1
 }
+
+# stop_server PID
+# Stops a server this script started (nothing when PID is empty) and reaps it; for the EXIT
+# traps.
+stop_server() {
+  local pid=$1
+  if [ -n "$pid" ]; then
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+}

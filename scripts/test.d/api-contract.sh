@@ -42,10 +42,7 @@ mkdir -p "$root/target"
 rm -rf "$report"
 pid=""
 cleanup() {
-  if [ -n "$pid" ]; then
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
+  stop_server "$pid"
   # The server's log outlives its data directory.
   cp "$data/traffic.log" "$log" 2>/dev/null || true
   rm -rf "$data" "$work"

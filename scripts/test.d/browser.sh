@@ -42,10 +42,7 @@ log="$root/target/browser-server.log"
 mkdir -p "$root/target"
 pid=""
 cleanup() {
-  if [ -n "$pid" ]; then
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
+  stop_server "$pid"
   rm -rf "$data"
 }
 trap cleanup EXIT INT TERM

@@ -43,10 +43,7 @@ lint() {
 tmp=$(mktemp -d)
 moto_pid=""
 cleanup() {
-  if [ -n "$moto_pid" ]; then
-    kill "$moto_pid" 2>/dev/null || true
-    wait "$moto_pid" 2>/dev/null || true
-  fi
+  stop_server "$moto_pid"
   rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM

@@ -53,6 +53,23 @@ struct Served {
 }
 
 impl LightState {
+    /// A light in no phase yet, nothing queued or counted, its lamps ok.
+    fn new(light: LightIndex, saturation_veh_h: f64, demand_veh_h: f64) -> Self {
+        LightState {
+            light,
+            saturation_veh_h,
+            demand_veh_h,
+            green_s: 0.0,
+            red_s: 0.0,
+            queue: 0,
+            carry: 0.0,
+            lamps: Lamps::default(),
+            arrived: 0,
+            served: 0,
+            delay_veh_s: 0.0,
+        }
+    }
+
     /// Serves one period of `period_s` seconds in which `arrivals` vehicles arrived.
     fn advance(&mut self, arrivals: u32, period_s: f64, split: Split) -> Served {
         let lambda = split.green_ratio();
@@ -195,19 +212,11 @@ impl Simulator {
             )?;
             let first_light = lights.len();
             for l in &x.lights {
-                lights.push(LightState {
-                    light: l.light,
-                    saturation_veh_h: l.saturation_veh_h,
-                    demand_veh_h: demand.light_rate_veh_h(l.light),
-                    green_s: 0.0,
-                    red_s: 0.0,
-                    queue: 0,
-                    carry: 0.0,
-                    lamps: Lamps::default(),
-                    arrived: 0,
-                    served: 0,
-                    delay_veh_s: 0.0,
-                });
+                lights.push(LightState::new(
+                    l.light,
+                    l.saturation_veh_h,
+                    demand.light_rate_veh_h(l.light),
+                ));
             }
             intersections.push(IntersectionState {
                 id: x.id.clone(),
@@ -549,20 +558,13 @@ mod tests {
     use super::*;
 
     fn light(saturation_veh_h: f64) -> LightState {
+        let first = LightIndex::all()
+            .next()
+            .unwrap_or_else(|| panic!("no light 0"));
         LightState {
-            light: LightIndex::all()
-                .next()
-                .unwrap_or_else(|| panic!("no light 0")),
-            saturation_veh_h,
-            demand_veh_h: 0.0,
             green_s: 30.0,
             red_s: 34.0,
-            queue: 0,
-            carry: 0.0,
-            lamps: Lamps::default(),
-            arrived: 0,
-            served: 0,
-            delay_veh_s: 0.0,
+            ..LightState::new(first, saturation_veh_h, 0.0)
         }
     }
 

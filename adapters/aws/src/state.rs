@@ -41,7 +41,7 @@ use crate::items::{
 use crate::{DynamoStore, Table};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -99,6 +99,21 @@ struct PaneIndex {
     sk: String,
     start_ms: i64,
     expires_at: i64,
+}
+
+impl PaneIndex {
+    /// The write that lists the pane starting at `start_ms` until `expires_at`.
+    fn put(start_ms: i64, expires_at: i64) -> PortResult<WriteRequest> {
+        put_request(to_item(
+            "pane index",
+            &PaneIndex {
+                pk: "panes".into(),
+                sk: ord_i64(start_ms),
+                start_ms,
+                expires_at,
+            },
+        )?)
+    }
 }
 
 fn meta_pk(shard_id: &str) -> String {
@@ -328,15 +343,7 @@ impl StateStore for DynamoStore {
             if let (Some(start), Some(e)) = (n_i64(i, "start_ms"), n_i64(i, "expires_at"))
                 && let Some(expires_at) = self.opts.refreshed_expiry(e, now)
             {
-                kept.push(put_request(to_item(
-                    "pane index",
-                    &PaneIndex {
-                        pk: "panes".into(),
-                        sk: ord_i64(start),
-                        start_ms: start,
-                        expires_at,
-                    },
-                )?)?);
+                kept.push(PaneIndex::put(start, expires_at)?);
             }
         }
         if !kept.is_empty() {

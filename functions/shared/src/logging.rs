@@ -306,157 +306,66 @@ mod tests {
 
     const LAMBDA: (&str, &str) = ("AWS_LAMBDA_FUNCTION_NAME", "traffic-ingest");
 
-    /// Variables, stderr a terminal, then the filter, JSON and ANSI expected.
-    type Case = (Vec<(&'static str, &'static str)>, bool, String, bool, bool);
+    /// What a case expects besides the filter: JSON lines, then ANSI colour.
+    const TEXT: (bool, bool) = (false, false);
+    const COLOUR: (bool, bool) = (false, true);
+    const JSON: (bool, bool) = (true, false);
+
+    /// Variables, stderr a terminal, the level expected (with the quiet directives added; a
+    /// filter with directives of its own is expected as it is), then the output expected.
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        bool,
+        &'static str,
+        (bool, bool),
+    );
 
     #[test]
     fn the_environment_decides_format_level_and_colour_by_the_documented_precedence() {
-        let quiet = |level: &str| format!("{level},{QUIET}");
-        let cases: Vec<Case> = vec![
+        // One line a case, so that the table reads as one.
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
             // Off Lambda: text, the default level, colour only on a terminal.
-            (vec![], true, quiet("info"), false, true),
-            (vec![], false, quiet("info"), false, false),
+            (&[], true, "info", COLOUR),
+            (&[], false, "info", TEXT),
             // NO_COLOR (not empty) turns colour off on a terminal too.
-            (vec![("NO_COLOR", "1")], true, quiet("info"), false, false),
-            (vec![("NO_COLOR", "")], true, quiet("info"), false, true),
+            (&[("NO_COLOR", "1")], true, "info", TEXT),
+            (&[("NO_COLOR", "")], true, "info", COLOUR),
             // Inside Lambda: JSON by default, never colour.
-            (vec![LAMBDA], true, quiet("info"), true, false),
-            (vec![LAMBDA], false, quiet("info"), true, false),
+            (&[LAMBDA], true, "info", JSON),
+            (&[LAMBDA], false, "info", JSON),
             // Lambda's format variable: Text gives text, JSON gives JSON, any case.
-            (
-                vec![LAMBDA, ("AWS_LAMBDA_LOG_FORMAT", "Text")],
-                false,
-                quiet("info"),
-                false,
-                false,
-            ),
-            (
-                vec![LAMBDA, ("AWS_LAMBDA_LOG_FORMAT", "text")],
-                true,
-                quiet("info"),
-                false,
-                true,
-            ),
-            (
-                vec![("AWS_LAMBDA_LOG_FORMAT", "JSON")],
-                true,
-                quiet("info"),
-                true,
-                false,
-            ),
+            (&[LAMBDA, ("AWS_LAMBDA_LOG_FORMAT", "Text")], false, "info", TEXT),
+            (&[LAMBDA, ("AWS_LAMBDA_LOG_FORMAT", "text")], true, "info", COLOUR),
+            (&[("AWS_LAMBDA_LOG_FORMAT", "JSON")], true, "info", JSON),
             // TRAFFIC_LOG_FORMAT asks for JSON anywhere, and wins over Lambda's.
-            (
-                vec![("TRAFFIC_LOG_FORMAT", "json")],
-                false,
-                quiet("info"),
-                true,
-                false,
-            ),
-            (
-                vec![
-                    LAMBDA,
-                    ("AWS_LAMBDA_LOG_FORMAT", "Text"),
-                    ("TRAFFIC_LOG_FORMAT", "json"),
-                ],
-                false,
-                quiet("info"),
-                true,
-                false,
-            ),
-            (
-                vec![
-                    LAMBDA,
-                    ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
-                    ("TRAFFIC_LOG_FORMAT", "text"),
-                ],
-                false,
-                quiet("info"),
-                false,
-                false,
-            ),
+            (&[("TRAFFIC_LOG_FORMAT", "json")], false, "info", JSON),
+            (&[LAMBDA, ("AWS_LAMBDA_LOG_FORMAT", "Text"), ("TRAFFIC_LOG_FORMAT", "json")], false, "info", JSON),
+            (&[LAMBDA, ("AWS_LAMBDA_LOG_FORMAT", "JSON"), ("TRAFFIC_LOG_FORMAT", "text")], false, "info", TEXT),
             // An unknown format value is ignored: the next rule decides.
-            (
-                vec![LAMBDA, ("TRAFFIC_LOG_FORMAT", "xml")],
-                false,
-                quiet("info"),
-                true,
-                false,
-            ),
+            (&[LAMBDA, ("TRAFFIC_LOG_FORMAT", "xml")], false, "info", JSON),
             // Lambda's level, every value, any case; FATAL keeps errors.
-            (
-                vec![LAMBDA, ("AWS_LAMBDA_LOG_LEVEL", "TRACE")],
-                false,
-                quiet("trace"),
-                true,
-                false,
-            ),
-            (
-                vec![("AWS_LAMBDA_LOG_LEVEL", "DEBUG")],
-                false,
-                quiet("debug"),
-                false,
-                false,
-            ),
-            (
-                vec![("AWS_LAMBDA_LOG_LEVEL", "info")],
-                false,
-                quiet("info"),
-                false,
-                false,
-            ),
-            (
-                vec![("AWS_LAMBDA_LOG_LEVEL", "WARN")],
-                false,
-                quiet("warn"),
-                false,
-                false,
-            ),
-            (
-                vec![("AWS_LAMBDA_LOG_LEVEL", "ERROR")],
-                false,
-                quiet("error"),
-                false,
-                false,
-            ),
-            (
-                vec![("AWS_LAMBDA_LOG_LEVEL", "FATAL")],
-                false,
-                quiet("error"),
-                false,
-                false,
-            ),
+            (&[LAMBDA, ("AWS_LAMBDA_LOG_LEVEL", "TRACE")], false, "trace", JSON),
+            (&[("AWS_LAMBDA_LOG_LEVEL", "DEBUG")], false, "debug", TEXT),
+            (&[("AWS_LAMBDA_LOG_LEVEL", "info")], false, "info", TEXT),
+            (&[("AWS_LAMBDA_LOG_LEVEL", "WARN")], false, "warn", TEXT),
+            (&[("AWS_LAMBDA_LOG_LEVEL", "ERROR")], false, "error", TEXT),
+            (&[("AWS_LAMBDA_LOG_LEVEL", "FATAL")], false, "error", TEXT),
             // An unknown level is ignored: the default.
-            (
-                vec![("AWS_LAMBDA_LOG_LEVEL", "LOUD")],
-                false,
-                quiet("info"),
-                false,
-                false,
-            ),
+            (&[("AWS_LAMBDA_LOG_LEVEL", "LOUD")], false, "info", TEXT),
             // RUST_LOG wins over Lambda's level, as given (no directive added)...
-            (
-                vec![
-                    LAMBDA,
-                    ("AWS_LAMBDA_LOG_LEVEL", "ERROR"),
-                    ("RUST_LOG", "ingest=debug,info"),
-                ],
-                false,
-                "ingest=debug,info".to_owned(),
-                true,
-                false,
-            ),
+            (&[LAMBDA, ("AWS_LAMBDA_LOG_LEVEL", "ERROR"), ("RUST_LOG", "ingest=debug,info")], false, "ingest=debug,info", JSON),
             // ... unless it is empty (a template parameter left blank).
-            (
-                vec![("AWS_LAMBDA_LOG_LEVEL", "WARN"), ("RUST_LOG", "")],
-                false,
-                quiet("warn"),
-                false,
-                false,
-            ),
-            (vec![("RUST_LOG", " ")], false, quiet("info"), false, false),
+            (&[("AWS_LAMBDA_LOG_LEVEL", "WARN"), ("RUST_LOG", "")], false, "warn", TEXT),
+            (&[("RUST_LOG", " ")], false, "info", TEXT),
         ];
-        for (vars, terminal, filter, json, ansi) in cases {
-            let got = LogSettings::resolve(&env(&vars), terminal, "info");
+        for &(vars, terminal, level, (json, ansi)) in cases {
+            let filter = if level.contains('=') {
+                level.to_owned()
+            } else {
+                format!("{level},{QUIET}")
+            };
+            let got = LogSettings::resolve(&env(vars), terminal, "info");
             assert_eq!(
                 (got.filter.as_str(), got.json, got.ansi),
                 (filter.as_str(), json, ansi),

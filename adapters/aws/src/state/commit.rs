@@ -7,7 +7,7 @@ use super::{
 };
 use crate::capacity::item_size;
 use crate::error::{build, port_error};
-use crate::items::{Bytes, encode, num, ord_i64, put_request, to_item};
+use crate::items::{Bytes, encode, num, put_request, to_item};
 use crate::{DynamoStore, Table};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
@@ -55,15 +55,7 @@ impl DynamoStore {
             writes.push(put_request(item)?);
             if !self.pane_known(start) && !new_panes.contains(&start) {
                 new_panes.push(start);
-                writes.push(put_request(to_item(
-                    "pane index",
-                    &PaneIndex {
-                        pk: "panes".into(),
-                        sk: ord_i64(start),
-                        start_ms: start,
-                        expires_at,
-                    },
-                )?)?);
+                writes.push(PaneIndex::put(start, expires_at)?);
             }
         }
         if !writes.is_empty() {
