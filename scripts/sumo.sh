@@ -34,17 +34,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
+# shellcheck source=scripts/lib/serve.sh
+source scripts/lib/serve.sh
+
 venv="$root/.venv"
-reqs=simulator/sumo/requirements.txt
-if [ ! -x "$venv/bin/python" ]; then
-  echo "sumo: creating $venv" >&2
-  python3 -m venv "$venv"
-fi
-if ! cmp -s "$reqs" "$venv/.requirements-sumo"; then
-  echo "sumo: installing the SUMO packages ($reqs)" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$reqs" >&2
-  cp "$reqs" "$venv/.requirements-sumo"
-fi
+bash scripts/venv.sh simulator/sumo/requirements.txt >&2
 
 needs_traffic=no
 case " $* " in
@@ -53,8 +47,7 @@ esac
 [ "${1:-}" = compare ] && needs_traffic=yes
 if [ -z "${TRAFFIC_BIN:-}" ] && [ "$needs_traffic" = yes ]; then
   echo "sumo: building the traffic command" >&2
-  CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}" cargo build --quiet --bin traffic >&2
-  TRAFFIC_BIN="$root/target/debug/traffic"
+  build_cli
 fi
 export TRAFFIC_BIN="${TRAFFIC_BIN:-traffic}"
 

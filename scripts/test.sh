@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: checks the machine's prerequisites and installs
 # what the tests need (scripts/prereqs.sh: cargo-nextest, Chromium; scripts/venv.sh: a Python
-# virtual environment with the AWS emulators and the template linter; the browser driver),
+# virtual environment with the AWS emulators and the template linter; browser.sh installs the
+# browser driver, sumo.sh the SUMO packages),
 # starts moto on 127.0.0.1, runs every test, and stops the emulator whatever happens. The
 # scripts in scripts/test.d run last: the API's contract (Schemathesis, api-contract.sh), the
 # browser test (browser.sh), the independent count of DynamoDB's capacity units against
@@ -37,12 +38,6 @@ bash scripts/venv.sh
 venv="$root/.venv"
 export PATH="$venv/bin:$PATH"
 
-# --- The browser driver (for the dashboard test) -----------------------------------------------
-if [ -d tests/browser ] && [ ! -d tests/browser/node_modules ]; then
-  log "installing the browser driver (tests/browser/package-lock.json)"
-  (cd tests/browser && npm ci --silent --no-audit --no-fund)
-fi
-
 # --- The AWS emulator ----------------------------------------------------------------------
 moto_pid=""
 cleanup() {
@@ -51,14 +46,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 if [ -z "${AWS_ENDPOINT_URL:-}" ]; then
-  port=$(free_port)
-  log "starting moto_server on 127.0.0.1:$port"
   mkdir -p "$root/target"
-  moto_server -H 127.0.0.1 -p "$port" >"$root/target/moto.log" 2>&1 &
-  moto_pid=$!
-  wait_for moto_server "http://127.0.0.1:$port/moto-api/" "$moto_pid" "$root/target/moto.log" 20 || exit 1
-  export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
-  export TRAFFIC_EMULATOR=moto
+  start_moto "$root/target/moto.log" || exit 1
+  log "started moto_server at $AWS_ENDPOINT_URL"
 else
   log "using the emulator at $AWS_ENDPOINT_URL"
 fi

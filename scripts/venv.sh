@@ -1,22 +1,33 @@
 #!/usr/bin/env bash
-# The project's Python virtual environment, .venv, with the pinned test tools of
-# scripts/requirements-test.txt (moto, MiniStack, cfn-lint, the SAM translator, cargo-lambda,
-# Schemathesis).
-# Created when missing, reinstalled when that file changed since the last install; prints
-# nothing when it is up to date. Used by scripts/test.sh and scripts/deployed-e2e.sh, after
+# The project's Python virtual environment, .venv: the one place it is created and filled.
+# Installs each requirements file given (by default scripts/requirements-test.txt: moto,
+# MiniStack, cfn-lint, the SAM translator, cargo-lambda, Schemathesis; the SUMO bridge's
+# scripts pass simulator/sumo/requirements*.txt), created when missing, and a file installed
+# again only when it (or a file it includes with `-r`) changed since its last install; prints
+# nothing when everything is up to date. Used by scripts/test.sh, the suites of
+# scripts/test.d, scripts/deployed-e2e.sh, the Lambda scripts and scripts/sumo.sh, after
 # `scripts/prereqs.sh python`.
 #
-#   bash scripts/venv.sh            then use .venv/bin/python, .venv/bin/moto_server, ...
+#   bash scripts/venv.sh [REQUIREMENTS...]    then use .venv/bin/python, .venv/bin/moto_server, ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="$(pwd)/.venv"
+[ "$#" -gt 0 ] || set -- scripts/requirements-test.txt
 
 if [ ! -x "$venv/bin/python" ]; then
   echo "== creating $venv" >&2
   python3 -m venv "$venv"
 fi
-if ! cmp -s scripts/requirements-test.txt "$venv/.requirements"; then
-  echo "== installing Python test tools (scripts/requirements-test.txt)" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
-  cp scripts/requirements-test.txt "$venv/.requirements"
-fi
+for reqs in "$@"; do
+  # What was installed: the file and the files it includes (pip reads `-r` beside the file).
+  wanted=$(
+    cat "$reqs"
+    sed -n 's/^-r[[:space:]]*//p' "$reqs" | while read -r inc; do cat "$(dirname "$reqs")/$inc"; done
+  )
+  marker="$venv/.installed-$(printf '%s' "$reqs" | tr '/' '_')"
+  if [ "$wanted" != "$(cat "$marker" 2>/dev/null)" ]; then
+    echo "== installing into .venv: $reqs" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$reqs" >&2
+    printf '%s' "$wanted" >"$marker"
+  fi
+done

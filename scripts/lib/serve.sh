@@ -1,6 +1,7 @@
-# Sourced (not run) by the scripts that start a server on 127.0.0.1 and wait for it: the test
-# command's moto, the template checks' moto, the API contract's and the browser test's
-# `traffic local`, the deployed stack's MiniStack.
+# Sourced (not run) by the test scripts: starting a server on 127.0.0.1 and waiting for it (the
+# test command's moto, the template checks' moto, the API contract's and the browser test's
+# `traffic local`, the deployed stack's MiniStack), stopping it, and building the traffic
+# command they run.
 
 # Prints a TCP port that is free on 127.0.0.1 (the kernel's choice).
 free_port() {
@@ -35,4 +36,32 @@ stop_server() {
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   fi
+}
+
+# start_moto LOG
+# Starts moto_server (from PATH, or .venv/bin) on a free 127.0.0.1 port, logging to LOG, waits
+# for it, and points the AWS SDKs at it (AWS_ENDPOINT_URL, test credentials); sets moto_pid
+# for the caller's stop_server.
+start_moto() {
+  local log=$1 port moto
+  moto=$(command -v moto_server || echo .venv/bin/moto_server)
+  port=$(free_port)
+  "$moto" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  moto_pid=$!
+  wait_for moto_server "http://127.0.0.1:$port/moto-api/" "$moto_pid" "$log" 20 || return 1
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$port" TRAFFIC_EMULATOR=moto
+  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
+  export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+}
+
+# build_cli
+# Builds the traffic command (the dev profile, without incremental caches as scripts/test.sh
+# builds) unless TRAFFIC_BIN already names one, and exports TRAFFIC_BIN with its path: the
+# one place the test scripts and scripts/sumo.sh build it.
+build_cli() {
+  if [ -n "${TRAFFIC_BIN:-}" ] && [ -x "$TRAFFIC_BIN" ]; then return 0; fi
+  CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}" cargo build --quiet --bin traffic >&2
+  local dir=${CARGO_TARGET_DIR:-target}
+  case "$dir" in /*) ;; *) dir="$(pwd)/$dir" ;; esac
+  export TRAFFIC_BIN="$dir/debug/traffic"
 }

@@ -19,13 +19,8 @@ root=$(pwd)
 source scripts/lib/serve.sh
 
 bash scripts/venv.sh
-# As scripts/test.sh builds (no incremental caches), so the build here finds its binary.
-export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 schemathesis="$root/.venv/bin/schemathesis"
-
-# CI builds in the workspace's target directory; a developer may point CARGO_TARGET_DIR elsewhere.
-target_dir=${CARGO_TARGET_DIR:-target}
-cargo build --quiet --bin traffic
+build_cli
 
 # Bounded: this many generated cases per operation and phase, from a fixed seed.
 examples=${CONTRACT_EXAMPLES:-25}
@@ -53,7 +48,7 @@ trap cleanup EXIT INT TERM
 # requests run, as for an operator.
 # The token goes in the environment: a random one may start with '-', which an argument
 # parser would take for an option.
-TRAFFIC_API_TOKEN="$token" "$target_dir/debug/traffic" local --listen "127.0.0.1:$port" \
+TRAFFIC_API_TOKEN="$token" "$TRAFFIC_BIN" local --listen "127.0.0.1:$port" \
   --data-dir "$data" --intersections 10 >"$out" 2>&1 &
 pid=$!
 

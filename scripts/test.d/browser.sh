@@ -26,8 +26,8 @@ fi
 target_dir=${CARGO_TARGET_DIR:-target}
 case "${TRAFFIC_BROWSER_SERVER:-local}" in
   local)
-    cargo build --quiet --bin traffic
-    server=("$target_dir/debug/traffic" local) ;;
+    build_cli
+    server=("$TRAFFIC_BIN" local) ;;
   example)
     cargo build --quiet -p api --example serve
     server=("$target_dir/debug/examples/serve") ;;

@@ -56,13 +56,8 @@ echo "infra: cfn-lint of the SAM transform"
 lint "$tmp/transformed.json"
 
 if [ -z "${AWS_ENDPOINT_URL:-}" ] && [ -x "$bin/moto_server" ]; then
-  port=$(free_port)
-  "$bin/moto_server" -H 127.0.0.1 -p "$port" >"$tmp/moto.log" 2>&1 &
-  moto_pid=$!
-  wait_for moto_server "http://127.0.0.1:$port/moto-api/" "$moto_pid" "$tmp/moto.log" 20 || exit 1
-  export AWS_ENDPOINT_URL="http://127.0.0.1:$port" TRAFFIC_EMULATOR=moto
-  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
-  echo "infra: started moto_server on 127.0.0.1:$port for the smoke deployment"
+  PATH="$bin:$PATH" start_moto "$tmp/moto.log" || exit 1
+  echo "infra: started moto_server at $AWS_ENDPOINT_URL for the smoke deployment"
 fi
 
 echo "infra: tests/infra/test_template.py"

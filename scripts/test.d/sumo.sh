@@ -13,19 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 
+# shellcheck source=scripts/lib/serve.sh
+source scripts/lib/serve.sh
+
 venv="$root/.venv"
-reqs=simulator/sumo/requirements-test.txt
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-fi
-if ! cat simulator/sumo/requirements.txt "$reqs" | cmp -s - "$venv/.requirements-sumo-test"; then
-  echo "sumo: installing the SUMO packages and pytest ($reqs)"
-  (cd simulator/sumo && "$venv/bin/pip" install --quiet --disable-pip-version-check -r requirements-test.txt)
-  cat simulator/sumo/requirements.txt "$reqs" > "$venv/.requirements-sumo-test"
-fi
-if [ -z "${TRAFFIC_BIN:-}" ]; then
-  CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}" cargo build --quiet --bin traffic
-  export TRAFFIC_BIN="$root/target/debug/traffic"
-fi
+bash scripts/venv.sh simulator/sumo/requirements-test.txt
+[ -n "${TRAFFIC_BIN:-}" ] || build_cli
 cd simulator/sumo
 PYTHONPATH="$root/simulator/sumo" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests
