@@ -1,9 +1,9 @@
 //! Laws of [`LampStore`]: lamp states and their summaries, the alarm log, its open view,
 //! publication claims, acknowledgements, closings and repair orders.
 
-use super::{Outcome, ensure_law, id};
+use super::{Outcome, ensure_law, id, intersection};
 use crate::{
-    Ack, AlarmQuery, AlarmRecord, Claim, Closing, LampStore, PortError, parse_alarm_id,
+    Ack, AlarmQuery, AlarmRecord, Claim, Closing, LampStore, PortError, Registry, parse_alarm_id,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use traffic_core::lamps::{Alarm, LampSummary, LightLamps};
@@ -120,12 +120,21 @@ pub async fn lamp_states_round_trip_and_default_to_all_ok<S: LampStore + ?Sized>
 /// any, and no entry for an intersection all ok (also once its lamps are ok again);
 /// `lamp_summaries_for` says the same of the ids asked for. A store keeping none says `None`
 /// to both.
-pub async fn lamp_summaries_when_kept_are_exact<S: LampStore + ?Sized>(s: &S) -> Outcome {
+///
+/// The intersections are registered first: DynamoDB's first summary read of a table (one not
+/// yet summarised) drops the stored lamps of intersections the registry does not have, as
+/// stale entries of deleted ones (`adapters/aws/src/lamp_summary.rs`).
+pub async fn lamp_summaries_when_kept_are_exact<S: LampStore + Registry + ?Sized>(
+    s: &S,
+) -> Outcome {
     let (a, b) = (id("L2", 0)?, id("L2", 1)?);
+    for x in [&a, &b] {
+        s.create_intersection(&intersection(x, 30.0)?).await?;
+    }
     let green = broken(LampColour::Green);
     s.put_lamp_states(&[
         (
-            (a.clone(), light(2)?),
+            (a.clone(), light(1)?),
             LightLamps {
                 lamps: green,
                 as_of_ms: Some(T0),
@@ -149,14 +158,14 @@ pub async fn lamp_summaries_when_kept_are_exact<S: LampStore + ?Sized>(s: &S) ->
         all.is_some(),
         some.is_some()
     );
-    let want = LampSummary::NotOk([(light(2)?, green)].into());
+    let want = LampSummary::NotOk([(light(1)?, green)].into());
     for (what, m) in [("lamp_summaries", all), ("lamp_summaries_for", some)] {
         let Some(m) = m else { continue };
         ensure_law!(m.get(&a) == Some(&want), "{what} of {a}: {:?}", m.get(&a));
         ensure_law!(!m.contains_key(&b), "{what}: {b} all ok but listed");
     }
     s.put_lamp_states(&[(
-        (a.clone(), light(2)?),
+        (a.clone(), light(1)?),
         LightLamps {
             lamps: Lamps::default(),
             as_of_ms: Some(T0 + 1),
