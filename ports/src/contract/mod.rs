@@ -108,6 +108,7 @@ macro_rules! port_contract {
             commit_is_conditional_on_the_stored_meta,
             commit_is_conditional_on_the_closed_mark,
             merge_progress_round_trips,
+            merge_progress_does_not_move_the_closed_mark,
         ]);
         $crate::__port_contract_mod!(results, [$(#[$attr])*], $make, [
             results_replace_per_window_and_list_in_order,

@@ -178,3 +178,28 @@ pub async fn merge_progress_round_trips<S: StateStore + ?Sized>(s: &S) -> Outcom
     ensure_law!(marks == progress.marks, "marks with a shard: {marks:?}");
     Ok(())
 }
+
+/// Only [`StateStore::advance_closed_mark`] moves the closed mark: progress written with
+/// another mark (ahead or behind) leaves it where the merge advanced it, and stores the rest.
+pub async fn merge_progress_does_not_move_the_closed_mark<S: StateStore + ?Sized>(
+    s: &S,
+) -> Outcome {
+    s.advance_closed_mark(NOW).await?;
+    for mark in [NOW + 900_000, NOW - 900_000] {
+        let mut progress = MergeState::default();
+        progress.marks.closed_ms = Some(mark);
+        progress.caught_up_since.insert("contract-s6".into(), mark);
+        s.put_merge_progress(&progress).await?;
+        let got = s.merge_state().await?;
+        ensure_law!(
+            got.marks.closed_ms == Some(NOW),
+            "progress with mark {mark} moved it to {:?}",
+            got.marks.closed_ms
+        );
+        ensure_law!(
+            got.caught_up_since == progress.caught_up_since,
+            "progress not stored: {got:?}"
+        );
+    }
+    Ok(())
+}
