@@ -74,9 +74,7 @@ async fn open_ids<S: LampStore + ?Sized>(s: &S) -> anyhow::Result<(Vec<String>, 
 
 /// Stored lamp states read back as written, per light; a light never written reads as all ok,
 /// and writing one light leaves the intersection's other lights as they were.
-pub async fn lamp_states_round_trip_and_default_to_all_ok<S: LampStore + ?Sized>(
-    s: &S,
-) -> Outcome {
+pub async fn lamp_states_round_trip_and_default_to_all_ok<S: LampStore + ?Sized>(s: &S) -> Outcome {
     let (a, b) = (id("L1", 0)?, id("L1", 1)?);
     let red = LightLamps {
         lamps: broken(LampColour::Red),
@@ -107,7 +105,8 @@ pub async fn lamp_states_round_trip_and_default_to_all_ok<S: LampStore + ?Sized>
         lamps: Lamps::default(),
         as_of_ms: Some(T0 + 5),
     };
-    s.put_lamp_states(&[((a.clone(), light(0)?), later)]).await?;
+    s.put_lamp_states(&[((a.clone(), light(0)?), later)])
+        .await?;
     let got = s.lamp_states(&keys[..2]).await?;
     ensure_law!(
         got.get(&keys[0]) == Some(&later) && got.get(&keys[1]) == Some(&ok),
@@ -284,10 +283,7 @@ pub async fn claim_is_granted_once_until_released_or_expired<S: LampStore + ?Siz
     ensure_law!(second == Claim::Taken, "claimed while held: {second:?}");
     s.release_publication(&i).await?;
     let third = s.claim_publication(&i, NOW + 2_000, NOW + 12_000).await?;
-    ensure_law!(
-        matches!(third, Claim::Mine(_)),
-        "after release: {third:?}"
-    );
+    ensure_law!(matches!(third, Claim::Mine(_)), "after release: {third:?}");
     let fourth = s.claim_publication(&i, NOW + 3_000, NOW + 13_000).await?;
     ensure_law!(fourth == Claim::Taken, "held again: {fourth:?}");
     let fifth = s.claim_publication(&i, NOW + 12_001, NOW + 22_000).await?;
@@ -426,7 +422,9 @@ pub async fn close_alarms_closes_the_lights_open_alarms_and_keeps_them_in_the_lo
         ids_of(&closed)
     );
     ensure_law!(
-        closed.iter().all(|r| r.repaired_at.as_deref() == Some(&c.at)),
+        closed
+            .iter()
+            .all(|r| r.repaired_at.as_deref() == Some(&c.at)),
         "closed without the closing's time: {closed:?}"
     );
     let (open, count) = open_ids(s).await?;
@@ -445,7 +443,11 @@ pub async fn close_alarms_closes_the_lights_open_alarms_and_keeps_them_in_the_lo
     let again = s.close_alarms(&x, Some(light(0)?), &c, false).await?;
     ensure_law!(again.is_empty(), "closed twice: {again:?}");
     let rest = s.close_alarms(&x, None, &c, false).await?;
-    ensure_law!(ids_of(&rest) == [a1.id()], "all lights: {:?}", ids_of(&rest));
+    ensure_law!(
+        ids_of(&rest) == [a1.id()],
+        "all lights: {:?}",
+        ids_of(&rest)
+    );
     let repairs = s.take_repairs().await?;
     ensure_law!(repairs.is_empty(), "repair orders unasked: {repairs:?}");
     let (open, count) = open_ids(s).await?;
@@ -457,9 +459,7 @@ pub async fn close_alarms_closes_the_lights_open_alarms_and_keeps_them_in_the_lo
 }
 
 /// Resolving closes only the open alarms `select` accepts, keeps `why`, and orders no repair.
-pub async fn resolve_alarms_closes_only_the_selected_and_orders_no_repair<
-    S: LampStore + ?Sized,
->(
+pub async fn resolve_alarms_closes_only_the_selected_and_orders_no_repair<S: LampStore + ?Sized>(
     s: &S,
 ) -> Outcome {
     let x = id("L11", 0)?;
@@ -489,7 +489,10 @@ pub async fn resolve_alarms_closes_only_the_selected_and_orders_no_repair<
     let (open, _) = open_ids(s).await?;
     ensure_law!(open == [green.id()], "open: {open:?}");
     let repairs = s.take_repairs().await?;
-    ensure_law!(repairs.is_empty(), "a recovery ordered repairs: {repairs:?}");
+    ensure_law!(
+        repairs.is_empty(),
+        "a recovery ordered repairs: {repairs:?}"
+    );
     Ok(())
 }
 
@@ -597,6 +600,9 @@ pub async fn held_alarm_closed_before_its_hold_down_is_settled<S: LampStore + ?S
     let c = s.claim_publication(&held.id(), NOW, NOW + 10_000).await?;
     ensure_law!(c == Claim::Settled, "claim of the flap: {c:?}");
     let c = s.claim_publication(&plain.id(), NOW, NOW + 10_000).await?;
-    ensure_law!(matches!(c, Claim::Mine(_)), "claim of the closed alarm: {c:?}");
+    ensure_law!(
+        matches!(c, Claim::Mine(_)),
+        "claim of the closed alarm: {c:?}"
+    );
     Ok(())
 }

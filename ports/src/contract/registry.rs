@@ -34,9 +34,7 @@ fn is_not_found<T: std::fmt::Debug>(r: &crate::PortResult<T>) -> bool {
 
 /// A created intersection reads back as written (alone and among all), a second create of its
 /// id is [`PortError::AlreadyExists`] and changes nothing, and an unknown id reads as none.
-pub async fn create_then_read_and_refuse_a_second_create<S: Registry + ?Sized>(
-    s: &S,
-) -> Outcome {
+pub async fn create_then_read_and_refuse_a_second_create<S: Registry + ?Sized>(s: &S) -> Outcome {
     let x = intersection(&id("R1", 0)?, 30.0)?;
     s.create_intersection(&x).await?;
     let got = s.intersection(&x.id).await?;
@@ -61,9 +59,7 @@ pub async fn create_then_read_and_refuse_a_second_create<S: Registry + ?Sized>(
 
 /// Paging from the first with a small limit lists every intersection exactly once, in id
 /// order, no page longer than the limit; `intersections` lists them in id order too.
-pub async fn intersections_page_covers_every_intersection_once_in_id_order<
-    S: Registry + ?Sized,
->(
+pub async fn intersections_page_covers_every_intersection_once_in_id_order<S: Registry + ?Sized>(
     s: &S,
 ) -> Outcome {
     let mut want = Vec::new();
@@ -165,9 +161,7 @@ pub async fn version_changes_on_write_and_a_stale_one_is_refused<S: Registry + ?
 
 /// A conditional replace or delete of an intersection that is gone is
 /// [`PortError::NotFound`], and recreates nothing.
-pub async fn conditional_writes_on_a_deleted_intersection_are_not_found<
-    S: Registry + ?Sized,
->(
+pub async fn conditional_writes_on_a_deleted_intersection_are_not_found<S: Registry + ?Sized>(
     s: &S,
 ) -> Outcome {
     let x = intersection(&id("R5", 0)?, 30.0)?;
@@ -217,7 +211,11 @@ pub async fn set_timings_records_history_and_skips_stale_versions<S: Registry + 
         .intersection_versioned(&x.id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("gone"))?;
-    ensure_law!(got.phases == new, "phases after set_timings: {:?}", got.phases);
+    ensure_law!(
+        got.phases == new,
+        "phases after set_timings: {:?}",
+        got.phases
+    );
     ensure_law!(v2 != v1, "version unchanged by a retiming");
     ensure_law!(
         s.intersection(&gone).await?.is_none(),
@@ -239,7 +237,10 @@ pub async fn set_timings_records_history_and_skips_stale_versions<S: Registry + 
             &window("15m@2026-01-05T08:15:00Z")?,
         )
         .await?;
-    ensure_law!(stale == [x.id.clone()], "stale retiming not skipped: {stale:?}");
+    ensure_law!(
+        stale == [x.id.clone()],
+        "stale retiming not skipped: {stale:?}"
+    );
     let after = s.intersection(&x.id).await?.map(|x| x.phases);
     ensure_law!(after == Some(new), "a skipped retiming changed {after:?}");
     let n = s.timing_history(&x.id).await?.len();
@@ -288,7 +289,10 @@ pub async fn set_proposals_changes_the_version_not_the_directory<S: Registry + ?
         "directory generation {generation:?} -> {after:?} on a proposal"
     );
     let stale = s.set_proposals(&[update(v1)]).await?;
-    ensure_law!(stale == [x.id.clone()], "stale proposal not skipped: {stale:?}");
+    ensure_law!(
+        stale == [x.id.clone()],
+        "stale proposal not skipped: {stale:?}"
+    );
     Ok(())
 }
 

@@ -61,8 +61,14 @@ pub async fn results_replace_per_window_and_list_in_order<S: ResultStore + ?Size
     let mut closed = s.closed_windows_from(length(M15)?, T0).await?;
     closed.sort_by_key(|k| k.start_ms);
     let want = [
-        WindowKey { length: length(M15)?, start_ms: T0 },
-        WindowKey { length: length(M15)?, start_ms: T0 + M15 },
+        WindowKey {
+            length: length(M15)?,
+            start_ms: T0,
+        },
+        WindowKey {
+            length: length(M15)?,
+            start_ms: T0 + M15,
+        },
     ];
     ensure_law!(closed == want, "closed from T0: {closed:?}");
     Ok(())

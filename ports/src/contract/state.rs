@@ -37,9 +37,7 @@ fn commit(
 
 /// The lease is granted to one holder at a time: refused to another while unexpired, granted
 /// once it expired; released only by its holder, after which anyone may take it.
-pub async fn lease_is_held_by_one_holder_until_it_expires_or_is_released<
-    S: StateStore + ?Sized,
->(
+pub async fn lease_is_held_by_one_holder_until_it_expires_or_is_released<S: StateStore + ?Sized>(
     s: &S,
 ) -> Outcome {
     ensure_law!(
@@ -96,9 +94,7 @@ pub async fn closed_mark_only_moves_forward<S: StateStore + ?Sized>(s: &S) -> Ou
 /// A commit lands only while the stored meta is the one it expects (its `applied_through` and
 /// commit count): a second commit from the same start is [`PortError::Conflict`] and leaves
 /// the meta as the first wrote it.
-pub async fn commit_is_conditional_on_the_stored_meta<S: StateStore + ?Sized>(
-    s: &S,
-) -> Outcome {
+pub async fn commit_is_conditional_on_the_stored_meta<S: StateStore + ?Sized>(s: &S) -> Outcome {
     let shard = "contract-s3";
     let (none, _) = s.load_shard(shard).await?;
     ensure_law!(none.is_none(), "a meta before any commit: {none:?}");
@@ -127,7 +123,11 @@ pub async fn commit_is_conditional_on_the_stored_meta<S: StateStore + ?Sized>(
     s.commit(&next, NOW).await?;
     let metas = s.shard_metas().await?;
     ensure_law!(
-        metas.iter().filter(|m| m.shard_id == shard).collect::<Vec<_>>() == [&next.meta],
+        metas
+            .iter()
+            .filter(|m| m.shard_id == shard)
+            .collect::<Vec<_>>()
+            == [&next.meta],
         "shard metas {metas:?}"
     );
     Ok(())
@@ -168,7 +168,9 @@ pub async fn merge_progress_round_trips<S: StateStore + ?Sized>(s: &S) -> Outcom
     let mut progress = MergeState::default();
     progress.marks.closed_ms = Some(NOW);
     progress.marks.compacted_ms = Some(NOW - 900_000);
-    progress.caught_up_since.insert("contract-s5".into(), NOW - 5);
+    progress
+        .caught_up_since
+        .insert("contract-s5".into(), NOW - 5);
     progress.compaction.duplicates = 3;
     progress.compaction.too_frequent = 2;
     s.put_merge_progress(&progress).await?;
