@@ -9,11 +9,15 @@
 //!   [`clock`], [`usage`];
 //! - [`Ports`] ([`bundle`]): every port a function may need, as shared trait objects;
 //! - [`pages`]: what one bounded read of a public listing returns ([`ResultPage`]);
+//! - [`contract`] (feature `contract`): the port-contract suite, the same laws run against
+//!   every adapter;
 //! - [`source`]: the stream as the one event source mapping reads it ([`RecordSource`]) and
 //!   where it keeps its positions ([`CheckpointStore`]).
 
 pub mod bundle;
 pub mod clock;
+#[cfg(feature = "contract")]
+pub mod contract;
 pub mod lamps;
 pub mod pages;
 pub mod registry;

@@ -12,6 +12,7 @@ mod faults;
 mod lambda;
 mod measure;
 mod pipeline;
+mod ports;
 mod redrive;
 mod routing;
 mod stores;

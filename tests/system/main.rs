@@ -13,6 +13,7 @@ mod handlers;
 mod health;
 mod local;
 mod metrics_emf;
+mod ports;
 mod region;
 mod replay;
 mod routing;

@@ -280,7 +280,8 @@ impl StateStore for EmbeddedStore {
 
     async fn put_merge_progress(&self, progress: &MergeState) -> PortResult<()> {
         self.update_merge_state("recording the merge's progress", |s| {
-            let closed = s.marks.closed_ms.max(progress.marks.closed_ms);
+            // The closed mark is left alone, as in DynamoDB: only `advance_closed_mark` moves it.
+            let closed = s.marks.closed_ms;
             *s = progress.clone();
             s.marks.closed_ms = closed;
         })
