@@ -183,7 +183,10 @@ pub trait LampStore: Send + Sync {
     /// while they are being written; an intersection left out is all ok. `None` when the store
     /// keeps no summaries (every state must then be read); `fault` reads the states of only
     /// the intersections whose readings may change them
-    /// (`traffic_core::lamps::intersections_to_read`).
+    /// (`traffic_core::lamps::intersections_to_read`). Lamps are kept for registered
+    /// intersections: a store that builds its summaries from its states (DynamoDB's, the first
+    /// time, `adapters/aws/src/lamp_summary.rs`) drops the states of an intersection its
+    /// registry does not have, as left over from a deleted one.
     async fn lamp_summaries(&self) -> PortResult<Option<BTreeMap<IntersectionId, LampSummary>>> {
         Ok(None)
     }
