@@ -6,6 +6,7 @@
 //! alarm; while it stays broken nothing more is raised; once a reading reports it ok again
 //! (it was repaired), a later failure alarms again.
 
+use crate::alarm_id::{AlarmId, AlarmSubject};
 use crate::ids::{IntersectionId, LightIndex};
 use crate::reading::{LampColour, LampState, Lamps, Position, Reading};
 use crate::time::format_rfc3339_ms;
@@ -70,28 +71,17 @@ pub const CITY: &str = "_city";
 
 impl Alarm {
     /// A stable identity: the same failure always gets the same id, so a retried batch can
-    /// recognise an alarm it already raised.
-    ///
-    /// A lamp's: `<intersection>#<light>#<lamp>#<ts_ms>`; a silence's:
-    /// `<intersection>#<light>#silent#<ts_ms>`, `<intersection>#all#silent#<ts_ms>` or
-    /// `_city#all#silent#<ts_ms>`.
-    pub fn id(&self) -> String {
-        match self.silent {
-            None => format!(
-                "{}#{}#{}#{}",
-                self.intersection_id,
-                self.light,
-                self.lamp.as_str(),
-                self.ts_ms
-            ),
-            Some(Silence::Light) => format!(
-                "{}#{}#silent#{}",
-                self.intersection_id, self.light, self.ts_ms
-            ),
-            Some(Silence::Intersection | Silence::City) => {
-                format!("{}#all#silent#{}", self.intersection_id, self.ts_ms)
-            }
-        }
+    /// recognise an alarm it already raised ([`AlarmId`] says how it is written).
+    pub fn id(&self) -> AlarmId {
+        let subject = match self.silent {
+            None => AlarmSubject::Lamp {
+                light: self.light,
+                lamp: self.lamp,
+            },
+            Some(Silence::Light) => AlarmSubject::SilentLight(self.light),
+            Some(Silence::Intersection | Silence::City) => AlarmSubject::SilentAll,
+        };
+        AlarmId::new(self.intersection_id.clone(), subject, self.ts_ms)
     }
 
     /// A one-line summary, short enough for an SMS.

@@ -25,12 +25,14 @@
 //! - [`plan`]: plans for actuated controllers (minimum, fixed-time and maximum greens) from the timings;
 //! - [`coordination`]: neighbouring intersections' plans on one cycle, with offsets along the busiest direction;
 //! - [`lamps`]: lamp state transitions and alarms;
+//! - [`alarm_id`]: an alarm's identity ([`AlarmId`]) and its written form;
 //! - [`alarm`]: how raised alarms are handled (their retention once closed);
 //! - [`silence`]: detector health, which lights fell silent (sensor-silent alarms);
 //! - [`config`]: the engine's parameters and their parsing;
 //! - [`stored`]: stored state in the shapes earlier versions wrote.
 
 pub mod alarm;
+pub mod alarm_id;
 pub mod city;
 pub mod config;
 pub mod control;
@@ -67,6 +69,7 @@ pub mod window;
 #[cfg(test)]
 mod testing;
 
+pub use alarm_id::{AlarmId, AlarmIdError, AlarmSubject};
 pub use city::{City, Intersection, Light, Phase};
 pub use config::EngineConfig;
 pub use ids::{IntersectionId, LightIndex};

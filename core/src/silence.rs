@@ -246,7 +246,7 @@ mod tests {
     }
 
     fn ids(alarms: &[Alarm]) -> Vec<String> {
-        alarms.iter().map(Alarm::id).collect()
+        alarms.iter().map(|a| a.id().to_string()).collect()
     }
 
     #[test]

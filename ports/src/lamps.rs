@@ -7,7 +7,7 @@ use crate::PortResult;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use traffic_core::lamps::{Alarm, LampSummary, LightLamps};
-use traffic_core::{IntersectionId, LampColour, LightIndex};
+use traffic_core::{AlarmId, IntersectionId, LampColour, LightIndex};
 
 /// A stored alarm and what became of it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -92,35 +92,8 @@ pub struct Ack {
     pub note: Option<String>,
 }
 
-/// The parts of a lamp alarm's id (`<intersection>#<light>#<lamp>#<ts_ms>`), if it is one
-/// (a sensor-silent alarm's id, `...#silent#<ts_ms>`, is not).
-pub fn parse_alarm_id(alarm_id: &str) -> Option<(IntersectionId, LightIndex, LampColour, i64)> {
-    let mut parts = alarm_id.rsplitn(4, '#');
-    let ts = alarm_ts_of_id(alarm_id)?;
-    parts.next()?;
-    let lamp = match parts.next()? {
-        "red" => LampColour::Red,
-        "yellow" => LampColour::Yellow,
-        "green" => LampColour::Green,
-        _ => return None,
-    };
-    let light = LightIndex::new(parts.next()?.parse().ok()?).ok()?;
-    let id = IntersectionId::parse(parts.next()?).ok()?;
-    Some((id, light, lamp, ts))
-}
-
-/// The event time of an alarm from its id (`<intersection>#<light>#<lamp>#<ts_ms>`: the time
-/// is the last part), which orders the alarm index; `None` for a string that is no alarm id.
-pub fn alarm_ts_of_id(alarm_id: &str) -> Option<i64> {
-    let (head, ts) = alarm_id.rsplit_once('#')?;
-    if head.is_empty() || ts.is_empty() || !ts.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    ts.parse().ok()
-}
-
 /// Which of a light's open alarms [`LampStore::resolve_alarms`] closes, by alarm id.
-pub type AlarmSelect<'s> = dyn for<'a> Fn(&'a str) -> bool + Send + Sync + 's;
+pub type AlarmSelect<'s> = dyn Fn(&AlarmId) -> bool + Send + Sync + 's;
 
 /// How a closing is recorded: when, and when the closed alarm leaves the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,8 +125,8 @@ pub struct AlarmQuery {
     pub open_only: bool,
     /// At most this many alarms.
     pub limit: usize,
-    /// Continue after this alarm id (the previous page's last), towards older alarms.
-    pub after: Option<String>,
+    /// Continue after this alarm (the previous page's last), towards older alarms.
+    pub after: Option<AlarmId>,
 }
 
 /// What [`LampStore::alarm_page`] read: exactly the alarms it returns, and the open count.
@@ -163,7 +136,7 @@ pub struct AlarmPage {
     pub alarms: Vec<AlarmRecord>,
     /// The id to pass as [`AlarmQuery::after`] for the next page, when the page was full
     /// (the next page may then be empty, as with DynamoDB's `LastEvaluatedKey`).
-    pub next: Option<String>,
+    pub next: Option<AlarmId>,
     /// Open alarms now (a counter, not a count of the log).
     pub open: u64,
 }
@@ -222,7 +195,7 @@ pub trait LampStore: Send + Sync {
 
     /// Marks a recorded alarm as published (it leaves the alarms due), and remembers its time
     /// as its lamp's last published alarm ([`LampStore::last_published`]).
-    async fn mark_published(&self, alarm_id: &str) -> PortResult<()>;
+    async fn mark_published(&self, alarm_id: &AlarmId) -> PortResult<()>;
 
     /// Recorded alarms not yet published whose publication is due by `due_by_ms` (event time:
     /// [`AlarmRecord::due_ms`]), soonest due first, at most `limit`; a record may be settled
@@ -236,13 +209,13 @@ pub trait LampStore: Send + Sync {
     /// alarms due here.
     async fn claim_publication(
         &self,
-        alarm_id: &str,
+        alarm_id: &AlarmId,
         now_ms: i64,
         until_ms: i64,
     ) -> PortResult<Claim>;
 
     /// Gives up a claim (its publication failed), so that the next caller may publish at once.
-    async fn release_publication(&self, alarm_id: &str) -> PortResult<()>;
+    async fn release_publication(&self, alarm_id: &AlarmId) -> PortResult<()>;
 
     /// The event time of the last published alarm of a lamp, if any was.
     async fn last_published(
@@ -254,7 +227,7 @@ pub trait LampStore: Send + Sync {
 
     /// Records an operator's acknowledgement of an alarm (open or closed; a second one
     /// replaces the first) and returns the record; [`PortError::NotFound`] for no such alarm.
-    async fn ack_alarm(&self, alarm_id: &str, ack: &Ack) -> PortResult<AlarmRecord>;
+    async fn ack_alarm(&self, alarm_id: &AlarmId, ack: &Ack) -> PortResult<AlarmRecord>;
 
     /// Every alarm in the log, oldest first (replays and tests: bounded inputs; the API pages
     /// with [`LampStore::alarm_page`]).

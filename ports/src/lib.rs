@@ -32,7 +32,7 @@ pub use bundle::Ports;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use lamps::{
     Ack, AlarmPage, AlarmPublisher, AlarmQuery, AlarmRecord, AlarmSelect, Claim, Closing,
-    DEFAULT_ALARM_RETENTION_MS, LampStore, alarm_ts_of_id, parse_alarm_id,
+    DEFAULT_ALARM_RETENTION_MS, LampStore,
 };
 pub use pages::{ResultPage, intersections_page_of, result_page_of};
 pub use registry::{

@@ -565,7 +565,7 @@ async fn lamp_states_alarms_and_repairs_behave_as_in_the_embedded_store() -> any
     let second = s.record_alarm(&alarm).await?;
     assert!(second.published, "a retry finds the published record");
     assert!(matches!(
-        s.mark_published("I-9#0#red#1").await,
+        s.mark_published(&"I-9#0#red#1".parse()?).await,
         Err(PortError::NotFound(_))
     ));
     let closed = s

@@ -10,7 +10,7 @@ use traffic_aws::setup::{Resources, ensure_table};
 use traffic_aws::{AwsNames, DynamoStore, StoreOptions};
 use traffic_core::lamps::{Alarm, Silence};
 use traffic_core::reading::LampColour;
-use traffic_core::{IntersectionId, LightIndex};
+use traffic_core::{AlarmId, IntersectionId, LightIndex};
 use traffic_ports::{AlarmQuery, Closing, LampStore, Registry};
 
 /// 2026-01-05T08:00:00Z.
@@ -51,7 +51,7 @@ fn alarm(i: i64) -> Alarm {
     }
 }
 
-fn query(open_only: bool, limit: usize, after: Option<String>) -> AlarmQuery {
+fn query(open_only: bool, limit: usize, after: Option<AlarmId>) -> AlarmQuery {
     AlarmQuery {
         open_only,
         limit,
@@ -238,7 +238,10 @@ async fn resolving_a_silent_lights_alarm_closes_it_alone_and_keeps_why() -> anyh
     for a in [&lamp, &silent, &whole] {
         s.record_alarm(a).await?;
     }
-    assert_eq!(silent.id(), format!("I-0000#0#silent#{}", T0 + 60_000));
+    assert_eq!(
+        silent.id().to_string(),
+        format!("I-0000#0#silent#{}", T0 + 60_000)
+    );
     let stored = s.record_alarm(&silent).await?;
     assert_eq!(
         stored.alarm.silent,
@@ -248,7 +251,7 @@ async fn resolving_a_silent_lights_alarm_closes_it_alone_and_keeps_why() -> anyh
 
     let before = s.metrics().snapshot();
     let target = silent.id();
-    let select = |x: &str| x == target;
+    let select = |x: &AlarmId| *x == target;
     let closed = s
         .resolve_alarms(
             &silent.intersection_id,
@@ -266,7 +269,7 @@ async fn resolving_a_silent_lights_alarm_closes_it_alone_and_keeps_why() -> anyh
     assert_eq!(closed.len(), 1);
     assert_eq!(closed[0].closed_why.as_deref(), Some("reported again"));
     // The lamp alarm of the same light stays open, and so does the other intersection's.
-    let open: Vec<String> = s
+    let open: Vec<AlarmId> = s
         .alarm_page(&query(true, 10, None))
         .await?
         .alarms
@@ -285,7 +288,7 @@ async fn resolving_a_silent_lights_alarm_closes_it_alone_and_keeps_why() -> anyh
         .resolve_alarms(
             &whole.intersection_id,
             None,
-            &|_: &str| false,
+            &|_: &AlarmId| false,
             &Closing::at(T0 + DAY_MS, 90 * DAY_MS),
             "x",
         )
@@ -359,7 +362,7 @@ async fn alarms_recorded_and_never_published_are_paged_once_by_racing_sweeps_on_
     s.record_held_alarm(&held, T0 + 600_000).await?;
     s.record_held_alarm(&flap, T0 + 600_000).await?;
     let flap_id = flap.id();
-    let select = |x: &str| x == flap_id;
+    let select = |x: &AlarmId| *x == flap_id;
     s.resolve_alarms(
         &flap.intersection_id,
         Some(flap.light),
@@ -368,7 +371,7 @@ async fn alarms_recorded_and_never_published_are_paged_once_by_racing_sweeps_on_
         "lamp reported ok",
     )
     .await?;
-    let due = |rs: Vec<traffic_ports::AlarmRecord>| -> Vec<String> {
+    let due = |rs: Vec<traffic_ports::AlarmRecord>| -> Vec<AlarmId> {
         rs.iter().map(|r| r.alarm.id()).collect()
     };
     assert_eq!(due(s.due_alarms(T0 + 599_999, 10).await?), [lost.id()]);
@@ -402,7 +405,11 @@ async fn alarms_recorded_and_never_published_are_paged_once_by_racing_sweeps_on_
         .filter_map(|d| d.attributes.get("alarm_id").cloned())
         .collect();
     ids.sort();
-    assert_eq!(ids, [lost.id(), held.id()], "one SNS message each");
+    assert_eq!(
+        ids,
+        [lost.id().to_string(), held.id().to_string()],
+        "one SNS message each"
+    );
     let log = s.alarms().await?;
     assert!(log.iter().all(|r| r.published == (r.alarm.id() != flap_id)));
     env.cleanup(&r, Some(&topic), &[&queue]).await;

@@ -144,7 +144,7 @@ impl Fixture {
             &serde_json::to_value(&replayed.windows)?,
             "windows",
         );
-        let alarms: Vec<String> = ports
+        let alarms: Vec<traffic_core::AlarmId> = ports
             .lamps
             .alarms()
             .await?

@@ -12,7 +12,7 @@ use traffic_core::EngineConfig;
 use traffic_core::lamps::{Alarm, LampSummary, LightLamps};
 use traffic_core::sequence::SequenceNumber;
 use traffic_core::time::format_rfc3339_ms;
-use traffic_core::{IntersectionId, LampColour, LightIndex};
+use traffic_core::{AlarmId, IntersectionId, LampColour, LightIndex};
 use traffic_embedded::EmbeddedStore;
 use traffic_functions::directory::Directory;
 use traffic_ports::{
@@ -63,7 +63,7 @@ impl LampStore for Counted {
         self.tick();
         self.inner.record_held_alarm(alarm, until).await
     }
-    async fn mark_published(&self, alarm_id: &str) -> PortResult<()> {
+    async fn mark_published(&self, alarm_id: &AlarmId) -> PortResult<()> {
         self.tick();
         self.inner.mark_published(alarm_id).await
     }
@@ -71,11 +71,11 @@ impl LampStore for Counted {
         self.tick();
         self.inner.due_alarms(due_by_ms, limit).await
     }
-    async fn claim_publication(&self, id: &str, now: i64, until: i64) -> PortResult<Claim> {
+    async fn claim_publication(&self, id: &AlarmId, now: i64, until: i64) -> PortResult<Claim> {
         self.tick();
         self.inner.claim_publication(id, now, until).await
     }
-    async fn release_publication(&self, alarm_id: &str) -> PortResult<()> {
+    async fn release_publication(&self, alarm_id: &AlarmId) -> PortResult<()> {
         self.tick();
         self.inner.release_publication(alarm_id).await
     }
@@ -88,7 +88,7 @@ impl LampStore for Counted {
         self.tick();
         self.inner.last_published(id, light, lamp).await
     }
-    async fn ack_alarm(&self, alarm_id: &str, ack: &Ack) -> PortResult<AlarmRecord> {
+    async fn ack_alarm(&self, alarm_id: &AlarmId, ack: &Ack) -> PortResult<AlarmRecord> {
         self.tick();
         self.inner.ack_alarm(alarm_id, ack).await
     }

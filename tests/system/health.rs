@@ -178,9 +178,14 @@ impl Fixture {
             .alarms
     }
 
-    async fn open_ids(&self) -> Vec<String> {
+    async fn open_ids(&self) -> Vec<traffic_core::AlarmId> {
         self.open().await.iter().map(|r| r.alarm.id()).collect()
     }
+}
+
+/// The alarm id written `s`.
+fn alarm_id(s: &str) -> traffic_core::AlarmId {
+    s.parse().unwrap_or_else(|e| panic!("{s:?}: {e}"))
 }
 
 #[tokio::test]
@@ -199,7 +204,7 @@ async fn a_silenced_light_alarms_once_across_runs_and_a_failed_publish_and_clear
         .await;
     let failed = f.merge(None).await;
     assert!(failed.silence.raised.is_empty(), "the publish failed");
-    let id = format!("I-0002#1#silent#{}", T0 + 32 * MIN);
+    let id = alarm_id(&format!("I-0002#1#silent#{}", T0 + 32 * MIN));
     assert_eq!(
         failed.due_published,
         std::slice::from_ref(&id),
@@ -257,7 +262,7 @@ async fn an_intersection_whose_lights_all_fall_silent_is_one_alarm_not_four() {
     f.deliver(readings(&lights_but(&dark), 20, 40, "ok", now))
         .await;
     let r = f.merge(None).await;
-    let id = format!("I-0003#all#silent#{}", T0 + 32 * MIN);
+    let id = alarm_id(&format!("I-0003#all#silent#{}", T0 + 32 * MIN));
     assert_eq!(r.silence.raised, std::slice::from_ref(&id));
     assert_eq!(f.open_ids().await, [id]);
     assert_eq!(f.published(), 1);
@@ -294,7 +299,7 @@ async fn a_city_where_everything_falls_silent_is_one_city_alarm_that_clears_when
         f.clock.set(now + later * MIN);
         f.merge(Some(&OneShard)).await;
     }
-    let id = format!("_city#all#silent#{}", T0 + 12 * MIN);
+    let id = alarm_id(&format!("_city#all#silent#{}", T0 + 12 * MIN));
     assert_eq!(
         f.open_ids().await,
         std::slice::from_ref(&id),
@@ -325,7 +330,7 @@ async fn most_of_the_city_silent_while_a_shard_still_reports_is_one_city_alarm()
     let r = f.merge(None).await;
     assert_eq!(
         r.silence.raised,
-        [format!("_city#all#silent#{}", T0 + 32 * MIN)]
+        [alarm_id(&format!("_city#all#silent#{}", T0 + 32 * MIN))]
     );
     assert_eq!(f.published(), 1);
 }

@@ -60,10 +60,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use traffic_core::lamps::{Alarm, LampSummary, LightLamps};
 use traffic_core::reading::Lamps;
-use traffic_core::{IntersectionId, LampColour, LightIndex};
+use traffic_core::{AlarmId, IntersectionId, LampColour, LightIndex};
 use traffic_ports::{
     Ack, AlarmPage, AlarmQuery, AlarmRecord, AlarmSelect, Claim, Closing, LampStore, PortError,
-    PortResult, alarm_ts_of_id,
+    PortResult,
 };
 
 /// Alarms closed per transaction: up to four actions each (the log, the view, the by-light
@@ -112,14 +112,9 @@ struct ByLightItem {
     sk_log: String,
 }
 
-/// The sort key of an alarm in the log and the view.
-fn alarm_sk(ts_ms: i64, alarm_id: &str) -> String {
-    format!("{}#{alarm_id}", ord_i64(ts_ms))
-}
-
-/// The log's (and the view's) sort key of an alarm id, if it is one.
-pub(crate) fn sk_of_id(alarm_id: &str) -> Option<String> {
-    alarm_ts_of_id(alarm_id).map(|ts| alarm_sk(ts, alarm_id))
+/// The sort key of an alarm in the log and the view: `<ts>#<alarm id>`.
+pub(crate) fn alarm_sk(alarm_id: &AlarmId) -> String {
+    format!("{}#{alarm_id}", ord_i64(alarm_id.ts_ms()))
 }
 
 fn by_light_pk(id: &IntersectionId) -> String {
@@ -226,14 +221,12 @@ impl DynamoStore {
     /// between the two leaves the log behind, and a retry does the change again.
     async fn update_alarm(
         &self,
-        alarm_id: &str,
+        alarm_id: &AlarmId,
         expression: &str,
         value: AttributeValue,
     ) -> PortResult<AlarmItem> {
         let table = self.table(Table::Registry)?;
-        let Some(sk) = sk_of_id(alarm_id) else {
-            return Err(PortError::NotFound(format!("alarm {alarm_id}")));
-        };
+        let sk = alarm_sk(alarm_id);
         for pk in [OPEN_PK, LOG_PK] {
             match self
                 .ddb
@@ -401,18 +394,18 @@ impl LampStore for DynamoStore {
 
     async fn claim_publication(
         &self,
-        alarm_id: &str,
+        alarm_id: &AlarmId,
         now_ms: i64,
         until_ms: i64,
     ) -> PortResult<Claim> {
         self.claim(alarm_id, now_ms, until_ms).await
     }
 
-    async fn release_publication(&self, alarm_id: &str) -> PortResult<()> {
+    async fn release_publication(&self, alarm_id: &AlarmId) -> PortResult<()> {
         self.release(alarm_id).await
     }
 
-    async fn mark_published(&self, alarm_id: &str) -> PortResult<()> {
+    async fn mark_published(&self, alarm_id: &AlarmId) -> PortResult<()> {
         let t = AttributeValue::Bool(true);
         let item = self.update_alarm(alarm_id, "SET published = :v", t).await?;
         // The lamp's last published alarm, for the hold-down; never moved back by a replay.
@@ -467,7 +460,7 @@ impl LampStore for DynamoStore {
         Ok(resp.item.as_ref().and_then(|i| n_i64(i, "ts_ms")))
     }
 
-    async fn ack_alarm(&self, alarm_id: &str, ack: &Ack) -> PortResult<AlarmRecord> {
+    async fn ack_alarm(&self, alarm_id: &AlarmId, ack: &Ack) -> PortResult<AlarmRecord> {
         let value = crate::items::to_av("acknowledgement", ack)?;
         Ok(self
             .update_alarm(alarm_id, "SET ack = :v", value)
@@ -486,13 +479,7 @@ impl LampStore for DynamoStore {
     async fn alarm_page(&self, q: &AlarmQuery) -> PortResult<AlarmPage> {
         let table = self.table(Table::Registry)?;
         let pk = if q.open_only { OPEN_PK } else { LOG_PK };
-        let start = match &q.after {
-            Some(a) => Some(key(
-                pk,
-                sk_of_id(a).ok_or_else(|| PortError::NotFound(format!("alarm {a}")))?,
-            )),
-            None => None,
-        };
+        let start = q.after.as_ref().map(|a| key(pk, alarm_sk(a)));
         let mut alarms = Vec::new();
         let mut next = None;
         if q.limit > 0 {

@@ -117,7 +117,7 @@ pub fn alarm_message_as(alarm: &Alarm, policy: &AlarmPolicy) -> AlarmMessage {
             alarm.intersection_id.to_string(),
         ),
         ("light", "Number", alarm.light.get().to_string()),
-        ("alarm_id", "String", alarm.id()),
+        ("alarm_id", "String", alarm.id().to_string()),
         ("ts", "String", since),
     ];
     match alarm.silent {
@@ -182,7 +182,7 @@ impl AlarmPublisher for SnsPublisher {
         if topic.ends_with(".fifo") {
             req = req
                 .message_group_id(alarm.intersection_id.as_str())
-                .message_deduplication_id(alarm.id());
+                .message_deduplication_id(alarm.id().to_string());
         }
         let resp = req
             .send()

@@ -9,7 +9,8 @@
 use crate::codec::from_json;
 use crate::{ALARM_CLAIMS, ALARM_DUE, ALARM_LOG, EmbeddedStore};
 use redb::{ReadableDatabase, ReadableTable};
-use traffic_ports::{AlarmRecord, Claim, PortResult, alarm_ts_of_id};
+use traffic_core::AlarmId;
+use traffic_ports::{AlarmRecord, Claim, PortResult};
 
 impl EmbeddedStore {
     /// [`traffic_ports::LampStore::due_alarms`].
@@ -26,10 +27,10 @@ impl EmbeddedStore {
         for e in r!(due.range((i64::MIN, "")..=(due_by_ms, "\u{10ffff}")), ctx)?.take(limit) {
             let (k, _) = r!(e, ctx)?;
             let (_, id) = k.value();
-            let Some(ts) = alarm_ts_of_id(id) else {
+            let Ok(alarm_id) = id.parse::<AlarmId>() else {
                 continue;
             };
-            if let Some(v) = r!(log.get((ts, id)), ctx)? {
+            if let Some(v) = r!(log.get((alarm_id.ts_ms(), id)), ctx)? {
                 out.push(from_json(v.value(), "alarm")?);
             }
         }
@@ -37,11 +38,16 @@ impl EmbeddedStore {
     }
 
     /// [`traffic_ports::LampStore::claim_publication`].
-    pub(crate) fn claim(&self, alarm_id: &str, now_ms: i64, until_ms: i64) -> PortResult<Claim> {
+    pub(crate) fn claim(
+        &self,
+        alarm_id: &AlarmId,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> PortResult<Claim> {
         let ctx = "claiming an alarm's publication";
-        let Some(ts) = alarm_ts_of_id(alarm_id) else {
-            return Ok(Claim::Settled);
-        };
+        let ts = alarm_id.ts_ms();
+        let alarm_id = alarm_id.to_string();
+        let alarm_id = alarm_id.as_str();
         let txn = r!(self.write_txn(), ctx)?;
         let claim = {
             let log = r!(txn.open_table(ALARM_LOG), ctx)?;
@@ -74,12 +80,13 @@ impl EmbeddedStore {
     }
 
     /// [`traffic_ports::LampStore::release_publication`].
-    pub(crate) fn release(&self, alarm_id: &str) -> PortResult<()> {
+    pub(crate) fn release(&self, alarm_id: &AlarmId) -> PortResult<()> {
         let ctx = "releasing an alarm's publication";
+        let alarm_id = alarm_id.to_string();
         let txn = r!(self.write_txn(), ctx)?;
         {
             let mut claims = r!(txn.open_table(ALARM_CLAIMS), ctx)?;
-            r!(claims.remove(alarm_id), ctx)?;
+            r!(claims.remove(alarm_id.as_str()), ctx)?;
         }
         r!(txn.commit(), ctx)
     }

@@ -31,7 +31,7 @@ impl AlarmPublisher for EmbeddedStore {
         {
             let mut t = r!(txn.open_table(OUTBOX), ctx)?;
             r!(
-                t.insert(alarm.id().as_str(), to_json(alarm)?.as_slice()),
+                t.insert(alarm.id().to_string().as_str(), to_json(alarm)?.as_slice()),
                 ctx
             )?;
         }

@@ -24,14 +24,14 @@ use axum::response::{IntoResponse, Response};
 use lambda_http::request::RequestContext;
 use serde::Deserialize;
 use serde::Serialize;
-use traffic_core::IntersectionId;
 use traffic_core::LightIndex;
 use traffic_core::alarm::AlarmPolicy;
 use traffic_core::lamps::Alarm;
 use traffic_core::lamps::LightLamps;
 use traffic_core::reading::Lamps;
 use traffic_core::time::format_rfc3339_ms;
-use traffic_ports::{Ack, AlarmQuery, AlarmRecord, Closing, alarm_ts_of_id};
+use traffic_core::{AlarmId, IntersectionId};
+use traffic_ports::{Ack, AlarmQuery, AlarmRecord, Closing};
 
 /// How an alarm closed now is recorded: at the ports' clock, kept the policy's retention.
 fn closing_now(state: &Shared) -> Closing {
@@ -153,8 +153,8 @@ pub struct AckView {
 /// A recorded alarm, as the API shows it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AlarmView {
-    /// Its stable id (`I-0001#2#green#1767600005000`).
-    pub id: String,
+    /// Its stable id (`I-0001#2#green#1767600005000`; [`AlarmId`] says how it is written).
+    pub id: AlarmId,
     /// What it is about: `lamp` (or `sensor_silent`).
     pub kind: String,
     /// How urgent: `critical`, `major` or `minor` (`ALARM_SEVERITIES`).
@@ -243,12 +243,13 @@ pub async fn ack(
     context: Option<Extension<RequestContext>>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<AlarmView>> {
-    if alarm_ts_of_id(&alarm_id).is_none() {
+    // A string that is no alarm id names no alarm: the same 404 as an id never recorded.
+    let Ok(alarm_id) = alarm_id.parse::<AlarmId>() else {
         return Err(ApiError::not_found(
             "id",
             format!("no alarm {alarm_id:?} (an id is <intersection>#<light>#<lamp>#<ts_ms>)"),
         ));
-    }
+    };
     let raw = bytes(body)?;
     let body: AckBody = if raw.iter().all(u8::is_ascii_whitespace) {
         AckBody::default()
@@ -322,7 +323,7 @@ pub struct AlarmsView {
     pub alarms: Vec<AlarmView>,
     /// The `cursor` of the next page (the id of this page's last alarm), when the page is
     /// full; the next page may be empty. Also given as a `Link: <…>; rel="next"` header.
-    pub next: Option<String>,
+    pub next: Option<AlarmId>,
 }
 
 /// Default and largest page of alarms.
@@ -346,13 +347,13 @@ pub async fn alarms(State(state): State<Shared>, q: Params) -> ApiResult<Respons
             ));
         }
     };
-    let after = match q.get("cursor") {
+    let after = match q.get("cursor").map(|c| (c, c.parse::<AlarmId>())) {
         None => None,
-        Some(c) if alarm_ts_of_id(c).is_some() => Some(c.clone()),
-        Some(c) => {
+        Some((_, Ok(id))) => Some(id),
+        Some((c, Err(e))) => {
             return Err(ApiError::bad(
                 "cursor",
-                format!("must be an alarm id (a page's `next`), got {c:?}"),
+                format!("must be an alarm id (a page's `next`), got {c:?}: {e}"),
             ));
         }
     };
@@ -369,7 +370,7 @@ pub async fn alarms(State(state): State<Shared>, q: Params) -> ApiResult<Respons
         format!(
             "</api/alarms?{}limit={limit}&cursor={}>; rel=\"next\"",
             if open_only { "open=true&" } else { "" },
-            next.replace('%', "%25").replace('#', "%23")
+            next.to_string().replace('%', "%25").replace('#', "%23")
         )
     });
     let mut resp = Json(AlarmsView {

@@ -227,6 +227,9 @@ async fn a_bad_alarm_query_is_a_400_naming_the_parameter() -> anyhow::Result<()>
         ("limit=0", "limit"),
         ("limit=1001", "limit"),
         ("cursor=yesterday", "cursor"),
+        // Ids of no alarm: a lamp of all lights, a time written with a leading zero.
+        ("cursor=I-0001%23all%23red%235", "cursor"),
+        ("cursor=I-0001%231%23red%2305", "cursor"),
     ] {
         let a = api.get(&format!("/api/alarms?{q}")).await?;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{q}: {a:?}");
@@ -245,7 +248,10 @@ async fn an_operator_acknowledges_an_alarm_with_a_note_and_who_and_when_are_kept
     api.store
         .record_alarm(&alarm("I-0001", 2, LampColour::Green, T0 + 1000))
         .await?;
-    let path = format!("/api/alarms/{}/ack", red.id().replace('#', "%23"));
+    let path = format!(
+        "/api/alarms/{}/ack",
+        red.id().to_string().replace('#', "%23")
+    );
 
     let a = api
         .call(
@@ -300,7 +306,10 @@ async fn an_acknowledgement_without_the_token_or_with_a_bad_body_changes_nothing
     api.create("I-0001", 41.85, 12.6).await?;
     let red = alarm("I-0001", 1, LampColour::Red, T0);
     api.store.record_alarm(&red).await?;
-    let path = format!("/api/alarms/{}/ack", red.id().replace('#', "%23"));
+    let path = format!(
+        "/api/alarms/{}/ack",
+        red.id().to_string().replace('#', "%23")
+    );
 
     let a = api
         .call("POST", &path, Some(r#"{"note":"x"}"#), false)
@@ -326,7 +335,14 @@ async fn an_acknowledgement_without_the_token_or_with_a_bad_body_changes_nothing
     }
     assert!(api.store.alarms().await?.iter().all(|r| r.ack.is_none()));
 
-    for missing in ["I-0001%231%23red%231", "no-such-alarm"] {
+    for missing in [
+        "I-0001%231%23red%231",
+        "no-such-alarm",
+        "I-0001%23all%23red%231",
+        "I-0001%231%23blue%231",
+        "I-0001%231%23red%23x",
+        "%23%23%231",
+    ] {
         let a = api
             .call("POST", &format!("/api/alarms/{missing}/ack"), None, true)
             .await?;

@@ -45,7 +45,7 @@ use traffic_core::lamp_batch::apply_batch;
 use traffic_core::lamps::{Alarm, intersections_to_read};
 use traffic_core::routing::HashKeyRange;
 use traffic_core::time::format_rfc3339_ms;
-use traffic_core::{EngineConfig, IntersectionId, LampState, LightIndex, Reading};
+use traffic_core::{AlarmId, EngineConfig, IntersectionId, LampState, LightIndex, Reading};
 use traffic_functions::BatchHandler;
 use traffic_functions::directory::Directory;
 use traffic_functions::handler::{BatchParts, Measured, Meters};
@@ -56,7 +56,7 @@ use traffic_functions::publication::{publish_due, publish_once};
 use traffic_functions::routing::Routes;
 use traffic_ports::{
     AlarmPublisher, AlarmRecord, Clock, Closing, LampStore, PortError, Ports, Registry, StatsStore,
-    UsageMeter, parse_alarm_id,
+    UsageMeter,
 };
 
 pub mod position;
@@ -462,9 +462,7 @@ impl Fault<'_> {
             let Some(through) = run.resolve_through_ms() else {
                 continue;
             };
-            let select = |alarm_id: &str| {
-                parse_alarm_id(alarm_id).is_some_and(|(_, _, c, t)| c == *lamp && t <= through)
-            };
+            let select = |a: &AlarmId| a.lamp() == Some(*lamp) && a.ts_ms() <= through;
             let closing = Closing::at(through, alarms.retention_ms);
             let closed = self
                 .lamps

@@ -288,7 +288,7 @@ pub struct MergeReport {
     /// Sensor-silent alarms raised and resolved ([`silence`]).
     pub silence: silence::SilenceReport,
     /// Alarms due published by the sweep (ids).
-    pub due_published: Vec<String>,
+    pub due_published: Vec<traffic_core::AlarmId>,
     /// The demand estimated for each intersection the retiming weighed (adaptive and manual
     /// ones), on the control window it read ([`traffic_core::demand`]).
     pub demand: Vec<IntersectionDemand>,

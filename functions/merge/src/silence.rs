@@ -27,7 +27,7 @@ use traffic_core::delta::Delta;
 use traffic_core::lamps::{Alarm, Silence};
 use traffic_core::reading::Position;
 use traffic_core::silence::{Evidence, Watched, judge};
-use traffic_core::{IntersectionId, LightIndex};
+use traffic_core::{AlarmId, IntersectionId, LightIndex};
 use traffic_functions::publication::publish_once;
 use traffic_ports::{
     AlarmPublisher, AlarmQuery, AlarmRecord, Closing as AlarmClosing, LampStore, PortResult,
@@ -56,9 +56,9 @@ pub struct SilenceReport {
     /// Whether the registry was read (a judgment that may raise).
     pub judged: bool,
     /// Alarms raised and published (or published after an earlier run recorded them).
-    pub raised: Vec<String>,
+    pub raised: Vec<AlarmId>,
     /// Alarms resolved.
-    pub resolved: Vec<String>,
+    pub resolved: Vec<AlarmId>,
 }
 
 /// The run's facts the judgment uses.
@@ -214,7 +214,7 @@ pub(crate) async fn run(
     for (a, why) in &plan.resolve {
         let id = a.id();
         let light = (a.silent == Some(Silence::Light)).then_some(a.light);
-        let select = |x: &str| x == id;
+        let select = |x: &AlarmId| *x == id;
         let closed = h
             .lamps
             .resolve_alarms(&a.intersection_id, light, &select, &closing, why.as_str())

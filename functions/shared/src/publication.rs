@@ -9,6 +9,7 @@
 //! a sweep and a batch, therefore never page twice; only a caller that dies between its publish
 //! and its mark lets the claim expire ([`CLAIM_MS`]) and the alarm be published again.
 
+use traffic_core::AlarmId;
 use traffic_core::lamps::Alarm;
 use traffic_ports::{AlarmPublisher, AlarmRecord, Claim, LampStore, PortResult};
 
@@ -23,7 +24,7 @@ pub const CLAIM_MS: i64 = 2 * 60_000;
 pub async fn publish_once(
     lamps: &dyn LampStore,
     publisher: &dyn AlarmPublisher,
-    alarm_id: &str,
+    alarm_id: &AlarmId,
     now_ms: i64,
 ) -> PortResult<Option<Alarm>> {
     let until = now_ms.saturating_add(CLAIM_MS);
@@ -47,7 +48,7 @@ pub struct DueReport {
     /// Alarms due that were read.
     pub due: usize,
     /// Ids of the alarms this call published.
-    pub published: Vec<String>,
+    pub published: Vec<AlarmId>,
 }
 
 /// Publishes the alarms due by `due_by_ms` (event time) that `accept` takes, at most `limit`

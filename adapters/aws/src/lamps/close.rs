@@ -11,7 +11,7 @@ use crate::items::{Query, SortKey, from_item, key, to_item};
 use crate::{DynamoStore, Table};
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use std::collections::{BTreeMap, BTreeSet};
-use traffic_core::{IntersectionId, LightIndex};
+use traffic_core::{AlarmId, IntersectionId, LightIndex};
 #[cfg(doc)]
 use traffic_ports::LampStore;
 use traffic_ports::{AlarmRecord, AlarmSelect, Closing, PortError, PortResult};
@@ -41,8 +41,13 @@ impl DynamoStore {
             .into_iter()
             .map(|i| from_item("open alarm", i))
             .collect::<PortResult<_>>()?;
-        // `sk_log` is `<ts>#<alarm id>`.
-        keys.retain(|k| k.sk_log.split_once('#').is_some_and(|(_, a)| select(a)));
+        // `sk_log` is `<ts>#<alarm id>`; a key that holds no alarm id is none `select` takes.
+        keys.retain(|k| {
+            k.sk_log
+                .split_once('#')
+                .and_then(|(_, a)| a.parse::<AlarmId>().ok())
+                .is_some_and(|a| select(&a))
+        });
         let open: Vec<(ByLightItem, AlarmItem)> = if keys.is_empty() {
             Vec::new()
         } else {

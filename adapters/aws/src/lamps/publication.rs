@@ -22,6 +22,7 @@ use crate::{DynamoStore, Table};
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use traffic_core::AlarmId;
 use traffic_ports::{AlarmRecord, Claim, PortResult};
 
 /// The partition of the alarms due.
@@ -36,7 +37,7 @@ struct DueItem {
 }
 
 /// The due item's sort key of an alarm due at `due_ms`.
-fn due_sk(due_ms: i64, alarm_id: &str) -> String {
+fn due_sk(due_ms: i64, alarm_id: &AlarmId) -> String {
     format!("{}#{alarm_id}", ord_i64(due_ms))
 }
 
@@ -123,14 +124,12 @@ impl DynamoStore {
     /// [`traffic_ports::LampStore::claim_publication`].
     pub(crate) async fn claim(
         &self,
-        alarm_id: &str,
+        alarm_id: &AlarmId,
         now_ms: i64,
         until_ms: i64,
     ) -> PortResult<Claim> {
         let table = self.table(Table::Registry)?;
-        let Some(sk) = super::sk_of_id(alarm_id) else {
-            return Ok(Claim::Settled);
-        };
+        let sk = super::alarm_sk(alarm_id);
         let resp = self
             .ddb
             .update_item()
@@ -177,11 +176,9 @@ impl DynamoStore {
     }
 
     /// [`traffic_ports::LampStore::release_publication`].
-    pub(crate) async fn release(&self, alarm_id: &str) -> PortResult<()> {
+    pub(crate) async fn release(&self, alarm_id: &AlarmId) -> PortResult<()> {
         let table = self.table(Table::Registry)?;
-        let Some(sk) = super::sk_of_id(alarm_id) else {
-            return Ok(());
-        };
+        let sk = super::alarm_sk(alarm_id);
         match self
             .ddb
             .update_item()

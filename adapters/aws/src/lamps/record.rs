@@ -20,7 +20,7 @@ impl DynamoStore {
     ) -> PortResult<AlarmRecord> {
         let table = self.table(Table::Registry)?;
         let id = alarm.id();
-        let sk = alarm_sk(alarm.ts_ms, &id);
+        let sk = alarm_sk(&id);
         let item = AlarmItem {
             pk: LOG_PK.into(),
             sk: sk.clone(),
