@@ -2,13 +2,11 @@
 //! publication claims, acknowledgements, closings and repair orders.
 
 use super::{Outcome, ensure_law, id, intersection};
-use crate::{
-    Ack, AlarmQuery, AlarmRecord, Claim, Closing, LampStore, PortError, Registry, parse_alarm_id,
-};
+use crate::{Ack, AlarmQuery, AlarmRecord, Claim, Closing, LampStore, PortError, Registry};
 use std::collections::{BTreeMap, BTreeSet};
 use traffic_core::lamps::{Alarm, LampSummary, LightLamps};
 use traffic_core::reading::{LampState, Lamps};
-use traffic_core::{IntersectionId, LampColour, LightIndex};
+use traffic_core::{AlarmId, IntersectionId, LampColour, LightIndex};
 
 /// 2026-01-05T08:00:00Z, epoch ms: the event time the cases' alarms start from.
 const T0: i64 = 1_767_600_000_000;
@@ -49,19 +47,22 @@ fn broken(lamp: LampColour) -> Lamps {
     l
 }
 
-fn ids_of(records: &[AlarmRecord]) -> Vec<String> {
+fn ids_of(records: &[AlarmRecord]) -> Vec<AlarmId> {
     records.iter().map(|r| r.alarm.id()).collect()
 }
 
-async fn record_of<S: LampStore + ?Sized>(s: &S, alarm_id: &str) -> anyhow::Result<AlarmRecord> {
+async fn record_of<S: LampStore + ?Sized>(
+    s: &S,
+    alarm_id: &AlarmId,
+) -> anyhow::Result<AlarmRecord> {
     s.alarms()
         .await?
         .into_iter()
-        .find(|r| r.alarm.id() == alarm_id)
+        .find(|r| r.alarm.id() == *alarm_id)
         .ok_or_else(|| anyhow::anyhow!("alarm {alarm_id} missing from the log"))
 }
 
-async fn open_ids<S: LampStore + ?Sized>(s: &S) -> anyhow::Result<(Vec<String>, u64)> {
+async fn open_ids<S: LampStore + ?Sized>(s: &S) -> anyhow::Result<(Vec<AlarmId>, u64)> {
     let page = s
         .alarm_page(&AlarmQuery {
             open_only: true,
@@ -428,7 +429,7 @@ pub async fn close_alarms_closes_the_lights_open_alarms_and_keeps_them_in_the_lo
         "closed without the closing's time: {closed:?}"
     );
     let (open, count) = open_ids(s).await?;
-    let open: BTreeSet<String> = open.into_iter().collect();
+    let open: BTreeSet<AlarmId> = open.into_iter().collect();
     ensure_law!(
         open == [a1.id(), other.id()].into() && count == 2,
         "open after closing light 0: {open:?} ({count})"
@@ -467,9 +468,7 @@ pub async fn resolve_alarms_closes_only_the_selected_and_orders_no_repair<S: Lam
     let green = alarm(&x, 2, LampColour::Green, T0 + 1)?;
     s.record_alarm(&red).await?;
     s.record_alarm(&green).await?;
-    let select = |alarm_id: &str| {
-        parse_alarm_id(alarm_id).is_some_and(|(_, _, lamp, _)| lamp == LampColour::Red)
-    };
+    let select = |alarm_id: &AlarmId| alarm_id.lamp() == Some(LampColour::Red);
     let c = closing(T0 + 60_000);
     let closed = s
         .resolve_alarms(&x, Some(light(2)?), &select, &c, "lamp ok")
@@ -521,7 +520,7 @@ pub async fn alarm_page_pages_every_alarm_once_newest_first<S: LampStore + ?Size
     s.close_alarms(&y, Some(light(1)?), &closing(T0 + 60_000), false)
         .await?;
     all.reverse();
-    let open_want: Vec<String> = all.iter().filter(|i| **i != all[3]).cloned().collect();
+    let open_want: Vec<AlarmId> = all.iter().filter(|i| **i != all[3]).cloned().collect();
     for (open_only, want) in [(false, &all), (true, &open_want)] {
         let mut got = Vec::new();
         let mut after = None;
