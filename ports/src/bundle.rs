@@ -59,6 +59,37 @@ impl Ports {
         }
     }
 
+    /// The same ports, with the ingest state in `state` (a wrapper that fails or counts, in
+    /// tests).
+    pub fn with_state(mut self, state: Arc<dyn StateStore>) -> Self {
+        self.state = state;
+        self
+    }
+
+    /// The same ports, with intersections and timings in `registry`.
+    pub fn with_registry(mut self, registry: Arc<dyn Registry>) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// The same ports, with lamp states and the alarm log in `lamps`.
+    pub fn with_lamps(mut self, lamps: Arc<dyn LampStore>) -> Self {
+        self.lamps = lamps;
+        self
+    }
+
+    /// The same ports, delivering alarms through `publisher`.
+    pub fn with_publisher(mut self, publisher: Arc<dyn AlarmPublisher>) -> Self {
+        self.publisher = publisher;
+        self
+    }
+
+    /// The same ports, with merge results in `results`.
+    pub fn with_results(mut self, results: Arc<dyn ResultStore>) -> Self {
+        self.results = results;
+        self
+    }
+
     /// The same ports, with a meter of what the backend bills.
     pub fn with_usage(mut self, usage: Arc<dyn UsageMeter>) -> Self {
         self.usage = usage;

@@ -5,7 +5,7 @@
 
 use crate::support::aws_env;
 use anyhow::{Context, ensure};
-use merge::{Closing, Merge, Provisional};
+use merge::{Closing, MergeHandler, Provisional};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -166,18 +166,15 @@ async fn the_events_a_subscriber_reads_from_the_bus_match_the_stored_results() -
     runner.stop().await;
 
     // The merge closes every window and publishes.
-    let report = Merge {
-        cfg: &cfg,
-        provisional: Provisional::None,
-        holder: "aws-events",
-        clock: ports.clock.as_ref(),
-        health: None,
-        state: ports.state.as_ref(),
-        registry: ports.registry.as_ref(),
-        results: ports.results.as_ref(),
-        events: ports.events.as_ref(),
-        stream: None,
-    }
+    let report = MergeHandler::from_ports(
+        cfg.clone(),
+        Provisional::None,
+        &Ports {
+            stream: None,
+            ..ports.clone()
+        },
+    )
+    .with_holder("aws-events")
     .run(Closing::All)
     .await?;
     ensure!(report.closed.len() >= 4, "{report:?}");

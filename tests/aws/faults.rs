@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use ingest::IngestHandler;
-use merge::{Closing, Merge, Provisional};
+use merge::{Closing, MergeHandler, Provisional};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -109,20 +109,10 @@ impl Fixture {
     /// readings (with `shards` shards, like the stream).
     async fn check_against_replay(&self, shards: usize) -> anyhow::Result<()> {
         let ports = self.ports(Arc::new(self.store.clone()));
-        Merge {
-            cfg: &self.cfg,
-            provisional: Provisional::None,
-            holder: "check_against_replay",
-            clock: ports.clock.as_ref(),
-            health: None,
-            state: ports.state.as_ref(),
-            registry: ports.registry.as_ref(),
-            results: ports.results.as_ref(),
-            events: ports.events.as_ref(),
-            stream: ports.stream.as_deref(),
-        }
-        .run(Closing::All)
-        .await?;
+        MergeHandler::from_ports(self.cfg.clone(), Provisional::None, &ports)
+            .with_holder("check_against_replay")
+            .run(Closing::All)
+            .await?;
         let city_file = self.dir.path().join("city.json");
         std::fs::write(&city_file, serde_json::to_string(&self.city)?)?;
         let replayed = replay(
@@ -685,19 +675,14 @@ async fn a_shard_that_gets_nothing_stops_holding_the_windows_once_idle() -> anyh
     let stream =
         traffic_aws::KinesisShards::new(c.kinesis.clone(), Some(f.resources.stream.clone()));
     let now = chrono::Utc::now().timestamp_millis();
-    let clock = ManualClock::at(now);
-    let merge = Merge {
-        cfg: &f.cfg,
-        provisional: Provisional::None,
-        holder: "idle",
-        clock: &clock,
-        health: None,
-        state: &f.store,
-        registry: &f.store,
-        results: &f.store,
-        events: &traffic_ports::NoResultEvents,
-        stream: Some(&stream),
-    };
+    let clock = Arc::new(ManualClock::at(now));
+    let ports = f
+        .ports(Arc::new(f.store.clone()))
+        .with_events(Arc::new(traffic_ports::NoResultEvents))
+        .with_stream(Arc::new(stream))
+        .with_clock(clock.clone());
+    let merge =
+        MergeHandler::from_ports(f.cfg.clone(), Provisional::None, &ports).with_holder("idle");
     // The silent shards have caught up, but not for the idle timeout yet: they hold every
     // window (they could still deliver readings of 07:00).
     let first = merge.run(Closing::Watermark).await?;

@@ -6,7 +6,7 @@
 
 use crate::support::{assert_same, aws_env, per_thousand, receive_alarms};
 use anyhow::{Context, ensure};
-use merge::{Closing, Merge, Provisional};
+use merge::{Closing, MergeHandler, Provisional};
 use std::sync::Arc;
 use std::time::Duration;
 use traffic_app::aws::setup;
@@ -172,20 +172,10 @@ async fn the_city_runs_end_to_end_on_the_aws_apis() -> anyhow::Result<()> {
     runner.stop().await;
 
     // Close every window, as `traffic replay` does at the end of its file.
-    Merge {
-        cfg: &cfg,
-        provisional: Provisional::None,
-        holder: "aws_pipeline",
-        clock: ports.clock.as_ref(),
-        health: None,
-        state: ports.state.as_ref(),
-        registry: ports.registry.as_ref(),
-        results: ports.results.as_ref(),
-        events: ports.events.as_ref(),
-        stream: ports.stream.as_deref(),
-    }
-    .run(Closing::All)
-    .await?;
+    MergeHandler::from_ports(cfg.clone(), Provisional::None, &ports)
+        .with_holder("aws_pipeline")
+        .run(Closing::All)
+        .await?;
 
     let city_file = dir.path().join("city.json");
     std::fs::write(&city_file, serde_json::to_string(&city)?)?;
@@ -361,20 +351,10 @@ async fn a_busy_stream_costs_few_dynamodb_requests_per_thousand_readings() -> an
     runner.stop().await;
     let streaming = store.metrics().snapshot().since(&before);
     let before = store.metrics().snapshot();
-    Merge {
-        cfg: &cfg,
-        provisional: Provisional::All,
-        holder: "aws_pipeline",
-        clock: ports.clock.as_ref(),
-        health: None,
-        state: ports.state.as_ref(),
-        registry: ports.registry.as_ref(),
-        results: ports.results.as_ref(),
-        events: ports.events.as_ref(),
-        stream: ports.stream.as_deref(),
-    }
-    .run(Closing::Watermark)
-    .await?;
+    MergeHandler::from_ports(cfg.clone(), Provisional::All, &ports)
+        .with_holder("aws_pipeline")
+        .run(Closing::Watermark)
+        .await?;
     let merging = store.metrics().snapshot().since(&before);
     println!(
         "{sent} readings (50 intersections, 10 periods, 2 shards) in batches of up to 1,000 ({} ingest batches):",

@@ -9,7 +9,7 @@
 use crate::support::{Faulty, assert_same, aws_env};
 use anyhow::ensure;
 use ingest::IngestHandler;
-use merge::{Closing, Merge, Provisional};
+use merge::{Closing, MergeHandler, Provisional};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -166,7 +166,6 @@ async fn a_batch_ingest_gave_up_on_is_redriven_once_and_the_results_equal_a_run_
     .await?;
     assert_eq!(records.len() as u64, failed);
     let again = IngestHandler::from_ports(cfg.clone(), &ports)
-        .ingest()
         .process(&kinesis_event(&shard, "", &c.region, &records))
         .await;
     assert_eq!(again.redelivered, failed, "{again:?}");
@@ -212,20 +211,10 @@ async fn a_batch_ingest_gave_up_on_is_redriven_once_and_the_results_equal_a_run_
     assert_eq!(store.shard_metas().await?, after_first);
 
     // The results equal a run without the failure.
-    Merge {
-        cfg: &cfg,
-        provisional: Provisional::None,
-        holder: "redrive",
-        clock: ports.clock.as_ref(),
-        health: None,
-        state: ports.state.as_ref(),
-        registry: ports.registry.as_ref(),
-        results: ports.results.as_ref(),
-        events: ports.events.as_ref(),
-        stream: ports.stream.as_deref(),
-    }
-    .run(Closing::All)
-    .await?;
+    MergeHandler::from_ports(cfg.clone(), Provisional::None, &ports)
+        .with_holder("redrive")
+        .run(Closing::All)
+        .await?;
     let city_file = dir.path().join("city.json");
     std::fs::write(&city_file, serde_json::to_string(&city)?)?;
     let replayed = replay(

@@ -5,18 +5,17 @@
 //! position, not the reading's.
 
 use crate::support::{FlakyPublisher, store_with_city};
-use fault::Fault;
-use merge::silence::Health;
-use merge::{Closing, Merge, MergeReport, Provisional};
+use fault::FaultHandler;
+use merge::{Closing, MergeHandler, MergeReport, Provisional};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use traffic_app::esm;
 use traffic_core::EngineConfig;
-use traffic_core::alarm::AlarmPolicy;
 use traffic_core::sequence::SequenceNumber;
 use traffic_core::time::format_rfc3339_ms;
 use traffic_embedded::EmbeddedStore;
-use traffic_functions::directory::Directory;
-use traffic_ports::{LampStore, ManualClock, NoUsage, SourceRecord};
+use traffic_functions::BatchHandler;
+use traffic_ports::{LampStore, ManualClock, SourceRecord};
 
 /// 2026-01-05T07:00:00Z.
 const T7: i64 = 1_767_596_400_000;
@@ -25,43 +24,36 @@ const MIN: i64 = 60_000;
 struct Fixture {
     _dir: tempfile::TempDir,
     store: EmbeddedStore,
-    publisher: FlakyPublisher,
-    clock: ManualClock,
-    cfg: EngineConfig,
-    policy: AlarmPolicy,
-    directory: Directory,
+    publisher: Arc<FlakyPublisher>,
+    clock: Arc<ManualClock>,
+    fault: FaultHandler,
+    merge: MergeHandler,
     seq: AtomicUsize,
 }
 
 impl Fixture {
     async fn new() -> Self {
         let (dir, store) = store_with_city().await;
+        let publisher = Arc::new(FlakyPublisher {
+            inner: store.clone(),
+            fail: AtomicUsize::new(0),
+            published: AtomicUsize::new(0),
+        });
+        let clock = Arc::new(ManualClock::at(T7));
+        let ports = store
+            .ports()
+            .with_publisher(publisher.clone())
+            .with_clock(clock.clone());
+        let cfg = EngineConfig::default();
         Self {
-            publisher: FlakyPublisher {
-                inner: store.clone(),
-                fail: AtomicUsize::new(0),
-                published: AtomicUsize::new(0),
-            },
+            publisher,
             _dir: dir,
             store,
-            clock: ManualClock::at(T7),
-            cfg: EngineConfig::default(),
-            policy: AlarmPolicy::default(),
-            directory: Directory::default(),
+            clock,
+            fault: FaultHandler::from_ports(cfg.clone(), &ports),
+            merge: MergeHandler::from_ports(cfg, Provisional::None, &ports)
+                .with_holder("alarm_lifecycle"),
             seq: AtomicUsize::new(1),
-        }
-    }
-
-    fn fault(&self) -> Fault<'_> {
-        Fault {
-            cfg: &self.cfg,
-            usage: &NoUsage,
-            clock: &self.clock,
-            lamps: &self.store,
-            publisher: &self.publisher,
-            registry: &self.store,
-            directory: &self.directory,
-            stats: &self.store,
         }
     }
 
@@ -91,11 +83,7 @@ impl Fixture {
                 "local",
                 &[self.record(ts, red, "")],
             );
-            let failed = self
-                .fault()
-                .handle_with(&event, &self.policy)
-                .await
-                .batch_item_failures;
+            let failed = self.fault.handle(&event).await.batch_item_failures;
             assert!(failed.is_empty(), "fault at minute {minute}: {failed:?}");
         }
     }
@@ -103,25 +91,10 @@ impl Fixture {
     /// A scheduled merge run at `now_ms` (processing time), judging alarms.
     async fn merge_at(&self, now_ms: i64) -> MergeReport {
         self.clock.set(now_ms);
-        Merge {
-            cfg: &self.cfg,
-            provisional: Provisional::None,
-            holder: "alarm_lifecycle",
-            state: &self.store,
-            registry: &self.store,
-            results: &self.store,
-            events: &self.store,
-            stream: None,
-            clock: &self.clock,
-            health: Some(Health {
-                lamps: &self.store,
-                publisher: &self.publisher,
-                alarms: &self.policy,
-            }),
-        }
-        .run(Closing::Watermark)
-        .await
-        .unwrap_or_else(|e| panic!("merge: {e}"))
+        self.merge
+            .run(Closing::Watermark)
+            .await
+            .unwrap_or_else(|e| panic!("merge: {e}"))
     }
 
     /// SNS messages sent (publisher calls that succeeded).
@@ -223,7 +196,7 @@ async fn an_alarm_whose_publication_failed_past_the_retries_is_published_by_the_
     );
     f.clock.set(T7 + 40 * MIN + 1000);
     for _ in 0..3 {
-        let failed = f.fault().handle(&event).await.batch_item_failures;
+        let failed = f.fault.handle(&event).await.batch_item_failures;
         assert_eq!(failed.len(), 1, "the failed publish fails the batch");
     }
     assert_eq!(f.messages(), 0);
@@ -251,13 +224,7 @@ async fn an_alarm_sends_the_crew_to_the_registrys_position_not_the_readings() {
         &[f.record(T7, "broken", r#","lat":41.9,"lon":12.6"#)],
     );
     f.clock.set(T7 + 1000);
-    assert!(
-        f.fault()
-            .handle(&event)
-            .await
-            .batch_item_failures
-            .is_empty()
-    );
+    assert!(f.fault.handle(&event).await.batch_item_failures.is_empty());
     let sent = f.store.published_alarms().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(sent.len(), 1);
     assert_eq!(

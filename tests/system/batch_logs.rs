@@ -6,9 +6,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 use traffic_app::esm;
 use traffic_core::EngineConfig;
 use traffic_core::sequence::SequenceNumber;
-use traffic_functions::directory::Directory;
 use traffic_functions::logging::{LogBuffer, json_subscriber};
-use traffic_ports::{NoUsage, SourceRecord, SystemClock};
+use traffic_ports::SourceRecord;
 
 /// A reading of `id`'s light 0 at 08:00 + `m` minutes, as record `seq` under `id`'s key.
 fn record(seq: u64, id: &str, m: u64) -> SourceRecord {
@@ -29,16 +28,7 @@ fn record(seq: u64, id: &str, m: u64) -> SourceRecord {
 async fn a_batch_of_many_rejected_records_logs_one_summary_line_per_kind() {
     let (_dir, store) = store_with_city().await;
     let cfg = EngineConfig::default();
-    let directory = Directory::default();
-    let ingest = ingest::Ingest {
-        cfg: &cfg,
-        state: &store,
-        registry: &store,
-        directory: &directory,
-        stats: &store,
-        usage: &NoUsage,
-        clock: &SystemClock,
-    };
+    let ingest = ingest::IngestHandler::from_ports(cfg.clone(), &store.ports());
     // 5 good readings, 400 of an intersection the registry does not know, 20 not JSON.
     let mut records: Vec<_> = (0..5).map(|m| record(m + 1, "I-0001", m)).collect();
     records.extend((0..400).map(|i| record(100 + i, "I-9999", i % 60)));

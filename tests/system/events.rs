@@ -6,16 +6,14 @@
 use crate::support::store_with_city;
 use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::KinesisEvent;
-use ingest::Ingest;
-use merge::{Closing, Merge, MergeReport, Provisional};
+use ingest::IngestHandler;
+use merge::{Closing, MergeHandler, MergeReport, Provisional};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use traffic_core::EngineConfig;
 use traffic_core::events::{ResultEvent, TimingsChanged, WindowClosed};
 use traffic_embedded::EmbeddedStore;
-use traffic_functions::directory::Directory;
-use traffic_ports::{
-    NoUsage, PortError, PortResult, Registry, ResultEvents, ResultStore, SystemClock,
-};
+use traffic_ports::{PortError, PortResult, Registry, ResultEvents, ResultStore};
 
 fn kinesis_event() -> anyhow::Result<KinesisEvent> {
     Ok(serde_json::from_str(include_str!(
@@ -27,38 +25,23 @@ fn kinesis_event() -> anyhow::Result<KinesisEvent> {
 async fn ingested() -> anyhow::Result<(tempfile::TempDir, EmbeddedStore, EngineConfig)> {
     let (dir, store) = store_with_city().await;
     let cfg = EngineConfig::default();
-    let directory = Directory::default();
-    Ingest {
-        cfg: &cfg,
-        state: &store,
-        registry: &store,
-        directory: &directory,
-        stats: &store,
-        usage: &NoUsage,
-        clock: &SystemClock,
-    }
-    .process(&kinesis_event()?)
-    .await;
+    IngestHandler::from_ports(cfg.clone(), &store.ports())
+        .process(&kinesis_event()?)
+        .await;
     Ok((dir, store, cfg))
 }
 
 async fn merge_all(
     cfg: &EngineConfig,
     store: &EmbeddedStore,
-    events: &dyn ResultEvents,
+    events: Arc<dyn ResultEvents>,
 ) -> PortResult<MergeReport> {
-    Merge {
-        cfg,
-        provisional: Provisional::All,
-        holder: "events-test",
-        state: store,
-        registry: store,
-        results: store,
-        events,
-        stream: None,
-        clock: &SystemClock,
-        health: None,
-    }
+    MergeHandler::from_ports(
+        cfg.clone(),
+        Provisional::All,
+        &store.ports().with_events(events),
+    )
+    .with_holder("events-test")
     .run(Closing::All)
     .await
 }
@@ -131,7 +114,7 @@ fn settled(mut events: Vec<ResultEvent>) -> Vec<ResultEvent> {
 async fn closing_windows_publishes_each_ones_stored_summary_and_the_retiming_round()
 -> anyhow::Result<()> {
     let (_dir, store, cfg) = ingested().await?;
-    let report = merge_all(&cfg, &store, &store).await?;
+    let report = merge_all(&cfg, &store, Arc::new(store.clone())).await?;
     assert_eq!(report.closed.len(), 3, "15m, 1h and 24h: {report:?}");
     assert!(report.retimed > 0, "{report:?}");
 
@@ -180,7 +163,7 @@ async fn closing_windows_publishes_each_ones_stored_summary_and_the_retiming_rou
     );
 
     // A run that closes nothing publishes nothing.
-    let again = merge_all(&cfg, &store, &store).await?;
+    let again = merge_all(&cfg, &store, Arc::new(store.clone())).await?;
     assert!(again.closed.is_empty(), "{again:?}");
     assert_eq!(again.events_published, 0);
     assert_eq!(store.result_events()?.len(), 4);
@@ -215,19 +198,19 @@ async fn a_publish_that_fails_fails_the_run_and_the_next_run_publishes_the_same_
 -> anyhow::Result<()> {
     // The same readings merged once without a fault: what must come out.
     let (_d, clean, cfg) = ingested().await?;
-    let clean_report = merge_all(&cfg, &clean, &clean).await?;
+    let clean_report = merge_all(&cfg, &clean, Arc::new(clean.clone())).await?;
     let want = clean.result_events()?;
 
     let (_dir, store, cfg) = ingested().await?;
-    let bus = FlakyBus {
+    let bus = Arc::new(FlakyBus {
         inner: store.clone(),
         fail: AtomicUsize::new(1),
-    };
-    let failed = merge_all(&cfg, &store, &bus).await;
+    });
+    let failed = merge_all(&cfg, &store, bus.clone()).await;
     assert!(failed.is_err(), "the run reports the failed publish");
     assert!(store.result_events()?.is_empty());
 
-    let report = merge_all(&cfg, &store, &bus).await?;
+    let report = merge_all(&cfg, &store, bus.clone()).await?;
     assert_eq!(
         report.closed, clean_report.closed,
         "the same windows close again"

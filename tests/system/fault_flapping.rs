@@ -4,8 +4,9 @@
 
 use crate::support::store_with_city;
 use async_trait::async_trait;
-use fault::Fault;
+use fault::FaultHandler;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use traffic_app::esm;
 use traffic_core::EngineConfig;
@@ -14,10 +15,10 @@ use traffic_core::sequence::SequenceNumber;
 use traffic_core::time::format_rfc3339_ms;
 use traffic_core::{AlarmId, IntersectionId, LampColour, LightIndex};
 use traffic_embedded::EmbeddedStore;
-use traffic_functions::directory::Directory;
+use traffic_functions::BatchHandler;
 use traffic_ports::{
     Ack, AlarmPage, AlarmQuery, AlarmRecord, AlarmSelect, Claim, Closing, LampStore, ManualClock,
-    NoUsage, PortResult, SourceRecord,
+    PortResult, SourceRecord,
 };
 
 /// 2026-01-05T07:00:00Z.
@@ -148,23 +149,19 @@ fn record(seq: usize, id: &str, light: u8, ts_ms: i64, red: &str, green: &str) -
 async fn a_batch_of_thousands_of_flaps_makes_a_bounded_number_of_store_calls_and_raises_the_right_alarms()
  {
     let (_dir, store) = store_with_city().await;
-    let lamps = Counted {
+    let lamps = Arc::new(Counted {
         inner: store.clone(),
         calls: AtomicUsize::new(0),
-    };
+    });
     let cfg = EngineConfig::default();
-    let directory = Directory::default();
-    let clock = ManualClock::at(T7);
-    let fault = Fault {
-        cfg: &cfg,
-        usage: &NoUsage,
-        clock: &clock,
-        lamps: &lamps,
-        publisher: &store,
-        registry: &store,
-        directory: &directory,
-        stats: &store,
-    };
+    let clock = Arc::new(ManualClock::at(T7));
+    let fault = FaultHandler::from_ports(
+        cfg.clone(),
+        &store
+            .ports()
+            .with_lamps(lamps.clone())
+            .with_clock(clock.clone()),
+    );
     // I-0001's light 0 flaps its red lamp 300 times a second for 30 s (9,000 readings, ending
     // broken); I-0002's light 1 breaks its green lamp once and stays broken, reporting every
     // 5 s.
@@ -224,23 +221,19 @@ async fn a_batch_of_thousands_of_flaps_makes_a_bounded_number_of_store_calls_and
 #[tokio::test]
 async fn a_backlog_of_a_lamp_flapping_every_five_seconds_is_one_alarm_and_a_bounded_batch() {
     let (_dir, store) = store_with_city().await;
-    let lamps = Counted {
+    let lamps = Arc::new(Counted {
         inner: store.clone(),
         calls: AtomicUsize::new(0),
-    };
+    });
     let cfg = EngineConfig::default();
-    let directory = Directory::default();
-    let clock = ManualClock::at(T7);
-    let fault = Fault {
-        cfg: &cfg,
-        usage: &NoUsage,
-        clock: &clock,
-        lamps: &lamps,
-        publisher: &store,
-        registry: &store,
-        directory: &directory,
-        stats: &store,
-    };
+    let clock = Arc::new(ManualClock::at(T7));
+    let fault = FaultHandler::from_ports(
+        cfg.clone(),
+        &store
+            .ports()
+            .with_lamps(lamps.clone())
+            .with_clock(clock.clone()),
+    );
     // 4,001 readings 5 s apart (5.5 hours delivered at once after a stall), broken and ok in
     // turn: none is too frequent, 2,001 failures, ending broken.
     let records: Vec<SourceRecord> = (0..=4000usize)

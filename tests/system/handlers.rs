@@ -4,20 +4,21 @@
 use crate::support::{FlakyPublisher, FlakyState, store_with_city};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::kinesis::KinesisEvent;
-use fault::Fault;
-use ingest::Ingest;
-use merge::{Merge, Provisional};
+use fault::FaultHandler;
+use ingest::IngestHandler;
+use merge::{MergeHandler, Provisional};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use traffic_app::esm;
 use traffic_core::EngineConfig;
 use traffic_core::lineage::ShardInfo;
 use traffic_core::plan::{PlanConfig, plan, plan_of};
 use traffic_core::sequence::SequenceNumber;
-use traffic_functions::directory::Directory;
+use traffic_functions::BatchHandler;
 use traffic_ports::SourceRecord;
 use traffic_ports::{
-    LampStore, ManualClock, NoUsage, PortError, PortResult, Registry, ResultStore, StateStore,
-    StreamShards, SystemClock,
+    LampStore, ManualClock, PortError, PortResult, Ports, Registry, ResultStore, StateStore,
+    StreamShards,
 };
 
 fn kinesis_event() -> KinesisEvent {
@@ -26,37 +27,19 @@ fn kinesis_event() -> KinesisEvent {
 }
 
 /// `ingest` with every port on one embedded store.
-fn ingest_on<'a>(
-    cfg: &'a EngineConfig,
-    store: &'a traffic_embedded::EmbeddedStore,
-    directory: &'a Directory,
-) -> Ingest<'a> {
-    Ingest {
-        cfg,
-        state: store,
-        registry: store,
-        directory,
-        stats: store,
-        usage: &NoUsage,
-        clock: &SystemClock,
-    }
+fn ingest_on(cfg: &EngineConfig, store: &traffic_embedded::EmbeddedStore) -> IngestHandler {
+    IngestHandler::from_ports(cfg.clone(), &store.ports())
+}
+
+/// The merge over `ports`: closed windows only; tests build `ports` with what they vary.
+fn merge_over(cfg: &EngineConfig, ports: &Ports) -> MergeHandler {
+    MergeHandler::from_ports(cfg.clone(), Provisional::None, ports).with_holder("test")
 }
 
 /// The merge with every port on one embedded store: closed windows only, no shard list, the
-/// system clock; tests override what they vary.
-fn merge_on<'a>(cfg: &'a EngineConfig, store: &'a traffic_embedded::EmbeddedStore) -> Merge<'a> {
-    Merge {
-        cfg,
-        provisional: Provisional::None,
-        state: store,
-        registry: store,
-        results: store,
-        events: store,
-        stream: None,
-        holder: "test",
-        clock: &SystemClock,
-        health: None,
-    }
+/// system clock.
+fn merge_on(cfg: &EngineConfig, store: &traffic_embedded::EmbeddedStore) -> MergeHandler {
+    merge_over(cfg, &store.ports())
 }
 
 fn scheduled_event() -> EventBridgeEvent {
@@ -68,8 +51,7 @@ fn scheduled_event() -> EventBridgeEvent {
 async fn a_poison_record_in_the_middle_is_skipped_and_the_rest_of_the_batch_lands() {
     let (_dir, store) = store_with_city().await;
     let cfg = EngineConfig::default();
-    let directory = Directory::default();
-    let ingest = ingest_on(&cfg, &store, &directory);
+    let ingest = ingest_on(&cfg, &store);
     let event = kinesis_event();
 
     let report = ingest.process(&event).await;
@@ -99,8 +81,7 @@ async fn a_poison_record_in_the_middle_is_skipped_and_the_rest_of_the_batch_land
 async fn a_redelivered_batch_changes_nothing() {
     let (_dir, store) = store_with_city().await;
     let cfg = EngineConfig::default();
-    let directory = Directory::default();
-    let ingest = ingest_on(&cfg, &store, &directory);
+    let ingest = ingest_on(&cfg, &store);
     let event = kinesis_event();
     ingest.process(&event).await;
     let before = store.shard_metas().await.unwrap_or_default();
@@ -120,18 +101,9 @@ async fn a_redelivered_batch_changes_nothing() {
 async fn a_store_outage_reports_the_first_uncommitted_record_and_a_retry_recovers() {
     let (_dir, store) = store_with_city().await;
     let cfg = EngineConfig::default();
-    let directory = Directory::default();
     // The commit fails once.
     let flaky = FlakyState::new(store.clone(), 0);
-    let ingest = Ingest {
-        cfg: &cfg,
-        state: flaky.as_ref(),
-        registry: &store,
-        directory: &directory,
-        stats: &store,
-        usage: &NoUsage,
-        clock: &SystemClock,
-    };
+    let ingest = IngestHandler::from_ports(cfg.clone(), &store.ports().with_state(flaky.clone()));
     let event = kinesis_event();
     flaky.fail_commits.store(1, Ordering::SeqCst);
 
@@ -158,23 +130,16 @@ async fn a_store_outage_reports_the_first_uncommitted_record_and_a_retry_recover
 #[tokio::test]
 async fn a_broken_green_lamp_raises_one_alarm_even_when_publishing_fails_once() {
     let (_dir, store) = store_with_city().await;
-    let directory = Directory::default();
-    let publisher = FlakyPublisher {
+    let publisher = Arc::new(FlakyPublisher {
         inner: store.clone(),
         fail: AtomicUsize::new(1),
         published: AtomicUsize::new(0),
-    };
+    });
     let cfg = EngineConfig::default();
-    let fault = Fault {
-        cfg: &cfg,
-        usage: &NoUsage,
-        clock: &SystemClock,
-        lamps: &store,
-        publisher: &publisher,
-        registry: &store,
-        directory: &directory,
-        stats: &store,
-    };
+    let fault = FaultHandler::from_ports(
+        cfg.clone(),
+        &store.ports().with_publisher(publisher.clone()),
+    );
     let event = kinesis_event();
 
     let response = fault.handle(&event).await;
@@ -202,13 +167,10 @@ async fn a_broken_green_lamp_raises_one_alarm_even_when_publishing_fails_once() 
 async fn a_scheduled_merge_publishes_provisional_results_of_the_open_windows() {
     let (_dir, store) = store_with_city().await;
     let cfg = EngineConfig::default();
-    let directory = Directory::default();
-    let ingest = ingest_on(&cfg, &store, &directory);
+    let ingest = ingest_on(&cfg, &store);
     ingest.process(&kinesis_event()).await;
-    let merge = Merge {
-        provisional: Provisional::All,
-        ..merge_on(&cfg, &store)
-    };
+    let merge =
+        MergeHandler::from_ports(cfg.clone(), Provisional::All, &store.ports()).with_holder("test");
 
     let report = merge
         .handle(&scheduled_event())
@@ -306,13 +268,12 @@ fn event_of(shard: &str, records: &[SourceRecord]) -> KinesisEvent {
 /// to its end (08:00–08:19), then one child (08:20–08:59); the other child got nothing. One
 /// merge runs now; a second `later_ms` later (processing time), when given.
 async fn closed_after_a_split(
-    stream: Option<&dyn StreamShards>,
+    stream: Option<Arc<dyn StreamShards>>,
     later_ms: Option<i64>,
 ) -> Vec<String> {
     let (_dir, store) = store_with_city().await;
     let cfg = EngineConfig::default();
-    let directory = Directory::default();
-    let ingest = ingest_on(&cfg, &store, &directory);
+    let ingest = ingest_on(&cfg, &store);
     for (shard, records) in [
         ("shardId-000000000000", minutes(0, 20)),
         ("shardId-000000000002", minutes(20, 60)),
@@ -322,12 +283,10 @@ async fn closed_after_a_split(
         assert_eq!(report.counters.accepted, records.len() as u64);
     }
     let now = chrono::Utc::now().timestamp_millis();
-    let clock = ManualClock::at(now);
-    let merge = Merge {
-        stream,
-        clock: &clock,
-        ..merge_on(&cfg, &store)
-    };
+    let clock = Arc::new(ManualClock::at(now));
+    let mut ports = store.ports().with_clock(clock.clone());
+    ports.stream = stream;
+    let merge = merge_over(&cfg, &ports);
     let first = merge
         .handle(&scheduled_event())
         .await
@@ -353,15 +312,18 @@ async fn after_a_split_no_window_closes_until_every_child_has_delivered_past_it_
     // The parent's watermark stopped at 08:19 − 2 min; one child has read on to 08:59. The
     // other child has no state: it may still deliver readings from 08:20 on, so it holds the
     // watermark at its parent's end, and only the 08:00 window closes.
-    let split = SplitStream { fail: false };
     assert_eq!(
-        closed_after_a_split(Some(&split), None).await,
+        closed_after_a_split(Some(Arc::new(SplitStream { fail: false })), None).await,
         ["2026-01-05T08:00:00Z"]
     );
     // Caught up and silent for the idle timeout (5 minutes of processing time), it stops
     // holding it: the child with state decides (watermark 08:57).
     assert_eq!(
-        closed_after_a_split(Some(&split), Some(5 * 60_000)).await,
+        closed_after_a_split(
+            Some(Arc::new(SplitStream { fail: false })),
+            Some(5 * 60_000)
+        )
+        .await,
         [
             "2026-01-05T08:00:00Z",
             "2026-01-05T08:15:00Z",
@@ -374,9 +336,8 @@ async fn after_a_split_no_window_closes_until_every_child_has_delivered_past_it_
         closed_after_a_split(None, None).await,
         ["2026-01-05T08:00:00Z"]
     );
-    let failing = SplitStream { fail: true };
     assert_eq!(
-        closed_after_a_split(Some(&failing), Some(5 * 60_000)).await,
+        closed_after_a_split(Some(Arc::new(SplitStream { fail: true })), Some(5 * 60_000)).await,
         ["2026-01-05T08:00:00Z"]
     );
 }
@@ -413,8 +374,7 @@ async fn row(scenario: &str, store: &traffic_embedded::EmbeddedStore, delivered:
 async fn a_record_whose_partition_key_is_not_its_intersection_is_rejected_and_the_rest_lands() {
     let (_dir, store) = store_with_city().await;
     let cfg = EngineConfig::default();
-    let directory = Directory::default();
-    let ingest = ingest_on(&cfg, &store, &directory);
+    let ingest = ingest_on(&cfg, &store);
     let mut records = minutes(0, 5);
     // I-0001's reading put under I-0002's key: it would land on I-0002's shard.
     records[2].partition_key = "I-0002".into();
@@ -458,22 +418,15 @@ impl StreamShards for TwoShards {
 async fn an_idle_shard_stops_holding_windows_and_what_it_sends_later_into_them_is_late() {
     let (_dir, store) = store_with_city().await;
     let cfg = EngineConfig::default();
-    let directory = Directory::default();
     let now = chrono::Utc::now().timestamp_millis();
-    let clock = ManualClock::at(now);
-    let ingest = Ingest {
-        clock: &clock,
-        ..ingest_on(&cfg, &store, &directory)
-    };
+    let clock = Arc::new(ManualClock::at(now));
+    let ports = store.ports().with_clock(clock.clone());
+    let ingest = IngestHandler::from_ports(cfg.clone(), &ports);
     let first = ingest
         .process(&event_of("shardId-000000000000", &minutes(0, 60)))
         .await;
     assert_eq!(first.counters.accepted, 60);
-    let merge = Merge {
-        stream: Some(&TwoShards),
-        clock: &clock,
-        ..merge_on(&cfg, &store)
-    };
+    let merge = merge_over(&cfg, &ports.with_stream(Arc::new(TwoShards)));
     // Shard 1 has sent nothing: it holds every window until it has been idle for 5 minutes.
     let held = merge.run(merge::Closing::Watermark).await;
     assert!(held.unwrap_or_else(|e| panic!("{e}")).closed.is_empty());
@@ -509,21 +462,22 @@ async fn an_idle_shard_stops_holding_windows_and_what_it_sends_later_into_them_i
 #[tokio::test]
 async fn two_merges_started_together_give_the_results_of_one() {
     let cfg = EngineConfig::default();
-    let directory = Directory::default();
     let mut outcomes = Vec::new();
     for together in [false, true] {
         let (dir, store) = store_with_city().await;
-        let ingest = ingest_on(&cfg, &store, &directory);
+        let ingest = ingest_on(&cfg, &store);
         ingest
             .process(&event_of("shardId-000000000000", &minutes(0, 60)))
             .await;
         // The embedded store never waits; this one lets the other run in at every read.
         let yielding = FlakyState::new(store.clone(), 0);
-        let merge_as = |holder| Merge {
-            provisional: Provisional::All,
-            state: yielding.as_ref(),
-            holder,
-            ..merge_on(&cfg, &store)
+        let merge_as = |holder: &str| {
+            MergeHandler::from_ports(
+                cfg.clone(),
+                Provisional::All,
+                &store.ports().with_state(yielding.clone()),
+            )
+            .with_holder(holder)
         };
         let (a, b) = (merge_as("run-a"), merge_as("run-b"));
         let skipped = if together {
@@ -689,19 +643,15 @@ async fn operator_edit(store: &traffic_embedded::EmbeddedStore) {
 async fn an_operator_edit_landing_between_the_merges_read_and_its_write_survives() {
     let (_dir, store) = store_with_city().await;
     let cfg = EngineConfig::default();
-    let directory = Directory::default();
-    let ingest = ingest_on(&cfg, &store, &directory);
+    let ingest = ingest_on(&cfg, &store);
     ingest
         .process(&event_of("shardId-000000000000", &minutes(0, 60)))
         .await;
-    let registry = EditDuringRetiming {
+    let registry = Arc::new(EditDuringRetiming {
         inner: store.clone(),
         edited: AtomicUsize::new(0),
-    };
-    let merge = Merge {
-        registry: &registry,
-        ..merge_on(&cfg, &store)
-    };
+    });
+    let merge = merge_over(&cfg, &store.ports().with_registry(registry));
     let report = merge
         .handle(&scheduled_event())
         .await
@@ -724,18 +674,8 @@ async fn an_operator_edit_landing_between_the_merges_read_and_its_write_survives
 #[tokio::test]
 async fn a_lamp_reading_from_a_clock_ahead_is_future_and_does_not_hide_a_later_failure() {
     let (_dir, store) = store_with_city().await;
-    let directory = Directory::default();
     let cfg = EngineConfig::default();
-    let fault = Fault {
-        cfg: &cfg,
-        usage: &NoUsage,
-        clock: &SystemClock,
-        lamps: &store,
-        publisher: &store,
-        registry: &store,
-        directory: &directory,
-        stats: &store,
-    };
+    let fault = FaultHandler::from_ports(cfg.clone(), &store.ports());
     let arrival = traffic_core::time::parse_rfc3339_ms("2026-01-05T08:01:05Z").unwrap_or(0);
     let record = |seq: u64, ts: &str, green: &str| {
         SourceRecord {
@@ -827,7 +767,7 @@ async fn city_under_control() -> (tempfile::TempDir, traffic_embedded::EmbeddedS
 /// Ingests an hour of readings of I-0001 … I-0003.
 async fn an_hour_of_readings(store: &traffic_embedded::EmbeddedStore) {
     let cfg = EngineConfig::default();
-    ingest_on(&cfg, store, &Directory::default())
+    ingest_on(&cfg, store)
         .process(&event_of(
             "shardId-000000000000",
             &city_minutes(&["I-0001", "I-0002", "I-0003"], 0, 60),
@@ -952,14 +892,11 @@ async fn a_merge_redone_after_a_crash_applies_the_change_limit_once() {
     let (_dir, store) = city_under_control().await;
     let before = intersection(&store, "I-0003").await.phases;
     let cfg = EngineConfig::default();
-    let events = EventsFailingOnce {
+    let events = Arc::new(EventsFailingOnce {
         inner: store.clone(),
         failed: AtomicUsize::new(0),
-    };
-    let merge = Merge {
-        events: &events,
-        ..merge_on(&cfg, &store)
-    };
+    });
+    let merge = merge_over(&cfg, &store.ports().with_events(events));
     assert!(merge.handle(&scheduled_event()).await.is_err());
     let first = intersection(&store, "I-0003").await;
     let proposal = intersection(&store, "I-0001").await.proposal;

@@ -4,20 +4,19 @@
 //! back to ok resolves its alarm; a phase whose lights all fell silent keeps its green.
 
 use crate::support::{FlakyPublisher, store_with_city};
-use fault::Fault;
-use ingest::Ingest;
-use merge::silence::Health;
-use merge::{Closing, Merge, MergeReport, Provisional};
+use fault::FaultHandler;
+use ingest::IngestHandler;
+use merge::{Closing, MergeHandler, MergeReport, Provisional};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use traffic_app::esm;
 use traffic_core::EngineConfig;
-use traffic_core::alarm::AlarmPolicy;
 use traffic_core::lineage::ShardInfo;
 use traffic_core::sequence::SequenceNumber;
 use traffic_embedded::EmbeddedStore;
-use traffic_functions::directory::Directory;
+use traffic_functions::BatchHandler;
 use traffic_ports::{
-    AlarmQuery, AlarmRecord, Clock, LampStore, ManualClock, NoUsage, PortResult, Registry,
+    AlarmQuery, AlarmRecord, Clock, LampStore, ManualClock, PortResult, Ports, Registry,
     SourceRecord, StreamShards,
 };
 
@@ -68,29 +67,38 @@ fn lights_but(silent: &[(&str, i64)]) -> Vec<(&'static str, i64)> {
 struct Fixture {
     _dir: tempfile::TempDir,
     store: EmbeddedStore,
-    publisher: FlakyPublisher,
-    clock: ManualClock,
+    publisher: Arc<FlakyPublisher>,
+    clock: Arc<ManualClock>,
     cfg: EngineConfig,
-    policy: AlarmPolicy,
-    directory: Directory,
+    ports: Ports,
+    ingest: IngestHandler,
+    fault: FaultHandler,
     next_seq: AtomicUsize,
 }
 
 impl Fixture {
     async fn new(fail: usize) -> Self {
         let (dir, store) = store_with_city().await;
+        let publisher = Arc::new(FlakyPublisher {
+            inner: store.clone(),
+            fail: AtomicUsize::new(fail),
+            published: AtomicUsize::new(0),
+        });
+        let clock = Arc::new(ManualClock::at(chrono::Utc::now().timestamp_millis()));
+        let ports = store
+            .ports()
+            .with_publisher(publisher.clone())
+            .with_clock(clock.clone());
+        let cfg = EngineConfig::default();
         Self {
-            publisher: FlakyPublisher {
-                inner: store.clone(),
-                fail: AtomicUsize::new(fail),
-                published: AtomicUsize::new(0),
-            },
+            publisher,
             _dir: dir,
             store,
-            clock: ManualClock::at(chrono::Utc::now().timestamp_millis()),
-            cfg: EngineConfig::default(),
-            policy: AlarmPolicy::default(),
-            directory: Directory::default(),
+            clock,
+            ingest: IngestHandler::from_ports(cfg.clone(), &ports),
+            fault: FaultHandler::from_ports(cfg.clone(), &ports),
+            ports,
+            cfg,
             next_seq: AtomicUsize::new(1),
         }
     }
@@ -102,55 +110,21 @@ impl Fixture {
             r.seq = SequenceNumber::from_u64(n as u64);
         }
         let event = esm::kinesis_event(SHARD, "", "local", &records);
-        let ingest = Ingest {
-            cfg: &self.cfg,
-            state: &self.store,
-            registry: &self.store,
-            directory: &self.directory,
-            stats: &self.store,
-            usage: &NoUsage,
-            clock: &self.clock,
-        };
-        let report = ingest.process(&event).await;
+        let report = self.ingest.process(&event).await;
         assert!(report.failed.is_empty(), "ingest: {report:?}");
-        let failed = self.fault().handle(&event).await.batch_item_failures;
+        let failed = self.fault.handle(&event).await.batch_item_failures;
         assert!(failed.is_empty(), "fault: {failed:?}");
     }
 
-    fn fault(&self) -> Fault<'_> {
-        Fault {
-            cfg: &self.cfg,
-            usage: &NoUsage,
-            clock: &self.clock,
-            lamps: &self.store,
-            publisher: &self.publisher,
-            registry: &self.store,
-            directory: &self.directory,
-            stats: &self.store,
-        }
-    }
-
     /// A scheduled merge run, judging detector health, with `stream` as the shard list.
-    async fn merge(&self, stream: Option<&dyn StreamShards>) -> MergeReport {
-        Merge {
-            cfg: &self.cfg,
-            provisional: Provisional::None,
-            holder: "health",
-            state: &self.store,
-            registry: &self.store,
-            results: &self.store,
-            events: &self.store,
-            stream,
-            clock: &self.clock,
-            health: Some(Health {
-                lamps: &self.store,
-                publisher: &self.publisher,
-                alarms: &self.policy,
-            }),
-        }
-        .run(Closing::Watermark)
-        .await
-        .unwrap_or_else(|e| panic!("merge: {e}"))
+    async fn merge(&self, stream: Option<Arc<dyn StreamShards>>) -> MergeReport {
+        let mut ports = self.ports.clone();
+        ports.stream = stream;
+        MergeHandler::from_ports(self.cfg.clone(), Provisional::None, &ports)
+            .with_holder("health")
+            .run(Closing::Watermark)
+            .await
+            .unwrap_or_else(|e| panic!("merge: {e}"))
     }
 
     async fn intersection(&self, id: &str) -> traffic_core::Intersection {
@@ -293,11 +267,17 @@ async fn a_city_where_everything_falls_silent_is_one_city_alarm_that_clears_when
     let now = f.clock.now_ms();
     f.deliver(readings(&lights_but(&[]), 0, 20, "ok", now))
         .await;
-    assert!(f.merge(Some(&OneShard)).await.silence.raised.is_empty());
+    assert!(
+        f.merge(Some(Arc::new(OneShard)))
+            .await
+            .silence
+            .raised
+            .is_empty()
+    );
     // Nothing arrives: event time stands still, and after the idle timeout every shard is idle.
     for later in [5, 6, 10] {
         f.clock.set(now + later * MIN);
-        f.merge(Some(&OneShard)).await;
+        f.merge(Some(Arc::new(OneShard))).await;
     }
     let id = alarm_id(&format!("_city#all#silent#{}", T0 + 12 * MIN));
     assert_eq!(
@@ -311,7 +291,7 @@ async fn a_city_where_everything_falls_silent_is_one_city_alarm_that_clears_when
     f.clock.set(now + 11 * MIN);
     f.deliver(readings(&lights_but(&[]), 20, 40, "ok", now + 11 * MIN))
         .await;
-    let back = f.merge(Some(&OneShard)).await;
+    let back = f.merge(Some(Arc::new(OneShard))).await;
     assert_eq!(back.silence.resolved, [id]);
     assert!(back.silence.raised.is_empty());
     assert!(f.open_ids().await.is_empty());

@@ -83,9 +83,8 @@ async fn a_record_routed_by_an_explicit_hash_key_to_another_shard_is_rejected_an
 
     let answer = ingest.handle(&batch).await;
     assert!(answer.batch_item_failures.is_empty());
-    let report = ingest.ingest().process(&batch).await;
-    // Without the shard's range (the borrowed handler checks nothing), everything was applied
-    // already: the three records are redeliveries now.
+    let report = ingest.process(&batch).await;
+    // Everything was applied (or rejected) already: the three records are redeliveries now.
     assert_eq!(report.redelivered, 3);
     let metas = traffic_ports::StateStore::shard_metas(store.as_ref())
         .await
@@ -120,18 +119,8 @@ async fn fault_counts_the_misrouted_record_and_handles_the_rest() {
     let store = Arc::new(store);
     let ports =
         Ports::from_store(store.clone(), store.clone()).with_stream(Arc::new(TwoShards::default()));
-    let routes = traffic_functions::routing::ShardRanges::new(ports.stream.clone())
-        .routes(&misrouted_batch())
-        .await;
     let fault = FaultHandler::from_ports(EngineConfig::default(), &ports);
-    let (report, failed) = fault
-        .fault()
-        .process_routed(
-            &misrouted_batch(),
-            &traffic_core::alarm::AlarmPolicy::default(),
-            &routes,
-        )
-        .await;
+    let (report, failed) = fault.process(&misrouted_batch()).await;
     assert!(failed.is_empty());
     assert_eq!((report.misrouted, report.skipped), (1, 1));
     assert!(report.raised.is_empty());

@@ -3,58 +3,34 @@
 //! bounded steps, with the results of one unbounded run.
 
 use crate::support::store_with_city;
-use ingest::Ingest;
-use merge::{Closing, Merge, MergeReport, Provisional};
+use ingest::IngestHandler;
+use merge::{Closing, MergeHandler, MergeReport, Provisional};
+use std::sync::Arc;
 use traffic_app::esm;
 use traffic_core::EngineConfig;
 use traffic_core::lineage::ShardInfo;
 use traffic_core::sequence::SequenceNumber;
 use traffic_core::time::format_rfc3339_ms;
 use traffic_embedded::EmbeddedStore;
-use traffic_functions::directory::Directory;
-use traffic_ports::{
-    Clock, ManualClock, NoUsage, PortResult, ResultStore, SourceRecord, StreamShards,
-};
+use traffic_ports::{Clock, ManualClock, PortResult, ResultStore, SourceRecord, StreamShards};
 
 const MIN: i64 = 60_000;
 /// 2026-01-05T08:00:00Z.
 const T0: i64 = 1_767_600_000_000;
 
-fn ingest_on<'a>(
-    cfg: &'a EngineConfig,
-    store: &'a EmbeddedStore,
-    directory: &'a Directory,
-    clock: &'a dyn Clock,
-) -> Ingest<'a> {
-    Ingest {
-        cfg,
-        state: store,
-        registry: store,
-        directory,
-        stats: store,
-        usage: &NoUsage,
-        clock,
-    }
+fn ingest_on(cfg: &EngineConfig, store: &EmbeddedStore, clock: &Arc<ManualClock>) -> IngestHandler {
+    IngestHandler::from_ports(cfg.clone(), &store.ports().with_clock(clock.clone()))
 }
 
-fn merge_on<'a>(
-    cfg: &'a EngineConfig,
-    store: &'a EmbeddedStore,
-    stream: Option<&'a dyn StreamShards>,
-    clock: &'a dyn Clock,
-) -> Merge<'a> {
-    Merge {
-        cfg,
-        provisional: Provisional::None,
-        state: store,
-        registry: store,
-        results: store,
-        events: store,
-        stream,
-        holder: "test",
-        clock,
-        health: None,
-    }
+fn merge_on(
+    cfg: &EngineConfig,
+    store: &EmbeddedStore,
+    stream: Option<Arc<dyn StreamShards>>,
+    clock: &Arc<ManualClock>,
+) -> MergeHandler {
+    let mut ports = store.ports().with_clock(clock.clone());
+    ports.stream = stream;
+    MergeHandler::from_ports(cfg.clone(), Provisional::None, &ports).with_holder("test")
 }
 
 fn reading(id: &str, light: u8, ts_ms: i64) -> Vec<u8> {
@@ -104,10 +80,9 @@ async fn a_shard_fed_only_rejected_and_future_records_becomes_idle_and_windows_c
     for second_caught_up in [true, false] {
         let (_dir, store) = store_with_city().await;
         let cfg = EngineConfig::default();
-        let directory = Directory::default();
         let now = T0 + 60 * MIN;
-        let clock = ManualClock::at(now);
-        let ingest = ingest_on(&cfg, &store, &directory, &clock);
+        let clock = Arc::new(ManualClock::at(now));
+        let ingest = ingest_on(&cfg, &store, &clock);
         // Shard 0: an hour of I-0001, each reading arriving 2 s after its time.
         let hour: Vec<SourceRecord> = (0..60)
             .map(|m| {
@@ -125,7 +100,7 @@ async fn a_shard_fed_only_rejected_and_future_records_becomes_idle_and_windows_c
             .await;
         assert_eq!(r.counters.accepted, 60);
         let stream = TwoShards { second_caught_up };
-        let merge = merge_on(&cfg, &store, Some(&stream), &clock);
+        let merge = merge_on(&cfg, &store, Some(Arc::new(stream)), &clock);
         // Shard 1: a gateway under its own partition key (garbage) and a sensor stamped a year
         // ahead (future), one of each every minute for ten minutes, the merge running too.
         let mut seq = 0;
@@ -186,10 +161,9 @@ async fn catch_up(
     cfg: &EngineConfig,
 ) -> (Vec<MergeReport>, Vec<traffic_core::query::WindowResult>) {
     let (_dir, store) = store_with_city().await;
-    let directory = Directory::default();
     let end = T0 + 3 * 24 * 60 * MIN;
-    let clock = ManualClock::at(end);
-    let ingest = ingest_on(cfg, &store, &directory, &clock);
+    let clock = Arc::new(ManualClock::at(end));
+    let ingest = ingest_on(cfg, &store, &clock);
     let records: Vec<SourceRecord> = (0..3 * 24 * 12)
         .map(|k| {
             let ts = T0 + k * 5 * MIN;

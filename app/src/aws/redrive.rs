@@ -6,7 +6,7 @@
 //! ...}}`, the same from Lambda's `DestinationConfig` and from `traffic aws-local`'s mapping. For
 //! each such message, [`redrive_message`] reads the range again from the stream
 //! (`traffic_aws::range`), hands it to the consumer that failed (`ingest` through
-//! [`ingest::Ingest::redrive`], `fault` through its ordinary handler, whose lamp transitions
+//! [`ingest::IngestHandler::redrive`], `fault` through its ordinary handler, whose lamp transitions
 //! are idempotent by event time) and counts every record by outcome; [`redrive_queue`] does it
 //! for every message of a queue and deletes a message only once its records were handled.
 

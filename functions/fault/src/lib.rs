@@ -47,17 +47,13 @@ use traffic_core::routing::HashKeyRange;
 use traffic_core::time::format_rfc3339_ms;
 use traffic_core::{AlarmId, EngineConfig, IntersectionId, LampState, LightIndex, Reading};
 use traffic_functions::BatchHandler;
-use traffic_functions::directory::Directory;
 use traffic_functions::handler::{BatchParts, Measured, Meters};
 use traffic_functions::kinesis::{Decoded, Unusable, decode_by_shard, failures};
 use traffic_functions::metrics::{BatchFigures, FaultMetrics, Metrics};
 use traffic_functions::problems::Problems;
 use traffic_functions::publication::{publish_due, publish_once};
 use traffic_functions::routing::Routes;
-use traffic_ports::{
-    AlarmPublisher, AlarmRecord, Clock, Closing, LampStore, PortError, Ports, Registry, StatsStore,
-    UsageMeter,
-};
+use traffic_ports::{AlarmPublisher, AlarmRecord, Closing, LampStore, PortError, Ports, Registry};
 
 pub mod position;
 
@@ -100,22 +96,6 @@ impl FaultHandler {
         self
     }
 
-    /// The handler borrowing what this one owns. (Its `handle` uses the default alarm
-    /// policy; [`BatchHandler::handle`] on this handler uses the one it was given.)
-    pub fn fault(&self) -> Fault<'_> {
-        let parts = &self.parts;
-        Fault {
-            cfg: &self.cfg,
-            usage: parts.usage.as_ref(),
-            clock: parts.clock.as_ref(),
-            lamps: self.lamps.as_ref(),
-            publisher: self.publisher.as_ref(),
-            registry: self.registry.as_ref(),
-            directory: &parts.directory,
-            stats: parts.stats.as_ref(),
-        }
-    }
-
     /// Processes one event as [`BatchHandler::handle`] does (its shards' ranges checked, under
     /// this handler's alarm policy), returning the report and the sequence numbers to retry
     /// from instead of a batch response: for a caller that is not an event source mapping
@@ -125,9 +105,7 @@ impl FaultHandler {
         event: &KinesisEvent,
     ) -> (FaultReport, Vec<traffic_core::SequenceNumber>) {
         let routes = self.parts.routing.routes(event).await;
-        self.fault()
-            .process_routed(event, &self.alarms, &routes)
-            .await
+        self.process_routed(event, &self.alarms, &routes).await
     }
 }
 
@@ -135,30 +113,8 @@ impl FaultHandler {
 impl BatchHandler for FaultHandler {
     async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
         let routes = self.parts.routes(event, info_span!("fault.routes")).await;
-        self.fault()
-            .handle_metered(event, &self.alarms, &routes, &self.parts.metrics)
-            .await
+        self.handle_metered(event, &routes).await
     }
-}
-
-/// What `fault` needs; built once per process.
-pub struct Fault<'a> {
-    /// Engine parameters (the allowed clock skew).
-    pub cfg: &'a EngineConfig,
-    /// What the backend billed.
-    pub usage: &'a dyn UsageMeter,
-    /// The time (for statistics).
-    pub clock: &'a dyn Clock,
-    /// Lamp states and the alarm log.
-    pub lamps: &'a dyn LampStore,
-    /// Where alarms go.
-    pub publisher: &'a dyn AlarmPublisher,
-    /// Intersections, for validation and positions.
-    pub registry: &'a dyn Registry,
-    /// Cache of the registry.
-    pub directory: &'a Directory,
-    /// Where throughput and latency figures go.
-    pub stats: &'a dyn StatsStore,
 }
 
 /// What one invocation did.
@@ -194,55 +150,30 @@ pub struct FaultReport {
     pub failed: Vec<String>,
 }
 
-impl Fault<'_> {
-    /// Handles one Kinesis event.
-    pub async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
-        self.handle_with(event, &AlarmPolicy::default()).await
-    }
-
-    /// Handles one Kinesis event under the alarm policy `alarms` (its hold-down).
-    pub async fn handle_with(
-        &self,
-        event: &KinesisEvent,
-        alarms: &AlarmPolicy,
-    ) -> KinesisEventResponse {
-        self.handle_routed(event, alarms, &Routes::none()).await
-    }
-
-    /// As [`Fault::handle_with`], skipping records found on a shard of `routes` whose hash key
-    /// range their partition key is not in.
-    pub async fn handle_routed(
-        &self,
-        event: &KinesisEvent,
-        alarms: &AlarmPolicy,
-        routes: &Routes,
-    ) -> KinesisEventResponse {
-        self.handle_metered(event, alarms, routes, &Metrics::off())
-            .await
-    }
-
-    /// As [`Fault::handle_routed`], writing the batch's metric line to `metrics`.
-    pub async fn handle_metered(
-        &self,
-        event: &KinesisEvent,
-        alarms: &AlarmPolicy,
-        routes: &Routes,
-        metrics: &Metrics,
-    ) -> KinesisEventResponse {
+impl FaultHandler {
+    /// Handles one Kinesis event under this handler's alarm policy, skipping records found on
+    /// a shard of `routes` whose hash key range their partition key is not in, and writes the
+    /// batch's metric line.
+    async fn handle_metered(&self, event: &KinesisEvent, routes: &Routes) -> KinesisEventResponse {
+        let parts = &self.parts;
         let Measured {
             out: (report, failed),
             sample,
             used,
-        } = Meters::new(self.usage, self.clock, self.stats)
-            .measure(
-                "fault",
-                event,
-                info_span!("fault.stats"),
-                self.process_routed(event, alarms, routes),
-                |(report, _)| report.raised.len() as u64,
-            )
-            .await;
-        metrics.fault(batch_metrics(&report, &sample));
+        } = Meters::new(
+            parts.usage.as_ref(),
+            parts.clock.as_ref(),
+            parts.stats.as_ref(),
+        )
+        .measure(
+            "fault",
+            event,
+            info_span!("fault.stats"),
+            self.process_routed(event, &self.alarms, routes),
+            |(report, _)| report.raised.len() as u64,
+        )
+        .await;
+        parts.metrics.fault(batch_metrics(&report, &sample));
         tracing::info!(
             alarms = report.raised.len(),
             repaired = report.repaired,
@@ -261,26 +192,10 @@ impl Fault<'_> {
         failures(failed)
     }
 
-    /// Processes one event; returns the report and the sequence numbers to retry from.
-    pub async fn process(
-        &self,
-        event: &KinesisEvent,
-    ) -> (FaultReport, Vec<traffic_core::SequenceNumber>) {
-        self.process_with(event, &AlarmPolicy::default()).await
-    }
-
-    /// As [`Fault::process`], under the alarm policy `alarms`.
-    pub async fn process_with(
-        &self,
-        event: &KinesisEvent,
-        alarms: &AlarmPolicy,
-    ) -> (FaultReport, Vec<traffic_core::SequenceNumber>) {
-        self.process_routed(event, alarms, &Routes::none()).await
-    }
-
-    /// As [`Fault::process_with`], checking each shard's records against its range in
-    /// `routes`.
-    pub async fn process_routed(
+    /// Processes one event under the alarm policy `alarms`, checking each shard's records
+    /// against its range in `routes`; returns the report and the sequence numbers to retry
+    /// from.
+    async fn process_routed(
         &self,
         event: &KinesisEvent,
         alarms: &AlarmPolicy,
@@ -344,8 +259,12 @@ impl Fault<'_> {
             readings.push(r);
         }
         let known = self
+            .parts
             .directory
-            .lookup(self.registry, readings.iter().map(|r| &r.intersection_id))
+            .lookup(
+                self.registry.as_ref(),
+                readings.iter().map(|r| &r.intersection_id),
+            )
             .instrument(info_span!("fault.directory"))
             .await?;
         let readings: Vec<_> = readings
@@ -499,8 +418,15 @@ impl Fault<'_> {
             report.held_down.push(alarm.clone());
             return Ok(());
         }
-        let now = self.clock.now_ms();
-        if let Some(a) = publish_once(self.lamps, self.publisher, &alarm.id(), now).await? {
+        let now = self.parts.clock.now_ms();
+        if let Some(a) = publish_once(
+            self.lamps.as_ref(),
+            self.publisher.as_ref(),
+            &alarm.id(),
+            now,
+        )
+        .await?
+        {
             report.raised.push(a);
         }
         Ok(())
@@ -536,10 +462,10 @@ impl Fault<'_> {
                         && r.lamps.get(a.lamp) == LampState::Broken
                 })
         };
-        let now = self.clock.now_ms();
+        let now = self.parts.clock.now_ms();
         match publish_due(
-            self.lamps,
-            self.publisher,
+            self.lamps.as_ref(),
+            self.publisher.as_ref(),
             until,
             now,
             DUE_PER_BATCH,

@@ -36,13 +36,13 @@ use traffic_core::routing::HashKeyRange;
 use traffic_core::sequence::SequenceNumber;
 use traffic_core::time::format_rfc3339_ms;
 use traffic_functions::BatchHandler;
-use traffic_functions::directory::{Directory, Known};
+use traffic_functions::directory::Known;
 use traffic_functions::handler::{BatchParts, Measured, Meters};
 use traffic_functions::kinesis::{Decoded, Unusable, decode_by_shard, failures};
 use traffic_functions::metrics::{BatchFigures, IngestMetrics, Metrics};
 use traffic_functions::problems::Problems;
 use traffic_functions::routing::Routes;
-use traffic_ports::{Clock, PortError, Ports, Registry, StateStore, StatsStore, UsageMeter};
+use traffic_ports::{PortError, Ports, Registry, StateStore};
 
 /// How many times a batch is folded again after a conflicting commit before the invocation
 /// reports it failed (the event source mapping then retries it).
@@ -74,32 +74,11 @@ impl IngestHandler {
         self
     }
 
-    /// The handler borrowing what this one owns.
-    pub fn ingest(&self) -> Ingest<'_> {
-        let parts = &self.parts;
-        Ingest {
-            cfg: &self.cfg,
-            state: self.state.as_ref(),
-            registry: self.registry.as_ref(),
-            directory: &parts.directory,
-            stats: parts.stats.as_ref(),
-            usage: parts.usage.as_ref(),
-            clock: parts.clock.as_ref(),
-        }
-    }
-
-    /// [`Ingest::redrive`] with the shard's hash key range checked as a live batch's is.
-    pub async fn redrive(
-        &self,
-        shard: &str,
-        id: u64,
-        event: &KinesisEvent,
-        missing: u64,
-    ) -> Result<traffic_core::redrive::RedriveCounts, traffic_ports::PortError> {
-        let routes = self.parts.routing.routes(event).await;
-        self.ingest()
-            .redrive(shard, id, event, missing, routes.of(shard))
-            .await
+    /// Processes one event as [`BatchHandler::handle`] does (its shards' ranges checked),
+    /// without its statistics sample and metric line, and reports what happened.
+    pub async fn process(&self, event: &KinesisEvent) -> IngestReport {
+        let routes = self.parts.routes(event, info_span!("ingest.routes")).await;
+        self.process_routed(event, &routes).await
     }
 }
 
@@ -107,28 +86,8 @@ impl IngestHandler {
 impl BatchHandler for IngestHandler {
     async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
         let routes = self.parts.routes(event, info_span!("ingest.routes")).await;
-        self.ingest()
-            .handle_metered(event, &routes, &self.parts.metrics)
-            .await
+        self.handle_metered(event, &routes).await
     }
-}
-
-/// What `ingest` needs; built once per process.
-pub struct Ingest<'a> {
-    /// Engine parameters.
-    pub cfg: &'a EngineConfig,
-    /// Where the partial state lives.
-    pub state: &'a dyn StateStore,
-    /// Intersections, for validation.
-    pub registry: &'a dyn Registry,
-    /// Cache of the registry.
-    pub directory: &'a Directory,
-    /// Where throughput and latency figures go.
-    pub stats: &'a dyn StatsStore,
-    /// What the backend billed.
-    pub usage: &'a dyn UsageMeter,
-    /// The time (for statistics and the state's expiry).
-    pub clock: &'a dyn Clock,
 }
 
 /// What one invocation did, for logs and tests.
@@ -180,44 +139,31 @@ impl Rejection {
     }
 }
 
-impl Ingest<'_> {
-    /// Handles one Kinesis event; the response names the first uncommitted record of each
-    /// shard whose state could not be loaded or committed.
-    pub async fn handle(&self, event: &KinesisEvent) -> KinesisEventResponse {
-        self.handle_routed(event, &Routes::none()).await
-    }
-
-    /// As [`Ingest::handle`], rejecting records found on a shard of `routes` whose hash key
-    /// range their partition key is not in.
-    pub async fn handle_routed(
-        &self,
-        event: &KinesisEvent,
-        routes: &Routes,
-    ) -> KinesisEventResponse {
-        self.handle_metered(event, routes, &Metrics::off()).await
-    }
-
-    /// As [`Ingest::handle_routed`], writing the batch's metric line to `metrics`.
-    pub async fn handle_metered(
-        &self,
-        event: &KinesisEvent,
-        routes: &Routes,
-        metrics: &Metrics,
-    ) -> KinesisEventResponse {
+impl IngestHandler {
+    /// Handles one Kinesis event, rejecting records found on a shard of `routes` whose hash key
+    /// range their partition key is not in, and writes the batch's metric line; the response
+    /// names the first uncommitted record of each shard whose state could not be loaded or
+    /// committed.
+    async fn handle_metered(&self, event: &KinesisEvent, routes: &Routes) -> KinesisEventResponse {
+        let parts = &self.parts;
         let Measured {
             out: report,
             sample,
             used,
-        } = Meters::new(self.usage, self.clock, self.stats)
-            .measure(
-                "ingest",
-                event,
-                info_span!("ingest.stats"),
-                self.process_routed(event, routes),
-                |report| report.counters.accepted,
-            )
-            .await;
-        metrics.ingest(batch_metrics(&report, &sample));
+        } = Meters::new(
+            parts.usage.as_ref(),
+            parts.clock.as_ref(),
+            parts.stats.as_ref(),
+        )
+        .measure(
+            "ingest",
+            event,
+            info_span!("ingest.stats"),
+            self.process_routed(event, routes),
+            |report| report.counters.accepted,
+        )
+        .await;
+        parts.metrics.ingest(batch_metrics(&report, &sample));
         tracing::info!(
             accepted = report.counters.accepted,
             rejected = report.counters.rejected,
@@ -237,13 +183,9 @@ impl Ingest<'_> {
         failures(report.failed)
     }
 
-    /// Processes one event and reports what happened.
-    pub async fn process(&self, event: &KinesisEvent) -> IngestReport {
-        self.process_routed(event, &Routes::none()).await
-    }
-
-    /// As [`Ingest::process`], checking each shard's records against its range in `routes`.
-    pub async fn process_routed(&self, event: &KinesisEvent, routes: &Routes) -> IngestReport {
+    /// Processes one event, checking each shard's records against its range in `routes`, and
+    /// reports what happened.
+    async fn process_routed(&self, event: &KinesisEvent, routes: &Routes) -> IngestReport {
         let (shards, bad) = info_span!("ingest.decode", records = event.records.len())
             .in_scope(|| decode_by_shard(event));
         let mut report = IngestReport::default();
@@ -284,8 +226,9 @@ impl Ingest<'_> {
         records: impl IntoIterator<Item = &'d Decoded<'r>>,
     ) -> Result<HashMap<IntersectionId, Known>, PortError> {
         let readings = records.into_iter().filter_map(|d| d.reading.as_ref().ok());
-        self.directory
-            .lookup(self.registry, readings.map(|r| &r.intersection_id))
+        self.parts
+            .directory
+            .lookup(self.registry.as_ref(), readings.map(|r| &r.intersection_id))
             .await
     }
 
@@ -314,7 +257,7 @@ impl Ingest<'_> {
                 .instrument(info_span!("ingest.load", attempt))
                 .await
                 .map_err(|e| (first_seq.clone(), e))?;
-            let mut fold = BatchFold::new(self.cfg, shard, meta, marks);
+            let mut fold = BatchFold::new(&self.cfg, shard, meta, marks);
             let mut tally = IngestReport::default();
             // This attempt's problems only: a batch folded again after a conflict meets
             // the same records again.
@@ -389,7 +332,7 @@ impl Ingest<'_> {
             let committing = info_span!("ingest.commit", deltas = commit.deltas.len());
             match self
                 .state
-                .commit(&commit, self.clock.now_ms())
+                .commit(&commit, self.parts.clock.now_ms())
                 .instrument(committing)
                 .await
             {

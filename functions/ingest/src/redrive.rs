@@ -1,9 +1,9 @@
 //! The redrive of a batch that the event source mapping gave up on (`traffic redrive`): its
-//! records, read again from the stream, validated as [`Ingest::handle`] validates them and
+//! records, read again from the stream, validated as a live batch's are ([`crate::IngestHandler`]) and
 //! folded by [`traffic_core::redrive::RedriveFold`] beside the live fold (see there why that
 //! is exactly once in effect).
 
-use crate::{Ingest, check};
+use crate::{IngestHandler, check};
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use traffic_core::redrive::{RedriveCounts, RedriveFold, RedriveOutcome};
 use traffic_core::routing::HashKeyRange;
@@ -14,12 +14,25 @@ use traffic_ports::PortError;
 /// merge moved meanwhile) before it gives up.
 const REDRIVE_RETRIES: usize = 8;
 
-impl Ingest<'_> {
+impl IngestHandler {
     /// Applies the records of `event` (all of shard `shard`, read again for failure record `id`:
     /// [`traffic_core::redrive::redrive_id`]), of whose range `missing` records are no longer in
-    /// the stream, checked against the shard's hash key `range` when known. A failure record redriven before counts every record a duplicate and writes
-    /// nothing. Fails only when the state cannot be read or written (nothing is then applied).
+    /// the stream, checked against the shard's hash key range as a live batch's are. A failure
+    /// record redriven before counts every record a duplicate and writes nothing. Fails only
+    /// when the state cannot be read or written (nothing is then applied).
     pub async fn redrive(
+        &self,
+        shard: &str,
+        id: u64,
+        event: &KinesisEvent,
+        missing: u64,
+    ) -> Result<RedriveCounts, PortError> {
+        let routes = self.parts.routing.routes(event).await;
+        self.redrive_in(shard, id, event, missing, routes.of(shard))
+            .await
+    }
+
+    async fn redrive_in(
         &self,
         shard: &str,
         id: u64,
@@ -45,7 +58,7 @@ impl Ingest<'_> {
         let mut attempt = 0;
         loop {
             let (meta, marks) = self.state.load_shard(shard).await?;
-            let mut fold = RedriveFold::new(self.cfg, shard, meta, marks, id);
+            let mut fold = RedriveFold::new(&self.cfg, shard, meta, marks, id);
             for _ in 0..(bad.len() as u64 + other) {
                 fold.reject();
             }
@@ -67,7 +80,7 @@ impl Ingest<'_> {
             let (commit, mark) = fold.commit(missing);
             match self
                 .state
-                .commit_redrive(&commit, &mark, self.clock.now_ms())
+                .commit_redrive(&commit, &mark, self.parts.clock.now_ms())
                 .await
             {
                 Ok(()) => {

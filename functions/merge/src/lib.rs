@@ -157,38 +157,29 @@ impl MergeHandler {
         self
     }
 
-    /// The handler borrowing what this one owns.
-    pub fn merge(&self) -> Merge<'_> {
-        Merge {
-            cfg: &self.cfg,
-            provisional: self.provisional,
-            holder: &self.holder,
-            state: self.state.as_ref(),
-            registry: self.registry.as_ref(),
-            results: self.results.as_ref(),
-            events: self.events.as_ref(),
-            stream: self.stream.as_deref(),
-            clock: self.clock.as_ref(),
-            health: Some(silence::Health {
-                lamps: self.lamps.as_ref(),
-                publisher: self.publisher.as_ref(),
-                alarms: &self.alarms,
-            }),
+    /// What detector health ([`silence`]) judges with.
+    fn silence_health(&self) -> silence::Health<'_> {
+        silence::Health {
+            lamps: self.lamps.as_ref(),
+            publisher: self.publisher.as_ref(),
+            alarms: &self.alarms,
         }
+    }
+
+    /// Handles a scheduled event (its content is not used: the state says what to do): one
+    /// run up to the global watermark, logged, its figures recorded ([`figures`]).
+    pub async fn handle(&self, _event: &EventBridgeEvent) -> PortResult<MergeReport> {
+        let before = self.usage.usage();
+        let report = self.run_leased_once(Closing::Watermark).await?;
+        log_run(&report);
+        self.record(&report, before).await;
+        Ok(report)
     }
 
     /// Runs the merge once and records its figures ([`figures`]).
     pub async fn run(&self, closing: Closing) -> PortResult<MergeReport> {
         let before = self.usage.usage();
-        let report = self.merge().run(closing).await?;
-        self.record(&report, before).await;
-        Ok(report)
-    }
-
-    /// Handles a scheduled event ([`Merge::handle`]) and records its figures.
-    pub async fn handle(&self, event: &EventBridgeEvent) -> PortResult<MergeReport> {
-        let before = self.usage.usage();
-        let report = self.merge().handle(event).await?;
+        let report = self.run_leased_once(closing).await?;
         self.record(&report, before).await;
         Ok(report)
     }
@@ -211,30 +202,6 @@ pub enum Closing {
     Watermark,
     /// Every window that holds data (end of a replay or of a timed run: no more will come).
     All,
-}
-
-/// What `merge` needs.
-pub struct Merge<'a> {
-    /// Engine parameters.
-    pub cfg: &'a EngineConfig,
-    /// Which open windows get provisional results.
-    pub provisional: Provisional,
-    /// Who holds the lease during a run.
-    pub holder: &'a str,
-    /// Partial state.
-    pub state: &'a dyn StateStore,
-    /// Intersections and timings.
-    pub registry: &'a dyn Registry,
-    /// Results.
-    pub results: &'a dyn ResultStore,
-    /// Where closed windows and retiming rounds are published ([`events`]).
-    pub events: &'a dyn ResultEvents,
-    /// The stream's shards (lineage, caught-up shards), where there is a stream to ask.
-    pub stream: Option<&'a dyn StreamShards>,
-    /// The time.
-    pub clock: &'a dyn Clock,
-    /// Where sensor-silent alarms go ([`silence`]); `None`: no detector health judged.
-    pub health: Option<silence::Health<'a>>,
 }
 
 /// What one run did.
@@ -294,45 +261,43 @@ pub struct MergeReport {
     pub demand: Vec<IntersectionDemand>,
 }
 
-impl Merge<'_> {
-    /// Handles a scheduled event (its content is not used: the state says what to do).
-    pub async fn handle(&self, _event: &EventBridgeEvent) -> PortResult<MergeReport> {
-        let report = self.run(Closing::Watermark).await?;
-        match &report.skipped {
-            Some(why) => tracing::info!(reason = %why, "merge run skipped"),
-            None => tracing::info!(
-                watermark = ?report.watermark_ms.map(format_rfc3339_ms),
-                closed_mark = ?report.closed_ms.map(format_rfc3339_ms),
-                shards_idle = report.shards_idle,
-                catching_up = report.catching_up,
-                closed = report.closed.len(),
-                provisional = report.provisional,
-                panes_compacted = report.panes_compacted,
-                deltas_read = report.deltas_read,
-                duplicates = report.compaction.duplicates,
-                too_frequent = report.compaction.too_frequent,
-                retimed = report.retimed,
-                retiming_conflicts = report.retiming_conflicts,
-                retiming_kept = report.retiming_kept,
-                retiming_steady = report.retiming_steady,
-                retiming_limited = report.retiming_limited,
-                retiming_blind = report.retiming_blind,
-                events_published = report.events_published,
-                silent_raised = report.silence.raised.len(),
-                silent_resolved = report.silence.resolved.len(),
-                due_published = report.due_published.len(),
-                "merge run"
-            ),
-        }
-        Ok(report)
+/// The log line of a scheduled run.
+fn log_run(report: &MergeReport) {
+    match &report.skipped {
+        Some(why) => tracing::info!(reason = %why, "merge run skipped"),
+        None => tracing::info!(
+            watermark = ?report.watermark_ms.map(format_rfc3339_ms),
+            closed_mark = ?report.closed_ms.map(format_rfc3339_ms),
+            shards_idle = report.shards_idle,
+            catching_up = report.catching_up,
+            closed = report.closed.len(),
+            provisional = report.provisional,
+            panes_compacted = report.panes_compacted,
+            deltas_read = report.deltas_read,
+            duplicates = report.compaction.duplicates,
+            too_frequent = report.compaction.too_frequent,
+            retimed = report.retimed,
+            retiming_conflicts = report.retiming_conflicts,
+            retiming_kept = report.retiming_kept,
+            retiming_steady = report.retiming_steady,
+            retiming_limited = report.retiming_limited,
+            retiming_blind = report.retiming_blind,
+            events_published = report.events_published,
+            silent_raised = report.silence.raised.len(),
+            silent_resolved = report.silence.resolved.len(),
+            due_published = report.due_published.len(),
+            "merge run"
+        ),
     }
+}
 
+impl MergeHandler {
     /// One merge run, under the lease.
-    pub async fn run(&self, closing: Closing) -> PortResult<MergeReport> {
+    async fn run_leased_once(&self, closing: Closing) -> PortResult<MergeReport> {
         let now = self.clock.now_ms();
         if !self
             .state
-            .take_lease(self.holder, now, now.saturating_add(LEASE_MS))
+            .take_lease(&self.holder, now, now.saturating_add(LEASE_MS))
             .instrument(info_span!("merge.lease"))
             .await?
         {
@@ -348,7 +313,7 @@ impl Merge<'_> {
         });
         if let Err(e) = self
             .state
-            .release_lease(self.holder)
+            .release_lease(&self.holder)
             .instrument(info_span!("merge.release"))
             .await
         {

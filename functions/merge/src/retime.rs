@@ -1,7 +1,7 @@
 //! Step 3 of a merge run: Webster's retiming of every intersection with readings in the latest
 //! control window closed in the run, as each one's control mode says (the `merge.retime` span).
 
-use crate::{Merge, MergeReport};
+use crate::{MergeHandler, MergeReport};
 use std::collections::{BTreeMap, BTreeSet};
 use tracing::{Instrument, info_span};
 use traffic_core::IntersectionId;
@@ -26,7 +26,7 @@ pub(crate) struct Retimed {
     pub plans: BTreeMap<IntersectionId, Plan>,
 }
 
-impl Merge<'_> {
+impl MergeHandler {
     /// Webster on the latest control window (of length `pane_len`) closed in this run, unless
     /// the run is catching up; its counts go into `report`.
     pub(crate) async fn retime_latest(

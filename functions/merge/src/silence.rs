@@ -41,7 +41,7 @@ const MAX_PAGES: usize = 1000;
 
 /// What the merge needs to raise and resolve sensor-silent alarms.
 #[derive(Clone, Copy)]
-pub struct Health<'a> {
+pub(crate) struct Health<'a> {
     /// The alarm log and its open view.
     pub lamps: &'a dyn LampStore,
     /// Where alarms go (SNS).

@@ -2,7 +2,7 @@
 //! documentation): the marks, the reads, the compaction, the retiming ([`crate::retime`]), the
 //! writes, the events, the progress and detector health.
 
-use crate::{Closing, DUE_PER_RUN, Merge, MergeReport, Provisional, events, silence};
+use crate::{Closing, DUE_PER_RUN, MergeHandler, MergeReport, Provisional, events, silence};
 use std::collections::{BTreeMap, BTreeSet};
 use tracing::{Instrument, info_span};
 use traffic_core::delta::{Delta, DeltaKey};
@@ -49,12 +49,12 @@ struct Reads {
     prefixes: BTreeMap<WindowKey, Rollup>,
 }
 
-impl Merge<'_> {
+impl MergeHandler {
     /// The stream's shard list; when it cannot be read, only the shards with state count
     /// (windows may close later than they could, never too early... unless a shard without
     /// state still has readings: logged).
     async fn lineage(&self) -> Option<Vec<ShardInfo>> {
-        let stream = self.stream?;
+        let stream = self.stream.as_deref()?;
         match stream.shards().await {
             Ok(l) => Some(l),
             Err(e) => {
@@ -73,7 +73,7 @@ impl Merge<'_> {
         metas: &[ShardMeta],
         lineage: Option<&[ShardInfo]>,
     ) -> Vec<ShardActivity> {
-        let (Some(stream), Some(lineage)) = (self.stream, lineage) else {
+        let (Some(stream), Some(lineage)) = (self.stream.as_deref(), lineage) else {
             return Vec::new();
         };
         let mut ids: BTreeSet<&str> = metas.iter().map(|m| m.shard_id.as_str()).collect();
@@ -128,10 +128,7 @@ impl Merge<'_> {
 
         // At most a pane: the deltas read reach back a pane at a boundary (`silence`).
         let silence_after_ms = self.cfg.silence_after_ms.min(pane_len.ms());
-        let judged = self.health.is_some()
-            && silence_after_ms > 0
-            && closing == Closing::Watermark
-            && !catching_up;
+        let judged = silence_after_ms > 0 && closing == Closing::Watermark && !catching_up;
         let heard = if judged {
             silence::heard(&by_pane, closed_ms.saturating_sub(silence_after_ms))
         } else {
@@ -156,10 +153,15 @@ impl Merge<'_> {
             .await?;
 
         let results = self.write(&out, now, &mut report).await?;
-        report.events_published =
-            events::publish(self.events, &results, &report, pane_len, retimed.plans)
-                .instrument(info_span!("merge.events"))
-                .await?;
+        report.events_published = events::publish(
+            self.events.as_ref(),
+            &results,
+            &report,
+            pane_len,
+            retimed.plans,
+        )
+        .instrument(info_span!("merge.events"))
+        .await?;
         self.progress(
             &marks,
             &RunSeen {
@@ -175,7 +177,7 @@ impl Merge<'_> {
             &mut report,
         )
         .await?;
-        if let Some(h) = self.health.as_ref().filter(|_| !catching_up) {
+        if !catching_up {
             let facts = silence::RunFacts {
                 closing,
                 before_ms: marks.before,
@@ -186,7 +188,7 @@ impl Merge<'_> {
                 now_ms: now,
                 listed: retimed.listed.as_deref(),
             };
-            self.health(h, silence_after_ms, &facts, &mut report).await;
+            self.health(silence_after_ms, &facts, &mut report).await;
         }
         Ok(report)
     }
@@ -503,14 +505,14 @@ impl Merge<'_> {
     /// a failure of either is logged and left for the next run.
     async fn health(
         &self,
-        h: &silence::Health<'_>,
         silence_after_ms: i64,
         facts: &silence::RunFacts<'_>,
         report: &mut MergeReport,
     ) {
         let now = facts.now_ms;
+        let h = &self.silence_health();
         let health = info_span!("merge.health");
-        match silence::run(h, self.registry, silence_after_ms, facts)
+        match silence::run(h, self.registry.as_ref(), silence_after_ms, facts)
             .instrument(health.clone())
             .await
         {
