@@ -2,7 +2,7 @@
 //! documentation, written once and run against each adapter (feature `contract`).
 //!
 //! Each case is a plain `async fn case(store: &S) -> Outcome` generic over the port, in a module
-//! per port: [`lamps`] ([`crate::LampStore`]), [`registry`] ([`crate::Registry`]), [`state`]
+//! per port: [`lamps`] and [`publication`] ([`crate::LampStore`]), [`registry`] ([`crate::Registry`]), [`state`]
 //! ([`crate::StateStore`]), [`results`] ([`crate::ResultStore`]). A case uses ids of its own,
 //! so cases may share a store; the harness gives each a fresh one anyway.
 //!
@@ -25,6 +25,7 @@
 //! `tests/aws/ports.rs` on DynamoDB.
 
 pub mod lamps;
+pub mod publication;
 pub mod registry;
 pub mod results;
 pub mod state;
@@ -80,15 +81,17 @@ macro_rules! port_contract {
             lamp_summaries_when_kept_are_exact,
             record_alarm_is_idempotent_by_id,
             recorded_alarm_is_open_unpublished_and_due_at_its_time,
-            held_alarm_is_due_only_when_its_hold_down_ends,
-            claim_is_granted_once_until_released_or_expired,
-            claim_of_a_published_or_unknown_alarm_is_settled,
-            mark_published_settles_and_sets_last_published,
             ack_is_recorded_replaced_and_refused_for_unknown_ids,
             close_alarms_closes_the_lights_open_alarms_and_keeps_them_in_the_log,
             resolve_alarms_closes_only_the_selected_and_orders_no_repair,
             alarm_page_pages_every_alarm_once_newest_first,
             repair_closes_and_queues_one_order_taken_once,
+        ]);
+        $crate::__port_contract_mod!(publication, [$(#[$attr])*], $make, [
+            held_alarm_is_due_only_when_its_hold_down_ends,
+            claim_is_granted_once_until_released_or_expired,
+            claim_of_a_published_or_unknown_alarm_is_settled,
+            mark_published_settles_and_sets_last_published,
             held_alarm_closed_before_its_hold_down_is_settled,
         ]);
         $crate::__port_contract_mod!(registry, [$(#[$attr])*], $make, [
