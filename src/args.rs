@@ -94,7 +94,7 @@ pub struct LocalArgs {
     pub failure_probability: f64,
     /// Webster retiming, or the fixed initial timings (for comparison).
     #[arg(long, value_enum, default_value = "webster")]
-    pub control: traffic_app::local::Control,
+    pub control: traffic_app::local::TimingControl,
     /// Seed of the city and its traffic.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -21,7 +21,7 @@ use traffic_sim::{Controls, SimConfig, Simulator};
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
 )]
-pub enum Control {
+pub enum TimingControl {
     /// The merge's Webster timings (and the operator's edits) reach the field each period.
     Webster,
     /// The initial timings stay (for comparison); the merge still computes new ones.
@@ -150,7 +150,7 @@ pub struct Step {
 pub struct SimDriver {
     sim: Simulator,
     initial: City,
-    control: Control,
+    control: TimingControl,
     controls: Controls,
     registry: Arc<dyn Registry>,
     sink: Box<dyn ReadingSink>,
@@ -170,7 +170,7 @@ impl SimDriver {
         Ok(Self::with_sink(
             city.clone(),
             Simulator::new(city, config)?,
-            Control::Webster,
+            TimingControl::Webster,
             registry,
             Box::new(KinesisReadings::new(sink, lamps)),
         ))
@@ -180,7 +180,7 @@ impl SimDriver {
     pub fn with_sink(
         initial: City,
         sim: Simulator,
-        control: Control,
+        control: TimingControl,
         registry: Arc<dyn Registry>,
         sink: Box<dyn ReadingSink>,
     ) -> Self {
@@ -223,7 +223,7 @@ impl SimDriver {
     pub async fn refresh_controls(&mut self) -> anyhow::Result<ControlsUpdate> {
         let mut update = ControlsUpdate::default();
         let mut next = Controls::fixed(&self.initial);
-        if self.control == Control::Webster {
+        if self.control == TimingControl::Webster {
             let xs = self
                 .registry
                 .intersections()

@@ -4,7 +4,7 @@
 use crate::esm::{Mapping, MappingConfig};
 use fault::FaultHandler;
 use ingest::IngestHandler;
-use merge::{Closing, MergeHandler, MergeReport, Provisional};
+use merge::{CloseUpTo, MergeHandler, MergeReport, Provisional};
 use std::sync::Arc;
 use traffic_core::EngineConfig;
 use traffic_core::alarm::AlarmPolicy;
@@ -72,7 +72,7 @@ impl Functions {
     }
 
     /// Runs the merge once.
-    pub async fn merge(&self, closing: Closing) -> anyhow::Result<MergeReport> {
+    pub async fn merge(&self, closing: CloseUpTo) -> anyhow::Result<MergeReport> {
         Ok(self.merge.run(closing).await?)
     }
 }

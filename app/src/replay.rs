@@ -9,7 +9,7 @@ use crate::esm::{EventSourceMapping, MappingConfig};
 use crate::functions::Functions;
 use crate::stream::{MemorySource, partition_key_of, shard_for};
 use anyhow::Context;
-use merge::{Closing, Provisional};
+use merge::{CloseUpTo, Provisional};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
@@ -156,7 +156,7 @@ pub async fn replay(
     )
     .drain()
     .await?;
-    functions.merge(Closing::All).await?;
+    functions.merge(CloseUpTo::All).await?;
     let mut out = collect(&functions).await?;
     out.records = put;
     Ok(out)

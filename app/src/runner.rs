@@ -4,7 +4,7 @@
 use crate::esm::{EventSourceMapping, MappingConfig, OnFailure, Progress};
 use crate::functions::{CONSUMERS, Functions};
 use crate::stop::{Stop, Stopper};
-use merge::{Closing, MergeReport, Provisional};
+use merge::{CloseUpTo, MergeReport, Provisional};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -206,7 +206,7 @@ async fn merge_timer(
             _ = stop.wait() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        match functions.merge(Closing::Watermark).await {
+        match functions.merge(CloseUpTo::Watermark).await {
             Ok(report) => {
                 tracing::info!(
                     closed = report.closed.len(),

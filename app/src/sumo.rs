@@ -47,7 +47,7 @@ use crate::functions::Functions;
 use crate::replay::TimingOut;
 use crate::stream::{MemorySource, partition_key_of};
 use anyhow::Context;
-use merge::{Closing, Provisional};
+use merge::{CloseUpTo, Provisional};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
@@ -270,7 +270,7 @@ impl SumoLoop {
             ..Answer::default()
         };
         if now_ms >= due {
-            let report = self.functions.merge(Closing::Watermark).await?;
+            let report = self.functions.merge(CloseUpTo::Watermark).await?;
             answer.demand = report.demand;
             self.next_merge_ms = Some((now_ms.div_euclid(period) + 1) * period);
             answer.merged = true;

@@ -5,7 +5,7 @@
 
 use crate::support::aws_env;
 use anyhow::{Context, ensure};
-use merge::{Closing, MergeHandler, Provisional};
+use merge::{CloseUpTo, MergeHandler, Provisional};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -175,7 +175,7 @@ async fn the_events_a_subscriber_reads_from_the_bus_match_the_stored_results() -
         },
     )
     .with_holder("aws-events")
-    .run(Closing::All)
+    .run(CloseUpTo::All)
     .await?;
     ensure!(report.closed.len() >= 4, "{report:?}");
     ensure!(report.retimed > 0, "{report:?}");

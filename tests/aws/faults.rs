@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use ingest::IngestHandler;
-use merge::{Closing, MergeHandler, Provisional};
+use merge::{CloseUpTo, MergeHandler, Provisional};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -111,7 +111,7 @@ impl Fixture {
         let ports = self.ports(Arc::new(self.store.clone()));
         MergeHandler::from_ports(self.cfg.clone(), Provisional::None, &ports)
             .with_holder("check_against_replay")
-            .run(Closing::All)
+            .run(CloseUpTo::All)
             .await?;
         let city_file = self.dir.path().join("city.json");
         std::fs::write(&city_file, serde_json::to_string(&self.city)?)?;
@@ -685,14 +685,14 @@ async fn a_shard_that_gets_nothing_stops_holding_the_windows_once_idle() -> anyh
         MergeHandler::from_ports(f.cfg.clone(), Provisional::None, &ports).with_holder("idle");
     // The silent shards have caught up, but not for the idle timeout yet: they hold every
     // window (they could still deliver readings of 07:00).
-    let first = merge.run(Closing::Watermark).await?;
+    let first = merge.run(CloseUpTo::Watermark).await?;
     ensure!(first.closed.is_empty(), "{first:?}");
     // A minute more of readings, then the idle timeout later: the silent shards stop holding
     // the windows, the others (which just received) decide.
     let more = f.put_steps_after(1).await?;
     drain(&f, sent + more).await?;
     clock.set(now + f.cfg.idle_timeout_ms);
-    let second = merge.run(Closing::Watermark).await?;
+    let second = merge.run(CloseUpTo::Watermark).await?;
     assert_eq!(second.shards_idle, 4 - with_state, "{second:?}");
     let closed: Vec<String> = second
         .closed

@@ -6,7 +6,7 @@
 
 use crate::support::{assert_same, aws_env, per_thousand, receive_alarms};
 use anyhow::{Context, ensure};
-use merge::{Closing, MergeHandler, Provisional};
+use merge::{CloseUpTo, MergeHandler, Provisional};
 use std::sync::Arc;
 use std::time::Duration;
 use traffic_app::aws::setup;
@@ -174,7 +174,7 @@ async fn the_city_runs_end_to_end_on_the_aws_apis() -> anyhow::Result<()> {
     // Close every window, as `traffic replay` does at the end of its file.
     MergeHandler::from_ports(cfg.clone(), Provisional::None, &ports)
         .with_holder("aws_pipeline")
-        .run(Closing::All)
+        .run(CloseUpTo::All)
         .await?;
 
     let city_file = dir.path().join("city.json");
@@ -353,7 +353,7 @@ async fn a_busy_stream_costs_few_dynamodb_requests_per_thousand_readings() -> an
     let before = store.metrics().snapshot();
     MergeHandler::from_ports(cfg.clone(), Provisional::All, &ports)
         .with_holder("aws_pipeline")
-        .run(Closing::Watermark)
+        .run(CloseUpTo::Watermark)
         .await?;
     let merging = store.metrics().snapshot().since(&before);
     println!(

@@ -9,7 +9,7 @@
 use crate::support::{Faulty, assert_same, aws_env};
 use anyhow::ensure;
 use ingest::IngestHandler;
-use merge::{Closing, MergeHandler, Provisional};
+use merge::{CloseUpTo, MergeHandler, Provisional};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -213,7 +213,7 @@ async fn a_batch_ingest_gave_up_on_is_redriven_once_and_the_results_equal_a_run_
     // The results equal a run without the failure.
     MergeHandler::from_ports(cfg.clone(), Provisional::None, &ports)
         .with_holder("redrive")
-        .run(Closing::All)
+        .run(CloseUpTo::All)
         .await?;
     let city_file = dir.path().join("city.json");
     std::fs::write(&city_file, serde_json::to_string(&city)?)?;

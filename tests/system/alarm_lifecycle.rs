@@ -6,7 +6,7 @@
 
 use crate::support::{FlakyPublisher, store_with_city};
 use fault::FaultHandler;
-use merge::{Closing, MergeHandler, MergeReport, Provisional};
+use merge::{CloseUpTo, MergeHandler, MergeReport, Provisional};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use traffic_app::esm;
@@ -92,7 +92,7 @@ impl Fixture {
     async fn merge_at(&self, now_ms: i64) -> MergeReport {
         self.clock.set(now_ms);
         self.merge
-            .run(Closing::Watermark)
+            .run(CloseUpTo::Watermark)
             .await
             .unwrap_or_else(|e| panic!("merge: {e}"))
     }

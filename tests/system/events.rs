@@ -7,7 +7,7 @@ use crate::support::store_with_city;
 use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use ingest::IngestHandler;
-use merge::{Closing, MergeHandler, MergeReport, Provisional};
+use merge::{CloseUpTo, MergeHandler, MergeReport, Provisional};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use traffic_core::EngineConfig;
@@ -42,7 +42,7 @@ async fn merge_all(
         &store.ports().with_events(events),
     )
     .with_holder("events-test")
-    .run(Closing::All)
+    .run(CloseUpTo::All)
     .await
 }
 

@@ -428,11 +428,11 @@ async fn an_idle_shard_stops_holding_windows_and_what_it_sends_later_into_them_i
     assert_eq!(first.counters.accepted, 60);
     let merge = merge_over(&cfg, &ports.with_stream(Arc::new(TwoShards)));
     // Shard 1 has sent nothing: it holds every window until it has been idle for 5 minutes.
-    let held = merge.run(merge::Closing::Watermark).await;
+    let held = merge.run(merge::CloseUpTo::Watermark).await;
     assert!(held.unwrap_or_else(|e| panic!("{e}")).closed.is_empty());
     clock.set(now + 5 * 60_000);
     let report = merge
-        .run(merge::Closing::Watermark)
+        .run(merge::CloseUpTo::Watermark)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.shards_idle, 1);

@@ -6,7 +6,7 @@
 use crate::support::{FlakyPublisher, store_with_city};
 use fault::FaultHandler;
 use ingest::IngestHandler;
-use merge::{Closing, MergeHandler, MergeReport, Provisional};
+use merge::{CloseUpTo, MergeHandler, MergeReport, Provisional};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use traffic_app::esm;
@@ -122,7 +122,7 @@ impl Fixture {
         ports.stream = stream;
         MergeHandler::from_ports(self.cfg.clone(), Provisional::None, &ports)
             .with_holder("health")
-            .run(Closing::Watermark)
+            .run(CloseUpTo::Watermark)
             .await
             .unwrap_or_else(|e| panic!("merge: {e}"))
     }

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use traffic_app::Functions;
-use traffic_app::local::{Control, LocalOptions, RunSettings, Speedup, StatusMode, Summary, run};
+use traffic_app::local::{
+    LocalOptions, RunSettings, Speedup, StatusMode, Summary, TimingControl, run,
+};
 use traffic_app::replay::{ReplayOptions, ReplayOutput, collect, replay};
 use traffic_app::stop::Stop;
 use traffic_core::EngineConfig;
@@ -15,7 +17,7 @@ use traffic_sim::{CityConfig, generate_city};
 
 const START: &str = "2026-01-05T07:00:00Z";
 
-fn settings(control: Control) -> RunSettings {
+fn settings(control: TimingControl) -> RunSettings {
     RunSettings {
         intersections: 12,
         shards: 3,
@@ -26,7 +28,7 @@ fn settings(control: Control) -> RunSettings {
     }
 }
 
-fn options(dir: &Path, control: Control, hours: i64, record: bool) -> LocalOptions {
+fn options(dir: &Path, control: TimingControl, hours: i64, record: bool) -> LocalOptions {
     LocalOptions {
         alarms: Default::default(),
         data_dir: dir.to_path_buf(),
@@ -53,14 +55,14 @@ fn city() -> traffic_core::city::City {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn local(dir: &Path, control: Control, hours: i64, record: bool) -> Summary {
+async fn local(dir: &Path, control: TimingControl, hours: i64, record: bool) -> Summary {
     local_with(EngineConfig::default(), dir, control, hours, record).await
 }
 
 async fn local_with(
     cfg: EngineConfig,
     dir: &Path,
-    control: Control,
+    control: TimingControl,
     hours: i64,
     record: bool,
 ) -> Summary {
@@ -92,7 +94,7 @@ async fn a_local_run_gives_the_results_of_a_replay_of_its_readings() {
     let mut cfg = EngineConfig::default();
     cfg.webster.min_change_s = 0.0;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let summary = local_with(cfg.clone(), dir.path(), Control::Webster, 2, true).await;
+    let summary = local_with(cfg.clone(), dir.path(), TimingControl::Webster, 2, true).await;
     assert!(summary.completed);
     assert_eq!(summary.readings, 12 * 4 * 120);
     let ran = outcome(dir.path()).await;
@@ -147,8 +149,8 @@ async fn a_local_run_gives_the_results_of_a_replay_of_its_readings() {
 async fn retiming_reaches_the_simulator_and_changes_the_traffic() {
     let fixed_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let webster_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let fixed = local(fixed_dir.path(), Control::Fixed, 3, false).await;
-    let webster = local(webster_dir.path(), Control::Webster, 3, false).await;
+    let fixed = local(fixed_dir.path(), TimingControl::Fixed, 3, false).await;
+    let webster = local(webster_dir.path(), TimingControl::Webster, 3, false).await;
     let retimed = outcome(webster_dir.path()).await.timings;
     assert!(!retimed.is_empty());
     // The simulator's own state holds the timings it ran with in its last period.
@@ -518,7 +520,7 @@ async fn the_local_api_shows_alarms_at_the_configured_severities() {
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut opts = options(dir.path(), Control::Webster, 1, false);
+    let mut opts = options(dir.path(), TimingControl::Webster, 1, false);
     opts.settings.failure_probability = 0.02;
     opts.listen = Some(addr);
     opts.alarms = config.alarms;

@@ -166,7 +166,7 @@ async fn a_merge_run_gives_one_emf_line_with_its_run_time_and_lag() {
     let merge = MergeHandler::from_ports(EngineConfig::default(), Provisional::All, &ports)
         .with_metrics(metrics);
     merge
-        .run(merge::Closing::All)
+        .run(merge::CloseUpTo::All)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
@@ -544,7 +544,7 @@ async fn a_merge_run_sends_one_subsegment_per_step() {
     let merge = MergeHandler::from_ports(EngineConfig::default(), Provisional::All, &ports);
     let daemon = daemon();
     merge
-        .run(merge::Closing::All)
+        .run(merge::CloseUpTo::All)
         .instrument(invocation(Some(1)))
         .await
         .unwrap_or_else(|e| panic!("{e}"));

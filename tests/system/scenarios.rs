@@ -6,7 +6,7 @@
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use traffic_app::local::{Control, LocalOptions, RunSettings, Speedup, StatusMode, run};
+use traffic_app::local::{LocalOptions, RunSettings, Speedup, StatusMode, TimingControl, run};
 use traffic_app::replay::{ReplayOptions, ReplayOutput, replay};
 use traffic_app::stop::Stop;
 use traffic_core::EngineConfig;
@@ -40,7 +40,7 @@ async fn recording() -> Recording {
                 seed: SEED,
                 start_ms: parse_rfc3339_ms(START).unwrap_or_default(),
                 failure_probability: 0.0,
-                control: Control::Fixed,
+                control: TimingControl::Fixed,
             },
             speedup: Speedup::Max,
             duration_ms: Some(5 * HOUR / 2),

@@ -4,7 +4,7 @@
 
 use crate::support::store_with_city;
 use ingest::IngestHandler;
-use merge::{Closing, MergeHandler, MergeReport, Provisional};
+use merge::{CloseUpTo, MergeHandler, MergeReport, Provisional};
 use std::sync::Arc;
 use traffic_app::esm;
 use traffic_core::EngineConfig;
@@ -131,7 +131,7 @@ async fn a_shard_fed_only_rejected_and_future_records_becomes_idle_and_windows_c
                 (0, 2)
             );
             let report: MergeReport = merge
-                .run(Closing::Watermark)
+                .run(CloseUpTo::Watermark)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             if !report.closed.is_empty() {
@@ -190,7 +190,7 @@ async fn catch_up(
     let mut reports = Vec::new();
     for _ in 0..100 {
         let r = merge
-            .run(Closing::Watermark)
+            .run(CloseUpTo::Watermark)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let done = r.panes_compacted == 0;

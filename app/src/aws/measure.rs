@@ -35,12 +35,12 @@ mod report;
 
 use super::setup::setup;
 use super::simulate::sim_config;
-use crate::driver::{Control, SimDriver};
+use crate::driver::{SimDriver, TimingControl};
 use crate::esm::{EventSourceMapping, Mapping, MappingConfig};
 use crate::functions::Functions;
 use crate::stream::MemorySource;
 use harness::{MemoryReadings, Timed, TimingsAfterMerges};
-use merge::{Closing, Provisional};
+use merge::{CloseUpTo, Provisional};
 pub use prices::{LambdaDuration, PRICES_JSON, Prices};
 pub use report::{FunctionUsage, Measurement, TableUsage, is_read_operation};
 use report::{by_table, per_thousand};
@@ -256,7 +256,7 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
         StreamKind::Memory => SimDriver::with_sink(
             opts.city.clone(),
             Simulator::new(&opts.city, sim)?,
-            Control::Webster,
+            TimingControl::Webster,
             timings.clone(),
             Box::new(MemoryReadings {
                 source: memory.clone(),
@@ -277,7 +277,7 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
         esm.drain().await?;
         if minute % TEMPLATE.merge_every_min == 0 {
             let t = Instant::now();
-            let report = merge.merge(Closing::Watermark).await?;
+            let report = merge.merge(CloseUpTo::Watermark).await?;
             merge_nanos += t.elapsed().as_nanos();
             merge_runs += 1;
             windows_closed += report.closed.len();

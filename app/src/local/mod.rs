@@ -18,13 +18,13 @@
 //! goes on: no reading is counted twice or lost, and because every step is in lock step the
 //! results are those of an uninterrupted run.
 
-pub use crate::driver::Control;
+pub use crate::driver::TimingControl;
 use crate::driver::{EmbeddedSink, SIM_BLOB, SimDriver};
 use crate::esm::{EventSourceMapping, MappingConfig};
 use crate::functions::{CONSUMERS, Functions};
 use crate::stop::Stop;
 use anyhow::{Context, bail};
-use merge::{Closing, Provisional};
+use merge::{CloseUpTo, Provisional};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -103,7 +103,7 @@ pub struct RunSettings {
     /// Probability that a reading breaks a lamp.
     pub failure_probability: f64,
     /// Fixed or Webster control.
-    pub control: Control,
+    pub control: TimingControl,
 }
 
 /// Options of `traffic local`.
@@ -300,7 +300,7 @@ impl Local {
 
         // Whatever was appended before a crash and not yet delivered goes first.
         self.esm.drain().await?;
-        self.functions.merge(Closing::Watermark).await?;
+        self.functions.merge(CloseUpTo::Watermark).await?;
 
         let end_ms = self.opts.duration_ms.map(|d| self.settings.start_ms + d);
         let period_ms = i64::from(self.driver.simulator().config().period_s) * 1000;
@@ -322,7 +322,7 @@ impl Local {
             steps += 1;
             self.esm.drain().await?;
             if steps.is_multiple_of(self.opts.merge_every.max(1)) {
-                self.functions.merge(Closing::Watermark).await?;
+                self.functions.merge(CloseUpTo::Watermark).await?;
             }
             if rate_mark.0.elapsed() >= Duration::from_secs(1) {
                 self.update_status(&status, produced, &mut rate_mark)
@@ -344,9 +344,9 @@ impl Local {
         }
         self.esm.drain().await?;
         let closing = if completed {
-            Closing::All
+            CloseUpTo::All
         } else {
-            Closing::Watermark
+            CloseUpTo::Watermark
         };
         self.functions.merge(closing).await?;
         self.store.sync()?;

@@ -170,14 +170,14 @@ impl MergeHandler {
     /// run up to the global watermark, logged, its figures recorded ([`figures`]).
     pub async fn handle(&self, _event: &EventBridgeEvent) -> PortResult<MergeReport> {
         let before = self.usage.usage();
-        let report = self.run_leased_once(Closing::Watermark).await?;
+        let report = self.run_leased_once(CloseUpTo::Watermark).await?;
         log_run(&report);
         self.record(&report, before).await;
         Ok(report)
     }
 
     /// Runs the merge once and records its figures ([`figures`]).
-    pub async fn run(&self, closing: Closing) -> PortResult<MergeReport> {
+    pub async fn run(&self, closing: CloseUpTo) -> PortResult<MergeReport> {
         let before = self.usage.usage();
         let report = self.run_leased_once(closing).await?;
         self.record(&report, before).await;
@@ -197,7 +197,7 @@ impl MergeHandler {
 
 /// How far windows close.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Closing {
+pub enum CloseUpTo {
     /// Up to the global watermark (the scheduled runs).
     Watermark,
     /// Every window that holds data (end of a replay or of a timed run: no more will come).
@@ -293,7 +293,7 @@ fn log_run(report: &MergeReport) {
 
 impl MergeHandler {
     /// One merge run, under the lease.
-    async fn run_leased_once(&self, closing: Closing) -> PortResult<MergeReport> {
+    async fn run_leased_once(&self, closing: CloseUpTo) -> PortResult<MergeReport> {
         let now = self.clock.now_ms();
         if !self
             .state

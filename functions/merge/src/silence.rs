@@ -19,7 +19,7 @@
 //!
 //! A failure here is logged and leaves the run's results standing: the next run judges again.
 
-use crate::Closing;
+use crate::CloseUpTo;
 use std::collections::{BTreeMap, BTreeSet};
 use traffic_core::alarm::AlarmPolicy;
 use traffic_core::city::Intersection;
@@ -30,8 +30,7 @@ use traffic_core::silence::{Evidence, Watched, judge};
 use traffic_core::{AlarmId, IntersectionId, LightIndex};
 use traffic_functions::publication::publish_once;
 use traffic_ports::{
-    AlarmPublisher, AlarmQuery, AlarmRecord, Closing as AlarmClosing, LampStore, PortResult,
-    Registry,
+    AlarmPublisher, AlarmQuery, AlarmRecord, Closing, LampStore, PortResult, Registry,
 };
 
 /// Open alarms read per page of the open view.
@@ -64,7 +63,7 @@ pub struct SilenceReport {
 /// The run's facts the judgment uses.
 pub(crate) struct RunFacts<'r> {
     /// How windows closed in this run.
-    pub closing: Closing,
+    pub closing: CloseUpTo,
     /// The closed mark before the run.
     pub before_ms: Option<i64>,
     /// The closed mark after the run.
@@ -181,7 +180,7 @@ pub(crate) async fn run(
     // Judged when the closed mark moves, or while every shard is idle (event time then stands
     // still: the outage itself is the news).
     let moved = facts.before_ms < Some(closed);
-    if silence_after_ms <= 0 || facts.closing == Closing::All || !(moved || facts.all_idle) {
+    if silence_after_ms <= 0 || facts.closing == CloseUpTo::All || !(moved || facts.all_idle) {
         return Ok(report);
     }
     let since_ms = closed.saturating_sub(silence_after_ms);
@@ -209,7 +208,7 @@ pub(crate) async fn run(
         },
         &alarms,
     );
-    let closing = AlarmClosing::at(facts.now_ms, h.alarms.retention_ms);
+    let closing = Closing::at(facts.now_ms, h.alarms.retention_ms);
     let mut resolved = BTreeSet::new();
     for (a, why) in &plan.resolve {
         let id = a.id();

@@ -2,7 +2,7 @@
 //! documentation): the marks, the reads, the compaction, the retiming ([`crate::retime`]), the
 //! writes, the events, the progress and detector health.
 
-use crate::{Closing, DUE_PER_RUN, MergeHandler, MergeReport, Provisional, events, silence};
+use crate::{CloseUpTo, DUE_PER_RUN, MergeHandler, MergeReport, Provisional, events, silence};
 use std::collections::{BTreeMap, BTreeSet};
 use tracing::{Instrument, info_span};
 use traffic_core::delta::{Delta, DeltaKey};
@@ -109,7 +109,7 @@ impl MergeHandler {
         }
     }
 
-    pub(crate) async fn run_leased(&self, closing: Closing, now: i64) -> PortResult<MergeReport> {
+    pub(crate) async fn run_leased(&self, closing: CloseUpTo, now: i64) -> PortResult<MergeReport> {
         let mut report = MergeReport::default();
         let pane_len = self.cfg.pane();
         // Each step's span lives from its first line to its last (dropped there), its calls
@@ -128,7 +128,7 @@ impl MergeHandler {
 
         // At most a pane: the deltas read reach back a pane at a boundary (`silence`).
         let silence_after_ms = self.cfg.silence_after_ms.min(pane_len.ms());
-        let judged = silence_after_ms > 0 && closing == Closing::Watermark && !catching_up;
+        let judged = silence_after_ms > 0 && closing == CloseUpTo::Watermark && !catching_up;
         let heard = if judged {
             silence::heard(&by_pane, closed_ms.saturating_sub(silence_after_ms))
         } else {
@@ -198,7 +198,7 @@ impl MergeHandler {
     /// read.
     async fn marks(
         &self,
-        closing: Closing,
+        closing: CloseUpTo,
         now: i64,
         report: &mut MergeReport,
     ) -> PortResult<Marks> {
@@ -211,7 +211,7 @@ impl MergeHandler {
         let target = match closing {
             // The frontier is bounded by arrivals: a reading stamped ahead of it lies in a pane
             // its shard's meta lists, so those count too.
-            Closing::All => metas
+            CloseUpTo::All => metas
                 .iter()
                 .flat_map(|m| {
                     m.max_event_ms
@@ -220,7 +220,7 @@ impl MergeHandler {
                 })
                 .max()
                 .map(|t| self.cfg.longest().window_of(t).end_ms()),
-            Closing::Watermark => {
+            CloseUpTo::Watermark => {
                 let lineage = self.lineage().instrument(marks.clone()).await;
                 let activity = self
                     .activity(&metas, lineage.as_deref())
@@ -252,7 +252,7 @@ impl MergeHandler {
         };
         let compacted = state.marks.compacted_ms;
         let from = compacted.map_or(i64::MIN, |c| pane_len.window_of(c).start_ms);
-        if closing == Closing::Watermark
+        if closing == CloseUpTo::Watermark
             && closed > before
             && let Some(c) = closed
         {
