@@ -330,6 +330,9 @@ pub struct AlarmsView {
 const ALARM_PAGE_DEFAULT: u64 = 100;
 const ALARM_PAGE_MAX: u64 = 1000;
 
+/// A cursor's event time is below this (at most 18 digits, as `openapi.json` documents).
+const MAX_CURSOR_TS_MS: i64 = 1_000_000_000_000_000_000;
+
 /// `GET /api/alarms?open=true&limit=N&cursor=ID`: alarms newest first, a page at a time
 /// (default 100, at most 1,000): all of them, or with `open=true` only the open ones (from
 /// the open view). `cursor` is the previous page's `next`. Reads only the alarms it returns
@@ -349,7 +352,15 @@ pub async fn alarms(State(state): State<Shared>, q: Params) -> ApiResult<Respons
     };
     let after = match q.get("cursor").map(|c| (c, c.parse::<AlarmId>())) {
         None => None,
-        Some((_, Ok(id))) => Some(id),
+        // As the document's pattern says: an alarm's event time, never before 1970 nor past
+        // 18 digits (a page's `next` is always such an id).
+        Some((_, Ok(id))) if (0..MAX_CURSOR_TS_MS).contains(&id.ts_ms()) => Some(id),
+        Some((c, Ok(_))) => {
+            return Err(ApiError::bad(
+                "cursor",
+                format!("must be a page's `next`, got {c:?}: its time is out of range"),
+            ));
+        }
         Some((c, Err(e))) => {
             return Err(ApiError::bad(
                 "cursor",

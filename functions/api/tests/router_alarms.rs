@@ -230,6 +230,12 @@ async fn a_bad_alarm_query_is_a_400_naming_the_parameter() -> anyhow::Result<()>
         // Ids of no alarm: a lamp of all lights, a time written with a leading zero.
         ("cursor=I-0001%23all%23red%235", "cursor"),
         ("cursor=I-0001%231%23red%2305", "cursor"),
+        // What the document's pattern leaves out: a time before 1970 or of 19 digits, a light
+        // past the fourth.
+        ("cursor=I-0001%231%23red%23-5", "cursor"),
+        ("cursor=I-0001%231%23red%231000000000000000000", "cursor"),
+        ("cursor=I-0001%234%23red%235", "cursor"),
+        ("cursor=0%230", "cursor"),
     ] {
         let a = api.get(&format!("/api/alarms?{q}")).await?;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{q}: {a:?}");
