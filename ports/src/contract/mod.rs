@@ -2,8 +2,9 @@
 //! documentation, written once and run against each adapter (feature `contract`).
 //!
 //! Each case is a plain `async fn case(store: &S) -> Outcome` generic over the port, in a module
-//! per port: [`lamps`] and [`publication`] ([`crate::LampStore`]), [`registry`] ([`crate::Registry`]), [`state`]
-//! ([`crate::StateStore`]), [`results`] ([`crate::ResultStore`]). A case uses ids of its own,
+//! per port: [`lamps`] and [`publication`] ([`crate::LampStore`]), [`registry`] ([`crate::Registry`]), [`state`],
+//! [`deltas`] and [`rollups`] ([`crate::StateStore`]), [`results`] ([`crate::ResultStore`]),
+//! [`stats`] ([`crate::StatsStore`]). A case uses ids of its own,
 //! so cases may share a store; the harness gives each a fresh one anyway.
 //!
 //! [`port_contract!`](crate::port_contract) expands to one `#[tokio::test]` per case, named
@@ -24,11 +25,14 @@
 //! on every test. `tests/system/ports.rs` runs the suite on the embedded store,
 //! `tests/aws/ports.rs` on DynamoDB.
 
+pub mod deltas;
 pub mod lamps;
 pub mod publication;
 pub mod registry;
 pub mod results;
+pub mod rollups;
 pub mod state;
+pub mod stats;
 
 use traffic_core::IntersectionId;
 use traffic_core::city::Intersection;
@@ -113,10 +117,25 @@ macro_rules! port_contract {
             merge_progress_round_trips,
             merge_progress_does_not_move_the_closed_mark,
         ]);
+        $crate::__port_contract_mod!(deltas, [$(#[$attr])*], $make, [
+            committed_deltas_read_back_by_key_in_the_order_asked,
+            delta_panes_lists_each_pane_with_deltas_once_from_the_start_on,
+            forget_keeps_the_panes_and_rollups_it_does_not_drop,
+        ]);
+        $crate::__port_contract_mod!(rollups, [$(#[$attr])*], $make, [
+            rollups_are_exactly_those_of_the_length_starting_in_range,
+            put_rollups_replaces_the_rollup_of_its_window,
+            redrive_mark_is_written_with_its_commit_and_only_once,
+            refused_redrive_writes_no_mark,
+        ]);
         $crate::__port_contract_mod!(results, [$(#[$attr])*], $make, [
             results_replace_per_window_and_list_in_order,
             recent_results_and_pages_are_newest_first_and_complete,
             network_state_round_trips,
+        ]);
+        $crate::__port_contract_mod!(stats, [$(#[$attr])*], $make, [
+            samples_add_up_per_function_and_minute,
+            stats_are_those_from_a_minute_on_by_minute_then_function,
         ]);
     };
 }
