@@ -116,6 +116,7 @@ macro_rules! port_contract {
             commit_is_conditional_on_the_closed_mark,
             merge_progress_round_trips,
             merge_progress_does_not_move_the_closed_mark,
+            shard_metas_hold_every_committed_shard_once,
         ]);
         $crate::__port_contract_mod!(deltas, [$(#[$attr])*], $make, [
             committed_deltas_read_back_by_key_in_the_order_asked,

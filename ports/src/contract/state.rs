@@ -205,3 +205,41 @@ pub async fn merge_progress_does_not_move_the_closed_mark<S: StateStore + ?Sized
     }
     Ok(())
 }
+
+/// [`StateStore::shard_metas`] holds the meta of every shard committed, each as
+/// [`StateStore::load_shard`] reads it, once; a shard whose only commit was refused has none.
+pub async fn shard_metas_hold_every_committed_shard_once<S: StateStore + ?Sized>(s: &S) -> Outcome {
+    let shards = ["contract-s7a", "contract-s7b", "contract-s7c"];
+    for (k, shard) in shards.iter().enumerate() {
+        s.commit(&commit(shard, None, 0, None, 10 + k as u64), NOW)
+            .await?;
+    }
+    s.commit(&commit(shards[1], Some(11), 1, None, 30), NOW)
+        .await?;
+    let refused = "contract-s7d";
+    let r = s.commit(&commit(refused, Some(1), 0, None, 5), NOW).await;
+    ensure_law!(
+        matches!(r, Err(PortError::Conflict(_))),
+        "a first commit expecting a meta: {r:?}"
+    );
+    let metas = s.shard_metas().await?;
+    for shard in shards {
+        let (stored, _) = s.load_shard(shard).await?;
+        let listed: Vec<_> = metas.iter().filter(|m| m.shard_id == shard).collect();
+        ensure_law!(
+            stored.is_some() && listed == [stored.as_ref().unwrap_or(&ShardMeta::default())],
+            "{shard}: loaded {stored:?}, listed {listed:?}"
+        );
+    }
+    let (stored, _) = s.load_shard(shards[1]).await?;
+    ensure_law!(
+        stored.map(|m| m.commits) == Some(2),
+        "the second commit of {} not stored",
+        shards[1]
+    );
+    ensure_law!(
+        metas.iter().all(|m| m.shard_id != refused),
+        "a refused shard listed: {metas:?}"
+    );
+    Ok(())
+}
