@@ -5,7 +5,7 @@
 use crate::support::{AwsEnv, assert_same, aws_env};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::BTreeMap;
-use traffic_aws::setup::{Resources, ensure_table};
+use traffic_aws::setup::Resources;
 use traffic_aws::{AwsNames, DynamoStore, KinesisShards, StoreOptions};
 use traffic_core::SequenceNumber;
 use traffic_core::delta::{Delta, DeltaKey, DeltaReading};
@@ -27,17 +27,7 @@ async fn store(test: &str) -> anyhow::Result<Option<(AwsEnv, Resources, DynamoSt
     let Some(env) = aws_env(test).await else {
         return Ok(None);
     };
-    let r = env.resources(1);
-    for t in [&r.state_table, &r.registry_table, &r.results_table] {
-        ensure_table(&env.clients, t).await?;
-    }
-    let names = AwsNames {
-        state_table: Some(r.state_table.clone()),
-        registry_table: Some(r.registry_table.clone()),
-        results_table: Some(r.results_table.clone()),
-        ..AwsNames::default()
-    };
-    let s = DynamoStore::new(env.clients.dynamodb.clone(), names, StoreOptions::default());
+    let (r, _, s) = env.fresh_store().await?;
     Ok(Some((env, r, s)))
 }
 

@@ -3,8 +3,8 @@
 //! cases on the embedded store.
 
 use crate::support::{AwsEnv, aws_env};
-use traffic_aws::setup::{Resources, ensure_table};
-use traffic_aws::{AwsNames, DynamoStore, StoreOptions};
+use traffic_aws::DynamoStore;
+use traffic_aws::setup::Resources;
 
 /// The case's endpoint and tables, kept for the case (an emulator is thrown away with its
 /// tables, as the other tests here leave theirs).
@@ -19,17 +19,7 @@ async fn fresh(case: &'static str) -> anyhow::Result<(DynamoStore, Tables)> {
     let env = aws_env(case)
         .await
         .ok_or_else(|| anyhow::anyhow!("{case}: no AWS endpoint"))?;
-    let r = env.resources(1);
-    for t in [&r.state_table, &r.registry_table, &r.results_table] {
-        ensure_table(&env.clients, t).await?;
-    }
-    let names = AwsNames {
-        state_table: Some(r.state_table.clone()),
-        registry_table: Some(r.registry_table.clone()),
-        results_table: Some(r.results_table.clone()),
-        ..AwsNames::default()
-    };
-    let store = DynamoStore::new(env.clients.dynamodb.clone(), names, StoreOptions::default());
+    let (r, _, store) = env.fresh_store().await?;
     Ok((store, Tables { env, resources: r }))
 }
 

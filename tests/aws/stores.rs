@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use std::sync::Arc;
-use traffic_aws::setup::{Resources, ensure_table};
-use traffic_aws::{AwsNames, DynamoStore, StoreOptions};
+use traffic_aws::setup::Resources;
+use traffic_aws::{DynamoStore, StoreOptions};
 use traffic_core::city::{Intersection, Phase};
 use traffic_core::lamps::LightLamps;
 use traffic_core::reading::{LampState, Lamps};
@@ -53,21 +53,7 @@ async fn stores(
     let Some(env) = aws_env(test).await else {
         return Ok(None);
     };
-    let r = env.resources(1);
-    for t in [&r.state_table, &r.registry_table, &r.results_table] {
-        ensure_table(&env.clients, t).await?;
-    }
-    let names = AwsNames {
-        state_table: Some(r.state_table.clone()),
-        registry_table: Some(r.registry_table.clone()),
-        results_table: Some(r.results_table.clone()),
-        ..AwsNames::default()
-    };
-    let s = DynamoStore::new(
-        env.clients.dynamodb.clone(),
-        names.clone(),
-        StoreOptions::default(),
-    );
+    let (r, names, s) = env.fresh_store().await?;
     let failing = aws_sdk_dynamodb::Client::from_conf(
         env.clients
             .dynamodb

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use traffic_aws::AwsClients;
-use traffic_aws::setup::{Queue, Resources};
+use traffic_aws::setup::{Queue, Resources, ensure_table};
+use traffic_aws::{AwsClients, AwsNames, DynamoStore, StoreOptions};
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
 use traffic_core::redrive::RedriveMark;
@@ -81,6 +81,27 @@ impl AwsEnv {
     /// The names of this test's resources.
     pub fn resources(&self, shards: i32) -> Resources {
         Resources::with_prefix(&self.prefix, shards)
+    }
+
+    /// A DynamoDB store on this test's three tables, created first, with their names (for a
+    /// second store on the same tables).
+    pub async fn fresh_store(&self) -> anyhow::Result<(Resources, AwsNames, DynamoStore)> {
+        let r = self.resources(1);
+        for t in [&r.state_table, &r.registry_table, &r.results_table] {
+            ensure_table(&self.clients, t).await?;
+        }
+        let names = AwsNames {
+            state_table: Some(r.state_table.clone()),
+            registry_table: Some(r.registry_table.clone()),
+            results_table: Some(r.results_table.clone()),
+            ..AwsNames::default()
+        };
+        let store = DynamoStore::new(
+            self.clients.dynamodb.clone(),
+            names.clone(),
+            StoreOptions::default(),
+        );
+        Ok((r, names, store))
     }
 
     /// Deletes the resources (best effort: an emulator is thrown away anyway).

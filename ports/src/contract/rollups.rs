@@ -137,6 +137,17 @@ fn redrive(shard: &str, through: u64, commits: u64) -> Commit {
     }
 }
 
+/// A shard's first commit, applied through 10, nothing written but its meta.
+fn first_commit(shard: &str) -> Commit {
+    Commit {
+        expected: None,
+        expected_commits: 0,
+        closed_ms: None,
+        meta: meta(shard, 10, 1),
+        deltas: Vec::new(),
+    }
+}
+
 fn mark(shard: &str, id: u64, applied: u64) -> RedriveMark {
     RedriveMark {
         shard_id: shard.to_owned(),
@@ -157,14 +168,7 @@ pub async fn redrive_mark_is_written_with_its_commit_and_only_once<S: StateStore
     s: &S,
 ) -> Outcome {
     let shard = "contract-r1";
-    let first = Commit {
-        expected: None,
-        expected_commits: 0,
-        closed_ms: None,
-        meta: meta(shard, 10, 1),
-        deltas: Vec::new(),
-    };
-    s.commit(&first, T0).await?;
+    s.commit(&first_commit(shard), T0).await?;
     let none = s.redrive_mark(shard, 7).await?;
     ensure_law!(none.is_none(), "a mark before any redrive: {none:?}");
     let m = mark(shard, 7, 3);
@@ -205,13 +209,7 @@ pub async fn redrive_mark_is_written_with_its_commit_and_only_once<S: StateStore
 /// the same atomic write as the meta.
 pub async fn refused_redrive_writes_no_mark<S: StateStore + ?Sized>(s: &S) -> Outcome {
     let shard = "contract-r2";
-    let first = Commit {
-        expected: None,
-        expected_commits: 0,
-        closed_ms: None,
-        meta: meta(shard, 10, 1),
-        deltas: Vec::new(),
-    };
+    let first = first_commit(shard);
     s.commit(&first, T0).await?;
     for (stale, what) in [
         (redrive(shard, 5, 1), "a stale applied_through"),
