@@ -28,6 +28,8 @@ fi
 if [ "${TRAFFIC_EMULATOR:-}" = moto ]; then
   unset AWS_ENDPOINT_URL TRAFFIC_EMULATOR
 fi
-# The pure parts of the driver first: a broken comparison would pass anything.
+# The pure parts of the driver first, and the named queries on DuckDB: a broken comparison
+# would pass anything.
 .venv/bin/python tests/deployed/test_e2e.py
+.venv/bin/python tests/deployed/test_archive.py
 LAMBDA_DIR="${CARGO_TARGET_DIR:-$(pwd)/target}/lambda" exec bash scripts/deployed-e2e.sh

@@ -32,6 +32,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import struct
 import subprocess
@@ -250,6 +251,22 @@ REPORT_KEYS = (
 )
 
 
+def create_named_query(run: "Run", props: dict) -> str:
+    """An AWS::Athena::NamedQuery from its template properties (Database and WorkGroup resolved
+    to the stack's physical names); returns its id, as CloudFormation's Ref would."""
+
+    def resolve(value: Any) -> Any:
+        return run.resources[value["Ref"]] if isinstance(value, dict) and "Ref" in value else value
+
+    kw = {k: resolve(v) for k, v in props.items()}
+    return run.client("athena").create_named_query(**kw)["NamedQueryId"]
+
+
+#: Resource types the driver creates itself where an emulator's CloudFormation does not know
+#: them: type -> function(run, properties) -> physical id.
+DRIVER_CREATES = {"AWS::Athena::NamedQuery": create_named_query}
+
+
 def report(seen: dict[str, Any]) -> dict[str, Any]:
     """The output line's object: the issue's keys first (None for a step that did not run),
     then the rest of what was seen."""
@@ -351,6 +368,7 @@ class Run:
             "AuthDomainPrefix": self.stack.lower(),
             "LogRetentionDays": "1",
             "FreshnessMinutes": str(freshness_minutes(self.a.windows, self.a.merge_schedule)),
+            "ArchiveBufferSeconds": "60",
         }
         self.out["architecture"] = arch
         self.out["parameters"] = params
@@ -360,12 +378,29 @@ class Run:
         template_key = f"{self.stack}/template.json"
         s3.put_object(Bucket=bucket, Key=template_key, Body=json.dumps(transformed).encode())
         cfn = self.client("cloudformation")
-        cfn.create_stack(
+        create = dict(
             StackName=self.stack,
             TemplateURL=f"{self.endpoint}/{bucket}/{template_key}",
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
         )
+        self.by_driver: dict[str, dict] = {}
+        try:
+            cfn.create_stack(**create)
+        except cfn.exceptions.ClientError as e:
+            # An emulator whose CloudFormation lacks a type the driver can create through the
+            # service's own API (MiniStack 1.5.33: Athena's named queries): the stack without
+            # them, and the driver creates them from the same properties once it is up.
+            unknown = set(re.findall(r"AWS::[A-Za-z0-9]+::[A-Za-z0-9]+", str(e))) if "Unrecognized resource types" in str(e) else set()
+            if not unknown or not unknown <= set(DRIVER_CREATES):
+                raise
+            self.by_driver = {lid: r for lid, r in transformed["Resources"].items() if r["Type"] in unknown}
+            for lid in self.by_driver:
+                del transformed["Resources"][lid]
+            s3.put_object(Bucket=bucket, Key=template_key, Body=json.dumps(transformed).encode())
+            self.out["created_by_the_driver"] = sorted(unknown)
+            log(f"the emulator's CloudFormation lacks {sorted(unknown)}: created through their APIs")
+            cfn.create_stack(**create)
         deadline = time.time() + 600
         while True:
             st = cfn.describe_stacks(StackName=self.stack)["Stacks"][0]
@@ -386,6 +421,8 @@ class Run:
             r["LogicalResourceId"]: r["PhysicalResourceId"]
             for r in cfn.list_stack_resources(StackName=self.stack)["StackResourceSummaries"]
         }
+        for lid, resource in self.by_driver.items():
+            self.resources[lid] = DRIVER_CREATES[resource["Type"]](self, resource["Properties"])
         self.out["resources"] = len(self.resources)
         self.timed("deploy", t0)
         log(f"stack {self.stack}: {st['StackStatus']}, {len(self.resources)} resources, {arch} functions")
@@ -643,6 +680,49 @@ class Run:
         self.check(equal, f"the stack's closed windows differ from the replay in {len(diffs)} places")
         self.check(len(replayed["alarms"]) == 1, f"the replay raised {len(replayed['alarms'])} alarms, expected 1")
         self.timed("replay", t0)
+
+    def archive(self, stack_windows: list[dict]) -> None:
+        """The archive through Athena (tests/deployed/archive.py): every recorded reading is in
+        it, the workgroup holds the named queries of queries/, and each answers what the
+        recorded readings (and, for the 15-minute volumes, the closed windows) say."""
+        import archive as ar
+
+        t0 = time.time()
+        names = ("ArchiveWorkGroupName", "ArchiveDatabaseName")
+        if not all(n in self.outputs for n in names):
+            self.gap("the archive (the stack has no Athena workgroup)")
+            return
+        check = ar.ArchiveCheck(
+            self.client("athena"), self.outputs["ArchiveWorkGroupName"], self.outputs["ArchiveDatabaseName"], self.readings, self.check
+        )
+        try:
+            check.wait_for_every_reading(self.a.wait)
+            stored = check.named_queries_exist()
+            if set(stored) >= {"volumes-by-15-minutes", "top10-by-hour-of-day", "before-and-after", "lamp-failures"}:
+                check.volumes(stored, [w for w in stack_windows if w["length"] == "15m"])
+                check.top10_by_hour(stored)
+                check.before_after(stored, START_MS + 20 * MINUTE_MS, "I-0001")
+                failures = check.failures(stored)
+                # The times are checked against the recorded readings above; here, that the
+                # one failure is the lamp broken on purpose, still broken.
+                x, light, lamp, _ = self.broken
+                self.check(
+                    [(*f[:3], f[4]) for f in failures] == [(x, light, lamp, None)],
+                    f"lamp-failures lists {failures}, expected only {self.broken[:3]}, still broken",
+                )
+        except RuntimeError as e:
+            self.check(False, f"the archive: {e}")
+        s3 = self.client("s3")
+        objects = [
+            o
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.outputs["ArchiveBucketName"], Prefix="readings/")
+            for o in page.get("Contents", [])
+        ]
+        check.out["objects"] = len(objects)
+        check.out["bytes"] = sum(o["Size"] for o in objects)
+        self.out["archive"] = check.out
+        self.timed("archive", t0)
+        log(f"archive: {check.out}")
 
     def read_alarms(self) -> None:
         """Every message on the subscribed queue: exactly one, for the broken lamp."""
@@ -952,6 +1032,7 @@ def main(argv: list[str] | None = None) -> int:
         run.simulate()
         stack_windows = run.wait_for_windows()
         run.compare_with_replay(stack_windows)
+        run.archive(stack_windows)
         run.read_alarms()
         run.read_events(stack_windows)
         run.api()

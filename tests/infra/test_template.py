@@ -919,6 +919,146 @@ class TemplateWiring(unittest.TestCase):
                     self.assertEqual(target(value), lid)
 
 
+# --- The archive: Firehose, Glue, Athena ---------------------------------------------------------
+
+
+def reading_fields() -> list[str]:
+    """The reading contract's JSON fields, from the example in core/src/reading.rs's module doc."""
+    doc = (ROOT / "core/src/reading.rs").read_text()
+    example = doc.split("```json", 1)[1].split("```", 1)[0]
+    text = " ".join(line.removeprefix("//!").strip() for line in example.splitlines())
+    return list(json.loads(text).keys())
+
+
+def named_queries() -> dict[str, dict]:
+    return {r["Properties"]["Name"]: r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::Athena::NamedQuery"}
+
+
+class ArchiveTemplate(unittest.TestCase):
+    """The archive: the stream to S3 as Parquet by Firehose, the Glue table it converts against,
+    the Athena workgroup and its named queries, the buckets' lifecycles."""
+
+    maxDiff = None
+
+    def firehose(self) -> dict:
+        (props,) = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::KinesisFirehose::DeliveryStream"]
+        return props
+
+    def table(self) -> dict:
+        return RESOURCES["ReadingsArchiveTable"]["Properties"]["TableInput"]
+
+    def test_the_named_queries_are_the_files_of_queries(self):
+        files = {f.stem: f.read_text() for f in sorted((ROOT / "queries").glob("*.sql"))}
+        self.assertGreaterEqual(len(files), 4)
+        queries = named_queries()
+        self.assertEqual(set(queries), set(files))
+        for name, props in queries.items():
+            with self.subTest(query=name):
+                self.assertEqual(props["QueryString"], files[name])
+                self.assertEqual(target(props["Database"]), "ArchiveDatabase")
+                self.assertEqual(target(props["WorkGroup"]), "ArchiveWorkGroup")
+                # Its header names each `?` in order, with an example value in ('...').
+                header = " ".join(l for l in files[name].splitlines() if l.startswith("--"))
+                examples = re.findall(r"\('([^']*)'\)", header.split("Parameters:", 1)[1])
+                body = "\n".join(l for l in files[name].splitlines() if not l.startswith("--"))
+                self.assertEqual(body.count("?"), len(examples), "placeholders vs parameters named")
+
+    def test_firehose_reads_the_stream_and_writes_parquet_against_the_readings_table(self):
+        fh = self.firehose()
+        self.assertEqual(fh["DeliveryStreamType"], "KinesisStreamAsSource")
+        self.assertEqual(target(fh["KinesisStreamSourceConfiguration"]["KinesisStreamARN"]), "ReadingsStream")
+        dest = fh["ExtendedS3DestinationConfiguration"]
+        self.assertEqual(target(dest["BucketARN"]), "ArchiveBucket")
+        conv = dest["DataFormatConversionConfiguration"]
+        self.assertTrue(conv["Enabled"])
+        self.assertIn("OpenXJsonSerDe", conv["InputFormatConfiguration"]["Deserializer"])
+        self.assertIn("ParquetSerDe", conv["OutputFormatConfiguration"]["Serializer"])
+        self.assertEqual(target(conv["SchemaConfiguration"]["TableName"]), "ReadingsArchiveTable")
+        self.assertEqual(target(conv["SchemaConfiguration"]["DatabaseName"]), "ArchiveDatabase")
+        # Firehose refuses format conversion with buffers under 64 MB.
+        self.assertGreaterEqual(dest["BufferingHints"]["SizeInMBs"], 64)
+        self.assertEqual(target(dest["BufferingHints"]["IntervalInSeconds"]), "ArchiveBufferSeconds")
+
+    def test_the_archive_is_partitioned_by_the_readings_day_where_the_table_projects_it(self):
+        dest = self.firehose()["ExtendedS3DestinationConfiguration"]
+        self.assertTrue(dest["DynamicPartitioningConfiguration"]["Enabled"])
+        (extraction,) = [p for p in dest["ProcessingConfiguration"]["Processors"] if p["Type"] == "MetadataExtraction"]
+        query = {p["ParameterName"]: p["ParameterValue"] for p in extraction["Parameters"]}["MetadataExtractionQuery"]
+        self.assertEqual(query, "{dt: .ts[0:10]}")
+        self.assertEqual(dest["Prefix"], "readings/dt=!{partitionKeyFromQuery:dt}/")
+        table = self.table()
+        params = table["Parameters"]
+        self.assertEqual(params["projection.enabled"], "true")
+        self.assertEqual((params["projection.dt.type"], params["projection.dt.format"]), ("date", "yyyy-MM-dd"))
+        self.assertEqual(params["storage.location.template"]["Fn::Sub"], "s3://${ArchiveBucket}/readings/dt=${!dt}/")
+        self.assertEqual([k["Name"] for k in table["PartitionKeys"]], ["dt"])
+        # Errors go elsewhere, where the table never reads.
+        self.assertFalse(dest["ErrorOutputPrefix"].startswith("readings/"))
+
+    def test_the_readings_table_has_a_column_for_every_field_of_the_reading_contract(self):
+        columns = {c["Name"]: c["Type"] for c in self.table()["StorageDescriptor"]["Columns"]}
+        self.assertEqual(list(columns), reading_fields())
+        self.assertEqual(columns["ts"], "timestamp")
+        self.assertEqual(columns["lamps"], "struct<red:string,yellow:string,green:string>")
+
+    def test_firehose_may_do_only_what_the_delivery_needs(self):
+        """Its role's (resource, action) pairs: the stream's reads, the table's schema, the
+        archive's writes, its log; nothing else, and no wildcard."""
+        role = RESOURCES[target(self.firehose()["KinesisStreamSourceConfiguration"]["RoleARN"])]
+        self.assertEqual(role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"], {"Service": "firehose.amazonaws.com"})
+        grants = set()
+        for policy in role["Properties"]["Policies"]:
+            for st in policy["PolicyDocument"]["Statement"]:
+                self.assertEqual(st["Effect"], "Allow")
+                for res in as_list(st["Resource"]):
+                    text = res.get("Fn::Sub", "") if isinstance(res, dict) else res
+                    key = target(res) or next(
+                        (k for k in ("table/", "database/", ":catalog", "${ArchiveBucket.Arn}") if k in text), None
+                    )
+                    self.assertIsNotNone(key, f"a grant on {res}")
+                    grants |= {(key, a) for a in as_list(st["Action"])}
+        self.assertFalse([a for _, a in grants if "*" in a])
+        reads = {"kinesis:DescribeStream", "kinesis:GetShardIterator", "kinesis:GetRecords", "kinesis:ListShards"}
+        schema = {"glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"}
+        writes = {"s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:GetObject", "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:PutObject"}
+        self.assertEqual(
+            grants,
+            {("ReadingsStream", a) for a in reads}
+            | {(k, a) for k in ("table/", "database/", ":catalog") for a in schema}
+            | {(k, a) for k in ("ArchiveBucket", "${ArchiveBucket.Arn}") for a in writes}
+            | {("ArchiveDeliveryLogGroup", "logs:PutLogEvents")},
+        )
+
+    def test_the_workgroup_enforces_its_results_location_and_scan_limit(self):
+        wg = RESOURCES["ArchiveWorkGroup"]["Properties"]["WorkGroupConfiguration"]
+        self.assertTrue(wg["EnforceWorkGroupConfiguration"])
+        self.assertEqual(target(wg["BytesScannedCutoffPerQuery"]), "AthenaScanLimitBytes")
+        self.assertIn("${QueryResultsBucket}", wg["ResultConfiguration"]["OutputLocation"]["Fn::Sub"])
+
+    def test_the_archive_moves_to_cheaper_tiers_by_parameters_and_query_results_expire(self):
+        rules = RESOURCES["ArchiveBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+        transitions = {t["StorageClass"]: target(t["TransitionInDays"]) for r in rules for t in r.get("Transitions", [])}
+        self.assertEqual(transitions, {"STANDARD_IA": "ArchiveInfrequentAccessDays", "GLACIER_IR": "ArchiveColdDays"})
+        self.assertEqual(RESOURCES["ArchiveBucket"]["DeletionPolicy"], "Retain")
+        (rule,) = RESOURCES["QueryResultsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+        self.assertEqual(target(rule["ExpirationInDays"]), "QueryResultsDays")
+        for lid in ("ArchiveBucket", "QueryResultsBucket"):
+            with self.subTest(bucket=lid):
+                block = RESOURCES[lid]["Properties"]["PublicAccessBlockConfiguration"]
+                self.assertTrue(all(block.values()))
+
+    def test_outputs_name_the_archive(self):
+        out = TEMPLATE["Outputs"]
+        for key, lid in {
+            "ArchiveBucketName": "ArchiveBucket",
+            "ArchiveDatabaseName": "ArchiveDatabase",
+            "ArchiveWorkGroupName": "ArchiveWorkGroup",
+            "ReadingsArchiveName": "ReadingsArchive",
+        }.items():
+            with self.subTest(output=key):
+                self.assertEqual(target(out[key]["Value"]), lid)
+
+
 # --- Operations: alarms and the dashboard --------------------------------------------------------
 
 
@@ -1155,6 +1295,13 @@ MOTO_SKIPS = {
     "AWS::Cognito::UserPoolResourceServer",
     "AWS::Lambda::EventInvokeConfig",
     "AWS::SNS::Subscription",
+    # The archive: MiniStack creates and runs them in the deployed test (tests/deployed/e2e.py).
+    "AWS::Athena::NamedQuery",
+    "AWS::Athena::WorkGroup",
+    "AWS::Glue::Database",
+    "AWS::Glue::Table",
+    "AWS::KinesisFirehose::DeliveryStream",
+    "AWS::Logs::LogStream",
 }
 #: Properties moto accepts and drops (the resource exists, the setting reads back as moto's
 #: default). Checked when the emulator reports them; otherwise noted, not failed.
