@@ -27,8 +27,18 @@ Inputs:
   whole vCPU, docs/state.md), a merge run as 1 s plus reading and writing its items at 50 MB/s.
   A run that recorded its `billed_seconds` gave its JSON line the same dollars as this table.
 
+The archive (README, "What the archive costs") is priced a month at a time, at 1,000 and
+10,000 intersections, from the bytes a reading takes as JSON on the stream and as Parquet in
+S3, measured by `infra/archive_size.py` (infra/measured.json, `archive`), and the archive's
+prices in infra/prices.json: Firehose's ingestion (each record rounded up to 5 KB) and format
+conversion, its dynamic partitioning (the JSON bytes, and an object per ArchiveBufferSeconds),
+S3's PUTs and storage (a month of readings: in Standard its first 30 days, in Standard-IA to a
+year, in Glacier Instant Retrieval after, as the lifecycle rules' defaults move it) and Athena
+(each of the named queries once a day over the last 30 days, scanning every column of them: an
+upper bound, since Parquet lets it read only the columns a query names).
+
 `python3 infra/cost.py --check` (run by the infra tests) checks that, and that the README's
-table is the one this prints.
+tables are the ones this prints.
 """
 
 from __future__ import annotations
@@ -152,16 +162,71 @@ def table() -> str:
     return "\n".join(rows)
 
 
+GB, TB = 2**30, 2**40
+ARCHIVE_BUFFER_S = 300
+NAMED_QUERIES = 4
+
+
+def archive_month(intersections: int) -> dict[str, float]:
+    """Dollars a 30-day month, by item, for the archive of a city of `intersections`, and the
+    volumes behind them (keys starting with `_`)."""
+    a = PRICES["archive"]
+    m = MEASURED["archive"]["result"]
+    readings = readings_per_hour(intersections) * 24 * 30
+    increment = a["firehose_record_increment_bytes"]
+    billed = readings * (-(-m["json_bytes_per_reading"] // increment)) * increment / GB
+    json_gb = readings * m["json_bytes_per_reading"] / GB
+    parquet_gb = readings * m["parquet_bytes_per_reading"] / GB
+    objects = 30 * 24 * 3600 / ARCHIVE_BUFFER_S
+    scanned = NAMED_QUERIES * 30 * max(parquet_gb * GB, a["athena_min_bytes_per_query"])
+    return {
+        "_readings": readings,
+        "_parquet_gb": parquet_gb,
+        "_billed_gb": billed,
+        "Firehose ingestion (5 KB a record)": billed * a["firehose_ingest_gb"],
+        "Firehose format conversion": billed * a["firehose_conversion_gb"],
+        "Firehose dynamic partitioning": json_gb * a["firehose_partitioning_gb"] + objects / 1000 * a["firehose_partitioning_objects_1000"],
+        "S3 PUTs and transitions": objects / 1000 * (a["s3_put_1000"] + a["s3_transition_standard_ia_1000"] + a["s3_transition_glacier_ir_1000"]),
+        "S3 storage, a month of readings in Standard": parquet_gb * a["s3_standard_gb_month"],
+        "S3 storage, a year of readings (1 month Standard, 11 Standard-IA)": parquet_gb * (a["s3_standard_gb_month"] + 11 * a["s3_standard_ia_gb_month"]),
+        "Athena, the named queries once a day over 30 days": scanned / TB * a["athena_tb"],
+    }
+
+
+def archive_table() -> str:
+    sizes = (1_000, EXTRAPOLATE_TO)
+    months = [archive_month(n) for n in sizes]
+    m = MEASURED["archive"]["result"]
+    rows = ["| the archive, a 30-day month | " + " | ".join(f"{n:,} intersections" for n in sizes) + " |"]
+    rows.append("|---" * (len(sizes) + 1) + "|")
+    rows.append("| readings | " + " | ".join(f"{c['_readings'] / 1e6:,.0f} M" for c in months) + " |")
+    rows.append(
+        f"| on the stream ({m['json_bytes_per_reading']:.0f} B a reading), as Firehose bills it (5 KB) | "
+        + " | ".join(f"{c['_readings'] * m['json_bytes_per_reading'] / GB:,.1f} GB, {c['_billed_gb']:,.0f} GB" for c in months)
+        + " |"
+    )
+    rows.append(
+        f"| in S3 as Parquet ({m['parquet_bytes_per_reading']:.2f} B a reading) | "
+        + " | ".join(f"{c['_parquet_gb']:,.2f} GB ({c['_parquet_gb'] / 30:,.3f} GB a day)" for c in months)
+        + " |"
+    )
+    for k in [k for k in months[0] if not k.startswith("_")]:
+        rows.append(f"| {k} | " + " | ".join(f"${c[k]:,.2f}" for c in months) + " |")
+    first = [k for k in months[0] if not k.startswith("_") and "a year of" not in k]
+    rows.append("| **the first month** | " + " | ".join(f"**${sum(c[k] for k in first):,.2f}**" for c in months) + " |")
+    return "\n".join(rows)
+
+
 def check() -> list[str]:
     """Where the README's table is not this one, and where a recorded run that priced Lambda
     by the shared model (its functions carry `billed_seconds`) disagrees with this table: its
     seconds or its dollars per million."""
     problems = []
-    ours = table().splitlines()
     readme = (HERE.parent / "README.md").read_text().splitlines()
-    starts = [i for i, line in enumerate(readme) if line == ours[0]]
-    if not starts or readme[starts[0] : starts[0] + len(ours)] != ours:
-        problems.append("README.md's cost table is not what `python3 infra/cost.py` prints; paste it in")
+    for ours in (table().splitlines(), archive_table().splitlines()):
+        starts = [i for i, line in enumerate(readme) if line == ours[0]]
+        if not starts or readme[starts[0] : starts[0] + len(ours)] != ours:
+            problems.append(f"README.md's table `{ours[0][:40]}...` is not what `python3 infra/cost.py` prints; paste it in")
     for r in MEASURED["runs"] + MEASURED.get("before", []):
         m = r["result"]
         fns = m["by_function"]
@@ -190,3 +255,6 @@ if __name__ == "__main__":
     for r in MEASURED["runs"]:
         print(f"Measured: `{r['command']}` at {r['commit']} on {r['emulator']} ({r['date']})")
     print(table())
+    a = MEASURED["archive"]
+    print(f"\nArchive: `{a['command']}` at {a['commit']} ({a['writer']}), readings from `{a['readings_from']}`")
+    print(archive_table())

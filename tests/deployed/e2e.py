@@ -10,6 +10,9 @@ simulate` and checks what the deployed system did:
 - the one lamp broken on purpose gives exactly one SNS message, read through an SQS queue
   subscribed to the stack's alarm topic;
 - the operations alarms and the dashboard, read back with DescribeAlarms and GetDashboard;
+- the archive (tests/deployed/archive.py): Firehose put every recorded reading in S3 as
+  Parquet, and each of Athena's named queries answers what the recorded readings say (the
+  15-minute volumes also what the closed windows count);
 - through the HTTP API's endpoint: reads answer 200, a write without a token and one with a
   forged token are refused, a write with a token from the stack's Cognito client-credentials
   flow is accepted (and deleted again).
