@@ -30,6 +30,7 @@ pub mod config;
 pub mod control;
 pub mod dashboard;
 pub mod error;
+pub mod export;
 pub mod intersections;
 pub mod lights;
 pub mod metered;

@@ -3,6 +3,8 @@
 use crate::Shared;
 use crate::error::ApiError;
 use crate::error::ApiResult;
+use crate::export;
+use crate::export::Format;
 use crate::paging::{
     RESULTS_PAGE_DEFAULT, RESULTS_PAGE_MAX, page_limit, results_before, results_cursor,
     with_next_link,
@@ -12,12 +14,13 @@ use crate::request::params;
 use axum::Json;
 use axum::extract::Path;
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use axum::response::Response;
 use serde::Deserialize;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use traffic_core::query::NetworkState;
 use traffic_core::query::WindowResult;
 use traffic_core::window::WindowLength;
 
@@ -43,11 +46,61 @@ pub async fn current_results(State(state): State<Shared>) -> ApiResult<Json<Curr
     Ok(Json(CurrentResults { windows, current }))
 }
 
-/// `GET /api/network`: every intersection's mean speed, vehicles and readings over the newest
-/// window of the shortest length (the map's colours); `null` until the merge has built one.
-pub async fn network(State(state): State<Shared>) -> ApiResult<Json<Option<NetworkState>>> {
-    Ok(Json(state.ports.results.network().await?))
+/// `GET /api/network[?format=json|csv|geojson]`: every intersection's mean speed, vehicles and
+/// readings over the newest window of the shortest length (the map's colours); `null` until
+/// the merge has built one. As CSV or GeoJSON (by `format`, else `Accept`: [`export`]) it is a
+/// download with each intersection's position from the registry, read a page at a time.
+pub async fn network(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    q: Params,
+) -> ApiResult<Response> {
+    let q = params(q)?;
+    let format = export::negotiate(&q, &headers)?;
+    let network = state.ports.results.network().await?;
+    if format == Format::Json {
+        return Ok(Json(network).into_response());
+    }
+    let positions = positions(&state).await?;
+    Ok(match format {
+        Format::Csv => export::download(
+            export::CSV,
+            &export::file_name(network.as_ref(), "csv"),
+            export::network_csv(network.as_ref(), &positions),
+        ),
+        _ => export::download(
+            export::GEOJSON,
+            &export::file_name(network.as_ref(), "geojson"),
+            export::network_geojson(network.as_ref(), &positions).to_string(),
+        ),
+    })
 }
+
+/// Every registered intersection's position, the registry read a page at a time.
+async fn positions(state: &Shared) -> ApiResult<export::Positions> {
+    let mut out = export::Positions::new();
+    let mut after = None;
+    // Each page moves past the last id it returned: a city of 500 × 65,536 intersections at most.
+    for _ in 0..=u16::MAX {
+        let (page, next) = state
+            .ports
+            .registry
+            .intersections_page(after.as_ref(), POSITIONS_PAGE)
+            .await?;
+        out.extend(page.into_iter().map(|x| (x.id, (x.lat, x.lon))));
+        match next {
+            Some(n) => after = Some(n),
+            None => return Ok(out),
+        }
+    }
+    Err(traffic_ports::PortError::Corrupt(
+        "the registry's pages of intersections did not end".into(),
+    )
+    .into())
+}
+
+/// Intersections a page of the registry holds when the export reads their positions.
+const POSITIONS_PAGE: usize = 500;
 
 /// A page of one length's windows.
 #[derive(Debug, Serialize, Deserialize)]

@@ -133,3 +133,109 @@ async fn a_malformed_window_length_or_limit_is_a_bad_request() -> anyhow::Result
     }
     Ok(())
 }
+
+fn network_of_two() -> NetworkState {
+    NetworkState {
+        length: "15m".into(),
+        start: "2026-01-05T08:00:00Z".into(),
+        end: "2026-01-05T08:15:00Z".into(),
+        closed: true,
+        intersections: vec![
+            IntersectionState {
+                intersection_id: id("I-0001"),
+                mean_speed_kmh: Some(46.1),
+                vehicles: 20,
+                readings: 2,
+            },
+            IntersectionState {
+                intersection_id: id("I-0002"),
+                mean_speed_kmh: None,
+                vehicles: 0,
+                readings: 1,
+            },
+        ],
+    }
+}
+
+#[tokio::test]
+async fn the_network_downloads_as_csv_with_the_registrys_positions_by_format_or_accept()
+-> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.9, 12.5).await?;
+    // I-0002 is not registered: its row has no position.
+    api.store.put_network(&network_of_two()).await?;
+    let want = "length,start,end,closed,intersection_id,lat,lon,mean_speed_kmh,vehicles,readings\r\n\
+                15m,2026-01-05T08:00:00Z,2026-01-05T08:15:00Z,true,I-0001,41.9,12.5,46.1,20,2\r\n\
+                15m,2026-01-05T08:00:00Z,2026-01-05T08:15:00Z,true,I-0002,,,,0,1\r\n";
+    for a in [
+        api.get("/api/network?format=csv").await?,
+        api.call_with(
+            "GET",
+            "/api/network",
+            None,
+            false,
+            &[("accept", "text/csv")],
+        )
+        .await?,
+    ] {
+        assert_eq!(a.status, StatusCode::OK, "{a:?}");
+        assert_eq!(a.content_type, "text/csv; charset=utf-8");
+        assert_eq!(a.text, want);
+    }
+    let a = api
+        .call_with("GET", "/api/network?format=csv", None, false, &[])
+        .await?;
+    assert_eq!(a.text.lines().count(), 3);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_network_downloads_as_geojson_points_in_lon_lat_order() -> anyhow::Result<()> {
+    let api = api()?;
+    api.create("I-0001", 41.9, 12.5).await?;
+    api.store.put_network(&network_of_two()).await?;
+    let a = api
+        .call_with(
+            "GET",
+            "/api/network",
+            None,
+            false,
+            &[("accept", "application/geo+json")],
+        )
+        .await?;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(a.content_type, "application/geo+json");
+    assert_eq!(a.body["type"], "FeatureCollection");
+    assert_eq!(a.body["window"]["start"], "2026-01-05T08:00:00Z");
+    let f = &a.body["features"];
+    assert_eq!(
+        f[0]["geometry"],
+        json!({"type": "Point", "coordinates": [12.5, 41.9]})
+    );
+    assert_eq!(f[0]["properties"]["mean_speed_kmh"], 46.1);
+    assert!(f[1]["geometry"].is_null(), "{a:?}");
+    assert!(f[1]["properties"]["mean_speed_kmh"].is_null());
+    assert_eq!(
+        api.get("/api/network?format=json").await?.body,
+        serde_json::to_value(network_of_two())?
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn before_any_window_the_downloads_are_empty_and_an_unknown_format_is_a_400()
+-> anyhow::Result<()> {
+    let api = api()?;
+    let a = api.get("/api/network?format=csv").await?;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(
+        a.text,
+        "length,start,end,closed,intersection_id,lat,lon,mean_speed_kmh,vehicles,readings\r\n"
+    );
+    let a = api.get("/api/network?format=geojson").await?;
+    assert_eq!(a.body["features"], json!([]));
+    let a = api.get("/api/network?format=xml").await?;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{a:?}");
+    assert_eq!(a.body["field"], "format");
+    Ok(())
+}
