@@ -29,6 +29,7 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 started=$(date +%s)
 
 bash scripts/prereqs.sh rust python
+bash scripts/duckdb.sh
 bash scripts/venv.sh
 py="$root/.venv/bin/python"
 

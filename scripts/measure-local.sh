@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-10000}
 hours=${2:-2}
+bash scripts/duckdb.sh
 cargo build --release --quiet
 bin=target/release/traffic
 tmp=$(mktemp -d)

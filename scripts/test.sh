@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: checks the machine's prerequisites and installs
-# what the tests need (scripts/prereqs.sh: cargo-nextest, Chromium; scripts/venv.sh: a Python
+# what the tests need (scripts/prereqs.sh: cargo-nextest, Chromium; scripts/duckdb.sh: DuckDB's
+# library for the archive's SQL engine; scripts/venv.sh: a Python
 # virtual environment with the AWS emulators and the template linter; browser.sh installs the
 # browser driver, sumo.sh the SUMO packages),
 # starts moto on 127.0.0.1, runs every test, and stops the emulator whatever happens. The
@@ -32,6 +33,8 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 groups=(rust python)
 if [ -d tests/browser ]; then groups+=(browser); fi
 bash scripts/prereqs.sh "${groups[@]}"
+# DuckDB's library, which the archive's SQL engine links (adapters/archive).
+bash scripts/duckdb.sh
 
 # --- Python tools ---------------------------------------------------------------------------
 bash scripts/venv.sh

@@ -170,3 +170,40 @@ impl LocalArgs {
         Ok(opts)
     }
 }
+
+/// Options of `traffic query`.
+#[derive(clap::Args, Clone)]
+pub struct QueryArgs {
+    /// The data directory of `traffic local`, whose archive (`<data-dir>/archive`) is queried.
+    #[arg(long, default_value = ".data", env = "TRAFFIC_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// How the answer is printed: table (aligned columns), csv (RFC 4180) or json (an array
+    /// of objects).
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: traffic_app::query::QueryFormat,
+    /// Run the named query NAME (the SQL of queries/NAME.sql, as Athena runs it); its
+    /// parameters follow, in order.
+    #[arg(long, value_name = "NAME")]
+    pub named: Option<String>,
+    /// List the named queries and their parameters.
+    #[arg(long, conflicts_with = "named")]
+    pub list: bool,
+    /// The SQL to run or, with --named, the named query's parameters.
+    #[arg(value_name = "SQL|PARAMETER")]
+    pub args: Vec<String>,
+}
+
+impl QueryArgs {
+    /// What to run, or why the arguments say nothing runnable.
+    pub fn query(&self) -> anyhow::Result<traffic_app::query::Query> {
+        use traffic_app::query::Query;
+        match (&self.named, self.args.as_slice()) {
+            (Some(name), params) => Ok(Query::Named(name.clone(), params.to_vec())),
+            (None, [sql]) => Ok(Query::Sql(sql.clone())),
+            (None, []) => {
+                anyhow::bail!("give the SQL to run, --named NAME [PARAMETER...], or --list")
+            }
+            (None, _) => anyhow::bail!("give the SQL as one argument (quote it)"),
+        }
+    }
+}

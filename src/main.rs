@@ -4,7 +4,8 @@
 //!   stream functions and print every result as one JSON document.
 //! - `traffic city --intersections N --seed S`: print the generated city as a city file.
 //! - `traffic local`: the whole system in one process (simulated city, stream, functions,
-//!   merge) on an embedded store, with a live status.
+//!   merge) on an embedded store, with a live status; `traffic query`: SQL (the named
+//!   queries among it) over the archive it writes.
 //! - `traffic aws-setup`, `traffic simulate --stream NAME`, `traffic aws-local`: the same on
 //!   AWS's own APIs (docs/aws.md); `traffic aws-measure`: what a simulated city costs there.
 //! - `traffic sumo --city CITY.json`: the stream functions and the merge driven tick by tick
@@ -58,6 +59,11 @@ enum Command {
     /// Run the whole system in one process: a simulated city, an in-process stream, the
     /// functions and the merge, on a durable store in the data directory (resumed if it exists).
     Local(Box<LocalArgs>),
+    /// Run SQL over the archive `traffic local` wrote (`<data-dir>/archive`: the table
+    /// `readings`, as Athena has it) on an embedded DuckDB, or a named query
+    /// (`--named NAME PARAMETER...`: the SQL of queries/, which Athena runs too); print the
+    /// answer as a table, CSV or JSON.
+    Query(args::QueryArgs),
     /// Print the simulated city that `traffic local` generates (the same seed and size give
     /// the same city) as a city file, for `traffic replay --city` or `traffic simulate --city`.
     City {
@@ -261,6 +267,14 @@ async fn main() -> anyhow::Result<()> {
                     report.errors.join("; ")
                 );
             }
+        }
+        Command::Query(args) => {
+            if args.list {
+                print!("{}", traffic_app::query::list());
+                return Ok(());
+            }
+            let answer = traffic_app::query::answer(&args.data_dir, &args.query()?)?;
+            print!("{}", traffic_app::query::print(&answer, args.format));
         }
         Command::Local(args) => {
             // Everything is checked before anything is printed or created.

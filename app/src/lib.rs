@@ -18,6 +18,7 @@ pub mod driver;
 pub mod esm;
 pub mod functions;
 pub mod local;
+pub mod query;
 pub mod replay;
 pub mod runner;
 pub mod stop;

@@ -60,6 +60,7 @@ start_moto() {
 # one place the test scripts and scripts/sumo.sh build it.
 build_cli() {
   if [ -n "${TRAFFIC_BIN:-}" ] && [ -x "$TRAFFIC_BIN" ]; then return 0; fi
+  bash scripts/duckdb.sh
   CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}" cargo build --quiet --bin traffic >&2
   local dir=${CARGO_TARGET_DIR:-target}
   case "$dir" in /*) ;; *) dir="$(pwd)/$dir" ;; esac

@@ -317,3 +317,53 @@ fn status_json_prints_one_object_a_tick_on_stdout_then_the_summary() {
         "{err}"
     );
 }
+
+#[test]
+fn traffic_query_answers_on_an_empty_archive_and_refuses_what_it_cannot_run() {
+    let dir = tempdir();
+    let out = run(traffic(
+        dir.path(),
+        &[
+            "query",
+            "--data-dir",
+            "data",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM readings",
+        ],
+    ));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "n\r\n0\r\n");
+    for (args, says) in [
+        (&["query", "--data-dir", "data"][..], "give the SQL"),
+        (
+            &["query", "--data-dir", "data", "--named", "nope"][..],
+            "no named query \"nope\"",
+        ),
+        (
+            &[
+                "query",
+                "--data-dir",
+                "data",
+                "--named",
+                "lamp-failures",
+                "2026-01-01",
+            ][..],
+            "lamp-failures takes 2 parameters",
+        ),
+        (
+            &["query", "--data-dir", "data", "SELECT nope FROM readings"][..],
+            "nope",
+        ),
+    ] {
+        let out = run(traffic(dir.path(), args));
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // A query reads; it writes nothing, not even an empty data directory.
+    assert!(!dir.path().join("data").exists());
+}

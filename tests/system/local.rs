@@ -1,5 +1,6 @@
-//! `traffic local`: its results equal a replay of the readings it produced, a run killed at a
-//! random point and resumed equals an uninterrupted one, and retiming reaches the simulator.
+//! `traffic local`: its results equal a replay of the readings it produced, its archive answers
+//! `traffic query` with the results of every closed window, a run killed at a random point and
+//! resumed equals an uninterrupted one (its archive too), and retiming reaches the simulator.
 
 use merge::Provisional;
 use std::path::Path;
@@ -9,6 +10,7 @@ use traffic_app::Functions;
 use traffic_app::local::{
     LocalOptions, RunSettings, Speedup, StatusMode, Summary, TimingControl, run,
 };
+use traffic_app::query::Query;
 use traffic_app::replay::{ReplayOptions, ReplayOutput, collect, replay};
 use traffic_app::stop::Stop;
 use traffic_core::EngineConfig;
@@ -143,6 +145,139 @@ async fn a_local_run_gives_the_results_of_a_replay_of_its_readings() {
     for (a, b) in last.iter().zip(&replayed.timings) {
         assert_eq!(*a, b);
     }
+}
+
+/// The archive's rows, every column but `dt`, in one order: what two archives must hold alike.
+fn archived(dir: &Path) -> Vec<Vec<serde_json::Value>> {
+    let sql = "SELECT intersection_id, light, ts, vehicles, mean_speed_kmh, lamps.red, \
+               lamps.yellow, lamps.green, dt FROM readings ORDER BY ts, intersection_id, light";
+    query(dir, sql).rows
+}
+
+fn query(dir: &Path, sql: &str) -> traffic_archive::query::Answer {
+    traffic_app::query::answer(dir, &Query::Sql(sql.to_owned())).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+#[tokio::test]
+async fn the_archive_answers_traffic_query_with_the_results_of_every_closed_window() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let summary = local(dir.path(), TimingControl::Webster, 2, true).await;
+    assert_eq!(summary.archived_readings as u64, summary.readings);
+    let ran = outcome(dir.path()).await;
+
+    // Every reading produced, as recorded, is in the archive once.
+    let recorded: Vec<traffic_core::reading::Reading> =
+        std::fs::read_to_string(dir.path().join("readings.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                traffic_core::reading::Reading::parse(l.as_bytes())
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+    let mut want: Vec<(String, i64, i64)> = recorded
+        .iter()
+        .map(|r| {
+            (
+                r.intersection_id.to_string(),
+                r.light.get() as i64,
+                r.vehicles as i64,
+            )
+        })
+        .collect();
+    want.sort();
+    let mut got: Vec<(String, i64, i64)> = query(
+        dir.path(),
+        "SELECT intersection_id, light, vehicles FROM readings",
+    )
+    .rows
+    .iter()
+    .map(|r| {
+        (
+            r[0].as_str().unwrap_or("").to_owned(),
+            r[1].as_i64().unwrap_or(-1),
+            r[2].as_i64().unwrap_or(-1),
+        )
+    })
+    .collect();
+    got.sort();
+    assert_eq!(got, want);
+
+    // Per closed window: its readings, and its ranking by vehicle-weighted mean speed.
+    let closed: Vec<_> = ran.windows.iter().filter(|w| w.closed).collect();
+    assert!(closed.len() >= 9, "{} closed windows", closed.len());
+    for w in closed {
+        let (start, end) = (w.window.start_ms, w.window.end_ms());
+        let range = format!("ts >= epoch_ms({start}) AND ts < epoch_ms({end})");
+        let n = query(
+            dir.path(),
+            &format!("SELECT count(*) FROM readings WHERE {range}"),
+        );
+        assert_eq!(
+            n.rows[0][0],
+            serde_json::json!(w.readings),
+            "{} {}",
+            w.length(),
+            w.start()
+        );
+        let top = query(
+            dir.path(),
+            &format!(
+                "SELECT intersection_id, sum(vehicles * mean_speed_kmh) / sum(vehicles) AS speed \
+                 FROM readings WHERE {range} GROUP BY intersection_id HAVING sum(vehicles) > 0 \
+                 ORDER BY speed DESC, intersection_id LIMIT {}",
+                w.top.len()
+            ),
+        );
+        let sql: Vec<(String, f64)> = top
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r[0].as_str().unwrap_or("").to_owned(),
+                    r[1].as_f64().unwrap_or(f64::NAN),
+                )
+            })
+            .collect();
+        let results: Vec<(String, f64)> = w
+            .top
+            .iter()
+            .map(|e| (e.intersection_id.to_string(), e.mean_speed_kmh))
+            .collect();
+        assert_eq!(sql.len(), results.len(), "{} {}", w.length(), w.start());
+        for (a, b) in sql.iter().zip(&results) {
+            assert_eq!(
+                a.0,
+                b.0,
+                "{} {}: {sql:?} against {results:?}",
+                w.length(),
+                w.start()
+            );
+            assert!(
+                (a.1 - b.1).abs() <= 1e-9 * b.1.abs().max(1.0),
+                "{a:?} against {b:?}"
+            );
+        }
+    }
+
+    // The named query, as Athena runs it, counts each intersection's quarter-hours the same.
+    let quarters = traffic_app::query::answer(
+        dir.path(),
+        &Query::Named(
+            "volumes-by-15-minutes".to_owned(),
+            ["I-0001", "2026-01-05", "2026-01-05"]
+                .map(str::to_owned)
+                .to_vec(),
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let per_quarter: i64 = quarters.rows.iter().filter_map(|r| r[1].as_i64()).sum();
+    let of_one = recorded
+        .iter()
+        .filter(|r| r.intersection_id.as_str() == "I-0001")
+        .count();
+    assert_eq!(per_quarter, of_one as i64);
+    assert_eq!(quarters.rows.len(), 9);
 }
 
 #[tokio::test]
@@ -290,6 +425,10 @@ async fn a_run_killed_at_random_points_and_resumed_equals_an_uninterrupted_one()
     }
     assert!(kills > 0, "the run finished before it could be killed");
     let resumed = outcome(broken.path()).await;
+    // The archive holds every reading once, killed or not.
+    let archive = archived(whole.path());
+    assert_eq!(archive.len(), 12 * 4 * 180);
+    assert_eq!(archived(broken.path()), archive);
     assert_eq!(resumed.windows, expected.windows);
     assert_eq!(resumed.alarms, expected.alarms);
     assert_eq!(resumed.timings, expected.timings);

@@ -11,7 +11,10 @@
 //! 3. the event source mapping drains every shard's new records to `ingest` and `fault` in
 //!    batches (in order, partial batch responses honoured), each mapping's checkpoint
 //!    advancing durably ([`EventSourceMapping::drain`] over an [`EmbeddedLog`]);
-//! 4. the merge runs (every `merge_every` periods), which retimes the intersections.
+//! 4. the merge runs (every `merge_every` periods), which retimes the intersections;
+//! 5. the archive ([`archive`]), a third consumer of the log as Firehose is of the stream on
+//!    AWS, writes the readings as Parquet under `<data dir>/archive`, the tables
+//!    `traffic query` reads.
 //!
 //! Killed at any point and started again on the same data directory, it delivers what was
 //! appended but not checkpointed (ingest skips what it already applied), runs the merge, and
@@ -24,6 +27,7 @@ use crate::esm::{EventSourceMapping, MappingConfig};
 use crate::functions::{CONSUMERS, Functions};
 use crate::stop::Stop;
 use anyhow::{Context, bail};
+use archive::{ARCHIVE_CONSUMER, Archiver};
 use merge::{CloseUpTo, Provisional};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -36,6 +40,7 @@ use traffic_embedded::{EmbeddedLog, EmbeddedStore};
 use traffic_ports::{ManualClock, SourceShards};
 use traffic_sim::{CityConfig, SimConfig, Simulator, generate_city};
 
+pub mod archive;
 mod status;
 
 pub use status::{Ranked, ShownWindow, Status, StatusMode, peak_rss_mib, terminal_width};
@@ -154,6 +159,8 @@ pub struct Summary {
     pub windows_closed: usize,
     /// Alarms raised.
     pub alarms: usize,
+    /// Readings this process wrote to the archive (`<data dir>/archive`).
+    pub archived_readings: usize,
     /// Whether the run reached its duration (rather than being stopped).
     pub completed: bool,
 }
@@ -164,6 +171,7 @@ struct Local {
     clock: Arc<ManualClock>,
     functions: Arc<Functions>,
     esm: EventSourceMapping,
+    archiver: Archiver,
     driver: SimDriver,
     settings: RunSettings,
     opts: LocalOptions,
@@ -177,10 +185,11 @@ pub async fn run(cfg: EngineConfig, opts: LocalOptions, stop: Stop) -> anyhow::R
     // Everything runs on the simulated clock: the stream's arrival times, the functions'
     // statistics, the merge's idle shards and lease (set after every period).
     let clock = Arc::new(ManualClock::at(opts.settings.start_ms));
+    let consumers = [CONSUMERS[0], CONSUMERS[1], ARCHIVE_CONSUMER];
     let log = Arc::new(EmbeddedLog::new(
         store.clone(),
         opts.settings.shards,
-        &CONSUMERS,
+        &consumers,
     ));
     let settings = match store.blob(RUN_BLOB)? {
         Some(b) => {
@@ -228,7 +237,7 @@ pub async fn run(cfg: EngineConfig, opts: LocalOptions, stop: Stop) -> anyhow::R
     let log = if settings.shards == opts.settings.shards {
         log
     } else {
-        Arc::new(EmbeddedLog::new(store.clone(), settings.shards, &CONSUMERS))
+        Arc::new(EmbeddedLog::new(store.clone(), settings.shards, &consumers))
     };
     let ports = store
         .ports()
@@ -261,6 +270,12 @@ pub async fn run(cfg: EngineConfig, opts: LocalOptions, stop: Stop) -> anyhow::R
         Functions::from_ports(cfg, opts.provisional, &opts.alarms, ports.clone())
             .with_merge_holder("traffic-local"),
     );
+    let archiver = Archiver::open(
+        archive::dir(&opts.data_dir),
+        (*log).clone(),
+        settings.shards,
+    )
+    .await?;
     let batch = opts.batch_size.max(1);
     let esm = EventSourceMapping::new(
         log.clone(),
@@ -282,6 +297,7 @@ pub async fn run(cfg: EngineConfig, opts: LocalOptions, stop: Stop) -> anyhow::R
         clock,
         functions,
         esm,
+        archiver,
         driver,
         settings,
         opts,
@@ -301,6 +317,7 @@ impl Local {
         // Whatever was appended before a crash and not yet delivered goes first.
         self.esm.drain().await?;
         self.functions.merge(CloseUpTo::Watermark).await?;
+        let mut archived = self.archiver.pull(self.driver.now_ms(), false).await?;
 
         let end_ms = self.opts.duration_ms.map(|d| self.settings.start_ms + d);
         let period_ms = i64::from(self.driver.simulator().config().period_s) * 1000;
@@ -321,6 +338,7 @@ impl Local {
             produced += step.readings.len() as u64;
             steps += 1;
             self.esm.drain().await?;
+            archived += self.archiver.pull(self.driver.now_ms(), false).await?;
             if steps.is_multiple_of(self.opts.merge_every.max(1)) {
                 self.functions.merge(CloseUpTo::Watermark).await?;
             }
@@ -349,6 +367,7 @@ impl Local {
             CloseUpTo::Watermark
         };
         self.functions.merge(closing).await?;
+        archived += self.archiver.pull(self.driver.now_ms(), true).await?;
         self.store.sync()?;
         self.update_status(&status, produced, &mut rate_mark)
             .await?;
@@ -368,6 +387,7 @@ impl Local {
             mean_delay_s_per_vehicle: sim.mean_delay_s_per_vehicle(),
             windows_closed: results.iter().filter(|r| r.closed).count(),
             alarms: alarms.len(),
+            archived_readings: archived.readings,
             completed,
         })
     }
