@@ -210,6 +210,15 @@ def named_queries(athena: Any, workgroup: str) -> dict[str, str]:
     return out
 
 
+def log_side_by_side(name: str, values: list, athena: list[dict], local: list[dict]) -> None:
+    """The first rows of both answers on stderr, for the record."""
+    import sys
+
+    print(f"deployed-e2e: {name} {values}: {len(athena)} rows from Athena, {len(local)} from traffic query", file=sys.stderr)
+    for a, b in list(zip(athena, local))[:4]:
+        print(f"    athena         {a}\n    traffic query  {b}", file=sys.stderr)
+
+
 def close(a: float | None, b: float | None) -> bool:
     if a is None or b is None:
         return a is b
@@ -218,6 +227,27 @@ def close(a: float | None, b: float | None) -> bool:
 
 def number(text: str | None) -> float | None:
     return None if text is None or text == "" else float(text)
+
+
+def same_rows(athena: list[dict[str, str | None]], local: list[dict[str, Any]]) -> bool:
+    """Athena's rows (text) and `traffic query --format json`'s (typed) hold the same values:
+    timestamps to the millisecond, numbers to 1e-9 relative, NULL as NULL."""
+    if len(athena) != len(local):
+        return False
+    for a, b in zip(athena, local):
+        if set(a) != set(b):
+            return False
+        for k, text in a.items():
+            value = b[k]
+            if text is None or value is None:
+                if not (text is None and value is None):
+                    return False
+            elif isinstance(value, bool) or isinstance(value, str):
+                if str(value) != text and not (len(text) >= 19 and timestamp_ms(text) == timestamp_ms(str(value))):
+                    return False
+            elif not close(float(text), float(value)):
+                return False
+    return True
 
 
 class ArchiveCheck:
@@ -304,6 +334,43 @@ class ArchiveCheck:
         want = expected_before_after(self.readings, changed_ms, intersection)
         same = got.keys() == want.keys() and all(got[k][:2] == want[k][:2] and close(got[k][2], want[k][2]) and got[k][3:] == want[k][3:] for k in want)
         self.check(same, f"before-and-after: {got} against {want}")
+
+    def same_locally(self, s3: Any, bucket: str, traffic: str, work: Path, params: dict[str, list]) -> None:
+        """The Parquet objects Firehose wrote, copied to a local archive's layout, give
+        `traffic query --named` (DuckDB, on this machine) the answers Athena gave, query by
+        query: the same SQL text on the same files."""
+        import json
+        import subprocess
+
+        local = work / "archive-copy"
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="readings/"):
+            for o in page.get("Contents", []):
+                path = local / "archive" / o["Key"]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
+        files = sorted(str(p.relative_to(local)) for p in local.rglob("*.parquet"))
+        counted = subprocess.run(
+            [traffic, "query", "--data-dir", str(local), "--format", "json", "SELECT count(*) AS n FROM readings"],
+            capture_output=True, text=True, timeout=300,
+        )
+        n = json.loads(counted.stdout)[0]["n"] if counted.returncode == 0 else counted.stderr.strip()
+        self.check(n == len(self.readings), f"traffic query counts {n} readings in the {len(files)} copied objects ({files[:1]}...), {len(self.readings)} recorded")
+        stored = named_queries(self.athena, self.workgroup)
+        same = {}
+        for name, values in params.items():
+            athena_rows = self.query(bind(stored[name], values))
+            done = subprocess.run(
+                [traffic, "query", "--data-dir", str(local), "--format", "json", "--named", name, *map(str, values)],
+                capture_output=True, text=True, timeout=300,
+            )
+            if done.returncode != 0:
+                self.check(False, f"traffic query --named {name}: {done.stderr.strip()}")
+                continue
+            local_rows = json.loads(done.stdout)
+            same[name] = same_rows(athena_rows, local_rows)
+            self.check(same[name], f"{name}: Athena {athena_rows[:2]}... traffic query {local_rows[:2]}...")
+            log_side_by_side(name, values, athena_rows, local_rows)
+        self.out["traffic_query_equals_athena"] = same
 
     def failures(self, stored: dict[str, str]) -> list[tuple]:
         rows = self.query(bind(stored["lamp-failures"], [self.first_day, self.last_day]))

@@ -11,8 +11,9 @@ simulate` and checks what the deployed system did:
   subscribed to the stack's alarm topic;
 - the operations alarms and the dashboard, read back with DescribeAlarms and GetDashboard;
 - the archive (tests/deployed/archive.py): Firehose put every recorded reading in S3 as
-  Parquet, and each of Athena's named queries answers what the recorded readings say (the
-  15-minute volumes also what the closed windows count);
+  Parquet, each of Athena's named queries answers what the recorded readings say (the
+  15-minute volumes also what the closed windows count), and `traffic query` gives the same
+  answers over those Parquet objects copied to this machine;
 - through the HTTP API's endpoint: reads answer 200, a write without a token and one with a
   forged token are refused, a write with a token from the stack's Cognito client-credentials
   flow is accepted (and deleted again).
@@ -712,6 +713,18 @@ class Run:
                 self.check(
                     [(*f[:3], f[4]) for f in failures] == [(x, light, lamp, None)],
                     f"lamp-failures lists {failures}, expected only {self.broken[:3]}, still broken",
+                )
+                check.same_locally(
+                    self.client("s3"),
+                    self.outputs["ArchiveBucketName"],
+                    self.a.traffic,
+                    self.work,
+                    {
+                        "volumes-by-15-minutes": ["I-0001", check.first_day, check.last_day],
+                        "top10-by-hour-of-day": [check.first_day, check.last_day],
+                        "before-and-after": [ar.athena_literal_time(START_MS + 20 * MINUTE_MS), "I-0001", check.first_day, check.last_day],
+                        "lamp-failures": [check.first_day, check.last_day],
+                    },
                 )
         except RuntimeError as e:
             self.check(False, f"the archive: {e}")

@@ -67,23 +67,24 @@ pub fn archived_up_to(dir: &Path) -> ArchiveResult<BTreeMap<String, u64>> {
     Ok(out)
 }
 
-/// Every Parquet file of the readings table, sorted.
+/// Every Parquet file of the readings table, at any depth under its day folders, sorted.
 pub fn readings_files(dir: &Path) -> ArchiveResult<Vec<PathBuf>> {
-    let root = dir.join(READINGS);
     let mut out = Vec::new();
-    if !root.exists() {
-        return Ok(out);
-    }
-    for day in std::fs::read_dir(&root).map_err(io(format!("listing {}", root.display())))? {
-        let day = day
-            .map_err(io(format!("listing {}", root.display())))?
-            .path();
-        if !day.is_dir() {
+    let mut folders = vec![dir.join(READINGS)];
+    // Bounded by the tree: each folder is listed once.
+    while let Some(folder) = folders.pop() {
+        if !folder.is_dir() {
             continue;
         }
-        for f in std::fs::read_dir(&day).map_err(io(format!("listing {}", day.display())))? {
-            let p = f.map_err(io(format!("listing {}", day.display())))?.path();
-            if p.extension().is_some_and(|e| e == "parquet") {
+        let entries =
+            std::fs::read_dir(&folder).map_err(io(format!("listing {}", folder.display())))?;
+        for e in entries {
+            let p = e
+                .map_err(io(format!("listing {}", folder.display())))?
+                .path();
+            if p.is_dir() {
+                folders.push(p);
+            } else if p.extension().is_some_and(|e| e == "parquet") {
                 out.push(p);
             }
         }

@@ -1,6 +1,6 @@
 //! The archive's tables as DuckDB sees them, and a query's answer as CSV, JSON or a table.
 //!
-//! `readings` is a view over `readings/dt=*/*.parquet` with `dt` from the folder names, a
+//! `readings` is a view over `readings/dt=*/**.parquet` with `dt` from the folder names, a
 //! string as in the Glue table (an empty table of the same columns before anything was
 //! archived). Values come out as Athena prints them: timestamps `2026-01-05 07:00:00.000`,
 //! numbers as numbers, NULL as an empty CSV cell or JSON `null`.
@@ -10,7 +10,7 @@ use crate::layout::{READINGS, readings_files};
 use chrono::DateTime;
 use duckdb::types::{TimeUnit, ValueRef};
 use duckdb::{Connection, params_from_iter};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::path::Path;
 
 /// The readings table's columns, as the Glue table declares them (`dt` last, the partition).
@@ -39,9 +39,11 @@ impl Archive {
         if readings_files(dir)?.is_empty() {
             conn.execute_batch(&format!("CREATE TABLE readings ({READINGS_COLUMNS})"))?;
         } else {
+            // Any depth under a day's folder: Firehose adds folders of its own there where
+            // its prefix names no time, and Athena reads a partition's folder recursively.
             let glob = dir
                 .join(READINGS)
-                .join("dt=*")
+                .join("**")
                 .join("*.parquet")
                 .to_string_lossy()
                 .replace('\'', "''");
@@ -77,7 +79,12 @@ impl Archive {
 /// A DuckDB value as JSON: NULL, booleans, numbers and strings as themselves, timestamps as
 /// Athena prints them, anything else as DuckDB's own text of it.
 fn json_value(v: ValueRef<'_>) -> Value {
-    match v {
+    primitive(v).unwrap_or_else(|| owned_json(v.to_owned()))
+}
+
+/// A value that is not nested, as JSON; `None` for a nested one.
+fn primitive(v: ValueRef<'_>) -> Option<Value> {
+    Some(match v {
         ValueRef::Null => Value::Null,
         ValueRef::Boolean(b) => Value::Bool(b),
         ValueRef::TinyInt(n) => n.into(),
@@ -108,7 +115,29 @@ fn json_value(v: ValueRef<'_>) -> Value {
             DateTime::from_timestamp(i64::from(days) * 86_400, 0)
                 .map_or_else(|| days.to_string(), |t| t.format("%Y-%m-%d").to_string()),
         ),
-        other => Value::String(format!("{:?}", other.to_owned())),
+        _ => return None,
+    })
+}
+
+/// A nested value (a struct such as `lamps`, a list, an enum) as JSON: objects, arrays and
+/// strings; anything else as DuckDB's own text of it.
+fn owned_json(v: duckdb::types::Value) -> Value {
+    use duckdb::types::Value as V;
+    match v {
+        V::Struct(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), owned_json(v.clone())))
+                .collect(),
+        ),
+        V::List(items) | V::Array(items) => {
+            Value::Array(items.into_iter().map(owned_json).collect())
+        }
+        V::Enum(s) => Value::String(s),
+        V::Union(inner) => owned_json(*inner),
+        other => {
+            primitive(ValueRef::from(&other)).unwrap_or_else(|| Value::String(format!("{other:?}")))
+        }
     }
 }
 
@@ -138,22 +167,26 @@ impl Answer {
         out
     }
 
-    /// A JSON array of objects, a row each, keyed by column.
+    /// A JSON array of objects, a row each, its members in the columns' order.
     pub fn json(&self) -> String {
-        let rows: Vec<Value> = self
+        let keys: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| Value::String(c.clone()).to_string())
+            .collect();
+        let rows: Vec<String> = self
             .rows
             .iter()
             .map(|row| {
-                Value::Object(
-                    self.columns
-                        .iter()
-                        .cloned()
-                        .zip(row.iter().cloned())
-                        .collect::<Map<String, Value>>(),
-                )
+                let members: Vec<String> = keys
+                    .iter()
+                    .zip(row)
+                    .map(|(k, v)| format!("{k}:{v}"))
+                    .collect();
+                format!("{{{}}}", members.join(","))
             })
             .collect();
-        Value::Array(rows).to_string()
+        format!("[{}]", rows.join(","))
     }
 
     /// A text table with aligned columns (numbers to the right), for a terminal.

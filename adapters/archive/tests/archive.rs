@@ -214,6 +214,12 @@ fn an_answer_prints_as_csv_json_and_a_table() -> anyhow::Result<()> {
         serde_json::from_str::<Value>(&a.json())?,
         json!([{"s": "a,b", "x": 1.5, "nothing": null}, {"s": "say \"hi\"", "x": 10.0, "nothing": null}])
     );
+    assert!(
+        a.json()
+            .starts_with(r#"[{"s":"a,b","x":1.5,"nothing":null}"#),
+        "{}",
+        a.json()
+    );
     assert_eq!(
         a.table(),
         "s            x  nothing\n--------  ----  -------\na,b        1.5\nsay \"hi\"  10.0\n(2 rows)\n"
