@@ -62,8 +62,7 @@ use traffic_core::lamps::{Alarm, LampSummary, LightLamps};
 use traffic_core::reading::Lamps;
 use traffic_core::{AlarmId, IntersectionId, LampColour, LightIndex};
 use traffic_ports::{
-    Ack, AlarmPage, AlarmQuery, AlarmRecord, AlarmSelect, Claim, Closing, LampStore, PortError,
-    PortResult,
+    Ack, AlarmPage, AlarmQuery, AlarmRecord, Claim, CloseAlarms, LampStore, PortError, PortResult,
 };
 
 /// Alarms closed per transaction: up to four actions each (the log, the view, the by-light
@@ -513,27 +512,12 @@ impl LampStore for DynamoStore {
         })
     }
 
-    async fn close_alarms(
+    async fn close_selected(
         &self,
         id: &IntersectionId,
-        light: Option<LightIndex>,
-        closing: &Closing,
-        order_repair: bool,
+        close: &CloseAlarms<'_>,
     ) -> PortResult<Vec<AlarmRecord>> {
-        self.close_where(id, light, &|_| true, closing, order_repair, None)
-            .await
-    }
-
-    async fn resolve_alarms(
-        &self,
-        id: &IntersectionId,
-        light: Option<LightIndex>,
-        select: &AlarmSelect<'_>,
-        closing: &Closing,
-        why: &str,
-    ) -> PortResult<Vec<AlarmRecord>> {
-        self.close_where(id, light, select, closing, false, Some(why))
-            .await
+        self.close_where(id, close).await
     }
 
     async fn take_repairs(&self) -> PortResult<Vec<(IntersectionId, LightIndex)>> {

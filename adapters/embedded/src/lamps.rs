@@ -21,8 +21,7 @@ use std::sync::atomic::Ordering;
 use traffic_core::lamps::{Alarm, LightLamps};
 use traffic_core::{AlarmId, IntersectionId, LampColour, LightIndex};
 use traffic_ports::{
-    Ack, AlarmPage, AlarmQuery, AlarmRecord, AlarmSelect, Claim, Closing, LampStore, PortError,
-    PortResult,
+    Ack, AlarmPage, AlarmQuery, AlarmRecord, Claim, CloseAlarms, LampStore, PortError, PortResult,
 };
 
 #[async_trait]
@@ -120,25 +119,83 @@ impl LampStore for EmbeddedStore {
         .await
     }
 
-    async fn close_alarms(
+    async fn close_selected(
         &self,
         id: &IntersectionId,
-        light: Option<LightIndex>,
-        closing: &Closing,
-        order_repair: bool,
+        close: &CloseAlarms<'_>,
     ) -> PortResult<Vec<AlarmRecord>> {
-        self.close_where(id, light, &|_| true, closing, order_repair, None)
-    }
-
-    async fn resolve_alarms(
-        &self,
-        id: &IntersectionId,
-        light: Option<LightIndex>,
-        select: &AlarmSelect<'_>,
-        closing: &Closing,
-        why: &str,
-    ) -> PortResult<Vec<AlarmRecord>> {
-        self.close_where(id, light, select, closing, false, Some(why))
+        let CloseAlarms {
+            light,
+            select,
+            closing,
+            order_repair,
+            why,
+        } = *close;
+        let ctx = "closing alarms";
+        let txn = r!(self.write_txn(), ctx)?;
+        let mut closed = Vec::new();
+        {
+            let mut by_light = r!(txn.open_table(ALARM_OPEN_BY_LIGHT), ctx)?;
+            let (lo, hi) = match light {
+                Some(l) => (l.get() as u8, l.get() as u8),
+                None => (0, u8::MAX),
+            };
+            let mut keys: Vec<(u8, i64, String)> = Vec::new();
+            // A key that holds no alarm id is none `select` takes.
+            for e in r!(
+                by_light.range(
+                    (id.as_str(), lo, i64::MIN, "")..=(id.as_str(), hi, i64::MAX, "\u{10ffff}")
+                ),
+                ctx
+            )? {
+                let (k, _) = r!(e, ctx)?;
+                let (_, l, ts, alarm_id) = k.value();
+                if alarm_id.parse::<AlarmId>().is_ok_and(|a| select(&a)) {
+                    keys.push((l, ts, alarm_id.to_owned()));
+                }
+            }
+            let mut log = r!(txn.open_table(ALARM_LOG), ctx)?;
+            let mut open = r!(txn.open_table(ALARM_OPEN), ctx)?;
+            let mut expiry = r!(txn.open_table(ALARM_EXPIRY), ctx)?;
+            for (l, ts, alarm_id) in keys {
+                r!(
+                    by_light.remove((id.as_str(), l, ts, alarm_id.as_str())),
+                    ctx
+                )?;
+                let removed = r!(open.remove((ts, alarm_id.as_str())), ctx)?;
+                let Some(v) = removed else { continue };
+                let mut rec: AlarmRecord = from_json(v.value(), "alarm")?;
+                drop(v);
+                rec.repaired_at = Some(closing.at.clone());
+                rec.closed_why = why.map(str::to_owned);
+                r!(
+                    log.insert((ts, alarm_id.as_str()), to_json(&rec)?.as_slice()),
+                    ctx
+                )?;
+                if rec.publication_settled() {
+                    Self::settle(&txn, &rec, &alarm_id)?;
+                }
+                if let Some(at) = closing.expires_at_ms {
+                    r!(expiry.insert((at, ts, alarm_id.as_str()), ()), ctx)?;
+                }
+                closed.push(rec);
+            }
+            if order_repair {
+                let mut lights: std::collections::BTreeSet<u8> =
+                    closed.iter().map(|r| r.alarm.light.get() as u8).collect();
+                lights.extend(light.map(|l| l.get() as u8));
+                let mut orders = r!(txn.open_table(REPAIRS), ctx)?;
+                for l in lights {
+                    r!(orders.insert((id.as_str(), l), 1), ctx)?;
+                }
+            }
+        }
+        if let Some(now) = traffic_core::time::parse_rfc3339_ms(&closing.at) {
+            sweep_expired(&txn, now)?;
+        }
+        r!(txn.commit(), ctx)?;
+        closed.sort_by_key(|r| r.alarm.id());
+        Ok(closed)
     }
 
     async fn alarm_page(&self, q: &AlarmQuery) -> PortResult<AlarmPage> {
@@ -258,87 +315,6 @@ impl EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Closes the open alarms of `id`'s `light` (all its lights for `None`) whose ids `select`
-    /// accepts, keeping `why`; with `order_repair` queues repair orders as
-    /// [`LampStore::close_alarms`] says.
-    fn close_where(
-        &self,
-        id: &IntersectionId,
-        light: Option<LightIndex>,
-        select: &AlarmSelect<'_>,
-        closing: &Closing,
-        order_repair: bool,
-        why: Option<&str>,
-    ) -> PortResult<Vec<AlarmRecord>> {
-        let ctx = "closing alarms";
-        let txn = r!(self.write_txn(), ctx)?;
-        let mut closed = Vec::new();
-        {
-            let mut by_light = r!(txn.open_table(ALARM_OPEN_BY_LIGHT), ctx)?;
-            let (lo, hi) = match light {
-                Some(l) => (l.get() as u8, l.get() as u8),
-                None => (0, u8::MAX),
-            };
-            let mut keys: Vec<(u8, i64, String)> = Vec::new();
-            // A key that holds no alarm id is none `select` takes.
-            for e in r!(
-                by_light.range(
-                    (id.as_str(), lo, i64::MIN, "")..=(id.as_str(), hi, i64::MAX, "\u{10ffff}")
-                ),
-                ctx
-            )? {
-                let (k, _) = r!(e, ctx)?;
-                let (_, l, ts, alarm_id) = k.value();
-                if alarm_id.parse::<AlarmId>().is_ok_and(|a| select(&a)) {
-                    keys.push((l, ts, alarm_id.to_owned()));
-                }
-            }
-            let mut log = r!(txn.open_table(ALARM_LOG), ctx)?;
-            let mut open = r!(txn.open_table(ALARM_OPEN), ctx)?;
-            let mut expiry = r!(txn.open_table(ALARM_EXPIRY), ctx)?;
-            for (l, ts, alarm_id) in keys {
-                r!(
-                    by_light.remove((id.as_str(), l, ts, alarm_id.as_str())),
-                    ctx
-                )?;
-                let removed = r!(open.remove((ts, alarm_id.as_str())), ctx)?;
-                let Some(v) = removed else { continue };
-                let mut rec: AlarmRecord = from_json(v.value(), "alarm")?;
-                drop(v);
-                rec.repaired_at = Some(closing.at.clone());
-                rec.closed_why = why.map(str::to_owned);
-                r!(
-                    log.insert((ts, alarm_id.as_str()), to_json(&rec)?.as_slice()),
-                    ctx
-                )?;
-                if rec.publication_settled() {
-                    Self::settle(&txn, &rec, &alarm_id)?;
-                }
-                if let Some(at) = closing.expires_at_ms {
-                    r!(expiry.insert((at, ts, alarm_id.as_str()), ()), ctx)?;
-                }
-                closed.push(rec);
-            }
-            if order_repair {
-                let mut lights: std::collections::BTreeSet<u8> =
-                    closed.iter().map(|r| r.alarm.light.get() as u8).collect();
-                lights.extend(light.map(|l| l.get() as u8));
-                let mut orders = r!(txn.open_table(REPAIRS), ctx)?;
-                for l in lights {
-                    r!(orders.insert((id.as_str(), l), 1), ctx)?;
-                }
-            }
-        }
-        if let Some(now) = traffic_core::time::parse_rfc3339_ms(&closing.at) {
-            sweep_expired(&txn, now)?;
-        }
-        r!(txn.commit(), ctx)?;
-        closed.sort_by_key(|r| r.alarm.id());
-        Ok(closed)
-    }
-}
-
-impl EmbeddedStore {
     /// Changes a recorded alarm in the log and, while it is open, in the open view; a
     /// published one becomes its lamp's last published alarm.
     async fn update_alarm(
@@ -416,6 +392,7 @@ fn sweep_expired(txn: &redb::WriteTransaction, now_ms: i64) -> PortResult<()> {
 mod tests {
     use super::*;
     use traffic_core::LampColour;
+    use traffic_ports::Closing;
 
     fn id(s: &str) -> IntersectionId {
         IntersectionId::parse(s).unwrap_or_else(|e| panic!("{e}"))
