@@ -7,7 +7,7 @@
 use crate::codec::{decode, encode};
 use crate::{EmbeddedStore, RESULT_EVENTS};
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 use traffic_core::events::ResultEvent;
 use traffic_ports::{PortResult, ResultEvents};
 
@@ -17,15 +17,9 @@ pub const KEPT_EVENTS: u64 = 100_000;
 impl EmbeddedStore {
     /// The result events published so far (the newest [`KEPT_EVENTS`]), oldest first.
     pub fn result_events(&self) -> PortResult<Vec<ResultEvent>> {
-        let ctx = "reading result events";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(RESULT_EVENTS), ctx)?;
-        let mut out = Vec::new();
-        for e in r!(t.iter(), ctx)? {
-            let (_, v) = r!(e, ctx)?;
-            out.push(decode(v.value(), "result event")?);
-        }
-        Ok(out)
+        self.read_all(RESULT_EVENTS, "reading result events", |v| {
+            decode(v, "result event")
+        })
     }
 }
 

@@ -31,8 +31,7 @@ impl LampStore for EmbeddedStore {
         lights: &[(IntersectionId, LightIndex)],
     ) -> PortResult<BTreeMap<(IntersectionId, LightIndex), LightLamps>> {
         let ctx = "reading lamp states";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(LAMPS), ctx)?;
+        let t = self.read_table(LAMPS, ctx)?;
         let mut out = BTreeMap::new();
         for (id, l) in lights {
             let s = match r!(t.get((id.as_str(), l.get() as u8)), ctx)? {
@@ -106,8 +105,7 @@ impl LampStore for EmbeddedStore {
         lamp: LampColour,
     ) -> PortResult<Option<i64>> {
         let ctx = "reading a lamp's last published alarm";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(ALARM_LAST), ctx)?;
+        let t = self.read_table(ALARM_LAST, ctx)?;
         let v = r!(t.get((id.as_str(), light.get() as u8, lamp.as_str())), ctx)?;
         Ok(v.map(|v| v.value()))
     }
@@ -255,15 +253,7 @@ impl LampStore for EmbeddedStore {
     }
 
     async fn alarms(&self) -> PortResult<Vec<AlarmRecord>> {
-        let ctx = "listing alarms";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(ALARM_LOG), ctx)?;
-        let mut out: Vec<AlarmRecord> = Vec::new();
-        for e in r!(t.iter(), ctx)? {
-            let (_, v) = r!(e, ctx)?;
-            out.push(from_json(v.value(), "alarm")?);
-        }
-        Ok(out)
+        self.read_all(ALARM_LOG, "listing alarms", |v| from_json(v, "alarm"))
     }
 }
 

@@ -34,7 +34,7 @@ pub mod stats;
 
 pub use log::{EmbeddedLog, LogRecord};
 
-use redb::{Database, TableDefinition};
+use redb::{Database, Key, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition, Value};
 use std::path::Path;
 use std::sync::Arc;
 use traffic_ports::{PortError, PortResult, Ports};
@@ -171,6 +171,33 @@ impl EmbeddedStore {
                 .map_err(|e| redb::Error::Corrupted(e.to_string()))?;
         }
         Ok(txn)
+    }
+
+    /// `table` open for reading, in a read transaction of its own (the table keeps the
+    /// transaction's snapshot).
+    pub(crate) fn read_table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        table: TableDefinition<K, V>,
+        ctx: &str,
+    ) -> PortResult<ReadOnlyTable<K, V>> {
+        let txn = r!(self.db.begin_read(), ctx)?;
+        r!(txn.open_table(table), ctx)
+    }
+
+    /// Every value of `table`, in key order, each made into `T` by `item`.
+    pub(crate) fn read_all<K: Key + 'static, V: Value + 'static, T>(
+        &self,
+        table: TableDefinition<K, V>,
+        ctx: &str,
+        item: impl Fn(V::SelfType<'_>) -> PortResult<T>,
+    ) -> PortResult<Vec<T>> {
+        let t = self.read_table(table, ctx)?;
+        let mut out = Vec::new();
+        for e in r!(t.iter(), ctx)? {
+            let (_, v) = r!(e, ctx)?;
+            out.push(item(v.value())?);
+        }
+        Ok(out)
     }
 }
 

@@ -13,7 +13,7 @@
 use crate::EmbeddedStore;
 use crate::codec::{decode, encode};
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use traffic_core::lineage::ShardInfo;
 use traffic_core::sequence::SequenceNumber;
@@ -265,8 +265,7 @@ impl EmbeddedStore {
     /// them with the period that carries them out, in [`EmbeddedStore::append_step`]).
     pub fn repair_orders(&self) -> PortResult<Vec<(IntersectionId, LightIndex)>> {
         let ctx = "reading repair orders";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(crate::REPAIRS), ctx)?;
+        let t = self.read_table(crate::REPAIRS, ctx)?;
         let mut out = Vec::new();
         for e in r!(t.iter(), ctx)? {
             let (k, _) = r!(e, ctx)?;
@@ -281,8 +280,7 @@ impl EmbeddedStore {
     /// Up to `limit` records of `shard` after sequence number `after`, in order.
     pub fn read_log(&self, shard: u32, after: u64, limit: usize) -> PortResult<Vec<LogRecord>> {
         let ctx = "reading the stream";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let log = r!(txn.open_table(LOG), ctx)?;
+        let log = self.read_table(LOG, ctx)?;
         let mut out = Vec::new();
         for e in r!(
             log.range((shard, after.saturating_add(1))..=(shard, u64::MAX)),
@@ -310,8 +308,7 @@ impl EmbeddedStore {
     /// A consumer's checkpoint (the last sequence number it finished), if any.
     pub fn checkpoint(&self, name: &str) -> PortResult<Option<u64>> {
         let ctx = "reading a checkpoint";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(CHECKPOINTS), ctx)?;
+        let t = self.read_table(CHECKPOINTS, ctx)?;
         Ok(r!(t.get(name), ctx)?.map(|v| v.value()))
     }
 
@@ -343,8 +340,7 @@ impl EmbeddedStore {
     /// A named blob (such as the simulator's state).
     pub fn blob(&self, key: &str) -> PortResult<Option<Vec<u8>>> {
         let ctx = "reading a blob";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(BLOBS), ctx)?;
+        let t = self.read_table(BLOBS, ctx)?;
         Ok(r!(t.get(key), ctx)?.map(|v| v.value().to_vec()))
     }
 

@@ -3,21 +3,16 @@
 use crate::codec::{from_json, to_json};
 use crate::{EmbeddedStore, OUTBOX};
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable};
+
 use traffic_core::lamps::Alarm;
 use traffic_ports::{AlarmPublisher, PortResult};
 
 impl EmbeddedStore {
     /// Alarms handed to the embedded publisher, in id order (what SNS would have sent).
     pub fn published_alarms(&self) -> PortResult<Vec<Alarm>> {
-        let txn = r!(self.db.begin_read(), "reading published alarms")?;
-        let t = r!(txn.open_table(OUTBOX), "reading published alarms")?;
-        let mut out = Vec::new();
-        for e in r!(t.iter(), "reading published alarms")? {
-            let (_, v) = r!(e, "reading published alarms")?;
-            out.push(from_json(v.value(), "published alarm")?);
-        }
-        Ok(out)
+        self.read_all(OUTBOX, "reading published alarms", |v| {
+            from_json(v, "published alarm")
+        })
     }
 }
 

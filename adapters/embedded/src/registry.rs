@@ -4,7 +4,7 @@
 use crate::codec::{from_json, to_json};
 use crate::{EmbeddedStore, INTERSECTIONS, LAMPS, TIMINGS};
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use std::ops::Bound;
 use traffic_core::IntersectionId;
 use traffic_core::city::Intersection;
@@ -102,8 +102,7 @@ impl Registry for EmbeddedStore {
         limit: usize,
     ) -> PortResult<(Vec<Intersection>, Option<IntersectionId>)> {
         let ctx = "listing intersections";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        let t = self.read_table(INTERSECTIONS, ctx)?;
         let from = after.map(|a| a.as_str());
         let range = match from {
             Some(a) => r!(t.range::<&str>((Bound::Excluded(a), Bound::Unbounded)), ctx)?,
@@ -161,8 +160,7 @@ impl Registry for EmbeddedStore {
         id: &IntersectionId,
     ) -> PortResult<Option<(Intersection, String)>> {
         let ctx = "reading an intersection";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        let t = self.read_table(INTERSECTIONS, ctx)?;
         match r!(t.get(id.as_str()), ctx)? {
             Some(v) => Ok(Some((
                 from_json(v.value(), "intersection")?,
@@ -275,8 +273,7 @@ impl Registry for EmbeddedStore {
 
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {
         let ctx = "reading timing history";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(TIMINGS), ctx)?;
+        let t = self.read_table(TIMINGS, ctx)?;
         let mut out = Vec::new();
         for e in r!(
             t.range((id.as_str(), "")..=(id.as_str(), "\u{10ffff}")),
@@ -292,15 +289,7 @@ impl Registry for EmbeddedStore {
 impl EmbeddedStore {
     /// Every stored intersection, as `item` makes it of its stored JSON.
     fn list_intersections<T>(&self, item: impl Fn(&[u8]) -> PortResult<T>) -> PortResult<Vec<T>> {
-        let ctx = "listing intersections";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
-        let mut out = Vec::new();
-        for e in r!(t.iter(), ctx)? {
-            let (_, v) = r!(e, ctx)?;
-            out.push(item(v.value())?);
-        }
-        Ok(out)
+        self.read_all(INTERSECTIONS, "listing intersections", item)
     }
 
     /// Replaces `x` if its stored version is `expected`, appending `change` (when given) to its

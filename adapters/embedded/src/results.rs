@@ -3,7 +3,7 @@
 use crate::codec::{decode, encode};
 use crate::{EmbeddedStore, NETWORK, NETWORK_KEY, RESULTS};
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use serde::Serialize;
 use traffic_core::query::{NetworkState, WindowResult};
 use traffic_core::window::{WindowKey, WindowLength};
@@ -118,8 +118,7 @@ impl ResultStore for EmbeddedStore {
 
     async fn network(&self) -> PortResult<Option<NetworkState>> {
         let ctx = "reading the network state";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(NETWORK), ctx)?;
+        let t = self.read_table(NETWORK, ctx)?;
         match r!(t.get(NETWORK_KEY), ctx)? {
             Some(v) => Ok(Some(decode(v.value(), "network state")?)),
             None => Ok(None),
@@ -136,8 +135,7 @@ impl EmbeddedStore {
         limit: usize,
         newest_first: bool,
     ) -> PortResult<Vec<StoredResult>> {
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(RESULTS), ctx)?;
+        let t = self.read_table(RESULTS, ctx)?;
         let entries = r!(t.range(range), ctx)?;
         let mut out = Vec::new();
         let mut keep = |e: Result<_, redb::StorageError>| -> PortResult<()> {
@@ -159,8 +157,7 @@ impl EmbeddedStore {
 
     fn stored_results(&self) -> PortResult<Vec<StoredResult>> {
         let ctx = "reading results";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(RESULTS), ctx)?;
+        let t = self.read_table(RESULTS, ctx)?;
         let mut out = Vec::new();
         for e in r!(t.iter(), ctx)? {
             let (k, v) = r!(e, ctx)?;

@@ -188,21 +188,12 @@ impl StateStore for EmbeddedStore {
     }
 
     async fn shard_metas(&self) -> PortResult<Vec<ShardMeta>> {
-        let ctx = "reading shard metas";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(META), ctx)?;
-        let mut out = Vec::new();
-        for e in r!(t.iter(), ctx)? {
-            let (_, v) = r!(e, ctx)?;
-            out.push(decode_meta(v.value())?);
-        }
-        Ok(out)
+        self.read_all(META, "reading shard metas", decode_meta)
     }
 
     async fn delta_panes(&self, from_ms: i64) -> PortResult<Vec<i64>> {
         let ctx = "listing panes";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(DELTAS), ctx)?;
+        let t = self.read_table(DELTAS, ctx)?;
         let mut out: Vec<i64> = Vec::new();
         for e in r!(t.range((from_ms, "", 0, 0)..), ctx)? {
             let (k, _) = r!(e, ctx)?;
@@ -216,8 +207,7 @@ impl StateStore for EmbeddedStore {
 
     async fn deltas(&self, keys: &[DeltaKey], _consistent: bool) -> PortResult<Vec<Delta>> {
         let ctx = "reading deltas";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(DELTAS), ctx)?;
+        let t = self.read_table(DELTAS, ctx)?;
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
             let key = (k.pane_start_ms, k.shard_id.as_str(), k.commit, k.part);
@@ -238,8 +228,7 @@ impl StateStore for EmbeddedStore {
         to_ms: i64,
     ) -> PortResult<Vec<Rollup>> {
         let ctx = "reading rollups";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(ROLLUPS), ctx)?;
+        let t = self.read_table(ROLLUPS, ctx)?;
         let mut out = Vec::new();
         let len = length.ms();
         for e in r!(t.range((len, from_ms)..=(len, to_ms)), ctx)? {
@@ -267,8 +256,7 @@ impl StateStore for EmbeddedStore {
 
     async fn merge_state(&self) -> PortResult<MergeState> {
         let ctx = "reading the merge's state";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(MERGE), ctx)?;
+        let t = self.read_table(MERGE, ctx)?;
         read_state(&t, ctx)
     }
 

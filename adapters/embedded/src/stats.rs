@@ -3,7 +3,7 @@
 use crate::codec::{decode, encode};
 use crate::{EmbeddedStore, STATS};
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use traffic_ports::{PortResult, StatsSample, StatsStore};
 
 #[async_trait]
@@ -30,8 +30,7 @@ impl StatsStore for EmbeddedStore {
 
     async fn stats(&self, since_ms: i64) -> PortResult<Vec<StatsSample>> {
         let ctx = "reading statistics";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(STATS), ctx)?;
+        let t = self.read_table(STATS, ctx)?;
         let mut out = Vec::new();
         for e in r!(t.range((since_ms, "")..), ctx)? {
             let (_, v) = r!(e, ctx)?;
