@@ -291,31 +291,27 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
     }
 
     let secs = |n: &AtomicU64| n.load(Ordering::Relaxed) as f64 / 1e9;
-    let mut by_function = BTreeMap::new();
-    by_function.insert(
-        "ingest".to_owned(),
-        FunctionUsage::of(
-            &pi.store.metrics().snapshot(),
+    let mut by_function: BTreeMap<String, FunctionUsage> = [
+        (
+            "ingest",
+            &pi,
             ingest_h.calls.load(Ordering::Relaxed),
             secs(&ingest_h.nanos),
         ),
-    );
-    by_function.insert(
-        "fault".to_owned(),
-        FunctionUsage::of(
-            &pf.store.metrics().snapshot(),
+        (
+            "fault",
+            &pf,
             fault_h.calls.load(Ordering::Relaxed),
             secs(&fault_h.nanos),
         ),
-    );
-    by_function.insert(
-        "merge".to_owned(),
-        FunctionUsage::of(
-            &pm.store.metrics().snapshot(),
-            merge_runs,
-            merge_nanos as f64 / 1e9,
-        ),
-    );
+        ("merge", &pm, merge_runs, merge_nanos as f64 / 1e9),
+    ]
+    .into_iter()
+    .map(|(name, p, calls, seconds)| {
+        let usage = FunctionUsage::of(&p.store.metrics().snapshot(), calls, seconds);
+        (name.to_owned(), usage)
+    })
+    .collect();
     let prices = Prices::shared()?;
     let sum = |f: fn(&FunctionUsage) -> f64| by_function.values().map(f).sum::<f64>();
     let write_units = sum(|u| u.write_units);
