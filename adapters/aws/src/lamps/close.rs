@@ -168,13 +168,7 @@ impl DynamoStore {
             if actions.is_empty() {
                 continue;
             }
-            match self
-                .ddb
-                .transact_write_items()
-                .set_transact_items(Some(actions))
-                .send()
-                .await
-            {
+            match self.transact(actions).await {
                 Ok(_) => self.count_alarm_write("TransactWriteItems", 2.0 * units),
                 Err(e) if code_of(&e) == Some("TransactionCanceledException") => {
                     return Err(PortError::Conflict(format!(

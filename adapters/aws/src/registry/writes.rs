@@ -68,23 +68,13 @@ impl DynamoStore {
 
     /// Deletes `id`'s item, if any (whether there was one).
     pub(super) async fn delete_item_of(&self, id: &IntersectionId) -> PortResult<bool> {
-        let table = self.table(Table::Registry)?;
-        let resp = self
-            .ddb
-            .delete_item()
-            .table_name(table)
-            .set_key(Some(key("intersections", id.as_str())))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| port_error(format!("deleting intersection {id}"), e))?;
-        self.metrics.write(
-            &Table::Registry.op("DeleteItem"),
-            write_units(resp.attributes().map_or(0, item_size)),
-        );
-        let existed = resp.attributes.as_ref().is_some_and(|a| !a.is_empty());
+        let item = key("intersections", id.as_str());
+        let old = self
+            .delete_item(Table::Registry, item, format!("deleting intersection {id}"))
+            .await?;
+        let existed = old.as_ref().is_some_and(|a| !a.is_empty());
         if existed {
-            self.settle(resp.attributes.as_ref(), None).await;
+            self.settle(old.as_ref(), None).await;
             self.bump_directory().await;
             self.forget_deleted(id).await;
         }
