@@ -50,21 +50,18 @@ pub struct Counters {
     pub future: u64,
 }
 
+counts!(
+    Counters {
+        accepted,
+        rejected,
+        late,
+        duplicates,
+        future
+    },
+    records
+);
+
 impl Counters {
-    /// Adds other counters.
-    pub fn add(&mut self, o: &Counters) {
-        self.accepted += o.accepted;
-        self.rejected += o.rejected;
-        self.late += o.late;
-        self.duplicates += o.duplicates;
-        self.future += o.future;
-    }
-
-    /// Every record counted once: `accepted + rejected + late + duplicates + future`.
-    pub fn records(&self) -> u64 {
-        self.accepted + self.rejected + self.late + self.duplicates + self.future
-    }
-
     /// The counters once compaction has resolved duplicates and too-frequent readings among
     /// the accepted ones.
     pub fn settle(&self, compaction: &CompactionCounts) -> Counters {
