@@ -92,14 +92,6 @@ impl RecordSource for EmbeddedLog {
         "embedded"
     }
 
-    fn arn(&self) -> &str {
-        ""
-    }
-
-    fn region(&self) -> &str {
-        "local"
-    }
-
     async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
         Ok(numbered_shards(self.shards))
     }
