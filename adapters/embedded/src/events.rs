@@ -30,9 +30,7 @@ impl ResultEvents for EmbeddedStore {
             return Ok(());
         }
         let ctx = "publishing result events";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(RESULT_EVENTS), ctx)?;
+        self.write_table(RESULT_EVENTS, ctx, |t| {
             let next = match r!(t.last(), ctx)? {
                 Some((k, _)) => k.value() + 1,
                 None => 0,
@@ -44,8 +42,8 @@ impl ResultEvents for EmbeddedStore {
             for _ in 0..excess {
                 r!(t.pop_first(), ctx)?;
             }
-        }
-        r!(txn.commit(), ctx)?;
+            Ok(())
+        })?;
         for e in events {
             tracing::info!(detail_type = e.detail_type(), window = %e.window(), "result event");
         }
@@ -60,8 +58,7 @@ mod tests {
 
     #[tokio::test]
     async fn published_events_read_back_in_order_and_a_repeat_is_kept() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let store = EmbeddedStore::open(dir.path().join("s.redb"))?;
+        let (_dir, store) = crate::temp_store()?;
         let w: traffic_core::WindowKey = "15m@2026-01-05T08:00:00Z".parse()?;
         let a = ResultEvent::TimingsChanged(TimingsChanged::new(w, 3, 0));
         let b = ResultEvent::TimingsChanged(TimingsChanged::new(w, 2, 1));

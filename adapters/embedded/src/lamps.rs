@@ -48,17 +48,15 @@ impl LampStore for EmbeddedStore {
         states: &[((IntersectionId, LightIndex), LightLamps)],
     ) -> PortResult<()> {
         let ctx = "storing lamp states";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(LAMPS), ctx)?;
+        self.write_table(LAMPS, ctx, |t| {
             for ((id, l), s) in states {
                 r!(
                     t.insert((id.as_str(), l.get() as u8), encode(s)?.as_slice()),
                     ctx
                 )?;
             }
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     async fn record_alarm(&self, alarm: &Alarm) -> PortResult<AlarmRecord> {
@@ -267,10 +265,7 @@ impl EmbeddedStore {
         let txn = r!(self.write_txn(), ctx)?;
         let record = {
             let mut log = r!(txn.open_table(ALARM_LOG), ctx)?;
-            let existing: Option<AlarmRecord> = match r!(log.get(key), ctx)? {
-                Some(v) => Some(from_json(v.value(), "alarm")?),
-                None => None,
-            };
+            let existing = logged_alarm(&log, key, ctx)?;
             match existing {
                 Some(r) => r,
                 None => {
@@ -318,10 +313,7 @@ impl EmbeddedStore {
         let txn = r!(self.write_txn(), ctx)?;
         let rec = {
             let mut log = r!(txn.open_table(ALARM_LOG), ctx)?;
-            let existing: Option<AlarmRecord> = match r!(log.get(key), ctx)? {
-                Some(v) => Some(from_json(v.value(), "alarm")?),
-                None => None,
-            };
+            let existing = logged_alarm(&log, key, ctx)?;
             let Some(mut rec) = existing else {
                 return Err(PortError::NotFound(format!("alarm {alarm_id}")));
             };
@@ -351,6 +343,18 @@ impl EmbeddedStore {
         };
         r!(txn.commit(), ctx)?;
         Ok(rec)
+    }
+}
+
+/// The record of the alarm at `key` (its time and id) in the alarm log, if there is one.
+pub(crate) fn logged_alarm(
+    log: &impl ReadableTable<(i64, &'static str), &'static [u8]>,
+    key: (i64, &str),
+    ctx: &str,
+) -> PortResult<Option<AlarmRecord>> {
+    match r!(log.get(key), ctx)? {
+        Some(v) => from_json(v.value(), "alarm").map(Some),
+        None => Ok(None),
     }
 }
 

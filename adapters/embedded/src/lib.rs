@@ -173,6 +173,23 @@ impl EmbeddedStore {
         Ok(txn)
     }
 
+    /// Runs `f` on `table` open for writing, in a write transaction of its own, committed when
+    /// `f` succeeds (dropped, so undone, when it fails).
+    pub(crate) fn write_table<K: Key + 'static, V: Value + 'static, T>(
+        &self,
+        table: TableDefinition<K, V>,
+        ctx: &str,
+        f: impl FnOnce(&mut redb::Table<'_, K, V>) -> PortResult<T>,
+    ) -> PortResult<T> {
+        let txn = r!(self.write_txn(), ctx)?;
+        let out = {
+            let mut t = r!(txn.open_table(table), ctx)?;
+            f(&mut t)?
+        };
+        r!(txn.commit(), ctx)?;
+        Ok(out)
+    }
+
     /// `table` open for reading, in a read transaction of its own (the table keeps the
     /// transaction's snapshot).
     pub(crate) fn read_table<K: Key + 'static, V: Value + 'static>(
@@ -214,4 +231,12 @@ impl EmbeddedStore {
         let s = Arc::new(self.clone());
         Ports::from_store(s.clone(), s.clone()).with_events(s)
     }
+}
+
+/// A store in a fresh temporary directory, there as long as the directory is.
+#[cfg(test)]
+pub(crate) fn temp_store() -> anyhow::Result<(tempfile::TempDir, EmbeddedStore)> {
+    let dir = tempfile::tempdir()?;
+    let store = EmbeddedStore::open(dir.path().join("store.redb"))?;
+    Ok((dir, store))
 }

@@ -307,26 +307,22 @@ impl EmbeddedStore {
     /// Stores a consumer's checkpoint.
     pub fn set_checkpoint(&self, name: &str, seq: u64) -> PortResult<()> {
         let ctx = "storing a checkpoint";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(CHECKPOINTS), ctx)?;
+        self.write_table(CHECKPOINTS, ctx, |t| {
             r!(t.insert(name, seq), ctx)?;
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     /// Deletes the records of `shard` up to and including `through`.
     pub fn trim_log(&self, shard: u32, through: u64) -> PortResult<()> {
         let ctx = "trimming the stream";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(LOG), ctx)?;
+        self.write_table(LOG, ctx, |t| {
             r!(
                 t.retain_in((shard, 0)..=(shard, through), |_, _| false),
                 ctx
             )?;
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     /// A named blob (such as the simulator's state).
@@ -339,12 +335,10 @@ impl EmbeddedStore {
     /// Stores a named blob.
     pub fn set_blob(&self, key: &str, value: &[u8]) -> PortResult<()> {
         let ctx = "storing a blob";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(BLOBS), ctx)?;
+        self.write_table(BLOBS, ctx, |t| {
             r!(t.insert(key, value), ctx)?;
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 }
 
@@ -389,8 +383,7 @@ mod tests {
     #[tokio::test]
     async fn the_log_is_trimmed_once_every_consumer_has_checkpointed_past_a_record()
     -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let s = EmbeddedStore::open(dir.path().join("t.redb"))?;
+        let (_dir, s) = crate::temp_store()?;
         let recs: Vec<(u32, String, Vec<u8>)> =
             (0..4).map(|i| (0, "a".to_string(), vec![i])).collect();
         s.append_step(&recs, 5, "sim", b"x", &[])?;
@@ -436,8 +429,7 @@ mod repair_tests {
     #[tokio::test]
     async fn a_repair_order_stays_queued_until_the_period_that_carries_it_out_is_appended()
     -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let s = EmbeddedStore::open(dir.path().join("t.redb"))?;
+        let (_dir, s) = crate::temp_store()?;
         let id = IntersectionId::parse("I-1")?;
         let light = LightIndex::new(2)?;
         s.repair(&id, light, "2026-01-05T08:00:00Z").await?;

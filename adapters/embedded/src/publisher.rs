@@ -22,15 +22,13 @@ impl AlarmPublisher for EmbeddedStore {
     /// it; publishing the same alarm twice keeps one copy.
     async fn publish(&self, alarm: &Alarm) -> PortResult<()> {
         let ctx = "publishing an alarm";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(OUTBOX), ctx)?;
+        self.write_table(OUTBOX, ctx, |t| {
             r!(
                 t.insert(alarm.id().to_string().as_str(), to_json(alarm)?.as_slice()),
                 ctx
             )?;
-        }
-        r!(txn.commit(), ctx)?;
+            Ok(())
+        })?;
         tracing::warn!(
             intersection = %alarm.intersection_id,
             light = %alarm.light,

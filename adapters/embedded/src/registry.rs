@@ -122,25 +122,21 @@ impl Registry for EmbeddedStore {
 
     async fn create_intersection(&self, x: &Intersection) -> PortResult<()> {
         let ctx = "creating an intersection";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        self.write_table(INTERSECTIONS, ctx, |t| {
             if r!(t.get(x.id.as_str()), ctx)?.is_some() {
                 return Err(PortError::AlreadyExists(format!("intersection {}", x.id)));
             }
             r!(t.insert(x.id.as_str(), to_json(x)?.as_slice()), ctx)?;
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     async fn put_intersection(&self, x: &Intersection) -> PortResult<()> {
         let ctx = "storing an intersection";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        self.write_table(INTERSECTIONS, ctx, |t| {
             r!(t.insert(x.id.as_str(), to_json(x)?.as_slice()), ctx)?;
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     async fn delete_intersection(&self, id: &IntersectionId) -> PortResult<bool> {
@@ -227,19 +223,17 @@ impl Registry for EmbeddedStore {
     async fn set_proposals(&self, proposals: &[ProposalUpdate]) -> PortResult<Vec<IntersectionId>> {
         let ctx = "storing proposals";
         let mut skipped = Vec::new();
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        self.write_table(INTERSECTIONS, ctx, |t| {
             for u in proposals {
-                let updated = update_at_version(&mut t, &u.id, &u.expected_version, ctx, |x| {
+                let updated = update_at_version(&mut *t, &u.id, &u.expected_version, ctx, |x| {
                     x.proposal = Some(u.proposal.clone());
                 })?;
                 if !updated {
                     skipped.push(u.id.clone());
                 }
             }
-        }
-        r!(txn.commit(), ctx)?;
+            Ok(())
+        })?;
         Ok(skipped)
     }
 
@@ -263,12 +257,10 @@ impl Registry for EmbeddedStore {
         change: &TimingChange,
     ) -> PortResult<()> {
         let ctx = "recording a timing change";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut h = r!(txn.open_table(TIMINGS), ctx)?;
-            append_history(&mut h, id, change, ctx)?;
-        }
-        r!(txn.commit(), ctx)
+        self.write_table(TIMINGS, ctx, |h| {
+            append_history(&mut *h, id, change, ctx)?;
+            Ok(())
+        })
     }
 
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {
@@ -319,14 +311,12 @@ impl EmbeddedStore {
     /// Creates or replaces many intersections in one transaction (loading a city).
     pub fn put_intersections(&self, xs: &[Intersection]) -> PortResult<()> {
         let ctx = "storing intersections";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        self.write_table(INTERSECTIONS, ctx, |t| {
             for x in xs {
                 r!(t.insert(x.id.as_str(), to_json(x)?.as_slice()), ctx)?;
             }
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 }
 
@@ -340,8 +330,7 @@ mod tests {
 
     #[tokio::test]
     async fn deleting_an_intersection_forgets_its_lamp_states() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let s = EmbeddedStore::open(dir.path().join("r.redb"))?;
+        let (_dir, s) = crate::temp_store()?;
         let city = City::parse(
             r#"{"intersections":[{"id":"I-1","lat":1,"lon":1,
             "lights":[{"light":0,"saturation_veh_h":1800}],

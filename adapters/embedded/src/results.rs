@@ -21,9 +21,7 @@ struct StoredResult {
 impl ResultStore for EmbeddedStore {
     async fn put_results(&self, results: &[WindowResult]) -> PortResult<()> {
         let ctx = "storing results";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(RESULTS), ctx)?;
+        self.write_table(RESULTS, ctx, |t| {
             for result in results {
                 let key = result.window;
                 let stored = StoredResult {
@@ -35,8 +33,8 @@ impl ResultStore for EmbeddedStore {
                     ctx
                 )?;
             }
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     async fn results(&self) -> PortResult<Vec<WindowResult>> {
@@ -108,12 +106,10 @@ impl ResultStore for EmbeddedStore {
 
     async fn put_network(&self, state: &NetworkState) -> PortResult<()> {
         let ctx = "storing the network state";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(NETWORK), ctx)?;
+        self.write_table(NETWORK, ctx, |t| {
             r!(t.insert(NETWORK_KEY, encode(state)?.as_slice()), ctx)?;
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     async fn network(&self) -> PortResult<Option<NetworkState>> {
@@ -177,8 +173,7 @@ mod tests {
     #[tokio::test]
     async fn results_are_read_by_length_newest_first_and_closed_from_a_start() -> anyhow::Result<()>
     {
-        let dir = tempfile::tempdir()?;
-        let s = EmbeddedStore::open(dir.path().join("t.redb"))?;
+        let (_dir, s) = crate::temp_store()?;
         let len = |ms| WindowLength::from_ms(ms).unwrap_or_else(|| panic!("length"));
         let (fifteen, hour) = (len(900_000), len(3_600_000));
         let t0 = 1_767_600_000_000;

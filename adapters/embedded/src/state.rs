@@ -140,14 +140,12 @@ impl EmbeddedStore {
 
     /// Changes the merge's state within one write transaction.
     fn update_merge_state(&self, ctx: &str, f: impl FnOnce(&mut MergeState)) -> PortResult<()> {
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(MERGE), ctx)?;
-            let mut state = read_state(&t, ctx)?;
+        self.write_table(MERGE, ctx, |t| {
+            let mut state = read_state(&*t, ctx)?;
             f(&mut state);
             r!(t.insert(STATE_KEY, encode(&state)?.as_slice()), ctx)?;
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 }
 
@@ -240,9 +238,7 @@ impl StateStore for EmbeddedStore {
 
     async fn put_rollups(&self, rollups: &[Rollup], _now_ms: i64) -> PortResult<()> {
         let ctx = "storing rollups";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(ROLLUPS), ctx)?;
+        self.write_table(ROLLUPS, ctx, |t| {
             for r in rollups {
                 let w = r.window;
                 r!(
@@ -250,8 +246,8 @@ impl StateStore for EmbeddedStore {
                     ctx
                 )?;
             }
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     async fn merge_state(&self) -> PortResult<MergeState> {
@@ -299,9 +295,7 @@ impl StateStore for EmbeddedStore {
 
     async fn release_lease(&self, holder: &str) -> PortResult<()> {
         let ctx = "releasing the merge's lease";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(MERGE), ctx)?;
+        self.write_table(MERGE, ctx, |t| {
             let ours = match r!(t.get(LEASE_KEY), ctx)? {
                 Some(v) => decode::<Lease>(v.value(), "merge lease")?.holder == holder,
                 None => false,
@@ -309,8 +303,8 @@ impl StateStore for EmbeddedStore {
             if ours {
                 r!(t.remove(LEASE_KEY), ctx)?;
             }
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     async fn forget(&self, panes_before_ms: i64, rollups_through_ms: i64) -> PortResult<()> {
@@ -361,8 +355,7 @@ mod tests {
     async fn a_live_commit_folded_before_a_redrive_is_refused_and_a_redrive_lands_once()
     -> anyhow::Result<()> {
         use traffic_core::redrive::{RedriveCounts, RedriveMark};
-        let dir = tempfile::tempdir()?;
-        let s = EmbeddedStore::open(dir.path().join("t.redb"))?;
+        let (_dir, s) = crate::temp_store()?;
         s.commit(&commit(meta("s0", 5), None, None), 0).await?;
         // A live batch folded against seq 5 after 0 commits; meanwhile a redrive commits.
         let live = Commit {
@@ -427,8 +420,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_commit_folded_before_the_closed_mark_moved_is_refused() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let s = EmbeddedStore::open(dir.path().join("t.redb"))?;
+        let (_dir, s) = crate::temp_store()?;
         s.commit(&commit(meta("s0", 1), None, None), 0).await?;
         s.advance_closed_mark(900_000).await?;
         let late = commit(meta("s0", 2), Some(1), None);
@@ -446,8 +438,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_merge_holds_the_lease_until_it_releases_it_or_it_expires() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let s = EmbeddedStore::open(dir.path().join("t.redb"))?;
+        let (_dir, s) = crate::temp_store()?;
         assert!(s.take_lease("a", 0, 100).await?);
         assert!(!s.take_lease("b", 50, 150).await?);
         assert!(s.take_lease("b", 100, 200).await?, "expired");

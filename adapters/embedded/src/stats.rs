@@ -10,9 +10,7 @@ use traffic_ports::{PortResult, StatsSample, StatsStore};
 impl StatsStore for EmbeddedStore {
     async fn add_stats(&self, sample: &StatsSample) -> PortResult<()> {
         let ctx = "recording statistics";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(STATS), ctx)?;
+        self.write_table(STATS, ctx, |t| {
             let key = (sample.minute_ms, sample.function.as_str());
             let mut total: StatsSample = match r!(t.get(key), ctx)? {
                 Some(v) => decode(v.value(), "statistics")?,
@@ -24,8 +22,8 @@ impl StatsStore for EmbeddedStore {
             };
             total.add(sample);
             r!(t.insert(key, encode(&total)?.as_slice()), ctx)?;
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     async fn stats(&self, since_ms: i64) -> PortResult<Vec<StatsSample>> {
