@@ -35,11 +35,11 @@ mod report;
 
 use super::setup::setup;
 use super::simulate::sim_config;
-use crate::driver::{SimDriver, TimingControl};
+use crate::driver::{SimDriver, StreamReadings, TimingControl};
 use crate::esm::{EventSourceMapping, Mapping, MappingConfig};
 use crate::functions::Functions;
 use crate::stream::MemorySource;
-use harness::{MemoryReadings, Timed, TimingsAfterMerges};
+use harness::{MinuteArrivals, Timed};
 use merge::{CloseUpTo, Provisional};
 pub use prices::{LambdaDuration, PRICES_JSON, Prices};
 pub use report::{FunctionUsage, Measurement, TableUsage, is_read_operation};
@@ -241,29 +241,26 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
         None,
         1.0,
     );
-    let timings = Arc::new(TimingsAfterMerges {
-        inner: ps.ports.registry.clone(),
-        cached: tokio::sync::Mutex::new(None),
-    });
     let mut driver = match opts.stream {
         StreamKind::Kinesis => SimDriver::new(
             &opts.city,
             sim,
             KinesisSink::new(clients.kinesis.clone(), &opts.resources.stream),
-            timings.clone(),
+            ps.ports.registry.clone(),
             ps.ports.lamps.clone(),
         )?,
         StreamKind::Memory => SimDriver::with_sink(
             opts.city.clone(),
             Simulator::new(&opts.city, sim)?,
             TimingControl::Webster,
-            timings.clone(),
-            Box::new(MemoryReadings {
-                source: memory.clone(),
-                lamps: ps.ports.lamps.clone(),
-            }),
+            ps.ports.registry.clone(),
+            Box::new(StreamReadings::new(
+                MinuteArrivals(memory.clone()),
+                ps.ports.lamps.clone(),
+            )),
         ),
-    };
+    }
+    .reading_timings_once();
 
     let mut readings = 0u64;
     let mut merge_runs = 0u64;
@@ -281,7 +278,7 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
             merge_nanos += t.elapsed().as_nanos();
             merge_runs += 1;
             windows_closed += report.closed.len();
-            timings.forget().await;
+            driver.forget_timings();
         }
         eprintln!(
             "aws-measure: minute {minute}/{}: {readings} readings, {:.0} s",
