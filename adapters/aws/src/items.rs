@@ -7,6 +7,7 @@ use crate::error::{build, port_error};
 use crate::retry::{MAX_TRIES, pause};
 use crate::{DynamoStore, Table};
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::{
     TransactWriteItemsError, TransactWriteItemsOutput,
 };
@@ -225,6 +226,12 @@ impl DynamoStore {
             .set_transact_items(Some(actions))
             .send()
             .await
+    }
+
+    /// A `PutItem` of `item` into `table`, to be given its condition, if any.
+    pub(crate) fn put_item(&self, table: Table, item: Item) -> PortResult<PutItemFluentBuilder> {
+        let table = self.table(table)?;
+        Ok(self.ddb.put_item().table_name(table).set_item(Some(item)))
     }
 
     /// An `UpdateItem` of the item of `table` at `key`, to be given its expression.

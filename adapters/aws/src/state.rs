@@ -453,16 +453,12 @@ impl StateStore for DynamoStore {
     }
 
     async fn take_lease(&self, holder: &str, now_ms: i64, until_ms: i64) -> PortResult<bool> {
-        let table = self.table(Table::State)?;
         let mut item = lease_key();
         item.insert("holder".into(), AttributeValue::S(holder.to_owned()));
         item.insert("until_ms".into(), num(until_ms));
         let size = item_size(&item);
         let result = self
-            .ddb
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item))
+            .put_item(Table::State, item)?
             .condition_expression(
                 "attribute_not_exists(pk) OR until_ms <= :now OR holder = :holder",
             )
