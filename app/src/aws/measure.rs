@@ -54,6 +54,7 @@ use traffic_aws::setup::Resources;
 use traffic_aws::{AwsClients, KinesisSource};
 use traffic_core::City;
 use traffic_functions::Config;
+use traffic_functions::config::by_name;
 use traffic_ports::{ManualClock, MemoryCheckpoints, Ports, RecordSource, SourceShards};
 use traffic_sim::Simulator;
 
@@ -101,11 +102,8 @@ pub enum StreamKind {
 impl std::str::FromStr for StreamKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "kinesis" => Ok(Self::Kinesis),
-            "memory" => Ok(Self::Memory),
-            _ => Err(format!("{s:?}: the stream is `kinesis` or `memory`")),
-        }
+        let names = [("kinesis", Self::Kinesis), ("memory", Self::Memory)];
+        by_name(s, &names).ok_or_else(|| format!("{s:?}: the stream is `kinesis` or `memory`"))
     }
 }
 
