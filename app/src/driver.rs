@@ -3,7 +3,7 @@
 //! under Webster control; the city's own under fixed control) and the repair orders, steps
 //! the simulator, and hands the readings to a [`ReadingSink`]: the embedded log (appended
 //! atomically with the simulator's state and the repairs carried out, [`EmbeddedSink`]) or a
-//! Kinesis stream ([`KinesisReadings`]).
+//! stream ([`StreamReadings`]).
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use traffic_aws::kinesis::{KinesisSink, PutReport};
-use traffic_core::{City, IntersectionId, LightIndex, Reading};
+use traffic_core::{City, Intersection, IntersectionId, LightIndex, Reading};
 use traffic_embedded::EmbeddedStore;
 use traffic_ports::{LampStore, PortError, Registry};
 use traffic_sim::{Controls, SimConfig, Simulator};
@@ -94,21 +94,35 @@ impl ReadingSink for EmbeddedSink {
     }
 }
 
-/// A Kinesis stream; repair orders taken from the lamp store.
-pub struct KinesisReadings {
-    sink: KinesisSink,
+/// A stream the readings go into, alone: Kinesis, or a stream in memory.
+#[async_trait]
+pub trait ReadingStream: Send {
+    /// Puts readings into the stream.
+    async fn put_readings(&mut self, readings: &[Reading]) -> anyhow::Result<PutReport>;
+}
+
+#[async_trait]
+impl ReadingStream for KinesisSink {
+    async fn put_readings(&mut self, readings: &[Reading]) -> anyhow::Result<PutReport> {
+        Ok(KinesisSink::put_readings(self, readings).await?)
+    }
+}
+
+/// Readings into a stream; repair orders taken from the lamp store.
+pub struct StreamReadings<S> {
+    stream: S,
     lamps: Arc<dyn LampStore>,
 }
 
-impl KinesisReadings {
-    /// Readings into `sink`, repairs from `lamps`.
-    pub fn new(sink: KinesisSink, lamps: Arc<dyn LampStore>) -> Self {
-        Self { sink, lamps }
+impl<S> StreamReadings<S> {
+    /// Readings into `stream`, repairs from `lamps`.
+    pub fn new(stream: S, lamps: Arc<dyn LampStore>) -> Self {
+        Self { stream, lamps }
     }
 }
 
 #[async_trait]
-impl ReadingSink for KinesisReadings {
+impl<S: ReadingStream> ReadingSink for StreamReadings<S> {
     async fn repair_orders(&mut self) -> anyhow::Result<Vec<(IntersectionId, LightIndex)>> {
         Ok(self.lamps.take_repairs().await?)
     }
@@ -119,7 +133,7 @@ impl ReadingSink for KinesisReadings {
         _sim: &Simulator,
         _repairs: &[(IntersectionId, LightIndex)],
     ) -> anyhow::Result<PutReport> {
-        Ok(self.sink.put_readings(readings).await?)
+        self.stream.put_readings(readings).await
     }
 }
 
@@ -155,6 +169,10 @@ pub struct SimDriver {
     registry: Arc<dyn Registry>,
     sink: Box<dyn ReadingSink>,
     record: Option<std::io::BufWriter<std::fs::File>>,
+    /// The timings read last, kept until [`SimDriver::forget_timings`] when the driver reads
+    /// them once ([`SimDriver::reading_timings_once`]).
+    timings: Option<Vec<Intersection>>,
+    timings_once: bool,
 }
 
 impl SimDriver {
@@ -172,7 +190,7 @@ impl SimDriver {
             Simulator::new(city, config)?,
             TimingControl::Webster,
             registry,
-            Box::new(KinesisReadings::new(sink, lamps)),
+            Box::new(StreamReadings::new(sink, lamps)),
         ))
     }
 
@@ -192,7 +210,25 @@ impl SimDriver {
             registry,
             sink,
             record: None,
+            timings: None,
+            timings_once: false,
         }
+    }
+
+    /// The same driver, reading the registry's timings once and again only after
+    /// [`SimDriver::forget_timings`]: for a measured run, which forgets them after each merge
+    /// run, when retimings land. The simulator is not the system (its reads are not counted),
+    /// and re-reading a thousand intersections every simulated minute is what made the
+    /// emulator slowest.
+    pub fn reading_timings_once(mut self) -> Self {
+        self.timings_once = true;
+        self
+    }
+
+    /// Reads the registry's timings again at the next period (see
+    /// [`SimDriver::reading_timings_once`]).
+    pub fn forget_timings(&mut self) {
+        self.timings = None;
     }
 
     /// Also appends every reading sent to `path` (JSON lines, as `traffic replay` reads).
@@ -224,13 +260,19 @@ impl SimDriver {
         let mut update = ControlsUpdate::default();
         let mut next = Controls::fixed(&self.initial);
         if self.control == TimingControl::Webster {
-            let xs = self
-                .registry
-                .intersections()
-                .await
-                .map_err(|e: PortError| {
-                    anyhow::Error::new(e).context("reading the timings in force")
-                })?;
+            let xs = match self.timings.take() {
+                Some(xs) => xs,
+                None => self
+                    .registry
+                    .intersections()
+                    .await
+                    .map_err(|e: PortError| {
+                        anyhow::Error::new(e).context("reading the timings in force")
+                    })?,
+            };
+            if self.timings_once {
+                self.timings = Some(xs.clone());
+            }
             for x in xs {
                 if self.controls.timings.get(&x.id) != Some(&x.phases) {
                     update.retimed.push(x.id.clone());

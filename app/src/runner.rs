@@ -202,9 +202,8 @@ async fn merge_timer(
     mut stop: Stop,
 ) {
     loop {
-        tokio::select! {
-            _ = stop.wait() => return,
-            _ = tokio::time::sleep(every) => {}
+        if !stop.sleep(every).await {
+            return;
         }
         match functions.merge(CloseUpTo::Watermark).await {
             Ok(report) => {

@@ -63,6 +63,14 @@ impl Stop {
             }
         }
     }
+
+    /// Sleeps for `d`, unless the stop is set first: whether it slept all of `d`.
+    pub async fn sleep(&mut self, d: std::time::Duration) -> bool {
+        tokio::select! {
+            _ = self.wait() => false,
+            _ = tokio::time::sleep(d) => true,
+        }
+    }
 }
 
 impl From<watch::Receiver<bool>> for Stop {

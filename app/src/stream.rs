@@ -68,14 +68,6 @@ impl RecordSource for MemorySource {
         "memory"
     }
 
-    fn arn(&self) -> &str {
-        ""
-    }
-
-    fn region(&self) -> &str {
-        "local"
-    }
-
     async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
         let n = self.shards.lock().map(|s| s.len()).unwrap_or(0);
         Ok(numbered_shards(n))

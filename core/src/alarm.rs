@@ -236,6 +236,21 @@ mod tests {
     use super::*;
     use crate::ids::{IntersectionId, LightIndex};
 
+    /// Holds `set` to refusing each of `bads` with an error that names `variable`.
+    fn refuses(
+        set: impl Fn(AlarmPolicy, &str) -> Result<AlarmPolicy, AlarmPolicyError>,
+        bads: &[&str],
+        variable: &str,
+    ) {
+        for bad in bads {
+            let e = set(AlarmPolicy::default(), bad);
+            assert!(
+                e.as_ref().is_err_and(|e| e.to_string().contains(variable)),
+                "{bad}: {e:?}"
+            );
+        }
+    }
+
     fn alarm(lamp: LampColour) -> Alarm {
         Alarm {
             intersection_id: IntersectionId::parse("I-1").unwrap_or_else(|e| panic!("{e}")),
@@ -265,14 +280,11 @@ mod tests {
         let q = q.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(q.severity(&alarm(LampColour::Green)), Severity::Critical);
         assert_eq!(q.severities.sensor_silent, Severity::Major);
-        for bad in ["green", "blue=major", "red=urgent"] {
-            let e = AlarmPolicy::default().with_severities(bad);
-            assert!(
-                e.as_ref()
-                    .is_err_and(|e| e.to_string().contains("ALARM_SEVERITIES")),
-                "{bad}: {e:?}"
-            );
-        }
+        refuses(
+            AlarmPolicy::with_severities,
+            &["green", "blue=major", "red=urgent"],
+            "ALARM_SEVERITIES",
+        );
     }
 
     #[test]
@@ -293,14 +305,11 @@ mod tests {
             let p = AlarmPolicy::default().with_hold_down(text);
             assert_eq!(p.map(|p| p.hold_down_ms), Ok(ms), "{text}");
         }
-        for bad in ["10", "m", "-1m", "25h", "ten minutes"] {
-            let e = AlarmPolicy::default().with_hold_down(bad);
-            assert!(
-                e.as_ref()
-                    .is_err_and(|e| e.to_string().contains("ALARM_HOLD_DOWN")),
-                "{bad}: {e:?}"
-            );
-        }
+        refuses(
+            AlarmPolicy::with_hold_down,
+            &["10", "m", "-1m", "25h", "ten minutes"],
+            "ALARM_HOLD_DOWN",
+        );
     }
 
     #[test]
@@ -308,13 +317,10 @@ mod tests {
         assert_eq!(AlarmPolicy::default().retention_ms, 90 * DAY_MS);
         let p = AlarmPolicy::default().with_retention_days("7");
         assert_eq!(p.map(|p| p.retention_ms), Ok(7 * DAY_MS));
-        for bad in ["0", "-1", "x", "3651", ""] {
-            let e = AlarmPolicy::default().with_retention_days(bad);
-            assert!(
-                e.as_ref()
-                    .is_err_and(|e| e.to_string().contains("ALARM_RETENTION_DAYS")),
-                "{bad}: {e:?}"
-            );
-        }
+        refuses(
+            AlarmPolicy::with_retention_days,
+            &["0", "-1", "x", "3651", ""],
+            "ALARM_RETENTION_DAYS",
+        );
     }
 }

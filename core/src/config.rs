@@ -298,6 +298,14 @@ mod tests {
         EngineConfig::from_lookup(|k| m.get(k).cloned())
     }
 
+    /// The error (`NAME: message`) of setting `name` alone to `value`, which must be refused.
+    fn refused(name: &str, value: &str) -> String {
+        match from(&[(name, value)]) {
+            Ok(_) => panic!("{name}={value} accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
     #[test]
     fn defaults_are_the_assignments_windows() {
         let c = from(&[]).unwrap_or_else(|e| panic!("{e}"));
@@ -313,16 +321,14 @@ mod tests {
         assert_eq!(c.map(|c| c.silence_after_ms), Ok(600_000));
         let c = from(&[("TRAFFIC_SILENCE_AFTER", "0")]);
         assert_eq!(c.map(|c| c.silence_after_ms), Ok(0));
-        let e = from(&[("TRAFFIC_SILENCE_AFTER", "soon")]).err();
-        assert!(e.is_some_and(|e| e.name == "TRAFFIC_SILENCE_AFTER"));
-        let e = from(&[("TRAFFIC_SILENCE_AFTER", "20m")]).err();
-        assert!(e.is_some_and(|e| e.message.contains("at most the shortest window (15m)")));
+        assert!(refused("TRAFFIC_SILENCE_AFTER", "soon").starts_with("TRAFFIC_SILENCE_AFTER: "));
+        let e = refused("TRAFFIC_SILENCE_AFTER", "20m");
+        assert!(e.contains("at most the shortest window (15m)"), "{e}");
     }
 
     #[test]
     fn windows_must_be_multiples_of_the_shortest() {
-        let e = from(&[("TRAFFIC_WINDOWS", "10m,15m")]).err();
-        assert!(e.is_some_and(|e| e.to_string().contains("not a multiple")));
+        assert!(refused("TRAFFIC_WINDOWS", "10m,15m").contains("not a multiple"));
         let c = from(&[("TRAFFIC_WINDOWS", "4m, 1m ,16m")]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.pane().ms(), 60_000);
     }
@@ -335,10 +341,8 @@ mod tests {
         let c = from(&[("DEMAND_ESTIMATE", "on"), ("DEMAND_OVERFLOW", "0.5")]);
         assert_eq!(c.as_ref().map(|c| c.demand.estimate), Ok(true));
         assert_eq!(c.map(|c| c.demand.overflow), Ok(0.5));
-        let e = from(&[("DEMAND_ESTIMATE", "maybe")]).err();
-        assert!(e.is_some_and(|e| e.name == "DEMAND_ESTIMATE"));
-        let e = from(&[("DEMAND_TARGET_X", "1.5")]).err();
-        assert!(e.is_some_and(|e| e.message.contains("DEMAND_TARGET_X")));
+        assert!(refused("DEMAND_ESTIMATE", "maybe").starts_with("DEMAND_ESTIMATE: "));
+        assert!(refused("DEMAND_TARGET_X", "1.5").contains("DEMAND_TARGET_X"));
     }
 
     #[test]
@@ -351,15 +355,12 @@ mod tests {
             c.plan.min_green_factor,
             PlanConfig::default().min_green_factor
         );
-        let e = from(&[("PLAN_MIN_GREEN_FACTOR", "2")]).err();
-        assert!(e.is_some_and(|e| e.name == "PLAN_MIN_GREEN_FACTOR"));
+        assert!(refused("PLAN_MIN_GREEN_FACTOR", "2").starts_with("PLAN_MIN_GREEN_FACTOR: "));
     }
 
     #[test]
     fn a_bad_number_names_its_variable() {
-        let e = from(&[("WEBSTER_MAX_CYCLE_S", "lots")]).err();
-        assert!(e.is_some_and(|e| e.name == "WEBSTER_MAX_CYCLE_S"));
-        let e = from(&[("WEBSTER_MIN_CYCLE_S", "200")]).err();
-        assert!(e.is_some_and(|e| e.message.contains("cycle")));
+        assert!(refused("WEBSTER_MAX_CYCLE_S", "lots").starts_with("WEBSTER_MAX_CYCLE_S: "));
+        assert!(refused("WEBSTER_MIN_CYCLE_S", "200").contains("cycle"));
     }
 }

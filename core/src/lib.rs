@@ -31,6 +31,29 @@
 //! - [`config`]: the engine's parameters and their parsing;
 //! - [`stored`]: stored state in the shapes earlier versions wrote.
 
+/// Writes `add` for a struct of counts, field by field; with `records`, also the sum of every
+/// count (each record counted once).
+macro_rules! counts {
+    ($t:ident { $($f:ident),* }) => {
+        impl $t {
+            /// Adds other counts.
+            pub fn add(&mut self, o: &$t) {
+                $(self.$f += o.$f;)*
+            }
+        }
+    };
+    ($t:ident { $($f:ident),* }, records) => {
+        counts!($t { $($f),* });
+
+        impl $t {
+            #[doc = concat!("Every record counted once: ", stringify!($($f)+*), ".")]
+            pub fn records(&self) -> u64 {
+                [$(self.$f),*].iter().sum()
+            }
+        }
+    };
+}
+
 pub mod alarm;
 pub mod alarm_id;
 pub mod city;

@@ -50,21 +50,18 @@ pub struct Counters {
     pub future: u64,
 }
 
+counts!(
+    Counters {
+        accepted,
+        rejected,
+        late,
+        duplicates,
+        future
+    },
+    records
+);
+
 impl Counters {
-    /// Adds other counters.
-    pub fn add(&mut self, o: &Counters) {
-        self.accepted += o.accepted;
-        self.rejected += o.rejected;
-        self.late += o.late;
-        self.duplicates += o.duplicates;
-        self.future += o.future;
-    }
-
-    /// Every record counted once: `accepted + rejected + late + duplicates + future`.
-    pub fn records(&self) -> u64 {
-        self.accepted + self.rejected + self.late + self.duplicates + self.future
-    }
-
     /// The counters once compaction has resolved duplicates and too-frequent readings among
     /// the accepted ones.
     pub fn settle(&self, compaction: &CompactionCounts) -> Counters {
@@ -439,6 +436,14 @@ mod tests {
         SequenceNumber::from_u128(n)
     }
 
+    /// Applies each `(sequence number, reading, outcome)` in turn, all arriving at `arrival`,
+    /// holding each to its outcome.
+    fn apply_each(fold: &mut BatchFold, arrival: Option<i64>, steps: &[(u128, Reading, Outcome)]) {
+        for (n, r, want) in steps {
+            assert_eq!(fold.apply(&seq(*n), r, arrival), *want, "record {n}");
+        }
+    }
+
     /// A tiny store: one shard's meta and deltas, committed like the real adapters do.
     #[derive(Default, Clone, PartialEq, Debug)]
     struct Store {
@@ -654,22 +659,16 @@ mod tests {
     fn a_reading_in_a_closed_pane_is_late() {
         let cfg = EngineConfig::default();
         let mut fold = BatchFold::new(&cfg, "s", None, MergeMarks::default());
-        assert_eq!(
-            fold.apply(&seq(1), &reading(1, 0, 1100, 3), None),
-            Outcome::Accepted
-        );
-        // Watermark 1100 s − 120 s = 980 s ≥ 900 s, the end of the first pane.
-        assert_eq!(
-            fold.apply(&seq(2), &reading(1, 1, 899, 3), None),
-            Outcome::Late
-        );
-        assert_eq!(
-            fold.apply(&seq(3), &reading(1, 1, 901, 3), None),
-            Outcome::Accepted
-        );
-        assert_eq!(
-            fold.apply(&seq(3), &reading(1, 1, 950, 3), None),
-            Outcome::AlreadyApplied
+        apply_each(
+            &mut fold,
+            None,
+            &[
+                (1, reading(1, 0, 1100, 3), Outcome::Accepted),
+                // Watermark 1100 s − 120 s = 980 s ≥ 900 s, the end of the first pane.
+                (2, reading(1, 1, 899, 3), Outcome::Late),
+                (3, reading(1, 1, 901, 3), Outcome::Accepted),
+                (3, reading(1, 1, 950, 3), Outcome::AlreadyApplied),
+            ],
         );
         assert_eq!(fold.meta().counters.late, 1);
     }
@@ -682,13 +681,13 @@ mod tests {
             compacted_ms: None,
         };
         let mut fold = BatchFold::new(&cfg, "s", None, marks);
-        assert_eq!(
-            fold.apply(&seq(1), &reading(1, 0, 100, 3), None),
-            Outcome::Late
-        );
-        assert_eq!(
-            fold.apply(&seq(2), &reading(1, 0, 900, 3), None),
-            Outcome::Accepted
+        apply_each(
+            &mut fold,
+            None,
+            &[
+                (1, reading(1, 0, 100, 3), Outcome::Late),
+                (2, reading(1, 0, 900, 3), Outcome::Accepted),
+            ],
         );
         assert_eq!(fold.commit().closed_ms, Some(T0 + 900_000));
     }
@@ -698,18 +697,15 @@ mod tests {
         let cfg = EngineConfig::default();
         let mut fold = BatchFold::new(&cfg, "s", None, MergeMarks::default());
         let arrival = Some(T0 + 60_000);
-        assert_eq!(
-            fold.apply(&seq(1), &reading(1, 0, 60, 3), arrival),
-            Outcome::Accepted
-        );
-        // Five minutes of skew are allowed; a day is not.
-        assert_eq!(
-            fold.apply(&seq(2), &reading(1, 1, 60 + 300, 3), arrival),
-            Outcome::Accepted
-        );
-        assert_eq!(
-            fold.apply(&seq(3), &reading(2, 1, 86_400, 3), arrival),
-            Outcome::Future
+        apply_each(
+            &mut fold,
+            arrival,
+            &[
+                (1, reading(1, 0, 60, 3), Outcome::Accepted),
+                // Five minutes of skew are allowed; a day is not.
+                (2, reading(1, 1, 60 + 300, 3), Outcome::Accepted),
+                (3, reading(2, 1, 86_400, 3), Outcome::Future),
+            ],
         );
         // The reading stamped 300 s after its arrival moves the frontier only to its arrival.
         assert_eq!(fold.meta().max_event_ms, Some(T0 + 60_000));

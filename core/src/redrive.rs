@@ -69,22 +69,19 @@ pub struct RedriveCounts {
     pub missing: u64,
 }
 
+counts!(
+    RedriveCounts {
+        applied,
+        duplicate,
+        final_,
+        rejected,
+        future,
+        missing
+    },
+    records
+);
+
 impl RedriveCounts {
-    /// Adds other counts.
-    pub fn add(&mut self, o: &RedriveCounts) {
-        self.applied += o.applied;
-        self.duplicate += o.duplicate;
-        self.final_ += o.final_;
-        self.rejected += o.rejected;
-        self.future += o.future;
-        self.missing += o.missing;
-    }
-
-    /// Every record counted once.
-    pub fn records(&self) -> u64 {
-        self.applied + self.duplicate + self.final_ + self.rejected + self.future + self.missing
-    }
-
     /// The same records, every one of them now a duplicate (a failure record redriven again).
     pub fn as_duplicates(&self) -> RedriveCounts {
         RedriveCounts {

@@ -75,13 +75,10 @@ pub struct CompactionCounts {
     pub too_frequent: u64,
 }
 
-impl CompactionCounts {
-    /// Adds other counts.
-    pub fn add(&mut self, o: &CompactionCounts) {
-        self.duplicates += o.duplicates;
-        self.too_frequent += o.too_frequent;
-    }
-}
+counts!(CompactionCounts {
+    duplicates,
+    too_frequent
+});
 
 /// Every intersection's totals over one window (or over the part of it up to `through_ms`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -280,26 +280,19 @@ mod tests {
         let plan = judge_with(&reg, &back, &open);
         assert_eq!(plan.resolve, [(open[0].clone(), Resolution::Reported)]);
         assert!(plan.raise.is_empty());
-        let quick = judge(
-            &Evidence {
+        // Without the registry, hearing the silent light resolves its alarm; another does not.
+        let unregistered = |light: i64| {
+            let evidence = Evidence {
                 registered: None,
-                heard: &heard(&[("I-2", 1)]),
+                heard: &heard(&[("I-2", light)]),
                 all_idle: false,
                 since_ms: T,
-            },
-            &open,
-        );
+            };
+            judge(&evidence, &open)
+        };
+        let quick = unregistered(1);
         assert_eq!(quick.resolve, [(open[0].clone(), Resolution::Reported)]);
-        let other = judge(
-            &Evidence {
-                registered: None,
-                heard: &heard(&[("I-2", 0)]),
-                all_idle: false,
-                since_ms: T,
-            },
-            &open,
-        );
-        assert_eq!(other, Plan::default());
+        assert_eq!(unregistered(0), Plan::default());
     }
 
     #[test]

@@ -285,24 +285,19 @@ mod tests {
         // where Webster's gives (12 + 5) / 0.2 = 85 s.
         let x = crossing([1800.0; 4], &[&[0, 2], &[1, 3]]);
         let cfg = WebsterConfig::default();
-        let t = retime_flows(
-            &x,
-            &[720.0, 720.0, 0.0, 0.0],
-            &cfg,
-            CycleRule::TargetSaturation(0.9),
-            &[],
-        );
-        assert!((t.cycle_s - 72.0).abs() < 1e-9, "{}", t.cycle_s);
-        let w = retime_flows(&x, &[720.0, 720.0, 0.0, 0.0], &cfg, CycleRule::Webster, &[]);
-        assert!((w.cycle_s - 85.0).abs() < 1e-9, "{}", w.cycle_s);
-        let low = retime_flows(
-            &x,
-            &[360.0, 180.0, 0.0, 0.0],
-            &cfg,
-            CycleRule::TargetSaturation(0.9),
-            &[],
-        );
-        assert_eq!(low.cycle_s, 30.0);
+        let target = CycleRule::TargetSaturation(0.9);
+        for (flows, rule, cycle_s) in [
+            ([720.0, 720.0, 0.0, 0.0], target, 72.0),
+            ([720.0, 720.0, 0.0, 0.0], CycleRule::Webster, 85.0),
+            ([360.0, 180.0, 0.0, 0.0], target, 30.0),
+        ] {
+            let t = retime_flows(&x, &flows, &cfg, rule, &[]);
+            assert!(
+                (t.cycle_s - cycle_s).abs() < 1e-9,
+                "{rule:?}: {}",
+                t.cycle_s
+            );
+        }
     }
 
     #[test]

@@ -8,6 +8,19 @@ use crate::{
 };
 use std::sync::Arc;
 
+/// Writes the `with_*` methods of [`Ports`], each the same ports with one port replaced.
+macro_rules! with_ports {
+    ($($(#[$doc:meta])* $name:ident($field:ident: $port:ident);)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, $field: Arc<dyn $port>) -> Self {
+                self.$field = $field;
+                self
+            }
+        )*
+    };
+}
+
 /// Every port a function may need.
 #[derive(Clone)]
 pub struct Ports {
@@ -59,53 +72,24 @@ impl Ports {
         }
     }
 
-    /// The same ports, with the ingest state in `state` (a wrapper that fails or counts, in
-    /// tests).
-    pub fn with_state(mut self, state: Arc<dyn StateStore>) -> Self {
-        self.state = state;
-        self
-    }
-
-    /// The same ports, with intersections and timings in `registry`.
-    pub fn with_registry(mut self, registry: Arc<dyn Registry>) -> Self {
-        self.registry = registry;
-        self
-    }
-
-    /// The same ports, with lamp states and the alarm log in `lamps`.
-    pub fn with_lamps(mut self, lamps: Arc<dyn LampStore>) -> Self {
-        self.lamps = lamps;
-        self
-    }
-
-    /// The same ports, delivering alarms through `publisher`.
-    pub fn with_publisher(mut self, publisher: Arc<dyn AlarmPublisher>) -> Self {
-        self.publisher = publisher;
-        self
-    }
-
-    /// The same ports, with merge results in `results`.
-    pub fn with_results(mut self, results: Arc<dyn ResultStore>) -> Self {
-        self.results = results;
-        self
-    }
-
-    /// The same ports, with a meter of what the backend bills.
-    pub fn with_usage(mut self, usage: Arc<dyn UsageMeter>) -> Self {
-        self.usage = usage;
-        self
-    }
-
-    /// The same ports, on another clock.
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// The same ports, publishing result events to `events`.
-    pub fn with_events(mut self, events: Arc<dyn ResultEvents>) -> Self {
-        self.events = events;
-        self
+    with_ports! {
+        /// The same ports, with the ingest state in `state` (a wrapper that fails or counts, in
+        /// tests).
+        with_state(state: StateStore);
+        /// The same ports, with intersections and timings in `registry`.
+        with_registry(registry: Registry);
+        /// The same ports, with lamp states and the alarm log in `lamps`.
+        with_lamps(lamps: LampStore);
+        /// The same ports, delivering alarms through `publisher`.
+        with_publisher(publisher: AlarmPublisher);
+        /// The same ports, with merge results in `results`.
+        with_results(results: ResultStore);
+        /// The same ports, with a meter of what the backend bills.
+        with_usage(usage: UsageMeter);
+        /// The same ports, on another clock.
+        with_clock(clock: Clock);
+        /// The same ports, publishing result events to `events`.
+        with_events(events: ResultEvents);
     }
 
     /// The same ports, with the stream's shards.

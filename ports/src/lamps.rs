@@ -95,6 +95,22 @@ pub struct Ack {
 /// Which of a light's open alarms [`LampStore::resolve_alarms`] closes, by alarm id.
 pub type AlarmSelect<'s> = dyn Fn(&AlarmId) -> bool + Send + Sync + 's;
 
+/// Which open alarms of an intersection [`LampStore::close_selected`] closes, and how: what
+/// [`LampStore::close_alarms`] and [`LampStore::resolve_alarms`] each ask of it.
+#[derive(Clone, Copy)]
+pub struct CloseAlarms<'a> {
+    /// The light, or every light of the intersection.
+    pub light: Option<LightIndex>,
+    /// Which of the open alarms, by id.
+    pub select: &'a AlarmSelect<'a>,
+    /// How the closing is recorded.
+    pub closing: &'a Closing,
+    /// Whether a repair order is queued for the field.
+    pub order_repair: bool,
+    /// Why, kept in each record ([`AlarmRecord::closed_why`]) for a recovery.
+    pub why: Option<&'a str>,
+}
+
 /// How a closing is recorded: when, and when the closed alarm leaves the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Closing {
@@ -247,7 +263,16 @@ pub trait LampStore: Send + Sync {
         light: Option<LightIndex>,
         closing: &Closing,
         order_repair: bool,
-    ) -> PortResult<Vec<AlarmRecord>>;
+    ) -> PortResult<Vec<AlarmRecord>> {
+        let close = CloseAlarms {
+            light,
+            select: &|_| true,
+            closing,
+            order_repair,
+            why: None,
+        };
+        self.close_selected(id, &close).await
+    }
 
     /// Resolves the open alarms of an intersection's light (or of all its lights) whose ids
     /// `select` accepts: a recovery (a lamp reported ok again, a silent light reported), so
@@ -261,6 +286,24 @@ pub trait LampStore: Send + Sync {
         select: &AlarmSelect<'_>,
         closing: &Closing,
         why: &str,
+    ) -> PortResult<Vec<AlarmRecord>> {
+        let close = CloseAlarms {
+            light,
+            select,
+            closing,
+            order_repair: false,
+            why: Some(why),
+        };
+        self.close_selected(id, &close).await
+    }
+
+    /// Closes the open alarms of an intersection that `close` selects, as it says: what
+    /// [`LampStore::close_alarms`] and [`LampStore::resolve_alarms`] do, each with its own
+    /// selection. Returns the alarms it closed, oldest first.
+    async fn close_selected(
+        &self,
+        id: &IntersectionId,
+        close: &CloseAlarms<'_>,
     ) -> PortResult<Vec<AlarmRecord>>;
 
     /// An operator repaired the lamps of a light at `at` (RFC 3339): its open alarms are closed

@@ -31,8 +31,8 @@ pub mod usage;
 pub use bundle::Ports;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use lamps::{
-    Ack, AlarmPage, AlarmPublisher, AlarmQuery, AlarmRecord, AlarmSelect, Claim, Closing,
-    DEFAULT_ALARM_RETENTION_MS, LampStore,
+    Ack, AlarmPage, AlarmPublisher, AlarmQuery, AlarmRecord, AlarmSelect, Claim, CloseAlarms,
+    Closing, DEFAULT_ALARM_RETENTION_MS, LampStore,
 };
 pub use pages::{ResultPage, intersections_page_of, result_page_of};
 pub use registry::{

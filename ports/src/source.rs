@@ -48,11 +48,15 @@ pub trait RecordSource: Send + Sync {
     /// The stream's name, for logs and on-failure records.
     fn name(&self) -> &str;
 
-    /// The stream's ARN (empty when it has none), as Lambda puts it in an event.
-    fn arn(&self) -> &str;
+    /// The stream's ARN, as Lambda puts it in an event: by default none (empty), as off AWS.
+    fn arn(&self) -> &str {
+        ""
+    }
 
-    /// The region Lambda's events name (`local` off AWS).
-    fn region(&self) -> &str;
+    /// The region Lambda's events name: by default `local`, as off AWS.
+    fn region(&self) -> &str {
+        "local"
+    }
 
     /// Every shard: open ones, and closed ones still kept, with their parents.
     async fn shards(&self) -> PortResult<Vec<ShardInfo>>;

@@ -17,7 +17,7 @@ use traffic_core::{AlarmId, IntersectionId, LampColour, LightIndex};
 use traffic_embedded::EmbeddedStore;
 use traffic_functions::BatchHandler;
 use traffic_ports::{
-    Ack, AlarmPage, AlarmQuery, AlarmRecord, AlarmSelect, Claim, Closing, LampStore, ManualClock,
+    Ack, AlarmPage, AlarmQuery, AlarmRecord, Claim, CloseAlarms, LampStore, ManualClock,
     PortResult, SourceRecord,
 };
 
@@ -101,30 +101,13 @@ impl LampStore for Counted {
         self.tick();
         self.inner.alarm_page(q).await
     }
-    async fn close_alarms(
+    async fn close_selected(
         &self,
         id: &IntersectionId,
-        light: Option<LightIndex>,
-        closing: &Closing,
-        order_repair: bool,
+        close: &CloseAlarms<'_>,
     ) -> PortResult<Vec<AlarmRecord>> {
         self.tick();
-        self.inner
-            .close_alarms(id, light, closing, order_repair)
-            .await
-    }
-    async fn resolve_alarms(
-        &self,
-        id: &IntersectionId,
-        light: Option<LightIndex>,
-        select: &AlarmSelect<'_>,
-        closing: &Closing,
-        why: &str,
-    ) -> PortResult<Vec<AlarmRecord>> {
-        self.tick();
-        self.inner
-            .resolve_alarms(id, light, select, closing, why)
-            .await
+        self.inner.close_selected(id, close).await
     }
     async fn take_repairs(&self) -> PortResult<Vec<(IntersectionId, LightIndex)>> {
         self.tick();

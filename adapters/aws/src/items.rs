@@ -6,7 +6,15 @@ use crate::capacity::{item_size, read_units, write_units};
 use crate::error::{build, port_error};
 use crate::retry::{MAX_TRIES, pause};
 use crate::{DynamoStore, Table};
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::{
+    TransactWriteItemsError, TransactWriteItemsOutput,
+};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, PutRequest, ReturnValue, TransactWriteItem, WriteRequest,
+};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::HashMap;
 use traffic_ports::{PortError, PortResult};
@@ -18,6 +26,17 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 const BATCH_GET: usize = 100;
 /// Most requests in one `BatchWriteItem`.
 const BATCH_WRITE: usize = 25;
+
+/// The clock in nanoseconds and the next of a per-process counter: with the process id, what
+/// makes a version no other write has.
+pub(crate) fn clock_and_count() -> (u128, u64) {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    (nanos, n)
+}
 
 /// An `i64` as a sort key that sorts as the number does: `v + 2⁶³`, 20 digits, zero-padded.
 pub(crate) fn ord_i64(v: i64) -> String {
@@ -171,6 +190,85 @@ impl Query {
 }
 
 impl DynamoStore {
+    /// The item of `table` at `key`, if any: one `GetItem`, read consistently or not, counted
+    /// with the units it billed; `doing` says what the read was for in its error.
+    pub(crate) async fn get_item(
+        &self,
+        table: Table,
+        key: Item,
+        consistent: bool,
+        doing: impl Into<String>,
+    ) -> PortResult<Option<Item>> {
+        let resp = self
+            .ddb
+            .get_item()
+            .table_name(self.table(table)?)
+            .set_key(Some(key))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(|e| port_error(doing, e))?;
+        self.metrics.read(
+            &table.op("GetItem"),
+            read_units(resp.item().map_or(0, item_size), consistent),
+        );
+        Ok(resp.item)
+    }
+
+    /// Writes `actions` in one `TransactWriteItems`, all or none: the SDK's answer, for the
+    /// caller to tell a cancelled transaction from a failure (and to count what it billed).
+    pub(crate) async fn transact(
+        &self,
+        actions: Vec<TransactWriteItem>,
+    ) -> Result<TransactWriteItemsOutput, SdkError<TransactWriteItemsError>> {
+        self.ddb
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await
+    }
+
+    /// A `PutItem` of `item` into `table`, to be given its condition, if any.
+    pub(crate) fn put_item(&self, table: Table, item: Item) -> PortResult<PutItemFluentBuilder> {
+        let table = self.table(table)?;
+        Ok(self.ddb.put_item().table_name(table).set_item(Some(item)))
+    }
+
+    /// An `UpdateItem` of the item of `table` at `key`, to be given its expression.
+    pub(crate) fn update_item(
+        &self,
+        table: Table,
+        key: Item,
+    ) -> PortResult<UpdateItemFluentBuilder> {
+        let table = self.table(table)?;
+        Ok(self.ddb.update_item().table_name(table).set_key(Some(key)))
+    }
+
+    /// Deletes the item of `table` at `key`: one `DeleteItem`, counted with the units of the
+    /// item deleted; returns what was there, if anything. `doing` says what the write was for
+    /// in its error.
+    pub(crate) async fn delete_item(
+        &self,
+        table: Table,
+        key: Item,
+        doing: impl Into<String>,
+    ) -> PortResult<Option<Item>> {
+        let resp = self
+            .ddb
+            .delete_item()
+            .table_name(self.table(table)?)
+            .set_key(Some(key))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| port_error(doing, e))?;
+        self.metrics.write(
+            &table.op("DeleteItem"),
+            write_units(resp.attributes().map_or(0, item_size)),
+        );
+        Ok(resp.attributes)
+    }
+
     /// Runs a query through all its pages.
     pub(crate) async fn query(&self, q: Query) -> PortResult<Vec<Item>> {
         let mut out = Vec::new();
@@ -259,56 +357,45 @@ impl DynamoStore {
         keys: Vec<Item>,
         consistent: bool,
     ) -> PortResult<Vec<Item>> {
-        let table = self.table(t)?.to_owned();
+        let table = self.table(t)?;
+        let read = |pending: KeysAndAttributes| async move {
+            let asked = pending.keys().len();
+            let resp = self
+                .ddb
+                .batch_get_item()
+                .request_items(table, pending)
+                .send()
+                .await
+                .map_err(|e| port_error(format!("reading items of {table}"), e))?;
+            let found = resp
+                .responses
+                .and_then(|mut r| r.remove(table))
+                .unwrap_or_default();
+            let left_over = resp
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(table))
+                .filter(|k| !k.keys().is_empty());
+            // Each item read bills its own size rounded up to 4 KB; a key that finds no item
+            // still bills one unit (half when eventually consistent).
+            let missing = asked
+                .saturating_sub(left_over.as_ref().map_or(0, |u| u.keys().len()))
+                .saturating_sub(found.len());
+            let billed: f64 = found
+                .iter()
+                .map(|i| read_units(item_size(i), consistent))
+                .sum::<f64>()
+                + missing as f64 * read_units(0, consistent);
+            self.metrics.read(&t.op("BatchGetItem"), billed);
+            Ok((found, left_over))
+        };
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(BATCH_GET) {
-            let mut pending = KeysAndAttributes::builder()
+            let pending = KeysAndAttributes::builder()
                 .set_keys(Some(chunk.to_vec()))
                 .consistent_read(consistent)
                 .build()
                 .map_err(|e| build("a batch read", e))?;
-            let mut attempt = 0;
-            loop {
-                let asked = pending.keys().len();
-                let resp = self
-                    .ddb
-                    .batch_get_item()
-                    .request_items(&table, pending)
-                    .send()
-                    .await
-                    .map_err(|e| port_error(format!("reading items of {table}"), e))?;
-                let found = resp
-                    .responses
-                    .and_then(|mut r| r.remove(&table))
-                    .unwrap_or_default();
-                let left_over = resp
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&table))
-                    .filter(|k| !k.keys().is_empty());
-                // Each item read bills its own size rounded up to 4 KB; a key that finds no
-                // item still bills one unit (half when eventually consistent).
-                let missing = asked
-                    .saturating_sub(left_over.as_ref().map_or(0, |u| u.keys().len()))
-                    .saturating_sub(found.len());
-                let billed: f64 = found
-                    .iter()
-                    .map(|i| read_units(item_size(i), consistent))
-                    .sum::<f64>()
-                    + missing as f64 * read_units(0, consistent);
-                self.metrics.read(&t.op("BatchGetItem"), billed);
-                out.extend(found);
-                match left_over {
-                    None => break,
-                    Some(rest) => {
-                        attempt += 1;
-                        if attempt >= MAX_TRIES {
-                            return Err(unprocessed(&table, rest.keys().len()));
-                        }
-                        pause(attempt).await;
-                        pending = rest;
-                    }
-                }
-            }
+            out.extend(until_processed(table, pending, |k| k.keys().len(), read).await?);
         }
         Ok(out)
     }
@@ -320,39 +407,57 @@ impl DynamoStore {
         t: Table,
         requests: Vec<WriteRequest>,
     ) -> PortResult<()> {
-        let table = self.table(t)?.to_owned();
+        let table = self.table(t)?;
+        let write = |pending: Vec<WriteRequest>| async move {
+            let sent = request_units(&pending);
+            let resp = self
+                .ddb
+                .batch_write_item()
+                .request_items(table, pending)
+                .send()
+                .await
+                .map_err(|e| port_error(format!("writing items of {table}"), e))?;
+            let left_over = resp
+                .unprocessed_items
+                .and_then(|mut u| u.remove(table))
+                .filter(|r| !r.is_empty());
+            let left = left_over.as_deref().map_or(0.0, request_units);
+            self.metrics.write(&t.op("BatchWriteItem"), sent - left);
+            Ok((Vec::new(), left_over))
+        };
         for chunk in requests.chunks(BATCH_WRITE) {
-            let mut pending = chunk.to_vec();
-            let mut attempt = 0;
-            loop {
-                let sent = request_units(&pending);
-                let resp = self
-                    .ddb
-                    .batch_write_item()
-                    .request_items(&table, pending)
-                    .send()
-                    .await
-                    .map_err(|e| port_error(format!("writing items of {table}"), e))?;
-                let left_over = resp
-                    .unprocessed_items
-                    .and_then(|mut u| u.remove(&table))
-                    .filter(|r| !r.is_empty());
-                let left = left_over.as_deref().map_or(0.0, request_units);
-                self.metrics.write(&t.op("BatchWriteItem"), sent - left);
-                match left_over {
-                    None => break,
-                    Some(rest) => {
-                        attempt += 1;
-                        if attempt >= MAX_TRIES {
-                            return Err(unprocessed(&table, rest.len()));
-                        }
-                        pause(attempt).await;
-                        pending = rest;
-                    }
-                }
-            }
+            until_processed(table, chunk.to_vec(), Vec::len, write).await?;
         }
         Ok(())
+    }
+}
+
+/// Sends `pending` to `table` with `send`, and what it leaves over again after a pause, until
+/// nothing is left over; fails after [`MAX_TRIES`] tries, naming how many entries (`count`)
+/// were left. Returns the items the answers carried (a read's; none for writes).
+async fn until_processed<P, F>(
+    table: &str,
+    mut pending: P,
+    count: impl Fn(&P) -> usize,
+    send: impl Fn(P) -> F,
+) -> PortResult<Vec<Item>>
+where
+    F: Future<Output = PortResult<(Vec<Item>, Option<P>)>>,
+{
+    let mut out = Vec::new();
+    let mut attempt = 0;
+    loop {
+        let (items, left_over) = send(pending).await?;
+        out.extend(items);
+        let Some(rest) = left_over else {
+            return Ok(out);
+        };
+        attempt += 1;
+        if attempt >= MAX_TRIES {
+            return Err(unprocessed(table, count(&rest)));
+        }
+        pause(attempt).await;
+        pending = rest;
     }
 }
 

@@ -221,12 +221,8 @@ impl DynamoStore {
         chunk: &[(IntersectionId, Option<LampSummary>)],
         if_absent: bool,
     ) -> PortResult<bool> {
-        let table = self.table(Table::Registry)?;
         let mut update = self
-            .ddb
-            .update_item()
-            .table_name(table)
-            .set_key(Some(part_key(part)))
+            .update_item(Table::Registry, part_key(part))?
             .return_values(ReturnValue::AllNew);
         let (mut sets, mut removes) = (Vec::new(), Vec::new());
         for (i, (id, summary)) in chunk.iter().enumerate() {
@@ -291,12 +287,8 @@ impl DynamoStore {
         values: &[(&str, AttributeValue)],
         doing: &str,
     ) -> PortResult<()> {
-        let table = self.table(Table::Registry)?;
         let mut req = self
-            .ddb
-            .update_item()
-            .table_name(table)
-            .set_key(Some(part_key(part)))
+            .update_item(Table::Registry, part_key(part))?
             .update_expression(expression);
         for (name, value) in values {
             req = req.expression_attribute_values(*name, value.clone());
@@ -316,20 +308,13 @@ impl DynamoStore {
     /// Removes an intersection's lamp states: its lamp item and its summary entry (a deleted
     /// intersection's, so that no summary keeps it).
     pub(crate) async fn forget_lamps(&self, id: &IntersectionId) -> PortResult<()> {
-        let table = self.table(Table::Registry)?;
-        let resp = self
-            .ddb
-            .delete_item()
-            .table_name(table)
-            .set_key(Some(key(format!("lamp#{id}"), "state")))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| port_error(format!("deleting the lamp states of {id}"), e))?;
-        self.metrics.write(
-            &Table::Registry.op("DeleteItem"),
-            write_units(resp.attributes().map_or(0, item_size)),
-        );
+        let lamps = key(format!("lamp#{id}"), "state");
+        self.delete_item(
+            Table::Registry,
+            lamps,
+            format!("deleting the lamp states of {id}"),
+        )
+        .await?;
         if let Ok(mut cache) = self.lamp_cache.lock() {
             cache.remove(id);
         }

@@ -62,8 +62,7 @@ use traffic_core::lamps::{Alarm, LampSummary, LightLamps};
 use traffic_core::reading::Lamps;
 use traffic_core::{AlarmId, IntersectionId, LampColour, LightIndex};
 use traffic_ports::{
-    Ack, AlarmPage, AlarmQuery, AlarmRecord, AlarmSelect, Claim, Closing, LampStore, PortError,
-    PortResult,
+    Ack, AlarmPage, AlarmQuery, AlarmRecord, Claim, CloseAlarms, LampStore, PortError, PortResult,
 };
 
 /// Alarms closed per transaction: up to four actions each (the log, the view, the by-light
@@ -177,40 +176,28 @@ impl DynamoStore {
 
     /// The log item of an alarm, read consistently.
     pub(crate) async fn alarm_item(&self, sk: &str) -> PortResult<Option<AlarmItem>> {
-        let table = self.table(Table::Registry)?;
-        let resp = self
-            .ddb
-            .get_item()
-            .table_name(table)
-            .set_key(Some(key(LOG_PK, sk)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error(format!("reading alarm {sk}"), e))?;
-        self.count_alarm_read(
-            "GetItem",
-            read_units(resp.item().map_or(0, item_size), true),
-        );
-        resp.item.map(|i| from_item("alarm", i)).transpose()
+        let item = self
+            .get_item(
+                Table::Registry,
+                key(LOG_PK, sk),
+                true,
+                format!("reading alarm {sk}"),
+            )
+            .await?;
+        item.map(|i| from_item("alarm", i)).transpose()
     }
 
     /// The open count (eventually consistent: what the dashboard shows).
     async fn open_alarm_count(&self) -> PortResult<u64> {
-        let table = self.table(Table::Registry)?;
-        let resp = self
-            .ddb
-            .get_item()
-            .table_name(table)
-            .set_key(Some(key(COUNT_PK, "open")))
-            .send()
-            .await
-            .map_err(|e| port_error("reading the open alarm count", e))?;
-        self.count_alarm_read(
-            "GetItem",
-            read_units(resp.item().map_or(0, item_size), false),
-        );
-        Ok(resp
-            .item
+        let item = self
+            .get_item(
+                Table::Registry,
+                key(COUNT_PK, "open"),
+                false,
+                "reading the open alarm count",
+            )
+            .await?;
+        Ok(item
             .as_ref()
             .and_then(|i| n_i64(i, "n"))
             .map_or(0, |n| n.max(0) as u64))
@@ -440,24 +427,18 @@ impl LampStore for DynamoStore {
         light: LightIndex,
         lamp: LampColour,
     ) -> PortResult<Option<i64>> {
-        let table = self.table(Table::Registry)?;
-        let resp = self
-            .ddb
-            .get_item()
-            .table_name(table)
-            .set_key(Some(key(
-                format!("alarm#last#{id}"),
-                format!("{}#{}", light.get(), lamp.as_str()),
-            )))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error("reading a lamp's last published alarm", e))?;
-        self.count_alarm_read(
-            "GetItem",
-            read_units(resp.item().map_or(0, item_size), true),
-        );
-        Ok(resp.item.as_ref().and_then(|i| n_i64(i, "ts_ms")))
+        let item = self
+            .get_item(
+                Table::Registry,
+                key(
+                    format!("alarm#last#{id}"),
+                    format!("{}#{}", light.get(), lamp.as_str()),
+                ),
+                true,
+                "reading a lamp's last published alarm",
+            )
+            .await?;
+        Ok(item.as_ref().and_then(|i| n_i64(i, "ts_ms")))
     }
 
     async fn ack_alarm(&self, alarm_id: &AlarmId, ack: &Ack) -> PortResult<AlarmRecord> {
@@ -513,27 +494,12 @@ impl LampStore for DynamoStore {
         })
     }
 
-    async fn close_alarms(
+    async fn close_selected(
         &self,
         id: &IntersectionId,
-        light: Option<LightIndex>,
-        closing: &Closing,
-        order_repair: bool,
+        close: &CloseAlarms<'_>,
     ) -> PortResult<Vec<AlarmRecord>> {
-        self.close_where(id, light, &|_| true, closing, order_repair, None)
-            .await
-    }
-
-    async fn resolve_alarms(
-        &self,
-        id: &IntersectionId,
-        light: Option<LightIndex>,
-        select: &AlarmSelect<'_>,
-        closing: &Closing,
-        why: &str,
-    ) -> PortResult<Vec<AlarmRecord>> {
-        self.close_where(id, light, select, closing, false, Some(why))
-            .await
+        self.close_where(id, close).await
     }
 
     async fn take_repairs(&self) -> PortResult<Vec<(IntersectionId, LightIndex)>> {

@@ -3,6 +3,7 @@
 //! until past the end, the shard's tip or its end.
 
 use crate::error::port_error;
+use aws_sdk_kinesis::operation::get_records::GetRecordsOutput;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use traffic_core::sequence::SequenceNumber;
 use traffic_ports::{PortError, PortResult, SourceRecord};
@@ -18,6 +19,22 @@ pub enum StreamRef {
     Arn(String),
     /// By name.
     Name(String),
+}
+
+/// One `GetRecords` of at most `limit` records from `iterator`, of the shard `what` names.
+pub(crate) async fn get_records(
+    client: &aws_sdk_kinesis::Client,
+    iterator: String,
+    limit: i32,
+    what: &str,
+) -> PortResult<GetRecordsOutput> {
+    client
+        .get_records()
+        .shard_iterator(iterator)
+        .limit(limit)
+        .send()
+        .await
+        .map_err(|e| port_error(format!("GetRecords {what}"), e))
 }
 
 /// The records of `shard` from `start` through `end` (both inclusive) still in the stream.
@@ -52,13 +69,7 @@ pub async fn read_range(
         let Some(it) = iterator.take() else {
             break;
         };
-        let resp = client
-            .get_records()
-            .shard_iterator(it)
-            .limit(10_000)
-            .send()
-            .await
-            .map_err(|e| port_error(format!("GetRecords {shard}"), e))?;
+        let resp = get_records(client, it, 10_000, shard).await?;
         let mut past_end = false;
         for r in resp.records() {
             let seq = SequenceNumber::parse(r.sequence_number())

@@ -36,8 +36,7 @@ mod timings;
 mod updates;
 mod writes;
 
-use crate::capacity::{item_size, read_units};
-use crate::error::port_error;
+use crate::capacity::item_size;
 use crate::items::{Item, Query, SortKey, from_item, key, to_av, to_item};
 use crate::{DynamoStore, Table};
 use async_trait::async_trait;
@@ -66,11 +65,7 @@ struct IntersectionItem {
 
 /// A version token no other write has: the clock in nanoseconds and a per-process counter.
 pub(crate) fn new_version() -> String {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let (nanos, n) = crate::items::clock_and_count();
     format!("{nanos:x}-{n:x}-{:x}", std::process::id())
 }
 
@@ -267,21 +262,13 @@ impl DynamoStore {
     /// An intersection's item as stored (its last change of timings included), read
     /// consistently and whole: a projection would bill as much and hide the size billed.
     async fn intersection_record(&self, id: &IntersectionId) -> PortResult<Option<Item>> {
-        let table = self.table(Table::Registry)?;
-        let resp = self
-            .ddb
-            .get_item()
-            .table_name(table)
-            .set_key(Some(key("intersections", id.as_str())))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error(format!("reading intersection {id}"), e))?;
-        self.metrics.read(
-            &Table::Registry.op("GetItem"),
-            read_units(resp.item().map_or(0, item_size), true),
-        );
-        Ok(resp.item)
+        self.get_item(
+            Table::Registry,
+            key("intersections", id.as_str()),
+            true,
+            format!("reading intersection {id}"),
+        )
+        .await
     }
 
     /// Why a write conditional on version `expected` of `id` failed: gone, or changed.

@@ -91,11 +91,7 @@ fn window_of(item: &Item) -> Option<WindowKey> {
 
 /// A version no other write has: the clock in nanoseconds and a per-process counter.
 fn fresh_version() -> String {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let (nanos, n) = crate::items::clock_and_count();
     format!("{nanos:024}-{n:x}-{:x}", std::process::id())
 }
 

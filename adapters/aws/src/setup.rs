@@ -5,6 +5,7 @@
 //! creates the same resources.
 
 use crate::AwsClients;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     TimeToLiveSpecification,
@@ -27,6 +28,47 @@ fn err(what: impl Into<String>, e: impl std::fmt::Display) -> SetupError {
         what: what.into(),
         message: e.to_string(),
     }
+}
+
+/// The error of an SDK call made for `what`, with the service's own message.
+fn sdk_err<E, R>(what: impl Into<String>, e: &SdkError<E, R>) -> SetupError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    err(what, DisplayErrorContext(e))
+}
+
+/// Done when the call succeeded or failed with the error code `fine` (the resource was there
+/// already, or gone already); any other failure is `what`'s.
+fn done_unless<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    fine: &str,
+    what: impl Into<String>,
+) -> Result<(), SetupError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if crate::error::code_of(&e) == Some(fine) => Ok(()),
+        Err(e) => Err(sdk_err(what, &e)),
+    }
+}
+
+/// Asks `active` every 200 ms, for two minutes at most, until it answers `Some`; `None` when
+/// it never did.
+async fn until_active<T, F: Future<Output = Result<Option<T>, SetupError>>>(
+    active: impl Fn() -> F,
+) -> Result<Option<T>, SetupError> {
+    for _ in 0..600 {
+        if let Some(t) = active().await? {
+            return Ok(Some(t));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(None)
 }
 
 /// Creates a table (`pk`/`sk` strings, on demand, TTL on `expires_at`) unless it exists,
@@ -58,125 +100,99 @@ pub async fn ensure_table(c: &AwsClients, name: &str) -> Result<(), SetupError> 
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await;
-    match created {
-        Ok(_) => {}
-        Err(e) if crate::error::code_of(&e) == Some("ResourceInUseException") => {}
-        Err(e) => {
-            return Err(err(&what, aws_sdk_dynamodb::error::DisplayErrorContext(&e)));
-        }
-    }
-    for _ in 0..600 {
+    done_unless(created, "ResourceInUseException", &what)?;
+    // Still not active after the wait: the TTL call below says what is wrong, if anything.
+    until_active(|| async {
         let d = c
             .dynamodb
             .describe_table()
             .table_name(name)
             .send()
             .await
-            .map_err(|e| err(&what, aws_sdk_dynamodb::error::DisplayErrorContext(&e)))?;
-        if d.table()
-            .and_then(|t| t.table_status())
-            .is_some_and(|s| s.as_str() == "ACTIVE")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            .map_err(|e| sdk_err(&what, &e))?;
+        let status = d.table().and_then(|t| t.table_status());
+        Ok(status.is_some_and(|s| s.as_str() == "ACTIVE").then_some(()))
+    })
+    .await?;
     let ttl = TimeToLiveSpecification::builder()
         .enabled(true)
         .attribute_name("expires_at")
         .build()
         .map_err(|e| err(&what, e))?;
-    match c
+    let ttl = c
         .dynamodb
         .update_time_to_live()
         .table_name(name)
         .time_to_live_specification(ttl)
         .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        // "TimeToLive is already enabled".
-        Err(e) if crate::error::code_of(&e) == Some("ValidationException") => Ok(()),
-        Err(e) => Err(err(
-            format!("TTL of {what}"),
-            aws_sdk_dynamodb::error::DisplayErrorContext(&e),
-        )),
-    }
+        .await;
+    // "TimeToLive is already enabled".
+    done_unless(ttl, "ValidationException", format!("TTL of {what}"))
 }
 
 /// Deletes a table (for tests cleaning up); a missing table is fine.
 pub async fn delete_table(c: &AwsClients, name: &str) -> Result<(), SetupError> {
-    match c.dynamodb.delete_table().table_name(name).send().await {
-        Ok(_) => Ok(()),
-        Err(e) if crate::error::code_of(&e) == Some("ResourceNotFoundException") => Ok(()),
-        Err(e) => Err(err(
-            format!("deleting table {name}"),
-            aws_sdk_dynamodb::error::DisplayErrorContext(&e),
-        )),
-    }
+    let deleted = c.dynamodb.delete_table().table_name(name).send().await;
+    done_unless(
+        deleted,
+        "ResourceNotFoundException",
+        format!("deleting table {name}"),
+    )
 }
 
 /// Creates a provisioned stream of `shards` shards unless it exists; waits until it is
 /// active and returns its ARN.
 pub async fn ensure_stream(c: &AwsClients, name: &str, shards: i32) -> Result<String, SetupError> {
     let what = format!("stream {name}");
-    match c
+    let created = c
         .kinesis
         .create_stream()
         .stream_name(name)
         .shard_count(shards)
         .send()
-        .await
-    {
-        Ok(_) => {}
-        Err(e) if crate::error::code_of(&e) == Some("ResourceInUseException") => {}
-        Err(e) => return Err(err(&what, aws_sdk_kinesis::error::DisplayErrorContext(&e))),
-    }
-    for _ in 0..600 {
+        .await;
+    done_unless(created, "ResourceInUseException", &what)?;
+    let arn = until_active(|| async {
         let d = c
             .kinesis
             .describe_stream_summary()
             .stream_name(name)
             .send()
             .await
-            .map_err(|e| err(&what, aws_sdk_kinesis::error::DisplayErrorContext(&e)))?;
-        if let Some(s) = d.stream_description_summary()
-            && *s.stream_status() == StreamStatus::Active
-        {
-            return Ok(s.stream_arn().to_owned());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Err(err(&what, "not active after 2 minutes"))
+            .map_err(|e| sdk_err(&what, &e))?;
+        Ok(d.stream_description_summary()
+            .filter(|s| *s.stream_status() == StreamStatus::Active)
+            .map(|s| s.stream_arn().to_owned()))
+    })
+    .await?;
+    arn.ok_or_else(|| err(&what, "not active after 2 minutes"))
 }
 
 /// Deletes a stream; a missing stream is fine.
 pub async fn delete_stream(c: &AwsClients, name: &str) -> Result<(), SetupError> {
-    match c
+    let deleted = c
         .kinesis
         .delete_stream()
         .stream_name(name)
         .enforce_consumer_deletion(true)
         .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if crate::error::code_of(&e) == Some("ResourceNotFoundException") => Ok(()),
-        Err(e) => Err(err(
-            format!("deleting stream {name}"),
-            aws_sdk_kinesis::error::DisplayErrorContext(&e),
-        )),
-    }
+        .await;
+    done_unless(
+        deleted,
+        "ResourceNotFoundException",
+        format!("deleting stream {name}"),
+    )
 }
 
 /// Creates a topic (idempotent in SNS itself) and returns its ARN.
 pub async fn ensure_topic(c: &AwsClients, name: &str) -> Result<String, SetupError> {
-    let r = c.sns.create_topic().name(name).send().await.map_err(|e| {
-        err(
-            format!("topic {name}"),
-            aws_sdk_sns::error::DisplayErrorContext(&e),
-        )
-    })?;
+    let r = c
+        .sns
+        .create_topic()
+        .name(name)
+        .send()
+        .await
+        .map_err(|e| sdk_err(format!("topic {name}"), &e))?;
     r.topic_arn()
         .map(str::to_owned)
         .ok_or_else(|| err(format!("topic {name}"), "no ARN in the answer"))
@@ -184,26 +200,22 @@ pub async fn ensure_topic(c: &AwsClients, name: &str) -> Result<String, SetupErr
 
 /// Creates an EventBridge bus unless it exists.
 pub async fn ensure_event_bus(c: &AwsClients, name: &str) -> Result<(), SetupError> {
-    match c.events.create_event_bus().name(name).send().await {
-        Ok(_) => Ok(()),
-        Err(e) if crate::error::code_of(&e) == Some("ResourceAlreadyExistsException") => Ok(()),
-        Err(e) => Err(err(
-            format!("event bus {name}"),
-            aws_sdk_eventbridge::error::DisplayErrorContext(&e),
-        )),
-    }
+    let created = c.events.create_event_bus().name(name).send().await;
+    done_unless(
+        created,
+        "ResourceAlreadyExistsException",
+        format!("event bus {name}"),
+    )
 }
 
 /// Deletes an EventBridge bus; a missing bus is fine.
 pub async fn delete_event_bus(c: &AwsClients, name: &str) -> Result<(), SetupError> {
-    match c.events.delete_event_bus().name(name).send().await {
-        Ok(_) => Ok(()),
-        Err(e) if crate::error::code_of(&e) == Some("ResourceNotFoundException") => Ok(()),
-        Err(e) => Err(err(
-            format!("deleting event bus {name}"),
-            aws_sdk_eventbridge::error::DisplayErrorContext(&e),
-        )),
-    }
+    let deleted = c.events.delete_event_bus().name(name).send().await;
+    done_unless(
+        deleted,
+        "ResourceNotFoundException",
+        format!("deleting event bus {name}"),
+    )
 }
 
 /// Deletes a topic.
@@ -214,12 +226,7 @@ pub async fn delete_topic(c: &AwsClients, arn: &str) -> Result<(), SetupError> {
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| {
-            err(
-                format!("deleting topic {arn}"),
-                aws_sdk_sns::error::DisplayErrorContext(&e),
-            )
-        })
+        .map_err(|e| sdk_err(format!("deleting topic {arn}"), &e))
 }
 
 /// An SQS queue: its URL and ARN.
@@ -240,7 +247,7 @@ pub async fn ensure_queue(c: &AwsClients, name: &str) -> Result<Queue, SetupErro
         .queue_name(name)
         .send()
         .await
-        .map_err(|e| err(&what, aws_sdk_sqs::error::DisplayErrorContext(&e)))?
+        .map_err(|e| sdk_err(&what, &e))?
         .queue_url()
         .map(str::to_owned)
         .ok_or_else(|| err(&what, "no URL in the answer"))?;
@@ -251,7 +258,7 @@ pub async fn ensure_queue(c: &AwsClients, name: &str) -> Result<Queue, SetupErro
         .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(|e| err(&what, aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+        .map_err(|e| sdk_err(&what, &e))?;
     let arn = attrs
         .attributes()
         .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
@@ -268,12 +275,7 @@ pub async fn delete_queue(c: &AwsClients, url: &str) -> Result<(), SetupError> {
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| {
-            err(
-                format!("deleting queue {url}"),
-                aws_sdk_sqs::error::DisplayErrorContext(&e),
-            )
-        })
+        .map_err(|e| sdk_err(format!("deleting queue {url}"), &e))
 }
 
 /// Subscribes a queue to a topic (raw delivery off: the queue receives SNS's JSON envelope,
@@ -303,7 +305,7 @@ pub async fn subscribe_queue(
         )
         .send()
         .await
-        .map_err(|e| err(&what, aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+        .map_err(|e| sdk_err(&what, &e))?;
     let r = c
         .sns
         .subscribe()
@@ -313,7 +315,7 @@ pub async fn subscribe_queue(
         .return_subscription_arn(true)
         .send()
         .await
-        .map_err(|e| err(&what, aws_sdk_sns::error::DisplayErrorContext(&e)))?;
+        .map_err(|e| sdk_err(&what, &e))?;
     Ok(r.subscription_arn().unwrap_or_default().to_owned())
 }
 

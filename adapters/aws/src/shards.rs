@@ -8,6 +8,7 @@
 //! parents.
 
 use crate::error::port_error;
+use crate::range::get_records;
 use async_trait::async_trait;
 use aws_sdk_kinesis::types::{Shard, ShardIteratorType};
 use traffic_core::lineage::ShardInfo;
@@ -123,14 +124,7 @@ impl StreamShards for KinesisShards {
                     "no iterator in the answer",
                 )
             })?;
-        let resp = self
-            .client
-            .get_records()
-            .shard_iterator(iterator)
-            .limit(1)
-            .send()
-            .await
-            .map_err(|e| port_error(format!("GetRecords {stream} {shard}"), e))?;
+        let resp = get_records(&self.client, iterator, 1, &format!("{stream} {shard}")).await?;
         let ended = resp.next_shard_iterator().is_none();
         Ok(resp.records().is_empty() && (ended || resp.millis_behind_latest() == Some(0)))
     }

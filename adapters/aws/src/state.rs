@@ -32,7 +32,7 @@
 mod commit;
 mod rollups;
 
-use crate::capacity::{item_size, read_units, write_units};
+use crate::capacity::{item_size, write_units};
 use crate::error::{build, code_of, port_error};
 use crate::items::{
     Bytes, Item, Query, SortKey, decode, encode, from_item, key, n_i64, num, ord_i64, put_request,
@@ -230,12 +230,8 @@ impl DynamoStore {
         condition: Option<&str>,
         values: HashMap<String, AttributeValue>,
     ) -> PortResult<bool> {
-        let table = self.table(Table::State)?;
         let mut req = self
-            .ddb
-            .update_item()
-            .table_name(table)
-            .set_key(Some(merge_key()))
+            .update_item(Table::State, merge_key())?
             .update_expression(update)
             .set_expression_attribute_values(Some(values))
             .return_values(ReturnValue::AllNew)
@@ -408,20 +404,10 @@ impl StateStore for DynamoStore {
     }
 
     async fn merge_state(&self) -> PortResult<MergeState> {
-        let table = self.table(Table::State)?;
-        let resp = self
-            .ddb
-            .get_item()
-            .table_name(table)
-            .set_key(Some(merge_key()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error("reading the merge state", e))?;
-        let size = resp.item().map_or(0, item_size);
-        self.metrics
-            .read(&Table::State.op("GetItem"), read_units(size, true));
-        match resp.item() {
+        let item = self
+            .get_item(Table::State, merge_key(), true, "reading the merge state")
+            .await?;
+        match &item {
             Some(item) => decode_merge_state(item),
             None => Ok(MergeState::default()),
         }
@@ -467,16 +453,12 @@ impl StateStore for DynamoStore {
     }
 
     async fn take_lease(&self, holder: &str, now_ms: i64, until_ms: i64) -> PortResult<bool> {
-        let table = self.table(Table::State)?;
         let mut item = lease_key();
         item.insert("holder".into(), AttributeValue::S(holder.to_owned()));
         item.insert("until_ms".into(), num(until_ms));
         let size = item_size(&item);
         let result = self
-            .ddb
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item))
+            .put_item(Table::State, item)?
             .condition_expression(
                 "attribute_not_exists(pk) OR until_ms <= :now OR holder = :holder",
             )
@@ -496,20 +478,10 @@ impl StateStore for DynamoStore {
         // confirms it there; moto runs the condition and the write of concurrent requests
         // interleaved, and two takers can both pass the condition: the later write wins the
         // item, and only its writer finds its name here. One read unit a merge run.
-        let resp = self
-            .ddb
-            .get_item()
-            .table_name(table)
-            .set_key(Some(lease_key()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| port_error("reading the merge lease", e))?;
-        self.metrics.read(
-            &Table::State.op("GetItem"),
-            read_units(resp.item().map_or(0, item_size), true),
-        );
-        Ok(resp.item().and_then(|i| s(i, "holder")) == Some(holder))
+        let item = self
+            .get_item(Table::State, lease_key(), true, "reading the merge lease")
+            .await?;
+        Ok(item.as_ref().and_then(|i| s(i, "holder")) == Some(holder))
     }
 
     async fn release_lease(&self, holder: &str) -> PortResult<()> {

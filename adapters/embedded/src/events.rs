@@ -7,7 +7,7 @@
 use crate::codec::{decode, encode};
 use crate::{EmbeddedStore, RESULT_EVENTS};
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 use traffic_core::events::ResultEvent;
 use traffic_ports::{PortResult, ResultEvents};
 
@@ -17,15 +17,9 @@ pub const KEPT_EVENTS: u64 = 100_000;
 impl EmbeddedStore {
     /// The result events published so far (the newest [`KEPT_EVENTS`]), oldest first.
     pub fn result_events(&self) -> PortResult<Vec<ResultEvent>> {
-        let ctx = "reading result events";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(RESULT_EVENTS), ctx)?;
-        let mut out = Vec::new();
-        for e in r!(t.iter(), ctx)? {
-            let (_, v) = r!(e, ctx)?;
-            out.push(decode(v.value(), "result event")?);
-        }
-        Ok(out)
+        self.read_all(RESULT_EVENTS, "reading result events", |v| {
+            decode(v, "result event")
+        })
     }
 }
 
@@ -36,9 +30,7 @@ impl ResultEvents for EmbeddedStore {
             return Ok(());
         }
         let ctx = "publishing result events";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(RESULT_EVENTS), ctx)?;
+        self.write_table(RESULT_EVENTS, ctx, |t| {
             let next = match r!(t.last(), ctx)? {
                 Some((k, _)) => k.value() + 1,
                 None => 0,
@@ -50,8 +42,8 @@ impl ResultEvents for EmbeddedStore {
             for _ in 0..excess {
                 r!(t.pop_first(), ctx)?;
             }
-        }
-        r!(txn.commit(), ctx)?;
+            Ok(())
+        })?;
         for e in events {
             tracing::info!(detail_type = e.detail_type(), window = %e.window(), "result event");
         }
@@ -66,8 +58,7 @@ mod tests {
 
     #[tokio::test]
     async fn published_events_read_back_in_order_and_a_repeat_is_kept() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let store = EmbeddedStore::open(dir.path().join("s.redb"))?;
+        let (_dir, store) = crate::temp_store()?;
         let w: traffic_core::WindowKey = "15m@2026-01-05T08:00:00Z".parse()?;
         let a = ResultEvent::TimingsChanged(TimingsChanged::new(w, 3, 0));
         let b = ResultEvent::TimingsChanged(TimingsChanged::new(w, 2, 1));

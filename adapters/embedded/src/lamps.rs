@@ -21,8 +21,7 @@ use std::sync::atomic::Ordering;
 use traffic_core::lamps::{Alarm, LightLamps};
 use traffic_core::{AlarmId, IntersectionId, LampColour, LightIndex};
 use traffic_ports::{
-    Ack, AlarmPage, AlarmQuery, AlarmRecord, AlarmSelect, Claim, Closing, LampStore, PortError,
-    PortResult,
+    Ack, AlarmPage, AlarmQuery, AlarmRecord, Claim, CloseAlarms, LampStore, PortError, PortResult,
 };
 
 #[async_trait]
@@ -32,8 +31,7 @@ impl LampStore for EmbeddedStore {
         lights: &[(IntersectionId, LightIndex)],
     ) -> PortResult<BTreeMap<(IntersectionId, LightIndex), LightLamps>> {
         let ctx = "reading lamp states";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(LAMPS), ctx)?;
+        let t = self.read_table(LAMPS, ctx)?;
         let mut out = BTreeMap::new();
         for (id, l) in lights {
             let s = match r!(t.get((id.as_str(), l.get() as u8)), ctx)? {
@@ -50,17 +48,15 @@ impl LampStore for EmbeddedStore {
         states: &[((IntersectionId, LightIndex), LightLamps)],
     ) -> PortResult<()> {
         let ctx = "storing lamp states";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(LAMPS), ctx)?;
+        self.write_table(LAMPS, ctx, |t| {
             for ((id, l), s) in states {
                 r!(
                     t.insert((id.as_str(), l.get() as u8), encode(s)?.as_slice()),
                     ctx
                 )?;
             }
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     async fn record_alarm(&self, alarm: &Alarm) -> PortResult<AlarmRecord> {
@@ -107,8 +103,7 @@ impl LampStore for EmbeddedStore {
         lamp: LampColour,
     ) -> PortResult<Option<i64>> {
         let ctx = "reading a lamp's last published alarm";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(ALARM_LAST), ctx)?;
+        let t = self.read_table(ALARM_LAST, ctx)?;
         let v = r!(t.get((id.as_str(), light.get() as u8, lamp.as_str())), ctx)?;
         Ok(v.map(|v| v.value()))
     }
@@ -120,156 +115,18 @@ impl LampStore for EmbeddedStore {
         .await
     }
 
-    async fn close_alarms(
+    async fn close_selected(
         &self,
         id: &IntersectionId,
-        light: Option<LightIndex>,
-        closing: &Closing,
-        order_repair: bool,
+        close: &CloseAlarms<'_>,
     ) -> PortResult<Vec<AlarmRecord>> {
-        self.close_where(id, light, &|_| true, closing, order_repair, None)
-    }
-
-    async fn resolve_alarms(
-        &self,
-        id: &IntersectionId,
-        light: Option<LightIndex>,
-        select: &AlarmSelect<'_>,
-        closing: &Closing,
-        why: &str,
-    ) -> PortResult<Vec<AlarmRecord>> {
-        self.close_where(id, light, select, closing, false, Some(why))
-    }
-
-    async fn alarm_page(&self, q: &AlarmQuery) -> PortResult<AlarmPage> {
-        let ctx = "reading a page of alarms";
-        let after = q.after.as_ref().map(|a| (a.ts_ms(), a.to_string()));
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let open = r!(txn.open_table(ALARM_OPEN), ctx)?;
-        let open_count = r!(open.len(), ctx)?;
-        let log;
-        let t = if q.open_only {
-            &open
-        } else {
-            log = r!(txn.open_table(ALARM_LOG), ctx)?;
-            &log
-        };
-        let upper = match &after {
-            Some((ts, id)) => Bound::Excluded((*ts, id.as_str())),
-            None => Bound::Unbounded,
-        };
-        let mut alarms = Vec::with_capacity(q.limit.min(1024));
-        let range = r!(t.range::<(i64, &str)>((Bound::Unbounded, upper)), ctx)?;
-        for e in range.rev().take(q.limit) {
-            let (_, v) = r!(e, ctx)?;
-            self.alarm_reads.fetch_add(1, Ordering::Relaxed);
-            alarms.push(from_json::<AlarmRecord>(v.value(), "alarm")?);
-        }
-        let next = if q.limit > 0 && alarms.len() == q.limit {
-            alarms.last().map(|r| r.alarm.id())
-        } else {
-            None
-        };
-        Ok(AlarmPage {
-            alarms,
-            next,
-            open: open_count,
-        })
-    }
-
-    async fn take_repairs(&self) -> PortResult<Vec<(IntersectionId, LightIndex)>> {
-        let ctx = "taking repair orders";
-        let txn = r!(self.write_txn(), ctx)?;
-        let mut out = Vec::new();
-        {
-            let mut t = r!(txn.open_table(REPAIRS), ctx)?;
-            for e in r!(t.iter(), ctx)? {
-                let (k, _) = r!(e, ctx)?;
-                let (id, l) = k.value();
-                if let (Ok(id), Ok(l)) = (IntersectionId::parse(id), LightIndex::new(i64::from(l)))
-                {
-                    out.push((id, l));
-                }
-            }
-            r!(t.retain(|_, _| false), ctx)?;
-        }
-        r!(txn.commit(), ctx)?;
-        Ok(out)
-    }
-
-    async fn alarms(&self) -> PortResult<Vec<AlarmRecord>> {
-        let ctx = "listing alarms";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(ALARM_LOG), ctx)?;
-        let mut out: Vec<AlarmRecord> = Vec::new();
-        for e in r!(t.iter(), ctx)? {
-            let (_, v) = r!(e, ctx)?;
-            out.push(from_json(v.value(), "alarm")?);
-        }
-        Ok(out)
-    }
-}
-
-impl EmbeddedStore {
-    /// Records an alarm (held down until `held_until_ms` if given) unless its id is recorded,
-    /// and puts it among the alarms due; returns the stored record.
-    fn record(&self, alarm: &Alarm, held_until_ms: Option<i64>) -> PortResult<AlarmRecord> {
-        let ctx = "recording an alarm";
-        let id = alarm.id().to_string();
-        let key = (alarm.ts_ms, id.as_str());
-        let txn = r!(self.write_txn(), ctx)?;
-        let record = {
-            let mut log = r!(txn.open_table(ALARM_LOG), ctx)?;
-            let existing: Option<AlarmRecord> = match r!(log.get(key), ctx)? {
-                Some(v) => Some(from_json(v.value(), "alarm")?),
-                None => None,
-            };
-            match existing {
-                Some(r) => r,
-                None => {
-                    let r = AlarmRecord::new(alarm, held_until_ms);
-                    let json = to_json(&r)?;
-                    let mut due = r!(txn.open_table(ALARM_DUE), ctx)?;
-                    r!(due.insert((r.due_ms(), id.as_str()), ()), ctx)?;
-                    r!(log.insert(key, json.as_slice()), ctx)?;
-                    let mut open = r!(txn.open_table(ALARM_OPEN), ctx)?;
-                    r!(open.insert(key, json.as_slice()), ctx)?;
-                    let mut by_light = r!(txn.open_table(ALARM_OPEN_BY_LIGHT), ctx)?;
-                    r!(
-                        by_light.insert(
-                            (
-                                alarm.intersection_id.as_str(),
-                                alarm.light.get() as u8,
-                                alarm.ts_ms,
-                                id.as_str()
-                            ),
-                            ()
-                        ),
-                        ctx
-                    )?;
-                    r
-                }
-            }
-        };
-        sweep_expired(&txn, alarm.ts_ms)?;
-        r!(txn.commit(), ctx)?;
-        Ok(record)
-    }
-}
-
-impl EmbeddedStore {
-    /// Closes the open alarms of `id`'s `light` (all its lights for `None`) whose ids `select`
-    /// accepts, keeping `why`; with `order_repair` queues repair orders as
-    /// [`LampStore::close_alarms`] says.
-    fn close_where(
-        &self,
-        id: &IntersectionId,
-        light: Option<LightIndex>,
-        select: &AlarmSelect<'_>,
-        closing: &Closing,
-        order_repair: bool,
-        why: Option<&str>,
-    ) -> PortResult<Vec<AlarmRecord>> {
+        let CloseAlarms {
+            light,
+            select,
+            closing,
+            order_repair,
+            why,
+        } = *close;
         let ctx = "closing alarms";
         let txn = r!(self.write_txn(), ctx)?;
         let mut closed = Vec::new();
@@ -336,6 +193,110 @@ impl EmbeddedStore {
         closed.sort_by_key(|r| r.alarm.id());
         Ok(closed)
     }
+
+    async fn alarm_page(&self, q: &AlarmQuery) -> PortResult<AlarmPage> {
+        let ctx = "reading a page of alarms";
+        let after = q.after.as_ref().map(|a| (a.ts_ms(), a.to_string()));
+        let txn = r!(self.db.begin_read(), ctx)?;
+        let open = r!(txn.open_table(ALARM_OPEN), ctx)?;
+        let open_count = r!(open.len(), ctx)?;
+        let log;
+        let t = if q.open_only {
+            &open
+        } else {
+            log = r!(txn.open_table(ALARM_LOG), ctx)?;
+            &log
+        };
+        let upper = match &after {
+            Some((ts, id)) => Bound::Excluded((*ts, id.as_str())),
+            None => Bound::Unbounded,
+        };
+        let mut alarms = Vec::with_capacity(q.limit.min(1024));
+        let range = r!(t.range::<(i64, &str)>((Bound::Unbounded, upper)), ctx)?;
+        for e in range.rev().take(q.limit) {
+            let (_, v) = r!(e, ctx)?;
+            self.alarm_reads.fetch_add(1, Ordering::Relaxed);
+            alarms.push(from_json::<AlarmRecord>(v.value(), "alarm")?);
+        }
+        let next = if q.limit > 0 && alarms.len() == q.limit {
+            alarms.last().map(|r| r.alarm.id())
+        } else {
+            None
+        };
+        Ok(AlarmPage {
+            alarms,
+            next,
+            open: open_count,
+        })
+    }
+
+    async fn take_repairs(&self) -> PortResult<Vec<(IntersectionId, LightIndex)>> {
+        let ctx = "taking repair orders";
+        let txn = r!(self.write_txn(), ctx)?;
+        let mut out = Vec::new();
+        {
+            let mut t = r!(txn.open_table(REPAIRS), ctx)?;
+            for e in r!(t.iter(), ctx)? {
+                let (k, _) = r!(e, ctx)?;
+                let (id, l) = k.value();
+                if let (Ok(id), Ok(l)) = (IntersectionId::parse(id), LightIndex::new(i64::from(l)))
+                {
+                    out.push((id, l));
+                }
+            }
+            r!(t.retain(|_, _| false), ctx)?;
+        }
+        r!(txn.commit(), ctx)?;
+        Ok(out)
+    }
+
+    async fn alarms(&self) -> PortResult<Vec<AlarmRecord>> {
+        self.read_all(ALARM_LOG, "listing alarms", |v| from_json(v, "alarm"))
+    }
+}
+
+impl EmbeddedStore {
+    /// Records an alarm (held down until `held_until_ms` if given) unless its id is recorded,
+    /// and puts it among the alarms due; returns the stored record.
+    fn record(&self, alarm: &Alarm, held_until_ms: Option<i64>) -> PortResult<AlarmRecord> {
+        let ctx = "recording an alarm";
+        let id = alarm.id().to_string();
+        let key = (alarm.ts_ms, id.as_str());
+        let txn = r!(self.write_txn(), ctx)?;
+        let record = {
+            let mut log = r!(txn.open_table(ALARM_LOG), ctx)?;
+            let existing = logged_alarm(&log, key, ctx)?;
+            match existing {
+                Some(r) => r,
+                None => {
+                    let r = AlarmRecord::new(alarm, held_until_ms);
+                    let json = to_json(&r)?;
+                    let mut due = r!(txn.open_table(ALARM_DUE), ctx)?;
+                    r!(due.insert((r.due_ms(), id.as_str()), ()), ctx)?;
+                    r!(log.insert(key, json.as_slice()), ctx)?;
+                    let mut open = r!(txn.open_table(ALARM_OPEN), ctx)?;
+                    r!(open.insert(key, json.as_slice()), ctx)?;
+                    let mut by_light = r!(txn.open_table(ALARM_OPEN_BY_LIGHT), ctx)?;
+                    r!(
+                        by_light.insert(
+                            (
+                                alarm.intersection_id.as_str(),
+                                alarm.light.get() as u8,
+                                alarm.ts_ms,
+                                id.as_str()
+                            ),
+                            ()
+                        ),
+                        ctx
+                    )?;
+                    r
+                }
+            }
+        };
+        sweep_expired(&txn, alarm.ts_ms)?;
+        r!(txn.commit(), ctx)?;
+        Ok(record)
+    }
 }
 
 impl EmbeddedStore {
@@ -352,10 +313,7 @@ impl EmbeddedStore {
         let txn = r!(self.write_txn(), ctx)?;
         let rec = {
             let mut log = r!(txn.open_table(ALARM_LOG), ctx)?;
-            let existing: Option<AlarmRecord> = match r!(log.get(key), ctx)? {
-                Some(v) => Some(from_json(v.value(), "alarm")?),
-                None => None,
-            };
+            let existing = logged_alarm(&log, key, ctx)?;
             let Some(mut rec) = existing else {
                 return Err(PortError::NotFound(format!("alarm {alarm_id}")));
             };
@@ -388,6 +346,18 @@ impl EmbeddedStore {
     }
 }
 
+/// The record of the alarm at `key` (its time and id) in the alarm log, if there is one.
+pub(crate) fn logged_alarm(
+    log: &impl ReadableTable<(i64, &'static str), &'static [u8]>,
+    key: (i64, &str),
+    ctx: &str,
+) -> PortResult<Option<AlarmRecord>> {
+    match r!(log.get(key), ctx)? {
+        Some(v) => from_json(v.value(), "alarm").map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Deletes the closed alarms whose retention ended by `now_ms` from the log.
 fn sweep_expired(txn: &redb::WriteTransaction, now_ms: i64) -> PortResult<()> {
     let ctx = "expiring closed alarms";
@@ -416,6 +386,7 @@ fn sweep_expired(txn: &redb::WriteTransaction, now_ms: i64) -> PortResult<()> {
 mod tests {
     use super::*;
     use traffic_core::LampColour;
+    use traffic_ports::Closing;
 
     fn id(s: &str) -> IntersectionId {
         IntersectionId::parse(s).unwrap_or_else(|e| panic!("{e}"))

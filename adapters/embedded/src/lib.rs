@@ -34,7 +34,7 @@ pub mod stats;
 
 pub use log::{EmbeddedLog, LogRecord};
 
-use redb::{Database, TableDefinition};
+use redb::{Database, Key, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition, Value};
 use std::path::Path;
 use std::sync::Arc;
 use traffic_ports::{PortError, PortResult, Ports};
@@ -172,6 +172,50 @@ impl EmbeddedStore {
         }
         Ok(txn)
     }
+
+    /// Runs `f` on `table` open for writing, in a write transaction of its own, committed when
+    /// `f` succeeds (dropped, so undone, when it fails).
+    pub(crate) fn write_table<K: Key + 'static, V: Value + 'static, T>(
+        &self,
+        table: TableDefinition<K, V>,
+        ctx: &str,
+        f: impl FnOnce(&mut redb::Table<'_, K, V>) -> PortResult<T>,
+    ) -> PortResult<T> {
+        let txn = r!(self.write_txn(), ctx)?;
+        let out = {
+            let mut t = r!(txn.open_table(table), ctx)?;
+            f(&mut t)?
+        };
+        r!(txn.commit(), ctx)?;
+        Ok(out)
+    }
+
+    /// `table` open for reading, in a read transaction of its own (the table keeps the
+    /// transaction's snapshot).
+    pub(crate) fn read_table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        table: TableDefinition<K, V>,
+        ctx: &str,
+    ) -> PortResult<ReadOnlyTable<K, V>> {
+        let txn = r!(self.db.begin_read(), ctx)?;
+        r!(txn.open_table(table), ctx)
+    }
+
+    /// Every value of `table`, in key order, each made into `T` by `item`.
+    pub(crate) fn read_all<K: Key + 'static, V: Value + 'static, T>(
+        &self,
+        table: TableDefinition<K, V>,
+        ctx: &str,
+        item: impl Fn(V::SelfType<'_>) -> PortResult<T>,
+    ) -> PortResult<Vec<T>> {
+        let t = self.read_table(table, ctx)?;
+        let mut out = Vec::new();
+        for e in r!(t.iter(), ctx)? {
+            let (_, v) = r!(e, ctx)?;
+            out.push(item(v.value())?);
+        }
+        Ok(out)
+    }
 }
 
 impl EmbeddedStore {
@@ -187,4 +231,12 @@ impl EmbeddedStore {
         let s = Arc::new(self.clone());
         Ports::from_store(s.clone(), s.clone()).with_events(s)
     }
+}
+
+/// A store in a fresh temporary directory, there as long as the directory is.
+#[cfg(test)]
+pub(crate) fn temp_store() -> anyhow::Result<(tempfile::TempDir, EmbeddedStore)> {
+    let dir = tempfile::tempdir()?;
+    let store = EmbeddedStore::open(dir.path().join("store.redb"))?;
+    Ok((dir, store))
 }

@@ -13,7 +13,7 @@
 use crate::EmbeddedStore;
 use crate::codec::{decode, encode};
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use traffic_core::lineage::ShardInfo;
 use traffic_core::sequence::SequenceNumber;
@@ -90,14 +90,6 @@ fn legacy_key(shard: u32) -> String {
 impl RecordSource for EmbeddedLog {
     fn name(&self) -> &str {
         "embedded"
-    }
-
-    fn arn(&self) -> &str {
-        ""
-    }
-
-    fn region(&self) -> &str {
-        "local"
     }
 
     async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
@@ -265,8 +257,7 @@ impl EmbeddedStore {
     /// them with the period that carries them out, in [`EmbeddedStore::append_step`]).
     pub fn repair_orders(&self) -> PortResult<Vec<(IntersectionId, LightIndex)>> {
         let ctx = "reading repair orders";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(crate::REPAIRS), ctx)?;
+        let t = self.read_table(crate::REPAIRS, ctx)?;
         let mut out = Vec::new();
         for e in r!(t.iter(), ctx)? {
             let (k, _) = r!(e, ctx)?;
@@ -281,8 +272,7 @@ impl EmbeddedStore {
     /// Up to `limit` records of `shard` after sequence number `after`, in order.
     pub fn read_log(&self, shard: u32, after: u64, limit: usize) -> PortResult<Vec<LogRecord>> {
         let ctx = "reading the stream";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let log = r!(txn.open_table(LOG), ctx)?;
+        let log = self.read_table(LOG, ctx)?;
         let mut out = Vec::new();
         for e in r!(
             log.range((shard, after.saturating_add(1))..=(shard, u64::MAX)),
@@ -310,53 +300,45 @@ impl EmbeddedStore {
     /// A consumer's checkpoint (the last sequence number it finished), if any.
     pub fn checkpoint(&self, name: &str) -> PortResult<Option<u64>> {
         let ctx = "reading a checkpoint";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(CHECKPOINTS), ctx)?;
+        let t = self.read_table(CHECKPOINTS, ctx)?;
         Ok(r!(t.get(name), ctx)?.map(|v| v.value()))
     }
 
     /// Stores a consumer's checkpoint.
     pub fn set_checkpoint(&self, name: &str, seq: u64) -> PortResult<()> {
         let ctx = "storing a checkpoint";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(CHECKPOINTS), ctx)?;
+        self.write_table(CHECKPOINTS, ctx, |t| {
             r!(t.insert(name, seq), ctx)?;
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     /// Deletes the records of `shard` up to and including `through`.
     pub fn trim_log(&self, shard: u32, through: u64) -> PortResult<()> {
         let ctx = "trimming the stream";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(LOG), ctx)?;
+        self.write_table(LOG, ctx, |t| {
             r!(
                 t.retain_in((shard, 0)..=(shard, through), |_, _| false),
                 ctx
             )?;
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     /// A named blob (such as the simulator's state).
     pub fn blob(&self, key: &str) -> PortResult<Option<Vec<u8>>> {
         let ctx = "reading a blob";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(BLOBS), ctx)?;
+        let t = self.read_table(BLOBS, ctx)?;
         Ok(r!(t.get(key), ctx)?.map(|v| v.value().to_vec()))
     }
 
     /// Stores a named blob.
     pub fn set_blob(&self, key: &str, value: &[u8]) -> PortResult<()> {
         let ctx = "storing a blob";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(BLOBS), ctx)?;
+        self.write_table(BLOBS, ctx, |t| {
             r!(t.insert(key, value), ctx)?;
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 }
 
@@ -401,8 +383,7 @@ mod tests {
     #[tokio::test]
     async fn the_log_is_trimmed_once_every_consumer_has_checkpointed_past_a_record()
     -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let s = EmbeddedStore::open(dir.path().join("t.redb"))?;
+        let (_dir, s) = crate::temp_store()?;
         let recs: Vec<(u32, String, Vec<u8>)> =
             (0..4).map(|i| (0, "a".to_string(), vec![i])).collect();
         s.append_step(&recs, 5, "sim", b"x", &[])?;
@@ -448,8 +429,7 @@ mod repair_tests {
     #[tokio::test]
     async fn a_repair_order_stays_queued_until_the_period_that_carries_it_out_is_appended()
     -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let s = EmbeddedStore::open(dir.path().join("t.redb"))?;
+        let (_dir, s) = crate::temp_store()?;
         let id = IntersectionId::parse("I-1")?;
         let light = LightIndex::new(2)?;
         s.repair(&id, light, "2026-01-05T08:00:00Z").await?;

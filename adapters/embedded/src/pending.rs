@@ -7,6 +7,7 @@
 //! transactions being serialised.
 
 use crate::codec::from_json;
+use crate::lamps::logged_alarm;
 use crate::{ALARM_CLAIMS, ALARM_DUE, ALARM_LOG, EmbeddedStore};
 use redb::{ReadableDatabase, ReadableTable};
 use traffic_core::AlarmId;
@@ -51,10 +52,7 @@ impl EmbeddedStore {
         let txn = r!(self.write_txn(), ctx)?;
         let claim = {
             let log = r!(txn.open_table(ALARM_LOG), ctx)?;
-            let record: Option<AlarmRecord> = match r!(log.get((ts, alarm_id)), ctx)? {
-                Some(v) => Some(from_json(v.value(), "alarm")?),
-                None => None,
-            };
+            let record = logged_alarm(&log, (ts, alarm_id), ctx)?;
             let mut claims = r!(txn.open_table(ALARM_CLAIMS), ctx)?;
             match record {
                 None => Claim::Settled,
@@ -83,12 +81,10 @@ impl EmbeddedStore {
     pub(crate) fn release(&self, alarm_id: &AlarmId) -> PortResult<()> {
         let ctx = "releasing an alarm's publication";
         let alarm_id = alarm_id.to_string();
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut claims = r!(txn.open_table(ALARM_CLAIMS), ctx)?;
+        self.write_table(ALARM_CLAIMS, ctx, |claims| {
             r!(claims.remove(alarm_id.as_str()), ctx)?;
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     /// Takes a settled alarm out of the alarms due (and its claim), inside `txn`.

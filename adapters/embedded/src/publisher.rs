@@ -3,21 +3,16 @@
 use crate::codec::{from_json, to_json};
 use crate::{EmbeddedStore, OUTBOX};
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable};
+
 use traffic_core::lamps::Alarm;
 use traffic_ports::{AlarmPublisher, PortResult};
 
 impl EmbeddedStore {
     /// Alarms handed to the embedded publisher, in id order (what SNS would have sent).
     pub fn published_alarms(&self) -> PortResult<Vec<Alarm>> {
-        let txn = r!(self.db.begin_read(), "reading published alarms")?;
-        let t = r!(txn.open_table(OUTBOX), "reading published alarms")?;
-        let mut out = Vec::new();
-        for e in r!(t.iter(), "reading published alarms")? {
-            let (_, v) = r!(e, "reading published alarms")?;
-            out.push(from_json(v.value(), "published alarm")?);
-        }
-        Ok(out)
+        self.read_all(OUTBOX, "reading published alarms", |v| {
+            from_json(v, "published alarm")
+        })
     }
 }
 
@@ -27,15 +22,13 @@ impl AlarmPublisher for EmbeddedStore {
     /// it; publishing the same alarm twice keeps one copy.
     async fn publish(&self, alarm: &Alarm) -> PortResult<()> {
         let ctx = "publishing an alarm";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(OUTBOX), ctx)?;
+        self.write_table(OUTBOX, ctx, |t| {
             r!(
                 t.insert(alarm.id().to_string().as_str(), to_json(alarm)?.as_slice()),
                 ctx
             )?;
-        }
-        r!(txn.commit(), ctx)?;
+            Ok(())
+        })?;
         tracing::warn!(
             intersection = %alarm.intersection_id,
             light = %alarm.light,

@@ -4,7 +4,7 @@
 use crate::codec::{from_json, to_json};
 use crate::{EmbeddedStore, INTERSECTIONS, LAMPS, TIMINGS};
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use std::ops::Bound;
 use traffic_core::IntersectionId;
 use traffic_core::city::Intersection;
@@ -102,8 +102,7 @@ impl Registry for EmbeddedStore {
         limit: usize,
     ) -> PortResult<(Vec<Intersection>, Option<IntersectionId>)> {
         let ctx = "listing intersections";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        let t = self.read_table(INTERSECTIONS, ctx)?;
         let from = after.map(|a| a.as_str());
         let range = match from {
             Some(a) => r!(t.range::<&str>((Bound::Excluded(a), Bound::Unbounded)), ctx)?,
@@ -123,25 +122,21 @@ impl Registry for EmbeddedStore {
 
     async fn create_intersection(&self, x: &Intersection) -> PortResult<()> {
         let ctx = "creating an intersection";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        self.write_table(INTERSECTIONS, ctx, |t| {
             if r!(t.get(x.id.as_str()), ctx)?.is_some() {
                 return Err(PortError::AlreadyExists(format!("intersection {}", x.id)));
             }
             r!(t.insert(x.id.as_str(), to_json(x)?.as_slice()), ctx)?;
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     async fn put_intersection(&self, x: &Intersection) -> PortResult<()> {
         let ctx = "storing an intersection";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        self.write_table(INTERSECTIONS, ctx, |t| {
             r!(t.insert(x.id.as_str(), to_json(x)?.as_slice()), ctx)?;
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     async fn delete_intersection(&self, id: &IntersectionId) -> PortResult<bool> {
@@ -161,8 +156,7 @@ impl Registry for EmbeddedStore {
         id: &IntersectionId,
     ) -> PortResult<Option<(Intersection, String)>> {
         let ctx = "reading an intersection";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        let t = self.read_table(INTERSECTIONS, ctx)?;
         match r!(t.get(id.as_str()), ctx)? {
             Some(v) => Ok(Some((
                 from_json(v.value(), "intersection")?,
@@ -229,19 +223,17 @@ impl Registry for EmbeddedStore {
     async fn set_proposals(&self, proposals: &[ProposalUpdate]) -> PortResult<Vec<IntersectionId>> {
         let ctx = "storing proposals";
         let mut skipped = Vec::new();
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        self.write_table(INTERSECTIONS, ctx, |t| {
             for u in proposals {
-                let updated = update_at_version(&mut t, &u.id, &u.expected_version, ctx, |x| {
+                let updated = update_at_version(&mut *t, &u.id, &u.expected_version, ctx, |x| {
                     x.proposal = Some(u.proposal.clone());
                 })?;
                 if !updated {
                     skipped.push(u.id.clone());
                 }
             }
-        }
-        r!(txn.commit(), ctx)?;
+            Ok(())
+        })?;
         Ok(skipped)
     }
 
@@ -265,18 +257,15 @@ impl Registry for EmbeddedStore {
         change: &TimingChange,
     ) -> PortResult<()> {
         let ctx = "recording a timing change";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut h = r!(txn.open_table(TIMINGS), ctx)?;
-            append_history(&mut h, id, change, ctx)?;
-        }
-        r!(txn.commit(), ctx)
+        self.write_table(TIMINGS, ctx, |h| {
+            append_history(&mut *h, id, change, ctx)?;
+            Ok(())
+        })
     }
 
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {
         let ctx = "reading timing history";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(TIMINGS), ctx)?;
+        let t = self.read_table(TIMINGS, ctx)?;
         let mut out = Vec::new();
         for e in r!(
             t.range((id.as_str(), "")..=(id.as_str(), "\u{10ffff}")),
@@ -292,15 +281,7 @@ impl Registry for EmbeddedStore {
 impl EmbeddedStore {
     /// Every stored intersection, as `item` makes it of its stored JSON.
     fn list_intersections<T>(&self, item: impl Fn(&[u8]) -> PortResult<T>) -> PortResult<Vec<T>> {
-        let ctx = "listing intersections";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(INTERSECTIONS), ctx)?;
-        let mut out = Vec::new();
-        for e in r!(t.iter(), ctx)? {
-            let (_, v) = r!(e, ctx)?;
-            out.push(item(v.value())?);
-        }
-        Ok(out)
+        self.read_all(INTERSECTIONS, "listing intersections", item)
     }
 
     /// Replaces `x` if its stored version is `expected`, appending `change` (when given) to its
@@ -330,14 +311,12 @@ impl EmbeddedStore {
     /// Creates or replaces many intersections in one transaction (loading a city).
     pub fn put_intersections(&self, xs: &[Intersection]) -> PortResult<()> {
         let ctx = "storing intersections";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(INTERSECTIONS), ctx)?;
+        self.write_table(INTERSECTIONS, ctx, |t| {
             for x in xs {
                 r!(t.insert(x.id.as_str(), to_json(x)?.as_slice()), ctx)?;
             }
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 }
 
@@ -351,8 +330,7 @@ mod tests {
 
     #[tokio::test]
     async fn deleting_an_intersection_forgets_its_lamp_states() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let s = EmbeddedStore::open(dir.path().join("r.redb"))?;
+        let (_dir, s) = crate::temp_store()?;
         let city = City::parse(
             r#"{"intersections":[{"id":"I-1","lat":1,"lon":1,
             "lights":[{"light":0,"saturation_veh_h":1800}],

@@ -3,7 +3,7 @@
 use crate::codec::{decode, encode};
 use crate::{EmbeddedStore, NETWORK, NETWORK_KEY, RESULTS};
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use serde::Serialize;
 use traffic_core::query::{NetworkState, WindowResult};
 use traffic_core::window::{WindowKey, WindowLength};
@@ -21,9 +21,7 @@ struct StoredResult {
 impl ResultStore for EmbeddedStore {
     async fn put_results(&self, results: &[WindowResult]) -> PortResult<()> {
         let ctx = "storing results";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(RESULTS), ctx)?;
+        self.write_table(RESULTS, ctx, |t| {
             for result in results {
                 let key = result.window;
                 let stored = StoredResult {
@@ -35,8 +33,8 @@ impl ResultStore for EmbeddedStore {
                     ctx
                 )?;
             }
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     async fn results(&self) -> PortResult<Vec<WindowResult>> {
@@ -108,18 +106,15 @@ impl ResultStore for EmbeddedStore {
 
     async fn put_network(&self, state: &NetworkState) -> PortResult<()> {
         let ctx = "storing the network state";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(NETWORK), ctx)?;
+        self.write_table(NETWORK, ctx, |t| {
             r!(t.insert(NETWORK_KEY, encode(state)?.as_slice()), ctx)?;
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     async fn network(&self) -> PortResult<Option<NetworkState>> {
         let ctx = "reading the network state";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(NETWORK), ctx)?;
+        let t = self.read_table(NETWORK, ctx)?;
         match r!(t.get(NETWORK_KEY), ctx)? {
             Some(v) => Ok(Some(decode(v.value(), "network state")?)),
             None => Ok(None),
@@ -136,8 +131,7 @@ impl EmbeddedStore {
         limit: usize,
         newest_first: bool,
     ) -> PortResult<Vec<StoredResult>> {
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(RESULTS), ctx)?;
+        let t = self.read_table(RESULTS, ctx)?;
         let entries = r!(t.range(range), ctx)?;
         let mut out = Vec::new();
         let mut keep = |e: Result<_, redb::StorageError>| -> PortResult<()> {
@@ -159,8 +153,7 @@ impl EmbeddedStore {
 
     fn stored_results(&self) -> PortResult<Vec<StoredResult>> {
         let ctx = "reading results";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(RESULTS), ctx)?;
+        let t = self.read_table(RESULTS, ctx)?;
         let mut out = Vec::new();
         for e in r!(t.iter(), ctx)? {
             let (k, v) = r!(e, ctx)?;
@@ -180,8 +173,7 @@ mod tests {
     #[tokio::test]
     async fn results_are_read_by_length_newest_first_and_closed_from_a_start() -> anyhow::Result<()>
     {
-        let dir = tempfile::tempdir()?;
-        let s = EmbeddedStore::open(dir.path().join("t.redb"))?;
+        let (_dir, s) = crate::temp_store()?;
         let len = |ms| WindowLength::from_ms(ms).unwrap_or_else(|| panic!("length"));
         let (fifteen, hour) = (len(900_000), len(3_600_000));
         let t0 = 1_767_600_000_000;

@@ -140,14 +140,12 @@ impl EmbeddedStore {
 
     /// Changes the merge's state within one write transaction.
     fn update_merge_state(&self, ctx: &str, f: impl FnOnce(&mut MergeState)) -> PortResult<()> {
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(MERGE), ctx)?;
-            let mut state = read_state(&t, ctx)?;
+        self.write_table(MERGE, ctx, |t| {
+            let mut state = read_state(&*t, ctx)?;
             f(&mut state);
             r!(t.insert(STATE_KEY, encode(&state)?.as_slice()), ctx)?;
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 }
 
@@ -188,21 +186,12 @@ impl StateStore for EmbeddedStore {
     }
 
     async fn shard_metas(&self) -> PortResult<Vec<ShardMeta>> {
-        let ctx = "reading shard metas";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(META), ctx)?;
-        let mut out = Vec::new();
-        for e in r!(t.iter(), ctx)? {
-            let (_, v) = r!(e, ctx)?;
-            out.push(decode_meta(v.value())?);
-        }
-        Ok(out)
+        self.read_all(META, "reading shard metas", decode_meta)
     }
 
     async fn delta_panes(&self, from_ms: i64) -> PortResult<Vec<i64>> {
         let ctx = "listing panes";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(DELTAS), ctx)?;
+        let t = self.read_table(DELTAS, ctx)?;
         let mut out: Vec<i64> = Vec::new();
         for e in r!(t.range((from_ms, "", 0, 0)..), ctx)? {
             let (k, _) = r!(e, ctx)?;
@@ -216,8 +205,7 @@ impl StateStore for EmbeddedStore {
 
     async fn deltas(&self, keys: &[DeltaKey], _consistent: bool) -> PortResult<Vec<Delta>> {
         let ctx = "reading deltas";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(DELTAS), ctx)?;
+        let t = self.read_table(DELTAS, ctx)?;
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
             let key = (k.pane_start_ms, k.shard_id.as_str(), k.commit, k.part);
@@ -238,8 +226,7 @@ impl StateStore for EmbeddedStore {
         to_ms: i64,
     ) -> PortResult<Vec<Rollup>> {
         let ctx = "reading rollups";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(ROLLUPS), ctx)?;
+        let t = self.read_table(ROLLUPS, ctx)?;
         let mut out = Vec::new();
         let len = length.ms();
         for e in r!(t.range((len, from_ms)..=(len, to_ms)), ctx)? {
@@ -251,9 +238,7 @@ impl StateStore for EmbeddedStore {
 
     async fn put_rollups(&self, rollups: &[Rollup], _now_ms: i64) -> PortResult<()> {
         let ctx = "storing rollups";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(ROLLUPS), ctx)?;
+        self.write_table(ROLLUPS, ctx, |t| {
             for r in rollups {
                 let w = r.window;
                 r!(
@@ -261,14 +246,13 @@ impl StateStore for EmbeddedStore {
                     ctx
                 )?;
             }
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     async fn merge_state(&self) -> PortResult<MergeState> {
         let ctx = "reading the merge's state";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(MERGE), ctx)?;
+        let t = self.read_table(MERGE, ctx)?;
         read_state(&t, ctx)
     }
 
@@ -311,9 +295,7 @@ impl StateStore for EmbeddedStore {
 
     async fn release_lease(&self, holder: &str) -> PortResult<()> {
         let ctx = "releasing the merge's lease";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(MERGE), ctx)?;
+        self.write_table(MERGE, ctx, |t| {
             let ours = match r!(t.get(LEASE_KEY), ctx)? {
                 Some(v) => decode::<Lease>(v.value(), "merge lease")?.holder == holder,
                 None => false,
@@ -321,8 +303,8 @@ impl StateStore for EmbeddedStore {
             if ours {
                 r!(t.remove(LEASE_KEY), ctx)?;
             }
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     async fn forget(&self, panes_before_ms: i64, rollups_through_ms: i64) -> PortResult<()> {
@@ -373,8 +355,7 @@ mod tests {
     async fn a_live_commit_folded_before_a_redrive_is_refused_and_a_redrive_lands_once()
     -> anyhow::Result<()> {
         use traffic_core::redrive::{RedriveCounts, RedriveMark};
-        let dir = tempfile::tempdir()?;
-        let s = EmbeddedStore::open(dir.path().join("t.redb"))?;
+        let (_dir, s) = crate::temp_store()?;
         s.commit(&commit(meta("s0", 5), None, None), 0).await?;
         // A live batch folded against seq 5 after 0 commits; meanwhile a redrive commits.
         let live = Commit {
@@ -439,8 +420,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_commit_folded_before_the_closed_mark_moved_is_refused() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let s = EmbeddedStore::open(dir.path().join("t.redb"))?;
+        let (_dir, s) = crate::temp_store()?;
         s.commit(&commit(meta("s0", 1), None, None), 0).await?;
         s.advance_closed_mark(900_000).await?;
         let late = commit(meta("s0", 2), Some(1), None);
@@ -458,8 +438,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_merge_holds_the_lease_until_it_releases_it_or_it_expires() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let s = EmbeddedStore::open(dir.path().join("t.redb"))?;
+        let (_dir, s) = crate::temp_store()?;
         assert!(s.take_lease("a", 0, 100).await?);
         assert!(!s.take_lease("b", 50, 150).await?);
         assert!(s.take_lease("b", 100, 200).await?, "expired");

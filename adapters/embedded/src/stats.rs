@@ -3,16 +3,14 @@
 use crate::codec::{decode, encode};
 use crate::{EmbeddedStore, STATS};
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use traffic_ports::{PortResult, StatsSample, StatsStore};
 
 #[async_trait]
 impl StatsStore for EmbeddedStore {
     async fn add_stats(&self, sample: &StatsSample) -> PortResult<()> {
         let ctx = "recording statistics";
-        let txn = r!(self.write_txn(), ctx)?;
-        {
-            let mut t = r!(txn.open_table(STATS), ctx)?;
+        self.write_table(STATS, ctx, |t| {
             let key = (sample.minute_ms, sample.function.as_str());
             let mut total: StatsSample = match r!(t.get(key), ctx)? {
                 Some(v) => decode(v.value(), "statistics")?,
@@ -24,14 +22,13 @@ impl StatsStore for EmbeddedStore {
             };
             total.add(sample);
             r!(t.insert(key, encode(&total)?.as_slice()), ctx)?;
-        }
-        r!(txn.commit(), ctx)
+            Ok(())
+        })
     }
 
     async fn stats(&self, since_ms: i64) -> PortResult<Vec<StatsSample>> {
         let ctx = "reading statistics";
-        let txn = r!(self.db.begin_read(), ctx)?;
-        let t = r!(txn.open_table(STATS), ctx)?;
+        let t = self.read_table(STATS, ctx)?;
         let mut out = Vec::new();
         for e in r!(t.range((since_ms, "")..), ctx)? {
             let (_, v) = r!(e, ctx)?;

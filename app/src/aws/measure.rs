@@ -35,11 +35,11 @@ mod report;
 
 use super::setup::setup;
 use super::simulate::sim_config;
-use crate::driver::{SimDriver, TimingControl};
+use crate::driver::{SimDriver, StreamReadings, TimingControl};
 use crate::esm::{EventSourceMapping, Mapping, MappingConfig};
 use crate::functions::Functions;
 use crate::stream::MemorySource;
-use harness::{MemoryReadings, Timed, TimingsAfterMerges};
+use harness::{MinuteArrivals, Timed};
 use merge::{CloseUpTo, Provisional};
 pub use prices::{LambdaDuration, PRICES_JSON, Prices};
 pub use report::{FunctionUsage, Measurement, TableUsage, is_read_operation};
@@ -54,6 +54,7 @@ use traffic_aws::setup::Resources;
 use traffic_aws::{AwsClients, KinesisSource};
 use traffic_core::City;
 use traffic_functions::Config;
+use traffic_functions::config::by_name;
 use traffic_ports::{ManualClock, MemoryCheckpoints, Ports, RecordSource, SourceShards};
 use traffic_sim::Simulator;
 
@@ -101,11 +102,8 @@ pub enum StreamKind {
 impl std::str::FromStr for StreamKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "kinesis" => Ok(Self::Kinesis),
-            "memory" => Ok(Self::Memory),
-            _ => Err(format!("{s:?}: the stream is `kinesis` or `memory`")),
-        }
+        let names = [("kinesis", Self::Kinesis), ("memory", Self::Memory)];
+        by_name(s, &names).ok_or_else(|| format!("{s:?}: the stream is `kinesis` or `memory`"))
     }
 }
 
@@ -241,29 +239,26 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
         None,
         1.0,
     );
-    let timings = Arc::new(TimingsAfterMerges {
-        inner: ps.ports.registry.clone(),
-        cached: tokio::sync::Mutex::new(None),
-    });
     let mut driver = match opts.stream {
         StreamKind::Kinesis => SimDriver::new(
             &opts.city,
             sim,
             KinesisSink::new(clients.kinesis.clone(), &opts.resources.stream),
-            timings.clone(),
+            ps.ports.registry.clone(),
             ps.ports.lamps.clone(),
         )?,
         StreamKind::Memory => SimDriver::with_sink(
             opts.city.clone(),
             Simulator::new(&opts.city, sim)?,
             TimingControl::Webster,
-            timings.clone(),
-            Box::new(MemoryReadings {
-                source: memory.clone(),
-                lamps: ps.ports.lamps.clone(),
-            }),
+            ps.ports.registry.clone(),
+            Box::new(StreamReadings::new(
+                MinuteArrivals(memory.clone()),
+                ps.ports.lamps.clone(),
+            )),
         ),
-    };
+    }
+    .reading_timings_once();
 
     let mut readings = 0u64;
     let mut merge_runs = 0u64;
@@ -281,7 +276,7 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
             merge_nanos += t.elapsed().as_nanos();
             merge_runs += 1;
             windows_closed += report.closed.len();
-            timings.forget().await;
+            driver.forget_timings();
         }
         eprintln!(
             "aws-measure: minute {minute}/{}: {readings} readings, {:.0} s",
@@ -291,31 +286,27 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
     }
 
     let secs = |n: &AtomicU64| n.load(Ordering::Relaxed) as f64 / 1e9;
-    let mut by_function = BTreeMap::new();
-    by_function.insert(
-        "ingest".to_owned(),
-        FunctionUsage::of(
-            &pi.store.metrics().snapshot(),
+    let mut by_function: BTreeMap<String, FunctionUsage> = [
+        (
+            "ingest",
+            &pi,
             ingest_h.calls.load(Ordering::Relaxed),
             secs(&ingest_h.nanos),
         ),
-    );
-    by_function.insert(
-        "fault".to_owned(),
-        FunctionUsage::of(
-            &pf.store.metrics().snapshot(),
+        (
+            "fault",
+            &pf,
             fault_h.calls.load(Ordering::Relaxed),
             secs(&fault_h.nanos),
         ),
-    );
-    by_function.insert(
-        "merge".to_owned(),
-        FunctionUsage::of(
-            &pm.store.metrics().snapshot(),
-            merge_runs,
-            merge_nanos as f64 / 1e9,
-        ),
-    );
+        ("merge", &pm, merge_runs, merge_nanos as f64 / 1e9),
+    ]
+    .into_iter()
+    .map(|(name, p, calls, seconds)| {
+        let usage = FunctionUsage::of(&p.store.metrics().snapshot(), calls, seconds);
+        (name.to_owned(), usage)
+    })
+    .collect();
     let prices = Prices::shared()?;
     let sum = |f: fn(&FunctionUsage) -> f64| by_function.values().map(f).sum::<f64>();
     let write_units = sum(|u| u.write_units);

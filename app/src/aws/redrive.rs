@@ -20,6 +20,7 @@ use traffic_core::EngineConfig;
 use traffic_core::redrive::{RedriveCounts, redrive_id};
 use traffic_core::sequence::SequenceNumber;
 use traffic_functions::Config;
+use traffic_functions::config::by_name;
 use traffic_ports::{PortError, Ports};
 
 /// The consumer a failure record came from.
@@ -35,11 +36,8 @@ pub enum Consumer {
 impl std::str::FromStr for Consumer {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "ingest" => Ok(Consumer::Ingest),
-            "fault" => Ok(Consumer::Fault),
-            _ => Err(format!("{s:?} is not a consumer: ingest or fault")),
-        }
+        let names = [("ingest", Consumer::Ingest), ("fault", Consumer::Fault)];
+        by_name(s, &names).ok_or_else(|| format!("{s:?} is not a consumer: ingest or fault"))
     }
 }
 

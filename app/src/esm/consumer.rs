@@ -140,9 +140,8 @@ async fn follow_shard(
             Err(e) => {
                 failures += 1;
                 tracing::warn!(mapping = %cfg.name, shard = %shard, error = %e, "no checkpoint");
-                tokio::select! {
-                    _ = stop.wait() => return,
-                    _ = tokio::time::sleep(backoff(failures, Duration::from_secs(5))) => {}
+                if !stop.sleep(backoff(failures, Duration::from_secs(5))).await {
+                    return;
                 }
             }
         }
@@ -161,9 +160,8 @@ async fn follow_shard(
             Err(e) => {
                 failures += 1;
                 tracing::warn!(mapping = %cfg.name, shard = %shard, error = %e, "reading the shard failed");
-                tokio::select! {
-                    _ = stop.wait() => return,
-                    _ = tokio::time::sleep(backoff(failures, Duration::from_secs(5))) => {}
+                if !stop.sleep(backoff(failures, Duration::from_secs(5))).await {
+                    return;
                 }
                 continue;
             }

@@ -19,6 +19,7 @@ use traffic_core::window::WindowKey;
 use traffic_core::{EngineConfig, Intersection, SequenceNumber};
 use traffic_embedded::EmbeddedStore;
 use traffic_ports::{LampStore, Registry, ResultStore, StateStore, StatsSample, StatsStore};
+use traffic_sim::rng::Rng;
 
 struct Args {
     listen: String,
@@ -53,18 +54,6 @@ fn args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
-/// A small deterministic generator (xorshift), enough for made-up figures.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = args()?;
@@ -97,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// Every 2 s: ten minutes of made-up event time.
 async fn feed(store: EmbeddedStore, cfg: EngineConfig) {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::seed_from_u64(0x9e37_79b9_7f4a_7c15);
     let now = chrono::Utc::now().timestamp_millis();
     let mut event_ms = now - now.rem_euclid(900_000);
     let mut seq = 0u128;
@@ -130,17 +119,17 @@ async fn tick(
             .iter()
             .map(|x| RankEntry {
                 intersection_id: x.id.clone(),
-                mean_speed_kmh: 15.0 + 40.0 * rng.next(),
+                mean_speed_kmh: 15.0 + 40.0 * rng.uniform(),
             })
             .collect();
         speeds.sort_by(|a, b| b.mean_speed_kmh.total_cmp(&a.mean_speed_kmh));
         speeds.truncate(cfg.top_k);
-        let global = 6.0 + 4.0 * rng.next();
+        let global = 6.0 + 4.0 * rng.uniform();
         let mut above: Vec<MedianEntry> = xs
             .iter()
             .map(|x| MedianEntry {
                 intersection_id: x.id.clone(),
-                median_vehicles: global * (0.6 + 0.8 * rng.next()),
+                median_vehicles: global * (0.6 + 0.8 * rng.uniform()),
             })
             .filter(|m| m.median_vehicles > global)
             .collect();
@@ -175,11 +164,11 @@ async fn tick(
     let from = pane;
     let mut timings = Vec::new();
     for (x, version) in store.intersections_versioned().await? {
-        if rng.next() >= 0.3 {
+        if rng.uniform() >= 0.3 {
             continue;
         }
-        let cycle = 50.0 + 50.0 * rng.next();
-        let share = 0.3 + 0.4 * rng.next();
+        let cycle = 50.0 + 50.0 * rng.uniform();
+        let share = 0.3 + 0.4 * rng.uniform();
         let mut phases = x.phases.clone();
         let n = phases.len().max(1) as f64;
         for (i, p) in phases.iter_mut().enumerate() {
@@ -206,10 +195,10 @@ async fn tick(
             .put_lamp_states(&[((id, l), LightLamps::default())])
             .await?;
     }
-    if rng.next() < 0.5 {
-        let x = &xs[(rng.next() * xs.len() as f64) as usize % xs.len()];
-        let l = x.lights[(rng.next() * x.lights.len() as f64) as usize % x.lights.len()].light;
-        let lamp = LampColour::ALL[(rng.next() * 3.0) as usize % 3];
+    if rng.uniform() < 0.5 {
+        let x = &xs[(rng.uniform() * xs.len() as f64) as usize % xs.len()];
+        let l = x.lights[(rng.uniform() * x.lights.len() as f64) as usize % x.lights.len()].light;
+        let lamp = LampColour::ALL[(rng.uniform() * 3.0) as usize % 3];
         let mut state = LightLamps {
             as_of_ms: Some(event_ms),
             ..LightLamps::default()
@@ -247,7 +236,7 @@ async fn tick(
                 invocations: 4,
                 records,
                 accepted: records,
-                latency_ms_sum: (records as f64 * lat * (0.5 + rng.next())) as u64,
+                latency_ms_sum: (records as f64 * lat * (0.5 + rng.uniform())) as u64,
                 latency_ms_max: (lat * 3.0) as u64,
                 ..StatsSample::default()
             })

@@ -10,9 +10,8 @@ use crate::request::bytes;
 use crate::request::int_param;
 use crate::request::params;
 use crate::request::parse_id;
-use crate::request::parse_light;
 use crate::stored::load;
-use crate::stored::position_of;
+use crate::stored::load_light;
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
@@ -117,10 +116,8 @@ pub async fn repair(
     State(state): State<Shared>,
     Path((id, light)): Path<(String, String)>,
 ) -> ApiResult<Json<RepairView>> {
-    let id = parse_id(&id)?;
-    let light = parse_light(&light)?;
-    let x = load(&state, &id).await?;
-    position_of(&x, light)?;
+    let (x, light, _) = load_light(&state, &id, &light).await?;
+    let id = x.id;
     let closing = closing_now(&state);
     let closed = state
         .ports

@@ -9,20 +9,27 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
+/// Each file named, by name, with its contents from `assets/` (embedded at build time).
+macro_rules! assets {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../assets/", $name)))),*]
+    };
+}
+
 /// The page's script by file name: `app.js` and the modules it imports, one concern each.
-const SCRIPTS: &[(&str, &str)] = &[
-    ("app.js", include_str!("../assets/app.js")),
-    ("alarms.js", include_str!("../assets/alarms.js")),
-    ("api.js", include_str!("../assets/api.js")),
-    ("detail.js", include_str!("../assets/detail.js")),
-    ("dom.js", include_str!("../assets/dom.js")),
-    ("editor.js", include_str!("../assets/editor.js")),
-    ("map.js", include_str!("../assets/map.js")),
-    ("refresh.js", include_str!("../assets/refresh.js")),
-    ("results.js", include_str!("../assets/results.js")),
-    ("state.js", include_str!("../assets/state.js")),
-    ("stats.js", include_str!("../assets/stats.js")),
-    ("timings.js", include_str!("../assets/timings.js")),
+const SCRIPTS: &[(&str, &str)] = assets![
+    "app.js",
+    "alarms.js",
+    "api.js",
+    "detail.js",
+    "dom.js",
+    "editor.js",
+    "map.js",
+    "refresh.js",
+    "results.js",
+    "state.js",
+    "stats.js",
+    "timings.js",
 ];
 const APP_CSS: &str = include_str!("../assets/app.css");
 const FAVICON_SVG: &str = include_str!("../assets/favicon.svg");

@@ -15,6 +15,7 @@ use crate::request::parse_light;
 use crate::stored::Editing;
 use crate::stored::load;
 use crate::stored::load_for_write;
+use crate::stored::load_light;
 use crate::stored::position_of;
 use crate::stored::store;
 use crate::stored::store_recording;
@@ -87,10 +88,7 @@ pub async fn light(
     State(state): State<Shared>,
     Path((id, light)): Path<(String, String)>,
 ) -> ApiResult<Json<Light>> {
-    let id = parse_id(&id)?;
-    let light = parse_light(&light)?;
-    let x = load(&state, &id).await?;
-    let pos = position_of(&x, light)?;
+    let (x, _, pos) = load_light(&state, &id, &light).await?;
     Ok(Json(x.lights[pos].clone()))
 }
 

@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use crate::error::ApiResult;
 use crate::request::if_match;
 use crate::request::parse_id;
+use crate::request::parse_light;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
@@ -22,6 +23,21 @@ use traffic_ports::TimingChange;
 /// Loads an intersection or answers 404.
 pub(crate) async fn load(state: &Shared, id: &IntersectionId) -> ApiResult<Intersection> {
     Ok(load_versioned(state, id).await?.0)
+}
+
+/// The intersection and the light a `/api/intersections/{id}/lights/{light}` path names, with
+/// the light's position among its lights; 400 for a bad id or light, 404 when either is not
+/// there.
+pub(crate) async fn load_light(
+    state: &Shared,
+    id: &str,
+    light: &str,
+) -> ApiResult<(Intersection, LightIndex, usize)> {
+    let id = parse_id(id)?;
+    let light = parse_light(light)?;
+    let x = load(state, &id).await?;
+    let pos = position_of(&x, light)?;
+    Ok((x, light, pos))
 }
 
 /// An intersection and its version; 404 if there is none.

@@ -47,7 +47,7 @@ use traffic_core::routing::HashKeyRange;
 use traffic_core::time::format_rfc3339_ms;
 use traffic_core::{AlarmId, EngineConfig, IntersectionId, LampState, LightIndex, Reading};
 use traffic_functions::BatchHandler;
-use traffic_functions::handler::{BatchParts, Measured, Meters};
+use traffic_functions::handler::{BatchParts, Measured};
 use traffic_functions::kinesis::{Decoded, Unusable, decode_by_shard, failures};
 use traffic_functions::metrics::{BatchFigures, FaultMetrics, Metrics};
 use traffic_functions::problems::Problems;
@@ -160,19 +160,16 @@ impl FaultHandler {
             out: (report, failed),
             sample,
             used,
-        } = Meters::new(
-            parts.usage.as_ref(),
-            parts.clock.as_ref(),
-            parts.stats.as_ref(),
-        )
-        .measure(
-            "fault",
-            event,
-            info_span!("fault.stats"),
-            self.process_routed(event, &self.alarms, routes),
-            |(report, _)| report.raised.len() as u64,
-        )
-        .await;
+        } = parts
+            .meters()
+            .measure(
+                "fault",
+                event,
+                info_span!("fault.stats"),
+                self.process_routed(event, &self.alarms, routes),
+                |(report, _)| report.raised.len() as u64,
+            )
+            .await;
         parts.metrics.fault(batch_metrics(&report, &sample));
         tracing::info!(
             alarms = report.raised.len(),

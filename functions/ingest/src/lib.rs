@@ -37,7 +37,7 @@ use traffic_core::sequence::SequenceNumber;
 use traffic_core::time::format_rfc3339_ms;
 use traffic_functions::BatchHandler;
 use traffic_functions::directory::Known;
-use traffic_functions::handler::{BatchParts, Measured, Meters};
+use traffic_functions::handler::{BatchParts, Measured};
 use traffic_functions::kinesis::{Decoded, Unusable, decode_by_shard, failures};
 use traffic_functions::metrics::{BatchFigures, IngestMetrics, Metrics};
 use traffic_functions::problems::Problems;
@@ -150,19 +150,16 @@ impl IngestHandler {
             out: report,
             sample,
             used,
-        } = Meters::new(
-            parts.usage.as_ref(),
-            parts.clock.as_ref(),
-            parts.stats.as_ref(),
-        )
-        .measure(
-            "ingest",
-            event,
-            info_span!("ingest.stats"),
-            self.process_routed(event, routes),
-            |report| report.counters.accepted,
-        )
-        .await;
+        } = parts
+            .meters()
+            .measure(
+                "ingest",
+                event,
+                info_span!("ingest.stats"),
+                self.process_routed(event, routes),
+                |report| report.counters.accepted,
+            )
+            .await;
         parts.metrics.ingest(batch_metrics(&report, &sample));
         tracing::info!(
             accepted = report.counters.accepted,

@@ -110,23 +110,34 @@ mod tests {
     use traffic_core::latency::RunLatencies;
     use traffic_core::window::WindowLength;
 
-    #[test]
-    fn a_run_gives_its_own_sample_and_one_per_latency_it_measured() {
+    /// `readings` whose latencies summed to `sum_ms`, the largest `max_ms`.
+    fn latency(readings: u64, sum_ms: u64, max_ms: u64) -> Latency {
+        Latency {
+            readings,
+            sum_ms,
+            max_ms,
+        }
+    }
+
+    /// A run of 12 ms that retimed 3 intersections: `to_result` the latency of its 15-minute
+    /// results, `to_retiming` that of its retiming.
+    fn run(to_result: Latency, to_retiming: Latency) -> MergeReport {
         let m15 = WindowLength::from_ms(900_000).unwrap_or_else(|| panic!("15m"));
-        let l = Latency {
-            readings: 4,
-            sum_ms: 400,
-            max_ms: 150,
-        };
-        let report = MergeReport {
+        MergeReport {
             run_ms: 12,
             retimed: 3,
             latencies: RunLatencies {
-                to_result: BTreeMap::from([(m15, l)]),
-                to_retiming: l,
+                to_result: BTreeMap::from([(m15, to_result)]),
+                to_retiming,
             },
             ..MergeReport::default()
-        };
+        }
+    }
+
+    #[test]
+    fn a_run_gives_its_own_sample_and_one_per_latency_it_measured() {
+        let l = latency(4, 400, 150);
+        let report = run(l, l);
         let s = samples(&report, 60_000, &Usage::default());
         let names: Vec<_> = s.iter().map(|s| s.function.as_str()).collect();
         assert_eq!(names, ["merge", "result_15m", "retiming"]);
@@ -137,21 +148,9 @@ mod tests {
 
     #[test]
     fn a_run_gives_one_metric_line_with_the_closed_mark_behind_now() {
-        let m15 = WindowLength::from_ms(900_000).unwrap_or_else(|| panic!("15m"));
-        let l = Latency {
-            readings: 2,
-            sum_ms: 300,
-            max_ms: 200,
-        };
         let report = MergeReport {
-            run_ms: 12,
-            retimed: 3,
             closed_ms: Some(1_000),
-            latencies: RunLatencies {
-                to_result: BTreeMap::from([(m15, l)]),
-                to_retiming: Latency::default(),
-            },
-            ..MergeReport::default()
+            ..run(latency(2, 300, 200), Latency::default())
         };
         let m = metric_line(&report, 61_000, &Usage::default());
         assert_eq!(m.closed_mark_lag, Some(60_000));

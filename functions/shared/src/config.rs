@@ -65,15 +65,19 @@ pub enum Provisional {
 impl std::str::FromStr for Provisional {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "all" => Ok(Self::All),
-            "shortest" => Ok(Self::Shortest),
-            "none" => Ok(Self::None),
-            _ => Err(format!(
-                "TRAFFIC_PROVISIONAL must be all, shortest or none, got {s:?}"
-            )),
-        }
+        let names = [
+            ("all", Self::All),
+            ("shortest", Self::Shortest),
+            ("none", Self::None),
+        ];
+        by_name(s, &names)
+            .ok_or_else(|| format!("TRAFFIC_PROVISIONAL must be all, shortest or none, got {s:?}"))
     }
+}
+
+/// The value named `s` among `names`: what a `FromStr` of a choice by name looks up.
+pub fn by_name<T: Copy>(s: &str, names: &[(&str, T)]) -> Option<T> {
+    names.iter().find(|(name, _)| *name == s).map(|&(_, v)| v)
 }
 
 /// A variable with a value it cannot take.

@@ -54,6 +54,15 @@ impl BatchParts {
         }
     }
 
+    /// What a batch is measured with: these parts' usage, clock and statistics.
+    pub fn meters(&self) -> Meters<'_> {
+        Meters::new(
+            self.usage.as_ref(),
+            self.clock.as_ref(),
+            self.stats.as_ref(),
+        )
+    }
+
     /// The hash key ranges of the shards of `event`, looked up inside `span`.
     pub async fn routes(&self, event: &KinesisEvent, span: Span) -> Routes {
         self.routing.routes(event).instrument(span).await

@@ -11,27 +11,23 @@ use crate::items::{Query, SortKey, from_item, key, to_item};
 use crate::{DynamoStore, Table};
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use std::collections::{BTreeMap, BTreeSet};
-use traffic_core::{AlarmId, IntersectionId, LightIndex};
+use traffic_core::{AlarmId, IntersectionId};
 #[cfg(doc)]
 use traffic_ports::LampStore;
-use traffic_ports::{AlarmRecord, AlarmSelect, Closing, PortError, PortResult};
+use traffic_ports::{AlarmRecord, CloseAlarms, PortError, PortResult};
 
 impl DynamoStore {
-    /// Closes the open alarms of `id`'s `light` (all its lights for `None`) whose ids `select`
-    /// accepts, keeping `why`; with `order_repair` queues repair orders as
+    /// Closes the open alarms of `id` that `close` selects ([`LampStore::close_selected`]),
+    /// keeping its `why`; with its `order_repair` queues repair orders as
     /// [`LampStore::close_alarms`] says.
     pub(super) async fn close_where(
         &self,
         id: &IntersectionId,
-        light: Option<LightIndex>,
-        select: &AlarmSelect<'_>,
-        closing: &Closing,
-        order_repair: bool,
-        why: Option<&str>,
+        close: &CloseAlarms<'_>,
     ) -> PortResult<Vec<AlarmRecord>> {
         let table = self.table(Table::Registry)?;
         let index = Query::partition(Table::Registry, by_light_pk(id));
-        let index = match light {
+        let index = match close.light {
             Some(l) => index.sk(SortKey::BeginsWith(format!("{}#", l.get()))),
             None => index,
         };
@@ -46,7 +42,7 @@ impl DynamoStore {
             k.sk_log
                 .split_once('#')
                 .and_then(|(_, a)| a.parse::<AlarmId>().ok())
-                .is_some_and(|a| select(&a))
+                .is_some_and(|a| (close.select)(&a))
         });
         let open: Vec<(ByLightItem, AlarmItem)> = if keys.is_empty() {
             Vec::new()
@@ -71,8 +67,8 @@ impl DynamoStore {
         };
         // A repair order for the light asked for, and for every light whose alarms close.
         let mut order_lights: BTreeSet<u8> = BTreeSet::new();
-        if order_repair {
-            order_lights.extend(light.map(|l| l.get() as u8));
+        if close.order_repair {
+            order_lights.extend(close.light.map(|l| l.get() as u8));
             order_lights.extend(open.iter().map(|(_, a)| a.alarm.light.get() as u8));
         }
         let orders = order_lights
@@ -109,16 +105,19 @@ impl DynamoStore {
                     .condition_expression(
                         "attribute_exists(pk) AND attribute_not_exists(repaired_at)",
                     )
-                    .expression_attribute_values(":at", AttributeValue::S(closing.at.clone()));
+                    .expression_attribute_values(
+                        ":at",
+                        AttributeValue::S(close.closing.at.clone()),
+                    );
                 let mut set = String::from("SET repaired_at = :at");
-                if let Some(ms) = closing.expires_at_ms {
+                if let Some(ms) = close.closing.expires_at_ms {
                     set.push_str(", expires_at = :exp");
                     update = update.expression_attribute_values(
                         ":exp",
                         AttributeValue::N(ms.div_euclid(1000).to_string()),
                     );
                 }
-                if let Some(why) = why {
+                if let Some(why) = close.why {
                     set.push_str(", closed_why = :why");
                     update =
                         update.expression_attribute_values(":why", AttributeValue::S(why.into()));
@@ -169,13 +168,7 @@ impl DynamoStore {
             if actions.is_empty() {
                 continue;
             }
-            match self
-                .ddb
-                .transact_write_items()
-                .set_transact_items(Some(actions))
-                .send()
-                .await
-            {
+            match self.transact(actions).await {
                 Ok(_) => self.count_alarm_write("TransactWriteItems", 2.0 * units),
                 Err(e) if code_of(&e) == Some("TransactionCanceledException") => {
                     return Err(PortError::Conflict(format!(
@@ -188,8 +181,8 @@ impl DynamoStore {
         Ok(open
             .into_iter()
             .map(|(_, mut a)| {
-                a.repaired_at = Some(closing.at.clone());
-                a.closed_why = why.map(str::to_owned);
+                a.repaired_at = Some(close.closing.at.clone());
+                a.closed_why = close.why.map(str::to_owned);
                 a.record()
             })
             .collect())

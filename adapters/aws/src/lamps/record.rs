@@ -76,13 +76,7 @@ impl DynamoStore {
             TransactWriteItem::builder().update(count).build(),
             due,
         ];
-        match self
-            .ddb
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await
-        {
+        match self.transact(actions).await {
             Ok(_) => {
                 self.count_alarm_write("TransactWriteItems", units);
                 Ok(item.record())

@@ -1,7 +1,6 @@
 //! The directory generation: a number added to after every write of an intersection item,
 //! so that the functions' caches of the intersections and lights reload only when it changes.
 
-use crate::capacity::{item_size, read_units};
 use crate::error::port_error;
 use crate::items::{key, n_i64, num};
 use crate::{DynamoStore, Table};
@@ -37,21 +36,16 @@ impl DynamoStore {
 
     /// The directory generation (0 before the first write of an intersection).
     pub(super) async fn read_generation(&self) -> PortResult<Option<u64>> {
-        let table = self.table(Table::Registry)?;
-        let resp = self
-            .ddb
-            .get_item()
-            .table_name(table)
-            .set_key(Some(key(GENERATION_KEY.0, GENERATION_KEY.1)))
-            .send()
-            .await
-            .map_err(|e| port_error("reading the directory generation", e))?;
-        self.metrics.read(
-            &Table::Registry.op("GetItem"),
-            read_units(resp.item().map_or(0, item_size), false),
-        );
+        let item = self
+            .get_item(
+                Table::Registry,
+                key(GENERATION_KEY.0, GENERATION_KEY.1),
+                false,
+                "reading the directory generation",
+            )
+            .await?;
         Ok(Some(
-            resp.item()
+            item.as_ref()
                 .and_then(|i| n_i64(i, "g"))
                 .map_or(0, |g| g.max(0) as u64),
         ))

@@ -154,17 +154,13 @@ impl DynamoStore {
         expected: &str,
         change: &TimingChange,
     ) -> PortResult<String> {
-        let table = self.table(Table::Registry)?;
         let version = new_version();
         let record = TimingItem::of(&x.id, change);
         let history = to_item("timing change", &record)?;
         let item = intersection_item_with(x, &version, Some(record))?;
         let (condition, value) = version_condition(expected);
         let mut req = self
-            .ddb
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item.clone()))
+            .put_item(Table::Registry, item.clone())?
             .condition_expression(condition)
             .return_values(ReturnValue::AllOld);
         if let Some(v) = value {

@@ -16,14 +16,10 @@ use traffic_ports::{PortError, PortResult};
 impl DynamoStore {
     /// Puts `x`'s item where there is none (else `AlreadyExists`).
     pub(super) async fn create_item(&self, x: &Intersection) -> PortResult<()> {
-        let table = self.table(Table::Registry)?;
         let item = intersection_item(x, &new_version())?;
         let units = write_units(item_size(&item));
         let result = self
-            .ddb
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item))
+            .put_item(Table::Registry, item)?
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
@@ -44,14 +40,10 @@ impl DynamoStore {
 
     /// Puts `x`'s item, whatever was there; the item it replaces settles its last change.
     pub(super) async fn put_item_of(&self, x: &Intersection) -> PortResult<()> {
-        let table = self.table(Table::Registry)?;
         let item = intersection_item(x, &new_version())?;
         let bytes = item_size(&item);
         let resp = self
-            .ddb
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item))
+            .put_item(Table::Registry, item)?
             .return_values(ReturnValue::AllOld)
             .send()
             .await
@@ -68,23 +60,13 @@ impl DynamoStore {
 
     /// Deletes `id`'s item, if any (whether there was one).
     pub(super) async fn delete_item_of(&self, id: &IntersectionId) -> PortResult<bool> {
-        let table = self.table(Table::Registry)?;
-        let resp = self
-            .ddb
-            .delete_item()
-            .table_name(table)
-            .set_key(Some(key("intersections", id.as_str())))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| port_error(format!("deleting intersection {id}"), e))?;
-        self.metrics.write(
-            &Table::Registry.op("DeleteItem"),
-            write_units(resp.attributes().map_or(0, item_size)),
-        );
-        let existed = resp.attributes.as_ref().is_some_and(|a| !a.is_empty());
+        let item = key("intersections", id.as_str());
+        let old = self
+            .delete_item(Table::Registry, item, format!("deleting intersection {id}"))
+            .await?;
+        let existed = old.as_ref().is_some_and(|a| !a.is_empty());
         if existed {
-            self.settle(resp.attributes.as_ref(), None).await;
+            self.settle(old.as_ref(), None).await;
             self.bump_directory().await;
             self.forget_deleted(id).await;
         }
@@ -97,16 +79,12 @@ impl DynamoStore {
         x: &Intersection,
         expected: &str,
     ) -> PortResult<String> {
-        let table = self.table(Table::Registry)?;
         let version = new_version();
         let (condition, value) = version_condition(expected);
         let item = intersection_item(x, &version)?;
         let bytes = item_size(&item);
         let mut req = self
-            .ddb
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item))
+            .put_item(Table::Registry, item)?
             .condition_expression(condition)
             .return_values(ReturnValue::AllOld);
         if let Some(v) = value {

@@ -147,12 +147,7 @@ impl DynamoStore {
             sizes.push(item_size(&idx));
             actions.push(TransactWriteItem::builder().put(put(table, idx)?).build());
         }
-        let result = self
-            .ddb
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await;
+        let result = self.transact(actions).await;
         // Billed whether or not a condition failed.
         self.metrics.write(
             &Table::State.op("TransactWriteItems"),
