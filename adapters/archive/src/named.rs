@@ -48,17 +48,21 @@ impl NamedQuery {
             })
     }
 
-    /// What its header says of its parameters (`intersection id ('I-0001'), first day
-    /// ('2026-01-05'), ...`).
-    pub fn parameters(&self) -> String {
-        let header: Vec<&str> = self
+    /// Its header (the leading `--` lines) as one line of text.
+    fn header(&self) -> String {
+        let lines: Vec<&str> = self
             .sql
             .lines()
             .take_while(|l| l.starts_with("--"))
             .map(|l| l.trim_start_matches('-').trim())
             .collect();
-        let joined = header.join(" ");
-        joined
+        lines.join(" ")
+    }
+
+    /// What its header says of its parameters (`intersection id ('I-0001'), first day
+    /// ('2026-01-05'), ...`).
+    pub fn parameters(&self) -> String {
+        self.header()
             .split_once("Parameters:")
             .map_or(String::new(), |(_, p)| p.trim().to_owned())
     }
@@ -75,13 +79,7 @@ impl NamedQuery {
 
     /// What it answers: its header's first sentence (up to the first `:` or `.`).
     pub fn summary(&self) -> String {
-        let header: Vec<&str> = self
-            .sql
-            .lines()
-            .take_while(|l| l.starts_with("--"))
-            .map(|l| l.trim_start_matches('-').trim())
-            .collect();
-        let text = header.join(" ");
+        let text = self.header();
         let end = text.find([':', '.']).unwrap_or(text.len());
         text[..end].to_owned()
     }
