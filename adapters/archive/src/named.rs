@@ -14,24 +14,22 @@ pub struct NamedQuery {
     pub sql: &'static str,
 }
 
+/// The named queries of `queries/`, by file stem, each with the file's text.
+macro_rules! named_queries {
+    ($($name:literal),* $(,)?) => {
+        [$(NamedQuery {
+            name: $name,
+            sql: include_str!(concat!("../../../queries/", $name, ".sql")),
+        }),*]
+    };
+}
+
 /// Every named query, by name.
-pub const NAMED_QUERIES: [NamedQuery; 4] = [
-    NamedQuery {
-        name: "before-and-after",
-        sql: include_str!("../../../queries/before-and-after.sql"),
-    },
-    NamedQuery {
-        name: "lamp-failures",
-        sql: include_str!("../../../queries/lamp-failures.sql"),
-    },
-    NamedQuery {
-        name: "top10-by-hour-of-day",
-        sql: include_str!("../../../queries/top10-by-hour-of-day.sql"),
-    },
-    NamedQuery {
-        name: "volumes-by-15-minutes",
-        sql: include_str!("../../../queries/volumes-by-15-minutes.sql"),
-    },
+pub const NAMED_QUERIES: [NamedQuery; 4] = named_queries![
+    "before-and-after",
+    "lamp-failures",
+    "top10-by-hour-of-day",
+    "volumes-by-15-minutes",
 ];
 
 impl NamedQuery {
