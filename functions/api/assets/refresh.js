@@ -11,9 +11,26 @@ import { renderCharts, renderStatus } from "./stats.js";
 import { renderTimings } from "./timings.js";
 import { renderDetail } from "./detail.js";
 
+// A write that another change overtook between the store's read and its write (a retiming:
+// 409, "send it again") is sent again, at most RESEND times: the page sends no If-Match, so the
+// operator's change applies to whatever the intersection holds by then.
+const RESEND = 3;
+
+function overtaken(e) {
+  return e instanceof ApiError && e.status === 409 && /send it again/.test(e.message);
+}
+
 export async function write(method, path, body, done) {
   try {
-    const r = await api(method, path, body);
+    let r;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        r = await api(method, path, body);
+        break;
+      } catch (e) {
+        if (!overtaken(e) || attempt >= RESEND) throw e;
+      }
+    }
     state.cityAt = 0;
     if (done) toast(done);
     await refresh();
