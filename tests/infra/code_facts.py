@@ -118,6 +118,22 @@ def functions_in(text: str) -> dict[str, str]:
 IMPL_RE = re.compile(r"\bimpl(?:<[^>]*>)?\s+(?:([A-Za-z_][A-Za-z0-9_:]*)\s+for\s+)?([A-Za-z_][A-Za-z0-9_]*)\b[^{;]*\{")
 
 
+TRAIT_RE = re.compile(r"\btrait\s+([A-Za-z_][A-Za-z0-9_]*)\b[^{;]*\{")
+
+
+def provided_methods(root: Path) -> dict[tuple[str, str], str]:
+    """(trait, method) -> body of every method a trait under `root` provides (written in the
+    trait itself, over the methods each implementation writes)."""
+    out: dict[tuple[str, str], str] = {}
+    for path in sorted(root.rglob("*.rs")):
+        text = read(path)
+        for m in TRAIT_RE.finditer(text):
+            start = m.end() - 1
+            for name, body in functions_in(text[start + 1 : block_end(text, start)]).items():
+                out[(m.group(1), name)] = body
+    return out
+
+
 def impl_blocks(text: str):
     """(trait or None, type, block text) for every `impl` block in `text` (stripped)."""
     for m in IMPL_RE.finditer(text):
@@ -248,6 +264,9 @@ class Adapter:
         # Free functions (outside every impl block) by name: a transaction's actions can be
         # built by one (`fn put(..) -> TransactWriteItem`), called bare.
         self.free: dict[str, str] = {}
+        # Port methods the trait provides over its required ones (`LampStore::close_alarms`
+        # over `close_selected`): they need what the implementations they call need.
+        self.provided = provided_methods(ROOT / "ports/src")
         if not root.is_dir():
             raise CodeShapeError(f"{root} is missing")
         for path in sorted(root.rglob("*.rs")):
@@ -301,6 +320,8 @@ class Adapter:
         its actions on each of them (an over-approximation that the adapter's layout, one table
         per port method, keeps exact)."""
         body = self.impls.get((trait, method))
+        if body is None and trait in self.impl_types:
+            body = self.provided.get((trait, method))
         if body is None:
             raise CodeShapeError(f"adapters/aws/src implements no {trait}::{method}")
         acts, tables = self._closure(body, set())
@@ -598,6 +619,7 @@ class KeyReader:
         self.free: dict[str, str] = {}  # every fn, by name (for bare calls)
         self.consts: dict[str, str] = {}
         self.assoc: dict[tuple[str, str], str] = {}  # (type, fn) -> body: `TimingItem::of`
+        self.provided = provided_methods(ROOT / "ports/src")
         for path in sorted(root.rglob("*.rs")):
             text = read(path, keep_strings=True)
             for m in TEST_MOD_RE.finditer(text):
@@ -652,8 +674,11 @@ class KeyReader:
         return found
 
     def partitions(self, trait: str, method: str) -> set[str]:
-        """The partition key patterns one port method of the store reaches."""
+        """The partition key patterns one port method of the store reaches (a method the trait
+        provides: those of the store's methods it calls)."""
         body = self.impls.get((trait, method))
+        if body is None and any(t == trait for t, _ in self.impls):
+            body = self.provided.get((trait, method))
         if body is None:
             return set()
         return self._closure(body, set())

@@ -656,7 +656,12 @@ class TemplateWiring(unittest.TestCase):
                 self.assertEqual(rc, {"Fn::If": ["ReserveMerge", {"Ref": "MergeReservedConcurrency"}, {"Ref": "AWS::NoValue"}]})
                 self.assertEqual(PARAMETERS["MergeReservedConcurrency"]["Default"], 1)
                 # TRAFFIC_PROVISIONAL's parameter offers exactly the values the configuration parses.
-                parsed = re.findall(r'"([a-z]+)"\s*=>\s*Ok\(Self::', (ROOT / "functions/shared/src/config.rs").read_text())
+                # Its names are the `("name", Self::Variant)` pairs `Provisional::from_str` looks up.
+                config = (ROOT / "functions/shared/src/config.rs").read_text()
+                from_str = config[config.index("impl std::str::FromStr for Provisional") :]
+                from_str = from_str[: from_str.index("\n}\n")]
+                parsed = re.findall(r'\("([a-z]+)",\s*Self::', from_str)
+                self.assertEqual(len(parsed), 3, from_str)
                 env = props["Environment"]["Variables"]
                 if "TRAFFIC_PROVISIONAL" in env:
                     param = PARAMETERS[target(env["TRAFFIC_PROVISIONAL"])]
