@@ -15,26 +15,7 @@ async fn the_network_state_is_null_until_the_merge_stores_one() -> anyhow::Resul
     assert_eq!(a.status, StatusCode::OK, "{a:?}");
     assert!(a.body.is_null(), "{a:?}");
 
-    let state = NetworkState {
-        length: "15m".into(),
-        start: "2026-01-05T08:00:00Z".into(),
-        end: "2026-01-05T08:15:00Z".into(),
-        closed: false,
-        intersections: vec![
-            IntersectionState {
-                intersection_id: id("I-0001"),
-                mean_speed_kmh: Some(46.1),
-                vehicles: 20,
-                readings: 2,
-            },
-            IntersectionState {
-                intersection_id: id("I-0002"),
-                mean_speed_kmh: None,
-                vehicles: 0,
-                readings: 1,
-            },
-        ],
-    };
+    let state = network_of_two();
     api.store.put_network(&state).await?;
     let a = api.get("/api/network").await?;
     assert_eq!(a.body["start"], "2026-01-05T08:00:00Z");
