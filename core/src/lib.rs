@@ -72,6 +72,7 @@ pub mod lamps;
 pub mod latency;
 pub mod lineage;
 pub mod merge_run;
+pub mod outputs;
 pub mod pane;
 pub mod plan;
 pub mod query;

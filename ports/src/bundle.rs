@@ -3,8 +3,8 @@
 //! `traffic_functions::Config::aws_ports`) build it.
 
 use crate::{
-    AlarmPublisher, Clock, LampStore, NoResultEvents, NoUsage, Registry, ResultEvents, ResultStore,
-    StateStore, StatsStore, StreamShards, SystemClock, UsageMeter,
+    AlarmPublisher, Clock, LampStore, NoArchive, NoResultEvents, NoUsage, OutputArchive, Registry,
+    ResultEvents, ResultStore, StateStore, StatsStore, StreamShards, SystemClock, UsageMeter,
 };
 use std::sync::Arc;
 
@@ -47,6 +47,9 @@ pub struct Ports {
     pub usage: Arc<dyn UsageMeter>,
     /// The time: the wall clock, or a run's simulated clock.
     pub clock: Arc<dyn Clock>,
+    /// Where the merge archives each closed window's outputs (S3, the data directory;
+    /// nowhere by default).
+    pub archive: Arc<dyn OutputArchive>,
 }
 
 impl Ports {
@@ -69,6 +72,7 @@ impl Ports {
             stream: None,
             usage: Arc::new(NoUsage),
             clock: Arc::new(SystemClock),
+            archive: Arc::new(NoArchive),
         }
     }
 
@@ -90,6 +94,8 @@ impl Ports {
         with_clock(clock: Clock);
         /// The same ports, publishing result events to `events`.
         with_events(events: ResultEvents);
+        /// The same ports, archiving the merge's outputs in `archive`.
+        with_archive(archive: OutputArchive);
     }
 
     /// The same ports, with the stream's shards.

@@ -14,6 +14,7 @@
 //! - [`source`]: the stream as the one event source mapping reads it ([`RecordSource`]) and
 //!   where it keeps its positions ([`CheckpointStore`]).
 
+pub mod archive;
 pub mod bundle;
 pub mod clock;
 #[cfg(feature = "contract")]
@@ -28,6 +29,7 @@ pub mod stats;
 pub mod stream;
 pub mod usage;
 
+pub use archive::{NoArchive, OutputArchive};
 pub use bundle::Ports;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use lamps::{

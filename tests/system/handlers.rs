@@ -919,6 +919,78 @@ async fn a_merge_redone_after_a_crash_applies_the_change_limit_once() {
     assert_eq!(history.len(), 1);
 }
 
+/// Every file under `dir`, by its path there, with its bytes.
+fn files_under(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut folders = vec![dir.to_path_buf()];
+    // Bounded by the tree: each folder is listed once.
+    while let Some(folder) = folders.pop() {
+        for e in std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("{e}")) {
+            let p = e.unwrap_or_else(|e| panic!("{e}")).path();
+            if p.is_dir() {
+                folders.push(p);
+            } else {
+                let name = p.strip_prefix(dir).unwrap_or(&p).display().to_string();
+                out.insert(name, std::fs::read(&p).unwrap_or_else(|e| panic!("{e}")));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_merge_redone_after_a_crash_leaves_the_archive_byte_identical() {
+    use traffic_tables::dir::DirArchive;
+    // Uninterrupted: one merge over the hour.
+    let (_a, whole) = city_under_control().await;
+    an_hour_of_readings(&whole).await;
+    let once = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let ports = whole
+        .ports()
+        .with_archive(Arc::new(DirArchive::new(once.path())));
+    merge_over(&EngineConfig::default(), &ports)
+        .handle(&scheduled_event())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let expected = files_under(once.path());
+    // The quarters the watermark closed (the last stays open): three tables each.
+    assert_eq!(expected.len(), 3 * 3, "{:?}", expected.keys());
+
+    // The same hour, the merge failing after its writes and before its progress, then redone.
+    let (_b, store) = city_under_control().await;
+    an_hour_of_readings(&store).await;
+    let twice = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let events = Arc::new(EventsFailingOnce {
+        inner: store.clone(),
+        failed: AtomicUsize::new(0),
+    });
+    let ports = store
+        .ports()
+        .with_events(events)
+        .with_archive(Arc::new(DirArchive::new(twice.path())));
+    let merge = merge_over(&EngineConfig::default(), &ports);
+    assert!(merge.handle(&scheduled_event()).await.is_err());
+    assert_eq!(
+        files_under(twice.path()),
+        expected,
+        "written before the crash"
+    );
+    let again = merge
+        .handle(&scheduled_event())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        again.closed.len(),
+        3,
+        "the same windows closed again: {again:?}"
+    );
+    assert_eq!(
+        files_under(twice.path()),
+        expected,
+        "the redone merge wrote the same bytes"
+    );
+}
+
 /// The city of `store_with_city` with an hour of readings of I-0001 … I-0003, I-0003's timings
 /// replaced by `phases` first (when given).
 async fn city_with_an_hour(

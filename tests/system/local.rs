@@ -154,6 +154,21 @@ fn archived(dir: &Path) -> Vec<Vec<serde_json::Value>> {
     query(dir, sql).rows
 }
 
+/// Every file of the merge's output tables, by its path under the archive, with its bytes.
+fn output_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let root = traffic_app::local::archive::dir(dir);
+    let mut out = std::collections::BTreeMap::new();
+    for table in traffic_tables::TABLES {
+        let files = traffic_archive::layout::table_files(&root, table.name)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for f in files {
+            let name = f.strip_prefix(&root).unwrap_or(&f).display().to_string();
+            out.insert(name, std::fs::read(&f).unwrap_or_else(|e| panic!("{e}")));
+        }
+    }
+    out
+}
+
 fn query(dir: &Path, sql: &str) -> traffic_archive::query::Answer {
     traffic_app::query::answer(dir, &Query::Sql(sql.to_owned())).unwrap_or_else(|e| panic!("{e:#}"))
 }
@@ -258,6 +273,58 @@ async fn the_archive_answers_traffic_query_with_the_results_of_every_closed_wind
                 "{a:?} against {b:?}"
             );
         }
+    }
+
+    // The merge's own outputs: a row of `windows` per closed window, and its rankings, as the
+    // results hold them to the bit.
+    for w in ran.windows.iter().filter(|w| w.closed) {
+        let at = format!(
+            "length = '{}' AND window_start = epoch_ms({})",
+            w.length(),
+            w.window.start_ms
+        );
+        let row = query(
+            dir.path(),
+            &format!(
+                "SELECT readings, global_median_vehicles, \
+                 (SELECT sum(readings) FROM window_intersections WHERE {at}) \
+                 FROM windows WHERE {at}"
+            ),
+        );
+        let want = serde_json::json!([w.readings, w.global_median_vehicles, w.readings]);
+        assert_eq!(
+            row.rows,
+            [want.as_array().cloned().unwrap_or_default()],
+            "{at}"
+        );
+        let ranked = |ranking: &str| -> Vec<(String, f64)> {
+            query(
+                dir.path(),
+                &format!(
+                    "SELECT intersection_id, value FROM window_rankings \
+                     WHERE {at} AND ranking = '{ranking}' ORDER BY place"
+                ),
+            )
+            .rows
+            .iter()
+            .map(|r| {
+                let id = r[0].as_str().unwrap_or("").to_owned();
+                (id, r[1].as_f64().unwrap_or(f64::NAN))
+            })
+            .collect()
+        };
+        let top: Vec<(String, f64)> = w
+            .top
+            .iter()
+            .map(|e| (e.intersection_id.to_string(), e.mean_speed_kmh))
+            .collect();
+        assert_eq!(ranked("top"), top, "{at}");
+        let above: Vec<(String, f64)> = w
+            .above_median
+            .iter()
+            .map(|e| (e.intersection_id.to_string(), e.median_vehicles))
+            .collect();
+        assert_eq!(ranked("above_median"), above, "{at}");
     }
 
     // The named query, as Athena runs it, counts each intersection's quarter-hours the same.
@@ -429,6 +496,10 @@ async fn a_run_killed_at_random_points_and_resumed_equals_an_uninterrupted_one()
     let archive = archived(whole.path());
     assert_eq!(archive.len(), 12 * 4 * 180);
     assert_eq!(archived(broken.path()), archive);
+    // The merge's outputs too, to the byte, though the killed runs redid merges.
+    let outputs = output_files(whole.path());
+    assert!(outputs.len() >= 3 * 9, "{} files", outputs.len());
+    assert_eq!(output_files(broken.path()), outputs);
     assert_eq!(resumed.windows, expected.windows);
     assert_eq!(resumed.alarms, expected.alarms);
     assert_eq!(resumed.timings, expected.timings);

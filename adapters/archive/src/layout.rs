@@ -69,8 +69,14 @@ pub fn archived_up_to(dir: &Path) -> ArchiveResult<BTreeMap<String, u64>> {
 
 /// Every Parquet file of the readings table, at any depth under its day folders, sorted.
 pub fn readings_files(dir: &Path) -> ArchiveResult<Vec<PathBuf>> {
+    table_files(dir, READINGS)
+}
+
+/// Every Parquet file of `table` (its folder under the archive's directory), at any depth
+/// under its day folders, sorted.
+pub fn table_files(dir: &Path, table: &str) -> ArchiveResult<Vec<PathBuf>> {
     let mut out = Vec::new();
-    let mut folders = vec![dir.join(READINGS)];
+    let mut folders = vec![dir.join(table)];
     // Bounded by the tree: each folder is listed once.
     while let Some(folder) = folders.pop() {
         if !folder.is_dir() {

@@ -6,7 +6,7 @@
 //! numbers as numbers, NULL as an empty CSV cell or JSON `null`.
 
 use crate::ArchiveResult;
-use crate::layout::{READINGS, readings_files};
+use crate::layout::{READINGS, table_files};
 use chrono::DateTime;
 use duckdb::types::{TimeUnit, ValueRef};
 use duckdb::{Connection, params_from_iter};
@@ -17,6 +17,28 @@ use std::path::Path;
 pub const READINGS_COLUMNS: &str = "intersection_id VARCHAR, light INTEGER, ts TIMESTAMP, \
      vehicles INTEGER, mean_speed_kmh DOUBLE, lamps STRUCT(red VARCHAR, yellow VARCHAR, green VARCHAR), \
      lat DOUBLE, lon DOUBLE, dt VARCHAR";
+
+/// The columns of one of the merge's output tables as DuckDB declares them (`dt` last), from
+/// the Glue types of `traffic_tables`.
+fn duckdb_columns(columns: &[(&str, &str)]) -> String {
+    let mut out: Vec<String> = columns
+        .iter()
+        .map(|(name, glue)| {
+            let t = match *glue {
+                "string" => "VARCHAR",
+                "timestamp" => "TIMESTAMP",
+                "bigint" => "BIGINT",
+                "int" => "INTEGER",
+                "array<bigint>" => "BIGINT[]",
+                "double" => "DOUBLE",
+                other => other,
+            };
+            format!("{name} {t}")
+        })
+        .collect();
+    out.push("dt VARCHAR".to_owned());
+    out.join(", ")
+}
 
 /// An archive opened for queries.
 pub struct Archive {
@@ -36,19 +58,23 @@ impl Archive {
     /// The archive under `dir` (which may hold nothing yet).
     pub fn open(dir: &Path) -> ArchiveResult<Self> {
         let conn = Connection::open_in_memory()?;
-        if readings_files(dir)?.is_empty() {
-            conn.execute_batch(&format!("CREATE TABLE readings ({READINGS_COLUMNS})"))?;
-        } else {
+        let outputs = traffic_tables::TABLES.map(|t| (t.name, duckdb_columns(t.columns)));
+        let tables = std::iter::once((READINGS, READINGS_COLUMNS.to_owned())).chain(outputs);
+        for (name, columns) in tables {
+            if table_files(dir, name)?.is_empty() {
+                conn.execute_batch(&format!("CREATE TABLE {name} ({columns})"))?;
+                continue;
+            }
             // Any depth under a day's folder: Firehose adds folders of its own there where
             // its prefix names no time, and Athena reads a partition's folder recursively.
             let glob = dir
-                .join(READINGS)
+                .join(name)
                 .join("**")
                 .join("*.parquet")
                 .to_string_lossy()
                 .replace('\'', "''");
             conn.execute_batch(&format!(
-                "CREATE VIEW readings AS SELECT * FROM read_parquet('{glob}', \
+                "CREATE VIEW {name} AS SELECT * FROM read_parquet('{glob}', \
                  hive_partitioning = true, hive_types = {{'dt': VARCHAR}})"
             ))?;
         }

@@ -13,8 +13,8 @@
 //!    advancing durably ([`EventSourceMapping::drain`] over an [`EmbeddedLog`]);
 //! 4. the merge runs (every `merge_every` periods), which retimes the intersections;
 //! 5. the archive ([`archive`]), a third consumer of the log as Firehose is of the stream on
-//!    AWS, writes the readings as Parquet under `<data dir>/archive`, the tables
-//!    `traffic query` reads.
+//!    AWS, writes the readings as Parquet under `<data dir>/archive`, and the merge writes
+//!    each closed window's outputs there (`traffic_tables`): the tables `traffic query` reads.
 //!
 //! Killed at any point and started again on the same data directory, it delivers what was
 //! appended but not checkpointed (ingest skips what it already applied), runs the merge, and
@@ -39,6 +39,7 @@ use traffic_core::time::format_rfc3339_ms;
 use traffic_embedded::{EmbeddedLog, EmbeddedStore};
 use traffic_ports::{ManualClock, SourceShards};
 use traffic_sim::{CityConfig, SimConfig, Simulator, generate_city};
+use traffic_tables::dir::DirArchive;
 
 pub mod archive;
 mod status;
@@ -239,10 +240,12 @@ pub async fn run(cfg: EngineConfig, opts: LocalOptions, stop: Stop) -> anyhow::R
     } else {
         Arc::new(EmbeddedLog::new(store.clone(), settings.shards, &consumers))
     };
+    // The merge archives each closed window's outputs beside the raw readings.
     let ports = store
         .ports()
         .with_clock(clock.clone())
-        .with_stream(Arc::new(SourceShards(log.clone())));
+        .with_stream(Arc::new(SourceShards(log.clone())))
+        .with_archive(Arc::new(DirArchive::new(archive::dir(&opts.data_dir))));
     if let Some(addr) = opts.listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await

@@ -69,8 +69,8 @@ use traffic_core::rollup::CompactionCounts;
 use traffic_core::time::format_rfc3339_ms;
 use traffic_core::window::WindowKey;
 use traffic_ports::{
-    AlarmPublisher, Clock, LampStore, PortResult, Ports, Registry, ResultEvents, ResultStore,
-    StateStore, StatsStore, StreamShards, UsageMeter,
+    AlarmPublisher, Clock, LampStore, OutputArchive, PortResult, Ports, Registry, ResultEvents,
+    ResultStore, StateStore, StatsStore, StreamShards, UsageMeter,
 };
 
 use tracing::{Instrument, info_span};
@@ -93,6 +93,7 @@ pub struct MergeHandler {
     registry: Arc<dyn Registry>,
     results: Arc<dyn ResultStore>,
     events: Arc<dyn ResultEvents>,
+    archive: Arc<dyn OutputArchive>,
     stream: Option<Arc<dyn StreamShards>>,
     clock: Arc<dyn Clock>,
     stats: Arc<dyn StatsStore>,
@@ -126,6 +127,7 @@ impl MergeHandler {
             registry: ports.registry.clone(),
             results: ports.results.clone(),
             events: ports.events.clone(),
+            archive: ports.archive.clone(),
             stream: ports.stream.clone(),
             clock: ports.clock.clone(),
             stats: ports.stats.clone(),

@@ -9,6 +9,7 @@ use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::latency::{RunSeen, SeenDelta, observe};
 use traffic_core::lineage::{ShardActivity, ShardInfo, global_watermark, idle_shards};
 use traffic_core::merge_run::{Levels, RunInput, RunOutput, bounded_close, run};
+use traffic_core::outputs::WindowTables;
 use traffic_core::pane::{MergeState, ShardMeta};
 use traffic_core::query::WindowResult;
 use traffic_core::rollup::Rollup;
@@ -421,7 +422,8 @@ impl MergeHandler {
     }
 
     /// Step 4a, `merge.write`: the results (final, then provisional), the network state over
-    /// the newest window of the shortest length, and the rollups; returns the results.
+    /// the newest window of the shortest length, each closed window's outputs to the archive,
+    /// and the rollups; returns the results.
     async fn write(
         &self,
         out: &RunOutput,
@@ -430,9 +432,12 @@ impl MergeHandler {
     ) -> PortResult<Vec<WindowResult>> {
         let pane_len = self.cfg.pane();
         let mut results = Vec::with_capacity(out.finals.len() + out.provisional.len());
+        let mut archived = Vec::with_capacity(out.finals.len());
         for (w, r) in &out.finals {
             report.closed.push(*w);
-            results.push(r.finish(true, self.cfg.top_k));
+            let result = r.finish(true, self.cfg.top_k);
+            archived.push(WindowTables::of(r, &result));
+            results.push(result);
         }
         for r in out.provisional.values() {
             report.provisional += 1;
@@ -450,6 +455,14 @@ impl MergeHandler {
         if let Some((_, r, final_)) = out.newest(pane_len) {
             self.results
                 .put_network(&r.network(final_))
+                .instrument(write.clone())
+                .await?;
+        }
+        // Each closed window's outputs, for history: before the progress step, so that a run
+        // that dies after this point writes them again, the same, next time.
+        for tables in &archived {
+            self.archive
+                .put_window(tables)
                 .instrument(write.clone())
                 .await?;
         }

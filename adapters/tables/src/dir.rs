@@ -1,0 +1,50 @@
+//! The merge's output tables in a directory: `traffic local`'s `archive/`, beside the raw
+//! readings, where `traffic query` reads them.
+
+use async_trait::async_trait;
+use std::path::{Path, PathBuf};
+use traffic_core::outputs::WindowTables;
+use traffic_ports::{OutputArchive, PortError, PortResult};
+
+/// An [`OutputArchive`] writing each object as a file under `root`, through a temporary name
+/// and a rename: a reader sees a window's file whole or not at all.
+#[derive(Clone, Debug)]
+pub struct DirArchive {
+    root: PathBuf,
+}
+
+impl DirArchive {
+    /// The archive under `root` (created as files are written).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// Its directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn write(&self, key: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let path = self.root.join(key);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let tmp = path.with_extension("parquet.tmp");
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, &path)
+    }
+}
+
+#[async_trait]
+impl OutputArchive for DirArchive {
+    async fn put_window(&self, tables: &WindowTables) -> PortResult<()> {
+        let objects = crate::objects(tables)
+            .map_err(|e| PortError::backend(format!("encoding {}", tables.window), e))?;
+        for (key, bytes) in objects {
+            self.write(&key, &bytes).map_err(|e| {
+                PortError::backend(format!("writing {}", self.root.join(&key).display()), e)
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! One table's rows of one window as a Parquet file (one row group, Snappy), through the
+//! parquet crate's column writers.
+
+use crate::{Table, WINDOW_INTERSECTIONS, WINDOW_RANKINGS, WINDOWS};
+use parquet::basic::Compression;
+use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
+use parquet::errors::{ParquetError, Result};
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::parser::parse_message_type;
+use std::sync::Arc;
+use traffic_core::outputs::WindowTables;
+
+/// One column's values, in row order.
+enum Column {
+    /// `string`.
+    Text(Vec<ByteArray>),
+    /// `timestamp`, ms since the epoch, UTC (stored without a zone, as Athena's are).
+    Timestamp(Vec<i64>),
+    /// `bigint`.
+    Long(Vec<i64>),
+    /// `int`.
+    Int(Vec<i32>),
+    /// `double`, null where `None`.
+    Double(Vec<Option<f64>>),
+    /// `array<bigint>`.
+    LongList(Vec<Vec<i64>>),
+}
+
+/// Its Parquet declaration, for the message type.
+fn declare(name: &str, sql_type: &str) -> Result<String> {
+    Ok(match sql_type {
+        "string" => format!("required binary {name} (STRING);"),
+        "timestamp" => format!("required int64 {name} (TIMESTAMP(MILLIS,false));"),
+        "bigint" => format!("required int64 {name};"),
+        "int" => format!("required int32 {name};"),
+        "double" => format!("optional double {name};"),
+        "array<bigint>" => format!(
+            "required group {name} (LIST) {{ repeated group list {{ required int64 element; }} }}"
+        ),
+        other => {
+            return Err(ParquetError::General(format!(
+                "no Parquet type for {other}"
+            )));
+        }
+    })
+}
+
+fn text<'a>(values: impl Iterator<Item = &'a str>) -> Column {
+    Column::Text(
+        values
+            .map(|s| ByteArray::from(s.as_bytes().to_vec()))
+            .collect(),
+    )
+}
+
+/// A count as Parquet's `int64`: counts here stay far below 2^63.
+fn long(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// `table`'s columns for the window of `t`, in the table's order.
+fn columns(table: &Table, t: &WindowTables) -> Result<Vec<Column>> {
+    let length = t.window.length.to_string();
+    let start = t.window.start_ms;
+    let rows = match table.name {
+        n if n == WINDOWS.name => 1,
+        n if n == WINDOW_INTERSECTIONS.name => t.intersections.len(),
+        n if n == WINDOW_RANKINGS.name => t.rankings.len(),
+        other => return Err(ParquetError::General(format!("no table {other}"))),
+    };
+    let window = [
+        text(std::iter::repeat_n(length.as_str(), rows)),
+        Column::Timestamp(vec![start; rows]),
+    ];
+    let s = &t.summary;
+    let rest = match table.name {
+        n if n == WINDOWS.name => vec![
+            Column::Timestamp(vec![t.window.end_ms()]),
+            Column::Long(vec![long(s.readings)]),
+            Column::Long(vec![long(s.intersections)]),
+            Column::Double(vec![Some(s.global_median_vehicles)]),
+            Column::Long(vec![long(s.duplicates)]),
+            Column::Long(vec![long(s.too_frequent)]),
+        ],
+        n if n == WINDOW_INTERSECTIONS.name => {
+            let x = &t.intersections;
+            vec![
+                text(x.iter().map(|r| r.intersection_id.as_str())),
+                Column::Long(x.iter().map(|r| long(r.readings)).collect()),
+                Column::Long(x.iter().map(|r| long(r.vehicles)).collect()),
+                Column::LongList(
+                    x.iter()
+                        .map(|r| r.light_vehicles.iter().map(|v| long(*v)).collect())
+                        .collect(),
+                ),
+                Column::Double(x.iter().map(|r| r.mean_speed_kmh).collect()),
+                Column::Double(x.iter().map(|r| r.median_vehicles).collect()),
+            ]
+        }
+        _ => {
+            let x = &t.rankings;
+            vec![
+                text(x.iter().map(|r| r.ranking.as_str())),
+                Column::Int(
+                    x.iter()
+                        .map(|r| i32::try_from(r.place).unwrap_or(i32::MAX))
+                        .collect(),
+                ),
+                text(x.iter().map(|r| r.intersection_id.as_str())),
+                Column::Double(x.iter().map(|r| Some(r.value)).collect()),
+            ]
+        }
+    };
+    Ok(window.into_iter().chain(rest).collect())
+}
+
+/// `table`'s rows of the window of `t` as the bytes of a Parquet file.
+pub fn encode(table: &Table, t: &WindowTables) -> Result<Vec<u8>> {
+    let mut message = format!("message {} {{ ", table.name);
+    for (name, sql_type) in table.columns {
+        message.push_str(&declare(name, sql_type)?);
+        message.push(' ');
+    }
+    message.push('}');
+    let schema = Arc::new(parse_message_type(&message)?);
+    let props = Arc::new(
+        WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build(),
+    );
+    let mut out = Vec::new();
+    let mut writer = SerializedFileWriter::new(&mut out, schema, props)?;
+    let mut group = writer.next_row_group()?;
+    let mut columns = columns(table, t)?.into_iter();
+    while let Some(mut w) = group.next_column()? {
+        let column = columns
+            .next()
+            .ok_or_else(|| ParquetError::General(format!("{}: too few columns", table.name)))?;
+        match column {
+            Column::Text(v) => w.typed::<ByteArrayType>().write_batch(&v, None, None)?,
+            Column::Timestamp(v) | Column::Long(v) => {
+                w.typed::<Int64Type>().write_batch(&v, None, None)?
+            }
+            Column::Int(v) => w.typed::<Int32Type>().write_batch(&v, None, None)?,
+            Column::Double(v) => {
+                let present: Vec<f64> = v.iter().flatten().copied().collect();
+                let defined: Vec<i16> = v.iter().map(|x| i16::from(x.is_some())).collect();
+                w.typed::<DoubleType>()
+                    .write_batch(&present, Some(&defined), None)?
+            }
+            Column::LongList(lists) => {
+                // Each list's first element starts a row (repetition 0), the rest repeat it;
+                // every element is defined (level 1: the list and its element present).
+                let values: Vec<i64> = lists.iter().flatten().copied().collect();
+                let repetition: Vec<i16> = lists
+                    .iter()
+                    .flat_map(|l| (0..l.len()).map(|i| i16::from(i > 0)))
+                    .collect();
+                let definition = vec![1; values.len()];
+                w.typed::<Int64Type>()
+                    .write_batch(&values, Some(&definition), Some(&repetition))?
+            }
+        };
+        w.close()?;
+    }
+    group.close()?;
+    writer.close()?;
+    Ok(out)
+}

@@ -1,0 +1,103 @@
+//! The merge's output tables as Parquet: each closed window's rows
+//! (`traffic_core::outputs::WindowTables`) become one object per table, named by the table,
+//! the day the window starts on and the window, the same on S3 and on disk:
+//!
+//! ```text
+//! windows/dt=2026-01-05/15m-20260105T070000Z.parquet
+//! window_intersections/dt=2026-01-05/15m-20260105T070000Z.parquet
+//! window_rankings/dt=2026-01-05/15m-20260105T070000Z.parquet
+//! ```
+//!
+//! The encoding is a function of the rows alone (no write time, no random file id), so a window
+//! written again is written in the same bytes: a redone merge leaves the archive as it was.
+//! [`dir::DirArchive`] keeps them in a directory (`traffic local`); the AWS adapter puts them
+//! in the archive bucket. The columns are those of the Glue tables in `infra/template.yaml`
+//! ([`TABLES`]).
+
+pub mod dir;
+mod encode;
+
+pub use encode::encode;
+use traffic_core::outputs::WindowTables;
+
+/// A table of the merge's outputs: its name (its folder and Glue table) and its columns as the
+/// Glue table and a SQL `CREATE TABLE` declare them (`dt`, the partition, left out).
+#[derive(Clone, Copy, Debug)]
+pub struct Table {
+    /// The table's name, and its folder under the archive.
+    pub name: &'static str,
+    /// `name type` pairs, in the files' column order (types as Athena and DuckDB spell them).
+    pub columns: &'static [(&'static str, &'static str)],
+}
+
+/// One row per closed window.
+pub const WINDOWS: Table = Table {
+    name: "windows",
+    columns: &[
+        ("length", "string"),
+        ("window_start", "timestamp"),
+        ("window_end", "timestamp"),
+        ("readings", "bigint"),
+        ("intersections", "bigint"),
+        ("global_median_vehicles", "double"),
+        ("duplicates", "bigint"),
+        ("too_frequent", "bigint"),
+    ],
+};
+
+/// One row per intersection with readings in a closed window.
+pub const WINDOW_INTERSECTIONS: Table = Table {
+    name: "window_intersections",
+    columns: &[
+        ("length", "string"),
+        ("window_start", "timestamp"),
+        ("intersection_id", "string"),
+        ("readings", "bigint"),
+        ("vehicles", "bigint"),
+        ("light_vehicles", "array<bigint>"),
+        ("mean_speed_kmh", "double"),
+        ("median_vehicles", "double"),
+    ],
+};
+
+/// One row per place in a closed window's top-k (`top`) and above-median list.
+pub const WINDOW_RANKINGS: Table = Table {
+    name: "window_rankings",
+    columns: &[
+        ("length", "string"),
+        ("window_start", "timestamp"),
+        ("ranking", "string"),
+        ("place", "int"),
+        ("intersection_id", "string"),
+        ("value", "double"),
+    ],
+};
+
+/// Every table of the merge's outputs.
+pub const TABLES: [Table; 3] = [WINDOWS, WINDOW_INTERSECTIONS, WINDOW_RANKINGS];
+
+/// The object of `table` for the window of `tables`, relative to the archive's root.
+pub fn key(table: &Table, tables: &WindowTables) -> String {
+    let start = traffic_core::time::format_rfc3339_ms(tables.window.start_ms);
+    // 2026-01-05T07:00:00.000Z -> 20260105T070000Z
+    let compact: String = start[..19]
+        .chars()
+        .filter(|c| *c != '-' && *c != ':')
+        .collect();
+    format!(
+        "{}/dt={}/{}-{compact}Z.parquet",
+        table.name,
+        tables.day(),
+        tables.window.length
+    )
+}
+
+/// Every object one closed window adds to the archive: (key, Parquet bytes), one per table.
+pub fn objects(
+    tables: &WindowTables,
+) -> Result<Vec<(String, Vec<u8>)>, parquet::errors::ParquetError> {
+    TABLES
+        .iter()
+        .map(|t| Ok((key(t, tables), encode(t, tables)?)))
+        .collect()
+}

@@ -1,0 +1,175 @@
+//! The merge's output tables as Parquet: the rows read back as written, under names and in
+//! bytes that depend on the rows alone, and the directory archive writes them so.
+
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::Field;
+use traffic_core::IntersectionId;
+use traffic_core::outputs::{IntersectionRow, Ranking, RankingRow, WindowRow, WindowTables};
+use traffic_core::window::{WindowKey, WindowLength};
+use traffic_ports::OutputArchive;
+use traffic_tables::{TABLES, WINDOW_INTERSECTIONS, WINDOW_RANKINGS, WINDOWS, dir::DirArchive};
+
+const T0: i64 = 1_767_596_400_000; // 2026-01-05T07:00:00Z
+
+fn id(s: &str) -> IntersectionId {
+    IntersectionId::parse(s).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn tables() -> WindowTables {
+    WindowTables {
+        window: WindowKey {
+            length: WindowLength::from_ms(900_000).unwrap_or_else(|| panic!("15m")),
+            start_ms: T0,
+        },
+        summary: WindowRow {
+            readings: 7,
+            intersections: 2,
+            global_median_vehicles: 2.5,
+            duplicates: 1,
+            too_frequent: 0,
+        },
+        intersections: vec![
+            IntersectionRow {
+                intersection_id: id("I-0001"),
+                readings: 4,
+                vehicles: 12,
+                light_vehicles: [3, 4, 5, 0],
+                mean_speed_kmh: Some(41.5),
+                median_vehicles: Some(3.0),
+            },
+            IntersectionRow {
+                intersection_id: id("I-0002"),
+                readings: 3,
+                vehicles: 0,
+                light_vehicles: [0; 4],
+                mean_speed_kmh: None,
+                median_vehicles: Some(0.0),
+            },
+        ],
+        rankings: vec![
+            RankingRow {
+                ranking: Ranking::Top,
+                place: 1,
+                intersection_id: id("I-0001"),
+                value: 41.5,
+            },
+            RankingRow {
+                ranking: Ranking::AboveMedian,
+                place: 1,
+                intersection_id: id("I-0001"),
+                value: 3.0,
+            },
+        ],
+    }
+}
+
+/// A file's rows, each as its fields' text.
+fn rows(bytes: Vec<u8>) -> Vec<Vec<String>> {
+    let reader =
+        SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap_or_else(|e| panic!("{e}"));
+    reader
+        .get_row_iter(None)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|row| {
+            row.unwrap_or_else(|e| panic!("{e}"))
+                .get_column_iter()
+                .map(|(_, f)| match f {
+                    Field::Str(s) => s.clone(),
+                    Field::Double(d) => d.to_string(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn each_table_reads_back_the_rows_of_the_window() {
+    let t = tables();
+    let windows = rows(traffic_tables::encode(&WINDOWS, &t).unwrap_or_else(|e| panic!("{e}")));
+    assert_eq!(windows.len(), 1);
+    assert_eq!(windows[0][0], "15m");
+    assert_eq!(windows[0][3..], ["7", "2", "2.5", "1", "0"]);
+
+    let x =
+        rows(traffic_tables::encode(&WINDOW_INTERSECTIONS, &t).unwrap_or_else(|e| panic!("{e}")));
+    assert_eq!(x.len(), 2);
+    assert_eq!(
+        x[0][2..],
+        ["I-0001", "4", "12", "[3, 4, 5, 0]", "41.5", "3"]
+    );
+    assert_eq!(x[1][2..], ["I-0002", "3", "0", "[0, 0, 0, 0]", "null", "0"]);
+
+    let r = rows(traffic_tables::encode(&WINDOW_RANKINGS, &t).unwrap_or_else(|e| panic!("{e}")));
+    assert_eq!(r[0][2..], ["top", "1", "I-0001", "41.5"]);
+    assert_eq!(r[1][2..], ["above_median", "1", "I-0001", "3"]);
+}
+
+#[test]
+fn each_file_declares_the_columns_of_its_table() {
+    let t = tables();
+    for table in TABLES {
+        let bytes = traffic_tables::encode(&table, &t).unwrap_or_else(|e| panic!("{e}"));
+        let reader =
+            SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap_or_else(|e| panic!("{e}"));
+        let schema = reader.metadata().file_metadata().schema_descr();
+        let names: Vec<String> = schema
+            .root_schema()
+            .get_fields()
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect();
+        let declared: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, declared, "{}", table.name);
+    }
+}
+
+#[test]
+fn a_window_is_named_by_table_day_and_window_and_encoded_the_same_every_time() {
+    let t = tables();
+    let first = traffic_tables::objects(&t).unwrap_or_else(|e| panic!("{e}"));
+    let keys: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "windows/dt=2026-01-05/15m-20260105T070000Z.parquet",
+            "window_intersections/dt=2026-01-05/15m-20260105T070000Z.parquet",
+            "window_rankings/dt=2026-01-05/15m-20260105T070000Z.parquet",
+        ]
+    );
+    assert_eq!(
+        traffic_tables::objects(&t).unwrap_or_else(|e| panic!("{e}")),
+        first
+    );
+}
+
+#[tokio::test]
+async fn the_directory_archive_writes_a_window_again_in_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let archive = DirArchive::new(dir.path());
+    let t = tables();
+    archive
+        .put_window(&t)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let read = |key: &str| std::fs::read(dir.path().join(key)).unwrap_or_else(|e| panic!("{e}"));
+    let objects = traffic_tables::objects(&t).unwrap_or_else(|e| panic!("{e}"));
+    for (key, bytes) in &objects {
+        assert_eq!(&read(key), bytes);
+    }
+    archive
+        .put_window(&t)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (key, bytes) in &objects {
+        assert_eq!(&read(key), bytes, "{key} written again");
+    }
+    // No temporary file is left behind.
+    let day = dir.path().join("windows/dt=2026-01-05");
+    assert_eq!(
+        std::fs::read_dir(day)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .count(),
+        1
+    );
+}

@@ -1,0 +1,246 @@
+//! The merge's outputs as rows of the archive's tables, one set per closed window: what a
+//! traffic engineer queries weeks later, after the results store has let the window go.
+//!
+//! | table | one row per |
+//! |---|---|
+//! | `windows` | closed window: readings, intersections, the global median, what compaction dropped |
+//! | `window_intersections` | intersection with readings in the window: readings, vehicles (all lights and per light), mean speed, median |
+//! | `window_rankings` | place in the window's top-k by mean speed (`top`) or in the above-median list (`above_median`) |
+//!
+//! Every row comes from the window's final rollup and its result, which do not depend on how
+//! the merge runs were spaced (the law of `merge_run::run`): a redone merge builds the same
+//! rows, in the same order, and the adapters write them under the same names.
+
+use crate::ids::{IntersectionId, LIGHTS_PER_INTERSECTION};
+use crate::query::WindowResult;
+use crate::rollup::Rollup;
+use crate::window::WindowKey;
+
+/// A closed window's row of `windows`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowRow {
+    /// Readings in the window (after compaction).
+    pub readings: u64,
+    /// Intersections with readings.
+    pub intersections: u64,
+    /// Median of all readings' vehicle counts (query 2's threshold).
+    pub global_median_vehicles: f64,
+    /// Readings compaction dropped as delivered twice.
+    pub duplicates: u64,
+    /// Readings compaction dropped as closer than the minimum interval to the one before.
+    pub too_frequent: u64,
+}
+
+/// One intersection's row of `window_intersections`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntersectionRow {
+    /// The intersection.
+    pub intersection_id: IntersectionId,
+    /// Its readings in the window.
+    pub readings: u64,
+    /// Vehicles that crossed, all lights.
+    pub vehicles: u64,
+    /// Vehicles per light, light 0 first.
+    pub light_vehicles: [u64; LIGHTS_PER_INTERSECTION],
+    /// Vehicle-weighted mean speed, km/h; `None` when no vehicle crossed.
+    pub mean_speed_kmh: Option<f64>,
+    /// Median of its readings' vehicle counts (the t-digest's estimate).
+    pub median_vehicles: Option<f64>,
+}
+
+/// Which list a [`RankingRow`] places an intersection in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ranking {
+    /// Query 1: the fastest by mean speed; the value is the mean speed, km/h.
+    Top,
+    /// Query 2: median vehicle count above the global one; the value is the median.
+    AboveMedian,
+}
+
+impl Ranking {
+    /// As the `ranking` column holds it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ranking::Top => "top",
+            Ranking::AboveMedian => "above_median",
+        }
+    }
+}
+
+/// One place of one ranking: a row of `window_rankings`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RankingRow {
+    /// The list.
+    pub ranking: Ranking,
+    /// 1 for the first.
+    pub place: u32,
+    /// The intersection in that place.
+    pub intersection_id: IntersectionId,
+    /// Its mean speed (km/h) in `top`, its median vehicle count in `above_median`.
+    pub value: f64,
+}
+
+/// Every row one closed window adds to the archive.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowTables {
+    /// The window.
+    pub window: WindowKey,
+    /// Its row of `windows`.
+    pub summary: WindowRow,
+    /// Its rows of `window_intersections`, by intersection id.
+    pub intersections: Vec<IntersectionRow>,
+    /// Its rows of `window_rankings`: `top` in place order, then `above_median`.
+    pub rankings: Vec<RankingRow>,
+}
+
+impl WindowTables {
+    /// The rows of the window `rollup` covers, whose result is `result` (`rollup.finish`).
+    pub fn of(rollup: &Rollup, result: &WindowResult) -> Self {
+        let intersections = rollup
+            .intersections
+            .iter()
+            .map(|(id, t)| IntersectionRow {
+                intersection_id: id.clone(),
+                readings: t.readings,
+                vehicles: t.vehicles.iter().sum(),
+                light_vehicles: t.vehicles,
+                mean_speed_kmh: t.speed.mean_kmh(),
+                median_vehicles: t.digest.median(),
+            })
+            .collect();
+        let top = result
+            .top
+            .iter()
+            .map(|e| (Ranking::Top, &e.intersection_id, e.mean_speed_kmh));
+        let above = result
+            .above_median
+            .iter()
+            .map(|e| (Ranking::AboveMedian, &e.intersection_id, e.median_vehicles));
+        let mut rankings = Vec::with_capacity(result.top.len() + result.above_median.len());
+        for list in [top.collect::<Vec<_>>(), above.collect()] {
+            rankings.extend(
+                list.into_iter()
+                    .zip(1..)
+                    .map(|((ranking, id, value), place)| RankingRow {
+                        ranking,
+                        place,
+                        intersection_id: id.clone(),
+                        value,
+                    }),
+            );
+        }
+        Self {
+            window: rollup.window,
+            summary: WindowRow {
+                readings: result.readings,
+                intersections: rollup.intersections.len() as u64,
+                global_median_vehicles: result.global_median_vehicles,
+                duplicates: rollup.counts.duplicates,
+                too_frequent: rollup.counts.too_frequent,
+            },
+            intersections,
+            rankings,
+        }
+    }
+
+    /// The UTC day (`2026-01-05`) the window starts on: the partition its rows go in.
+    pub fn day(&self) -> String {
+        crate::time::format_rfc3339_ms(self.window.start_ms)[..10].to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delta::DeltaReading;
+    use crate::ids::LightIndex;
+    use crate::rollup::Totals;
+    use crate::window::WindowLength;
+
+    const T0: i64 = 1_767_600_000_000; // 2026-01-05T08:00:00Z
+
+    fn reading(light: i64, vehicles: u32, kmh: u64) -> DeltaReading {
+        DeltaReading {
+            light: LightIndex::new(light).unwrap_or_else(|e| panic!("{e}")),
+            ts_ms: T0,
+            vehicles,
+            speed_milli: kmh * 1000,
+        }
+    }
+
+    fn rollup() -> Rollup {
+        let window = WindowKey {
+            length: WindowLength::from_ms(900_000).unwrap_or_else(|| panic!("15m")),
+            start_ms: T0,
+        };
+        let mut r = Rollup::new(window);
+        for (id, readings) in [
+            ("I-0001", vec![reading(0, 4, 30), reading(1, 6, 40)]),
+            (
+                "I-0002",
+                vec![reading(2, 1, 60), reading(2, 1, 60), reading(3, 1, 60)],
+            ),
+            ("I-0003", vec![reading(0, 0, 0)]),
+        ] {
+            let mut t = Totals::new(100);
+            for x in &readings {
+                t.add_reading(x);
+            }
+            r.intersections.insert(
+                IntersectionId::parse(id).unwrap_or_else(|e| panic!("{e}")),
+                t,
+            );
+        }
+        r.counts.duplicates = 2;
+        r
+    }
+
+    #[test]
+    fn a_window_gives_one_summary_a_row_per_intersection_and_a_row_per_place() {
+        let r = rollup();
+        let result = r.finish(true, 10);
+        let t = WindowTables::of(&r, &result);
+        assert_eq!(t.day(), "2026-01-05");
+        assert_eq!(
+            t.summary,
+            WindowRow {
+                readings: 6,
+                intersections: 3,
+                global_median_vehicles: result.global_median_vehicles,
+                duplicates: 2,
+                too_frequent: 0,
+            }
+        );
+        let first = &t.intersections[0];
+        assert_eq!(first.intersection_id.as_str(), "I-0001");
+        assert_eq!((first.readings, first.vehicles), (2, 10));
+        assert_eq!(first.light_vehicles, [4, 6, 0, 0]);
+        assert_eq!(first.mean_speed_kmh, Some(36.0));
+        assert_eq!(t.intersections[1].light_vehicles, [0, 0, 2, 1]);
+        // No vehicle crossed: no mean speed, a median of zero.
+        assert_eq!(t.intersections[2].mean_speed_kmh, None);
+        assert_eq!(t.intersections[2].median_vehicles, Some(0.0));
+        // The ranking rows are the result's lists, numbered from 1.
+        let top: Vec<_> = t
+            .rankings
+            .iter()
+            .filter(|x| x.ranking == Ranking::Top)
+            .collect();
+        assert_eq!(top.len(), result.top.len());
+        for (row, entry) in top.iter().zip(&result.top) {
+            assert_eq!(row.intersection_id, entry.intersection_id);
+            assert_eq!(row.value, entry.mean_speed_kmh);
+        }
+        assert_eq!(top.iter().map(|x| x.place).collect::<Vec<_>>(), [1, 2]);
+        let above: Vec<_> = t
+            .rankings
+            .iter()
+            .filter(|x| x.ranking == Ranking::AboveMedian)
+            .collect();
+        assert_eq!(above.len(), result.above_median.len());
+        assert_eq!(
+            above.first().map(|x| x.place),
+            result.above_median.first().map(|_| 1)
+        );
+    }
+}
