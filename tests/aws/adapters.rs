@@ -1176,3 +1176,59 @@ async fn the_functions_list_the_intersections_again_only_when_the_directory_gene
     env.cleanup(&r, None, &[]).await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs AWS_ENDPOINT_URL (scripts/test.sh starts moto)"]
+async fn the_archive_puts_a_windows_tables_in_the_bucket_and_the_same_bytes_when_redone()
+-> anyhow::Result<()> {
+    use traffic_aws::archive::S3Archive;
+    use traffic_core::outputs::WindowTables;
+    use traffic_ports::OutputArchive;
+    let Some(env) = aws_env("archive").await else {
+        return Ok(());
+    };
+    let bucket = format!("{}-archive", env.prefix).to_lowercase();
+    traffic_aws::setup::ensure_bucket(&env.clients, &bucket).await?;
+    let r = Rollup::compact(pane(P0), [&delta(P0, "s0", 1, 40)], 5_000, 200);
+    let tables = WindowTables::of(&r, &r.finish(true, 10));
+    let archive = S3Archive::new(env.clients.s3.clone(), Some(bucket.clone()));
+    let read = |key: String| {
+        let s3 = env.clients.s3.clone();
+        let bucket = bucket.clone();
+        async move {
+            let o = s3.get_object().bucket(bucket).key(key).send().await?;
+            anyhow::Ok(o.body.collect().await?.into_bytes().to_vec())
+        }
+    };
+    let expected = traffic_tables::objects(&tables)?;
+    for _ in 0..2 {
+        archive.put_window(&tables).await?;
+        for (key, bytes) in &expected {
+            assert_eq!(&read(key.clone()).await?, bytes, "{key}");
+        }
+    }
+    let listed = env
+        .clients
+        .s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await?;
+    assert_eq!(listed.contents().len(), 3, "three tables, written over");
+    for (key, _) in &expected {
+        env.clients
+            .s3
+            .delete_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await?;
+    }
+    env.clients
+        .s3
+        .delete_bucket()
+        .bucket(&bucket)
+        .send()
+        .await?;
+    Ok(())
+}

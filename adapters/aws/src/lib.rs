@@ -37,6 +37,7 @@ mod results;
 mod state;
 mod stats;
 
+pub mod archive;
 pub mod capacity;
 pub mod events;
 pub mod kinesis;
@@ -79,6 +80,8 @@ pub struct AwsNames {
     pub readings_stream: Option<String>,
     /// `EVENT_BUS_NAME`: the EventBridge bus the merge publishes result events to.
     pub event_bus: Option<String>,
+    /// `ARCHIVE_BUCKET`: the bucket the merge archives each closed window's outputs in.
+    pub archive_bucket: Option<String>,
 }
 
 impl AwsNames {
@@ -97,6 +100,7 @@ impl AwsNames {
             alarm_topic_arn: get("ALARM_TOPIC_ARN"),
             readings_stream: get("READINGS_STREAM"),
             event_bus: get("EVENT_BUS_NAME"),
+            archive_bucket: get("ARCHIVE_BUCKET"),
         }
     }
 }
@@ -114,6 +118,8 @@ pub struct AwsClients {
     pub events: aws_sdk_eventbridge::Client,
     /// SQS (on-failure destinations, and reading alarms back in tests).
     pub sqs: aws_sdk_sqs::Client,
+    /// S3 (the archive of the merge's outputs).
+    pub s3: aws_sdk_s3::Client,
     /// The region the clients use.
     pub region: String,
 }
@@ -162,9 +168,19 @@ impl AwsClients {
             sns: aws_sdk_sns::Client::new(config),
             events: aws_sdk_eventbridge::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
+            s3: s3_client(config),
             region,
         })
     }
+}
+
+/// An S3 client on `config`; on an endpoint of its own (an emulator) with path-style
+/// addresses, since `<bucket>.127.0.0.1` resolves nowhere.
+fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let s3 = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3)
 }
 
 /// Largest DynamoDB item, bytes.

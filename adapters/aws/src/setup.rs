@@ -208,6 +208,25 @@ pub async fn ensure_event_bus(c: &AwsClients, name: &str) -> Result<(), SetupErr
     )
 }
 
+/// Creates the S3 bucket `name` in the clients' region unless the caller owns it already.
+pub async fn ensure_bucket(c: &AwsClients, name: &str) -> Result<(), SetupError> {
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    let mut create = c.s3.create_bucket().bucket(name);
+    // us-east-1 takes no location constraint; every other region needs its own.
+    if c.region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(c.region.as_str()))
+                .build(),
+        );
+    }
+    done_unless(
+        create.send().await,
+        "BucketAlreadyOwnedByYou",
+        format!("bucket {name}"),
+    )
+}
+
 /// Deletes an EventBridge bus; a missing bus is fine.
 pub async fn delete_event_bus(c: &AwsClients, name: &str) -> Result<(), SetupError> {
     let deleted = c.events.delete_event_bus().name(name).send().await;
@@ -383,6 +402,10 @@ pub async fn ensure_all(c: &AwsClients, r: &Resources) -> Result<Created, SetupE
             alarm_topic_arn: Some(topic_arn.clone()),
             readings_stream: Some(r.stream.clone()),
             event_bus: Some(r.event_bus.clone()),
+            // The archive is the template's (a retained bucket with lifecycle rules and the
+            // Glue tables over it): a process that creates its own resources archives nothing
+            // unless ARCHIVE_BUCKET names one.
+            archive_bucket: None,
         },
         topic_arn,
     })

@@ -2,6 +2,7 @@
 //! configuration gives (`traffic_functions::Config`, or `traffic aws-setup`'s resources); the
 //! DynamoDB store is also the bundle's [`UsageMeter`](traffic_ports::UsageMeter).
 
+use crate::archive::S3Archive;
 use crate::events::EventBridgePublisher;
 use crate::sns::SnsPublisher;
 use crate::{AwsClients, AwsNames, DynamoStore, KinesisShards, StoreOptions};
@@ -12,7 +13,8 @@ use traffic_ports::Ports;
 #[derive(Clone)]
 pub struct AwsPorts {
     /// Every port: DynamoDB, the SNS topic, the EventBridge bus (publishing nothing when it is
-    /// not named), the stream's shards when the stream is named.
+    /// not named), the archive bucket (archiving nothing when it is not named), the stream's
+    /// shards when the stream is named.
     pub ports: Ports,
     /// The DynamoDB store.
     pub store: DynamoStore,
@@ -24,10 +26,12 @@ impl AwsPorts {
         let publisher = SnsPublisher::new(clients.sns.clone(), names.alarm_topic_arn.clone());
         let events = EventBridgePublisher::new(clients.events.clone(), names.event_bus.clone());
         let stream = names.readings_stream.clone();
+        let archive = S3Archive::new(clients.s3.clone(), names.archive_bucket.clone());
         let store = DynamoStore::new(clients.dynamodb.clone(), names, opts);
         let ports = Ports::from_store(Arc::new(store.clone()), Arc::new(publisher))
             .with_usage(Arc::new(store.clone()))
-            .with_events(Arc::new(events));
+            .with_events(Arc::new(events))
+            .with_archive(Arc::new(archive));
         let ports = match stream {
             Some(s) => ports.with_stream(Arc::new(KinesisShards::new(
                 clients.kinesis.clone(),
