@@ -158,6 +158,7 @@ PORT_FIELDS = {
     "events": "ResultEvents",
     "stats": "StatsStore",
     "stream": "StreamShards",
+    "archive": "OutputArchive",
 }
 
 
@@ -198,6 +199,7 @@ SDK_TO_IAM = {
     "get_shard_iterator": "kinesis:GetShardIterator",
     "get_records": "kinesis:GetRecords",
     "put_events": "events:PutEvents",
+    "put_object": "s3:PutObject",
 }
 TRANSACT_ITEM_TO_IAM = {
     "put": "dynamodb:PutItem",
@@ -222,6 +224,7 @@ API_TO_IAM = {
     "GetShardIterator": {"kinesis:GetShardIterator"},
     "GetRecords": {"kinesis:GetRecords"},
     "PutEvents": {"events:PutEvents"},
+    "PutObject": {"s3:PutObject"},
 }
 
 TABLE_VARIANTS = {"State": "STATE_TABLE", "Registry": "REGISTRY_TABLE", "Results": "RESULTS_TABLE"}
@@ -279,7 +282,7 @@ class Adapter:
             for name, body in functions_in(outside).items():
                 self.free[name] = self.free.get(name, "") + body
             for trait, ty, block in impl_blocks(text):
-                if ty not in ("DynamoStore", "SnsPublisher", "KinesisShards", "EventBridgePublisher"):
+                if ty not in ("DynamoStore", "SnsPublisher", "KinesisShards", "EventBridgePublisher", "S3Archive"):
                     continue
                 for name, body in functions_in(block[1:]).items():
                     if trait is None and ty in ("DynamoStore", "EventBridgePublisher", "KinesisShards"):
@@ -331,6 +334,8 @@ class Adapter:
             return Needs({("READINGS_STREAM", a) for a in acts if a.startswith("kinesis:")})
         if self.impl_types.get(trait) == "EventBridgePublisher":
             return Needs({("EVENT_BUS_NAME", a) for a in acts if a.startswith("events:")})
+        if self.impl_types.get(trait) == "S3Archive":
+            return Needs({("ARCHIVE_BUCKET", a) for a in acts if a.startswith("s3:")})
         acts = {a for a in acts if a.startswith("dynamodb:")}
         if acts and not tables:
             raise CodeShapeError(f"{trait}::{method} calls DynamoDB but names no Table::")
@@ -401,7 +406,7 @@ def shared_helpers(traits: dict[str, set[str]]) -> dict[str, set[tuple[str, str]
 
 def port_calls_in(text: str, traits: dict[str, set[str]]) -> set[tuple[str, str]]:
     calls = set()
-    for fld, method in re.findall(r"\b(state|registry|lamps|publisher|results|events|stats|stream)\s*\.\s*([a-z_]+)\s*\(", text):
+    for fld, method in re.findall(r"\b(state|registry|lamps|publisher|results|events|stats|stream|archive)\s*\.\s*([a-z_]+)\s*\(", text):
         trait = PORT_FIELDS[fld]
         if method in traits[trait]:
             calls.add((trait, method))

@@ -60,7 +60,7 @@ ENGINE_SET = {
 }
 #: Variables that choose the resources (the AWS adapter's `AwsNames`): each function sets
 #: exactly those its code uses, compared resource by resource.
-RESOURCE_VARS = {"STATE_TABLE", "REGISTRY_TABLE", "RESULTS_TABLE", "ALARM_TOPIC_ARN", "READINGS_STREAM", "EVENT_BUS_NAME"}
+RESOURCE_VARS = {"STATE_TABLE", "REGISTRY_TABLE", "RESULTS_TABLE", "ALARM_TOPIC_ARN", "READINGS_STREAM", "EVENT_BUS_NAME", "ARCHIVE_BUCKET"}
 #: Read by main.rs but deliberately not set in AWS: a write token would be a plain-text secret
 #: in the function's configuration; the HTTP API's JWT authorizer guards writes instead.
 NEVER_SET = {"TRAFFIC_API_TOKEN"}
@@ -92,8 +92,13 @@ REPORT: dict[str, object] = {}
 
 
 def target(value) -> str | None:
-    """The logical id a {"Ref": X} or {"Fn::GetAtt": [X, attr]} points at."""
+    """The logical id a {"Ref": X} or {"Fn::GetAtt": [X, attr]} points at, or an
+    {"Fn::Sub": "${X.Arn}/folder/*"} (objects under a folder of a bucket X) names."""
     if isinstance(value, dict):
+        sub = value.get("Fn::Sub")
+        if isinstance(sub, str):
+            m = re.fullmatch(r"\$\{([A-Za-z0-9]+)\.Arn\}/[a-z_]+/\*", sub)
+            return m.group(1) if m else None
         if "Ref" in value:
             return value["Ref"]
         if "Fn::GetAtt" in value:
@@ -275,7 +280,7 @@ def parse_aws_md(text: str) -> dict[str, dict[str, set[str]]] | None:
         if current is None or len(cells) <= iam_col:
             continue
         resource, actions_cell = cells[1], cells[iam_col]
-        var = re.search(r"\b(STATE_TABLE|REGISTRY_TABLE|RESULTS_TABLE|ALARM_TOPIC_ARN|READINGS_STREAM|EVENT_BUS_NAME)\b", resource)
+        var = re.search(r"\b(" + "|".join(sorted(RESOURCE_VARS)) + r")\b", resource)
         key = var.group(1) if var else ("stream" if "stream" in resource.lower() else resource)
         grants = out.setdefault(current, {})
         if actions_cell.strip().lower().startswith("as "):
@@ -285,7 +290,7 @@ def parse_aws_md(text: str) -> dict[str, dict[str, set[str]]] | None:
                     grants.setdefault(k, set()).update(v)
             continue
         actions_cell = re.sub(r"\(\+[^)]*\)", "", actions_cell)
-        for action in re.findall(r"\b((?:dynamodb|sns|kinesis|sqs|logs|events):[A-Za-z]+)", actions_cell):
+        for action in re.findall(r"\b((?:dynamodb|sns|kinesis|sqs|logs|events|s3):[A-Za-z]+)", actions_cell):
             k = "failure-queue" if action.startswith("sqs:") and key == "stream" else key
             grants.setdefault(k, set()).add(action)
     return out or None
@@ -952,6 +957,38 @@ class ArchiveTemplate(unittest.TestCase):
     def table(self) -> dict:
         return RESOURCES["ReadingsArchiveTable"]["Properties"]["TableInput"]
 
+    def test_the_merge_output_tables_have_the_columns_the_merge_writes(self):
+        """Each Glue table of the merge's outputs declares the columns, in order and with the
+        types, of its `Table` in adapters/tables/src/lib.rs, projects `dt` by day, and sits
+        under its own folder of the archive bucket, where the merge's role may write."""
+        code = (ROOT / "adapters/tables/src/lib.rs").read_text()
+        tables = {}
+        for name, body in re.findall(r'name:\s*"([a-z_]+)",\s*columns:\s*&\[(.*?)\],\s*\}', code, re.S):
+            tables[name] = re.findall(r'\("([a-z_]+)",\s*"([a-z<>]+)"\)', body)
+        self.assertEqual(set(tables), {"windows", "window_intersections", "window_rankings"})
+        glue = {
+            r["Properties"]["TableInput"]["Name"]: r["Properties"]["TableInput"]
+            for r in RESOURCES.values()
+            if r["Type"] == "AWS::Glue::Table"
+        }
+        for name, columns in tables.items():
+            with self.subTest(table=name):
+                t = glue[name]
+                got = [(c["Name"], c["Type"]) for c in t["StorageDescriptor"]["Columns"]]
+                self.assertEqual(got, columns)
+                self.assertEqual([k["Name"] for k in t["PartitionKeys"]], ["dt"])
+                self.assertEqual(t["Parameters"]["projection.dt.type"], "date")
+                self.assertEqual(
+                    t["Parameters"]["storage.location.template"],
+                    {"Fn::Sub": f"s3://${{ArchiveBucket}}/{name}/dt=${{!dt}}/"},
+                )
+        merge_role = RESOURCES["MergeRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        (archive,) = [st for st in merge_role if st.get("Sid") == "ArchiveOutputs"]
+        self.assertEqual(
+            sorted(r["Fn::Sub"] for r in archive["Resource"]),
+            sorted(f"${{ArchiveBucket.Arn}}/{n}/*" for n in tables),
+        )
+
     def test_the_named_queries_are_the_files_of_queries(self):
         files = {f.stem: f.read_text() for f in sorted((ROOT / "queries").glob("*.sql"))}
         self.assertGreaterEqual(len(files), 4)
@@ -1567,7 +1604,8 @@ class EmulatorDeployment(unittest.TestCase):
                         arns |= set(as_list(st["Resource"]))
                 for var in set(env) & RESOURCE_VARS:
                     name = self.resource_name(resource_env_targets()[var])
-                    self.assertTrue(any(a == name or a.endswith(f"/{name}") or a.endswith(f":{name}") for a in arns), f"{var} {name} not in the role's resources {sorted(arns)}")
+                    # A bucket's objects: `arn:aws:s3:::<bucket>/<folder>/*`.
+                    self.assertTrue(any(a == name or a.endswith(f"/{name}") or a.endswith(f":{name}") or f":::{name}/" in a for a in arns), f"{var} {name} not in the role's resources {sorted(arns)}")
 
     def test_event_source_mappings_read_the_stream(self):
         lam = self.client("lambda")
