@@ -1,7 +1,8 @@
 """The archive of a deployed stack, read back through Athena: what tests/deployed/e2e.py checks
 after its run, and the expected answers computed from the readings it recorded.
 
-Firehose writes every record of the readings stream to the archive bucket as Parquet; the
+Firehose writes every record of the readings stream to the archive bucket as Parquet, and the
+merge each closed window's outputs (`windows`, `window_intersections`, `window_rankings`); the
 named queries (queries/*.sql, the template's AWS::Athena::NamedQuery resources) run in the
 stack's workgroup. Each expected answer here is computed from the recorded readings in Python,
 apart from the SQL, and the 15-minute volumes are compared with the results the stack closed
@@ -17,6 +18,8 @@ from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERIES = ROOT / "queries"
+#: The merge's output tables (adapters/tables/src/lib.rs), each under its folder of the bucket.
+OUTPUT_TABLES = ("windows", "window_intersections", "window_rankings")
 FIFTEEN_MIN_MS = 15 * 60_000
 
 
@@ -343,12 +346,14 @@ class ArchiveCheck:
         import subprocess
 
         local = work / "archive-copy"
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="readings/"):
-            for o in page.get("Contents", []):
-                path = local / "archive" / o["Key"]
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
-        files = sorted(str(p.relative_to(local)) for p in local.rglob("*.parquet"))
+        for prefix in ("readings/", *(f"{t}/" for t in OUTPUT_TABLES)):
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for o in page.get("Contents", []):
+                    path = local / "archive" / o["Key"]
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())
+        self.local = local
+        files = sorted(str(p.relative_to(local)) for p in (local / "archive" / "readings").rglob("*.parquet"))
         counted = subprocess.run(
             [traffic, "query", "--data-dir", str(local), "--format", "json", "SELECT count(*) AS n FROM readings"],
             capture_output=True, text=True, timeout=300,
@@ -371,6 +376,63 @@ class ArchiveCheck:
             self.check(same[name], f"{name}: Athena {athena_rows[:2]}... traffic query {local_rows[:2]}...")
             log_side_by_side(name, values, athena_rows, local_rows)
         self.out["traffic_query_equals_athena"] = same
+
+    def merge_outputs(self, closed: list[dict], traffic: str) -> None:
+        """The merge's own tables through Athena: a row of `windows` for every closed window the
+        stack served, with its readings and global median, and its `top` ranking in
+        `window_rankings` equal to the window's top-10; then the same SQL through `traffic query`
+        over the objects `same_locally` copied, row for row."""
+        import json
+        import subprocess
+
+        days = [self.first_day, self.last_day]
+        windows_sql = bind(
+            "SELECT length, window_start, readings, global_median_vehicles FROM windows "
+            "WHERE dt BETWEEN ? AND ? ORDER BY length, window_start",
+            days,
+        )
+        rows = self.query(windows_sql)
+        got = {(r["length"], timestamp_ms(r["window_start"])): (int(r["readings"]), number(r["global_median_vehicles"])) for r in rows}
+        ranks = self.query(bind(
+            "SELECT length, window_start, place, intersection_id, value FROM window_rankings "
+            "WHERE ranking = 'top' AND dt BETWEEN ? AND ? ORDER BY length, window_start, place",
+            days,
+        ))
+        ranked: dict[tuple[str, int], list[tuple[str, float | None]]] = {}
+        for r in ranks:
+            ranked.setdefault((r["length"], timestamp_ms(r["window_start"])), []).append((r["intersection_id"], number(r["value"])))
+        compared = 0
+        for w in closed:
+            key = (w["length"], event_ms(w["start"]))
+            row = got.get(key)
+            self.check(
+                row is not None and row[0] == w["readings"] and close(row[1], w["global_median_vehicles"]),
+                f"windows {key}: {row} in the archive, {w['readings']} readings and median {w['global_median_vehicles']} in the results",
+            )
+            top = [(e["intersection_id"], e["mean_speed_kmh"]) for e in w["top10"]]
+            mine = ranked.get(key, [])
+            self.check(
+                [i for i, _ in mine] == [i for i, _ in top] and all(close(a, b) for (_, a), (_, b) in zip(mine, top)),
+                f"window_rankings {key}: {mine[:3]}... in the archive, {top[:3]}... in the results",
+            )
+            compared += 1
+        self.out["output_windows_compared_with_results"] = compared
+        self.check(compared > 0, "no closed window to compare the merge's tables with")
+        local = getattr(self, "local", None)
+        if local is None:
+            return
+        done = subprocess.run(
+            [traffic, "query", "--data-dir", str(local), "--format", "json", windows_sql],
+            capture_output=True, text=True, timeout=300,
+        )
+        if done.returncode != 0:
+            self.check(False, f"traffic query over the merge's tables: {done.stderr.strip()}")
+            return
+        local_rows = json.loads(done.stdout)
+        same = same_rows(rows, local_rows)
+        self.check(same, f"windows: Athena {rows[:2]}... traffic query {local_rows[:2]}...")
+        log_side_by_side("windows", days, rows, local_rows)
+        self.out["traffic_query_equals_athena"]["windows"] = same
 
     def failures(self, stored: dict[str, str]) -> list[tuple]:
         rows = self.query(bind(stored["lamp-failures"], [self.first_day, self.last_day]))

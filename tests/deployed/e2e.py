@@ -12,8 +12,9 @@ simulate` and checks what the deployed system did:
 - the operations alarms and the dashboard, read back with DescribeAlarms and GetDashboard;
 - the archive (tests/deployed/archive.py): Firehose put every recorded reading in S3 as
   Parquet, each of Athena's named queries answers what the recorded readings say (the
-  15-minute volumes also what the closed windows count), and `traffic query` gives the same
-  answers over those Parquet objects copied to this machine;
+  15-minute volumes also what the closed windows count), the merge's own tables hold every
+  closed window's readings, global median and top-10 as the results do, and `traffic query`
+  gives the same answers over those Parquet objects copied to this machine;
 - through the HTTP API's endpoint: reads answer 200, a write without a token and one with a
   forged token are refused, a write with a token from the stack's Cognito client-credentials
   flow is accepted (and deleted again).
@@ -726,6 +727,7 @@ class Run:
                         "lamp-failures": [check.first_day, check.last_day],
                     },
                 )
+                check.merge_outputs([w for w in stack_windows if w.get("closed") is True], self.a.traffic)
         except RuntimeError as e:
             self.check(False, f"the archive: {e}")
         s3 = self.client("s3")
