@@ -5,7 +5,9 @@ use crate::PortResult;
 #[cfg(doc)]
 use crate::Ports;
 use async_trait::async_trait;
-use traffic_core::outputs::WindowTables;
+use traffic_core::IntersectionId;
+use traffic_core::outputs::{IntersectionRow, WindowTables};
+use traffic_core::window::WindowKey;
 
 /// The archive of the merge's outputs (`traffic_core::outputs`).
 #[async_trait]
@@ -14,6 +16,15 @@ pub trait OutputArchive: Send + Sync {
     /// the same rows land under the same names in the same bytes, so a merge that writes a
     /// window again (a run redone after a failure) leaves the archive as it was.
     async fn put_window(&self, tables: &WindowTables) -> PortResult<()>;
+
+    /// `id`'s rows of `window_intersections` in `windows`: one for each window the archive
+    /// holds in which it had readings, in the order of `windows` (the history of an
+    /// intersection the dashboard draws). A window not archived is left out, not an error.
+    async fn intersection_windows(
+        &self,
+        id: &IntersectionId,
+        windows: &[WindowKey],
+    ) -> PortResult<Vec<(WindowKey, IntersectionRow)>>;
 }
 
 /// An [`OutputArchive`] that keeps nothing: the default of [`Ports::from_store`], where no
@@ -25,5 +36,13 @@ pub struct NoArchive;
 impl OutputArchive for NoArchive {
     async fn put_window(&self, _tables: &WindowTables) -> PortResult<()> {
         Ok(())
+    }
+
+    async fn intersection_windows(
+        &self,
+        _id: &IntersectionId,
+        _windows: &[WindowKey],
+    ) -> PortResult<Vec<(WindowKey, IntersectionRow)>> {
+        Ok(Vec::new())
     }
 }

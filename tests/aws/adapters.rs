@@ -1215,6 +1215,16 @@ async fn the_archive_puts_a_windows_tables_in_the_bucket_and_the_same_bytes_when
         .send()
         .await?;
     assert_eq!(listed.contents().len(), 3, "three tables, written over");
+    // An intersection's history reads its row back; a window never archived is left out.
+    let row = &tables.intersections[0];
+    let later = WindowKey {
+        start_ms: tables.window.start_ms + 900_000,
+        ..tables.window
+    };
+    let history = archive
+        .intersection_windows(&row.intersection_id, &[tables.window, later])
+        .await?;
+    assert_eq!(history, [(tables.window, row.clone())]);
     for (key, _) in &expected {
         env.clients
             .s3

@@ -2,16 +2,24 @@
 //! objects (`PutObject`), under the keys `traffic_tables::key` gives, which the Glue tables of
 //! the template read by partition projection. A window written again replaces its objects
 //! with the same bytes. With no bucket configured, nothing is archived (said once in the log).
+//!
+//! An intersection's history reads one `window_intersections` object a window
+//! (`GetObject`, [`READS_AT_ONCE`] at a time), by the key the window gives: no listing.
 
 use crate::error::port_error;
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use traffic_core::outputs::WindowTables;
+use traffic_core::IntersectionId;
+use traffic_core::outputs::{IntersectionRow, WindowTables};
+use traffic_core::window::WindowKey;
 use traffic_ports::{OutputArchive, PortError, PortResult};
 
 /// The media type of the objects (Parquet's registered one).
 pub const PARQUET_MEDIA_TYPE: &str = "application/vnd.apache.parquet";
+
+/// Objects an intersection's history reads at once.
+pub const READS_AT_ONCE: usize = 16;
 
 /// The merge's outputs in an S3 bucket.
 #[derive(Debug)]
@@ -55,5 +63,52 @@ impl OutputArchive for S3Archive {
                 .map_err(|e| port_error(format!("writing s3://{bucket}/{key}"), e))?;
         }
         Ok(())
+    }
+
+    async fn intersection_windows(
+        &self,
+        id: &IntersectionId,
+        windows: &[WindowKey],
+    ) -> PortResult<Vec<(WindowKey, IntersectionRow)>> {
+        let Some(bucket) = self.bucket.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for chunk in windows.chunks(READS_AT_ONCE) {
+            let mut reads = tokio::task::JoinSet::new();
+            for (i, w) in chunk.iter().enumerate() {
+                let key = traffic_tables::key_of(&traffic_tables::WINDOW_INTERSECTIONS, w);
+                let get = self.client.get_object().bucket(bucket).key(&key);
+                reads.spawn(async move {
+                    let object = match get.send().await {
+                        Ok(o) => o,
+                        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                            return Ok((i, None));
+                        }
+                        Err(e) => return Err(port_error(format!("reading {key}"), e)),
+                    };
+                    let bytes = object
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| PortError::backend(format!("reading {key}"), e))?
+                        .into_bytes()
+                        .to_vec();
+                    Ok((i, Some((key, bytes))))
+                });
+            }
+            let mut got: Vec<(usize, Option<(String, Vec<u8>)>)> = Vec::with_capacity(chunk.len());
+            while let Some(done) = reads.join_next().await {
+                got.push(done.map_err(|e| PortError::backend("reading the archive", e))??);
+            }
+            got.sort_by_key(|(i, _)| *i);
+            for (i, object) in got {
+                let Some((key, bytes)) = object else { continue };
+                let row = traffic_tables::intersection_row(bytes, id)
+                    .map_err(|e| PortError::Corrupt(format!("s3://{bucket}/{key}: {e}")))?;
+                out.extend(row.map(|r| (chunk[i], r)));
+            }
+        }
+        Ok(out)
     }
 }

@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
-use traffic_core::outputs::WindowTables;
+use traffic_core::IntersectionId;
+use traffic_core::outputs::{IntersectionRow, WindowTables};
+use traffic_core::window::WindowKey;
 use traffic_ports::{OutputArchive, PortError, PortResult};
 
 /// An [`OutputArchive`] writing each object as a file under `root`, through a temporary name
@@ -46,5 +48,27 @@ impl OutputArchive for DirArchive {
             })?;
         }
         Ok(())
+    }
+
+    async fn intersection_windows(
+        &self,
+        id: &IntersectionId,
+        windows: &[WindowKey],
+    ) -> PortResult<Vec<(WindowKey, IntersectionRow)>> {
+        let mut out = Vec::new();
+        for w in windows {
+            let path = self
+                .root
+                .join(crate::key_of(&crate::WINDOW_INTERSECTIONS, w));
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(PortError::backend(format!("reading {}", path.display()), e)),
+            };
+            let row = crate::intersection_row(bytes, id)
+                .map_err(|e| PortError::Corrupt(format!("{}: {e}", path.display())))?;
+            out.extend(row.map(|r| (*w, r)));
+        }
+        Ok(out)
     }
 }

@@ -14,11 +14,14 @@
 //! in the archive bucket. The columns are those of the Glue tables in `infra/template.yaml`
 //! ([`TABLES`]).
 
+mod decode;
 pub mod dir;
 mod encode;
 
+pub use decode::intersection_row;
 pub use encode::encode;
 use traffic_core::outputs::WindowTables;
+use traffic_core::window::WindowKey;
 
 /// A table of the merge's outputs: its name (its folder and Glue table) and its columns as the
 /// Glue table and a SQL `CREATE TABLE` declare them (`dt`, the partition, left out).
@@ -78,7 +81,12 @@ pub const TABLES: [Table; 3] = [WINDOWS, WINDOW_INTERSECTIONS, WINDOW_RANKINGS];
 
 /// The object of `table` for the window of `tables`, relative to the archive's root.
 pub fn key(table: &Table, tables: &WindowTables) -> String {
-    let start = traffic_core::time::format_rfc3339_ms(tables.window.start_ms);
+    key_of(table, &tables.window)
+}
+
+/// The object of `table` for `window`, relative to the archive's root.
+pub fn key_of(table: &Table, window: &WindowKey) -> String {
+    let start = traffic_core::time::format_rfc3339_ms(window.start_ms);
     // 2026-01-05T07:00:00.000Z -> 20260105T070000Z
     let compact: String = start[..19]
         .chars()
@@ -87,8 +95,8 @@ pub fn key(table: &Table, tables: &WindowTables) -> String {
     format!(
         "{}/dt={}/{}-{compact}Z.parquet",
         table.name,
-        tables.day(),
-        tables.window.length
+        &start[..10],
+        window.length
     )
 }
 

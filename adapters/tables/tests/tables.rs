@@ -173,3 +173,29 @@ async fn the_directory_archive_writes_a_window_again_in_the_same_bytes() {
         1
     );
 }
+
+#[tokio::test]
+async fn an_intersections_history_reads_its_row_of_each_archived_window() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let archive = DirArchive::new(dir.path());
+    let t = tables();
+    archive
+        .put_window(&t)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The next quarter was never archived: left out, not an error.
+    let next = WindowKey {
+        start_ms: T0 + 900_000,
+        ..t.window
+    };
+    let got = archive
+        .intersection_windows(&id("I-0002"), &[t.window, next])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got, [(t.window, t.intersections[1].clone())]);
+    let none = archive
+        .intersection_windows(&id("I-0009"), &[t.window])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(none.is_empty());
+}

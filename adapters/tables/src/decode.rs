@@ -1,0 +1,68 @@
+//! Reading one intersection's row back from a window's `window_intersections` file: what the
+//! API's history of an intersection reads, window by window.
+
+use parquet::errors::{ParquetError, Result};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::{Field, Row};
+use traffic_core::IntersectionId;
+use traffic_core::ids::LIGHTS_PER_INTERSECTION;
+use traffic_core::outputs::IntersectionRow;
+
+fn bad(what: &str) -> ParquetError {
+    ParquetError::General(format!("window_intersections: {what}"))
+}
+
+fn count(f: Option<&Field>, what: &str) -> Result<u64> {
+    match f {
+        Some(Field::Long(n)) => u64::try_from(*n).map_err(|_| bad(what)),
+        _ => Err(bad(what)),
+    }
+}
+
+fn double(f: Option<&Field>, what: &str) -> Result<Option<f64>> {
+    match f {
+        Some(Field::Double(x)) => Ok(Some(*x)),
+        Some(Field::Null) => Ok(None),
+        _ => Err(bad(what)),
+    }
+}
+
+fn row_of(id: &IntersectionId, row: &Row) -> Result<IntersectionRow> {
+    let field = |name: &str| {
+        row.get_column_iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map(|(_, f)| f)
+    };
+    let mut light_vehicles = [0; LIGHTS_PER_INTERSECTION];
+    match field("light_vehicles") {
+        Some(Field::ListInternal(list)) if list.elements().len() == LIGHTS_PER_INTERSECTION => {
+            for (slot, v) in light_vehicles.iter_mut().zip(list.elements()) {
+                *slot = count(Some(v), "light_vehicles")?;
+            }
+        }
+        _ => return Err(bad("light_vehicles")),
+    }
+    Ok(IntersectionRow {
+        intersection_id: id.clone(),
+        readings: count(field("readings"), "readings")?,
+        vehicles: count(field("vehicles"), "vehicles")?,
+        light_vehicles,
+        mean_speed_kmh: double(field("mean_speed_kmh"), "mean_speed_kmh")?,
+        median_vehicles: double(field("median_vehicles"), "median_vehicles")?,
+    })
+}
+
+/// `id`'s row in the `window_intersections` file `bytes`, if it had readings in the window.
+pub fn intersection_row(bytes: Vec<u8>, id: &IntersectionId) -> Result<Option<IntersectionRow>> {
+    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))?;
+    for row in reader.get_row_iter(None)? {
+        let row = row?;
+        let this = row
+            .get_column_iter()
+            .find(|(n, _)| n.as_str() == "intersection_id");
+        if matches!(this, Some((_, Field::Str(s))) if s == id.as_str()) {
+            return row_of(id, &row).map(Some);
+        }
+    }
+    Ok(None)
+}
