@@ -200,6 +200,7 @@ SDK_TO_IAM = {
     "get_records": "kinesis:GetRecords",
     "put_events": "events:PutEvents",
     "put_object": "s3:PutObject",
+    "get_object": "s3:GetObject",
 }
 TRANSACT_ITEM_TO_IAM = {
     "put": "dynamodb:PutItem",
@@ -225,6 +226,7 @@ API_TO_IAM = {
     "GetRecords": {"kinesis:GetRecords"},
     "PutEvents": {"events:PutEvents"},
     "PutObject": {"s3:PutObject"},
+    "GetObject": {"s3:GetObject"},
 }
 
 TABLE_VARIANTS = {"State": "STATE_TABLE", "Registry": "REGISTRY_TABLE", "Results": "RESULTS_TABLE"}

@@ -240,12 +240,14 @@ pub async fn run(cfg: EngineConfig, opts: LocalOptions, stop: Stop) -> anyhow::R
     } else {
         Arc::new(EmbeddedLog::new(store.clone(), settings.shards, &consumers))
     };
-    // The merge archives each closed window's outputs beside the raw readings.
+    // The merge archives each closed window's outputs beside the raw readings, where the API
+    // reads an intersection's history.
+    let outputs = Arc::new(DirArchive::new(archive::dir(&opts.data_dir)));
     let ports = store
         .ports()
         .with_clock(clock.clone())
         .with_stream(Arc::new(SourceShards(log.clone())))
-        .with_archive(Arc::new(DirArchive::new(archive::dir(&opts.data_dir))));
+        .with_archive(outputs.clone());
     if let Some(addr) = opts.listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -257,7 +259,8 @@ pub async fn run(cfg: EngineConfig, opts: LocalOptions, stop: Stop) -> anyhow::R
                 .durable()
                 .ports()
                 .with_clock(clock.clone())
-                .with_stream(Arc::new(SourceShards(log.clone()))),
+                .with_stream(Arc::new(SourceShards(log.clone())))
+                .with_archive(outputs),
             cfg: cfg.clone(),
             token: opts.api_token.clone(),
             alarms: opts.alarms.clone(),

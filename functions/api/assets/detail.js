@@ -1,11 +1,12 @@
 // The selected intersection: its lights with their lamps (save, repair, delete), its control
-// mode and limits, the proposal of a manual one, its timings.
+// mode and limits, the proposal of a manual one, its timings, its traffic over the closed windows.
 
 import { $, busyIn, fill, fmt, h } from "./dom.js";
 import { modeOf, openAlarmsById, state } from "./state.js";
 import { write } from "./refresh.js";
 import { repair } from "./alarms.js";
 import { historyChart, phaseBars, renderPlan } from "./timings.js";
+import { volumeChart } from "./volume.js";
 
 export function renderDetail() {
   const x = state.intersections.find((i) => i.id === state.selected);
@@ -58,6 +59,10 @@ export function renderDetail() {
     renderPlan(t.current.plan, t.current.phases);
     historyChart($("detail-history"), t.history);
   }
+  const history = detail && detail.history;
+  $("detail-volume-text").textContent = history && history.windows.length
+    ? history.windows.length + " windows of " + history.length : "";
+  volumeChart($("detail-volume"), history);
 }
 
 function saveLight(x, l, sat, position) {

@@ -82,12 +82,15 @@ export async function refresh() {
       state.autoSelected = true;
     }
     if (state.selected) {
-      const id = encodeURIComponent(state.selected);
-      const [timings, lamps] = await Promise.all([
+      // Kept under the id they were read for: a selection made meanwhile is not shown them.
+      const selected = state.selected;
+      const id = encodeURIComponent(selected);
+      const [timings, lamps, history] = await Promise.all([
         api("GET", "/api/intersections/" + id + "/timings"),
         api("GET", "/api/intersections/" + id + "/lamps"),
+        api("GET", "/api/intersections/" + id + "/history"),
       ]);
-      state.detail = { id: state.selected, timings, lamps };
+      state.detail = { id: selected, timings, lamps, history };
     } else {
       state.detail = null;
     }

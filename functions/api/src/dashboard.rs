@@ -30,6 +30,7 @@ const SCRIPTS: &[(&str, &str)] = assets![
     "state.js",
     "stats.js",
     "timings.js",
+    "volume.js",
 ];
 const APP_CSS: &str = include_str!("../assets/app.css");
 const FAVICON_SVG: &str = include_str!("../assets/favicon.svg");

@@ -31,6 +31,7 @@ pub mod control;
 pub mod dashboard;
 pub mod error;
 pub mod export;
+pub mod history;
 pub mod intersections;
 pub mod lights;
 pub mod metered;
@@ -109,6 +110,7 @@ api_routes! {
     GET "/api/intersections/{id}/lamps" => alarms::lamps,
     PUT "/api/intersections/{id}/control" => control::put_control,
     GET "/api/intersections/{id}/timings" => timings::intersection_timings,
+    GET "/api/intersections/{id}/history" => history::history,
     GET "/api/timings" => timings::timings,
     GET "/api/results" => results::current_results,
     GET "/api/results/{length}" => results::results,

@@ -220,3 +220,95 @@ async fn before_any_window_the_downloads_are_empty_and_an_unknown_format_is_a_40
     assert_eq!(a.body["field"], "format");
     Ok(())
 }
+
+/// The rows of `id` in a quarter of `T0`'s day: `k` vehicles on light 0, a speed of `40 + k`.
+fn quarter(start_ms: i64, id: &str, k: u64) -> traffic_core::outputs::WindowTables {
+    use traffic_core::outputs::{IntersectionRow, WindowRow, WindowTables};
+    WindowTables {
+        window: traffic_core::window::WindowKey {
+            length: "15m".parse().unwrap_or_else(|e| panic!("{e}")),
+            start_ms,
+        },
+        summary: WindowRow {
+            readings: 4,
+            intersections: 1,
+            global_median_vehicles: 1.0,
+            duplicates: 0,
+            too_frequent: 0,
+        },
+        intersections: vec![IntersectionRow {
+            intersection_id: support::id(id),
+            readings: 4,
+            vehicles: k,
+            light_vehicles: [k, 0, 0, 0],
+            mean_speed_kmh: Some(40.0 + k as f64),
+            median_vehicles: Some(1.0),
+        }],
+        rankings: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn an_intersections_history_is_its_row_of_each_archived_closed_window_oldest_first()
+-> anyhow::Result<()> {
+    use traffic_ports::OutputArchive;
+    let (api, archive) = api_with_archive()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    // Before any result: no closed window, an empty history.
+    let a = api.get("/api/intersections/I-0001/history").await?;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(a.body["windows"], json!([]));
+
+    // Quarters 0, 1 and 3 archived (2 had no readings of I-0001); 4 is open.
+    for (q, k) in [(0, 5), (1, 7), (3, 9)] {
+        archive
+            .put_window(&quarter(T0 + q * 900_000, "I-0001", k))
+            .await?;
+    }
+    let rs: Vec<_> = (0..5)
+        .map(|q| window_result("15m", T0 + q * 900_000, "I-0001", q < 4))
+        .collect();
+    api.store.put_results(&rs).await?;
+
+    let a = api.get("/api/intersections/I-0001/history").await?;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(a.body["length"], "15m");
+    let points: Vec<(&str, u64, f64)> = a.body["windows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| {
+            (
+                w["start"].as_str().unwrap_or(""),
+                w["vehicles"].as_u64().unwrap_or(0),
+                w["mean_speed_kmh"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect();
+    assert_eq!(
+        points,
+        [
+            ("2026-01-05T08:00:00Z", 5, 45.0),
+            ("2026-01-05T08:15:00Z", 7, 47.0),
+            ("2026-01-05T08:45:00Z", 9, 49.0)
+        ]
+    );
+    assert_eq!(a.body["windows"][0]["light_vehicles"], json!([5, 0, 0, 0]));
+    assert_eq!(a.body["windows"][0]["end"], "2026-01-05T08:15:00Z");
+
+    // The newest two windows only: the open one (no row yet) and quarter 3.
+    let a = api.get("/api/intersections/I-0001/history?limit=2").await?;
+    assert_eq!(a.body["windows"].as_array().map(Vec::len), Some(1));
+    assert_eq!(a.body["windows"][0]["start"], "2026-01-05T08:45:00Z");
+
+    // Refusals: a length that is not configured, a limit out of range, an unknown intersection.
+    for bad in ["?length=7m", "?length=x", "?limit=0", "?limit=201"] {
+        let a = api
+            .get(&format!("/api/intersections/I-0001/history{bad}"))
+            .await?;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {a:?}");
+    }
+    let a = api.get("/api/intersections/I-0404/history").await?;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{a:?}");
+    Ok(())
+}

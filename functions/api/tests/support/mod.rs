@@ -29,6 +29,28 @@ pub struct Api {
     pub _dir: tempfile::TempDir,
 }
 
+/// A router over a fresh embedded store whose merge outputs are archived under the store's
+/// directory (`archive/`, as `traffic local` keeps them), with the test token.
+pub fn api_with_archive() -> anyhow::Result<(Api, traffic_tables::dir::DirArchive)> {
+    let dir = tempfile::tempdir()?;
+    let store = EmbeddedStore::open(dir.path().join("api.redb"))?;
+    let archive = traffic_tables::dir::DirArchive::new(dir.path().join("archive"));
+    let state = ApiState {
+        ports: store
+            .ports()
+            .with_archive(std::sync::Arc::new(archive.clone())),
+        cfg: EngineConfig::default(),
+        token: Some(TOKEN.to_owned()),
+        alarms: Default::default(),
+    };
+    let api = Api {
+        router: router(state),
+        store,
+        _dir: dir,
+    };
+    Ok((api, archive))
+}
+
 /// A router over a fresh embedded store, with write token `token`.
 pub fn api_with_token(token: Option<&str>) -> anyhow::Result<Api> {
     api_with(EngineConfig::default(), token)
