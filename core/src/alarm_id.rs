@@ -234,14 +234,11 @@ impl<'de> serde::Deserialize<'de> for AlarmId {
 mod tests {
     use super::*;
     use crate::lamps::{Alarm, CITY, Silence};
+    use crate::testing::light;
     use proptest::prelude::*;
 
     fn id(s: &str) -> IntersectionId {
         IntersectionId::parse_internal(s).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn light(i: i64) -> LightIndex {
-        LightIndex::new(i).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn parsed(s: &str) -> AlarmId {

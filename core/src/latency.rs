@@ -96,11 +96,7 @@ pub struct Latency {
 impl Latency {
     /// The mean, ms (0 without readings).
     pub fn mean_ms(&self) -> f64 {
-        if self.readings == 0 {
-            0.0
-        } else {
-            self.sum_ms as f64 / self.readings as f64
-        }
+        crate::mean::mean(self.sum_ms as f64, self.readings)
     }
 }
 
@@ -390,6 +386,11 @@ mod tests {
         assert_eq!(total.readings, 12);
         assert_eq!(total.max_ms, (4 * M15 + 115_000) as u64);
         assert_eq!(total.mean_ms(), (2.5 * M15 as f64) + 115_000.0);
+        assert_eq!(
+            Latency::default().mean_ms(),
+            0.0,
+            "no readings, a mean of 0"
+        );
         assert!(state.pending.is_empty(), "closed windows are forgotten");
     }
 

@@ -71,6 +71,7 @@ pub mod lamp_batch;
 pub mod lamps;
 pub mod latency;
 pub mod lineage;
+pub mod mean;
 pub mod merge_run;
 pub mod outputs;
 pub mod pane;

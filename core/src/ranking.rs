@@ -115,11 +115,8 @@ impl PartialRanking {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::id;
     use proptest::prelude::*;
-
-    fn id(s: &str) -> IntersectionId {
-        IntersectionId::parse(s).unwrap_or_else(|e| panic!("{e}"))
-    }
 
     #[test]
     fn the_mean_is_weighted_by_vehicles_and_empty_intersections_are_not_ranked() {

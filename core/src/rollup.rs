@@ -240,7 +240,7 @@ impl Rollup {
 mod tests {
     use super::*;
     use crate::delta::DeltaKey;
-    use crate::ids::LightIndex;
+    use crate::testing::{id, light};
     use crate::window::WindowLength;
     use proptest::prelude::*;
 
@@ -252,13 +252,9 @@ mod tests {
             .window_of(T0)
     }
 
-    fn id(s: &str) -> IntersectionId {
-        IntersectionId::parse(s).unwrap_or_else(|e| panic!("{e}"))
-    }
-
     fn reading(light: i64, s: i64, vehicles: u32, speed: u64) -> DeltaReading {
         DeltaReading {
-            light: LightIndex::new(light).unwrap_or_else(|e| panic!("{e}")),
+            light: self::light(light),
             ts_ms: T0 + s * 1000,
             vehicles,
             speed_milli: speed * 1000,

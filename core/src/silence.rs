@@ -191,40 +191,33 @@ pub fn judge(evidence: &Evidence<'_>, open: &[Alarm]) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{id, light};
 
     const T: i64 = 1_767_600_000_000;
-
-    fn id(s: &str) -> IntersectionId {
-        IntersectionId::parse(s).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn l(n: i64) -> LightIndex {
-        LightIndex::new(n).unwrap_or_else(|e| panic!("{e}"))
-    }
 
     fn city(n: usize) -> Vec<Watched> {
         (1..=n)
             .map(|i| Watched {
                 id: id(&format!("I-{i}")),
-                lights: (0..4).map(l).collect(),
+                lights: (0..4).map(light).collect(),
                 position: None,
             })
             .collect()
     }
 
     fn heard(lights: &[(&str, i64)]) -> BTreeSet<(IntersectionId, LightIndex)> {
-        lights.iter().map(|(x, n)| (id(x), l(*n))).collect()
+        lights.iter().map(|(x, n)| (id(x), light(*n))).collect()
     }
 
     fn all_but(n: usize, silent: &[(&str, i64)]) -> BTreeSet<(IntersectionId, LightIndex)> {
         let mut h = BTreeSet::new();
         for i in 1..=n {
             for k in 0..4 {
-                h.insert((id(&format!("I-{i}")), l(k)));
+                h.insert((id(&format!("I-{i}")), light(k)));
             }
         }
         for s in silent {
-            h.remove(&(id(s.0), l(s.1)));
+            h.remove(&(id(s.0), light(s.1)));
         }
         h
     }
@@ -358,7 +351,7 @@ mod tests {
         let mut reg = city(3);
         reg.push(Watched {
             id: id("I-new"),
-            lights: vec![l(0)],
+            lights: vec![light(0)],
             position: Some(Position { lat: 1.0, lon: 2.0 }),
         });
         let plan = judge_with(&reg, &all_but(3, &[]), &[]);

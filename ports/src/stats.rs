@@ -42,11 +42,7 @@ impl StatsSample {
 
     /// Mean latency, ms.
     pub fn mean_latency_ms(&self) -> f64 {
-        if self.records == 0 {
-            0.0
-        } else {
-            self.latency_ms_sum as f64 / self.records as f64
-        }
+        traffic_core::mean::mean(self.latency_ms_sum as f64, self.records)
     }
 }
 

@@ -165,11 +165,7 @@ pub struct Totals {
 impl Totals {
     /// Mean delay per served vehicle, s (0 before any is served).
     pub fn mean_delay_s_per_vehicle(&self) -> f64 {
-        if self.served == 0 {
-            0.0
-        } else {
-            self.delay_veh_s / self.served as f64
-        }
+        traffic_core::mean::mean(self.delay_veh_s, self.served)
     }
 
     fn add(&mut self, l: &LightState) {

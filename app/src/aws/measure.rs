@@ -315,13 +315,7 @@ pub async fn aws_measure(config: &Config, opts: MeasureOptions) -> anyhow::Resul
     let read_requests = by_function.values().map(|u| u.read_requests).sum();
 
     // Per million readings.
-    let per_million = |x: f64| {
-        if readings == 0 {
-            0.0
-        } else {
-            x * 1e6 / readings as f64
-        }
-    };
+    let per_million = |x: f64| traffic_core::mean::mean(x * 1e6, readings);
     let mut usd = BTreeMap::new();
     let hours_per_million = 1e6 / (readings_per_minute.max(1) as f64 * 60.0);
     usd.insert(

@@ -5,11 +5,11 @@ use crate::Shared;
 use crate::body::{decode, json_value};
 use crate::error::ApiError;
 use crate::error::ApiResult;
+use crate::request::IdPath;
 use crate::request::Params;
 use crate::request::bytes;
 use crate::request::int_param;
 use crate::request::params;
-use crate::request::parse_id;
 use crate::stored::load;
 use crate::stored::load_light;
 use axum::Extension;
@@ -83,9 +83,8 @@ pub(crate) fn lamp_view(light: LightIndex, s: &LightLamps) -> LampView {
 /// `GET /api/intersections/{id}/lamps`: lamp states of each of its lights.
 pub async fn lamps(
     State(state): State<Shared>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> ApiResult<Json<Vec<LampView>>> {
-    let id = parse_id(&id)?;
     let x = load(&state, &id).await?;
     let keys: Vec<(IntersectionId, LightIndex)> =
         x.lights.iter().map(|l| (id.clone(), l.light)).collect();

@@ -4,16 +4,13 @@
 
 use crate::Shared;
 use crate::body::decode;
-use crate::body::json_value;
 use crate::error::ApiError;
 use crate::error::ApiResult;
-use crate::request::bytes;
+use crate::request::JsonBody;
 use crate::request::with_etag;
 use crate::stored::Editing;
 use crate::stored::store;
 use axum::Extension;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::response::Response;
 use lambda_http::request::RequestContext;
 use serde_json::Value;
@@ -47,9 +44,8 @@ fn unknown_member(v: &Value, known: &[&str], at: &str) -> ApiResult<()> {
 /// `If-Match`.
 pub async fn put_control(
     Editing(state, id, mut x, from): Editing,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(v): JsonBody,
 ) -> ApiResult<Response> {
-    let v = json_value(&bytes(body)?)?;
     if !v.is_object() {
         return Err(ApiError::bad("body", "must be a JSON object"));
     }

@@ -214,22 +214,18 @@ mod tests {
     #[test]
     fn accept_chooses_the_first_type_it_names_that_the_api_writes() {
         let none = HashMap::new();
-        assert_eq!(
-            negotiate(&none, &headers("text/csv")).ok(),
-            Some(Format::Csv)
-        );
-        assert_eq!(
-            negotiate(&none, &headers("text/html, application/geo+json;q=0.9")).ok(),
-            Some(Format::GeoJson)
-        );
-        assert_eq!(
-            negotiate(&none, &headers("*/*, text/csv")).ok(),
-            Some(Format::Json)
-        );
-        assert_eq!(
-            negotiate(&none, &headers("text/html")).ok(),
-            Some(Format::Json)
-        );
+        for (accept, format) in [
+            ("text/csv", Format::Csv),
+            ("text/html, application/geo+json;q=0.9", Format::GeoJson),
+            ("*/*, text/csv", Format::Json),
+            ("text/html", Format::Json),
+        ] {
+            assert_eq!(
+                negotiate(&none, &headers(accept)).ok(),
+                Some(format),
+                "{accept}"
+            );
+        }
         assert_eq!(negotiate(&none, &HeaderMap::new()).ok(), Some(Format::Json));
     }
 

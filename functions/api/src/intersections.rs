@@ -4,17 +4,16 @@
 use crate::Shared;
 use crate::alarms::close_open_alarms;
 use crate::body::decode;
-use crate::body::json_value;
 use crate::body::merge_patch;
 use crate::control::{operator_edit, operator_of};
 use crate::error::ApiError;
 use crate::error::ApiResult;
 use crate::paging::city_page;
+use crate::request::IdPath;
+use crate::request::JsonBody;
 use crate::request::Params;
-use crate::request::bytes;
 use crate::request::created;
 use crate::request::key_from_path;
-use crate::request::parse_id;
 use crate::request::with_etag;
 use crate::stored::Editing;
 use crate::stored::Version;
@@ -25,10 +24,7 @@ use crate::stored::store_recording;
 use crate::stored::validate;
 use crate::stored::without_plan;
 use axum::Extension;
-use axum::body::Bytes;
-use axum::extract::Path;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::Response;
 use lambda_http::request::RequestContext;
@@ -47,11 +43,7 @@ pub async fn list(State(state): State<Shared>, q: Params) -> ApiResult<Response>
 }
 
 /// `POST /api/intersections`: creates an intersection (201); 409 if the id is taken.
-pub async fn create(
-    State(state): State<Shared>,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Response> {
-    let mut v = json_value(&bytes(body)?)?;
+pub async fn create(State(state): State<Shared>, JsonBody(mut v): JsonBody) -> ApiResult<Response> {
     without_plan(&mut v);
     let x: Intersection = decode(v, "")?;
     validate(&x)?;
@@ -74,8 +66,7 @@ pub async fn create(
 
 /// `GET /api/intersections/{id}`, with its version as the `ETag`: a write that sends it back
 /// in `If-Match` applies only if nobody (an operator, a retiming) changed it meanwhile.
-pub async fn get(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<Response> {
-    let id = parse_id(&id)?;
+pub async fn get(State(state): State<Shared>, IdPath(id): IdPath) -> ApiResult<Response> {
     let (x, version) = load_versioned(&state, &id).await?;
     Ok(with_etag(shown(&state, x), &version))
 }
@@ -84,9 +75,8 @@ pub async fn get(State(state): State<Shared>, Path(id): Path<String>) -> ApiResu
 pub async fn replace(
     Editing(state, id, current, from): Editing,
     context: Option<Extension<RequestContext>>,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(v): JsonBody,
 ) -> ApiResult<Response> {
-    let v = json_value(&bytes(body)?)?;
     let edit = Edit {
         from,
         phases: current.phases,
@@ -126,9 +116,8 @@ pub(crate) async fn store_whole(
 pub async fn patch(
     Editing(state, id, current, from): Editing,
     context: Option<Extension<RequestContext>>,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(patch): JsonBody,
 ) -> ApiResult<Response> {
-    let patch = json_value(&bytes(body)?)?;
     if !patch.is_object() {
         return Err(ApiError::bad("body", "a merge patch must be a JSON object"));
     }

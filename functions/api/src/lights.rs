@@ -7,6 +7,8 @@ use crate::body::json_value;
 use crate::control::{operator_edit, operator_of};
 use crate::error::ApiError;
 use crate::error::ApiResult;
+use crate::request::IdPath;
+use crate::request::JsonBody;
 use crate::request::bytes;
 use crate::request::created;
 use crate::request::key_from_path;
@@ -40,9 +42,8 @@ use traffic_core::city::Phase;
 /// `GET /api/intersections/{id}/lights`.
 pub async fn lights(
     State(state): State<Shared>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> ApiResult<Json<Vec<Light>>> {
-    let id = parse_id(&id)?;
     Ok(Json(load(&state, &id).await?.lights))
 }
 
@@ -62,9 +63,9 @@ pub(crate) fn validate_light(x: &Intersection, pos: usize) -> ApiResult<()> {
 /// `POST /api/intersections/{id}/lights`: adds a light (201); 409 if it exists.
 pub async fn add_light(
     Editing(state, id, mut x, from): Editing,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
-    let light: Light = decode(json_value(&bytes(body)?)?, "")?;
+    let light: Light = decode(body, "")?;
     if x.has_light(light.light) {
         return Err(ApiError::conflict(
             "light",
@@ -156,9 +157,8 @@ pub struct PhasesBody {
 /// `GET /api/intersections/{id}/phases`.
 pub async fn phases(
     State(state): State<Shared>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> ApiResult<Json<PhasesBody>> {
-    let id = parse_id(&id)?;
     Ok(Json(PhasesBody {
         phases: load(&state, &id).await?.phases,
     }))
@@ -169,9 +169,9 @@ pub async fn phases(
 pub async fn replace_phases(
     Editing(state, id, mut x, from): Editing,
     context: Option<Extension<RequestContext>>,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Json<PhasesBody>> {
-    let b: PhasesBody = decode(json_value(&bytes(body)?)?, "")?;
+    let b: PhasesBody = decode(body, "")?;
     let before = std::mem::replace(&mut x.phases, b.phases);
     validate_new_phases(&x)?;
     let change = operator_edit(&state, &before, &x.phases, operator_of(context));

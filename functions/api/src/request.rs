@@ -1,17 +1,21 @@
 //! Request helpers every resource uses: query parameters, ids from the path, bodies,
 //! `If-Match` and `ETag`, `201 Created` (the paged lists: [`crate::paging`]).
 
+use crate::body::json_value;
 use crate::error::ApiError;
 use crate::error::ApiResult;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::Query;
+use axum::extract::Request;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path};
 use axum::http::HeaderMap;
 use axum::http::HeaderValue;
 use axum::http::StatusCode;
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use serde::Serialize;
@@ -54,6 +58,21 @@ pub fn parse_id(s: &str) -> ApiResult<IntersectionId> {
         .map_err(|e| ApiError::not_found("id", format!("no intersection {s:?} ({e})")))
 }
 
+/// The intersection the `{id}` path parameter names, parsed as [`parse_id`] does: an id that
+/// cannot exist is a 404.
+pub struct IdPath(pub IntersectionId);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        parse_id(&id).map(Self).map_err(IntoResponse::into_response)
+    }
+}
+
 /// Parses the `{light}` path parameter; a light outside 0..=3 is a 404.
 pub fn parse_light(s: &str) -> ApiResult<LightIndex> {
     s.parse::<i64>()
@@ -71,6 +90,19 @@ pub(crate) fn bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
             ApiError::bad("body", e.body_text())
         }
     })
+}
+
+/// The body as a JSON value ([`json_value`]): 413 when it is too large, 400 when it cannot be
+/// read, is empty or is not JSON.
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let body = Bytes::from_request(req, state).await;
+        Ok(Self(json_value(&bytes(body)?)?))
+    }
 }
 
 /// The versions a request's `If-Match` header names: `None` without the header or for `*`

@@ -5,10 +5,11 @@
 use crate::Shared;
 use crate::error::ApiError;
 use crate::error::ApiResult;
+use crate::request::IdPath;
 use crate::request::if_match;
 use crate::request::parse_id;
 use crate::request::parse_light;
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -67,10 +68,7 @@ impl FromRequestParts<Shared> for Editing {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Response> {
-        let Path(id) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let id = parse_id(&id).map_err(IntoResponse::into_response)?;
+        let IdPath(id) = IdPath::from_request_parts(parts, state).await?;
         let (x, from) = load_for_write(state, &id, &parts.headers)
             .await
             .map_err(IntoResponse::into_response)?;

@@ -5,10 +5,9 @@ use crate::Shared;
 use crate::error::ApiError;
 use crate::error::ApiResult;
 use crate::paging::city_page;
+use crate::request::IdPath;
 use crate::request::Params;
-use crate::request::parse_id;
 use axum::Json;
-use axum::extract::Path;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
@@ -113,9 +112,8 @@ pub struct TimingHistoryView {
 /// `GET /api/intersections/{id}/timings`: current timings and their history.
 pub async fn intersection_timings(
     State(state): State<Shared>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> ApiResult<Json<TimingHistoryView>> {
-    let id = parse_id(&id)?;
     let x: Intersection = state
         .ports
         .registry

@@ -53,7 +53,7 @@ use traffic_functions::metrics::{BatchFigures, FaultMetrics, Metrics};
 use traffic_functions::problems::Problems;
 use traffic_functions::publication::{publish_due, publish_once};
 use traffic_functions::routing::Routes;
-use traffic_ports::{AlarmPublisher, AlarmRecord, Closing, LampStore, PortError, Ports, Registry};
+use traffic_ports::{AlarmPublisher, AlarmRecord, Closing, LampStore, PortError, Ports};
 
 pub mod position;
 
@@ -63,11 +63,9 @@ const DUE_PER_BATCH: usize = 50;
 
 /// `fault` built from the ports it needs, owning them and its directory.
 pub struct FaultHandler {
-    cfg: EngineConfig,
     alarms: AlarmPolicy,
     lamps: Arc<dyn LampStore>,
     publisher: Arc<dyn AlarmPublisher>,
-    registry: Arc<dyn Registry>,
     parts: BatchParts,
 }
 
@@ -75,12 +73,10 @@ impl FaultHandler {
     /// `fault` over `ports` (lamps, publisher, registry, statistics).
     pub fn from_ports(cfg: EngineConfig, ports: &Ports) -> Self {
         Self {
-            cfg,
             alarms: AlarmPolicy::default(),
             lamps: ports.lamps.clone(),
             publisher: ports.publisher.clone(),
-            registry: ports.registry.clone(),
-            parts: BatchParts::from_ports(ports),
+            parts: BatchParts::from_ports(cfg, ports),
         }
     }
 
@@ -249,7 +245,7 @@ impl FaultHandler {
                     continue;
                 }
             };
-            if self.cfg.is_future(r.ts_ms, d.arrival_ms) {
+            if self.parts.cfg.is_future(r.ts_ms, d.arrival_ms) {
                 report.skipped += 1;
                 continue;
             }
@@ -257,11 +253,7 @@ impl FaultHandler {
         }
         let known = self
             .parts
-            .directory
-            .lookup(
-                self.registry.as_ref(),
-                readings.iter().map(|r| &r.intersection_id),
-            )
+            .known(readings.iter().map(|r| &r.intersection_id))
             .instrument(info_span!("fault.directory"))
             .await?;
         let readings: Vec<_> = readings
@@ -302,7 +294,7 @@ impl FaultHandler {
                     .iter()
                     .copied()
                     .filter(|r| to_read.contains(&r.intersection_id)),
-                self.cfg.min_reading_interval_ms,
+                self.parts.cfg.min_reading_interval_ms,
             );
             Ok::<_, PortError>((before, batch))
         }

@@ -140,11 +140,7 @@ pub(super) fn by_table(
 }
 
 pub(super) fn per_thousand(n: f64, readings: u64) -> f64 {
-    if readings == 0 {
-        0.0
-    } else {
-        n * 1000.0 / readings as f64
-    }
+    traffic_core::mean::mean(n * 1000.0, readings)
 }
 
 #[cfg(test)]
