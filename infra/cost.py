@@ -190,6 +190,37 @@ def archive_month(intersections: int) -> dict[str, float]:
         "S3 storage, a month of readings in Standard": parquet_gb * a["s3_standard_gb_month"],
         "S3 storage, a year of readings (1 month Standard, 11 Standard-IA)": parquet_gb * (a["s3_standard_gb_month"] + 11 * a["s3_standard_ia_gb_month"]),
         "Athena, the named queries once a day over 30 days": scanned / TB * a["athena_tb"],
+        **outputs_month(intersections),
+    }
+
+
+def windows_a_day(length: str) -> float:
+    """Closed windows of a length (`15m`, `1h`, `24h`) a day."""
+    unit = {"m": 60, "h": 3600, "d": 86400}[length[-1]]
+    return 86400 / (int(length[:-1]) * unit)
+
+
+def outputs_month(intersections: int) -> dict[str, float]:
+    """The merge's tables (`windows`, `window_intersections`, `window_rankings`) a 30-day month:
+    three PUTs a closed window, and the bytes measured by infra/outputs_size.py, those of the
+    two tables with a row per intersection scaled with the city (`windows` has one row a
+    window)."""
+    a = PRICES["archive"]
+    measured = MEASURED.get("archive_outputs")
+    if not measured:
+        return {}
+    o = measured["result"]
+    scale = intersections / o["intersections"]
+    stored = 0.0
+    puts = 0.0
+    for table, lengths in o["tables"].items():
+        for length, v in lengths.items():
+            per_month = 30 * windows_a_day(length)
+            stored += per_month * v["mean_bytes"] * (1 if table == "windows" else scale)
+            puts += per_month
+    return {
+        "the merge's tables, PUTs (3 a closed window)": puts / 1000 * a["s3_put_1000"],
+        "the merge's tables, a month of them in Standard": stored / GB * a["s3_standard_gb_month"],
     }
 
 

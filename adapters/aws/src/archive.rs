@@ -49,9 +49,7 @@ impl OutputArchive for S3Archive {
             }
             return Ok(());
         };
-        let objects = traffic_tables::objects(tables)
-            .map_err(|e| PortError::backend(format!("encoding {}", tables.window), e))?;
-        for (key, bytes) in objects {
+        for (key, bytes) in traffic_tables::objects(tables)? {
             self.client
                 .put_object()
                 .bucket(bucket)

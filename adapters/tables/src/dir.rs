@@ -40,9 +40,7 @@ impl DirArchive {
 #[async_trait]
 impl OutputArchive for DirArchive {
     async fn put_window(&self, tables: &WindowTables) -> PortResult<()> {
-        let objects = crate::objects(tables)
-            .map_err(|e| PortError::backend(format!("encoding {}", tables.window), e))?;
-        for (key, bytes) in objects {
+        for (key, bytes) in crate::objects(tables)? {
             self.write(&key, &bytes).map_err(|e| {
                 PortError::backend(format!("writing {}", self.root.join(&key).display()), e)
             })?;

@@ -22,6 +22,7 @@ pub use decode::intersection_row;
 pub use encode::encode;
 use traffic_core::outputs::WindowTables;
 use traffic_core::window::WindowKey;
+use traffic_ports::{PortError, PortResult};
 
 /// A table of the merge's outputs: its name (its folder and Glue table) and its columns as the
 /// Glue table and a SQL `CREATE TABLE` declare them (`dt`, the partition, left out).
@@ -101,11 +102,10 @@ pub fn key_of(table: &Table, window: &WindowKey) -> String {
 }
 
 /// Every object one closed window adds to the archive: (key, Parquet bytes), one per table.
-pub fn objects(
-    tables: &WindowTables,
-) -> Result<Vec<(String, Vec<u8>)>, parquet::errors::ParquetError> {
+pub fn objects(tables: &WindowTables) -> PortResult<Vec<(String, Vec<u8>)>> {
     TABLES
         .iter()
         .map(|t| Ok((key(t, tables), encode(t, tables)?)))
-        .collect()
+        .collect::<Result<_, parquet::errors::ParquetError>>()
+        .map_err(|e| PortError::backend(format!("encoding {}", tables.window), e))
 }

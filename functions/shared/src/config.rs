@@ -16,6 +16,7 @@
 //! | `ALARM_TOPIC_ARN` | `fault`, `merge` | none | the SNS topic of lamp and sensor-silent alarms |
 //! | `READINGS_STREAM` | `merge`, `ingest`, `fault` (and `traffic simulate`) | none | the Kinesis stream, for its shard lineage after a reshard (merge) and its shards' hash key ranges (ingest, fault: misrouted records) |
 //! | `EVENT_BUS_NAME` | `merge` | none: no events published (logged once) | the EventBridge bus of the result events (a window closed, timings changed) |
+//! | `ARCHIVE_BUCKET` | `merge`, `api` | none: nothing archived (logged once), histories empty | the archive bucket: the merge's output tables by closed window, read back by `GET /api/intersections/{id}/history` |
 //! | `TRAFFIC_DYNAMODB_MAX_ITEM_KB` | `ingest`, `merge` | `200` | largest item the adapter writes, KB, 4–400 (what grows with the city is cut into parts of at most this; tests lower it) |
 //! | `TRAFFIC_PROVISIONAL` | `merge` | `all` | which open windows get provisional results: `all`, `shortest`, `none` |
 //! | `ALARM_RETENTION_DAYS` | `api`, `fault`, `merge` | `90` | how long a closed alarm stays in the alarm log (DynamoDB's TTL deletes it then) |
