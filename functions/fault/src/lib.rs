@@ -53,7 +53,7 @@ use traffic_functions::metrics::{BatchFigures, FaultMetrics, Metrics};
 use traffic_functions::problems::Problems;
 use traffic_functions::publication::{publish_due, publish_once};
 use traffic_functions::routing::Routes;
-use traffic_ports::{AlarmPublisher, AlarmRecord, Closing, LampStore, PortError, Ports};
+use traffic_ports::{AlarmPublisher, AlarmRecord, Closing, LampStore, PortError, Ports, Registry};
 
 pub mod position;
 
@@ -63,9 +63,11 @@ const DUE_PER_BATCH: usize = 50;
 
 /// `fault` built from the ports it needs, owning them and its directory.
 pub struct FaultHandler {
+    cfg: EngineConfig,
     alarms: AlarmPolicy,
     lamps: Arc<dyn LampStore>,
     publisher: Arc<dyn AlarmPublisher>,
+    registry: Arc<dyn Registry>,
     parts: BatchParts,
 }
 
@@ -73,10 +75,12 @@ impl FaultHandler {
     /// `fault` over `ports` (lamps, publisher, registry, statistics).
     pub fn from_ports(cfg: EngineConfig, ports: &Ports) -> Self {
         Self {
+            cfg,
             alarms: AlarmPolicy::default(),
             lamps: ports.lamps.clone(),
             publisher: ports.publisher.clone(),
-            parts: BatchParts::from_ports(cfg, ports),
+            registry: ports.registry.clone(),
+            parts: BatchParts::from_ports(ports),
         }
     }
 
@@ -245,7 +249,7 @@ impl FaultHandler {
                     continue;
                 }
             };
-            if self.parts.cfg.is_future(r.ts_ms, d.arrival_ms) {
+            if self.cfg.is_future(r.ts_ms, d.arrival_ms) {
                 report.skipped += 1;
                 continue;
             }
@@ -253,7 +257,11 @@ impl FaultHandler {
         }
         let known = self
             .parts
-            .known(readings.iter().map(|r| &r.intersection_id))
+            .directory
+            .lookup(
+                self.registry.as_ref(),
+                readings.iter().map(|r| &r.intersection_id),
+            )
             .instrument(info_span!("fault.directory"))
             .await?;
         let readings: Vec<_> = readings
@@ -294,7 +302,7 @@ impl FaultHandler {
                     .iter()
                     .copied()
                     .filter(|r| to_read.contains(&r.intersection_id)),
-                self.parts.cfg.min_reading_interval_ms,
+                self.cfg.min_reading_interval_ms,
             );
             Ok::<_, PortError>((before, batch))
         }

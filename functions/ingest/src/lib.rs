@@ -42,7 +42,7 @@ use traffic_functions::kinesis::{Decoded, Unusable, decode_by_shard, failures};
 use traffic_functions::metrics::{BatchFigures, IngestMetrics, Metrics};
 use traffic_functions::problems::Problems;
 use traffic_functions::routing::Routes;
-use traffic_ports::{PortError, Ports, StateStore};
+use traffic_ports::{PortError, Ports, Registry, StateStore};
 
 /// How many times a batch is folded again after a conflicting commit before the invocation
 /// reports it failed (the event source mapping then retries it).
@@ -51,7 +51,9 @@ const CONFLICT_RETRIES: usize = 3;
 /// `ingest` built from the ports it needs, owning them and its directory: what a Lambda
 /// `main` and the event source mapping hold for the life of the process.
 pub struct IngestHandler {
+    cfg: EngineConfig,
     state: Arc<dyn StateStore>,
+    registry: Arc<dyn Registry>,
     parts: BatchParts,
 }
 
@@ -59,8 +61,10 @@ impl IngestHandler {
     /// `ingest` over `ports` (state, registry, statistics).
     pub fn from_ports(cfg: EngineConfig, ports: &Ports) -> Self {
         Self {
+            cfg,
             state: ports.state.clone(),
-            parts: BatchParts::from_ports(cfg, ports),
+            registry: ports.registry.clone(),
+            parts: BatchParts::from_ports(ports),
         }
     }
 
@@ -219,7 +223,10 @@ impl IngestHandler {
         records: impl IntoIterator<Item = &'d Decoded<'r>>,
     ) -> Result<HashMap<IntersectionId, Known>, PortError> {
         let readings = records.into_iter().filter_map(|d| d.reading.as_ref().ok());
-        self.parts.known(readings.map(|r| &r.intersection_id)).await
+        self.parts
+            .directory
+            .lookup(self.registry.as_ref(), readings.map(|r| &r.intersection_id))
+            .await
     }
 
     async fn process_shard(
@@ -247,7 +254,7 @@ impl IngestHandler {
                 .instrument(info_span!("ingest.load", attempt))
                 .await
                 .map_err(|e| (first_seq.clone(), e))?;
-            let mut fold = BatchFold::new(&self.parts.cfg, shard, meta, marks);
+            let mut fold = BatchFold::new(&self.cfg, shard, meta, marks);
             let mut tally = IngestReport::default();
             // This attempt's problems only: a batch folded again after a conflict meets
             // the same records again.

@@ -58,7 +58,7 @@ impl IngestHandler {
         let mut attempt = 0;
         loop {
             let (meta, marks) = self.state.load_shard(shard).await?;
-            let mut fold = RedriveFold::new(&self.parts.cfg, shard, meta, marks, id);
+            let mut fold = RedriveFold::new(&self.cfg, shard, meta, marks, id);
             for _ in 0..(bad.len() as u64 + other) {
                 fold.reject();
             }

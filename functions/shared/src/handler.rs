@@ -2,25 +2,21 @@
 //! partial batch response, as a Lambda function with `ReportBatchItemFailures` does. `ingest`
 //! and `fault` implement it; the one event source mapping (`traffic-app`) drives it.
 //!
-//! What the two handlers own alike is [`BatchParts`]: the engine parameters, the meters of a
-//! batch, the registry and its cache, the shards' hash key ranges and the metric sink; [`Meters::measure`] is how a batch
+//! What the two handlers own alike is [`BatchParts`]: the meters of a batch, the registry's
+//! cache, the shards' hash key ranges and the metric sink; [`Meters::measure`] is how a batch
 //! is measured (its statistics sample recorded).
 
-use crate::directory::{Directory, Known};
+use crate::directory::Directory;
 use crate::kinesis::{record_stats, stats_sample};
 use crate::metrics::Metrics;
 use crate::routing::{Routes, ShardRanges};
 use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use tracing::{Instrument, Span};
-use traffic_core::{EngineConfig, IntersectionId};
-use traffic_ports::{
-    Clock, PortResult, Ports, Registry, StatsSample, StatsStore, Usage, UsageMeter,
-};
+use traffic_ports::{Clock, Ports, StatsSample, StatsStore, Usage, UsageMeter};
 
 /// A function of Kinesis batches.
 #[async_trait]
@@ -31,10 +27,6 @@ pub trait BatchHandler: Send + Sync {
 
 /// What a stream function's handler owns beside its own ports, for the life of the process.
 pub struct BatchParts {
-    /// Engine parameters.
-    pub cfg: EngineConfig,
-    /// The intersections and their lights.
-    pub registry: Arc<dyn Registry>,
     /// What the backend billed.
     pub usage: Arc<dyn UsageMeter>,
     /// The time.
@@ -50,11 +42,9 @@ pub struct BatchParts {
 }
 
 impl BatchParts {
-    /// The parts over `cfg` and `ports`, with an empty directory and no metric lines.
-    pub fn from_ports(cfg: EngineConfig, ports: &Ports) -> Self {
+    /// The parts over `ports`, with an empty directory and no metric lines.
+    pub fn from_ports(ports: &Ports) -> Self {
         Self {
-            cfg,
-            registry: ports.registry.clone(),
             usage: ports.usage.clone(),
             clock: ports.clock.clone(),
             stats: ports.stats.clone(),
@@ -71,14 +61,6 @@ impl BatchParts {
             self.clock.as_ref(),
             self.stats.as_ref(),
         )
-    }
-
-    /// What the registry knows of the intersections `ids`, through the directory (its cache).
-    pub async fn known(
-        &self,
-        ids: impl IntoIterator<Item = &IntersectionId>,
-    ) -> PortResult<HashMap<IntersectionId, Known>> {
-        self.directory.lookup(self.registry.as_ref(), ids).await
     }
 
     /// The hash key ranges of the shards of `event`, looked up inside `span`.
