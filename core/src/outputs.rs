@@ -15,6 +15,7 @@ use crate::ids::{IntersectionId, LIGHTS_PER_INTERSECTION};
 use crate::query::WindowResult;
 use crate::rollup::Rollup;
 use crate::window::WindowKey;
+use serde::{Deserialize, Serialize};
 
 /// A closed window's row of `windows`.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,6 +37,13 @@ pub struct WindowRow {
 pub struct IntersectionRow {
     /// The intersection.
     pub intersection_id: IntersectionId,
+    /// Its figures over the window.
+    pub figures: Figures,
+}
+
+/// An intersection's figures over one window (JSON: the API's history of an intersection).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
     /// Its readings in the window.
     pub readings: u64,
     /// Vehicles that crossed, all lights.
@@ -101,11 +109,13 @@ impl WindowTables {
             .iter()
             .map(|(id, t)| IntersectionRow {
                 intersection_id: id.clone(),
-                readings: t.readings,
-                vehicles: t.vehicles.iter().sum(),
-                light_vehicles: t.vehicles,
-                mean_speed_kmh: t.speed.mean_kmh(),
-                median_vehicles: t.digest.median(),
+                figures: Figures {
+                    readings: t.readings,
+                    vehicles: t.vehicles.iter().sum(),
+                    light_vehicles: t.vehicles,
+                    mean_speed_kmh: t.speed.mean_kmh(),
+                    median_vehicles: t.digest.median(),
+                },
             })
             .collect();
         let top = result
@@ -211,15 +221,18 @@ mod tests {
                 too_frequent: 0,
             }
         );
-        let first = &t.intersections[0];
-        assert_eq!(first.intersection_id.as_str(), "I-0001");
+        assert_eq!(t.intersections[0].intersection_id.as_str(), "I-0001");
+        let first = &t.intersections[0].figures;
         assert_eq!((first.readings, first.vehicles), (2, 10));
         assert_eq!(first.light_vehicles, [4, 6, 0, 0]);
         assert_eq!(first.mean_speed_kmh, Some(36.0));
-        assert_eq!(t.intersections[1].light_vehicles, [0, 0, 2, 1]);
+        assert_eq!(t.intersections[1].figures.light_vehicles, [0, 0, 2, 1]);
         // No vehicle crossed: no mean speed, a median of zero.
-        assert_eq!(t.intersections[2].mean_speed_kmh, None);
-        assert_eq!(t.intersections[2].median_vehicles, Some(0.0));
+        let none = &t.intersections[2].figures;
+        assert_eq!(
+            (none.mean_speed_kmh, none.median_vehicles),
+            (None, Some(0.0))
+        );
         // The ranking rows are the result's lists, numbered from 1.
         let top: Vec<_> = t
             .rankings

@@ -6,7 +6,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::{Field, Row};
 use traffic_core::IntersectionId;
 use traffic_core::ids::LIGHTS_PER_INTERSECTION;
-use traffic_core::outputs::IntersectionRow;
+use traffic_core::outputs::{Figures, IntersectionRow};
 
 fn bad(what: &str) -> ParquetError {
     ParquetError::General(format!("window_intersections: {what}"))
@@ -44,11 +44,13 @@ fn row_of(id: &IntersectionId, row: &Row) -> Result<IntersectionRow> {
     }
     Ok(IntersectionRow {
         intersection_id: id.clone(),
-        readings: count(field("readings"), "readings")?,
-        vehicles: count(field("vehicles"), "vehicles")?,
-        light_vehicles,
-        mean_speed_kmh: double(field("mean_speed_kmh"), "mean_speed_kmh")?,
-        median_vehicles: double(field("median_vehicles"), "median_vehicles")?,
+        figures: Figures {
+            readings: count(field("readings"), "readings")?,
+            vehicles: count(field("vehicles"), "vehicles")?,
+            light_vehicles,
+            mean_speed_kmh: double(field("mean_speed_kmh"), "mean_speed_kmh")?,
+            median_vehicles: double(field("median_vehicles"), "median_vehicles")?,
+        },
     })
 }
 

@@ -87,15 +87,15 @@ fn columns(table: &Table, t: &WindowTables) -> Result<Vec<Column>> {
             let x = &t.intersections;
             vec![
                 text(x.iter().map(|r| r.intersection_id.as_str())),
-                Column::Long(x.iter().map(|r| long(r.readings)).collect()),
-                Column::Long(x.iter().map(|r| long(r.vehicles)).collect()),
+                Column::Long(x.iter().map(|r| long(r.figures.readings)).collect()),
+                Column::Long(x.iter().map(|r| long(r.figures.vehicles)).collect()),
                 Column::LongList(
                     x.iter()
-                        .map(|r| r.light_vehicles.iter().map(|v| long(*v)).collect())
+                        .map(|r| r.figures.light_vehicles.iter().map(|v| long(*v)).collect())
                         .collect(),
                 ),
-                Column::Double(x.iter().map(|r| r.mean_speed_kmh).collect()),
-                Column::Double(x.iter().map(|r| r.median_vehicles).collect()),
+                Column::Double(x.iter().map(|r| r.figures.mean_speed_kmh).collect()),
+                Column::Double(x.iter().map(|r| r.figures.median_vehicles).collect()),
             ]
         }
         _ => {

@@ -4,7 +4,9 @@
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 use traffic_core::IntersectionId;
-use traffic_core::outputs::{IntersectionRow, Ranking, RankingRow, WindowRow, WindowTables};
+use traffic_core::outputs::{
+    Figures, IntersectionRow, Ranking, RankingRow, WindowRow, WindowTables,
+};
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_ports::OutputArchive;
 use traffic_tables::{TABLES, WINDOW_INTERSECTIONS, WINDOW_RANKINGS, WINDOWS, dir::DirArchive};
@@ -31,19 +33,23 @@ fn tables() -> WindowTables {
         intersections: vec![
             IntersectionRow {
                 intersection_id: id("I-0001"),
-                readings: 4,
-                vehicles: 12,
-                light_vehicles: [3, 4, 5, 0],
-                mean_speed_kmh: Some(41.5),
-                median_vehicles: Some(3.0),
+                figures: Figures {
+                    readings: 4,
+                    vehicles: 12,
+                    light_vehicles: [3, 4, 5, 0],
+                    mean_speed_kmh: Some(41.5),
+                    median_vehicles: Some(3.0),
+                },
             },
             IntersectionRow {
                 intersection_id: id("I-0002"),
-                readings: 3,
-                vehicles: 0,
-                light_vehicles: [0; 4],
-                mean_speed_kmh: None,
-                median_vehicles: Some(0.0),
+                figures: Figures {
+                    readings: 3,
+                    vehicles: 0,
+                    light_vehicles: [0; 4],
+                    mean_speed_kmh: None,
+                    median_vehicles: Some(0.0),
+                },
             },
         ],
         rankings: vec![

@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 use traffic_core::IntersectionId;
-use traffic_core::ids::LIGHTS_PER_INTERSECTION;
+use traffic_core::outputs::Figures;
 use traffic_core::time::format_rfc3339_ms;
 use traffic_core::window::{WindowKey, WindowLength};
 
@@ -19,23 +19,17 @@ pub const HISTORY_DEFAULT: u64 = 96;
 /// The most windows one history reads (one archive object each).
 pub const HISTORY_MAX: u64 = 200;
 
-/// One closed window of an intersection's history.
+/// One closed window of an intersection's history: the window and the intersection's
+/// figures over it, as its row of `window_intersections` holds them.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct HistoryPoint {
     /// The window's start, RFC 3339 UTC.
     pub start: String,
     /// Its end (exclusive).
     pub end: String,
-    /// The intersection's readings in it.
-    pub readings: u64,
-    /// Vehicles that crossed, all lights.
-    pub vehicles: u64,
-    /// Vehicles per light, light 0 first.
-    pub light_vehicles: [u64; LIGHTS_PER_INTERSECTION],
-    /// Vehicle-weighted mean speed, km/h; `null` when no vehicle crossed.
-    pub mean_speed_kmh: Option<f64>,
-    /// Median of its readings' vehicle counts.
-    pub median_vehicles: Option<f64>,
+    /// Readings, vehicles (all lights, per light), mean speed, median.
+    #[serde(flatten)]
+    pub figures: Figures,
 }
 
 /// An intersection's history.
@@ -110,11 +104,7 @@ pub async fn history(
             .map(|(w, r)| HistoryPoint {
                 start: format_rfc3339_ms(w.start_ms),
                 end: format_rfc3339_ms(w.end_ms()),
-                readings: r.readings,
-                vehicles: r.vehicles,
-                light_vehicles: r.light_vehicles,
-                mean_speed_kmh: r.mean_speed_kmh,
-                median_vehicles: r.median_vehicles,
+                figures: r.figures,
             })
             .collect(),
     }))

@@ -223,7 +223,7 @@ async fn before_any_window_the_downloads_are_empty_and_an_unknown_format_is_a_40
 
 /// The rows of `id` in a quarter of `T0`'s day: `k` vehicles on light 0, a speed of `40 + k`.
 fn quarter(start_ms: i64, id: &str, k: u64) -> traffic_core::outputs::WindowTables {
-    use traffic_core::outputs::{IntersectionRow, WindowRow, WindowTables};
+    use traffic_core::outputs::{Figures, IntersectionRow, WindowRow, WindowTables};
     WindowTables {
         window: traffic_core::window::WindowKey {
             length: "15m".parse().unwrap_or_else(|e| panic!("{e}")),
@@ -238,11 +238,13 @@ fn quarter(start_ms: i64, id: &str, k: u64) -> traffic_core::outputs::WindowTabl
         },
         intersections: vec![IntersectionRow {
             intersection_id: support::id(id),
-            readings: 4,
-            vehicles: k,
-            light_vehicles: [k, 0, 0, 0],
-            mean_speed_kmh: Some(40.0 + k as f64),
-            median_vehicles: Some(1.0),
+            figures: Figures {
+                readings: 4,
+                vehicles: k,
+                light_vehicles: [k, 0, 0, 0],
+                mean_speed_kmh: Some(40.0 + k as f64),
+                median_vehicles: Some(1.0),
+            },
         }],
         rankings: Vec::new(),
     }
