@@ -6,16 +6,21 @@
 //! | `windows` | closed window: readings, intersections, the global median, what compaction dropped |
 //! | `window_intersections` | intersection with readings in the window: readings, vehicles (all lights and per light), mean speed, median |
 //! | `window_rankings` | place in the window's top-k by mean speed (`top`) or in the above-median list (`above_median`) |
+//! | `window_plans` | phase of each intersection's plan in force after the merge's retiming round from a control window |
 //!
 //! Every row comes from the window's final rollup and its result, which do not depend on how
 //! the merge runs were spaced (the law of `merge_run::run`): a redone merge builds the same
 //! rows, in the same order, and the adapters write them under the same names.
 
+use crate::city::Intersection;
 use crate::ids::{IntersectionId, LIGHTS_PER_INTERSECTION};
+use crate::plan::{Plan, PlanConfig, plan_of};
 use crate::query::WindowResult;
 use crate::rollup::Rollup;
+use crate::signal::ControlMode;
 use crate::window::WindowKey;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A closed window's row of `windows`.
 #[derive(Clone, Debug, PartialEq)]
@@ -159,6 +164,74 @@ impl WindowTables {
     }
 }
 
+/// One phase of one intersection's plan in force after a retiming round: a row of
+/// `window_plans`, the split monitor's data (each phase's green over time) and, where
+/// `retimed`, a plan change the merge made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanRow {
+    /// The intersection.
+    pub intersection_id: IntersectionId,
+    /// How its timings are set.
+    pub mode: ControlMode,
+    /// Whether the merge retimed it from this control window (its plan changed by Webster).
+    pub retimed: bool,
+    /// The phase's index in the intersection's phases.
+    pub phase: u32,
+    /// The plan's cycle, s.
+    pub cycle_s: f64,
+    /// The plan's offset, s, when coordinated.
+    pub offset_s: Option<f64>,
+    /// The phase's shortest, fixed-time and longest green, s.
+    pub min_green_s: f64,
+    /// See `min_green_s`.
+    pub green_s: f64,
+    /// See `min_green_s`.
+    pub max_green_s: f64,
+}
+
+/// Every intersection's plan after the merge's retiming round from one control window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowPlans {
+    /// The control window the round retimed from.
+    pub window: WindowKey,
+    /// A row per phase of every intersection, by intersection id then phase.
+    pub rows: Vec<PlanRow>,
+}
+
+impl WindowPlans {
+    /// The plans in force after the round from `window` that read `listed` and retimed the
+    /// intersections of `retimed` (their new plans): the others run the plan of their timings
+    /// as read. A redone round finds the intersections retimed before the crash already
+    /// retimed from `window`, with the plans stored then, so it gives the same rows.
+    pub fn of(
+        window: WindowKey,
+        listed: &[Intersection],
+        retimed: &BTreeMap<IntersectionId, Plan>,
+        yellow_s: f64,
+        cfg: &PlanConfig,
+    ) -> Self {
+        let mut sorted: Vec<&Intersection> = listed.iter().collect();
+        sorted.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut rows = Vec::new();
+        for x in sorted {
+            let new = retimed.get(&x.id);
+            let plan = new.cloned().unwrap_or_else(|| plan_of(x, yellow_s, cfg));
+            rows.extend(plan.phases.iter().zip(0..).map(|(p, phase)| PlanRow {
+                intersection_id: x.id.clone(),
+                mode: x.control.mode,
+                retimed: new.is_some(),
+                phase,
+                cycle_s: plan.cycle_s,
+                offset_s: plan.offset_s,
+                min_green_s: p.min_green_s,
+                green_s: p.green_s,
+                max_green_s: p.max_green_s,
+            }));
+        }
+        Self { window, rows }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +328,60 @@ mod tests {
             above.first().map(|x| x.place),
             result.above_median.first().map(|_| 1)
         );
+    }
+
+    fn two_crossings() -> Vec<Intersection> {
+        let x = |id: &str, green: f64| {
+            format!(
+                r#"{{"id":"{id}","lat":41.85,"lon":12.60,
+                  "lights":[{{"light":0,"saturation_veh_h":1800}},{{"light":1,"saturation_veh_h":1800}}],
+                  "phases":[{{"lights":[0],"green_s":{green},"red_s":30}},{{"lights":[1],"green_s":26,"red_s":{red}}}]}}"#,
+                red = green + 4.0
+            )
+        };
+        let json = format!(
+            r#"{{"intersections":[{},{}]}}"#,
+            x("I-0002", 20.0),
+            x("I-0001", 26.0)
+        );
+        crate::City::parse(&json)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .intersections
+    }
+
+    #[test]
+    fn the_plans_after_a_round_are_the_new_ones_where_it_retimed_and_the_read_ones_elsewhere() {
+        let listed = two_crossings();
+        let cfg = PlanConfig::default();
+        let window = rollup().window;
+        // I-0002 retimed to the plan of other greens.
+        let mut other = listed[0].clone();
+        other.phases[0].green_s = 32.0;
+        other.phases[0].red_s = 30.0;
+        let new = plan_of(&other, 4.0, &cfg);
+        let retimed = BTreeMap::from([(listed[0].id.clone(), new.clone())]);
+        let p = WindowPlans::of(window, &listed, &retimed, 4.0, &cfg);
+        // By id, then phase.
+        let keys: Vec<(&str, u32, bool)> = p
+            .rows
+            .iter()
+            .map(|r| (r.intersection_id.as_str(), r.phase, r.retimed))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("I-0001", 0, false),
+                ("I-0001", 1, false),
+                ("I-0002", 0, true),
+                ("I-0002", 1, true)
+            ]
+        );
+        let kept = plan_of(&listed[1], 4.0, &cfg);
+        assert_eq!(p.rows[0].green_s, kept.phases[0].green_s);
+        assert_eq!(
+            (p.rows[2].green_s, p.rows[2].cycle_s),
+            (new.phases[0].green_s, new.cycle_s)
+        );
+        assert_eq!(p.rows[2].mode, ControlMode::Adaptive);
     }
 }

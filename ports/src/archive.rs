@@ -6,7 +6,7 @@ use crate::PortResult;
 use crate::Ports;
 use async_trait::async_trait;
 use traffic_core::IntersectionId;
-use traffic_core::outputs::{IntersectionRow, WindowTables};
+use traffic_core::outputs::{IntersectionRow, WindowPlans, WindowTables};
 use traffic_core::window::WindowKey;
 
 /// The archive of the merge's outputs (`traffic_core::outputs`).
@@ -16,6 +16,11 @@ pub trait OutputArchive: Send + Sync {
     /// the same rows land under the same names in the same bytes, so a merge that writes a
     /// window again (a run redone after a failure) leaves the archive as it was.
     async fn put_window(&self, tables: &WindowTables) -> PortResult<()>;
+
+    /// Writes the plans in force after a retiming round (`window_plans`), replacing what an
+    /// earlier run wrote for the same control window, in the same bytes when the round is
+    /// redone.
+    async fn put_plans(&self, plans: &WindowPlans) -> PortResult<()>;
 
     /// `id`'s rows of `window_intersections` in `windows`: one for each window the archive
     /// holds in which it had readings, in the order of `windows` (the history of an
@@ -35,6 +40,10 @@ pub struct NoArchive;
 #[async_trait]
 impl OutputArchive for NoArchive {
     async fn put_window(&self, _tables: &WindowTables) -> PortResult<()> {
+        Ok(())
+    }
+
+    async fn put_plans(&self, _plans: &WindowPlans) -> PortResult<()> {
         Ok(())
     }
 

@@ -434,6 +434,35 @@ class ArchiveCheck:
         log_side_by_side("windows", days, rows, local_rows)
         self.out["traffic_query_equals_athena"]["windows"] = same
 
+    def plans(self, timings: list[dict]) -> None:
+        """`window_plans` of the newest retiming round holds, phase by phase, the plan each
+        intersection runs as the API serves it (`GET /api/timings`, `plan`)."""
+        rows = self.query(bind(
+            "SELECT window_start, intersection_id, phase, green_s FROM window_plans WHERE dt BETWEEN ? AND ?",
+            [self.first_day, self.last_day],
+        ))
+        newest = max((timestamp_ms(r["window_start"]) for r in rows), default=None)
+        got = {(r["intersection_id"], int(r["phase"])): number(r["green_s"]) for r in rows if timestamp_ms(r["window_start"]) == newest}
+        want = {
+            (t["intersection_id"], i): p["green_s"]
+            for t in timings
+            for i, p in enumerate((t.get("plan") or {}).get("phases", []))
+        }
+        same = bool(want) and got.keys() == want.keys() and all(close(got[k], want[k]) for k in want)
+        self.check(same, f"window_plans {sorted(got.items())[:3]}... against the API's plans {sorted(want.items())[:3]}...")
+        self.out["plan_rows_compared_with_api"] = len(want)
+
+    def history(self, answer: dict, closed_15m: list[dict], intersection: str) -> None:
+        """The API's history of an intersection (read from `window_intersections` on S3 by
+        the api function's role) holds its readings and vehicles in each closed quarter-hour,
+        as the recorded readings count them."""
+        want = expected_volumes(self.readings, intersection)
+        starts = {event_ms(w["start"]) for w in closed_15m}
+        want = {w: v[:2] for w, v in want.items() if w in starts}
+        got = {event_ms(w["start"]): (w["readings"], w["vehicles"]) for w in answer.get("windows", [])}
+        self.check(bool(want) and got == want, f"the API's history of {intersection}: {got} against {want}")
+        self.out["history_windows"] = len(got)
+
     def failures(self, stored: dict[str, str]) -> list[tuple]:
         rows = self.query(bind(stored["lamp-failures"], [self.first_day, self.last_day]))
         got = [

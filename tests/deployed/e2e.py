@@ -728,6 +728,15 @@ class Run:
                     },
                 )
                 check.merge_outputs([w for w in stack_windows if w.get("closed") is True], self.a.traffic)
+                base = self.api_base()
+                status, body = self.http("GET", f"{base}/api/timings?limit=500")
+                self.check(status == 200, f"GET /api/timings: {status}")
+                if status == 200:
+                    check.plans(json.loads(body)["timings"])
+                status, body = self.http("GET", f"{base}/api/intersections/I-0001/history")
+                self.check(status == 200, f"GET /api/intersections/I-0001/history: {status} {body[:200]!r}")
+                if status == 200:
+                    check.history(json.loads(body), [w for w in stack_windows if w["length"] == "15m" and w.get("closed") is True], "I-0001")
         except RuntimeError as e:
             self.check(False, f"the archive: {e}")
         s3 = self.client("s3")

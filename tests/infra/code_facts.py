@@ -287,7 +287,7 @@ class Adapter:
                 if ty not in ("DynamoStore", "SnsPublisher", "KinesisShards", "EventBridgePublisher", "S3Archive"):
                     continue
                 for name, body in functions_in(block[1:]).items():
-                    if trait is None and ty in ("DynamoStore", "EventBridgePublisher", "KinesisShards"):
+                    if trait is None and ty in ("DynamoStore", "EventBridgePublisher", "KinesisShards", "S3Archive"):
                         self.inherent[name] = self.inherent.get(name, "") + body
                     elif trait in PORT_FIELDS.values():
                         self.impls[(trait, name)] = body

@@ -29,6 +29,7 @@ fn duckdb_columns(columns: &[(&str, &str)]) -> String {
                 "timestamp" => "TIMESTAMP",
                 "bigint" => "BIGINT",
                 "int" => "INTEGER",
+                "boolean" => "BOOLEAN",
                 "array<bigint>" => "BIGINT[]",
                 "double" => "DOUBLE",
                 other => other,
@@ -58,7 +59,7 @@ impl Archive {
     /// The archive under `dir` (which may hold nothing yet).
     pub fn open(dir: &Path) -> ArchiveResult<Self> {
         let conn = Connection::open_in_memory()?;
-        let outputs = traffic_tables::TABLES.map(|t| (t.name, duckdb_columns(t.columns)));
+        let outputs = traffic_tables::ALL_TABLES.map(|t| (t.name, duckdb_columns(t.columns)));
         let tables = std::iter::once((READINGS, READINGS_COLUMNS.to_owned())).chain(outputs);
         for (name, columns) in tables {
             if table_files(dir, name)?.is_empty() {

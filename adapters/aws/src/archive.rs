@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use traffic_core::IntersectionId;
-use traffic_core::outputs::{IntersectionRow, WindowTables};
+use traffic_core::outputs::{IntersectionRow, WindowPlans, WindowTables};
 use traffic_core::window::WindowKey;
 use traffic_ports::{OutputArchive, PortError, PortResult};
 
@@ -40,16 +40,16 @@ impl S3Archive {
     }
 }
 
-#[async_trait]
-impl OutputArchive for S3Archive {
-    async fn put_window(&self, tables: &WindowTables) -> PortResult<()> {
+impl S3Archive {
+    /// Puts `objects` (key, bytes) in the bucket, one `PutObject` each.
+    async fn put(&self, objects: Vec<(String, Vec<u8>)>) -> PortResult<()> {
         let Some(bucket) = self.bucket.as_deref() else {
             if !self.said_unset.swap(true, Ordering::Relaxed) {
                 tracing::info!("ARCHIVE_BUCKET is not set: the merge's outputs are not archived");
             }
             return Ok(());
         };
-        for (key, bytes) in traffic_tables::objects(tables)? {
+        for (key, bytes) in objects {
             self.client
                 .put_object()
                 .bucket(bucket)
@@ -61,6 +61,17 @@ impl OutputArchive for S3Archive {
                 .map_err(|e| port_error(format!("writing s3://{bucket}/{key}"), e))?;
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl OutputArchive for S3Archive {
+    async fn put_window(&self, tables: &WindowTables) -> PortResult<()> {
+        self.put(traffic_tables::objects(tables)?).await
+    }
+
+    async fn put_plans(&self, plans: &WindowPlans) -> PortResult<()> {
+        self.put(vec![traffic_tables::plans_object(plans)?]).await
     }
 
     async fn intersection_windows(

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
 use traffic_core::IntersectionId;
-use traffic_core::outputs::{IntersectionRow, WindowTables};
+use traffic_core::outputs::{IntersectionRow, WindowPlans, WindowTables};
 use traffic_core::window::WindowKey;
 use traffic_ports::{OutputArchive, PortError, PortResult};
 
@@ -26,6 +26,15 @@ impl DirArchive {
         &self.root
     }
 
+    fn put(&self, objects: Vec<(String, Vec<u8>)>) -> PortResult<()> {
+        for (key, bytes) in objects {
+            self.write(&key, &bytes).map_err(|e| {
+                PortError::backend(format!("writing {}", self.root.join(&key).display()), e)
+            })?;
+        }
+        Ok(())
+    }
+
     fn write(&self, key: &str, bytes: &[u8]) -> std::io::Result<()> {
         let path = self.root.join(key);
         if let Some(parent) = path.parent() {
@@ -40,12 +49,11 @@ impl DirArchive {
 #[async_trait]
 impl OutputArchive for DirArchive {
     async fn put_window(&self, tables: &WindowTables) -> PortResult<()> {
-        for (key, bytes) in crate::objects(tables)? {
-            self.write(&key, &bytes).map_err(|e| {
-                PortError::backend(format!("writing {}", self.root.join(&key).display()), e)
-            })?;
-        }
-        Ok(())
+        self.put(crate::objects(tables)?)
+    }
+
+    async fn put_plans(&self, plans: &WindowPlans) -> PortResult<()> {
+        self.put(vec![crate::plans_object(plans)?])
     }
 
     async fn intersection_windows(

@@ -1,15 +1,16 @@
 //! One table's rows of one window as a Parquet file (one row group, Snappy), through the
 //! parquet crate's column writers.
 
-use crate::{Table, WINDOW_INTERSECTIONS, WINDOW_RANKINGS, WINDOWS};
+use crate::{Table, WINDOW_INTERSECTIONS, WINDOW_PLANS, WINDOW_RANKINGS, WINDOWS};
 use parquet::basic::Compression;
-use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
+use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
 use parquet::errors::{ParquetError, Result};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 use std::sync::Arc;
-use traffic_core::outputs::WindowTables;
+use traffic_core::outputs::{WindowPlans, WindowTables};
+use traffic_core::window::WindowKey;
 
 /// One column's values, in row order.
 enum Column {
@@ -21,6 +22,8 @@ enum Column {
     Long(Vec<i64>),
     /// `int`.
     Int(Vec<i32>),
+    /// `boolean`.
+    Bool(Vec<bool>),
     /// `double`, null where `None`.
     Double(Vec<Option<f64>>),
     /// `array<bigint>`.
@@ -34,6 +37,7 @@ fn declare(name: &str, sql_type: &str) -> Result<String> {
         "timestamp" => format!("required int64 {name} (TIMESTAMP(MILLIS,false));"),
         "bigint" => format!("required int64 {name};"),
         "int" => format!("required int32 {name};"),
+        "boolean" => format!("required boolean {name};"),
         "double" => format!("optional double {name};"),
         "array<bigint>" => format!(
             "required group {name} (LIST) {{ repeated group list {{ required int64 element; }} }}"
@@ -61,18 +65,13 @@ fn long(n: u64) -> i64 {
 
 /// `table`'s columns for the window of `t`, in the table's order.
 fn columns(table: &Table, t: &WindowTables) -> Result<Vec<Column>> {
-    let length = t.window.length.to_string();
-    let start = t.window.start_ms;
     let rows = match table.name {
         n if n == WINDOWS.name => 1,
         n if n == WINDOW_INTERSECTIONS.name => t.intersections.len(),
         n if n == WINDOW_RANKINGS.name => t.rankings.len(),
         other => return Err(ParquetError::General(format!("no table {other}"))),
     };
-    let window = [
-        text(std::iter::repeat_n(length.as_str(), rows)),
-        Column::Timestamp(vec![start; rows]),
-    ];
+    let window = window_columns(&t.window, rows);
     let s = &t.summary;
     let rest = match table.name {
         n if n == WINDOWS.name => vec![
@@ -115,8 +114,44 @@ fn columns(table: &Table, t: &WindowTables) -> Result<Vec<Column>> {
     Ok(window.into_iter().chain(rest).collect())
 }
 
+/// The columns every table starts with: the window's length and start, on each of `rows` rows.
+fn window_columns(window: &WindowKey, rows: usize) -> [Column; 2] {
+    let length = window.length.to_string();
+    [
+        text(std::iter::repeat_n(length.as_str(), rows)),
+        Column::Timestamp(vec![window.start_ms; rows]),
+    ]
+}
+
 /// `table`'s rows of the window of `t` as the bytes of a Parquet file.
 pub fn encode(table: &Table, t: &WindowTables) -> Result<Vec<u8>> {
+    write(table, columns(table, t)?)
+}
+
+/// The `window_plans` rows of a retiming round as the bytes of a Parquet file.
+pub fn encode_plans(p: &WindowPlans) -> Result<Vec<u8>> {
+    let r = &p.rows;
+    let mut columns: Vec<Column> = window_columns(&p.window, r.len()).into();
+    columns.extend([
+        text(r.iter().map(|x| x.intersection_id.as_str())),
+        text(r.iter().map(|x| x.mode.as_str())),
+        Column::Bool(r.iter().map(|x| x.retimed).collect()),
+        Column::Int(
+            r.iter()
+                .map(|x| i32::try_from(x.phase).unwrap_or(i32::MAX))
+                .collect(),
+        ),
+        Column::Double(r.iter().map(|x| Some(x.cycle_s)).collect()),
+        Column::Double(r.iter().map(|x| x.offset_s).collect()),
+        Column::Double(r.iter().map(|x| Some(x.min_green_s)).collect()),
+        Column::Double(r.iter().map(|x| Some(x.green_s)).collect()),
+        Column::Double(r.iter().map(|x| Some(x.max_green_s)).collect()),
+    ]);
+    write(&WINDOW_PLANS, columns)
+}
+
+/// `columns`, in `table`'s order, as the bytes of a Parquet file of one row group.
+fn write(table: &Table, columns: Vec<Column>) -> Result<Vec<u8>> {
     let mut message = format!("message {} {{ ", table.name);
     for (name, sql_type) in table.columns {
         message.push_str(&declare(name, sql_type)?);
@@ -132,7 +167,7 @@ pub fn encode(table: &Table, t: &WindowTables) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut writer = SerializedFileWriter::new(&mut out, schema, props)?;
     let mut group = writer.next_row_group()?;
-    let mut columns = columns(table, t)?.into_iter();
+    let mut columns = columns.into_iter();
     while let Some(mut w) = group.next_column()? {
         let column = columns
             .next()
@@ -143,6 +178,7 @@ pub fn encode(table: &Table, t: &WindowTables) -> Result<Vec<u8>> {
                 w.typed::<Int64Type>().write_batch(&v, None, None)?
             }
             Column::Int(v) => w.typed::<Int32Type>().write_batch(&v, None, None)?,
+            Column::Bool(v) => w.typed::<BoolType>().write_batch(&v, None, None)?,
             Column::Double(v) => {
                 let present: Vec<f64> = v.iter().flatten().copied().collect();
                 let defined: Vec<i16> = v.iter().map(|x| i16::from(x.is_some())).collect();

@@ -6,7 +6,10 @@
 //! windows/dt=2026-01-05/15m-20260105T070000Z.parquet
 //! window_intersections/dt=2026-01-05/15m-20260105T070000Z.parquet
 //! window_rankings/dt=2026-01-05/15m-20260105T070000Z.parquet
+//! window_plans/dt=2026-01-05/15m-20260105T070000Z.parquet
 //! ```
+//!
+//! (`window_plans`: after the merge's retiming round from that control window.)
 //!
 //! The encoding is a function of the rows alone (no write time, no random file id), so a window
 //! written again is written in the same bytes: a redone merge leaves the archive as it was.
@@ -19,8 +22,8 @@ pub mod dir;
 mod encode;
 
 pub use decode::intersection_row;
-pub use encode::encode;
-use traffic_core::outputs::WindowTables;
+pub use encode::{encode, encode_plans};
+use traffic_core::outputs::{WindowPlans, WindowTables};
 use traffic_core::window::WindowKey;
 use traffic_ports::{PortError, PortResult};
 
@@ -77,8 +80,30 @@ pub const WINDOW_RANKINGS: Table = Table {
     ],
 };
 
-/// Every table of the merge's outputs.
+/// One row per phase of every intersection's plan after a retiming round (`retimed`: the
+/// merge changed it in that round), by control window.
+pub const WINDOW_PLANS: Table = Table {
+    name: "window_plans",
+    columns: &[
+        ("length", "string"),
+        ("window_start", "timestamp"),
+        ("intersection_id", "string"),
+        ("mode", "string"),
+        ("retimed", "boolean"),
+        ("phase", "int"),
+        ("cycle_s", "double"),
+        ("offset_s", "double"),
+        ("min_green_s", "double"),
+        ("green_s", "double"),
+        ("max_green_s", "double"),
+    ],
+};
+
+/// The tables of each closed window's results ([`objects`]).
 pub const TABLES: [Table; 3] = [WINDOWS, WINDOW_INTERSECTIONS, WINDOW_RANKINGS];
+
+/// Every table of the merge's outputs: the results' and `window_plans` ([`plans_object`]).
+pub const ALL_TABLES: [Table; 4] = [WINDOWS, WINDOW_INTERSECTIONS, WINDOW_RANKINGS, WINDOW_PLANS];
 
 /// The object of `table` for the window of `tables`, relative to the archive's root.
 pub fn key(table: &Table, tables: &WindowTables) -> String {
@@ -108,4 +133,11 @@ pub fn objects(tables: &WindowTables) -> PortResult<Vec<(String, Vec<u8>)>> {
         .map(|t| Ok((key(t, tables), encode(t, tables)?)))
         .collect::<Result<_, parquet::errors::ParquetError>>()
         .map_err(|e| PortError::backend(format!("encoding {}", tables.window), e))
+}
+
+/// The `window_plans` object of a retiming round: (key, Parquet bytes).
+pub fn plans_object(plans: &WindowPlans) -> PortResult<(String, Vec<u8>)> {
+    let bytes = encode_plans(plans)
+        .map_err(|e| PortError::backend(format!("encoding the plans of {}", plans.window), e))?;
+    Ok((key_of(&WINDOW_PLANS, &plans.window), bytes))
 }

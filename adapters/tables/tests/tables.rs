@@ -205,3 +205,49 @@ async fn an_intersections_history_reads_its_row_of_each_archived_window() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(none.is_empty());
 }
+
+#[tokio::test]
+async fn a_rounds_plans_read_back_row_by_row_under_the_control_windows_name() {
+    use traffic_core::outputs::{PlanRow, WindowPlans};
+    use traffic_core::signal::ControlMode;
+    let window = tables().window;
+    let row = |phase: u32, green_s: f64| PlanRow {
+        intersection_id: id("I-0001"),
+        mode: ControlMode::Adaptive,
+        retimed: phase == 0,
+        phase,
+        cycle_s: 60.0,
+        offset_s: None,
+        min_green_s: 5.0,
+        green_s,
+        max_green_s: 50.0,
+    };
+    let plans = WindowPlans {
+        window,
+        rows: vec![row(0, 31.5), row(1, 20.5)],
+    };
+    let (key, bytes) = traffic_tables::plans_object(&plans).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        key,
+        "window_plans/dt=2026-01-05/15m-20260105T070000Z.parquet"
+    );
+    let got = rows(bytes.clone());
+    assert_eq!(
+        got[0][2..],
+        [
+            "I-0001", "adaptive", "true", "0", "60", "null", "5", "31.5", "50"
+        ]
+    );
+    assert_eq!(got[1][4..6], ["false", "1"]);
+
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let archive = DirArchive::new(dir.path());
+    archive
+        .put_plans(&plans)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        std::fs::read(dir.path().join(&key)).unwrap_or_default(),
+        bytes
+    );
+}

@@ -9,7 +9,7 @@ use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::latency::{RunSeen, SeenDelta, observe};
 use traffic_core::lineage::{ShardActivity, ShardInfo, global_watermark, idle_shards};
 use traffic_core::merge_run::{Levels, RunInput, RunOutput, bounded_close, run};
-use traffic_core::outputs::WindowTables;
+use traffic_core::outputs::{WindowPlans, WindowTables};
 use traffic_core::pane::{MergeState, ShardMeta};
 use traffic_core::query::WindowResult;
 use traffic_core::rollup::Rollup;
@@ -153,6 +153,21 @@ impl MergeHandler {
             )
             .await?;
 
+        // The plans the round left in force, for history (before the progress step, as the
+        // results: a redone round finds the same plans and writes the same bytes).
+        if let (Some(w), Some(listed)) = (retimed.window, retimed.listed.as_deref()) {
+            let plans = WindowPlans::of(
+                w,
+                listed,
+                &retimed.plans,
+                self.cfg.webster.yellow_s,
+                &self.cfg.plan,
+            );
+            self.archive
+                .put_plans(&plans)
+                .instrument(info_span!("merge.archive_plans", rows = plans.rows.len()))
+                .await?;
+        }
         let results = self.write(&out, now, &mut report).await?;
         report.events_published = events::publish(
             self.events.as_ref(),
