@@ -48,7 +48,7 @@ pub struct History {
 /// vehicles (per light too), mean speed and median in each of the newest `limit` windows of
 /// length `L` (default the shortest; `limit` default 96, at most 200) that the archive holds
 /// (closed ones: a window still open has no row yet), oldest first. 404 for an intersection
-/// not registered.
+/// not registered or a well-formed length that is not configured, 400 for a malformed one.
 pub async fn history(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -60,18 +60,29 @@ pub async fn history(
     let length = match q.get("length") {
         None => state.cfg.pane(),
         Some(l) => {
-            let parsed = WindowLength::from_str(l.trim())
+            // Digits and a unit, no spaces (the document's pattern): a length, configured or
+            // not (404); anything else is malformed (400).
+            let unit = l.trim_start_matches(|c: char| c.is_ascii_digit());
+            let shaped = unit.len() < l.len() && ["ms", "s", "m", "min", "h", "d"].contains(&unit);
+            if !shaped {
+                return Err(ApiError::bad(
+                    "length",
+                    format!("{l:?} is not a window length"),
+                ));
+            }
+            let configured = WindowLength::from_str(l)
                 .ok()
                 .filter(|p| state.cfg.windows().contains(p));
-            parsed.ok_or_else(|| {
-                ApiError::bad(
+            let Some(parsed) = configured else {
+                return Err(ApiError::not_found(
                     "length",
                     format!(
-                        "{l:?} is not a window length; the lengths are {:?}",
+                        "no window length {l}; the lengths are {:?}",
                         crate::results::windows(&state)
                     ),
-                )
-            })?
+                ));
+            };
+            parsed
         }
     };
     if state.ports.registry.intersection(&id).await?.is_none() {

@@ -303,14 +303,20 @@ async fn an_intersections_history_is_its_row_of_each_archived_closed_window_olde
     assert_eq!(a.body["windows"].as_array().map(Vec::len), Some(1));
     assert_eq!(a.body["windows"][0]["start"], "2026-01-05T08:45:00Z");
 
-    // Refusals: a length that is not configured, a limit out of range, an unknown intersection.
-    for bad in ["?length=7m", "?length=x", "?limit=0", "?limit=201"] {
+    // Refusals: a malformed length, a limit out of range (400); a length that is not
+    // configured, an unknown intersection (404).
+    for bad in ["?length=x", "?length=E%3E0", "?limit=0", "?limit=201"] {
         let a = api
             .get(&format!("/api/intersections/I-0001/history{bad}"))
             .await?;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {a:?}");
     }
-    let a = api.get("/api/intersections/I-0404/history").await?;
-    assert_eq!(a.status, StatusCode::NOT_FOUND, "{a:?}");
+    for missing in [
+        "/api/intersections/I-0001/history?length=7m",
+        "/api/intersections/I-0404/history",
+    ] {
+        let a = api.get(missing).await?;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{missing}: {a:?}");
+    }
     Ok(())
 }
