@@ -38,9 +38,7 @@ impl S3Archive {
             said_unset: AtomicBool::new(false),
         }
     }
-}
 
-impl S3Archive {
     /// Puts `objects` (key, bytes) in the bucket, one `PutObject` each.
     async fn put(&self, objects: Vec<(String, Vec<u8>)>) -> PortResult<()> {
         let Some(bucket) = self.bucket.as_deref() else {
@@ -84,9 +82,11 @@ impl OutputArchive for S3Archive {
         };
         let mut out = Vec::new();
         for chunk in windows.chunks(READS_AT_ONCE) {
+            // Each window's object, or none where it was never written, in the chunk's order.
+            let mut objects: Vec<Option<Vec<u8>>> = vec![None; chunk.len()];
             let mut reads = tokio::task::JoinSet::new();
             for (i, w) in chunk.iter().enumerate() {
-                let key = traffic_tables::key_of(&traffic_tables::WINDOW_INTERSECTIONS, w);
+                let key = traffic_tables::key(&traffic_tables::WINDOW_INTERSECTIONS, w);
                 let get = self.client.get_object().bucket(bucket).key(&key);
                 reads.spawn(async move {
                     let object = match get.send().await {
@@ -96,26 +96,24 @@ impl OutputArchive for S3Archive {
                         }
                         Err(e) => return Err(port_error(format!("reading {key}"), e)),
                     };
-                    let bytes = object
-                        .body
-                        .collect()
-                        .await
-                        .map_err(|e| PortError::backend(format!("reading {key}"), e))?
-                        .into_bytes()
-                        .to_vec();
-                    Ok((i, Some((key, bytes))))
+                    let body = object.body.collect().await;
+                    let bytes =
+                        body.map_err(|e| PortError::backend(format!("reading {key}"), e))?;
+                    Ok((i, Some(bytes.into_bytes().to_vec())))
                 });
             }
-            let mut got: Vec<(usize, Option<(String, Vec<u8>)>)> = Vec::with_capacity(chunk.len());
             while let Some(done) = reads.join_next().await {
-                got.push(done.map_err(|e| PortError::backend("reading the archive", e))??);
+                let (i, bytes) =
+                    done.map_err(|e| PortError::backend("reading the archive", e))??;
+                objects[i] = bytes;
             }
-            got.sort_by_key(|(i, _)| *i);
-            for (i, object) in got {
-                let Some((key, bytes)) = object else { continue };
-                let row = traffic_tables::intersection_row(bytes, id)
-                    .map_err(|e| PortError::Corrupt(format!("s3://{bucket}/{key}: {e}")))?;
-                out.extend(row.map(|r| (chunk[i], r)));
+            for (w, bytes) in chunk.iter().zip(objects) {
+                let Some(bytes) = bytes else { continue };
+                let source = format!(
+                    "s3://{bucket}/{}",
+                    traffic_tables::key(&traffic_tables::WINDOW_INTERSECTIONS, w)
+                );
+                out.extend(traffic_tables::row_in(bytes, id, &source)?.map(|r| (*w, r)));
             }
         }
         Ok(out)

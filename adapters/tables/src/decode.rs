@@ -7,6 +7,7 @@ use parquet::record::{Field, Row};
 use traffic_core::IntersectionId;
 use traffic_core::ids::LIGHTS_PER_INTERSECTION;
 use traffic_core::outputs::{Figures, IntersectionRow};
+use traffic_ports::{PortError, PortResult};
 
 fn bad(what: &str) -> ParquetError {
     ParquetError::General(format!("window_intersections: {what}"))
@@ -52,6 +53,16 @@ fn row_of(id: &IntersectionId, row: &Row) -> Result<IntersectionRow> {
             median_vehicles: double(field("median_vehicles"), "median_vehicles")?,
         },
     })
+}
+
+/// `id`'s row in the `window_intersections` object `bytes` read from `source` (a path, an
+/// S3 URL: named in the error), as the port answers: an object that cannot be read is corrupt.
+pub fn row_in(
+    bytes: Vec<u8>,
+    id: &IntersectionId,
+    source: &str,
+) -> PortResult<Option<IntersectionRow>> {
+    intersection_row(bytes, id).map_err(|e| PortError::Corrupt(format!("{source}: {e}")))
 }
 
 /// `id`'s row in the `window_intersections` file `bytes`, if it had readings in the window.

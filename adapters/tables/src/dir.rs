@@ -2,7 +2,7 @@
 //! readings, where `traffic query` reads them.
 
 use async_trait::async_trait;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use traffic_core::IntersectionId;
 use traffic_core::outputs::{IntersectionRow, WindowPlans, WindowTables};
 use traffic_core::window::WindowKey;
@@ -19,11 +19,6 @@ impl DirArchive {
     /// The archive under `root` (created as files are written).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
-    }
-
-    /// Its directory.
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     fn put(&self, objects: Vec<(String, Vec<u8>)>) -> PortResult<()> {
@@ -63,16 +58,13 @@ impl OutputArchive for DirArchive {
     ) -> PortResult<Vec<(WindowKey, IntersectionRow)>> {
         let mut out = Vec::new();
         for w in windows {
-            let path = self
-                .root
-                .join(crate::key_of(&crate::WINDOW_INTERSECTIONS, w));
+            let path = self.root.join(crate::key(&crate::WINDOW_INTERSECTIONS, w));
             let bytes = match std::fs::read(&path) {
                 Ok(b) => b,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(PortError::backend(format!("reading {}", path.display()), e)),
             };
-            let row = crate::intersection_row(bytes, id)
-                .map_err(|e| PortError::Corrupt(format!("{}: {e}", path.display())))?;
+            let row = crate::row_in(bytes, id, &path.display().to_string())?;
             out.extend(row.map(|r| (*w, r)));
         }
         Ok(out)

@@ -21,7 +21,7 @@ mod decode;
 pub mod dir;
 mod encode;
 
-pub use decode::intersection_row;
+pub use decode::{intersection_row, row_in};
 pub use encode::{encode, encode_plans};
 use traffic_core::outputs::{WindowPlans, WindowTables};
 use traffic_core::window::WindowKey;
@@ -105,13 +105,8 @@ pub const TABLES: [Table; 3] = [WINDOWS, WINDOW_INTERSECTIONS, WINDOW_RANKINGS];
 /// Every table of the merge's outputs: the results' and `window_plans` ([`plans_object`]).
 pub const ALL_TABLES: [Table; 4] = [WINDOWS, WINDOW_INTERSECTIONS, WINDOW_RANKINGS, WINDOW_PLANS];
 
-/// The object of `table` for the window of `tables`, relative to the archive's root.
-pub fn key(table: &Table, tables: &WindowTables) -> String {
-    key_of(table, &tables.window)
-}
-
 /// The object of `table` for `window`, relative to the archive's root.
-pub fn key_of(table: &Table, window: &WindowKey) -> String {
+pub fn key(table: &Table, window: &WindowKey) -> String {
     let start = traffic_core::time::format_rfc3339_ms(window.start_ms);
     // 2026-01-05T07:00:00.000Z -> 20260105T070000Z
     let compact: String = start[..19]
@@ -130,7 +125,7 @@ pub fn key_of(table: &Table, window: &WindowKey) -> String {
 pub fn objects(tables: &WindowTables) -> PortResult<Vec<(String, Vec<u8>)>> {
     TABLES
         .iter()
-        .map(|t| Ok((key(t, tables), encode(t, tables)?)))
+        .map(|t| Ok((key(t, &tables.window), encode(t, tables)?)))
         .collect::<Result<_, parquet::errors::ParquetError>>()
         .map_err(|e| PortError::backend(format!("encoding {}", tables.window), e))
 }
@@ -139,5 +134,5 @@ pub fn objects(tables: &WindowTables) -> PortResult<Vec<(String, Vec<u8>)>> {
 pub fn plans_object(plans: &WindowPlans) -> PortResult<(String, Vec<u8>)> {
     let bytes = encode_plans(plans)
         .map_err(|e| PortError::backend(format!("encoding the plans of {}", plans.window), e))?;
-    Ok((key_of(&WINDOW_PLANS, &plans.window), bytes))
+    Ok((key(&WINDOW_PLANS, &plans.window), bytes))
 }

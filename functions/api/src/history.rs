@@ -8,11 +8,10 @@ use crate::request::{Params, int_param, params, parse_id};
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
-use std::str::FromStr;
 use traffic_core::IntersectionId;
 use traffic_core::outputs::Figures;
 use traffic_core::time::format_rfc3339_ms;
-use traffic_core::window::{WindowKey, WindowLength};
+use traffic_core::window::WindowKey;
 
 /// Windows a history holds unless `limit` says otherwise: a day of quarter-hours.
 pub const HISTORY_DEFAULT: u64 = 96;
@@ -60,28 +59,17 @@ pub async fn history(
     let length = match q.get("length") {
         None => state.cfg.pane(),
         Some(l) => {
-            // Digits and a unit, no spaces (the document's pattern): a length, configured or
-            // not (404); anything else is malformed (400).
-            let unit = l.trim_start_matches(|c: char| c.is_ascii_digit());
-            let shaped = unit.len() < l.len() && ["ms", "s", "m", "min", "h", "d"].contains(&unit);
-            if !shaped {
-                return Err(ApiError::bad(
-                    "length",
-                    format!("{l:?} is not a window length"),
-                ));
-            }
-            let configured = WindowLength::from_str(l)
-                .ok()
-                .filter(|p| state.cfg.windows().contains(p));
-            let Some(parsed) = configured else {
+            // Malformed: 400; a length, but not one configured: 404 (as /api/results/{length}).
+            let parsed = crate::results::window_length(l)?;
+            if !state.cfg.windows().contains(&parsed) {
                 return Err(ApiError::not_found(
                     "length",
                     format!(
-                        "no window length {l}; the lengths are {:?}",
+                        "no window length {parsed}; the lengths are {:?}",
                         crate::results::windows(&state)
                     ),
                 ));
-            };
+            }
             parsed
         }
     };

@@ -126,15 +126,7 @@ pub async fn results(
 ) -> ApiResult<Response> {
     let q = params(q)?;
     let limit = page_limit(&q, RESULTS_PAGE_DEFAULT, RESULTS_PAGE_MAX)?;
-    // Exactly the document's pattern: digits and a unit, no surrounding spaces.
-    if length.trim() != length {
-        return Err(ApiError::bad(
-            "length",
-            format!("a window length has no spaces: {length:?}"),
-        ));
-    }
-    let parsed =
-        WindowLength::from_str(&length).map_err(|e| ApiError::bad("length", e.to_string()))?;
+    let parsed = window_length(&length)?;
     let before = results_before(&q, parsed.ms())?;
     let label = parsed.to_string();
     let page = state
@@ -160,6 +152,18 @@ pub async fn results(
         next: next.clone(),
     };
     Ok(with_next_link(body, &path, limit, next.as_deref()))
+}
+
+/// A window length as a request writes it: exactly the document's pattern, digits and a unit
+/// with no surrounding spaces; a 400 naming `length` otherwise.
+pub(crate) fn window_length(text: &str) -> ApiResult<WindowLength> {
+    if text.trim() != text {
+        return Err(ApiError::bad(
+            "length",
+            format!("a window length has no spaces: {text:?}"),
+        ));
+    }
+    WindowLength::from_str(text).map_err(|e| ApiError::bad("length", e.to_string()))
 }
 
 pub(crate) fn windows(state: &Shared) -> Vec<String> {
