@@ -56,6 +56,7 @@ macro_rules! counts {
 
 pub mod alarm;
 pub mod alarm_id;
+pub mod changes;
 pub mod city;
 pub mod config;
 pub mod control;

@@ -6,6 +6,7 @@ use crate::PortResult;
 use crate::Ports;
 use async_trait::async_trait;
 use traffic_core::IntersectionId;
+use traffic_core::changes::WindowChanges;
 use traffic_core::outputs::{IntersectionRow, WindowPlans, WindowTables};
 use traffic_core::window::WindowKey;
 
@@ -17,10 +18,15 @@ pub trait OutputArchive: Send + Sync {
     /// window again (a run redone after a failure) leaves the archive as it was.
     async fn put_window(&self, tables: &WindowTables) -> PortResult<()>;
 
-    /// Writes the plans in force after a retiming round (`window_plans`), replacing what an
-    /// earlier run wrote for the same control window, in the same bytes when the round is
-    /// redone.
+    /// Writes the plans in force after a retiming round (`window_plans`) and the plans it
+    /// changed (`plan_changes`, by `retiming`), replacing what an earlier run wrote for the
+    /// same control window, in the same bytes when the round is redone.
     async fn put_plans(&self, plans: &WindowPlans) -> PortResult<()>;
+
+    /// Writes what changed in a closed control window (operators' edits to `plan_changes`,
+    /// alarms' steps to `alarm_events`; a table without rows is not written), replacing what
+    /// an earlier run wrote for it, in the same bytes.
+    async fn put_changes(&self, changes: &WindowChanges) -> PortResult<()>;
 
     /// `id`'s rows of `window_intersections` in `windows`: one for each window the archive
     /// holds in which it had readings, in the order of `windows` (the history of an
@@ -44,6 +50,10 @@ impl OutputArchive for NoArchive {
     }
 
     async fn put_plans(&self, _plans: &WindowPlans) -> PortResult<()> {
+        Ok(())
+    }
+
+    async fn put_changes(&self, _changes: &WindowChanges) -> PortResult<()> {
         Ok(())
     }
 

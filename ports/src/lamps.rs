@@ -66,6 +66,101 @@ impl AlarmRecord {
     }
 }
 
+/// One step of an alarm's lifecycle, for history (`LampStore::alarm_events`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlarmEvent {
+    /// When it happened, epoch ms: the alarm's own time for `Raised`, the closing's for
+    /// `Closed`, the acknowledgement's for `Acknowledged`.
+    pub at_ms: i64,
+    /// The alarm.
+    pub alarm: Alarm,
+    /// Whether it was recorded held down (not paged at once: its lamp flapped).
+    pub held_down: bool,
+    /// What happened.
+    pub kind: AlarmEventKind,
+}
+
+/// What happened to an alarm.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AlarmEventKind {
+    /// It was raised.
+    Raised,
+    /// It was closed: by a recovery (`why`: the lamp reported ok, the light reported again),
+    /// or, with no `why`, by an operator's repair or the deletion of its intersection or light.
+    Closed {
+        /// Why a recovery closed it.
+        why: Option<String>,
+    },
+    /// An operator acknowledged it.
+    Acknowledged(Ack),
+}
+
+impl AlarmEventKind {
+    /// Its name in the archive's `alarm_events`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AlarmEventKind::Raised => "raised",
+            AlarmEventKind::Closed { .. } => "closed",
+            AlarmEventKind::Acknowledged(_) => "acknowledged",
+        }
+    }
+
+    fn rank(&self) -> u8 {
+        match self {
+            AlarmEventKind::Raised => 0,
+            AlarmEventKind::Acknowledged(_) => 1,
+            AlarmEventKind::Closed { .. } => 2,
+        }
+    }
+}
+
+/// The events of `records` (the alarm log) that happened in `[from_ms, to_ms)`, in the order
+/// [`LampStore::alarm_events`] gives: what a store that reads its whole log answers.
+pub fn alarm_events_of<'r>(
+    records: impl IntoIterator<Item = &'r AlarmRecord>,
+    from_ms: i64,
+    to_ms: i64,
+) -> Vec<AlarmEvent> {
+    let within = |t: i64| (from_ms..to_ms).contains(&t);
+    let time = |s: &str| traffic_core::time::parse_rfc3339_ms(s);
+    let mut out = Vec::new();
+    for r in records {
+        let event = |at_ms, kind| AlarmEvent {
+            at_ms,
+            alarm: r.alarm.clone(),
+            held_down: r.held_down,
+            kind,
+        };
+        if within(r.alarm.ts_ms) {
+            out.push(event(r.alarm.ts_ms, AlarmEventKind::Raised));
+        }
+        if let Some(at) = r
+            .repaired_at
+            .as_deref()
+            .and_then(time)
+            .filter(|t| within(*t))
+        {
+            let why = r.closed_why.clone();
+            out.push(event(at, AlarmEventKind::Closed { why }));
+        }
+        if let Some(ack) = &r.ack
+            && let Some(at) = time(&ack.at).filter(|t| within(*t))
+        {
+            out.push(event(at, AlarmEventKind::Acknowledged(ack.clone())));
+        }
+    }
+    sort_alarm_events(&mut out);
+    out
+}
+
+/// Sorts alarm events as [`LampStore::alarm_events`] returns them: by time, then alarm, then
+/// raised before acknowledged before closed.
+pub fn sort_alarm_events(events: &mut [AlarmEvent]) {
+    events.sort_by(|a, b| {
+        (a.at_ms, a.alarm.id(), a.kind.rank()).cmp(&(b.at_ms, b.alarm.id(), b.kind.rank()))
+    });
+}
+
 /// What [`LampStore::claim_publication`] found.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Claim {
@@ -252,6 +347,12 @@ pub trait LampStore: Send + Sync {
     /// One page of alarms, newest first, reading only the alarms it returns (and the open
     /// counter).
     async fn alarm_page(&self, q: &AlarmQuery) -> PortResult<AlarmPage>;
+
+    /// What happened to alarms in `[from_ms, to_ms)`: raised (by the alarm's time), closed (by
+    /// the closing's), acknowledged (by each acknowledgement's, a second one too), ordered as
+    /// [`sort_alarm_events`] orders them, for the archive's `alarm_events`. Steps are found
+    /// for at least a month (closed alarms: until their retention ends).
+    async fn alarm_events(&self, from_ms: i64, to_ms: i64) -> PortResult<Vec<AlarmEvent>>;
 
     /// Closes the open alarms of an intersection's light (or of all its lights), found through
     /// the open alarms by light, not the log; with `order_repair` also queues a repair order

@@ -33,12 +33,14 @@ pub use archive::{NoArchive, OutputArchive};
 pub use bundle::Ports;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use lamps::{
-    Ack, AlarmPage, AlarmPublisher, AlarmQuery, AlarmRecord, AlarmSelect, Claim, CloseAlarms,
-    Closing, DEFAULT_ALARM_RETENTION_MS, LampStore,
+    Ack, AlarmEvent, AlarmEventKind, AlarmPage, AlarmPublisher, AlarmQuery, AlarmRecord,
+    AlarmSelect, Claim, CloseAlarms, Closing, DEFAULT_ALARM_RETENTION_MS, LampStore,
+    alarm_events_of, sort_alarm_events,
 };
 pub use pages::{ResultPage, intersections_page_of, result_page_of};
 pub use registry::{
     ChangedBy, ProposalUpdate, Registry, TIMING_HISTORY, TimingChange, TimingUpdate,
+    operator_edits_of,
 };
 pub use results::{NoResultEvents, ResultEvents, ResultStore};
 pub use source::{

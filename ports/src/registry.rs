@@ -105,6 +105,15 @@ pub trait Registry: Send + Sync {
         change: &TimingChange,
     ) -> PortResult<String>;
 
+    /// Operators' edits of timings made in `[from_ms, to_ms)` (by their `at`), with their
+    /// intersections, oldest first (then by intersection): who changed which plan when, for
+    /// the archive's `plan_changes`. Found as long as the history keeps them.
+    async fn operator_edits(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> PortResult<Vec<(IntersectionId, TimingChange)>>;
+
     /// Appends a change that was not a retiming (an operator's edit of the phases) to the
     /// intersection's history, under [`TimingChange::history_key`].
     async fn record_timing_change(
@@ -192,6 +201,13 @@ pub struct TimingChange {
 }
 
 impl TimingChange {
+    /// When an operator's edit was made, epoch ms (`None` for a retiming).
+    pub fn at_ms(&self) -> Option<i64> {
+        self.at
+            .as_deref()
+            .and_then(traffic_core::time::parse_rfc3339_ms)
+    }
+
     /// The retiming computed from window `from`.
     pub fn retiming(from: WindowKey, phases: Vec<Phase>) -> Self {
         Self {
@@ -234,6 +250,23 @@ impl TimingChange {
             ),
         }
     }
+}
+
+/// The operators' edits among `changes` made in `[from_ms, to_ms)`, in the order
+/// [`Registry::operator_edits`] gives (by time, then intersection).
+pub fn operator_edits_of(
+    changes: impl IntoIterator<Item = (IntersectionId, TimingChange)>,
+    from_ms: i64,
+    to_ms: i64,
+) -> Vec<(IntersectionId, TimingChange)> {
+    let mut edits: Vec<(i64, IntersectionId, TimingChange)> = changes
+        .into_iter()
+        .filter(|(_, c)| c.by == ChangedBy::Operator)
+        .filter_map(|(id, c)| c.at_ms().map(|t| (t, id, c)))
+        .filter(|(t, _, _)| (from_ms..to_ms).contains(t))
+        .collect();
+    edits.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    edits.into_iter().map(|(_, id, c)| (id, c)).collect()
 }
 
 #[cfg(test)]

@@ -101,6 +101,14 @@ impl LampStore for Counted {
         self.tick();
         self.inner.alarm_page(q).await
     }
+    async fn alarm_events(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> PortResult<Vec<traffic_ports::AlarmEvent>> {
+        self.tick();
+        self.inner.alarm_events(from_ms, to_ms).await
+    }
     async fn close_selected(
         &self,
         id: &IntersectionId,

@@ -605,6 +605,13 @@ impl Registry for EditDuringRetiming {
     ) -> PortResult<Vec<traffic_ports::TimingChange>> {
         self.inner.timing_history(id).await
     }
+    async fn operator_edits(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> PortResult<Vec<(traffic_core::IntersectionId, traffic_ports::TimingChange)>> {
+        self.inner.operator_edits(from_ms, to_ms).await
+    }
     async fn replace_intersection_recording(
         &self,
         x: &traffic_core::Intersection,
@@ -944,6 +951,7 @@ async fn a_merge_redone_after_a_crash_leaves_the_archive_byte_identical() {
     // Uninterrupted: one merge over the hour.
     let (_a, whole) = city_under_control().await;
     an_hour_of_readings(&whole).await;
+    an_edit_and_an_alarms_life(&whole).await;
     let once = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let ports = whole
         .ports()
@@ -953,13 +961,22 @@ async fn a_merge_redone_after_a_crash_leaves_the_archive_byte_identical() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let expected = files_under(once.path());
-    // The quarters the watermark closed (the last stays open), three tables each, and the
-    // plans after the retiming round from the last of them.
-    assert_eq!(expected.len(), 3 * 3 + 1, "{:?}", expected.keys());
+    // The quarters the watermark closed (the last stays open), three tables each; the plans
+    // after the retiming round from the last of them and those it changed; the operator's
+    // edit of the first quarter; the alarm's steps of the first two.
+    assert_eq!(expected.len(), 3 * 3 + 2 + 1 + 2, "{:?}", expected.keys());
+    for key in [
+        "plan_changes/dt=2026-01-05/operator-15m-20260105T080000Z.parquet",
+        "alarm_events/dt=2026-01-05/15m-20260105T080000Z.parquet",
+        "alarm_events/dt=2026-01-05/15m-20260105T081500Z.parquet",
+    ] {
+        assert!(expected.contains_key(key), "{key}: {:?}", expected.keys());
+    }
 
     // The same hour, the merge failing after its writes and before its progress, then redone.
     let (_b, store) = city_under_control().await;
     an_hour_of_readings(&store).await;
+    an_edit_and_an_alarms_life(&store).await;
     let twice = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let events = Arc::new(EventsFailingOnce {
         inner: store.clone(),
@@ -990,6 +1007,54 @@ async fn a_merge_redone_after_a_crash_leaves_the_archive_byte_identical() {
         expected,
         "the redone merge wrote the same bytes"
     );
+}
+
+/// An operator's edit of I-0002 at 08:05 (by `op-1`), and an alarm of I-0001 raised at 08:02,
+/// acknowledged at 08:06 and closed by a repair at 08:20.
+async fn an_edit_and_an_alarms_life(store: &traffic_embedded::EmbeddedStore) {
+    let at = |min: i64| {
+        traffic_core::time::parse_rfc3339_ms("2026-01-05T08:00:00Z").unwrap_or(0) + min * 60_000
+    };
+    let x = intersection(store, "I-0002").await;
+    let control =
+        traffic_core::window::WindowLength::from_ms(900_000).unwrap_or_else(|| panic!("15m"));
+    let edit = traffic_ports::TimingChange::by_operator(
+        control,
+        at(5),
+        Some("op-1".into()),
+        x.phases.clone(),
+    );
+    store
+        .record_timing_change(&x.id, &edit)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let alarm = traffic_core::lamps::Alarm {
+        intersection_id: intersection(store, "I-0001").await.id,
+        light: traffic_core::LightIndex::new(1).unwrap_or_else(|e| panic!("{e}")),
+        lamp: traffic_core::LampColour::Red,
+        ts_ms: at(2),
+        position: None,
+        silent: None,
+    };
+    let ack = traffic_ports::Ack {
+        by: "op-2".into(),
+        at: traffic_core::time::format_rfc3339_ms(at(6)),
+        note: Some("crew sent".into()),
+    };
+    let closing = traffic_ports::Closing::at(at(20), traffic_ports::DEFAULT_ALARM_RETENTION_MS);
+    let lamps: &dyn LampStore = store;
+    lamps
+        .record_alarm(&alarm)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    lamps
+        .ack_alarm(&alarm.id(), &ack)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    lamps
+        .close_alarms(&alarm.intersection_id, None, &closing, true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// The city of `store_with_city` with an hour of readings of I-0001 … I-0003, I-0003's timings

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use traffic_core::IntersectionId;
+use traffic_core::changes::WindowChanges;
 use traffic_core::outputs::{IntersectionRow, WindowPlans, WindowTables};
 use traffic_core::window::WindowKey;
 use traffic_ports::{OutputArchive, PortError, PortResult};
@@ -69,7 +70,11 @@ impl OutputArchive for S3Archive {
     }
 
     async fn put_plans(&self, plans: &WindowPlans) -> PortResult<()> {
-        self.put(vec![traffic_tables::plans_object(plans)?]).await
+        self.put(traffic_tables::plans_objects(plans)?).await
+    }
+
+    async fn put_changes(&self, changes: &WindowChanges) -> PortResult<()> {
+        self.put(traffic_tables::changes_objects(changes)?).await
     }
 
     async fn intersection_windows(

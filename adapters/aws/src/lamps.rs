@@ -9,6 +9,7 @@
 //! | open alarm by light | `alarm#open#<id>` | `<light>#<ts>#<alarm id>` | `sk_log` |
 //! | open count | `alarm#count` | `open` | `n` |
 //! | alarm due for publication | `alarm#due` | `<due>#<alarm id>` | `sk_log` (`lamps/publication.rs`) |
+//! | an alarm's closing or acknowledgement, by day | `alarm#events#<YYYY-MM-DD>` | `<at>#<alarm id>#<event>` | `event`, `at_ms`, `alarm` (M), `held_down`, `why`, `ack`, `expires_at` (`lamps/events.rs`) |
 //! | a lamp's last published alarm | `alarm#last#<id>` | `<light>#<lamp>` | `ts_ms` (for the hold-down) |
 //! | repair order | `repairs` | `<id>#<light>` | `intersection_id`, `light` |
 //!
@@ -45,6 +46,7 @@
 //! ok) after; a crash in between leaves `?`, which costs a read and nothing else.
 
 mod close;
+mod events;
 mod publication;
 mod record;
 
@@ -62,13 +64,14 @@ use traffic_core::lamps::{Alarm, LampSummary, LightLamps};
 use traffic_core::reading::Lamps;
 use traffic_core::{AlarmId, IntersectionId, LampColour, LightIndex};
 use traffic_ports::{
-    Ack, AlarmPage, AlarmQuery, AlarmRecord, Claim, CloseAlarms, LampStore, PortError, PortResult,
+    Ack, AlarmEvent, AlarmPage, AlarmQuery, AlarmRecord, Claim, CloseAlarms, LampStore, PortError,
+    PortResult,
 };
 
-/// Alarms closed per transaction: up to four actions each (the log, the view, the by-light
-/// item, and the due item of one held down), plus the count and up to four repair orders,
-/// within DynamoDB's 100 actions.
-const CLOSES_PER_TRANSACTION: usize = 23;
+/// Alarms closed per transaction: up to five actions each (the log, the view, the by-light
+/// item, the closing filed by day, and the due item of one held down), plus the count and up
+/// to four repair orders, within DynamoDB's 100 actions.
+const CLOSES_PER_TRANSACTION: usize = 19;
 /// The partition of the alarm log.
 const LOG_PK: &str = "alarm#log";
 /// The partition of the open alarms' view.
@@ -96,7 +99,7 @@ pub(crate) struct AlarmItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ack: Option<Ack>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    held_down: bool,
+    pub(crate) held_down: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     closed_why: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -443,10 +446,18 @@ impl LampStore for DynamoStore {
 
     async fn ack_alarm(&self, alarm_id: &AlarmId, ack: &Ack) -> PortResult<AlarmRecord> {
         let value = crate::items::to_av("acknowledgement", ack)?;
-        Ok(self
+        let record = self
             .update_alarm(alarm_id, "SET ack = :v", value)
             .await?
-            .record())
+            .record();
+        // Filed after the log took it: a failure here fails the request, and the operator's
+        // retry files it (the log's ack is replaced by the same).
+        self.file_ack(&record, ack).await?;
+        Ok(record)
+    }
+
+    async fn alarm_events(&self, from_ms: i64, to_ms: i64) -> PortResult<Vec<AlarmEvent>> {
+        self.read_alarm_events(from_ms, to_ms).await
     }
 
     async fn alarms(&self) -> PortResult<Vec<AlarmRecord>> {

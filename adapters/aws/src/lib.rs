@@ -28,6 +28,7 @@
 //! port: items are mapped with `serde_dynamo`, errors become [`traffic_ports::PortError`].
 
 mod blob;
+mod by_day;
 mod error;
 mod items;
 mod keep;

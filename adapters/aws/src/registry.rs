@@ -5,6 +5,7 @@
 //! | intersection | `intersections` | `<id>` | `intersection` (M: the city file's object), `version` (S: a fresh token at every write), `last_change` (M: its last timing change's history item) |
 //! | retiming | `timings#<id>` | `<from>` (`15m@2026-01-05T08:15:00Z`) | `from`, `phases` (L), `expires_at` |
 //! | operator's edit | `timings#<id>` | `<from>#operator@<at>` (`TimingChange::history_key`) | as a retiming's, and `by`, `at`, `operator` (S) |
+//! | operator's edit, by day | `edits#<YYYY-MM-DD of at>` | `<at>#<id>` (`by_day.rs`) | as in the history, and `intersection_id`; put with the history item |
 //! | (deleting an intersection also deletes its `lamp#<id>` item and its lamp summary entry: `lamp_summary.rs`) | | | |
 //! | directory generation | `directory` | `generation` | `g` (N: added 1 after every write of an intersection item, not a retiming or a proposal) |
 //!
@@ -255,6 +256,14 @@ impl Registry for DynamoStore {
 
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {
         self.read_timing_history(id).await
+    }
+
+    async fn operator_edits(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> PortResult<Vec<(IntersectionId, TimingChange)>> {
+        self.read_operator_edits(from_ms, to_ms).await
     }
 }
 

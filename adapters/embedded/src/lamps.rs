@@ -10,8 +10,8 @@
 
 use crate::codec::{decode, encode, from_json, to_json};
 use crate::{
-    ALARM_DUE, ALARM_EXPIRY, ALARM_LAST, ALARM_LOG, ALARM_OPEN, ALARM_OPEN_BY_LIGHT, EmbeddedStore,
-    LAMPS, REPAIRS,
+    ALARM_ACKS, ALARM_DUE, ALARM_EXPIRY, ALARM_LAST, ALARM_LOG, ALARM_OPEN, ALARM_OPEN_BY_LIGHT,
+    EmbeddedStore, LAMPS, REPAIRS,
 };
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -21,7 +21,8 @@ use std::sync::atomic::Ordering;
 use traffic_core::lamps::{Alarm, LightLamps};
 use traffic_core::{AlarmId, IntersectionId, LampColour, LightIndex};
 use traffic_ports::{
-    Ack, AlarmPage, AlarmQuery, AlarmRecord, Claim, CloseAlarms, LampStore, PortError, PortResult,
+    Ack, AlarmEvent, AlarmEventKind, AlarmPage, AlarmQuery, AlarmRecord, Claim, CloseAlarms,
+    LampStore, PortError, PortResult,
 };
 
 #[async_trait]
@@ -72,8 +73,9 @@ impl LampStore for EmbeddedStore {
     }
 
     async fn mark_published(&self, alarm_id: &AlarmId) -> PortResult<()> {
-        self.update_alarm(alarm_id, "marking an alarm published", |r| {
+        self.update_alarm(alarm_id, "marking an alarm published", |_, r| {
             r.published = true;
+            Ok(())
         })
         .await
         .map(|_| ())
@@ -109,8 +111,20 @@ impl LampStore for EmbeddedStore {
     }
 
     async fn ack_alarm(&self, alarm_id: &AlarmId, ack: &Ack) -> PortResult<AlarmRecord> {
-        self.update_alarm(alarm_id, "acknowledging an alarm", |r| {
+        // Every acknowledgement is kept by its time too, for the archive's `alarm_events`.
+        let at_ms = traffic_core::time::parse_rfc3339_ms(&ack.at);
+        self.update_alarm(alarm_id, "acknowledging an alarm", |txn, r| {
             r.ack = Some(ack.clone());
+            if let Some(at_ms) = at_ms {
+                let ctx = "keeping an acknowledgement";
+                let mut acks = r!(txn.open_table(ALARM_ACKS), ctx)?;
+                let id = alarm_id.to_string();
+                r!(
+                    acks.insert((at_ms, id.as_str()), to_json(&*r)?.as_slice()),
+                    ctx
+                )?;
+            }
+            Ok(())
         })
         .await
     }
@@ -253,6 +267,32 @@ impl LampStore for EmbeddedStore {
     async fn alarms(&self) -> PortResult<Vec<AlarmRecord>> {
         self.read_all(ALARM_LOG, "listing alarms", |v| from_json(v, "alarm"))
     }
+
+    /// Reads the whole log (kept in the process's file, a city's alarms of the retention) for
+    /// raisings and closings, and the acknowledgements kept by time.
+    async fn alarm_events(&self, from_ms: i64, to_ms: i64) -> PortResult<Vec<AlarmEvent>> {
+        let log = self.alarms().await?;
+        let mut events: Vec<AlarmEvent> = traffic_ports::alarm_events_of(&log, from_ms, to_ms)
+            .into_iter()
+            .filter(|e| !matches!(e.kind, AlarmEventKind::Acknowledged(_)))
+            .collect();
+        let ctx = "reading acknowledgements";
+        let acks = self.read_table(ALARM_ACKS, ctx)?;
+        for e in r!(acks.range((from_ms, "")..(to_ms, "")), ctx)? {
+            let (k, v) = r!(e, ctx)?;
+            let r: AlarmRecord = from_json(v.value(), "acknowledged alarm")?;
+            if let Some(ack) = r.ack {
+                events.push(AlarmEvent {
+                    at_ms: k.value().0,
+                    alarm: r.alarm,
+                    held_down: r.held_down,
+                    kind: AlarmEventKind::Acknowledged(ack),
+                });
+            }
+        }
+        traffic_ports::sort_alarm_events(&mut events);
+        Ok(events)
+    }
 }
 
 impl EmbeddedStore {
@@ -306,7 +346,7 @@ impl EmbeddedStore {
         &self,
         alarm_id: &AlarmId,
         ctx: &'static str,
-        change: impl FnOnce(&mut AlarmRecord),
+        change: impl FnOnce(&redb::WriteTransaction, &mut AlarmRecord) -> PortResult<()>,
     ) -> PortResult<AlarmRecord> {
         let written = alarm_id.to_string();
         let key = (alarm_id.ts_ms(), written.as_str());
@@ -317,7 +357,7 @@ impl EmbeddedStore {
             let Some(mut rec) = existing else {
                 return Err(PortError::NotFound(format!("alarm {alarm_id}")));
             };
-            change(&mut rec);
+            change(&txn, &mut rec)?;
             let json = to_json(&rec)?;
             r!(log.insert(key, json.as_slice()), ctx)?;
             let mut open = r!(txn.open_table(ALARM_OPEN), ctx)?;

@@ -56,6 +56,10 @@ pub(crate) const LAMPS: TableDefinition<(&str, u8), &[u8]> = TableDefinition::ne
 /// The alarm log by (event time, alarm id), JSON [`traffic_ports::AlarmRecord`]s. (The first
 /// design's `alarms` table, keyed by id alone, is no longer read.)
 pub(crate) const ALARM_LOG: TableDefinition<(i64, &str), &[u8]> = TableDefinition::new("alarm_log");
+/// Every acknowledgement by (its time, alarm id): the alarm's record as it took it (the log
+/// keeps the last one only), for the archive's `alarm_events`. Not swept: a few a day.
+pub(crate) const ALARM_ACKS: TableDefinition<(i64, &str), &[u8]> =
+    TableDefinition::new("alarm_acks");
 /// The open alarms by (event time, alarm id): copies of their log entries, so a page of open
 /// alarms reads one entry per alarm it returns.
 pub(crate) const ALARM_OPEN: TableDefinition<(i64, &str), &[u8]> =
@@ -111,6 +115,7 @@ impl EmbeddedStore {
             r!(txn.open_table(INTERSECTIONS), "creating tables")?;
             r!(txn.open_table(LAMPS), "creating tables")?;
             r!(txn.open_table(ALARM_LOG), "creating tables")?;
+            r!(txn.open_table(ALARM_ACKS), "creating tables")?;
             r!(txn.open_table(ALARM_OPEN), "creating tables")?;
             r!(txn.open_table(ALARM_OPEN_BY_LIGHT), "creating tables")?;
             r!(txn.open_table(ALARM_EXPIRY), "creating tables")?;

@@ -263,6 +263,28 @@ impl Registry for EmbeddedStore {
         })
     }
 
+    /// Reads the operators' entries of every intersection's history (found by their keys).
+    async fn operator_edits(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> PortResult<Vec<(IntersectionId, TimingChange)>> {
+        let ctx = "reading operators' edits";
+        let t = self.read_table(TIMINGS, ctx)?;
+        let mut edits = Vec::new();
+        for e in r!(t.iter(), ctx)? {
+            let (k, v) = r!(e, ctx)?;
+            let (id, key) = k.value();
+            if !key.contains("#operator@") {
+                continue;
+            }
+            let id = IntersectionId::parse_internal(id)
+                .map_err(|e| PortError::Corrupt(format!("timing history of {id:?}: {e}")))?;
+            edits.push((id, from_json(v.value(), "timing change")?));
+        }
+        Ok(traffic_ports::operator_edits_of(edits, from_ms, to_ms))
+    }
+
     async fn timing_history(&self, id: &IntersectionId) -> PortResult<Vec<TimingChange>> {
         let ctx = "reading timing history";
         let t = self.read_table(TIMINGS, ctx)?;

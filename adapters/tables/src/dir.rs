@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use std::path::PathBuf;
 use traffic_core::IntersectionId;
+use traffic_core::changes::WindowChanges;
 use traffic_core::outputs::{IntersectionRow, WindowPlans, WindowTables};
 use traffic_core::window::WindowKey;
 use traffic_ports::{OutputArchive, PortError, PortResult};
@@ -48,7 +49,11 @@ impl OutputArchive for DirArchive {
     }
 
     async fn put_plans(&self, plans: &WindowPlans) -> PortResult<()> {
-        self.put(vec![crate::plans_object(plans)?])
+        self.put(crate::plans_objects(plans)?)
+    }
+
+    async fn put_changes(&self, changes: &WindowChanges) -> PortResult<()> {
+        self.put(crate::changes_objects(changes)?)
     }
 
     async fn intersection_windows(

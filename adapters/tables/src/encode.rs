@@ -1,7 +1,9 @@
 //! One table's rows of one window as a Parquet file (one row group, Snappy), through the
 //! parquet crate's column writers.
 
-use crate::{Table, WINDOW_INTERSECTIONS, WINDOW_PLANS, WINDOW_RANKINGS, WINDOWS};
+use crate::{
+    ALARM_EVENTS, PLAN_CHANGES, Table, WINDOW_INTERSECTIONS, WINDOW_PLANS, WINDOW_RANKINGS, WINDOWS,
+};
 use parquet::basic::Compression;
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
 use parquet::errors::{ParquetError, Result};
@@ -9,13 +11,14 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 use std::sync::Arc;
+use traffic_core::changes::{AlarmEventRow, PlanChangeRow};
 use traffic_core::outputs::{WindowPlans, WindowTables};
 use traffic_core::window::WindowKey;
 
 /// One column's values, in row order.
 enum Column {
-    /// `string`.
-    Text(Vec<ByteArray>),
+    /// `string`, null where `None`.
+    Text(Vec<Option<ByteArray>>),
     /// `timestamp`, ms since the epoch, UTC (stored without a zone, as Athena's are).
     Timestamp(Vec<i64>),
     /// `bigint`.
@@ -33,7 +36,7 @@ enum Column {
 /// Its Parquet declaration, for the message type.
 fn declare(name: &str, sql_type: &str) -> Result<String> {
     Ok(match sql_type {
-        "string" => format!("required binary {name} (STRING);"),
+        "string" => format!("optional binary {name} (STRING);"),
         "timestamp" => format!("required int64 {name} (TIMESTAMP(MILLIS,false));"),
         "bigint" => format!("required int64 {name};"),
         "int" => format!("required int32 {name};"),
@@ -51,9 +54,13 @@ fn declare(name: &str, sql_type: &str) -> Result<String> {
 }
 
 fn text<'a>(values: impl Iterator<Item = &'a str>) -> Column {
+    opt_text(values.map(Some))
+}
+
+fn opt_text<'a>(values: impl Iterator<Item = Option<&'a str>>) -> Column {
     Column::Text(
         values
-            .map(|s| ByteArray::from(s.as_bytes().to_vec()))
+            .map(|s| s.map(|s| ByteArray::from(s.as_bytes().to_vec())))
             .collect(),
     )
 }
@@ -150,6 +157,44 @@ pub fn encode_plans(p: &WindowPlans) -> Result<Vec<u8>> {
     write(&WINDOW_PLANS, columns)
 }
 
+/// `plan_changes` rows as the bytes of a Parquet file.
+pub fn encode_plan_changes(r: &[PlanChangeRow]) -> Result<Vec<u8>> {
+    let columns = vec![
+        Column::Timestamp(r.iter().map(|x| x.changed_at_ms).collect()),
+        text(r.iter().map(|x| x.intersection_id.as_str())),
+        text(r.iter().map(|x| x.changed_by)),
+        opt_text(r.iter().map(|x| x.operator.as_deref())),
+        Column::Int(r.iter().map(|x| int(x.phase)).collect()),
+        Column::Double(r.iter().map(|x| Some(x.green_s)).collect()),
+        Column::Double(r.iter().map(|x| Some(x.cycle_s)).collect()),
+    ];
+    write(&PLAN_CHANGES, columns)
+}
+
+/// `alarm_events` rows as the bytes of a Parquet file.
+pub fn encode_alarm_events(r: &[AlarmEventRow]) -> Result<Vec<u8>> {
+    let columns = vec![
+        Column::Timestamp(r.iter().map(|x| x.event_at_ms).collect()),
+        text(r.iter().map(|x| x.event)),
+        text(r.iter().map(|x| x.alarm_id.as_str())),
+        text(r.iter().map(|x| x.intersection_id.as_str())),
+        Column::Int(r.iter().map(|x| int(x.light)).collect()),
+        opt_text(r.iter().map(|x| x.lamp)),
+        opt_text(r.iter().map(|x| x.silent)),
+        Column::Timestamp(r.iter().map(|x| x.raised_at_ms).collect()),
+        Column::Bool(r.iter().map(|x| x.held_down).collect()),
+        opt_text(r.iter().map(|x| x.why.as_deref())),
+        opt_text(r.iter().map(|x| x.by.as_deref())),
+        opt_text(r.iter().map(|x| x.note.as_deref())),
+    ];
+    write(&ALARM_EVENTS, columns)
+}
+
+/// An index or a light as Parquet's `int32`.
+fn int(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
 /// `columns`, in `table`'s order, as the bytes of a Parquet file of one row group.
 fn write(table: &Table, columns: Vec<Column>) -> Result<Vec<u8>> {
     let mut message = format!("message {} {{ ", table.name);
@@ -173,7 +218,12 @@ fn write(table: &Table, columns: Vec<Column>) -> Result<Vec<u8>> {
             .next()
             .ok_or_else(|| ParquetError::General(format!("{}: too few columns", table.name)))?;
         match column {
-            Column::Text(v) => w.typed::<ByteArrayType>().write_batch(&v, None, None)?,
+            Column::Text(v) => {
+                let defined: Vec<i16> = v.iter().map(|x| i16::from(x.is_some())).collect();
+                let present: Vec<ByteArray> = v.into_iter().flatten().collect();
+                w.typed::<ByteArrayType>()
+                    .write_batch(&present, Some(&defined), None)?
+            }
             Column::Timestamp(v) | Column::Long(v) => {
                 w.typed::<Int64Type>().write_batch(&v, None, None)?
             }

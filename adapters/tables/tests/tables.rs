@@ -226,10 +226,29 @@ async fn a_rounds_plans_read_back_row_by_row_under_the_control_windows_name() {
         window,
         rows: vec![row(0, 31.5), row(1, 20.5)],
     };
-    let (key, bytes) = traffic_tables::plans_object(&plans).unwrap_or_else(|e| panic!("{e}"));
+    let objects = traffic_tables::plans_objects(&plans).unwrap_or_else(|e| panic!("{e}"));
+    let (key, bytes) = objects[0].clone();
     assert_eq!(
         key,
         "window_plans/dt=2026-01-05/15m-20260105T070000Z.parquet"
+    );
+    // The plan the round changed, in `plan_changes`, in force from the window's end.
+    assert_eq!(
+        objects[1].0,
+        "plan_changes/dt=2026-01-05/retiming-15m-20260105T070000Z.parquet"
+    );
+    let changed = rows(objects[1].1.clone());
+    assert_eq!(
+        changed,
+        [[
+            "2026-01-05 07:15:00.000 +00:00",
+            "I-0001",
+            "retiming",
+            "null",
+            "0",
+            "31.5",
+            "60"
+        ]]
     );
     let got = rows(bytes.clone());
     assert_eq!(
@@ -250,4 +269,110 @@ async fn a_rounds_plans_read_back_row_by_row_under_the_control_windows_name() {
         std::fs::read(dir.path().join(&key)).unwrap_or_default(),
         bytes
     );
+}
+
+#[tokio::test]
+async fn a_windows_edits_and_alarm_steps_read_back_with_who_and_why() {
+    use traffic_core::changes::{AlarmEventRow, PlanChangeRow, WindowChanges};
+    use traffic_tables::{ALARM_EVENTS, PLAN_CHANGES};
+    let window = tables().window;
+    let phases: Vec<traffic_core::city::Phase> = serde_json::from_str(
+        r#"[{"lights": [0, 2], "green_s": 30, "red_s": 33}, {"lights": [1, 3], "green_s": 27, "red_s": 36}]"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let edited_at = T0 + 300_000;
+    let event = |event, at, why: Option<&str>, by: Option<&str>| AlarmEventRow {
+        event_at_ms: at,
+        event,
+        alarm_id: format!("I-0002#1#red#{T0}"),
+        intersection_id: id("I-0002"),
+        light: 1,
+        lamp: Some("red"),
+        silent: None,
+        raised_at_ms: T0,
+        held_down: false,
+        why: why.map(str::to_owned),
+        by: by.map(str::to_owned),
+        note: None,
+    };
+    let changes = WindowChanges {
+        window,
+        plan_changes: PlanChangeRow::edit(&id("I-0001"), edited_at, Some("op-1"), &phases, 3.0),
+        alarm_events: vec![
+            event("raised", T0, None, None),
+            event("acknowledged", T0 + 60_000, None, Some("op-2")),
+            event("closed", T0 + 120_000, Some("lamp reported ok"), None),
+        ],
+    };
+    let objects = traffic_tables::changes_objects(&changes).unwrap_or_else(|e| panic!("{e}"));
+    let keys: Vec<&str> = objects.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "plan_changes/dt=2026-01-05/operator-15m-20260105T070000Z.parquet",
+            "alarm_events/dt=2026-01-05/15m-20260105T070000Z.parquet"
+        ]
+    );
+    let edits = rows(objects[0].1.clone());
+    assert_eq!(edits.len(), 2);
+    assert_eq!(
+        edits[1][1..],
+        ["I-0001", "operator", "op-1", "1", "27", "66"]
+    );
+    let steps = rows(objects[1].1.clone());
+    let column = |name: &str| ALARM_EVENTS.columns.iter().position(|(n, _)| *n == name);
+    let (event, why, by) = (column("event"), column("why"), column("acknowledged_by"));
+    let pick = |r: &Vec<String>, c: Option<usize>| c.map(|c| r[c].clone()).unwrap_or_default();
+    let got: Vec<[String; 3]> = steps
+        .iter()
+        .map(|r| [pick(r, event), pick(r, why), pick(r, by)])
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ["raised", "null", "null"],
+            ["acknowledged", "null", "op-2"],
+            ["closed", "lamp reported ok", "null"]
+        ]
+        .map(|r| r.map(str::to_owned))
+    );
+    for (table, (_, bytes)) in [PLAN_CHANGES, ALARM_EVENTS].iter().zip(&objects) {
+        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes.clone()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let schema = reader.metadata().file_metadata().schema_descr();
+        let names: Vec<String> = schema
+            .root_schema()
+            .get_fields()
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect();
+        let declared: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, declared, "{}", table.name);
+    }
+
+    // A window where nothing changed writes nothing; one written again, the same bytes.
+    let quiet = WindowChanges {
+        window,
+        plan_changes: Vec::new(),
+        alarm_events: Vec::new(),
+    };
+    assert!(
+        traffic_tables::changes_objects(&quiet)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty()
+    );
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let archive = DirArchive::new(dir.path());
+    for _ in 0..2 {
+        archive
+            .put_changes(&changes)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        for (key, bytes) in &objects {
+            assert_eq!(
+                &std::fs::read(dir.path().join(key)).unwrap_or_default(),
+                bytes
+            );
+        }
+    }
 }

@@ -52,6 +52,7 @@
 //! (5 and 6), `merge.release`. A span covers its step from its creation to its end; the
 //! store calls inside are not spans of their own.
 
+mod changes;
 pub mod events;
 pub mod figures;
 mod retime;

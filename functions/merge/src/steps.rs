@@ -437,8 +437,9 @@ impl MergeHandler {
     }
 
     /// Step 4a, `merge.write`: the results (final, then provisional), the network state over
-    /// the newest window of the shortest length, each closed window's outputs to the archive,
-    /// and the rollups; returns the results.
+    /// the newest window of the shortest length, each closed window's outputs to the archive
+    /// (and, for a control window, what operators and alarms did in it), and the rollups;
+    /// returns the results.
     async fn write(
         &self,
         out: &RunOutput,
@@ -480,6 +481,9 @@ impl MergeHandler {
                 .put_window(tables)
                 .instrument(write.clone())
                 .await?;
+            if tables.window.length == pane_len {
+                self.archive_changes(tables.window).await?;
+            }
         }
         if !out.prefixes.is_empty() {
             self.state

@@ -465,3 +465,67 @@ pub async fn repair_closes_and_queues_one_order_taken_once<S: LampStore + ?Sized
     ensure_law!(open.is_empty() && count == 0, "open {open:?} ({count})");
     Ok(())
 }
+
+/// Each step of an alarm's life is found at its time: raised (the alarm's time), every
+/// acknowledgement (a second one too), closed (with a recovery's why); ranges are half-open
+/// and ordered by time; another alarm's steps are its own.
+pub async fn alarm_events_give_each_step_at_its_time<S: LampStore + ?Sized>(s: &S) -> Outcome {
+    use crate::AlarmEventKind as K;
+    let x = id("L12", 0)?;
+    let min = |m: i64| T0 + m * 60_000;
+    let a = alarm(&x, 1, LampColour::Red, min(2))?;
+    let b = alarm(&x, 2, LampColour::Green, min(3))?;
+    s.record_alarm(&a).await?;
+    s.record_held_alarm(&b, min(13)).await?;
+    let ack = |by: &str, m: i64| Ack {
+        by: by.into(),
+        at: traffic_core::time::format_rfc3339_ms(min(m)),
+        note: None,
+    };
+    s.ack_alarm(&a.id(), &ack("ana", 4)).await?;
+    s.ack_alarm(&a.id(), &ack("bo", 5)).await?;
+    s.resolve_alarms(
+        &x,
+        Some(light(1)?),
+        &|_| true,
+        &closing(min(20)),
+        "lamp reported ok",
+    )
+    .await?;
+    s.close_alarms(&x, Some(light(2)?), &closing(min(20)), true)
+        .await?;
+
+    let steps = |from: i64, to: i64| async move {
+        Ok::<_, anyhow::Error>(
+            s.alarm_events(from, to)
+                .await?
+                .into_iter()
+                .map(|e| (e.at_ms, e.alarm.id(), e.held_down, e.kind))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let all = steps(T0, min(30)).await?;
+    let want = vec![
+        (min(2), a.id(), false, K::Raised),
+        (min(3), b.id(), true, K::Raised),
+        (min(4), a.id(), false, K::Acknowledged(ack("ana", 4))),
+        (min(5), a.id(), false, K::Acknowledged(ack("bo", 5))),
+        (
+            min(20),
+            a.id(),
+            false,
+            K::Closed {
+                why: Some("lamp reported ok".into()),
+            },
+        ),
+        (min(20), b.id(), true, K::Closed { why: None }),
+    ];
+    ensure_law!(all == want, "every step: {all:?}");
+    let first = steps(T0, min(4)).await?;
+    ensure_law!(first == want[..2], "[0, 4 min): {first:?}");
+    let middle = steps(min(4), min(20)).await?;
+    ensure_law!(middle == want[2..4], "[4, 20 min): {middle:?}");
+    let none = steps(min(21), min(60)).await?;
+    ensure_law!(none.is_empty(), "after: {none:?}");
+    Ok(())
+}

@@ -90,6 +90,7 @@ macro_rules! port_contract {
             resolve_alarms_closes_only_the_selected_and_orders_no_repair,
             alarm_page_pages_every_alarm_once_newest_first,
             repair_closes_and_queues_one_order_taken_once,
+            alarm_events_give_each_step_at_its_time,
         ]);
         $crate::__port_contract_mod!(publication, [$(#[$attr])*], $make, [
             held_alarm_is_due_only_when_its_hold_down_ends,
@@ -107,6 +108,7 @@ macro_rules! port_contract {
             set_timings_records_history_and_skips_stale_versions,
             set_proposals_changes_the_version_not_the_directory,
             replace_recording_appends_the_operators_change,
+            operator_edits_are_found_by_their_time_with_their_author,
             directory_generation_changes_on_create_and_delete,
         ]);
         $crate::__port_contract_mod!(state, [$(#[$attr])*], $make, [

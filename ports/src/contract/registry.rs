@@ -369,3 +369,54 @@ pub async fn directory_generation_changes_on_create_and_delete<S: Registry + ?Si
     }
     Ok(())
 }
+
+/// Operators' edits are found by the time they were made, with their intersection and author,
+/// oldest first, whichever way they were recorded; retimings are not edits, and an edit is
+/// found in the range that holds its time only (one on a day's last millisecond too).
+pub async fn operator_edits_are_found_by_their_time_with_their_author<S: Registry + ?Sized>(
+    s: &S,
+) -> Outcome {
+    let control = WindowLength::from_ms(900_000).ok_or_else(|| anyhow::anyhow!("15m"))?;
+    // 2026-02-03T23:50:00Z: a quarter that ends at midnight.
+    let t = 1_770_162_600_000_i64;
+    let (a, b) = (id("E1", 0)?, id("E1", 1)?);
+    let x = intersection(&a, 30.0)?;
+    let y = intersection(&b, 30.0)?;
+    s.create_intersection(&x).await?;
+    s.create_intersection(&y).await?;
+    let edited = intersection(&a, 41.0)?;
+    let first = TimingChange::by_operator(
+        control,
+        t + 60_000,
+        Some("op-1".into()),
+        edited.phases.clone(),
+    );
+    s.replace_intersection_recording(&edited, &version(s, &a).await?, &first)
+        .await?;
+    let last_ms = t + 10 * 60_000 - 1;
+    let second = TimingChange::by_operator(control, last_ms, None, phases(22.0)?);
+    s.record_timing_change(&b, &second).await?;
+    let retimed = TimingUpdate {
+        id: b.clone(),
+        phases: phases(25.0)?,
+        plan: None,
+        expected_version: version(s, &b).await?,
+    };
+    let skipped = s
+        .set_timings(&[retimed], &window("15m@2026-02-03T23:30:00Z")?)
+        .await?;
+    ensure_law!(skipped.is_empty(), "retiming skipped {skipped:?}");
+
+    let all = s.operator_edits(t, t + 15 * 60_000).await?;
+    ensure_law!(
+        all == [(a.clone(), first.clone()), (b.clone(), second.clone())],
+        "the quarter's edits: {all:?}"
+    );
+    let before = s.operator_edits(t, t + 60_000).await?;
+    ensure_law!(before.is_empty(), "before the first: {before:?}");
+    let only_first = s.operator_edits(t + 60_000, last_ms).await?;
+    ensure_law!(only_first == [(a, first)], "[first, last): {only_first:?}");
+    let next_day = s.operator_edits(last_ms, last_ms + 86_400_000).await?;
+    ensure_law!(next_day == [(b, second)], "from the last: {next_day:?}");
+    Ok(())
+}

@@ -92,9 +92,10 @@ impl DynamoStore {
         };
         let last = chunks.len() - 1;
         for (i, chunk) in chunks.into_iter().enumerate() {
-            let mut actions = Vec::with_capacity(3 * chunk.len() + 2);
+            let mut actions = Vec::with_capacity(5 * chunk.len() + 5);
             // Per alarm: its log item updated and its view item deleted (both about its size),
-            // its by-light item deleted; the count and the orders; twice, in a transaction.
+            // its by-light item deleted, its closing filed; the count and the orders; twice, in
+            // a transaction.
             let mut units = 0.0;
             for (k, a) in chunk {
                 let size = to_item("alarm", a).map_or(0, |i| item_size(&i));
@@ -125,6 +126,18 @@ impl DynamoStore {
                 let update = update.update_expression(set);
                 let update = update.build().map_err(|e| build("an alarm closing", e))?;
                 actions.push(TransactWriteItem::builder().update(update).build());
+                // The closing filed by its day, for the archive (`events.rs`).
+                if let Some(at_ms) = traffic_core::time::parse_rfc3339_ms(&close.closing.at) {
+                    let filed =
+                        super::events::closed_item(&a.alarm, a.held_down, at_ms, close.why)?;
+                    units += write_units(item_size(&filed));
+                    let put = Put::builder()
+                        .table_name(table)
+                        .set_item(Some(filed))
+                        .build()
+                        .map_err(|e| build("an alarm's closing filed", e))?;
+                    actions.push(TransactWriteItem::builder().put(put).build());
+                }
                 if a.held_down && !a.published {
                     // A flap closed before its hold-down ended: never paged.
                     let record = AlarmRecord::new(&a.alarm, a.held_until_ms);

@@ -2,13 +2,16 @@
 //! month past [`HISTORY`] windows, read newest first together with the intersection's last
 //! change, which may not have reached the history yet (`timings.rs`).
 
-use crate::items::{Item, Query, from_item, put_request, to_item};
+use crate::items::{Item, Query, from_item, put_request, s, to_item};
 use crate::{DynamoStore, Table};
 use serde::{Deserialize, Serialize};
 use traffic_core::IntersectionId;
 use traffic_core::city::Phase;
 use traffic_core::window::WindowKey;
 use traffic_ports::{ChangedBy, PortError, PortResult, TIMING_HISTORY as HISTORY, TimingChange};
+
+/// The partition kind of operators' edits filed by day (`by_day.rs`).
+const EDITS: &str = "edits";
 
 /// Retimings kept at least this long after their window, ms (then DynamoDB's TTL may delete
 /// them; the newest 96 of an intersection retimed at least monthly are always there).
@@ -47,21 +50,55 @@ impl TimingItem {
     }
 }
 
+/// A history item that is an operator's edit, filed by the day of its time as well (with its
+/// intersection), for [`traffic_ports::Registry::operator_edits`]; `None` for a retiming.
+pub(crate) fn edit_filed(history: &Item) -> Option<Item> {
+    let at_ms = traffic_core::time::parse_rfc3339_ms(s(history, "at")?)?;
+    let id = s(history, "pk")?.strip_prefix("timings#")?.to_owned();
+    let mut item = history.clone();
+    item.insert(
+        "intersection_id".into(),
+        aws_sdk_dynamodb::types::AttributeValue::S(id.clone()),
+    );
+    Some(crate::by_day::filed(item, EDITS, at_ms, &id))
+}
+
+/// A history item's change.
+fn change_of(t: TimingItem) -> PortResult<TimingChange> {
+    let from = t
+        .from
+        .parse()
+        .map_err(|e: traffic_core::window::WindowKeyError| {
+            PortError::Corrupt(format!("timing change: {e}"))
+        })?;
+    Ok(TimingChange {
+        from,
+        phases: t.phases,
+        by: t.by.unwrap_or_default(),
+        at: t.at,
+        operator: t.operator,
+    })
+}
+
 /// When a retiming computed from window `from` may expire, epoch s.
 fn history_expiry(from: &WindowKey) -> i64 {
     (from.start_ms + HISTORY_TTL_MS + HISTORY as i64 * from.length.ms()) / 1000
 }
 
 impl DynamoStore {
-    /// Puts `change` into `id`'s history.
+    /// Puts `change` into `id`'s history (an operator's edit filed by its day too).
     pub(super) async fn put_timing_change(
         &self,
         id: &IntersectionId,
         change: &TimingChange,
     ) -> PortResult<()> {
         let item = to_item("timing change", &TimingItem::of(id, change))?;
-        self.batch_write(Table::Registry, vec![put_request(item)?])
-            .await
+        let filed = edit_filed(&item);
+        let requests = std::iter::once(item)
+            .chain(filed)
+            .map(put_request)
+            .collect::<PortResult<Vec<_>>>()?;
+        self.batch_write(Table::Registry, requests).await
     }
 
     /// The last [`HISTORY`] changes of `id`'s timings, oldest first.
@@ -85,25 +122,33 @@ impl DynamoStore {
         }
         let mut out = items
             .into_iter()
-            .map(|i| {
-                let t = from_item::<TimingItem>("timing change", i)?;
-                let from = t
-                    .from
-                    .parse()
-                    .map_err(|e: traffic_core::window::WindowKeyError| {
-                        PortError::Corrupt(format!("timing change: {e}"))
-                    })?;
-                Ok(TimingChange {
-                    from,
-                    phases: t.phases,
-                    by: t.by.unwrap_or_default(),
-                    at: t.at,
-                    operator: t.operator,
-                })
-            })
+            .map(|i| change_of(from_item::<TimingItem>("timing change", i)?))
             .collect::<PortResult<Vec<_>>>()?;
         out.reverse();
         Ok(out)
+    }
+
+    /// [`traffic_ports::Registry::operator_edits`]: the edits filed by day, one query per day.
+    pub(super) async fn read_operator_edits(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> PortResult<Vec<(IntersectionId, TimingChange)>> {
+        let mut edits = Vec::new();
+        for item in self.filed_between(EDITS, from_ms, to_ms).await? {
+            let id = s(&item, "intersection_id")
+                .map(IntersectionId::parse_internal)
+                .transpose()
+                .map_err(|e| PortError::Corrupt(format!("an operator's edit: {e}")))?
+                .ok_or_else(|| {
+                    PortError::Corrupt("an operator's edit without its intersection".into())
+                })?;
+            edits.push((
+                id,
+                change_of(from_item::<TimingItem>("timing change", item)?)?,
+            ));
+        }
+        Ok(traffic_ports::operator_edits_of(edits, from_ms, to_ms))
     }
 }
 

@@ -71,8 +71,13 @@ impl DynamoStore {
         if changes.is_empty() {
             return;
         }
-        let mut requests = Vec::with_capacity(changes.len());
-        for c in changes {
+        // An operator's edit is filed by its day too, for the archive (`by_day.rs`).
+        let edits: Vec<Item> = changes
+            .iter()
+            .filter_map(super::history::edit_filed)
+            .collect();
+        let mut requests = Vec::with_capacity(changes.len() + edits.len());
+        for c in changes.into_iter().chain(edits) {
             match put_request(c) {
                 Ok(r) => requests.push(r),
                 Err(e) => tracing::warn!(error = %e, "a timing change not put into the history"),

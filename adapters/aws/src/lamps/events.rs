@@ -1,0 +1,118 @@
+//! Alarms' lifecycles for the archive ([`LampStore::alarm_events`]): an alarm raised is in the
+//! log under its time already; its closing and its acknowledgement are filed by their day and
+//! time (`by_day.rs`, partition `alarm#events#<day>`), the closing in the transaction that
+//! closes it, the acknowledgement after the log item took it.
+
+use super::{AlarmItem, LOG_PK};
+use crate::items::{Item, Query, SortKey, from_item, ord_i64, to_item};
+use crate::{DynamoStore, Table};
+use serde::{Deserialize, Serialize};
+use traffic_core::lamps::Alarm;
+#[cfg(doc)]
+use traffic_ports::LampStore;
+use traffic_ports::{Ack, AlarmEvent, AlarmEventKind, AlarmRecord, PortResult};
+
+/// The partition kind of alarms' closings and acknowledgements.
+const EVENTS: &str = "alarm#events";
+
+/// A closing or an acknowledgement, as filed.
+#[derive(Serialize, Deserialize)]
+struct EventItem {
+    /// `closed` or `acknowledged`.
+    event: String,
+    at_ms: i64,
+    alarm: Alarm,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    held_down: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    why: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ack: Option<Ack>,
+}
+
+/// The item that files the closing of `alarm` (`held_down` or not) at `at_ms` (`why`: a
+/// recovery's).
+pub(super) fn closed_item(
+    alarm: &Alarm,
+    held_down: bool,
+    at_ms: i64,
+    why: Option<&str>,
+) -> PortResult<Item> {
+    let item = EventItem {
+        event: "closed".into(),
+        at_ms,
+        alarm: alarm.clone(),
+        held_down,
+        why: why.map(str::to_owned),
+        ack: None,
+    };
+    filed(&item)
+}
+
+fn filed(e: &EventItem) -> PortResult<Item> {
+    let what = format!("{}#{}", e.alarm.id(), e.event);
+    Ok(crate::by_day::filed(
+        to_item("alarm event", e)?,
+        EVENTS,
+        e.at_ms,
+        &what,
+    ))
+}
+
+impl DynamoStore {
+    /// Files the acknowledgement `ack` of the alarm `record` (as the log now holds it).
+    pub(super) async fn file_ack(&self, record: &AlarmRecord, ack: &Ack) -> PortResult<()> {
+        let Some(at_ms) = traffic_core::time::parse_rfc3339_ms(&ack.at) else {
+            return Ok(());
+        };
+        let item = filed(&EventItem {
+            event: "acknowledged".into(),
+            at_ms,
+            alarm: record.alarm.clone(),
+            held_down: record.held_down,
+            why: None,
+            ack: Some(ack.clone()),
+        })?;
+        self.batch_write(Table::Registry, vec![crate::items::put_request(item)?])
+            .await
+    }
+
+    /// [`LampStore::alarm_events`]: the log's alarms raised in the range (one query), and the
+    /// closings and acknowledgements filed in it (one query per day).
+    pub(super) async fn read_alarm_events(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> PortResult<Vec<AlarmEvent>> {
+        let mut out = Vec::new();
+        if to_ms > from_ms {
+            let raised = Query::partition(Table::Registry, LOG_PK)
+                .sk(SortKey::Between(ord_i64(from_ms), ord_i64(to_ms)));
+            for item in self.query(raised).await? {
+                let r = from_item::<AlarmItem>("alarm", item)?.record();
+                out.push(AlarmEvent {
+                    at_ms: r.alarm.ts_ms,
+                    alarm: r.alarm,
+                    held_down: r.held_down,
+                    kind: AlarmEventKind::Raised,
+                });
+            }
+        }
+        for item in self.filed_between(EVENTS, from_ms, to_ms).await? {
+            let e: EventItem = from_item("alarm event", item)?;
+            let kind = match (e.event.as_str(), e.ack) {
+                ("acknowledged", Some(ack)) => AlarmEventKind::Acknowledged(ack),
+                _ => AlarmEventKind::Closed { why: e.why },
+            };
+            out.push(AlarmEvent {
+                at_ms: e.at_ms,
+                alarm: e.alarm,
+                held_down: e.held_down,
+                kind,
+            });
+        }
+        out.retain(|e| (from_ms..to_ms).contains(&e.at_ms));
+        traffic_ports::sort_alarm_events(&mut out);
+        Ok(out)
+    }
+}
