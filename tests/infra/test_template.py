@@ -965,7 +965,10 @@ class ArchiveTemplate(unittest.TestCase):
         tables = {}
         for name, body in re.findall(r'name:\s*"([a-z_]+)",\s*columns:\s*&\[(.*?)\],\s*\}', code, re.S):
             tables[name] = re.findall(r'\("([a-z_]+)",\s*"([a-z<>]+)"\)', body)
-        self.assertEqual(set(tables), {"windows", "window_intersections", "window_rankings", "window_plans"})
+        self.assertEqual(
+            set(tables),
+            {"windows", "window_intersections", "window_rankings", "window_plans", "plan_changes", "alarm_events"},
+        )
         glue = {
             r["Properties"]["TableInput"]["Name"]: r["Properties"]["TableInput"]
             for r in RESOURCES.values()

@@ -12,8 +12,10 @@ use traffic_core::lamps::Alarm;
 use traffic_ports::LampStore;
 use traffic_ports::{Ack, AlarmEvent, AlarmEventKind, AlarmRecord, PortResult};
 
-/// The partition kind of alarms' closings and acknowledgements.
-const EVENTS: &str = "alarm#events";
+/// The partition of the alarms' closings and acknowledgements of the day of `at_ms`.
+fn events_pk(at_ms: i64) -> String {
+    format!("alarm#events#{}", crate::by_day::day(at_ms))
+}
 
 /// A closing or an acknowledgement, as filed.
 #[derive(Serialize, Deserialize)]
@@ -53,7 +55,7 @@ fn filed(e: &EventItem) -> PortResult<Item> {
     let what = format!("{}#{}", e.alarm.id(), e.event);
     Ok(crate::by_day::filed(
         to_item("alarm event", e)?,
-        EVENTS,
+        events_pk,
         e.at_ms,
         &what,
     ))
@@ -73,8 +75,13 @@ impl DynamoStore {
             why: None,
             ack: Some(ack.clone()),
         })?;
-        self.batch_write(Table::Registry, vec![crate::items::put_request(item)?])
+        let bytes = crate::capacity::item_size(&item);
+        self.put_item(Table::Registry, item)?
+            .send()
             .await
+            .map_err(|e| crate::error::port_error("filing an acknowledgement", e))?;
+        self.count_alarm_write("PutItem", crate::capacity::write_units(bytes));
+        Ok(())
     }
 
     /// [`LampStore::alarm_events`]: the log's alarms raised in the range (one query), and the
@@ -98,7 +105,7 @@ impl DynamoStore {
                 });
             }
         }
-        for item in self.filed_between(EVENTS, from_ms, to_ms).await? {
+        for item in self.filed_between(events_pk, from_ms, to_ms).await? {
             let e: EventItem = from_item("alarm event", item)?;
             let kind = match (e.event.as_str(), e.ack) {
                 ("acknowledged", Some(ack)) => AlarmEventKind::Acknowledged(ack),

@@ -10,8 +10,10 @@ use traffic_core::city::Phase;
 use traffic_core::window::WindowKey;
 use traffic_ports::{ChangedBy, PortError, PortResult, TIMING_HISTORY as HISTORY, TimingChange};
 
-/// The partition kind of operators' edits filed by day (`by_day.rs`).
-const EDITS: &str = "edits";
+/// The partition of the operators' edits made on the day of `at_ms` (`by_day.rs`).
+fn edits_pk(at_ms: i64) -> String {
+    format!("edits#{}", crate::by_day::day(at_ms))
+}
 
 /// Retimings kept at least this long after their window, ms (then DynamoDB's TTL may delete
 /// them; the newest 96 of an intersection retimed at least monthly are always there).
@@ -60,7 +62,7 @@ pub(crate) fn edit_filed(history: &Item) -> Option<Item> {
         "intersection_id".into(),
         aws_sdk_dynamodb::types::AttributeValue::S(id.clone()),
     );
-    Some(crate::by_day::filed(item, EDITS, at_ms, &id))
+    Some(crate::by_day::filed(item, edits_pk, at_ms, &id))
 }
 
 /// A history item's change.
@@ -135,7 +137,7 @@ impl DynamoStore {
         to_ms: i64,
     ) -> PortResult<Vec<(IntersectionId, TimingChange)>> {
         let mut edits = Vec::new();
-        for item in self.filed_between(EDITS, from_ms, to_ms).await? {
+        for item in self.filed_between(edits_pk, from_ms, to_ms).await? {
             let id = s(&item, "intersection_id")
                 .map(IntersectionId::parse_internal)
                 .transpose()

@@ -14,7 +14,7 @@
 //!
 //! [`Registry::timing_history`]: traffic_ports::Registry::timing_history
 
-use super::history::TimingItem;
+use super::history::{TimingItem, edit_filed};
 use super::{intersection_item_with, new_version, version_condition};
 use crate::capacity::{item_size, write_units};
 use crate::error::{code_of, port_error};
@@ -74,7 +74,7 @@ impl DynamoStore {
         // An operator's edit is filed by its day too, for the archive (`by_day.rs`).
         let edits: Vec<Item> = changes
             .iter()
-            .filter_map(super::history::edit_filed)
+            .filter_map(edit_filed)
             .collect();
         let mut requests = Vec::with_capacity(changes.len() + edits.len());
         for c in changes.into_iter().chain(edits) {
