@@ -201,9 +201,10 @@ def windows_a_day(length: str) -> float:
 
 
 def outputs_month(intersections: int) -> dict[str, float]:
-    """The merge's tables (`windows`, `window_intersections`, `window_rankings`) a 30-day month:
-    three PUTs a closed window, and the bytes measured by infra/outputs_size.py, those of the
-    two tables with a row per intersection scaled with the city (`windows` has one row a
+    """The merge's tables a 30-day month: a PUT per object, as many objects a window of each
+    length as the measured run wrote per window it closed (one for the results' tables, fewer
+    for `plan_changes` and `alarm_events`, written only when something changed), and the bytes
+    measured by infra/outputs_size.py, scaled with the city but for `windows` (a row a
     window)."""
     a = PRICES["archive"]
     measured = MEASURED.get("archive_outputs")
@@ -211,15 +212,16 @@ def outputs_month(intersections: int) -> dict[str, float]:
         return {}
     o = measured["result"]
     scale = intersections / o["intersections"]
+    closed = {length: v["objects"] for length, v in o["tables"]["windows"].items()}
     stored = 0.0
     puts = 0.0
     for table, lengths in o["tables"].items():
         for length, v in lengths.items():
-            per_month = 30 * windows_a_day(length)
+            per_month = 30 * windows_a_day(length) * v["objects"] / closed[length]
             stored += per_month * v["mean_bytes"] * (1 if table == "windows" else scale)
             puts += per_month
     return {
-        "the merge's tables, PUTs (3 a closed window)": puts / 1000 * a["s3_put_1000"],
+        "the merge's tables, PUTs (an object a table a closed window)": puts / 1000 * a["s3_put_1000"],
         "the merge's tables, a month of them in Standard": stored / GB * a["s3_standard_gb_month"],
     }
 

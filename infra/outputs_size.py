@@ -7,23 +7,26 @@ infra/measured.json, `archive_outputs`).
 
 Runs `traffic local` for two simulated hours over a city of N intersections (no API, as fast as
 it goes) into a temporary data directory, then sums the files the merge wrote per table and
-window length (`<data dir>/archive/<table>/dt=…/<length>-<start>.parquet`: exactly the objects
-the merge puts in the archive bucket, the same bytes). Prints one JSON object: objects and mean
-bytes an object per table and length, and the bytes a closed window takes per intersection in
-`window_intersections` (the table that grows with the city). `--record` stores it in
-infra/measured.json.
+window length (`<data dir>/archive/<table>/dt=…/[<writer>-]<length>-<start>.parquet`: exactly
+the objects the merge puts in the archive bucket, the same bytes). Prints one JSON object:
+objects and mean bytes an object per table and length (`plan_changes` and `alarm_events` are
+written only for windows where something changed: their objects are fewer than the windows),
+and the bytes a closed window takes per intersection in `window_intersections` (the table that
+grows with the city). `--record` stores it in infra/measured.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TABLES = ("windows", "window_intersections", "window_rankings")
+TABLES = ("windows", "window_intersections", "window_rankings", "window_plans", "plan_changes", "alarm_events")
+LENGTH = re.compile(r"(?:^|-)(\d+[mhd])-\d{8}T")
 
 
 def sizes(archive: Path) -> dict[str, dict[str, dict[str, float]]]:
@@ -31,7 +34,8 @@ def sizes(archive: Path) -> dict[str, dict[str, dict[str, float]]]:
     for table in TABLES:
         by_length: dict[str, list[int]] = {}
         for f in sorted((archive / table).rglob("*.parquet")):
-            length = f.name.split("-", 1)[0]
+            m = LENGTH.search(f.name)
+            length = m.group(1) if m else f.name
             by_length.setdefault(length, []).append(f.stat().st_size)
         out[table] = {
             length: {"objects": len(s), "mean_bytes": round(sum(s) / len(s), 1)} for length, s in sorted(by_length.items())

@@ -463,6 +463,42 @@ class ArchiveCheck:
         self.check(bool(want) and got == want, f"the API's history of {intersection}: {got} against {want}")
         self.out["history_windows"] = len(got)
 
+    def changes(self, failures: list[tuple], timings: list[dict], closed_15m: list[dict]) -> None:
+        """Who changed what, through Athena: `alarm_events` holds a `raised` row for each lamp
+        failure that began in a closed quarter-hour, at the time the readings say, and
+        `plan_changes` a `retiming` row for each intersection the API says was retimed
+        (`retimed_from`), at the end of the window it was retimed from. (Operators' edits and
+        acknowledgements carry the API's clock, not the recorded readings' 2026-01-05: this
+        run's windows cannot hold them; tests/system covers them.)"""
+        days = [self.first_day, self.last_day]
+        quarters = [(event_ms(w["start"]), event_ms(w["start"]) + 15 * 60_000) for w in closed_15m]
+        raised = {
+            (r["intersection_id"], int(r["light"]), r["lamp"], timestamp_ms(r["raised_at"]))
+            for r in self.query(bind(
+                "SELECT intersection_id, light, lamp, raised_at FROM alarm_events "
+                "WHERE event = 'raised' AND dt BETWEEN ? AND ?",
+                days,
+            ))
+        }
+        want = {f[:4] for f in failures if any(a <= f[3] < b for a, b in quarters)}
+        self.check(bool(want) and raised == want, f"alarm_events raised {sorted(raised)} against the failures {sorted(want)}")
+        self.out["alarm_events_raised"] = len(raised)
+        retimed = {
+            (r["intersection_id"], timestamp_ms(r["changed_at"]))
+            for r in self.query(bind(
+                "SELECT DISTINCT intersection_id, changed_at FROM plan_changes "
+                "WHERE changed_by = 'retiming' AND dt BETWEEN ? AND ?",
+                days,
+            ))
+        }
+        latest = set()
+        for t in timings:
+            length, _, start = (t.get("retimed_from") or "").partition("@")
+            if length == "15m":
+                latest.add((t["intersection_id"], event_ms(start) + 15 * 60_000))
+        self.check(bool(latest) and latest <= retimed, f"plan_changes lacks retimings the API serves: {sorted(latest - retimed)[:5]}")
+        self.out["plan_changes_retimings"] = len(retimed)
+
     def failures(self, stored: dict[str, str]) -> list[tuple]:
         rows = self.query(bind(stored["lamp-failures"], [self.first_day, self.last_day]))
         got = [

@@ -733,6 +733,8 @@ class Run:
                 self.check(status == 200, f"GET /api/timings: {status}")
                 if status == 200:
                     check.plans(json.loads(body)["timings"])
+                    closed_15m = [w for w in stack_windows if w["length"] == "15m" and w.get("closed") is True]
+                    check.changes(failures, json.loads(body)["timings"], closed_15m)
                 status, body = self.http("GET", f"{base}/api/intersections/I-0001/history")
                 self.check(status == 200, f"GET /api/intersections/I-0001/history: {status} {body[:200]!r}")
                 if status == 200:

@@ -371,6 +371,75 @@ async fn the_archive_answers_traffic_query_with_the_results_of_every_closed_wind
         assert!(same, "{g:?} against {w:?}");
     }
 
+    // Who changed what: each retiming of the run is a `retiming` row of `plan_changes` at the
+    // end of the window it was computed from; each alarm of the log raised in a closed quarter
+    // is a `raised` row of `alarm_events`, and a `closed` one when it closed in one.
+    let quarters_end = ran
+        .windows
+        .iter()
+        .filter(|w| w.closed && w.window.length.ms() == 900_000)
+        .map(|w| w.window.end_ms())
+        .max()
+        .unwrap_or(i64::MIN);
+    let pairs = |sql: &str| -> std::collections::BTreeSet<(String, i64)> {
+        query(dir.path(), sql)
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r[0].as_str().unwrap_or("").to_owned(),
+                    r[1].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect()
+    };
+    let mut retimings = std::collections::BTreeSet::new();
+    for x in traffic_ports::Registry::intersections(&store)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    {
+        for c in traffic_ports::Registry::timing_history(&store, &x.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+        {
+            if c.by == traffic_ports::ChangedBy::Retiming {
+                retimings.insert((x.id.to_string(), c.from.end_ms()));
+            }
+        }
+    }
+    assert!(!retimings.is_empty());
+    assert_eq!(
+        pairs(
+            "SELECT DISTINCT intersection_id, epoch_ms(changed_at) FROM plan_changes \
+             WHERE changed_by = 'retiming'"
+        ),
+        retimings
+    );
+    let log = traffic_ports::LampStore::alarms(&store)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let raised: std::collections::BTreeSet<(String, i64)> = log
+        .iter()
+        .filter(|r| r.alarm.ts_ms < quarters_end)
+        .map(|r| (r.alarm.id().to_string(), r.alarm.ts_ms))
+        .collect();
+    assert!(!raised.is_empty(), "lamps failed during the run");
+    assert_eq!(
+        pairs("SELECT alarm_id, epoch_ms(event_at) FROM alarm_events WHERE event = 'raised'"),
+        raised
+    );
+    let closed: std::collections::BTreeSet<(String, i64)> = log
+        .iter()
+        .filter_map(|r| {
+            let at = traffic_core::time::parse_rfc3339_ms(r.repaired_at.as_deref()?)?;
+            (at < quarters_end).then(|| (r.alarm.id().to_string(), at))
+        })
+        .collect();
+    assert_eq!(
+        pairs("SELECT alarm_id, epoch_ms(event_at) FROM alarm_events WHERE event = 'closed'"),
+        closed
+    );
+
     // The named query, as Athena runs it, counts each intersection's quarter-hours the same.
     let quarters = traffic_app::query::answer(
         dir.path(),

@@ -89,6 +89,21 @@ fn rows(bytes: Vec<u8>) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The file declares `table`'s columns, in order.
+fn assert_declares(table: &traffic_tables::Table, bytes: Vec<u8>) {
+    let reader =
+        SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap_or_else(|e| panic!("{e}"));
+    let schema = reader.metadata().file_metadata().schema_descr();
+    let names: Vec<String> = schema
+        .root_schema()
+        .get_fields()
+        .iter()
+        .map(|f| f.name().to_owned())
+        .collect();
+    let declared: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, declared, "{}", table.name);
+}
+
 #[test]
 fn each_table_reads_back_the_rows_of_the_window() {
     let t = tables();
@@ -116,17 +131,7 @@ fn each_file_declares_the_columns_of_its_table() {
     let t = tables();
     for table in TABLES {
         let bytes = traffic_tables::encode(&table, &t).unwrap_or_else(|e| panic!("{e}"));
-        let reader =
-            SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap_or_else(|e| panic!("{e}"));
-        let schema = reader.metadata().file_metadata().schema_descr();
-        let names: Vec<String> = schema
-            .root_schema()
-            .get_fields()
-            .iter()
-            .map(|f| f.name().to_owned())
-            .collect();
-        let declared: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
-        assert_eq!(names, declared, "{}", table.name);
+        assert_declares(&table, bytes);
     }
 }
 
@@ -337,17 +342,7 @@ async fn a_windows_edits_and_alarm_steps_read_back_with_who_and_why() {
         .map(|r| r.map(str::to_owned))
     );
     for (table, (_, bytes)) in [PLAN_CHANGES, ALARM_EVENTS].iter().zip(&objects) {
-        let reader = SerializedFileReader::new(bytes::Bytes::from(bytes.clone()))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let schema = reader.metadata().file_metadata().schema_descr();
-        let names: Vec<String> = schema
-            .root_schema()
-            .get_fields()
-            .iter()
-            .map(|f| f.name().to_owned())
-            .collect();
-        let declared: Vec<&str> = table.columns.iter().map(|(n, _)| *n).collect();
-        assert_eq!(names, declared, "{}", table.name);
+        assert_declares(table, bytes.clone());
     }
 
     // A window where nothing changed writes nothing; one written again, the same bytes.

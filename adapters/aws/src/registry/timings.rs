@@ -72,10 +72,7 @@ impl DynamoStore {
             return;
         }
         // An operator's edit is filed by its day too, for the archive (`by_day.rs`).
-        let edits: Vec<Item> = changes
-            .iter()
-            .filter_map(edit_filed)
-            .collect();
+        let edits: Vec<Item> = changes.iter().filter_map(edit_filed).collect();
         let mut requests = Vec::with_capacity(changes.len() + edits.len());
         for c in changes.into_iter().chain(edits) {
             match put_request(c) {
