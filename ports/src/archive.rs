@@ -36,6 +36,10 @@ pub trait OutputArchive: Send + Sync {
         id: &IntersectionId,
         windows: &[WindowKey],
     ) -> PortResult<Vec<(WindowKey, IntersectionRow)>>;
+
+    /// Every intersection's row of `window_intersections` in `window`, by id; `None` when the
+    /// archive does not hold the window (open, not closed yet, or before the archive).
+    async fn window_rows(&self, window: &WindowKey) -> PortResult<Option<Vec<IntersectionRow>>>;
 }
 
 /// An [`OutputArchive`] that keeps nothing: the default of [`Ports::from_store`], where no
@@ -63,5 +67,9 @@ impl OutputArchive for NoArchive {
         _windows: &[WindowKey],
     ) -> PortResult<Vec<(WindowKey, IntersectionRow)>> {
         Ok(Vec::new())
+    }
+
+    async fn window_rows(&self, _window: &WindowKey) -> PortResult<Option<Vec<IntersectionRow>>> {
+        Ok(None)
     }
 }

@@ -4,7 +4,8 @@
 //! with the same bytes. With no bucket configured, nothing is archived (said once in the log).
 //!
 //! An intersection's history reads one `window_intersections` object a window
-//! (`GetObject`, [`READS_AT_ONCE`] at a time), by the key the window gives: no listing.
+//! (`GetObject`, [`READS_AT_ONCE`] at a time), by the key the window gives: no listing; a
+//! closed window's download reads its one object.
 
 use crate::error::port_error;
 use async_trait::async_trait;
@@ -122,5 +123,31 @@ impl OutputArchive for S3Archive {
             }
         }
         Ok(out)
+    }
+
+    async fn window_rows(&self, window: &WindowKey) -> PortResult<Option<Vec<IntersectionRow>>> {
+        let Some(bucket) = self.bucket.as_deref() else {
+            return Ok(None);
+        };
+        let key = traffic_tables::key(&traffic_tables::WINDOW_INTERSECTIONS, window);
+        let object = match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+        {
+            Ok(o) => o,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(port_error(format!("reading {key}"), e)),
+        };
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| PortError::backend(format!("reading {key}"), e))?;
+        let source = format!("s3://{bucket}/{key}");
+        traffic_tables::rows_in(bytes.into_bytes().to_vec(), &source).map(Some)
     }
 }

@@ -1,5 +1,5 @@
-//! Reading one intersection's row back from a window's `window_intersections` file: what the
-//! API's history of an intersection reads, window by window.
+//! Reading rows back from a window's `window_intersections` file: one intersection's (the API's
+//! history of an intersection, window by window) or every one (a closed window's download).
 
 use parquet::errors::{ParquetError, Result};
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -78,4 +78,30 @@ pub fn intersection_row(bytes: Vec<u8>, id: &IntersectionId) -> Result<Option<In
         }
     }
     Ok(None)
+}
+
+/// Every row of the `window_intersections` object `bytes` read from `source` (named in the
+/// error), in the file's order (by intersection id).
+pub fn rows_in(bytes: Vec<u8>, source: &str) -> PortResult<Vec<IntersectionRow>> {
+    intersection_rows(bytes).map_err(|e| PortError::Corrupt(format!("{source}: {e}")))
+}
+
+/// Every row of the `window_intersections` file `bytes`.
+pub fn intersection_rows(bytes: Vec<u8>) -> Result<Vec<IntersectionRow>> {
+    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))?;
+    let mut out = Vec::new();
+    for row in reader.get_row_iter(None)? {
+        let row = row?;
+        let id = match row
+            .get_column_iter()
+            .find(|(n, _)| n.as_str() == "intersection_id")
+        {
+            Some((_, Field::Str(s))) => {
+                IntersectionId::parse_internal(s).map_err(|_| bad("intersection_id"))?
+            }
+            _ => return Err(bad("intersection_id")),
+        };
+        out.push(row_of(&id, &row)?);
+    }
+    Ok(out)
 }

@@ -74,4 +74,15 @@ impl OutputArchive for DirArchive {
         }
         Ok(out)
     }
+
+    async fn window_rows(&self, window: &WindowKey) -> PortResult<Option<Vec<IntersectionRow>>> {
+        let path = self
+            .root
+            .join(crate::key(&crate::WINDOW_INTERSECTIONS, window));
+        match std::fs::read(&path) {
+            Ok(bytes) => crate::rows_in(bytes, &path.display().to_string()).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(PortError::backend(format!("reading {}", path.display()), e)),
+        }
+    }
 }

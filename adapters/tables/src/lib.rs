@@ -26,7 +26,7 @@ mod decode;
 pub mod dir;
 mod encode;
 
-pub use decode::{intersection_row, row_in};
+pub use decode::{intersection_row, intersection_rows, row_in, rows_in};
 pub use encode::{encode, encode_alarm_events, encode_plan_changes, encode_plans};
 use traffic_core::changes::{PlanChangeRow, WindowChanges};
 use traffic_core::outputs::{WindowPlans, WindowTables};

@@ -58,20 +58,7 @@ pub async fn history(
     let limit = int_param(&q, "limit", HISTORY_DEFAULT, 1, HISTORY_MAX)?;
     let length = match q.get("length") {
         None => state.cfg.pane(),
-        Some(l) => {
-            // Malformed: 400; a length, but not one configured: 404 (as /api/results/{length}).
-            let parsed = crate::results::window_length(l)?;
-            if !state.cfg.windows().contains(&parsed) {
-                return Err(ApiError::not_found(
-                    "length",
-                    format!(
-                        "no window length {parsed}; the lengths are {:?}",
-                        crate::results::windows(&state)
-                    ),
-                ));
-            }
-            parsed
-        }
+        Some(l) => crate::results::configured_length(&state, l)?,
     };
     if state.ports.registry.intersection(&id).await?.is_none() {
         return Err(ApiError::not_found("id", format!("no intersection {id}")));

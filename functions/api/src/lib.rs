@@ -115,6 +115,7 @@ api_routes! {
     GET "/api/results" => results::current_results,
     GET "/api/results/{length}" => results::results,
     GET "/api/network" => results::network,
+    GET "/api/network/{length}/{start}" => results::archived_network,
     GET "/api/alarms" => alarms::alarms,
     POST "/api/alarms/{id}/ack" => alarms::ack,
     GET "/api/stats" => stats::stats,

@@ -1,4 +1,5 @@
-//! `/api/results`, `/api/results/{length}` and `/api/network`: the merge's results.
+//! `/api/results`, `/api/results/{length}`, `/api/network` and `/api/network/{length}/{start}`:
+//! the merge's results.
 
 use crate::Shared;
 use crate::error::ApiError;
@@ -21,7 +22,8 @@ use serde::Deserialize;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use traffic_core::query::WindowResult;
+use traffic_core::query::{IntersectionState, NetworkState, WindowResult};
+use traffic_core::time::format_rfc3339_ms;
 use traffic_core::window::WindowLength;
 
 /// The newest window of each length.
@@ -58,10 +60,74 @@ pub async fn network(
     let q = params(q)?;
     let format = export::negotiate(&q, &headers)?;
     let network = state.ports.results.network().await?;
+    network_answer(&state, format, network).await
+}
+
+/// `GET /api/network/{length}/{start}[?format=json|csv|geojson]`: every intersection's mean
+/// speed, vehicles and readings over a closed window, read back from the archive
+/// (`window_intersections`), in the formats of `/api/network`. 404 for a length not configured
+/// or a window the archive does not hold (still open, or before the archive); 400 for a
+/// malformed length or start, or a start that does not begin a window of the length.
+pub async fn archived_network(
+    State(state): State<Shared>,
+    Path((length, start)): Path<(String, String)>,
+    headers: HeaderMap,
+    q: Params,
+) -> ApiResult<Response> {
+    let q = params(q)?;
+    let format = export::negotiate(&q, &headers)?;
+    let length = configured_length(&state, &length)?;
+    let start_ms = traffic_core::time::parse_rfc3339_ms(&start).ok_or_else(|| {
+        ApiError::bad(
+            "start",
+            format!("a window's start is an RFC 3339 time (2026-01-05T08:00:00Z), not {start:?}"),
+        )
+    })?;
+    let window = length.window_of(start_ms);
+    if window.start_ms != start_ms {
+        return Err(ApiError::bad(
+            "start",
+            format!(
+                "{start} does not begin a {length} window; the one holding it begins at {}",
+                format_rfc3339_ms(window.start_ms)
+            ),
+        ));
+    }
+    let Some(rows) = state.ports.archive.window_rows(&window).await? else {
+        return Err(ApiError::not_found(
+            "start",
+            format!("the archive holds no {window} (closed windows only)"),
+        ));
+    };
+    let network = NetworkState {
+        length: length.to_string(),
+        start: format_rfc3339_ms(window.start_ms),
+        end: format_rfc3339_ms(window.end_ms()),
+        closed: true,
+        intersections: rows
+            .into_iter()
+            .map(|r| IntersectionState {
+                intersection_id: r.intersection_id,
+                mean_speed_kmh: r.figures.mean_speed_kmh,
+                vehicles: r.figures.vehicles,
+                readings: r.figures.readings,
+            })
+            .collect(),
+    };
+    network_answer(&state, format, Some(network)).await
+}
+
+/// A network state in `format`: JSON as it is, CSV and GeoJSON as downloads with each
+/// intersection's position.
+async fn network_answer(
+    state: &Shared,
+    format: Format,
+    network: Option<NetworkState>,
+) -> ApiResult<Response> {
     if format == Format::Json {
         return Ok(Json(network).into_response());
     }
-    let positions = positions(&state).await?;
+    let positions = positions(state).await?;
     Ok(match format {
         Format::Csv => export::download(
             export::CSV,
@@ -152,6 +218,22 @@ pub async fn results(
         next: next.clone(),
     };
     Ok(with_next_link(body, &path, limit, next.as_deref()))
+}
+
+/// A window length a request names that must be configured: 400 when malformed
+/// ([`window_length`]), 404 when well formed but not one of the configured lengths.
+pub(crate) fn configured_length(state: &Shared, text: &str) -> ApiResult<WindowLength> {
+    let parsed = window_length(text)?;
+    if !state.cfg.windows().contains(&parsed) {
+        return Err(ApiError::not_found(
+            "length",
+            format!(
+                "no window length {parsed}; the lengths are {:?}",
+                windows(state)
+            ),
+        ));
+    }
+    Ok(parsed)
 }
 
 /// A window length as a request writes it: exactly the document's pattern, digits and a unit

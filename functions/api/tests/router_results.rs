@@ -320,3 +320,62 @@ async fn an_intersections_history_is_its_row_of_each_archived_closed_window_olde
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_closed_window_downloads_from_the_archive_and_an_absent_or_misnamed_one_is_refused()
+-> anyhow::Result<()> {
+    use traffic_ports::OutputArchive;
+    let (api, archive) = api_with_archive()?;
+    api.create("I-0001", 41.85, 12.6).await?;
+    archive
+        .put_window(&quarter(T0 + 900_000, "I-0001", 7))
+        .await?;
+
+    let path = "/api/network/15m/2026-01-05T08:15:00Z";
+    let a = api.get(path).await?;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(
+        a.body,
+        json!({
+            "length": "15m",
+            "start": "2026-01-05T08:15:00Z",
+            "end": "2026-01-05T08:30:00Z",
+            "closed": true,
+            "intersections": [
+                {"intersection_id": "I-0001", "mean_speed_kmh": 47.0, "vehicles": 7, "readings": 4}
+            ]
+        })
+    );
+    let a = api.get(&format!("{path}?format=csv")).await?;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(
+        a.text,
+        "length,start,end,closed,intersection_id,lat,lon,mean_speed_kmh,vehicles,readings\r\n\
+         15m,2026-01-05T08:15:00Z,2026-01-05T08:30:00Z,true,I-0001,41.85,12.6,47,7,4\r\n"
+    );
+    // The same instant written with an offset names the same window.
+    let a = api
+        .get("/api/network/15m/2026-01-05T09:15:00%2B01:00")
+        .await?;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+
+    // A start inside a window, a malformed start or length (400); a window not archived, a
+    // length not configured (404).
+    for bad in [
+        "/api/network/15m/2026-01-05T08:20:00Z",
+        "/api/network/15m/yesterday",
+        "/api/network/x/2026-01-05T08:15:00Z",
+        "/api/network/15m/2026-01-05T08:15:00Z?format=xml",
+    ] {
+        let a = api.get(bad).await?;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {a:?}");
+    }
+    for missing in [
+        "/api/network/15m/2026-01-05T08:00:00Z",
+        "/api/network/7m/2026-01-05T08:15:00Z",
+    ] {
+        let a = api.get(missing).await?;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{missing}: {a:?}");
+    }
+    Ok(())
+}
