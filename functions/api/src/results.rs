@@ -65,9 +65,9 @@ pub async fn network(
 
 /// `GET /api/network/{length}/{start}[?format=json|csv|geojson]`: every intersection's mean
 /// speed, vehicles and readings over a closed window, read back from the archive
-/// (`window_intersections`), in the formats of `/api/network`. 404 for a length not configured
-/// or a window the archive does not hold (still open, or before the archive); 400 for a
-/// malformed length or start, or a start that does not begin a window of the length.
+/// (`window_intersections`), in the formats of `/api/network`. 404 for a length not configured,
+/// a start that begins no window of the length, or a window the archive does not hold (still
+/// open, or before the archive); 400 for a malformed length or start.
 pub async fn archived_network(
     State(state): State<Shared>,
     Path((length, start)): Path<(String, String)>,
@@ -85,10 +85,11 @@ pub async fn archived_network(
     })?;
     let window = length.window_of(start_ms);
     if window.start_ms != start_ms {
-        return Err(ApiError::bad(
+        // A time, but one that names no window: there is no such resource.
+        return Err(ApiError::not_found(
             "start",
             format!(
-                "{start} does not begin a {length} window; the one holding it begins at {}",
+                "no {length} window begins at {start}; the one holding it begins at {}",
                 format_rfc3339_ms(window.start_ms)
             ),
         ));
