@@ -60,5 +60,11 @@ status=0
 if [ "$status" -ne 0 ]; then
   echo "browser test failed; the server's log ($log) ends with:" >&2
   tail -n 40 "$log" >&2
+  # The process's own log (API writes, conflicts, warnings) goes with the data directory: keep it.
+  if [ -f "$data/traffic.log" ]; then
+    cp "$data/traffic.log" "$root/target/browser-traffic.log"
+    echo "its traffic.log, kept as target/browser-traffic.log; its warnings, errors and writes:" >&2
+    grep -E 'WARN|ERROR|control set|conflict|409|412' "$data/traffic.log" | tail -n 40 >&2
+  fi
 fi
 exit "$status"
