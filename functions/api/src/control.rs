@@ -9,7 +9,6 @@ use crate::error::ApiResult;
 use crate::request::JsonBody;
 use crate::request::with_etag;
 use crate::stored::Editing;
-use crate::stored::store;
 use axum::Extension;
 use axum::response::Response;
 use lambda_http::request::RequestContext;
@@ -43,7 +42,7 @@ fn unknown_member(v: &Value, known: &[&str], at: &str) -> ApiResult<()> {
 /// field for a bad body (nothing changed), 404 for no such intersection, 412 on a stale
 /// `If-Match`.
 pub async fn put_control(
-    Editing(state, id, mut x, from): Editing,
+    Editing(state, id, x, from): Editing,
     JsonBody(v): JsonBody,
 ) -> ApiResult<Response> {
     if !v.is_object() {
@@ -60,12 +59,15 @@ pub async fn put_control(
             .map_err(|e| ApiError::bad(e.field, e.message))?;
     }
     let control = control.normalized();
-    if control.mode != ControlMode::Manual {
-        x.proposal = None;
-    }
     let was = x.control.mode;
-    x.control = control;
-    let version = store(&state, &mut x, &from).await?;
+    // Applied again to the intersection as it is by then if a retiming lands in between.
+    let (x, version) = crate::stored::store_applying(&state, x, from, |x| {
+        if control.mode != ControlMode::Manual {
+            x.proposal = None;
+        }
+        x.control = control.clone();
+    })
+    .await?;
     tracing::info!(intersection = %id, from = was.as_str(), to = x.control.mode.as_str(), "control set");
     Ok(with_etag(crate::stored::shown(&state, x), &version))
 }

@@ -87,18 +87,39 @@ pub(crate) async fn load_for_write(
 ) -> ApiResult<(Intersection, Version)> {
     let expected = if_match(headers);
     let (x, version) = load_versioned(state, id).await?;
-    let plan = x
-        .plan
-        .clone()
-        .map(|p| (p, x.phases.clone(), x.control.limits.clone()));
-    Ok((
-        x,
-        Version {
-            current: version,
-            expected,
-            plan,
-        },
-    ))
+    let from = Version::read(&x, version, expected);
+    Ok((x, from))
+}
+
+/// How many times an unconditional change is applied again to the intersection as it is now
+/// when it changed between the read and the write (a retiming), before the client is told to
+/// send it again (409).
+const REAPPLY: usize = 4;
+
+/// Stores the change `apply` makes to `x` (read at `from`), as [`store`] does; when the client
+/// named no version and the intersection changed in between (the merge retimed it), reads it
+/// again and applies the change to that, up to [`REAPPLY`] times: the change is the
+/// operator's, over whatever the intersection holds by then, as a client sending it again
+/// would make it. Returns the intersection as written and its new version.
+pub(crate) async fn store_applying(
+    state: &Shared,
+    mut x: Intersection,
+    mut from: Version,
+    apply: impl Fn(&mut Intersection),
+) -> ApiResult<(Intersection, String)> {
+    let mut attempt = 0;
+    loop {
+        apply(&mut x);
+        match store(state, &mut x, &from).await {
+            Err(ApiError::Conflict { .. }) if !from.precondition() && attempt < REAPPLY => {
+                attempt += 1;
+                let (fresh, version) = load_versioned(state, &x.id).await?;
+                from = Version::read(&fresh, version, None);
+                x = fresh;
+            }
+            stored => return stored.map(|v| (x, v)),
+        }
+    }
 }
 
 /// `x` as the API shows it: with the plan it runs ([`plan_of`]: the one the merge stored
@@ -125,6 +146,19 @@ pub(crate) struct Version {
 }
 
 impl Version {
+    /// The version `x` was read at (`current`), and the ones the client named.
+    fn read(x: &Intersection, current: String, expected: Option<Vec<String>>) -> Self {
+        let plan = x
+            .plan
+            .clone()
+            .map(|p| (p, x.phases.clone(), x.control.limits.clone()));
+        Self {
+            current,
+            expected,
+            plan,
+        }
+    }
+
     /// Whether the client named a version (`If-Match`).
     pub(crate) fn precondition(&self) -> bool {
         self.expected.is_some()
