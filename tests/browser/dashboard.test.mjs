@@ -246,6 +246,10 @@ test("an intersection switched to manual through the page keeps its plan and sho
   const manual = await eventually(`${x.id} manual in the store`, 20_000, async () => {
     const r = await getJson("/api/intersections/" + x.id);
     return r.body.control && r.body.control.mode === "manual" && r.body;
+  }).catch(async (e) => {
+    // What the page told the operator (a refusal is a toast) says why.
+    const said = await page.textContent("#toast").catch(() => null);
+    throw new Error(`${e.message}; the page's last message: ${JSON.stringify(said)}`);
   });
   // The merge keeps the plan and records its proposal beside it at the next retiming round.
   const proposed = await eventually(`Webster's proposal for ${x.id}`, 120_000, async () => {
