@@ -99,6 +99,7 @@ function mergePatchDiff(a, b) {
 export async function saveEditor(e) {
   e.preventDefault();
   const x = readEditor();
+  const selectedBefore = state.selected;
   $("f-error").textContent = "";
   try {
     if (state.editing) {
@@ -110,7 +111,10 @@ export async function saveEditor(e) {
     } else {
       await write("POST", "/api/intersections", x, x.id + " created");
     }
-    state.selected = x.id;
+    // The saved intersection becomes the selection, unless the operator selected another one
+    // while the save was under way (the write waits for a refresh: seconds on a busy API):
+    // a late save must not move the operator's next action to it.
+    if (state.selected === selectedBefore) state.selected = x.id;
     openEditor(state.intersections.find((i) => i.id === x.id));
     await refresh();
   } catch (err) {
