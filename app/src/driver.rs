@@ -34,13 +34,20 @@ pub trait ReadingSink: Send {
     /// The repair orders to carry out in the next period.
     async fn repair_orders(&mut self) -> anyhow::Result<Vec<(IntersectionId, LightIndex)>>;
 
-    /// Takes one period's readings, produced by `sim`, which carried out `repairs`.
-    async fn put(
-        &mut self,
-        readings: &[Reading],
-        sim: &Simulator,
-        repairs: &[(IntersectionId, LightIndex)],
-    ) -> anyhow::Result<PutReport>;
+    /// Takes one period's readings.
+    async fn put(&mut self, period: Period<'_>) -> anyhow::Result<PutReport>;
+}
+
+/// One period as the simulator ran it: its readings, the simulator after it (whose state the
+/// embedded log keeps with them) and the repair orders it carried out.
+#[derive(Clone, Copy)]
+pub struct Period<'a> {
+    /// What its sensors reported.
+    pub readings: &'a [Reading],
+    /// The simulator at its end.
+    pub sim: &'a Simulator,
+    /// The lamps repaired in it.
+    pub repairs: &'a [(IntersectionId, LightIndex)],
 }
 
 /// Blob key of the simulator's state in the embedded store.
@@ -67,12 +74,12 @@ impl ReadingSink for EmbeddedSink {
         Ok(self.store.repair_orders()?)
     }
 
-    async fn put(
-        &mut self,
-        readings: &[Reading],
-        sim: &Simulator,
-        repairs: &[(IntersectionId, LightIndex)],
-    ) -> anyhow::Result<PutReport> {
+    async fn put(&mut self, period: Period<'_>) -> anyhow::Result<PutReport> {
+        let Period {
+            readings,
+            sim,
+            repairs,
+        } = period;
         let records: Vec<(u32, String, Vec<u8>)> = readings
             .iter()
             .map(|r| {
@@ -127,13 +134,8 @@ impl<S: ReadingStream> ReadingSink for StreamReadings<S> {
         Ok(self.lamps.take_repairs().await?)
     }
 
-    async fn put(
-        &mut self,
-        readings: &[Reading],
-        _sim: &Simulator,
-        _repairs: &[(IntersectionId, LightIndex)],
-    ) -> anyhow::Result<PutReport> {
-        self.stream.put_readings(readings).await
+    async fn put(&mut self, period: Period<'_>) -> anyhow::Result<PutReport> {
+        self.stream.put_readings(period.readings).await
     }
 }
 
@@ -295,7 +297,12 @@ impl SimDriver {
         let controls = self.refresh_controls().await?;
         let readings = self.sim.step(&self.controls);
         let repairs: Vec<_> = self.controls.repairs.iter().cloned().collect();
-        let put = self.sink.put(&readings, &self.sim, &repairs).await?;
+        let period = Period {
+            readings: &readings,
+            sim: &self.sim,
+            repairs: &repairs,
+        };
+        let put = self.sink.put(period).await?;
         self.controls.clear_repairs();
         if let Some(w) = self.record.as_mut() {
             for r in &readings {

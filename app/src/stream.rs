@@ -6,9 +6,7 @@ use async_trait::async_trait;
 use std::sync::Mutex;
 use traffic_core::lineage::ShardInfo;
 use traffic_core::sequence::SequenceNumber;
-use traffic_ports::{
-    PortError, PortResult, ReadBatch, RecordSource, SourceRecord, StartingPosition,
-};
+use traffic_ports::{PortError, PortResult, ReadBatch, ReadFrom, RecordSource, SourceRecord};
 
 pub use traffic_embedded::log::{numbered_shards, shard_id, shard_index};
 
@@ -73,13 +71,8 @@ impl RecordSource for MemorySource {
         Ok(numbered_shards(n))
     }
 
-    async fn read(
-        &self,
-        shard: &str,
-        after: Option<&SequenceNumber>,
-        _start: StartingPosition,
-        limit: usize,
-    ) -> PortResult<ReadBatch> {
+    /// Reads from the first record whatever a starting position says.
+    async fn read(&self, shard: &str, from: ReadFrom<'_>, limit: usize) -> PortResult<ReadBatch> {
         let shards = self
             .shards
             .lock()
@@ -87,7 +80,7 @@ impl RecordSource for MemorySource {
         let records = shard_index(shard)
             .and_then(|i| shards.get(i as usize))
             .ok_or_else(|| PortError::NotFound(format!("shard {shard}")))?;
-        let from = after.and_then(SequenceNumber::to_u64).unwrap_or(0) as usize;
+        let from = from.after().and_then(SequenceNumber::to_u64).unwrap_or(0) as usize;
         let to = from.saturating_add(limit).min(records.len());
         let out = records.get(from..to).unwrap_or_default().to_vec();
         Ok(ReadBatch {
@@ -121,18 +114,13 @@ mod tests {
         }
         let shard = shard_id(shard_for("I-0001", 2));
         let first = s
-            .read(&shard, None, StartingPosition::TrimHorizon, 3)
+            .read(&shard, ReadFrom::OLDEST, 3)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(first.records.len(), 3);
         assert!(!first.caught_up);
         let rest = s
-            .read(
-                &shard,
-                Some(&first.records[2].seq),
-                StartingPosition::TrimHorizon,
-                3,
-            )
+            .read(&shard, ReadFrom::After(&first.records[2].seq), 3)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(

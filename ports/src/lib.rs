@@ -44,8 +44,8 @@ pub use registry::{
 };
 pub use results::{NoResultEvents, ResultEvents, ResultStore};
 pub use source::{
-    CheckpointStore, MemoryCheckpoints, ReadBatch, RecordSource, SourceRecord, SourceShards,
-    StartingPosition,
+    CheckpointStore, MemoryCheckpoints, ReadBatch, ReadFrom, RecordSource, SourceRecord,
+    SourceShards, StartingPosition,
 };
 pub use state::StateStore;
 pub use stats::{StatsSample, StatsStore};

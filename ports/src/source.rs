@@ -42,6 +42,34 @@ pub enum StartingPosition {
     Latest,
 }
 
+/// Where a read of a shard begins: just after a record a consumer took, or, for a consumer
+/// with none yet, at its starting position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadFrom<'a> {
+    /// The record after this one.
+    After(&'a SequenceNumber),
+    /// Where a consumer with no checkpoint starts.
+    Start(StartingPosition),
+}
+
+impl<'a> ReadFrom<'a> {
+    /// The oldest record kept.
+    pub const OLDEST: ReadFrom<'static> = ReadFrom::Start(StartingPosition::TrimHorizon);
+
+    /// After `after` when a consumer has taken a record, else at `start`.
+    pub fn resume(after: Option<&'a SequenceNumber>, start: StartingPosition) -> Self {
+        after.map_or(Self::Start(start), Self::After)
+    }
+
+    /// The record read after, if any.
+    pub fn after(self) -> Option<&'a SequenceNumber> {
+        match self {
+            Self::After(seq) => Some(seq),
+            Self::Start(_) => None,
+        }
+    }
+}
+
 /// A sharded stream of records, read in order per shard.
 #[async_trait]
 pub trait RecordSource: Send + Sync {
@@ -61,14 +89,8 @@ pub trait RecordSource: Send + Sync {
     /// Every shard: open ones, and closed ones still kept, with their parents.
     async fn shards(&self) -> PortResult<Vec<ShardInfo>>;
 
-    /// Up to `limit` records of `shard` after `after` (from `start` when `None`).
-    async fn read(
-        &self,
-        shard: &str,
-        after: Option<&SequenceNumber>,
-        start: StartingPosition,
-        limit: usize,
-    ) -> PortResult<ReadBatch>;
+    /// Up to `limit` records of `shard`, in order, from `from`.
+    async fn read(&self, shard: &str, from: ReadFrom<'_>, limit: usize) -> PortResult<ReadBatch>;
 }
 
 /// How far each mapping got on each shard: the last sequence number its handler took.
@@ -129,10 +151,8 @@ impl crate::StreamShards for SourceShards {
     }
 
     async fn caught_up(&self, shard: &str, after: Option<&SequenceNumber>) -> PortResult<bool> {
-        let read = self
-            .0
-            .read(shard, after, StartingPosition::TrimHorizon, 1)
-            .await?;
+        let from = ReadFrom::resume(after, StartingPosition::TrimHorizon);
+        let read = self.0.read(shard, from, 1).await?;
         Ok(read.records.is_empty() && read.caught_up)
     }
 }

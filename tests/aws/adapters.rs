@@ -833,12 +833,7 @@ async fn a_consumer_at_the_last_record_of_a_shard_has_caught_up() -> anyhow::Res
     sink.put(&entries).await?;
     let source = traffic_aws::KinesisSource::new(&env.clients, &r.stream).await?;
     let read = source
-        .read(
-            &shard,
-            None,
-            traffic_ports::StartingPosition::TrimHorizon,
-            10,
-        )
+        .read(&shard, traffic_ports::ReadFrom::OLDEST, 10)
         .await?;
     assert_eq!(read.records.len(), 3);
     let last = read.records.last().map(|r| r.seq.clone());

@@ -237,15 +237,10 @@ pub async fn delete_event_bus(c: &AwsClients, name: &str) -> Result<(), SetupErr
     )
 }
 
-/// Deletes a topic.
+/// Deletes a topic; a missing topic is fine.
 pub async fn delete_topic(c: &AwsClients, arn: &str) -> Result<(), SetupError> {
-    c.sns
-        .delete_topic()
-        .topic_arn(arn)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| sdk_err(format!("deleting topic {arn}"), &e))
+    let deleted = c.sns.delete_topic().topic_arn(arn).send().await;
+    done_unless(deleted, "NotFound", format!("deleting topic {arn}"))
 }
 
 /// An SQS queue: its URL and ARN.
@@ -286,15 +281,14 @@ pub async fn ensure_queue(c: &AwsClients, name: &str) -> Result<Queue, SetupErro
     Ok(Queue { url, arn })
 }
 
-/// Deletes a queue.
+/// Deletes a queue; a missing queue is fine.
 pub async fn delete_queue(c: &AwsClients, url: &str) -> Result<(), SetupError> {
-    c.sqs
-        .delete_queue()
-        .queue_url(url)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| sdk_err(format!("deleting queue {url}"), &e))
+    let deleted = c.sqs.delete_queue().queue_url(url).send().await;
+    done_unless(
+        deleted,
+        "AWS.SimpleQueueService.NonExistentQueue",
+        format!("deleting queue {url}"),
+    )
 }
 
 /// Subscribes a queue to a topic (raw delivery off: the queue receives SNS's JSON envelope,

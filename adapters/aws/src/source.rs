@@ -18,7 +18,8 @@ use std::sync::Mutex;
 use traffic_core::lineage::ShardInfo;
 use traffic_core::sequence::SequenceNumber;
 use traffic_ports::{
-    PortError, PortResult, ReadBatch, RecordSource, SourceRecord, StartingPosition, StreamShards,
+    PortError, PortResult, ReadBatch, ReadFrom, RecordSource, SourceRecord, StartingPosition,
+    StreamShards,
 };
 
 /// Where a read of a shard left off: the shard and the last sequence number it returned (or
@@ -63,17 +64,12 @@ impl KinesisSource {
         })
     }
 
-    async fn iterator(
-        &self,
-        shard: &str,
-        after: Option<&SequenceNumber>,
-        start: StartingPosition,
-    ) -> PortResult<String> {
+    async fn iterator(&self, shard: &str, from: ReadFrom<'_>) -> PortResult<String> {
         let reused = self
             .positions
             .lock()
             .ok()
-            .and_then(|mut p| p.remove(&(shard.to_owned(), after.cloned())));
+            .and_then(|mut p| p.remove(&(shard.to_owned(), from.after().cloned())));
         if let Some(it) = reused {
             return Ok(it);
         }
@@ -82,14 +78,16 @@ impl KinesisSource {
             .get_shard_iterator()
             .stream_name(&self.stream)
             .shard_id(shard);
-        let req = match (after, start) {
-            (Some(seq), _) => req
+        let req = match from {
+            ReadFrom::After(seq) => req
                 .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                 .starting_sequence_number(seq.as_str()),
-            (None, StartingPosition::TrimHorizon) => {
+            ReadFrom::Start(StartingPosition::TrimHorizon) => {
                 req.shard_iterator_type(ShardIteratorType::TrimHorizon)
             }
-            (None, StartingPosition::Latest) => req.shard_iterator_type(ShardIteratorType::Latest),
+            ReadFrom::Start(StartingPosition::Latest) => {
+                req.shard_iterator_type(ShardIteratorType::Latest)
+            }
         };
         let resp = req
             .send()
@@ -132,17 +130,11 @@ impl RecordSource for KinesisSource {
         Ok(shards)
     }
 
-    async fn read(
-        &self,
-        shard: &str,
-        after: Option<&SequenceNumber>,
-        start: StartingPosition,
-        limit: usize,
-    ) -> PortResult<ReadBatch> {
+    async fn read(&self, shard: &str, from: ReadFrom<'_>, limit: usize) -> PortResult<ReadBatch> {
         let limit = i32::try_from(limit.clamp(1, 10_000)).unwrap_or(10_000);
         let mut fresh = false;
         let resp = loop {
-            let it = self.iterator(shard, after, start).await?;
+            let it = self.iterator(shard, from).await?;
             match self
                 .client
                 .get_records()
@@ -179,7 +171,10 @@ impl RecordSource for KinesisSource {
             .unwrap_or(false);
         let ended = next.is_none() || (records.is_empty() && caught_up && closed);
         if let Some(iterator) = next {
-            let after = records.last().map(|r| r.seq.clone()).or(after.cloned());
+            let after = records
+                .last()
+                .map(|r| r.seq.clone())
+                .or(from.after().cloned());
             if let Ok(mut p) = self.positions.lock() {
                 p.insert((shard.to_owned(), after), iterator);
             }

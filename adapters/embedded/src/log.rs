@@ -19,7 +19,7 @@ use traffic_core::lineage::ShardInfo;
 use traffic_core::sequence::SequenceNumber;
 use traffic_core::{IntersectionId, LightIndex};
 use traffic_ports::{
-    CheckpointStore, PortError, PortResult, ReadBatch, RecordSource, SourceRecord, StartingPosition,
+    CheckpointStore, PortError, PortResult, ReadBatch, ReadFrom, RecordSource, SourceRecord,
 };
 
 pub(crate) const LOG: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("stream_log");
@@ -96,17 +96,11 @@ impl RecordSource for EmbeddedLog {
         Ok(numbered_shards(self.shards))
     }
 
-    /// Reads from the oldest record kept whatever `_start` says: the log holds only what
-    /// some consumer has not taken yet.
-    async fn read(
-        &self,
-        shard: &str,
-        after: Option<&SequenceNumber>,
-        _start: StartingPosition,
-        limit: usize,
-    ) -> PortResult<ReadBatch> {
+    /// Reads from the oldest record kept whatever a starting position says: the log holds only
+    /// what some consumer has not taken yet.
+    async fn read(&self, shard: &str, from: ReadFrom<'_>, limit: usize) -> PortResult<ReadBatch> {
         let i = self.index(shard)?;
-        let after = match after {
+        let after = match from.after() {
             None => 0,
             Some(s) => s
                 .to_u64()
@@ -389,15 +383,11 @@ mod tests {
         s.append_step(&recs, 5, "sim", b"x", &[])?;
         let log = EmbeddedLog::new(s.clone(), 2, &["ingest", "fault"]);
         let shard = shard_id(0);
-        let all = log
-            .read(&shard, None, StartingPosition::TrimHorizon, 10)
-            .await?;
+        let all = log.read(&shard, ReadFrom::OLDEST, 10).await?;
         assert_eq!(all.records.len(), 4);
         assert!(all.caught_up && !all.ended);
         let two = SequenceNumber::from_u64(2);
-        let part = log
-            .read(&shard, Some(&two), StartingPosition::TrimHorizon, 1)
-            .await?;
+        let part = log.read(&shard, ReadFrom::After(&two), 1).await?;
         assert_eq!(part.records[0].seq, SequenceNumber::from_u64(3));
         assert!(!part.caught_up);
         log.set_checkpoint("ingest", &shard, &SequenceNumber::from_u64(3))
@@ -408,14 +398,9 @@ mod tests {
         assert_eq!(log.checkpoint("fault", &shard).await?, Some(two));
         assert_eq!(log.checkpoint("ingest", &shard_id(1)).await?, None);
         assert!(
-            log.read(
-                "shardId-000000000002",
-                None,
-                StartingPosition::TrimHorizon,
-                1
-            )
-            .await
-            .is_err()
+            log.read("shardId-000000000002", ReadFrom::OLDEST, 1)
+                .await
+                .is_err()
         );
         Ok(())
     }

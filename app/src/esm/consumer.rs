@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use traffic_aws::retry::backoff;
 use traffic_core::sequence::SequenceNumber;
-use traffic_ports::SourceRecord;
+use traffic_ports::{ReadFrom, SourceRecord};
 
 /// Stores `mapping`'s checkpoint on `shard` after a batch it took.
 async fn checkpoint(
@@ -45,8 +45,7 @@ pub(crate) async fn drain_shard(
             .source
             .read(
                 shard,
-                after.as_ref(),
-                cfg.starting_position,
+                ReadFrom::resume(after.as_ref(), cfg.starting_position),
                 cfg.batch_size.clamp(1, 10_000),
             )
             .await?;
@@ -153,7 +152,11 @@ async fn follow_shard(
         let read_after = buffer.last().map(|r| &r.seq).or(after.as_ref());
         let read = ctx
             .source
-            .read(&shard, read_after, cfg.starting_position, want)
+            .read(
+                &shard,
+                ReadFrom::resume(read_after, cfg.starting_position),
+                want,
+            )
             .await;
         let batch = match read {
             Ok(b) => b,

@@ -15,7 +15,7 @@ use traffic_archive::writer::{Record, write_shard};
 use traffic_core::sequence::SequenceNumber;
 use traffic_embedded::EmbeddedLog;
 use traffic_embedded::log::shard_id;
-use traffic_ports::{CheckpointStore, RecordSource, SourceRecord, StartingPosition};
+use traffic_ports::{CheckpointStore, ReadFrom, RecordSource, SourceRecord, StartingPosition};
 
 /// The archive's name among the log's consumers (its checkpoints).
 pub const ARCHIVE_CONSUMER: &str = "archive";
@@ -102,8 +102,7 @@ impl Archiver {
                     .log
                     .read(
                         &shard.id,
-                        after.as_ref(),
-                        StartingPosition::TrimHorizon,
+                        ReadFrom::resume(after.as_ref(), StartingPosition::TrimHorizon),
                         READ_LIMIT,
                     )
                     .await?;
