@@ -39,7 +39,7 @@ pub use lamps::{
 };
 pub use pages::{ResultPage, intersections_page_of, result_page_of};
 pub use registry::{
-    ChangedBy, ProposalUpdate, Registry, TIMING_HISTORY, TimingChange, TimingUpdate,
+    ChangedBy, ProposalUpdate, Registry, TIMING_HISTORY, TimingChange, TimingUpdate, Version,
     operator_edits_of,
 };
 pub use results::{NoResultEvents, ResultEvents, ResultStore};

@@ -48,26 +48,33 @@ pub trait Registry: Send + Sync {
     /// Deletes an intersection; `false` if there was none.
     async fn delete_intersection(&self, id: &IntersectionId) -> PortResult<bool>;
 
-    /// One intersection and its version: an opaque string that changes whenever the stored
-    /// intersection does (an operator's edit, a retiming). The API's `ETag`.
+    /// One intersection and its [`Version`], which changes whenever the stored intersection
+    /// does (an operator's edit, a retiming). The API's `ETag`.
     async fn intersection_versioned(
         &self,
         id: &IntersectionId,
-    ) -> PortResult<Option<(Intersection, String)>>;
+    ) -> PortResult<Option<(Intersection, Version)>>;
 
     /// Replaces an intersection if its stored version is still `expected`, atomically; returns
     /// the new version. [`PortError::Conflict`] if it changed, [`PortError::NotFound`] if it
     /// is gone.
-    async fn replace_intersection_if(&self, x: &Intersection, expected: &str)
-    -> PortResult<String>;
+    async fn replace_intersection_if(
+        &self,
+        x: &Intersection,
+        expected: &Version,
+    ) -> PortResult<Version>;
 
     /// Deletes an intersection if its stored version is still `expected`, atomically;
     /// [`PortError::Conflict`] if it changed, [`PortError::NotFound`] if it is gone.
-    async fn delete_intersection_if(&self, id: &IntersectionId, expected: &str) -> PortResult<()>;
+    async fn delete_intersection_if(
+        &self,
+        id: &IntersectionId,
+        expected: &Version,
+    ) -> PortResult<()>;
 
     /// Every intersection with its version (see [`Registry::intersection_versioned`]), by id:
     /// what the merge retimes from.
-    async fn intersections_versioned(&self) -> PortResult<Vec<(Intersection, String)>>;
+    async fn intersections_versioned(&self) -> PortResult<Vec<(Intersection, Version)>>;
 
     /// Sets new timings (the phases' green and red) of intersections and their plans, noting
     /// the window they were computed from, each only if the intersection is still at the version the timings
@@ -101,9 +108,9 @@ pub trait Registry: Send + Sync {
     async fn replace_intersection_recording(
         &self,
         x: &Intersection,
-        expected: &str,
+        expected: &Version,
         change: &TimingChange,
-    ) -> PortResult<String>;
+    ) -> PortResult<Version>;
 
     /// Operators' edits of timings made in `[from_ms, to_ms)` (by their `at`), with their
     /// intersections, oldest first (then by intersection): who changed which plan when, for
@@ -123,6 +130,30 @@ pub trait Registry: Send + Sync {
     ) -> PortResult<()>;
 }
 
+/// The version of a stored intersection: opaque (each store makes its own), different after
+/// every write of the intersection, compared only for equality. What the API's `ETag` carries
+/// and an `If-Match` names.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Version(String);
+
+impl Version {
+    /// A version as its store wrote it (or as a client sent it back).
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// Its text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// New timings for one intersection, computed from it at `expected_version`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TimingUpdate {
@@ -134,7 +165,7 @@ pub struct TimingUpdate {
     /// them as the intersection's `plan`; `None`: stored without one (readers draw it).
     pub plan: Option<traffic_core::plan::Plan>,
     /// The version the timings were computed from.
-    pub expected_version: String,
+    pub expected_version: Version,
 }
 
 /// Webster's proposal for one intersection under manual control, computed from it at
@@ -146,7 +177,7 @@ pub struct ProposalUpdate {
     /// The proposal.
     pub proposal: Proposal,
     /// The version the proposal was computed from.
-    pub expected_version: String,
+    pub expected_version: Version,
 }
 
 /// Retimings kept per intersection: a day of 15-minute windows.

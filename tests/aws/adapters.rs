@@ -472,7 +472,7 @@ async fn the_registry_keeps_intersections_and_their_timing_history() -> anyhow::
                         id: city.intersections[29].id.clone(),
                         plan: None,
                         phases: phases.clone(),
-                        expected_version: "deleted meanwhile".into(),
+                        expected_version: traffic_ports::Version::new("deleted meanwhile"),
                     },
                 ],
                 &from.parse()?,
@@ -772,11 +772,11 @@ async fn a_write_conditional_on_a_version_applies_only_if_nothing_changed() -> a
     assert!(matches!(late, Err(PortError::Conflict(_))), "{late:?}");
     assert_eq!(s.intersection(&x.id).await?, Some(renamed.clone()));
     // A retiming computed from the version before the edit is skipped: the edit stays.
-    let retiming = |expected_version: &str| TimingUpdate {
+    let retiming = |expected_version: &traffic_ports::Version| TimingUpdate {
         id: x.id.clone(),
         plan: None,
         phases: x.phases.clone(),
-        expected_version: expected_version.to_owned(),
+        expected_version: expected_version.clone(),
     };
     let skipped = s
         .set_timings(&[retiming(&v1)], &"15m@2026-01-05T08:00:00Z".parse()?)
@@ -1149,8 +1149,7 @@ async fn the_functions_list_the_intersections_again_only_when_the_directory_gene
         expected_version: s
             .intersection_versioned(&rest[0].id)
             .await?
-            .map(|(_, v)| v)
-            .unwrap_or_default(),
+            .map_or_else(|| traffic_ports::Version::new(""), |(_, v)| v),
     };
     s.set_timings(&[t], &pane(0)).await?;
     assert_eq!(s.directory_generation().await?, Some(g0));

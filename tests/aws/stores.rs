@@ -83,7 +83,10 @@ async fn history_phases(s: &DynamoStore, id: &IntersectionId) -> anyhow::Result<
         .collect())
 }
 
-async fn version_of(s: &DynamoStore, id: &IntersectionId) -> anyhow::Result<String> {
+async fn version_of(
+    s: &DynamoStore,
+    id: &IntersectionId,
+) -> anyhow::Result<traffic_ports::Version> {
     Ok(s.intersection_versioned(id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("{id} gone"))?
@@ -101,7 +104,7 @@ async fn a_retiming_whose_history_write_fails_keeps_its_entry_and_the_next_write
     s.create_intersection(x).await?;
     let mut first = x.phases.clone();
     first[0].green_s += 7.0;
-    let update = |phases: &Vec<Phase>, expected_version: String| TimingUpdate {
+    let update = |phases: &Vec<Phase>, expected_version: traffic_ports::Version| TimingUpdate {
         id: x.id.clone(),
         plan: None,
         phases: phases.clone(),
@@ -127,7 +130,10 @@ async fn a_retiming_whose_history_write_fails_keeps_its_entry_and_the_next_write
     let stale = x.phases.clone();
     let skipped = s
         .set_timings(
-            &[update(&stale, "not-its-version".into())],
+            &[update(
+                &stale,
+                traffic_ports::Version::new("not-its-version"),
+            )],
             &"15m@2026-01-05T08:15:00Z".parse()?,
         )
         .await?;

@@ -561,26 +561,26 @@ impl Registry for EditDuringRetiming {
     async fn intersection_versioned(
         &self,
         id: &traffic_core::IntersectionId,
-    ) -> PortResult<Option<(traffic_core::Intersection, String)>> {
+    ) -> PortResult<Option<(traffic_core::Intersection, traffic_ports::Version)>> {
         self.inner.intersection_versioned(id).await
     }
     async fn replace_intersection_if(
         &self,
         x: &traffic_core::Intersection,
-        expected: &str,
-    ) -> PortResult<String> {
+        expected: &traffic_ports::Version,
+    ) -> PortResult<traffic_ports::Version> {
         self.inner.replace_intersection_if(x, expected).await
     }
     async fn delete_intersection_if(
         &self,
         id: &traffic_core::IntersectionId,
-        expected: &str,
+        expected: &traffic_ports::Version,
     ) -> PortResult<()> {
         self.inner.delete_intersection_if(id, expected).await
     }
     async fn intersections_versioned(
         &self,
-    ) -> PortResult<Vec<(traffic_core::Intersection, String)>> {
+    ) -> PortResult<Vec<(traffic_core::Intersection, traffic_ports::Version)>> {
         self.inner.intersections_versioned().await
     }
     async fn set_timings(
@@ -615,9 +615,9 @@ impl Registry for EditDuringRetiming {
     async fn replace_intersection_recording(
         &self,
         x: &traffic_core::Intersection,
-        expected: &str,
+        expected: &traffic_ports::Version,
         change: &traffic_ports::TimingChange,
-    ) -> PortResult<String> {
+    ) -> PortResult<traffic_ports::Version> {
         self.inner
             .replace_intersection_recording(x, expected, change)
             .await

@@ -47,6 +47,7 @@ use serde::{Deserialize, Serialize};
 use traffic_core::IntersectionId;
 use traffic_core::city::Intersection;
 use traffic_core::window::WindowKey;
+use traffic_ports::Version;
 use traffic_ports::{PortError, PortResult, ProposalUpdate, Registry, TimingChange, TimingUpdate};
 
 #[derive(Serialize, Deserialize)]
@@ -65,19 +66,19 @@ struct IntersectionItem {
 }
 
 /// A version token no other write has: the clock in nanoseconds and a per-process counter.
-pub(crate) fn new_version() -> String {
+pub(crate) fn new_version() -> Version {
     let (nanos, n) = crate::items::clock_and_count();
-    format!("{nanos:x}-{n:x}-{:x}", std::process::id())
+    Version::new(format!("{nanos:x}-{n:x}-{:x}", std::process::id()))
 }
 
-pub(crate) fn intersection_item(x: &Intersection, version: &str) -> PortResult<Item> {
+pub(crate) fn intersection_item(x: &Intersection, version: &Version) -> PortResult<Item> {
     intersection_item_with(x, version, None)
 }
 
 /// An intersection item whose last change of timings is `last_change`.
 pub(crate) fn intersection_item_with(
     x: &Intersection,
-    version: &str,
+    version: &Version,
     last_change: Option<TimingItem>,
 ) -> PortResult<Item> {
     to_item(
@@ -86,7 +87,7 @@ pub(crate) fn intersection_item_with(
             pk: "intersections".into(),
             sk: x.id.as_str().to_owned(),
             intersection: x.clone(),
-            version: Some(version.to_owned()),
+            version: Some(version.as_str().to_owned()),
             last_change,
         },
     )
@@ -96,15 +97,15 @@ fn decode(item: Item) -> PortResult<Intersection> {
     Ok(decode_versioned(item)?.0)
 }
 
-fn decode_versioned(item: Item) -> PortResult<(Intersection, String)> {
+fn decode_versioned(item: Item) -> PortResult<(Intersection, Version)> {
     let i: IntersectionItem = from_item("intersection", item)?;
-    Ok((i.intersection, i.version.unwrap_or_default()))
+    Ok((i.intersection, Version::new(i.version.unwrap_or_default())))
 }
 
 /// The condition that the stored intersection is at version `expected` (`""`: an item from
 /// before versions).
-pub(crate) fn version_condition(expected: &str) -> (&'static str, Option<AttributeValue>) {
-    if expected.is_empty() {
+pub(crate) fn version_condition(expected: &Version) -> (&'static str, Option<AttributeValue>) {
+    if expected.as_str().is_empty() {
         (
             "attribute_exists(pk) AND attribute_not_exists(version)",
             None,
@@ -112,7 +113,7 @@ pub(crate) fn version_condition(expected: &str) -> (&'static str, Option<Attribu
     } else {
         (
             "version = :expected",
-            Some(AttributeValue::S(expected.to_owned())),
+            Some(AttributeValue::S(expected.as_str().to_owned())),
         )
     }
 }
@@ -177,7 +178,7 @@ impl Registry for DynamoStore {
     async fn intersection_versioned(
         &self,
         id: &IntersectionId,
-    ) -> PortResult<Option<(Intersection, String)>> {
+    ) -> PortResult<Option<(Intersection, Version)>> {
         self.intersection_record(id)
             .await?
             .map(decode_versioned)
@@ -187,16 +188,20 @@ impl Registry for DynamoStore {
     async fn replace_intersection_if(
         &self,
         x: &Intersection,
-        expected: &str,
-    ) -> PortResult<String> {
+        expected: &Version,
+    ) -> PortResult<Version> {
         self.replace_item_if(x, expected).await
     }
 
-    async fn delete_intersection_if(&self, id: &IntersectionId, expected: &str) -> PortResult<()> {
+    async fn delete_intersection_if(
+        &self,
+        id: &IntersectionId,
+        expected: &Version,
+    ) -> PortResult<()> {
         self.delete_item_if(id, expected).await
     }
 
-    async fn intersections_versioned(&self) -> PortResult<Vec<(Intersection, String)>> {
+    async fn intersections_versioned(&self) -> PortResult<Vec<(Intersection, Version)>> {
         self.query(Query::partition(Table::Registry, "intersections"))
             .await?
             .into_iter()
@@ -223,7 +228,7 @@ impl Registry for DynamoStore {
                 .update_expression("SET #x.#q = :q, version = :v")
                 .expression_attribute_names("#q", "proposal")
                 .expression_attribute_values(":q", to_av("proposal", &u.proposal)?);
-            updates.push((u.id.clone(), u.expected_version.as_str(), req));
+            updates.push((u.id.clone(), &u.expected_version, req));
         }
         // Not a change of the directory: no light or id moved, so the generation stays.
         let (skipped, _) = self
@@ -240,9 +245,9 @@ impl Registry for DynamoStore {
     async fn replace_intersection_recording(
         &self,
         x: &Intersection,
-        expected: &str,
+        expected: &Version,
         change: &TimingChange,
-    ) -> PortResult<String> {
+    ) -> PortResult<Version> {
         self.replace_recording(x, expected, change).await
     }
 
@@ -281,7 +286,11 @@ impl DynamoStore {
     }
 
     /// Why a write conditional on version `expected` of `id` failed: gone, or changed.
-    pub(crate) async fn version_failure(&self, id: &IntersectionId, expected: &str) -> PortError {
+    pub(crate) async fn version_failure(
+        &self,
+        id: &IntersectionId,
+        expected: &Version,
+    ) -> PortError {
         match self.intersection_versioned(id).await {
             Ok(None) => PortError::NotFound(format!("intersection {id}")),
             Ok(Some((_, now))) => PortError::Conflict(format!(

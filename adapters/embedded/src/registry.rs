@@ -11,12 +11,13 @@ use traffic_core::city::Intersection;
 use traffic_core::window::WindowKey;
 use traffic_ports::{
     PortError, PortResult, ProposalUpdate, Registry, TIMING_HISTORY, TimingChange, TimingUpdate,
+    Version,
 };
 
 /// An intersection's version: the FNV-1a hash of its stored JSON, so any change to it (an
 /// edit, a retiming) changes the version.
-fn version_of(stored: &[u8]) -> String {
-    format!("{:016x}", traffic_core::hash::fnv1a64(stored))
+fn version_of(stored: &[u8]) -> Version {
+    Version::new(format!("{:016x}", traffic_core::hash::fnv1a64(stored)))
 }
 
 /// Within a write transaction: changes the stored intersection `id` by `change` if it is at
@@ -24,12 +25,12 @@ fn version_of(stored: &[u8]) -> String {
 fn update_at_version(
     t: &mut redb::Table<'_, &str, &[u8]>,
     id: &IntersectionId,
-    expected: &str,
+    expected: &Version,
     ctx: &str,
     change: impl FnOnce(&mut Intersection),
 ) -> PortResult<bool> {
     let mut x: Intersection = match r!(t.get(id.as_str()), ctx)? {
-        Some(v) if version_of(v.value()) == expected => from_json(v.value(), "intersection")?,
+        Some(v) if version_of(v.value()) == *expected => from_json(v.value(), "intersection")?,
         _ => return Ok(false),
     };
     change(&mut x);
@@ -41,12 +42,12 @@ fn update_at_version(
 fn check_version(
     t: &redb::Table<'_, &str, &[u8]>,
     id: &IntersectionId,
-    expected: &str,
+    expected: &Version,
     ctx: &str,
 ) -> PortResult<()> {
     match r!(t.get(id.as_str()), ctx)? {
         None => Err(PortError::NotFound(format!("intersection {id}"))),
-        Some(v) if version_of(v.value()) != expected => Err(PortError::Conflict(format!(
+        Some(v) if version_of(v.value()) != *expected => Err(PortError::Conflict(format!(
             "intersection {id} changed (version {} now, {expected} expected)",
             version_of(v.value())
         ))),
@@ -154,7 +155,7 @@ impl Registry for EmbeddedStore {
     async fn intersection_versioned(
         &self,
         id: &IntersectionId,
-    ) -> PortResult<Option<(Intersection, String)>> {
+    ) -> PortResult<Option<(Intersection, Version)>> {
         let ctx = "reading an intersection";
         let t = self.read_table(INTERSECTIONS, ctx)?;
         match r!(t.get(id.as_str()), ctx)? {
@@ -169,12 +170,16 @@ impl Registry for EmbeddedStore {
     async fn replace_intersection_if(
         &self,
         x: &Intersection,
-        expected: &str,
-    ) -> PortResult<String> {
+        expected: &Version,
+    ) -> PortResult<Version> {
         self.replace_at_version(x, expected, None, "replacing an intersection")
     }
 
-    async fn delete_intersection_if(&self, id: &IntersectionId, expected: &str) -> PortResult<()> {
+    async fn delete_intersection_if(
+        &self,
+        id: &IntersectionId,
+        expected: &Version,
+    ) -> PortResult<()> {
         let ctx = "deleting an intersection";
         let txn = r!(self.write_txn(), ctx)?;
         {
@@ -186,7 +191,7 @@ impl Registry for EmbeddedStore {
         r!(txn.commit(), ctx)
     }
 
-    async fn intersections_versioned(&self) -> PortResult<Vec<(Intersection, String)>> {
+    async fn intersections_versioned(&self) -> PortResult<Vec<(Intersection, Version)>> {
         self.list_intersections(|json| Ok((from_json(json, "intersection")?, version_of(json))))
     }
 
@@ -240,9 +245,9 @@ impl Registry for EmbeddedStore {
     async fn replace_intersection_recording(
         &self,
         x: &Intersection,
-        expected: &str,
+        expected: &Version,
         change: &TimingChange,
-    ) -> PortResult<String> {
+    ) -> PortResult<Version> {
         self.replace_at_version(
             x,
             expected,
@@ -311,10 +316,10 @@ impl EmbeddedStore {
     fn replace_at_version(
         &self,
         x: &Intersection,
-        expected: &str,
+        expected: &Version,
         change: Option<&TimingChange>,
         ctx: &str,
-    ) -> PortResult<String> {
+    ) -> PortResult<Version> {
         let json = to_json(x)?;
         let txn = r!(self.write_txn(), ctx)?;
         {

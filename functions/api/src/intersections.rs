@@ -16,7 +16,7 @@ use crate::request::created;
 use crate::request::key_from_path;
 use crate::request::with_etag;
 use crate::stored::Editing;
-use crate::stored::Version;
+use crate::stored::ReadAt;
 use crate::stored::load_versioned;
 use crate::stored::shown;
 use crate::stored::stale;
@@ -88,7 +88,7 @@ pub async fn replace(
 /// What a whole-intersection write starts from: the version read, and the phases then (a
 /// change of the timings enters the timing history as the operator's).
 pub(crate) struct Edit {
-    from: Version,
+    from: ReadAt,
     phases: Vec<Phase>,
     operator: Option<String>,
 }

@@ -23,6 +23,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use traffic_core::IntersectionId;
 use traffic_core::LightIndex;
+use traffic_ports::Version;
 
 /// The query string as a map, or a 400 in the API's error form.
 pub type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
@@ -110,7 +111,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 /// writes them: RFC 9110, section 13.1.1). A value of another form names no version: the
 /// condition fails (412), so that nothing the client did not mean as the version it read is
 /// taken for it.
-pub(crate) fn if_match(headers: &HeaderMap) -> Option<Vec<String>> {
+pub(crate) fn if_match(headers: &HeaderMap) -> Option<Vec<Version>> {
     let mut values = headers.get_all(header::IF_MATCH).iter().peekable();
     values.peek()?;
     let mut tags = Vec::new();
@@ -119,7 +120,7 @@ pub(crate) fn if_match(headers: &HeaderMap) -> Option<Vec<String>> {
         if v == "*" {
             return None;
         }
-        tags.extend(entity_tags(v).unwrap_or_default());
+        tags.extend(entity_tags(v).into_iter().flatten().map(Version::new));
     }
     Some(tags)
 }
@@ -146,7 +147,7 @@ fn entity_tags(s: &str) -> Option<Vec<String>> {
 }
 
 /// A JSON answer with the intersection's version as its `ETag`.
-pub(crate) fn with_etag<T: Serialize>(body: T, version: &str) -> Response {
+pub(crate) fn with_etag<T: Serialize>(body: T, version: &Version) -> Response {
     let mut resp = Json(body).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
         resp.headers_mut().insert(header::ETAG, v);

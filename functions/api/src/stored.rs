@@ -20,6 +20,7 @@ use traffic_core::plan::{Plan, plan_of};
 use traffic_core::safe_timing::TimingLimits;
 use traffic_ports::PortError;
 use traffic_ports::TimingChange;
+use traffic_ports::Version;
 
 /// Loads an intersection or answers 404.
 pub(crate) async fn load(state: &Shared, id: &IntersectionId) -> ApiResult<Intersection> {
@@ -45,7 +46,7 @@ pub(crate) async fn load_light(
 pub(crate) async fn load_versioned(
     state: &Shared,
     id: &IntersectionId,
-) -> ApiResult<(Intersection, String)> {
+) -> ApiResult<(Intersection, Version)> {
     state
         .ports
         .registry
@@ -61,7 +62,7 @@ pub struct Editing(
     pub(crate) Shared,
     pub(crate) IntersectionId,
     pub(crate) Intersection,
-    pub(crate) Version,
+    pub(crate) ReadAt,
 );
 
 impl FromRequestParts<Shared> for Editing {
@@ -78,16 +79,16 @@ impl FromRequestParts<Shared> for Editing {
 
 /// An intersection to change, and the version the change must apply to: 404 if it does not
 /// exist. The request's `If-Match` is kept and checked only when the change is about to be
-/// written ([`Version::check`]): a request is validated whole first, so an invalid one is a
+/// written ([`ReadAt::check`]): a request is validated whole first, so an invalid one is a
 /// 400 whatever version it names, and a 412 always means a valid change to an old version.
 pub(crate) async fn load_for_write(
     state: &Shared,
     id: &IntersectionId,
     headers: &HeaderMap,
-) -> ApiResult<(Intersection, Version)> {
+) -> ApiResult<(Intersection, ReadAt)> {
     let expected = if_match(headers);
     let (x, version) = load_versioned(state, id).await?;
-    let from = Version::read(&x, version, expected);
+    let from = ReadAt::read(&x, version, expected);
     Ok((x, from))
 }
 
@@ -104,9 +105,9 @@ const REAPPLY: usize = 4;
 pub(crate) async fn store_applying(
     state: &Shared,
     mut x: Intersection,
-    mut from: Version,
+    mut from: ReadAt,
     apply: impl Fn(&mut Intersection),
-) -> ApiResult<(Intersection, String)> {
+) -> ApiResult<(Intersection, Version)> {
     let mut attempt = 0;
     loop {
         apply(&mut x);
@@ -114,7 +115,7 @@ pub(crate) async fn store_applying(
             Err(ApiError::Conflict { .. }) if !from.precondition() && attempt < REAPPLY => {
                 attempt += 1;
                 let (fresh, version) = load_versioned(state, &x.id).await?;
-                from = Version::read(&fresh, version, None);
+                from = ReadAt::read(&fresh, version, None);
                 x = fresh;
             }
             stored => return stored.map(|v| (x, v)),
@@ -137,17 +138,17 @@ pub(crate) fn without_plan(v: &mut serde_json::Value) {
     }
 }
 
-/// The version a read-modify-write starts from, and the one the client named, if any.
-pub(crate) struct Version {
-    pub(crate) current: String,
-    expected: Option<Vec<String>>,
+/// The version a read-modify-write starts from, and the ones the client named, if any.
+pub(crate) struct ReadAt {
+    pub(crate) current: Version,
+    expected: Option<Vec<Version>>,
     /// The stored plan, with the phases and limits it was stored with.
     plan: Option<(Plan, Vec<Phase>, Option<TimingLimits>)>,
 }
 
-impl Version {
+impl ReadAt {
     /// The version `x` was read at (`current`), and the ones the client named.
-    fn read(x: &Intersection, current: String, expected: Option<Vec<String>>) -> Self {
+    fn read(x: &Intersection, current: Version, expected: Option<Vec<Version>>) -> Self {
         let plan = x
             .plan
             .clone()
@@ -192,12 +193,12 @@ pub(crate) fn stale(id: &IntersectionId) -> ApiError {
 
 /// Stores `x` over the version it was read at, atomically: a change in between is a 412 when
 /// the client named the version, else a 409 (the request can simply be sent again). Its
-/// `plan` becomes the stored one if the write keeps it ([`Version`]), else none.
+/// `plan` becomes the stored one if the write keeps it ([`ReadAt`]), else none.
 pub(crate) async fn store(
     state: &Shared,
     x: &mut Intersection,
-    from: &Version,
-) -> ApiResult<String> {
+    from: &ReadAt,
+) -> ApiResult<Version> {
     store_recording(state, x, from, None).await
 }
 
@@ -206,9 +207,9 @@ pub(crate) async fn store(
 pub(crate) async fn store_recording(
     state: &Shared,
     x: &mut Intersection,
-    from: &Version,
+    from: &ReadAt,
     change: Option<&TimingChange>,
-) -> ApiResult<String> {
+) -> ApiResult<Version> {
     from.check(&x.id)?;
     x.plan = from.plan_for(x);
     let x = &*x;

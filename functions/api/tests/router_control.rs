@@ -11,7 +11,7 @@ use traffic_ports::Registry;
 const CONTROL: &str = "/api/intersections/I-0001/control";
 
 /// The intersection as stored, and its version: what must not move on a refused request.
-async fn stored(api: &Api) -> anyhow::Result<(traffic_core::Intersection, String)> {
+async fn stored(api: &Api) -> anyhow::Result<(traffic_core::Intersection, traffic_ports::Version)> {
     api.store
         .intersection_versioned(&id("I-0001"))
         .await?

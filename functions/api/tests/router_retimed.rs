@@ -72,21 +72,27 @@ impl Registry for RetimedBeforeWrite {
     async fn intersection_versioned(
         &self,
         id: &IntersectionId,
-    ) -> PortResult<Option<(Intersection, String)>> {
+    ) -> PortResult<Option<(Intersection, traffic_ports::Version)>> {
         self.inner.intersection_versioned(id).await
     }
     async fn replace_intersection_if(
         &self,
         x: &Intersection,
-        expected: &str,
-    ) -> PortResult<String> {
+        expected: &traffic_ports::Version,
+    ) -> PortResult<traffic_ports::Version> {
         self.retime(&x.id).await?;
         self.inner.replace_intersection_if(x, expected).await
     }
-    async fn delete_intersection_if(&self, id: &IntersectionId, expected: &str) -> PortResult<()> {
+    async fn delete_intersection_if(
+        &self,
+        id: &IntersectionId,
+        expected: &traffic_ports::Version,
+    ) -> PortResult<()> {
         self.inner.delete_intersection_if(id, expected).await
     }
-    async fn intersections_versioned(&self) -> PortResult<Vec<(Intersection, String)>> {
+    async fn intersections_versioned(
+        &self,
+    ) -> PortResult<Vec<(Intersection, traffic_ports::Version)>> {
         self.inner.intersections_versioned().await
     }
     async fn set_timings(
@@ -112,9 +118,9 @@ impl Registry for RetimedBeforeWrite {
     async fn replace_intersection_recording(
         &self,
         x: &Intersection,
-        expected: &str,
+        expected: &traffic_ports::Version,
         change: &TimingChange,
-    ) -> PortResult<String> {
+    ) -> PortResult<traffic_ports::Version> {
         self.retime(&x.id).await?;
         self.inner
             .replace_intersection_recording(x, expected, change)

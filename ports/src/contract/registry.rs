@@ -2,7 +2,7 @@
 //! versions, conditional writes, timings and their history.
 
 use super::{Outcome, ensure_law, id, intersection};
-use crate::{PortError, ProposalUpdate, Registry, TimingChange, TimingUpdate};
+use crate::{PortError, ProposalUpdate, Registry, TimingChange, TimingUpdate, Version};
 use traffic_core::IntersectionId;
 use traffic_core::city::Phase;
 use traffic_core::control::Proposal;
@@ -17,7 +17,7 @@ fn phases(green_s: f64) -> anyhow::Result<Vec<Phase>> {
     Ok(intersection(&id("P", 0)?, green_s)?.phases)
 }
 
-async fn version<S: Registry + ?Sized>(s: &S, x: &IntersectionId) -> anyhow::Result<String> {
+async fn version<S: Registry + ?Sized>(s: &S, x: &IntersectionId) -> anyhow::Result<Version> {
     Ok(s.intersection_versioned(x)
         .await?
         .ok_or_else(|| anyhow::anyhow!("{x} missing"))?
@@ -265,7 +265,7 @@ pub async fn set_proposals_changes_the_version_not_the_directory<S: Registry + ?
         cycle_s: 70.0,
         phases: phases(31.0)?,
     };
-    let update = |expected_version: String| ProposalUpdate {
+    let update = |expected_version: Version| ProposalUpdate {
         id: x.id.clone(),
         proposal: proposal.clone(),
         expected_version,

@@ -24,6 +24,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use traffic_core::IntersectionId;
 use traffic_core::city::Intersection;
 use traffic_core::window::WindowKey;
+use traffic_ports::Version;
 use traffic_ports::{PortResult, TimingChange, TimingUpdate};
 
 /// The attribute of an intersection item that holds its last change of timings.
@@ -132,7 +133,7 @@ impl DynamoStore {
                     "SET #x.#p = :p, #x.#f = :f, #c = :c, version = :v REMOVE #x.#l",
                 ),
             };
-            updates.push((u.id.clone(), u.expected_version.as_str(), req));
+            updates.push((u.id.clone(), &u.expected_version, req));
             changes.insert(u.id.clone(), history);
         }
         let (skipped, written) = self
@@ -153,9 +154,9 @@ impl DynamoStore {
     pub(crate) async fn replace_recording(
         &self,
         x: &Intersection,
-        expected: &str,
+        expected: &Version,
         change: &TimingChange,
-    ) -> PortResult<String> {
+    ) -> PortResult<Version> {
         let version = new_version();
         let record = TimingItem::of(&x.id, change);
         let history = to_item("timing change", &record)?;

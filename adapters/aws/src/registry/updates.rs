@@ -9,6 +9,7 @@ use crate::{DynamoStore, Table};
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use traffic_core::IntersectionId;
+use traffic_ports::Version;
 use traffic_ports::{PortError, PortResult};
 
 /// Timing updates in flight at once.
@@ -25,7 +26,7 @@ impl DynamoStore {
     /// "retiming I-0001").
     pub(crate) async fn update_at_versions(
         &self,
-        updates: Vec<(IntersectionId, &str, UpdateItemFluentBuilder)>,
+        updates: Vec<(IntersectionId, &Version, UpdateItemFluentBuilder)>,
         what: &str,
         returns: ReturnValue,
         bytes: impl Fn(&Item, &IntersectionId) -> usize,
@@ -41,7 +42,7 @@ impl DynamoStore {
                     .set_key(Some(key("intersections", id.as_str())))
                     .condition_expression(condition)
                     .expression_attribute_names("#x", "intersection")
-                    .expression_attribute_values(":v", AttributeValue::S(new_version()))
+                    .expression_attribute_values(":v", AttributeValue::S(new_version().to_string()))
                     .return_values(returns.clone());
                 if let Some(e) = expected {
                     req = req.expression_attribute_values(":expected", e);

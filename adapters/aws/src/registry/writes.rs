@@ -11,6 +11,7 @@ use crate::{DynamoStore, Table};
 use aws_sdk_dynamodb::types::ReturnValue;
 use traffic_core::IntersectionId;
 use traffic_core::city::Intersection;
+use traffic_ports::Version;
 use traffic_ports::{PortError, PortResult};
 
 impl DynamoStore {
@@ -77,8 +78,8 @@ impl DynamoStore {
     pub(super) async fn replace_item_if(
         &self,
         x: &Intersection,
-        expected: &str,
-    ) -> PortResult<String> {
+        expected: &Version,
+    ) -> PortResult<Version> {
         let version = new_version();
         let (condition, value) = version_condition(expected);
         let item = intersection_item(x, &version)?;
@@ -114,7 +115,7 @@ impl DynamoStore {
     pub(super) async fn delete_item_if(
         &self,
         id: &IntersectionId,
-        expected: &str,
+        expected: &Version,
     ) -> PortResult<()> {
         let table = self.table(Table::Registry)?;
         let (condition, value) = version_condition(expected);

@@ -157,8 +157,7 @@ impl Api {
             .store
             .intersection_versioned(&id(x))
             .await?
-            .map(|(_, v)| v)
-            .unwrap_or_default();
+            .map_or_else(|| traffic_ports::Version::new(""), |(_, v)| v);
         let skipped = self
             .store
             .set_timings(
