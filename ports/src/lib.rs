@@ -48,7 +48,7 @@ pub use source::{
     SourceShards, StartingPosition,
 };
 pub use state::StateStore;
-pub use stats::{StatsSample, StatsStore};
+pub use stats::{Series, StatsSample, StatsStore};
 pub use stream::StreamShards;
 pub use usage::{NoUsage, Usage, UsageMeter};
 

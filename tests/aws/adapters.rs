@@ -18,8 +18,8 @@ use traffic_core::rollup::{CompactionCounts, Rollup};
 use traffic_core::window::{WindowKey, WindowLength};
 use traffic_core::{IntersectionId, LightIndex};
 use traffic_ports::{
-    LampStore, PortError, RecordSource, Registry, ResultStore, StateStore, StatsSample, StatsStore,
-    StreamShards, TimingUpdate,
+    LampStore, PortError, RecordSource, Registry, ResultStore, Series, StateStore, StatsSample,
+    StatsStore, StreamShards, TimingUpdate,
 };
 use traffic_sim::{CityConfig, generate_city};
 
@@ -583,8 +583,8 @@ async fn statistics_add_up_and_results_come_back_in_window_order() -> anyhow::Re
     let Some((env, r, s)) = store("results").await? else {
         return Ok(());
     };
-    let sample = |f: &str, minute: i64, max: u64| StatsSample {
-        function: f.into(),
+    let sample = |function: Series, minute: i64, max: u64| StatsSample {
+        function,
         minute_ms: minute,
         invocations: 1,
         records: 10,
@@ -594,26 +594,26 @@ async fn statistics_add_up_and_results_come_back_in_window_order() -> anyhow::Re
         read_units: 0.5,
         write_units: 3.0,
     };
-    s.add_stats(&sample("ingest", 60_000, 30)).await?;
-    s.add_stats(&sample("ingest", 60_000, 50)).await?;
-    s.add_stats(&sample("ingest", 60_000, 20)).await?;
-    s.add_stats(&sample("fault", 60_000, 5)).await?;
-    s.add_stats(&sample("ingest", 120_000, 5)).await?;
+    s.add_stats(&sample(Series::Ingest, 60_000, 30)).await?;
+    s.add_stats(&sample(Series::Ingest, 60_000, 50)).await?;
+    s.add_stats(&sample(Series::Ingest, 60_000, 20)).await?;
+    s.add_stats(&sample(Series::Fault, 60_000, 5)).await?;
+    s.add_stats(&sample(Series::Ingest, 120_000, 5)).await?;
     let got = s.stats(60_000).await?;
     assert_eq!(
         got.iter()
             .map(|g| (
                 g.minute_ms,
-                g.function.as_str(),
+                g.function,
                 g.invocations,
                 g.records,
                 g.latency_ms_max
             ))
             .collect::<Vec<_>>(),
         vec![
-            (60_000, "fault", 1, 10, 5),
-            (60_000, "ingest", 3, 30, 50),
-            (120_000, "ingest", 1, 10, 5)
+            (60_000, Series::Fault, 1, 10, 5),
+            (60_000, Series::Ingest, 3, 30, 50),
+            (120_000, Series::Ingest, 1, 10, 5)
         ]
     );
     assert_eq!(s.stats(120_000).await?.len(), 1);

@@ -12,11 +12,11 @@ use crate::{DynamoStore, Table};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
-use traffic_ports::{PortResult, StatsSample, StatsStore};
+use traffic_ports::{PortResult, Series, StatsSample, StatsStore};
 
 #[derive(Serialize, Deserialize)]
 struct StatsItem {
-    function: String,
+    function: Series,
     minute_ms: i64,
     #[serde(default)]
     invocations: u64,
@@ -53,7 +53,7 @@ impl StatsStore for DynamoStore {
                  read_units :ru, write_units :wu",
             )
             .expression_attribute_names("#fn", "function")
-            .expression_attribute_values(":fn", AttributeValue::S(sample.function.clone()))
+            .expression_attribute_values(":fn", AttributeValue::S(sample.function.to_string()))
             .expression_attribute_values(":m", num(sample.minute_ms))
             .expression_attribute_values(
                 ":e",

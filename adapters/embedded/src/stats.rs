@@ -11,14 +11,11 @@ impl StatsStore for EmbeddedStore {
     async fn add_stats(&self, sample: &StatsSample) -> PortResult<()> {
         let ctx = "recording statistics";
         self.write_table(STATS, ctx, |t| {
-            let key = (sample.minute_ms, sample.function.as_str());
+            let function = sample.function.to_string();
+            let key = (sample.minute_ms, function.as_str());
             let mut total: StatsSample = match r!(t.get(key), ctx)? {
                 Some(v) => decode(v.value(), "statistics")?,
-                None => StatsSample {
-                    function: sample.function.clone(),
-                    minute_ms: sample.minute_ms,
-                    ..StatsSample::default()
-                },
+                None => StatsSample::new(sample.function, sample.minute_ms),
             };
             total.add(sample);
             r!(t.insert(key, encode(&total)?.as_slice()), ctx)?;

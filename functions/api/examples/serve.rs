@@ -231,14 +231,12 @@ async fn tick(
     ] {
         store
             .add_stats(&StatsSample {
-                function: function.into(),
-                minute_ms: wall - wall.rem_euclid(60_000),
                 invocations: 4,
                 records,
                 accepted: records,
                 latency_ms_sum: (records as f64 * lat * (0.5 + rng.uniform())) as u64,
                 latency_ms_max: (lat * 3.0) as u64,
-                ..StatsSample::default()
+                ..StatsSample::new(function.parse()?, wall - wall.rem_euclid(60_000))
             })
             .await?;
     }

@@ -136,9 +136,12 @@ pub async fn stats(State(state): State<Shared>, q: Params) -> ApiResult<Json<Sta
     }
     // Duplicates and too frequent readings found when the merge compacted panes.
     let total = total.settle(&state.ports.state.merge_state().await?.compaction);
-    let mut by_function = std::collections::BTreeMap::<&str, StatsSample>::new();
+    let mut by_function = std::collections::BTreeMap::<String, StatsSample>::new();
     for s in &samples {
-        by_function.entry(s.function.as_str()).or_default().add(s);
+        by_function
+            .entry(s.function.to_string())
+            .or_insert_with(|| StatsSample::new(s.function, s.minute_ms))
+            .add(s);
     }
     Ok(Json(StatsView {
         now: format_rfc3339_ms(now),
@@ -148,12 +151,12 @@ pub async fn stats(State(state): State<Shared>, q: Params) -> ApiResult<Json<Sta
             .map(|s| StatsPoint {
                 minute: format_rfc3339_ms(s.minute_ms),
                 minute_ms: s.minute_ms,
-                totals: FunctionTotals::of(&s.function, s),
+                totals: FunctionTotals::of(&s.function.to_string(), s),
             })
             .collect(),
         functions: by_function
             .into_iter()
-            .map(|(f, s)| FunctionTotals::of(f, &s))
+            .map(|(f, s)| FunctionTotals::of(&f, &s))
             .collect(),
         counters: CountersView::from(&total),
         shards: metas

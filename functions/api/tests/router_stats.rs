@@ -22,14 +22,12 @@ async fn statistics_show_throughput_latency_and_summed_counters() -> anyhow::Res
     ] {
         api.store
             .add_stats(&StatsSample {
-                function: function.into(),
-                minute_ms: m,
                 invocations: 2,
                 records,
                 accepted: records,
                 latency_ms_sum: lat,
                 latency_ms_max: 900,
-                ..StatsSample::default()
+                ..StatsSample::new(function.parse()?, m)
             })
             .await?;
     }

@@ -163,7 +163,7 @@ impl FaultHandler {
         } = parts
             .meters()
             .measure(
-                "fault",
+                traffic_ports::Series::Fault,
                 event,
                 info_span!("fault.stats"),
                 self.process_routed(event, &self.alarms, routes),

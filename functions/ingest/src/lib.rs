@@ -153,7 +153,7 @@ impl IngestHandler {
         } = parts
             .meters()
             .measure(
-                "ingest",
+                traffic_ports::Series::Ingest,
                 event,
                 info_span!("ingest.stats"),
                 self.process_routed(event, routes),

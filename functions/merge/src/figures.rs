@@ -15,23 +15,16 @@
 use crate::MergeReport;
 use traffic_core::latency::Latency;
 use traffic_functions::metrics::MergeMetrics;
-use traffic_ports::{StatsSample, Usage};
+use traffic_ports::{Series, StatsSample, Usage};
 
-/// The statistics series of a window length's arrival-to-result latency.
-pub fn result_series(length: traffic_core::window::WindowLength) -> String {
-    format!("result_{length}")
-}
-
-fn latency_sample(function: String, minute_ms: i64, l: &Latency, accepted: u64) -> StatsSample {
+fn latency_sample(function: Series, minute_ms: i64, l: &Latency, accepted: u64) -> StatsSample {
     StatsSample {
-        function,
-        minute_ms,
         invocations: 1,
         records: l.readings,
         accepted,
         latency_ms_sum: l.sum_ms,
         latency_ms_max: l.max_ms,
-        ..StatsSample::default()
+        ..StatsSample::new(function, minute_ms)
     }
 }
 
@@ -41,8 +34,6 @@ pub fn samples(report: &MergeReport, minute_ms: i64, used: &Usage) -> Vec<StatsS
         return Vec::new();
     }
     let mut out = vec![StatsSample {
-        function: "merge".into(),
-        minute_ms,
         invocations: 1,
         records: 1,
         accepted: report.closed.len() as u64,
@@ -50,14 +41,15 @@ pub fn samples(report: &MergeReport, minute_ms: i64, used: &Usage) -> Vec<StatsS
         latency_ms_max: report.run_ms,
         read_units: used.read_units,
         write_units: used.write_units,
+        ..StatsSample::new(Series::Merge, minute_ms)
     }];
     for (len, l) in &report.latencies.to_result {
-        out.push(latency_sample(result_series(*len), minute_ms, l, 0));
+        out.push(latency_sample(Series::Result(*len), minute_ms, l, 0));
     }
     let retiming = &report.latencies.to_retiming;
     if retiming.readings > 0 || report.retimed > 0 {
         out.push(latency_sample(
-            "retiming".into(),
+            Series::Retiming,
             minute_ms,
             retiming,
             report.retimed as u64,
@@ -139,7 +131,7 @@ mod tests {
         let l = latency(4, 400, 150);
         let report = run(l, l);
         let s = samples(&report, 60_000, &Usage::default());
-        let names: Vec<_> = s.iter().map(|s| s.function.as_str()).collect();
+        let names: Vec<_> = s.iter().map(|s| s.function.to_string()).collect();
         assert_eq!(names, ["merge", "result_15m", "retiming"]);
         assert_eq!((s[0].records, s[0].latency_ms_sum), (1, 12));
         assert_eq!((s[1].records, s[1].mean_latency_ms()), (4, 100.0));

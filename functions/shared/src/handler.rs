@@ -104,7 +104,7 @@ impl<'a> Meters<'a> {
     /// (`accepted` counts the records the outcome accepted) inside `span`.
     pub async fn measure<T>(
         self,
-        function: &str,
+        function: traffic_ports::Series,
         event: &KinesisEvent,
         span: Span,
         work: impl Future<Output = T>,

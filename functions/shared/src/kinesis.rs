@@ -164,21 +164,20 @@ pub fn failures(failed: impl IntoIterator<Item = SequenceNumber>) -> KinesisEven
 /// the minute of `now_ms`: latency is `now − approximate arrival` of each record; `usage` the
 /// capacity units the invocation consumed.
 pub fn stats_sample(
-    function: &str,
+    function: traffic_ports::Series,
     event: &KinesisEvent,
     accepted: u64,
     now_ms: i64,
     usage: &traffic_ports::Usage,
 ) -> traffic_ports::StatsSample {
+    let minute_ms = now_ms - now_ms.rem_euclid(60_000);
     let mut s = traffic_ports::StatsSample {
-        function: function.to_owned(),
-        minute_ms: now_ms - now_ms.rem_euclid(60_000),
         invocations: 1,
         records: event.records.len() as u64,
         accepted,
         read_units: usage.read_units,
         write_units: usage.write_units,
-        ..traffic_ports::StatsSample::default()
+        ..traffic_ports::StatsSample::new(function, minute_ms)
     };
     for r in &event.records {
         let arrived = r.kinesis.approximate_arrival_timestamp.0.timestamp_millis();

@@ -1,16 +1,16 @@
 //! Laws of [`StatsStore`]: samples add up per function and minute, read from a minute on.
 
 use super::{Outcome, ensure_law};
-use crate::{StatsSample, StatsStore};
+use crate::{Series, StatsSample, StatsStore};
 
 /// 2026-01-06T12:00:00Z, epoch ms: the first minute of the cases.
 const T0: i64 = 1_767_700_800_000;
 
 const MINUTE: i64 = 60_000;
 
-fn sample(function: &str, minute_ms: i64, k: u64) -> StatsSample {
+fn sample(function: Series, minute_ms: i64, k: u64) -> StatsSample {
     StatsSample {
-        function: function.to_owned(),
+        function,
         minute_ms,
         invocations: 1,
         records: 10 * k,
@@ -27,9 +27,9 @@ fn sample(function: &str, minute_ms: i64, k: u64) -> StatsSample {
 pub async fn samples_add_up_per_function_and_minute<S: StatsStore + ?Sized>(s: &S) -> Outcome {
     let minute = T0;
     let parts = [
-        sample("ingest", minute, 1),
-        sample("ingest", minute, 2),
-        sample("ingest", minute, 3),
+        sample(Series::Ingest, minute, 1),
+        sample(Series::Ingest, minute, 2),
+        sample(Series::Ingest, minute, 3),
     ];
     let mut want = parts[0].clone();
     for p in &parts {
@@ -41,7 +41,7 @@ pub async fn samples_add_up_per_function_and_minute<S: StatsStore + ?Sized>(s: &
     let got = s.stats(minute).await?;
     let ours: Vec<_> = got
         .iter()
-        .filter(|g| g.minute_ms == minute && g.function == "ingest")
+        .filter(|g| g.minute_ms == minute && g.function == Series::Ingest)
         .collect();
     ensure_law!(ours == [&want], "stored {want:?}, read {ours:?}");
     ensure_law!(
@@ -59,11 +59,11 @@ pub async fn stats_are_those_from_a_minute_on_by_minute_then_function<S: StatsSt
     let base = T0 + 1_000 * MINUTE;
     let minutes = [base, base + MINUTE, base + 2 * MINUTE];
     for (k, &m) in minutes.iter().enumerate().rev() {
-        for f in ["merge", "fault", "ingest"] {
+        for f in [Series::Merge, Series::Fault, Series::Ingest] {
             s.add_stats(&sample(f, m, k as u64 + 1)).await?;
         }
     }
-    let key = |g: &StatsSample| (g.minute_ms, g.function.clone());
+    let key = |g: &StatsSample| (g.minute_ms, g.function.to_string());
     let want = |from: usize| -> Vec<(i64, String)> {
         minutes[from..]
             .iter()
@@ -83,8 +83,7 @@ pub async fn stats_are_those_from_a_minute_on_by_minute_then_function<S: StatsSt
     );
     let last = s.stats(minutes[2]).await?;
     ensure_law!(
-        last.iter()
-            .all(|g| g == &sample(&g.function, minutes[2], 3)),
+        last.iter().all(|g| g == &sample(g.function, minutes[2], 3)),
         "the last minute's samples: {last:?}"
     );
     Ok(())
