@@ -19,6 +19,47 @@ pub fn format_rfc3339_ms(ms: i64) -> String {
     }
 }
 
+/// Serde of epoch milliseconds as RFC 3339 text ([`format_rfc3339_ms`]), for a time kept as
+/// a number and written as a timestamp: `#[serde(with = "traffic_core::time::rfc3339")]`.
+pub mod rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    /// Writes `ms` as its timestamp.
+    pub fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_rfc3339_ms(*ms))
+    }
+
+    /// Reads a timestamp as epoch milliseconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_rfc3339_ms(&text)
+            .ok_or_else(|| D::Error::custom(format!("not an RFC 3339 time: {text:?}")))
+    }
+}
+
+/// [`rfc3339`] for an optional time (`null` or absent: `None`).
+pub mod rfc3339_opt {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    /// Writes `ms` as its timestamp, or `null`.
+    pub fn serialize<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        match ms {
+            Some(ms) => s.serialize_some(&super::format_rfc3339_ms(*ms)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads a timestamp, or `null`, as epoch milliseconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| {
+                super::parse_rfc3339_ms(&text)
+                    .ok_or_else(|| D::Error::custom(format!("not an RFC 3339 time: {text:?}")))
+            })
+            .transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,5 +78,42 @@ mod tests {
             Some(1_767_600_005_000)
         );
         assert_eq!(parse_rfc3339_ms("yesterday"), None);
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Stamped {
+        #[serde(with = "rfc3339")]
+        at: i64,
+        #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+        closed: Option<i64>,
+    }
+
+    #[test]
+    fn times_kept_as_milliseconds_are_written_as_timestamps() {
+        let open = Stamped {
+            at: 1_767_600_005_250,
+            closed: None,
+        };
+        let json = serde_json::to_string(&open).unwrap_or_default();
+        assert_eq!(json, r#"{"at":"2026-01-05T08:00:05.250Z"}"#);
+        assert_eq!(serde_json::from_str::<Stamped>(&json).ok(), Some(open));
+        let closed = r#"{"at":"2026-01-05T08:00:05Z","closed":"2026-01-05T09:00:00+01:00"}"#;
+        assert_eq!(
+            serde_json::from_str::<Stamped>(closed).ok(),
+            Some(Stamped {
+                at: 1_767_600_005_000,
+                closed: Some(1_767_600_000_000),
+            })
+        );
+        let null = r#"{"at":"2026-01-05T08:00:05Z","closed":null}"#;
+        assert_eq!(
+            serde_json::from_str::<Stamped>(null)
+                .ok()
+                .and_then(|s| s.closed),
+            None
+        );
+        for bad in [r#"{"at":"yesterday"}"#, r#"{"at":5}"#] {
+            assert!(serde_json::from_str::<Stamped>(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -16,10 +16,15 @@ pub struct AlarmRecord {
     pub alarm: Alarm,
     /// Whether it has been handed to the publisher.
     pub published: bool,
-    /// When it was closed (RFC 3339): an operator repaired the lamp, or the intersection or
-    /// light was deleted. `None` while it is open.
-    #[serde(default)]
-    pub repaired_at: Option<String>,
+    /// When it was closed, epoch ms (written `repaired_at`, RFC 3339): an operator repaired
+    /// the lamp, a recovery resolved it, or the intersection or light was deleted. `None` while
+    /// it is open.
+    #[serde(
+        default,
+        rename = "repaired_at",
+        with = "traffic_core::time::rfc3339_opt"
+    )]
+    pub repaired_at_ms: Option<i64>,
     /// Who acknowledged it, when, and why, if anyone did.
     #[serde(default)]
     pub ack: Option<Ack>,
@@ -44,7 +49,7 @@ impl AlarmRecord {
         Self {
             alarm: alarm.clone(),
             published: false,
-            repaired_at: None,
+            repaired_at_ms: None,
             ack: None,
             held_down: held_until_ms.is_some(),
             closed_why: None,
@@ -62,7 +67,7 @@ impl AlarmRecord {
     /// hold-down ended (a flap, never paged). Any other alarm is published at least once, even
     /// one closed since it was recorded.
     pub fn publication_settled(&self) -> bool {
-        self.published || (self.held_down && self.repaired_at.is_some())
+        self.published || (self.held_down && self.repaired_at_ms.is_some())
     }
 }
 
@@ -122,7 +127,6 @@ pub fn alarm_events_of<'r>(
     to_ms: i64,
 ) -> Vec<AlarmEvent> {
     let within = |t: i64| (from_ms..to_ms).contains(&t);
-    let time = |s: &str| traffic_core::time::parse_rfc3339_ms(s);
     let mut out = Vec::new();
     for r in records {
         let event = |at_ms, kind| AlarmEvent {
@@ -134,19 +138,14 @@ pub fn alarm_events_of<'r>(
         if within(r.alarm.ts_ms) {
             out.push(event(r.alarm.ts_ms, AlarmEventKind::Raised));
         }
-        if let Some(at) = r
-            .repaired_at
-            .as_deref()
-            .and_then(time)
-            .filter(|t| within(*t))
-        {
+        if let Some(at) = r.repaired_at_ms.filter(|t| within(*t)) {
             let why = r.closed_why.clone();
             out.push(event(at, AlarmEventKind::Closed { why }));
         }
         if let Some(ack) = &r.ack
-            && let Some(at) = time(&ack.at).filter(|t| within(*t))
+            && within(ack.at_ms)
         {
-            out.push(event(at, AlarmEventKind::Acknowledged(ack.clone())));
+            out.push(event(ack.at_ms, AlarmEventKind::Acknowledged(ack.clone())));
         }
     }
     sort_alarm_events(&mut out);
@@ -180,8 +179,9 @@ pub enum Claim {
 pub struct Ack {
     /// Who (the operator's name, or the token's subject).
     pub by: String,
-    /// When (RFC 3339).
-    pub at: String,
+    /// When, epoch ms (written `at`, RFC 3339).
+    #[serde(rename = "at", with = "traffic_core::time::rfc3339")]
+    pub at_ms: i64,
     /// What they noted, if anything.
     #[serde(default)]
     pub note: Option<String>,
@@ -209,8 +209,8 @@ pub struct CloseAlarms<'a> {
 /// How a closing is recorded: when, and when the closed alarm leaves the log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Closing {
-    /// When (RFC 3339), stored as the record's `repaired_at`.
-    pub at: String,
+    /// When, epoch ms: the record's `repaired_at`.
+    pub at_ms: i64,
     /// When the closed alarm expires from the log, epoch ms (DynamoDB's TTL deletes it; the
     /// embedded store deletes it at its next alarm write after that time). `None`: kept.
     pub expires_at_ms: Option<i64>,
@@ -220,7 +220,7 @@ impl Closing {
     /// Closed at `at_ms`, expiring `retention_ms` later.
     pub fn at(at_ms: i64, retention_ms: i64) -> Self {
         Self {
-            at: traffic_core::time::format_rfc3339_ms(at_ms),
+            at_ms,
             expires_at_ms: Some(at_ms.saturating_add(retention_ms)),
         }
     }
@@ -407,21 +407,16 @@ pub trait LampStore: Send + Sync {
         close: &CloseAlarms<'_>,
     ) -> PortResult<Vec<AlarmRecord>>;
 
-    /// An operator repaired the lamps of a light at `at` (RFC 3339): its open alarms are closed
-    /// (kept [`DEFAULT_ALARM_RETENTION_MS`] after `at`, for ever when `at` does not parse) and
-    /// a repair order is queued for the field (the simulator) to carry out. Returns the
-    /// alarms it closed.
+    /// An operator repaired the lamps of a light at `at_ms`: its open alarms are closed (kept
+    /// [`DEFAULT_ALARM_RETENTION_MS`] after it) and a repair order is queued for the field (the
+    /// simulator) to carry out. Returns the alarms it closed.
     async fn repair(
         &self,
         id: &IntersectionId,
         light: LightIndex,
-        at: &str,
+        at_ms: i64,
     ) -> PortResult<Vec<AlarmRecord>> {
-        let closing = Closing {
-            at: at.to_owned(),
-            expires_at_ms: traffic_core::time::parse_rfc3339_ms(at)
-                .map(|t| t.saturating_add(DEFAULT_ALARM_RETENTION_MS)),
-        };
+        let closing = Closing::at(at_ms, DEFAULT_ALARM_RETENTION_MS);
         self.close_alarms(id, Some(light), &closing, true).await
     }
 

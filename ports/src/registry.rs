@@ -223,29 +223,27 @@ pub struct TimingChange {
     /// Who or what made the change.
     #[serde(default, skip_serializing_if = "ChangedBy::is_retiming")]
     pub by: ChangedBy,
-    /// When it was made (RFC 3339), for changes other than retimings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub at: Option<String>,
+    /// When it was made, epoch ms (written `at`, RFC 3339), for changes other than retimings.
+    #[serde(
+        default,
+        rename = "at",
+        with = "traffic_core::time::rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub at_ms: Option<i64>,
     /// The operator's identity, when the request carried one (a JWT's subject).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<String>,
 }
 
 impl TimingChange {
-    /// When an operator's edit was made, epoch ms (`None` for a retiming).
-    pub fn at_ms(&self) -> Option<i64> {
-        self.at
-            .as_deref()
-            .and_then(traffic_core::time::parse_rfc3339_ms)
-    }
-
     /// The retiming computed from window `from`.
     pub fn retiming(from: WindowKey, phases: Vec<Phase>) -> Self {
         Self {
             from,
             phases,
             by: ChangedBy::Retiming,
-            at: None,
+            at_ms: None,
             operator: None,
         }
     }
@@ -263,7 +261,7 @@ impl TimingChange {
             from: control.window_of(current.start_ms.saturating_sub(1)),
             phases,
             by: ChangedBy::Operator,
-            at: Some(traffic_core::time::format_rfc3339_ms(at_ms)),
+            at_ms: Some(at_ms),
             operator,
         }
     }
@@ -277,7 +275,9 @@ impl TimingChange {
             ChangedBy::Operator => format!(
                 "{}#operator@{}",
                 self.from,
-                self.at.as_deref().unwrap_or_default()
+                self.at_ms
+                    .map(traffic_core::time::format_rfc3339_ms)
+                    .unwrap_or_default()
             ),
         }
     }
@@ -293,7 +293,7 @@ pub fn operator_edits_of(
     let mut edits: Vec<(i64, IntersectionId, TimingChange)> = changes
         .into_iter()
         .filter(|(_, c)| c.by == ChangedBy::Operator)
-        .filter_map(|(id, c)| c.at_ms().map(|t| (t, id, c)))
+        .filter_map(|(id, c)| c.at_ms.map(|t| (t, id, c)))
         .filter(|(t, _, _)| (from_ms..to_ms).contains(t))
         .collect();
     edits.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));

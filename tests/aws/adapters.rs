@@ -558,15 +558,12 @@ async fn lamp_states_alarms_and_repairs_behave_as_in_the_embedded_store() -> any
         s.mark_published(&"I-9#0#red#1".parse()?).await,
         Err(PortError::NotFound(_))
     ));
-    let closed = s
-        .repair(&id("I-0001"), light(2), "2026-01-05T09:00:00Z")
-        .await?;
+    let at = traffic_core::time::parse_rfc3339_ms("2026-01-05T09:00:00Z");
+    let at = at.ok_or_else(|| anyhow::anyhow!("time"))?;
+    let closed = s.repair(&id("I-0001"), light(2), at).await?;
     assert_eq!(closed.len(), 1);
-    assert_eq!(
-        closed[0].repaired_at.as_deref(),
-        Some("2026-01-05T09:00:00Z")
-    );
-    assert!(s.repair(&id("I-0001"), light(2), "later").await?.is_empty());
+    assert_eq!(closed[0].repaired_at_ms, Some(at));
+    assert!(s.repair(&id("I-0001"), light(2), at + 1).await?.is_empty());
     assert_eq!(s.take_repairs().await?, vec![(id("I-0001"), light(2))]);
     assert!(s.take_repairs().await?.is_empty(), "an order is taken once");
     let all = s.alarms().await?;
@@ -1072,7 +1069,10 @@ async fn the_registry_keeps_control_modes_proposals_and_who_changed_the_timings(
     let h = s.timing_history(&x.id).await?;
     let who: Vec<_> = h
         .iter()
-        .map(|t| (t.by, t.from.to_string(), t.at.clone(), t.operator.clone()))
+        .map(|t| {
+            let at = t.at_ms.map(traffic_core::time::format_rfc3339_ms);
+            (t.by, t.from.to_string(), at, t.operator.clone())
+        })
         .collect();
     assert_eq!(
         who,

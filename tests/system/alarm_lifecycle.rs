@@ -135,7 +135,7 @@ async fn a_lamp_broken_again_after_its_alarm_cleared_is_paged() {
     );
     assert_eq!(f.messages(), 2, "and once");
     let log = f.store.alarms().await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(log[1].held_down && log[1].published && log[1].repaired_at.is_none());
+    assert!(log[1].held_down && log[1].published && log[1].repaired_at_ms.is_none());
 }
 
 #[tokio::test]
@@ -146,7 +146,7 @@ async fn a_lamp_repaired_by_an_operator_that_fails_again_is_paged_when_its_hold_
     let id = traffic_core::IntersectionId::parse("I-0001").unwrap_or_else(|e| panic!("{e}"));
     let light = traffic_core::LightIndex::new(0).unwrap_or_else(|e| panic!("{e}"));
     f.store
-        .repair(&id, light, &format_rfc3339_ms(T7 + 41 * MIN))
+        .repair(&id, light, T7 + 41 * MIN)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let again: Vec<(i64, &str)> = std::iter::once((42, "ok"))

@@ -1038,7 +1038,7 @@ async fn an_edit_and_an_alarms_life(store: &traffic_embedded::EmbeddedStore) {
     };
     let ack = traffic_ports::Ack {
         by: "op-2".into(),
-        at: traffic_core::time::format_rfc3339_ms(at(6)),
+        at_ms: at(6),
         note: Some("crew sent".into()),
     };
     let closing = traffic_ports::Closing::at(at(20), traffic_ports::DEFAULT_ALARM_RETENTION_MS);

@@ -221,7 +221,7 @@ async fn a_silenced_light_alarms_once_across_runs_and_a_failed_publish_and_clear
     let log = f.store.alarms().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].closed_why.as_deref(), Some("reported again"));
-    assert!(log[0].repaired_at.is_some());
+    assert!(log[0].repaired_at_ms.is_some());
     assert_eq!(f.published(), 1);
 }
 
@@ -330,7 +330,10 @@ async fn a_lamp_that_reports_ok_again_resolves_its_alarm() {
     let log = f.store.alarms().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].closed_why.as_deref(), Some("lamp reported ok"));
-    assert_eq!(log[0].repaired_at.as_deref(), Some("2026-01-05T08:03:00Z"));
+    assert_eq!(
+        log[0].repaired_at_ms.map(traffic_core::time::format_rfc3339_ms),
+        Some("2026-01-05T08:03:00Z".to_owned())
+    );
     assert_eq!(f.published(), 1);
 }
 

@@ -431,7 +431,7 @@ async fn the_archive_answers_traffic_query_with_the_results_of_every_closed_wind
     let closed: std::collections::BTreeSet<(String, i64)> = log
         .iter()
         .filter_map(|r| {
-            let at = traffic_core::time::parse_rfc3339_ms(r.repaired_at.as_deref()?)?;
+            let at = r.repaired_at_ms?;
             (at < quarters_end).then(|| (r.alarm.id().to_string(), at))
         })
         .collect();

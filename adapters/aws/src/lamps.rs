@@ -93,8 +93,13 @@ pub(crate) struct AlarmItem {
     pub(crate) sk: String,
     alarm: Alarm,
     published: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    repaired_at: Option<String>,
+    #[serde(
+        default,
+        rename = "repaired_at",
+        with = "traffic_core::time::rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    repaired_at_ms: Option<i64>,
     ts_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ack: Option<Ack>,
@@ -128,7 +133,7 @@ impl AlarmItem {
         AlarmRecord {
             alarm: self.alarm,
             published: self.published,
-            repaired_at: self.repaired_at,
+            repaired_at_ms: self.repaired_at_ms,
             ack: self.ack,
             held_down: self.held_down,
             closed_why: self.closed_why,

@@ -112,18 +112,15 @@ impl LampStore for EmbeddedStore {
 
     async fn ack_alarm(&self, alarm_id: &AlarmId, ack: &Ack) -> PortResult<AlarmRecord> {
         // Every acknowledgement is kept by its time too, for the archive's `alarm_events`.
-        let at_ms = traffic_core::time::parse_rfc3339_ms(&ack.at);
         self.update_alarm(alarm_id, "acknowledging an alarm", |txn, r| {
             r.ack = Some(ack.clone());
-            if let Some(at_ms) = at_ms {
-                let ctx = "keeping an acknowledgement";
-                let mut acks = r!(txn.open_table(ALARM_ACKS), ctx)?;
-                let id = alarm_id.to_string();
-                r!(
-                    acks.insert((at_ms, id.as_str()), to_json(&*r)?.as_slice()),
-                    ctx
-                )?;
-            }
+            let ctx = "keeping an acknowledgement";
+            let mut acks = r!(txn.open_table(ALARM_ACKS), ctx)?;
+            let id = alarm_id.to_string();
+            r!(
+                acks.insert((ack.at_ms, id.as_str()), to_json(&*r)?.as_slice()),
+                ctx
+            )?;
             Ok(())
         })
         .await
@@ -176,7 +173,7 @@ impl LampStore for EmbeddedStore {
                 let Some(v) = removed else { continue };
                 let mut rec: AlarmRecord = from_json(v.value(), "alarm")?;
                 drop(v);
-                rec.repaired_at = Some(closing.at.clone());
+                rec.repaired_at_ms = Some(closing.at_ms);
                 rec.closed_why = why.map(str::to_owned);
                 r!(
                     log.insert((ts, alarm_id.as_str()), to_json(&rec)?.as_slice()),
@@ -200,9 +197,7 @@ impl LampStore for EmbeddedStore {
                 }
             }
         }
-        if let Some(now) = traffic_core::time::parse_rfc3339_ms(&closing.at) {
-            sweep_expired(&txn, now)?;
-        }
+        sweep_expired(&txn, closing.at_ms)?;
         r!(txn.commit(), ctx)?;
         closed.sort_by_key(|r| r.alarm.id());
         Ok(closed)
@@ -496,7 +491,7 @@ mod tests {
         let before = s.alarm_entries_read();
         let open = s.alarm_page(&page(true, 25, None)).await?;
         assert_eq!(s.alarm_entries_read() - before, 25);
-        assert!(open.alarms.iter().all(|r| r.repaired_at.is_none()));
+        assert!(open.alarms.iter().all(|r| r.repaired_at_ms.is_none()));
         // The newest alarm, I-0499 (odd, so open); the next open one is I-0497's.
         assert_eq!(open.alarms[0].alarm.intersection_id, id("I-0499"));
         assert_eq!(open.alarms[1].alarm.intersection_id, id("I-0497"));
@@ -545,7 +540,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![1, 2]
         );
-        assert!(closed.iter().all(|r| r.repaired_at.is_some()));
+        assert!(closed.iter().all(|r| r.repaired_at_ms.is_some()));
         let open = s.alarm_page(&page(true, 10, None)).await?;
         assert_eq!(open.open, 2);
         assert_eq!(

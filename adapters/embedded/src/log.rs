@@ -417,7 +417,7 @@ mod repair_tests {
         let (_dir, s) = crate::temp_store()?;
         let id = IntersectionId::parse("I-1")?;
         let light = LightIndex::new(2)?;
-        s.repair(&id, light, "2026-01-05T08:00:00Z").await?;
+        s.repair(&id, light, 1_767_600_000_000).await?;
         assert_eq!(s.repair_orders()?, vec![(id.clone(), light)]);
         // Read again after a crash before the append: still there.
         assert_eq!(s.repair_orders()?, vec![(id.clone(), light)]);

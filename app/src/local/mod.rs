@@ -437,7 +437,7 @@ impl Local {
                 start: r.start(),
                 closed: r.closed,
             });
-            s.open_alarms = alarms.iter().filter(|a| a.repaired_at.is_none()).count();
+            s.open_alarms = alarms.iter().filter(|a| a.repaired_at_ms.is_none()).count();
             s.mean_delay_s_per_vehicle = sim.mean_delay_s_per_vehicle();
             if self.opts.status == StatusMode::Json {
                 status::print_json(&s);

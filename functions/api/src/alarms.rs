@@ -127,7 +127,7 @@ pub async fn repair(
     Ok(Json(RepairView {
         intersection_id: id,
         light,
-        at: closing.at,
+        at: format_rfc3339_ms(closing.at_ms),
         closed: closed
             .iter()
             .map(|r| alarm_view(&state.alarms, r))
@@ -205,12 +205,12 @@ pub fn alarm_view(policy: &AlarmPolicy, r: &AlarmRecord) -> AlarmView {
         held_down: r.held_down,
         ack: r.ack.as_ref().map(|k| AckView {
             by: k.by.clone(),
-            at: k.at.clone(),
+            at: format_rfc3339_ms(k.at_ms),
             note: k.note.clone(),
         }),
-        repaired_at: r.repaired_at.clone(),
+        repaired_at: r.repaired_at_ms.map(format_rfc3339_ms),
         closed_why: r.closed_why.clone(),
-        open: r.repaired_at.is_none(),
+        open: r.repaired_at_ms.is_none(),
         text: a.short_text(),
     }
 }
@@ -290,7 +290,7 @@ pub async fn ack(
     };
     let ack = Ack {
         by,
-        at: format_rfc3339_ms(state.ports.clock.now_ms()),
+        at_ms: state.ports.clock.now_ms(),
         note,
     };
     let rec = state.ports.lamps.ack_alarm(&alarm_id, &ack).await?;

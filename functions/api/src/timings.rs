@@ -72,7 +72,7 @@ fn change_view(c: TimingChange, yellow_s: f64) -> TimingView {
     let retiming = c.by == ChangedBy::Retiming;
     TimingView {
         by: Some(c.by.as_str().to_owned()),
-        at: c.at,
+        at: c.at_ms.map(traffic_core::time::format_rfc3339_ms),
         operator: c.operator,
         ..timing_view(&c.phases, retiming.then(|| c.from.to_string()), yellow_s)
     }

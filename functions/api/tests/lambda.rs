@@ -122,7 +122,7 @@ async fn a_repair_event_approved_by_a_jwt_authorizer_closes_the_alarm() -> anyho
     assert_eq!(a.body["light"], 2);
     assert_eq!(a.body["closed"].as_array().map(Vec::len), Some(1));
     let alarms = api.store.alarms().await?;
-    assert!(alarms[0].repaired_at.is_some());
+    assert!(alarms[0].repaired_at_ms.is_some());
     Ok(())
 }
 
@@ -138,7 +138,7 @@ async fn a_repair_event_without_authorizer_or_token_is_unauthorized_and_changes_
         let a = handle(&api, &fixture("repair-without-authorizer.json")?).await?;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "token {token:?}: {a:?}");
         assert_eq!(a.body["field"], "Authorization");
-        assert!(api.store.alarms().await?[0].repaired_at.is_none());
+        assert!(api.store.alarms().await?[0].repaired_at_ms.is_none());
         assert!(api.store.take_repairs().await?.is_empty());
     }
     Ok(())

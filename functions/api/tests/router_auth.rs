@@ -45,7 +45,7 @@ async fn a_write_without_the_token_is_unauthorized_and_changes_nothing() -> anyh
     }
     assert_eq!(api.store.intersections().await?, before);
     let alarms = api.store.alarms().await?;
-    assert!(alarms.iter().all(|a| a.repaired_at.is_none()));
+    assert!(alarms.iter().all(|a| a.repaired_at_ms.is_none()));
     assert!(api.store.take_repairs().await?.is_empty());
     Ok(())
 }

@@ -452,7 +452,7 @@ impl FaultHandler {
         let accept = |rec: &AlarmRecord| {
             let a = &rec.alarm;
             rec.held_down
-                && rec.repaired_at.is_none()
+                && rec.repaired_at_ms.is_none()
                 && a.silent.is_none()
                 && latest.get(&(&a.intersection_id, a.light)).is_some_and(|r| {
                     rec.held_until_ms.is_some_and(|end| r.ts_ms >= end)

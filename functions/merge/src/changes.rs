@@ -31,7 +31,7 @@ impl MergeHandler {
             plan_changes: edits
                 .iter()
                 .flat_map(|(id, c)| {
-                    let at = c.at_ms().unwrap_or(from);
+                    let at = c.at_ms.unwrap_or(from);
                     PlanChangeRow::edit(id, at, c.operator.as_deref(), &c.phases, yellow_s)
                 })
                 .collect(),

@@ -237,7 +237,7 @@ pub(crate) async fn run(
     }
     for a in &plan.raise {
         let record = h.lamps.record_alarm(a).await?;
-        if record.published || record.held_down || record.repaired_at.is_some() {
+        if record.published || record.held_down || record.repaired_at_ms.is_some() {
             continue;
         }
         if publish(h, a, facts.now_ms).await? {

@@ -37,9 +37,14 @@ pub(super) fn alarm(
 /// Closed at `at_ms`, kept for ever (no case depends on expiry).
 pub(super) fn closing(at_ms: i64) -> Closing {
     Closing {
-        at: traffic_core::time::format_rfc3339_ms(at_ms),
+        at_ms,
         expires_at_ms: None,
     }
+}
+
+/// An RFC 3339 time as epoch ms.
+fn ms(text: &str) -> anyhow::Result<i64> {
+    traffic_core::time::parse_rfc3339_ms(text).ok_or_else(|| anyhow::anyhow!("time {text}"))
 }
 
 fn broken(lamp: LampColour) -> Lamps {
@@ -250,12 +255,12 @@ pub async fn ack_is_recorded_replaced_and_refused_for_unknown_ids<S: LampStore +
     s.record_alarm(&a).await?;
     let first = Ack {
         by: "ana".into(),
-        at: "2026-01-05T08:10:00Z".into(),
+        at_ms: ms("2026-01-05T08:10:00Z")?,
         note: Some("on it".into()),
     };
     let second = Ack {
         by: "bo".into(),
-        at: "2026-01-05T08:20:00Z".into(),
+        at_ms: ms("2026-01-05T08:20:00Z")?,
         note: None,
     };
     let r = s.ack_alarm(&a.id(), &first).await?;
@@ -280,7 +285,7 @@ pub async fn ack_is_recorded_replaced_and_refused_for_unknown_ids<S: LampStore +
         .await?;
     let r = s.ack_alarm(&a.id(), &first).await?;
     ensure_law!(
-        r.ack == Some(first.clone()) && r.repaired_at.is_some(),
+        r.ack == Some(first.clone()) && r.repaired_at_ms.is_some(),
         "ack of a closed alarm: {r:?}"
     );
     let unknown = alarm(&x, 3, LampColour::Green, T0 + 3)?.id();
@@ -316,7 +321,7 @@ pub async fn close_alarms_closes_the_lights_open_alarms_and_keeps_them_in_the_lo
     ensure_law!(
         closed
             .iter()
-            .all(|r| r.repaired_at.as_deref() == Some(&c.at)),
+            .all(|r| r.repaired_at_ms == Some(c.at_ms)),
         "closed without the closing's time: {closed:?}"
     );
     let (open, count) = open_ids(s).await?;
@@ -329,7 +334,7 @@ pub async fn close_alarms_closes_the_lights_open_alarms_and_keeps_them_in_the_lo
     ensure_law!(log.len() == 4, "log holds {} alarms", log.len());
     let logged = record_of(s, &a0.id()).await?;
     ensure_law!(
-        logged.repaired_at.as_deref() == Some(&c.at),
+        logged.repaired_at_ms == Some(c.at_ms),
         "log: {logged:?}"
     );
     let again = s.close_alarms(&x, Some(light(0)?), &c, false).await?;
@@ -367,7 +372,7 @@ pub async fn resolve_alarms_closes_only_the_selected_and_orders_no_repair<S: Lam
     ensure_law!(ids_of(&closed) == [red.id()], "resolved {closed:?}");
     ensure_law!(
         closed[0].closed_why.as_deref() == Some("lamp ok")
-            && closed[0].repaired_at.as_deref() == Some(&c.at),
+            && closed[0].repaired_at_ms == Some(c.at_ms),
         "{:?}",
         closed[0]
     );
@@ -447,10 +452,10 @@ pub async fn repair_closes_and_queues_one_order_taken_once<S: LampStore + ?Sized
     let x = id("L13", 0)?;
     let a = alarm(&x, 1, LampColour::Red, T0)?;
     s.record_alarm(&a).await?;
-    let at = "2026-01-05T09:00:00Z";
+    let at = ms("2026-01-05T09:00:00Z")?;
     let closed = s.repair(&x, light(1)?, at).await?;
     ensure_law!(
-        ids_of(&closed) == [a.id()] && closed[0].repaired_at.as_deref() == Some(at),
+        ids_of(&closed) == [a.id()] && closed[0].repaired_at_ms == Some(at),
         "repair closed {closed:?}"
     );
     let none = s.repair(&x, light(3)?, at).await?;
@@ -479,7 +484,7 @@ pub async fn alarm_events_give_each_step_at_its_time<S: LampStore + ?Sized>(s: &
     s.record_held_alarm(&b, min(13)).await?;
     let ack = |by: &str, m: i64| Ack {
         by: by.into(),
-        at: traffic_core::time::format_rfc3339_ms(min(m)),
+        at_ms: min(m),
         note: None,
     };
     s.ack_alarm(&a.id(), &ack("ana", 4)).await?;

@@ -11,6 +11,7 @@ use crate::items::{Query, SortKey, from_item, key, to_item};
 use crate::{DynamoStore, Table};
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use std::collections::{BTreeMap, BTreeSet};
+use traffic_core::time::format_rfc3339_ms;
 use traffic_core::{AlarmId, IntersectionId};
 #[cfg(doc)]
 use traffic_ports::LampStore;
@@ -108,7 +109,7 @@ impl DynamoStore {
                     )
                     .expression_attribute_values(
                         ":at",
-                        AttributeValue::S(close.closing.at.clone()),
+                        AttributeValue::S(format_rfc3339_ms(close.closing.at_ms)),
                     );
                 let mut set = String::from("SET repaired_at = :at");
                 if let Some(ms) = close.closing.expires_at_ms {
@@ -127,17 +128,15 @@ impl DynamoStore {
                 let update = update.build().map_err(|e| build("an alarm closing", e))?;
                 actions.push(TransactWriteItem::builder().update(update).build());
                 // The closing filed by its day, for the archive (`events.rs`).
-                if let Some(at_ms) = traffic_core::time::parse_rfc3339_ms(&close.closing.at) {
-                    let filed =
-                        super::events::closed_item(&a.alarm, a.held_down, at_ms, close.why)?;
-                    units += write_units(item_size(&filed));
-                    let put = Put::builder()
-                        .table_name(table)
-                        .set_item(Some(filed))
-                        .build()
-                        .map_err(|e| build("an alarm's closing filed", e))?;
-                    actions.push(TransactWriteItem::builder().put(put).build());
-                }
+                let at_ms = close.closing.at_ms;
+                let filed = super::events::closed_item(&a.alarm, a.held_down, at_ms, close.why)?;
+                units += write_units(item_size(&filed));
+                let put = Put::builder()
+                    .table_name(table)
+                    .set_item(Some(filed))
+                    .build()
+                    .map_err(|e| build("an alarm's closing filed", e))?;
+                actions.push(TransactWriteItem::builder().put(put).build());
                 if a.held_down && !a.published {
                     // A flap closed before its hold-down ended: never paged.
                     let record = AlarmRecord::new(&a.alarm, a.held_until_ms);
@@ -194,7 +193,7 @@ impl DynamoStore {
         Ok(open
             .into_iter()
             .map(|(_, mut a)| {
-                a.repaired_at = Some(close.closing.at.clone());
+                a.repaired_at_ms = Some(close.closing.at_ms);
                 a.closed_why = close.why.map(str::to_owned);
                 a.record()
             })

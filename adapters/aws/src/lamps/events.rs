@@ -64,12 +64,9 @@ fn filed(e: &EventItem) -> PortResult<Item> {
 impl DynamoStore {
     /// Files the acknowledgement `ack` of the alarm `record` (as the log now holds it).
     pub(super) async fn file_ack(&self, record: &AlarmRecord, ack: &Ack) -> PortResult<()> {
-        let Some(at_ms) = traffic_core::time::parse_rfc3339_ms(&ack.at) else {
-            return Ok(());
-        };
         let item = filed(&EventItem {
             event: "acknowledged".into(),
-            at_ms,
+            at_ms: ack.at_ms,
             alarm: record.alarm.clone(),
             held_down: record.held_down,
             why: None,

@@ -30,8 +30,13 @@ pub(crate) struct TimingItem {
     /// Left out for a retiming (items from before it existed are retimings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     by: Option<ChangedBy>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    at: Option<String>,
+    #[serde(
+        default,
+        rename = "at",
+        with = "traffic_core::time::rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    at_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     operator: Option<String>,
 }
@@ -46,7 +51,7 @@ impl TimingItem {
             phases: change.phases.clone(),
             expires_at: Some(history_expiry(&change.from)),
             by: operator.then_some(change.by),
-            at: change.at.clone(),
+            at_ms: change.at_ms,
             operator: change.operator.clone(),
         }
     }
@@ -77,7 +82,7 @@ fn change_of(t: TimingItem) -> PortResult<TimingChange> {
         from,
         phases: t.phases,
         by: t.by.unwrap_or_default(),
-        at: t.at,
+        at_ms: t.at_ms,
         operator: t.operator,
     })
 }
