@@ -331,7 +331,9 @@ async fn a_lamp_that_reports_ok_again_resolves_its_alarm() {
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].closed_why.as_deref(), Some("lamp reported ok"));
     assert_eq!(
-        log[0].repaired_at_ms.map(traffic_core::time::format_rfc3339_ms),
+        log[0]
+            .repaired_at_ms
+            .map(traffic_core::time::format_rfc3339_ms),
         Some("2026-01-05T08:03:00Z".to_owned())
     );
     assert_eq!(f.published(), 1);

@@ -62,6 +62,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use traffic_core::lamps::{Alarm, LampSummary, LightLamps};
 use traffic_core::reading::Lamps;
+use traffic_core::time::rfc3339_opt;
 use traffic_core::{AlarmId, IntersectionId, LampColour, LightIndex};
 use traffic_ports::{
     Ack, AlarmEvent, AlarmPage, AlarmQuery, AlarmRecord, Claim, CloseAlarms, LampStore, PortError,
@@ -93,13 +94,9 @@ pub(crate) struct AlarmItem {
     pub(crate) sk: String,
     alarm: Alarm,
     published: bool,
-    #[serde(
-        default,
-        rename = "repaired_at",
-        with = "traffic_core::time::rfc3339_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    repaired_at_ms: Option<i64>,
+    /// Epoch ms, stored as RFC 3339 text.
+    #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    repaired_at: Option<i64>,
     ts_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ack: Option<Ack>,
@@ -133,7 +130,7 @@ impl AlarmItem {
         AlarmRecord {
             alarm: self.alarm,
             published: self.published,
-            repaired_at_ms: self.repaired_at_ms,
+            repaired_at_ms: self.repaired_at,
             ack: self.ack,
             held_down: self.held_down,
             closed_why: self.closed_why,

@@ -319,9 +319,7 @@ pub async fn close_alarms_closes_the_lights_open_alarms_and_keeps_them_in_the_lo
         ids_of(&closed)
     );
     ensure_law!(
-        closed
-            .iter()
-            .all(|r| r.repaired_at_ms == Some(c.at_ms)),
+        closed.iter().all(|r| r.repaired_at_ms == Some(c.at_ms)),
         "closed without the closing's time: {closed:?}"
     );
     let (open, count) = open_ids(s).await?;
@@ -333,10 +331,7 @@ pub async fn close_alarms_closes_the_lights_open_alarms_and_keeps_them_in_the_lo
     let log = s.alarms().await?;
     ensure_law!(log.len() == 4, "log holds {} alarms", log.len());
     let logged = record_of(s, &a0.id()).await?;
-    ensure_law!(
-        logged.repaired_at_ms == Some(c.at_ms),
-        "log: {logged:?}"
-    );
+    ensure_law!(logged.repaired_at_ms == Some(c.at_ms), "log: {logged:?}");
     let again = s.close_alarms(&x, Some(light(0)?), &c, false).await?;
     ensure_law!(again.is_empty(), "closed twice: {again:?}");
     let rest = s.close_alarms(&x, None, &c, false).await?;

@@ -193,7 +193,7 @@ impl DynamoStore {
         Ok(open
             .into_iter()
             .map(|(_, mut a)| {
-                a.repaired_at_ms = Some(close.closing.at_ms);
+                a.repaired_at = Some(close.closing.at_ms);
                 a.closed_why = close.why.map(str::to_owned);
                 a.record()
             })

@@ -26,7 +26,7 @@ impl DynamoStore {
             sk: sk.clone(),
             alarm: alarm.clone(),
             published: false,
-            repaired_at_ms: None,
+            repaired_at: None,
             ts_ms: alarm.ts_ms,
             ack: None,
             held_down: held_until_ms.is_some(),

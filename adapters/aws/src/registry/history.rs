@@ -7,6 +7,7 @@ use crate::{DynamoStore, Table};
 use serde::{Deserialize, Serialize};
 use traffic_core::IntersectionId;
 use traffic_core::city::Phase;
+use traffic_core::time::rfc3339_opt;
 use traffic_core::window::WindowKey;
 use traffic_ports::{ChangedBy, PortError, PortResult, TIMING_HISTORY as HISTORY, TimingChange};
 
@@ -30,13 +31,9 @@ pub(crate) struct TimingItem {
     /// Left out for a retiming (items from before it existed are retimings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     by: Option<ChangedBy>,
-    #[serde(
-        default,
-        rename = "at",
-        with = "traffic_core::time::rfc3339_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    at_ms: Option<i64>,
+    /// Epoch ms, stored as RFC 3339 text.
+    #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     operator: Option<String>,
 }
@@ -51,7 +48,7 @@ impl TimingItem {
             phases: change.phases.clone(),
             expires_at: Some(history_expiry(&change.from)),
             by: operator.then_some(change.by),
-            at_ms: change.at_ms,
+            at: change.at_ms,
             operator: change.operator.clone(),
         }
     }
@@ -82,7 +79,7 @@ fn change_of(t: TimingItem) -> PortResult<TimingChange> {
         from,
         phases: t.phases,
         by: t.by.unwrap_or_default(),
-        at_ms: t.at_ms,
+        at_ms: t.at,
         operator: t.operator,
     })
 }
