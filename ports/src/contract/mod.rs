@@ -2,10 +2,13 @@
 //! documentation, written once and run against each adapter (feature `contract`).
 //!
 //! Each case is a plain `async fn case(store: &S) -> Outcome` generic over the port, in a module
-//! per port: [`lamps`] and [`publication`] ([`crate::LampStore`]), [`registry`] ([`crate::Registry`]), [`state`],
-//! [`deltas`] and [`rollups`] ([`crate::StateStore`]), [`results`] ([`crate::ResultStore`]),
-//! [`stats`] ([`crate::StatsStore`]). A case uses ids of its own,
-//! so cases may share a store; the harness gives each a fresh one anyway.
+//! per port: [`lamps`] and [`publication`] ([`crate::LampStore`]), [`registry`]
+//! ([`crate::Registry`]), [`state`], [`deltas`] and [`rollups`] ([`crate::StateStore`]),
+//! [`results`] ([`crate::ResultStore`]), [`stats`] ([`crate::StatsStore`]). A case uses ids of
+//! its own, so cases may share a store; the harness gives each a fresh one anyway. The stream
+//! laws, [`source`] ([`crate::RecordSource`], [`crate::CheckpointStore`]), take a stream and
+//! a way to feed it instead of a store: plain tests run them on Kinesis
+//! (`tests/aws/ports.rs`), the embedded log and the stream in memory (`tests/system/ports.rs`).
 //!
 //! [`port_contract!`](crate::port_contract) expands to one `#[tokio::test]` per case, named
 //! `<port>::<case>` in the module it is invoked in, given a function that opens a fresh store:
@@ -31,6 +34,7 @@ pub mod publication;
 pub mod registry;
 pub mod results;
 pub mod rollups;
+pub mod source;
 pub mod state;
 pub mod stats;
 
