@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use std::sync::Mutex;
+use traffic_core::ShardId;
 use traffic_core::lineage::ShardInfo;
 use traffic_core::sequence::SequenceNumber;
 use traffic_ports::{PortError, PortResult, ReadBatch, ReadFrom, RecordSource, SourceRecord};
@@ -72,7 +73,12 @@ impl RecordSource for MemorySource {
     }
 
     /// Reads from the first record whatever a starting position says.
-    async fn read(&self, shard: &str, from: ReadFrom<'_>, limit: usize) -> PortResult<ReadBatch> {
+    async fn read(
+        &self,
+        shard: &ShardId,
+        from: ReadFrom<'_>,
+        limit: usize,
+    ) -> PortResult<ReadBatch> {
         let shards = self
             .shards
             .lock()

@@ -9,6 +9,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::collections::BTreeMap;
 use std::hint::black_box;
+use traffic_core::ShardId;
 use traffic_core::delta::Delta;
 use traffic_core::merge_run::{Levels, RunInput, run};
 use traffic_core::pane::{BatchFold, MergeMarks};
@@ -63,7 +64,12 @@ fn shard_lines(n: usize, shard: usize, from: i64, to: i64) -> Vec<String> {
 /// The deltas one shard's batch of `lines` writes (one commit).
 fn fold(cfg: &EngineConfig, shard: usize, lines: &[String]) -> Vec<Delta> {
     let shard_id = format!("shardId-{shard:012}");
-    let mut f = BatchFold::new(cfg, &shard_id, None, MergeMarks::default());
+    let mut f = BatchFold::new(
+        cfg,
+        &ShardId::from(shard_id.as_str()),
+        None,
+        MergeMarks::default(),
+    );
     for (n, l) in lines.iter().enumerate() {
         if let Ok(r) = Reading::parse(l.as_bytes()) {
             f.apply(&SequenceNumber::from_u64(n as u64 + 1), &r, None);
@@ -115,7 +121,12 @@ fn sizes(cfg: &EngineConfig) {
             postcard_len(&day).div_ceil(200 * 1024),
         );
     }
-    let mut f = BatchFold::new(cfg, "shardId-000000000000", None, MergeMarks::default());
+    let mut f = BatchFold::new(
+        cfg,
+        &ShardId::from("shardId-000000000000"),
+        None,
+        MergeMarks::default(),
+    );
     for (n, l) in shard_lines(INTERSECTIONS, 0, 0, 1).iter().enumerate() {
         if let Ok(r) = Reading::parse(l.as_bytes()) {
             f.apply(

@@ -37,7 +37,7 @@ pub struct DeltaKey {
     /// Start of the pane, epoch ms.
     pub pane_start_ms: i64,
     /// The shard.
-    pub shard_id: String,
+    pub shard_id: crate::ShardId,
     /// The shard's commit number (1, 2, ...).
     pub commit: u64,
     /// Part of that commit's delta for this pane (0, 1, ...).

@@ -104,7 +104,7 @@ impl Latency {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LatencyState {
     /// Shard → the last commit whose deltas a run has read.
-    pub seen_commits: BTreeMap<String, u64>,
+    pub seen_commits: BTreeMap<crate::ShardId, u64>,
     /// Open windows of lengths without provisional results → the arrivals of the readings in
     /// their panes compacted so far.
     pub pending: BTreeMap<WindowKey, ArrivalTotals>,
@@ -116,7 +116,7 @@ pub struct SeenDelta {
     /// Its pane's start, epoch ms.
     pub pane_start_ms: i64,
     /// The shard that wrote it.
-    pub shard_id: String,
+    pub shard_id: crate::ShardId,
     /// Its commit.
     pub commit: u64,
     /// When its readings arrived, if it says.
@@ -448,7 +448,7 @@ mod tests {
         let mut redriven = delta(
             T0,
             "s",
-            crate::redrive::redrive_id("s", "1", "2"),
+            crate::redrive::redrive_id(&"s".into(), "1", "2"),
             2,
             (T0, T0, T0),
         );

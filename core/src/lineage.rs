@@ -22,6 +22,7 @@
 //!   otherwise hold every window of the city open. When every shard is idle, what they
 //!   delivered closes, up to the furthest idle shard's watermark.
 
+use crate::ShardId;
 use crate::pane::ShardMeta;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,39 +30,39 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShardInfo {
     /// Its id.
-    pub id: String,
+    pub id: crate::ShardId,
     /// The shard it was split from or merged from.
-    pub parent: Option<String>,
+    pub parent: Option<crate::ShardId>,
     /// The other shard it was merged from.
-    pub adjacent_parent: Option<String>,
+    pub adjacent_parent: Option<crate::ShardId>,
     /// Whether it is closed (has an ending sequence number): it takes no new records.
     pub closed: bool,
 }
 
 impl ShardInfo {
     /// Whether `id` is one of this shard's parents.
-    pub fn is_child_of(&self, id: &str) -> bool {
-        self.parent.as_deref() == Some(id) || self.adjacent_parent.as_deref() == Some(id)
+    pub fn is_child_of(&self, id: &ShardId) -> bool {
+        self.parent.as_ref() == Some(id) || self.adjacent_parent.as_ref() == Some(id)
     }
 }
 
 /// The shards among `metas` that can accept nothing more, given the stream's `shards`: closed
 /// with a child that has state, or no longer listed.
-pub fn finished_shards(metas: &[ShardMeta], shards: &[ShardInfo]) -> BTreeSet<String> {
-    let with_state: BTreeSet<&str> = metas.iter().map(|m| m.shard_id.as_str()).collect();
+pub fn finished_shards(metas: &[ShardMeta], shards: &[ShardInfo]) -> BTreeSet<ShardId> {
+    let with_state: BTreeSet<&ShardId> = metas.iter().map(|m| &m.shard_id).collect();
     metas
         .iter()
-        .map(|m| m.shard_id.as_str())
-        .filter(|id| match shards.iter().find(|s| s.id == *id) {
+        .map(|m| &m.shard_id)
+        .filter(|id| match shards.iter().find(|s| s.id == **id) {
             None => true,
             Some(s) => {
                 s.closed
                     && shards
                         .iter()
-                        .any(|c| c.is_child_of(id) && with_state.contains(c.id.as_str()))
+                        .any(|c| c.is_child_of(id) && with_state.contains(&c.id))
             }
         })
-        .map(str::to_owned)
+        .cloned()
         .collect()
 }
 
@@ -72,19 +73,18 @@ pub fn finished_shards(metas: &[ShardMeta], shards: &[ShardInfo]) -> BTreeSet<St
 pub fn global_watermark(
     metas: &[ShardMeta],
     shards: Option<&[ShardInfo]>,
-    idle: &BTreeSet<String>,
+    idle: &BTreeSet<ShardId>,
     allowed_lateness_ms: i64,
 ) -> Option<i64> {
-    let by_id: BTreeMap<&str, &ShardMeta> =
-        metas.iter().map(|m| (m.shard_id.as_str(), m)).collect();
+    let by_id: BTreeMap<&ShardId, &ShardMeta> = metas.iter().map(|m| (&m.shard_id, m)).collect();
     let finished = shards
         .map(|s| finished_shards(metas, s))
         .unwrap_or_default();
-    let mut counted: BTreeSet<&str> = by_id.keys().copied().collect();
+    let mut counted: BTreeSet<&ShardId> = by_id.keys().copied().collect();
     if let Some(list) = shards {
-        counted.extend(list.iter().map(|s| s.id.as_str()));
+        counted.extend(list.iter().map(|s| &s.id));
     }
-    let own = |id: &str| by_id.get(id).and_then(|m| m.watermark(allowed_lateness_ms));
+    let own = |id: &ShardId| by_id.get(id).and_then(|m| m.watermark(allowed_lateness_ms));
     let mut global: Option<i64> = None;
     let mut any = false;
     for id in counted {
@@ -93,11 +93,11 @@ pub fn global_watermark(
         }
         let w = own(id).or_else(|| {
             // No reading yet: held at its parents' watermarks, or at the stream's start.
-            let info = shards?.iter().find(|s| s.id == id)?;
+            let info = shards?.iter().find(|s| s.id == *id)?;
             let parents: Vec<Option<i64>> = [&info.parent, &info.adjacent_parent]
                 .into_iter()
                 .flatten()
-                .map(|p| own(p))
+                .map(&own)
                 .collect();
             if parents.is_empty() || parents.iter().any(Option::is_none) {
                 None
@@ -115,8 +115,8 @@ pub fn global_watermark(
         // Every shard is finished or idle (a city-wide outage, the end of a run): nothing
         // more is coming, so what was delivered closes, up to the furthest idle shard.
         idle.iter()
-            .filter(|id| !finished.contains(id.as_str()))
-            .filter_map(|id| own(id))
+            .filter(|id| !finished.contains(*id))
+            .filter_map(own)
             .max()
     }
 }
@@ -125,7 +125,7 @@ pub fn global_watermark(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShardActivity {
     /// The shard.
-    pub shard_id: String,
+    pub shard_id: crate::ShardId,
     /// Whether reading on from its checkpoint finds nothing (Kinesis: no records and
     /// `MillisBehindLatest` 0; locally: the log's tail reached).
     pub caught_up: bool,
@@ -154,10 +154,10 @@ impl ShardActivity {
 /// record of when each current shard was first found so.
 pub fn idle_shards(
     activity: &[ShardActivity],
-    caught_up_since: &BTreeMap<String, i64>,
+    caught_up_since: &BTreeMap<ShardId, i64>,
     now_ms: i64,
     idle_timeout_ms: i64,
-) -> (BTreeSet<String>, BTreeMap<String, i64>) {
+) -> (BTreeSet<ShardId>, BTreeMap<ShardId, i64>) {
     let mut idle = BTreeSet::new();
     let mut since = BTreeMap::new();
     for a in activity {
@@ -180,7 +180,7 @@ mod tests {
 
     fn meta(id: &str, max_event_ms: Option<i64>) -> ShardMeta {
         ShardMeta {
-            shard_id: id.to_owned(),
+            shard_id: id.into(),
             max_event_ms,
             ..ShardMeta::default()
         }
@@ -188,16 +188,16 @@ mod tests {
 
     fn shard(id: &str, parents: &[&str], closed: bool) -> ShardInfo {
         ShardInfo {
-            id: id.to_owned(),
-            parent: parents.first().map(|p| (*p).to_owned()),
-            adjacent_parent: parents.get(1).map(|p| (*p).to_owned()),
+            id: id.into(),
+            parent: parents.first().map(|p| (*p).into()),
+            adjacent_parent: parents.get(1).map(|p| (*p).into()),
             closed,
         }
     }
 
     const MIN: i64 = 60_000;
 
-    fn none() -> BTreeSet<String> {
+    fn none() -> BTreeSet<ShardId> {
         BTreeSet::new()
     }
 
@@ -230,7 +230,7 @@ mod tests {
             None
         );
         // Unless it is idle.
-        let idle = BTreeSet::from(["d".to_owned()]);
+        let idle = BTreeSet::from([ShardId::from("d")]);
         assert_eq!(
             global_watermark(&metas[..2], Some(&list), &idle, 2 * MIN),
             Some(38 * MIN)
@@ -257,7 +257,7 @@ mod tests {
         let metas = vec![meta("p", Some(40 * MIN)), meta("c2", Some(90 * MIN))];
         assert_eq!(
             finished_shards(&metas, &lineage),
-            BTreeSet::from(["p".to_owned()])
+            BTreeSet::from([ShardId::from("p")])
         );
         assert_eq!(
             global_watermark(&metas, Some(&lineage), &none(), 2 * MIN),
@@ -289,7 +289,7 @@ mod tests {
         ];
         assert_eq!(
             finished_shards(&metas, &lineage),
-            BTreeSet::from(["a".to_owned(), "b".to_owned()])
+            BTreeSet::from([ShardId::from("a"), ShardId::from("b")])
         );
         assert_eq!(
             global_watermark(&metas, Some(&lineage), &none(), 0),
@@ -323,7 +323,7 @@ mod tests {
     fn when_every_shard_is_finished_nothing_closes_and_when_all_are_idle_what_they_sent_does() {
         let metas = vec![meta("gone", Some(50 * MIN))];
         assert_eq!(global_watermark(&metas, Some(&[]), &none(), 0), None);
-        let idle = BTreeSet::from(["a".to_owned(), "b".to_owned()]);
+        let idle = BTreeSet::from([ShardId::from("a"), ShardId::from("b")]);
         let metas = [meta("a", Some(MIN)), meta("b", Some(9 * MIN))];
         assert_eq!(global_watermark(&metas, None, &idle, 0), Some(9 * MIN));
     }
@@ -344,7 +344,7 @@ mod tests {
             a("never", true, None),
         ];
         let (idle, since) = idle_shards(&activity, &BTreeMap::new(), now, 5 * MIN);
-        assert_eq!(idle, BTreeSet::from(["quiet".to_owned()]));
+        assert_eq!(idle, BTreeSet::from([ShardId::from("quiet")]));
         assert_eq!(since.get("never"), Some(&now));
         assert!(!since.contains_key("lagging"));
         // Five minutes later the shard that never received anything is idle too.
@@ -383,12 +383,12 @@ mod tests {
             ]
         };
         let (idle, since) = idle_shards(&at(start), &BTreeMap::new(), start, 5 * MIN);
-        assert_eq!(idle, BTreeSet::from(["gateway".to_owned()]));
+        assert_eq!(idle, BTreeSet::from([ShardId::from("gateway")]));
         let later = start + 5 * MIN;
         let (idle, _) = idle_shards(&at(later), &since, later, 5 * MIN);
         assert_eq!(
             idle,
-            BTreeSet::from(["gateway".to_owned(), "never".to_owned()])
+            BTreeSet::from([ShardId::from("gateway"), ShardId::from("never")])
         );
     }
 }

@@ -94,7 +94,7 @@ pub struct MergeState {
     pub marks: MergeMarks,
     /// Shard → when the merge first found it current, caught up or nearly
     /// (`crate::lineage::ShardActivity::current`; processing time, epoch ms).
-    pub caught_up_since: BTreeMap<String, i64>,
+    pub caught_up_since: BTreeMap<crate::ShardId, i64>,
     /// What compaction has dropped so far (duplicates, too frequent readings).
     #[serde(default)]
     pub compaction: CompactionCounts,
@@ -118,7 +118,7 @@ pub struct DeltaRef {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardMeta {
     /// The shard.
-    pub shard_id: String,
+    pub shard_id: crate::ShardId,
     /// The last record applied (all records up to it are in the state).
     pub applied_through: Option<SequenceNumber>,
     /// The shard's event-time frontier, the source of its watermark: the greatest event time
@@ -147,9 +147,9 @@ pub struct ShardMeta {
 
 impl ShardMeta {
     /// The meta of shard `shard_id` before its first commit.
-    pub fn new(shard_id: &str) -> Self {
+    pub fn new(shard_id: &crate::ShardId) -> Self {
         Self {
-            shard_id: shard_id.to_owned(),
+            shard_id: shard_id.clone(),
             ..Self::default()
         }
     }
@@ -293,7 +293,7 @@ impl<'c> BatchFold<'c> {
     /// Starts a fold from the stored meta (or none, for a new shard) and the merge's marks.
     pub fn new(
         cfg: &'c EngineConfig,
-        shard_id: &str,
+        shard_id: &crate::ShardId,
         meta: Option<ShardMeta>,
         marks: MergeMarks,
     ) -> Self {
@@ -467,7 +467,8 @@ mod tests {
         /// Folds a batch; `crash_before_meta` writes the deltas and then dies, as an
         /// invocation that fails between its two writes.
         fn run(&mut self, cfg: &EngineConfig, batch: &[(u128, Reading)], crash_before_meta: bool) {
-            let mut fold = BatchFold::new(cfg, "s", self.meta.clone(), MergeMarks::default());
+            let mut fold =
+                BatchFold::new(cfg, &"s".into(), self.meta.clone(), MergeMarks::default());
             for (n, r) in batch {
                 fold.apply(&seq(*n), r, None);
             }
@@ -573,7 +574,7 @@ mod tests {
             // The model: each accepted reading pushed into its pane's delta, as the fold was
             // first written, a reading already there being the duplicate.
             let cfg = EngineConfig::default();
-            let mut fold = BatchFold::new(&cfg, "s", None, MergeMarks::default());
+            let mut fold = BatchFold::new(&cfg, &"s".into(), None, MergeMarks::default());
             let mut model: BTreeMap<i64, (Delta, ArrivalSum)> = BTreeMap::new();
             let mut n = 0u128;
             for (i, r) in rs.iter().enumerate() {
@@ -629,7 +630,7 @@ mod tests {
     #[test]
     fn each_delta_says_when_its_readings_arrived() {
         let cfg = EngineConfig::default();
-        let mut fold = BatchFold::new(&cfg, "s", None, MergeMarks::default());
+        let mut fold = BatchFold::new(&cfg, &"s".into(), None, MergeMarks::default());
         // Two readings of one pane arriving 3 and 5 s after their time, one of the next
         // pane arriving 1 s after, and one without an arrival time (not counted).
         fold.apply(&seq(1), &reading(1, 0, 10, 1), Some(T0 + 13_000));
@@ -658,7 +659,7 @@ mod tests {
     #[test]
     fn a_reading_in_a_closed_pane_is_late() {
         let cfg = EngineConfig::default();
-        let mut fold = BatchFold::new(&cfg, "s", None, MergeMarks::default());
+        let mut fold = BatchFold::new(&cfg, &"s".into(), None, MergeMarks::default());
         apply_each(
             &mut fold,
             None,
@@ -680,7 +681,7 @@ mod tests {
             closed_ms: Some(T0 + 900_000),
             compacted_ms: None,
         };
-        let mut fold = BatchFold::new(&cfg, "s", None, marks);
+        let mut fold = BatchFold::new(&cfg, &"s".into(), None, marks);
         apply_each(
             &mut fold,
             None,
@@ -695,7 +696,7 @@ mod tests {
     #[test]
     fn a_reading_stamped_after_its_arrival_plus_the_skew_is_future_and_moves_nothing() {
         let cfg = EngineConfig::default();
-        let mut fold = BatchFold::new(&cfg, "s", None, MergeMarks::default());
+        let mut fold = BatchFold::new(&cfg, &"s".into(), None, MergeMarks::default());
         let arrival = Some(T0 + 60_000);
         apply_each(
             &mut fold,
@@ -721,7 +722,7 @@ mod tests {
         let cfg = EngineConfig::default();
         let batch = [reading(1, 0, 10, 1), reading(1, 0, 910, 2)];
         let fold_once = |meta: Option<ShardMeta>, marks| {
-            let mut f = BatchFold::new(&cfg, "s", meta, marks);
+            let mut f = BatchFold::new(&cfg, &"s".into(), meta, marks);
             for (i, r) in batch.iter().enumerate() {
                 f.apply(&seq(i as u128 + 1), r, None);
             }
@@ -735,7 +736,7 @@ mod tests {
         // The next commit, once the merge compacted the first pane, lists only the second.
         let mut f = BatchFold::new(
             &cfg,
-            "s",
+            &"s".into(),
             Some(a.meta),
             MergeMarks {
                 closed_ms: Some(T0 + 900_000),

@@ -160,7 +160,7 @@ mod tests {
     /// The 15-minute window from 08:00 over `readings`, folded as one shard's batch.
     fn window(readings: &[Reading]) -> Rollup {
         let cfg = EngineConfig::default();
-        let mut fold = BatchFold::new(&cfg, "s", None, MergeMarks::default());
+        let mut fold = BatchFold::new(&cfg, &"s".into(), None, MergeMarks::default());
         for (i, r) in readings.iter().enumerate() {
             fold.apply(&SequenceNumber::from_u128(i as u128 + 1), r, None);
         }

@@ -36,9 +36,10 @@ pub use crate::delta::REDRIVE_COMMIT_BIT;
 /// The id of a failure record (its shard and sequence range): the commit number of its deltas,
 /// always with [`REDRIVE_COMMIT_BIT`] set. FNV-1a, fixed here so that it never changes between
 /// builds.
-pub fn redrive_id(shard_id: &str, start: &str, end: &str) -> u64 {
+pub fn redrive_id(shard_id: &crate::ShardId, start: &str, end: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in shard_id
+        .as_str()
         .bytes()
         .chain([0])
         .chain(start.bytes())
@@ -96,7 +97,7 @@ impl RedriveCounts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedriveMark {
     /// The shard.
-    pub shard_id: String,
+    pub shard_id: crate::ShardId,
     /// [`redrive_id`] of the failure record.
     pub id: u64,
     /// What the redrive did.
@@ -135,7 +136,7 @@ impl<'c> RedriveFold<'c> {
     /// committed) and the merge's marks.
     pub fn new(
         cfg: &'c EngineConfig,
-        shard_id: &str,
+        shard_id: &crate::ShardId,
         meta: Option<ShardMeta>,
         marks: MergeMarks,
         id: u64,
@@ -250,7 +251,7 @@ mod tests {
 
     /// The live fold of `batch` (sequence numbers from `first`) over `meta`, committed.
     fn live(cfg: &EngineConfig, meta: Option<ShardMeta>, first: u128, batch: &[Reading]) -> Commit {
-        let mut f = BatchFold::new(cfg, "s", meta, MergeMarks::default());
+        let mut f = BatchFold::new(cfg, &"s".into(), meta, MergeMarks::default());
         for (i, r) in batch.iter().enumerate() {
             f.apply(&SequenceNumber::from_u128(first + i as u128), r, None);
         }
@@ -295,8 +296,14 @@ mod tests {
         let again = live(&cfg, Some(meta.clone()), 1, &failed);
         assert!(again.deltas.is_empty());
         assert_eq!(again.meta.counters, meta.counters);
-        let id = redrive_id("s", "1", "2");
-        let mut f = RedriveFold::new(&cfg, "s", Some(meta.clone()), MergeMarks::default(), id);
+        let id = redrive_id(&"s".into(), "1", "2");
+        let mut f = RedriveFold::new(
+            &cfg,
+            &"s".into(),
+            Some(meta.clone()),
+            MergeMarks::default(),
+            id,
+        );
         for r in &failed {
             assert_eq!(f.apply(r, None), RedriveOutcome::Applied);
         }
@@ -327,7 +334,13 @@ mod tests {
             closed_ms: Some(T0 + 900_000),
             compacted_ms: Some(T0 + 900_000),
         };
-        let mut f = RedriveFold::new(&cfg, "s", None, marks, redrive_id("s", "1", "3"));
+        let mut f = RedriveFold::new(
+            &cfg,
+            &"s".into(),
+            None,
+            marks,
+            redrive_id(&"s".into(), "1", "3"),
+        );
         assert_eq!(f.apply(&reading(1, 0, 10, 4), None), RedriveOutcome::Final);
         assert_eq!(
             f.apply(&reading(1, 0, 910, 4), None),
@@ -389,6 +402,7 @@ mod tests {
             n in 1u128..10_000,
         ) {
             let (s, e) = (a.to_string(), (a + n).to_string());
+            let shard = crate::ShardId::new(shard);
             let id = redrive_id(&shard, &s, &e);
             prop_assert!(id & REDRIVE_COMMIT_BIT != 0);
             prop_assert_eq!(id, redrive_id(&shard, &s, &e));
@@ -420,7 +434,7 @@ mod tests {
             // middle batch redriven.
             let a2 = live(&cfg, None, 1, &rs[..cut]);
             let c2 = live(&cfg, Some(a2.meta.clone()), 1 + end as u128, &rs[end..]);
-            let mut f = RedriveFold::new(&cfg, "s", Some(c2.meta.clone()), MergeMarks::default(), 7);
+            let mut f = RedriveFold::new(&cfg, &"s".into(), Some(c2.meta.clone()), MergeMarks::default(), 7);
             for r in &rs[cut..end] {
                 f.apply(r, None);
             }

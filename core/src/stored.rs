@@ -12,7 +12,7 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 #[cfg_attr(test, derive(serde::Serialize))]
 pub struct ShardMetaV1 {
-    shard_id: String,
+    shard_id: crate::ShardId,
     applied_through: Option<SequenceNumber>,
     max_event_ms: Option<i64>,
     last_arrival_ms: Option<i64>,

@@ -72,7 +72,7 @@ fn city(
 fn run(cfg: &EngineConfig, records: &[Record], shards: usize, batch: usize) -> Vec<Outcome> {
     let list: Vec<ShardInfo> = (0..shards)
         .map(|s| ShardInfo {
-            id: format!("s{s}"),
+            id: format!("s{s}").into(),
             parent: None,
             adjacent_parent: None,
             closed: false,
@@ -85,7 +85,7 @@ fn run(cfg: &EngineConfig, records: &[Record], shards: usize, batch: usize) -> V
     let indexed: Vec<(usize, &Record)> = records.iter().enumerate().collect();
     for chunk in indexed.chunks(batch) {
         for (s, meta) in metas.iter_mut().enumerate() {
-            let mut fold = BatchFold::new(cfg, &format!("s{s}"), meta.clone(), marks);
+            let mut fold = BatchFold::new(cfg, &format!("s{s}").into(), meta.clone(), marks);
             for (i, r) in chunk.iter().filter(|(_, r)| r.shard == s) {
                 seq += 1;
                 outcomes[*i] = fold.apply(

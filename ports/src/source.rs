@@ -4,6 +4,7 @@
 
 use crate::PortResult;
 use async_trait::async_trait;
+use traffic_core::ShardId;
 use traffic_core::lineage::ShardInfo;
 use traffic_core::sequence::SequenceNumber;
 
@@ -90,20 +91,29 @@ pub trait RecordSource: Send + Sync {
     async fn shards(&self) -> PortResult<Vec<ShardInfo>>;
 
     /// Up to `limit` records of `shard`, in order, from `from`.
-    async fn read(&self, shard: &str, from: ReadFrom<'_>, limit: usize) -> PortResult<ReadBatch>;
+    async fn read(
+        &self,
+        shard: &ShardId,
+        from: ReadFrom<'_>,
+        limit: usize,
+    ) -> PortResult<ReadBatch>;
 }
 
 /// How far each mapping got on each shard: the last sequence number its handler took.
 #[async_trait]
 pub trait CheckpointStore: Send + Sync {
     /// The checkpoint of `mapping` on `shard`, if any.
-    async fn checkpoint(&self, mapping: &str, shard: &str) -> PortResult<Option<SequenceNumber>>;
+    async fn checkpoint(
+        &self,
+        mapping: &str,
+        shard: &ShardId,
+    ) -> PortResult<Option<SequenceNumber>>;
 
     /// Moves the checkpoint of `mapping` on `shard` to `seq`.
     async fn set_checkpoint(
         &self,
         mapping: &str,
-        shard: &str,
+        shard: &ShardId,
         seq: &SequenceNumber,
     ) -> PortResult<()>;
 }
@@ -113,27 +123,31 @@ pub trait CheckpointStore: Send + Sync {
 /// idempotent, so reading again is safe).
 #[derive(Debug, Default)]
 pub struct MemoryCheckpoints {
-    positions: std::sync::Mutex<std::collections::BTreeMap<(String, String), SequenceNumber>>,
+    positions: std::sync::Mutex<std::collections::BTreeMap<(String, ShardId), SequenceNumber>>,
 }
 
 #[async_trait]
 impl CheckpointStore for MemoryCheckpoints {
-    async fn checkpoint(&self, mapping: &str, shard: &str) -> PortResult<Option<SequenceNumber>> {
+    async fn checkpoint(
+        &self,
+        mapping: &str,
+        shard: &ShardId,
+    ) -> PortResult<Option<SequenceNumber>> {
         Ok(self
             .positions
             .lock()
             .ok()
-            .and_then(|p| p.get(&(mapping.to_owned(), shard.to_owned())).cloned()))
+            .and_then(|p| p.get(&(mapping.to_owned(), shard.clone())).cloned()))
     }
 
     async fn set_checkpoint(
         &self,
         mapping: &str,
-        shard: &str,
+        shard: &ShardId,
         seq: &SequenceNumber,
     ) -> PortResult<()> {
         if let Ok(mut p) = self.positions.lock() {
-            p.insert((mapping.to_owned(), shard.to_owned()), seq.clone());
+            p.insert((mapping.to_owned(), shard.clone()), seq.clone());
         }
         Ok(())
     }
@@ -150,7 +164,7 @@ impl crate::StreamShards for SourceShards {
         self.0.shards().await
     }
 
-    async fn caught_up(&self, shard: &str, after: Option<&SequenceNumber>) -> PortResult<bool> {
+    async fn caught_up(&self, shard: &ShardId, after: Option<&SequenceNumber>) -> PortResult<bool> {
         let from = ReadFrom::resume(after, StartingPosition::TrimHorizon);
         let read = self.0.read(shard, from, 1).await?;
         Ok(read.records.is_empty() && read.caught_up)

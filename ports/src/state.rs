@@ -5,6 +5,7 @@
 use crate::PortError;
 use crate::PortResult;
 use async_trait::async_trait;
+use traffic_core::ShardId;
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
 use traffic_core::redrive::RedriveMark;
@@ -16,7 +17,7 @@ use traffic_core::window::WindowLength;
 #[async_trait]
 pub trait StateStore: Send + Sync {
     /// A shard's meta and the merge's marks, read consistently.
-    async fn load_shard(&self, shard_id: &str) -> PortResult<(Option<ShardMeta>, MergeMarks)>;
+    async fn load_shard(&self, shard_id: &ShardId) -> PortResult<(Option<ShardMeta>, MergeMarks)>;
 
     /// Writes a commit: its deltas first, then its meta, the meta only if the stored meta's
     /// `applied_through` is still `commit.expected`, its commit count still
@@ -35,7 +36,7 @@ pub trait StateStore: Send + Sync {
     ) -> PortResult<()>;
 
     /// The mark of failure record `id` of `shard_id`, if it was redriven (and has not expired).
-    async fn redrive_mark(&self, shard_id: &str, id: u64) -> PortResult<Option<RedriveMark>>;
+    async fn redrive_mark(&self, shard_id: &ShardId, id: u64) -> PortResult<Option<RedriveMark>>;
 
     /// The metas of all shards.
     async fn shard_metas(&self) -> PortResult<Vec<ShardMeta>>;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use traffic_aws::setup::Resources;
 use traffic_aws::{AwsNames, DynamoStore, KinesisShards, StoreOptions};
 use traffic_core::SequenceNumber;
+use traffic_core::ShardId;
 use traffic_core::delta::{Delta, DeltaKey, DeltaReading};
 use traffic_core::lamps::{Alarm, LightLamps};
 use traffic_core::latency::{ArrivalTotals, LatencyState};
@@ -138,7 +139,7 @@ async fn a_commit_writes_its_deltas_then_a_meta_conditional_on_the_checkpoint_an
         let e = s.commit(&stray, now).await;
         assert!(matches!(e, Err(PortError::Conflict(_))), "{e:?}");
     }
-    let (m, marks) = s.load_shard("s0").await?;
+    let (m, marks) = s.load_shard(&ShardId::from("s0")).await?;
     assert_eq!(m.as_ref(), Some(&first.meta));
     assert_eq!(marks, MergeMarks::default());
     assert_eq!(
@@ -197,7 +198,7 @@ async fn a_commit_writes_its_deltas_then_a_meta_conditional_on_the_checkpoint_an
             ("s1", Some(SequenceNumber::from_u128(3)))
         ]
     );
-    let (_, marks) = s.load_shard("s1").await?;
+    let (_, marks) = s.load_shard(&ShardId::from("s1")).await?;
     assert_eq!(marks.closed_ms, Some(P0 + 900_000));
     // Units are computed from the items: every call billed at least one unit.
     let used = s.metrics().snapshot();
@@ -319,13 +320,13 @@ async fn the_merge_state_moves_forward_only() -> anyhow::Result<()> {
             closed_ms: Some(P0 + 900_000),
             compacted_ms: Some(P0 + 900_000),
         },
-        caught_up_since: BTreeMap::from([("shardId-000000000001".to_owned(), P0 + 5)]),
+        caught_up_since: BTreeMap::from([(ShardId::from("shardId-000000000001"), P0 + 5)]),
         compaction: CompactionCounts {
             duplicates: 3,
             too_frequent: 2,
         },
         latency: LatencyState {
-            seen_commits: BTreeMap::from([("shardId-000000000001".to_owned(), 7)]),
+            seen_commits: BTreeMap::from([(ShardId::from("shardId-000000000001"), 7)]),
             pending: BTreeMap::from([(
                 WindowLength::from_ms(3_600_000)
                     .unwrap_or_else(|| panic!("1h"))
@@ -352,7 +353,7 @@ async fn the_merge_state_moves_forward_only() -> anyhow::Result<()> {
     s.advance_closed_mark(P0 + 2_700_000).await?;
     assert_eq!(s.merge_state().await?.marks.closed_ms, Some(P0 + 2_700_000));
     assert_eq!(
-        s.load_shard("none").await?.1.compacted_ms,
+        s.load_shard(&ShardId::from("none")).await?.1.compacted_ms,
         Some(P0 + 900_000)
     );
     env.cleanup(&r, None, &[]).await;

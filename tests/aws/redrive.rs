@@ -23,6 +23,7 @@ use traffic_aws::kinesis::KinesisSink;
 use traffic_aws::range::{StreamRef, read_range};
 use traffic_aws::sns::SnsPublisher;
 use traffic_core::EngineConfig;
+use traffic_core::ShardId;
 use traffic_core::sequence::SequenceNumber;
 use traffic_ports::{MemoryCheckpoints, Ports, StateStore};
 use traffic_sim::{CityConfig, SimConfig, generate_city};
@@ -159,14 +160,19 @@ async fn a_batch_ingest_gave_up_on_is_redriven_once_and_the_results_equal_a_run_
     let records = read_range(
         &c.kinesis,
         &StreamRef::Name(resources.stream.clone()),
-        &shard,
+        &ShardId::from(shard.as_str()),
         &start,
         &end,
     )
     .await?;
     assert_eq!(records.len() as u64, failed);
     let again = IngestHandler::from_ports(cfg.clone(), &ports)
-        .process(&kinesis_event(&shard, "", &c.region, &records))
+        .process(&kinesis_event(
+            &ShardId::from(shard.as_str()),
+            "",
+            &c.region,
+            &records,
+        ))
         .await;
     assert_eq!(again.redelivered, failed, "{again:?}");
     assert_eq!(again.counters.accepted, 0, "{again:?}");

@@ -67,7 +67,7 @@ async fn a_record_put_with_an_explicit_hash_key_into_the_wrong_shard_is_rejected
         .data(Blob::new(reading(&id, 0, now - 60_000, "ok")))
         .send()
         .await?;
-    ensure!(put.shard_id() == own.0, "{put:?} should be on {}", own.0);
+    ensure!(own.0 == put.shard_id(), "{put:?} should be on {}", own.0);
     let put = c
         .kinesis
         .put_record()
@@ -78,7 +78,7 @@ async fn a_record_put_with_an_explicit_hash_key_into_the_wrong_shard_is_rejected
         .send()
         .await?;
     ensure!(
-        put.shard_id() == other.0,
+        other.0 == put.shard_id(),
         "{put:?} should be on {}",
         other.0
     );
@@ -125,8 +125,16 @@ async fn a_record_put_with_an_explicit_hash_key_into_the_wrong_shard_is_rejected
             .map(|m| (m.counters.accepted, m.counters.rejected))
             .with_context(|| format!("no meta for {shard}: {metas:?}"))
     };
-    assert_eq!(of(&own.0)?, (1, 0), "its own shard's reading is accepted");
-    assert_eq!(of(&other.0)?, (0, 1), "the misrouted reading is rejected");
+    assert_eq!(
+        of(own.0.as_str())?,
+        (1, 0),
+        "its own shard's reading is accepted"
+    );
+    assert_eq!(
+        of(other.0.as_str())?,
+        (0, 1),
+        "the misrouted reading is rejected"
+    );
     let alarms = store.alarms().await?;
     assert!(
         alarms.is_empty(),

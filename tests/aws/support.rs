@@ -215,7 +215,10 @@ fn take(n: &AtomicUsize) -> bool {
 
 #[async_trait]
 impl<S: StateStore> StateStore for Faulty<S> {
-    async fn load_shard(&self, shard_id: &str) -> PortResult<(Option<ShardMeta>, MergeMarks)> {
+    async fn load_shard(
+        &self,
+        shard_id: &traffic_core::ShardId,
+    ) -> PortResult<(Option<ShardMeta>, MergeMarks)> {
         self.inner.load_shard(shard_id).await
     }
     async fn commit(&self, commit: &Commit, now_ms: i64) -> PortResult<()> {
@@ -272,7 +275,11 @@ impl<S: StateStore> StateStore for Faulty<S> {
     ) -> PortResult<()> {
         self.inner.commit_redrive(commit, mark, now_ms).await
     }
-    async fn redrive_mark(&self, shard_id: &str, id: u64) -> PortResult<Option<RedriveMark>> {
+    async fn redrive_mark(
+        &self,
+        shard_id: &traffic_core::ShardId,
+        id: u64,
+    ) -> PortResult<Option<RedriveMark>> {
         self.inner.redrive_mark(shard_id, id).await
     }
     async fn take_lease(&self, holder: &str, now_ms: i64, until_ms: i64) -> PortResult<bool> {

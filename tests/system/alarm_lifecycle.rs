@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use traffic_app::esm;
 use traffic_core::EngineConfig;
+use traffic_core::ShardId;
 use traffic_core::sequence::SequenceNumber;
 use traffic_core::time::format_rfc3339_ms;
 use traffic_embedded::EmbeddedStore;
@@ -78,7 +79,7 @@ impl Fixture {
             let ts = T7 + minute * MIN;
             self.clock.set(ts + 1000);
             let event = esm::kinesis_event(
-                "shardId-000000000000",
+                &ShardId::from("shardId-000000000000"),
                 "",
                 "local",
                 &[self.record(ts, red, "")],
@@ -189,7 +190,7 @@ async fn an_alarm_whose_publication_failed_past_the_retries_is_published_by_the_
     // SNS fails the batch and its two retries; the event source mapping then gives up on it.
     f.publisher.fail.store(3, Ordering::SeqCst);
     let event = esm::kinesis_event(
-        "shardId-000000000000",
+        &ShardId::from("shardId-000000000000"),
         "",
         "local",
         &[f.record(T7 + 40 * MIN, "broken", "")],
@@ -218,7 +219,7 @@ async fn an_alarm_sends_the_crew_to_the_registrys_position_not_the_readings() {
     let f = Fixture::new().await;
     // The sensor says it is 5.6 km north of where the registry has I-0001 (41.85, 12.6).
     let event = esm::kinesis_event(
-        "shardId-000000000000",
+        &ShardId::from("shardId-000000000000"),
         "",
         "local",
         &[f.record(T7, "broken", r#","lat":41.9,"lon":12.6"#)],

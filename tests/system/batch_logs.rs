@@ -5,6 +5,7 @@ use crate::support::store_with_city;
 use tracing_subscriber::util::SubscriberInitExt;
 use traffic_app::esm;
 use traffic_core::EngineConfig;
+use traffic_core::ShardId;
 use traffic_core::sequence::SequenceNumber;
 use traffic_functions::logging::{LogBuffer, json_subscriber};
 use traffic_ports::SourceRecord;
@@ -38,7 +39,12 @@ async fn a_batch_of_many_rejected_records_logs_one_summary_line_per_kind() {
         data: b"not json".to_vec(),
         arrival_ms: chrono::Utc::now().timestamp_millis(),
     }));
-    let event = esm::kinesis_event("shardId-000000000000", "", "local", &records);
+    let event = esm::kinesis_event(
+        &ShardId::from("shardId-000000000000"),
+        "",
+        "local",
+        &records,
+    );
 
     let buffer = LogBuffer::default();
     let guard =

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use traffic_app::esm;
 use traffic_core::EngineConfig;
+use traffic_core::ShardId;
 use traffic_core::lamps::{Alarm, LampSummary, LightLamps};
 use traffic_core::sequence::SequenceNumber;
 use traffic_core::time::format_rfc3339_ms;
@@ -169,7 +170,12 @@ async fn a_batch_of_thousands_of_flaps_makes_a_bounded_number_of_store_calls_and
     let flapping_records = records.len();
     clock.set(T7 + 31_000);
     let before = lamps.calls.load(Ordering::SeqCst);
-    let event = esm::kinesis_event("shardId-000000000000", "", "local", &records);
+    let event = esm::kinesis_event(
+        &ShardId::from("shardId-000000000000"),
+        "",
+        "local",
+        &records,
+    );
     let failed = fault.handle(&event).await.batch_item_failures;
     assert!(failed.is_empty(), "{failed:?}");
     let calls = lamps.calls.load(Ordering::SeqCst) - before;
@@ -235,7 +241,12 @@ async fn a_backlog_of_a_lamp_flapping_every_five_seconds_is_one_alarm_and_a_boun
         .collect();
     let last = T7 + 4000 * 5000;
     clock.set(last + 1000);
-    let event = esm::kinesis_event("shardId-000000000000", "", "local", &records);
+    let event = esm::kinesis_event(
+        &ShardId::from("shardId-000000000000"),
+        "",
+        "local",
+        &records,
+    );
     assert!(fault.handle(&event).await.batch_item_failures.is_empty());
     let calls = lamps.calls.load(Ordering::SeqCst);
     println!("4001 records of a flapping lamp: {calls} lamp store calls");

@@ -224,8 +224,8 @@ impl StreamShards for SplitStream {
             return Err(PortError::backend("ListShards", "throttled"));
         }
         let shard = |id: &str, parent: Option<&str>, closed| ShardInfo {
-            id: id.to_owned(),
-            parent: parent.map(str::to_owned),
+            id: id.into(),
+            parent: parent.map(traffic_core::ShardId::from),
             adjacent_parent: None,
             closed,
         };
@@ -236,7 +236,11 @@ impl StreamShards for SplitStream {
         ])
     }
 
-    async fn caught_up(&self, _: &str, _: Option<&SequenceNumber>) -> PortResult<bool> {
+    async fn caught_up(
+        &self,
+        _: &traffic_core::ShardId,
+        _: Option<&SequenceNumber>,
+    ) -> PortResult<bool> {
         Ok(true)
     }
 }
@@ -261,7 +265,7 @@ fn minutes(from: i64, to: i64) -> Vec<SourceRecord> {
 
 /// The event Lambda builds for `records` of `shard` (the one builder, as the mapping uses).
 fn event_of(shard: &str, records: &[SourceRecord]) -> KinesisEvent {
-    esm::kinesis_event(shard, "", "local", records)
+    esm::kinesis_event(&shard.into(), "", "local", records)
 }
 
 /// The 15-minute windows scheduled merges close after a split at 08:20: the parent shard read
@@ -401,7 +405,7 @@ impl StreamShards for TwoShards {
     async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
         Ok(["shardId-000000000000", "shardId-000000000001"]
             .map(|id| ShardInfo {
-                id: id.to_owned(),
+                id: id.into(),
                 parent: None,
                 adjacent_parent: None,
                 closed: false,
@@ -409,7 +413,11 @@ impl StreamShards for TwoShards {
             .to_vec())
     }
 
-    async fn caught_up(&self, shard: &str, _: Option<&SequenceNumber>) -> PortResult<bool> {
+    async fn caught_up(
+        &self,
+        shard: &traffic_core::ShardId,
+        _: Option<&SequenceNumber>,
+    ) -> PortResult<bool> {
         Ok(shard == "shardId-000000000001")
     }
 }

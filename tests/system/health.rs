@@ -109,7 +109,7 @@ impl Fixture {
             let n = self.next_seq.fetch_add(1, Ordering::SeqCst);
             r.seq = SequenceNumber::from_u64(n as u64);
         }
-        let event = esm::kinesis_event(SHARD, "", "local", &records);
+        let event = esm::kinesis_event(&SHARD.into(), "", "local", &records);
         let report = self.ingest.process(&event).await;
         assert!(report.failed.is_empty(), "ingest: {report:?}");
         let failed = self.fault.handle(&event).await.batch_item_failures;
@@ -249,14 +249,18 @@ struct OneShard;
 impl StreamShards for OneShard {
     async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
         Ok(vec![ShardInfo {
-            id: SHARD.to_owned(),
+            id: SHARD.into(),
             parent: None,
             adjacent_parent: None,
             closed: false,
         }])
     }
 
-    async fn caught_up(&self, _: &str, _: Option<&SequenceNumber>) -> PortResult<bool> {
+    async fn caught_up(
+        &self,
+        _: &traffic_core::ShardId,
+        _: Option<&SequenceNumber>,
+    ) -> PortResult<bool> {
         Ok(true)
     }
 }

@@ -63,7 +63,7 @@ fn batch() -> KinesisEvent {
         arrival_ms,
     })
     .collect();
-    traffic_app::esm::kinesis_event(SHARD, "", "eu-south-1", &records)
+    traffic_app::esm::kinesis_event(&SHARD.into(), "", "eu-south-1", &records)
 }
 
 /// Every captured line, checked; the lines' root objects.

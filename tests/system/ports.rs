@@ -98,7 +98,8 @@ mod source {
 
     #[tokio::test]
     async fn memory_checkpoints_are_kept_per_mapping_and_shard() -> anyhow::Result<()> {
-        let shards = ["shardId-000000000000", "shardId-000000000001"];
-        checkpoints_are_kept_per_mapping_and_shard(&MemoryCheckpoints::default(), shards).await
+        let shards = [shard_id(0), shard_id(1)];
+        let store = MemoryCheckpoints::default();
+        checkpoints_are_kept_per_mapping_and_shard(&store, [&shards[0], &shards[1]]).await
     }
 }

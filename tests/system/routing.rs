@@ -38,20 +38,24 @@ impl StreamShards for TwoShards {
         Ok(Vec::new())
     }
 
-    async fn caught_up(&self, _: &str, _: Option<&SequenceNumber>) -> PortResult<bool> {
+    async fn caught_up(
+        &self,
+        _: &traffic_core::ShardId,
+        _: Option<&SequenceNumber>,
+    ) -> PortResult<bool> {
         Ok(false)
     }
 
-    async fn hash_ranges(&self) -> PortResult<Vec<(String, HashKeyRange)>> {
+    async fn hash_ranges(&self) -> PortResult<Vec<(traffic_core::ShardId, HashKeyRange)>> {
         self.listed.fetch_add(1, Ordering::SeqCst);
         let range = |a: &str, b: &str| HashKeyRange::parse(a, b).unwrap_or_else(|e| panic!("{e}"));
         Ok(vec![
             (
-                "shardId-000000000000".to_owned(),
+                "shardId-000000000000".into(),
                 range("0", "99999999999999999999999999999999999999"),
             ),
             (
-                "shardId-000000000001".to_owned(),
+                "shardId-000000000001".into(),
                 range(
                     "100000000000000000000000000000000000000",
                     "340282366920938463463374607431768211455",

@@ -8,6 +8,7 @@ use merge::{CloseUpTo, MergeHandler, MergeReport, Provisional};
 use std::sync::Arc;
 use traffic_app::esm;
 use traffic_core::EngineConfig;
+use traffic_core::ShardId;
 use traffic_core::lineage::ShardInfo;
 use traffic_core::sequence::SequenceNumber;
 use traffic_core::time::format_rfc3339_ms;
@@ -62,7 +63,7 @@ impl StreamShards for TwoShards {
     async fn shards(&self) -> PortResult<Vec<ShardInfo>> {
         Ok(["shardId-000000000000", "shardId-000000000001"]
             .map(|id| ShardInfo {
-                id: id.to_owned(),
+                id: id.into(),
                 parent: None,
                 adjacent_parent: None,
                 closed: false,
@@ -70,7 +71,11 @@ impl StreamShards for TwoShards {
             .to_vec())
     }
 
-    async fn caught_up(&self, shard: &str, _: Option<&SequenceNumber>) -> PortResult<bool> {
+    async fn caught_up(
+        &self,
+        shard: &traffic_core::ShardId,
+        _: Option<&SequenceNumber>,
+    ) -> PortResult<bool> {
         Ok(shard == "shardId-000000000000" || self.second_caught_up)
     }
 }
@@ -92,7 +97,7 @@ async fn a_shard_fed_only_rejected_and_future_records_becomes_idle_and_windows_c
             .collect();
         let r = ingest
             .process(&esm::kinesis_event(
-                "shardId-000000000000",
+                &ShardId::from("shardId-000000000000"),
                 "",
                 "local",
                 &hour,
@@ -120,7 +125,7 @@ async fn a_shard_fed_only_rejected_and_future_records_becomes_idle_and_windows_c
             seq += 2;
             let g = ingest
                 .process(&esm::kinesis_event(
-                    "shardId-000000000001",
+                    &ShardId::from("shardId-000000000001"),
                     "",
                     "local",
                     &garbage,
@@ -178,7 +183,7 @@ async fn catch_up(
     for chunk in records.chunks(500) {
         let r = ingest
             .process(&esm::kinesis_event(
-                "shardId-000000000000",
+                &ShardId::from("shardId-000000000000"),
                 "",
                 "local",
                 chunk,

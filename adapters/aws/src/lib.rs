@@ -263,7 +263,7 @@ pub struct DynamoStore {
     known_panes: Arc<Mutex<BTreeSet<i64>>>,
     /// Shard → size of its meta item as this process last read or wrote it (a replaced item
     /// bills the larger of its old and new sizes).
-    meta_sizes: Arc<Mutex<HashMap<String, usize>>>,
+    meta_sizes: Arc<Mutex<HashMap<traffic_core::ShardId, usize>>>,
     /// Lamp items as last read or written by this process (see `lamps.rs`).
     lamp_cache: Arc<Mutex<HashMap<IntersectionId, lamp_summary::LampLights>>>,
     /// Provisional result rows (sort key → size) as this process last wrote them: the next

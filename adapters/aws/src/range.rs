@@ -5,6 +5,7 @@
 use crate::error::port_error;
 use aws_sdk_kinesis::operation::get_records::GetRecordsOutput;
 use aws_sdk_kinesis::types::ShardIteratorType;
+use traffic_core::ShardId;
 use traffic_core::sequence::SequenceNumber;
 use traffic_ports::{PortError, PortResult, SourceRecord};
 
@@ -42,13 +43,13 @@ pub(crate) async fn get_records(
 pub async fn read_range(
     client: &aws_sdk_kinesis::Client,
     stream: &StreamRef,
-    shard: &str,
+    shard: &ShardId,
     start: &SequenceNumber,
     end: &SequenceNumber,
 ) -> PortResult<Vec<SourceRecord>> {
     let req = client
         .get_shard_iterator()
-        .shard_id(shard)
+        .shard_id(shard.as_str())
         .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
         .starting_sequence_number(start.as_str());
     // By name, taken from the ARN (`arn:aws:kinesis:<region>:<account>:stream/<name>`): moto
@@ -69,7 +70,7 @@ pub async fn read_range(
         let Some(it) = iterator.take() else {
             break;
         };
-        let resp = get_records(client, it, 10_000, shard).await?;
+        let resp = get_records(client, it, 10_000, shard.as_str()).await?;
         let mut past_end = false;
         for r in resp.records() {
             let seq = SequenceNumber::parse(r.sequence_number())

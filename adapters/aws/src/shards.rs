@@ -11,6 +11,7 @@ use crate::error::port_error;
 use crate::range::get_records;
 use async_trait::async_trait;
 use aws_sdk_kinesis::types::{Shard, ShardIteratorType};
+use traffic_core::ShardId;
 use traffic_core::lineage::ShardInfo;
 use traffic_core::routing::HashKeyRange;
 use traffic_core::sequence::SequenceNumber;
@@ -73,9 +74,9 @@ impl StreamShards for KinesisShards {
             .await?
             .iter()
             .map(|s| ShardInfo {
-                id: s.shard_id().to_owned(),
-                parent: s.parent_shard_id().map(str::to_owned),
-                adjacent_parent: s.adjacent_parent_shard_id().map(str::to_owned),
+                id: s.shard_id().into(),
+                parent: s.parent_shard_id().map(ShardId::from),
+                adjacent_parent: s.adjacent_parent_shard_id().map(ShardId::from),
                 closed: s
                     .sequence_number_range()
                     .and_then(|r| r.ending_sequence_number())
@@ -84,7 +85,7 @@ impl StreamShards for KinesisShards {
             .collect())
     }
 
-    async fn hash_ranges(&self) -> PortResult<Vec<(String, HashKeyRange)>> {
+    async fn hash_ranges(&self) -> PortResult<Vec<(ShardId, HashKeyRange)>> {
         let mut out = Vec::new();
         for s in self.list_all().await? {
             let Some(r) = s.hash_key_range() else {
@@ -92,7 +93,7 @@ impl StreamShards for KinesisShards {
             };
             let range = HashKeyRange::parse(r.starting_hash_key(), r.ending_hash_key())
                 .map_err(|e| PortError::Corrupt(format!("ListShards: {}: {e}", s.shard_id())))?;
-            out.push((s.shard_id().to_owned(), range));
+            out.push((s.shard_id().into(), range));
         }
         Ok(out)
     }
@@ -100,13 +101,13 @@ impl StreamShards for KinesisShards {
     /// Reads on from `after` (or from the oldest record without it): caught up when one
     /// `GetRecords` of at most one record finds none and Kinesis says the iterator is 0 ms
     /// behind the shard's tip. A shard closed and read to its end is caught up too.
-    async fn caught_up(&self, shard: &str, after: Option<&SequenceNumber>) -> PortResult<bool> {
+    async fn caught_up(&self, shard: &ShardId, after: Option<&SequenceNumber>) -> PortResult<bool> {
         let stream = self.stream()?;
         let req = self
             .client
             .get_shard_iterator()
             .stream_name(stream)
-            .shard_id(shard);
+            .shard_id(shard.as_str());
         let req = match after {
             Some(seq) => req
                 .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)

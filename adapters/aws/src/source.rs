@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use traffic_core::ShardId;
 use traffic_core::lineage::ShardInfo;
 use traffic_core::sequence::SequenceNumber;
 use traffic_ports::{
@@ -24,7 +25,7 @@ use traffic_ports::{
 
 /// Where a read of a shard left off: the shard and the last sequence number it returned (or
 /// the one it read after). Each mapping reading the shard leaves one.
-type Position = (String, Option<SequenceNumber>);
+type Position = (ShardId, Option<SequenceNumber>);
 
 /// A Kinesis stream as a [`RecordSource`].
 #[derive(Debug)]
@@ -36,7 +37,7 @@ pub struct KinesisSource {
     shards: KinesisShards,
     /// The iterator that goes on from each position.
     positions: Mutex<HashMap<Position, String>>,
-    closed: Mutex<HashSet<String>>,
+    closed: Mutex<HashSet<ShardId>>,
 }
 
 impl KinesisSource {
@@ -64,7 +65,7 @@ impl KinesisSource {
         })
     }
 
-    async fn iterator(&self, shard: &str, from: ReadFrom<'_>) -> PortResult<String> {
+    async fn iterator(&self, shard: &ShardId, from: ReadFrom<'_>) -> PortResult<String> {
         let reused = self
             .positions
             .lock()
@@ -77,7 +78,7 @@ impl KinesisSource {
             .client
             .get_shard_iterator()
             .stream_name(&self.stream)
-            .shard_id(shard);
+            .shard_id(shard.as_str());
         let req = match from {
             ReadFrom::After(seq) => req
                 .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
@@ -130,7 +131,12 @@ impl RecordSource for KinesisSource {
         Ok(shards)
     }
 
-    async fn read(&self, shard: &str, from: ReadFrom<'_>, limit: usize) -> PortResult<ReadBatch> {
+    async fn read(
+        &self,
+        shard: &ShardId,
+        from: ReadFrom<'_>,
+        limit: usize,
+    ) -> PortResult<ReadBatch> {
         let limit = i32::try_from(limit.clamp(1, 10_000)).unwrap_or(10_000);
         let mut fresh = false;
         let resp = loop {

@@ -45,6 +45,7 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use traffic_core::ShardId;
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
 use traffic_core::redrive::RedriveMark;
@@ -56,7 +57,7 @@ use traffic_ports::{PortError, PortResult, StateStore};
 struct MetaItem {
     pk: String,
     sk: String,
-    shard_id: String,
+    shard_id: ShardId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     applied_through: Option<String>,
     state: Bytes,
@@ -74,7 +75,7 @@ struct MarkItem {
     expires_at: i64,
 }
 
-fn mark_pk(shard_id: &str) -> String {
+fn mark_pk(shard_id: &ShardId) -> String {
     format!("redrive#{shard_id}")
 }
 
@@ -82,7 +83,7 @@ fn mark_pk(shard_id: &str) -> String {
 struct ShardIndex {
     pk: String,
     sk: String,
-    shard_id: String,
+    shard_id: ShardId,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -116,7 +117,7 @@ impl PaneIndex {
     }
 }
 
-fn meta_pk(shard_id: &str) -> String {
+fn meta_pk(shard_id: &ShardId) -> String {
     format!("shard#{shard_id}")
 }
 
@@ -210,16 +211,16 @@ impl DynamoStore {
             .unwrap_or(false)
     }
 
-    fn meta_size(&self, shard: &str) -> Option<usize> {
+    fn meta_size(&self, shard: &ShardId) -> Option<usize> {
         self.meta_sizes
             .lock()
             .ok()
             .and_then(|m| m.get(shard).copied())
     }
 
-    fn set_meta_size(&self, shard: &str, bytes: usize) {
+    fn set_meta_size(&self, shard: &ShardId, bytes: usize) {
         if let Ok(mut m) = self.meta_sizes.lock() {
-            m.insert(shard.to_owned(), bytes);
+            m.insert(shard.clone(), bytes);
         }
     }
 
@@ -264,7 +265,7 @@ impl DynamoStore {
 
 #[async_trait]
 impl StateStore for DynamoStore {
-    async fn load_shard(&self, shard_id: &str) -> PortResult<(Option<ShardMeta>, MergeMarks)> {
+    async fn load_shard(&self, shard_id: &ShardId) -> PortResult<(Option<ShardMeta>, MergeMarks)> {
         let found = self
             .batch_get(
                 Table::State,
@@ -293,7 +294,7 @@ impl StateStore for DynamoStore {
         self.commit_with(c, Some(mark), now_ms).await
     }
 
-    async fn redrive_mark(&self, shard_id: &str, id: u64) -> PortResult<Option<RedriveMark>> {
+    async fn redrive_mark(&self, shard_id: &ShardId, id: u64) -> PortResult<Option<RedriveMark>> {
         let found = self
             .batch_get(
                 Table::State,
@@ -315,7 +316,7 @@ impl StateStore for DynamoStore {
         let keys: Vec<Item> = ids
             .iter()
             .filter_map(|i| s(i, "sk"))
-            .map(|id| key(meta_pk(id), "meta"))
+            .map(|id| key(meta_pk(&id.into()), "meta"))
             .collect();
         let mut metas = self
             .batch_get(Table::State, keys, true)

@@ -17,7 +17,7 @@ use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use traffic_core::lineage::ShardInfo;
 use traffic_core::sequence::SequenceNumber;
-use traffic_core::{IntersectionId, LightIndex};
+use traffic_core::{IntersectionId, LightIndex, ShardId};
 use traffic_ports::{
     CheckpointStore, PortError, PortResult, ReadBatch, ReadFrom, RecordSource, SourceRecord,
 };
@@ -27,8 +27,8 @@ pub(crate) const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new(
 pub(crate) const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("blobs");
 
 /// The shard id Kinesis gives shard `i` (`shardId-000000000003`).
-pub fn shard_id(i: usize) -> String {
-    format!("shardId-{i:012}")
+pub fn shard_id(i: usize) -> ShardId {
+    ShardId::new(format!("shardId-{i:012}"))
 }
 
 /// `n` open shards named by [`shard_id`], none a parent of another: a stream that never
@@ -45,8 +45,8 @@ pub fn numbered_shards(n: usize) -> Vec<ShardInfo> {
 }
 
 /// The index of a shard named by [`shard_id`].
-pub fn shard_index(id: &str) -> Option<u32> {
-    id.strip_prefix("shardId-")?.parse().ok()
+pub fn shard_index(id: &ShardId) -> Option<u32> {
+    id.as_str().strip_prefix("shardId-")?.parse().ok()
 }
 
 /// The embedded log of `shards` shards as a stream source, with durable checkpoints.
@@ -68,7 +68,7 @@ impl EmbeddedLog {
         }
     }
 
-    fn index(&self, shard: &str) -> PortResult<u32> {
+    fn index(&self, shard: &ShardId) -> PortResult<u32> {
         shard_index(shard)
             .filter(|i| (*i as usize) < self.shards)
             .ok_or_else(|| PortError::NotFound(format!("shard {shard}")))
@@ -98,7 +98,12 @@ impl RecordSource for EmbeddedLog {
 
     /// Reads from the oldest record kept whatever a starting position says: the log holds only
     /// what some consumer has not taken yet.
-    async fn read(&self, shard: &str, from: ReadFrom<'_>, limit: usize) -> PortResult<ReadBatch> {
+    async fn read(
+        &self,
+        shard: &ShardId,
+        from: ReadFrom<'_>,
+        limit: usize,
+    ) -> PortResult<ReadBatch> {
         let i = self.index(shard)?;
         let after = match from.after() {
             None => 0,
@@ -127,7 +132,11 @@ impl RecordSource for EmbeddedLog {
 
 #[async_trait]
 impl CheckpointStore for EmbeddedLog {
-    async fn checkpoint(&self, mapping: &str, shard: &str) -> PortResult<Option<SequenceNumber>> {
+    async fn checkpoint(
+        &self,
+        mapping: &str,
+        shard: &ShardId,
+    ) -> PortResult<Option<SequenceNumber>> {
         let i = self.index(shard)?;
         let own = self.store.checkpoint(&checkpoint_key(mapping, i))?;
         let at = match own {
@@ -142,7 +151,7 @@ impl CheckpointStore for EmbeddedLog {
     async fn set_checkpoint(
         &self,
         mapping: &str,
-        shard: &str,
+        shard: &ShardId,
         seq: &SequenceNumber,
     ) -> PortResult<()> {
         let i = self.index(shard)?;
@@ -398,7 +407,7 @@ mod tests {
         assert_eq!(log.checkpoint("fault", &shard).await?, Some(two));
         assert_eq!(log.checkpoint("ingest", &shard_id(1)).await?, None);
         assert!(
-            log.read("shardId-000000000002", ReadFrom::OLDEST, 1)
+            log.read(&ShardId::from("shardId-000000000002"), ReadFrom::OLDEST, 1)
                 .await
                 .is_err()
         );

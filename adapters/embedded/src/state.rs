@@ -12,6 +12,7 @@ use crate::{DELTAS, EmbeddedStore, MERGE, META, ROLLUPS};
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
+use traffic_core::ShardId;
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::pane::{Commit, MergeMarks, MergeState, ShardMeta};
 use traffic_core::redrive::RedriveMark;
@@ -62,7 +63,7 @@ fn decode_meta(b: &[u8]) -> PortResult<ShardMeta> {
 #[derive(Deserialize)]
 struct LegacyMergeState {
     marks: MergeMarks,
-    caught_up_since: std::collections::BTreeMap<String, i64>,
+    caught_up_since: std::collections::BTreeMap<ShardId, i64>,
     compaction: traffic_core::rollup::CompactionCounts,
 }
 
@@ -151,11 +152,11 @@ impl EmbeddedStore {
 
 #[async_trait]
 impl StateStore for EmbeddedStore {
-    async fn load_shard(&self, shard_id: &str) -> PortResult<(Option<ShardMeta>, MergeMarks)> {
+    async fn load_shard(&self, shard_id: &ShardId) -> PortResult<(Option<ShardMeta>, MergeMarks)> {
         let ctx = "loading shard state";
         let txn = r!(self.db.begin_read(), ctx)?;
         let metas = r!(txn.open_table(META), ctx)?;
-        let meta = match r!(metas.get(shard_id), ctx)? {
+        let meta = match r!(metas.get(shard_id.as_str()), ctx)? {
             Some(v) => Some(decode_meta(v.value())?),
             None => None,
         };
@@ -171,7 +172,7 @@ impl StateStore for EmbeddedStore {
         self.commit_with(c, Some(mark))
     }
 
-    async fn redrive_mark(&self, shard_id: &str, id: u64) -> PortResult<Option<RedriveMark>> {
+    async fn redrive_mark(&self, shard_id: &ShardId, id: u64) -> PortResult<Option<RedriveMark>> {
         let ctx = "reading a redrive mark";
         let txn = r!(self.db.begin_read(), ctx)?;
         let t = match txn.open_table(REDRIVES) {
@@ -179,7 +180,7 @@ impl StateStore for EmbeddedStore {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(e) => return Err(PortError::backend(ctx, redb::Error::from(e))),
         };
-        match r!(t.get((shard_id, id)), ctx)? {
+        match r!(t.get((shard_id.as_str(), id)), ctx)? {
             Some(v) => Ok(Some(decode(v.value(), "redrive mark")?)),
             None => Ok(None),
         }
@@ -374,9 +375,12 @@ mod tests {
             id: 7,
             counts: RedriveCounts::default(),
         };
-        assert_eq!(s.redrive_mark("s0", 7).await?, None);
+        assert_eq!(s.redrive_mark(&ShardId::from("s0"), 7).await?, None);
         s.commit_redrive(&redriven, &mark, 0).await?;
-        assert_eq!(s.redrive_mark("s0", 7).await?, Some(mark.clone()));
+        assert_eq!(
+            s.redrive_mark(&ShardId::from("s0"), 7).await?,
+            Some(mark.clone())
+        );
         assert!(matches!(
             s.commit(&live, 0).await,
             Err(PortError::Conflict(_))
@@ -394,7 +398,13 @@ mod tests {
             s.commit_redrive(&again, &mark, 0).await,
             Err(PortError::Conflict(_))
         ));
-        assert_eq!(s.load_shard("s0").await?.0.map(|m| m.commits), Some(1));
+        assert_eq!(
+            s.load_shard(&ShardId::from("s0"))
+                .await?
+                .0
+                .map(|m| m.commits),
+            Some(1)
+        );
         Ok(())
     }
 
@@ -407,14 +417,17 @@ mod tests {
             s.commit(&commit(meta("s0", 5), None, None), 0).await?;
         }
         let s = EmbeddedStore::open(&path)?;
-        let (m, _) = s.load_shard("s0").await?;
+        let (m, _) = s.load_shard(&ShardId::from("s0")).await?;
         assert_eq!(m, Some(meta("s0", 5)));
         let stale = commit(meta("s0", 9), None, None);
         assert!(matches!(
             s.commit(&stale, 0).await,
             Err(PortError::Conflict(_))
         ));
-        assert_eq!(s.load_shard("s0").await?.0, Some(meta("s0", 5)));
+        assert_eq!(
+            s.load_shard(&ShardId::from("s0")).await?.0,
+            Some(meta("s0", 5))
+        );
         Ok(())
     }
 

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use traffic_aws::AwsClients;
 use traffic_aws::range::{StreamRef, read_range};
 use traffic_core::EngineConfig;
+use traffic_core::ShardId;
 use traffic_core::redrive::{RedriveCounts, redrive_id};
 use traffic_core::sequence::SequenceNumber;
 use traffic_functions::Config;
@@ -47,7 +48,7 @@ pub struct FailedBatch {
     /// Whose batch it was, when the record says (its `functionArn` names `ingest` or `fault`).
     pub consumer: Option<Consumer>,
     /// The shard.
-    pub shard: String,
+    pub shard: ShardId,
     /// Its first record.
     pub start: SequenceNumber,
     /// Its last record.
@@ -93,7 +94,7 @@ struct RequestContext {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct BatchInfo {
-    shard_id: String,
+    shard_id: ShardId,
     start_sequence_number: String,
     end_sequence_number: String,
     batch_size: u64,
@@ -147,7 +148,7 @@ pub struct Redriven {
     /// The consumer.
     pub consumer: Option<Consumer>,
     /// The shard.
-    pub shard: String,
+    pub shard: ShardId,
     /// Its first record.
     pub start: String,
     /// Its last record.
@@ -362,7 +363,7 @@ mod tests {
         assert!(f.start < f.end);
         let local = crate::esm::destination_record(
             "fault",
-            "shardId-000000000000",
+            &ShardId::from("shardId-000000000000"),
             "arn:aws:kinesis:eu-south-1:123456789012:stream/s",
             &[traffic_ports::SourceRecord {
                 seq: SequenceNumber::from_u128(7),

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use traffic_aws::retry::backoff;
+use traffic_core::ShardId;
 use traffic_core::sequence::SequenceNumber;
 use traffic_ports::{ReadFrom, SourceRecord};
 
@@ -19,13 +20,13 @@ use traffic_ports::{ReadFrom, SourceRecord};
 async fn checkpoint(
     ctx: &Ctx,
     mapping: &Mapping,
-    shard: &str,
+    shard: &ShardId,
     seq: &SequenceNumber,
 ) -> Result<(), EsmError> {
     let name = &mapping.config.name;
     ctx.checkpoints.set_checkpoint(name, shard, seq).await?;
     ctx.progress.update(name, |s| {
-        s.checkpoints.insert(shard.to_owned(), seq.to_string());
+        s.checkpoints.insert(shard.clone(), seq.to_string());
     });
     Ok(())
 }
@@ -35,7 +36,7 @@ async fn checkpoint(
 pub(crate) async fn drain_shard(
     ctx: &Ctx,
     mapping: &Mapping,
-    shard: &str,
+    shard: &ShardId,
 ) -> Result<bool, EsmError> {
     let cfg = &mapping.config;
     ctx.progress.update(&cfg.name, |s| s.shards_started += 1);
@@ -76,7 +77,7 @@ pub(crate) async fn coordinate(
     let name = mapping.config.name.clone();
     let mut started = BTreeSet::new();
     let mut finished = BTreeSet::new();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<ShardId>();
     let mut tasks = tokio::task::JoinSet::new();
     let mut failures = 0;
     while !stop.is_stopped() {
@@ -126,9 +127,9 @@ pub(crate) async fn coordinate(
 async fn follow_shard(
     ctx: Arc<Ctx>,
     mapping: Arc<Mapping>,
-    shard: String,
+    shard: ShardId,
     mut stop: Stop,
-    done: mpsc::UnboundedSender<String>,
+    done: mpsc::UnboundedSender<ShardId>,
 ) {
     let cfg = &mapping.config;
     let batch_size = cfg.batch_size.clamp(1, 10_000);

@@ -16,6 +16,7 @@ use aws_lambda_events::event::streams::KinesisEventResponse;
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::time::Duration;
+use traffic_core::ShardId;
 use traffic_core::sequence::SequenceNumber;
 use traffic_ports::SourceRecord;
 
@@ -46,7 +47,7 @@ pub fn retry_index(
 pub(crate) async fn deliver(
     ctx: &Ctx,
     mapping: &Mapping,
-    shard: &str,
+    shard: &ShardId,
     records: &[SourceRecord],
 ) -> Result<(), EsmError> {
     let cfg = &mapping.config;
@@ -127,7 +128,7 @@ pub(crate) async fn deliver(
 async fn to_destination(
     ctx: &Ctx,
     cfg: &MappingConfig,
-    shard: &str,
+    shard: &ShardId,
     records: &[SourceRecord],
     attempts: u32,
     condition: &str,
@@ -302,7 +303,7 @@ mod tests {
         deliver(
             &ctx,
             &mapping(handler.clone(), OnFailure::Stop),
-            "s",
+            &ShardId::from("s"),
             &records(5),
         )
         .await
@@ -324,13 +325,19 @@ mod tests {
         let r = deliver(
             &ctx,
             &mapping(handler.clone(), OnFailure::Stop),
-            "s",
+            &ShardId::from("s"),
             &records(2),
         )
         .await;
         assert!(r.is_err());
         // With a destination the shard moves on instead, after bisecting the batch.
-        let r = deliver(&ctx, &mapping(handler, OnFailure::Log), "s", &records(2)).await;
+        let r = deliver(
+            &ctx,
+            &mapping(handler, OnFailure::Log),
+            &ShardId::from("s"),
+            &records(2),
+        )
+        .await;
         assert!(r.is_ok());
         let stats = ctx.progress.of("test");
         assert_eq!(stats.records_to_destination, 2, "{stats:?}");

@@ -5,6 +5,7 @@
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use traffic_core::ShardId;
 use traffic_ports::SourceRecord;
 
 /// The arrival time of a record.
@@ -15,7 +16,7 @@ pub(crate) fn arrival(r: &SourceRecord) -> DateTime<Utc> {
 /// The `KinesisEvent` Lambda hands over for these records of `shard` (`eventID`
 /// `<shard>:<sequence number>`, the data, the arrival time, the stream's ARN when it has one).
 pub fn kinesis_event(
-    shard: &str,
+    shard: &ShardId,
     arn: &str,
     region: &str,
     records: &[SourceRecord],
@@ -46,7 +47,7 @@ pub fn kinesis_event(
 /// `with_data`, the records themselves, as the file destination keeps them).
 pub fn destination_record(
     mapping: &str,
-    shard: &str,
+    shard: &ShardId,
     stream_arn: &str,
     records: &[SourceRecord],
     attempts: u32,

@@ -32,6 +32,7 @@ use crate::stop::Stop;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
+use traffic_core::ShardId;
 use traffic_ports::{CheckpointStore, PortError, RecordSource};
 
 /// Why a mapping stopped.
@@ -48,7 +49,7 @@ pub enum EsmError {
         /// The mapping.
         mapping: String,
         /// The shard.
-        shard: String,
+        shard: ShardId,
         /// Records not handled.
         records: usize,
         /// Tries made.

@@ -30,7 +30,7 @@ pub struct MappingStats {
     /// Reads of the source (`GetRecords` calls on Kinesis).
     pub get_records_calls: u64,
     /// Last sequence number handled, per shard.
-    pub checkpoints: BTreeMap<String, String>,
+    pub checkpoints: BTreeMap<traffic_core::ShardId, String>,
 }
 
 /// The counters of every mapping, observable while they run.

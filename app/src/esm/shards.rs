@@ -2,19 +2,20 @@
 //! so an intersection's readings are handled in order across a split or a merge.
 
 use std::collections::{BTreeSet, HashSet};
+use traffic_core::ShardId;
 use traffic_core::lineage::ShardInfo;
 
 /// The shards that may start now: not started yet, and every parent of theirs either read to
 /// its end or no longer listed (past the stream's retention).
 pub fn ready_shards(
     shards: &[ShardInfo],
-    started: &BTreeSet<String>,
-    finished: &BTreeSet<String>,
-) -> Vec<String> {
-    let listed: HashSet<&str> = shards.iter().map(|s| s.id.as_str()).collect();
-    let parent_done = |p: &Option<String>| match p {
+    started: &BTreeSet<ShardId>,
+    finished: &BTreeSet<ShardId>,
+) -> Vec<ShardId> {
+    let listed: HashSet<&ShardId> = shards.iter().map(|s| &s.id).collect();
+    let parent_done = |p: &Option<ShardId>| match p {
         None => true,
-        Some(p) => finished.contains(p) || !listed.contains(p.as_str()),
+        Some(p) => finished.contains(p) || !listed.contains(p),
     };
     shards
         .iter()
@@ -37,8 +38,8 @@ mod tests {
         }
     }
 
-    fn set(v: &[&str]) -> BTreeSet<String> {
-        v.iter().map(|s| s.to_string()).collect()
+    fn set(v: &[&str]) -> BTreeSet<ShardId> {
+        v.iter().map(|s| ShardId::from(*s)).collect()
     }
 
     #[test]

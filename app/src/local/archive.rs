@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use traffic_archive::layout::archived_up_to;
 use traffic_archive::writer::{Record, write_shard};
+use traffic_core::ShardId;
 use traffic_core::sequence::SequenceNumber;
 use traffic_embedded::EmbeddedLog;
 use traffic_embedded::log::shard_id;
@@ -39,7 +40,7 @@ pub struct Archiver {
 }
 
 struct Pending {
-    id: String,
+    id: ShardId,
     read_to: Option<u64>,
     records: Vec<SourceRecord>,
 }
@@ -71,7 +72,7 @@ impl Archiver {
                 .checkpoint(ARCHIVE_CONSUMER, &id)
                 .await?
                 .and_then(|s| s.to_u64());
-            let written = done.get(&id).copied();
+            let written = done.get(id.as_str()).copied();
             // A file written before a crash that kept the checkpoint back.
             if let Some(w) = written.filter(|w| checkpoint.is_none_or(|c| c < *w)) {
                 log.set_checkpoint(ARCHIVE_CONSUMER, &id, &SequenceNumber::from_u64(w))
@@ -132,7 +133,7 @@ impl Archiver {
                     })
                 })
                 .collect();
-            let written = write_shard(&self.dir, &shard.id, &records)?;
+            let written = write_shard(&self.dir, shard.id.as_str(), &records)?;
             out.readings += written.readings;
             out.errors += written.errors;
             if let Some(last) = shard.records.last() {

@@ -66,7 +66,7 @@ impl FunctionTotals {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ShardView {
     /// The shard.
-    pub shard_id: String,
+    pub shard_id: traffic_core::ShardId,
     /// Greatest event time it accepted (RFC 3339).
     pub max_event: Option<String>,
     /// What happened to its records.

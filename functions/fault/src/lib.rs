@@ -147,7 +147,7 @@ pub struct FaultReport {
     /// Intersections with a reading whose own position is far from the registry's (logged).
     pub positions_far: usize,
     /// Shards that failed (their first record is reported for retry).
-    pub failed: Vec<String>,
+    pub failed: Vec<traffic_core::ShardId>,
 }
 
 impl FaultHandler {

@@ -30,6 +30,7 @@ use tracing::field::Empty;
 use tracing::{Instrument, info_span};
 use traffic_core::EngineConfig;
 use traffic_core::IntersectionId;
+use traffic_core::ShardId;
 use traffic_core::pane::{BatchFold, Counters, Outcome};
 use traffic_core::reading::Reading;
 use traffic_core::routing::HashKeyRange;
@@ -231,7 +232,7 @@ impl IngestHandler {
 
     async fn process_shard(
         &self,
-        shard: &str,
+        shard: &ShardId,
         range: Option<&HashKeyRange>,
         records: &[Decoded<'_>],
         report: &mut IngestReport,

@@ -5,6 +5,7 @@
 
 use crate::{IngestHandler, check};
 use aws_lambda_events::event::kinesis::KinesisEvent;
+use traffic_core::ShardId;
 use traffic_core::redrive::{RedriveCounts, RedriveFold, RedriveOutcome};
 use traffic_core::routing::HashKeyRange;
 use traffic_functions::kinesis::decode_by_shard;
@@ -22,7 +23,7 @@ impl IngestHandler {
     /// when the state cannot be read or written (nothing is then applied).
     pub async fn redrive(
         &self,
-        shard: &str,
+        shard: &ShardId,
         id: u64,
         event: &KinesisEvent,
         missing: u64,
@@ -34,7 +35,7 @@ impl IngestHandler {
 
     async fn redrive_in(
         &self,
-        shard: &str,
+        shard: &ShardId,
         id: u64,
         event: &KinesisEvent,
         missing: u64,
@@ -46,12 +47,12 @@ impl IngestHandler {
         let (shards, bad) = decode_by_shard(event);
         let records: Vec<_> = shards
             .iter()
-            .filter(|(s, _)| s.as_str() == shard)
+            .filter(|(s, _)| *s == shard)
             .flat_map(|(_, rs)| rs.iter())
             .collect();
         let other = shards
             .iter()
-            .filter(|(s, _)| s.as_str() != shard)
+            .filter(|(s, _)| *s != shard)
             .map(|(_, rs)| rs.len() as u64)
             .sum::<u64>();
         let known = self.known(records.iter().copied()).await?;

@@ -5,6 +5,7 @@
 use crate::{CloseUpTo, DUE_PER_RUN, MergeHandler, MergeReport, Provisional, events, silence};
 use std::collections::{BTreeMap, BTreeSet};
 use tracing::{Instrument, info_span};
+use traffic_core::ShardId;
 use traffic_core::delta::{Delta, DeltaKey};
 use traffic_core::latency::{RunSeen, SeenDelta, observe};
 use traffic_core::lineage::{ShardActivity, ShardInfo, global_watermark, idle_shards};
@@ -25,7 +26,7 @@ struct Marks {
     /// The shards' metadata (read again when the closed mark moved).
     metas: Vec<ShardMeta>,
     /// Since when each shard found current has been so, after this run.
-    caught_up_since: BTreeMap<String, i64>,
+    caught_up_since: BTreeMap<ShardId, i64>,
     /// The shards the watermark weighed.
     shards_counted: usize,
     /// The closed mark before the run.
@@ -77,11 +78,11 @@ impl MergeHandler {
         let (Some(stream), Some(lineage)) = (self.stream.as_deref(), lineage) else {
             return Vec::new();
         };
-        let mut ids: BTreeSet<&str> = metas.iter().map(|m| m.shard_id.as_str()).collect();
-        ids.extend(lineage.iter().filter(|s| !s.closed).map(|s| s.id.as_str()));
+        let mut ids: BTreeSet<&ShardId> = metas.iter().map(|m| &m.shard_id).collect();
+        ids.extend(lineage.iter().filter(|s| !s.closed).map(|s| &s.id));
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let meta = metas.iter().find(|m| m.shard_id == id);
+            let meta = metas.iter().find(|m| m.shard_id == *id);
             let caught_up = match stream
                 .caught_up(id, meta.and_then(|m| m.applied_through.as_ref()))
                 .await
@@ -93,7 +94,7 @@ impl MergeHandler {
                 }
             };
             out.push(ShardActivity {
-                shard_id: id.to_owned(),
+                shard_id: id.clone(),
                 caught_up,
                 last_arrival_ms: meta.and_then(|m| m.last_arrival_ms),
                 last_accepted_ms: meta.and_then(|m| m.last_accepted_ms),

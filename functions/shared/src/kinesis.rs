@@ -3,6 +3,7 @@
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use std::collections::BTreeMap;
+use traffic_core::ShardId;
 use traffic_core::reading::{Reading, ReadingError};
 use traffic_core::routing::HashKeyRange;
 use traffic_core::sequence::SequenceNumber;
@@ -119,13 +120,16 @@ impl Decoded<'_> {
 /// sequence number is not a number are returned apart (they cannot be checkpointed).
 pub fn decode_by_shard(
     event: &KinesisEvent,
-) -> (BTreeMap<String, Vec<Decoded<'_>>>, Vec<&KinesisEventRecord>) {
-    let mut shards: BTreeMap<String, Vec<Decoded<'_>>> = BTreeMap::new();
+) -> (
+    BTreeMap<ShardId, Vec<Decoded<'_>>>,
+    Vec<&KinesisEventRecord>,
+) {
+    let mut shards: BTreeMap<ShardId, Vec<Decoded<'_>>> = BTreeMap::new();
     let mut bad = Vec::new();
     for record in &event.records {
         match SequenceNumber::parse(&record.kinesis.sequence_number) {
             Ok(seq) => shards
-                .entry(shard_of(record).to_owned())
+                .entry(shard_of(record).into())
                 .or_default()
                 .push(Decoded {
                     record,

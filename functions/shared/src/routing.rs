@@ -12,12 +12,13 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use tokio::sync::Mutex;
+use traffic_core::ShardId;
 use traffic_core::routing::HashKeyRange;
 use traffic_ports::StreamShards;
 
 /// The hash key ranges of the shards of one batch, by shard id.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Routes(HashMap<String, HashKeyRange>);
+pub struct Routes(HashMap<ShardId, HashKeyRange>);
 
 impl Routes {
     /// No ranges: nothing is checked.
@@ -26,13 +27,13 @@ impl Routes {
     }
 
     /// The range of `shard`, if known.
-    pub fn of(&self, shard: &str) -> Option<&HashKeyRange> {
+    pub fn of(&self, shard: &ShardId) -> Option<&HashKeyRange> {
         self.0.get(shard)
     }
 }
 
-impl FromIterator<(String, HashKeyRange)> for Routes {
-    fn from_iter<I: IntoIterator<Item = (String, HashKeyRange)>>(iter: I) -> Self {
+impl FromIterator<(ShardId, HashKeyRange)> for Routes {
+    fn from_iter<I: IntoIterator<Item = (ShardId, HashKeyRange)>>(iter: I) -> Self {
         Self(iter.into_iter().collect())
     }
 }
@@ -46,7 +47,7 @@ pub struct ShardRanges {
 
 #[derive(Default)]
 struct Known {
-    ranges: HashMap<String, HashKeyRange>,
+    ranges: HashMap<ShardId, HashKeyRange>,
     /// Shards asked for once and still not listed: not asked for again.
     unlisted: BTreeSet<String>,
     loaded: bool,
@@ -91,7 +92,7 @@ impl ShardRanges {
         }
         shards
             .into_iter()
-            .filter_map(|s| known.ranges.get(s).map(|r| (s.to_owned(), *r)))
+            .filter_map(|s| known.ranges.get(s).map(|r| (s.into(), *r)))
             .collect()
     }
 }

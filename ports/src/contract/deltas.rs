@@ -5,6 +5,7 @@ use super::{Outcome, ensure_law, id};
 use crate::StateStore;
 use std::collections::BTreeMap;
 use traffic_core::LightIndex;
+use traffic_core::ShardId;
 use traffic_core::delta::{Arrivals, Delta, DeltaKey, DeltaReading};
 use traffic_core::pane::{Commit, DeltaRef, ShardMeta};
 use traffic_core::rollup::Rollup;
@@ -27,7 +28,7 @@ fn delta(
     case: &str,
     ns: &[usize],
     start_ms: i64,
-    shard: &str,
+    shard: &ShardId,
     commit: u64,
     part: u32,
 ) -> anyhow::Result<Delta> {
@@ -54,7 +55,7 @@ fn delta(
     Ok(Delta {
         key: DeltaKey {
             pane_start_ms: start_ms,
-            shard_id: shard.to_owned(),
+            shard_id: shard.clone(),
             commit,
             part,
         },
@@ -73,7 +74,7 @@ fn delta(
 
 /// Commit number `n` (1, 2, ...) of `shard` from a fresh store's point of view: the meta
 /// after it lists `deltas`.
-fn commit(shard: &str, n: u64, deltas: Vec<Delta>) -> Commit {
+fn commit(shard: &ShardId, n: u64, deltas: Vec<Delta>) -> Commit {
     let mut refs: Vec<DeltaRef> = Vec::new();
     for d in &deltas {
         match refs
@@ -93,7 +94,7 @@ fn commit(shard: &str, n: u64, deltas: Vec<Delta>) -> Commit {
         expected_commits: n - 1,
         closed_ms: None,
         meta: ShardMeta {
-            shard_id: shard.to_owned(),
+            shard_id: shard.clone(),
             applied_through: Some(SequenceNumber::from_u64(10 * n)),
             max_event_ms: Some(T0 + 30_000),
             commits: n,
@@ -110,7 +111,7 @@ pub async fn committed_deltas_read_back_by_key_in_the_order_asked<S: StateStore 
     s: &S,
 ) -> Outcome {
     let case = "deltas-read";
-    let shard = "contract-d1";
+    let shard = &ShardId::from("contract-d1");
     let written = vec![
         delta(case, &[0, 1], T0, shard, 1, 0)?,
         delta(case, &[2], T0, shard, 1, 1)?,
@@ -155,7 +156,10 @@ pub async fn delta_panes_lists_each_pane_with_deltas_once_from_the_start_on<
     let base = T0 + 100 * PANE;
     let panes = [base, base + PANE, base + 2 * PANE];
     let last = panes[2];
-    let (a, b) = ("contract-d2a", "contract-d2b");
+    let (a, b) = (
+        &ShardId::from("contract-d2a"),
+        &ShardId::from("contract-d2b"),
+    );
     s.commit(
         &commit(
             a,
@@ -208,7 +212,7 @@ pub async fn forget_keeps_the_panes_and_rollups_it_does_not_drop<S: StateStore +
     s: &S,
 ) -> Outcome {
     let case = "deltas-forget";
-    let shard = "contract-d3";
+    let shard = &ShardId::from("contract-d3");
     let base = T0 + 200 * PANE;
     let (old, kept) = (base, base + PANE);
     let written = vec![

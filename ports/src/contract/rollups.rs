@@ -4,6 +4,7 @@
 use super::{Outcome, ensure_law, id};
 use crate::{PortError, StateStore};
 use traffic_core::LightIndex;
+use traffic_core::ShardId;
 use traffic_core::delta::DeltaReading;
 use traffic_core::pane::{Commit, ShardMeta};
 use traffic_core::redrive::{RedriveCounts, RedriveMark};
@@ -115,9 +116,9 @@ pub async fn put_rollups_replaces_the_rollup_of_its_window<S: StateStore + ?Size
     Ok(())
 }
 
-fn meta(shard: &str, through: u64, commits: u64) -> ShardMeta {
+fn meta(shard: &ShardId, through: u64, commits: u64) -> ShardMeta {
     ShardMeta {
-        shard_id: shard.to_owned(),
+        shard_id: shard.clone(),
         applied_through: Some(SequenceNumber::from_u64(through)),
         max_event_ms: Some(T0),
         commits,
@@ -127,7 +128,7 @@ fn meta(shard: &str, through: u64, commits: u64) -> ShardMeta {
 
 /// A redrive's commit on top of a meta at `through` after `commits` commits: the commit count
 /// moves, `applied_through` does not.
-fn redrive(shard: &str, through: u64, commits: u64) -> Commit {
+fn redrive(shard: &ShardId, through: u64, commits: u64) -> Commit {
     Commit {
         expected: Some(SequenceNumber::from_u64(through)),
         expected_commits: commits,
@@ -138,7 +139,7 @@ fn redrive(shard: &str, through: u64, commits: u64) -> Commit {
 }
 
 /// A shard's first commit, applied through 10, nothing written but its meta.
-fn first_commit(shard: &str) -> Commit {
+fn first_commit(shard: &ShardId) -> Commit {
     Commit {
         expected: None,
         expected_commits: 0,
@@ -148,9 +149,9 @@ fn first_commit(shard: &str) -> Commit {
     }
 }
 
-fn mark(shard: &str, id: u64, applied: u64) -> RedriveMark {
+fn mark(shard: &ShardId, id: u64, applied: u64) -> RedriveMark {
     RedriveMark {
-        shard_id: shard.to_owned(),
+        shard_id: shard.clone(),
         id,
         counts: RedriveCounts {
             applied,
@@ -167,7 +168,7 @@ fn mark(shard: &str, id: u64, applied: u64) -> RedriveMark {
 pub async fn redrive_mark_is_written_with_its_commit_and_only_once<S: StateStore + ?Sized>(
     s: &S,
 ) -> Outcome {
-    let shard = "contract-r1";
+    let shard = &ShardId::from("contract-r1");
     s.commit(&first_commit(shard), T0).await?;
     let none = s.redrive_mark(shard, 7).await?;
     ensure_law!(none.is_none(), "a mark before any redrive: {none:?}");
@@ -176,7 +177,7 @@ pub async fn redrive_mark_is_written_with_its_commit_and_only_once<S: StateStore
     s.commit_redrive(&redriven, &m, T0).await?;
     let got = s.redrive_mark(shard, 7).await?;
     ensure_law!(got.as_ref() == Some(&m), "the mark read {got:?}");
-    for (other_shard, other_id) in [("contract-r1x", 7), (shard, 8)] {
+    for (other_shard, other_id) in [(&ShardId::from("contract-r1x"), 7), (shard, 8)] {
         let got = s.redrive_mark(other_shard, other_id).await?;
         ensure_law!(
             got.is_none(),
@@ -208,7 +209,7 @@ pub async fn redrive_mark_is_written_with_its_commit_and_only_once<S: StateStore
 /// A redrive refused by the meta's condition (as a commit is) writes no mark: the mark is in
 /// the same atomic write as the meta.
 pub async fn refused_redrive_writes_no_mark<S: StateStore + ?Sized>(s: &S) -> Outcome {
-    let shard = "contract-r2";
+    let shard = &ShardId::from("contract-r2");
     let first = first_commit(shard);
     s.commit(&first, T0).await?;
     for (stale, what) in [

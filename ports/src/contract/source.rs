@@ -6,6 +6,7 @@
 use super::{Outcome, ensure_law};
 use crate::{CheckpointStore, ReadFrom, RecordSource, SourceRecord};
 use async_trait::async_trait;
+use traffic_core::ShardId;
 use traffic_core::sequence::SequenceNumber;
 
 /// A stream under test: its source, and a way to put a record into it.
@@ -25,7 +26,7 @@ const KEYS: [(&str, u8); 3] = [("C-source-a", 7), ("C-source-b", 3), ("C-source-
 /// until one comes back empty: every record the shard holds, in its order.
 async fn read_all(
     source: &dyn RecordSource,
-    shard: &str,
+    shard: &ShardId,
     limit: usize,
 ) -> anyhow::Result<Vec<SourceRecord>> {
     let mut out: Vec<SourceRecord> = Vec::new();
@@ -104,7 +105,7 @@ pub async fn each_shard_reads_its_records_in_order_from_the_oldest_and_after_any
 /// set, and setting it again moves it.
 pub async fn checkpoints_are_kept_per_mapping_and_shard<C: CheckpointStore + ?Sized>(
     store: &C,
-    shards: [&str; 2],
+    shards: [&ShardId; 2],
 ) -> Outcome {
     let seq = SequenceNumber::from_u64;
     let [s0, s1] = shards;

@@ -3,15 +3,16 @@
 
 use super::{Outcome, ensure_law};
 use crate::{PortError, StateStore};
+use traffic_core::ShardId;
 use traffic_core::pane::{Commit, MergeState, ShardMeta};
 use traffic_core::sequence::SequenceNumber;
 
 /// Processing time the cases start from, epoch ms.
 const NOW: i64 = 1_767_700_000_000;
 
-fn meta(shard: &str, through: u64, commits: u64) -> ShardMeta {
+fn meta(shard: &ShardId, through: u64, commits: u64) -> ShardMeta {
     ShardMeta {
-        shard_id: shard.to_owned(),
+        shard_id: shard.clone(),
         applied_through: Some(SequenceNumber::from_u64(through)),
         max_event_ms: Some(NOW),
         commits,
@@ -20,7 +21,7 @@ fn meta(shard: &str, through: u64, commits: u64) -> ShardMeta {
 }
 
 fn commit(
-    shard: &str,
+    shard: &ShardId,
     expected: Option<u64>,
     expected_commits: u64,
     closed_ms: Option<i64>,
@@ -83,7 +84,7 @@ pub async fn closed_mark_only_moves_forward<S: StateStore + ?Sized>(s: &S) -> Ou
     );
     progress.marks.closed_ms = Some(NOW);
     s.put_merge_progress(&progress).await?;
-    let (_, marks) = s.load_shard("contract-s2").await?;
+    let (_, marks) = s.load_shard(&"contract-s2".into()).await?;
     ensure_law!(
         marks.closed_ms == Some(NOW + 900_000),
         "after progress with an older mark: {marks:?}"
@@ -95,7 +96,7 @@ pub async fn closed_mark_only_moves_forward<S: StateStore + ?Sized>(s: &S) -> Ou
 /// commit count): a second commit from the same start is [`PortError::Conflict`] and leaves
 /// the meta as the first wrote it.
 pub async fn commit_is_conditional_on_the_stored_meta<S: StateStore + ?Sized>(s: &S) -> Outcome {
-    let shard = "contract-s3";
+    let shard = &ShardId::from("contract-s3");
     let (none, _) = s.load_shard(shard).await?;
     ensure_law!(none.is_none(), "a meta before any commit: {none:?}");
     let first = commit(shard, None, 0, None, 10);
@@ -125,7 +126,7 @@ pub async fn commit_is_conditional_on_the_stored_meta<S: StateStore + ?Sized>(s:
     ensure_law!(
         metas
             .iter()
-            .filter(|m| m.shard_id == shard)
+            .filter(|m| m.shard_id == *shard)
             .collect::<Vec<_>>()
             == [&next.meta],
         "shard metas {metas:?}"
@@ -136,7 +137,7 @@ pub async fn commit_is_conditional_on_the_stored_meta<S: StateStore + ?Sized>(s:
 /// A commit folded against a closed mark the merge has since moved is
 /// [`PortError::Conflict`]; against the current mark it lands.
 pub async fn commit_is_conditional_on_the_closed_mark<S: StateStore + ?Sized>(s: &S) -> Outcome {
-    let shard = "contract-s4";
+    let shard = &ShardId::from("contract-s4");
     s.advance_closed_mark(NOW).await?;
     let before = commit(shard, None, 0, Some(NOW - 900_000), 5);
     let r = s.commit(&before, NOW).await;
@@ -176,7 +177,7 @@ pub async fn merge_progress_round_trips<S: StateStore + ?Sized>(s: &S) -> Outcom
     s.put_merge_progress(&progress).await?;
     let got = s.merge_state().await?;
     ensure_law!(got == progress, "stored {progress:?}, read {got:?}");
-    let (_, marks) = s.load_shard("contract-s5").await?;
+    let (_, marks) = s.load_shard(&"contract-s5".into()).await?;
     ensure_law!(marks == progress.marks, "marks with a shard: {marks:?}");
     Ok(())
 }
@@ -209,29 +210,29 @@ pub async fn merge_progress_does_not_move_the_closed_mark<S: StateStore + ?Sized
 /// [`StateStore::shard_metas`] holds the meta of every shard committed, each as
 /// [`StateStore::load_shard`] reads it, once; a shard whose only commit was refused has none.
 pub async fn shard_metas_hold_every_committed_shard_once<S: StateStore + ?Sized>(s: &S) -> Outcome {
-    let shards = ["contract-s7a", "contract-s7b", "contract-s7c"];
+    let shards = ["contract-s7a", "contract-s7b", "contract-s7c"].map(ShardId::from);
     for (k, shard) in shards.iter().enumerate() {
         s.commit(&commit(shard, None, 0, None, 10 + k as u64), NOW)
             .await?;
     }
-    s.commit(&commit(shards[1], Some(11), 1, None, 30), NOW)
+    s.commit(&commit(&shards[1], Some(11), 1, None, 30), NOW)
         .await?;
-    let refused = "contract-s7d";
-    let r = s.commit(&commit(refused, Some(1), 0, None, 5), NOW).await;
+    let refused = ShardId::from("contract-s7d");
+    let r = s.commit(&commit(&refused, Some(1), 0, None, 5), NOW).await;
     ensure_law!(
         matches!(r, Err(PortError::Conflict(_))),
         "a first commit expecting a meta: {r:?}"
     );
     let metas = s.shard_metas().await?;
-    for shard in shards {
+    for shard in &shards {
         let (stored, _) = s.load_shard(shard).await?;
-        let listed: Vec<_> = metas.iter().filter(|m| m.shard_id == shard).collect();
+        let listed: Vec<_> = metas.iter().filter(|m| m.shard_id == *shard).collect();
         ensure_law!(
             stored.is_some() && listed == [stored.as_ref().unwrap_or(&ShardMeta::default())],
             "{shard}: loaded {stored:?}, listed {listed:?}"
         );
     }
-    let (stored, _) = s.load_shard(shards[1]).await?;
+    let (stored, _) = s.load_shard(&shards[1]).await?;
     ensure_law!(
         stored.map(|m| m.commits) == Some(2),
         "the second commit of {} not stored",

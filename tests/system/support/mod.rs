@@ -60,7 +60,10 @@ impl FlakyState {
 
 #[async_trait]
 impl StateStore for FlakyState {
-    async fn load_shard(&self, shard_id: &str) -> PortResult<(Option<ShardMeta>, MergeMarks)> {
+    async fn load_shard(
+        &self,
+        shard_id: &traffic_core::ShardId,
+    ) -> PortResult<(Option<ShardMeta>, MergeMarks)> {
         self.inner.load_shard(shard_id).await
     }
     async fn commit(&self, commit: &Commit, now_ms: i64) -> PortResult<()> {
@@ -80,7 +83,11 @@ impl StateStore for FlakyState {
     ) -> PortResult<()> {
         self.inner.commit_redrive(commit, mark, now_ms).await
     }
-    async fn redrive_mark(&self, shard_id: &str, id: u64) -> PortResult<Option<RedriveMark>> {
+    async fn redrive_mark(
+        &self,
+        shard_id: &traffic_core::ShardId,
+        id: u64,
+    ) -> PortResult<Option<RedriveMark>> {
         self.inner.redrive_mark(shard_id, id).await
     }
     async fn shard_metas(&self) -> PortResult<Vec<ShardMeta>> {

@@ -140,7 +140,7 @@ impl DynamoStore {
                 "shard index",
                 &ShardIndex {
                     pk: "shards".into(),
-                    sk: shard.clone(),
+                    sk: shard.to_string(),
                     shard_id: shard.clone(),
                 },
             )?;
