@@ -25,6 +25,13 @@ For requests Schemathesis generates as valid (positive cases) this module makes 
 hold, so that "a valid request is accepted" is checked on every operation; invalid (negative)
 cases are left as generated. The `validate` checks of the router tests cover the rules
 themselves.
+
+A case's mode is read as Schemathesis will judge it, not as it was generated: in the stateful
+phase a case drawn as negative can have its invalid part replaced by a link (the `id` the
+previous response gave), and Schemathesis then revalidates it, after this hook, as positive.
+Such a case is made consistent too when its body is valid (`_valid_after_links`); a fresh-clone run's stateful phase
+once sent one unchanged (`PUT .../phases` naming a light the stored intersection lacks) and
+reported a schema-valid request refused.
 """
 
 import json
@@ -34,6 +41,7 @@ import urllib.parse
 import urllib.request
 
 import schemathesis
+from schemathesis.core.parameters import ParameterLocation
 
 
 #: The operation that sets an intersection's control mode and limits.
@@ -43,6 +51,20 @@ CONTROL_OP = "setControl"
 def _is_positive(case):
     meta = getattr(case, "meta", None)
     return meta is not None and meta.generation.mode.is_positive
+
+
+def _valid_after_links(case):
+    """Whether the case's body is to be made consistent: the case is positive, or its body is
+    valid by the document as it stands (the case may be negative only in what a link has since
+    replaced, and Schemathesis, revalidating it, then judges it positive). A body the document
+    refuses is left as generated."""
+    if _is_positive(case):
+        return True
+    try:
+        validator = case.operation.schema.adapter.jsonschema_validator_cls
+        return bool(case._validate_component(ParameterLocation.BODY, case.body, validator))
+    except Exception:  # no body schema, or one its draft cannot judge: left as generated
+        return False
 
 
 def _consistent_phases(phases, indexes):
@@ -184,10 +206,9 @@ def _consistent_cursor(case):
 # sequences, whose cases come from links rather than from the generators).
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    if not _is_positive(case):
-        return
-    _consistent_cursor(case)
-    if not isinstance(case.body, dict):
+    if _is_positive(case):
+        _consistent_cursor(case)
+    if not isinstance(case.body, dict) or not _valid_after_links(case):
         return
     body = _consistent_case(case)
     if body is not None:
