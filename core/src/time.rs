@@ -19,10 +19,15 @@ pub fn format_rfc3339_ms(ms: i64) -> String {
     }
 }
 
+/// Epoch milliseconds of `text`, or a serde error naming it.
+fn ms_of<E: serde::de::Error>(text: &str) -> Result<i64, E> {
+    parse_rfc3339_ms(text).ok_or_else(|| E::custom(format!("not an RFC 3339 time: {text:?}")))
+}
+
 /// Serde of epoch milliseconds as RFC 3339 text ([`format_rfc3339_ms`]), for a time kept as
 /// a number and written as a timestamp: `#[serde(with = "traffic_core::time::rfc3339")]`.
 pub mod rfc3339 {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use serde::{Deserialize, Deserializer, Serializer};
 
     /// Writes `ms` as its timestamp.
     pub fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -31,15 +36,13 @@ pub mod rfc3339 {
 
     /// Reads a timestamp as epoch milliseconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-        let text = String::deserialize(d)?;
-        super::parse_rfc3339_ms(&text)
-            .ok_or_else(|| D::Error::custom(format!("not an RFC 3339 time: {text:?}")))
+        super::ms_of(&String::deserialize(d)?)
     }
 }
 
 /// [`rfc3339`] for an optional time (`null` or absent: `None`).
 pub mod rfc3339_opt {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use serde::{Deserialize, Deserializer, Serializer};
 
     /// Writes `ms` as its timestamp, or `null`.
     pub fn serialize<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
@@ -52,10 +55,7 @@ pub mod rfc3339_opt {
     /// Reads a timestamp, or `null`, as epoch milliseconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
         Option::<String>::deserialize(d)?
-            .map(|text| {
-                super::parse_rfc3339_ms(&text)
-                    .ok_or_else(|| D::Error::custom(format!("not an RFC 3339 time: {text:?}")))
-            })
+            .map(|text| super::ms_of(&text))
             .transpose()
     }
 }

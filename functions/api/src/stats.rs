@@ -50,9 +50,9 @@ pub struct FunctionTotals {
 
 impl FunctionTotals {
     /// The figures of `function` that `s` sums.
-    fn of(function: &str, s: &StatsSample) -> Self {
+    fn of(function: String, s: &StatsSample) -> Self {
         Self {
-            function: function.to_owned(),
+            function,
             invocations: s.invocations,
             records: s.records,
             accepted: s.accepted,
@@ -151,12 +151,12 @@ pub async fn stats(State(state): State<Shared>, q: Params) -> ApiResult<Json<Sta
             .map(|s| StatsPoint {
                 minute: format_rfc3339_ms(s.minute_ms),
                 minute_ms: s.minute_ms,
-                totals: FunctionTotals::of(&s.function.to_string(), s),
+                totals: FunctionTotals::of(s.function.to_string(), s),
             })
             .collect(),
         functions: by_function
             .into_iter()
-            .map(|(f, s)| FunctionTotals::of(&f, &s))
+            .map(|(f, s)| FunctionTotals::of(f, &s))
             .collect(),
         counters: CountersView::from(&total),
         shards: metas
