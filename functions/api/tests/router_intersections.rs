@@ -5,7 +5,7 @@ mod support;
 use axum::http::StatusCode;
 use support::*;
 use traffic_core::city::Phase;
-use traffic_ports::{Registry, TimingUpdate};
+use traffic_ports::Registry;
 
 #[tokio::test]
 async fn an_intersection_can_be_created_read_replaced_patched_and_deleted() -> anyhow::Result<()> {
@@ -92,24 +92,8 @@ async fn a_write_naming_a_version_that_changed_is_refused_and_changes_nothing() 
             extra: Default::default(),
         },
     ];
-    let version = api
-        .store
-        .intersection_versioned(&id("I-0001"))
-        .await?
-        .map_or_else(|| traffic_ports::Version::new(""), |(_, v)| v);
-    let skipped = api
-        .store
-        .set_timings(
-            &[TimingUpdate {
-                id: id("I-0001"),
-                plan: None,
-                phases: retimed.clone(),
-                expected_version: version,
-            }],
-            &"15m@2026-01-05T08:00:00Z".parse()?,
-        )
+    api.retime("I-0001", retimed, "15m@2026-01-05T08:00:00Z")
         .await?;
-    assert!(skipped.is_empty());
     let now = api.get(path).await?.etag.unwrap_or_default();
     assert_ne!(now, old, "a retiming changes the version");
     let stored = api.store.intersection(&id("I-0001")).await?;
